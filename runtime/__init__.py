@@ -1,0 +1,1 @@
+"""The measured-boot runtime that runs inside the firmware's initramfs."""

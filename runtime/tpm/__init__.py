@@ -1,0 +1,52 @@
+"""The TPM 2.0 layer, over tpm2-pytss ESAPI.
+
+Pure modules (no TPM, no tpm2-pytss import; importing this package loads only these):
+  pcr_math         PCR banks, extend, prediction
+  policy_math      policy digests computed offline (PolicyPCR, PolicyAuthValue, PolicyNV)
+  eventlog         the firmware's binary TCG event log: parse and replay
+  measurement_log  the runtime's own in-RAM log of extends, and its replay
+  nv_attrs         NV attributes and the rollback-counter checks
+  errors           typed errors with plain-words messages
+  handles          handles and NV indexes, in Heads' numbering
+
+Modules that talk to the TPM (import tpm2-pytss when first imported):
+  connection  Tpm.connect(): the ESAPI context and its shared salted sessions
+  pcrs        read and extend PCRs (every extend is logged)
+  sealing     seal / unseal small secrets to PCRs and an optional passphrase
+  nv          NV define / write / read / undefine; sealed blobs in NV
+  counters    monotonic counters for rollback protection
+  ownership   clear, take ownership, dictionary-attack state
+  rng         random bytes from the TPM
+"""
+
+from runtime.tpm.errors import (
+    NvIndexMissing,
+    PcrsChanged,
+    PrimaryKeyMissing,
+    SealedObjectMissing,
+    TpmAbsent,
+    TpmCommandError,
+    TpmError,
+    TpmFailureMode,
+    TpmLockedOut,
+    TpmObjectMissing,
+    WrongOwnerPassphrase,
+    WrongPassphrase,
+)
+from runtime.tpm.pcr_math import Bank
+
+__all__ = [
+    "Bank",
+    "NvIndexMissing",
+    "PcrsChanged",
+    "PrimaryKeyMissing",
+    "SealedObjectMissing",
+    "TpmAbsent",
+    "TpmCommandError",
+    "TpmError",
+    "TpmFailureMode",
+    "TpmLockedOut",
+    "TpmObjectMissing",
+    "WrongOwnerPassphrase",
+    "WrongPassphrase",
+]

@@ -1,0 +1,235 @@
+"""Typed TPM errors with plain-words messages.
+
+tpm2-pytss raises ``TSS2_Exception`` carrying a numeric response code. The
+runtime turns those codes into the few situations a user can act on (wrong
+passphrase, PCRs changed, lockout, missing index, no TPM) so that no screen
+ever shows a raw code without an explanation. The decoding is done here from
+the integer alone, so this module does not import tpm2-pytss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from runtime.tpm.pcr_math import PcrMismatch
+
+# Response-code layers (bits 16-23 of a TSS2_RC).
+LAYER_TPM = 0x00
+LAYER_ESAPI = 0x07
+LAYER_SYS = 0x08
+LAYER_TCTI = 0x0A
+LAYER_RESMGR = 0x0B
+
+# TPM format-one codes (TPM_RC_FMT1 + n); the handle/session/parameter number is masked off.
+RC_HIERARCHY = 0x085
+RC_HANDLE = 0x08B
+RC_AUTH_FAIL = 0x08E
+RC_POLICY_FAIL = 0x09D
+RC_BAD_AUTH = 0x0A2
+RC_SIZE = 0x095
+RC_VALUE = 0x084
+# TPM format-zero codes.
+RC_INITIALIZE = 0x100
+RC_FAILURE = 0x101
+RC_DISABLED = 0x120
+RC_AUTH_UNAVAILABLE = 0x12F
+RC_PCR_CHANGED = 0x128
+RC_NV_RANGE = 0x146
+RC_NV_SIZE = 0x147
+RC_NV_LOCKED = 0x148
+RC_NV_AUTHORIZATION = 0x149
+RC_NV_UNINITIALIZED = 0x14A
+RC_NV_SPACE = 0x14B
+RC_NV_DEFINED = 0x14C
+# Warnings.
+RC_NV_RATE = 0x920
+RC_LOCKOUT = 0x921
+RC_RETRY = 0x922
+RC_NV_UNAVAILABLE = 0x923
+
+_CODE_NAMES = {
+    RC_HIERARCHY: "hierarchy disabled",
+    RC_HANDLE: "handle not found",
+    RC_AUTH_FAIL: "authorization failed",
+    RC_POLICY_FAIL: "policy check failed",
+    RC_BAD_AUTH: "authorization failed",
+    RC_SIZE: "size out of range",
+    RC_VALUE: "value out of range",
+    RC_INITIALIZE: "TPM not started",
+    RC_FAILURE: "TPM in failure mode",
+    RC_DISABLED: "command disabled",
+    RC_PCR_CHANGED: "PCRs changed during the policy",
+    RC_NV_RANGE: "NV offset out of range",
+    RC_NV_SIZE: "NV size out of range",
+    RC_NV_LOCKED: "NV index locked",
+    RC_NV_AUTHORIZATION: "NV authorization not allowed",
+    RC_NV_UNINITIALIZED: "NV index never written",
+    RC_NV_SPACE: "no NV space left",
+    RC_NV_DEFINED: "NV index already defined",
+    RC_LOCKOUT: "dictionary-attack lockout",
+    RC_RETRY: "TPM busy, retry",
+    RC_NV_RATE: "NV rate limited",
+}
+
+
+def layer_of(rc: int) -> int:
+    return (rc >> 16) & 0xFF
+
+
+def base_code(rc: int) -> int:
+    """The TPM error code without its layer and handle/session/parameter number."""
+    code = rc & 0xFFFF
+    if code & 0x080:  # format one: error number in bits 0-5
+        return 0x080 | (code & 0x03F)
+    return code & 0xFFF
+
+
+def describe_rc(rc: int) -> str:
+    """A short technical description of a response code, for logs and details."""
+    layer = layer_of(rc)
+    if layer == LAYER_TPM:
+        name = _CODE_NAMES.get(base_code(rc), "TPM error")
+        return f"{name} (0x{rc:x})"
+    names = {LAYER_ESAPI: "ESAPI", LAYER_SYS: "SAPI", LAYER_TCTI: "TPM connection"}
+    return f"{names.get(layer, 'TSS')} error 0x{rc:x}"
+
+
+class TpmError(Exception):
+    """Base of every TPM error the runtime shows. ``hint`` says what the user can do."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, rc: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.rc = rc
+        if hint is not None:
+            self.hint = hint
+
+    def details(self) -> str:
+        return describe_rc(self.rc) if self.rc is not None else ""
+
+
+class TpmAbsent(TpmError):
+    hint = (
+        "Check that the TPM is enabled in the firmware settings and that the TPM "
+        "driver is loaded; without a TPM no secret can be unsealed."
+    )
+
+
+class TpmFailureMode(TpmError):
+    hint = "The TPM reported a self-test failure. Power the machine off completely and retry."
+
+
+class WrongPassphrase(TpmError):
+    hint = "Check the keyboard layout and Caps Lock, then try again. Each failure counts "
+    "toward the TPM's dictionary-attack lockout."
+
+
+class WrongOwnerPassphrase(WrongPassphrase):
+    pass
+
+
+class TpmLockedOut(TpmError):
+    hint = (
+        "Too many wrong passphrases: the TPM refuses passphrase checks for a while. "
+        "Wait for the lockout to expire (the TPM must stay powered on), or reset the TPM."
+    )
+
+
+class PcrsChanged(TpmError):
+    """The PCRs differ from those the secret was sealed to: firmware, boot or config changed."""
+
+    hint = (
+        "The firmware, its configuration or the boot path differs from when this "
+        "secret was sealed, or the recovery shell was used in this boot. If you made "
+        "the change yourself, check the integrity report and seal the secret again."
+    )
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rc: int | None = None,
+        mismatches: Sequence[PcrMismatch] = (),
+    ) -> None:
+        super().__init__(message, rc=rc)
+        self.mismatches = list(mismatches)
+
+
+class TpmObjectMissing(TpmError):
+    hint = "The TPM does not hold it: it was never created or the TPM was reset."
+
+
+class NvIndexMissing(TpmObjectMissing):
+    pass
+
+
+class SealedObjectMissing(TpmObjectMissing):
+    pass
+
+
+class PrimaryKeyMissing(TpmObjectMissing):
+    hint = "The TPM has no storage key yet: reset the TPM and take ownership."
+
+
+class TpmCommandError(TpmError):
+    """Any other TPM failure; the message names the operation and the code."""
+
+
+def translate(
+    exc: BaseException,
+    operation: str,
+    *,
+    auth: str = "passphrase",
+    owner_auth: bool = False,
+    missing: type[TpmObjectMissing] = TpmObjectMissing,
+) -> TpmError:
+    """Turn a tpm2-pytss exception raised during ``operation`` into a TpmError.
+
+    ``auth`` names what a failed authorization was about (for example "TPM
+    owner passphrase"); ``owner_auth`` picks WrongOwnerPassphrase for it.
+    """
+    if isinstance(exc, TpmError):
+        return exc
+    rc = getattr(exc, "rc", None)
+    if not isinstance(rc, int):
+        return TpmCommandError(f"{operation} failed: {exc}")
+    layer = layer_of(rc)
+    if layer in (LAYER_TCTI, LAYER_RESMGR):
+        return TpmAbsent(f"{operation} failed: the TPM does not answer ({describe_rc(rc)})", rc=rc)
+    if layer != LAYER_TPM:
+        return TpmCommandError(f"{operation} failed: {describe_rc(rc)}", rc=rc)
+    code = base_code(rc)
+    if code in (RC_AUTH_FAIL, RC_BAD_AUTH):
+        cls = WrongOwnerPassphrase if owner_auth else WrongPassphrase
+        return cls(f"{operation} failed: wrong {auth}", rc=rc)
+    if code in (RC_POLICY_FAIL, RC_PCR_CHANGED):
+        return PcrsChanged(f"{operation} refused: the measured state (PCRs) has changed", rc=rc)
+    if code == RC_LOCKOUT:
+        return TpmLockedOut(f"{operation} refused: the TPM is in dictionary-attack lockout", rc=rc)
+    if code == RC_HANDLE:
+        return missing(f"{operation} failed: not found in the TPM", rc=rc)
+    if code in (RC_FAILURE, RC_INITIALIZE):
+        return TpmFailureMode(f"{operation} failed: the TPM is not operational", rc=rc)
+    return TpmCommandError(f"{operation} failed: {describe_rc(rc)}", rc=rc)
+
+
+@contextmanager
+def translated(
+    operation: str,
+    *,
+    auth: str = "passphrase",
+    owner_auth: bool = False,
+    missing: type[TpmObjectMissing] = TpmObjectMissing,
+) -> Iterator[None]:
+    """Run a block of TPM calls and re-raise its tpm2-pytss errors as TpmError."""
+    try:
+        yield
+    except TpmError:
+        raise
+    except Exception as exc:  # tpm2-pytss raises TSS2_Exception, a plain Exception
+        if not isinstance(getattr(exc, "rc", None), int):
+            raise
+        raise translate(exc, operation, auth=auth, owner_auth=owner_auth, missing=missing) from exc

@@ -1,0 +1,30 @@
+"""TPM handles and NV indexes the runtime uses, numbered as Heads numbers them.
+
+Keeping Heads' numbers means a TPM owned under Heads is understood here and
+the other way round (see heads-facts.md section 2.2).
+"""
+
+#: Persistent storage primary key (ECC P-256, the tpm2-tools default template).
+PRIMARY_KEY = 0x81000000
+#: Sealed TOTP/HOTP secret: Heads' index "4d47" ("MG") as a persistent handle.
+TOTP_SECRET = 0x81004D47
+#: Sealed LUKS disk-unlock key: Heads' index "3".
+DISK_UNLOCK_KEY = 0x81000003
+
+#: Rollback counters live at 0x01 followed by three random bytes.
+COUNTER_RANGE_BASE = 0x01000000
+COUNTER_RANGE_MASK = 0x00FFFFFF
+
+#: Persistent handles are 0x81xxxxxx; NV indexes 0x01xxxxxx.
+PERSISTENT_FIRST = 0x81000000
+PERSISTENT_LAST = 0x81FFFFFF
+NV_INDEX_FIRST = 0x01000000
+NV_INDEX_LAST = 0x01FFFFFF
+
+
+def is_persistent(handle: int) -> bool:
+    return PERSISTENT_FIRST <= handle <= PERSISTENT_LAST
+
+
+def is_nv_index(handle: int) -> bool:
+    return NV_INDEX_FIRST <= handle <= NV_INDEX_LAST

@@ -1,0 +1,165 @@
+"""TPM reset (clear), taking ownership, and the dictionary-attack state.
+
+Clearing goes through the platform hierarchy where the firmware leaves it
+usable with an empty authorization (coreboot does), and through the lockout
+hierarchy otherwise: OVMF leaves the platform hierarchy enabled with a random
+authorization, so on such boards the owner must keep the lockout passphrase.
+This runtime therefore sets the lockout authorization to a passphrase the
+owner knows instead of throwing it away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tpm2_pytss.constants import ESYS_TR, TPM2_CAP, TPM2_PT
+from tpm2_pytss.types import TPM2B_SENSITIVE_CREATE
+
+from runtime.tpm import handles
+from runtime.tpm.connection import Tpm
+from runtime.tpm.errors import (
+    TpmError,
+    WrongPassphrase,
+    translated,
+)
+from runtime.tpm.templates import primary_template
+
+# Dictionary-attack policy, as Heads sets it: 10 failures, one forgiven per hour;
+# after a failed lockout passphrase, the lockout hierarchy waits for a reboot.
+DA_MAX_TRIES = 10
+DA_RECOVERY_SECONDS = 3600
+DA_LOCKOUT_RECOVERY_SECONDS = 0
+
+_PERMANENT_IN_LOCKOUT = 1 << 9
+_STARTUP_PH_ENABLE = 1 << 0
+
+@dataclass(frozen=True)
+class DaState:
+    """The dictionary-attack counters, as the TPM reports them."""
+
+    failures: int
+    max_tries: int
+    recovery_seconds: int
+    lockout_recovery_seconds: int
+    in_lockout: bool
+    platform_enabled: bool
+
+    def describe(self) -> str:
+        if self.in_lockout:
+            return (f"LOCKED OUT after {self.failures} failed passphrases; one failure is "
+                    f"forgiven every {self.recovery_seconds} s while powered on")
+        return f"{self.failures} of {self.max_tries} allowed passphrase failures used"
+
+
+def _properties(tpm: Tpm, first: int, count: int) -> dict[int, int]:
+    with translated("Reading TPM properties"):
+        _, data = tpm.esapi.get_capability(TPM2_CAP.TPM_PROPERTIES, first, count)
+    return {int(p.property): int(p.value) for p in data.data.tpmProperties}
+
+
+def da_state(tpm: Tpm) -> DaState:
+    props = _properties(tpm, int(TPM2_PT.PERMANENT), 2)
+    da = _properties(tpm, int(TPM2_PT.LOCKOUT_COUNTER), 4)
+    return DaState(
+        failures=da.get(int(TPM2_PT.LOCKOUT_COUNTER), 0),
+        max_tries=da.get(int(TPM2_PT.MAX_AUTH_FAIL), 0),
+        recovery_seconds=da.get(int(TPM2_PT.LOCKOUT_INTERVAL), 0),
+        lockout_recovery_seconds=da.get(int(TPM2_PT.LOCKOUT_RECOVERY), 0),
+        in_lockout=bool(props.get(int(TPM2_PT.PERMANENT), 0) & _PERMANENT_IN_LOCKOUT),
+        platform_enabled=bool(props.get(int(TPM2_PT.STARTUP_CLEAR), 0) & _STARTUP_PH_ENABLE),
+    )
+
+
+def _clear_with_platform(tpm: Tpm) -> bool:
+    """Try TPM2_Clear through the platform hierarchy with an empty authorization."""
+    tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
+    try:
+        with translated("Clearing the TPM (platform)"):
+            tpm.esapi.clear_control(ESYS_TR.PLATFORM, False, session1=tpm.hmac_session())
+            tpm.esapi.clear(ESYS_TR.PLATFORM, session1=tpm.hmac_session())
+    except TpmError:
+        tpm.flush_sessions()  # a failed authorization may end the session
+        return False
+    return True
+
+
+def clear_tpm(tpm: Tpm, lockout_auth: bytes | None = None) -> str:
+    """Clear the TPM: every owner key, sealed secret and owner NV index is destroyed.
+
+    Returns the hierarchy used ("platform" or "lockout"). Without a usable
+    platform hierarchy, ``lockout_auth`` must be the current lockout passphrase
+    (empty on a TPM that was never owned).
+    """
+    if _clear_with_platform(tpm):
+        used = "platform"
+    else:
+        tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, lockout_auth or b"")
+        try:
+            with translated("Clearing the TPM", auth="lockout passphrase"):
+                tpm.esapi.clear(ESYS_TR.LOCKOUT, session1=tpm.hmac_session())
+        except WrongPassphrase as exc:
+            raise WrongPassphrase(
+                "The firmware does not allow clearing the TPM, and the lockout passphrase "
+                "is wrong.",
+                rc=exc.rc,
+                hint="Enter the TPM lockout passphrase set when the TPM was last reset. "
+                "After one wrong try the TPM refuses it until the next reboot.",
+            ) from exc
+        used = "lockout"
+    tpm.forget_primary()
+    return used
+
+
+def take_ownership(tpm: Tpm, owner_auth: bytes, lockout_auth: bytes | None = None) -> None:
+    """Set the owner, endorsement and lockout passphrases and create the storage key.
+
+    Must follow ``clear_tpm`` (all authorizations empty). ``lockout_auth``
+    defaults to the owner passphrase, so the owner can always clear the TPM.
+    """
+    lockout = owner_auth if lockout_auth is None else lockout_auth
+    for value, what in ((owner_auth, "owner"), (lockout, "lockout")):
+        if not 0 < len(value) <= 32:
+            raise ValueError(f"the TPM {what} passphrase must have 1 to 32 bytes")
+    session = tpm.hmac_session()
+    tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, b"")
+    with translated("Setting the dictionary-attack policy", auth="lockout passphrase"):
+        tpm.esapi.dictionary_attack_parameters(
+            DA_MAX_TRIES, DA_RECOVERY_SECONDS, DA_LOCKOUT_RECOVERY_SECONDS, session1=session
+        )
+    for hierarchy, value, name in (
+        (ESYS_TR.LOCKOUT, lockout, "lockout"),
+        (ESYS_TR.OWNER, owner_auth, "owner"),
+        (ESYS_TR.ENDORSEMENT, owner_auth, "endorsement"),
+    ):
+        tpm.esapi.tr_set_auth(hierarchy, b"")
+        with translated(f"Setting the TPM {name} passphrase", auth=f"{name} passphrase"):
+            tpm.esapi.hierarchy_change_auth(hierarchy, value, session1=session)
+        tpm.esapi.tr_set_auth(hierarchy, value)
+    create_storage_key(tpm, owner_auth)
+
+
+def create_storage_key(tpm: Tpm, owner_auth: bytes) -> None:
+    """Create the ECC storage primary and make it persistent at Heads' handle."""
+    tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
+    with translated("Creating the TPM storage key", auth="TPM owner passphrase",
+                    owner_auth=True):
+        primary, _, _, _, _ = tpm.esapi.create_primary(
+            TPM2B_SENSITIVE_CREATE(), primary_template(), ESYS_TR.OWNER,
+            session1=tpm.hmac_session(),
+        )
+        try:
+            persistent = tpm.esapi.evict_control(
+                ESYS_TR.OWNER, primary, handles.PRIMARY_KEY, session1=tpm.hmac_session()
+            )
+            tpm.esapi.tr_close(persistent)
+        finally:
+            tpm.esapi.flush_context(primary)
+    tpm.forget_primary()
+
+
+def reset_tpm(tpm: Tpm, owner_auth: bytes, current_lockout_auth: bytes | None = None,
+              new_lockout_auth: bytes | None = None) -> str:
+    """Clear the TPM and take ownership again; returns the hierarchy that cleared it."""
+    used = clear_tpm(tpm, current_lockout_auth)
+    take_ownership(tpm, owner_auth, new_lockout_auth)
+    return used

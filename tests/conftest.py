@@ -1,0 +1,64 @@
+"""Shared test helpers: where the third-party test corpora live.
+
+The corpora are not part of this repository: CI checks out a ``shared/``
+folder beside the repository clone, so tests find them at
+``<repo>/../shared/corpora`` and skip (saying why) when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# abspath, not resolve(): a symlinked checkout should still look beside itself.
+REPO_ROOT = Path(os.path.abspath(__file__)).parent.parent
+
+#: tpm2-tools' event log fixtures inside the shared corpora.
+TPM2_FIXTURES_SUBDIR = Path("tpm2-tools/test/integration/fixtures")
+
+
+def shared_dir() -> Path:
+    """The ``shared/`` folder that sits beside the repository checkout."""
+    return REPO_ROOT.parent / "shared"
+
+
+def corpora_dir() -> Path:
+    """The third-party test corpora inside :func:`shared_dir`."""
+    return shared_dir() / "corpora"
+
+
+def tpm2_fixtures_dir() -> Path:
+    """tpm2-tools' event log fixtures (binary logs and expected YAML)."""
+    return corpora_dir() / TPM2_FIXTURES_SUBDIR
+
+
+def _missing_corpus_reason(path: Path) -> str:
+    return (
+        f"test corpus not found at {path}: check out the shared/ folder beside the "
+        f"repository ({shared_dir()})"
+    )
+
+
+@pytest.fixture(scope="session")
+def tpm2_fixtures() -> Path:
+    """tpm2-tools' fixtures folder; skips the test if the corpus is not checked out."""
+    path = tpm2_fixtures_dir()
+    if not path.is_dir():
+        pytest.skip(_missing_corpus_reason(path))
+    return path
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tests taking ``tpm2_eventlog_bin`` once per event log in the tpm2-tools corpus."""
+    if "tpm2_eventlog_bin" not in metafunc.fixturenames:
+        return
+    folder = tpm2_fixtures_dir()
+    if not folder.is_dir():
+        skipped = pytest.param(None, marks=pytest.mark.skip(reason=_missing_corpus_reason(folder)))
+        metafunc.parametrize("tpm2_eventlog_bin", [skipped])
+        return
+    # event.bin plus every event-*.bin, found by globbing so new fixtures are covered.
+    logs = sorted(folder.glob("event*.bin"))
+    metafunc.parametrize("tpm2_eventlog_bin", logs, ids=[path.name for path in logs])

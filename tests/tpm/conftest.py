@@ -1,0 +1,44 @@
+"""Fixtures for the TPM tier: one real swtpm per test process, reset for every test.
+
+Each pytest-xdist worker starts its own swtpm (own temporary directory and
+sockets). Before each test the TPM is power-cycled (PCRs back to their initial
+values), started and cleared, so tests never see each other's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from runtime.tpm.connection import Tpm
+from runtime.tpm.ownership import clear_tpm, take_ownership
+from tools.swtpm import Swtpm
+
+OWNER = b"owner passphrase"
+
+
+@pytest.fixture(scope="session")
+def swtpm() -> Iterator[Swtpm]:
+    with Swtpm() as instance:
+        yield instance
+
+
+@pytest.fixture
+def bare_tpm(swtpm: Swtpm) -> Iterator[Tpm]:
+    """A freshly powered-on and cleared TPM with no owner and no storage key."""
+    swtpm.power_cycle()
+    tpm = Tpm.connect(swtpm.tcti)
+    tpm.startup()
+    clear_tpm(tpm)
+    try:
+        yield tpm
+    finally:
+        tpm.close()
+
+
+@pytest.fixture
+def tpm(bare_tpm: Tpm) -> Tpm:
+    """A TPM owned with ``OWNER`` as owner and lockout passphrase."""
+    take_ownership(bare_tpm, OWNER)
+    return bare_tpm

@@ -1,0 +1,1 @@
+"""Host-only helpers (never imported by runtime/, never in the initramfs)."""

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install what the project needs on a Debian 12 machine: the Debian packages
+# that are missing, a virtualenv in .venv, and the project with its test extras.
+# Safe to run again: it only installs what is missing or changed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+APT_PACKAGES=(
+    swtpm swtpm-tools        # the software TPM for tests and the QEMU board
+    libtss2-dev pkg-config   # tpm2-pytss builds against Debian's libtss2
+    gcc python3-dev python3-venv
+    tpm2-tools               # only for the benchmark's comparison
+    gnupg
+)
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "bootstrap: Python 3.11 or newer is needed as python3" >&2
+    exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "bootstrap: creating $VENV"
+    python3 -m venv "$VENV"
+fi
+want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
+if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$want" ]; then
+    echo "bootstrap: installing Python packages into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test]"
+    echo "$want" > "$VENV/.installed"
+fi
