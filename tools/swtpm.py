@@ -61,7 +61,8 @@ class Swtpm:
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not (self.server.exists() and self.ctrl.exists()):
+        # The socket files appear at bind(), before listen(): wait until both accept.
+        while not (self._accepts(self.server) and self._accepts(self.ctrl)):
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
                 raise SwtpmError(f"swtpm exited at start: {err.strip()}")
@@ -70,6 +71,15 @@ class Swtpm:
                 raise SwtpmError("swtpm did not open its sockets in time")
             time.sleep(0.005)
         return self
+
+    @staticmethod
+    def _accepts(path: Path) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(str(path))
+            except OSError:
+                return False
+        return True
 
     def _control(self, command: int, payload: bytes = b"") -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
