@@ -141,39 +141,33 @@ class Tpm:
                 )
         return self._ephemeral
 
+    def _start_salted_session(self, session_type: TPM2_SE, attributes: int) -> ESYS_TR:
+        with translated("Starting a TPM session"):
+            session = self.esapi.start_auth_session(
+                tpm_key=self._salt_key(),
+                bind=ESYS_TR.NONE,
+                session_type=session_type,
+                symmetric=_aes128cfb(),
+                auth_hash=TPM2_ALG.SHA256,
+            )
+            self.esapi.trsess_set_attributes(session, attributes)
+        return session
+
     def hmac_session(self) -> ESYS_TR:
         """A salted HMAC session that encrypts command and response parameters."""
         if self._hmac_session is None:
-            with translated("Starting a TPM session"):
-                session = self.esapi.start_auth_session(
-                    tpm_key=self._salt_key(),
-                    bind=ESYS_TR.NONE,
-                    session_type=TPM2_SE.HMAC,
-                    symmetric=_aes128cfb(),
-                    auth_hash=TPM2_ALG.SHA256,
-                )
-                self.esapi.trsess_set_attributes(
-                    session,
-                    TPMA_SESSION.CONTINUESESSION | TPMA_SESSION.DECRYPT | TPMA_SESSION.ENCRYPT,
-                )
-            self._hmac_session = session
+            self._hmac_session = self._start_salted_session(
+                TPM2_SE.HMAC,
+                TPMA_SESSION.CONTINUESESSION | TPMA_SESSION.DECRYPT | TPMA_SESSION.ENCRYPT,
+            )
         return self._hmac_session
 
     def policy_session(self) -> ESYS_TR:
         """A salted policy session, restarted for each use, that encrypts responses."""
         if self._policy_session is None:
-            with translated("Starting a TPM policy session"):
-                session = self.esapi.start_auth_session(
-                    tpm_key=self._salt_key(),
-                    bind=ESYS_TR.NONE,
-                    session_type=TPM2_SE.POLICY,
-                    symmetric=_aes128cfb(),
-                    auth_hash=TPM2_ALG.SHA256,
-                )
-                self.esapi.trsess_set_attributes(
-                    session, TPMA_SESSION.CONTINUESESSION | TPMA_SESSION.ENCRYPT
-                )
-            self._policy_session = session
+            self._policy_session = self._start_salted_session(
+                TPM2_SE.POLICY, TPMA_SESSION.CONTINUESESSION | TPMA_SESSION.ENCRYPT
+            )
         else:
             with translated("Restarting the TPM policy session"):
                 self.esapi.policy_restart(self._policy_session)
