@@ -20,7 +20,14 @@ from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_SE, TPM2_SU, TPMA_SESSI
 from tpm2_pytss.types import TPM2B_SENSITIVE_CREATE, TPMT_SYM_DEF, TPMU_SYM_KEY_BITS, TPMU_SYM_MODE
 
 from runtime.tpm import handles
-from runtime.tpm.errors import PrimaryKeyMissing, TpmAbsent, translate, translated
+from runtime.tpm.errors import (
+    RC_INITIALIZE,
+    PrimaryKeyMissing,
+    TpmAbsent,
+    base_code,
+    translate,
+    translated,
+)
 from runtime.tpm.measurement_log import MeasurementLog
 from runtime.tpm.templates import primary_template
 
@@ -99,7 +106,7 @@ class Tpm:
         try:
             self.esapi.startup(TPM2_SU.CLEAR if clear else TPM2_SU.STATE)
         except TSS2_Exception as exc:
-            if exc.rc & 0xFFF != 0x100:  # TPM_RC_INITIALIZE: already started
+            if base_code(exc.rc) != RC_INITIALIZE:  # already started: fine
                 raise translate(exc, "Starting the TPM") from exc
 
     # -- the storage primary key -------------------------------------------------

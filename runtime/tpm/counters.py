@@ -6,13 +6,12 @@ import struct
 
 from runtime.tpm import handles, nv
 from runtime.tpm.connection import Tpm
-from runtime.tpm.errors import TpmError, translated
+from runtime.tpm.errors import RC_NV_UNINITIALIZED, TpmError, base_code, translated
 from runtime.tpm.nv_attrs import COUNTER_ATTRIBUTES, counter_problem
 from runtime.tpm.rng import random_bytes
 
 # Heads' counters are 8-byte NV counters with an empty index passphrase.
 COUNTER_SIZE = 8
-_RC_NV_UNINITIALIZED = 0x14A
 
 
 class CounterUnusable(TpmError):
@@ -45,7 +44,7 @@ def read_counter(tpm: Tpm, index: int) -> int | None:
     try:
         data = nv.read(tpm, index, COUNTER_SIZE)
     except TpmError as exc:
-        if exc.rc is not None and exc.rc & 0xFFF == _RC_NV_UNINITIALIZED:
+        if exc.rc is not None and base_code(exc.rc) == RC_NV_UNINITIALIZED:
             return None
         raise
     return int(struct.unpack(">Q", data)[0])
@@ -53,7 +52,7 @@ def read_counter(tpm: Tpm, index: int) -> int | None:
 
 def increment_counter(tpm: Tpm, index: int, auth: bytes = b"") -> int:
     """Add one to the counter (index authorisation) and return the new value."""
-    handle = nv._open(tpm, index)
+    handle = nv.open_index(tpm, index)
     try:
         tpm.esapi.tr_set_auth(handle, auth)
         with translated(f"Incrementing counter 0x{index:08x}", auth="counter passphrase"):

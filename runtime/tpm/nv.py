@@ -38,7 +38,8 @@ def nv_buffer_max(tpm: Tpm) -> int:
     return DEFAULT_NV_BUFFER
 
 
-def _open(tpm: Tpm, index: int) -> ESYS_TR:
+def open_index(tpm: Tpm, index: int) -> ESYS_TR:
+    """An ESAPI handle for a defined NV index; the caller closes it (tr_close)."""
     if not handles.is_nv_index(index):
         raise ValueError(f"0x{index:08x} is not an NV index")
     with translated(f"Opening NV index 0x{index:08x}", missing=NvIndexMissing):
@@ -47,7 +48,7 @@ def _open(tpm: Tpm, index: int) -> ESYS_TR:
 
 def info(tpm: Tpm, index: int) -> NvInfo:
     """Attributes, size and name of an index; NvIndexMissing if it is not defined."""
-    handle = _open(tpm, index)
+    handle = open_index(tpm, index)
     try:
         with translated(f"Reading NV index 0x{index:08x}", missing=NvIndexMissing):
             public, name = tpm.esapi.nv_read_public(handle)
@@ -94,7 +95,7 @@ def define(
 
 
 def undefine(tpm: Tpm, index: int, owner_auth: bytes) -> None:
-    handle = _open(tpm, index)
+    handle = open_index(tpm, index)
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
     with translated(f"Removing NV index 0x{index:08x}", auth="TPM owner passphrase",
                     owner_auth=True, missing=NvIndexMissing):
@@ -123,7 +124,7 @@ def write(
     Each NV_Write is atomic in the TPM; data longer than one NV buffer is
     written in several commands and is then not atomic as a whole.
     """
-    handle = _open(tpm, index)
+    handle = open_index(tpm, index)
     try:
         auth_handle = _auth_handle(tpm, handle, owner_auth, auth)
         step = nv_buffer_max(tpm) if len(data) > DEFAULT_NV_BUFFER else len(data) or 1
@@ -157,7 +158,7 @@ def read(
     to be bound inside the TPM (PolicyNV in a sealing policy), not on this read.
     """
     total = info(tpm, index).size - offset if size is None else size
-    handle = _open(tpm, index)
+    handle = open_index(tpm, index)
     try:
         auth_handle = _auth_handle(tpm, handle, owner_auth, auth)
         # A passphrase is never sent in clear: only an empty one uses the password session.

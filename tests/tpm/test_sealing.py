@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_SE
 
 from runtime.tpm import handles, nv, pcrs, rng, sealing
 from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import (
+    RC_AUTH_UNAVAILABLE,
     NvIndexMissing,
     PcrsChanged,
     SealedObjectMissing,
     WrongOwnerPassphrase,
     WrongPassphrase,
+    base_code,
 )
 from runtime.tpm.pcr_math import Bank, extend, measure_string
 from runtime.tpm.policy_math import PcrSelection, PolicyDigest, pcr_policy
@@ -58,6 +61,18 @@ def test_passphrase_right_wrong_and_missing(tpm: Tpm) -> None:
         sealing.unseal(tpm, sealed)
     # The right passphrase still works after a failure (a fresh policy session is used).
     assert bytes(sealing.unseal(tpm, sealed, b"correct horse battery")) == key
+
+
+def test_passphrase_alone_never_unseals(tpm: Tpm) -> None:
+    # The object has no USERWITHAUTH: a plain password session with the right
+    # passphrase, without the PCR policy, must be refused by the TPM.
+    sealed = sealing.seal(tpm, b"k" * 32, DUK_PCRS, passphrase=b"pw")
+    sealing.store_persistent(tpm, sealed, handles.DISK_UNLOCK_KEY, OWNER)
+    obj = tpm.esapi.tr_from_tpmpublic(handles.DISK_UNLOCK_KEY)
+    tpm.esapi.tr_set_auth(obj, b"pw")
+    with pytest.raises(TSS2_Exception) as info:
+        tpm.esapi.unseal(obj)  # password session
+    assert base_code(info.value.rc) == RC_AUTH_UNAVAILABLE
 
 
 def test_pcrs_are_checked_before_the_passphrase(tpm: Tpm) -> None:
