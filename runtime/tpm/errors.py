@@ -123,8 +123,10 @@ class TpmFailureMode(TpmError):
 
 
 class WrongPassphrase(TpmError):
-    hint = "Check the keyboard layout and Caps Lock, then try again. Each failure counts "
-    "toward the TPM's dictionary-attack lockout."
+    hint = (
+        "Check the keyboard layout and Caps Lock, then try again. Each failure counts "
+        "toward the TPM's dictionary-attack lockout."
+    )
 
 
 class WrongOwnerPassphrase(WrongPassphrase):

@@ -55,7 +55,7 @@ def test_owner_auth_gets_its_own_type() -> None:
                       owner_auth=True)
     assert isinstance(error, WrongOwnerPassphrase)
     assert "wrong TPM owner passphrase" in error.message
-    assert error.hint
+    assert "Caps Lock" in error.hint and error.hint.endswith("dictionary-attack lockout.")
 
 
 def test_base_code_strips_numbers() -> None:
