@@ -25,31 +25,22 @@ from pathlib import Path
 
 from runtime.tpm import handles
 from runtime.tpm.connection import Tpm
-from runtime.tpm.counters import create_counter, increment_counter, read_counter
+from runtime.tpm.counters import create_counter, increment_counter
 from runtime.tpm.ownership import reset_tpm
-from runtime.tpm.pcrs import read_pcrs
-from runtime.tpm.sealing import seal, store_persistent, unseal_persistent
+from runtime.tpm.sealing import seal, store_persistent
+from tools.bench_boot_steps import (
+    DISK_KEY,
+    DUK_PASS,
+    DUK_PCRS,
+    TOTP_PCRS,
+    TOTP_SECRET,
+    boot_steps,
+    one_boot,
+)
 from tools.swtpm import Swtpm
 
 OWNER = b"bench owner"
-DUK_PASS = b"disk unlock passphrase"
-TOTP_PCRS = (0, 1, 2, 3, 4, 7)
-DUK_PCRS = tuple(range(8))
 REPO = Path(__file__).resolve().parent.parent
-
-COLD_SCRIPT = """
-import sys
-from runtime.tpm.connection import Tpm
-from runtime.tpm.counters import read_counter
-from runtime.tpm.pcrs import read_pcrs
-from runtime.tpm.sealing import unseal_persistent
-tcti, counter = sys.argv[1], int(sys.argv[2], 16)
-with Tpm.connect(tcti) as tpm:
-    read_pcrs(tpm, range(8))
-    assert len(unseal_persistent(tpm, 0x81004D47, (0, 1, 2, 3, 4, 7))) == 20
-    read_counter(tpm, counter)
-    assert len(unseal_persistent(tpm, 0x81000003, range(8), b"disk unlock passphrase")) == 128
-"""
 
 
 def prepare(tcti: str) -> int:
@@ -57,26 +48,12 @@ def prepare(tcti: str) -> int:
     with Tpm.connect(tcti) as tpm:
         tpm.startup()
         reset_tpm(tpm, OWNER)
-        store_persistent(tpm, seal(tpm, b"T" * 20, TOTP_PCRS), handles.TOTP_SECRET, OWNER)
-        duk = seal(tpm, b"D" * 128, DUK_PCRS, passphrase=DUK_PASS)
+        store_persistent(tpm, seal(tpm, TOTP_SECRET, TOTP_PCRS), handles.TOTP_SECRET, OWNER)
+        duk = seal(tpm, DISK_KEY, DUK_PCRS, passphrase=DUK_PASS)
         store_persistent(tpm, duk, handles.DISK_UNLOCK_KEY, OWNER)
         counter = create_counter(tpm, OWNER)
         increment_counter(tpm, counter)
         return counter
-
-
-def boot_steps(tpm: Tpm, counter: int) -> None:
-    read_pcrs(tpm, range(8))
-    totp = unseal_persistent(tpm, handles.TOTP_SECRET, TOTP_PCRS)
-    read_counter(tpm, counter)
-    duk = unseal_persistent(tpm, handles.DISK_UNLOCK_KEY, DUK_PCRS, DUK_PASS)
-    if bytes(totp) != b"T" * 20 or bytes(duk) != b"D" * 128:
-        raise SystemExit("benchmark: unsealed bytes are wrong")
-
-
-def warm_boot(tcti: str, counter: int) -> None:
-    with Tpm.connect(tcti) as tpm:
-        boot_steps(tpm, counter)
 
 
 def tpm2_tools_boot(tcti: str, counter: int, workdir: Path) -> None:
@@ -113,7 +90,9 @@ def timed(fn: Callable[[], None], runs: int) -> list[float]:
 
 
 def cold_boot(tcti: str, counter: int) -> None:
-    subprocess.run([sys.executable, "-s", "-E", "-c", COLD_SCRIPT, tcti, f"{counter:x}"],
+    """One boot in a fresh interpreter that imports only the layer."""
+    subprocess.run([sys.executable, "-s", "-E", "-m", "tools.bench_boot_steps",
+                    tcti, f"{counter:x}"],
                    cwd=REPO, check=True, timeout=60,
                    env=dict(os.environ, TSS2_LOG="all+NONE"))
 
@@ -130,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     with Swtpm() as sw, tempfile.TemporaryDirectory() as tmp:
         counter = prepare(sw.tcti)
         workdir = Path(tmp)
-        warm_boot(sw.tcti, counter)  # first use loads libraries; not counted
+        one_boot(sw.tcti, counter)  # first use loads libraries; not counted
         tools = timed(lambda: tpm2_tools_boot(sw.tcti, counter, workdir), args.runs)
-        warm = timed(lambda: warm_boot(sw.tcti, counter), args.runs)
+        warm = timed(lambda: one_boot(sw.tcti, counter), args.runs)
         with Tpm.connect(sw.tcti) as tpm:
             boot_steps(tpm, counter)
             steps = timed(lambda: boot_steps(tpm, counter), args.runs)

@@ -50,10 +50,14 @@ def info(tpm: Tpm, index: int) -> NvInfo:
     """Attributes, size and name of an index; NvIndexMissing if it is not defined."""
     handle = open_index(tpm, index)
     try:
-        with translated(f"Reading NV index 0x{index:08x}", missing=NvIndexMissing):
-            public, name = tpm.esapi.nv_read_public(handle)
+        return _info_of(tpm, handle, index)
     finally:
         tpm.esapi.tr_close(handle)
+
+
+def _info_of(tpm: Tpm, handle: ESYS_TR, index: int) -> NvInfo:
+    with translated(f"Reading NV index 0x{index:08x}", missing=NvIndexMissing):
+        public, name = tpm.esapi.nv_read_public(handle)
     area = public.nvPublic
     return NvInfo(index, int(area.attributes), int(area.dataSize), bytes(name))
 
@@ -150,16 +154,16 @@ def read(
     """Read ``size`` bytes (default: the whole index) from ``offset``.
 
     Reads with an empty authorization use a plain password session, as Heads'
-    reads do: with libtss2 3.2.1
-    each HMAC-session command costs about 5 ms of client CPU in OpenSSL 3.0's
-    algorithm lookups, against 0.1 ms for this. What is read here is public
-    (counters, TPM-encrypted blobs); the response is not authenticated, so a
-    bus interposer could forge it: security decisions on a counter value are
+    reads do: with libtss2 3.2.1 each HMAC-session command costs about 5 ms of
+    client CPU in OpenSSL 3.0's algorithm lookups, against 0.1 ms for this.
+    What is read here is public (counters, TPM-encrypted blobs); the response
+    is not authenticated, so a bus interposer could forge it: security
+    decisions on a counter value are
     to be bound inside the TPM (PolicyNV in a sealing policy), not on this read.
     """
-    total = info(tpm, index).size - offset if size is None else size
     handle = open_index(tpm, index)
     try:
+        total = size if size is not None else _info_of(tpm, handle, index).size - offset
         auth_handle = _auth_handle(tpm, handle, owner_auth, auth)
         # A passphrase is never sent in clear: only an empty one uses the password session.
         secret_auth = owner_auth is not None or bool(auth)
