@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_SE
+from tpm2_pytss.types import TPMT_SYM_DEF
 
 from runtime.tpm import handles, nv, pcrs, rng, sealing
 from runtime.tpm.connection import Tpm
@@ -20,6 +21,9 @@ from runtime.tpm.errors import (
 from runtime.tpm.pcr_math import Bank, extend, measure_string
 from runtime.tpm.policy_math import PcrSelection, PolicyDigest, pcr_policy
 from tests.tpm.conftest import OWNER
+
+# Trial sessions need no parameter encryption; tpm2-pytss 2.x refuses None here.
+_NO_SYMMETRIC = TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL)
 
 TOTP_PCRS = (0, 1, 2, 3, 4, 7)
 DUK_PCRS = tuple(range(8))
@@ -97,7 +101,7 @@ def test_offline_policy_equals_tpm_trial_policy(tpm: Tpm) -> None:
     pcrs.extend(tpm, 7, b"config", "config")
     values = pcrs.read_pcrs(tpm, DUK_PCRS)
     trial = tpm.esapi.start_auth_session(
-        ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.TRIAL, None, TPM2_ALG.SHA256
+        ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.TRIAL, _NO_SYMMETRIC, TPM2_ALG.SHA256
     )
     try:
         digest = Bank.SHA256.hash(b"".join(values[p] for p in DUK_PCRS))
@@ -120,7 +124,7 @@ def test_offline_policy_nv_equals_tpm(tpm: Tpm) -> None:
     name = nv.info(tpm, index).name
     assert name == nv_public_name(index, nv.info(tpm, index).attributes, 8)
     trial = tpm.esapi.start_auth_session(
-        ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.TRIAL, None, TPM2_ALG.SHA256
+        ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.TRIAL, _NO_SYMMETRIC, TPM2_ALG.SHA256
     )
     handle = tpm.esapi.tr_from_tpmpublic(index)
     try:
