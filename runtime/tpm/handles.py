@@ -28,3 +28,8 @@ def is_persistent(handle: int) -> bool:
 
 def is_nv_index(handle: int) -> bool:
     return NV_INDEX_FIRST <= handle <= NV_INDEX_LAST
+
+
+#: NV index holding the sealed TOTP/HOTP secret as a self-describing blob
+#: (runtime.tpm.nv.store_sealed): "MG" as in Heads, in the NV range.
+TOTP_SEALED_NV = 0x01004D47

@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Build the initramfs of a board, bit-for-bit reproducibly.
+
+    .venv/bin/python build_initrd.py --board qemu-swtpm [--out build/qemu-swtpm]
+
+Inputs: etc/boards/<board>/board.toml and the lock etc/initrd/lock.toml
+(pinned Debian packages and Python sources, each checked by sha256).
+Outputs in --out: initrd.cpio.zst (or .xz), manifest.tsv (every file with its
+size, sha256 and origin package), size-report.txt, build-info.json.
+Same lock + same tree -> same sha256, whatever the directory or the time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import lzma
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+from tools.initrd import elf, kmod
+from tools.initrd.cache import FetchError, default_cache_dir, fetch_source
+from tools.initrd.cpio import Entry, write_archive
+from tools.initrd.lock import LockError, load_lock, wanted_packages
+from tools.initrd.pool import Pool
+from tools.initrd.python_tree import (
+    PythonTreeError,
+    build_tpm2_pytss,
+    compile_sources,
+    import_closure,
+)
+from tools.initrd.report import Member, manifest, size_report
+
+REPO = Path(__file__).resolve().parent
+# 2026-01-01T00:00:00Z unless the caller sets it: every mtime in the archive.
+DEFAULT_EPOCH = 1767225600
+
+# Programs in the image (path inside the image -> component for the report).
+PROGRAMS = {
+    "usr/bin/python3.11": "python",
+    "bin/busybox": "busybox",
+    "sbin/kexec": "kexec",
+    "sbin/cryptsetup": "cryptsetup",
+    "usr/bin/gpg": "gnupg",
+    "usr/bin/gpg-agent": "gnupg",
+    "usr/bin/gpgv": "gnupg",
+    "usr/bin/gpgconf": "gnupg",
+    "usr/lib/gnupg/scdaemon": "gnupg",
+    "usr/sbin/flashrom": "flashrom",
+    "usr/sbin/cbfstool": "cbfstool",
+}
+# Loaded with dlopen(), so no DT_NEEDED names them.
+DLOPENED = [
+    "usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0",  # tpm2-pytss's TCTI loader
+    "usr/lib/x86_64-linux-gnu/libudev.so.1",  # pyudev, via ctypes
+    "usr/lib/x86_64-linux-gnu/ossl-modules/legacy.so",  # cryptography 38 loads it at import
+    "lib/x86_64-linux-gnu/libgcc_s.so.1",  # glibc, for thread cancellation
+]
+BUSYBOX_APPLETS = [
+    "sh", "mount", "umount", "mkdir", "cat", "ls", "insmod", "modprobe", "poweroff",
+    "reboot", "setsid", "stty", "sleep", "dmesg", "mdev", "ps", "kill", "cp", "mv", "rm",
+    "sync", "vi", "less", "grep", "sed", "dd", "hexdump", "sha256sum", "free", "uname",
+]
+USR_LIB = "usr/lib/x86_64-linux-gnu"
+
+
+class BuildError(Exception):
+    """A build input is wrong or missing; the message says what to do."""
+
+
+def component_of(origin: str) -> str:
+    name = origin.split(" ", 1)[0]
+    if name.startswith(("python3", "libpython3", "tpm2-pytss")):
+        return "python"
+    if name.startswith("runtime"):
+        return "runtime"
+    if name.startswith("linux-image"):
+        return "kernel modules"
+    if name.startswith(("libtss2",)):
+        return "tss2 libraries"
+    if name in {"gpg", "gpg-agent", "gpgv", "scdaemon", "gpgconf"}:
+        return "gnupg"
+    if name.startswith("libxen") or name in {"libyajl2", "kexec-tools"}:
+        return "kexec"
+    if name in {"busybox", "cryptsetup-bin", "flashrom"}:
+        return {"busybox": "busybox", "cryptsetup-bin": "cryptsetup",
+                "flashrom": "flashrom"}[name]
+    if name == "coreboot-utils":
+        return "cbfstool"
+    if name in {"libc6", "libgcc-s1"}:
+        return "libc"
+    if name in {"libssl3"}:
+        return "openssl"
+    if origin.startswith(("overlay", "generated")):
+        return "overlay and config"
+    return "other libraries"
+
+
+class Image:
+    """The members of the archive, with their origins."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, Member] = {}
+
+    def add(self, entry: Entry, origin: str) -> None:
+        self._parents(entry.path)
+        existing = self.members.get(entry.path)
+        if existing is not None and existing.entry != entry:
+            raise BuildError(f"two different files for /{entry.path}: from {existing.origin} "
+                             f"and from {origin}")
+        self.members[entry.path] = Member(entry, origin, component_of(origin))
+
+    def _parents(self, path: str) -> None:
+        parts = path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            parent = "/".join(parts[:i])
+            if parent not in self.members:
+                self.members[parent] = Member(Entry.directory(parent), "directory", "-")
+
+    def add_from_pool(self, pool: Pool, image_path: str) -> None:
+        """A file and, if it is reached through symlinks, those symlinks too."""
+        seen = 0
+        path = image_path
+        while True:
+            seen += 1
+            if seen > 20:
+                raise BuildError(f"symlink loop at {image_path}")
+            entry = pool.files.get(path)
+            if entry is None:
+                real = pool.resolve(path)
+                if real == path or real not in pool.files:
+                    raise BuildError(f"/{path} is in no locked package")
+                path = real
+                continue
+            if entry.link is None:
+                data = entry.host.read_bytes()
+                mode = entry.host.stat().st_mode
+                self.add(Entry.file(path, data, bool(mode & stat.S_IXUSR)), entry.origin)
+                return
+            self.add(Entry.symlink(path, entry.link), entry.origin)
+            next_path = pool.resolve(path)
+            if next_path == path:
+                raise BuildError(f"/{path} is a dangling symlink")
+            path = next_path
+
+
+def load_board(board: str) -> dict[str, object]:
+    path = REPO / "etc" / "boards" / board / "board.toml"
+    if not path.exists():
+        known = sorted(p.name for p in (REPO / "etc" / "boards").iterdir())
+        raise BuildError(f"no board {board!r}; known boards: {', '.join(known)}")
+    return tomllib.loads(path.read_text())
+
+
+def merged_root(pool: Pool, into: Path) -> None:
+    """A tree of hard links (or symlinks) to the pool, for the image's interpreter."""
+    for image, entry in pool.files.items():
+        target = into / image
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if entry.link is not None:
+            if not target.is_symlink() and not target.exists():
+                link = entry.link
+                if link.startswith("/"):
+                    link = os.path.relpath(into / link.lstrip("/"), target.parent)
+                target.symlink_to(link)
+        elif not target.exists():
+            try:
+                os.link(entry.host, target)
+            except OSError:
+                shutil.copy2(entry.host, target)
+
+
+def compress(raw: bytes, method: str) -> bytes:
+    if method == "xz":
+        # CRC32: the kernel's xz decoder does not check SHA-256 or CRC64.
+        filters = [{"id": lzma.FILTER_X86},
+                   {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+        return lzma.compress(raw, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
+                             filters=filters)
+    done = subprocess.run(["/usr/bin/zstd", "-q", "-19", "-T1", "--no-progress", "-c"], input=raw,
+                          capture_output=True, timeout=900, check=True)
+    return done.stdout
+
+
+def build(args: argparse.Namespace) -> dict[str, object]:
+    started = time.monotonic()
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
+    board = load_board(args.board)
+    kernel = board["kernel"]
+    assert isinstance(kernel, dict)
+    lock = load_lock()
+    cache: Path = args.cache
+    groups, _ = wanted_packages()
+    wanted_debs = [n for n in groups if not n.startswith(("linux-image", "ovmf", "busybox-static"))]
+    wanted_debs.append(kernel["package"])
+
+    print(f"build: {len(wanted_debs)} Debian packages from the lock", flush=True)
+    pool = Pool()
+    for name in wanted_debs:
+        pool.add_package(lock.deb(name), cache)
+
+    image = Image()
+    with tempfile.TemporaryDirectory(prefix="initrd-build-") as tmp:
+        work = Path(tmp)
+        root = work / "root"
+        merged_root(pool, root)
+
+        # Python: tpm2-pytss from source, the import closure, sourceless .pyc.
+        pin = lock.source("tpm2-pytss")
+        wheel = build_tpm2_pytss(pin, fetch_source(pin, cache), cache, args.rebuild_wheel)
+        origins = {p: f.origin for p, f in pool.files.items()}
+        py_files, missing = import_closure(root, wheel, REPO, origins)
+        compiled = compile_sources(root, py_files, work / "pyc", args.optimize)
+        extension_modules = []
+        for f in compiled:
+            data = f.host.read_bytes()
+            image.add(Entry.file(f.image, data, executable=False), f.origin)
+            if f.image.endswith(".so"):
+                extension_modules.append(f.image)
+
+        # Programs and every shared library they, the extension modules and
+        # the dlopen()ed libraries need, resolved inside the pool.
+        host_paths = pool.host_paths()
+        for py in compiled:
+            if py.image.endswith(".so"):
+                host_paths[py.image] = str(py.host)
+        roots = [*PROGRAMS, *DLOPENED, *extension_modules]
+        for path in [*PROGRAMS, *DLOPENED]:
+            image.add_from_pool(pool, path)
+        for lib in sorted(elf.closure(roots, host_paths)):
+            image.add_from_pool(pool, lib)
+
+        # Busybox applets as symlinks; the board's kernel modules in load order.
+        for applet in BUSYBOX_APPLETS:
+            image.add(Entry.symlink(f"bin/{applet}", "busybox"), "generated: busybox applet")
+        release = kernel["release"]
+        modules_dir = pool.files[f"lib/modules/{release}/modules.builtin"].host.parent
+        order = kmod.load_order(modules_dir, list(kernel["modules"]))
+        load_list = []
+        for ko in order:
+            rel = f"lib/modules/{release}/{ko.relative_to(modules_dir).as_posix()}"
+            image.add_from_pool(pool, rel)
+            load_list.append("/" + rel)
+        image.add(Entry.file("etc/modules.load", ("\n".join(load_list) + "\n").encode()),
+                  "generated: board kernel modules")
+
+    # Files placed verbatim, then the board and owner material.
+    overlay = REPO / "initrd_overlay"
+    for path in sorted(overlay.rglob("*")):
+        rel = path.relative_to(overlay).as_posix()
+        if path.is_file() and path.name != "README.md":
+            executable = bool(path.stat().st_mode & stat.S_IXUSR)
+            image.add(Entry.file(rel, path.read_bytes(), executable), "overlay")
+    board_file = REPO / "etc" / "boards" / args.board / "board.toml"
+    image.add(Entry.file("etc/board.toml", board_file.read_bytes()), "generated: board")
+    if args.owner_key:
+        image.add(Entry.file("etc/runtime/owner.asc", args.owner_key.read_bytes()),
+                  "generated: owner key")
+    if args.user_config:
+        image.add(Entry.file("etc/runtime/config.toml", args.user_config.read_bytes()),
+                  "generated: user config")
+    for directory in ("dev", "proc", "sys", "tmp", "run", "mnt", "boot", "root"):
+        image.add(Entry.directory(directory), "generated: mount point")
+    # The kernel opens /dev/console before /init runs, before devtmpfs.
+    image.add(Entry.char_device("dev/console", 5, 1), "generated: console")
+
+    members = list(image.members.values())
+    buffer = io.BytesIO()
+    write_archive(buffer, (m.entry for m in members), epoch)
+    raw = buffer.getvalue()
+    compressed = {"zstd": compress(raw, "zstd"), "xz": compress(raw, "xz")}
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = {"zstd": "zst", "xz": "xz"}[args.compression]
+    initrd = out / f"initrd.cpio.{suffix}"
+    _atomic_write(initrd, compressed[args.compression])
+    _atomic_write(out / "manifest.tsv", manifest(members).encode())
+    report = size_report(members, len(raw), len(compressed["xz"]), len(compressed["zstd"]))
+    _atomic_write(out / "size-report.txt", report.encode())
+    info = {
+        "board": args.board,
+        "initrd": initrd.name,
+        "sha256": hashlib.sha256(compressed[args.compression]).hexdigest(),
+        "raw_bytes": len(raw),
+        "xz_bytes": len(compressed["xz"]),
+        "zstd_bytes": len(compressed["zstd"]),
+        "files": sum(1 for m in members if stat.S_ISREG(m.entry.mode)),
+        "unresolved_optional_imports": len(missing),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    _atomic_write(out / "build-info.json", (json.dumps(info, indent=2) + "\n").encode())
+    return info
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--board", default="qemu-swtpm")
+    parser.add_argument("--out", type=Path, help="output directory (default build/<board>)")
+    parser.add_argument("--compression", choices=["zstd", "xz"],
+                        help="initramfs compression (default: the board's)")
+    parser.add_argument("--cache", type=Path, default=default_cache_dir(),
+                        help="download cache (default ~/.cache/heads-runtime)")
+    parser.add_argument("--owner-key", type=Path,
+                        help="owner's public key (ASCII-armoured) to place in the image")
+    parser.add_argument("--user-config", type=Path,
+                        help="user configuration file to place in the image")
+    parser.add_argument("--optimize", type=int, choices=[0, 1, 2], default=0,
+                        help="Python -O level for the .pyc files (default 0)")
+    parser.add_argument("--rebuild-wheel", action="store_true",
+                        help="build tpm2-pytss again instead of using the cached build")
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = REPO / "build" / args.board
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.compression is None:
+            initrd = load_board(args.board).get("initrd", {})
+            args.compression = initrd.get("compression", "zstd") if isinstance(initrd, dict) \
+                else "zstd"
+        info = build(args)
+    except (BuildError, LockError, FetchError, PythonTreeError, elf.MissingLibrary,
+            kmod.ModuleError) as err:
+        print(f"build_initrd: {err}", file=sys.stderr)
+        return 1
+    print(f"build: {args.out / str(info['initrd'])} sha256 {info['sha256']}")
+    print((args.out / "size-report.txt").read_text().split("\n\n")[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

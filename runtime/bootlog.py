@@ -1,0 +1,41 @@
+"""The runtime's stage log: one line per boot stage, timestamped with the
+kernel's boot clock, so the benchmark can tell where the time goes.
+
+Lines go to /run/runtime.log always and to the console until the UI takes
+it over. No secret is ever passed here.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+LOG_PATH = "/run/runtime.log"
+_echo = True
+_lines: list[str] = []
+
+
+def since_boot() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def stage(name: str, **fields: object) -> None:
+    extra = "".join(f" {key}={value}" for key, value in fields.items())
+    line = f"runtime: t={since_boot():.3f} stage={name}{extra}"
+    _lines.append(line)
+    try:
+        with open(LOG_PATH, "a") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass  # a read-only or missing /run must not stop the boot
+    if _echo:
+        print(line, file=sys.stderr, flush=True)
+
+
+def echo_to_console(enabled: bool) -> None:
+    global _echo
+    _echo = enabled
+
+
+def lines() -> list[str]:
+    return list(_lines)

@@ -1,0 +1,82 @@
+"""The board configuration: what the firmware measures, where the console is.
+
+Parsed strictly: a typo in a board file must fail the build or show a clear
+message, never quietly change what gets sealed to.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+
+BOARD_PATH = "/etc/board.toml"
+
+
+class ConfigError(ValueError):
+    """The board file is missing a field or has a wrong value."""
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    name: str
+    description: str
+    console_device: str
+    columns: int
+    rows: int
+    runtime_pcr: int
+    firmware_pcrs: tuple[int, ...]
+    seal_pcrs: tuple[int, ...]
+    modules_pcr: int
+    kernel_release: str
+
+
+def _pcr(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 23:
+        raise ConfigError(f"{where}: {value!r} is not a PCR number (0-23)")
+    return value
+
+
+def _pcrs(value: object, where: str) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of PCR numbers")
+    return tuple(sorted({_pcr(v, where) for v in value}))
+
+
+def _get(table: dict[str, object], section: str, key: str) -> object:
+    part = table.get(section)
+    if not isinstance(part, dict) or key not in part:
+        raise ConfigError(f"board file: [{section}] {key} is missing")
+    return part[key]
+
+
+def _size(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 20 <= value <= 1000:
+        raise ConfigError(f"{where}: {value!r} is not a terminal size")
+    return value
+
+
+def parse_board(text: str) -> BoardConfig:
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"board file is not valid TOML: {err}") from None
+    return BoardConfig(
+        name=str(_get(table, "board", "name")),
+        description=str(_get(table, "board", "description")),
+        console_device=str(_get(table, "console", "device")),
+        columns=_size(_get(table, "console", "columns"), "[console] columns"),
+        rows=_size(_get(table, "console", "rows"), "[console] rows"),
+        runtime_pcr=_pcr(_get(table, "tpm", "runtime_pcr"), "[tpm] runtime_pcr"),
+        firmware_pcrs=_pcrs(_get(table, "tpm", "firmware_pcrs"), "[tpm] firmware_pcrs"),
+        seal_pcrs=_pcrs(_get(table, "tpm", "seal_pcrs"), "[tpm] seal_pcrs"),
+        modules_pcr=_pcr(_get(table, "tpm", "modules_pcr"), "[tpm] modules_pcr"),
+        kernel_release=str(_get(table, "kernel", "release")),
+    )
+
+
+def load_board(path: str = BOARD_PATH) -> BoardConfig:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return parse_board(f.read())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing: the image was built without a board") from None

@@ -1,0 +1,1 @@
+"""Devices the runtime drives directly: power, (later) disks and USB."""

@@ -1,0 +1,94 @@
+"""The download cache: pinned .deb files and Python sources, checked by sha256.
+
+Downloads go through the ordinary clients (apt-get, and pip run by Debian's
+python3.11), so no archive address is written here. A file whose hash does not
+match the lock is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tools.initrd.lock import DEBIAN_PYTHON, REFRESH_COMMAND, DebPin, SourcePin
+
+
+class FetchError(Exception):
+    """A pinned file could not be had, or its hash is wrong."""
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "heads-runtime"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checked(path: Path, sha256: str, what: str) -> Path:
+    actual = sha256_file(path)
+    if actual != sha256:
+        path.unlink()
+        raise FetchError(
+            f"{what}: sha256 {actual} does not match the lock's {sha256}; the file was "
+            "removed from the cache. If the archive really changed, refresh the lock with: "
+            f"{REFRESH_COMMAND}"
+        )
+    return path
+
+
+def fetch_deb(pin: DebPin, cache: Path) -> Path:
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    target = debs / pin.filename
+    if target.exists():
+        return _checked(target, pin.sha256, pin.filename)
+    with tempfile.TemporaryDirectory(dir=debs) as tmp:
+        done = subprocess.run(
+            ["apt-get", "download", "-q", f"{pin.name}={pin.version}"],
+            cwd=tmp, capture_output=True, text=True, timeout=900, check=False,
+        )
+        got = list(Path(tmp).glob("*.deb"))
+        if done.returncode != 0 or len(got) != 1:
+            message = done.stderr.strip()
+            if "not found" in message or "Can't find a source" in message:
+                raise FetchError(
+                    f"Debian's archive no longer offers {pin.name} {pin.version} (superseded "
+                    f"versions are dropped, kernels especially). Refresh the lock with: "
+                    f"{REFRESH_COMMAND} (then review and commit etc/initrd/lock.toml)"
+                )
+            raise FetchError(f"apt-get download {pin.name}={pin.version} failed: "
+                             f"{message[-600:] or 'no .deb'} (try: apt-get update)")
+        _checked(got[0], pin.sha256, pin.filename)
+        got[0].replace(target)
+    return target
+
+
+def fetch_source(pin: SourcePin, cache: Path) -> Path:
+    sources = cache / "python"
+    sources.mkdir(parents=True, exist_ok=True)
+    target = sources / pin.filename
+    if target.exists():
+        return _checked(target, pin.sha256, pin.filename)
+    with tempfile.TemporaryDirectory(dir=sources) as tmp:
+        done = subprocess.run(
+            [DEBIAN_PYTHON, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+             "--no-build-isolation", "--disable-pip-version-check",
+             f"{pin.name}=={pin.version}", "-d", tmp],
+            capture_output=True, text=True, timeout=900, check=False,
+        )
+        got = Path(tmp) / pin.filename
+        if done.returncode != 0 or not got.exists():
+            raise FetchError(f"pip download {pin.name}=={pin.version} failed: "
+                             f"{done.stderr.strip()[-600:]}")
+        _checked(got, pin.sha256, pin.filename)
+        got.replace(target)
+    return target
