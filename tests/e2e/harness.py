@@ -1,0 +1,143 @@
+"""Boot a board in QEMU and drive it as a user would: keys in over the serial
+console, the screen read back through a terminal emulator (pyte), the
+runtime's stage log collected from the console. QEMU and swtpm are always
+cleaned up, also on failure and timeout."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pexpect
+import pyte
+
+from tools.qemu_board import BoardFiles, BoardInstance, board_files
+
+KEYS = {
+    "up": "\x1b[A", "down": "\x1b[B", "right": "\x1b[C", "left": "\x1b[D",
+    "enter": "\r", "esc": "\x1b", "backspace": "\x7f", "tab": "\t",
+}
+STAGE = re.compile(r"runtime: t=(?P<t>[\d.]+) stage=(?P<stage>\S+)(?P<rest>[^\r\n]*)")
+
+
+class BootTimeout(AssertionError):
+    pass
+
+
+@dataclass
+class Boot:
+    """One running boot of a board instance."""
+
+    instance: BoardInstance
+    files: BoardFiles
+    columns: int = 80
+    rows: int = 24
+    child: pexpect.spawn | None = None
+    raw: bytearray = field(default_factory=bytearray)
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.screen = pyte.Screen(self.columns, self.rows)
+        self.stream = pyte.ByteStream(self.screen)
+
+    def start(self) -> Boot:
+        self.instance.prepare(self.files)
+        self.instance.start_swtpm()
+        command = self.instance.qemu_command(self.files)
+        self.started = time.monotonic()
+        self.child = pexpect.spawn(command[0], command[1:], timeout=5, echo=False)
+        self.child.setwinsize(self.rows, self.columns)
+        return self
+
+    def _pump(self, wait: float) -> bool:
+        """Read what the guest wrote within ``wait`` seconds; False once QEMU is gone."""
+        assert self.child is not None
+        try:
+            data = self.child.read_nonblocking(65536, timeout=wait)
+        except pexpect.TIMEOUT:
+            return True
+        except pexpect.EOF:
+            return False
+        self.raw += data
+        self.stream.feed(data)
+        return True
+
+    def screen_text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def console_text(self) -> str:
+        return self.raw.decode("utf-8", "replace")
+
+    def wait_for_screen(self, text: str, timeout: float = 240) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.screen_text():
+                return self.screen_text()
+            if not self._pump(0.2):
+                break
+        raise BootTimeout(f"{text!r} not on screen after {timeout} s; screen:\n"
+                          f"{self.screen_text()}\n--- console tail:\n"
+                          f"{self.console_text()[-3000:]}")
+
+    def wait_for_console(self, pattern: str, timeout: float = 240) -> re.Match[str]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = regex.search(self.console_text())
+            if found:
+                return found
+            if not self._pump(0.2):
+                found = regex.search(self.console_text())
+                if found:
+                    return found
+                break
+        raise BootTimeout(f"{pattern!r} not on the console after {timeout} s; tail:\n"
+                          f"{self.console_text()[-3000:]}")
+
+    def press(self, *keys: str, settle: float = 0.3) -> None:
+        """Send keys (names from KEYS, or literal text), then read what changed."""
+        assert self.child is not None
+        for key in keys:
+            self.child.send(KEYS.get(key, key))
+            self._pump(settle)
+
+    def stages(self) -> dict[str, tuple[float, str]]:
+        """The runtime's stage log lines: stage -> (seconds since boot, the rest)."""
+        out: dict[str, tuple[float, str]] = {}
+        for m in STAGE.finditer(self.console_text()):
+            out.setdefault(m["stage"], (float(m["t"]), m["rest"].strip()))
+        return out
+
+    def pcr(self, index: int) -> str:
+        found = re.search(rf"stage=pcr index={index} sha256=([0-9a-f]{{64}})",
+                          self.console_text())
+        if not found:
+            raise AssertionError(f"PCR {index} was not logged")
+        return found.group(1)
+
+    def wait_exit(self, timeout: float = 120) -> int:
+        assert self.child is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._pump(0.5):
+                self.child.close()
+                return int(self.child.exitstatus or 0)
+        raise BootTimeout(f"QEMU still running after {timeout} s")
+
+    def close(self) -> None:
+        if self.child is not None and self.child.isalive():
+            self.child.terminate(force=True)
+        self.instance.stop_swtpm()
+
+    def __enter__(self) -> Boot:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def boot(board: str, directory: Path, initrd: Path, **kwargs: object) -> Boot:
+    instance = BoardInstance(board, directory, initrd)
+    return Boot(instance, board_files(board), **kwargs)  # type: ignore[arg-type]
