@@ -218,7 +218,8 @@ def build(args: argparse.Namespace) -> dict[str, object]:
 
         # Python: tpm2-pytss from source, the import closure, sourceless .pyc.
         pin = lock.source("tpm2-pytss")
-        wheel = build_tpm2_pytss(pin, fetch_source(pin, cache), cache, args.rebuild_wheel)
+        wheel = build_tpm2_pytss(pin, fetch_source(pin, cache), cache,
+                                 work / "wheel" if args.rebuild_wheel else None)
         origins = {p: f.origin for p, f in pool.files.items()}
         py_files, missing = import_closure(root, wheel, REPO, origins)
         compiled = compile_sources(root, py_files, work / "pyc", args.optimize)
@@ -342,7 +343,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="skip the slow xz figures of the size report (same initramfs)")
     parser.add_argument("--rebuild-wheel", action="store_true",
-                        help="build tpm2-pytss again instead of using the cached build")
+                        help="compile tpm2-pytss again (not taken from, nor put in, the cache)")
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = REPO / "build" / args.board

@@ -12,6 +12,11 @@ APT_PACKAGES=(
     gcc python3-dev python3-venv
     tpm2-tools               # only for the benchmark's comparison
     gnupg
+    # build_initrd.py: tpm2-pytss is built with Debian's own python3.11
+    python3-pip python3-pkgconfig python3-setuptools-scm python3-cffi python3-setuptools
+    python3-wheel zstd xz-utils cpio
+    # the QEMU board and its test disk
+    qemu-system-x86 fdisk e2fsprogs
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -74,3 +74,69 @@ def write_archive(out: BinaryIO, entries: Iterable[Entry], mtime: int) -> int:
         out.write(chunk)
         written += len(chunk)
     return written
+
+
+_HEADER_SIZE = len(MAGIC) + 13 * 8
+_FIELDS = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor", "devminor",
+           "rdevmajor", "rdevminor", "namesize", "check")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def read_header(data: bytes, offset: int) -> dict[str, int]:
+    """The 13 numeric fields of the newc header at ``offset``, by name."""
+    raw = data[offset:offset + _HEADER_SIZE]
+    if len(raw) < _HEADER_SIZE:
+        raise ValueError(f"cpio archive truncated: header at byte {offset} has "
+                         f"{len(raw)} of {_HEADER_SIZE} bytes")
+    if raw[:len(MAGIC)] != MAGIC:
+        raise ValueError(f"cpio header at byte {offset}: bad magic {raw[:len(MAGIC)]!r}, "
+                         f"expected {MAGIC!r} (newc)")
+    fields: dict[str, int] = {}
+    for i, name in enumerate(_FIELDS):
+        text = raw[len(MAGIC) + 8 * i:len(MAGIC) + 8 * (i + 1)]
+        if not set(text) <= _HEX:
+            raise ValueError(f"cpio header at byte {offset}: field {name} is not hex: {text!r}")
+        fields[name] = int(text, 16)
+    return fields
+
+
+def read_archive(data: bytes) -> list[Entry]:
+    """Parse a newc archive up to its trailer; the inverse of `write_archive`.
+
+    Char devices get back their "major:minor" data; directories carry no data.
+    Raises ValueError on a bad magic, a malformed header or a truncated archive.
+    """
+    entries: list[Entry] = []
+    offset = 0
+    while True:
+        if offset >= len(data):
+            raise ValueError(f"cpio archive truncated: it ends at byte {offset} without "
+                             f"the {TRAILER} entry")
+        fields = read_header(data, offset)
+        name_start = offset + _HEADER_SIZE
+        name_end = name_start + fields["namesize"]
+        if fields["namesize"] == 0:
+            raise ValueError(f"cpio header at byte {offset}: empty name")
+        if name_end > len(data):
+            raise ValueError(f"cpio archive truncated: name of the entry at byte {offset}")
+        raw_name = data[name_start:name_end]
+        if raw_name[-1:] != b"\0":
+            raise ValueError(f"cpio header at byte {offset}: name is not NUL-terminated")
+        try:
+            path = raw_name[:-1].decode()
+        except UnicodeDecodeError:
+            raise ValueError(f"cpio header at byte {offset}: name {raw_name[:-1]!r} "
+                             "is not UTF-8") from None
+        if path == TRAILER:
+            return entries
+        body_start = name_end + (-name_end % 4)
+        body_end = body_start + fields["filesize"]
+        if body_end > len(data):
+            raise ValueError(f"cpio archive truncated: {path} needs {fields['filesize']} bytes "
+                             f"at byte {body_start}, {max(0, len(data) - body_start)} remain")
+        mode = fields["mode"]
+        body = data[body_start:body_end]
+        if stat.S_ISCHR(mode):
+            body = f"{fields['rdevmajor']}:{fields['rdevminor']}".encode()
+        entries.append(Entry(path, mode, body))
+        offset = body_end + (-body_end % 4)

@@ -7,6 +7,7 @@ import os
 import posixpath
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +71,15 @@ def unpack(pin: DebPin, cache: Path) -> Path:
     if tree.exists():
         return tree
     deb = fetch_deb(pin, cache)
-    partial = tree.with_name(tree.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    # A private partial directory, renamed into place: concurrent builds (the
+    # test workers) may unpack the same package; the first rename wins.
+    partial = Path(tempfile.mkdtemp(prefix=tree.name + ".", dir=tree.parent))
     subprocess.run(["dpkg-deb", "-x", str(deb), str(partial)], check=True, timeout=600)
-    partial.rename(tree)
+    try:
+        partial.rename(tree)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+        if not tree.exists():
+            raise
     return tree

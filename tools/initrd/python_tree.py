@@ -26,12 +26,16 @@ EXCLUDED_MODULES = [
     "sitecustomize", "_pyrepl", "setuptools", "pkg_resources", "pip", "IPython",
     "numpy", "PIL", "gi", "twisted", "tornado", "trio", "asyncio", "ssl", "_ssl",
     "multiprocessing", "concurrent", "xmlrpc", "http.server", "wsgiref", "ftplib",
-    "smtplib", "imaplib", "poplib", "nntplib", "mailbox", "xml.dom", "xml.sax",
+    "smtplib", "imaplib", "poplib", "nntplib", "mailbox", "xml.dom",
     "pyexpat", "_decimal", "decimal", "_pydecimal", "lzma", "_lzma", "bz2", "_bz2",
 ]
 # Packages kept whole: tpm2-pytss needs the files of modules that raise at
 # import when FAPI is absent, which an import closure cannot see.
 WHOLE_PACKAGES = ["tpm2_pytss"]
+# Libraries the runtime's next stages use (signatures, devices, QR codes):
+# shipped and import-checked now, so the image's contents are settled early.
+LIBRARY_ROOTS = ["gnupg", "pyudev", "segno", "pyotp", "urwid", "cryptography.x509",
+                 "cryptography.hazmat.primitives.asymmetric.ec"]
 # The interpreter itself imports these before any user code runs.
 STARTUP_MODULES = ["site", "encodings", "encodings.utf_8", "encodings.latin_1",
                    "encodings.ascii", "encodings.aliases", "runpy", "_sitebuiltins"]
@@ -48,15 +52,21 @@ class PyFile:
     origin: str
 
 
-def build_tpm2_pytss(pin: SourcePin, sdist: Path, cache: Path, rebuild: bool) -> Path:
-    """Unpacked wheel of tpm2-pytss, without FAPI, cached by its inputs."""
+def build_tpm2_pytss(pin: SourcePin, sdist: Path, cache: Path, rebuild_into: Path | None) -> Path:
+    """Unpacked wheel of tpm2-pytss, without FAPI, cached by its inputs.
+
+    With ``rebuild_into``, it is compiled again into that directory and the
+    cache is left alone (the reproducibility test compiles it twice).
+    """
     tool_versions = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", "libtss2-dev", "python3.11",
          "gcc", "python3-cffi"], capture_output=True, text=True, timeout=60, check=True,
     ).stdout
     key = hashlib.sha256(f"{pin.sha256}\n{tool_versions}".encode()).hexdigest()[:16]
     target = cache / "wheels" / f"{pin.name}-{pin.version}-{key}"
-    if target.exists() and not rebuild:
+    if rebuild_into is not None:
+        target = rebuild_into / target.name
+    elif target.exists():
         return target
     with tempfile.TemporaryDirectory(prefix="tpm2-pytss-") as tmp:
         work = Path(tmp)
@@ -81,12 +91,14 @@ def build_tpm2_pytss(pin: SourcePin, sdist: Path, cache: Path, rebuild: bool) ->
             raise PythonTreeError(f"building {pin.name} {pin.version} failed:\n"
                                   f"{done.stderr[-2000:]}")
         (wheel,) = (work / "out").glob("*.whl")
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
         with zipfile.ZipFile(wheel) as archive:
             archive.extractall(partial)
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
+        try:
+            partial.rename(target)  # a concurrent build may have won: same bytes
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
     return target
 
 
@@ -135,7 +147,7 @@ def import_closure(root: Path, wheel: Path, repo: Path,
     }
     with tempfile.TemporaryDirectory(prefix="roots-") as tmp:
         script = Path(tmp) / "roots.py"
-        imports = STARTUP_MODULES + runtime_modules(repo) + WHOLE_PACKAGES
+        imports = STARTUP_MODULES + runtime_modules(repo) + WHOLE_PACKAGES + LIBRARY_ROOTS
         script.write_text("".join(f"import {name}\n" for name in imports))
         found = _run_image_python(root, "find", {
             "path": list(search), "excludes": EXCLUDED_MODULES, "script": str(script),
