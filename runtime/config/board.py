@@ -37,8 +37,8 @@ def _pcr(value: object, where: str) -> int:
 
 
 def _pcrs(value: object, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{where}: expected a list of PCR numbers")
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: expected a non-empty list of PCR numbers")
     return tuple(sorted({_pcr(v, where) for v in value}))
 
 
@@ -60,6 +60,14 @@ def parse_board(text: str) -> BoardConfig:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"board file is not valid TOML: {err}") from None
+    board = _parse(table)
+    if board.runtime_pcr not in board.seal_pcrs:
+        raise ConfigError(f"[tpm] seal_pcrs must include runtime_pcr {board.runtime_pcr}: a "
+                          "secret not sealed to the runtime's measurement proves nothing")
+    return board
+
+
+def _parse(table: dict[str, object]) -> BoardConfig:
     return BoardConfig(
         name=str(_get(table, "board", "name")),
         description=str(_get(table, "board", "description")),

@@ -9,6 +9,7 @@ import errno
 import os
 from dataclasses import dataclass
 
+from runtime import bootlog
 from runtime.tpm.connection import Tpm
 from runtime.tpm.pcrs import extend
 
@@ -50,7 +51,9 @@ def measure_and_load(tpm: Tpm, pcr: int, paths: list[str]) -> list[ModuleResult]
             continue
         # Measure first: a module that fails to load was still offered to the kernel.
         extend(tpm, pcr, image, f"kernel module {os.path.basename(path)}", "module")
+        bootlog.stage("module-measured", module=os.path.basename(path))
         code = _init_module(image)
+        bootlog.stage("module", module=os.path.basename(path), errno=code)
         if code in (0, errno.EEXIST):
             results.append(ModuleResult(path, True))
         else:

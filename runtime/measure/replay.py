@@ -30,9 +30,13 @@ def replay_report(
     if log is None:
         return ReplayReport(f"No firmware event log: {log_problem}", (), False)
     try:
-        firmware = replay(log).get(bank, {})
+        replayed = replay(log)
     except EventLogError as err:
         return ReplayReport(f"The firmware event log is unreadable: {err}", (), False)
+    if bank not in replayed:
+        return ReplayReport(f"The firmware event log has no {bank.hash_name} digests, so it "
+                            "cannot be checked against that bank.", (), False)
+    firmware = replayed[bank]
     expected = own.replay({bank: firmware}).get(bank, {})
     rows = []
     mismatched = []
@@ -40,7 +44,8 @@ def replay_report(
         want = expected.get(pcr, bank.zero())
         have = actual.get(pcr)
         if have is None:
-            rows.append((f"PCR {pcr}", "not read"))
+            mismatched.append(pcr)
+            rows.append((f"PCR {pcr}", "not read from the TPM"))
         elif have == want:
             rows.append((f"PCR {pcr}", f"matches the logs  {have.hex()[:16]}..."))
         else:
@@ -49,7 +54,7 @@ def replay_report(
                                        f"logs say {want.hex()[:16]}..."))
     if mismatched:
         summary = (f"PCR {', '.join(map(str, mismatched))} do not match the event logs: "
-                   "something was measured that was not logged.")
+                   "something was measured that was not logged, or a PCR could not be read.")
     else:
         summary = f"All {len(rows)} PCRs match the firmware event log and the runtime's extends."
     return ReplayReport(summary, tuple(rows), not mismatched)

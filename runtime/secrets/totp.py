@@ -7,12 +7,15 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyotp
 
 from runtime.tpm import handles
-from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import NvIndexMissing, PcrsChanged, TpmError
+
+if TYPE_CHECKING:
+    from runtime.tpm.connection import Tpm
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,10 @@ class TotpResult:
 def totp_code(secret: bytes | bytearray, at: float | None = None) -> str:
     """The 6-digit, 30-second TOTP code (RFC 6238, SHA-1) that phone apps show."""
     key = base64.b32encode(bytes(secret)).decode()
-    return str(pyotp.TOTP(key).at(int(time.time() if at is None else at)))
+    # generate_otp on the step number: TOTP.at() in pyotp 2.6 goes through local
+    # time and is an hour off while a DST change repeats an hour.
+    step = int(time.time() if at is None else at) // 30
+    return str(pyotp.TOTP(key).generate_otp(step))
 
 
 def _wipe(buffer: bytearray) -> None:

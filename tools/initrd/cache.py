@@ -55,15 +55,18 @@ def fetch_deb(pin: DebPin, cache: Path) -> Path:
         done = subprocess.run(
             ["apt-get", "download", "-q", f"{pin.name}={pin.version}"],
             cwd=tmp, capture_output=True, text=True, timeout=900, check=False,
+            env={**os.environ, "LC_ALL": "C"},  # the messages below are matched in English
         )
         got = list(Path(tmp).glob("*.deb"))
         if done.returncode != 0 or len(got) != 1:
             message = done.stderr.strip()
-            if "not found" in message or "Can't find a source" in message:
+            if any(s in message for s in ("not found", "Can't find a source",
+                                          "Unable to locate package")):
                 raise FetchError(
                     f"Debian's archive no longer offers {pin.name} {pin.version} (superseded "
                     f"versions are dropped, kernels especially). Refresh the lock with: "
-                    f"{REFRESH_COMMAND} (then review and commit etc/initrd/lock.toml)"
+                    f"{REFRESH_COMMAND} (then review and commit etc/initrd/lock.toml; a "
+                    "kernel whose package name changed is renamed in the board file too)"
                 )
             raise FetchError(f"apt-get download {pin.name}={pin.version} failed: "
                              f"{message[-600:] or 'no .deb'} (try: apt-get update)")

@@ -57,12 +57,28 @@ def _header(ino: int, entry: Entry, name: bytes, size: int, mtime: int) -> bytes
     return MAGIC + b"".join(b"%08X" % value for value in fields)
 
 
+def _check_entry(entry: Entry) -> None:
+    parts = entry.path.split("/")
+    if entry.path == TRAILER or not entry.path or entry.path.startswith("/") or any(
+            p in ("", ".", "..") for p in parts):
+        raise ValueError(f"bad archive path {entry.path!r}")
+    kind = stat.S_IFMT(entry.mode)
+    if kind not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFCHR):
+        raise ValueError(f"{entry.path}: only files, directories, symlinks and char devices")
+    if len(entry.data) >= 1 << 32:
+        raise ValueError(f"{entry.path}: too large for a cpio header")
+
+
 def write_archive(out: BinaryIO, entries: Iterable[Entry], mtime: int) -> int:
     """Write entries sorted by path (parents first), then the trailer; returns bytes written."""
     ordered = sorted(entries, key=lambda e: e.path.split("/"))
     paths = [e.path for e in ordered]
     if len(set(paths)) != len(paths):
         raise ValueError("duplicate paths in the archive")
+    if not 0 <= mtime < 1 << 32:
+        raise ValueError(f"mtime {mtime} does not fit a cpio header")
+    for entry in ordered:
+        _check_entry(entry)
     written = 0
     for ino, entry in enumerate([*ordered, Entry(TRAILER, 0)], start=1):
         name = entry.path.encode()
