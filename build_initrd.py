@@ -265,6 +265,8 @@ def build(args: argparse.Namespace) -> dict[str, object]:
             image.add(Entry.file(rel, path.read_bytes(), executable), "overlay")
     board_file = REPO / "etc" / "boards" / args.board / "board.toml"
     image.add(Entry.file("etc/board.toml", board_file.read_bytes()), "generated: board")
+    board_json = json.dumps(tomllib.loads(board_file.read_text()), sort_keys=True, indent=1)
+    image.add(Entry.file("etc/board.json", board_json.encode() + b"\n"), "generated: board")
     if args.owner_key:
         image.add(Entry.file("etc/runtime/owner.asc", args.owner_key.read_bytes()),
                   "generated: owner key")

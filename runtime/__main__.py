@@ -1,7 +1,24 @@
-"""`python -m runtime`: the runtime's entry point in the initramfs."""
+"""`python -m runtime`: the runtime's entry point in the initramfs.
+
+/init runs this file directly (not with -m: runpy costs 0.18 s under TCG).
+"""
 
 import sys
 
-from runtime.state.startup import main
 
-sys.exit(main())
+def _run() -> int:
+    from runtime import bootlog
+
+    bootlog.stage("python-started")
+    try:
+        from runtime.state.startup import main
+
+        return main()
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # the last line of defence: a message, never a traceback
+        bootlog.report_crash(err)
+        return 1
+
+
+sys.exit(_run())

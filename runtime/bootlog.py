@@ -39,3 +39,16 @@ def echo_to_console(enabled: bool) -> None:
 
 def lines() -> list[str]:
     return list(_lines)
+
+
+def report_crash(err: BaseException) -> None:
+    """An unexpected error: plain words on the console, the traceback in the log only."""
+    import traceback
+
+    try:
+        with open(LOG_PATH, "a") as f:
+            traceback.print_exception(err, file=f)
+    except OSError:
+        pass
+    print(f"\nThe runtime stopped on an internal error ({type(err).__name__}: {err}).\n"
+          f"Nothing was changed. The details are in {LOG_PATH}.", file=sys.stderr, flush=True)

@@ -6,10 +6,12 @@ message, never quietly change what gets sealed to.
 
 from __future__ import annotations
 
-import tomllib
+import json
 from dataclasses import dataclass
 
-BOARD_PATH = "/etc/board.toml"
+# The build converts the board's TOML to JSON: the json module imports in a
+# tenth of tomllib's time under TCG (0.26 s), on every boot.
+BOARD_PATH = "/etc/board.json"
 
 
 class ConfigError(ValueError):
@@ -56,10 +58,17 @@ def _size(value: object, where: str) -> int:
 
 
 def parse_board(text: str) -> BoardConfig:
+    """A board file as written (TOML)."""
+    import tomllib
+
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"board file is not valid TOML: {err}") from None
+    return parse_board_table(table)
+
+
+def parse_board_table(table: dict[str, object]) -> BoardConfig:
     board = _parse(table)
     if board.runtime_pcr not in board.seal_pcrs:
         raise ConfigError(f"[tpm] seal_pcrs must include runtime_pcr {board.runtime_pcr}: a "
@@ -83,8 +92,14 @@ def _parse(table: dict[str, object]) -> BoardConfig:
 
 
 def load_board(path: str = BOARD_PATH) -> BoardConfig:
+    """The image's board, as the build wrote it (JSON)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return parse_board(f.read())
+            table = json.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path} is missing: the image was built without a board") from None
+    except ValueError as err:
+        raise ConfigError(f"{path} is damaged: {err}") from None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path} is damaged: not a table")
+    return parse_board_table(table)

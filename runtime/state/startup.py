@@ -1,19 +1,28 @@
-"""The start sequence, from the interpreter's first line to the main menu:
-connect to the TPM, measure and load kernel modules, read the PCRs, check the
-firmware event log, unseal the TOTP secret, show the menu.
+"""The start sequence, from the interpreter's first line to the main menu.
+
+Before the first screen: the board, the TPM, the PCRs, the firmware event
+log check, and the TOTP secret (the code the user compares with a phone).
+Right after it is drawn: kernel modules are measured into PCR 5 and loaded
+(drivers for /boot and USB; the TOTP is not sealed to PCR 5, the disk key
+will be), then the measurement report is refreshed.
 
 Each stage is logged with the boot clock (runtime.bootlog) for the benchmark.
-Imports are made where they are needed, so the first line is printed early.
+Imports are made where they are needed: under TCG each costs real time.
 """
 
 from __future__ import annotations
 
 import os
-import platform
-import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from runtime import bootlog
+
+if TYPE_CHECKING:
+    from runtime.config import BoardConfig
+    from runtime.tpm.connection import Tpm
+    from runtime.tpm.eventlog import ParsedLog
+    from runtime.ui import MenuController
 
 VERSION = "0.1.0"
 PCRS_SHOWN = tuple(range(10))
@@ -23,14 +32,21 @@ PCRS_SHOWN = tuple(range(10))
 class StartState:
     """What the start sequence found, for the menu and the log."""
 
-    board_name: str = "?"
+    board: BoardConfig | None = None
+    tpm: Tpm | None = None
+    eventlog: ParsedLog | None = None
+    eventlog_problem: str = ""
+    totp_line: str = ""
     status: list[str] = field(default_factory=list)
     info_rows: list[tuple[str, str]] = field(default_factory=list)
     replay_summary: str = "Not checked."
     replay_rows: tuple[tuple[str, str], ...] = ()
 
+    def status_text(self) -> str:
+        return "\n".join([self.totp_line, *self.status] if self.totp_line else self.status)
 
-def _memory_rows() -> list[tuple[str, str]]:
+
+def _memory_row() -> tuple[str, str]:
     fields: dict[str, str] = {}
     try:
         with open("/proc/meminfo") as f:
@@ -38,9 +54,9 @@ def _memory_rows() -> list[tuple[str, str]]:
                 key, _, value = line.partition(":")
                 fields[key] = value.strip()
     except OSError:
-        return []
-    return [("Memory", f"{fields.get('MemTotal', '?')} total, "
-                       f"{fields.get('MemAvailable', '?')} available")]
+        pass
+    return ("Memory", f"{fields.get('MemTotal', '?')} total, "
+                      f"{fields.get('MemAvailable', '?')} available")
 
 
 def peak_rss_kib() -> int:
@@ -54,87 +70,107 @@ def peak_rss_kib() -> int:
     return 0
 
 
-def start(state: StartState) -> None:
+def _check_measurements(state: StartState) -> None:
+    """Replay the firmware log plus the runtime's own extends against the TPM."""
+    from runtime.measure.replay import replay_report
+    from runtime.tpm.pcrs import read_pcrs
+
+    assert state.tpm is not None and state.board is not None
+    values = read_pcrs(state.tpm, range(24))
+    board = state.board
+    # PCR 10 belongs to IMA and 17-22 to dynamic launch: neither is in this log.
+    checked = {*board.firmware_pcrs, board.modules_pcr, board.runtime_pcr}
+    report = replay_report(state.eventlog, state.eventlog_problem, state.tpm.log, values,
+                           checked)
+    state.replay_summary, state.replay_rows = report.summary, report.rows
+    state.info_rows = [row for row in state.info_rows if not row[0].startswith("PCR ")]
+    state.info_rows += [(f"PCR {pcr}", values[pcr].hex()) for pcr in PCRS_SHOWN]
+    if not report.all_match:
+        state.status.append(report.summary)
+    bootlog.stage("eventlog-checked", match=report.all_match)
+    for pcr in PCRS_SHOWN:
+        bootlog.stage("pcr", index=pcr, sha256=values[pcr].hex())
+
+
+def before_first_screen(state: StartState) -> None:
     from runtime.config import ConfigError, load_board
 
     try:
-        board = load_board()
+        state.board = board = load_board()
     except ConfigError as err:
         state.status.append(f"Board configuration problem: {err}")
         return
-    state.board_name = board.name
-    state.info_rows += [("Board", board.description), ("Kernel", platform.release())]
-    state.info_rows += _memory_rows()
+    state.info_rows += [("Board", board.description), ("Kernel", os.uname().release),
+                        _memory_row()]
 
     from runtime.tpm.connection import Tpm
     from runtime.tpm.errors import TpmError
 
     bootlog.stage("imports-tpm")
     try:
-        tpm = Tpm.connect()
+        state.tpm = tpm = Tpm.connect()
     except TpmError as err:
         state.status.append(f"No TPM: {err}. Measurements and secrets are unavailable.")
         return
     bootlog.stage("tpm-connected")
 
-    from runtime.measure.modules import measure_and_load, module_list
-
-    results = measure_and_load(tpm, board.modules_pcr, module_list())
-    failed = [r for r in results if not r.loaded]
-    state.info_rows.append(("Kernel modules", f"{len(results)} measured into PCR "
-                                              f"{board.modules_pcr}, {len(failed)} failed"))
-    for r in failed:
-        state.status.append(f"Module {os.path.basename(r.path)} did not load: {r.problem}")
-    bootlog.stage("modules-loaded", count=len(results), failed=len(failed))
-
-    from runtime.tpm.pcrs import read_pcrs
-
-    values = read_pcrs(tpm, range(24))
-    for pcr in PCRS_SHOWN:
-        state.info_rows.append((f"PCR {pcr}", values[pcr].hex()))
-        bootlog.stage("pcr", index=pcr, sha256=values[pcr].hex())
-    bootlog.stage("pcrs-read")
-
-    from runtime.measure.replay import replay_report
     from runtime.tpm.eventlog import EventLogError, read_eventlog
 
     try:
-        log, problem = read_eventlog(), ""
+        state.eventlog = read_eventlog()
     except (OSError, EventLogError) as err:
-        log, problem = None, str(err)
-    # PCR 10 belongs to IMA and 17-22 to dynamic launch: neither is in this log.
-    checked = {*board.firmware_pcrs, board.modules_pcr, board.runtime_pcr}
-    report = replay_report(log, problem, tpm.log, values, checked)
-    state.replay_summary, state.replay_rows = report.summary, report.rows
-    if not report.all_match:
-        state.status.append(report.summary)
-    bootlog.stage("eventlog-checked", match=report.all_match)
+        state.eventlog_problem = str(err)
+    _check_measurements(state)
 
     from runtime.secrets.totp import unseal_totp
 
     totp = unseal_totp(tpm, board.runtime_pcr)
-    state.status.insert(0, f"TOTP {totp.code}  {totp.message}" if totp.code else totp.message)
+    state.totp_line = f"TOTP {totp.code}  {totp.message}" if totp.code else totp.message
     bootlog.stage("totp", unsealed=totp.code is not None)
 
 
+def after_first_screen(state: StartState, controller: MenuController) -> None:
+    """Measure and load the kernel modules, then show what changed."""
+    if state.tpm is None or state.board is None:
+        return
+    from runtime.measure.modules import measure_and_load, module_list
+    from runtime.ui import SystemInfo
+
+    results = measure_and_load(state.tpm, state.board.modules_pcr, module_list())
+    failed = [r for r in results if not r.loaded]
+    state.info_rows.append(("Kernel modules", f"{len(results)} measured into PCR "
+                                              f"{state.board.modules_pcr}, {len(failed)} failed"))
+    for r in failed:
+        state.status.append(f"Module {os.path.basename(r.path)} did not load: {r.problem}")
+    bootlog.stage("modules-loaded", count=len(results), failed=len(failed))
+    _check_measurements(state)
+    controller.update(info=SystemInfo(title=_title(state), rows=tuple(state.info_rows)),
+                      measurements=(state.replay_summary, state.replay_rows),
+                      status=state.status_text())
+    bootlog.stage("devices-ready", peak_rss_kib=peak_rss_kib())
+
+
+def _title(state: StartState) -> str:
+    return f"heads-runtime {VERSION} - board {state.board.name if state.board else '?'}"
+
+
 def main() -> int:
-    bootlog.stage("python-started")
     state = StartState()
-    start(state)
+    before_first_screen(state)
     from runtime.ui import MenuChoice, SystemInfo, run_main_menu
 
     bootlog.stage("imports-ui")
-    info = SystemInfo(title=f"heads-runtime {VERSION} - board {state.board_name}",
-                      rows=tuple(state.info_rows))
-    for line in state.status:
+    for line in state.status_text().splitlines():
         bootlog.stage("status", text=repr(line))
+    info = SystemInfo(title=_title(state), rows=tuple(state.info_rows))
 
-    def first_draw() -> None:
+    def after_first_draw(controller: MenuController) -> None:
         bootlog.stage("menu-shown", peak_rss_kib=peak_rss_kib())
         bootlog.echo_to_console(False)
+        after_first_screen(state, controller)
 
     choice = run_main_menu(info, (state.replay_summary, state.replay_rows),
-                           "\n".join(state.status), on_first_draw=first_draw)
+                           state.status_text(), after_first_draw=after_first_draw)
     bootlog.echo_to_console(True)
     bootlog.stage("choice", value=choice.value)
     from runtime.devices import power
@@ -144,7 +180,3 @@ def main() -> int:
     else:
         power.power_off()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

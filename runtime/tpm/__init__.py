@@ -19,7 +19,12 @@ Modules that talk to the TPM (import tpm2-pytss when first imported):
   rng         random bytes from the TPM
 """
 
-from runtime.tpm.errors import (
+from runtime.tpm import lazy_crypto
+
+# Before any module below imports tpm2_pytss (see lazy_crypto: -1.4 s of boot).
+lazy_crypto.install()
+
+from runtime.tpm.errors import (  # noqa: E402
     NvIndexMissing,
     PcrsChanged,
     PrimaryKeyMissing,
@@ -33,7 +38,7 @@ from runtime.tpm.errors import (
     WrongOwnerPassphrase,
     WrongPassphrase,
 )
-from runtime.tpm.pcr_math import Bank
+from runtime.tpm.pcr_math import Bank  # noqa: E402
 
 __all__ = [
     "Bank",

@@ -33,10 +33,33 @@ class MenuController:
         self._info = info
         self._summary, rows = measurements
         self._measurement_rows = tuple(rows)
+        self._status = status
         self._menu = screens.MainMenu(info.title, status)
         self._root = urwid.WidgetPlaceholder(self._menu)
         #: The size keys are handled at (the ListBoxes need it to scroll); the loop updates it.
         self.size: tuple[int, int] = (DEFAULT_COLUMNS, DEFAULT_ROWS)
+
+    def update(
+        self,
+        *,
+        info: SystemInfo | None = None,
+        measurements: tuple[str, Sequence[tuple[str, str]]] | None = None,
+        status: str | None = None,
+    ) -> None:
+        """New facts found after the menu was first shown (the focus stays put)."""
+        if info is not None:
+            self._info = info
+        if measurements is not None:
+            self._summary, rows = measurements
+            self._measurement_rows = tuple(rows)
+        if status is not None or info is not None:
+            on_menu = self.on_main_menu
+            focused = [c for c, _ in screens.MENU_ENTRIES].index(self._menu.focused_choice)
+            self._status = self._status if status is None else status
+            self._menu = screens.MainMenu(self._info.title, self._status)
+            self._menu.focus_number(focused + 1)
+            if on_menu:
+                self._root.original_widget = self._menu
 
     @property
     def widget(self) -> Any:
@@ -103,7 +126,7 @@ def run_main_menu(
     status: str,
     *,
     screen: urwid.raw_display.Screen | None = None,
-    on_first_draw: Callable[[], None] | None = None,
+    after_first_draw: Callable[[MenuController], None] | None = None,
 ) -> MenuChoice:
     """Show the main menu until the user picks Reboot or Power off; return that choice.
 
@@ -117,12 +140,14 @@ def run_main_menu(
         with contextlib.suppress(OSError, ValueError):
             prepare_console(sys.stdout.fileno(), DEFAULT_COLUMNS, DEFAULT_ROWS)
         screen = urwid.raw_display.Screen()
-    root = _LoopRoot(MenuController(info, measurements, status))
+    controller = MenuController(info, measurements, status)
+    root = _LoopRoot(controller)
     # No mouse: tracking would send escape sequences a serial terminal may print as text.
     loop = urwid.MainLoop(root, palette=screens.PALETTE, screen=screen, handle_mouse=False)
-    if on_first_draw is not None:
-        # An alarm due now runs once the first screen has been drawn.
-        loop.set_alarm_in(0, lambda *_: on_first_draw())
+    if after_first_draw is not None:
+        # An alarm due now runs once the first screen is drawn: slow work that the
+        # first screen does not need goes there, and may update what is shown.
+        loop.set_alarm_in(0, lambda *_: after_first_draw(controller))
     try:
         loop.run()
     finally:

@@ -52,10 +52,21 @@ def test_the_real_board_file_parses() -> None:
     assert config.runtime_pcr in config.seal_pcrs
 
 
-def test_load_board_reads_a_file(tmp_path: Path) -> None:
-    path = tmp_path / "board.toml"
-    path.write_text(BOARD_FILE.read_text())
+def test_load_board_reads_the_json_the_build_writes(tmp_path: Path) -> None:
+    import json
+    import tomllib
+
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps(tomllib.loads(BOARD_FILE.read_text())))
     assert load_board(str(path)) == parse_board(BOARD_FILE.read_text())
+
+
+@pytest.mark.parametrize("content", ["", "{", "[1, 2]", '{"board": 1}'])
+def test_a_damaged_board_json_is_named(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "board.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError):
+        load_board(str(path))
 
 
 def test_load_board_missing_file(tmp_path: Path) -> None:
