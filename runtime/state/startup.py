@@ -59,6 +59,19 @@ def _memory_row() -> tuple[str, str]:
                       f"{fields.get('MemAvailable', '?')} available")
 
 
+def guest_memory_used_kib() -> int:
+    """MemTotal - MemAvailable: what the whole guest uses now."""
+    fields: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields[key] = int(value.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return fields.get("MemTotal", 0) - fields.get("MemAvailable", 0)
+
+
 def peak_rss_kib() -> int:
     try:
         with open("/proc/self/status") as f:
@@ -147,7 +160,8 @@ def after_first_screen(state: StartState, controller: MenuController) -> None:
     controller.update(info=SystemInfo(title=_title(state), rows=tuple(state.info_rows)),
                       measurements=(state.replay_summary, state.replay_rows),
                       status=state.status_text())
-    bootlog.stage("devices-ready", peak_rss_kib=peak_rss_kib())
+    bootlog.stage("devices-ready", peak_rss_kib=peak_rss_kib(),
+                  guest_used_kib=guest_memory_used_kib())
 
 
 def _title(state: StartState) -> str:
@@ -165,7 +179,8 @@ def main() -> int:
     info = SystemInfo(title=_title(state), rows=tuple(state.info_rows))
 
     def after_first_draw(controller: MenuController) -> None:
-        bootlog.stage("menu-shown", peak_rss_kib=peak_rss_kib())
+        bootlog.stage("menu-shown", peak_rss_kib=peak_rss_kib(),
+                      guest_used_kib=guest_memory_used_kib())
         bootlog.echo_to_console(False)
         after_first_screen(state, controller)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 
 from tpm2_pytss import ESAPI, TSS2_Exception
@@ -60,7 +59,7 @@ def find_tcti() -> TctiSpec:
     if override:
         return TctiSpec.parse(override)
     for device in KERNEL_DEVICES:
-        if Path(device).exists():
+        if os.path.exists(device):  # not pathlib: 0.1 s to import at boot under TCG
             return TctiSpec("device", device)
     raise TpmAbsent("No TPM found: neither /dev/tpmrm0 nor /dev/tpm0 exists.")
 

@@ -21,13 +21,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from runtime.tpm.pcr_math import PCR_COUNT, Bank, PcrMismatch, compare, extend
 
 #: Where Linux exposes the firmware's event log.
-DEFAULT_EVENTLOG_PATH = Path("/sys/kernel/security/tpm0/binary_bios_measurements")
+DEFAULT_EVENTLOG_PATH = "/sys/kernel/security/tpm0/binary_bios_measurements"
 
 #: Refuse to read more than this; real firmware logs are well under 1 MiB.
 MAX_LOG_SIZE = 16 * 1024 * 1024

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from runtime.secrets.totp import totp_code
-from tests.e2e.harness import Boot, boot
+from tools.board_console import Boot, boot
 from tools.provision_board import predicted_pcr9, seal_totp
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(900)]

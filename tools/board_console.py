@@ -1,5 +1,5 @@
-"""Boot a board in QEMU and drive it as a user would: keys in over the serial
-console, the screen read back through a terminal emulator (pyte), the
+"""Drive a booted board as a user would: keys in over the serial console, the
+screen read back through a terminal emulator (pyte), the
 runtime's stage log collected from the console. QEMU and swtpm are always
 cleaned up, also on failure and timeout."""
 
@@ -37,6 +37,8 @@ class Boot:
     child: pexpect.spawn | None = None
     raw: bytearray = field(default_factory=bytearray)
     started: float = 0.0
+    #: (end offset in raw, host monotonic time) of each chunk read: when text arrived.
+    arrivals: list[tuple[int, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.screen = pyte.Screen(self.columns, self.rows)
@@ -61,8 +63,19 @@ class Boot:
         except pexpect.EOF:
             return False
         self.raw += data
+        self.arrivals.append((len(self.raw), time.monotonic()))
         self.stream.feed(data)
         return True
+
+    def arrival(self, pattern: str) -> float:
+        """Seconds from QEMU's start until the first text matching ``pattern`` arrived."""
+        found = re.search(pattern.encode(), bytes(self.raw))
+        if not found:
+            raise AssertionError(f"{pattern!r} never arrived")
+        for end, when in self.arrivals:
+            if end >= found.end():
+                return when - self.started
+        raise AssertionError("arrival times are incomplete")
 
     def screen_text(self) -> str:
         return "\n".join(line.rstrip() for line in self.screen.display)

@@ -1,0 +1,136 @@
+"""Boot benchmark of the qemu-swtpm board: where the time and memory go.
+
+    .venv/bin/python -m tools.bench_boot [--boots 5] [--memory-search] [--no-build]
+
+Prints the initramfs sizes (raw, xz, zstd, per component, from a full build),
+then the median over several cold boots (fresh TPM, TOTP sealed to the
+image, as a user's machine boots) of: QEMU start -> kernel, kernel -> /init,
+/init -> Python, Python -> first screen (with its stages: imports, TPM,
+event log, TOTP unseal, UI), and the guest's memory at the first screen.
+With --memory-search, the smallest guest RAM that still reaches the menu.
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+from tools.board_console import Boot, BootTimeout, boot
+from tools.provision_board import seal_totp
+
+REPO = Path(__file__).resolve().parents[1]
+BOARD = "qemu-swtpm"
+# measured.md: a shell runtime doing Heads' steps (busybox, tpm2-tools, whiptail),
+# OVMF, -cpu max, 1 vCPU, TCG: /init to its TOTP on screen.
+SHELL_ANCHOR_S = 2.1
+
+
+def _init_uptime(b: Boot) -> float:
+    found = b.wait_for_console(r"init: stage=init uptime=([\d.]+)")
+    return float(found.group(1))
+
+
+def one_boot(initrd: Path, cmdline: str, memory: int | None = None,
+             timeout: float = 300) -> dict[str, float]:
+    directory = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
+    try:
+        seal_totp(directory / "tpm", initrd.read_bytes(), cmdline, os.urandom(20))
+        running = boot(BOARD, directory, initrd)
+        running.instance.memory_mib = memory
+        with running:
+            running.wait_for_screen("4  Power off", timeout=timeout)
+            running.wait_for_console(r"stage=menu-shown")
+            uptime = _init_uptime(running)
+            at_init = running.arrival(r"init: stage=init")
+            stages = running.stages()
+            figures = {
+                "qemu->kernel": at_init - uptime,
+                "kernel->/init": uptime,
+                "/init->python": stages["python-started"][0] - uptime,
+                "python->menu": stages["menu-shown"][0] - stages["python-started"][0],
+                "/init->menu": stages["menu-shown"][0] - uptime,
+                "  imports to TPM": stages["imports-tpm"][0] - stages["python-started"][0],
+                "  TPM connect": stages["tpm-connected"][0] - stages["imports-tpm"][0],
+                "  PCRs + event log": stages["eventlog-checked"][0] - stages["tpm-connected"][0],
+                "  TOTP unseal": stages["totp"][0] - stages["eventlog-checked"][0],
+                "  UI imports": stages["imports-ui"][0] - stages["totp"][0],
+                "  first screen": stages["menu-shown"][0] - stages["imports-ui"][0],
+                "qemu->menu": running.arrival(r"stage=menu-shown"),
+            }
+            rest = stages["menu-shown"][1]
+            for part in rest.split():
+                key, _, value = part.partition("=")
+                if key in ("peak_rss_kib", "guest_used_kib"):
+                    figures[key] = float(value)
+            if "TOTP " not in running.screen_text():
+                figures["totp_missing"] = 1.0
+            running.press("4")
+            running.wait_exit(120)
+            return figures
+    finally:
+        subprocess.run(["rm", "-rf", str(directory)], check=False, timeout=60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--boots", type=int, default=5)
+    parser.add_argument("--no-build", action="store_true",
+                        help="use build/qemu-swtpm as it is (its size report too)")
+    parser.add_argument("--memory-search", action="store_true",
+                        help="also find the smallest guest RAM that reaches the menu")
+    args = parser.parse_args(argv)
+    out = REPO / "build" / BOARD
+    if not args.no_build:
+        print("building (full size report, xz included)...", flush=True)
+        subprocess.run([sys.executable, str(REPO / "build_initrd.py"), "--board", BOARD,
+                        "--out", str(out)], check=True, stdout=subprocess.DEVNULL, timeout=3600)
+    print((out / "size-report.txt").read_text())
+    initrd = out / "initrd.cpio.zst"
+    board = tomllib.loads((REPO / "etc/boards" / BOARD / "board.toml").read_text())
+    cmdline = board["kernel"]["cmdline"]
+
+    runs = []
+    for i in range(args.boots):
+        runs.append(one_boot(initrd, cmdline))
+        print(f"boot {i + 1}/{args.boots}: /init -> menu {runs[-1]['/init->menu']:.2f} s",
+              flush=True)
+    print(f"\nmedian of {len(runs)} cold boots (OVMF, TCG, -cpu max, 1 vCPU, "
+          f"{board['qemu']['memory_mib']} MiB, fresh TPM with a sealed TOTP secret):")
+    for key in runs[0]:
+        if key == "totp_missing":
+            continue
+        values = [r[key] for r in runs if key in r]
+        median = statistics.median(values)
+        if key.endswith("_kib"):
+            print(f"  {key:<20} {median / 1024:7.1f} MiB")
+        else:
+            print(f"  {key:<20} {median:7.2f} s   (min {min(values):.2f}, max {max(values):.2f})")
+    if any("totp_missing" in r for r in runs):
+        print("  WARNING: some boots showed no TOTP code")
+    menu = statistics.median(r["/init->menu"] for r in runs)
+    print(f"\n/init -> first screen with the TOTP: {menu:.2f} s; shell anchor "
+          f"{SHELL_ANCHOR_S:.1f} s ({SHELL_ANCHOR_S / menu:.2f}x); aim {SHELL_ANCHOR_S / 2:.2f} s")
+
+    if args.memory_search:
+        smallest = None
+        for memory in (512, 384, 256, 192, 160, 128, 112, 96):
+            try:
+                one_boot(initrd, cmdline, memory=memory, timeout=240)
+            except (BootTimeout, AssertionError, KeyError) as err:
+                print(f"  {memory} MiB: did not reach the menu ({str(err).splitlines()[0]})")
+                break
+            smallest = memory
+            print(f"  {memory} MiB: reached the menu", flush=True)
+        print(f"smallest guest RAM that reaches the menu: {smallest} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
