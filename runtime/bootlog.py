@@ -13,6 +13,7 @@ import time
 LOG_PATH = "/run/runtime.log"
 _echo = True
 _lines: list[str] = []
+_echoed = 0  # how many of _lines the console has seen
 
 
 def since_boot() -> float:
@@ -29,12 +30,22 @@ def stage(name: str, **fields: object) -> None:
     except OSError:
         pass  # a read-only or missing /run must not stop the boot
     if _echo:
-        print(line, file=sys.stderr, flush=True)
+        _flush()
+
+
+def _flush() -> None:
+    global _echoed
+    for pending in _lines[_echoed:]:
+        print(pending, file=sys.stderr, flush=True)
+    _echoed = len(_lines)
 
 
 def echo_to_console(enabled: bool) -> None:
+    """Off while the UI owns the screen; on again prints what was logged meanwhile."""
     global _echo
     _echo = enabled
+    if enabled:
+        _flush()
 
 
 def lines() -> list[str]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pyotp
 
+from runtime import bootlog
 from runtime.tpm import handles
 from runtime.tpm.errors import NvIndexMissing, PcrsChanged, TpmError
 
@@ -53,6 +54,7 @@ def unseal_totp(tpm: Tpm, runtime_pcr: int, index: int = handles.TOTP_SEALED_NV)
         # proves nothing about it.
         return TotpResult(None, f"The TOTP secret is not sealed to PCR {runtime_pcr}: "
                                 "it proves nothing; seal it again.")
+    bootlog.stage("totp-blob-read")
     try:
         secret = sealing.unseal(tpm, sealed)
     except PcrsChanged as err:

@@ -101,8 +101,6 @@ def _check_measurements(state: StartState) -> None:
     if not report.all_match:
         state.status.append(report.summary)
     bootlog.stage("eventlog-checked", match=report.all_match)
-    for pcr in PCRS_SHOWN:
-        bootlog.stage("pcr", index=pcr, sha256=values[pcr].hex())
 
 
 def before_first_screen(state: StartState) -> None:
@@ -127,13 +125,12 @@ def before_first_screen(state: StartState) -> None:
         return
     bootlog.stage("tpm-connected")
 
-    from runtime.tpm.eventlog import EventLogError, read_eventlog
+    from runtime.tpm.pcrs import read_pcrs
 
-    try:
-        state.eventlog = read_eventlog()
-    except (OSError, EventLogError) as err:
-        state.eventlog_problem = str(err)
-    _check_measurements(state)
+    values = read_pcrs(tpm, PCRS_SHOWN)
+    state.info_rows += [(f"PCR {pcr}", values[pcr].hex()) for pcr in PCRS_SHOWN]
+    for pcr in PCRS_SHOWN:
+        bootlog.stage("pcr", index=pcr, sha256=values[pcr].hex())
 
     from runtime.secrets.totp import unseal_totp
 
@@ -143,9 +140,17 @@ def before_first_screen(state: StartState) -> None:
 
 
 def after_first_screen(state: StartState, controller: MenuController) -> None:
-    """Measure and load the kernel modules, then show what changed."""
+    """Check the firmware event log, measure and load the kernel modules, then
+    show what changed. None of it is needed to show the TOTP code."""
     if state.tpm is None or state.board is None:
         return
+    from runtime.tpm.eventlog import EventLogError, read_eventlog
+
+    try:
+        state.eventlog = read_eventlog()
+    except (OSError, EventLogError) as err:
+        state.eventlog_problem = str(err)
+
     from runtime.measure.modules import measure_and_load, module_list
     from runtime.ui import SystemInfo
 
@@ -184,9 +189,9 @@ def main() -> int:
         bootlog.echo_to_console(False)
         after_first_screen(state, controller)
 
-    choice = run_main_menu(info, (state.replay_summary, state.replay_rows),
-                           state.status_text(), after_first_draw=after_first_draw)
-    bootlog.echo_to_console(True)
+    replay = ("Checking the firmware event log...", ())
+    choice = run_main_menu(info, replay, state.status_text(), after_first_draw=after_first_draw)
+    bootlog.echo_to_console(True)  # also prints the lines logged while the menu was up
     bootlog.stage("choice", value=choice.value)
     from runtime.devices import power
 
