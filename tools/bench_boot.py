@@ -58,8 +58,8 @@ def one_boot(initrd: Path, cmdline: str, memory: int | None = None,
                 "/init->menu": stages["menu-shown"][0] - uptime,
                 "  imports to TPM": stages["imports-tpm"][0] - stages["python-started"][0],
                 "  TPM connect": stages["tpm-connected"][0] - stages["imports-tpm"][0],
-                "  PCRs + event log": stages["eventlog-checked"][0] - stages["tpm-connected"][0],
-                "  TOTP unseal": stages["totp"][0] - stages["eventlog-checked"][0],
+                "  PCRs, TOTP blob": stages["totp-blob-read"][0] - stages["tpm-connected"][0],
+                "  TOTP unseal": stages["totp"][0] - stages["totp-blob-read"][0],
                 "  UI imports": stages["imports-ui"][0] - stages["totp"][0],
                 "  first screen": stages["menu-shown"][0] - stages["imports-ui"][0],
                 "qemu->menu": running.arrival(r"stage=menu-shown"),
@@ -73,6 +73,9 @@ def one_boot(initrd: Path, cmdline: str, memory: int | None = None,
                 figures["totp_missing"] = 1.0
             running.press("4")
             running.wait_exit(120)
+            stages = running.stages()  # the rest of the log is printed on the way out
+            figures["menu->devices ready"] = (stages["devices-ready"][0]
+                                              - stages["menu-shown"][0])
             return figures
     finally:
         subprocess.run(["rm", "-rf", str(directory)], check=False, timeout=60)

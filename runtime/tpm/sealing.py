@@ -154,8 +154,11 @@ def seal(
 def _load(tpm: Tpm, sealed: SealedSecret) -> ESYS_TR:
     public, _ = TPM2B_PUBLIC.unmarshal(sealed.public)
     private, _ = TPM2B_PRIVATE.unmarshal(sealed.private)
+    # A password session (the storage key has no authorization value): the blob
+    # is already encrypted by the TPM and the unseal below runs in a salted,
+    # response-encrypted policy session. Saves a salted session on the boot path.
     with translated("Loading the sealed secret"):
-        return tpm.esapi.load(tpm.primary(), private, public, session1=tpm.hmac_session())
+        return tpm.esapi.load(tpm.primary(), private, public, session1=ESYS_TR.PASSWORD)
 
 
 def store_persistent(tpm: Tpm, sealed: SealedSecret, handle: int, owner_auth: bytes) -> None:
