@@ -13,6 +13,7 @@ Imports are made where they are needed: under TCG each costs real time.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 VERSION = "0.1.0"
 PCRS_SHOWN = tuple(range(10))
+BUSY_LINE = "Loading drivers and checking the event log..."
 
 
 @dataclass
@@ -139,11 +141,12 @@ def before_first_screen(state: StartState) -> None:
     bootlog.stage("totp", unsealed=totp.code is not None)
 
 
-def after_first_screen(state: StartState, controller: MenuController) -> None:
-    """Check the firmware event log, measure and load the kernel modules, then
-    show what changed. None of it is needed to show the TOTP code."""
+def after_first_screen(state: StartState) -> Callable[[MenuController], None]:
+    """Check the firmware event log, measure and load the kernel modules (in the
+    background, beside the menu); returns what updates the menu. None of it is
+    needed to show the TOTP code."""
     if state.tpm is None or state.board is None:
-        return
+        return lambda _controller: None
     from runtime.tpm.eventlog import EventLogError, read_eventlog
 
     try:
@@ -162,11 +165,16 @@ def after_first_screen(state: StartState, controller: MenuController) -> None:
         state.status.append(f"Module {os.path.basename(r.path)} did not load: {r.problem}")
     bootlog.stage("modules-loaded", count=len(results), failed=len(failed))
     _check_measurements(state)
-    controller.update(info=SystemInfo(title=_title(state), rows=tuple(state.info_rows)),
-                      measurements=(state.replay_summary, state.replay_rows),
-                      status=state.status_text())
     bootlog.stage("devices-ready", peak_rss_kib=peak_rss_kib(),
                   guest_used_kib=guest_memory_used_kib())
+    info = SystemInfo(title=_title(state), rows=tuple(state.info_rows))
+    measurements = (state.replay_summary, state.replay_rows)
+    status = state.status_text()
+
+    def apply(controller: MenuController) -> None:
+        controller.update(info=info, measurements=measurements, status=status)
+
+    return apply
 
 
 def _title(state: StartState) -> str:
@@ -176,22 +184,30 @@ def _title(state: StartState) -> str:
 def main() -> int:
     state = StartState()
     before_first_screen(state)
-    from runtime.ui import MenuChoice, SystemInfo, run_main_menu
+    from runtime.ui import BackgroundWork, MenuChoice, SystemInfo, run_main_menu
 
     bootlog.stage("imports-ui")
     for line in state.status_text().splitlines():
         bootlog.stage("status", text=repr(line))
     info = SystemInfo(title=_title(state), rows=tuple(state.info_rows))
 
-    def after_first_draw(controller: MenuController) -> None:
+    def after_first_draw(_controller: MenuController) -> None:
         bootlog.stage("menu-shown", peak_rss_kib=peak_rss_kib(),
                       guest_used_kib=guest_memory_used_kib())
         bootlog.echo_to_console(False)
-        after_first_screen(state, controller)
 
+    background = BackgroundWork(lambda: after_first_screen(state))
     replay = ("Checking the firmware event log...", ())
-    choice = run_main_menu(info, replay, state.status_text(), after_first_draw=after_first_draw)
+    status = "\n".join(filter(None, [state.status_text(), BUSY_LINE]))
+    choice = run_main_menu(info, replay, status, after_first_draw=after_first_draw,
+                           background=background)
+    # The TPM is the background work's until it ends (modules are in the kernel then).
+    finished = background.join(timeout=120)
     bootlog.echo_to_console(True)  # also prints the lines logged while the menu was up
+    if not finished:
+        bootlog.stage("background-unfinished")
+    elif background.error is not None:
+        bootlog.report_crash(background.error)
     bootlog.stage("choice", value=choice.value)
     from runtime.devices import power
 

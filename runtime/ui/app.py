@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +36,7 @@ class MenuController:
         self._summary, rows = measurements
         self._measurement_rows = tuple(rows)
         self._status = status
+        self._page: MenuChoice | None = None  # the sub-page open, if any
         self._menu = screens.MainMenu(info.title, status)
         self._root = urwid.WidgetPlaceholder(self._menu)
         #: The size keys are handled at (the ListBoxes need it to scroll); the loop updates it.
@@ -52,6 +55,11 @@ class MenuController:
         if measurements is not None:
             self._summary, rows = measurements
             self._measurement_rows = tuple(rows)
+        # A page that is open shows the new facts at once.
+        if self._page is MenuChoice.SYSTEM_INFO and info is not None:
+            self._choose(MenuChoice.SYSTEM_INFO)
+        if self._page is MenuChoice.MEASUREMENTS and measurements is not None:
+            self._choose(MenuChoice.MEASUREMENTS)
         if status is not None or info is not None:
             on_menu = self.on_main_menu
             focused = [c for c, _ in screens.MENU_ENTRIES].index(self._menu.focused_choice)
@@ -78,6 +86,7 @@ class MenuController:
         if not self.on_main_menu:
             if key in _BACK_KEYS:
                 self._root.original_widget = self._menu
+                self._page = None
             else:
                 self._root.keypress(self.size, key)
             return None
@@ -91,6 +100,8 @@ class MenuController:
 
     def _choose(self, choice: MenuChoice) -> MenuChoice | None:
         # Sub-screens are built afresh on each visit, so they always open scrolled to the top.
+        if choice in (MenuChoice.SYSTEM_INFO, MenuChoice.MEASUREMENTS):
+            self._page = choice
         if choice is MenuChoice.SYSTEM_INFO:
             self._root.original_widget = screens.info_screen(self._info)
         elif choice is MenuChoice.MEASUREMENTS:
@@ -100,6 +111,47 @@ class MenuController:
         else:
             return choice
         return None
+
+
+class BackgroundWork:
+    """Slow work that starts once the first screen is drawn and runs beside the
+    menu, which stays responsive; its result is applied in the UI's own thread.
+
+    ``work`` runs in a thread and returns a function that updates the controller.
+    The caller must not use what ``work`` uses (the TPM) until ``join`` returns.
+    """
+
+    def __init__(self, work: Callable[[], Callable[[MenuController], None]]) -> None:
+        self._work = work
+        self._thread: threading.Thread | None = None
+        self._apply: Callable[[MenuController], None] | None = None
+        self.error: BaseException | None = None
+
+    def start(self, loop: urwid.MainLoop, controller: MenuController) -> None:
+        def on_done(_data: bytes) -> bool:
+            if self._apply is not None:
+                self._apply(controller)
+            return False  # one message only: stop watching the pipe
+
+        done_fd = loop.watch_pipe(on_done)
+
+        def run() -> None:
+            try:
+                self._apply = self._work()
+            except Exception as err:  # reported by the caller after join()
+                self.error = err
+            finally:
+                os.write(done_fd, b"done")
+
+        self._thread = threading.Thread(target=run, name="background", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the work; True if it finished (or never started)."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 class _LoopRoot(urwid.WidgetPlaceholder):  # type: ignore[misc]
@@ -127,6 +179,7 @@ def run_main_menu(
     *,
     screen: urwid.raw_display.Screen | None = None,
     after_first_draw: Callable[[MenuController], None] | None = None,
+    background: BackgroundWork | None = None,
 ) -> MenuChoice:
     """Show the main menu until the user picks Reboot or Power off; return that choice.
 
@@ -144,10 +197,16 @@ def run_main_menu(
     root = _LoopRoot(controller)
     # No mouse: tracking would send escape sequences a serial terminal may print as text.
     loop = urwid.MainLoop(root, palette=screens.PALETTE, screen=screen, handle_mouse=False)
-    if after_first_draw is not None:
-        # An alarm due now runs once the first screen is drawn: slow work that the
-        # first screen does not need goes there, and may update what is shown.
-        loop.set_alarm_in(0, lambda *_: after_first_draw(controller))
+
+    def first_drawn(*_: object) -> None:
+        if after_first_draw is not None:
+            after_first_draw(controller)
+        if background is not None:
+            background.start(loop, controller)
+
+    # An alarm due now runs once the first screen is drawn: what the first
+    # screen does not need starts there, and may update what is shown.
+    loop.set_alarm_in(0, first_drawn)
     try:
         loop.run()
     finally:

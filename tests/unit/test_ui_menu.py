@@ -347,3 +347,16 @@ def test_run_main_menu_restores_the_terminal_on_errors(monkeypatch: pytest.Monke
     result, _ = run_on_pty(monkeypatch, [("Enter to select", b"4")])
     assert isinstance(result, RuntimeError)
     assert str(result) == "broken key handler"
+
+
+def test_update_refreshes_the_menu_and_an_open_page() -> None:
+    ctl = MenuController(INFO, ("Checking...", ()), "Loading drivers...")
+    ctl.keypress("2")  # the measurements page, still empty
+    assert "Checking..." in screen_text(ctl.widget)
+    ctl.update(measurements=("All match.", (("PCR 9", "matches the logs"),)), status="Ready.")
+    page = screen_text(ctl.widget)
+    assert "All match." in page and "PCR 9: matches the logs" in page
+    ctl.keypress("esc")
+    menu = screen_text(ctl.widget)
+    assert "Ready." in menu and "Loading drivers" not in menu
+    assert "> 2  Measurements" in menu  # the focus stayed where it was
