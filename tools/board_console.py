@@ -85,12 +85,14 @@ class Boot:
 
     def wait_for_screen(self, text: str, timeout: float = 240) -> str:
         deadline = time.monotonic() + timeout
+        why = f"after {timeout} s"
         while time.monotonic() < deadline:
             if text in self.screen_text():
                 return self.screen_text()
             if not self._pump(0.2):
+                why = "before QEMU exited"
                 break
-        raise BootTimeout(f"{text!r} not on screen after {timeout} s; screen:\n"
+        raise BootTimeout(f"{text!r} not on screen {why}; screen:\n"
                           f"{self.screen_text()}\n--- console tail:\n"
                           f"{self.console_text()[-3000:]}")
 
@@ -136,6 +138,9 @@ class Boot:
         while time.monotonic() < deadline:
             if not self._pump(0.5):
                 self.child.close()
+                # The machine is off: its TPM goes too (its state is on disk), so
+                # the next boot of this instance can start its own.
+                self.instance.stop_swtpm()
                 return int(self.child.exitstatus or 0)
         raise BootTimeout(f"QEMU still running after {timeout} s")
 

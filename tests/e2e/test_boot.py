@@ -92,6 +92,7 @@ def test_a_one_byte_change_of_the_initramfs_is_measured_and_refused(
     machine: Path, initrd_a: Path, initrd_b: Path, board_cmdline: str, first_boot: Boot
 ) -> None:
     # Same machine, same TPM state as the first boot; only the initramfs differs.
+    first_boot.close()  # the order of tests is not guaranteed under xdist: end it here
     with boot(BOARD, machine, initrd_b) as tampered:
         screen = tampered.wait_for_screen("4  Power off", timeout=400)
         assert "TOTP secret refused: PCR 9 changed" in screen
