@@ -74,6 +74,23 @@ def guest_memory_used_kib() -> int:
     return fields.get("MemTotal", 0) - fields.get("MemAvailable", 0)
 
 
+# Placed in the image by build_initrd.py (--owner-key, --user-config), so the
+# firmware measures them with the runtime; the ownership flow will use them.
+OWNER_KEY_PATH = "/etc/runtime/owner.asc"
+USER_CONFIG_PATH = "/etc/runtime/config.toml"
+
+
+def _owner_material_rows() -> list[tuple[str, str]]:
+    def present(path: str) -> str:
+        try:
+            return f"in the image ({os.path.getsize(path)} bytes, measured with it)"
+        except OSError:
+            return "none in the image"
+
+    return [("Owner key", present(OWNER_KEY_PATH)),
+            ("User configuration", present(USER_CONFIG_PATH))]
+
+
 def peak_rss_kib() -> int:
     try:
         with open("/proc/self/status") as f:
@@ -114,7 +131,7 @@ def before_first_screen(state: StartState) -> None:
         state.status.append(f"Board configuration problem: {err}")
         return
     state.info_rows += [("Board", board.description), ("Kernel", os.uname().release),
-                        _memory_row()]
+                        _memory_row(), *_owner_material_rows()]
 
     from runtime.tpm.connection import Tpm
     from runtime.tpm.errors import TpmError

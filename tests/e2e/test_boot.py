@@ -66,6 +66,7 @@ def test_the_menu_is_navigable_by_keys(first_boot: Boot) -> None:
     info = first_boot.wait_for_screen("Esc or q: back", timeout=30)
     assert "System information" in info
     assert "PCR 9" in info
+    assert "User configuration: in the image" in info  # the build placed it
     first_boot.press("q")
     first_boot.wait_for_screen("4  Power off", timeout=30)
     first_boot.press("down", "enter")
