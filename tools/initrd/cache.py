@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tools.initrd.lock import DEBIAN_PYTHON, REFRESH_COMMAND, DebPin, SourcePin
@@ -45,53 +46,51 @@ def _checked(path: Path, sha256: str, what: str) -> Path:
     return path
 
 
-def fetch_deb(pin: DebPin, cache: Path) -> Path:
-    debs = cache / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    target = debs / pin.filename
+def _download(directory: Path, filename: str, sha256: str, argv: list[str],
+              failure: Callable[[str], FetchError]) -> Path:
+    """The cached file, or run ``argv`` in a private directory to fetch it; checked."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / filename
     if target.exists():
-        return _checked(target, pin.sha256, pin.filename)
-    with tempfile.TemporaryDirectory(dir=debs) as tmp:
+        return _checked(target, sha256, filename)
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
         done = subprocess.run(
-            ["apt-get", "download", "-q", f"{pin.name}={pin.version}"],
-            cwd=tmp, capture_output=True, text=True, timeout=900, check=False,
-            env={**os.environ, "LC_ALL": "C"},  # the messages below are matched in English
+            argv, cwd=tmp, capture_output=True, text=True, timeout=900, check=False,
+            env={**os.environ, "LC_ALL": "C"},  # failure messages are matched in English
         )
-        got = list(Path(tmp).glob("*.deb"))
+        got = list(Path(tmp).iterdir())
         if done.returncode != 0 or len(got) != 1:
-            message = done.stderr.strip()
-            if any(s in message for s in ("not found", "Can't find a source",
-                                          "Unable to locate package")):
-                raise FetchError(
-                    f"Debian's archive no longer offers {pin.name} {pin.version} (superseded "
-                    f"versions are dropped, kernels especially). Refresh the lock with: "
-                    f"{REFRESH_COMMAND} (then review and commit etc/initrd/lock.toml; a "
-                    "kernel whose package name changed is renamed in the board file too)"
-                )
-            raise FetchError(f"apt-get download {pin.name}={pin.version} failed: "
-                             f"{message[-600:] or 'no .deb'} (try: apt-get update)")
-        _checked(got[0], pin.sha256, pin.filename)
+            raise failure(done.stderr.strip())
+        _checked(got[0], sha256, filename)
         got[0].replace(target)
     return target
 
 
+def fetch_deb(pin: DebPin, cache: Path) -> Path:
+    def failure(message: str) -> FetchError:
+        if any(s in message for s in ("not found", "Can't find a source",
+                                      "Unable to locate package")):
+            return FetchError(
+                f"Debian's archive no longer offers {pin.name} {pin.version} (superseded "
+                f"versions are dropped, kernels especially). Refresh the lock with: "
+                f"{REFRESH_COMMAND} (then review and commit etc/initrd/lock.toml; a "
+                "kernel whose package name changed is renamed in the board file too)"
+            )
+        return FetchError(f"apt-get download {pin.name}={pin.version} failed: "
+                          f"{message[-600:] or 'no .deb'} (try: apt-get update)")
+
+    return _download(cache / "debs", pin.filename, pin.sha256,
+                     ["apt-get", "download", "-q", f"{pin.name}={pin.version}"], failure)
+
+
 def fetch_source(pin: SourcePin, cache: Path) -> Path:
-    sources = cache / "python"
-    sources.mkdir(parents=True, exist_ok=True)
-    target = sources / pin.filename
-    if target.exists():
-        return _checked(target, pin.sha256, pin.filename)
-    with tempfile.TemporaryDirectory(dir=sources) as tmp:
-        done = subprocess.run(
-            [DEBIAN_PYTHON, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-             "--no-build-isolation", "--disable-pip-version-check",
-             f"{pin.name}=={pin.version}", "-d", tmp],
-            capture_output=True, text=True, timeout=900, check=False,
-        )
-        got = Path(tmp) / pin.filename
-        if done.returncode != 0 or not got.exists():
-            raise FetchError(f"pip download {pin.name}=={pin.version} failed: "
-                             f"{done.stderr.strip()[-600:]}")
-        _checked(got, pin.sha256, pin.filename)
-        got.replace(target)
-    return target
+    def failure(message: str) -> FetchError:
+        return FetchError(f"pip download {pin.name}=={pin.version} failed: {message[-600:]}")
+
+    return _download(
+        cache / "python", pin.filename, pin.sha256,
+        [DEBIAN_PYTHON, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+         "--no-build-isolation", "--disable-pip-version-check", f"{pin.name}=={pin.version}",
+         "-d", "."],
+        failure,
+    )
