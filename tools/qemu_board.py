@@ -77,6 +77,7 @@ class BoardInstance:
     disks: list[Path] = field(default_factory=list)
     memory_mib: int | None = None
     extra_cmdline: str = ""
+    with_tpm: bool = True  # False: a machine without a TPM
     swtpm: subprocess.Popen[bytes] | None = None
 
     @property
@@ -98,6 +99,8 @@ class BoardInstance:
             shutil.copyfile(files.ovmf_vars_template, vars_copy)
 
     def start_swtpm(self) -> None:
+        if not self.with_tpm:
+            return
         self.ctrl_socket.unlink(missing_ok=True)
         self.swtpm = subprocess.Popen(
             ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self.tpm_dir}",
@@ -133,12 +136,13 @@ class BoardInstance:
             "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={files.ovmf_code}",
             "-drive", f"if=pflash,format=raw,unit=1,file={self.directory / 'OVMF_VARS.fd'}",
-            "-chardev", f"socket,id=chrtpm,path={self.ctrl_socket}",
-            "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
-            "-device", f"{qemu['tpm_device']},tpmdev=tpm0",
             "-kernel", str(files.kernel), "-initrd", str(self.initrd), "-append", cmdline,
             "-nic", "none",
         ]
+        if self.with_tpm:
+            argv += ["-chardev", f"socket,id=chrtpm,path={self.ctrl_socket}",
+                     "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+                     "-device", f"{qemu['tpm_device']},tpmdev=tpm0"]
         for i, disk in enumerate(self.disks):
             argv += ["-drive", f"if=none,id=disk{i},format=raw,file={disk}",
                      "-device", f"virtio-blk-pci,drive=disk{i}"]
@@ -155,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--disk", type=Path, action="append", default=[],
                         help="a raw disk image (virtio), may be repeated")
     parser.add_argument("--memory", type=int, help="guest RAM in MiB (default: the board's)")
+    parser.add_argument("--no-tpm", action="store_true",
+                        help="a machine without a TPM (to see how the runtime copes)")
     parser.add_argument("--print-command", action="store_true",
                         help="print the QEMU command and exit")
     args = parser.parse_args(argv)
@@ -164,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
               f".venv/bin/python build_initrd.py --board {args.board}", file=sys.stderr)
         return 1
     instance = BoardInstance(args.board, args.instance or REPO / "build" / "instances" /
-                             args.board, initrd, args.disk, args.memory)
+                             args.board, initrd, args.disk, args.memory,
+                             with_tpm=not args.no_tpm)
     if args.fresh_tpm:
         instance.reset()
     files = board_files(args.board)

@@ -140,7 +140,8 @@ def before_first_screen(state: StartState) -> None:
     try:
         state.tpm = tpm = Tpm.connect()
     except TpmError as err:
-        state.status.append(f"No TPM: {err}. Measurements and secrets are unavailable.")
+        state.status.append(f"{err} Nothing can be measured or unsealed, so this boot "
+                            "proves nothing about the firmware.")
         return
     bootlog.stage("tpm-connected")
 

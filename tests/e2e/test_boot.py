@@ -103,3 +103,21 @@ def test_a_one_byte_change_of_the_initramfs_is_measured_and_refused(
         assert pcr9 == predicted_pcr9(initrd_b.read_bytes(), board_cmdline).hex()
         tampered.press("4")
         tampered.wait_exit(timeout=120)
+
+
+def test_a_machine_without_a_tpm_gets_a_plain_message(initrd_a: Path) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))
+    try:
+        running = boot(BOARD, directory, initrd_a)
+        running.instance.with_tpm = False
+        with running:
+            screen = running.wait_for_screen("4  Power off", timeout=400)
+            assert "No TPM" in screen
+            assert "Traceback" not in running.console_text()
+            running.press("1")
+            info = running.wait_for_screen("Esc or q: back", timeout=30)
+            assert "Board:" in info
+            running.press("q", "4")
+            running.wait_exit(timeout=120)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
