@@ -1,0 +1,160 @@
+"""The initramfs: bit-for-bit reproducible, and every module of runtime/ (and
+every library the runtime ships for its later stages) imports inside the
+image's own pruned Python, with the image's own shared libraries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tools.initrd.python_tree import LIBRARY_ROOTS, runtime_modules
+
+pytestmark = [pytest.mark.build, pytest.mark.xdist_group("build"), pytest.mark.timeout(1800)]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def build(out: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    subprocess.run([sys.executable, str(REPO / "build_initrd.py"), "--quick", "--out", str(out),
+                    *extra], check=True, timeout=1800, stdout=subprocess.DEVNULL,
+                   env={**os.environ, **(env or {})})
+    info: dict[str, object] = json.loads((out / "build-info.json").read_text())
+    return info
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("first")
+    build(out)
+    return out
+
+
+def test_two_builds_are_identical(first: Path, tmp_path: Path) -> None:
+    time.sleep(1.1)  # a later time, another directory, another time zone and umask,
+    # and tpm2-pytss compiled again rather than taken from the cache
+    second = tmp_path / "elsewhere" / "second"
+    old_umask = os.umask(0o077)
+    try:
+        info = build(second, "--rebuild-wheel", env={"TZ": "Pacific/Kiritimati"})
+    finally:
+        os.umask(old_umask)
+    assert (first / "manifest.tsv").read_text() == (second / "manifest.tsv").read_text()
+    digest = hashlib.sha256((first / "initrd.cpio.zst").read_bytes()).hexdigest()
+    assert info["sha256"] == digest
+    assert hashlib.sha256((second / "initrd.cpio.zst").read_bytes()).hexdigest() == digest
+
+
+def test_manifest_names_an_origin_for_every_file(first: Path) -> None:
+    rows = [line.split("\t") for line in (first / "manifest.tsv").read_text().splitlines()
+            if not line.startswith("#")]
+    files = [r for r in rows if r[1].startswith("f")]
+    assert len(files) > 300
+    for path, _mode, size, digest, origin in files:
+        assert origin and origin != "?", path
+        assert len(digest) == 64 and int(size) >= 0
+    paths = {r[0] for r in rows}
+    for needed in ("init", "usr/bin/python3.11", "bin/busybox", "sbin/kexec", "sbin/cryptsetup",
+                   "usr/bin/gpg", "usr/bin/gpgv", "usr/bin/gpg-agent", "usr/lib/gnupg/scdaemon",
+                   "usr/sbin/flashrom", "usr/sbin/cbfstool", "etc/board.toml",
+                   "etc/modules.load", "dev/console"):
+        assert needed in paths, needed
+    # No FAPI: tpm2-pytss was built against a libtss2 without it.
+    assert not any("libtss2-fapi" in p for p in paths)
+    report = (first / "size-report.txt").read_text()
+    assert "raw cpio" in report and "20 largest files" in report
+
+
+@pytest.fixture(scope="module")
+def unpacked(first: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("cpio") is None:
+        pytest.skip("GNU cpio is not installed (Debian package cpio; tools/bootstrap.sh adds it)")
+    root = tmp_path_factory.mktemp("unpacked")
+    raw = subprocess.run(["zstd", "-dc", str(first / "initrd.cpio.zst")], check=True,
+                         capture_output=True, timeout=300).stdout
+    subprocess.run(["cpio", "-id", "--quiet", "--no-absolute-filenames"], input=raw, cwd=root,
+                   check=True, timeout=300)
+    return root
+
+
+def image_python(root: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Run the image's python3.11 with the image's loader and libraries."""
+    libs = f"{root}/lib/x86_64-linux-gnu:{root}/usr/lib/x86_64-linux-gnu"
+    return subprocess.run(
+        [str(root / "lib64/ld-linux-x86-64.so.2"), "--library-path", libs,
+         str(root / "usr/bin/python3.11"), "-s", "-c", code],
+        # OpenSSL finds its providers by a compiled-in absolute path: point it into the image.
+        env={"PYTHONHOME": f"{root}/usr", "LC_ALL": "C",
+             "OPENSSL_MODULES": f"{root}/usr/lib/x86_64-linux-gnu/ossl-modules"},
+        cwd=root / "tmp",
+        capture_output=True, text=True,
+        timeout=300, check=False,
+    )
+
+
+def test_every_runtime_module_imports_in_the_image(unpacked: Path) -> None:
+    modules = runtime_modules(REPO) + LIBRARY_ROOTS + ["tpm2_pytss"]
+    # __main__ modules would run the runtime: import their packages' code only.
+    modules = [m for m in modules if not m.endswith("__main__")]
+    code = ("import importlib, sys\n"
+            f"for name in {modules!r}:\n"
+            "    importlib.import_module(name)\n"
+            "files = [getattr(m, '__file__', None) or '' for m in sys.modules.values()]\n"
+            "stray = [f for f in files if f and not f.startswith(sys.prefix)]\n"
+            "assert not stray, stray\n"
+            "print('imported', len(sys.modules))\n")
+    done = image_python(unpacked, code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("imported")
+
+
+def test_the_image_python_has_no_sources_and_no_host_paths(unpacked: Path) -> None:
+    assert not list((unpacked / "usr/lib/python3.11").rglob("*.py"))
+    assert not list((unpacked / "usr/lib/python3/dist-packages").rglob("*.py"))
+    done = image_python(unpacked, "import sys; print(sys.path)")
+    assert done.returncode == 0, done.stderr
+    assert "/work" not in done.stdout and "site-packages" not in done.stdout
+
+
+PROGRAMS = ["usr/bin/python3.11", "bin/busybox", "sbin/kexec", "sbin/cryptsetup", "usr/bin/gpg",
+            "usr/bin/gpgv", "usr/bin/gpg-agent", "usr/bin/gpgconf", "usr/lib/gnupg/scdaemon",
+            "usr/sbin/flashrom", "usr/sbin/cbfstool"]
+
+
+def test_every_program_finds_all_its_libraries_in_the_image(unpacked: Path) -> None:
+    libs = f"{unpacked}/lib/x86_64-linux-gnu:{unpacked}/usr/lib/x86_64-linux-gnu"
+    for program in PROGRAMS:
+        listed = subprocess.run(
+            [str(unpacked / "lib64/ld-linux-x86-64.so.2"), "--library-path", libs, "--list",
+             str(unpacked / program)], capture_output=True, text=True, timeout=60, check=False)
+        assert listed.returncode == 0, (program, listed.stderr)
+        assert "not found" not in listed.stdout, (program, listed.stdout)
+        # Every library resolved inside the image, none from the host.
+        for line in listed.stdout.splitlines():
+            if "=>" in line and "linux-vdso" not in line:
+                assert str(unpacked) in line, (program, line)
+
+
+def test_run_time_loaded_libraries_load_in_the_image(unpacked: Path) -> None:
+    done = image_python(unpacked, (
+        "import ctypes\n"
+        "ctypes.CDLL('libtss2-tcti-device.so.0')\n"  # tpm2-pytss's TCTI loader opens it
+        "ctypes.CDLL('libudev.so.1')\n"  # pyudev
+        "from cryptography.hazmat.backends.openssl.backend import backend\n"  # legacy provider
+        "from cryptography.hazmat.primitives import hashes\n"
+        "h = hashes.Hash(hashes.SHA256()); h.update(b'x'); print(h.finalize().hex()[:8])\n"
+        "print(open('/proc/self/maps').read())\n"
+    ))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "2d711642"
+    # Each came from the image, not from the host's ld.so.cache.
+    mapped = [line.split()[-1] for line in done.stdout.splitlines()[1:] if ".so" in line]
+    for name in ("libtss2-tcti-device", "libudev", "legacy.so", "libcrypto"):
+        paths = [p for p in mapped if name in p]
+        assert paths and all(p.startswith(str(unpacked)) for p in paths), (name, paths)
