@@ -12,6 +12,7 @@ Imports are made where they are needed: under TCG each costs real time.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -212,6 +213,10 @@ def main() -> int:
     def after_first_draw(_controller: MenuController) -> None:
         bootlog.stage("menu-shown", peak_rss_kib=peak_rss_kib(),
                       guest_used_kib=guest_memory_used_kib())
+        # What the start allocated lives all boot: keep it out of every future
+        # collection, then collect as usual (gc was off since __main__).
+        gc.freeze()
+        gc.enable()
         bootlog.echo_to_console(False)
 
     background = BackgroundWork(lambda: after_first_screen(state))
