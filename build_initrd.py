@@ -31,7 +31,7 @@ from pathlib import Path
 from tools.initrd import elf, kmod
 from tools.initrd.cache import FetchError, default_cache_dir, fetch_source
 from tools.initrd.cpio import Entry, write_archive
-from tools.initrd.lock import LockError, load_lock, wanted_packages
+from tools.initrd.lock import Lock, LockError, load_lock, wanted_packages
 from tools.initrd.pool import Pool
 from tools.initrd.python_tree import (
     PythonTreeError,
@@ -193,70 +193,54 @@ def compress(raw: bytes, method: str, zstd_level: int = 19) -> bytes:
     return done.stdout
 
 
-def build(args: argparse.Namespace) -> dict[str, object]:
-    started = time.monotonic()
-    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
-    board = load_board(args.board)
-    kernel = board["kernel"]
-    assert isinstance(kernel, dict)
-    lock = load_lock()
-    cache: Path = args.cache
-    groups, _ = wanted_packages()
-    wanted_debs = [n for n in groups if not n.startswith(("linux-image", "ovmf", "busybox-static"))]
-    wanted_debs.append(kernel["package"])
+def add_python_and_programs(image: Image, pool: Pool, lock: Lock, args: argparse.Namespace,
+                            work: Path) -> int:
+    """tpm2-pytss from source, the import closure as sourceless .pyc, the programs,
+    and every shared library they, the extension modules and the dlopen()ed
+    libraries need, resolved inside the pool. Returns the unresolved optional
+    imports' count (for build-info)."""
+    root = work / "root"
+    merged_root(pool, root)
+    pin = lock.source("tpm2-pytss")
+    wheel = build_tpm2_pytss(pin, fetch_source(pin, args.cache), args.cache,
+                             work / "wheel" if args.rebuild_wheel else None)
+    origins = {p: f.origin for p, f in pool.files.items()}
+    py_files, missing = import_closure(root, wheel, REPO, origins)
+    compiled = compile_sources(root, py_files, work / "pyc", args.optimize)
+    host_paths = pool.host_paths()
+    extension_modules = []
+    for f in compiled:
+        image.add(Entry.file(f.image, f.host.read_bytes()), f.origin)
+        if f.image.endswith(".so"):
+            extension_modules.append(f.image)
+            host_paths[f.image] = str(f.host)
+    for path in [*PROGRAMS, *DLOPENED]:
+        image.add_from_pool(pool, path)
+    for lib in sorted(elf.closure([*PROGRAMS, *DLOPENED, *extension_modules], host_paths)):
+        image.add_from_pool(pool, lib)
+    for applet in BUSYBOX_APPLETS:
+        image.add(Entry.symlink(f"bin/{applet}", "busybox"), "generated: busybox applet")
+    return len(missing)
 
-    print(f"build: {len(wanted_debs)} Debian packages from the lock", flush=True)
-    pool = Pool()
-    for name in wanted_debs:
-        pool.add_package(lock.deb(name), cache)
 
-    image = Image()
-    with tempfile.TemporaryDirectory(prefix="initrd-build-") as tmp:
-        work = Path(tmp)
-        root = work / "root"
-        merged_root(pool, root)
+def add_kernel_modules(image: Image, pool: Pool, kernel: dict[str, object]) -> None:
+    """The board's modules and their dependencies, and the order to load them in."""
+    release = kernel["release"]
+    modules_dir = pool.files[f"lib/modules/{release}/modules.builtin"].host.parent
+    wanted = kernel["modules"]
+    assert isinstance(wanted, list)
+    load_list = []
+    for ko in kmod.load_order(modules_dir, [str(m) for m in wanted]):
+        rel = f"lib/modules/{release}/{ko.relative_to(modules_dir).as_posix()}"
+        image.add_from_pool(pool, rel)
+        load_list.append("/" + rel)
+    image.add(Entry.file("etc/modules.load", ("\n".join(load_list) + "\n").encode()),
+              "generated: board kernel modules")
 
-        # Python: tpm2-pytss from source, the import closure, sourceless .pyc.
-        pin = lock.source("tpm2-pytss")
-        wheel = build_tpm2_pytss(pin, fetch_source(pin, cache), cache,
-                                 work / "wheel" if args.rebuild_wheel else None)
-        origins = {p: f.origin for p, f in pool.files.items()}
-        py_files, missing = import_closure(root, wheel, REPO, origins)
-        compiled = compile_sources(root, py_files, work / "pyc", args.optimize)
-        extension_modules = []
-        for f in compiled:
-            data = f.host.read_bytes()
-            image.add(Entry.file(f.image, data, executable=False), f.origin)
-            if f.image.endswith(".so"):
-                extension_modules.append(f.image)
 
-        # Programs and every shared library they, the extension modules and
-        # the dlopen()ed libraries need, resolved inside the pool.
-        host_paths = pool.host_paths()
-        for py in compiled:
-            if py.image.endswith(".so"):
-                host_paths[py.image] = str(py.host)
-        roots = [*PROGRAMS, *DLOPENED, *extension_modules]
-        for path in [*PROGRAMS, *DLOPENED]:
-            image.add_from_pool(pool, path)
-        for lib in sorted(elf.closure(roots, host_paths)):
-            image.add_from_pool(pool, lib)
-
-        # Busybox applets as symlinks; the board's kernel modules in load order.
-        for applet in BUSYBOX_APPLETS:
-            image.add(Entry.symlink(f"bin/{applet}", "busybox"), "generated: busybox applet")
-        release = kernel["release"]
-        modules_dir = pool.files[f"lib/modules/{release}/modules.builtin"].host.parent
-        order = kmod.load_order(modules_dir, list(kernel["modules"]))
-        load_list = []
-        for ko in order:
-            rel = f"lib/modules/{release}/{ko.relative_to(modules_dir).as_posix()}"
-            image.add_from_pool(pool, rel)
-            load_list.append("/" + rel)
-        image.add(Entry.file("etc/modules.load", ("\n".join(load_list) + "\n").encode()),
-                  "generated: board kernel modules")
-
-    # Files placed verbatim, then the board and owner material.
+def add_overlay_and_config(image: Image, args: argparse.Namespace) -> None:
+    """Files placed verbatim, the board (TOML as written, JSON for the runtime),
+    the owner material, mount points and the console device."""
     overlay = REPO / "initrd_overlay"
     for path in sorted(overlay.rglob("*")):
         rel = path.relative_to(overlay).as_posix()
@@ -278,23 +262,24 @@ def build(args: argparse.Namespace) -> dict[str, object]:
     # The kernel opens /dev/console before /init runs, before devtmpfs.
     image.add(Entry.char_device("dev/console", 5, 1), "generated: console")
 
-    members = list(image.members.values())
+
+def write_outputs(members: list[Member], args: argparse.Namespace, epoch: int,
+                  extra: dict[str, object]) -> dict[str, object]:
+    """The archive, compressed; the manifest, the size report and build-info."""
     buffer = io.BytesIO()
     write_archive(buffer, (m.entry for m in members), epoch)
     raw = buffer.getvalue()
     # xz (slow) runs beside zstd: lzma releases the GIL.
-    with ThreadPoolExecutor(max_workers=2) as pool_:
-        xz_job = None if args.quick and args.compression != "xz" else pool_.submit(
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        xz_job = None if args.quick and args.compression != "xz" else executor.submit(
             compress, raw, "xz")
         zstd_data = compress(raw, "zstd", args.zstd_level)
         xz_data = xz_job.result() if xz_job is not None else None
-    compressed = {"zstd": zstd_data, "xz": xz_data}
+    chosen = xz_data if args.compression == "xz" else zstd_data
+    assert chosen is not None
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    suffix = {"zstd": "zst", "xz": "xz"}[args.compression]
-    initrd = out / f"initrd.cpio.{suffix}"
-    chosen = compressed[args.compression]
-    assert chosen is not None
+    initrd = out / f"initrd.cpio.{'xz' if args.compression == 'xz' else 'zst'}"
     _atomic_write(initrd, chosen)
     _atomic_write(out / "manifest.tsv", manifest(members).encode())
     xz_size = len(xz_data) if xz_data is not None else None
@@ -309,11 +294,36 @@ def build(args: argparse.Namespace) -> dict[str, object]:
         "xz_bytes": xz_size,
         "zstd_bytes": len(zstd_data),
         "files": sum(1 for m in members if stat.S_ISREG(m.entry.mode)),
-        "unresolved_optional_imports": len(missing),
-        "seconds": round(time.monotonic() - started, 1),
+        **extra,
     }
     _atomic_write(out / "build-info.json", (json.dumps(info, indent=2) + "\n").encode())
     return info
+
+
+def build(args: argparse.Namespace) -> dict[str, object]:
+    started = time.monotonic()
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
+    kernel = load_board(args.board)["kernel"]
+    assert isinstance(kernel, dict)
+    lock = load_lock()
+    groups, _ = wanted_packages()
+    # Other boards' kernels, the firmware and the OS disk's busybox stay out.
+    wanted_debs = [n for n in groups if not n.startswith(("linux-image", "ovmf", "busybox-static"))]
+    wanted_debs.append(str(kernel["package"]))
+    print(f"build: {len(wanted_debs)} Debian packages from the lock", flush=True)
+    pool = Pool()
+    for name in wanted_debs:
+        pool.add_package(lock.deb(name), args.cache)
+
+    image = Image()
+    with tempfile.TemporaryDirectory(prefix="initrd-build-") as tmp:
+        missing = add_python_and_programs(image, pool, lock, args, Path(tmp))
+        add_kernel_modules(image, pool, kernel)
+    add_overlay_and_config(image, args)
+    return write_outputs(list(image.members.values()), args, epoch, {
+        "unresolved_optional_imports": missing,
+        "seconds": round(time.monotonic() - started, 1),
+    })
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
