@@ -34,6 +34,14 @@ def totp_code(secret: bytes | bytearray, at: float | None = None) -> str:
     return str(pyotp.TOTP(key).generate_otp(step))
 
 
+def hotp_code(secret: bytes | bytearray, counter: int) -> str:
+    """The 6-digit HOTP code (RFC 4226, SHA-1) for ``counter``, as HOTP tokens show."""
+    if counter < 0:
+        raise ValueError("an HOTP counter is never negative")
+    key = base64.b32encode(bytes(secret)).decode()
+    return str(pyotp.HOTP(key).at(counter))
+
+
 def _wipe(buffer: bytearray) -> None:
     for i in range(len(buffer)):
         buffer[i] = 0
