@@ -118,6 +118,12 @@ class Boot:
             self.child.send(KEYS.get(key, key))
             self._pump(settle)
 
+    def watch(self, seconds: float) -> None:
+        """Keep reading the screen for ``seconds`` without pressing anything."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self._pump(min(0.2, seconds)):
+            pass
+
     def stages(self) -> dict[str, tuple[float, str]]:
         """The runtime's stage log lines: stage -> (seconds since boot, the rest)."""
         out: dict[str, tuple[float, str]] = {}

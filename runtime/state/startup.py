@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 VERSION = "0.1.0"
 PCRS_SHOWN = tuple(range(10))
 BUSY_LINE = "Loading drivers and checking the event log..."
+TOTP_PERIOD = 30
 
 
 @dataclass
@@ -39,14 +41,23 @@ class StartState:
     tpm: Tpm | None = None
     eventlog: ParsedLog | None = None
     eventlog_problem: str = ""
-    totp_line: str = ""
+    totp_code: str | None = None
+    totp_step: int = 0  # the 30-second window totp_code belongs to
+    totp_message: str = ""
     status: list[str] = field(default_factory=list)
     info_rows: list[tuple[str, str]] = field(default_factory=list)
     replay_summary: str = "Not checked."
     replay_rows: tuple[tuple[str, str], ...] = ()
 
+    def totp_line(self, now: float | None = None) -> str:
+        if self.totp_code is None:
+            return self.totp_message
+        left = TOTP_PERIOD - int(time.time() if now is None else now) % TOTP_PERIOD
+        return f"TOTP {self.totp_code}  ({left:2d} s left)  Compare it with your phone."
+
     def status_text(self) -> str:
-        return "\n".join([self.totp_line, *self.status] if self.totp_line else self.status)
+        line = self.totp_line()
+        return "\n".join([line, *self.status] if line else self.status)
 
 
 def _memory_row() -> tuple[str, str]:
@@ -153,11 +164,30 @@ def before_first_screen(state: StartState) -> None:
     for pcr in PCRS_SHOWN:
         bootlog.stage("pcr", index=pcr, sha256=values[pcr].hex())
 
+    _unseal_totp(state)
+    bootlog.stage("totp", unsealed=state.totp_code is not None)
+
+
+def _unseal_totp(state: StartState) -> None:
+    """Unseal again for each 30-second window, as Heads does: the secret is in RAM
+    only for the moment it takes to compute one code."""
     from runtime.secrets.totp import unseal_totp
 
-    totp = unseal_totp(tpm, board.runtime_pcr)
-    state.totp_line = f"TOTP {totp.code}  {totp.message}" if totp.code else totp.message
-    bootlog.stage("totp", unsealed=totp.code is not None)
+    assert state.tpm is not None and state.board is not None
+    step = int(time.time()) // TOTP_PERIOD
+    totp = unseal_totp(state.tpm, state.board.runtime_pcr)
+    state.totp_code, state.totp_step, state.totp_message = totp.code, step, totp.message
+
+
+def refresh_totp(state: StartState, tpm_free: bool) -> bool:
+    """Once a second in the menu: a new code when the window turns (if the TPM is
+    not busy with the background work; next second otherwise). True if the
+    line on screen changes."""
+    if state.totp_code is None:
+        return False
+    if int(time.time()) // TOTP_PERIOD != state.totp_step and tpm_free:
+        _unseal_totp(state)
+    return True
 
 
 def after_first_screen(state: StartState) -> Callable[[MenuController], None]:
@@ -220,10 +250,17 @@ def main() -> int:
         bootlog.echo_to_console(False)
 
     background = BackgroundWork(lambda: after_first_screen(state))
+
+    def every_second(controller: MenuController) -> None:
+        busy = not background.join(timeout=0)
+        if refresh_totp(state, tpm_free=not busy):
+            lines = [state.status_text(), BUSY_LINE] if busy else [state.status_text()]
+            controller.update(status="\n".join(filter(None, lines)))
+
     replay = ("Checking the firmware event log...", ())
     status = "\n".join(filter(None, [state.status_text(), BUSY_LINE]))
     choice = run_main_menu(info, replay, status, after_first_draw=after_first_draw,
-                           background=background)
+                           background=background, every_second=every_second)
     # The TPM is the background work's until it ends (modules are in the kernel then).
     finished = background.join(timeout=120)
     bootlog.echo_to_console(True)  # also prints the lines logged while the menu was up

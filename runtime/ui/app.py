@@ -180,6 +180,7 @@ def run_main_menu(
     screen: urwid.raw_display.Screen | None = None,
     after_first_draw: Callable[[MenuController], None] | None = None,
     background: BackgroundWork | None = None,
+    every_second: Callable[[MenuController], None] | None = None,
 ) -> MenuChoice:
     """Show the main menu until the user picks Reboot or Power off; return that choice.
 
@@ -207,6 +208,14 @@ def run_main_menu(
     # An alarm due now runs once the first screen is drawn: what the first
     # screen does not need starts there, and may update what is shown.
     loop.set_alarm_in(0, first_drawn)
+
+    def tick(*_: object) -> None:
+        if every_second is not None:
+            every_second(controller)
+            loop.set_alarm_in(1, tick)
+
+    if every_second is not None:
+        loop.set_alarm_in(1, tick)
     try:
         loop.run()
     finally:
