@@ -24,10 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tools.boards import UnknownBoard, board_file, load_board_table
 from tools.initrd import elf, kmod
 from tools.initrd.cache import FetchError, default_cache_dir, fetch_source
 from tools.initrd.cpio import Entry, write_archive
@@ -154,14 +154,6 @@ class Image:
             path = next_path
 
 
-def load_board(board: str) -> dict[str, object]:
-    path = REPO / "etc" / "boards" / board / "board.toml"
-    if not path.exists():
-        known = sorted(p.name for p in (REPO / "etc" / "boards").iterdir())
-        raise BuildError(f"no board {board!r}; known boards: {', '.join(known)}")
-    return tomllib.loads(path.read_text())
-
-
 def merged_root(pool: Pool, into: Path) -> None:
     """A tree of hard links (or symlinks) to the pool, for the image's interpreter."""
     for image, entry in pool.files.items():
@@ -247,9 +239,9 @@ def add_overlay_and_config(image: Image, args: argparse.Namespace) -> None:
         if path.is_file() and path.name != "README.md":
             executable = bool(path.stat().st_mode & stat.S_IXUSR)
             image.add(Entry.file(rel, path.read_bytes(), executable), "overlay")
-    board_file = REPO / "etc" / "boards" / args.board / "board.toml"
-    image.add(Entry.file("etc/board.toml", board_file.read_bytes()), "generated: board")
-    board_json = json.dumps(tomllib.loads(board_file.read_text()), sort_keys=True, indent=1)
+    image.add(Entry.file("etc/board.toml", board_file(args.board).read_bytes()),
+              "generated: board")
+    board_json = json.dumps(load_board_table(args.board), sort_keys=True, indent=1)
     image.add(Entry.file("etc/board.json", board_json.encode() + b"\n"), "generated: board")
     if args.owner_key:
         image.add(Entry.file("etc/runtime/owner.asc", args.owner_key.read_bytes()),
@@ -303,7 +295,7 @@ def write_outputs(members: list[Member], args: argparse.Namespace, epoch: int,
 def build(args: argparse.Namespace) -> dict[str, object]:
     started = time.monotonic()
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
-    kernel = load_board(args.board)["kernel"]
+    kernel = load_board_table(args.board)["kernel"]
     assert isinstance(kernel, dict)
     lock = load_lock()
     groups, _ = wanted_packages()
@@ -365,13 +357,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        initrd = load_board(args.board).get("initrd", {})
+        initrd = load_board_table(args.board).get("initrd", {})
         assert isinstance(initrd, dict)
         args.compression = args.compression or initrd.get("compression", "zstd")
         args.zstd_level = args.zstd_level or int(initrd.get("zstd_level", 19))
         info = build(args)
     except (BuildError, LockError, FetchError, PythonTreeError, elf.MissingLibrary,
-            kmod.ModuleError) as err:
+            kmod.ModuleError, UnknownBoard) as err:
         print(f"build_initrd: {err}", file=sys.stderr)
         return 1
     print(f"build: {args.out / str(info['initrd'])} sha256 {info['sha256']}")

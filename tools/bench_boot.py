@@ -19,10 +19,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 
 from tools.board_console import Boot, BootTimeout, boot
+from tools.boards import load_board_table
 from tools.provision_board import seal_totp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                         "--out", str(out)], check=True, stdout=subprocess.DEVNULL, timeout=3600)
     print((out / "size-report.txt").read_text())
     initrd = out / "initrd.cpio.zst"
-    board = tomllib.loads((REPO / "etc/boards" / BOARD / "board.toml").read_text())
+    board = load_board_table(BOARD)
     cmdline = board["kernel"]["cmdline"]
 
     runs = []

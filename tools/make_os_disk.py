@@ -39,10 +39,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.boards import load_board_table
 from tools.initrd.cache import FetchError, default_cache_dir
 from tools.initrd.cpio import Entry, write_archive
 from tools.initrd.lock import LockError, load_lock
@@ -50,8 +50,7 @@ from tools.initrd.pool import unpack
 
 REPO = Path(__file__).resolve().parents[1]
 BOARD = "qemu-swtpm"
-BOARD_FILE = REPO / "etc" / "boards" / BOARD / "board.toml"
-_BOARD_KERNEL = tomllib.loads(BOARD_FILE.read_text())["kernel"]
+_BOARD_KERNEL = load_board_table(BOARD)["kernel"]
 #: The board's kernel package and release (etc/boards/qemu-swtpm/board.toml [kernel]).
 BOARD_KERNEL_PACKAGE: str = _BOARD_KERNEL["package"]
 BOARD_KERNEL_RELEASE: str = _BOARD_KERNEL["release"]

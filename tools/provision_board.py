@@ -12,7 +12,6 @@ Prints the otpauth URI (and a QR code) for a phone.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import os
 import sys
@@ -58,8 +57,8 @@ def seal_totp(tpm_state_dir: Path, initrd: bytes, cmdline: str, secret: bytes,
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tomllib
-
+    from runtime.secrets.otp_enrol import otpauth_uri
+    from tools.boards import load_board_table
     from tools.qemu_board import BoardInstance
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -68,14 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instance", type=Path)
     args = parser.parse_args(argv)
     initrd = args.initrd or REPO / "build" / args.board / "initrd.cpio.zst"
-    board = tomllib.loads((REPO / "etc" / "boards" / args.board / "board.toml").read_text())
+    board = load_board_table(args.board)
     instance = BoardInstance(args.board, args.instance or REPO / "build" / "instances" /
                              args.board, initrd)
     instance.tpm_dir.mkdir(parents=True, exist_ok=True)
     secret = os.urandom(20)  # 160 bits, as RFC 4226 recommends and Heads uses
     pcr9 = seal_totp(instance.tpm_dir, initrd.read_bytes(), board["kernel"]["cmdline"], secret)
-    key = base64.b32encode(secret).decode()
-    uri = f"otpauth://totp/heads-runtime:{args.board}?secret={key}&issuer=heads-runtime"
+    uri = otpauth_uri(secret, args.board)
     print(f"sealed a TOTP secret to PCR 9 = {pcr9.hex()}")
     print(uri)
     import segno

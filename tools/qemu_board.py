@@ -17,10 +17,10 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.boards import load_board_table
 from tools.initrd.cache import default_cache_dir
 from tools.initrd.lock import load_lock
 from tools.initrd.pool import unpack
@@ -52,7 +52,7 @@ class BoardFiles:
 
 
 def board_files(board: str, cache: Path | None = None) -> BoardFiles:
-    config = tomllib.loads((REPO / "etc" / "boards" / board / "board.toml").read_text())
+    config = load_board_table(board)
     cache = cache or default_cache_dir()
     lock = load_lock()
     kernel_tree = unpack(lock.deb(config["kernel"]["package"]), cache)

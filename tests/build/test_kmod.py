@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from tools.boards import load_board_table
 from tools.initrd.cache import default_cache_dir
 from tools.initrd.kmod import ModuleError, load_order, modinfo
 from tools.initrd.lock import LOCK_FILE, load_lock
@@ -16,7 +16,6 @@ from tools.initrd.pool import unpack
 
 pytestmark = pytest.mark.build
 
-BOARD_FILE = LOCK_FILE.parents[1] / "boards" / "qemu-swtpm" / "board.toml"
 
 
 def _name(path: Path) -> str:
@@ -25,7 +24,7 @@ def _name(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def modules_dir() -> Path:
-    kernel = tomllib.loads(BOARD_FILE.read_text())["kernel"]
+    kernel = load_board_table("qemu-swtpm")["kernel"]
     tree = unpack(load_lock().deb(kernel["package"]), default_cache_dir())
     path: Path = tree / "lib" / "modules" / str(kernel["release"])
     assert (path / "modules.builtin").is_file()
@@ -63,7 +62,7 @@ def test_dependencies_come_first_without_duplicates(modules_dir: Path) -> None:
 
 
 def test_the_board_modules_order(modules_dir: Path) -> None:
-    wanted = tomllib.loads(BOARD_FILE.read_text())["kernel"]["modules"]
+    wanted = load_board_table("qemu-swtpm")["kernel"]["modules"]
     order = load_order(modules_dir, wanted)
     _check_order(order, _builtin(modules_dir))
     loaded = {_name(p) for p in order}

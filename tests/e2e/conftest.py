@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+
+from tools.boards import load_board_table
 
 REPO = Path(__file__).resolve().parents[2]
 BOARD = "qemu-swtpm"
@@ -31,8 +32,7 @@ def build(out: Path, user_config: bytes) -> Path:
 
 @pytest.fixture(scope="session")
 def board_cmdline() -> str:
-    board = tomllib.loads((REPO / "etc/boards" / BOARD / "board.toml").read_text())
-    return str(board["kernel"]["cmdline"])
+    return str(load_board_table(BOARD)["kernel"]["cmdline"])
 
 
 @pytest.fixture(scope="session")

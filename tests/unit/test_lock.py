@@ -4,11 +4,11 @@ well formed, bad locks fail with the refresh command, rendering round-trips."""
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from tools.boards import load_board_table
 from tools.initrd.lock import (
     LOCK_FILE,
     PACKAGES_FILE,
@@ -21,8 +21,6 @@ from tools.initrd.lock import (
     render_lock,
     wanted_packages,
 )
-
-BOARD_FILE = LOCK_FILE.parents[1] / "boards" / "qemu-swtpm" / "board.toml"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +39,7 @@ def test_every_deb_is_pinned_with_hash_version_and_size(lock: Lock) -> None:
 
 
 def test_the_board_packages_are_locked(lock: Lock) -> None:
-    board = tomllib.loads(BOARD_FILE.read_text())
+    board = load_board_table("qemu-swtpm")
     for name in (board["kernel"]["package"], board["firmware"]["package"], "ovmf",
                  "busybox-static"):
         assert lock.deb(name).name == name
