@@ -48,10 +48,6 @@ def echo_to_console(enabled: bool) -> None:
         _flush()
 
 
-def lines() -> list[str]:
-    return list(_lines)
-
-
 def report_crash(err: BaseException) -> None:
     """An unexpected error: plain words on the console, the traceback in the log only."""
     import traceback

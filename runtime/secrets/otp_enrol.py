@@ -8,21 +8,18 @@ Pure: no TPM, no terminal. The URI is made by pyotp, the QR matrix by segno.
 
 from __future__ import annotations
 
-import base64
-
 import pyotp
 import segno
+
+from runtime.secrets.totp import secret_base32
+
+__all__ = ["ISSUER", "grouped", "otpauth_uri", "qr_matrix", "qr_text", "secret_base32"]
 
 ISSUER = "heads-runtime"
 
 # Two matrix rows per text line; the key is (top dark, bottom dark).
 _HALF_BLOCKS = {(False, False): " ", (True, False): "\u2580", (False, True): "\u2584",
                 (True, True): "\u2588"}
-
-
-def secret_base32(secret: bytes | bytearray) -> str:
-    """The secret for manual entry: base32 without padding (32 characters for 20 bytes)."""
-    return base64.b32encode(bytes(secret)).decode().rstrip("=")
 
 
 def grouped(text: str, size: int = 4) -> str:

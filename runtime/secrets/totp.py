@@ -25,9 +25,14 @@ class TotpResult:
     message: str  # one line for the main screen
 
 
+def secret_base32(secret: bytes | bytearray) -> str:
+    """The secret as phones and pyotp take it: base32 without padding."""
+    return base64.b32encode(bytes(secret)).decode().rstrip("=")
+
+
 def totp_code(secret: bytes | bytearray, at: float | None = None) -> str:
     """The 6-digit, 30-second TOTP code (RFC 6238, SHA-1) that phone apps show."""
-    key = base64.b32encode(bytes(secret)).decode()
+    key = secret_base32(secret)
     # generate_otp on the step number: TOTP.at() in pyotp 2.6 goes through local
     # time and is an hour off while a DST change repeats an hour.
     step = int(time.time() if at is None else at) // 30
@@ -38,8 +43,7 @@ def hotp_code(secret: bytes | bytearray, counter: int) -> str:
     """The 6-digit HOTP code (RFC 4226, SHA-1) for ``counter``, as HOTP tokens show."""
     if counter < 0:
         raise ValueError("an HOTP counter is never negative")
-    key = base64.b32encode(bytes(secret)).decode()
-    return str(pyotp.HOTP(key).at(counter))
+    return str(pyotp.HOTP(secret_base32(secret)).at(counter))
 
 
 def _wipe(buffer: bytearray) -> None:

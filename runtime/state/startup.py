@@ -1,10 +1,11 @@
 """The start sequence, from the interpreter's first line to the main menu.
 
-Before the first screen: the board, the TPM, the PCRs, the firmware event
-log check, and the TOTP secret (the code the user compares with a phone).
-Right after it is drawn: kernel modules are measured into PCR 5 and loaded
-(drivers for /boot and USB; the TOTP is not sealed to PCR 5, the disk key
-will be), then the measurement report is refreshed.
+Before the first screen: the board, the TPM, the PCRs and the TOTP code
+(what the user compares with a phone). Once it is drawn, in a background
+thread beside the menu: the firmware event log is read, kernel modules are
+measured into PCR 5 and loaded (drivers for /boot and USB; the TOTP is not
+sealed to PCR 5, the disk key will be), and the measurement report is made.
+Once a second the TOTP line counts down, and is unsealed anew each window.
 
 Each stage is logged with the boot clock (runtime.bootlog) for the benchmark.
 Imports are made where they are needed: under TCG each costs real time.
@@ -55,34 +56,35 @@ class StartState:
         left = TOTP_PERIOD - int(time.time() if now is None else now) % TOTP_PERIOD
         return f"TOTP {self.totp_code}  ({left:2d} s left)  Compare it with your phone."
 
-    def status_text(self) -> str:
-        line = self.totp_line()
-        return "\n".join([line, *self.status] if line else self.status)
+    def status_text(self, busy: bool = False) -> str:
+        """The main menu's status lines; ``busy`` while the background work runs."""
+        lines = [self.totp_line(), *self.status, BUSY_LINE if busy else ""]
+        return "\n".join(line for line in lines if line)
 
 
-def _memory_row() -> tuple[str, str]:
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields[key] = value.strip()
-    except OSError:
-        pass
-    return ("Memory", f"{fields.get('MemTotal', '?')} total, "
-                      f"{fields.get('MemAvailable', '?')} available")
-
-
-def guest_memory_used_kib() -> int:
-    """MemTotal - MemAvailable: what the whole guest uses now."""
+def _meminfo_kib() -> dict[str, int]:
+    """/proc/meminfo's kB fields; empty if it cannot be read."""
     fields: dict[str, int] = {}
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                fields[key] = int(value.split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0
+                if value.strip().endswith("kB"):
+                    fields[key] = int(value.split()[0])
+    except (OSError, ValueError):
+        return {}
+    return fields
+
+
+def _memory_row() -> tuple[str, str]:
+    fields = _meminfo_kib()
+    return ("Memory", f"{fields.get('MemTotal', '?')} kB total, "
+                      f"{fields.get('MemAvailable', '?')} kB available")
+
+
+def guest_memory_used_kib() -> int:
+    """MemTotal - MemAvailable: what the whole guest uses now."""
+    fields = _meminfo_kib()
     return fields.get("MemTotal", 0) - fields.get("MemAvailable", 0)
 
 
@@ -254,12 +256,11 @@ def main() -> int:
     def every_second(controller: MenuController) -> None:
         busy = not background.join(timeout=0)
         if refresh_totp(state, tpm_free=not busy):
-            lines = [state.status_text(), BUSY_LINE] if busy else [state.status_text()]
-            controller.update(status="\n".join(filter(None, lines)))
+            controller.update(status=state.status_text(busy))
 
     replay = ("Checking the firmware event log...", ())
-    status = "\n".join(filter(None, [state.status_text(), BUSY_LINE]))
-    choice = run_main_menu(info, replay, status, after_first_draw=after_first_draw,
+    choice = run_main_menu(info, replay, state.status_text(busy=True),
+                           after_first_draw=after_first_draw,
                            background=background, every_second=every_second)
     # The TPM is the background work's until it ends (modules are in the kernel then).
     finished = background.join(timeout=120)
