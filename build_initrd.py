@@ -78,31 +78,27 @@ class BuildError(Exception):
     """A build input is wrong or missing; the message says what to do."""
 
 
+# Size-report components: packages by exact name, then by name prefix.
+COMPONENT_OF_PACKAGE = {
+    "gpg": "gnupg", "gpg-agent": "gnupg", "gpgv": "gnupg", "gpgconf": "gnupg",
+    "scdaemon": "gnupg", "kexec-tools": "kexec", "libyajl2": "kexec", "busybox": "busybox",
+    "cryptsetup-bin": "cryptsetup", "flashrom": "flashrom", "coreboot-utils": "cbfstool",
+    "libc6": "libc", "libgcc-s1": "libc", "libssl3": "openssl",
+}
+COMPONENT_OF_PREFIX = (
+    (("python3", "libpython3", "tpm2-pytss"), "python"), (("runtime",), "runtime"),
+    (("linux-image",), "kernel modules"), (("libtss2",), "tss2 libraries"),
+    (("libxen",), "kexec"), (("overlay", "generated"), "overlay and config"),
+)
+
+
 def component_of(origin: str) -> str:
     name = origin.split(" ", 1)[0]
-    if name.startswith(("python3", "libpython3", "tpm2-pytss")):
-        return "python"
-    if name.startswith("runtime"):
-        return "runtime"
-    if name.startswith("linux-image"):
-        return "kernel modules"
-    if name.startswith(("libtss2",)):
-        return "tss2 libraries"
-    if name in {"gpg", "gpg-agent", "gpgv", "scdaemon", "gpgconf"}:
-        return "gnupg"
-    if name.startswith("libxen") or name in {"libyajl2", "kexec-tools"}:
-        return "kexec"
-    if name in {"busybox", "cryptsetup-bin", "flashrom"}:
-        return {"busybox": "busybox", "cryptsetup-bin": "cryptsetup",
-                "flashrom": "flashrom"}[name]
-    if name == "coreboot-utils":
-        return "cbfstool"
-    if name in {"libc6", "libgcc-s1"}:
-        return "libc"
-    if name in {"libssl3"}:
-        return "openssl"
-    if origin.startswith(("overlay", "generated")):
-        return "overlay and config"
+    if name in COMPONENT_OF_PACKAGE:
+        return COMPONENT_OF_PACKAGE[name]
+    for prefixes, component in COMPONENT_OF_PREFIX:
+        if origin.startswith(prefixes):
+            return component
     return "other libraries"
 
 
