@@ -7,8 +7,9 @@ import gc
 import sys
 
 # No garbage collection until the first screen is up: the start is almost all
-# imports, which allocate much and free little (12 % of the import time on the
-# host; re-enabled in runtime.state.startup once the menu is drawn).
+# imports, which allocate much and free little (the boot-path imports were
+# 19-27 % faster on the host: tools/bench_choices.py gc). Re-enabled in
+# runtime.state.startup once the menu is drawn.
 gc.disable()
 
 
