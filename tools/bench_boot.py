@@ -8,6 +8,8 @@ image, as a user's machine boots) of: QEMU start -> kernel, kernel -> /init,
 /init -> Python, Python -> first screen (with its stages: imports, TPM,
 event log, TOTP unseal, UI), and the guest's memory at the first screen.
 With --memory-search, the smallest guest RAM that still reaches the menu.
+With --importtime, one more boot with `runtime.importtime` on the kernel
+command line (Python's -X importtime in the guest): the slowest imports.
 Figures are printed, never asserted.
 """
 
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from tools.board_console import Boot, BootTimeout, boot
 from tools.boards import load_board_table
@@ -82,11 +86,53 @@ def one_boot(initrd: Path, cmdline: str, memory: int | None = None,
         shutil.rmtree(directory, ignore_errors=True)
 
 
+IMPORT_LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)")
+
+
+def slowest_imports(initrd: Path) -> list[tuple[float, str]]:
+    """Boot once with runtime.importtime; (cumulative seconds, module), slowest first,
+    for every import made at any depth."""
+    directory = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
+    try:
+        running = boot(BOARD, directory, initrd)
+        running.instance.extra_cmdline = "runtime.importtime"
+        with running:
+            running.wait_for_screen("4  Power off", timeout=300)
+            running.press("4")
+            running.wait_exit(120)
+            found = IMPORT_LINE.findall(running.console_text())
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return sorted(((int(us) / 1e6, f"{indent}{name}") for us, indent, name in found),
+                  reverse=True)
+
+
+def summarize(runs: list[dict[str, float]], board: dict[str, Any]) -> None:
+    print(f"\nmedian of {len(runs)} cold boots (OVMF, TCG, -cpu max, 1 vCPU, "
+          f"{board['qemu']['memory_mib']} MiB, fresh TPM with a sealed TOTP secret):")
+    for key in runs[0]:
+        if key == "totp_missing":
+            continue
+        values = [r[key] for r in runs if key in r]
+        median = statistics.median(values)
+        if key.endswith("_kib"):
+            print(f"  {key:<20} {median / 1024:7.1f} MiB")
+        else:
+            print(f"  {key:<20} {median:7.2f} s   (min {min(values):.2f}, max {max(values):.2f})")
+    if any("totp_missing" in r for r in runs):
+        print("  WARNING: some boots showed no TOTP code")
+    menu = statistics.median(r["/init->menu"] for r in runs)
+    print(f"\n/init -> first screen with the TOTP: {menu:.2f} s; shell anchor "
+          f"{SHELL_ANCHOR_S:.1f} s ({SHELL_ANCHOR_S / menu:.2f}x); aim {SHELL_ANCHOR_S / 2:.2f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--boots", type=int, default=5)
     parser.add_argument("--no-build", action="store_true",
                         help="use build/qemu-swtpm as it is (its size report too)")
+    parser.add_argument("--importtime", action="store_true",
+                        help="also boot once with -X importtime and list the slowest imports")
     parser.add_argument("--memory-search", action="store_true",
                         help="also find the smallest guest RAM that reaches the menu")
     args = parser.parse_args(argv)
@@ -105,22 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(one_boot(initrd, cmdline))
         print(f"boot {i + 1}/{args.boots}: /init -> menu {runs[-1]['/init->menu']:.2f} s",
               flush=True)
-    print(f"\nmedian of {len(runs)} cold boots (OVMF, TCG, -cpu max, 1 vCPU, "
-          f"{board['qemu']['memory_mib']} MiB, fresh TPM with a sealed TOTP secret):")
-    for key in runs[0]:
-        if key == "totp_missing":
-            continue
-        values = [r[key] for r in runs if key in r]
-        median = statistics.median(values)
-        if key.endswith("_kib"):
-            print(f"  {key:<20} {median / 1024:7.1f} MiB")
-        else:
-            print(f"  {key:<20} {median:7.2f} s   (min {min(values):.2f}, max {max(values):.2f})")
-    if any("totp_missing" in r for r in runs):
-        print("  WARNING: some boots showed no TOTP code")
-    menu = statistics.median(r["/init->menu"] for r in runs)
-    print(f"\n/init -> first screen with the TOTP: {menu:.2f} s; shell anchor "
-          f"{SHELL_ANCHOR_S:.1f} s ({SHELL_ANCHOR_S / menu:.2f}x); aim {SHELL_ANCHOR_S / 2:.2f} s")
+    if runs:
+        summarize(runs, board)
+
+    if args.importtime:
+        print("\nslowest imports in the guest (cumulative, -X importtime; the changed command "
+              "line changes PCR 9, so this boot's TOTP is refused):")
+        for seconds, module in slowest_imports(initrd)[:15]:
+            print(f"  {seconds:6.3f} s  {module}")
 
     if args.memory_search:
         smallest = None
