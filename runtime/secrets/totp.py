@@ -1,28 +1,31 @@
-"""The TOTP secret: unsealed from the TPM at every boot; the code it gives,
-checked against the user's phone, proves that the measured firmware and
-runtime are the ones it was sealed to."""
+"""The TOTP/HOTP secret: unsealed from the TPM at every boot; the codes it
+gives, checked against the user's phone (TOTP) and USB token (HOTP), prove
+that the measured firmware and runtime are the ones it was sealed to.
+
+Codes are computed behind a small interface, `OtpKey`: today the unsealed
+secret in RAM (`RamOtpKey`, wiped on close); next, an HMAC key that never
+leaves the TPM (as tpm2-totp does), behind the same two methods. One unseal
+serves both codes (Heads unseals twice, and a failed TOTP unseal left a stale
+HOTP status: its issue #1343).
+"""
 
 from __future__ import annotations
 
 import base64
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pyotp
 
 from runtime import bootlog
 from runtime.tpm import handles
-from runtime.tpm.errors import NvIndexMissing, PcrsChanged, TpmError
+from runtime.tpm.errors import NvIndexMissing, PcrsChanged, PrimaryKeyMissing, TpmError
 
 if TYPE_CHECKING:
     from runtime.tpm.connection import Tpm
 
-
-@dataclass(frozen=True)
-class TotpResult:
-    code: str | None  # None when the secret did not unseal
-    message: str  # one line for the main screen
+PERIOD = 30
 
 
 def secret_base32(secret: bytes | bytearray) -> str:
@@ -35,7 +38,7 @@ def totp_code(secret: bytes | bytearray, at: float | None = None) -> str:
     key = secret_base32(secret)
     # generate_otp on the step number: TOTP.at() in pyotp 2.6 goes through local
     # time and is an hour off while a DST change repeats an hour.
-    step = int(time.time() if at is None else at) // 30
+    step = int(time.time() if at is None else at) // PERIOD
     return str(pyotp.TOTP(key).generate_otp(step))
 
 
@@ -46,37 +49,97 @@ def hotp_code(secret: bytes | bytearray, counter: int) -> str:
     return str(pyotp.HOTP(secret_base32(secret)).at(counter))
 
 
-def _wipe(buffer: bytearray) -> None:
-    for i in range(len(buffer)):
-        buffer[i] = 0
+class OtpKey(Protocol):
+    """What computes the codes; never exposes the secret itself."""
+
+    def totp(self, at: float | None = None) -> str: ...
+
+    def hotp(self, counter: int) -> str: ...
+
+    def close(self) -> None: ...
 
 
-def unseal_totp(tpm: Tpm, runtime_pcr: int, index: int = handles.TOTP_SEALED_NV) -> TotpResult:
-    """Unseal the TOTP secret and compute the current code; never raises TPM errors."""
+class RamOtpKey:
+    """The unsealed secret in RAM, for as short a time as possible: use it in a
+    ``with`` block; close() overwrites it."""
+
+    def __init__(self, secret: bytearray) -> None:
+        self._secret = secret
+
+    def totp(self, at: float | None = None) -> str:
+        return totp_code(self._secret, at)
+
+    def hotp(self, counter: int) -> str:
+        return hotp_code(self._secret, counter)
+
+    def close(self) -> None:
+        for i in range(len(self._secret)):
+            self._secret[i] = 0
+
+    def __enter__(self) -> RamOtpKey:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+# Why the secret did not unseal (runtime.state.platform.TotpFailure has the same values).
+MISSING, PCRS_CHANGED, NOT_BOUND, NO_PRIMARY, TPM_ERROR = (
+    "missing", "pcrs-changed", "not-bound", "no-primary", "tpm-error")
+
+
+@dataclass(frozen=True)
+class TotpResult:
+    code: str | None  # None when the secret did not unseal
+    message: str  # one line for the main screen
+    failure: str = ""  # one of the constants above; empty when code is set
+    changed_pcrs: tuple[int, ...] = ()
+    step: int = 0  # the 30-second window ``code`` belongs to
+
+
+@dataclass(frozen=True)
+class UnsealFailure:
+    message: str
+    failure: str
+    changed_pcrs: tuple[int, ...] = ()
+
+
+def unseal_key(tpm: Tpm, runtime_pcr: int,
+               index: int = handles.TOTP_SEALED_NV) -> RamOtpKey | UnsealFailure:
+    """Unseal the secret; the key (close it!) or why not. Never raises TPM errors."""
     from runtime.tpm import nv, sealing
 
     try:
         sealed = nv.load_sealed(tpm, index)
     except NvIndexMissing:
-        return TotpResult(None, "No TOTP secret is sealed in this TPM yet.")
+        return UnsealFailure("No TOTP secret is sealed in this TPM yet.", MISSING)
     except (TpmError, ValueError) as err:
-        return TotpResult(None, f"The sealed TOTP secret cannot be read: {err}")
+        return UnsealFailure(f"The sealed TOTP secret cannot be read: {err}", TPM_ERROR)
     if runtime_pcr not in sealed.pcrs:
         # A secret not bound to the firmware's measurement of this runtime
         # proves nothing about it.
-        return TotpResult(None, f"The TOTP secret is not sealed to PCR {runtime_pcr}: "
-                                "it proves nothing; seal it again.")
+        return UnsealFailure(f"The TOTP secret is not sealed to PCR {runtime_pcr}: "
+                             "it proves nothing; seal it again.", NOT_BOUND)
     bootlog.stage("totp-blob-read")
     try:
-        secret = sealing.unseal(tpm, sealed)
+        return RamOtpKey(sealing.unseal(tpm, sealed))
     except PcrsChanged as err:
-        changed = ", ".join(str(m.pcr) for m in err.mismatches) or "?"
-        return TotpResult(None, f"TOTP secret refused: PCR {changed} changed since it was "
-                                "sealed (firmware or initramfs differ). Do not trust this boot.")
+        changed = tuple(m.pcr for m in err.mismatches)
+        names = ", ".join(str(p) for p in changed) or "?"
+        return UnsealFailure(f"TOTP secret refused: PCR {names} changed since it was "
+                             "sealed.", PCRS_CHANGED, changed)
+    except PrimaryKeyMissing as err:
+        return UnsealFailure(f"TOTP secret not unsealed: {err}", NO_PRIMARY)
     except TpmError as err:
-        return TotpResult(None, f"TOTP secret not unsealed: {err}")
-    try:
-        return TotpResult(totp_code(secret), "TOTP secret unsealed: compare the code "
-                                             "with your phone.")
-    finally:
-        _wipe(secret)
+        return UnsealFailure(f"TOTP secret not unsealed: {err}", TPM_ERROR)
+
+
+def unseal_totp(tpm: Tpm, runtime_pcr: int, index: int = handles.TOTP_SEALED_NV) -> TotpResult:
+    """Unseal the TOTP secret and compute the current code; never raises TPM errors."""
+    now = time.time()
+    key = unseal_key(tpm, runtime_pcr, index)
+    if isinstance(key, UnsealFailure):
+        return TotpResult(None, key.message, key.failure, key.changed_pcrs)
+    with key:
+        return TotpResult(key.totp(now), "TOTP secret unsealed: compare the code with "
+                          "your phone.", step=int(now) // PERIOD)

@@ -1,0 +1,174 @@
+"""Find the /boot partition: the first partition, in disk order, that holds a
+boot configuration of any kind (GRUB, systemd-boot / BLS entries, syslinux,
+extlinux, isolinux, or this runtime's own signed hash lists) - not only GRUB,
+a known complaint about Heads (#1918).
+
+Partitions are probed read-only: ext2/3/4 are mounted with ``noload`` so a
+journal is never replayed (a probe must not write to the disk). The pure
+parts (which block devices to try, what counts as a boot configuration) are
+separate from the probing, for tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+SYS_BLOCK = "/sys/class/block"
+BOOT_MOUNTPOINT = "/boot"
+MIN_SECTORS = 4096  # 2 MiB: smaller partitions are BIOS-boot or firmware areas
+MOUNT_TIMEOUT = 20
+# busybox applets in the image (/init puts /bin first on PATH too).
+MOUNT = "/bin/mount"
+UMOUNT = "/bin/umount"
+# Device names never holding /boot: RAM disks, loop devices, optical drives.
+_SKIPPED_PREFIXES = ("ram", "loop", "sr", "zram", "dm-", "md")
+
+# A /boot holds at least one of these (relative to the partition's root, or
+# under boot/ when /boot is a directory of the root file system).
+BOOT_CONFIG_GLOBS = (
+    "grub/grub.cfg", "grub2/grub.cfg", "loader/entries/*.conf", "syslinux/syslinux.cfg",
+    "syslinux.cfg", "extlinux/extlinux.conf", "extlinux.conf", "isolinux/isolinux.cfg",
+    "EFI/*/grub.cfg", "kexec*.txt",
+)
+LUKS_MAGIC = b"LUKS\xba\xbe"
+
+
+@dataclass(frozen=True)
+class BlockDevice:
+    name: str  # e.g. vda1
+    sectors: int
+    is_partition: bool
+    has_partitions: bool
+
+    @property
+    def path(self) -> str:
+        return "/dev/" + self.name
+
+
+@dataclass(frozen=True)
+class BootSearch:
+    device: str = ""
+    mountpoint: str = ""
+    problem: str = ""
+    encrypted_seen: bool = False
+    tried: tuple[str, ...] = ()
+
+
+def candidates(devices: Iterable[BlockDevice]) -> list[BlockDevice]:
+    """The devices worth probing, in order: partitions, and whole disks that
+    have no partition table (a file system on the bare disk)."""
+    chosen = []
+    for dev in sorted(devices, key=lambda d: d.name):
+        if dev.name.startswith(_SKIPPED_PREFIXES) or dev.sectors < MIN_SECTORS:
+            continue
+        if dev.has_partitions:
+            continue
+        chosen.append(dev)
+    return chosen
+
+
+def has_boot_config(root: str) -> bool:
+    for pattern in BOOT_CONFIG_GLOBS:
+        for base in (root, os.path.join(root, "boot")):
+            if glob.glob(os.path.join(base, pattern)):
+                return True
+    return False
+
+
+def list_block_devices(sys_block: str = SYS_BLOCK) -> list[BlockDevice]:
+    devices = []
+    try:
+        names = os.listdir(sys_block)
+    except OSError:
+        return []
+    for name in names:
+        base = os.path.join(sys_block, name)
+        try:
+            with open(os.path.join(base, "size")) as f:
+                sectors = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        is_partition = os.path.exists(os.path.join(base, "partition"))
+        has_partitions = any(os.path.exists(os.path.join(base, child, "partition"))
+                             for child in _children(base, name))
+        devices.append(BlockDevice(name, sectors, is_partition, has_partitions))
+    return devices
+
+
+def _children(base: str, name: str) -> list[str]:
+    try:
+        return [entry for entry in os.listdir(base) if entry.startswith(name)]
+    except OSError:
+        return []
+
+
+def filesystem_type(head: bytes) -> str | None:
+    """The file system in a partition's first 4 KiB, by its magic number."""
+    if head.startswith(LUKS_MAGIC):
+        return "luks"
+    if len(head) >= 1082 and head[1080:1082] == b"\x53\xef":
+        return "ext4"  # the ext4 driver mounts ext2 and ext3 as well
+    if len(head) >= 512 and head[510:512] == b"\x55\xaa" and (
+            head[54:59] == b"FAT12" or head[54:59] == b"FAT16" or head[82:87] == b"FAT32"):
+        return "vfat"
+    return None
+
+
+def _read_head(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4096)
+    except OSError:
+        return b""
+
+
+def _mount(device: str, fstype: str, target: str) -> bool:
+    os.makedirs(target, exist_ok=True)
+    options = "ro,noload" if fstype == "ext4" else "ro"
+    try:
+        subprocess.run([MOUNT, "-t", fstype, "-o", options, device, target],
+                       check=True, timeout=MOUNT_TIMEOUT, capture_output=True)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+def unmount(target: str) -> None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run([UMOUNT, target], check=True, timeout=MOUNT_TIMEOUT,
+                       capture_output=True)
+
+
+def find_boot(preferred: str = "", sys_block: str = SYS_BLOCK,
+              mountpoint: str = BOOT_MOUNTPOINT) -> BootSearch:
+    """Mount the /boot partition read-only at ``mountpoint``. ``preferred``
+    (CONFIG_BOOT_DEV) is the only device tried when set."""
+    if preferred:
+        paths = [preferred]
+    else:
+        paths = [dev.path for dev in candidates(list_block_devices(sys_block))]
+    if not paths:
+        return BootSearch(problem="No disk was found (no block device with partitions).")
+    encrypted = False
+    tried = []
+    for path in paths:
+        fstype = filesystem_type(_read_head(path))
+        if fstype == "luks":
+            encrypted = True
+            continue
+        if fstype is None:
+            continue
+        tried.append(path)
+        if not _mount(path, fstype, mountpoint):
+            continue
+        if has_boot_config(mountpoint):
+            return BootSearch(path, mountpoint, encrypted_seen=encrypted, tried=tuple(tried))
+        unmount(mountpoint)
+    where = ", ".join(tried) if tried else "none had a file system this runtime can read"
+    return BootSearch(problem=f"No partition holds a boot configuration (tried: {where}).",
+                      encrypted_seen=encrypted, tried=tuple(tried))

@@ -1,0 +1,71 @@
+"""The rollback preflight: before the boot trusts or re-signs /boot, check
+that the TPM rollback counter named by /boot exists and is a proper counter.
+
+/boot/kexec_rollback.txt is one line, ``<sha256>  /tmp/counter-<hex id>``
+(Heads' format): the hash of the counter's text at signing time. The check of
+the value itself is part of verifying the signature (issue 7); here only the
+counter's existence and policy are checked, so a TPM that was reset or
+swapped is reported before anything else happens.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+ROLLBACK_FILE = "kexec_rollback.txt"
+SIGNED_STATE_FILES = ("kexec.sig", "kexec_default_hashes.txt")
+_COUNTER_NAME = re.compile(r"counter-([0-9a-fA-F]{1,8})\b")
+
+
+class CounterMissing(Exception):
+    """The NV index does not exist."""
+
+
+@dataclass(frozen=True)
+class CounterView:
+    """What the TPM says about the counter: its attributes' problem (None: fine)."""
+
+    problem: str | None
+
+
+def counter_id(text: str) -> int | None:
+    match = _COUNTER_NAME.search(text)
+    return int(match.group(1), 16) if match else None
+
+
+def preflight(boot_dir: str, inspect: Callable[[int], CounterView]) -> str:
+    """Empty when /boot and the TPM agree; else what is wrong, in plain words.
+
+    ``inspect(index)`` asks the TPM about the counter; it raises CounterMissing
+    when the index does not exist, or OSError/ValueError when it cannot be read.
+    """
+    path = os.path.join(boot_dir, ROLLBACK_FILE)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(4096)
+    except FileNotFoundError:
+        signed = [name for name in SIGNED_STATE_FILES
+                  if os.path.exists(os.path.join(boot_dir, name))]
+        if signed:
+            return (f"/boot has signed state ({', '.join(signed)}) but no {ROLLBACK_FILE}: "
+                    "the file naming the TPM rollback counter is missing.")
+        return ""  # first installation: nothing signed yet
+    except OSError as err:
+        return f"/boot/{ROLLBACK_FILE} cannot be read: {err.strerror}."
+    index = counter_id(text)
+    if index is None:
+        return f"/boot/{ROLLBACK_FILE} names no TPM counter: the file is damaged."
+    nv_index = 0x01000000 | index if index <= 0xFFFFFF else index
+    try:
+        view = inspect(nv_index)
+    except CounterMissing:
+        return (f"The TPM has no rollback counter 0x{nv_index:08x}, which /boot was signed "
+                "with: the TPM was reset or replaced since /boot was signed.")
+    except (OSError, ValueError) as err:
+        return f"The TPM rollback counter 0x{nv_index:08x} cannot be read: {err}."
+    if view.problem:
+        return f"The TPM rollback counter 0x{nv_index:08x} cannot be used: {view.problem}."
+    return ""

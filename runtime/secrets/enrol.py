@@ -1,0 +1,84 @@
+"""A new TOTP/HOTP secret: 20 bytes from the TPM's RNG, sealed to the board's
+seal PCRs as the firmware left them, stored in the TPM's NV, and (where a HOTP
+token is configured) programmed into the token.
+
+PCR 4 is sealed to the value the firmware's event log gives, not the current
+one: the runtime may have extended it this boot (a recovery shell), and the
+secret must unseal on the next normal boot, not on this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from runtime import bootlog
+from runtime.state.platform import EnrolFacts
+from runtime.tpm import handles
+from runtime.tpm.errors import TpmError, WrongPassphrase
+
+if TYPE_CHECKING:
+    from runtime.config import BoardConfig, Settings
+    from runtime.tpm.connection import Tpm
+
+SECRET_SIZE = 20  # 160 bits, as RFC 4226 recommends and Heads uses
+EVENT_LOGGED_PCR = 4  # extended by the runtime itself (recovery), predicted from the log
+
+
+def seal_values(board: BoardConfig, current: Mapping[int, bytes],
+                firmware: Mapping[int, bytes] | None, runtime_extended: set[int]
+                ) -> dict[int, bytes] | str:
+    """The PCR values to seal to, or why they cannot be known.
+
+    ``current`` holds the TPM's values now; ``firmware`` the event log's replay;
+    ``runtime_extended`` the PCRs this runtime has extended this boot.
+    """
+    values = {pcr: current[pcr] for pcr in board.seal_pcrs}
+    if EVENT_LOGGED_PCR in values:
+        if firmware is not None and EVENT_LOGGED_PCR in firmware:
+            values[EVENT_LOGGED_PCR] = firmware[EVENT_LOGGED_PCR]
+        elif EVENT_LOGGED_PCR in runtime_extended:
+            return ("PCR 4 was extended during this boot and the firmware's event log, "
+                    "which gives its value for a normal boot, cannot be read: reboot and "
+                    "generate the secret before anything else.")
+    others = sorted(runtime_extended & set(values) - {EVENT_LOGGED_PCR})
+    if others:
+        return (f"PCR {others[0]} was extended by this runtime: the secret cannot be "
+                "sealed to it.")
+    return values
+
+
+def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes] | None,
+                      owner_passphrase: bytearray, hotp_admin_pin: bytearray | None,
+                      settings: Settings) -> EnrolFacts:
+    from runtime.secrets.hotp_check import program_token
+    from runtime.tpm import nv, rng, sealing
+    from runtime.tpm.pcrs import read_pcrs
+
+    current = read_pcrs(tpm, board.seal_pcrs)
+    extended = {m.pcr for m in tpm.log.entries}
+    values = seal_values(board, current, firmware, extended)
+    if isinstance(values, str):
+        return EnrolFacts(None, values)
+    secret = bytearray(rng.random_bytes(tpm, SECRET_SIZE))
+    try:
+        sealed = sealing.seal(tpm, bytes(secret), board.seal_pcrs, pcr_values=values)
+        # One NV write: a power cut leaves the old secret or the new one.
+        nv.store_sealed(tpm, sealed, handles.TOTP_SEALED_NV, bytes(owner_passphrase))
+    except WrongPassphrase:
+        _wipe(secret)
+        return EnrolFacts(None, "The TPM refused the owner passphrase. Each wrong try "
+                                "counts toward the TPM's lockout.", wrong_passphrase=True)
+    except (TpmError, ValueError) as err:
+        _wipe(secret)
+        return EnrolFacts(None, f"The secret could not be sealed: {err}")
+    bootlog.stage("secret-sealed", pcrs=",".join(str(p) for p in board.seal_pcrs))
+    hotp_message = ""
+    if hotp_admin_pin is not None:
+        hotp_message = program_token(tpm, secret, hotp_admin_pin, settings)
+    return EnrolFacts(secret, sealed_pcrs=tuple(board.seal_pcrs), hotp_message=hotp_message)
+
+
+def _wipe(buffer: bytearray) -> None:
+    for i in range(len(buffer)):
+        buffer[i] = 0

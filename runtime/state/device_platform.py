@@ -1,0 +1,332 @@
+"""The real `Platform`: the TPM, the disks, the clock, on the machine the
+runtime boots. Every method turns device failures into facts or plain words;
+the decisions are the steps' (runtime.state.steps).
+
+Imports are made where they are first needed: under emulation each costs
+real time, and a screen is already up by then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from runtime import bootlog
+from runtime.state.platform import (
+    BootFacts,
+    EnrolFacts,
+    HotpFacts,
+    KeyringFacts,
+    MeasureFacts,
+    ResetFacts,
+    StartFacts,
+    TotpFacts,
+    TotpFailure,
+)
+
+if TYPE_CHECKING:
+    from runtime.config import BoardConfig, LoadedSettings
+    from runtime.tpm.connection import Tpm
+
+VERSION = "0.2.0"
+OWNER_KEY_PATH = "/etc/runtime/owner.asc"
+BUILD_INFO_PATH = "/etc/runtime/build-info.json"
+RECOVERY_EXTEND = hashlib.sha256(b"recovery").digest()
+PCRS_SHOWN = tuple(range(10))
+SECRET_SIZE = 20  # 160 bits, as RFC 4226 recommends and Heads uses
+
+
+def _meminfo_kib() -> dict[str, int]:
+    fields: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if value.strip().endswith("kB"):
+                    fields[key] = int(value.split()[0])
+    except (OSError, ValueError):
+        return {}
+    return fields
+
+
+def peak_rss_kib() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def guest_memory_used_kib() -> int:
+    fields = _meminfo_kib()
+    return fields.get("MemTotal", 0) - fields.get("MemAvailable", 0)
+
+
+def recovery_extends(firmware_value: bytes, actual: bytes, most: int = 8) -> int:
+    """How many "recovery" extends turn the firmware's PCR 4 into ``actual`` (0: none)."""
+    value = firmware_value
+    for count in range(1, most + 1):
+        value = hashlib.sha256(value + RECOVERY_EXTEND).digest()
+        if value == actual:
+            return count
+    return 0
+
+
+class DevicePlatform:
+    def __init__(self) -> None:
+        self.board: BoardConfig | None = None
+        self.loaded: LoadedSettings | None = None
+        self.tpm: Tpm | None = None
+        self.boot_device = ""
+        self._firmware_pcrs: dict[int, bytes] | None = None  # the event log's replay
+        self._measure_rows: tuple[tuple[str, str], ...] = ()
+        self._measure_summary = "Not checked."
+        self._module_row = ""
+        self._recovery_used = False
+        self._info_rows: list[tuple[str, str]] = []
+
+    # -- start -------------------------------------------------------------------
+
+    def start(self) -> StartFacts:
+        from runtime.config import ConfigError, load_board, load_settings
+
+        try:
+            self.board = board = load_board()
+        except ConfigError as err:
+            return StartFacts("?", "heads-runtime", fatal=f"Board configuration problem: {err}")
+        self.loaded = loaded = load_settings()
+        settings = loaded.settings
+        facts = dict(
+            board_name=settings.board_name if settings.board_name != "Unnamed board"
+            else board.name,
+            brand=settings.brand_name,
+            config_problems=tuple(loaded.problem_lines()),
+            auto_boot_timeout=settings.auto_boot_timeout or None,
+            restricted=settings.restricted_boot,
+            hotp_configured=settings.hotpkey and settings.hotp_token != "none",  # noqa: S105
+            clock_problem=self._clock_problem(),
+        )
+        from runtime.tpm.connection import Tpm
+        from runtime.tpm.errors import TpmError
+
+        bootlog.stage("imports-tpm")
+        try:
+            self.tpm = Tpm.connect()
+        except TpmError as err:
+            return StartFacts(**facts, tpm_problem=str(err))  # type: ignore[arg-type]
+        bootlog.stage("tpm-connected")
+        return StartFacts(**facts)  # type: ignore[arg-type]
+
+    def _clock_problem(self) -> str:
+        from runtime.devices.clock import clock_problem, image_build_time
+
+        built = image_build_time(BUILD_INFO_PATH)
+        if built is None:
+            return ""
+        return clock_problem(time.time(), built) or ""
+
+    # -- measure -------------------------------------------------------------------
+
+    def measure(self, progress: Callable[[str], None]) -> MeasureFacts:
+        from runtime.measure.modules import measure_and_load, module_list
+        from runtime.measure.replay import replay_report
+        from runtime.tpm.eventlog import EventLogError, read_eventlog, replay
+        from runtime.tpm.pcr_math import Bank
+        from runtime.tpm.pcrs import read_pcrs
+
+        tpm, board = self.tpm, self.board
+        assert tpm is not None and board is not None
+        results = measure_and_load(tpm, board.modules_pcr, module_list())
+        failed = [r for r in results if not r.loaded]
+        self._module_row = (f"{len(results)} measured into PCR {board.modules_pcr}, "
+                            f"{len(failed)} failed")
+        problems = [f"Driver {os.path.basename(r.path)} did not load: {r.problem}"
+                    for r in failed]
+        bootlog.stage("modules-loaded", count=len(results), failed=len(failed))
+        progress("Checking the firmware's event log against the TPM...")
+        log, log_problem = None, ""
+        try:
+            log = read_eventlog()
+            self._firmware_pcrs = replay(log).get(Bank.SHA256)
+        except (OSError, EventLogError) as err:
+            log_problem = str(err)
+        values = read_pcrs(tpm, range(24))
+        checked = {*board.firmware_pcrs, board.modules_pcr, board.runtime_pcr}
+        report = replay_report(log, log_problem, tpm.log, values, checked)
+        firmware4 = (self._firmware_pcrs or {}).get(4)
+        match = report.all_match
+        summary = report.summary
+        if not match and firmware4 is not None and recovery_extends(firmware4, values[4]):
+            # PCR 4 was extended by the recovery gate (another process): expected,
+            # and it is why nothing unseals until the reboot.
+            self._recovery_used = True
+            others = [row for row in report.rows if row[0] != "PCR 4"
+                      and "DIFFERS" in row[1]]
+            match = not others
+            summary = ("A recovery shell was opened during this boot (PCR 4 records it)."
+                       + ("" if match else " " + report.summary))
+        self._measure_summary, self._measure_rows = summary, report.rows
+        self._info_rows = [(f"PCR {pcr}", values[pcr].hex()) for pcr in PCRS_SHOWN]
+        bootlog.stage("eventlog-checked", match=report.all_match,
+                      recovery_used=self._recovery_used)
+        if not match:
+            problems.append(summary)
+        return MeasureFacts(tuple(problems), match, summary)
+
+    # -- /boot ---------------------------------------------------------------------
+
+    def find_boot(self) -> BootFacts:
+        from runtime.devices.boot_device import find_boot
+
+        preferred = self.loaded.settings.boot_dev if self.loaded else ""
+        found = find_boot(preferred or "")
+        self.boot_device = found.device
+        bootlog.stage("boot-device", device=found.device or "-", tried=len(found.tried))
+        return BootFacts(found.device, found.mountpoint, found.problem, found.encrypted_seen)
+
+    def rollback_preflight(self) -> str:
+        from runtime.integrity.preflight import CounterMissing, CounterView, preflight
+        from runtime.tpm import nv
+        from runtime.tpm.errors import NvIndexMissing, TpmError
+        from runtime.tpm.nv_attrs import counter_problem
+
+        if self.loaded is not None and self.loaded.settings.ignore_rollback:
+            return ""
+        if not self.boot_device or self.tpm is None:
+            return ""
+        tpm = self.tpm
+
+        def inspect(index: int) -> CounterView:
+            try:
+                return CounterView(counter_problem(nv.info(tpm, index).attributes))
+            except NvIndexMissing:
+                raise CounterMissing() from None
+            except TpmError as err:
+                raise ValueError(str(err)) from None
+
+        return preflight("/boot", inspect)
+
+    def keyring(self) -> KeyringFacts:
+        from runtime.integrity.keyring import read_keyring
+
+        return read_keyring(OWNER_KEY_PATH)
+
+    # -- TOTP / HOTP -----------------------------------------------------------------
+
+    def unseal_totp(self) -> TotpFacts:
+        from runtime.secrets.totp import unseal_totp
+
+        assert self.tpm is not None and self.board is not None
+        result = unseal_totp(self.tpm, self.board.runtime_pcr)
+        bootlog.stage("totp", unsealed=result.code is not None)
+        failure = TotpFailure(result.failure)
+        if failure is TotpFailure.PCRS_CHANGED and self._recovery_used \
+                and 4 in result.changed_pcrs:
+            failure = TotpFailure.RECOVERY_USED
+        return TotpFacts(result.code, result.step, failure, result.message,
+                         result.changed_pcrs)
+
+    def verify_hotp(self) -> HotpFacts:
+        from runtime.secrets.hotp_check import verify_hotp
+
+        assert self.tpm is not None and self.board is not None and self.loaded is not None
+        return verify_hotp(self.tpm, self.board.runtime_pcr, self.loaded.settings)
+
+    # -- TPM ownership and sealing -------------------------------------------------
+
+    def tpm_owned(self) -> bool:
+        return self.tpm is not None and self.tpm.has_primary()
+
+    def reset_tpm(self, owner_passphrase: bytearray,
+                  current_lockout: bytearray | None) -> ResetFacts:
+        from runtime.tpm import ownership
+        from runtime.tpm.errors import TpmError, WrongPassphrase
+
+        assert self.tpm is not None
+        try:
+            used = ownership.reset_tpm(
+                self.tpm, bytes(owner_passphrase),
+                None if current_lockout is None else bytes(current_lockout))
+        except WrongPassphrase as err:
+            if current_lockout is None:
+                return ResetFacts(needs_lockout_passphrase=True)
+            return ResetFacts(problem=str(err))
+        except (TpmError, ValueError) as err:
+            return ResetFacts(problem=str(err))
+        bootlog.stage("tpm-reset", hierarchy=used)
+        return ResetFacts()
+
+    def generate_secret(self, owner_passphrase: bytearray,
+                        hotp_admin_pin: bytearray | None) -> EnrolFacts:
+        from runtime.secrets.enrol import generate_and_seal
+
+        assert self.tpm is not None and self.board is not None and self.loaded is not None
+        return generate_and_seal(self.tpm, self.board, self._firmware_pcrs, owner_passphrase,
+                                 hotp_admin_pin, self.loaded.settings)
+
+    # -- boot ----------------------------------------------------------------------
+
+    def default_boot(self) -> str:
+        if not self.boot_device:
+            return "No /boot partition was found, so there is nothing to boot."
+        return ("/boot was found, but this runtime cannot verify its signed hash lists "
+                "yet, so it boots nothing rather than something unverified.")
+
+    # -- pages ---------------------------------------------------------------------
+
+    def system_info(self) -> list[tuple[str, str]]:
+        board = self.board
+        mem = _meminfo_kib()
+        rows = [
+            ("Runtime", f"heads-runtime {VERSION}"),
+            ("Board", board.description if board else "?"),
+            ("Kernel", os.uname().release),
+            ("Memory", f"{mem.get('MemTotal', '?')} kB total, "
+                       f"{mem.get('MemAvailable', '?')} kB available"),
+            ("Owner key", "in the firmware" if os.path.exists(OWNER_KEY_PATH) else "none"),
+            ("/boot", self.boot_device or "not found"),
+        ]
+        if self._module_row:
+            rows.append(("Kernel modules", self._module_row))
+        return rows + self._info_rows
+
+    def integrity_lines(self) -> list[str]:
+        lines = [self._measure_summary, *(f"{k}: {v}" for k, v in self._measure_rows)]
+        if self.loaded is not None and self.loaded.problems:
+            lines += ["", "Configuration problems:", *self.loaded.problem_lines()]
+        return lines
+
+    def configuration_lines(self) -> list[str]:
+        if self.loaded is None:
+            return ["The settings were not read."]
+        lines = [f"{row.key} = {row.value}   ({row.source})" for row in self.loaded.rows()]
+        if self.loaded.problems:
+            lines += ["", "Problems:", *self.loaded.problem_lines()]
+        return lines
+
+    def keyring_lines(self) -> list[str]:
+        facts = self.keyring()
+        if not facts.fingerprints:
+            return [facts.problem or "No key in the firmware."]
+        return [f"Owner key fingerprint: {fpr}" for fpr in facts.fingerprints]
+
+    # -- clock ---------------------------------------------------------------------
+
+    def set_time(self, text: str) -> str:
+        from runtime.devices.clock import parse_user_time, set_system_time
+
+        try:
+            when = parse_user_time(text)
+            set_system_time(when)
+        except (ValueError, OSError) as err:
+            return str(err)
+        return ""
+
+    def now_text(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())

@@ -1,0 +1,56 @@
+"""Runs the state machine: each state's step, then the transition its event
+names, until a final state (power off, reboot, recovery shell)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from runtime import bootlog
+from runtime.state.machine import FINAL_STATES, State, next_state
+from runtime.state.steps import Context, Step, actions, attest, menus, start
+
+S = State
+STEPS: Mapping[State, Step] = {
+    S.EARLY_INIT: start.early_init,
+    S.FATAL: start.fatal,
+    S.NO_TPM: start.no_tpm,
+    S.MEASURE: start.measure,
+    S.FIND_BOOT: start.find_boot,
+    S.NO_BOOT: start.no_boot,
+    S.ROLLBACK_PREFLIGHT: start.rollback_preflight,
+    S.TPM_INCONSISTENT: start.tpm_inconsistent,
+    S.KEYRING_CHECK: start.keyring_check,
+    S.KEYRING_EMPTY: start.keyring_empty,
+    S.TOTP: attest.totp,
+    S.TOTP_FAILED: attest.totp_failed,
+    S.HOTP: attest.hotp,
+    S.HOTP_FAILED: attest.hotp_failed,
+    S.AUTOBOOT: attest.autoboot,
+    S.MAIN_MENU: menus.main_menu,
+    S.SYSTEM_INFO: menus.system_info,
+    S.OPTIONS: menus.options,
+    S.BOOT_OPTIONS: menus.boot_options,
+    S.TPM_OPTIONS: menus.tpm_options,
+    S.INTEGRITY_REPORT: menus.integrity_report,
+    S.CONFIGURATION: menus.configuration,
+    S.GPG_OPTIONS: menus.gpg_options,
+    S.OEM_RESET: menus.oem_reset,
+    S.UPDATE_CHECKSUMS: menus.update_checksums,
+    S.GENERATE_SECRET: actions.generate_secret,
+    S.RESET_TPM: actions.reset_tpm,
+    S.CHANGE_TIME: actions.change_time,
+    S.DEFAULT_BOOT: actions.default_boot,
+    S.BOOT_REFUSED: actions.boot_refused,
+    S.RECOVERY_CONFIRM: actions.recovery_confirm,
+}
+
+
+def run(ctx: Context, state: State = State.EARLY_INIT) -> State:
+    """Run from ``state`` until a final state; return it. The path taken is
+    logged, one line per state (never what the user typed)."""
+    while state not in FINAL_STATES:
+        event = STEPS[state](ctx)
+        following = next_state(state, event)
+        bootlog.stage("state", name=str(state), event=event, next=str(following))
+        state = following
+    return state

@@ -1,0 +1,150 @@
+"""Everything the boot state machine asks of the machine it runs on.
+
+The steps (runtime.state.steps) decide; a `Platform` does: the TPM, disks,
+the clock, power. runtime.state.device_platform is the real one; unit tests
+give a fake, so every decision is tested without devices. Each method returns
+facts or a plain-words problem and never raises for a device's failure.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class StartFacts:
+    board_name: str
+    brand: str
+    fatal: str = ""  # the runtime cannot work (no board file): the reason
+    tpm_problem: str = ""  # empty: a TPM answered
+    config_problems: tuple[str, ...] = ()
+    auto_boot_timeout: int | None = None
+    restricted: bool = False
+    hotp_configured: bool = False
+    clock_problem: str = ""
+
+
+@dataclass(frozen=True)
+class MeasureFacts:
+    problems: tuple[str, ...] = ()  # modules that failed to load, an unreadable event log
+    measurements_match: bool = True  # the event log and our extends replay to the PCRs
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class BootFacts:
+    device: str = ""  # e.g. /dev/vda1; empty when none was found
+    mountpoint: str = ""
+    problem: str = ""  # why none was found
+    encrypted_seen: bool = False  # a LUKS partition was seen (a hint for the message)
+
+
+class TotpFailure(enum.StrEnum):
+    NONE = ""
+    MISSING = "missing"  # nothing sealed yet
+    PCRS_CHANGED = "pcrs-changed"  # firmware, runtime or configuration differ
+    RECOVERY_USED = "recovery-used"  # PCR 4 was extended for a recovery shell
+    NOT_BOUND = "not-bound"  # sealed without the runtime's PCR: proves nothing
+    TPM_ERROR = "tpm-error"
+    NO_PRIMARY = "no-primary"  # the TPM was reset or never owned
+
+
+@dataclass(frozen=True)
+class TotpFacts:
+    code: str | None
+    step: int = 0  # the 30-second window the code belongs to
+    failure: TotpFailure = TotpFailure.NONE
+    message: str = ""
+    changed_pcrs: tuple[int, ...] = ()
+
+
+class HotpOutcome(enum.StrEnum):
+    SUCCESS = "success"
+    INVALID = "invalid"
+    NOT_PROGRAMMED = "not-programmed"
+    ABSENT = "absent"
+    ERROR = "error"
+    NO_SECRET = "no-secret"  # noqa: S105 (the shared secret did not unseal)
+
+
+@dataclass(frozen=True)
+class HotpFacts:
+    outcome: HotpOutcome
+    message: str
+    token_name: str = ""
+
+
+@dataclass(frozen=True)
+class EnrolFacts:
+    """A new TOTP/HOTP secret was sealed: what the phone needs to enrol it.
+    The caller shows it once and wipes ``secret``."""
+
+    secret: bytearray | None
+    problem: str = ""
+    sealed_pcrs: tuple[int, ...] = ()
+    hotp_message: str = ""  # what programming the HOTP token did
+    wrong_passphrase: bool = False  # the owner passphrase was refused: ask again
+
+
+@dataclass(frozen=True)
+class ResetFacts:
+    problem: str = ""  # empty: the TPM was cleared and owned
+    #: Clearing needs the lockout passphrase set at the last reset (OVMF boards).
+    needs_lockout_passphrase: bool = False
+
+
+@dataclass(frozen=True)
+class KeyringFacts:
+    fingerprints: tuple[str, ...] = ()
+    problem: str = ""
+
+
+class Platform(Protocol):
+    def start(self) -> StartFacts: ...
+
+    def measure(self, progress: Callable[[str], None]) -> MeasureFacts: ...
+
+    def find_boot(self) -> BootFacts: ...
+
+    def rollback_preflight(self) -> str:
+        """Empty when the TPM's rollback state agrees with /boot; else the reason."""
+        ...
+
+    def keyring(self) -> KeyringFacts: ...
+
+    def unseal_totp(self) -> TotpFacts: ...
+
+    def verify_hotp(self) -> HotpFacts: ...
+
+    def tpm_owned(self) -> bool: ...
+
+    def reset_tpm(self, owner_passphrase: bytearray,
+                  current_lockout: bytearray | None) -> ResetFacts:
+        """Clear the TPM and take ownership with ``owner_passphrase``."""
+        ...
+
+    def generate_secret(self, owner_passphrase: bytearray,
+                        hotp_admin_pin: bytearray | None) -> EnrolFacts: ...
+
+    def default_boot(self) -> str:
+        """Boot the default entry (does not return then); else the reason it was refused."""
+        ...
+
+    def system_info(self) -> list[tuple[str, str]]: ...
+
+    def integrity_lines(self) -> list[str]: ...
+
+    def configuration_lines(self) -> list[str]: ...
+
+    def keyring_lines(self) -> list[str]: ...
+
+    def set_time(self, text: str) -> str:
+        """Set the clock from the user's text; empty on success, else the reason."""
+        ...
+
+    def now_text(self) -> str:
+        """The date and time for the main menu."""
+        ...

@@ -1,0 +1,212 @@
+"""Work the user starts from a menu: a new TOTP/HOTP secret, a TPM reset, the
+clock, the default boot, and the recovery shell's confirmation."""
+
+from __future__ import annotations
+
+from runtime.secrets.ram import wipe_buffer
+from runtime.state.steps.context import Context
+from runtime.state.steps.start import RECOVERY
+from runtime.state.view import Choice, Menu, Page, Progress, Prompt, Tone
+
+OWNER_PASSPHRASE_ATTEMPTS = 3
+# The TPM takes at most 32 bytes of authorization (a SHA-256 digest's size).
+TPM_PASSPHRASE_MAX = 32
+TPM_PASSPHRASE_MIN = 8
+
+
+def _ask_secret(ctx: Context, prompt: Prompt) -> bytearray | None:
+    answer = ctx.ui.ask(prompt)
+    if answer is None:
+        return None
+    if isinstance(answer, str):  # a UI that ignored `secret`: still never keep a str
+        return bytearray(answer.encode())
+    return answer
+
+
+def generate_secret(ctx: Context) -> str:
+    session = ctx.session
+    if not session.tpm_present:
+        ctx.page("No TPM", ["A secret can only be sealed in a TPM, and none was found."],
+                 Tone.ERROR)
+        return "cancelled"
+    if not ctx.platform.tpm_owned():
+        ctx.page("The TPM has no owner yet", [
+            "Sealing needs the TPM's owner passphrase, and this TPM has none (it is new "
+            "or was cleared). Resetting it sets one; then the secret is generated.",
+        ], Tone.WARNING)
+        return "need-reset"
+    # The gate: the user sees what the secret will vouch for before sealing it.
+    tone, verdict = session.integrity()
+    confirm = ctx.ui.choose(Menu("Seal a new TOTP/HOTP secret?", (
+        verdict, "", *ctx.platform.integrity_lines(), "",
+        "The new secret is sealed to the measurements above: from now on your phone's "
+        "code vouches for exactly this firmware and configuration. Seal only if you "
+        "trust them (you updated or configured this machine yourself).",
+    ), (Choice("y", "Yes: seal to these measurements", "yes"),
+        Choice("n", "No: back to the main menu", "no")), tone=tone, back_event="no"))
+    if confirm != "yes":
+        return "cancelled"
+    pin: bytearray | None = None
+    if session.start.hotp_configured:
+        pin = _ask_secret(ctx, Prompt(
+            "HOTP token PIN", ("The token is programmed with the same secret. Its admin "
+                               "PIN is needed for that; Esc skips the token.",),
+            "Token admin PIN:", secret=True))
+    try:
+        for attempt in range(OWNER_PASSPHRASE_ATTEMPTS):
+            owner = session.take_owner_passphrase() or _ask_secret(ctx, Prompt(
+                "TPM owner passphrase",
+                ("Storing the sealed secret in the TPM needs its owner passphrase.",)
+                + (("The last one was refused.",) if attempt else ()),
+                "Owner passphrase:", secret=True))
+            if owner is None:
+                return "cancelled"
+            ctx.ui.progress(Progress("Sealing", "Generating and sealing a new secret..."))
+            try:
+                facts = ctx.platform.generate_secret(owner, pin)
+            finally:
+                wipe_buffer(owner)
+            if facts.secret is not None:
+                break
+            ctx.page("The secret was not sealed", [facts.problem, "Nothing was changed."],
+                     Tone.ERROR)
+            if not facts.wrong_passphrase:
+                return "cancelled"
+        else:
+            return "cancelled"
+    finally:
+        if pin is not None:
+            wipe_buffer(pin)
+    try:
+        _show_enrolment(ctx, facts.secret, facts.sealed_pcrs, facts.hotp_message)
+    finally:
+        wipe_buffer(facts.secret)
+    return "done"
+
+
+def _show_enrolment(ctx: Context, secret: bytearray, pcrs: tuple[int, ...],
+                    hotp_message: str) -> None:
+    from runtime.secrets.otp_enrol import grouped, otpauth_uri, qr_text, secret_base32
+
+    start = ctx.session.start
+    uri = otpauth_uri(secret, start.board_name, start.brand)
+    ctx.ui.show(Page("Scan this with your phone's authenticator app",
+                     tuple(qr_text(uri, unicode=ctx.ui.unicode)), preformatted=True,
+                     footer="Enter: next (the secret for typing it in)"))
+    lines = [
+        "TOTP secret for typing into the app (base32):",
+        "",
+        "    " + grouped(secret_base32(secret)),
+        "",
+        f"Sealed to PCRs {', '.join(str(p) for p in pcrs)}. This is the only time the "
+        "secret is shown: it is wiped from memory when you leave this page.",
+    ]
+    if hotp_message:
+        lines += ["", hotp_message]
+    ctx.ui.show(Page("TOTP secret", tuple(lines), Tone.GOOD))
+
+
+def reset_tpm(ctx: Context) -> str:
+    if not ctx.session.tpm_present:
+        ctx.page("No TPM", ["There is no TPM to reset."], Tone.ERROR)
+        return "cancelled"
+    confirm = ctx.ui.choose(Menu("Reset the TPM?", (
+        "Resetting clears the TPM: every secret sealed in it (the TOTP/HOTP secret, the "
+        "disk key) and its rollback counters are gone for good, and a new owner "
+        "passphrase is set.",
+        "Do this on a new machine, or when the TPM refuses everything and you have your "
+        "disk's recovery passphrase.",
+    ), (Choice("y", "Yes: clear the TPM", "yes"),
+        Choice("n", "No: back to the main menu", "no")), tone=Tone.WARNING, back_event="no"))
+    if confirm != "yes":
+        return "cancelled"
+    owner = _ask_secret(ctx, Prompt(
+        "New TPM owner passphrase",
+        ("Choose the TPM owner passphrase: it is asked whenever a secret is sealed. "
+         f"{TPM_PASSPHRASE_MIN} to {TPM_PASSPHRASE_MAX} characters.",),
+        "New owner passphrase:", secret=True, confirm=True, min_length=TPM_PASSPHRASE_MIN,
+        max_length=TPM_PASSPHRASE_MAX))
+    if owner is None:
+        return "cancelled"
+    lockout: bytearray | None = None
+    try:
+        ctx.ui.progress(Progress("Resetting the TPM", "Clearing and taking ownership..."))
+        facts = ctx.platform.reset_tpm(owner, None)
+        if facts.needs_lockout_passphrase:
+            lockout = _ask_secret(ctx, Prompt(
+                "Current TPM lockout passphrase",
+                ("This firmware lets the TPM be cleared only with the passphrase set at "
+                 "its last reset (the owner passphrase then). After one wrong try the "
+                 "TPM refuses it until the next reboot.",),
+                "Current passphrase:", secret=True, tone=Tone.WARNING))
+            if lockout is None:
+                return "cancelled"
+            ctx.ui.progress(Progress("Resetting the TPM", "Clearing and taking ownership..."))
+            facts = ctx.platform.reset_tpm(owner, lockout)
+        if facts.problem:
+            ctx.page("The TPM was not reset", [facts.problem], Tone.ERROR)
+            return "cancelled"
+        ctx.session.keep_owner_passphrase(owner)
+        owner = None  # the session owns it now (wiped once the secret is sealed)
+    finally:
+        for buffer in (owner, lockout):
+            if buffer is not None:
+                wipe_buffer(buffer)
+    ctx.page("The TPM was reset", [
+        "The TPM is cleared and has its new owner passphrase. Next: a new TOTP/HOTP "
+        "secret is generated and sealed."], Tone.GOOD)
+    return "done"
+
+
+def change_time(ctx: Context) -> str:
+    problem = ""
+    while True:
+        answer = ctx.ui.ask(Prompt(
+            "Change the system time",
+            (f"Now: {ctx.platform.now_text()}",
+             "Enter the current UTC date and time (your phone shows it; TOTP codes need "
+             "it to within about 30 seconds).") + ((problem,) if problem else ()),
+            "YYYY-MM-DD HH:MM[:SS] UTC:", tone=Tone.ERROR if problem else Tone.NORMAL))
+        if answer is None:
+            return "cancelled"
+        text = answer if isinstance(answer, str) else answer.decode(errors="replace")
+        problem = ctx.platform.set_time(text)
+        if not problem:
+            return "done"
+
+
+def default_boot(ctx: Context) -> str:
+    ctx.ui.progress(Progress("Default boot", "Verifying /boot..."))
+    ctx.session.boot_refusal = ctx.platform.default_boot()
+    return "refused"
+
+
+def boot_refused(ctx: Context) -> str:
+    return ctx.problem_menu(
+        "The default boot was refused",
+        ctx.session.boot_refusal,
+        "Only a /boot whose files match the owner's signed hash lists is booted, so a "
+        "changed kernel or initramfs cannot start unnoticed.",
+        "Investigate the integrity report, or go back to the menu.",
+        (Choice("i", "Investigate integrity", "investigate"),
+         Choice("m", "Back to the main menu", "menu"), RECOVERY),
+    )
+
+
+def recovery_confirm(ctx: Context) -> str:
+    if ctx.session.start.restricted:
+        ctx.page("Recovery shell disabled", [
+            "Restricted boot is on (CONFIG_RESTRICTED_BOOT): the recovery shell is not "
+            "available on this machine.",
+            "Disabling restricted boot needs a new firmware image.",
+        ], Tone.ERROR)
+        return "refused"
+    event = ctx.ui.choose(Menu("Open the recovery shell?", (
+        "The recovery shell is a root shell for repairs and investigation.",
+        "Before it opens, PCR 4 is extended: the TOTP/HOTP secret and the disk key "
+        "cannot be unsealed again until you reboot, and every secret in memory is wiped.",
+        "When the firmware holds an owner key, the shell asks for a signature by it.",
+    ), (Choice("y", "Yes: open the recovery shell", "confirmed"),
+        Choice("n", "No: back to the main menu", "cancelled")),
+        tone=Tone.WARNING, back_event="cancelled"))
+    return event

@@ -1,0 +1,131 @@
+"""Attestation to the user: the TOTP code (phone), the HOTP code (USB token),
+and the automatic boot that only follows a successful attestation."""
+
+from __future__ import annotations
+
+from runtime.state.platform import HotpOutcome, TotpFailure
+from runtime.state.steps.context import Context
+from runtime.state.steps.start import RECOVERY
+from runtime.state.view import Choice, Menu, Progress, Tone
+
+
+def totp(ctx: Context) -> str:
+    if not ctx.session.tpm_present:
+        return "no-tpm"
+    ctx.ui.progress(Progress("TOTP", "Unsealing the TOTP secret from the TPM..."))
+    result = ctx.session.totp = ctx.platform.unseal_totp()
+    # Each refresh is a new attestation: the token is asked again too.
+    ctx.session.hotp = None
+    return "shown" if result.code is not None else "failed"
+
+
+# Why the secret did not unseal, and what the user can do, by cause.
+_TOTP_ADVICE: dict[TotpFailure, tuple[str, str]] = {
+    TotpFailure.MISSING: (
+        "No TOTP secret has been sealed in this TPM yet (a new machine, or the TPM was "
+        "reset).",
+        "Generate a secret and enrol it in your phone's authenticator app.",
+    ),
+    TotpFailure.PCRS_CHANGED: (
+        "The TPM refused the secret because a measurement changed since it was sealed. "
+        "Likely causes: a firmware update, a changed firmware configuration or initramfs, "
+        "a changed kernel command line - or tampering.",
+        "If you changed one of these yourself, check the integrity report and generate a "
+        "new secret. If you did not, do not trust this machine: use the recovery shell "
+        "or power off and investigate.",
+    ),
+    TotpFailure.RECOVERY_USED: (
+        "A recovery shell was opened during this boot: that extended PCR 4, so nothing "
+        "sealed to a normal boot can be unsealed until the machine restarts.",
+        "Reboot to see the TOTP code again.",
+    ),
+    TotpFailure.NOT_BOUND: (
+        "The sealed secret is not bound to the measurement of this runtime, so a code "
+        "from it would prove nothing.",
+        "Generate a new secret.",
+    ),
+    TotpFailure.NO_PRIMARY: (
+        "The TPM has no storage key: it was reset or never taken into use.",
+        "Reset the TPM (sets the owner passphrase), then generate a secret.",
+    ),
+    TotpFailure.TPM_ERROR: (
+        "The TPM reported an error while unsealing.",
+        "Try again after a reboot; if it persists, reset the TPM.",
+    ),
+}
+
+
+def totp_failed(ctx: Context) -> str:
+    result = ctx.session.totp
+    assert result is not None
+    cause, todo = _TOTP_ADVICE.get(result.failure, _TOTP_ADVICE[TotpFailure.TPM_ERROR])
+    what = result.message + ("\n" + cause if cause else "")
+    return ctx.problem_menu(
+        "ERROR: the TOTP code cannot be shown",
+        what,
+        "The TOTP code on your phone is how you check that the firmware was not changed; "
+        "without it this boot proves nothing.",
+        todo,
+        (Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
+         Choice("p", "Reset the TPM", "reset-tpm"),
+         Choice("i", "Ignore and continue to the main menu", "continue"),
+         RECOVERY),
+    )
+
+
+def hotp(ctx: Context) -> str:
+    if not ctx.session.start.hotp_configured:
+        return "not-configured"
+    ctx.ui.progress(Progress("HOTP", "Checking the HOTP code with the USB token..."))
+    result = ctx.session.hotp = ctx.platform.verify_hotp()
+    return "verified" if result.outcome is HotpOutcome.SUCCESS else "failed"
+
+
+def hotp_failed(ctx: Context) -> str:
+    result = ctx.session.hotp
+    assert result is not None
+    invalid = result.outcome is HotpOutcome.INVALID
+    why = ("The token holds the same secret as the TPM: a code it refuses means the "
+           "firmware could not unseal the secret, or the token belongs to another machine."
+           if invalid else
+           "Without the token's check, only the TOTP code on your phone attests this boot.")
+    todo = {
+        HotpOutcome.ABSENT: "Insert the token and retry, or continue with the TOTP code alone.",
+        HotpOutcome.NOT_PROGRAMMED: "Generate a new secret: it programs the token too.",
+        HotpOutcome.INVALID: "Compare the TOTP code with your phone. If it differs too, do "
+                             "not trust this machine.",
+    }.get(result.outcome, "Retry; if it keeps failing, reinsert the token.")
+    return ctx.problem_menu(
+        "ERROR: HOTP code invalid" if invalid else "WARNING: HOTP not verified",
+        result.message,
+        why,
+        todo,
+        (Choice("r", "Retry", "retry"),
+         Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
+         Choice("i", "Ignore and continue to the main menu", "continue"),
+         RECOVERY),
+        tone=Tone.ERROR if invalid else Tone.WARNING,
+    )
+
+
+def autoboot(ctx: Context) -> str:
+    session = ctx.session
+    if not session.may_autoboot():
+        return "not-allowed"
+    session.autoboot_offered = True
+    timeout = session.start.auto_boot_timeout
+    assert timeout
+    totp_result = session.totp
+    code = totp_result.code if totp_result else "?"
+    event = ctx.ui.choose(Menu(
+        "Automatic boot",
+        (f"TOTP {code} matched your phone? HOTP: {session.hotp_status()}.",
+         "The default entry boots when the countdown ends."),
+        (Choice("m", "Stop: go to the main menu", "interrupted"),
+         Choice("b", "Boot now", "timeout")),
+        tone=Tone.GOOD,
+        timeout=timeout,
+        timeout_event="timeout",
+        back_event="interrupted",
+    ))
+    return event

@@ -1,0 +1,161 @@
+"""The main menu, the options menus, and the information pages."""
+
+from __future__ import annotations
+
+from runtime.state.steps.context import Context
+from runtime.state.steps.start import RECOVERY
+from runtime.state.view import Choice, Menu, Tone
+
+BACK_TO_OPTIONS = Choice("r", "<-- Back to the options", "back")
+
+MAIN_CHOICES = (
+    Choice("d", "Default boot", "default-boot"),
+    Choice("r", "Refresh TOTP/HOTP", "refresh"),
+    Choice("o", "Options -->", "options"),
+    Choice("s", "System information", "system-info"),
+    Choice("p", "Power off", "power-off"),
+)
+
+
+def main_menu(ctx: Context) -> str:
+    session = ctx.session
+    platform = ctx.platform
+
+    def live() -> tuple[str, ...]:
+        # A new code for each 30-second window, unsealed again as Heads does: the
+        # secret is in RAM only while one code is computed. Runs while the
+        # machine waits for the choice, so the TPM is free.
+        if session.tpm_present and session.totp_window_turned():
+            session.totp = platform.unseal_totp()
+        return (platform.now_text(),
+                f"{session.totp_line()}    HOTP: {session.hotp_status()}")
+
+    tone, verdict = session.integrity()
+    body = [verdict]
+    if session.boot is not None and session.boot.device:
+        body.append(f"/boot: {session.boot.device}")
+    if session.measure is not None:
+        body += list(session.measure.problems)
+    body += list(session.start.config_problems)
+    if session.start.clock_problem:
+        body.append(session.start.clock_problem)
+    start = session.start
+    return ctx.ui.choose(Menu(f"{start.board_name} | {start.brand} boot menu", tuple(body),
+                              MAIN_CHOICES, tone=tone, live=live))
+
+
+def system_info(ctx: Context) -> str:
+    rows = ctx.platform.system_info()
+    ctx.page("System information", [f"{label}: {value}" for label, value in rows])
+    return "back"
+
+
+OPTION_CHOICES = (
+    Choice("b", "Boot options -->", "boot-options"),
+    Choice("t", "TPM/TOTP/HOTP options -->", "tpm-options"),
+    Choice("i", "Investigate integrity -->", "integrity"),
+    Choice("h", "Change the system time", "change-time"),
+    Choice("u", "Update checksums and sign /boot", "update-checksums"),
+    Choice("c", "Configuration -->", "configuration"),
+    Choice("g", "GPG options -->", "gpg-options"),
+    Choice("F", "OEM factory reset / re-ownership -->", "oem-reset"),
+    RECOVERY,
+    Choice("R", "Reboot", "reboot"),
+    Choice("r", "<-- Back to the main menu", "back"),
+)
+
+
+def options(ctx: Context) -> str:
+    return ctx.ui.choose(Menu("Options", (), OPTION_CHOICES, back_event="back"))
+
+
+def _not_in_this_build(ctx: Context, what: str) -> None:
+    ctx.page(what, [
+        f"{what}: not available yet.",
+        "It needs the verified /boot (signed hash lists, the rollback counter and kexec), "
+        "which this runtime does not have yet. Nothing was changed.",
+    ], Tone.WARNING)
+
+
+def boot_options(ctx: Context) -> str:
+    event = ctx.ui.choose(Menu("Boot options", (), (
+        Choice("m", "Show the OS boot menu", "os-menu"),
+        Choice("u", "Boot from USB", "usb"),
+        Choice("i", "Ignore tampering and force a boot (unsafe)", "force"),
+        BACK_TO_OPTIONS), back_event="back"))
+    if event == "back":
+        return "back"
+    names = {"os-menu": "The OS boot menu", "usb": "USB boot", "force": "Forced boot"}
+    _not_in_this_build(ctx, names[event])
+    return "again"
+
+
+def tpm_options(ctx: Context) -> str:
+    event = ctx.ui.choose(Menu("TPM/TOTP/HOTP options", (), (
+        Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
+        Choice("r", "Reset the TPM", "reset-tpm"),
+        Choice("t", "TOTP/HOTP does not match: troubleshoot", "troubleshoot"),
+        Choice("m", "<-- Back to the options", "back")), back_event="back"))
+    if event != "troubleshoot":
+        return event
+    answer = ctx.ui.choose(Menu("TOTP does not match", (
+        f"This machine's clock: {ctx.platform.now_text()}",
+        "TOTP codes depend on the time: if this clock is off by more than about 30 "
+        "seconds from your phone's, the codes differ although nothing was tampered with.",
+        "If the clock is right and the codes still differ, the firmware or its "
+        "configuration changed since the secret was sealed: do not trust this boot.",
+    ), (Choice("h", "Change the system time", "change-time"),
+        Choice("m", "<-- Back", "back")), back_event="back"))
+    return "change-time" if answer == "change-time" else "again"
+
+
+def integrity_report(ctx: Context) -> str:
+    tone, verdict = ctx.session.integrity()
+    lines = [verdict, "", *ctx.platform.integrity_lines()]
+    event = ctx.ui.choose(Menu("Integrity report", tuple(lines), (
+        Choice("c", "Continue", "back"),
+        Choice("x", "Drop to the recovery shell to investigate", "recovery")),
+        tone=tone, back_event="back"))
+    return event
+
+
+def configuration(ctx: Context) -> str:
+    ctx.page("Configuration", [
+        *ctx.platform.configuration_lines(), "",
+        "Settings are part of the firmware image (and measured with it): change them in "
+        "the owner configuration file and rebuild or reflash. A change makes the TPM "
+        "refuse the sealed secrets until they are sealed again.",
+    ])
+    return "back"
+
+
+def gpg_options(ctx: Context) -> str:
+    event = ctx.ui.choose(Menu("GPG options", (), (
+        Choice("l", "List the keys in the firmware", "list"),
+        Choice("r", "Add or replace a key in the firmware", "replace"),
+        Choice("x", "<-- Back to the options", "back")), back_event="back"))
+    if event == "list":
+        ctx.page("Keys in the firmware", ctx.platform.keyring_lines())
+    elif event == "replace":
+        ctx.page("Add or replace a key", [
+            "The keys are part of the firmware image: build it with "
+            "`build_initrd.py --owner-key KEY.asc` and flash or boot it. Writing the "
+            "flash from here is not available on this board."], Tone.WARNING)
+    else:
+        return "back"
+    return "again"
+
+
+def oem_reset(ctx: Context) -> str:
+    ctx.page("OEM factory reset / re-ownership", [
+        "Not available yet: it will reset the TPM, create the owner's keys, seal the "
+        "TOTP/HOTP secret and sign /boot in one guided flow.",
+        "Meanwhile: Options > TPM/TOTP/HOTP options > Reset the TPM, then Generate a "
+        "new secret.",
+    ], Tone.WARNING)
+    return "back"
+
+
+def update_checksums(ctx: Context) -> str:
+    _not_in_this_build(ctx, "Updating the checksums and signing /boot")
+    return "back"

@@ -1,0 +1,138 @@
+"""The start of the power-on: early init, measuring, /boot, rollback
+preflight, the ROM keyring, and their failure screens."""
+
+from __future__ import annotations
+
+from runtime.state.steps.context import Context
+from runtime.state.view import Choice, Page, Progress, Tone
+
+RECOVERY = Choice("x", "Exit to the recovery shell", "recovery")
+POWER_OFF = Choice("p", "Power off", "power-off")
+
+
+def early_init(ctx: Context) -> str:
+    ctx.ui.progress(Progress("Starting", "Reading the board configuration and the TPM..."))
+    start = ctx.session.start = ctx.platform.start()
+    if start.fatal:
+        return "fatal"
+    return "no-tpm" if start.tpm_problem else "ok"
+
+
+def fatal(ctx: Context) -> str:
+    return ctx.problem_menu(
+        "The runtime cannot start",
+        ctx.session.start.fatal,
+        "Without its configuration the runtime cannot tell what to measure or check, "
+        "so it will not boot anything.",
+        "Rebuild the firmware image; the recovery shell lets you look around.",
+        (RECOVERY, POWER_OFF, Choice("b", "Reboot", "reboot")),
+    )
+
+
+def no_tpm(ctx: Context) -> str:
+    return ctx.problem_menu(
+        "ERROR: no TPM",
+        ctx.session.start.tpm_problem,
+        "Without a TPM nothing is measured or sealed: no TOTP code can prove the firmware "
+        "is unchanged, and no disk key can be released.",
+        "Check the TPM in the firmware setup. Continuing boots with no proof at all.",
+        (Choice("c", "Continue without a TPM (nothing is verified)", "continue"),
+         RECOVERY, POWER_OFF),
+    )
+
+
+def measure(ctx: Context) -> str:
+    if not ctx.session.tpm_present:
+        return "done"
+
+    def progress(text: str) -> None:
+        ctx.ui.progress(Progress("Measuring", text))
+
+    progress("Loading drivers (each is measured into the TPM first)...")
+    ctx.session.measure = ctx.platform.measure(progress)
+    return "done"
+
+
+def find_boot(ctx: Context) -> str:
+    ctx.ui.progress(Progress("Looking for /boot", "Probing disks and partitions..."))
+    boot = ctx.session.boot = ctx.platform.find_boot()
+    return "found" if boot.device else "missing"
+
+
+def no_boot(ctx: Context) -> str:
+    boot = ctx.session.boot
+    what = boot.problem if boot and boot.problem else "No partition with a boot configuration."
+    if boot and boot.encrypted_seen:
+        what += (" An encrypted (LUKS) partition was seen: /boot must be a separate, "
+                 "unencrypted partition.")
+    return ctx.problem_menu(
+        "ERROR: no /boot partition found",
+        what,
+        "The kernel to boot and its signed hash lists live on /boot; without it only "
+        "the attestation (TOTP/HOTP) can be done.",
+        "Attach the disk and retry, or continue to the menu.",
+        (Choice("r", "Retry: probe the disks again", "retry"),
+         Choice("m", "Continue to the main menu", "continue"), RECOVERY),
+        tone=Tone.WARNING,
+    )
+
+
+def rollback_preflight(ctx: Context) -> str:
+    if not ctx.session.tpm_present:
+        return "ok"
+    ctx.session.preflight_problem = ctx.platform.rollback_preflight()
+    return "failed" if ctx.session.preflight_problem else "ok"
+
+
+def tpm_inconsistent(ctx: Context) -> str:
+    event = ctx.problem_menu(
+        "ERROR: TPM state inconsistent",
+        ctx.session.preflight_problem,
+        "The TPM's rollback counter protects /boot's signed state against an older copy "
+        "being put back. If it does not agree with /boot, a replayed /boot cannot be told "
+        "apart from a legitimate one.",
+        "If you reset the TPM or reinstalled, reset the TPM and sign /boot again. "
+        "If you did not, treat this machine as tampered with.",
+        (Choice("i", "Show the integrity report", "report"),
+         Choice("r", "Check again", "retry"),
+         Choice("t", "Reset the TPM", "reset-tpm"),
+         Choice("o", "OEM factory reset / re-ownership", "oem-reset"),
+         Choice("m", "Continue to the main menu (no attestation)", "continue"),
+         RECOVERY),
+    )
+    if event == "report":
+        ctx.ui.show(Page("Integrity report", tuple(ctx.platform.integrity_lines())))
+        return "again"
+    if event == "continue":
+        ctx.session.attestation_skipped = True
+    return event
+
+
+def keyring_check(ctx: Context) -> str:
+    ctx.session.keyring = keyring = ctx.platform.keyring()
+    return "ok" if keyring.fingerprints else "empty"
+
+
+def keyring_empty(ctx: Context) -> str:
+    keyring = ctx.session.keyring
+    what = "The firmware holds no owner key."
+    if keyring and keyring.problem:
+        what += " " + keyring.problem
+    event = ctx.problem_menu(
+        "ERROR: no owner key in the firmware",
+        what,
+        "Signatures over /boot are checked against this key, and the recovery shell "
+        "asks for it; without one /boot cannot be verified.",
+        "Add your public key to the firmware image (build with --owner-key) and flash it, "
+        "or do an OEM factory reset.",
+        (Choice("g", "Add a key to the firmware", "add-key"),
+         Choice("F", "OEM factory reset / re-ownership", "oem-reset"),
+         Choice("i", "Ignore and continue", "continue"), RECOVERY),
+    )
+    if event == "add-key":
+        ctx.ui.show(Page("Add a key to the firmware", (
+            "The owner key is part of the firmware image, so adding one means flashing a "
+            "new image. This board has no flash chip to write (QEMU): rebuild the image "
+            "with `build_initrd.py --owner-key KEY.asc` on the host and boot it.",)))
+        return "again"
+    return event

@@ -1,0 +1,133 @@
+"""A fake `Platform` for the state machine's unit tests: every fact is a field
+the test sets, every action is recorded, nothing touches a device."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from runtime.state.platform import (
+    BootFacts,
+    EnrolFacts,
+    HotpFacts,
+    HotpOutcome,
+    KeyringFacts,
+    MeasureFacts,
+    ResetFacts,
+    StartFacts,
+    TotpFacts,
+    TotpFailure,
+)
+
+GOOD_TOTP = TotpFacts("123456", step=0, message="TOTP secret unsealed")
+SECRET = bytearray(b"\x01" * 20)
+
+
+@dataclass
+class FakePlatform:
+    start_facts: StartFacts = field(default_factory=lambda: StartFacts("Test board", "Brand"))
+    measure_facts: MeasureFacts = field(default_factory=MeasureFacts)
+    boot_facts: list[BootFacts] = field(
+        default_factory=lambda: [BootFacts("/dev/vda1", "/boot")])
+    preflight: list[str] = field(default_factory=lambda: [""])
+    keyring_facts: KeyringFacts = field(default_factory=lambda: KeyringFacts(("ABCD",)))
+    totp_results: list[TotpFacts] = field(default_factory=lambda: [GOOD_TOTP])
+    hotp_results: list[HotpFacts] = field(
+        default_factory=lambda: [HotpFacts(HotpOutcome.SUCCESS, "ok")])
+    owned: bool = True
+    reset_results: list[ResetFacts] = field(default_factory=lambda: [ResetFacts()])
+    enrol_results: list[EnrolFacts] = field(
+        default_factory=lambda: [EnrolFacts(bytearray(SECRET), sealed_pcrs=(0, 4, 9))])
+    boot_refusal: str = "nothing verified"
+    time_problems: list[str] = field(default_factory=lambda: [""])
+    calls: list[str] = field(default_factory=list)
+    #: Passphrases as they were when the platform got them (copied: callers wipe).
+    passphrases: list[bytes] = field(default_factory=list)
+    given_secrets: list[bytearray] = field(default_factory=list)
+
+    @staticmethod
+    def _next(items: list, name: str):  # type: ignore[no-untyped-def]
+        assert items, f"the test gave no more results for {name}"
+        return items.pop(0) if len(items) > 1 else items[0]
+
+    def start(self) -> StartFacts:
+        self.calls.append("start")
+        return self.start_facts
+
+    def measure(self, progress: Callable[[str], None]) -> MeasureFacts:
+        self.calls.append("measure")
+        progress("measuring")
+        return self.measure_facts
+
+    def find_boot(self) -> BootFacts:
+        self.calls.append("find_boot")
+        return self._next(self.boot_facts, "find_boot")  # type: ignore[no-any-return]
+
+    def rollback_preflight(self) -> str:
+        self.calls.append("rollback_preflight")
+        return self._next(self.preflight, "preflight")  # type: ignore[no-any-return]
+
+    def keyring(self) -> KeyringFacts:
+        self.calls.append("keyring")
+        return self.keyring_facts
+
+    def unseal_totp(self) -> TotpFacts:
+        self.calls.append("unseal_totp")
+        return self._next(self.totp_results, "unseal_totp")  # type: ignore[no-any-return]
+
+    def verify_hotp(self) -> HotpFacts:
+        self.calls.append("verify_hotp")
+        return self._next(self.hotp_results, "verify_hotp")  # type: ignore[no-any-return]
+
+    def tpm_owned(self) -> bool:
+        return self.owned
+
+    def reset_tpm(self, owner_passphrase: bytearray,
+                  current_lockout: bytearray | None) -> ResetFacts:
+        self.calls.append("reset_tpm")
+        self.passphrases.append(bytes(owner_passphrase))
+        if current_lockout is not None:
+            self.passphrases.append(bytes(current_lockout))
+        result: ResetFacts = self._next(self.reset_results, "reset_tpm")
+        if not result.problem and not result.needs_lockout_passphrase:
+            self.owned = True
+        return result
+
+    def generate_secret(self, owner_passphrase: bytearray,
+                        hotp_admin_pin: bytearray | None) -> EnrolFacts:
+        self.calls.append("generate_secret")
+        self.passphrases.append(bytes(owner_passphrase))
+        if hotp_admin_pin is not None:
+            self.passphrases.append(bytes(hotp_admin_pin))
+        result: EnrolFacts = self._next(self.enrol_results, "generate_secret")
+        if result.secret is not None:
+            self.given_secrets.append(result.secret)
+        return result
+
+    def default_boot(self) -> str:
+        self.calls.append("default_boot")
+        return self.boot_refusal
+
+    def system_info(self) -> list[tuple[str, str]]:
+        return [("Board", "Test board")]
+
+    def integrity_lines(self) -> list[str]:
+        return ["All PCRs match."]
+
+    def configuration_lines(self) -> list[str]:
+        return ["CONFIG_X = y"]
+
+    def keyring_lines(self) -> list[str]:
+        return ["Owner key fingerprint: ABCD"]
+
+    def set_time(self, text: str) -> str:
+        self.calls.append(f"set_time {text}")
+        return self._next(self.time_problems, "set_time")  # type: ignore[no-any-return]
+
+    def now_text(self) -> str:
+        return "2026-11-25 12:00:00 UTC"
+
+
+def failed_totp(failure: TotpFailure = TotpFailure.MISSING,
+                message: str = "No TOTP secret is sealed") -> TotpFacts:
+    return TotpFacts(None, failure=failure, message=message)

@@ -1,0 +1,118 @@
+"""The session's verdicts: integrity colour and words, and when the default
+entry may boot unattended."""
+
+from __future__ import annotations
+
+from runtime.state.platform import (
+    BootFacts,
+    HotpFacts,
+    HotpOutcome,
+    MeasureFacts,
+    StartFacts,
+    TotpFacts,
+    TotpFailure,
+)
+from runtime.state.session import Session
+from runtime.state.view import Tone
+
+GOOD_TOTP = TotpFacts("123456", step=1)
+
+
+def attested_session(**start: object) -> Session:
+    facts = StartFacts("b", "brand", auto_boot_timeout=5, **start)  # type: ignore[arg-type]
+    return Session(start=facts, measure=MeasureFacts(), boot=BootFacts("/dev/vda1", "/boot"),
+                   totp=GOOD_TOTP)
+
+
+def test_all_good_is_verified() -> None:
+    tone, words = attested_session().integrity()
+    assert tone is Tone.GOOD and words.startswith("VERIFIED")
+
+
+def test_autoboot_needs_a_totp_code() -> None:
+    session = attested_session()
+    assert session.may_autoboot()
+    session.totp = TotpFacts(None, failure=TotpFailure.MISSING, message="none")
+    assert not session.may_autoboot()
+
+
+def test_autoboot_needs_the_hotp_token_when_one_is_configured() -> None:
+    session = attested_session(hotp_configured=True)
+    assert not session.may_autoboot()
+    for outcome in (HotpOutcome.INVALID, HotpOutcome.ABSENT, HotpOutcome.ERROR):
+        session.hotp = HotpFacts(outcome, "x")
+        assert not session.may_autoboot()
+    session.hotp = HotpFacts(HotpOutcome.SUCCESS, "ok")
+    assert session.may_autoboot()
+
+
+def test_autoboot_only_once_and_never_after_skipping_attestation() -> None:
+    session = attested_session()
+    session.autoboot_offered = True
+    assert not session.may_autoboot()
+    session = attested_session()
+    session.attestation_skipped = True
+    assert not session.may_autoboot()
+
+
+def test_autoboot_off_without_a_timeout() -> None:
+    session = attested_session()
+    session.start = StartFacts("b", "brand", auto_boot_timeout=None)
+    assert not session.may_autoboot()
+
+
+def test_changed_pcrs_and_recovery_are_red() -> None:
+    for failure in (TotpFailure.PCRS_CHANGED, TotpFailure.RECOVERY_USED):
+        session = attested_session()
+        session.totp = TotpFacts(None, failure=failure, message="refused")
+        tone, words = session.integrity()
+        assert tone is Tone.ERROR and "TAMPERED" in words
+
+
+def test_event_log_mismatch_and_invalid_hotp_are_red() -> None:
+    session = attested_session()
+    session.measure = MeasureFacts(measurements_match=False)
+    assert session.integrity()[0] is Tone.ERROR
+    session = attested_session(hotp_configured=True)
+    session.hotp = HotpFacts(HotpOutcome.INVALID, "bad")
+    assert session.integrity()[0] is Tone.ERROR
+
+
+def test_missing_pieces_are_yellow_and_named() -> None:
+    session = attested_session()
+    session.boot = BootFacts(problem="none")
+    session.totp = TotpFacts(None, failure=TotpFailure.MISSING, message="none")
+    tone, words = session.integrity()
+    assert tone is Tone.WARNING
+    assert "no /boot" in words and "no TOTP code" in words
+
+
+def test_no_tpm_is_red_and_says_so() -> None:
+    session = Session(start=StartFacts("b", "brand", tpm_problem="No TPM device."))
+    tone, words = session.integrity()
+    assert tone is Tone.ERROR and "NO TPM" in words
+    assert session.totp_line() == "TOTP: NO TPM"
+
+
+def test_totp_line_counts_down_and_notices_the_next_window() -> None:
+    session = attested_session()
+    assert session.totp_line(now=30) == "TOTP: 123456  (30 s left)"
+    assert session.totp_line(now=59) == "TOTP: 123456  ( 1 s left)"
+    assert not session.totp_window_turned(now=45)
+    assert session.totp_window_turned(now=60)
+
+
+def test_hotp_status_words() -> None:
+    session = attested_session()
+    assert session.hotp_status() == "N/A"
+    session = attested_session(hotp_configured=True)
+    assert session.hotp_status() == "Unverified"
+    session.hotp = HotpFacts(HotpOutcome.SUCCESS, "ok")
+    assert session.hotp_status() == "Success"
+
+
+def test_the_kept_owner_passphrase_is_given_once() -> None:
+    session = Session()
+    session.keep_owner_passphrase(bytearray(b"passphrase"))
+    assert session.take_owner_passphrase() == bytearray(b"passphrase")
+    assert session.take_owner_passphrase() is None
