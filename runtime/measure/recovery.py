@@ -1,26 +1,23 @@
-"""`python -m runtime.measure.recovery`: run by /init before it opens a
-recovery shell. Extends PCR 4 (as Heads does), so no secret sealed to the
-normal boot unseals for the rest of this boot. /init opens no shell unless
-this succeeds."""
+"""`python -m runtime.measure.recovery`: the entry /init runs today before
+its recovery shell. It is now the whole gate of runtime.recovery (PCR 4
+extended, RAM secrets wiped, the owner authenticated when an owner key is
+installed), so /init keeps working unchanged; exit 0 still means "open the
+shell". New callers use ``python3.11 -I -m runtime.recovery --reason TEXT``."""
+
+from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
-from runtime.tpm.connection import Tpm
-from runtime.tpm.errors import TpmError
-from runtime.tpm.pcrs import extend_string
+from runtime.recovery.__main__ import Paths
+from runtime.recovery.__main__ import main as gate_main
+
+DEFAULT_REASON = "the runtime stopped"
 
 
-def main() -> int:
-    try:
-        tpm = Tpm.connect()
-        try:
-            extend_string(tpm, 4, "recovery", "recovery-shell")
-        finally:
-            tpm.close()
-    except TpmError as err:
-        print(f"recovery: PCR 4 could not be extended: {err}", file=sys.stderr)
-        return 1
-    return 0
+def main(argv: Sequence[str] | None = None, paths: Paths | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    return gate_main(args or ["--reason", DEFAULT_REASON], paths)
 
 
 if __name__ == "__main__":

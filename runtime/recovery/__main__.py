@@ -1,0 +1,116 @@
+"""`python3.11 -I -m runtime.recovery --reason TEXT`: run by /init before it
+opens a recovery shell (after the runtime crashed, or when the runtime exits
+asking for the shell). Exit status 0: open the shell; anything else: do not.
+
+Talks to the console over plain stdin/stdout: no UI is running any more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from runtime import bootlog
+from runtime.recovery.auth import END_SIGNATURE, MAX_RESPONSE_CHARS, AuthResult, authenticate
+from runtime.recovery.gate import open_recovery
+from runtime.secrets.ram import SECRET_DIR, SecretDir
+
+OWNER_KEY = "/etc/runtime/owner.asc"
+RESTRICTED_FLAG = "/etc/runtime/restricted"
+RESTRICTED_ENV = "RUNTIME_RESTRICTED_BOOT"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the gate looks; tests point these into a temporary directory."""
+
+    secret_dir: str = SECRET_DIR
+    owner_key: str = OWNER_KEY
+    restricted_flag: str = RESTRICTED_FLAG
+    tcti: str | None = None  # None: the kernel's TPM (or RUNTIME_TPM_TCTI)
+
+
+def restricted_mode(flag_file: str = RESTRICTED_FLAG,
+                    environ: Mapping[str, str] = os.environ) -> bool:
+    """True when the recovery shell is forbidden (Heads' CONFIG_RESTRICTED_BOOT=y).
+
+    Either source can only turn restriction on, never off.
+    TODO: read CONFIG_RESTRICTED_BOOT from runtime.config.settings once that
+    module exists, and keep the flag file only as a build-time override.
+    """
+    return os.path.exists(flag_file) or environ.get(RESTRICTED_ENV, "") in ("y", "yes", "1")
+
+
+def extend_pcr4(tcti: str | None = None) -> None:
+    """Record the recovery shell in PCR 4 as Heads does (sha256 of "recovery")."""
+    from runtime.tpm.connection import Tpm
+    from runtime.tpm.pcrs import extend_string
+
+    tpm = Tpm.connect(tcti)
+    try:
+        extend_string(tpm, 4, "recovery", "recovery-shell")
+    finally:
+        tpm.close()
+
+
+def read_signature(prompt: str, read_line: Callable[[], str] | None = None) -> str | None:
+    """Show ``prompt`` and read pasted lines up to the end of a signature block;
+    None when the user gives up (an empty first line, or end of input)."""
+    print(prompt, flush=True)
+    read_line = read_line or sys.stdin.readline
+    lines: list[str] = []
+    size = 0
+    while True:
+        line = read_line()
+        if line == "":
+            return None  # end of input: nobody is there to answer
+        if not lines and not line.strip():
+            return None
+        lines.append(line)
+        size += len(line)
+        if line.strip() == END_SIGNATURE or size > MAX_RESPONSE_CHARS:
+            # Too long is returned as it is: the check refuses it with a reason.
+            return "".join(lines)
+
+
+def _console_authenticate(paths: Paths) -> AuthResult:
+    # The temporary GnuPG homes (public keys only) live in RAM, in the wiped directory.
+    return authenticate(read_signature, paths.owner_key, work_dir=paths.secret_dir)
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python3.11 -m runtime.recovery",
+        description="Decide whether /init may open a recovery shell (exit 0: yes).")
+    parser.add_argument("--reason", default="no reason was given",
+                        help="why the shell is wanted, shown to the user")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, paths: Paths | None = None) -> int:
+    where = paths or Paths()
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    owner_key = where.owner_key if os.path.exists(where.owner_key) else None
+    try:
+        result = open_recovery(
+            args.reason,
+            restricted=restricted_mode(where.restricted_flag),
+            extend_pcr4=lambda: extend_pcr4(where.tcti),
+            wipe_secrets=SecretDir(where.secret_dir).wipe_all,
+            owner_key=owner_key,
+            authenticate=lambda: _console_authenticate(where),
+        )
+    except KeyboardInterrupt:
+        print("\nrecovery: interrupted; no shell is opened.", flush=True)
+        return 1
+    for line in result.lines:
+        print(line)
+    sys.stdout.flush()
+    bootlog.stage("recovery-gate", allowed="yes" if result.allowed else "no")
+    return 0 if result.allowed else 1
+
+if __name__ == "__main__":
+    sys.exit(main())

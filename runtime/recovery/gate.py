@@ -1,0 +1,85 @@
+"""Whether the recovery shell may open, and in which order its guards run.
+
+The order is the security: PCR 4 is extended first, so from then on nothing
+sealed to the normal boot (TOTP/HOTP secret, disk key) unseals; then the
+secrets already in RAM are wiped; only then is the owner asked to
+authenticate. A failed or abandoned authentication therefore leaves a
+machine that can no longer unseal anything until it reboots. Any failure
+closes the gate: no shell.
+
+Pure ordering logic: the TPM, the RAM store and the signature check come in
+as callables, so every branch is unit-tested with fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from runtime.recovery.auth import AuthResult
+
+PCR_NOTE = ("PCR 4 now records 'recovery': the TOTP/HOTP secret and the disk key "
+            "cannot be unsealed until the next boot.")
+EXIT_HINT = "Type exit to leave the shell; only a fresh boot lets the secrets unseal again."
+RESTART = "No shell is opened. Restart the machine."
+
+
+@dataclass(frozen=True)
+class GateResult:
+    allowed: bool
+    lines: tuple[str, ...]  # what the user is told, in order
+
+
+def _describe(err: BaseException) -> str:
+    return str(err) or type(err).__name__
+
+
+def open_recovery(reason: str, *, restricted: bool, extend_pcr4: Callable[[], None],
+                  wipe_secrets: Callable[[], int], owner_key: str | None,
+                  authenticate: Callable[[], AuthResult]) -> GateResult:
+    """Run the guards in order and say whether the shell may open.
+
+    ``owner_key`` is the owner's public key file, or None when no owner key
+    is installed (then nobody is asked to authenticate, as in Heads).
+    """
+    head = f"Recovery shell requested: {reason}"
+    if restricted:
+        # Nothing is extended or wiped: the machine is only to be restarted.
+        return GateResult(False, (
+            head,
+            "Restricted boot is on, so the recovery shell is disabled.",
+            "Nothing was changed. Restart the machine; the shell can be allowed again "
+            "by turning restricted boot off in the configuration.",
+        ))
+    # Every failure below fails closed; the reason is shown, never a traceback.
+    try:
+        extend_pcr4()
+    except Exception as err:
+        return GateResult(False, (
+            head,
+            f"PCR 4 could not be extended to record the recovery shell ({_describe(err)}).",
+            "Without that record the shell could unseal this boot's secrets. " + RESTART,
+        ))
+    try:
+        wiped = wipe_secrets()
+    except Exception as err:
+        return GateResult(False, (
+            head, PCR_NOTE,
+            f"The secrets in RAM could not be wiped ({_describe(err)}); a shell could "
+            "read them. No shell is opened. Power off to clear RAM.",
+        ))
+    wiped_line = f"{wiped} secret file(s) were wiped from RAM."
+    if owner_key is None:
+        auth_line = "No owner key is installed, so no authentication is asked for."
+    else:
+        try:
+            auth = authenticate()
+        except Exception as err:
+            auth = AuthResult(False, f"the check itself failed ({_describe(err)}).")
+        if not auth.ok:
+            return GateResult(False, (
+                head, PCR_NOTE, wiped_line,
+                f"Owner authentication failed: {auth.reason}", RESTART,
+            ))
+        auth_line = f"Owner authenticated: {auth.reason}"
+    return GateResult(True, (head, PCR_NOTE, wiped_line, auth_line, EXIT_HINT))
