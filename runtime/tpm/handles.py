@@ -33,3 +33,7 @@ def is_nv_index(handle: int) -> bool:
 #: NV index holding the sealed TOTP/HOTP secret as a self-describing blob
 #: (runtime.tpm.nv.store_sealed): "MG" as in Heads, in the NV range.
 TOTP_SEALED_NV = 0x01004D47
+
+#: NV monotonic counter holding the computer's HOTP counter ("HO"), beside
+#: the TOTP blob; runtime.secrets.hotp.counter defines it.
+HOTP_COUNTER_NV = 0x0100484F
