@@ -70,6 +70,7 @@ BUSYBOX_APPLETS = [
     "sh", "mount", "umount", "mkdir", "cat", "ls", "insmod", "modprobe", "poweroff",
     "reboot", "setsid", "stty", "sleep", "dmesg", "mdev", "ps", "kill", "cp", "mv", "rm",
     "sync", "vi", "less", "grep", "sed", "dd", "hexdump", "sha256sum", "free", "uname",
+    "tr", "tail", "hwclock", "date",
 ]
 USR_LIB = "usr/lib/x86_64-linux-gnu"
 
@@ -226,7 +227,7 @@ def add_kernel_modules(image: Image, pool: Pool, kernel: dict[str, object]) -> N
               "generated: board kernel modules")
 
 
-def add_overlay_and_config(image: Image, args: argparse.Namespace) -> None:
+def add_overlay_and_config(image: Image, args: argparse.Namespace, epoch: int) -> None:
     """Files placed verbatim, the board (TOML as written, JSON for the runtime),
     the owner material, mount points and the console device."""
     overlay = REPO / "initrd_overlay"
@@ -242,9 +243,20 @@ def add_overlay_and_config(image: Image, args: argparse.Namespace) -> None:
     if args.owner_key:
         image.add(Entry.file("etc/runtime/owner.asc", args.owner_key.read_bytes()),
                   "generated: owner key")
+    # The settings' layers (runtime/config/settings.py): project, board, owner.
+    image.add(Entry.file("etc/runtime/defaults.config",
+                         (REPO / "etc" / "defaults.config").read_bytes()), "settings")
+    board_config = board_file(args.board).parent / "config"
+    if board_config.exists():
+        image.add(Entry.file("etc/runtime/board.config", board_config.read_bytes()),
+                  "settings: board")
     if args.user_config:
-        image.add(Entry.file("etc/runtime/config.toml", args.user_config.read_bytes()),
+        image.add(Entry.file("etc/runtime/config.user", args.user_config.read_bytes()),
                   "generated: user config")
+    # The clock check warns when the clock is before the image's source date.
+    info = {"board": args.board, "source_date_epoch": epoch}
+    image.add(Entry.file("etc/runtime/build-info.json",
+                         (json.dumps(info, sort_keys=True) + "\n").encode()), "generated: build")
     for directory in ("dev", "proc", "sys", "tmp", "run", "mnt", "boot", "root"):
         image.add(Entry.directory(directory), "generated: mount point")
     # The kernel opens /dev/console before /init runs, before devtmpfs.
@@ -307,7 +319,7 @@ def build(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="initrd-build-") as tmp:
         missing = add_python_and_programs(image, pool, lock, args, Path(tmp))
         add_kernel_modules(image, pool, kernel)
-    add_overlay_and_config(image, args)
+    add_overlay_and_config(image, args, epoch)
     return write_outputs(list(image.members.values()), args, epoch, {
         "unresolved_optional_imports": missing,
         "seconds": round(time.monotonic() - started, 1),
@@ -334,7 +346,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--owner-key", type=Path,
                         help="owner's public key (ASCII-armoured) to place in the image")
     parser.add_argument("--user-config", type=Path,
-                        help="user configuration file to place in the image")
+                        help="owner settings (Heads config.user format) to place in the image")
     parser.add_argument("--optimize", type=int, choices=[0, 1, 2], default=0,
                         help="Python -O level for the .pyc files (default 0)")
     parser.add_argument("--zstd-level", type=int, choices=range(1, 20), metavar="1-19",

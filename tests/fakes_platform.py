@@ -46,7 +46,7 @@ class FakePlatform:
     given_secrets: list[bytearray] = field(default_factory=list)
 
     @staticmethod
-    def _next(items: list, name: str):  # type: ignore[no-untyped-def]
+    def _next(items: list, name: str):  # type: ignore[no-untyped-def,type-arg]
         assert items, f"the test gave no more results for {name}"
         return items.pop(0) if len(items) > 1 else items[0]
 

@@ -33,15 +33,23 @@ class Paths:
     tcti: str | None = None  # None: the kernel's TPM (or RUNTIME_TPM_TCTI)
 
 
-def restricted_mode(flag_file: str = RESTRICTED_FLAG,
-                    environ: Mapping[str, str] = os.environ) -> bool:
-    """True when the recovery shell is forbidden (Heads' CONFIG_RESTRICTED_BOOT=y).
+def _settings_restricted() -> bool:
+    from runtime.config import load_settings
 
-    Either source can only turn restriction on, never off.
-    TODO: read CONFIG_RESTRICTED_BOOT from runtime.config.settings once that
-    module exists, and keep the flag file only as a build-time override.
+    return load_settings().settings.restricted_boot
+
+
+def restricted_mode(flag_file: str = RESTRICTED_FLAG,
+                    environ: Mapping[str, str] = os.environ,
+                    from_settings: Callable[[], bool] = _settings_restricted) -> bool:
+    """True when the recovery shell is forbidden: CONFIG_RESTRICTED_BOOT=y in the
+    image's settings (as in Heads), or the flag file / environment override.
+
+    Every source can only turn restriction on, never off.
     """
-    return os.path.exists(flag_file) or environ.get(RESTRICTED_ENV, "") in ("y", "yes", "1")
+    if os.path.exists(flag_file) or environ.get(RESTRICTED_ENV, "") in ("y", "yes", "1"):
+        return True
+    return from_settings()
 
 
 def extend_pcr4(tcti: str | None = None) -> None:

@@ -75,7 +75,7 @@ def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes
     bootlog.stage("secret-sealed", pcrs=",".join(str(p) for p in board.seal_pcrs))
     hotp_message = ""
     if hotp_admin_pin is not None:
-        hotp_message = program_token(tpm, secret, hotp_admin_pin, settings)
+        hotp_message = program_token(tpm, secret, hotp_admin_pin, owner_passphrase, settings)
     return EnrolFacts(secret, sealed_pcrs=tuple(board.seal_pcrs), hotp_message=hotp_message)
 
 

@@ -124,11 +124,12 @@ class DevicePlatform:
         return StartFacts(**facts)  # type: ignore[arg-type]
 
     def _clock_problem(self) -> str:
-        from runtime.devices.clock import clock_problem, image_build_time
+        from runtime.devices.clock import ClockError, clock_problem, image_build_time
 
-        built = image_build_time(BUILD_INFO_PATH)
-        if built is None:
-            return ""
+        try:
+            built = image_build_time(BUILD_INFO_PATH)
+        except ClockError as err:
+            return str(err)
         return clock_problem(time.time(), built) or ""
 
     # -- measure -------------------------------------------------------------------
@@ -173,10 +174,14 @@ class DevicePlatform:
                        + ("" if match else " " + report.summary))
         self._measure_summary, self._measure_rows = summary, report.rows
         self._info_rows = [(f"PCR {pcr}", values[pcr].hex()) for pcr in PCRS_SHOWN]
+        for pcr in PCRS_SHOWN:
+            bootlog.stage("pcr", index=pcr, sha256=values[pcr].hex())
         bootlog.stage("eventlog-checked", match=report.all_match,
                       recovery_used=self._recovery_used)
         if not match:
             problems.append(summary)
+        bootlog.stage("devices-ready", peak_rss_kib=peak_rss_kib(),
+                      guest_used_kib=guest_memory_used_kib())
         return MeasureFacts(tuple(problems), match, summary)
 
     # -- /boot ---------------------------------------------------------------------
@@ -319,13 +324,15 @@ class DevicePlatform:
     # -- clock ---------------------------------------------------------------------
 
     def set_time(self, text: str) -> str:
-        from runtime.devices.clock import parse_user_time, set_system_time
+        from runtime.devices.clock import ClockError, parse_user_time, set_system_time
 
         try:
             when = parse_user_time(text)
-            set_system_time(when)
-        except (ValueError, OSError) as err:
+            warning = set_system_time(when)
+        except (ValueError, OSError, ClockError) as err:
             return str(err)
+        if warning:
+            bootlog.stage("clock-set", rtc=False)
         return ""
 
     def now_text(self) -> str:

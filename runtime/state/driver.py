@@ -3,7 +3,7 @@ names, until a final state (power off, reboot, recovery shell)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from runtime import bootlog
 from runtime.state.machine import FINAL_STATES, State, next_state
@@ -45,12 +45,16 @@ STEPS: Mapping[State, Step] = {
 }
 
 
-def run(ctx: Context, state: State = State.EARLY_INIT) -> State:
+def run(ctx: Context, state: State = State.EARLY_INIT,
+        on_state: Callable[[State], None] | None = None) -> State:
     """Run from ``state`` until a final state; return it. The path taken is
-    logged, one line per state (never what the user typed)."""
+    logged, one line per state (never what the user typed); ``on_state`` is
+    told of each state entered."""
     while state not in FINAL_STATES:
         event = STEPS[state](ctx)
         following = next_state(state, event)
-        bootlog.stage("state", name=str(state), event=event, next=str(following))
+        bootlog.stage("state", at=str(state), event=event, next=str(following))
         state = following
+        if on_state is not None:
+            on_state(state)
     return state

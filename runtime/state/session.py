@@ -37,6 +37,7 @@ class Session:
     attestation_skipped: bool = False
     autoboot_offered: bool = False
     boot_refusal: str = ""
+    menu_shown: bool = False  # for the boot log: the first main menu
     #: Set by a TPM reset and used by the sealing right after it, so the new
     #: passphrase is not asked twice in a row; wiped when taken.
     _owner_passphrase: bytearray | None = None

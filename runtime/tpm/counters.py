@@ -30,7 +30,7 @@ def create_counter(tpm: Tpm, owner_auth: bytes, index: int | None = None) -> int
         for _ in range(16):
             rnd = int.from_bytes(random_bytes(tpm, 3), "big") & handles.COUNTER_RANGE_MASK
             candidate = handles.COUNTER_RANGE_BASE | rnd
-            if candidate == handles.TOTP_SEALED_NV:
+            if candidate in (handles.TOTP_SEALED_NV, handles.HOTP_COUNTER_NV):
                 continue
             if not nv.exists(tpm, candidate):
                 index = candidate

@@ -134,6 +134,17 @@ def test_restricted_mode_sources(tmp_path: Path) -> None:
     assert entry.restricted_mode(str(flag), {entry.RESTRICTED_ENV: "n"})  # only adds
 
 
+def test_restricted_mode_follows_config_restricted_boot(tmp_path: Path) -> None:
+    from runtime.config import Layer, load_settings
+
+    user = tmp_path / "config.user"
+    user.write_text('export CONFIG_RESTRICTED_BOOT="y"\n')
+    loaded = load_settings([Layer("your settings", str(user))])
+    assert entry.restricted_mode(str(tmp_path / "none"), {},
+                                 lambda: loaded.settings.restricted_boot)
+    assert not entry.restricted_mode(str(tmp_path / "none"), {}, lambda: False)
+
+
 def lines_of(text: str) -> Callable[[], str]:
     return io.StringIO(text).readline
 

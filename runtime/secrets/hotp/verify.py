@@ -31,7 +31,7 @@ import time
 
 from runtime.secrets.hotp.counter import CounterStore, CounterStoreError
 from runtime.secrets.hotp.token import HotpCheck, HotpToken, TokenStatus
-from runtime.secrets.totp import hotp_code
+from runtime.secrets.totp import OtpKey, hotp_code
 
 
 def _check(token: HotpToken, code: str, attempts: int, pause: float) -> TokenStatus:
@@ -56,7 +56,7 @@ def _probe_offsets(lookahead: int, resync_windows: int) -> list[int]:
     return offsets
 
 
-def verify_with_token(secret: bytearray, store: CounterStore, token: HotpToken,
+def verify_with_token(secret: bytearray | OtpKey, store: CounterStore, token: HotpToken,
                       attempts: int = 3, *, resync_windows: int = 1,
                       retry_pause: float = 0.5) -> TokenStatus:
     """Ask ``token`` to accept the code for the stored counter; advance the
@@ -70,7 +70,7 @@ def verify_with_token(secret: bytearray, store: CounterStore, token: HotpToken,
         return TokenStatus(HotpCheck.ERROR, err.message)
     status = TokenStatus(HotpCheck.INVALID, "")
     for offset in _probe_offsets(token.lookahead, resync_windows):
-        status = _check(token, hotp_code(secret, counter + offset), attempts, retry_pause)
+        status = _check(token, _code(secret, counter + offset), attempts, retry_pause)
         if status.result is HotpCheck.SUCCESS:
             return _accepted(store, token, counter, offset, status)
         if status.result is not HotpCheck.INVALID:
@@ -105,6 +105,14 @@ def _failed(token: HotpToken, status: TokenStatus, attempts: int) -> TokenStatus
             f"computer's counter was not used; insert the {token.name} and retry."),
             status.detail)
     return status
+
+
+def _code(secret: bytearray | OtpKey, counter: int) -> str:
+    """The code from the raw secret, or from a key that keeps it to itself
+    (runtime.secrets.totp.OtpKey: RAM today, inside the TPM next)."""
+    if isinstance(secret, bytearray):
+        return hotp_code(secret, counter)
+    return secret.hotp(counter)
 
 
 def enrol_token(secret: bytearray, store: CounterStore, token: HotpToken,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runtime import bootlog
 from runtime.state.steps.context import Context
 from runtime.state.steps.start import RECOVERY
 from runtime.state.view import Choice, Menu, Tone
@@ -30,6 +31,12 @@ def main_menu(ctx: Context) -> str:
         return (platform.now_text(),
                 f"{session.totp_line()}    HOTP: {session.hotp_status()}")
 
+    if not session.menu_shown:
+        session.menu_shown = True
+        from runtime.state.device_platform import guest_memory_used_kib, peak_rss_kib
+
+        bootlog.stage("menu-shown", peak_rss_kib=peak_rss_kib(),
+                      guest_used_kib=guest_memory_used_kib())
     tone, verdict = session.integrity()
     body = [verdict]
     if session.boot is not None and session.boot.device:

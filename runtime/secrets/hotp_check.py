@@ -1,0 +1,77 @@
+"""The HOTP step of the boot, wired to the devices: which token the settings
+name, the TPM's HOTP counter, and one unseal of the shared TOTP/HOTP secret.
+The decisions (counter, look-ahead, retries) are runtime.secrets.hotp.verify's."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runtime import bootlog
+from runtime.secrets.hotp import (
+    CounterStoreError,
+    HotpCheck,
+    HotpToken,
+    enrol_token,
+    verify_with_token,
+)
+from runtime.secrets.totp import UnsealFailure, unseal_key
+from runtime.state.platform import HotpFacts, HotpOutcome
+
+if TYPE_CHECKING:
+    from runtime.config import Settings
+    from runtime.tpm.connection import Tpm
+
+
+def configured_token(settings: Settings) -> HotpToken | None:
+    """The token CONFIG_HOTP_TOKEN names (None: no HOTP check at all)."""
+    if not settings.hotpkey or settings.hotp_token == "none":  # noqa: S105
+        return None
+    device = settings.hotp_serial_device
+    if device is not None:
+        from runtime.secrets.hotp.serial_token import SerialToken
+
+        return SerialToken(device)
+    from runtime.secrets.hotp.nitrokey import NitrokeyToken
+
+    return NitrokeyToken()
+
+
+def verify_hotp(tpm: Tpm, runtime_pcr: int, settings: Settings) -> HotpFacts:
+    from runtime.secrets.hotp.counter import TpmCounterStore
+
+    token = configured_token(settings)
+    if token is None:
+        return HotpFacts(HotpOutcome.NOT_PROGRAMMED, "No HOTP token is configured.")
+    if not token.present():
+        # Nothing is unsealed and the counter does not move: no drift while it is away.
+        absent = token.why_absent()
+        return HotpFacts(HotpOutcome.ABSENT, absent.message, token.name)
+    key = unseal_key(tpm, runtime_pcr)
+    if isinstance(key, UnsealFailure):
+        return HotpFacts(HotpOutcome.NO_SECRET, "The HOTP code cannot be computed: "
+                         + key.message, token.name)
+    with key:
+        status = verify_with_token(key, TpmCounterStore(tpm), token)
+    bootlog.stage("hotp", result=str(status.result))
+    return HotpFacts(HotpOutcome(str(status.result)), status.message, token.name)
+
+
+def program_token(tpm: Tpm, secret: bytearray, admin_pin: bytearray,
+                  owner_passphrase: bytearray, settings: Settings) -> str:
+    """Program the configured token with the new secret; what happened, in words."""
+    from runtime.secrets.hotp.counter import TpmCounterStore
+
+    token = configured_token(settings)
+    if token is None:
+        return ""
+    if not token.present():
+        return f"The HOTP token was not programmed: {token.why_absent().message}"
+    try:
+        store = TpmCounterStore.open_or_create(tpm, owner_passphrase)
+    except CounterStoreError as err:
+        return f"The HOTP token was not programmed: {err.message}"
+    status = enrol_token(secret, store, token, admin_pin)
+    bootlog.stage("hotp-enrolled", result=str(status.result))
+    if status.result is HotpCheck.SUCCESS:
+        return status.message
+    return f"The HOTP token was not programmed: {status.message}"
