@@ -1,4 +1,4 @@
-"""Make the console usable by a full-screen UI.
+"""Make the console usable by a full-screen UI, and find what it can show.
 
 On a serial console (ttyS0) the kernel does not know the far terminal's size and
 reports 0 columns and 0 rows; urwid would then lay out a 0x0 screen. We cannot ask
@@ -12,10 +12,13 @@ import fcntl
 import os
 import struct
 import termios
+from collections.abc import Mapping
 
 # struct winsize: rows, columns, x pixels, y pixels (unsigned short each).
 _WINSIZE = struct.Struct("HHHH")
 _MAX_SIDE = 0xFFFF
+# Terminals with no UTF-8, whatever the locale says.
+_ASCII_TERMS = frozenset({"vt100", "vt102", "dumb"})
 
 
 def prepare_console(fd: int, columns: int, rows: int) -> tuple[int, int]:
@@ -49,3 +52,17 @@ def ensure_term_env() -> str:
     if term in ("", "dumb"):
         term = os.environ["TERM"] = "linux"
     return term
+
+
+def detect_unicode(environ: Mapping[str, str] | None = None) -> bool:
+    """True when the terminal shows UTF-8: the locale in force (LC_ALL, else
+    LC_CTYPE, else LANG, as the C library decides) names UTF-8 and TERM is not
+    one that has none. The board's console runs LC_ALL=C.UTF-8 TERM=linux."""
+    env = os.environ if environ is None else environ
+    if env.get("TERM", "") in _ASCII_TERMS:
+        return False
+    for name in ("LC_ALL", "LC_CTYPE", "LANG"):
+        value = env.get(name, "")
+        if value:
+            return "UTF-8" in value.upper().replace("UTF8", "UTF-8")
+    return False

@@ -1,11 +1,10 @@
-"""The main menu: widgets rendered to text, keys fed to the controller, and one run on a pty."""
+"""The first UI's main menu (runtime.ui.app, screens): widgets rendered to text,
+keys fed to the controller, and one run on a pty. Dead once startup uses run_ui."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import select
-import struct
 import termios
 import threading
 import time
@@ -16,7 +15,6 @@ import urwid
 import urwid.raw_display
 
 from runtime.ui import MenuChoice, MenuController, SystemInfo, prepare_console, run_main_menu
-from runtime.ui.console import ensure_term_env
 from runtime.ui.screens import MainMenu, info_screen, measurements_screen
 
 TITLE = "heads-runtime 0.1.0 - board qemu-swtpm"
@@ -202,52 +200,6 @@ def test_choice_values() -> None:
     assert isinstance(MenuChoice.REBOOT, str)
     assert MenuChoice("reboot") is MenuChoice.REBOOT
     assert {c.value for c in MenuChoice} >= {"system-info", "measurements", "power-off", "reboot"}
-
-
-# --- console -----------------------------------------------------------------
-
-
-def winsize(fd: int) -> tuple[int, int]:
-    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(8)))
-    return cols, rows
-
-
-def test_prepare_console_sizes_a_0x0_pty_once() -> None:
-    master, slave = os.openpty()
-    try:
-        assert winsize(slave) == (0, 0)
-        assert prepare_console(slave, 100, 30) == (100, 30)
-        assert winsize(slave) == (100, 30)
-        assert prepare_console(slave, 80, 24) == (100, 30)  # a size in force is kept
-        assert winsize(master) == (100, 30)
-    finally:
-        os.close(master)
-        os.close(slave)
-
-
-def test_prepare_console_on_non_ttys_returns_the_given_size() -> None:
-    read_end, write_end = os.pipe()
-    try:
-        assert prepare_console(read_end, 80, 24) == (80, 24)
-        assert prepare_console(write_end, 132, 43) == (132, 43)
-    finally:
-        os.close(read_end)
-        os.close(write_end)
-    assert prepare_console(read_end, 80, 24) == (80, 24)  # closed
-    assert prepare_console(-1, 80, 24) == (80, 24)
-    with pytest.raises(ValueError):
-        prepare_console(read_end, 0, 24)
-
-
-@pytest.mark.parametrize(("before", "after"), [(None, "linux"), ("dumb", "linux"),
-                                               ("", "linux"), ("vt100", "vt100")])
-def test_ensure_term_env(monkeypatch: pytest.MonkeyPatch, before: str | None, after: str) -> None:
-    if before is None:
-        monkeypatch.delenv("TERM", raising=False)
-    else:
-        monkeypatch.setenv("TERM", before)
-    assert ensure_term_env() == after
-    assert os.environ["TERM"] == after
 
 
 # --- the real loop on a pty --------------------------------------------------
