@@ -3,6 +3,8 @@ the test sets, every action is recorded, nothing touches a device."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -73,7 +75,10 @@ class FakePlatform:
 
     def unseal_totp(self) -> TotpFacts:
         self.calls.append("unseal_totp")
-        return self._next(self.totp_results, "unseal_totp")  # type: ignore[no-any-return]
+        result: TotpFacts = self._next(self.totp_results, "unseal_totp")
+        if result.code is not None and result.step == 0:  # "now", as the real one says
+            result = dataclasses.replace(result, step=int(time.time()) // 30)
+        return result
 
     def verify_hotp(self) -> HotpFacts:
         self.calls.append("verify_hotp")

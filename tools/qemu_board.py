@@ -78,6 +78,8 @@ class BoardInstance:
     memory_mib: int | None = None
     extra_cmdline: str = ""
     with_tpm: bool = True  # False: a machine without a TPM
+    #: More QEMU arguments (e.g. the software HOTP token's serial port).
+    extra_args: list[str] = field(default_factory=list)
     swtpm: subprocess.Popen[bytes] | None = None
 
     @property
@@ -146,7 +148,7 @@ class BoardInstance:
         for i, disk in enumerate(self.disks):
             argv += ["-drive", f"if=none,id=disk{i},format=raw,file={disk}",
                      "-device", f"virtio-blk-pci,drive=disk{i}"]
-        return argv
+        return argv + self.extra_args
 
 
 def main(argv: list[str] | None = None) -> int:

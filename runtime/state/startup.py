@@ -47,12 +47,17 @@ def _on_state(state: State) -> None:
 
 
 def main() -> int:
+    import signal
+
     from runtime.state import driver
     from runtime.state.device_platform import DevicePlatform
     from runtime.state.machine import State
     from runtime.state.steps import Context
     from runtime.ui import run_ui
 
+    # Ctrl-C on the console must not stop the runtime (its leaving is the
+    # menus' business; /init would offer the recovery gate).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     columns, rows = _console_size()
     platform = DevicePlatform()
     bootlog.stage("imports-ui")

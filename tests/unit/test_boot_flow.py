@@ -1,0 +1,399 @@
+"""The boot state machine driven end to end with a fake platform and a
+scripted user: every start step, every failure branch and its choices, the
+gates (autoboot only after attestation, reseal only after the report,
+recovery only after confirmation, never under restricted boot)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from runtime.state import driver
+from runtime.state.machine import State
+from runtime.state.platform import (
+    BootFacts,
+    EnrolFacts,
+    HotpFacts,
+    HotpOutcome,
+    KeyringFacts,
+    MeasureFacts,
+    ResetFacts,
+    StartFacts,
+    TotpFacts,
+    TotpFailure,
+)
+from runtime.state.steps import Context
+from runtime.state.view import Menu, Tone
+from tests.fakes_platform import GOOD_TOTP, SECRET, FakePlatform, failed_totp
+from tests.fakes_ui import ScriptedUi
+
+MAIN = "boot menu"
+
+
+def run(platform: FakePlatform, script: list[tuple[str, str, object]]) -> tuple[State, ScriptedUi]:
+    ui = ScriptedUi(script)
+    final = driver.run(Context(ui, platform))
+    ui.assert_finished()
+    return final, ui
+
+
+def shown(ui: ScriptedUi, title: str):  # type: ignore[no-untyped-def]
+    return ui.shown[ui.titles().index(title)]
+
+
+def started(**fields: object) -> StartFacts:
+    return StartFacts("Test board", "Brand", **fields)  # type: ignore[arg-type]
+
+
+def test_the_normal_start_reaches_the_main_menu_verified() -> None:
+    platform = FakePlatform()
+    final, ui = run(platform, [("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert platform.calls == ["start", "measure", "find_boot", "rollback_preflight", "keyring",
+                              "unseal_totp"]
+    menu = ui.shown[-1]
+    assert menu.title == "Test board | Brand boot menu"
+    assert menu.tone is Tone.GOOD and "VERIFIED" in menu.text
+    assert any("TOTP: 123456" in line and "HOTP: N/A" in line for line in menu.live)
+
+
+def test_autoboot_counts_down_only_after_attestation_and_boots_the_default() -> None:
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5))
+    final, ui = run(platform, [("choose", "Automatic boot", "timeout"),
+                               ("choose", "default boot was refused", "m"),
+                               ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    countdown = shown(ui, "Automatic boot").description
+    assert isinstance(countdown, Menu) and countdown.timeout == 5
+    assert "default_boot" in platform.calls
+
+
+def test_a_key_stops_the_autoboot_and_it_is_not_offered_again() -> None:
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5))
+    final, _ = run(platform, [("choose", "Automatic boot", "esc"),
+                              ("choose", MAIN, "r"),  # refresh: TOTP again, no countdown
+                              ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert "default_boot" not in platform.calls
+    assert platform.calls.count("unseal_totp") == 2
+
+
+def test_no_autoboot_when_the_totp_failed_even_if_ignored() -> None:
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5),
+                            totp_results=[failed_totp()])
+    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "i"),
+                               ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert "Automatic boot" not in ui.titles("choose")
+    assert ui.shown[-1].tone is Tone.WARNING
+
+
+def test_hotp_success_allows_autoboot() -> None:
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=3, hotp_configured=True))
+    final, ui = run(platform, [("choose", "Automatic boot", "esc"), ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert any("HOTP: Success" in line for line in ui.shown[-1].live)
+
+
+def test_an_invalid_hotp_code_is_red_and_stops_autoboot() -> None:
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=3, hotp_configured=True),
+                            hotp_results=[HotpFacts(HotpOutcome.INVALID, "refused the code")])
+    final, ui = run(platform, [("choose", "HOTP code invalid", "i"), ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    failure = ui.shown[ui.titles().index("ERROR: HOTP code invalid")]
+    assert failure.tone is Tone.ERROR and "refused the code" in failure.text
+    assert "Automatic boot" not in ui.titles("choose")
+    assert ui.shown[-1].tone is Tone.ERROR
+    assert any("HOTP: Invalid code" in line for line in ui.shown[-1].live)
+
+
+def test_a_missing_token_can_be_inserted_and_retried() -> None:
+    platform = FakePlatform(start_facts=started(hotp_configured=True),
+                            hotp_results=[HotpFacts(HotpOutcome.ABSENT, "no token"),
+                                          HotpFacts(HotpOutcome.SUCCESS, "ok")])
+    final, ui = run(platform, [("choose", "HOTP not verified", "r"), ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert ui.shown[ui.titles().index("WARNING: HOTP not verified")].tone is Tone.WARNING
+    assert platform.calls.count("verify_hotp") == 2
+
+
+def test_no_tpm_says_so_and_continues_without_attestation() -> None:
+    platform = FakePlatform(start_facts=started(tpm_problem="No TPM was found."))
+    final, ui = run(platform, [("choose", "no TPM", "c"), ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert "measure" not in platform.calls and "unseal_totp" not in platform.calls
+    assert "No TPM was found." in ui.texts()[ui.titles().index("ERROR: no TPM")]
+    menu = ui.shown[-1]
+    assert menu.tone is Tone.ERROR and any("TOTP: NO TPM" in line for line in menu.live)
+
+
+def test_a_fatal_start_offers_recovery_or_power_off() -> None:
+    platform = FakePlatform(start_facts=started(fatal="The board file is missing."))
+    final, ui = run(platform, [("choose", "cannot start", "p")])
+    assert final is State.POWER_OFF
+    assert "The board file is missing." in ui.texts()[-1]
+
+
+def test_no_boot_partition_can_be_retried() -> None:
+    platform = FakePlatform(boot_facts=[BootFacts(problem="No disk.", encrypted_seen=True),
+                                        BootFacts("/dev/vda1", "/boot")])
+    final, ui = run(platform, [("choose", "no /boot partition", "r"), ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    text = ui.texts()[ui.titles().index("ERROR: no /boot partition found")]
+    assert "No disk." in text and "LUKS" in text
+    assert platform.calls.count("find_boot") == 2
+
+
+def test_no_boot_partition_still_attests() -> None:
+    platform = FakePlatform(boot_facts=[BootFacts(problem="No disk.")])
+    final, ui = run(platform, [("choose", "no /boot partition", "m"), ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert "unseal_totp" in platform.calls and "rollback_preflight" not in platform.calls
+    assert "no /boot" in ui.shown[-1].text
+
+
+def test_an_inconsistent_tpm_shows_the_reason_and_skips_attestation_on_continue() -> None:
+    platform = FakePlatform(preflight=["The TPM has no rollback counter 0x01000001."])
+    final, ui = run(platform, [("choose", "TPM state inconsistent", "i"),
+                               ("show", "Integrity report", None),
+                               ("choose", "TPM state inconsistent", "m"),
+                               ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert "0x01000001" in ui.texts()[0 if ui.shown[0].kind == "choose" else 1] or any(
+        "0x01000001" in t for t in ui.texts())
+    assert "unseal_totp" not in platform.calls and "keyring" not in platform.calls
+
+
+def test_an_empty_keyring_explains_and_can_be_ignored() -> None:
+    platform = FakePlatform(keyring_facts=KeyringFacts(problem="No owner key file."))
+    final, _ = run(platform, [("choose", "no owner key", "g"),
+                              ("show", "Add a key", None),
+                              ("choose", "no owner key", "i"),
+                              ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert "unseal_totp" in platform.calls
+
+
+@pytest.mark.parametrize(("failure", "words"), [
+    (TotpFailure.MISSING, "No TOTP secret has been sealed"),
+    (TotpFailure.PCRS_CHANGED, "a measurement changed"),
+    (TotpFailure.RECOVERY_USED, "recovery shell was opened"),
+    (TotpFailure.NOT_BOUND, "prove nothing"),
+    (TotpFailure.NO_PRIMARY, "no storage key"),
+    (TotpFailure.TPM_ERROR, "reported an error"),
+])
+def test_each_totp_failure_is_explained(failure: TotpFailure, words: str) -> None:
+    platform = FakePlatform(totp_results=[failed_totp(failure, "TOTP secret refused: PCR 9")])
+    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "i"),
+                               ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    failure_screen = ui.shown[ui.titles().index("ERROR: the TOTP code cannot be shown")]
+    assert failure_screen.tone is Tone.ERROR
+    assert words in failure_screen.text and "TOTP secret refused: PCR 9" in failure_screen.text
+
+
+def test_first_ownership_resets_the_tpm_generates_and_shows_the_secret_once() -> None:
+    platform = FakePlatform(owned=False, totp_results=[failed_totp(), GOOD_TOTP])
+    final, ui = run(platform, [
+        ("choose", "TOTP code cannot be shown", "g"),
+        ("show", "no owner yet", None),
+        ("choose", "Reset the TPM?", "y"),
+        ("ask", "New TPM owner passphrase", b"correct horse"),
+        ("show", "The TPM was reset", None),
+        ("choose", "Seal a new TOTP/HOTP secret?", "y"),
+        ("show", "Scan this", None),
+        ("show", "TOTP secret", None),
+        ("choose", MAIN, "p"),
+    ])
+    assert final is State.POWER_OFF
+    # The passphrase set by the reset seals the secret: not asked twice.
+    assert platform.passphrases == [b"correct horse", b"correct horse"]
+    secret_page = ui.texts()[ui.titles().index("TOTP secret")]
+    assert "AEAQ CAIB AEAQ CAIB AEAQ CAIB AEAQ CAIB" in secret_page  # base32 of SECRET
+    qr = ui.shown[ui.titles().index("Scan this with your phone's authenticator app")]
+    assert len(qr.text.splitlines()) >= 15
+    # Shown once, then wiped.
+    assert all(b == 0 for b in platform.given_secrets[0]) and bytearray(20) != SECRET
+    assert ui.shown[-1].tone is Tone.GOOD
+
+
+def test_reseal_needs_confirmation_after_the_report() -> None:
+    platform = FakePlatform(totp_results=[failed_totp(TotpFailure.PCRS_CHANGED)])
+    final, ui = run(platform, [
+        ("choose", "TOTP code cannot be shown", "g"),
+        ("choose", "Seal a new TOTP/HOTP secret?", "n"),
+        ("choose", MAIN, "p"),
+    ])
+    assert final is State.POWER_OFF
+    assert "generate_secret" not in platform.calls
+    gate = ui.shown[ui.titles().index("Seal a new TOTP/HOTP secret?")]
+    assert gate.tone is Tone.ERROR and "All PCRs match." in gate.text
+
+
+def test_a_wrong_owner_passphrase_is_asked_again_and_wiped() -> None:
+    platform = FakePlatform(totp_results=[failed_totp(), GOOD_TOTP], enrol_results=[
+        EnrolFacts(None, "The TPM refused the owner passphrase.", wrong_passphrase=True),
+        EnrolFacts(bytearray(SECRET), sealed_pcrs=(0, 9))])
+    final, _ = run(platform, [
+        ("choose", "TOTP code cannot be shown", "g"),
+        ("choose", "Seal a new", "y"),
+        ("ask", "TPM owner passphrase", b"wrong one"),
+        ("show", "not sealed", None),
+        ("ask", "TPM owner passphrase", b"right one"),
+        ("show", "Scan this", None),
+        ("show", "TOTP secret", None),
+        ("choose", MAIN, "p"),
+    ])
+    assert final is State.POWER_OFF
+    assert platform.passphrases == [b"wrong one", b"right one"]
+
+
+def test_the_hotp_token_pin_is_asked_when_a_token_is_configured() -> None:
+    platform = FakePlatform(start_facts=started(hotp_configured=True),
+                            totp_results=[failed_totp(), GOOD_TOTP],
+                            enrol_results=[EnrolFacts(bytearray(SECRET), sealed_pcrs=(9,),
+                                                      hotp_message="Token programmed.")])
+    final, ui = run(platform, [
+        ("choose", "TOTP code cannot be shown", "g"),
+        ("choose", "Seal a new", "y"),
+        ("ask", "HOTP token PIN", b"12345678"),
+        ("ask", "TPM owner passphrase", b"owner pass"),
+        ("show", "Scan this", None),
+        ("show", "TOTP secret", None),
+        ("choose", MAIN, "p"),
+    ])
+    assert final is State.POWER_OFF
+    assert platform.passphrases == [b"owner pass", b"12345678"]
+    assert "Token programmed." in ui.texts()[ui.titles().index("TOTP secret")]
+
+
+def test_a_reset_asks_the_lockout_passphrase_when_the_firmware_needs_it() -> None:
+    platform = FakePlatform(reset_results=[ResetFacts(needs_lockout_passphrase=True),
+                                           ResetFacts()], totp_results=[failed_totp()])
+    final, _ = run(platform, [
+        ("choose", "TOTP code cannot be shown", "p"),
+        ("choose", "Reset the TPM?", "y"),
+        ("ask", "New TPM owner passphrase", b"new passphrase"),
+        ("ask", "Current TPM lockout passphrase", b"old passphrase"),
+        ("show", "The TPM was reset", None),
+        ("choose", "Seal a new", "n"),
+        ("choose", MAIN, "p"),
+    ])
+    assert final is State.POWER_OFF
+    assert platform.passphrases == [b"new passphrase", b"new passphrase", b"old passphrase"]
+
+
+def test_a_failed_reset_says_why_and_changes_nothing() -> None:
+    platform = FakePlatform(reset_results=[ResetFacts(problem="The TPM is locked out.")],
+                            totp_results=[failed_totp()])
+    final, ui = run(platform, [
+        ("choose", "TOTP code cannot be shown", "p"),
+        ("choose", "Reset the TPM?", "y"),
+        ("ask", "New TPM owner passphrase", b"new passphrase"),
+        ("show", "was not reset", None),
+        ("choose", MAIN, "p"),
+    ])
+    assert final is State.POWER_OFF
+    assert "The TPM is locked out." in ui.texts()[-2]
+    assert "generate_secret" not in platform.calls
+
+
+def test_recovery_asks_first_then_hands_over_to_init() -> None:
+    platform = FakePlatform(totp_results=[failed_totp(TotpFailure.PCRS_CHANGED)])
+    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "x"),
+                               ("choose", "Open the recovery shell?", "y")])
+    assert final is State.RECOVERY
+    assert "PCR 4 is extended" in ui.texts()[-1]
+
+
+def test_recovery_can_be_declined() -> None:
+    final, _ = run(FakePlatform(), [("choose", MAIN, "o"), ("choose", "Options", "x"),
+                                    ("choose", "Open the recovery shell?", "n"),
+                                    ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+
+
+def test_restricted_boot_forbids_the_recovery_shell() -> None:
+    platform = FakePlatform(start_facts=started(restricted=True))
+    final, ui = run(platform, [("choose", MAIN, "o"), ("choose", "Options", "x"),
+                               ("show", "Recovery shell disabled", None),
+                               ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert "Open the recovery shell?" not in ui.titles()
+
+
+def test_every_option_is_reachable_by_its_hot_key_and_comes_back() -> None:
+    script: list[tuple[str, str, object]] = [("choose", MAIN, "s"), ("show", "System", None),
+                                             ("choose", MAIN, "o")]
+    for key, back in (("b", "r"), ("t", "m"), ("g", "x")):
+        script += [("choose", "Options", key), ("choose", "", back)]
+    script += [("choose", "Options", "i"), ("choose", "Integrity report", "c"),
+               ("choose", "Options", "c"), ("show", "Configuration", None),
+               ("choose", "Options", "u"), ("show", "Updating the checksums", None),
+               ("choose", "Options", "F"), ("show", "OEM factory reset", None),
+               ("choose", MAIN, "o"), ("choose", "Options", "r"), ("choose", MAIN, "p")]
+    final, ui = run(FakePlatform(), script)
+    assert final is State.POWER_OFF
+    assert {"Boot options", "TPM/TOTP/HOTP options", "GPG options"} <= set(ui.titles())
+
+
+def test_unavailable_boot_options_say_so_and_return() -> None:
+    final, ui = run(FakePlatform(), [
+        ("choose", MAIN, "o"), ("choose", "Options", "b"),
+        ("choose", "Boot options", "u"), ("show", "USB boot", None),
+        ("choose", "Boot options", "r"), ("choose", "Options", "r"), ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    page = ui.shown[ui.titles().index("USB boot")]
+    assert page.tone is Tone.WARNING and "not available yet" in page.text
+
+
+def test_gpg_options_list_the_firmware_keys() -> None:
+    _, ui = run(FakePlatform(), [
+        ("choose", MAIN, "o"), ("choose", "Options", "g"), ("choose", "GPG options", "l"),
+        ("show", "Keys in the firmware", None), ("choose", "GPG options", "x"),
+        ("choose", "Options", "r"), ("choose", MAIN, "p")])
+    assert "ABCD" in ui.texts()[ui.titles().index("Keys in the firmware")]
+
+
+def test_the_clock_is_set_after_a_typo_and_the_totp_recomputed() -> None:
+    platform = FakePlatform(time_problems=["Not a date: 2026-13-01 10:00.", ""])
+    final, ui = run(platform, [
+        ("choose", MAIN, "o"), ("choose", "Options", "t"),
+        ("choose", "TPM/TOTP/HOTP options", "t"), ("choose", "does not match", "h"),
+        ("ask", "Change the system time", "2026-13-01 10:00"),
+        ("ask", "Change the system time", "2026-11-25 10:00"),
+        ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    retry = [s for s in ui.shown if s.title == "Change the system time"][-1]
+    assert retry.tone is Tone.ERROR and "Not a date" in retry.text
+    assert platform.calls.count("unseal_totp") == 2
+
+
+def test_main_menu_problems_are_listed() -> None:
+    platform = FakePlatform(
+        start_facts=started(config_problems=("Error in config.user, line 2: bad",),
+                            clock_problem="The clock is before the image's build date."),
+        measure_facts=MeasureFacts(("Driver x.ko did not load: no device",), False, "PCR 5"))
+    _, ui = run(platform, [("choose", MAIN, "p")])
+    menu = ui.shown[-1]
+    assert menu.tone is Tone.ERROR
+    for words in ("line 2: bad", "build date", "x.ko did not load"):
+        assert words in menu.text
+
+
+def test_the_main_menu_unseals_again_when_the_window_turns(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    now = time.time()
+    window = int(now) // 30
+    platform = FakePlatform(totp_results=[TotpFacts("123456", step=window),
+                                          TotpFacts("654321", step=window + 1)])
+    _, ui = run(platform, [("choose", MAIN, "p")])
+    menu = ui.shown[-1].description
+    assert isinstance(menu, Menu) and menu.live is not None
+    monkeypatch.setattr(time, "time", lambda: window * 30 + 29.0)  # the same window
+    assert "123456" in menu.live()[1]
+    assert platform.calls.count("unseal_totp") == 1
+    monkeypatch.setattr(time, "time", lambda: window * 30 + 31.0)  # the next one
+    assert "654321" in menu.live()[1]
+    assert platform.calls.count("unseal_totp") == 2
