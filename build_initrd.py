@@ -70,7 +70,7 @@ BUSYBOX_APPLETS = [
     "sh", "mount", "umount", "mkdir", "cat", "ls", "insmod", "modprobe", "poweroff",
     "reboot", "setsid", "stty", "sleep", "dmesg", "mdev", "ps", "kill", "cp", "mv", "rm",
     "sync", "vi", "less", "grep", "sed", "dd", "hexdump", "sha256sum", "free", "uname",
-    "tr", "tail", "hwclock", "date",
+    "tr", "tail", "head", "wc", "hwclock", "date",
 ]
 USR_LIB = "usr/lib/x86_64-linux-gnu"
 

@@ -84,11 +84,12 @@ class Boot:
         return self.raw.decode("utf-8", "replace")
 
     def wait_for_screen(self, text: str, timeout: float = 240) -> str:
+        """The screen once ``text`` is on it and the drawing has paused."""
         deadline = time.monotonic() + timeout
         why = f"after {timeout} s"
         while time.monotonic() < deadline:
             if text in self.screen_text():
-                return self.screen_text()
+                return self.settle()
             if not self._pump(0.2):
                 why = "before QEMU exited"
                 break
@@ -117,6 +118,16 @@ class Boot:
         for key in keys:
             self.child.send(KEYS.get(key, key))
             self._pump(settle)
+
+    def settle(self, quiet: float = 0.7, most: float = 15.0) -> str:
+        """Read until the guest has sent nothing for ``quiet`` seconds (a serial
+        line draws a screen row by row: its title arrives before its end)."""
+        deadline = time.monotonic() + most
+        while time.monotonic() < deadline:
+            before = len(self.raw)
+            if not self._pump(quiet) or len(self.raw) == before:
+                break
+        return self.screen_text()
 
     def watch(self, seconds: float) -> None:
         """Keep reading the screen for ``seconds`` without pressing anything."""

@@ -148,6 +148,10 @@ def find_boot(preferred: str = "", sys_block: str = SYS_BLOCK,
               mountpoint: str = BOOT_MOUNTPOINT) -> BootSearch:
     """Mount the /boot partition read-only at ``mountpoint``. ``preferred``
     (CONFIG_BOOT_DEV) is the only device tried when set."""
+    if os.path.ismount(mountpoint):
+        # Mounted by an earlier run of the runtime in this boot (it starts again
+        # after a recovery shell): probe afresh, the disk may have changed.
+        unmount(mountpoint)
     if preferred:
         paths = [preferred]
     else:

@@ -22,6 +22,16 @@ if TYPE_CHECKING:
     from runtime.tpm.connection import Tpm
 
 
+SERIAL_HELLO_TIMEOUT = 1.0
+# The first exchange after the port is first opened can be lost (seen with
+# OVMF's COM2 under QEMU): ask twice before calling the token absent (2 s).
+PRESENCE_TRIES = 2
+
+
+def _present(token: HotpToken) -> bool:
+    return any(token.present() for _ in range(PRESENCE_TRIES))
+
+
 def configured_token(settings: Settings) -> HotpToken | None:
     """The token CONFIG_HOTP_TOKEN names (None: no HOTP check at all)."""
     if not settings.hotpkey or settings.hotp_token == "none":  # noqa: S105
@@ -30,7 +40,7 @@ def configured_token(settings: Settings) -> HotpToken | None:
     if device is not None:
         from runtime.secrets.hotp.serial_token import SerialToken
 
-        return SerialToken(device)
+        return SerialToken(device, hello_timeout=SERIAL_HELLO_TIMEOUT)
     from runtime.secrets.hotp.nitrokey import NitrokeyToken
 
     return NitrokeyToken()
@@ -42,7 +52,7 @@ def verify_hotp(tpm: Tpm, runtime_pcr: int, settings: Settings) -> HotpFacts:
     token = configured_token(settings)
     if token is None:
         return HotpFacts(HotpOutcome.NOT_PROGRAMMED, "No HOTP token is configured.")
-    if not token.present():
+    if not _present(token):
         # Nothing is unsealed and the counter does not move: no drift while it is away.
         absent = token.why_absent()
         return HotpFacts(HotpOutcome.ABSENT, absent.message, token.name)
@@ -64,7 +74,7 @@ def program_token(tpm: Tpm, secret: bytearray, admin_pin: bytearray,
     token = configured_token(settings)
     if token is None:
         return ""
-    if not token.present():
+    if not _present(token):
         return f"The HOTP token was not programmed: {token.why_absent().message}"
     try:
         store = TpmCounterStore.open_or_create(tpm, owner_passphrase)

@@ -179,7 +179,11 @@ class Bridge:
         self._waiting = not isinstance(description, Progress)
         self._drawn = False
         self.root.original_widget = self._view.widget
-        if self._waiting:
+        # Only screens that change by themselves tick: every redraw costs bytes
+        # on a serial line, even when nothing changed.
+        ticking = isinstance(description, Menu) and (
+            description.live is not None or description.timeout is not None)
+        if self._waiting and ticking:
             self._tick_alarm = self._loop.set_alarm_in(TICK_SECONDS, self._on_tick)
 
     def _on_key(self, key: str) -> None:

@@ -1,13 +1,20 @@
 """Fixtures of the QEMU tier: initramfs builds shared by the whole session.
 
-Two builds differ in one byte of one file (the user configuration placed in
-the image), so tests can prove that the firmware's measurement sees it.
+The images carry an owner key (made here with gpg, so the recovery shell asks
+for its signature) and owner settings that turn the HOTP check on with the
+software token on the guest's second serial port. Two builds differ in one
+byte of that settings file, so tests can prove that the firmware's
+measurement sees it.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,16 +23,50 @@ from tools.boards import load_board_table
 
 REPO = Path(__file__).resolve().parents[2]
 BOARD = "qemu-swtpm"
-USER_CONFIG_A = b"# user configuration of test build A\n"
-USER_CONFIG_B = b"# user configuration of test build B\n"  # one byte differs
+SETTINGS = (b'export CONFIG_HOTPKEY=y\nexport CONFIG_HOTP_TOKEN="serial:/dev/ttyS1"\n'
+            b"export CONFIG_BOARD_NAME=\"QEMU e2e\"\n")
+USER_CONFIG_A = SETTINGS + b"# owner settings of test build A\n"
+USER_CONFIG_B = SETTINGS + b"# owner settings of test build B\n"  # one byte differs
 
 
-def build(out: Path, user_config: bytes) -> Path:
-    config = out / "user-config.toml"
+@dataclass(frozen=True)
+class OwnerKey:
+    home: Path  # a GnuPG home holding the secret key (the owner's other computer)
+    public: Path  # the armored public key placed in the image
+
+    def clearsign(self, text: str) -> str:
+        done = subprocess.run(["gpg", "--homedir", str(self.home), "--batch", "--yes",
+                               "--clearsign"], input=text, capture_output=True, text=True,
+                              check=True, timeout=60)
+        return done.stdout
+
+
+@pytest.fixture(scope="session")
+def owner_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
+    # gpg-agent's socket path must stay short: a home under /tmp.
+    home = Path(tempfile.mkdtemp(prefix="gpg-", dir="/tmp"))
+    home.chmod(0o700)
+    spec = ("%no-protection\nKey-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
+            "Name-Real: Test Owner\nName-Email: owner@example.org\nExpire-Date: 0\n%commit\n")
+    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--gen-key"], input=spec,
+                   text=True, check=True, timeout=120, capture_output=True)
+    public = tmp_path_factory.mktemp("owner") / "owner.asc"
+    exported = subprocess.run(["gpg", "--homedir", str(home), "--armor", "--export"],
+                              capture_output=True, check=True, timeout=60)
+    public.write_bytes(exported.stdout)
+    yield OwnerKey(home, public)
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False,
+                   timeout=30, capture_output=True)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def build(out: Path, user_config: bytes, owner: OwnerKey) -> Path:
+    config = out / "config.user"
     out.mkdir(parents=True, exist_ok=True)
     config.write_bytes(user_config)
     subprocess.run([sys.executable, str(REPO / "build_initrd.py"), "--board", BOARD, "--quick",
-                    "--out", str(out), "--user-config", str(config)],
+                    "--out", str(out), "--user-config", str(config),
+                    "--owner-key", str(owner.public)],
                    check=True, timeout=1800, stdout=subprocess.DEVNULL)
     return out / "initrd.cpio.zst"
 
@@ -36,18 +77,23 @@ def board_cmdline() -> str:
 
 
 @pytest.fixture(scope="session")
-def initrd_a(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build(tmp_path_factory.mktemp("build-a"), USER_CONFIG_A)
+def initrd_a(tmp_path_factory: pytest.TempPathFactory, owner_key: OwnerKey) -> Path:
+    return build(tmp_path_factory.mktemp("build-a"), USER_CONFIG_A, owner_key)
 
 
 @pytest.fixture(scope="session")
-def initrd_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build(tmp_path_factory.mktemp("build-b"), USER_CONFIG_B)
+def initrd_b(tmp_path_factory: pytest.TempPathFactory, owner_key: OwnerKey) -> Path:
+    return build(tmp_path_factory.mktemp("build-b"), USER_CONFIG_B, owner_key)
+
+
+@pytest.fixture(scope="session")
+def os_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tools.make_os_disk import make_os_disk
+
+    return make_os_disk(tmp_path_factory.mktemp("os-disk") / "os-disk.img").image
 
 
 @pytest.fixture
 def short_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A short path: Unix socket paths are limited to 108 bytes."""
-    import tempfile
-
     return Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))

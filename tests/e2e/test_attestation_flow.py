@@ -1,0 +1,267 @@
+"""The user's story on the qemu-swtpm board, driven over the serial console as
+a user would, on one machine (one TPM) from factory-new:
+
+1. first boot: no secret -> the TOTP failure screen -> generate: the TPM is
+   reset (new owner passphrase), the secret sealed and the software HOTP token
+   programmed; the QR code and base32 appear and the test reads the base32;
+2. reboot: the main menu shows the code pyotp computes from that base32, and
+   HOTP Success; the console log holds no form of the secret; a token with
+   another secret is shown as an invalid HOTP code; then the recovery shell,
+   opened only with the owner's signature over the challenge: PCR 4 changed,
+   nothing of the secret in RAM files; leaving it, the TOTP is refused;
+3. an initramfs differing in one byte of the owner settings: PCR 9 changed,
+   the secret is refused in plain words;
+4. a machine without a TPM gets a plain message and still reaches the menu.
+
+Four boots in all, in this order (tests share the machine).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.secrets.totp import totp_code
+from tests.e2e.conftest import BOARD, OwnerKey
+from tests.leakcheck import secret_forms
+from tools.board_console import Boot, boot
+from tools.provision_board import predicted_pcr9
+
+pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(1500)]
+OWNER_PASSPHRASE = "owner passphrase 1"
+TOKEN_PIN = "12345678"  # the software token's factory admin PIN
+MAIN = "boot menu"
+FIRST_SCREEN_TIMEOUT = 400
+found: dict[str, object] = {}  # what earlier steps learned (the secret, PCR values)
+
+
+class Token:
+    """The software HOTP token process on the host (tools/soft_token.py)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.state = directory / "token.json"
+        self.socket = directory / "token.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *flags: str) -> None:
+        self.stop()
+        self.socket.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tools.soft_token", "--state", str(self.state),
+             "--socket", str(self.socket), *flags], stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not self.socket.exists():
+            assert self.process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(10)
+        self.process = None
+
+    def qemu_args(self) -> list[str]:
+        return ["-chardev", f"socket,id=hotp,path={self.socket},server=off,reconnect=1",
+                "-device", "isa-serial,chardev=hotp,index=1"]
+
+
+@pytest.fixture(scope="module")
+def machine() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def token(machine: Path) -> Iterator[Token]:
+    running = Token(machine)
+    running.start()
+    yield running
+    running.stop()
+
+
+def start(machine: Path, initrd: Path, token: Token, disk: Path) -> Boot:
+    running = boot(BOARD, machine, initrd)
+    running.instance.disks = [disk]
+    running.instance.extra_args = token.qemu_args()
+    return running.start()
+
+
+def totp_on(screen: str) -> str:
+    match = re.search(r"TOTP: (\d{6})", screen)
+    assert match, screen
+    return match.group(1)
+
+
+def assert_current_code(code: str, secret: bytes) -> None:
+    now = time.time()
+    assert code in {totp_code(secret, now + d) for d in (-60, -30, 0)}
+
+
+def type_line(running: Boot, text: str) -> None:
+    running.press(text, settle=0.1)
+    running.press("enter", settle=1.0)
+
+
+def test_first_boot_enrols_a_new_secret(machine: Path, initrd_a: Path, token: Token,
+                                         os_disk: Path) -> None:
+    with start(machine, initrd_a, token, os_disk) as first:
+        screen = first.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)
+        assert "No TOTP secret has been sealed" in screen
+        first.press("g")
+        first.wait_for_screen("The TPM has no owner yet", 60)
+        first.press("enter")
+        first.wait_for_screen("Reset the TPM?", 60)
+        first.press("y")
+        first.wait_for_screen("New TPM owner passphrase", 60)
+        type_line(first, OWNER_PASSPHRASE)
+        type_line(first, OWNER_PASSPHRASE)  # the confirmation
+        first.wait_for_screen("The TPM was reset", 120)
+        first.press("enter")
+        first.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
+        first.press("y")
+        first.wait_for_screen("HOTP token PIN", 60)
+        type_line(first, TOKEN_PIN)
+        first.wait_for_screen("Scan this with your phone", 120)
+        # The serial line is slow: a page is complete once its footer is drawn.
+        qr = first.wait_for_screen("Enter: next", 60)
+        assert qr.count("\u2588") + qr.count("\u2580") + qr.count("\u2584") > 100
+        first.press("enter")
+        first.wait_for_screen("TOTP secret for typing", 60)
+        first.watch(3)
+        page = first.wait_for_screen("Enter or Esc: continue", 60)
+        groups = re.search(r"((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})", page)
+        assert groups, page
+        b32 = groups.group(1).replace(" ", "")
+        secret = base64.b32decode(b32)
+        assert len(secret) == 20
+        found["secret"] = secret
+        assert "accepted its first" in page, page
+        first.press("enter")
+        menu = first.wait_for_screen(MAIN, 120)
+        first.watch(2)
+        menu = first.screen_text()
+        assert_current_code(totp_on(menu), secret)
+        assert "HOTP: Success" in menu
+        first.press("p")
+        first.wait_exit(120)
+
+
+def test_reboot_attests_with_totp_and_hotp_then_recovery_needs_the_owner(
+        machine: Path, initrd_a: Path, token: Token, os_disk: Path, owner_key: OwnerKey,
+        initrd_b: Path) -> None:
+    secret = found.get("secret")
+    if not isinstance(secret, bytes):
+        pytest.skip("the first boot did not enrol a secret")
+    with start(machine, initrd_a, token, os_disk) as again:
+        menu = again.wait_for_screen("HOTP: Success", FIRST_SCREEN_TIMEOUT)
+        assert_current_code(totp_on(menu), secret)
+        assert "VERIFIED" in menu and "/boot: /dev/vda1" in menu
+
+        # A token holding another secret: the code is refused and shown so.
+        token.start("--wrong-secret")
+        again.press("r")
+        refused = again.wait_for_screen("HOTP code invalid", 120)
+        assert "ERROR" in refused
+        again.press("i")
+        menu = again.wait_for_screen("HOTP: Invalid code", 60)
+        assert "TAMPERED?" in menu
+
+        # The recovery shell: confirmed, then the owner's signature.
+        again.press("o")
+        again.wait_for_screen("Options", 30)
+        again.press("x")
+        again.wait_for_screen("Open the recovery shell?", 30)
+        again.press("y")
+        challenge = again.wait_for_console(r"(heads-runtime recovery [0-9a-f]{64} \S+Z)", 120)
+        signed = owner_key.clearsign(challenge.group(1))
+        for line in signed.splitlines():
+            again.press(line, settle=0.05)
+            again.press("enter", settle=0.05)
+        again.wait_for_console(r"built-in shell \(ash\)[\s\S]*/ # ", 120)
+        pcr4_before = again.pcr(4)
+        again.press("cat /sys/class/tpm/tpm0/pcr-sha256/4; echo PCR4-DONE\r", settle=1.0)
+        after = again.wait_for_console(r"\n([0-9A-Fa-f]{64})\s*\r?\nPCR4-DONE", 60).group(1)
+        recovery = hashlib.sha256(b"recovery").digest()
+        assert after.lower() == hashlib.sha256(bytes.fromhex(pcr4_before)
+                                               + recovery).hexdigest()
+        # No form of the secret in any file in RAM, and /tmp/secret is empty.
+        forms = [f.decode() for f in secret_forms(secret) if f.isascii() and f.isalnum()]
+        needles = " ".join(f"-e {f}" for f in forms[:4])
+        typed_at = len(again.raw)  # from here the console echoes what the test types
+        again.press(f"grep -r -l -F {needles} /run /tmp /etc /root 2>/dev/null; "
+                    "echo FILES=$(ls -A /tmp/secret | grep -c .) LEAK-DONE\r", settle=2.0)
+        result = again.wait_for_console(r"FILES=(\d+) LEAK-DONE", 120)
+        answered_at = len(again.raw)
+        assert result.group(1) == "0"
+        # grep -l prints the name of every file holding the secret: there is none.
+        output = bytes(again.raw[typed_at:answered_at]).decode(errors="replace")
+        listed = [line for line in output.splitlines()[1:] if line.strip().startswith("/")]
+        assert listed == [], listed
+        again.press("exit\r")
+        refused = again.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)
+        assert "recovery shell was opened" in refused
+        again.press("i")
+        again.wait_for_screen(MAIN, 60)
+        again.press("p")
+        again.wait_exit(120)
+        # Not one form of the secret reached the console in this boot (but for
+        # the test's own grep command line, echoed by the shell).
+        console = bytes(again.raw[:typed_at] + again.raw[answered_at:])
+        for form in secret_forms(secret):
+            assert form not in console
+
+
+def test_a_one_byte_change_of_the_owner_settings_is_refused(
+        machine: Path, initrd_a: Path, initrd_b: Path, board_cmdline: str, token: Token,
+        os_disk: Path) -> None:
+    if "secret" not in found:
+        pytest.skip("the first boot did not enrol a secret")
+    token.start()
+    with start(machine, initrd_b, token, os_disk) as tampered:
+        screen = tampered.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)
+        assert "PCR 9 changed" in screen and "a measurement changed" in screen
+        tampered.press("i")
+        menu = tampered.wait_for_screen(MAIN, 60)
+        assert "TAMPERED?" in menu
+        tampered.press("p")
+        tampered.wait_exit(120)
+        pcr9 = tampered.pcr(9)
+    assert pcr9 != predicted_pcr9(initrd_a.read_bytes(), board_cmdline).hex()
+    assert pcr9 == predicted_pcr9(initrd_b.read_bytes(), board_cmdline).hex()
+
+
+def test_a_machine_without_a_tpm_gets_a_plain_message(initrd_a: Path) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))
+    try:
+        running = boot(BOARD, directory, initrd_a)
+        running.instance.with_tpm = False
+        with running:
+            screen = running.wait_for_screen("ERROR: no TPM", FIRST_SCREEN_TIMEOUT)
+            assert "No TPM" in screen or "no TPM" in screen
+            running.press("c")
+            running.wait_for_screen("no /boot partition", 120)
+            running.press("m")
+            menu = running.wait_for_screen(MAIN, 120)
+            assert "TOTP: NO TPM" in menu
+            running.press("s")
+            info = running.wait_for_screen("System information", 30)
+            assert "Board:" in info
+            running.press("q")
+            running.wait_for_screen(MAIN, 30)
+            running.press("p")
+            running.wait_exit(120)
+            assert "Traceback" not in running.console_text()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
