@@ -49,22 +49,26 @@ class Swtpm:
     def start(self) -> Swtpm:
         for path in (self.server, self.ctrl):
             path.unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            [
-                "swtpm", "socket", "--tpm2",
-                "--tpmstate", f"dir={self.dir}",
-                "--server", f"type=unixio,path={self.server}",
-                "--ctrl", f"type=unixio,path={self.ctrl}",
-                "--flags", "not-need-init,startup-clear",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # A file, not a pipe: swtpm logs every client disconnect, and a pipe nobody
+        # reads fills up and blocks it mid-command (a test session then hangs).
+        self.log = self.dir / "swtpm.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    "swtpm", "socket", "--tpm2",
+                    "--tpmstate", f"dir={self.dir}",
+                    "--server", f"type=unixio,path={self.server}",
+                    "--ctrl", f"type=unixio,path={self.ctrl}",
+                    "--flags", "not-need-init,startup-clear",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         # The socket files appear at bind(), before listen(): wait until both accept.
         while not (self._accepts(self.server) and self._accepts(self.ctrl)):
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                err = self.log.read_text(errors="replace")
                 raise SwtpmError(f"swtpm exited at start: {err.strip()}")
             if time.monotonic() > deadline:
                 self.stop()

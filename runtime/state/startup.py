@@ -63,6 +63,7 @@ def main() -> int:
     bootlog.stage("imports-ui")
 
     def machine(ui: Ui) -> State:
+        bootlog.stage("ui-up")
         bootlog.echo_to_console(False)  # the UI owns the screen now
         return driver.run(Context(ui, platform), on_state=_on_state)
 

@@ -9,17 +9,16 @@ measurement sees it.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tools.boards import load_board_table
+from tools.owner_key import OwnerKey, make_owner_key
 
 REPO = Path(__file__).resolve().parents[2]
 BOARD = "qemu-swtpm"
@@ -29,35 +28,11 @@ USER_CONFIG_A = SETTINGS + b"# owner settings of test build A\n"
 USER_CONFIG_B = SETTINGS + b"# owner settings of test build B\n"  # one byte differs
 
 
-@dataclass(frozen=True)
-class OwnerKey:
-    home: Path  # a GnuPG home holding the secret key (the owner's other computer)
-    public: Path  # the armored public key placed in the image
-
-    def clearsign(self, text: str) -> str:
-        done = subprocess.run(["gpg", "--homedir", str(self.home), "--batch", "--yes",
-                               "--clearsign"], input=text, capture_output=True, text=True,
-                              check=True, timeout=60)
-        return done.stdout
-
-
 @pytest.fixture(scope="session")
 def owner_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
-    # gpg-agent's socket path must stay short: a home under /tmp.
-    home = Path(tempfile.mkdtemp(prefix="gpg-", dir="/tmp"))
-    home.chmod(0o700)
-    spec = ("%no-protection\nKey-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
-            "Name-Real: Test Owner\nName-Email: owner@example.org\nExpire-Date: 0\n%commit\n")
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--gen-key"], input=spec,
-                   text=True, check=True, timeout=120, capture_output=True)
-    public = tmp_path_factory.mktemp("owner") / "owner.asc"
-    exported = subprocess.run(["gpg", "--homedir", str(home), "--armor", "--export"],
-                              capture_output=True, check=True, timeout=60)
-    public.write_bytes(exported.stdout)
-    yield OwnerKey(home, public)
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False,
-                   timeout=30, capture_output=True)
-    shutil.rmtree(home, ignore_errors=True)
+    key = make_owner_key(tmp_path_factory.mktemp("owner"))
+    yield key
+    key.remove()
 
 
 def build(out: Path, user_config: bytes, owner: OwnerKey) -> Path:

@@ -33,9 +33,10 @@ from pathlib import Path
 import pytest
 
 from runtime.secrets.totp import totp_code
-from tests.e2e.conftest import BOARD, OwnerKey
+from tests.e2e.conftest import BOARD
 from tests.leakcheck import secret_forms
 from tools.board_console import Boot, boot
+from tools.owner_key import OwnerKey
 from tools.provision_board import predicted_pcr9
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(1500)]
