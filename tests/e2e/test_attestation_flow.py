@@ -13,7 +13,9 @@ a user would, on one machine (one TPM) from factory-new:
    the secret is refused in plain words;
 4. a machine without a TPM gets a plain message and still reaches the menu.
 
-Four boots in all, in this order (tests share the machine).
+Four boots in all; the tests share the machine, and the enrolment boot is a
+module fixture, so the others find a sealed secret in whatever order xdist
+runs them.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ OWNER_PASSPHRASE = "owner passphrase 1"
 TOKEN_PIN = "12345678"  # the software token's factory admin PIN
 MAIN = "boot menu"
 FIRST_SCREEN_TIMEOUT = 400
-found: dict[str, object] = {}  # what earlier steps learned (the secret, PCR values)
 
 
 class Token:
@@ -115,8 +116,10 @@ def type_line(running: Boot, text: str) -> None:
     running.press("enter", settle=1.0)
 
 
-def test_first_boot_enrols_a_new_secret(machine: Path, initrd_a: Path, token: Token,
-                                         os_disk: Path) -> None:
+@pytest.fixture(scope="module")
+def enrolled(machine: Path, initrd_a: Path, token: Token, os_disk: Path) -> bytes:
+    """The first boot of a factory-new machine enrols a secret; returns it as
+    the test read it off the screen."""
     with start(machine, initrd_a, token, os_disk) as first:
         screen = first.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)
         assert "No TOTP secret has been sealed" in screen
@@ -147,7 +150,6 @@ def test_first_boot_enrols_a_new_secret(machine: Path, initrd_a: Path, token: To
         b32 = groups.group(1).replace(" ", "")
         secret = base64.b32decode(b32)
         assert len(secret) == 20
-        found["secret"] = secret
         assert "accepted its first" in page, page
         first.press("enter")
         menu = first.wait_for_screen(MAIN, 120)
@@ -157,14 +159,18 @@ def test_first_boot_enrols_a_new_secret(machine: Path, initrd_a: Path, token: To
         assert "HOTP: Success" in menu
         first.press("p")
         first.wait_exit(120)
+    return secret
+
+
+def test_first_boot_enrols_a_new_secret(enrolled: bytes) -> None:
+    assert len(enrolled) == 20  # the fixture's boot checked each screen on the way
 
 
 def test_reboot_attests_with_totp_and_hotp_then_recovery_needs_the_owner(
         machine: Path, initrd_a: Path, token: Token, os_disk: Path, owner_key: OwnerKey,
-        initrd_b: Path) -> None:
-    secret = found.get("secret")
-    if not isinstance(secret, bytes):
-        pytest.skip("the first boot did not enrol a secret")
+        enrolled: bytes) -> None:
+    secret = enrolled
+    token.start()  # the token as enrolled (another test may have swapped it)
     with start(machine, initrd_a, token, os_disk) as again:
         menu = again.wait_for_screen("HOTP: Success", FIRST_SCREEN_TIMEOUT)
         assert_current_code(totp_on(menu), secret)
@@ -226,9 +232,7 @@ def test_reboot_attests_with_totp_and_hotp_then_recovery_needs_the_owner(
 
 def test_a_one_byte_change_of_the_owner_settings_is_refused(
         machine: Path, initrd_a: Path, initrd_b: Path, board_cmdline: str, token: Token,
-        os_disk: Path) -> None:
-    if "secret" not in found:
-        pytest.skip("the first boot did not enrol a secret")
+        os_disk: Path, enrolled: bytes) -> None:
     token.start()
     with start(machine, initrd_b, token, os_disk) as tampered:
         screen = tampered.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)

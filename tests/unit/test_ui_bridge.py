@@ -47,7 +47,7 @@ class FakeScreen(urwid.display_common.BaseScreen):  # type: ignore[misc]
     with TimeoutError after WATCHDOG_SECONDS so a test fails instead of hanging."""
 
     def __init__(self, script: Sequence[Step] = (), size: tuple[int, int] = (80, 24),
-                 fail_on_draw: int | None = None) -> None:
+                 fail_on_draw: str | None = None) -> None:
         super().__init__()
         self.size = size
         self.script = list(script)
@@ -73,9 +73,9 @@ class FakeScreen(urwid.display_common.BaseScreen):  # type: ignore[misc]
             self._watchdog = None
 
     def draw_screen(self, size: tuple[int, int], canvas: Any) -> None:
-        if self._fail_on_draw is not None and len(self.frames) == self._fail_on_draw:
-            raise RuntimeError("the terminal went away")
         lines = [line.decode() for line in canvas.text]
+        if self._fail_on_draw is not None and any(self._fail_on_draw in line for line in lines):
+            raise RuntimeError("the terminal went away")
         self.frames.append(lines)
         if self.script and any(self.script[0][0] in line for line in lines):
             keys = list(self.script.pop(0)[1])
@@ -188,7 +188,7 @@ def test_a_wrong_description_is_a_type_error_in_the_machine() -> None:
 
 
 def test_when_the_loop_fails_run_ui_raises_and_the_machine_gets_ui_closed() -> None:
-    screen = FakeScreen(fail_on_draw=1)  # the first draw after the menu is put up
+    screen = FakeScreen(fail_on_draw="Default boot")  # the first draw of the menu
     machine_saw: list[BaseException] = []
 
     def machine(ui: Ui) -> str:
