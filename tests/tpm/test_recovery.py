@@ -1,7 +1,7 @@
 """The recovery gate against a real TPM: PCR 4 is extended with "recovery"
 before anything else, so a secret sealed to the normal boot no longer
 unseals in that boot, and a TPM that cannot be extended means no shell.
-runtime.measure.recovery is the entry /init runs today; it is now the gate.
+`python -m runtime.recovery` is the entry /init runs before every shell.
 
 (The gate's TPM tests live here, not in tests/tpm/test_recovery_gate.py: that
 basename is taken by the unit tests and pytest's default import mode needs
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from runtime.measure import recovery
 from runtime.recovery import __main__ as entry
 from runtime.recovery.__main__ import Paths
 from runtime.recovery.auth import AuthResult
@@ -103,7 +102,7 @@ def test_recovery_extends_pcr4_and_sealed_secrets_refuse(
     sealed = sealing.seal(tpm, b"totp secret", [4])
     before = read_pcrs(tpm, [4])[4]
     monkeypatch.setenv(TCTI_ENV, swtpm.tcti)
-    assert recovery.main([], host_paths(tmp_path)) == 0  # what /init runs before its shell
+    assert entry.main(["--reason", "test"], host_paths(tmp_path)) == 0  # /init's gate
     after = read_pcrs(tpm, [4])[4]
     assert after == extend(Bank.SHA256, before, Bank.SHA256.hash(b"recovery"))
     with pytest.raises(PcrsChanged) as refused:
@@ -115,7 +114,7 @@ def test_without_a_tpm_recovery_says_so_and_fails(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setenv(TCTI_ENV, "swtpm:path=/nonexistent/tpm.sock")
-    assert recovery.main([], host_paths(tmp_path)) == 1  # so /init opens no shell
+    assert entry.main(["--reason", "test"], host_paths(tmp_path)) == 1  # no shell
     out = capsys.readouterr().out
-    assert "Recovery shell requested: the runtime stopped" in out
+    assert "Recovery shell requested: test" in out
     assert "PCR 4 could not be extended" in out

@@ -62,12 +62,9 @@ def verify_with_token(secret: bytearray | OtpKey, store: CounterStore, token: Ho
     """Ask ``token`` to accept the code for the stored counter; advance the
     store only past what it accepted. Never raises for a device or TPM
     failure. The caller owns and wipes ``secret``."""
-    if not token.present():
-        return token.why_absent()
-    try:
-        counter = store.read()
-    except CounterStoreError as err:
-        return TokenStatus(HotpCheck.ERROR, err.message)
+    counter = _ready_counter(token, store)
+    if isinstance(counter, TokenStatus):
+        return counter
     status = TokenStatus(HotpCheck.INVALID, "")
     for offset in _probe_offsets(token.lookahead, resync_windows):
         status = _check(token, _code(secret, counter + offset), attempts, retry_pause)
@@ -107,6 +104,16 @@ def _failed(token: HotpToken, status: TokenStatus, attempts: int) -> TokenStatus
     return status
 
 
+def _ready_counter(token: HotpToken, store: CounterStore) -> int | TokenStatus:
+    """The stored counter when the token answers; else why not (nothing moved)."""
+    if not token.present():
+        return token.why_absent()
+    try:
+        return store.read()
+    except CounterStoreError as err:
+        return TokenStatus(HotpCheck.ERROR, err.message)
+
+
 def _code(secret: bytearray | OtpKey, counter: int) -> str:
     """The code from the raw secret, or from a key that keeps it to itself
     (runtime.secrets.totp.OtpKey: RAM today, inside the TPM next)."""
@@ -122,12 +129,9 @@ def enrol_token(secret: bytearray, store: CounterStore, token: HotpToken,
     equal, then have it check its first code to prove it took the secret
     (that code is used up and the store moves past it, as at every boot).
     The caller owns and wipes ``secret`` and ``admin_pin``."""
-    if not token.present():
-        return token.why_absent()
-    try:
-        counter = store.read()
-    except CounterStoreError as err:
-        return TokenStatus(HotpCheck.ERROR, err.message)
+    counter = _ready_counter(token, store)
+    if isinstance(counter, TokenStatus):
+        return counter
     programmed = token.program(secret, counter, admin_pin)
     if not programmed.ok:
         return programmed
