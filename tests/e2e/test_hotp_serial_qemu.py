@@ -26,7 +26,6 @@ from tools.soft_token import SoftToken, TokenState
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(600)]
 
-BASE_INITRD = REPO_ROOT / "build" / "qemu-swtpm" / "initrd.cpio.zst"
 SITE = "usr/lib/python3/dist-packages"
 FILES = ["runtime/secrets/ram.py", "runtime/secrets/totp.py", "runtime/tpm/handles.py",
          *(str(p.relative_to(REPO_ROOT))
@@ -72,11 +71,9 @@ poweroff -f
 
 
 @pytest.fixture(scope="module")
-def machine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def machine(tmp_path_factory: pytest.TempPathFactory, initrd_a: Path) -> tuple[Path, Path]:
     if shutil.which("qemu-system-x86_64") is None:
         pytest.skip("qemu-system-x86_64 is not installed")
-    if not BASE_INITRD.exists():
-        pytest.skip(f"no initramfs at {BASE_INITRD}: build_initrd.py --board qemu-swtpm")
     from tools.qemu_board import board_files
 
     kernel = board_files("qemu-swtpm").kernel
@@ -86,7 +83,7 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     overlay += [Entry.file(f"{SITE}/{name}", (REPO_ROOT / name).read_bytes()) for name in FILES]
     archive = io.BytesIO()
     write_archive(archive, overlay, 0)
-    base = BASE_INITRD.read_bytes()
+    base = initrd_a.read_bytes()  # the session's build (tests/e2e/conftest.py)
     initrd = tmp_path_factory.mktemp("hotp-qemu") / "initrd"
     # The kernel unpacks concatenated archives in order: the overlay's files win.
     initrd.write_bytes(base + bytes(-len(base) % 4) + archive.getvalue())
