@@ -397,3 +397,69 @@ def test_the_main_menu_unseals_again_when_the_window_turns(
     monkeypatch.setattr(time, "time", lambda: window * 30 + 31.0)  # the next one
     assert "654321" in menu.live()[1]
     assert platform.calls.count("unseal_totp") == 2
+
+
+# -- the remaining transitions, one path each ---------------------------------------
+
+
+def test_no_tpm_to_the_recovery_shell() -> None:
+    platform = FakePlatform(start_facts=started(tpm_problem="No TPM."))
+    final, _ = run(platform, [("choose", "no TPM", "x"),
+                              ("choose", "Open the recovery shell?", "y")])
+    assert final is State.RECOVERY
+
+
+def test_a_fatal_start_can_reboot() -> None:
+    final, _ = run(FakePlatform(start_facts=started(fatal="No board file.")),
+                   [("choose", "cannot start", "b")])
+    assert final is State.REBOOT
+
+
+def test_a_failed_hotp_can_generate_a_new_secret() -> None:
+    platform = FakePlatform(start_facts=started(hotp_configured=True),
+                            hotp_results=[HotpFacts(HotpOutcome.NOT_PROGRAMMED, "empty slot"),
+                                          HotpFacts(HotpOutcome.SUCCESS, "ok")])
+    final, _ = run(platform, [
+        ("choose", "HOTP not verified", "g"), ("choose", "Seal a new", "y"),
+        ("ask", "HOTP token PIN", b"12345678"), ("ask", "TPM owner passphrase", b"owner"),
+        ("show", "Scan this", None), ("show", "TOTP secret", None), ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert platform.calls.count("verify_hotp") == 2
+
+
+def test_a_refused_boot_leads_to_the_integrity_report_and_recovery() -> None:
+    final, ui = run(FakePlatform(boot_refusal="The hash of vmlinuz differs."), [
+        ("choose", MAIN, "d"), ("choose", "default boot was refused", "i"),
+        ("choose", "Integrity report", "x"), ("choose", "Open the recovery shell?", "y")])
+    assert final is State.RECOVERY
+    assert "The hash of vmlinuz differs." in ui.texts()[ui.titles().index(
+        "The default boot was refused")]
+
+
+def test_an_inconsistent_tpm_can_be_checked_again_or_reset() -> None:
+    platform = FakePlatform(preflight=["Counter missing.", ""], totp_results=[failed_totp()])
+    final, _ = run(platform, [("choose", "TPM state inconsistent", "r"),
+                              ("choose", "TOTP code cannot be shown", "x"),
+                              ("choose", "Open the recovery shell?", "n"),
+                              ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert platform.calls.count("rollback_preflight") == 2
+    platform = FakePlatform(preflight=["Counter missing."])
+    final, _ = run(platform, [("choose", "TPM state inconsistent", "t"),
+                              ("choose", "Reset the TPM?", "n"), ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+
+
+def test_oem_reset_from_the_keyring_screen_says_it_is_not_there_yet() -> None:
+    final, ui = run(FakePlatform(keyring_facts=KeyringFacts(problem="none")), [
+        ("choose", "no owner key", "F"), ("show", "OEM factory reset", None),
+        ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert ui.shown[ui.titles().index("OEM factory reset / re-ownership")].tone is Tone.WARNING
+
+
+def test_options_reboot_and_a_cancelled_time_change() -> None:
+    final, _ = run(FakePlatform(), [
+        ("choose", MAIN, "o"), ("choose", "Options", "h"),
+        ("ask", "Change the system time", None), ("choose", "Options", "R")])
+    assert final is State.REBOOT
