@@ -102,8 +102,9 @@ class _Conf:
     entry_id: str
     source: str
     single: dict[str, str] = field(default_factory=dict)
-    initrds: list[str] = field(default_factory=list)
-    options: list[str] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)  # key -> line, for warnings
+    initrds: list[tuple[int, str]] = field(default_factory=list)
+    options: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _read_conf(text: str, entry_id: str, source: str) -> tuple[_Conf, list[ParseWarning]]:
@@ -120,21 +121,24 @@ def _read_conf(text: str, entry_id: str, source: str) -> tuple[_Conf, list[Parse
         if not value:
             warnings.append(ParseWarning(source, lineno, f"'{key}' without a value"))
         elif key == "initrd":
-            conf.initrds.append(value)
+            conf.initrds.append((lineno, value))
         elif key == "options":
-            conf.options.append(value)
+            conf.options.append((lineno, value))
         else:
             conf.single[key] = value  # a repeated single key: the last one wins
+            conf.lines[key] = lineno
     return conf, warnings
 
 
-def _expand(value: str, env: dict[str, str], source: str, warnings: list[ParseWarning]) -> str:
+def _expand(
+    value: str, env: dict[str, str], where: tuple[str, int], warnings: list[ParseWarning]
+) -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group(1) if m.group(1) is not None else m.group(2)
         if name in env:
             return env[name]
         # GRUB expands an unset variable to nothing; say so, it often hides a bug.
-        warnings.append(ParseWarning(source, 0, f"${name} is not set in grubenv"))
+        warnings.append(ParseWarning(*where, f"${name} is not set in grubenv"))
         return ""
 
     return _VAR.sub(sub, value)
@@ -154,25 +158,27 @@ def _to_entry(
         what = "an EFI program only" if "efi" in conf.single else "no 'linux' key"
         warnings.append(ParseWarning(conf.source, 0, f"skipped: {what}"))
         return None, warnings
-    linux = _expand(linux, env, conf.source, warnings).strip()
+    linux_line = conf.lines.get("linux", 0)
+    linux = _expand(linux, env, (conf.source, linux_line), warnings).strip()
     if not linux:
-        warnings.append(ParseWarning(conf.source, 0, "skipped: 'linux' is empty"))
+        warnings.append(ParseWarning(conf.source, linux_line, "skipped: 'linux' is empty"))
         return None, warnings
     kernel = _abs(linux)
-    initrds = tuple(
-        _abs(p)
-        for value in conf.initrds
-        for p in _expand(value, env, conf.source, warnings).split()  # $tuned_initrd: several
-    )
-    options = " ".join(_expand(o, env, conf.source, warnings) for o in conf.options)
+    initrd_lines = [
+        (_abs(p), line)
+        for line, value in conf.initrds
+        for p in _expand(value, env, (conf.source, line), warnings).split()  # $tuned_initrd
+    ]
+    initrds = tuple(p for p, _ in initrd_lines)
+    options = " ".join(_expand(o, env, (conf.source, line), warnings) for line, o in conf.options)
     cmdline = " ".join(options.split())
     title = conf.single.get("title", "")
     version = conf.single.get("version", "")
     name = title or conf.entry_id
     if version and version not in name:
         name = f"{name} {version}"  # the spec's way to tell same-titled entries apart
-    missing = [p for p in (kernel, *initrds) if not fs.exists(p)]
-    warnings.extend(ParseWarning(conf.source, 0, f"{p} is missing") for p in missing)
+    missing = [(p, line) for p, line in [(kernel, linux_line), *initrd_lines] if not fs.exists(p)]
+    warnings.extend(ParseWarning(conf.source, line, f"{p} is missing") for p, line in missing)
     entry = BootEntry(
         name=name, kind=EntryKind.LINUX, kernel=kernel, initrds=initrds, cmdline=cmdline,
         source=conf.source, line=1, files_present=not missing,

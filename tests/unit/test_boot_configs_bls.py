@@ -260,6 +260,7 @@ def test_kernelopts_and_saved_entry_from_grubenv() -> None:
     assert entries[1].is_default and not entries[0].is_default  # saved_entry wins
     assert {w.message for w in warnings} == {
         "$tuned_params is not set in grubenv", "$tuned_initrd is not set in grubenv"}
+    assert all(w.line > 0 for w in warnings)
 
 
 def test_default_glob_matching_nothing_falls_back_to_first() -> None:
@@ -275,6 +276,7 @@ def test_missing_initrd_marks_entry_and_efi_only_is_skipped() -> None:
     assert [e.name for e in entries] == ["a"]
     assert not entries[0].files_present
     assert "/gone.img is missing" in entries[0].warnings
+    assert any(w.message == "/gone.img is missing" and w.line == 3 for w in warnings)
     assert any("EFI program" in w.message and w.source.endswith("u.conf") for w in warnings)
 
 
