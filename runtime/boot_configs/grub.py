@@ -1,0 +1,507 @@
+"""GRUB 2 grub.cfg, read statically the way Heads' kexec-parse-boot.sh does:
+no script is run, `set` assignments are followed in order, menu entries are
+collected with their linux/initrd or multiboot/module lines.
+
+Conditions: only trivially static ones (`true`, `false`, `[ lit op lit ]` with
+no variables) are evaluated; for anything else both branches are taken, in
+order, with a warning, so the later branch's `set` wins. Functions are
+recorded but never called (they load video modules or save defaults).
+Device prefixes like (hd0,1) or ($root) are dropped: Heads reads the one
+/boot it mounted.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import cast
+
+from runtime.boot_configs.bls import ReadOnlyFs, parse_bls
+from runtime.boot_configs.entry import BootEntry, EntryKind, Module, ParseWarning
+from runtime.boot_configs.fs import BootFS, normalize
+from runtime.boot_configs.grub_lexer import Command, Word, tokenize
+from runtime.boot_configs.grubenv import parse_grubenv
+
+#: configfile/source nesting; deeper is a loop or an attack.
+MAX_DEPTH = 8
+#: statements executed per parse, so nested blocks cannot blow up the work.
+MAX_STEPS = 200_000
+
+_DEVICE = re.compile(r"^\([^)]*\)")
+_LINUX = frozenset({"linux", "linux16", "linuxefi", "kernel"})
+_INITRD = frozenset({"initrd", "initrd16", "initrdefi"})
+_MULTIBOOT = frozenset({"multiboot", "multiboot2"})
+_MODULE = frozenset({"module", "module2"})
+_OPTS_WITH_ARG = frozenset({"--class", "--users", "--hotkey", "--id"})
+
+
+# --- structure ----------------------------------------------------------------
+
+
+@dataclass
+class _Block:
+    kind: str  # "cmd", "menuentry", "submenu", "if", "function", "loop"
+    line: int
+    words: tuple[Word, ...] = ()
+    body: list[_Block] = field(default_factory=list)
+    # if: (condition words, body) per branch; else has condition None
+    branches: list[tuple[tuple[Word, ...] | None, list[_Block]]] = field(default_factory=list)
+
+
+def _head(cmd: Command) -> str | None:
+    return cmd.words[0].literal if cmd.words and not cmd.words[0].quoted else None
+
+
+def _strip_keyword(cmd: Command) -> Command | None:
+    rest = cmd.words[1:]
+    return Command(cmd.line, rest) if rest else None
+
+
+def _split_braces(cmds: list[Command]) -> list[Command]:
+    """`menuentry A { linux /v }` on one line: braces are tokens of their own,
+    so split commands after an unquoted '{' and around an unquoted '}'."""
+    out: list[Command] = []
+    for cmd in cmds:
+        cur: list[Word] = []
+        for w in cmd.words:
+            brace = None if w.quoted else w.literal
+            if brace == "{":
+                out.append(Command(cmd.line, (*cur, w)))
+                cur = []
+            elif brace == "}":
+                if cur:
+                    out.append(Command(cmd.line, tuple(cur)))
+                out.append(Command(cmd.line, (w,)))
+                cur = []
+            else:
+                cur.append(w)
+        if cur:
+            out.append(Command(cmd.line, tuple(cur)))
+    return out
+
+
+class _Structurer:
+    def __init__(self, cmds: list[Command], source: str, warnings: list[ParseWarning]) -> None:
+        self.cmds = _split_braces(cmds)
+        self.i = 0
+        self.source = source
+        self.warnings = warnings
+        self.pending: Command | None = None  # a command after a keyword on its line
+
+    def _next(self) -> Command | None:
+        if self.pending is not None:
+            cmd, self.pending = self.pending, None
+            return cmd
+        if self.i >= len(self.cmds):
+            return None
+        cmd = self.cmds[self.i]
+        self.i += 1
+        return cmd
+
+    def block(self, stops: frozenset[str]) -> tuple[list[_Block], str | None]:
+        """Statements up to a stop keyword (returned) or the end (None)."""
+        out: list[_Block] = []
+        while True:
+            cmd = self._next()
+            if cmd is None:
+                return out, None
+            head = _head(cmd)
+            if head in stops:
+                # 'then cmd' or '} cmd' on one line: the rest is a command;
+                # 'elif cond' is read again by _if as the next condition
+                self.pending = cmd if head == "elif" else _strip_keyword(cmd)
+                return out, head
+            if head in ("menuentry", "submenu", "function") or (
+                cmd.words and cmd.words[-1].literal == "{" and not cmd.words[-1].quoted
+            ):
+                body, stop = self.block(frozenset({"}"}))
+                if stop is None:
+                    self.warnings.append(ParseWarning(self.source, cmd.line, "unclosed '{'"))
+                kind = head if head in ("menuentry", "submenu", "function") else "cmd"
+                words = cmd.words[:-1] if cmd.words[-1].literal == "{" else cmd.words
+                out.append(_Block(kind, cmd.line, words, body))
+                continue
+            if head == "if":
+                out.append(self._if(cmd))
+                continue
+            if head in ("while", "until", "for"):
+                body, stop = self.block(frozenset({"done"}))
+                self.warnings.append(
+                    ParseWarning(self.source, cmd.line, f"'{head}' loop not followed")
+                )
+                out.append(_Block("loop", cmd.line, cmd.words, body))
+                continue
+            out.append(_Block("cmd", cmd.line, cmd.words))
+
+    def _if(self, cmd: Command) -> _Block:
+        blk = _Block("if", cmd.line)
+        cond: tuple[Word, ...] | None = cmd.words[1:]
+        while True:
+            # the condition runs to 'then'; its commands may span ';'
+            pre, stop = self.block(frozenset({"then"}))
+            if pre and cond is not None:
+                cond = cond + tuple(w for b in pre for w in b.words)
+            if stop is None:
+                self.warnings.append(ParseWarning(self.source, blk.line, "'if' without 'then'"))
+                return blk
+            body, stop = self.block(frozenset({"elif", "else", "fi"}))
+            blk.branches.append((cond, body))
+            if stop == "elif":
+                nxt = self._next()
+                cond = nxt.words[1:] if nxt is not None else ()
+                continue
+            if stop == "else":
+                body, stop = self.block(frozenset({"fi"}))
+                blk.branches.append((None, body))
+            if stop is None:
+                self.warnings.append(ParseWarning(self.source, blk.line, "'if' without 'fi'"))
+            return blk
+
+
+# --- evaluation ---------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    kind: EntryKind | None = None
+    kernel: str = ""
+    args: list[str] = field(default_factory=list)
+    initrds: list[str] = field(default_factory=list)
+    modules: list[Module] = field(default_factory=list)
+
+
+def _path(word: str) -> str:
+    """A GRUB file name as a path from the root: device prefix dropped."""
+    p = _DEVICE.sub("", word)
+    return p if p.startswith("/") else "/" + p
+
+
+class _Parser:
+    def __init__(self, fs: BootFS, warnings: list[ParseWarning]) -> None:
+        self.fs = fs
+        self.warnings = warnings
+        self.vars: dict[str, str] = {}
+        self.entries: list[BootEntry] = []
+        self.bls_entries: list[BootEntry] = []
+        self.ids: list[tuple[str, str, str]] = []  # (title path, id, index path) per entry
+        self.steps = 0
+
+    def warn(self, source: str, line: int, msg: str) -> None:
+        self.warnings.append(ParseWarning(source, line, msg))
+
+    def expand(self, words: Sequence[Word]) -> list[str]:
+        out: list[str] = []
+        for w in words:
+            pieces: list[str] = [""]
+            produced = w.quoted
+            for p in w.parts:
+                if not p.is_var:
+                    pieces[-1] += p.text
+                    produced = produced or bool(p.text)
+                    continue
+                value = self.vars.get(p.text, "")
+                if p.quoted:
+                    pieces[-1] += value
+                    continue
+                # an unquoted expansion splits on blanks, as in the shell
+                fields = value.split()
+                if not fields:
+                    continue
+                produced = True
+                if value[:1].isspace():
+                    pieces.append("")
+                pieces[-1] += fields[0]
+                pieces.extend(fields[1:])
+                if value[-1:].isspace():
+                    pieces.append("")
+            kept = [x for x in pieces if x] if not w.quoted else pieces
+            if produced:
+                out.extend(kept or ([""] if w.quoted else []))
+        return out
+
+    def run_file(self, path: str, depth: int, menu: list[str]) -> None:
+        text = self.fs.read_text(path)
+        if text is None:
+            self.warn(path, 0, "unreadable")
+            return
+        cmds, lex_warnings = tokenize(text, path)
+        self.warnings.extend(lex_warnings)
+        st = _Structurer(cmds, path, self.warnings)
+        stops = frozenset({"}", "fi", "done"})
+        blocks, stop = st.block(stops)
+        while stop is not None:
+            # a stray closer: note it and read on, so later entries survive
+            self.warn(path, st.cmds[st.i - 1].line if st.i else 0, f"unexpected '{stop}'")
+            st.pending = None
+            more, stop = st.block(stops)
+            blocks.extend(more)
+        self.vars.setdefault("prefix", posixpath.dirname(path))
+        self.vars.setdefault("config_directory", posixpath.dirname(path))
+        self.run(blocks, path, depth, menu, None)
+
+    def run(
+        self, blocks: list[_Block], source: str, depth: int, menu: list[str], entry: _Entry | None
+    ) -> None:
+        for blk in blocks:
+            self.steps += 1
+            if self.steps > MAX_STEPS:
+                self.warn(source, blk.line, "too many statements; rest skipped")
+                return
+            if blk.kind == "if":
+                self.run_if(blk, source, depth, menu, entry)
+            elif blk.kind == "menuentry":
+                if entry is None:
+                    self.menuentry(blk, source, menu)
+            elif blk.kind == "submenu":
+                title, _ = self.title(blk)
+                if entry is None and title is not None:
+                    saved = dict(self.vars)
+                    self.run(blk.body, source, depth, [*menu, title], None)
+                    self.vars = saved
+            elif blk.kind == "cmd":
+                self.command(blk, source, depth, menu, entry)
+
+    def static_condition(self, words: tuple[Word, ...]) -> bool | None:
+        lits = [w.literal for w in words]
+        if any(x is None for x in lits):
+            return None
+        args = [x for x in lits if x is not None]
+        if args == ["true"]:
+            return True
+        if args == ["false"]:
+            return False
+        if len(args) >= 2 and args[0] == "[" and args[-1] == "]":
+            inner = args[1:-1]
+            if len(inner) == 3 and inner[1] in ("=", "=="):
+                return inner[0] == inner[2]
+            if len(inner) == 3 and inner[1] == "!=":
+                return inner[0] != inner[2]
+            if len(inner) == 2 and inner[0] in ("-n", "-z"):
+                return bool(inner[1]) == (inner[0] == "-n")
+        return None
+
+    def run_if(
+        self, blk: _Block, source: str, depth: int, menu: list[str], entry: _Entry | None
+    ) -> None:
+        for cond, body in blk.branches:
+            if cond is None:
+                self.run(body, source, depth, menu, entry)
+                return
+            value = self.static_condition(cond)
+            if value is True:
+                self.run(body, source, depth, menu, entry)
+                return
+            if value is None:
+                # cannot know at parse time: follow this branch and go on to the next
+                self.warn(source, blk.line, "condition not evaluated; both branches taken")
+                self.run(body, source, depth, menu, entry)
+
+    def title(self, blk: _Block) -> tuple[str | None, str]:
+        args = self.expand(blk.words[1:])
+        positional: list[str] = []
+        entry_id = ""
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a in _OPTS_WITH_ARG:
+                if a == "--id" and i + 1 < len(args):
+                    entry_id = args[i + 1]
+                i += 2
+                continue
+            if a.startswith("--id="):
+                entry_id = a[5:]
+            elif not a.startswith("--"):
+                positional.append(a)
+            i += 1
+        if not positional:
+            self.warn("", blk.line, "menu entry without a title")
+            return None, entry_id
+        if not entry_id and len(positional) > 1:
+            entry_id = positional[1]  # `$menuentry_id_option` expanded empty: id stays positional
+        return positional[0], entry_id
+
+    def menuentry(self, blk: _Block, source: str, menu: list[str]) -> None:
+        title, entry_id = self.title(blk)
+        if title is None:
+            self.warn(source, blk.line, "menuentry without a title skipped")
+            return
+        saved = dict(self.vars)
+        e = _Entry()
+        self.run(blk.body, source, MAX_DEPTH, menu, e)
+        self.vars = saved
+        if e.kind is None:
+            self.warn(source, blk.line, f"menuentry {title!r} boots no kernel; skipped")
+            return
+        files = [e.kernel, *e.initrds, *(m.path for m in e.modules)]
+        missing = [f for f in files if not self.fs.exists(f)]
+        entry_warnings = tuple(f"missing file {f}" for f in missing)
+        for msg in entry_warnings:
+            self.warn(source, blk.line, f"{title!r}: {msg}")
+        self.ids.append((">".join([*menu, title]), entry_id, ""))
+        self.entries.append(
+            BootEntry(
+                name=title,
+                kind=e.kind,
+                kernel=e.kernel,
+                initrds=tuple(e.initrds),
+                cmdline=" ".join(e.args),
+                modules=tuple(e.modules),
+                source=source,
+                line=blk.line,
+                files_present=not missing,
+                warnings=entry_warnings,
+            )
+        )
+
+    def command(
+        self, blk: _Block, source: str, depth: int, menu: list[str], entry: _Entry | None
+    ) -> None:
+        words = self.expand(blk.words)
+        if not words:
+            return
+        head, args = words[0], words[1:]
+        if head == "set" or ("=" in head and not head.startswith("=") and len(words) == 1):
+            assign = args[0] if head == "set" and args else head
+            if "=" in assign:
+                name, value = assign.split("=", 1)
+                self.vars[name] = value
+            return
+        if head == "unset":
+            for a in args:
+                self.vars.pop(a, None)
+            return
+        if head == "load_env":
+            self.load_env(args, source, blk.line)
+            return
+        if head == "search":
+            target = "root"
+            for a in args:
+                if a.startswith("--set="):
+                    target = a[len("--set=") :]
+            positional = [a for a in args if not a.startswith("-")]
+            if positional:
+                self.vars[target] = positional[-1]
+            return
+        if head in ("source", "configfile"):
+            if not args:
+                return
+            if depth >= MAX_DEPTH:
+                self.warn(source, blk.line, f"{head} nested too deep; skipped")
+                return
+            file = normalize(_path(args[0]))
+            if file is None:
+                self.warn(source, blk.line, f"{head} path outside the root; skipped")
+                return
+            if head == "configfile":
+                saved = dict(self.vars)
+                self.run_file(file, depth + 1, menu)
+                self.vars = saved
+            else:
+                self.run_file(file, depth + 1, menu)
+            return
+        if head == "blscfg":
+            self.blscfg(source, blk.line)
+            return
+        if entry is None:
+            return
+        if head in _LINUX:
+            if not args:
+                self.warn(source, blk.line, f"{head} without a file")
+                return
+            entry.kind = EntryKind.LINUX
+            entry.kernel = _path(args[0])
+            entry.args = args[1:]
+        elif head in _INITRD:
+            entry.initrds = [_path(a) for a in args if not a.startswith("--")]
+        elif head in _MULTIBOOT:
+            files = [a for a in args if not a.startswith("--")]
+            if not files:
+                self.warn(source, blk.line, f"{head} without a file")
+                return
+            entry.kind = EntryKind.MULTIBOOT
+            entry.kernel = _path(files[0])
+            entry.args = files[1:]
+            entry.modules = []
+        elif head in _MODULE:
+            files = [a for a in args if not a.startswith("--")]
+            if files:
+                entry.modules.append(Module(_path(files[0]), " ".join(files[1:])))
+
+    def load_env(self, args: list[str], source: str, line: int) -> None:
+        path = posixpath.join(self.vars.get("prefix", "/"), "grubenv")
+        names: list[str] = []
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a in ("-f", "--file") and i + 1 < len(args):
+                path = args[i + 1]
+                i += 2
+                continue
+            if a.startswith("--file="):
+                path = a[len("--file=") :]
+            elif not a.startswith("-"):
+                names.append(a)
+            i += 1
+        target = normalize(_path(path))
+        text = self.fs.read_text(target) if target is not None else None
+        if text is None or target is None:
+            self.warn(source, line, f"load_env: no {path}")
+            return
+        env, env_warnings = parse_grubenv(text, target)
+        self.warnings.extend(env_warnings)
+        for k, v in env.items():
+            if not names or k in names:
+                self.vars[k] = v
+
+    def blscfg(self, source: str, line: int) -> None:
+        if not hasattr(self.fs, "listdir"):
+            self.warn(source, line, "blscfg: the file system cannot list directories")
+            return
+        bls_fs = cast(ReadOnlyFs, self.fs)
+        prefix = self.vars.get("prefix", "/")
+        envs = (posixpath.join(prefix, "grubenv"), "/grub2/grubenv", "/boot/grub2/grubenv")
+        for entries_dir in ("/loader/entries", "/boot/loader/entries"):
+            entries, warnings = parse_bls(bls_fs, entries_dir, envs)
+            self.warnings.extend(warnings)
+            if entries:
+                self.entries.extend(entries)
+                self.bls_entries.extend(entries)
+                self.ids.extend(("", "", "") for _ in entries)
+                return
+        self.warn(source, line, "blscfg: no BLS entries")
+
+
+def _default_index(p: _Parser, default: str | None) -> int | None:
+    if not default:
+        return None
+    titles = [t for t, _, _ in p.ids]
+    if default.isdigit():
+        # a number counts top-level menu items; submenu entries have a '>' path
+        top = [i for i, t in enumerate(titles) if ">" not in t]
+        n = int(default)
+        return top[n] if n < len(top) else None
+    for i, (title, entry_id, _) in enumerate(p.ids):
+        if default in (title, entry_id) or (title and default == title.split(">")[-1]):
+            return i
+    return None
+
+
+def parse_grub(fs: BootFS, path: str) -> tuple[list[BootEntry], list[ParseWarning]]:
+    """Menu entries of grub.cfg at path (and what it sources), menu order, rank set."""
+    warnings: list[ParseWarning] = []
+    norm = normalize(path)
+    if norm is None:
+        return [], [ParseWarning(path, 0, "path outside the root")]
+    p = _Parser(fs, warnings)
+    p.run_file(norm, 0, [])
+    entries = [replace(e, rank=i) for i, e in enumerate(p.entries)]
+    idx = _default_index(p, p.vars.get("default"))
+    if idx is None and p.vars.get("default"):
+        warnings.append(ParseWarning(norm, 0, f"default {p.vars['default']!r} matches no entry"))
+    if idx is None:
+        bls_default = [i for i, e in enumerate(entries) if e.is_default]
+        idx = bls_default[0] if bls_default else (0 if entries else None)
+    entries = [replace(e, is_default=(i == idx)) for i, e in enumerate(entries)]
+    return entries, warnings

@@ -1,0 +1,357 @@
+"""GRUB parser: u-root's testdata_new expectations through an adapter,
+hand-written cases for the lexer and the parser, and a seeded mutation run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.boot_configs.entry import BootEntry, ConfigSyntaxError, EntryKind, Module
+from runtime.boot_configs.fs import DirFS, MemoryFS
+from runtime.boot_configs.grub import parse_grub
+from runtime.boot_configs.grub_lexer import tokenize
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO.parent / "shared" / "corpora" / "u-root" / "pkg" / "boot" / "grub" / "testdata_new"
+CASES = sorted(p.stem for p in CORPUS.glob("*.json")) if CORPUS.is_dir() else []
+needs_corpus = pytest.mark.skipif(not CASES, reason="u-root corpus not present")
+
+
+class ListingDirFS(DirFS):
+    """DirFS plus listdir, which blscfg (parse_bls) needs."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self._base = root
+
+    def listdir(self, path: str) -> list[str] | None:
+        try:
+            return sorted(os.listdir(self._base / path.lstrip("/")))
+        except OSError:
+            return None
+
+
+# --- u-root expectations ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    name: str
+    kind: EntryKind
+    kernel: str
+    initrds: tuple[str, ...]
+    cmdline: tuple[str, ...]  # loose words, see _loose
+    modules: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+_VARREF = re.compile(r"\$\{?[A-Za-z0-9_]+\}?")
+
+
+def _loose(cmdline: str) -> tuple[str, ...]:
+    """u-root keeps GRUB's text raw: variables unexpanded (${loopback}),
+    backslashes and quotes in place. We expand as GRUB does, so both sides drop
+    backslashes and quotes, words holding a reference, and words an empty
+    expansion left as 'key='; the expected words must then appear in order."""
+    out = []
+    for w in cmdline.replace("\\", "").replace('"', "").replace("'", "").split():
+        if _VARREF.search(w) or w.endswith("="):
+            continue
+        out.append(w)
+    return tuple(out)
+
+
+def _file(obj: dict[str, Any]) -> str:
+    # u-root names files file:///testdata_new/<device dir>/<path> (or "name"
+    # without the scheme); a search --fs-uuid may resolve to another device dir
+    ref = str(obj.get("url") or obj.get("name"))
+    ref = ref.removeprefix("file://").lstrip("/").removeprefix("testdata_new/")
+    return "/" + ref.split("/", 1)[1]
+
+
+def _expected(raw: dict[str, Any]) -> Expected:
+    kind = {"linux": EntryKind.LINUX, "multiboot": EntryKind.MULTIBOOT}[raw["image_type"]]
+    modules = tuple(
+        # u-root starts a module's command line with its own file name
+        (_file(m), _loose(" ".join(str(m.get("cmdline", "")).split()[1:])))
+        for m in raw.get("modules", [])
+    )
+    initrds = tuple(_file(raw["initrd"]).split(",")) if "initrd" in raw else ()
+    return Expected(
+        str(raw["name"]), kind, _file(raw["kernel"]), initrds,
+        _loose(str(raw.get("cmdline", ""))), modules,
+    )  # fmt: skip
+
+
+def _subseq(small: tuple[str, ...], big: tuple[str, ...]) -> bool:
+    it = iter(big)
+    return all(any(x == y for y in it) for x in small)
+
+
+def _matches(exp: Expected, e: BootEntry) -> bool:
+    # u-root names a BLS entry "<title> <version>"; GRUB's blscfg shows the title
+    bls_name = e.source.endswith(".conf") and exp.name.startswith(e.name + " ")
+    return (
+        (exp.name == e.name or bls_name)
+        and exp.kind is e.kind
+        and exp.kernel == e.kernel
+        and exp.initrds == e.initrds
+        and _subseq(exp.cmdline, _loose(e.cmdline))
+        and len(exp.modules) == len(e.modules)
+        and all(
+            p == m.path and _subseq(words, _loose(m.cmdline))
+            for (p, words), m in zip(exp.modules, e.modules, strict=True)
+        )
+    )
+
+
+def _config(case: str) -> str:
+    base = CORPUS / case
+    for rel in ("EFI/BOOT/grub.cfg", "EFI/centos/grub.cfg", "boot/grub2/grub.cfg",
+                "boot/grub/grub.cfg", "grub2/grub.cfg", "grub/grub.cfg"):  # fmt: skip
+        if (base / rel).is_file():
+            return "/" + rel
+    raise AssertionError(f"no grub.cfg in {case}")
+
+
+def _u_root_case(case: str) -> tuple[list[Expected], list[BootEntry]]:
+    raw = json.loads((CORPUS / f"{case}.json").read_text())
+    entries, _ = parse_grub(ListingDirFS(CORPUS / case), _config(case))
+    return [_expected(r) for r in raw], entries
+
+
+def _count(case: str) -> tuple[int, int]:
+    expected, entries = _u_root_case(case)
+    return sum(1 for x in expected if any(_matches(x, e) for e in entries)), len(expected)
+
+
+@needs_corpus
+@pytest.mark.parametrize("case", CASES)
+def test_u_root_expectations(case: str) -> None:
+    passed, total = _count(case)
+    print(f"{case}: {passed}/{total} u-root expectations match")
+    assert passed == total
+
+
+@needs_corpus
+def test_u_root_total() -> None:
+    passed = total = 0
+    for case in CASES:
+        p, t = _count(case)
+        passed += p
+        total += t
+    print(f"u-root grub: {passed}/{total} expected entries match")
+    assert passed == total
+
+
+@needs_corpus
+def test_u_root_defaults_and_missing_files() -> None:
+    entries, warnings = parse_grub(
+        ListingDirFS(CORPUS / "CentOS_7_x86_64_DVD_1810"), "/EFI/BOOT/grub.cfg"
+    )
+    # set default="1": the second entry
+    assert [e.name for e in entries if e.is_default] == ["Test this media & install CentOS 7"]
+    # the corpus keeps configurations only
+    assert all(not e.files_present for e in entries)
+    assert any("missing" in w.message for w in warnings)
+    assert [e.rank for e in entries] == list(range(len(entries)))
+    bls, _ = parse_grub(
+        ListingDirFS(CORPUS / "CentOS_8_Stream_x86_64_blscfg_sda1"), "/EFI/centos/grub.cfg"
+    )
+    # grubenv's saved_entry names the 5.18.0 entry, but an unevaluated
+    # OSTree branch later sets default=1 and both branches are taken
+    assert [e.name for e in bls if e.is_default] == [
+        "CentOS Linux (0-rescue-9af7b02ac08149d985841c07c8ff366e) 8"
+    ]
+    assert all(e.files_present for e in bls)
+
+
+# --- lexer --------------------------------------------------------------------
+
+
+def _words(text: str) -> list[list[str]]:
+    cmds, _ = tokenize(text)
+    return [[w.raw() for w in c.words] for c in cmds]
+
+
+def test_lexer_quotes_escapes_comments() -> None:
+    assert _words("a 'b c' \"d $x e\" f\\ g # comment\nh;i") == [
+        ["a", "b c", "d ${x} e", "f g"],
+        ["h"],
+        ["i"],
+    ]
+    assert _words("linux /vmlinuz \\\n  ro quiet") == [["linux", "/vmlinuz", "ro", "quiet"]]
+    assert _words('echo "a\\"b\\$c\\d"') == [["echo", 'a"b$c\\d']]
+    assert _words("echo a#b ${y}z $") == [["echo", "a#b", "${y}z", "$"]]
+    cmds, _ = tokenize("x\n\n  y \\\n z\n")
+    assert [c.line for c in cmds] == [1, 3]
+
+
+def test_lexer_unterminated_quote_warns() -> None:
+    cmds, warnings = tokenize("menuentry 'broken {\n linux /v\n}\n", "f.cfg")
+    assert cmds and warnings and "unterminated" in warnings[0].message
+
+
+# --- parser -------------------------------------------------------------------
+
+
+def _fs(cfg: str, **extra: str) -> MemoryFS:
+    files = {"/boot/grub/grub.cfg": cfg}
+    files.update({"/" + k.replace("__", "/").replace("_DOT_", "."): v for k, v in extra.items()})
+    for name in ("vmlinuz", "initrd.img", "ucode.img", "xen.gz"):
+        files.setdefault(f"/boot/{name}", "x")
+    return MemoryFS(files)
+
+
+def _parse(cfg: str, **extra: str) -> tuple[list[BootEntry], list[str]]:
+    entries, warnings = parse_grub(_fs(cfg, **extra), "/boot/grub/grub.cfg")
+    return entries, [str(w) for w in warnings]
+
+
+def test_menuentry_vars_and_initrds() -> None:
+    entries, warnings = _parse(
+        "set opts='ro quiet'\nset k=/boot/vmlinuz\n"
+        "menuentry 'One' --class os {\n  linux (hd0,1)$k root=/dev/sda1 $opts\n"
+        "  initrd /boot/ucode.img (hd0,1)/boot/initrd.img\n}\n"
+    )
+    assert warnings == []
+    (one,) = entries
+    assert one == BootEntry(
+        name="One",
+        kind=EntryKind.LINUX,
+        kernel="/boot/vmlinuz",
+        initrds=("/boot/ucode.img", "/boot/initrd.img"),
+        cmdline="root=/dev/sda1 ro quiet",
+        source="/boot/grub/grub.cfg",
+        line=3,
+        is_default=True,
+    )
+
+
+def test_submenu_default_by_title_id_and_number() -> None:
+    cfg = (
+        "set default={d}\n"
+        "menuentry A {{ linux /boot/vmlinuz }}\n"
+        "submenu Sub {{\n menuentry B --id b-id {{ linux16 /boot/vmlinuz }}\n"
+        " menuentry C {{ linuxefi /boot/vmlinuz }}\n}}\n"
+    )
+    for d, want in (("0", "A"), ("b-id", "B"), ("'Sub>C'", "C"), ("C", "C")):
+        entries, _ = _parse(cfg.format(d=d))
+        assert [e.name for e in entries] == ["A", "B", "C"]
+        assert [e.name for e in entries if e.is_default] == [want], d
+
+
+def test_multiboot_modules_and_missing_files() -> None:
+    entries, warnings = _parse(
+        "menuentry Xen {\n multiboot2 /boot/xen.gz dom0_mem=1G\n"
+        " module2 /boot/vmlinuz root=x ro\n module2 --nounzip /boot/gone.img\n}\n"
+    )
+    (xen,) = entries
+    assert xen.kind is EntryKind.MULTIBOOT
+    assert xen.cmdline == "dom0_mem=1G"
+    assert xen.modules == (Module("/boot/vmlinuz", "root=x ro"), Module("/boot/gone.img"))
+    assert not xen.files_present
+    assert any("/boot/gone.img" in w and ":1:" in w for w in warnings)
+
+
+def test_if_static_and_dynamic() -> None:
+    entries, warnings = _parse(
+        "if [ a = b ]; then set x=1; else set x=2; fi\n"
+        "if [ -s $prefix/grubenv ]; then set y=3\nfi\n"
+        "menuentry E { linux /boot/vmlinuz x=$x y=$y }\n"
+    )
+    assert entries[0].cmdline == "x=2 y=3"
+    assert sum("both branches" in w for w in warnings) == 1
+
+
+def test_load_env_source_configfile_and_loops() -> None:
+    entries, warnings = _parse(
+        "load_env\nsource /boot/grub/extra.cfg\nconfigfile /boot/grub/grub.cfg\n"
+        "menuentry \"$title\" { linux /boot/vmlinuz $kernelopts }\n",
+        boot__grub__grubenv="# GRUB Environment Block\nkernelopts=root=/dev/x ro\n",
+        boot__grub__extra_DOT_cfg="set title=Sourced\nset default=Sourced\n",
+    )
+    assert entries[0].name == "Sourced"
+    assert entries[0].cmdline == "root=/dev/x ro"
+    assert entries[0].is_default
+    assert any("too deep" in w for w in warnings)
+
+
+def test_broken_entries_skipped_with_warnings() -> None:
+    entries, warnings = _parse(
+        "menuentry { linux /boot/vmlinuz }\nmenuentry NoKernel { echo hi }\n"
+        "menuentry Good { linux /boot/vmlinuz }\n}\nfi\nsource ../../etc/passwd\n"
+    )
+    assert [e.name for e in entries] == ["Good"]
+    assert any("no kernel" in w for w in warnings)
+    assert any("outside the root" in w for w in warnings)
+
+
+# --- robustness ---------------------------------------------------------------
+
+TOKENS = [
+    "menuentry", "submenu", "{", "}", "if", "then", "else", "elif", "fi", "function", "'", '"',
+    "\\", "$", "${", "${x}", "set", "set x=", "linux", "initrd", "multiboot", "module",
+    "source /boot/grub/grub.cfg", "configfile", "load_env", "blscfg", "search --set=root",
+    ";", "#", "\n", "\0", "(hd0,1)", "../..", "default=", "while", "done", "[", "]",
+]  # fmt: skip
+
+
+def _mutate(rng: random.Random, text: str) -> str:
+    lines = text.splitlines(keepends=True) or [""]
+    for _ in range(rng.randint(1, 8)):
+        i = rng.randrange(len(lines))
+        op = rng.randrange(6)
+        if op == 0:
+            lines[i] = rng.choice(TOKENS) + " " + lines[i]
+        elif op == 1:
+            del lines[i]
+            lines = lines or [""]
+        elif op == 2:
+            lines.insert(i, rng.choice(TOKENS) + " " + rng.choice(TOKENS) + "\n")
+        elif op == 3:
+            lines[i] = lines[i] * rng.randint(2, 4)
+        elif op == 4:
+            cut = rng.randrange(len(lines[i]) + 1)
+            lines[i] = lines[i][:cut] + rng.choice(TOKENS) + lines[i][cut:]
+        else:
+            lines[i] = "".join(chr(rng.randrange(1, 0x250)) for _ in range(rng.randrange(20)))
+    return "".join(lines)
+
+
+@needs_corpus
+def test_mutated_corpus_only_raises_config_syntax_error() -> None:
+    rng = random.Random(0x6B0B)
+    configs: dict[str, dict[str, str]] = {}
+    mains: dict[str, str] = {}
+    for case in CASES:
+        base = CORPUS / case
+        configs[case] = {
+            "/" + str(p.relative_to(base)): p.read_text(errors="replace")
+            for p in base.rglob("*")
+            if p.is_file() and p.suffix in (".cfg", ".conf", "") and p.stat().st_size < 200_000
+        }
+        mains[case] = _config(case)
+    tried = 0
+    for _ in range(300):
+        case = rng.choice(CASES)
+        files = dict(configs[case])
+        cfgs = sorted(p for p in files if p.endswith((".cfg", ".conf", "grubenv")))
+        for path in rng.sample(cfgs, k=min(3, len(cfgs))):
+            files[path] = _mutate(rng, files[path])
+        try:
+            entries, warnings = parse_grub(MemoryFS(files), mains[case])
+        except ConfigSyntaxError:
+            pass
+        else:
+            assert all(isinstance(e, BootEntry) for e in entries)
+            assert all(str(w) for w in warnings)
+        tried += 1
+    print(f"grub mutation run: {tried} inputs tried")
+    assert tried == 300
