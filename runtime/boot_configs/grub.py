@@ -19,7 +19,13 @@ from dataclasses import dataclass, field, replace
 from typing import cast
 
 from runtime.boot_configs.bls import ReadOnlyFs, parse_bls
-from runtime.boot_configs.entry import BootEntry, EntryKind, Module, ParseWarning
+from runtime.boot_configs.entry import (
+    BootEntry,
+    ConfigSyntaxError,
+    EntryKind,
+    Module,
+    ParseWarning,
+)
 from runtime.boot_configs.fs import BootFS, normalize
 from runtime.boot_configs.grub_lexer import Command, Word, tokenize
 from runtime.boot_configs.grubenv import parse_grubenv
@@ -28,6 +34,13 @@ from runtime.boot_configs.grubenv import parse_grubenv
 MAX_DEPTH = 8
 #: statements executed per parse, so nested blocks cannot blow up the work.
 MAX_STEPS = 200_000
+#: nested blocks ({ }, if) deeper than this are not a real menu: refuse the file.
+MAX_NESTING = 64
+#: a variable value longer than this is cut: `set a=$a$a` doubles each line.
+MAX_VALUE = 64 * 1024
+#: files read per parse (source/configfile can fan out before MAX_DEPTH stops it).
+MAX_READS = 64
+MAX_EXPANSION = 1024 * 1024
 
 _DEVICE = re.compile(r"^\([^)]*\)")
 _LINUX = frozenset({"linux", "linux16", "linuxefi", "kernel"})
@@ -89,6 +102,12 @@ class _Structurer:
         self.source = source
         self.warnings = warnings
         self.pending: Command | None = None  # a command after a keyword on its line
+        self.nesting = 0
+
+    def _nested(self, line: int) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise ConfigSyntaxError(f"{self.source}:{line}: blocks nested too deep")
 
     def _next(self) -> Command | None:
         if self.pending is not None:
@@ -116,7 +135,9 @@ class _Structurer:
             if head in ("menuentry", "submenu", "function") or (
                 cmd.words and cmd.words[-1].literal == "{" and not cmd.words[-1].quoted
             ):
+                self._nested(cmd.line)
                 body, stop = self.block(frozenset({"}"}))
+                self.nesting -= 1
                 if stop is None:
                     self.warnings.append(ParseWarning(self.source, cmd.line, "unclosed '{'"))
                 kind = head if head in ("menuentry", "submenu", "function") else "cmd"
@@ -124,10 +145,14 @@ class _Structurer:
                 out.append(_Block(kind, cmd.line, words, body))
                 continue
             if head == "if":
+                self._nested(cmd.line)
                 out.append(self._if(cmd))
+                self.nesting -= 1
                 continue
             if head in ("while", "until", "for"):
+                self._nested(cmd.line)
                 body, stop = self.block(frozenset({"done"}))
+                self.nesting -= 1
                 self.warnings.append(
                     ParseWarning(self.source, cmd.line, f"'{head}' loop not followed")
                 )
@@ -187,6 +212,8 @@ class _Parser:
         self.bls_entries: list[BootEntry] = []
         self.ids: list[tuple[str, str, str]] = []  # (title path, id, index path) per entry
         self.steps = 0
+        self.reads = 0
+        self.exec_depth = 0
 
     def warn(self, source: str, line: int, msg: str) -> None:
         self.warnings.append(ParseWarning(source, line, msg))
@@ -216,12 +243,18 @@ class _Parser:
                 pieces.extend(fields[1:])
                 if value[-1:].isspace():
                     pieces.append("")
+            if sum(map(len, pieces)) > MAX_EXPANSION:
+                raise ConfigSyntaxError("a word expands to more than 1 MiB")
             kept = [x for x in pieces if x] if not w.quoted else pieces
             if produced:
                 out.extend(kept or ([""] if w.quoted else []))
         return out
 
     def run_file(self, path: str, depth: int, menu: list[str]) -> None:
+        self.reads += 1
+        if self.reads > MAX_READS:
+            self.warn(path, 0, "too many files read; skipped")
+            return
         text = self.fs.read_text(path)
         if text is None:
             self.warn(path, 0, "unreadable")
@@ -242,6 +275,19 @@ class _Parser:
         self.run(blocks, path, depth, menu, None)
 
     def run(
+        self, blocks: list[_Block], source: str, depth: int, menu: list[str], entry: _Entry | None
+    ) -> None:
+        if self.exec_depth >= MAX_NESTING:
+            # nested blocks across sourced files: stop before Python's stack does
+            self.warn(source, blocks[0].line if blocks else 0, "nested too deep; skipped")
+            return
+        self.exec_depth += 1
+        try:
+            self._run(blocks, source, depth, menu, entry)
+        finally:
+            self.exec_depth -= 1
+
+    def _run(
         self, blocks: list[_Block], source: str, depth: int, menu: list[str], entry: _Entry | None
     ) -> None:
         for blk in blocks:
@@ -366,6 +412,9 @@ class _Parser:
             assign = args[0] if head == "set" and args else head
             if "=" in assign:
                 name, value = assign.split("=", 1)
+                if len(value) > MAX_VALUE:
+                    self.warn(source, blk.line, f"${name} longer than {MAX_VALUE}; cut")
+                    value = value[:MAX_VALUE]
                 self.vars[name] = value
             return
         if head == "unset":

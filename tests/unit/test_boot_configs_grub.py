@@ -355,3 +355,47 @@ def test_mutated_corpus_only_raises_config_syntax_error() -> None:
         tried += 1
     print(f"grub mutation run: {tried} inputs tried")
     assert tried == 300
+
+
+def test_hostile_shapes_are_bounded() -> None:
+    # deep nesting is refused, not a RecursionError
+    with pytest.raises(ConfigSyntaxError):
+        _parse("if true; then\n" * 5000 + "fi\n" * 5000)
+    with pytest.raises(ConfigSyntaxError):
+        _parse("submenu a {\n" * 5000)
+    # doubling a variable is cut, not an exhausted memory
+    entries, warnings = _parse(
+        "set a=x\n" + "set a=$a$a\n" * 40 + "menuentry A { linux /boot/vmlinuz $a }\n"
+    )
+    assert len(entries[0].cmdline) <= 64 * 1024
+    assert any("cut" in w for w in warnings)
+    # a file sourcing itself twice fans out; the read budget stops it
+    entries, warnings = _parse(
+        "source /boot/grub/grub.cfg\nsource /boot/grub/grub.cfg\n"
+        "menuentry A { linux /boot/vmlinuz }\n"
+    )
+    assert entries and any("too many files" in w for w in warnings)
+
+
+# --- GRUB's script tests, as u-root records their echo output -----------------
+
+SCRIPTS = CORPUS.parent / "testdata"
+SCRIPT_CASES = sorted(p.stem for p in SCRIPTS.glob("*.in")) if SCRIPTS.is_dir() else []
+
+
+def _echo_words(stem: str) -> tuple[list[list[str]], list[list[str]]]:
+    cmds, _ = tokenize((SCRIPTS / f"{stem}.in").read_text())
+    got = [[w.raw() for w in c.words[1:]] for c in cmds if c.words[0].raw() == "echo"]
+    want: list[list[str]] = []
+    for line in (SCRIPTS / f"{stem}.out").read_text().splitlines():
+        if line.startswith("echo:[]string{"):
+            # Go's quoted strings are JSON strings here
+            want.append(json.loads("[" + line[len("echo:[]string{") : -1] + "]"))
+    return got, want
+
+
+@pytest.mark.skipif(not SCRIPT_CASES, reason="u-root corpus not present")
+@pytest.mark.parametrize("stem", SCRIPT_CASES)
+def test_grub_script_echo_words(stem: str) -> None:
+    got, want = _echo_words(stem)
+    assert got == want
