@@ -210,7 +210,12 @@ class _Parser:
         self.vars: dict[str, str] = {}
         self.entries: list[BootEntry] = []
         self.bls_entries: list[BootEntry] = []
-        self.ids: list[tuple[str, str, str]] = []  # (title path, id, index path) per entry
+        # per entry: (title path, id path, index path), each joined with '>'
+        self.ids: list[tuple[str, str, str]] = []
+        # GRUB's `default` counts items per menu level; submenus count too
+        self.counters: list[int] = [0]
+        self.index_path: list[str] = []
+        self.id_path: list[str] = []
         self.steps = 0
         self.reads = 0
         self.exec_depth = 0
@@ -301,10 +306,17 @@ class _Parser:
                 if entry is None:
                     self.menuentry(blk, source, menu)
             elif blk.kind == "submenu":
-                title, _ = self.title(blk)
+                title, sub_id = self.title(blk)
                 if entry is None and title is not None:
                     saved = dict(self.vars)
+                    self.index_path.append(str(self.counters[-1]))
+                    self.id_path.append(sub_id or title)
+                    self.counters.append(0)
                     self.run(blk.body, source, depth, [*menu, title], None)
+                    self.counters.pop()
+                    self.counters[-1] += 1
+                    self.index_path.pop()
+                    self.id_path.pop()
                     self.vars = saved
             elif blk.kind == "cmd":
                 self.command(blk, source, depth, menu, entry)
@@ -385,7 +397,14 @@ class _Parser:
         entry_warnings = tuple(f"missing file {f}" for f in missing)
         for msg in entry_warnings:
             self.warn(source, blk.line, f"{title!r}: {msg}")
-        self.ids.append((">".join([*menu, title]), entry_id, ""))
+        self.ids.append(
+            (
+                ">".join([*menu, title]),
+                ">".join([*self.id_path, entry_id or title]),
+                ">".join([*self.index_path, str(self.counters[-1])]),
+            )
+        )
+        self.counters[-1] += 1
         self.entries.append(
             BootEntry(
                 name=title,
@@ -517,7 +536,12 @@ class _Parser:
             if entries:
                 self.entries.extend(entries)
                 self.bls_entries.extend(entries)
-                self.ids.extend(("", "", "") for _ in entries)
+                for e in entries:
+                    # BLS entries are menu items of their own; the id is the file name
+                    bls_id = posixpath.basename(e.source).removesuffix(".conf")
+                    index = ">".join([*self.index_path, str(self.counters[-1])])
+                    self.ids.append((e.name, bls_id, index))
+                    self.counters[-1] += 1
                 return
         self.warn(source, line, "blscfg: no BLS entries")
 
@@ -525,14 +549,12 @@ class _Parser:
 def _default_index(p: _Parser, default: str | None) -> int | None:
     if not default:
         return None
-    titles = [t for t, _, _ in p.ids]
-    if default.isdigit():
-        # a number counts top-level menu items; submenu entries have a '>' path
-        top = [i for i, t in enumerate(titles) if ">" not in t]
-        n = int(default)
-        return top[n] if n < len(top) else None
+    for i, (title, entry_id, index) in enumerate(p.ids):
+        if default in (title, entry_id, index):
+            return i
+    # a bare title or id of an entry inside a submenu
     for i, (title, entry_id, _) in enumerate(p.ids):
-        if default in (title, entry_id) or (title and default == title.split(">")[-1]):
+        if default in (title.split(">")[-1], entry_id.split(">")[-1]):
             return i
     return None
 
