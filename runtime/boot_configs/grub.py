@@ -197,6 +197,12 @@ class _Entry:
     modules: list[Module] = field(default_factory=list)
 
 
+def _cmdline(args: Sequence[str]) -> str:
+    """GRUB's loaders rejoin arguments with spaces and put double quotes round
+    one holding a blank, so `x="a b"` reaches the kernel as one parameter."""
+    return " ".join(f'"{a}"' if any(c in a for c in " \t") else a for a in args)
+
+
 def _path(word: str) -> str:
     """A GRUB file name as a path from the root: device prefix dropped."""
     p = _DEVICE.sub("", word)
@@ -411,7 +417,7 @@ class _Parser:
                 kind=e.kind,
                 kernel=e.kernel,
                 initrds=tuple(e.initrds),
-                cmdline=" ".join(e.args),
+                cmdline=_cmdline(e.args),
                 modules=tuple(e.modules),
                 source=source,
                 line=blk.line,
@@ -495,7 +501,7 @@ class _Parser:
         elif head in _MODULE:
             files = [a for a in args if not a.startswith("--")]
             if files:
-                entry.modules.append(Module(_path(files[0]), " ".join(files[1:])))
+                entry.modules.append(Module(_path(files[0]), _cmdline(files[1:])))
 
     def load_env(self, args: list[str], source: str, line: int) -> None:
         path = posixpath.join(self.vars.get("prefix", "/"), "grubenv")

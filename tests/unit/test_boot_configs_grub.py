@@ -401,3 +401,11 @@ def _echo_words(stem: str) -> tuple[list[list[str]], list[list[str]]]:
 def test_grub_script_echo_words(stem: str) -> None:
     got, want = _echo_words(stem)
     assert got == want
+
+
+def test_argument_with_blanks_stays_one_parameter() -> None:
+    entries, _ = _parse(
+        "set v='a b'\nmenuentry Q {\n linux /boot/vmlinuz x=\"A longer one\" y=$v \"$v\"\n}\n"
+    )
+    # an unquoted expansion splits; a quoted word with blanks is re-quoted whole
+    assert entries[0].cmdline == '"x=A longer one" y=a b "a b"'
