@@ -312,7 +312,7 @@ class _Parser:
                 if entry is None:
                     self.menuentry(blk, source, menu)
             elif blk.kind == "submenu":
-                title, sub_id = self.title(blk)
+                title, sub_id = self.title(blk, source)
                 if entry is None and title is not None:
                     saved = dict(self.vars)
                     self.index_path.append(str(self.counters[-1]))
@@ -362,7 +362,7 @@ class _Parser:
                 self.warn(source, blk.line, "condition not evaluated; both branches taken")
                 self.run(body, source, depth, menu, entry)
 
-    def title(self, blk: _Block) -> tuple[str | None, str]:
+    def title(self, blk: _Block, source: str) -> tuple[str | None, str]:
         args = self.expand(blk.words[1:])
         positional: list[str] = []
         entry_id = ""
@@ -380,16 +380,15 @@ class _Parser:
                 positional.append(a)
             i += 1
         if not positional:
-            self.warn("", blk.line, "menu entry without a title")
+            self.warn(source, blk.line, f"{blk.kind} without a title; skipped")
             return None, entry_id
         if not entry_id and len(positional) > 1:
             entry_id = positional[1]  # `$menuentry_id_option` expanded empty: id stays positional
         return positional[0], entry_id
 
     def menuentry(self, blk: _Block, source: str, menu: list[str]) -> None:
-        title, entry_id = self.title(blk)
+        title, entry_id = self.title(blk, source)
         if title is None:
-            self.warn(source, blk.line, "menuentry without a title skipped")
             return
         saved = dict(self.vars)
         e = _Entry()

@@ -409,3 +409,22 @@ def test_argument_with_blanks_stays_one_parameter() -> None:
     )
     # an unquoted expansion splits; a quoted word with blanks is re-quoted whole
     assert entries[0].cmdline == '"x=A longer one" y=a b "a b"'
+
+
+def test_token_soup_only_raises_config_syntax_error() -> None:
+    rng = random.Random(0x9B0B)
+    words = [*TOKENS, "A", "/boot/vmlinuz", "x", "=", "-a", "-n", "--id", "'t'", '"q"', "\\\n"]
+    tried = 0
+    for _ in range(3000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randrange(60)))
+        env = "# GRUB Environment Block\n" + " ".join(rng.choice(words) for _ in range(10))
+        try:
+            entries, warnings = _parse(text, boot__grub__grubenv=env)
+        except ConfigSyntaxError:
+            pass
+        else:
+            assert all(w for w in warnings)
+            assert sum(e.is_default for e in entries) == (1 if entries else 0)
+        tried += 1
+    print(f"grub token soup: {tried} inputs tried")
+    assert tried == 3000
