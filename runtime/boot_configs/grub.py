@@ -224,6 +224,10 @@ class _Parser:
         self.id_path: list[str] = []
         self.steps = 0
         self.reads = 0
+        # >0 while inside a branch taken without knowing its condition
+        self.dynamic = 0
+        # names whose value depends on the machine or on an unknown branch
+        self.uncertain: set[str] = {"prefix", "config_directory", "root", "cmdpath"}
         self.exec_depth = 0
 
     def warn(self, source: str, line: int, msg: str) -> None:
@@ -314,7 +318,7 @@ class _Parser:
             elif blk.kind == "submenu":
                 title, sub_id = self.title(blk, source)
                 if entry is None and title is not None:
-                    saved = dict(self.vars)
+                    saved, unsure = dict(self.vars), set(self.uncertain)
                     self.index_path.append(str(self.counters[-1]))
                     self.id_path.append(sub_id or title)
                     self.counters.append(0)
@@ -323,44 +327,55 @@ class _Parser:
                     self.counters[-1] += 1
                     self.index_path.pop()
                     self.id_path.pop()
-                    self.vars = saved
+                    self.vars, self.uncertain = saved, unsure
             elif blk.kind == "cmd":
                 self.command(blk, source, depth, menu, entry)
 
     def static_condition(self, words: tuple[Word, ...]) -> bool | None:
-        lits = [w.literal for w in words]
-        if any(x is None for x in lits):
-            return None
-        args = [x for x in lits if x is not None]
+        """True/False when known at parse time, else None. Known: literals, and
+        variables set for certain (outside any unevaluated branch)."""
+        for w in words:
+            for part in w.parts:
+                if part.is_var and (part.text not in self.vars or part.text in self.uncertain):
+                    return None
+        args = self.expand(words)
         if args == ["true"]:
             return True
         if args == ["false"]:
             return False
         if len(args) >= 2 and args[0] == "[" and args[-1] == "]":
-            inner = args[1:-1]
-            if len(inner) == 3 and inner[1] in ("=", "=="):
-                return inner[0] == inner[2]
-            if len(inner) == 3 and inner[1] == "!=":
-                return inner[0] != inner[2]
-            if len(inner) == 2 and inner[0] in ("-n", "-z"):
-                return bool(inner[1]) == (inner[0] == "-n")
+            return _test(args[1:-1])
+        if args and args[0] == "test":
+            return _test(args[1:])
         return None
 
     def run_if(
         self, blk: _Block, source: str, depth: int, menu: list[str], entry: _Entry | None
     ) -> None:
+        dynamic = False  # once a branch was unknown, every later one is too
         for cond, body in blk.branches:
-            if cond is None:
-                self.run(body, source, depth, menu, entry)
-                return
-            value = self.static_condition(cond)
-            if value is True:
-                self.run(body, source, depth, menu, entry)
-                return
+            value = True if cond is None else self.static_condition(cond)
+            if value is False:
+                continue
             if value is None:
-                # cannot know at parse time: follow this branch and go on to the next
                 self.warn(source, blk.line, "condition not evaluated; both branches taken")
+                dynamic = True
+            if dynamic:
+                self.dynamic += 1
+                try:
+                    self.run(body, source, depth, menu, entry)
+                finally:
+                    self.dynamic -= 1
+            else:
                 self.run(body, source, depth, menu, entry)
+                return
+
+    def assign(self, name: str, value: str, certain: bool = True) -> None:
+        self.vars[name] = value
+        if certain and not self.dynamic:
+            self.uncertain.discard(name)
+        else:
+            self.uncertain.add(name)
 
     def title(self, blk: _Block, source: str) -> tuple[str | None, str]:
         args = self.expand(blk.words[1:])
@@ -390,10 +405,10 @@ class _Parser:
         title, entry_id = self.title(blk, source)
         if title is None:
             return
-        saved = dict(self.vars)
+        saved, unsure = dict(self.vars), set(self.uncertain)
         e = _Entry()
         self.run(blk.body, source, MAX_DEPTH, menu, e)
-        self.vars = saved
+        self.vars, self.uncertain = saved, unsure
         if e.kind is None:
             self.warn(source, blk.line, f"menuentry {title!r} boots no kernel; skipped")
             return
@@ -439,7 +454,7 @@ class _Parser:
                 if len(value) > MAX_VALUE:
                     self.warn(source, blk.line, f"${name} longer than {MAX_VALUE}; cut")
                     value = value[:MAX_VALUE]
-                self.vars[name] = value
+                self.assign(name, value)
             return
         if head == "unset":
             for a in args:
@@ -455,7 +470,7 @@ class _Parser:
                     target = a[len("--set=") :]
             positional = [a for a in args if not a.startswith("-")]
             if positional:
-                self.vars[target] = positional[-1]
+                self.assign(target, positional[-1], certain=False)
             return
         if head in ("source", "configfile"):
             if not args:
@@ -468,9 +483,9 @@ class _Parser:
                 self.warn(source, blk.line, f"{head} path outside the root; skipped")
                 return
             if head == "configfile":
-                saved = dict(self.vars)
+                saved, unsure = dict(self.vars), set(self.uncertain)
                 self.run_file(file, depth + 1, menu)
-                self.vars = saved
+                self.vars, self.uncertain = saved, unsure
             else:
                 self.run_file(file, depth + 1, menu)
             return
@@ -526,7 +541,7 @@ class _Parser:
         self.warnings.extend(env_warnings)
         for k, v in env.items():
             if not names or k in names:
-                self.vars[k] = v
+                self.assign(k, v)
 
     def blscfg(self, source: str, line: int) -> None:
         if not hasattr(self.fs, "listdir"):
@@ -549,6 +564,41 @@ class _Parser:
                     self.counters[-1] += 1
                 return
         self.warn(source, line, "blscfg: no BLS entries")
+
+
+def _test(args: list[str]) -> bool | None:
+    """GRUB's `test` on known strings: -o, -a, !, -n, -z, =, ==, !=, integer
+    comparisons; file tests need the machine, so they stay unknown (None)."""
+    if len(args) > 32:
+        return None  # no menu needs more; bounds the recursion below
+    for joiner in ("-o", "-a"):
+        if joiner in args:
+            i = args.index(joiner)
+            left, right = _test(args[:i]), _test(args[i + 1 :])
+            if left is None or right is None:
+                return None
+            return (left or right) if joiner == "-o" else (left and right)
+    if args[:1] == ["!"]:
+        v = _test(args[1:])
+        return None if v is None else not v
+    if len(args) == 1:
+        return bool(args[0])
+    if len(args) == 2 and args[0] in ("-n", "-z"):
+        return bool(args[1]) == (args[0] == "-n")
+    if len(args) == 3:
+        lhs, op, rhs = args
+        if op in ("=", "=="):
+            return lhs == rhs
+        if op == "!=":
+            return lhs != rhs
+        ops = {"-eq": 0, "-ne": 1, "-lt": 2, "-le": 3, "-gt": 4, "-ge": 5}
+        if op in ops:
+            try:
+                x, y = int(lhs), int(rhs)
+            except ValueError:
+                return None
+            return (x == y, x != y, x < y, x <= y, x > y, x >= y)[ops[op]]
+    return None
 
 
 def _default_index(p: _Parser, default: str | None) -> int | None:

@@ -428,3 +428,17 @@ def test_token_soup_only_raises_config_syntax_error() -> None:
         tried += 1
     print(f"grub token soup: {tried} inputs tried")
     assert tried == 3000
+
+
+def test_conditions_on_known_variables() -> None:
+    entries, warnings = _parse(
+        "set t=5\nset e=\n"
+        'if [ "$t" -gt 3 -a -z "$e" ]; then set a=yes; else set a=no; fi\n'
+        'if [ x$feature_x = xy ]; then set u=1\nfi\n'
+        # u is now uncertain: a test on it is not evaluated either
+        'if [ "$u" = 1 ]; then set b=1; elif true; then set b=2; else set b=3; fi\n'
+        "if test ! a = a; then set c=1; fi\n"
+        "menuentry E { linux /boot/vmlinuz a=$a b=$b c=$c }\n"
+    )
+    assert entries[0].cmdline == "a=yes b=3 c="
+    assert sum("both branches" in w for w in warnings) == 2
