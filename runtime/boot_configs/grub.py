@@ -2,9 +2,11 @@
 no script is run, `set` assignments are followed in order, menu entries are
 collected with their linux/initrd or multiboot/module lines.
 
-Conditions: only trivially static ones (`true`, `false`, `[ lit op lit ]` with
-no variables) are evaluated; for anything else both branches are taken, in
-order, with a warning, so the later branch's `set` wins. Functions are
+Conditions: only static ones are evaluated (`true`, `false`, `test`/`[ ]` on
+literals and on variables the configuration set for certain); for anything
+else (file tests, variables GRUB or the machine supplies) every branch is
+taken, in order, with a warning, so the later branch's `set` wins, and what
+those branches set becomes uncertain in turn. Functions are
 recorded but never called (they load video modules or save defaults).
 Device prefixes like (hd0,1) or ($root) are dropped: Heads reads the one
 /boot it mounted.
