@@ -7,7 +7,8 @@ contents through a small file-system reader, and gives `BootEntry` values.
   heads_line   Heads' own entry line (name|elf|kernel ...), parse and print
   syslinux     syslinux / isolinux / extlinux configurations
   bls          Boot Loader Specification type 1 entries (with grubenv.py)
-(GRUB, ISO images, Heads' listing and the JSON command follow: issue 6.)
+  grub         GRUB 2 configurations (grub_lexer.py: GRUB's word splitting)
+(ISO images, Heads' listing and the JSON command follow: issue 6.)
 """
 
 from runtime.boot_configs.entry import BootEntry, EntryKind, ParseWarning

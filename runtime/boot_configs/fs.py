@@ -69,6 +69,16 @@ class DirFS:
         except (OSError, ValueError):
             return False
 
+    def listdir(self, path: str) -> list[str] | None:
+        """The names in a directory inside the root (sorted), None if there is none."""
+        real = self._resolve(path)
+        if real is None:
+            return None
+        try:
+            return sorted(os.listdir(real))
+        except OSError:
+            return None
+
     def read_text(self, path: str) -> str | None:
         real = self._resolve(path)
         if real is None:

@@ -4,7 +4,6 @@ hand-written cases for the lexer and the parser, and a seeded mutation run."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 from dataclasses import dataclass
@@ -24,18 +23,7 @@ CASES = sorted(p.stem for p in CORPUS.glob("*.json")) if CORPUS.is_dir() else []
 needs_corpus = pytest.mark.skipif(not CASES, reason="u-root corpus not present")
 
 
-class ListingDirFS(DirFS):
-    """DirFS plus listdir, which blscfg (parse_bls) needs."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self._base = root
-
-    def listdir(self, path: str) -> list[str] | None:
-        try:
-            return sorted(os.listdir(self._base / path.lstrip("/")))
-        except OSError:
-            return None
+ListingDirFS = DirFS  # DirFS lists directories itself now (blscfg needs it)
 
 
 # --- u-root expectations ------------------------------------------------------
