@@ -16,6 +16,7 @@ from runtime.boot_configs.entry import BootEntry, ConfigSyntaxError, EntryKind, 
 from runtime.boot_configs.fs import DirFS, MemoryFS
 from runtime.boot_configs.grub import parse_grub
 from runtime.boot_configs.grub_lexer import tokenize
+from tests.config_mutation import mutate
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpora" / "u-root" / "pkg" / "boot" / "grub" / "testdata_new"
@@ -294,25 +295,7 @@ TOKENS = [
 
 
 def _mutate(rng: random.Random, text: str) -> str:
-    lines = text.splitlines(keepends=True) or [""]
-    for _ in range(rng.randint(1, 8)):
-        i = rng.randrange(len(lines))
-        op = rng.randrange(6)
-        if op == 0:
-            lines[i] = rng.choice(TOKENS) + " " + lines[i]
-        elif op == 1:
-            del lines[i]
-            lines = lines or [""]
-        elif op == 2:
-            lines.insert(i, rng.choice(TOKENS) + " " + rng.choice(TOKENS) + "\n")
-        elif op == 3:
-            lines[i] = lines[i] * rng.randint(2, 4)
-        elif op == 4:
-            cut = rng.randrange(len(lines[i]) + 1)
-            lines[i] = lines[i][:cut] + rng.choice(TOKENS) + lines[i][cut:]
-        else:
-            lines[i] = "".join(chr(rng.randrange(1, 0x250)) for _ in range(rng.randrange(20)))
-    return "".join(lines)
+    return mutate(rng, text, TOKENS)
 
 
 @needs_corpus
