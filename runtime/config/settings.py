@@ -141,6 +141,11 @@ class Settings:
         return str(SCHEMA[key].kind.show(self._values[key]))
 
     @property
+    def hotp_enabled(self) -> bool:
+        """The boot checks a HOTP code: CONFIG_HOTPKEY=y and a token is named."""
+        return bool(self.hotpkey) and self.hotp_token != "none"  # noqa: S105
+
+    @property
     def hotp_serial_device(self) -> str | None:
         token = self.hotp_token
         return token.removeprefix("serial:") if token.startswith("serial:") else None

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
+from runtime.secrets.ram import wipe_buffer
 from runtime.state.platform import EnrolFacts
 from runtime.tpm import handles
 from runtime.tpm.errors import TpmError, WrongPassphrase
@@ -66,19 +67,14 @@ def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes
         # One NV write: a power cut leaves the old secret or the new one.
         nv.store_sealed(tpm, sealed, handles.TOTP_SEALED_NV, bytes(owner_passphrase))
     except WrongPassphrase:
-        _wipe(secret)
+        wipe_buffer(secret)
         return EnrolFacts(None, "The TPM refused the owner passphrase. Each wrong try "
                                 "counts toward the TPM's lockout.", wrong_passphrase=True)
     except (TpmError, ValueError) as err:
-        _wipe(secret)
+        wipe_buffer(secret)
         return EnrolFacts(None, f"The secret could not be sealed: {err}")
     bootlog.stage("secret-sealed", pcrs=",".join(str(p) for p in board.seal_pcrs))
     hotp_message = ""
     if hotp_admin_pin is not None:
         hotp_message = program_token(tpm, secret, hotp_admin_pin, owner_passphrase, settings)
     return EnrolFacts(secret, sealed_pcrs=tuple(board.seal_pcrs), hotp_message=hotp_message)
-
-
-def _wipe(buffer: bytearray) -> None:
-    for i in range(len(buffer)):
-        buffer[i] = 0

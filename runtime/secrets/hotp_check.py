@@ -1,5 +1,5 @@
 """The HOTP step of the boot, wired to the devices: which token the settings
-name, the TPM's HOTP counter, and one unseal of the shared TOTP/HOTP secret.
+name, the TPM's HOTP counter, and an unseal of the shared TOTP/HOTP secret.
 The decisions (counter, look-ahead, retries) are runtime.secrets.hotp.verify's."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _present(token: HotpToken) -> bool:
 
 def configured_token(settings: Settings) -> HotpToken | None:
     """The token CONFIG_HOTP_TOKEN names (None: no HOTP check at all)."""
-    if not settings.hotpkey or settings.hotp_token == "none":  # noqa: S105
+    if not settings.hotp_enabled:
         return None
     device = settings.hotp_serial_device
     if device is not None:

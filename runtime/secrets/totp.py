@@ -4,9 +4,10 @@ that the measured firmware and runtime are the ones it was sealed to.
 
 Codes are computed behind a small interface, `OtpKey`: today the unsealed
 secret in RAM (`RamOtpKey`, wiped on close); next, an HMAC key that never
-leaves the TPM (as tpm2-totp does), behind the same two methods. One unseal
-serves both codes (Heads unseals twice, and a failed TOTP unseal left a stale
-HOTP status: its issue #1343).
+leaves the TPM (as tpm2-totp does), behind the same two methods. Each code
+is computed from its own unseal, so the secret is in RAM only for one code;
+a TOTP refresh forgets the HOTP result, so a failed TOTP unseal never leaves
+a stale "HOTP Success" (Heads' issue #1343).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 import pyotp
 
 from runtime import bootlog
+from runtime.secrets.ram import wipe_buffer
 from runtime.tpm import handles
 from runtime.tpm.errors import NvIndexMissing, PcrsChanged, PrimaryKeyMissing, TpmError
 
@@ -73,8 +75,7 @@ class RamOtpKey:
         return hotp_code(self._secret, counter)
 
     def close(self) -> None:
-        for i in range(len(self._secret)):
-            self._secret[i] = 0
+        wipe_buffer(self._secret)
 
     def __enter__(self) -> RamOtpKey:
         return self

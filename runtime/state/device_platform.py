@@ -36,7 +36,6 @@ OWNER_KEY_PATH = "/etc/runtime/owner.asc"
 BUILD_INFO_PATH = "/etc/runtime/build-info.json"
 RECOVERY_EXTEND = hashlib.sha256(b"recovery").digest()
 PCRS_SHOWN = tuple(range(10))
-SECRET_SIZE = 20  # 160 bits, as RFC 4226 recommends and Heads uses
 
 
 def _meminfo_kib() -> dict[str, int]:
@@ -90,6 +89,7 @@ class DevicePlatform:
         self._module_row = ""
         self._recovery_used = False
         self._info_rows: list[tuple[str, str]] = []
+        self._keyring: KeyringFacts | None = None
 
     # -- start -------------------------------------------------------------------
 
@@ -109,7 +109,7 @@ class DevicePlatform:
             config_problems=tuple(loaded.problem_lines()),
             auto_boot_timeout=settings.auto_boot_timeout or None,
             restricted=settings.restricted_boot,
-            hotp_configured=settings.hotpkey and settings.hotp_token != "none",  # noqa: S105
+            hotp_configured=settings.hotp_enabled,
             clock_problem=self._clock_problem(),
         )
         from runtime.tpm.connection import Tpm
@@ -218,9 +218,12 @@ class DevicePlatform:
         return preflight("/boot", inspect)
 
     def keyring(self) -> KeyringFacts:
-        from runtime.integrity.keyring import read_keyring
+        # The keys are part of the image: read once (a gpg process), not per page.
+        if self._keyring is None:
+            from runtime.integrity.keyring import read_keyring
 
-        return read_keyring(OWNER_KEY_PATH)
+            self._keyring = read_keyring(OWNER_KEY_PATH)
+        return self._keyring
 
     # -- TOTP / HOTP -----------------------------------------------------------------
 

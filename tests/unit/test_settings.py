@@ -528,3 +528,10 @@ def test_heads_configs_in_the_corpora_parse_or_report() -> None:
     for path in configs:
         loaded = load_settings([str(path)])
         assert all(isinstance(p, Problem) for p in loaded.problems), path
+
+
+def test_hotp_is_enabled_only_with_hotpkey_and_a_named_token() -> None:
+    assert not Settings({}).hotp_enabled
+    assert Settings({"CONFIG_HOTPKEY": "y"}).hotp_enabled  # token "auto"
+    assert not Settings({"CONFIG_HOTPKEY": "y", "CONFIG_HOTP_TOKEN": "none"}).hotp_enabled
+    assert not Settings({"CONFIG_HOTP_TOKEN": "serial:/dev/ttyS1"}).hotp_enabled
