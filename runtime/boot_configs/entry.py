@@ -41,6 +41,8 @@ class BootEntry:
     #: with a warning, but never offered for booting.
     files_present: bool = True
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: other titles the configurations give this same boot (discover.py shows it once)
+    also_listed_as: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,19 @@ class DirFS:
         except OSError:
             return None
 
+    def scan(self, path: str) -> list[tuple[str, bool]] | None:
+        """(name, is a directory) in the order the kernel returns them, symlinks
+        not followed: what `find` sees, so a Heads-style scan lists the same
+        order on the same file system. None if path is no directory."""
+        real = self._resolve(path)
+        if real is None:
+            return None
+        try:
+            with os.scandir(real) as it:
+                return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        except OSError:
+            return None
+
     def read_text(self, path: str) -> str | None:
         real = self._resolve(path)
         if real is None:
@@ -117,6 +130,25 @@ class MemoryFS:
     def read_text(self, path: str) -> str | None:
         norm = normalize(path)
         return None if norm is None else self._files.get(norm)
+
+    def listdir(self, path: str) -> list[str] | None:
+        found = self.scan(path)
+        return None if found is None else sorted(name for name, _ in found)
+
+    def scan(self, path: str) -> list[tuple[str, bool]] | None:
+        """(name, is a directory) in the order the files were given."""
+        norm = normalize(path)
+        if norm is None or norm in self._files:
+            return None
+        prefix = norm.rstrip("/") + "/"
+        seen: dict[str, bool] = {}
+        for p in self._files:
+            if p.startswith(prefix):
+                name, sep, _ = p[len(prefix) :].partition("/")
+                seen[name] = seen.get(name, False) or bool(sep)
+        if not seen and norm != "/":
+            return None
+        return list(seen.items())
 
 
 def join(base_dir: str, path: str) -> str:
