@@ -3,6 +3,7 @@
 
   python3 -m runtime.boot_configs /mnt/boot
   python3 -m runtime.boot_configs --heads /mnt/boot      # Heads' own listing lines
+  python3 -m runtime.boot_configs --iso /tails.iso --fs-uuid 1234-ABCD /mnt/iso
 
 Warnings not tied to one entry go to standard error, one line each. Exit
 status: 0 when the menu offers something, 1 when it offers nothing, 2 on a
@@ -16,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from runtime.boot_configs.discover import discover
+from runtime.boot_configs.discover import discover, discover_iso
 from runtime.boot_configs.fs import DirFS
 from runtime.boot_configs.heads_listing import heads_listing
 from runtime.boot_configs.report import entry_json
@@ -39,6 +40,15 @@ def _args(argv: list[str]) -> argparse.Namespace:
         help="with --heads: configuration file names to scan (Heads uses *.cfg for USB)",
     )
     parser.add_argument("--unique", action="store_true", help="with --heads: sort -r | uniq")
+    parser.add_argument(
+        "--iso",
+        metavar="PATH",
+        help="the directory is this ISO file's contents; PATH is where the file sits on "
+        "its (USB) file system, e.g. /tails.iso",
+    )
+    parser.add_argument(
+        "--fs-uuid", default="", help="with --iso: the UUID of the file system holding the ISO"
+    )
     return parser.parse_args(argv)
 
 
@@ -59,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         listing = heads_listing(fs, args.pattern, args.unique)
         _emit({"lines": listing.lines}, [str(w) for w in listing.warnings])
         return 0 if listing.lines else 1
-    found = discover(fs)
+    found = discover_iso(fs, args.iso, args.fs_uuid) if args.iso else discover(fs)
     # the menu holds the same entries (with the titles of collapsed repeats)
     menu = {(e.source, e.line, e.name): e for e in found.menu}
     out = []

@@ -16,7 +16,7 @@ import functools
 import posixpath
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -246,14 +246,24 @@ def parse_bls(
     fs: ReadOnlyFs,
     entries_dir: str = "/loader/entries",
     grubenv_paths: Sequence[str] = DEFAULT_GRUBENV_PATHS,
+    variables: Mapping[str, str] | None = None,
 ) -> tuple[list[BootEntry], list[ParseWarning]]:
-    """Every entry in menu order (rank 0 first), and warnings for what was skipped."""
+    """Every entry in menu order (rank 0 first), and warnings for what was skipped.
+
+    variables: GRUB's environment when its blscfg command reads the entries
+    (grub.cfg's `set`s and the grubenv it loaded); they win over the grubenv
+    file read here."""
     warnings: list[ParseWarning] = []
     names = fs.listdir(entries_dir)
     if not names:
         return [], warnings
     env, env_warnings = _grubenv(fs, grubenv_paths)
     warnings.extend(env_warnings)
+    env.update(variables or {})
+    if "kernelopts" not in env and env.get("default_kernelopts"):
+        # Fedora's grub.cfg sets default_kernelopts for entries whose grubenv
+        # lost kernelopts (its blscfg falls back to it, as Heads does)
+        env["kernelopts"] = env["default_kernelopts"]
     confs: list[_Conf] = []
     for name in sorted(n for n in names if n.endswith(".conf") and "/" not in n):
         path = posixpath.join(entries_dir, name)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from runtime.boot_configs.bls import ReadOnlyFs, parse_bls
 from runtime.boot_configs.entry import BootEntry, ParseWarning
 from runtime.boot_configs.grub import parse_grub
+from runtime.boot_configs.iso import parse_iso
 from runtime.boot_configs.syslinux import parse_syslinux
 
 #: GRUB's own configuration, for a /boot partition and for a root file system
@@ -119,6 +120,20 @@ def discover(fs: ReadOnlyFs) -> Discovery:
             take(path, *parse_syslinux(fs, path))
     if not configs:
         warnings.append(ParseWarning("/", 0, "no boot loader configuration with entries found"))
+    return _finish(entries, warnings, configs)
+
+
+def discover_iso(fs: ReadOnlyFs, iso_path: str, fs_uuid: str) -> Discovery:
+    """The entries of an ISO file's contents (iso.py), and the menu: iso_path
+    is where the file sits on its host file system, fs_uuid that file system's."""
+    entries, warnings = parse_iso(fs, iso_path, fs_uuid)
+    configs = list(dict.fromkeys(e.source for e in entries))
+    return _finish(entries, warnings, configs)
+
+
+def _finish(
+    entries: list[BootEntry], warnings: list[ParseWarning], configs: list[str]
+) -> Discovery:
     entries = _one_default(entries)
     entries = [replace(e, rank=i) for i, e in enumerate(entries)]
     menu = collapse_duplicates([e for e in entries if e.files_present])

@@ -3,20 +3,22 @@ no script is run, `set` assignments are followed in order, menu entries are
 collected with their linux/initrd or multiboot/module lines.
 
 Conditions: only static ones are evaluated (`true`, `false`, `test`/`[ ]` on
-literals and on variables the configuration set for certain); for anything
+literals and on variables the configuration or the caller set for certain;
+`-a`/`-o` are decided by one known side when it suffices); for anything
 else (file tests, variables GRUB or the machine supplies) every branch is
 taken, in order, with a warning, so the later branch's `set` wins, and what
 those branches set becomes uncertain in turn. Functions are
 recorded but never called (they load video modules or save defaults).
 Device prefixes like (hd0,1) or ($root) are dropped: Heads reads the one
-/boot it mounted.
+/boot it mounted. `search --file` and `probe --fs-uuid` know only what the
+caller tells parse_grub (an ISO's host file system); other probes stay unset.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
@@ -50,6 +52,22 @@ _INITRD = frozenset({"initrd", "initrd16", "initrdefi"})
 _MULTIBOOT = frozenset({"multiboot", "multiboot2"})
 _MODULE = frozenset({"module", "module2"})
 _OPTS_WITH_ARG = frozenset({"--class", "--users", "--hotkey", "--id"})
+#: commands that set variables from the machine (or from text) at boot
+_SETTERS = frozenset(
+    {"regexp", "smbios", "getenv", "read", "cpuid", "hwmatch", "net_get_dhcp_option"}
+)
+#: variables GRUB or the firmware set; their values are not in the configuration
+_MACHINE_VARS = frozenset({
+    "root", "prefix", "cmdpath", "config_directory", "config_file", "chosen",
+    "default", "fallback", "timeout", "lang", "locale_dir", "secondary_locale_dir",
+    "pager", "debug", "gfxmode", "gfxpayload", "theme", "icondir", "color_normal",
+    "color_highlight", "menu_color_normal", "menu_color_highlight", "superusers",
+    "check_signatures", "shim_lock", "lockdown", "secureboot", "tpm_fail_fatal",
+    "net_default_interface", "net_default_ip", "net_default_mac", "net_default_server",
+    "pxe_default_server", "pxe_default_gateway", "enable_progress_indicator",
+})  # fmt: skip
+_MACHINE_PREFIXES = ("grub_", "feature_", "net_", "pxe_", "efi_", "EFI_")
+_FileTest = Callable[[str, str], "bool | None"]
 
 
 # --- structure ----------------------------------------------------------------
@@ -212,9 +230,19 @@ def _path(word: str) -> str:
 
 
 class _Parser:
-    def __init__(self, fs: BootFS, warnings: list[ParseWarning]) -> None:
+    def __init__(
+        self,
+        fs: BootFS,
+        warnings: list[ParseWarning],
+        devices: Mapping[str, str] | None = None,
+        fs_uuids: Mapping[str, str] | None = None,
+    ) -> None:
         self.fs = fs
         self.warnings = warnings
+        # what the caller knows of the machine: file -> device for `search
+        # --file`, device -> fs UUID for `probe --fs-uuid`
+        self.devices: Mapping[str, str] = devices or {}
+        self.fs_uuids: Mapping[str, str] = fs_uuids or {}
         self.vars: dict[str, str] = {}
         self.entries: list[BootEntry] = []
         self.bls_entries: list[BootEntry] = []
@@ -229,7 +257,9 @@ class _Parser:
         # >0 while inside a branch taken without knowing its condition
         self.dynamic = 0
         # names whose value depends on the machine or on an unknown branch
-        self.uncertain: set[str] = {"prefix", "config_directory", "root", "cmdpath"}
+        self.uncertain: set[str] = {"root", "cmdpath"}
+        # an `eval` can set anything: from then on no unset variable is known empty
+        self.eval_seen = False
         self.exec_depth = 0
 
     def warn(self, source: str, line: int, msg: str) -> None:
@@ -332,24 +362,68 @@ class _Parser:
                     self.vars, self.uncertain = saved, unsure
             elif blk.kind == "cmd":
                 self.command(blk, source, depth, menu, entry)
+            elif blk.kind in ("function", "loop"):
+                self.mark_assigned_unsure(blk.body if blk.kind == "function" else [blk])
+
+    def known(self, name: str) -> bool:
+        """Whether $name's value is known: set for certain, or never set by
+        the configuration (empty) and not one GRUB or the machine supplies."""
+        if name in self.uncertain:
+            return False
+        if name in self.vars:
+            return True
+        return not self.eval_seen and not _machine_supplied(name)
 
     def static_condition(self, words: tuple[Word, ...]) -> bool | None:
-        """True/False when known at parse time, else None. Known: literals, and
-        variables set for certain (outside any unevaluated branch)."""
-        for w in words:
-            for part in w.parts:
-                if part.is_var and (part.text not in self.vars or part.text in self.uncertain):
-                    return None
+        """True/False when known at parse time, else None. Known: literals,
+        variables known (see known()), and file tests on this file system."""
+        if any(part.is_var and not self.known(part.text) for w in words for part in w.parts):
+            return None
         args = self.expand(words)
         if args == ["true"]:
             return True
         if args == ["false"]:
             return False
         if len(args) >= 2 and args[0] == "[" and args[-1] == "]":
-            return _test(args[1:-1])
+            return _test(args[1:-1], self.file_test)
         if args and args[0] == "test":
-            return _test(args[1:])
+            return _test(args[1:], self.file_test)
         return None
+
+    def file_test(self, op: str, path: str) -> bool | None:
+        """`-e/-f/-d/-s path` on the file system being read; a path on a named
+        device (hd0,1) is another disk's and stays unknown."""
+        if path.startswith("(") or not path.startswith("/"):
+            return None
+        norm = normalize(path)
+        if norm is None:
+            return False
+        scan = getattr(self.fs, "scan", None)
+        is_dir = scan is not None and scan(norm) is not None
+        if op == "-d":
+            return is_dir if scan is not None else None
+        if not self.fs.exists(norm):
+            return False
+        if op == "-e":
+            return True
+        if is_dir:
+            return False
+        return op == "-f" or self.fs.read_text(norm) != ""
+
+    def mark_assigned_unsure(self, blocks: list[_Block]) -> None:
+        """Bodies never run here (functions, loops) may set variables when
+        GRUB runs them: whatever they assign is not known."""
+        for blk in blocks:
+            words = [w.raw() for w in blk.words]
+            if words[:1] == ["do"]:
+                words = words[1:]  # the loop body's first command shares a line with 'do'
+            if blk.kind == "loop" and len(words) > 1 and words[0] == "for":
+                self.uncertain.add(words[1])
+            for target in _assigned_names(words):
+                self.uncertain.add(target)
+            self.mark_assigned_unsure(blk.body)
+            for _, body in blk.branches:
+                self.mark_assigned_unsure(body)
 
     def run_if(
         self, blk: _Block, source: str, depth: int, menu: list[str], entry: _Entry | None
@@ -466,13 +540,18 @@ class _Parser:
             self.load_env(args, source, blk.line)
             return
         if head == "search":
-            target = "root"
-            for a in args:
-                if a.startswith("--set="):
-                    target = a[len("--set=") :]
-            positional = [a for a in args if not a.startswith("-")]
-            if positional:
-                self.assign(target, positional[-1], certain=False)
+            self.search(args)
+            return
+        if head == "probe":
+            self.probe(args, _refs_uncertain(self, blk.words), source, blk.line)
+            return
+        if head == "eval":
+            self.eval_seen = True
+            return
+        if head in _SETTERS:
+            for target in _assigned_names(words):
+                self.uncertain.add(target)
+                self.vars.pop(target, None)
             return
         if head in ("source", "configfile"):
             if not args:
@@ -519,6 +598,53 @@ class _Parser:
             if files:
                 entry.modules.append(Module(_path(files[0]), _cmdline(files[1:])))
 
+    def search(self, args: list[str]) -> None:
+        target = "root"
+        for a in args:
+            if a.startswith("--set="):
+                target = a[len("--set=") :]
+        positional = [a for a in args if not a.startswith("-")]
+        if not positional:
+            return
+        device = self.devices.get(positional[-1]) if {"--file", "-f"} & set(args) else None
+        if device is not None:
+            # the caller knows which device holds this file (an ISO's host)
+            self.assign(target, device)
+        else:
+            # the machine decides; the value only keeps ($root)/path readable
+            self.assign(target, positional[-1], certain=False)
+
+    def probe(self, args: list[str], unsure: bool, source: str, line: int) -> None:
+        """`probe --set VAR --fs-uuid DEV`: answered from fs_uuids; any other
+        probe, or a device the caller does not know, leaves VAR unset and
+        uncertain, so conditions on it are not evaluated."""
+        target: str | None = None
+        wants_uuid = False
+        device = ""
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a in ("--set", "-s") and i + 1 < len(args):
+                target = args[i + 1]
+                i += 2
+                continue
+            if a.startswith("--set="):
+                target = a[len("--set=") :]
+            elif a in ("--fs-uuid", "-u"):
+                wants_uuid = True
+            elif not a.startswith("-"):
+                device = a
+            i += 1
+        if not target:
+            return  # probe without --set only prints
+        uuid = self.fs_uuids.get(device.strip("()")) if wants_uuid else None
+        if uuid is None:
+            self.vars.pop(target, None)
+            self.uncertain.add(target)
+            self.warn(source, line, f"probe: cannot answer for {device or 'no device'!r}")
+            return
+        self.assign(target, uuid, certain=not unsure)
+
     def load_env(self, args: list[str], source: str, line: int) -> None:
         path = posixpath.join(self.vars.get("prefix", "/"), "grubenv")
         names: list[str] = []
@@ -553,7 +679,8 @@ class _Parser:
         prefix = self.vars.get("prefix", "/")
         envs = (posixpath.join(prefix, "grubenv"), "/grub2/grubenv", "/boot/grub2/grubenv")
         for entries_dir in ("/loader/entries", "/boot/loader/entries"):
-            entries, warnings = parse_bls(bls_fs, entries_dir, envs)
+            known = {k: v for k, v in self.vars.items() if k not in self.uncertain}
+            entries, warnings = parse_bls(bls_fs, entries_dir, envs, known)
             self.warnings.extend(warnings)
             if entries:
                 self.entries.extend(entries)
@@ -568,25 +695,64 @@ class _Parser:
         self.warn(source, line, "blscfg: no BLS entries")
 
 
-def _test(args: list[str]) -> bool | None:
+def _refs_uncertain(p: _Parser, words: Sequence[Word]) -> bool:
+    """Whether the words use a variable whose value is not known for certain."""
+    return any(part.is_var and not p.known(part.text) for w in words for part in w.parts)
+
+
+def _machine_supplied(name: str) -> bool:
+    """Variables GRUB itself, the firmware or the menu supply at boot."""
+    return (
+        (not name[:1].isalpha() and name[:1] != "_")  # $1, $?, $# ...
+        or name in _MACHINE_VARS
+        or name.startswith(_MACHINE_PREFIXES)
+    )
+
+
+def _assigned_names(words: Sequence[str]) -> list[str]:
+    """Variables a command line may set: `set X=`, `X=`, `--set=X`, `--set X`,
+    `-s X`, `read X`, `getenv X`."""
+    if not words:
+        return []
+    names: list[str] = []
+    head = words[0]
+    if head == "set" and len(words) > 1 and "=" in words[1]:
+        names.append(words[1].split("=", 1)[0])
+    elif "=" in head and not head.startswith("="):
+        names.append(head.split("=", 1)[0])
+    elif head in ("read", "getenv") and len(words) > 1:
+        names.extend(w for w in words[1:] if not w.startswith("-"))
+    for i, w in enumerate(words):
+        if w.startswith("--set="):
+            names.append(w[len("--set=") :].split(":")[-1])
+        elif w in ("--set", "-s") and i + 1 < len(words):
+            names.append(words[i + 1].split(":")[-1])
+    return [n for n in names if n]
+
+
+def _test(args: list[str], file_test: _FileTest | None = None) -> bool | None:
     """GRUB's `test` on known strings: -o, -a, !, -n, -z, =, ==, !=, integer
-    comparisons; file tests need the machine, so they stay unknown (None)."""
+    comparisons; file tests (-e -f -d -s) through file_test, else unknown."""
     if len(args) > 32:
         return None  # no menu needs more; bounds the recursion below
     for joiner in ("-o", "-a"):
         if joiner in args:
             i = args.index(joiner)
-            left, right = _test(args[:i]), _test(args[i + 1 :])
-            if left is None or right is None:
-                return None
-            return (left or right) if joiner == "-o" else (left and right)
+            both = (_test(args[:i], file_test), _test(args[i + 1 :], file_test))
+            # one known side can decide: `[ $grub_platform = efi -a -f /x ]` on pc
+            decisive = joiner == "-o"
+            if decisive in both:
+                return decisive
+            return None if None in both else not decisive
     if args[:1] == ["!"]:
-        v = _test(args[1:])
+        v = _test(args[1:], file_test)
         return None if v is None else not v
     if len(args) == 1:
         return bool(args[0])
     if len(args) == 2 and args[0] in ("-n", "-z"):
         return bool(args[1]) == (args[0] == "-n")
+    if len(args) == 2 and args[0] in ("-e", "-f", "-d", "-s"):
+        return file_test(args[0], args[1]) if file_test else None
     if len(args) == 3:
         lhs, op, rhs = args
         if op in ("=", "=="):
@@ -616,13 +782,26 @@ def _default_index(p: _Parser, default: str | None) -> int | None:
     return None
 
 
-def parse_grub(fs: BootFS, path: str) -> tuple[list[BootEntry], list[ParseWarning]]:
-    """Menu entries of grub.cfg at path (and what it sources), menu order, rank set."""
+def parse_grub(
+    fs: BootFS,
+    path: str,
+    *,
+    initial_vars: Mapping[str, str] | None = None,
+    devices: Mapping[str, str] | None = None,
+    fs_uuids: Mapping[str, str] | None = None,
+) -> tuple[list[BootEntry], list[ParseWarning]]:
+    """Menu entries of grub.cfg at path (and what it sources), menu order, rank set.
+
+    initial_vars are set, for certain, before the file runs (GRUB sets iso_path
+    before a loopback.cfg). devices maps a file to the device `search --file`
+    finds it on; fs_uuids maps a device to what `probe --fs-uuid` reports."""
     warnings: list[ParseWarning] = []
     norm = normalize(path)
     if norm is None:
         return [], [ParseWarning(path, 0, "path outside the root")]
-    p = _Parser(fs, warnings)
+    p = _Parser(fs, warnings, devices, fs_uuids)
+    for name, value in (initial_vars or {}).items():
+        p.assign(name, value[:MAX_VALUE])
     p.run_file(norm, 0, [])
     entries = [replace(e, rank=i) for i, e in enumerate(p.entries)]
     idx = _default_index(p, p.vars.get("default"))

@@ -143,3 +143,22 @@ def test_every_corpus_tree_is_discovered() -> None:
         assert sum(e.is_default for e in found.entries) <= 1
     print(f"discovery over {len(trees)} corpus trees: {total} entries")
     assert total > 250
+
+
+def test_iso_command_prefixes_names_and_passes_the_iso(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    iso = tmp_path / "iso"
+    (iso / "boot" / "grub").mkdir(parents=True)
+    (iso / "live").mkdir()
+    (iso / "live" / "vmlinuz").write_text("k")
+    (iso / "live" / "initrd.img").write_text("i")
+    (iso / "boot" / "grub" / "loopback.cfg").write_text(
+        'menuentry "Live" {\n linux /live/vmlinuz boot=live findiso=${iso_path}\n'
+        " initrd /live/initrd.img\n}\n"
+    )
+    assert main(["--iso", "/debian-live.iso", "--fs-uuid", "AB-CD", str(iso)]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["name"] == "[debian-live.iso] Live"
+    assert entry["cmdline"] == "boot=live findiso=/debian-live.iso"
+    assert entry["offered"] and entry["source"] == "/boot/grub/loopback.cfg"
