@@ -3,43 +3,41 @@ signs a fresh random challenge with the OpenPGP key whose public half the
 firmware carries (/etc/runtime/owner.asc), and the signature is checked with
 gpg against that key alone.
 
-The signer's fingerprint is compared with the pinned ones here: gpg (and
-python-gnupg's ``valid``) accept a good signature by any key in the keyring.
-A signature must cover this challenge's text, so a recorded answer to an
-older challenge is refused.
+Whether a signature is the owner's is decided in runtime/integrity/openpgp.py
+(pinned fingerprints, gpg under a deadline). A signature must cover this
+challenge's text, so a recorded answer to an older challenge is refused.
 """
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import os
-import re
-import shutil
-import signal
-import subprocess
-import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
+
+from runtime.integrity.openpgp import (
+    GPG_TIMEOUT_S,
+    Failure,
+    OwnerGpg,
+    check_detached,
+    judge,
+    judged,
+    owner_gpg,
+    statuses,
+)
+from runtime.integrity.openpgp import SignatureResult as AuthResult
+
+__all__ = ["AuthResult", "Failure", "judge", "statuses"]  # re-exported for callers
 
 CHALLENGE_PREFIX = "heads-runtime recovery"
 NONCE_SIZE = 32
 ATTEMPTS = 3
-GPG_TIMEOUT_S = 30.0
 MAX_RESPONSE_CHARS = 64 * 1024  # a signature is a few hundred characters
-MAX_KEY_FILE_BYTES = 1024 * 1024
 
 BEGIN_SIGNED = "-----BEGIN PGP SIGNED MESSAGE-----"
 BEGIN_SIGNATURE = "-----BEGIN PGP SIGNATURE-----"
 END_SIGNATURE = "-----END PGP SIGNATURE-----"
-
-# Freshness comes from the nonce, not from clocks: an initramfs clock is often
-# wrong, and a key "created in the future" must not lock the owner out.
-_GPG_OPTIONS = ["--no-autostart", "--ignore-time-conflict", "--ignore-valid-from"]
-
 
 @dataclass(frozen=True)
 class Challenge:
@@ -63,29 +61,6 @@ def new_challenge(random_bytes: Callable[[int], bytes],
     if len(nonce) != NONCE_SIZE:
         raise ValueError(f"the random source gave {len(nonce)} bytes, not {NONCE_SIZE}")
     return Challenge(nonce, now().astimezone(UTC))
-
-
-class Failure(enum.StrEnum):
-    NOT_SIGNATURE = "not a signature"
-    BAD_SIGNATURE = "bad signature"
-    NOT_OWNER = "signature by a key that is not the owner's"
-    OTHER_CHALLENGE = "signature over another challenge (an old one?)"
-    KEY_INVALID = "signature by an expired or revoked key"
-    NO_OWNER_KEY = "the owner's public key cannot be read"
-    GPG_FAILED = "gpg could not check the signature"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class AuthResult:
-    ok: bool
-    reason: str  # plain words for the console
-    failure: Failure | None = None
-    signer: str = ""  # the primary key's fingerprint when ok
-
-    @classmethod
-    def refused(cls, failure: Failure, detail: str) -> AuthResult:
-        return cls(False, f"{failure}: {detail}", failure)
 
 
 class ResponseSource(Protocol):
@@ -123,52 +98,6 @@ def signing_instructions(challenge: Challenge, note: str) -> str:
     ])
 
 
-def _fingerprint(text: str) -> str:
-    fpr = re.sub(r"[\s:]", "", text).upper().removeprefix("0X")
-    if not re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", fpr):
-        raise ValueError(f"{text!r} is not an OpenPGP key fingerprint (40 or 64 hex digits)")
-    return fpr
-
-
-def statuses(stderr: str) -> list[tuple[str, list[str]]]:
-    """gpg's machine-readable ``[GNUPG:] KEYWORD args`` lines, in order."""
-    found = []
-    for line in stderr.splitlines():
-        if line.startswith("[GNUPG:] "):
-            keyword, *args = line[9:].split()
-            found.append((keyword, args))
-    return found
-
-
-def judge(found: list[tuple[str, list[str]]], pinned: frozenset[str]) -> AuthResult:
-    """Decide from gpg's status lines alone; pure, so every branch is unit-tested."""
-    keywords = [keyword for keyword, _ in found]
-    if keywords.count("NEWSIG") == 0:
-        return AuthResult.refused(Failure.NOT_SIGNATURE, "gpg found no signature in it.")
-    if keywords.count("NEWSIG") > 1:
-        return AuthResult.refused(Failure.BAD_SIGNATURE,
-                                  "it holds more than one signature; paste exactly one.")
-    if {"EXPKEYSIG", "REVKEYSIG", "EXPSIG"} & set(keywords):
-        return AuthResult.refused(Failure.KEY_INVALID,
-                                  "the key has expired or was revoked (or the clock is wrong).")
-    if "BADSIG" in keywords:
-        return AuthResult.refused(Failure.BAD_SIGNATURE,
-                                  "it does not match the text (was another challenge signed, "
-                                  "or did the text change?).")
-    if "NO_PUBKEY" in keywords:
-        return AuthResult.refused(Failure.NOT_OWNER,
-                                  "the signing key is not in the firmware's owner key file.")
-    valid = [args for keyword, args in found if keyword == "VALIDSIG"]
-    if "GOODSIG" not in keywords or len(valid) != 1 or not valid[0]:
-        return AuthResult.refused(Failure.BAD_SIGNATURE, "gpg could not confirm it.")
-    subkey, primary = valid[0][0], valid[0][-1]
-    if primary not in pinned and subkey not in pinned:
-        return AuthResult.refused(Failure.NOT_OWNER,
-                                  f"it was made by key {primary}, which is not pinned as the "
-                                  "owner's.")
-    return AuthResult(True, f"signed by the owner's key {primary}.", None, primary)
-
-
 def armored_block(text: str) -> tuple[str, bool] | None:
     """The one armored signature in ``text`` (clearsigned or detached) with
     the text around it dropped, and whether it is clearsigned; None if there
@@ -198,53 +127,6 @@ def _canonical(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").split("\n")).rstrip("\n")
 
 
-def _bounded_gpg(home: str, gpg_binary: str, timeout: float) -> Any:
-    """python-gnupg's GPG, with every gpg process killed after ``timeout``."""
-    import gnupg
-
-    deadlines: dict[int, threading.Timer] = {}
-
-    class BoundedGPG(gnupg.GPG):  # type: ignore[misc]
-        def _open_subprocess(self, args: Any, passphrase: bool = False) -> Any:
-            # As python-gnupg 0.4.9 does it, but in its own process group, so
-            # the deadline also kills anything gpg started that holds the pipes.
-            process = subprocess.Popen(self.make_args(args, passphrase), stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       start_new_session=True)
-            timer = threading.Timer(timeout, _kill_group, (process.pid,))
-            timer.daemon = True
-            deadlines[process.pid] = timer
-            timer.start()
-            return process
-
-        def _collect_output(self, process: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return super()._collect_output(process, *args, **kwargs)
-            finally:
-                timer = deadlines.pop(process.pid, None)
-                if timer is not None:
-                    timer.cancel()
-
-    return BoundedGPG(gpgbinary=gpg_binary, gnupghome=home, options=list(_GPG_OPTIONS))
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _read_owner_keys(owner_key_file: str) -> bytes | AuthResult:
-    try:
-        with open(owner_key_file, "rb") as f:
-            data = f.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as err:
-        return AuthResult.refused(Failure.NO_OWNER_KEY,
-                                  f"{owner_key_file} cannot be read ({err.strerror}).")
-    if len(data) > MAX_KEY_FILE_BYTES:
-        return AuthResult.refused(Failure.NO_OWNER_KEY, f"{owner_key_file} is too large.")
-    return data
-
-
 def verify_response(challenge: Challenge, signature_text: str, owner_key_file: str,
                     pinned_fingerprints: Sequence[str] | None = None, *,
                     work_dir: str | None = None, gpg_binary: str = "gpg",
@@ -262,46 +144,22 @@ def verify_response(challenge: Challenge, signature_text: str, owner_key_file: s
             "paste one block from '-----BEGIN PGP SIGNED MESSAGE-----' or "
             f"'{BEGIN_SIGNATURE}' to '{END_SIGNATURE}'.")
     block, clearsigned = found
-    keys = _read_owner_keys(owner_key_file)
-    if isinstance(keys, AuthResult):
-        return keys
-    home = tempfile.mkdtemp(prefix="recovery-gpg-", dir=work_dir)
-    try:
-        gpg = _bounded_gpg(home, gpg_binary, timeout)
-        imported = gpg.import_keys(keys)
-        if imported.returncode not in (0, 2) or not imported.fingerprints:
-            return AuthResult.refused(Failure.NO_OWNER_KEY,
-                                      f"{owner_key_file} holds no OpenPGP public key.")
+    with owner_gpg(owner_key_file, pinned_fingerprints, work_dir=work_dir,
+                   gpg_binary=gpg_binary, timeout=timeout) as owner:
+        if isinstance(owner, AuthResult):
+            return owner
         try:
-            pinned = frozenset(_fingerprint(f) for f in (
-                imported.fingerprints if pinned_fingerprints is None else pinned_fingerprints))
-        except ValueError as err:
-            return AuthResult.refused(Failure.NO_OWNER_KEY, f"the pinned owner key: {err}.")
-        if clearsigned:
-            return _check_clearsigned(gpg, block, challenge, pinned, timeout)
-        return _check_detached(gpg, home, block, challenge, pinned, timeout)
-    except (OSError, ValueError):
-        # python-gnupg raises ValueError when even 'gpg --version' fails or hangs.
-        return AuthResult.refused(Failure.GPG_FAILED,
-                                  f"gpg ({gpg_binary}) did not run or did not answer within "
-                                  f"{timeout:g} s.")
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+            if clearsigned:
+                return _check_clearsigned(owner, block, challenge)
+        except (OSError, ValueError):
+            return AuthResult.refused(Failure.GPG_FAILED,
+                                      f"gpg did not answer within {timeout:g} s.")
+        return _check_detached(owner, block, challenge)
 
 
-def _judged(result: Any, pinned: frozenset[str], timeout: float) -> AuthResult:
-    if result.returncode is not None and result.returncode < 0:
-        return AuthResult.refused(Failure.GPG_FAILED, f"gpg did not finish within {timeout:g} s.")
-    verdict = judge(statuses(result.stderr or ""), pinned)
-    if verdict.ok and result.returncode != 0:
-        return AuthResult.refused(Failure.GPG_FAILED, f"gpg failed (status {result.returncode}).")
-    return verdict
-
-
-def _check_clearsigned(gpg: Any, block: str, challenge: Challenge, pinned: frozenset[str],
-                       timeout: float) -> AuthResult:
-    result = gpg.decrypt(block)  # for a clearsigned message: verify and output its text
-    verdict = _judged(result, pinned, timeout)
+def _check_clearsigned(owner: OwnerGpg, block: str, challenge: Challenge) -> AuthResult:
+    result = owner.gpg.decrypt(block)  # for a clearsigned message: verify and output its text
+    verdict = judged(result, owner.pinned, owner.timeout)
     if not verdict.ok:
         return verdict
     signed = bytes(result.data or b"").decode("utf-8", errors="replace")
@@ -311,15 +169,11 @@ def _check_clearsigned(gpg: Any, block: str, challenge: Challenge, pinned: froze
     return verdict
 
 
-def _check_detached(gpg: Any, home: str, block: str, challenge: Challenge,
-                    pinned: frozenset[str], timeout: float) -> AuthResult:
-    signature = os.path.join(home, "response.asc")
-    with open(signature, "w", encoding="utf-8") as f:
-        f.write(block)
+def _check_detached(owner: OwnerGpg, block: str, challenge: Challenge) -> AuthResult:
     first: AuthResult | None = None
     # echo without -n adds a newline: accept the line with or without it.
     for data in (challenge.text, challenge.text + "\n"):
-        verdict = _judged(gpg.verify_data(signature, data.encode()), pinned, timeout)
+        verdict = check_detached(owner, block.encode(), data.encode())
         if verdict.ok or verdict.failure is not Failure.BAD_SIGNATURE:
             return verdict
         first = first or verdict
