@@ -67,8 +67,9 @@ def scan_boot(root: str) -> BootScan:
     return scan
 
 
-def hash_file(path: str, done: int = 0, total: int = 0, progress: Progress | None = None,
-              name: str = "") -> str:  # fmt: skip
+def hash_file(
+    path: str, done: int = 0, total: int = 0, progress: Progress | None = None, name: str = ""
+) -> str:
     """sha256 of one file, read in 1 MiB chunks into one buffer (no copies)."""
     h = hashlib.sha256()
     buf = bytearray(CHUNK)
@@ -82,8 +83,9 @@ def hash_file(path: str, done: int = 0, total: int = 0, progress: Progress | Non
     return h.hexdigest()
 
 
-def hash_files(root: str, files: dict[str, int] | Iterable[str],
-               progress: Progress | None = None) -> dict[str, str]:  # fmt: skip
+def hash_files(
+    root: str, files: dict[str, int] | Iterable[str], progress: Progress | None = None
+) -> dict[str, str]:
     """{'./rel': sha256 hex} for the given files under root."""
     sizes = files if isinstance(files, dict) else dict.fromkeys(files, 0)
     total = sum(sizes.values())
