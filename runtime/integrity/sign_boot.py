@@ -163,9 +163,14 @@ def sign_boot(
     disk: Disk | None = None,
     work_dir: str | None = None,
     step: Callable[[str], None] | None = None,
+    bump: bool = True,
 ) -> BootReport:
     """Re-hash, bump the counter, sign, replace; the verification of the
-    result. SigningError when nothing was changed; /boot must be writable."""
+    result. SigningError when nothing was changed; /boot must be writable.
+
+    bump=False signs at the counter's present value (a host, which cannot
+    reach the machine's TPM): /boot stays bound to that value, and an older
+    /boot signed at the same value is not refused until the next bump."""
     if read_pending(boot_dir) is not None:
         raise SigningError("an interrupted signing is still pending; restart first.")
     note = step or (lambda _: None)
@@ -176,7 +181,7 @@ def sign_boot(
         # a new counter starts wherever the TPM says on its first increment
         # (the highest value any counter had): learn it before signing for +1
         current_value = counter.increment(index)
-    value = current_value + 1
+    value = current_value + 1 if bump else current_value
     note("hashing")
     state = build_state(boot_dir, current, index, value, signer, default, progress)
     note("checking the signature")
@@ -187,7 +192,7 @@ def sign_boot(
     note("writing")
     stage(boot_dir, state, disk)
     note("incrementing the rollback counter")
-    moved = counter.increment(index)
+    moved = counter.increment(index) if bump else value
     if moved != value:
         raise SigningError(
             f"the rollback counter moved to {moved}, not {value}: another "

@@ -1,0 +1,118 @@
+"""The host-side commands: verify, sign (at the present counter) and trigger,
+with the real gpg."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.integrity.__main__ import main
+from runtime.integrity.boot_lists import ROLLBACK_FILE, format_rollback
+from tools.owner_key import OwnerKey, make_owner_key
+
+
+@pytest.fixture(scope="module")
+def owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
+    key = make_owner_key(tmp_path_factory.mktemp("owner"))
+    yield key
+    key.remove()
+
+
+@pytest.fixture
+def boot(tmp_path: Path) -> Path:
+    root = tmp_path / "boot"
+    (root / "grub").mkdir(parents=True)
+    (root / "grub" / "grub.cfg").write_text("menuentry A { linux /vmlinuz }\n")
+    (root / "vmlinuz").write_bytes(b"kernel")
+    # the firmware made the counter and signed once: /boot names it
+    (root / ROLLBACK_FILE).write_bytes(format_rollback("1abcdef", 7))
+    return root
+
+
+def test_sign_then_verify_with_and_without_the_counter(
+    boot: Path, owner: OwnerKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = str(owner.public)
+    assert main(["verify", str(boot), "--owner-key", key]) == 1
+    assert "signature missing" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "sign",
+                str(boot),
+                "--gnupg-home",
+                str(owner.home),
+                "--owner-key",
+                key,
+                "--counter",
+                "7",
+            ]
+        )
+        == 0
+    )
+    assert "VERIFIED" in capsys.readouterr().out
+    assert main(["verify", str(boot), "--owner-key", key, "--counter", "7"]) == 0
+    assert "at rollback counter 7" in capsys.readouterr().out
+    assert main(["verify", str(boot), "--owner-key", key]) == 0
+    assert "not checked" in capsys.readouterr().out
+    assert main(["verify", str(boot), "--owner-key", key, "--counter", "8"]) == 1
+    assert "counter was 7" in capsys.readouterr().out
+    # a changed kernel, then the OS's trigger names it
+    (boot / "vmlinuz").write_bytes(b"kernel 2")
+    assert main(["trigger", str(boot), "--phase", "post", "--package", "linux-image-x"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(boot), "--owner-key", key, "--counter", "7"]) == 1
+    out = capsys.readouterr().out
+    assert "REFUSED" in out and "vmlinuz" in out and "sign /boot again" in out
+    assert "kexec_package_trigger_post.txt" in out
+    text = (boot / "kexec_package_trigger_post.txt").read_text()
+    assert text.startswith("CHANGED_FILES=./vmlinuz\nUPDATE_INITRAMFS_PACKAGE=linux-image-x\n")
+    # signing again removes the trigger and verifies
+    assert (
+        main(
+            [
+                "sign",
+                str(boot),
+                "--gnupg-home",
+                str(owner.home),
+                "--owner-key",
+                key,
+                "--counter",
+                "7",
+            ]
+        )
+        == 0
+    )
+    assert not (boot / "kexec_package_trigger_post.txt").exists()
+
+
+def test_sign_refuses_without_a_counter(
+    tmp_path: Path, owner: OwnerKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "vmlinuz").write_bytes(b"k")
+    code = main(
+        [
+            "sign",
+            str(tmp_path),
+            "--gnupg-home",
+            str(owner.home),
+            "--owner-key",
+            str(owner.public),
+            "--counter",
+            "1",
+        ]
+    )
+    assert code == 1 and "sign once in the firmware first" in capsys.readouterr().err
+
+
+def test_trigger_format_round_trip_and_junk() -> None:
+    from runtime.integrity.package_trigger import format_trigger, parse_trigger
+
+    data = format_trigger(["./vmlinuz-6.1", "./initrd.img-6.1"], "linux-image-6.1", ["dpkg: x"])
+    t = parse_trigger("kexec_package_trigger_pre.txt", data.decode())
+    assert t.phase == "pre" and t.changed_files == ("./vmlinuz-6.1", "./initrd.img-6.1")
+    assert t.package == "linux-image-6.1" and t.notes == ("dpkg: x",)
+    odd = parse_trigger("kexec_package_trigger_post.txt", 'CHANGED_FILES="unclosed\n\x00junk\n')
+    assert odd.changed_files == ("unclosed",) and odd.notes == ("\x00junk",)
