@@ -144,6 +144,11 @@ def _expand(
     return _VAR.sub(sub, value)
 
 
+def _has_line_break(text: str) -> bool:
+    """Any character str.splitlines() breaks on: a warning naming it would not be one line."""
+    return "".join(text.splitlines()) != text
+
+
 def _abs(path: str) -> str:
     # Spec paths are relative to the partition root, whether or not they start with '/'.
     return posixpath.normpath("/" + path.lstrip("/")).replace("//", "/")
@@ -162,6 +167,10 @@ def _to_entry(
     linux = _expand(linux, env, (conf.source, linux_line), warnings).strip()
     if not linux:
         warnings.append(ParseWarning(conf.source, linux_line, "skipped: 'linux' is empty"))
+        return None, warnings
+    if _has_line_break(linux):  # grubenv values may hold an escaped newline
+        message = f"skipped: 'linux' {linux!r} has a line break"
+        warnings.append(ParseWarning(conf.source, linux_line, message))
         return None, warnings
     kernel = _abs(linux)
     initrd_lines = [
@@ -267,6 +276,9 @@ def parse_bls(
     confs: list[_Conf] = []
     for name in sorted(n for n in names if n.endswith(".conf") and "/" not in n):
         path = posixpath.join(entries_dir, name)
+        if _has_line_break(name):  # a hostile /boot can name files so
+            warnings.append(ParseWarning(entries_dir, 0, f"skipped {name!r}: line break in name"))
+            continue
         text = fs.read_text(path)
         if text is None:
             warnings.append(ParseWarning(path, 0, "unreadable"))

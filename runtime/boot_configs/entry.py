@@ -55,7 +55,8 @@ class ParseWarning:
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
-        return f"{where}: {self.message}"
+        # one line always: a hostile file name must not forge a second warning
+        return " ".join(f"{where}: {self.message}".splitlines())
 
 
 class ConfigSyntaxError(ValueError):

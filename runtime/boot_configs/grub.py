@@ -215,6 +215,7 @@ class _Entry:
     args: list[str] = field(default_factory=list)
     initrds: list[str] = field(default_factory=list)
     modules: list[Module] = field(default_factory=list)
+    bad_path: str = ""  # a file name that leaves the root: the entry is refused
 
 
 def _cmdline(args: Sequence[str]) -> str:
@@ -224,9 +225,13 @@ def _cmdline(args: Sequence[str]) -> str:
 
 
 def _path(word: str) -> str:
-    """A GRUB file name as a path from the root: device prefix dropped."""
+    """A GRUB file name as a path from the root: device prefix dropped,
+    '.' and '..' resolved; "" when it leaves the root or holds a control
+    character (no file on a boot partition is named so)."""
     p = _DEVICE.sub("", word)
-    return p if p.startswith("/") else "/" + p
+    if any(ord(c) < 0x20 or c == "\x7f" for c in p):
+        return ""
+    return normalize(p if p.startswith("/") else "/" + p) or ""
 
 
 class _Parser:
@@ -488,6 +493,10 @@ class _Parser:
         if e.kind is None:
             self.warn(source, blk.line, f"menuentry {title!r} boots no kernel; skipped")
             return
+        if e.bad_path:
+            self.warn(source, blk.line, f"menuentry {title!r} names {e.bad_path!r}, "
+                      "outside the boot partition or not a file name; skipped")
+            return
         files = [e.kernel, *e.initrds, *(m.path for m in e.modules)]
         missing = [f for f in files if not self.fs.exists(f)]
         entry_warnings = tuple(f"missing file {f}" for f in missing)
@@ -559,7 +568,7 @@ class _Parser:
             if depth >= MAX_DEPTH:
                 self.warn(source, blk.line, f"{head} nested too deep; skipped")
                 return
-            file = normalize(_path(args[0]))
+            file = _path(args[0]) or None
             if file is None:
                 self.warn(source, blk.line, f"{head} path outside the root; skipped")
                 return
@@ -575,28 +584,34 @@ class _Parser:
             return
         if entry is None:
             return
+        def path(word: str) -> str:
+            resolved = _path(word)
+            if not resolved:
+                entry.bad_path = entry.bad_path or word
+            return resolved
+
         if head in _LINUX:
             if not args:
                 self.warn(source, blk.line, f"{head} without a file")
                 return
             entry.kind = EntryKind.LINUX
-            entry.kernel = _path(args[0])
+            entry.kernel = path(args[0])
             entry.args = args[1:]
         elif head in _INITRD:
-            entry.initrds = [_path(a) for a in args if not a.startswith("--")]
+            entry.initrds = [path(a) for a in args if not a.startswith("--")]
         elif head in _MULTIBOOT:
             files = [a for a in args if not a.startswith("--")]
             if not files:
                 self.warn(source, blk.line, f"{head} without a file")
                 return
             entry.kind = EntryKind.MULTIBOOT
-            entry.kernel = _path(files[0])
+            entry.kernel = path(files[0])
             entry.args = files[1:]
             entry.modules = []
         elif head in _MODULE:
             files = [a for a in args if not a.startswith("--")]
             if files:
-                entry.modules.append(Module(_path(files[0]), _cmdline(files[1:])))
+                entry.modules.append(Module(path(files[0]), _cmdline(files[1:])))
 
     def search(self, args: list[str]) -> None:
         target = "root"
@@ -660,7 +675,7 @@ class _Parser:
             elif not a.startswith("-"):
                 names.append(a)
             i += 1
-        target = normalize(_path(path))
+        target = _path(path) or None
         text = self.fs.read_text(target) if target is not None else None
         if text is None or target is None:
             self.warn(source, line, f"load_env: no {path}")

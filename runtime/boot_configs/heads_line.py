@@ -38,6 +38,10 @@ def _path_and_args(keyword: str, value: str) -> tuple[str, str]:
     path, sep, args = value.partition(" ")
     if not path:
         raise ConfigSyntaxError(f"{keyword} field has no path")
+    if any(c.isspace() for c in path):
+        # a tab (or other blank) would end the path for kexec but not for the
+        # ' ' split above, and could not be printed back: refuse it, as elf does
+        raise ConfigSyntaxError(f"{keyword} path {path!r} contains a blank")
     if sep and not args:
         # "path " and "path" would both print as "path": refuse the ambiguity
         raise ConfigSyntaxError(f"{keyword} field has a trailing space")
