@@ -1,0 +1,10 @@
+"""Handing over to the chosen kernel with kexec (heads-facts.md §5.3, §2.5).
+
+  cmdline   the final kernel command line from an entry and ADD/REMOVE (pure)
+  plan      the ``kexec -l`` arguments and files for one boot entry (pure)
+  load      writing the combined initrd and running ``kexec -l/-u/-e``
+  finalize  PCR 4, TPM flush and platform lock, secret wipe, sync, unmount
+  errors    KexecError, the plain-words error of plan, load and unmount
+
+The order at boot: plan_for, load, prepare_handover, execute.
+"""

@@ -1,0 +1,172 @@
+"""The last steps before ``kexec -e``, after the kernel is loaded (Heads' kexec_finalize).
+
+In order: mark the boot mode in PCR 4, flush every TPM context, lock the
+platform hierarchy, wipe the RAM secrets, sync, unmount. Each step is its own
+function so a caller can run them one by one; prepare_handover runs them all
+and returns what was done, for the boot log.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+
+from tpm2_pytss.constants import ESYS_TR, TPM2_CAP, TPM2_HC
+
+from runtime.kexec.errors import KexecError
+from runtime.secrets.ram import SecretDir
+from runtime.tpm import pcrs
+from runtime.tpm.connection import Tpm
+from runtime.tpm.errors import TpmError, translated
+from runtime.tpm.rng import random_bytes
+
+BOOT_MODE_PCR = 4
+VERIFIED_MARKER = "generic"
+UNSAFE_MARKER = "unsafe"
+UMOUNT = "/bin/umount"
+UMOUNT_TIMEOUT = 30
+#: The largest authorization a sha256 TPM accepts for a hierarchy.
+PLATFORM_AUTH_BYTES = 32
+#: Handle ranges of transient objects, loaded sessions and saved sessions.
+_CONTEXT_RANGES = (TPM2_HC.TRANSIENT_FIRST, TPM2_HC.LOADED_SESSION_FIRST,
+                   TPM2_HC.ACTIVE_SESSION_FIRST)
+_PER_CALL = 64
+
+
+def extend_boot_mode(tpm: Tpm, *, unsafe: bool = False) -> str:
+    """Extend PCR 4 with the boot mode, so secrets sealed to the pre-boot PCR 4
+    cannot be unsealed by the booted OS. An unsafe boot is marked first with
+    "unsafe" so its PCR 4 differs from a verified boot's (Heads leaves PCR 4
+    untouched on its forced path, facts §11.8)."""
+    markers = [UNSAFE_MARKER, VERIFIED_MARKER] if unsafe else [VERIFIED_MARKER]
+    for marker in markers:
+        pcrs.extend_string(tpm, BOOT_MODE_PCR, marker)
+    return f"Extended PCR {BOOT_MODE_PCR} with " + ", then ".join(f'"{m}"' for m in markers)
+
+
+def _handles(tpm: Tpm, first: int) -> list[int]:
+    found: list[int] = []
+    more = True
+    while more:
+        with translated("Listing TPM handles"):
+            more, data = tpm.esapi.get_capability(TPM2_CAP.HANDLES, first, _PER_CALL)
+        batch = [int(h) for h in data.data.handles]
+        if not batch:
+            break
+        found += batch
+        first = batch[-1] + 1
+    return found
+
+
+def flush_contexts(tpm: Tpm) -> str:
+    """Flush every transient object and loaded or saved session, as Heads does,
+    so no key or session this runtime used is left for the OS."""
+    tpm.flush_sessions()  # the Tpm's own handles first, so it does not reuse dead ones
+    flushed = 0
+    for first in _CONTEXT_RANGES:
+        for handle in _handles(tpm, first):
+            with translated(f"Flushing TPM context 0x{handle:08x}"):
+                tpm.esapi.flush_context(tpm.esapi.tr_from_tpmpublic(handle))
+            flushed += 1
+    return f"Flushed {flushed} more TPM contexts (transient objects and sessions)"
+
+
+def lock_platform(tpm: Tpm) -> str:
+    """Set the platform authorization to a random value nobody keeps, so the
+    OS cannot use the platform hierarchy (clear the TPM, evict persistent keys).
+
+    Works only while the firmware left it empty (coreboot does); otherwise the
+    TPM refuses and the error says so.
+    """
+    # Mixing two sources: neither a weak TPM RNG nor a weak kernel pool alone
+    # makes the value guessable.
+    tpm_part = random_bytes(tpm, PLATFORM_AUTH_BYTES)
+    new_auth = bytes(a ^ b for a, b in zip(tpm_part, os.urandom(PLATFORM_AUTH_BYTES),
+                                           strict=True))
+    tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
+    try:
+        # The salted session encrypts the new value on the bus.
+        with translated("Locking the TPM platform hierarchy", auth="platform authorization"):
+            tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, new_auth,
+                                            session1=tpm.hmac_session())
+    finally:
+        tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")  # forget the value in ESAPI too
+        tpm.flush_sessions()  # the session used here must not outlive the handover
+    return "Locked the TPM platform hierarchy with a random authorization"
+
+
+def wipe_secrets(secrets: SecretDir) -> str:
+    """Zero and remove every RAM secret: kexec hands this RAM to the new kernel
+    without clearing it."""
+    count = secrets.wipe_all()
+    return f"Wiped {count} secret files in {secrets.path}"
+
+
+def sync_disks() -> str:
+    os.sync()
+    return "Flushed file system buffers to disk"
+
+
+def unmount(mount_point: str, *, umount_binary: str = UMOUNT,
+            timeout: float = UMOUNT_TIMEOUT) -> str:
+    """Unmount one file system; KexecError with umount's message if it fails."""
+    try:
+        subprocess.run([umount_binary, mount_point], check=True, timeout=timeout,
+                       capture_output=True, stdin=subprocess.DEVNULL)
+    except subprocess.CalledProcessError as err:
+        said = (err.stderr or b"").decode("utf-8", "replace").strip()
+        raise KexecError(f"Could not unmount {mount_point}: {said or 'umount failed'}.") from err
+    except subprocess.TimeoutExpired as err:
+        raise KexecError(f"Could not unmount {mount_point}: umount took over {timeout} s.") \
+            from err
+    except OSError as err:
+        raise KexecError(f"Could not unmount {mount_point}: cannot run {umount_binary} "
+                         f"({err.strerror}).") from err
+    return f"Unmounted {mount_point}"
+
+
+def prepare_handover(
+    tpm: Tpm | None,
+    secrets: SecretDir,
+    *,
+    unsafe: bool = False,
+    mount_points: Sequence[str] = (),
+    umount_binary: str = UMOUNT,
+    timeout: float = UMOUNT_TIMEOUT,
+) -> list[str]:
+    """Run every step, in order, after ``load`` and before ``execute``; returns
+    one line per step for the boot log.
+
+    Raises TpmError if PCR 4 cannot be extended (booting would leave the sealed
+    secrets unsealable by the OS) and SecretDirError if the secrets cannot be
+    wiped (the OS would inherit them in RAM). Other failures are logged only.
+    """
+    done: list[str] = []
+    if tpm is None:
+        done.append("No TPM: PCR 4 not extended, no TPM state to lock")
+    else:
+        done.append(extend_boot_mode(tpm, unsafe=unsafe))
+        # Not fatal: PCR 4 is extended, so a leftover context cannot unseal
+        # anything; it only takes one of the TPM's few slots from the OS.
+        try:
+            done.append(flush_contexts(tpm))
+        except TpmError as err:
+            done.append(f"TPM contexts not all flushed: {err.message}")
+        # Not fatal: the change fails when the firmware already set its own
+        # platform authorization or disabled the hierarchy, and then the OS
+        # cannot use it either.
+        try:
+            done.append(lock_platform(tpm))
+        except TpmError as err:
+            done.append(f"TPM platform hierarchy not locked: {err.message}")
+    done.append(wipe_secrets(secrets))
+    done.append(sync_disks())
+    for mount_point in mount_points:
+        # Not fatal: the data is already synced and the new kernel does not
+        # inherit this initramfs's mounts.
+        try:
+            done.append(unmount(mount_point, umount_binary=umount_binary, timeout=timeout))
+        except KexecError as err:
+            done.append(str(err))
+    return done
