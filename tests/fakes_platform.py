@@ -9,19 +9,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from runtime.state.platform import (
+    AskSecret,
+    BootCheck,
     BootFacts,
+    BootOption,
+    DefaultFacts,
     EnrolFacts,
     HotpFacts,
     HotpOutcome,
     KeyringFacts,
     MeasureFacts,
+    OptionsFacts,
     ResetFacts,
+    SignFacts,
     StartFacts,
     TotpFacts,
     TotpFailure,
 )
 
 GOOD_TOTP = TotpFacts("123456", step=0, message="TOTP secret unsealed")
+DEBIAN = BootOption(1, "Debian|elf|kernel /vmlinuz-6.1|initrd /initrd.img-6.1|append ro",
+                    "Debian", "/vmlinuz-6.1", "ro")
+RESCUE = BootOption(2, "Rescue|elf|kernel /vmlinuz-6.1|append single", "Rescue",
+                    "/vmlinuz-6.1", "single")
+GOOD_CHECK = BootCheck(True, counter=7, signer="ABCD")
+
+
+def refused_check(*findings: str, problems: frozenset[str] = frozenset({"files modified"})
+                  ) -> BootCheck:
+    return BootCheck(False, findings, problems)
 SECRET = bytearray(b"\x01" * 20)
 
 
@@ -41,6 +57,17 @@ class FakePlatform:
     enrol_results: list[EnrolFacts] = field(
         default_factory=lambda: [EnrolFacts(bytearray(SECRET), sealed_pcrs=(0, 4, 9))])
     boot_refusal: str = "nothing verified"
+    #: verify_boot's answers, one per call (the last repeats); None: refused
+    #: with boot_refusal as the finding
+    checks: list[BootCheck] | None = None
+    options_facts: OptionsFacts = field(
+        default_factory=lambda: OptionsFacts((DEBIAN, RESCUE)))
+    default_facts: DefaultFacts = field(default_factory=lambda: DefaultFacts(option=DEBIAN))
+    sign_results: list[SignFacts] = field(
+        default_factory=lambda: [SignFacts(check=BootCheck(True, counter=8))])
+    boot_results: list[str] = field(default_factory=lambda: ["kexec failed: test"])
+    #: what the PIN and owner prompts gave sign_boot (copied: callers wipe)
+    sign_secrets: list[bytes] = field(default_factory=list)
     time_problems: list[str] = field(default_factory=lambda: [""])
     calls: list[str] = field(default_factory=list)
     #: Passphrases as they were when the platform got them (copied: callers wipe).
@@ -109,9 +136,32 @@ class FakePlatform:
             self.given_secrets.append(result.secret)
         return result
 
-    def default_boot(self) -> str:
-        self.calls.append("default_boot")
-        return self.boot_refusal
+    def verify_boot(self, progress: Callable[[str], None]) -> BootCheck:
+        self.calls.append("verify_boot")
+        progress("checking")
+        if self.checks is None:
+            return refused_check(self.boot_refusal)
+        return self._next(self.checks, "verify_boot")  # type: ignore[no-any-return]
+
+    def boot_options(self) -> OptionsFacts:
+        self.calls.append("boot_options")
+        return self.options_facts
+
+    def saved_default(self, check: BootCheck) -> DefaultFacts:
+        self.calls.append("saved_default")
+        return self.default_facts
+
+    def sign_boot(self, ask_pin: AskSecret, ask_owner: AskSecret, default: BootOption | None,
+                  progress: Callable[[str], None]) -> SignFacts:
+        self.calls.append(f"sign_boot default={default.name if default else None}")
+        pin = ask_pin(1, "")
+        if pin is not None:
+            self.sign_secrets.append(bytes(pin))
+        return self._next(self.sign_results, "sign_boot")  # type: ignore[no-any-return]
+
+    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str:
+        self.calls.append(f"boot {option.name} unsafe={unsafe}")
+        return self._next(self.boot_results, "boot")  # type: ignore[no-any-return]
 
     def system_info(self) -> list[tuple[str, str]]:
         return [("Board", "Test board")]

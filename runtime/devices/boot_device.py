@@ -138,6 +138,27 @@ def _mount(device: str, fstype: str, target: str) -> bool:
     return True
 
 
+def remount(device: str, target: str, writable: bool) -> str:
+    """Mount /boot again, read-write (to sign it) or read-only as probed; the
+    reason when that failed. ext4's `noload` mount cannot become writable,
+    so it is unmounted and mounted anew (the journal may then be replayed:
+    the owner asked to write)."""
+    fstype = filesystem_type(_read_head(device))
+    if fstype is None:
+        return f"{device} no longer holds a file system this runtime can mount."
+    unmount(target)
+    options = "rw" if writable else ("ro,noload" if fstype == "ext4" else "ro")
+    try:
+        subprocess.run([MOUNT, "-t", fstype, "-o", options, device, target],
+                       check=True, timeout=MOUNT_TIMEOUT, capture_output=True)
+    except subprocess.CalledProcessError as err:
+        text = err.stderr.decode(errors="replace").strip() if err.stderr else ""
+        return f"{device} could not be mounted {'read-write' if writable else 'again'}: {text}"
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"{device} could not be mounted: {err}"
+    return ""
+
+
 def unmount(target: str) -> None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run([UMOUNT, target], check=True, timeout=MOUNT_TIMEOUT,

@@ -181,6 +181,17 @@ def discard_pending(boot_dir: str, disk: Disk | None = None) -> None:
     disk.fsync(boot_dir)
 
 
+def pending_counter_index(boot_dir: str) -> int | None:
+    """The NV index of the counter the pending state is signed with."""
+    from runtime.integrity.boot_lists import ROLLBACK_FILE, ListFormatError, parse_rollback
+
+    try:
+        with open(os.path.join(boot_dir, PENDING_DIR, ROLLBACK_FILE), "rb") as f:
+            return parse_rollback(f.read(4096)).nv_index
+    except (OSError, ListFormatError):
+        return None
+
+
 def settle_pending(boot_dir: str, counter_now: int | None, disk: Disk | None = None) -> str:
     """Finish or drop a state change a power cut interrupted; what was done,
     in plain words ("" when there was nothing to do)."""

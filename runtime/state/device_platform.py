@@ -15,13 +15,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
+from runtime.state.device_boot import BootSide
 from runtime.state.platform import (
+    AskSecret,
+    BootCheck,
     BootFacts,
+    BootOption,
+    DefaultFacts,
     EnrolFacts,
     HotpFacts,
     KeyringFacts,
     MeasureFacts,
+    OptionsFacts,
     ResetFacts,
+    SignFacts,
     StartFacts,
     TotpFacts,
     TotpFailure,
@@ -90,6 +97,7 @@ class DevicePlatform:
         self._recovery_used = False
         self._info_rows: list[tuple[str, str]] = []
         self._keyring: KeyringFacts | None = None
+        self._side = BootSide()
 
     # -- start -------------------------------------------------------------------
 
@@ -278,13 +286,41 @@ class DevicePlatform:
         return generate_and_seal(self.tpm, self.board, self._firmware_pcrs, owner_passphrase,
                                  hotp_admin_pin, self.loaded.settings)
 
-    # -- boot ----------------------------------------------------------------------
+    # -- verified boot (runtime.state.device_boot) ------------------------------------
 
-    def default_boot(self) -> str:
-        if not self.boot_device:
-            return "No /boot partition was found, so there is nothing to boot."
-        return ("/boot was found, but this runtime cannot verify its signed hash lists "
-                "yet, so it boots nothing rather than something unverified.")
+    def _boot_side(self) -> BootSide:
+        self._side.device = self.boot_device
+        return self._side
+
+    def verify_boot(self, progress: Callable[[str], None]) -> BootCheck:
+        from runtime.state import device_boot
+
+        return device_boot.verify(self._boot_side(), self.tpm, progress)
+
+    def boot_options(self) -> OptionsFacts:
+        from runtime.state import device_boot
+
+        return device_boot.options(self._boot_side())
+
+    def saved_default(self, check: BootCheck) -> DefaultFacts:
+        from runtime.state import device_boot
+
+        return device_boot.saved_default(self._boot_side())
+
+    def sign_boot(self, ask_pin: AskSecret, ask_owner: AskSecret, default: BootOption | None,
+                  progress: Callable[[str], None]) -> SignFacts:
+        from runtime.state import device_boot
+
+        if self.tpm is None:
+            return SignFacts(problem="No TPM: /boot cannot be bound to a rollback counter.")
+        return device_boot.sign(self._boot_side(), self.tpm, ask_pin, ask_owner, default,
+                                progress)
+
+    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str:
+        from runtime.state import device_boot
+
+        return device_boot.boot(self._boot_side(), self.tpm, self.board, self.loaded,
+                                option, unsafe, progress)
 
     # -- pages ---------------------------------------------------------------------
 

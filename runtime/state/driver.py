@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from runtime import bootlog
 from runtime.state.machine import FINAL_STATES, State, next_state
-from runtime.state.steps import Context, Step, actions, attest, menus, start
+from runtime.state.steps import Context, Step, actions, attest, boot, menus, start
 
 S = State
 STEPS: Mapping[State, Step] = {
@@ -35,12 +35,14 @@ STEPS: Mapping[State, Step] = {
     S.CONFIGURATION: menus.configuration,
     S.GPG_OPTIONS: menus.gpg_options,
     S.OEM_RESET: menus.oem_reset,
-    S.UPDATE_CHECKSUMS: menus.update_checksums,
+    S.UPDATE_CHECKSUMS: boot.update_checksums,
     S.GENERATE_SECRET: actions.generate_secret,
     S.RESET_TPM: actions.reset_tpm,
     S.CHANGE_TIME: actions.change_time,
-    S.DEFAULT_BOOT: actions.default_boot,
-    S.BOOT_REFUSED: actions.boot_refused,
+    S.DEFAULT_BOOT: boot.default_boot,
+    S.BOOT_REFUSED: boot.boot_refused,
+    S.OS_MENU: boot.os_menu,
+    S.UNSAFE_BOOT: boot.unsafe_boot,
     S.RECOVERY_CONFIRM: actions.recovery_confirm,
 }
 

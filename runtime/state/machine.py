@@ -38,6 +38,8 @@ class State(enum.StrEnum):
     RESET_TPM = "reset-tpm"
     DEFAULT_BOOT = "default-boot"
     BOOT_REFUSED = "boot-refused"
+    OS_MENU = "os-menu"
+    UNSAFE_BOOT = "unsafe-boot"
     CHANGE_TIME = "change-time"
     RECOVERY_CONFIRM = "recovery-confirm"
     # Menus and pages.
@@ -93,20 +95,26 @@ TRANSITIONS: Mapping[State, Mapping[str, State]] = {
                 "update-checksums": S.UPDATE_CHECKSUMS, "configuration": S.CONFIGURATION,
                 "gpg-options": S.GPG_OPTIONS, "oem-reset": S.OEM_RESET,
                 "recovery": S.RECOVERY_CONFIRM, "reboot": S.REBOOT, "back": S.MAIN_MENU},
-    S.BOOT_OPTIONS: {"again": S.BOOT_OPTIONS, "back": S.OPTIONS},
+    S.BOOT_OPTIONS: {"os-menu": S.OS_MENU, "unsafe": S.UNSAFE_BOOT,
+                     "again": S.BOOT_OPTIONS, "back": S.OPTIONS},
     S.TPM_OPTIONS: {"generate": S.GENERATE_SECRET, "reset-tpm": S.RESET_TPM,
                     "change-time": S.CHANGE_TIME, "again": S.TPM_OPTIONS, "back": S.OPTIONS},
     S.INTEGRITY_REPORT: {"back": S.OPTIONS, "recovery": S.RECOVERY_CONFIRM},
     S.CONFIGURATION: {"back": S.OPTIONS},
     S.GPG_OPTIONS: {"again": S.GPG_OPTIONS, "back": S.OPTIONS},
     S.OEM_RESET: {"back": S.MAIN_MENU},
-    S.UPDATE_CHECKSUMS: {"back": S.OPTIONS},
+    S.UPDATE_CHECKSUMS: {"back": S.OPTIONS, "done": S.MAIN_MENU},
     S.GENERATE_SECRET: {"done": S.TOTP, "need-reset": S.RESET_TPM, "cancelled": S.MAIN_MENU},
     S.RESET_TPM: {"done": S.GENERATE_SECRET, "cancelled": S.MAIN_MENU},
     S.CHANGE_TIME: {"done": S.TOTP, "cancelled": S.OPTIONS},
-    S.DEFAULT_BOOT: {"refused": S.BOOT_REFUSED},
-    S.BOOT_REFUSED: {"investigate": S.INTEGRITY_REPORT, "menu": S.MAIN_MENU,
+    S.DEFAULT_BOOT: {"refused": S.BOOT_REFUSED, "no-default": S.OS_MENU,
+                     "menu": S.MAIN_MENU},
+    S.BOOT_REFUSED: {"investigate": S.INTEGRITY_REPORT, "update-checksums": S.UPDATE_CHECKSUMS,
+                     "unsafe": S.UNSAFE_BOOT, "menu": S.MAIN_MENU, "power-off": S.POWER_OFF,
                      "recovery": S.RECOVERY_CONFIRM},
+    S.OS_MENU: {"refused": S.BOOT_REFUSED, "again": S.OS_MENU,
+                "default-saved": S.DEFAULT_BOOT, "back": S.MAIN_MENU},
+    S.UNSAFE_BOOT: {"refused": S.BOOT_REFUSED, "back": S.MAIN_MENU},
     S.RECOVERY_CONFIRM: {"confirmed": S.RECOVERY, "refused": S.MAIN_MENU,
                          "cancelled": S.MAIN_MENU},
     S.POWER_OFF: {},

@@ -102,6 +102,58 @@ class KeyringFacts:
     problem: str = ""
 
 
+@dataclass(frozen=True)
+class BootCheck:
+    """Is /boot what the owner signed (runtime.integrity.verify_boot)?"""
+
+    ok: bool
+    findings: tuple[str, ...] = ()  # one plain-words line per problem
+    problems: frozenset[str] = frozenset()  # verify_boot.Problem values
+    changed: tuple[str, ...] = ()  # files modified, added or removed ('./rel')
+    counter: int | None = None  # the TPM rollback counter now
+    signer: str = ""
+    #: what an OS update said it changed (kexec_package_trigger_*.txt)
+    update_notes: tuple[str, ...] = ()
+    #: an interrupted signing was completed or dropped before the check
+    settled: str = ""
+    unsigned: bool = False  # nothing was ever signed on this /boot
+
+
+@dataclass(frozen=True)
+class BootOption:
+    """One entry of the OS boot menu, in Heads' listing (number N = line N)."""
+
+    number: int
+    line: str  # Heads' entry line: what kexec_default.N.txt holds
+    name: str
+    kernel: str
+    cmdline: str = ""
+
+
+@dataclass(frozen=True)
+class OptionsFacts:
+    options: tuple[BootOption, ...] = ()
+    problem: str = ""  # why there are none
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DefaultFacts:
+    option: BootOption | None = None  # the verified default, ready to boot
+    problem: str = ""  # why it may not boot
+    none_saved: bool = False  # no default entry was ever saved
+
+
+@dataclass(frozen=True)
+class SignFacts:
+    problem: str = ""  # empty: signed (and verified)
+    check: BootCheck | None = None  # the verification of the new state
+
+
+#: asks for a PIN or passphrase: (attempt number, why the last was refused)
+AskSecret = Callable[[int, str], bytearray | None]
+
+
 class Platform(Protocol):
     def start(self) -> StartFacts: ...
 
@@ -129,8 +181,28 @@ class Platform(Protocol):
     def generate_secret(self, owner_passphrase: bytearray,
                         hotp_admin_pin: bytearray | None) -> EnrolFacts: ...
 
-    def default_boot(self) -> str:
-        """Boot the default entry (does not return then); else the reason it was refused."""
+    def verify_boot(self, progress: Callable[[str], None]) -> BootCheck:
+        """Check /boot against the owner's signature and the rollback counter."""
+        ...
+
+    def boot_options(self) -> OptionsFacts:
+        """The OS boot menu, in Heads' listing order."""
+        ...
+
+    def saved_default(self, check: BootCheck) -> DefaultFacts:
+        """The saved default entry, if it still names the same entry and its
+        files are the signed ones."""
+        ...
+
+    def sign_boot(self, ask_pin: AskSecret, ask_owner: AskSecret,
+                  default: BootOption | None, progress: Callable[[str], None]) -> SignFacts:
+        """Re-hash /boot, bump the rollback counter, sign (saving ``default``
+        when given); ask_owner is used only when a new counter is needed."""
+        ...
+
+    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str:
+        """kexec the entry (does not return then); else why it did not boot.
+        unsafe: extend PCR 4 first so sealed secrets stay locked."""
         ...
 
     def system_info(self) -> list[tuple[str, str]]: ...

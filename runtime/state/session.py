@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from runtime.state.platform import (
+    BootCheck,
     BootFacts,
     HotpFacts,
     HotpOutcome,
@@ -37,6 +38,8 @@ class Session:
     attestation_skipped: bool = False
     autoboot_offered: bool = False
     boot_refusal: str = ""
+    #: the last check of /boot against the owner's signature (None: not yet)
+    boot_check: BootCheck | None = None
     menu_shown: bool = False  # for the boot log: the first main menu
     #: Set by a TPM reset and used by the sealing right after it, so the new
     #: passphrase is not asked twice in a row; wiped when taken.

@@ -61,12 +61,12 @@ def test_the_normal_start_reaches_the_main_menu_verified() -> None:
 def test_autoboot_counts_down_only_after_attestation_and_boots_the_default() -> None:
     platform = FakePlatform(start_facts=started(auto_boot_timeout=5))
     final, ui = run(platform, [("choose", "Automatic boot", "timeout"),
-                               ("choose", "default boot was refused", "m"),
+                               ("choose", "Boot refused", "m"),
                                ("choose", MAIN, "p")])
     assert final is State.POWER_OFF
     countdown = shown(ui, "Automatic boot").description
     assert isinstance(countdown, Menu) and countdown.timeout == 5
-    assert "default_boot" in platform.calls
+    assert "verify_boot" in platform.calls
 
 
 def test_a_key_stops_the_autoboot_and_it_is_not_offered_again() -> None:
@@ -75,7 +75,7 @@ def test_a_key_stops_the_autoboot_and_it_is_not_offered_again() -> None:
                               ("choose", MAIN, "r"),  # refresh: TOTP again, no countdown
                               ("choose", MAIN, "p")])
     assert final is State.POWER_OFF
-    assert "default_boot" not in platform.calls
+    assert "verify_boot" not in platform.calls
     assert platform.calls.count("unseal_totp") == 2
 
 
@@ -330,7 +330,7 @@ def test_every_option_is_reachable_by_its_hot_key_and_comes_back() -> None:
         script += [("choose", "Options", key), ("choose", "", back)]
     script += [("choose", "Options", "i"), ("choose", "Integrity report", "c"),
                ("choose", "Options", "c"), ("show", "Configuration", None),
-               ("choose", "Options", "u"), ("show", "Updating the checksums", None),
+               ("choose", "Options", "u"), ("choose", "Update checksums", "n"),
                ("choose", "Options", "F"), ("show", "OEM factory reset", None),
                ("choose", MAIN, "o"), ("choose", "Options", "r"), ("choose", MAIN, "p")]
     final, ui = run(FakePlatform(), script)
@@ -429,11 +429,11 @@ def test_a_failed_hotp_can_generate_a_new_secret() -> None:
 
 def test_a_refused_boot_leads_to_the_integrity_report_and_recovery() -> None:
     final, ui = run(FakePlatform(boot_refusal="The hash of vmlinuz differs."), [
-        ("choose", MAIN, "d"), ("choose", "default boot was refused", "i"),
+        ("choose", MAIN, "d"), ("choose", "Boot refused", "i"),
         ("choose", "Integrity report", "x"), ("choose", "Open the recovery shell?", "y")])
     assert final is State.RECOVERY
     assert "The hash of vmlinuz differs." in ui.texts()[ui.titles().index(
-        "The default boot was refused")]
+        "Boot refused: /boot is not what you signed")]
 
 
 def test_an_inconsistent_tpm_can_be_checked_again_or_reset() -> None:

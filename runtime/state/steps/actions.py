@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from runtime.secrets.ram import wipe_buffer
 from runtime.state.steps.context import Context
-from runtime.state.steps.start import RECOVERY
 from runtime.state.view import Choice, Menu, Page, Progress, Prompt, Tone
 
 OWNER_PASSPHRASE_ATTEMPTS = 3
@@ -173,24 +172,6 @@ def change_time(ctx: Context) -> str:
         problem = ctx.platform.set_time(text)
         if not problem:
             return "done"
-
-
-def default_boot(ctx: Context) -> str:
-    ctx.ui.progress(Progress("Default boot", "Verifying /boot..."))
-    ctx.session.boot_refusal = ctx.platform.default_boot()
-    return "refused"
-
-
-def boot_refused(ctx: Context) -> str:
-    return ctx.problem_menu(
-        "The default boot was refused",
-        ctx.session.boot_refusal,
-        "Only a /boot whose files match the owner's signed hash lists is booted, so a "
-        "changed kernel or initramfs cannot start unnoticed.",
-        "Investigate the integrity report, or go back to the menu.",
-        (Choice("i", "Investigate integrity", "investigate"),
-         Choice("m", "Back to the main menu", "menu"), RECOVERY),
-    )
 
 
 def recovery_confirm(ctx: Context) -> str:

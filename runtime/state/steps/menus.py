@@ -78,9 +78,7 @@ def options(ctx: Context) -> str:
 
 def _not_in_this_build(ctx: Context, what: str) -> None:
     ctx.page(what, [
-        f"{what}: not available yet.",
-        "It needs the verified /boot (signed hash lists, the rollback counter and kexec), "
-        "which this runtime does not have yet. Nothing was changed.",
+        f"{what}: not available yet on this board. Nothing was changed.",
     ], Tone.WARNING)
 
 
@@ -90,11 +88,10 @@ def boot_options(ctx: Context) -> str:
         Choice("u", "Boot from USB", "usb"),
         Choice("i", "Ignore tampering and force a boot (unsafe)", "force"),
         BACK_TO_OPTIONS), back_event="back"))
-    if event == "back":
-        return "back"
-    names = {"os-menu": "The OS boot menu", "usb": "USB boot", "force": "Forced boot"}
-    _not_in_this_build(ctx, names[event])
-    return "again"
+    if event == "usb":
+        _not_in_this_build(ctx, "USB boot")
+        return "again"
+    return {"force": "unsafe"}.get(event, event)
 
 
 def tpm_options(ctx: Context) -> str:
@@ -160,9 +157,4 @@ def oem_reset(ctx: Context) -> str:
         "Meanwhile: Options > TPM/TOTP/HOTP options > Reset the TPM, then Generate a "
         "new secret.",
     ], Tone.WARNING)
-    return "back"
-
-
-def update_checksums(ctx: Context) -> str:
-    _not_in_this_build(ctx, "Updating the checksums and signing /boot")
     return "back"

@@ -1,0 +1,330 @@
+"""The device side of verified boot, for DevicePlatform: /boot as mounted, the
+TPM counter, gpg, kexec. Decisions stay in runtime.state.steps.boot; the
+formats and checks in runtime.integrity and runtime.boot_configs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from runtime import bootlog
+from runtime.secrets.ram import SECRET_DIR
+from runtime.state.platform import (
+    AskSecret,
+    BootCheck,
+    BootOption,
+    DefaultFacts,
+    OptionsFacts,
+    SignFacts,
+)
+
+OWNER_KEY_PATH = "/etc/runtime/owner.asc"
+#: test images only (build_initrd.py --owner-secret-key): the owner's secret
+#: key in the firmware, so QEMU tests can sign without an OpenPGP card
+OWNER_SECRET_KEY_PATH = "/etc/runtime/owner-secret.asc"  # noqa: S105 (a path)
+GPG_TIMEOUT = 60
+
+
+@dataclass
+class BootSide:
+    """What verified boot keeps between steps of one power-on."""
+
+    boot_dir: str = "/boot"
+    device: str = ""
+    last_report: object | None = None  # runtime.integrity.verify_boot.BootReport
+    #: Heads' listing lines as last shown (their numbers name the default)
+    listing: list[str] = field(default_factory=list)
+
+
+def _hash_progress(progress: Callable[[str], None]) -> Callable[[int, int, str], None]:
+    last = [0.0]
+
+    def report(done: int, total: int, name: str) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.5 and done < total:
+            return  # a serial console cannot take a line per MiB
+        last[0] = now
+        pct = 100 * done // total if total else 100
+        progress(f"Checking /boot against its signed hashes: {pct}% ({name[2:]})")
+
+    return report
+
+
+def _read_counter(tpm: object) -> Callable[[int], int]:
+    from runtime.integrity.tpm_counter import TpmCounter
+
+    return TpmCounter(tpm).value  # type: ignore[arg-type]
+
+
+def _check_of(report: object) -> BootCheck:
+    from runtime.integrity.package_trigger import parse_trigger
+    from runtime.integrity.verify_boot import BootReport, Problem
+
+    assert isinstance(report, BootReport)
+    notes = []
+    for name, text in report.package_triggers.items():
+        trigger = parse_trigger(name, text)
+        what = ", ".join(f[2:] if f.startswith("./") else f for f in trigger.changed_files[:6])
+        notes.append(f"{trigger.package or 'an update'} ({trigger.phase}): {what or 'no list'}")
+    unsigned = {f.problem for f in report.findings} >= {Problem.SIGNATURE_MISSING,
+                                                         Problem.LIST_MISSING}  # fmt: skip
+    return BootCheck(
+        ok=report.ok,
+        findings=tuple(str(f) for f in report.findings),
+        problems=frozenset(str(f.problem) for f in report.findings),
+        changed=tuple(sorted({*report.modified, *report.added, *report.removed})),
+        counter=report.counter,
+        signer=report.signer,
+        update_notes=tuple(notes),
+        unsigned=unsigned,
+    )
+
+
+def verify(side: BootSide, tpm: object | None, progress: Callable[[str], None]) -> BootCheck:
+    from runtime.integrity.verify_boot import verify_boot
+
+    if not side.device:
+        return BootCheck(False, ("No /boot partition was found: there is nothing to verify.",))
+    if tpm is None:
+        return BootCheck(False, ("No TPM: the rollback counter cannot be checked.",))
+    settled = settle(side, tpm)
+    progress("Checking the owner's signature over /boot...")
+    report = verify_boot(side.boot_dir, OWNER_KEY_PATH, _read_counter(tpm),
+                         work_dir=_work_dir(), progress=_hash_progress(progress))  # fmt: skip
+    side.last_report = report
+    bootlog.stage("boot-verified", ok=report.ok, findings=len(report.findings))
+    check = _check_of(report)
+    if settled:
+        check = BootCheck(**{**check.__dict__, "settled": settled})
+    return check
+
+
+def _work_dir() -> str | None:
+    return SECRET_DIR if os.path.isdir(SECRET_DIR) else None
+
+
+def settle(side: BootSide, tpm: object) -> str:
+    """Finish or drop a signing a power cut interrupted (needs /boot writable)."""
+    from runtime.integrity.boot_state import PENDING_DIR, pending_counter_index, settle_pending
+    from runtime.integrity.tpm_counter import TpmCounter
+
+    if not os.path.isdir(os.path.join(side.boot_dir, PENDING_DIR)):
+        return ""
+    index = pending_counter_index(side.boot_dir)
+    try:
+        value = TpmCounter(tpm).read(index) if index is not None else None  # type: ignore[arg-type]
+    except (OSError, ValueError, LookupError):
+        value = None
+    with writable(side):
+        return settle_pending(side.boot_dir, value)
+
+
+@contextlib.contextmanager
+def writable(side: BootSide) -> Iterator[None]:
+    """/boot mounted read-write for the duration, then read-only (noload) again."""
+    from runtime.devices.boot_device import remount
+
+    problem = remount(side.device, side.boot_dir, writable=True)
+    if problem:
+        raise OSError(problem)
+    try:
+        yield
+    finally:
+        os.sync()
+        problem = remount(side.device, side.boot_dir, writable=False)
+        if problem:
+            bootlog.stage("boot-remount-failed", problem=problem)
+
+
+def options(side: BootSide) -> OptionsFacts:
+    from runtime.boot_configs.entry import ConfigSyntaxError
+    from runtime.boot_configs.fs import DirFS
+    from runtime.boot_configs.heads_line import parse_heads_line
+    from runtime.boot_configs.heads_listing import heads_listing
+
+    if not side.device:
+        return OptionsFacts(problem="No /boot partition was found.")
+    listing = heads_listing(DirFS(side.boot_dir))
+    side.listing = listing.lines
+    found: list[BootOption] = []
+    warnings = [str(w) for w in listing.warnings[:8]]
+    for number, line in enumerate(listing.lines, start=1):
+        try:
+            entry = parse_heads_line(line).entry
+        except ConfigSyntaxError as err:
+            warnings.append(f"entry {number} cannot be booted: {err}")
+            continue
+        found.append(BootOption(number, line, entry.name or f"entry {number}", entry.kernel,
+                                entry.cmdline))  # fmt: skip
+    problem = "" if found else "The boot configuration on /boot offers nothing to boot."
+    return OptionsFacts(tuple(found), problem, tuple(warnings))
+
+
+def _entry_files(option: BootOption) -> list[str]:
+    from runtime.boot_configs.heads_line import parse_heads_line
+
+    entry = parse_heads_line(option.line).entry
+    return [entry.kernel, *entry.initrds, *(m.path for m in entry.modules)]
+
+
+def verified_files_problem(side: BootSide, option: BootOption) -> str:
+    """Empty when every file the entry boots is a regular file covered by the
+    signed hash list just verified (symlinks followed inside /boot)."""
+    from runtime.integrity.verify_boot import BootReport
+
+    report = side.last_report
+    if not isinstance(report, BootReport) or not report.ok:
+        return "/boot was not verified."
+    root = os.path.realpath(side.boot_dir)
+    for path in _entry_files(option):
+        real = os.path.realpath(os.path.join(root, path.lstrip("/")))
+        rel = "./" + os.path.relpath(real, root)
+        if not real.startswith(root + os.sep) or rel not in report.digests:
+            return f"{path} is not one of the signed files on /boot."
+    return ""
+
+
+def saved_default(side: BootSide) -> DefaultFacts:
+    from runtime.boot_configs.fs import DirFS
+    from runtime.boot_configs.heads_default import (
+        DefaultStatus,
+        match_saved_default,
+        read_saved_default,
+    )
+
+    if not side.listing:
+        options(side)
+    fs = DirFS(side.boot_dir)
+    saved, _ = read_saved_default(fs, os.listdir(side.boot_dir))
+    if saved is None:
+        return DefaultFacts(none_saved=True)
+    match = match_saved_default(side.listing, saved)
+    if match.status is not DefaultStatus.SAME or match.index is None:
+        return DefaultFacts(problem=f"The boot entries changed: {match.reason}.")
+    chosen = next((o for o in options(side).options if o.number == saved.index), None)
+    if chosen is None:
+        return DefaultFacts(problem="The saved default entry cannot be booted.")
+    problem = verified_files_problem(side, chosen)
+    if problem:
+        return DefaultFacts(problem=f"The saved default entry: {problem}")
+    return DefaultFacts(option=chosen)
+
+
+def _signing_home() -> tuple[str, str]:
+    """A RAM GnuPG home with the owner's keys: the secret key of a test image,
+    else the public key and the OpenPGP card's stubs (gpg --card-status)."""
+    base = _work_dir()
+    home = tempfile.mkdtemp(prefix="gpg-sign-", dir=base)
+    os.chmod(home, 0o700)
+    gpg = shutil.which("gpg") or "gpg"
+    keys = [OWNER_SECRET_KEY_PATH] if os.path.exists(OWNER_SECRET_KEY_PATH) else [OWNER_KEY_PATH]
+    for key in keys:
+        subprocess.run([gpg, "--homedir", home, "--batch", "--import", key], check=True,
+                       timeout=GPG_TIMEOUT, capture_output=True)  # fmt: skip
+    if keys == [OWNER_KEY_PATH]:
+        # the card answers for the secret key; without a card gpg says so at signing
+        subprocess.run([gpg, "--homedir", home, "--batch", "--card-status"], check=False,
+                       timeout=GPG_TIMEOUT, capture_output=True)  # fmt: skip
+    return home, gpg
+
+
+def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
+         default: BootOption | None, progress: Callable[[str], None]) -> SignFacts:  # fmt: skip
+    from runtime.integrity.gpg_signer import GpgSigner
+    from runtime.integrity.sign_boot import DefaultChoice, SigningError, sign_boot
+    from runtime.integrity.tpm_counter import TpmCounter
+    from runtime.secrets.ram import wipe_buffer
+
+    if not side.device:
+        return SignFacts(problem="No /boot partition was found.")
+    owner_auth: bytearray | None = None
+
+    class AskingCounter(TpmCounter):
+        def create(self) -> int:
+            nonlocal owner_auth
+            owner_auth = ask_owner(1, "")
+            if owner_auth is None:
+                raise SigningError("no TPM owner passphrase: the counter was not created.")
+            self.owner_auth = bytes(owner_auth)
+            return super().create()
+
+    choice = None
+    if default is not None:
+        choice = DefaultChoice(default.number, default.line, tuple(_entry_files(default)))
+    home = ""
+    try:
+        home, gpg = _signing_home()
+        signer = GpgSigner(home, ask_pin=ask_pin, gpg_binary=gpg)
+        with writable(side):
+            report = sign_boot(side.boot_dir, signer, AskingCounter(tpm), OWNER_KEY_PATH,  # type: ignore[arg-type]
+                               default=choice, progress=_hash_progress(progress),
+                               work_dir=_work_dir(), step=progress)  # fmt: skip
+    except (SigningError, OSError, subprocess.SubprocessError) as err:
+        return SignFacts(problem=f"/boot was not signed: {err}")
+    finally:
+        if owner_auth is not None:
+            wipe_buffer(owner_auth)
+        if home:
+            gpgconf = shutil.which("gpgconf") or "/usr/bin/gpgconf"
+            subprocess.run([gpgconf, "--homedir", home, "--kill", "all"], check=False,
+                           timeout=GPG_TIMEOUT, capture_output=True)  # fmt: skip
+            shutil.rmtree(home, ignore_errors=True)
+    side.last_report = report
+    side.listing = []
+    bootlog.stage("boot-signed", ok=report.ok, counter=report.counter)
+    return SignFacts(check=_check_of(report))
+
+
+def _words(value: object) -> str:
+    """A Words() setting (a tuple) or a plain string, as one line."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value or "")
+
+
+def boot(side: BootSide, tpm: object | None, board: object | None, loaded: object | None,
+         option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str:  # fmt: skip
+    """Load the entry with kexec, hand over (PCR 4, TPM locked, secrets wiped,
+    /boot unmounted) and start it; returns only with the reason it did not."""
+    from runtime.boot_configs.entry import ConfigSyntaxError
+    from runtime.boot_configs.heads_line import parse_heads_line
+    from runtime.kexec import load as kexec
+    from runtime.kexec.errors import KexecError
+    from runtime.kexec.finalize import prepare_handover
+    from runtime.kexec.plan import plan_for
+    from runtime.secrets.ram import SecretDir, SecretDirError
+    from runtime.tpm.errors import TpmError
+
+    if not unsafe:
+        problem = verified_files_problem(side, option)
+        if problem:
+            return problem
+    settings = getattr(loaded, "settings", None)
+    board_add = _words(getattr(settings, "boot_kernel_add", ""))
+    remove = _words(getattr(settings, "boot_kernel_remove", ""))
+    try:
+        entry = parse_heads_line(option.line).entry
+        plan = plan_for(entry, side.boot_dir, remove=remove, board_add=board_add,
+                        initrd_out=os.path.join(SECRET_DIR, "kexec-initrd.img"),
+                        unsafe=unsafe)  # fmt: skip
+        progress(f"Loading {entry.kernel}...")
+        kexec.load(plan)
+        progress("Handing over to the new kernel...")
+        done = prepare_handover(tpm, SecretDir(), unsafe=unsafe,  # type: ignore[arg-type]
+                                mount_points=[side.boot_dir])  # fmt: skip
+        bootlog.stage("kexec", unsafe=unsafe, steps=len(done))
+        kexec.execute()
+    except (KexecError, ConfigSyntaxError) as err:
+        return str(err)
+    except TpmError as err:
+        return f"PCR 4 could not be extended, so nothing was booted: {err}"
+    except SecretDirError as err:
+        return f"the RAM secrets could not be wiped, so nothing was booted: {err}"
+    return "kexec returned"  # not reached: execute() raises when it returns

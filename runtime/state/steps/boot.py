@@ -1,0 +1,208 @@
+"""Booting an OS: the default boot, the OS boot menu, the refusal screen with
+its ways forward, the unsafe (forced) boot, and updating the checksums and
+signing /boot after an OS update.
+
+Rule: nothing is booted from /boot unless it is exactly what the owner signed
+(runtime.integrity.verify_boot), except through the unsafe boot, which the
+user chooses knowingly and which extends PCR 4 first, so the sealed secrets
+(TOTP/HOTP, disk key) stay locked until the next power-on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from runtime.state.platform import AskSecret, BootCheck, BootOption
+from runtime.state.steps.context import Context
+from runtime.state.steps.start import RECOVERY
+from runtime.state.view import Choice, Menu, Progress, Prompt, Tone
+
+#: verify_boot problems a re-signing answers (the owner changed /boot)
+_RESIGNABLE = frozenset({"files modified", "files added", "files removed",
+                         "signature missing", "signature does not match the signed files",
+                         "rollback counter file missing", "hash list missing"})  # fmt: skip
+
+
+def _progress(ctx: Context, title: str) -> Callable[[str], None]:
+    def show(text: str) -> None:
+        ctx.ui.progress(Progress(title, text))
+
+    return show
+
+
+def _verify(ctx: Context, title: str) -> BootCheck:
+    check = ctx.platform.verify_boot(_progress(ctx, title))
+    ctx.session.boot_check = check
+    return check
+
+
+def _refuse(ctx: Context, what: str) -> str:
+    ctx.session.boot_refusal = what
+    return "refused"
+
+
+def _check_summary(check: BootCheck) -> str:
+    lines = list(check.findings)
+    if check.update_notes:
+        lines.append("An OS update left a note of what it changed: "
+                     + "; ".join(check.update_notes))  # fmt: skip
+    return "\n".join(lines) or "/boot could not be checked."
+
+
+def default_boot(ctx: Context) -> str:
+    check = _verify(ctx, "Default boot")
+    if not check.ok:
+        return _refuse(ctx, _check_summary(check))
+    default = ctx.platform.saved_default(check)
+    if default.none_saved:
+        event = ctx.ui.choose(Menu("No default boot entry", (
+            "No default OS entry has been saved on this /boot yet.",
+            "Choose one in the OS boot menu: boot it once, or make it the default (which "
+            "signs /boot again with your key).",
+        ), (Choice("m", "Show the OS boot menu", "no-default"),
+            Choice("r", "<-- Back to the main menu", "menu")), back_event="menu"))
+        return event
+    if default.option is None:
+        return _refuse(ctx, default.problem)
+    return _boot(ctx, default.option, unsafe=False)
+
+
+def _boot(ctx: Context, option: BootOption, unsafe: bool) -> str:
+    why = ctx.platform.boot(option, unsafe, _progress(ctx, f"Booting {option.name}"))
+    return _refuse(ctx, f"{option.name} did not start: {why}")
+
+
+def boot_refused(ctx: Context) -> str:
+    check = ctx.session.boot_check
+    resignable = check is not None and bool(check.problems) and check.problems <= _RESIGNABLE
+    choices = [Choice("i", "Investigate: the integrity report", "investigate")]
+    if resignable:
+        choices.append(Choice("u", "I made these changes: update checksums and sign /boot",
+                              "update-checksums"))  # fmt: skip
+    if not ctx.session.start.restricted:
+        choices.append(Choice("f", "Boot anyway (unsafe: secrets stay locked)", "unsafe"))
+    choices += [Choice("m", "Back to the main menu", "menu"),
+                Choice("p", "Power off", "power-off"), RECOVERY]  # fmt: skip
+    todo = ("If you updated the OS or changed /boot yourself, sign it again. If you did "
+            "not, someone else did: power off and investigate from a trusted system.")  # fmt: skip
+    return ctx.problem_menu(
+        "Boot refused: /boot is not what you signed",
+        ctx.session.boot_refusal,
+        "Only files the owner signed are booted, so a changed kernel, initramfs or boot "
+        "configuration cannot start unnoticed.",
+        todo,
+        tuple(choices),
+    )
+
+
+def _choose_option(ctx: Context, title: str, body: tuple[str, ...],
+                   tone: Tone = Tone.NORMAL) -> BootOption | None:  # fmt: skip
+    facts = ctx.platform.boot_options()
+    if not facts.options:
+        ctx.page(title, [facts.problem or "No boot entries were found on /boot.",
+                         *facts.warnings], Tone.ERROR)  # fmt: skip
+        return None
+    keys = "123456789abcdefghijklmnopqstuvwxyz"
+    # a menu of more entries than keys is no menu: the rest are in the JSON command
+    entries = [
+        Choice(key, f"{o.name}  [{o.kernel}]", str(i))
+        for i, (key, o) in enumerate(zip(keys, facts.options, strict=False))
+    ]
+    choices = (*entries, Choice("0", "<-- Back", "back"))
+    event = ctx.ui.choose(Menu(title, body, choices, tone=tone, back_event="back"))
+    return None if event == "back" else facts.options[int(event)]
+
+
+def os_menu(ctx: Context) -> str:
+    check = _verify(ctx, "OS boot menu")
+    if not check.ok:
+        return _refuse(ctx, _check_summary(check))
+    option = _choose_option(ctx, "OS boot menu", ("/boot is verified: choose what to boot.",))
+    if option is None:
+        return "back"
+    event = ctx.ui.choose(Menu(f"Boot {option.name}?", (
+        option.line,
+    ), (Choice("y", "Boot it", "boot"),
+        Choice("d", "Make it the default (signs /boot again)", "default"),
+        Choice("b", "<-- Back to the list", "again")), back_event="again"))
+    if event == "boot":
+        return _boot(ctx, option, unsafe=False)
+    if event == "default" and _sign(ctx, option):
+        return "default-saved"  # boot it now, through the verified default path
+    return "again"
+
+
+def unsafe_boot(ctx: Context) -> str:
+    if ctx.session.start.restricted:
+        ctx.page("Unsafe boot disabled", [
+            "Restricted boot is on (CONFIG_RESTRICTED_BOOT): only a verified /boot boots."],
+            Tone.ERROR)  # fmt: skip
+        return "back"
+    event = ctx.ui.choose(Menu("Boot without verifying /boot?", (
+        "This boots an entry whether or not /boot is what you signed.",
+        "Before it starts, PCR 4 is extended: the TOTP/HOTP secret and the disk key "
+        "cannot be unsealed by the booted OS, so an encrypted disk asks for its passphrase.",
+        "Use it to repair a system, never as a habit: a tampered kernel would start too.",
+    ), (Choice("y", "Yes: choose an entry to boot unsafely", "yes"),
+        Choice("n", "No: back to the main menu", "back")), tone=Tone.ERROR, back_event="back"))
+    if event != "yes":
+        return "back"
+    option = _choose_option(ctx, "Unsafe boot: choose an entry",
+                            ("/boot is NOT verified.",), Tone.ERROR)  # fmt: skip
+    if option is None:
+        return "back"
+    return _boot(ctx, option, unsafe=True)
+
+
+def _ask_secret(ctx: Context, title: str, label: str, why: str) -> AskSecret:
+    def ask(attempt: int, last: str) -> bytearray | None:
+        body = (why,) + ((f"Attempt {attempt}: {last}.",) if last else ())
+        answer = ctx.ui.ask(Prompt(title, body, label, secret=True,
+                                   tone=Tone.WARNING if last else Tone.NORMAL))  # fmt: skip
+        if answer is None:
+            return None
+        return answer if isinstance(answer, bytearray) else bytearray(answer.encode())
+
+    return ask
+
+
+def _sign(ctx: Context, default: BootOption | None) -> bool:
+    pin = _ask_secret(ctx, "Sign /boot", "Owner key PIN:",
+                      "Signing /boot with your key (the OpenPGP card's user PIN).")  # fmt: skip
+    owner = _ask_secret(ctx, "A rollback counter is needed", "TPM owner passphrase:",
+                        "The first signing creates the TPM rollback counter, which needs the "
+                        "TPM owner passphrase.")  # fmt: skip
+    facts = ctx.platform.sign_boot(pin, owner, default, _progress(ctx, "Signing /boot"))
+    if facts.problem:
+        ctx.page("/boot was not signed", [facts.problem, "",
+                 "Nothing on /boot was changed."], Tone.ERROR)  # fmt: skip
+        return False
+    check = facts.check
+    ctx.session.boot_check = check
+    lines = ["/boot is signed and verifies."]
+    if check is not None and check.counter is not None:
+        lines.append(f"Rollback counter: {check.counter}.")
+    if default is not None:
+        lines.append(f"Default entry: {default.name}.")
+    ctx.page("/boot signed", lines, Tone.GOOD)
+    return True
+
+
+def update_checksums(ctx: Context) -> str:
+    check = _verify(ctx, "Update checksums")
+    body: list[str] = []
+    if check.ok:
+        body.append("/boot is already what you signed; signing again moves the rollback "
+                    "counter on, so older signed copies of /boot stop verifying.")  # fmt: skip
+    else:
+        body += ["What changed since the last signing:", *check.findings]
+        if check.update_notes:
+            body += ["The OS update said:", *check.update_notes]
+    body.append("Sign only if you made these changes (an OS update, a kernel you built).")
+    event = ctx.ui.choose(Menu("Update checksums and sign /boot", tuple(body), (
+        Choice("y", "Yes: hash /boot and sign it with my key", "sign"),
+        Choice("n", "No: back", "back")), tone=Tone.NORMAL if check.ok else Tone.WARNING,
+        back_event="back"))  # fmt: skip
+    if event != "sign":
+        return "back"
+    return "done" if _sign(ctx, None) else "back"
