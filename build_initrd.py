@@ -243,6 +243,10 @@ def add_overlay_and_config(image: Image, args: argparse.Namespace, epoch: int) -
     if args.owner_key:
         image.add(Entry.file("etc/runtime/owner.asc", args.owner_key.read_bytes()),
                   "generated: owner key")
+    if args.owner_secret_key:
+        # test images only: signing /boot without an OpenPGP card (QEMU tests)
+        image.add(Entry.file("etc/runtime/owner-secret.asc", args.owner_secret_key.read_bytes()),
+                  "generated: owner SECRET key (test image)")
     # The settings' layers (runtime/config/settings.py): project, board, owner.
     image.add(Entry.file("etc/runtime/defaults.config",
                          (REPO / "etc" / "defaults.config").read_bytes()), "settings")
@@ -345,6 +349,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="download cache (default ~/.cache/heads-runtime)")
     parser.add_argument("--owner-key", type=Path,
                         help="owner's public key (ASCII-armoured) to place in the image")
+    parser.add_argument("--owner-secret-key", type=Path,
+                        help="TEST IMAGES ONLY: the owner's secret key, so the firmware can "
+                             "sign /boot without an OpenPGP card (anyone with the image can)")
     parser.add_argument("--user-config", type=Path,
                         help="owner settings (Heads config.user format) to place in the image")
     parser.add_argument("--optimize", type=int, choices=[0, 1, 2], default=0,

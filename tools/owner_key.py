@@ -27,6 +27,14 @@ class OwnerKey:
                               check=True, timeout=GPG_TIMEOUT)
         return done.stdout
 
+    def export_secret(self, path: Path) -> Path:
+        """The secret key, armored, for a test image (build_initrd --owner-secret-key)."""
+        done = subprocess.run(["gpg", "--homedir", str(self.home), "--batch", "--armor",
+                               "--export-secret-keys"], capture_output=True, check=True,
+                              timeout=GPG_TIMEOUT)
+        path.write_bytes(done.stdout)
+        return path
+
     def remove(self) -> None:
         subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"],
                        check=False, timeout=30, capture_output=True)

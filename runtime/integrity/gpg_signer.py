@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.integrity.openpgp import GPG_OPTIONS, bounded_gpg, statuses
+from runtime.integrity.openpgp import CLOCK_OPTIONS, bounded_gpg, statuses
 from runtime.integrity.sign_boot import SigningError
 
 ATTEMPTS = 3
@@ -32,7 +32,8 @@ class GpgSigner:
 
     def sign(self, data: bytes) -> bytes:
         try:
-            gpg = bounded_gpg(self.home, self.gpg_binary, self.timeout)
+            # signing needs gpg-agent (it holds the secret key or talks to the card)
+            gpg = bounded_gpg(self.home, self.gpg_binary, self.timeout, CLOCK_OPTIONS)
         except (OSError, ValueError) as err:
             raise SigningError(f"gpg ({self.gpg_binary}) did not run: {err}") from err
         last = ""
@@ -46,7 +47,7 @@ class GpgSigner:
                 result = gpg.sign(
                     data, detach=True, binary=False, keyid=self.key,
                     passphrase=pin.decode("utf-8", "replace") if pin is not None else None,
-                    extra_args=[*GPG_OPTIONS, "--pinentry-mode", "loopback", "--batch"],
+                    extra_args=["--pinentry-mode", "loopback", "--batch"],
                 )  # fmt: skip
             except (OSError, ValueError) as err:
                 raise SigningError(f"gpg did not answer within {self.timeout:g} s.") from err

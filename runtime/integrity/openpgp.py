@@ -30,7 +30,9 @@ MAX_SIGNATURE_BYTES = 64 * 1024  # an armored signature is a few hundred bytes
 # Freshness comes from nonces and counters, not from clocks: an initramfs
 # clock is often wrong, and a key "created in the future" must not lock the
 # owner out.
-GPG_OPTIONS = ["--no-autostart", "--ignore-time-conflict", "--ignore-valid-from"]
+CLOCK_OPTIONS = ["--ignore-time-conflict", "--ignore-valid-from"]
+#: checking needs no gpg-agent: never start one
+GPG_OPTIONS = ["--no-autostart", *CLOCK_OPTIONS]
 
 
 class Failure(enum.StrEnum):
@@ -102,7 +104,8 @@ def judge(found: list[tuple[str, list[str]]], pinned: frozenset[str]) -> Signatu
     return SignatureResult(True, f"signed by the owner's key {primary}.", None, primary)
 
 
-def bounded_gpg(home: str, gpg_binary: str, timeout: float) -> Any:
+def bounded_gpg(home: str, gpg_binary: str, timeout: float,
+                options: Sequence[str] = GPG_OPTIONS) -> Any:
     """python-gnupg's GPG, with every gpg process killed after ``timeout``."""
     import gnupg
 
@@ -129,7 +132,7 @@ def bounded_gpg(home: str, gpg_binary: str, timeout: float) -> Any:
                 if timer is not None:
                     timer.cancel()
 
-    return BoundedGPG(gpgbinary=gpg_binary, gnupghome=home, options=list(GPG_OPTIONS))
+    return BoundedGPG(gpgbinary=gpg_binary, gnupghome=home, options=list(options))
 
 
 def _kill_group(pid: int) -> None:

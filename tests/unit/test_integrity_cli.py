@@ -116,3 +116,31 @@ def test_trigger_format_round_trip_and_junk() -> None:
     assert t.package == "linux-image-6.1" and t.notes == ("dpkg: x",)
     odd = parse_trigger("kexec_package_trigger_post.txt", 'CHANGED_FILES="unclosed\n\x00junk\n')
     assert odd.changed_files == ("unclosed",) and odd.notes == ("\x00junk",)
+
+
+def test_signer_starts_its_own_agent_in_a_fresh_home(owner: OwnerKey, tmp_path: Path) -> None:
+    """As in the firmware: a new RAM home with the imported secret key and no
+    gpg-agent running; the PIN goes through loopback pinentry."""
+    import subprocess
+
+    from runtime.integrity.gpg_signer import GpgSigner
+    from runtime.integrity.openpgp import verify_detached
+
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    secret = owner.export_secret(tmp_path / "secret.asc")
+    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--import", str(secret)],
+                   check=True, timeout=60, capture_output=True)
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=True, timeout=60)
+    asked: list[int] = []
+
+    def pin(attempt: int, last: str) -> bytearray:
+        asked.append(attempt)
+        return bytearray(b"any")
+
+    try:
+        signature = GpgSigner(str(home), ask_pin=pin).sign(b"listing\n")
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=60)
+    assert asked == [1]
+    assert verify_detached(signature, b"listing\n", str(owner.public)).ok

@@ -1,0 +1,232 @@
+"""Verified boot on the qemu-swtpm board, driven over the serial console as a
+user would, on one machine (one TPM), against the test OS disk:
+
+1. first boot: /boot was never signed -> Options > Update checksums and sign
+   (the firmware's TPM counter is created), then the OS menu > make the first
+   entry the default (signed again) -> the default boots: the target OS
+   prints its command line and PCRs;
+2. the owner signs again (the counter moves on) and the default boots again:
+   the same PCR 4 as the first verified boot;
+3. the disk as it was after boot 1 is put back (a replayed, validly signed
+   /boot): refused as a rollback, in plain words; an unsafe boot then starts
+   the target, whose PCR 4 differs from a verified boot's;
+4. a modified kernel on the current disk: refused, naming the file; no boot.
+
+The tamper matrix in full (initrd, grub.cfg, added and removed files, a
+stranger's signature, a corrupted or missing signature, a deleted counter)
+runs against a real swtpm and gpg in tests/tpm/test_verified_boot.py.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import BOARD, REPO
+from tools.board_console import Boot, boot
+from tools.make_os_disk import BOARD_KERNEL_RELEASE, DEFAULT_CMDLINE
+from tools.os_disk_edit import BootPartition
+from tools.owner_key import OwnerKey
+
+pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(2400)]
+MAIN = "boot menu"
+FIRST_SCREEN = 400
+SIGN = 400  # hashing a 10 MB kernel and gpg under TCG
+TARGET = 300
+SETTINGS = b'export CONFIG_BOARD_NAME="QEMU verified boot"\n'
+
+
+@pytest.fixture(scope="module")
+def initrd_signing(tmp_path_factory: pytest.TempPathFactory, owner_key: OwnerKey) -> Path:
+    """An image that carries the owner's secret key (test images only), so the
+    firmware can sign /boot without an OpenPGP card."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("build-signing")
+    (out / "config.user").write_bytes(SETTINGS)
+    secret = owner_key.export_secret(out / "owner-secret.asc")
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "build_initrd.py"),
+            "--board",
+            BOARD,
+            "--quick",
+            "--out",
+            str(out),
+            "--user-config",
+            str(out / "config.user"),
+            "--owner-key",
+            str(owner_key.public),
+            "--owner-secret-key",
+            str(secret),
+        ],
+        check=True,
+        timeout=1800,
+        stdout=subprocess.DEVNULL,
+    )
+    return out / "initrd.cpio.zst"
+
+
+@pytest.fixture(scope="module")
+def machine() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def disk(machine: Path, os_disk: Path) -> Path:
+    copy = machine / "os-disk.img"
+    shutil.copyfile(os_disk, copy)
+    return copy
+
+
+def start(machine: Path, initrd: Path, disk: Path) -> Boot:
+    running = boot(BOARD, machine, initrd)
+    running.instance.disks = [disk]
+    return running.start()
+
+
+def to_main_menu(running: Boot) -> None:
+    """Past the start: this machine has no TOTP secret, and the test needs none."""
+    screen = running.wait_for_screen("TOTP", FIRST_SCREEN)
+    if "TOTP code cannot be shown" in screen:
+        running.press("i")
+    running.wait_for_screen(MAIN, 120)
+
+
+def words(screen: str) -> str:
+    """The screen's text with the line wrapping undone."""
+    return " ".join(screen.split())
+
+
+def sign(running: Boot, first: bool = False) -> str:
+    running.wait_for_screen("Sign /boot", SIGN)
+    running.press("1234", settle=0.1)  # the test key has no passphrase: any PIN
+    running.press("enter", settle=1.0)
+    if first:
+        running.wait_for_screen("A rollback counter is needed", SIGN)
+        running.press("enter", settle=1.0)  # a new TPM: the owner passphrase is empty
+    return running.wait_for_screen("/boot signed", SIGN)
+
+
+def target_report(running: Boot) -> dict[str, str]:
+    running.wait_for_console(r"OS-TARGET: done", TARGET)
+    console = running.console_text()
+    found = dict(re.findall(r"OS-TARGET: (cmdline|pcr \d+) ([^\r\n]*)", console))
+    assert "OS-TARGET: booted" in console
+    running.wait_exit(120)
+    return found
+
+
+@pytest.fixture(scope="module")
+def first_boot(machine: Path, initrd_signing: Path, disk: Path) -> dict[str, str]:
+    with start(machine, initrd_signing, disk) as running:
+        to_main_menu(running)
+        running.press("o")
+        running.wait_for_screen("Options", 60)
+        running.press("u")
+        update = running.wait_for_screen("Update checksums and sign /boot", SIGN)
+        assert "signature missing" in words(update)
+        running.press("y")
+        signed = sign(running, first=True)
+        assert "/boot is signed and verifies" in words(signed)
+        running.press("enter")
+        running.wait_for_screen(MAIN, 120)
+        running.press("o")
+        running.wait_for_screen("Options", 60)
+        running.press("b")
+        running.wait_for_screen("Boot options", 60)
+        running.press("m")
+        menu = running.wait_for_screen("choose what to boot", SIGN)
+        assert "Debian GNU/Linux" in menu and f"vmlinuz-{BOARD_KERNEL_RELEASE}" in menu
+        running.press("1")
+        running.wait_for_screen("Boot Debian GNU/Linux?", 60)
+        running.press("d")
+        assert "Default entry: Debian GNU/Linux" in words(sign(running))
+        running.press("enter")  # the new default boots through the verified path
+        report = target_report(running)
+    snapshot = machine / "disk-after-first-boot.img"
+    shutil.copyfile(disk, snapshot)
+    return report
+
+
+def test_first_signing_and_the_default_boot(first_boot: dict[str, str]) -> None:
+    assert first_boot["cmdline"].endswith(DEFAULT_CMDLINE), first_boot["cmdline"]
+    assert "pcr 4" in first_boot
+
+
+@pytest.fixture(scope="module")
+def second_boot(
+    machine: Path, initrd_signing: Path, disk: Path, first_boot: dict[str, str]
+) -> dict[str, str]:
+    with start(machine, initrd_signing, disk) as running:
+        to_main_menu(running)
+        running.press("o")
+        running.wait_for_screen("Options", 60)
+        running.press("u")
+        update = running.wait_for_screen("Update checksums and sign /boot", SIGN)
+        assert "already what you signed" in words(update)
+        running.press("y")
+        sign(running)
+        running.press("enter")
+        running.wait_for_screen(MAIN, 120)
+        running.press("d")
+        return target_report(running)
+
+
+def test_re_signing_moves_on_and_the_default_boots_with_the_same_pcr4(
+    first_boot: dict[str, str], second_boot: dict[str, str]
+) -> None:
+    assert second_boot["pcr 4"] == first_boot["pcr 4"]
+    assert second_boot["cmdline"] == first_boot["cmdline"]
+
+
+def test_a_replayed_older_signed_boot_is_refused_and_unsafe_boot_changes_pcr4(
+    machine: Path,
+    initrd_signing: Path,
+    disk: Path,
+    first_boot: dict[str, str],
+    second_boot: dict[str, str],
+) -> None:
+    replay = machine / "replayed.img"
+    shutil.copyfile(machine / "disk-after-first-boot.img", replay)
+    with start(machine, initrd_signing, replay) as running:
+        to_main_menu(running)
+        running.press("d")
+        refused = running.wait_for_screen("Boot refused", SIGN)
+        assert "older signed /boot (rollback)" in words(refused)
+        running.press("f")
+        running.wait_for_screen("Boot without verifying /boot?", 60)
+        running.press("y")
+        running.wait_for_screen("Unsafe boot: choose an entry", 120)
+        running.press("1")
+        unsafe = target_report(running)
+    assert unsafe["pcr 4"] != first_boot["pcr 4"]
+
+
+def test_a_modified_kernel_is_refused_and_nothing_boots(
+    machine: Path, initrd_signing: Path, disk: Path, second_boot: dict[str, str]
+) -> None:
+    tampered = machine / "tampered.img"
+    shutil.copyfile(disk, tampered)
+    kernel = f"/vmlinuz-{BOARD_KERNEL_RELEASE}"
+    with BootPartition(tampered) as part:
+        data = bytearray(part.read(kernel))
+        data[4096] ^= 0xFF
+        part.write(kernel, bytes(data))
+    with start(machine, initrd_signing, tampered) as running:
+        to_main_menu(running)
+        running.press("d")
+        refused = running.wait_for_screen("Boot refused", SIGN)
+        assert "files modified" in words(refused) and "vmlinuz" in refused
+        running.press("p")
+        running.wait_exit(120)
+        assert "OS-TARGET" not in running.console_text()
