@@ -1,4 +1,5 @@
-"""Shared test helpers: where the third-party test corpora live.
+"""Shared test helpers: where the third-party test corpora live, and a
+throw-away owner key.
 
 The corpora are not part of this repository: CI checks out a ``shared/``
 folder beside the repository clone, so tests find them at
@@ -8,9 +9,12 @@ folder beside the repository clone, so tests find them at
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tools.owner_key import OwnerKey, make_owner_key
 
 # abspath, not resolve(): a symlinked checkout should still look beside itself.
 REPO_ROOT = Path(os.path.abspath(__file__)).parent.parent
@@ -62,3 +66,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # event.bin plus every event-*.bin, found by globbing so new fixtures are covered.
     logs = sorted(folder.glob("event*.bin"))
     metafunc.parametrize("tpm2_eventlog_bin", logs, ids=[path.name for path in logs])
+
+
+@pytest.fixture(scope="session")
+def owner_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
+    """A throw-away owner key (gpg ed25519, no passphrase), one per test process."""
+    key = make_owner_key(tmp_path_factory.mktemp("owner"))
+    yield key
+    key.remove()

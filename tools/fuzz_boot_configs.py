@@ -46,24 +46,12 @@ def _targets() -> dict[str, Target]:
     with atheris.instrument_imports(include=["runtime.boot_configs"]):
         from runtime.boot_configs.bls import parse_bls, vercmp
         from runtime.boot_configs.entry import ConfigSyntaxError
-        from runtime.boot_configs.fs import MemoryFS, normalize
+        from runtime.boot_configs.fs import MemoryFS
         from runtime.boot_configs.grub import parse_grub
         from runtime.boot_configs.grub_lexer import tokenize
         from runtime.boot_configs.grubenv import parse_grubenv
         from runtime.boot_configs.heads_line import format_heads_line, parse_heads_line
         from runtime.boot_configs.syslinux import parse_syslinux
-
-    class ListingFS(MemoryFS):
-        """MemoryFS plus the directory listing BLS needs."""
-
-        def __init__(self, files: dict[str, str]) -> None:
-            super().__init__(files)
-            self._paths = [p for p in (normalize(k) for k in files) if p is not None]
-
-        def listdir(self, path: str) -> list[str] | None:
-            prefix = (normalize(path) or "/").rstrip("/") + "/"
-            names = {p[len(prefix) :].split("/")[0] for p in self._paths if p.startswith(prefix)}
-            return sorted(names) if names else None
 
     def split(data: bytes) -> tuple[int, list[str]]:
         fdp = atheris.FuzzedDataProvider(data)
@@ -82,7 +70,7 @@ def _targets() -> dict[str, Target]:
         files.update(zip(extra, texts[1:], strict=False))
         files[main] = texts[0]
         with contextlib.suppress(ConfigSyntaxError):
-            parse_grub(ListingFS(files), main)
+            parse_grub(MemoryFS(files), main)
 
     def grub_lexer(data: bytes) -> None:
         _, texts = split(data)
@@ -98,7 +86,7 @@ def _targets() -> dict[str, Target]:
         files.update(zip(extra, texts[1:], strict=False))
         files[main] = texts[0]
         with contextlib.suppress(ConfigSyntaxError):
-            parse_syslinux(ListingFS(files), main)
+            parse_syslinux(MemoryFS(files), main)
 
     def bls(data: bytes) -> None:
         flags, texts = split(data)
@@ -111,7 +99,7 @@ def _targets() -> dict[str, Target]:
         for i, text in enumerate(texts):
             files[f"/loader/entries/e{i}-{flags % 7}.{i}+{flags % 3}.conf"] = text
         with contextlib.suppress(ConfigSyntaxError):
-            parse_bls(ListingFS(files))
+            parse_bls(MemoryFS(files))
 
     def grubenv(data: bytes) -> None:
         _, texts = split(data)

@@ -633,23 +633,10 @@ class _Parser:
         """`probe --set VAR --fs-uuid DEV`: answered from fs_uuids; any other
         probe, or a device the caller does not know, leaves VAR unset and
         uncertain, so conditions on it are not evaluated."""
-        target: str | None = None
-        wants_uuid = False
-        device = ""
-        i = 0
-        while i < len(args):
-            a = args[i]
-            if a in ("--set", "-s") and i + 1 < len(args):
-                target = args[i + 1]
-                i += 2
-                continue
-            if a.startswith("--set="):
-                target = a[len("--set=") :]
-            elif a in ("--fs-uuid", "-u"):
-                wants_uuid = True
-            elif not a.startswith("-"):
-                device = a
-            i += 1
+        values, positional, flags = _options(args, {"--set": "set", "-s": "set"})
+        target = values.get("set")
+        wants_uuid = bool({"--fs-uuid", "-u"} & flags)
+        device = positional[-1] if positional else ""
         if not target:
             return  # probe without --set only prints
         uuid = self.fs_uuids.get(device.strip("()")) if wants_uuid else None
@@ -661,20 +648,8 @@ class _Parser:
         self.assign(target, uuid, certain=not unsure)
 
     def load_env(self, args: list[str], source: str, line: int) -> None:
-        path = posixpath.join(self.vars.get("prefix", "/"), "grubenv")
-        names: list[str] = []
-        i = 0
-        while i < len(args):
-            a = args[i]
-            if a in ("-f", "--file") and i + 1 < len(args):
-                path = args[i + 1]
-                i += 2
-                continue
-            if a.startswith("--file="):
-                path = a[len("--file=") :]
-            elif not a.startswith("-"):
-                names.append(a)
-            i += 1
+        values, names, _ = _options(args, {"-f": "file", "--file": "file"})
+        path = values.get("file") or posixpath.join(self.vars.get("prefix", "/"), "grubenv")
         target = _path(path) or None
         text = self.fs.read_text(target) if target is not None else None
         if text is None or target is None:
@@ -708,6 +683,33 @@ class _Parser:
                     self.counters[-1] += 1
                 return
         self.warn(source, line, "blscfg: no BLS entries")
+
+
+def _options(
+    args: Sequence[str], valued: Mapping[str, str]
+) -> tuple[dict[str, str], list[str], set[str]]:
+    """A GRUB command's arguments: options taking a value (`--set X`,
+    `--set=X`, `-s X`) under the name ``valued`` gives them, flags, and the
+    positional words."""
+    values: dict[str, str] = {}
+    positional: list[str] = []
+    flags: set[str] = set()
+    i = 0
+    while i < len(args):
+        a = args[i]
+        name, eq, inline = a.partition("=")
+        if a in valued and i + 1 < len(args):
+            values[valued[a]] = args[i + 1]
+            i += 2
+            continue
+        if eq and a.startswith("--") and name in valued:
+            values[valued[name]] = inline
+        elif a.startswith("-"):
+            flags.add(a)
+        else:
+            positional.append(a)
+        i += 1
+    return values, positional, flags
 
 
 def _refs_uncertain(p: _Parser, words: Sequence[Word]) -> bool:

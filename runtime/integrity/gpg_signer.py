@@ -12,11 +12,22 @@ from runtime.integrity.openpgp import CLOCK_OPTIONS, bounded_gpg, statuses
 from runtime.integrity.sign_boot import SigningError
 
 ATTEMPTS = 3
+#: libgpg-error codes (low 16 bits) that mean "that PIN/passphrase was wrong"
+_WRONG_PIN = frozenset({11, 87})  # GPG_ERR_BAD_PASSPHRASE, GPG_ERR_BAD_PIN
 #: a card may ask for a touch or be slow to wake: more than a verification needs
 SIGN_TIMEOUT_S = 120.0
 
 #: asks for the PIN for attempt n (1-based) with the last refusal; None: cancelled
 AskPin = Callable[[int, str], bytearray | None]
+
+
+def _error_codes(lines: list[tuple[str, list[str]]]) -> set[int]:
+    """The error codes of gpg's FAILURE and ERROR status lines."""
+    codes = set()
+    for keyword, args in lines:
+        if keyword in ("FAILURE", "ERROR") and len(args) >= 2 and args[1].isdigit():
+            codes.add(int(args[1]) & 0xFFFF)
+    return codes
 
 
 class GpgSigner:
@@ -57,8 +68,9 @@ class GpgSigner:
             signature = bytes(result.data or b"")
             if signature.startswith(b"-----BEGIN PGP SIGNATURE-----"):
                 return signature
-            found = [keyword for keyword, _ in statuses(result.stderr or "")]
-            if "BAD_PASSPHRASE" in found:
+            lines = statuses(result.stderr or "")
+            found = [keyword for keyword, _ in lines]
+            if "BAD_PASSPHRASE" in found or _error_codes(lines) & _WRONG_PIN:
                 last = "the PIN was wrong"
                 continue
             if "NO_SECKEY" in found or "INV_SGNR" in found:

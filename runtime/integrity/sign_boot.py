@@ -25,6 +25,7 @@ from runtime.integrity.boot_lists import (
     DEFAULT_HASHES_FILE,
     HASHES_FILE,
     PACKAGE_TRIGGER_GLOB,
+    PRIMARY_HANDLE_HASH_FILE,
     ROLLBACK_FILE,
     SIGNATURE_FILE,
     TREE_FILE,
@@ -74,6 +75,9 @@ class DefaultChoice:
     number: int
     line: str
     files: tuple[str, ...]
+    #: kexec_primhdl_hash.txt's content: which TPM storage key the default is
+    #: saved with (primary_handle.py); None leaves the file out
+    primary_hash: bytes | None = None
 
 
 def _read_current(boot_dir: str) -> dict[str, bytes]:
@@ -115,6 +119,29 @@ def _default_hashes(boot_dir: str, choice: DefaultChoice) -> bytes:
     return "".join(lines).encode()
 
 
+def _kept_default(boot_dir: str, files: dict[str, bytes]) -> DefaultChoice | None:
+    """The default already saved, so re-signing after an update hashes its
+    files anew (Heads leaves kexec_default_hashes.txt stale then); None when
+    there is none or its line cannot be read."""
+    from runtime.boot_configs.entry import ConfigSyntaxError
+    from runtime.boot_configs.heads_default import default_file_index
+    from runtime.boot_configs.heads_line import parse_heads_line
+
+    for name in sorted(n for n in files if fnmatch.fnmatchcase(n, DEFAULT_GLOB)):
+        number = default_file_index(name)
+        line = files[name].decode("utf-8", "replace").rstrip("\n")
+        try:
+            entry = parse_heads_line(line).entry
+        except ConfigSyntaxError:
+            return None
+        paths = (entry.kernel, *entry.initrds, *(m.path for m in entry.modules))
+        if number is None or not all(os.path.isfile(os.path.join(boot_dir, p.lstrip("/")))
+                                     for p in paths):
+            return None
+        return DefaultChoice(number, line, paths)
+    return None
+
+
 def build_state(
     boot_dir: str,
     current: dict[str, bytes],
@@ -135,11 +162,17 @@ def build_state(
         files[HASHES_FILE] = format_hashes(hash_files(boot_dir, scan.files, progress))
         files[TREE_FILE] = format_tree(scan.tree)
         files[ROLLBACK_FILE] = format_rollback(_counter_file_id(index), value)
+        if default is None:
+            default = _kept_default(boot_dir, files)
         if default is not None:
             for name in [n for n in files if fnmatch.fnmatchcase(n, DEFAULT_GLOB)]:
                 del files[name]
             files[f"kexec_default.{default.number}.txt"] = (default.line + "\n").encode()
             files[DEFAULT_HASHES_FILE] = _default_hashes(boot_dir, default)
+            if default.primary_hash is not None:
+                files[PRIMARY_HANDLE_HASH_FILE] = default.primary_hash
+            elif PRIMARY_HANDLE_HASH_FILE in current:
+                files[PRIMARY_HANDLE_HASH_FILE] = current[PRIMARY_HANDLE_HASH_FILE]
     except ListFormatError as err:
         raise SigningError(f"/boot holds a file the lists cannot name: {err}") from err
     signature = signer.sign(signed_listing(files))

@@ -191,7 +191,63 @@ def verified_files_problem(side: BootSide, option: BootOption) -> str:
     return ""
 
 
-def saved_default(side: BootSide) -> DefaultFacts:
+def _default_hashes_problem(side: BootSide) -> str:
+    """kexec_default_hashes.txt must agree with the files just verified."""
+    from runtime.integrity.boot_lists import DEFAULT_HASHES_FILE, ListFormatError, parse_sums
+    from runtime.integrity.verify_boot import BootReport
+
+    report = side.last_report
+    try:
+        with open(os.path.join(side.boot_dir, DEFAULT_HASHES_FILE), "rb") as f:
+            lines = parse_sums(f.read(1 << 20), DEFAULT_HASHES_FILE)
+    except FileNotFoundError:
+        return "kexec_default_hashes.txt is missing: save the default again."
+    except (OSError, ListFormatError) as err:
+        return f"kexec_default_hashes.txt cannot be read: {err}"
+    digests = report.digests if isinstance(report, BootReport) else {}
+    root = os.path.realpath(side.boot_dir)
+
+    def signed(name: str) -> str | None:
+        # sha256sum follows a symlink (/vmlinuz -> vmlinuz-6.1): so do we
+        real = os.path.realpath(os.path.join(root, name.removeprefix("./")))
+        return digests.get("./" + os.path.relpath(real, root))
+
+    stale = [line.name for line in lines if signed(line.name) != line.digest]
+    if stale:
+        return (f"its files changed since it was saved ({', '.join(stale[:4])}): "
+                "choose it again in the OS menu.")
+    return ""
+
+
+def _primary_problem(side: BootSide, tpm: object | None) -> str:
+    """Heads' check of kexec_primhdl_hash.txt: the TPM's storage key must be
+    the one the default was saved with."""
+    from runtime.integrity.boot_lists import PRIMARY_HANDLE_HASH_FILE, ListFormatError
+    from runtime.integrity.primary_handle import primary_handle_bytes, primary_hash_matches
+    from runtime.tpm.errors import TpmError
+
+    try:
+        with open(os.path.join(side.boot_dir, PRIMARY_HANDLE_HASH_FILE), "rb") as f:
+            data = f.read(4096)
+    except FileNotFoundError:
+        if tpm is not None and not tpm.has_primary():  # type: ignore[attr-defined]
+            return ""  # saved on a TPM without a storage key, and still none: nothing moved
+        return ("/boot does not say which TPM storage key its default was saved with "
+                "(kexec_primhdl_hash.txt is missing): save the default again.")
+    except OSError as err:
+        return f"kexec_primhdl_hash.txt cannot be read ({err.strerror})."
+    if tpm is None:
+        return "No TPM: the default entry's binding to the TPM cannot be checked."
+    try:
+        if primary_hash_matches(data, primary_handle_bytes(tpm)):
+            return ""
+    except (ListFormatError, TpmError) as err:
+        return f"The TPM storage key cannot be checked: {err}"
+    return ("The TPM's storage key is not the one the default was saved with: the TPM was "
+            "reset or replaced since. Choose the entry in the OS menu and save it again.")
+
+
+def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
     from runtime.boot_configs.fs import DirFS
     from runtime.boot_configs.heads_default import (
         DefaultStatus,
@@ -211,7 +267,8 @@ def saved_default(side: BootSide) -> DefaultFacts:
     chosen = next((o for o in options(side).options if o.number == saved.index), None)
     if chosen is None:
         return DefaultFacts(problem="The saved default entry cannot be booted.")
-    problem = verified_files_problem(side, chosen)
+    problem = (verified_files_problem(side, chosen) or _default_hashes_problem(side)
+               or _primary_problem(side, tpm))
     if problem:
         return DefaultFacts(problem=f"The saved default entry: {problem}")
     return DefaultFacts(option=chosen)
@@ -255,9 +312,19 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
             self.owner_auth = bytes(owner_auth)
             return super().create()
 
+    from runtime.integrity.primary_handle import format_primary_hash, primary_handle_bytes
+    from runtime.tpm.errors import TpmError
+
     choice = None
     if default is not None:
-        choice = DefaultChoice(default.number, default.line, tuple(_entry_files(default)))
+        primary = None  # a TPM without a storage key: nothing to bind to (yet)
+        try:
+            if tpm.has_primary():  # type: ignore[attr-defined]
+                primary = format_primary_hash(primary_handle_bytes(tpm))
+        except TpmError as err:
+            return SignFacts(problem=f"The TPM storage key cannot be read: {err}")
+        choice = DefaultChoice(default.number, default.line, tuple(_entry_files(default)),
+                               primary)  # fmt: skip
     home = ""
     try:
         home, gpg = _signing_home()

@@ -305,7 +305,7 @@ class DevicePlatform:
     def saved_default(self, check: BootCheck) -> DefaultFacts:
         from runtime.state import device_boot
 
-        return device_boot.saved_default(self._boot_side())
+        return device_boot.saved_default(self._boot_side(), self.tpm)
 
     def sign_boot(self, ask_pin: AskSecret, ask_owner: AskSecret, default: BootOption | None,
                   progress: Callable[[str], None]) -> SignFacts:

@@ -9,6 +9,7 @@ measurement sees it.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tools.boards import load_board_table
-from tools.owner_key import OwnerKey, make_owner_key
+from tools.owner_key import OwnerKey
 
 REPO = Path(__file__).resolve().parents[2]
 BOARD = "qemu-swtpm"
@@ -26,13 +27,6 @@ SETTINGS = (b'export CONFIG_HOTPKEY=y\nexport CONFIG_HOTP_TOKEN="serial:/dev/tty
             b"export CONFIG_BOARD_NAME=\"QEMU e2e\"\n")
 USER_CONFIG_A = SETTINGS + b"# owner settings of test build A\n"
 USER_CONFIG_B = SETTINGS + b"# owner settings of test build B\n"  # one byte differs
-
-
-@pytest.fixture(scope="session")
-def owner_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
-    key = make_owner_key(tmp_path_factory.mktemp("owner"))
-    yield key
-    key.remove()
 
 
 def build(out: Path, user_config: bytes, owner: OwnerKey) -> Path:
@@ -66,6 +60,15 @@ def os_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tools.make_os_disk import make_os_disk
 
     return make_os_disk(tmp_path_factory.mktemp("os-disk") / "os-disk.img").image
+
+
+@pytest.fixture(scope="module")
+def machine() -> Iterator[Path]:
+    """One board instance (its TPM state, its OVMF variables) per test module:
+    the module's tests are one machine's story."""
+    directory = Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -79,13 +79,6 @@ class Token:
 
 
 @pytest.fixture(scope="module")
-def machine() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def token(machine: Path) -> Iterator[Token]:
     running = Token(machine)
     running.start()

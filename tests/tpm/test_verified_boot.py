@@ -26,13 +26,6 @@ C = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 
 @pytest.fixture(scope="module")
-def owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
-    key = make_owner_key(tmp_path_factory.mktemp("owner"))
-    yield key
-    key.remove()
-
-
-@pytest.fixture(scope="module")
 def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
     key = make_owner_key(tmp_path_factory.mktemp("stranger"))
     yield key
@@ -52,12 +45,14 @@ def boot(tmp_path: Path) -> Path:
     return root
 
 
-def _verify(boot: Path, owner: OwnerKey, counter: TpmCounter):  # type: ignore[no-untyped-def]
-    return verify_boot(str(boot), str(owner.public), counter.value)
+def _verify(boot: Path, owner_key: OwnerKey, counter: TpmCounter):  # type: ignore[no-untyped-def]
+    return verify_boot(str(boot), str(owner_key.public), counter.value)
 
 
-def _sign(boot: Path, owner: OwnerKey, counter: TpmCounter, **kw):  # type: ignore[no-untyped-def]
-    return sign_boot(str(boot), GpgSigner(str(owner.home)), counter, str(owner.public), **kw)
+def _sign(boot: Path, owner_key: OwnerKey, counter: TpmCounter, **kw):  # type: ignore[no-untyped-def]
+    return sign_boot(
+        str(boot), GpgSigner(str(owner_key.home)), counter, str(owner_key.public), **kw
+    )
 
 
 def _problems(report) -> set[Problem]:  # type: ignore[no-untyped-def]
@@ -65,10 +60,10 @@ def _problems(report) -> set[Problem]:  # type: ignore[no-untyped-def]
 
 
 def test_signed_boot_verifies_here_and_as_heads_checks_it(
-    tpm: Tpm, boot: Path, owner: OwnerKey
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
 ) -> None:
     counter = TpmCounter(tpm, OWNER)
-    report = _sign(boot, owner, counter)
+    report = _sign(boot, owner_key, counter)
     assert report.ok, report.findings
     assert report.counter is not None and report.signer
     first = report.counter
@@ -90,7 +85,7 @@ def test_signed_boot_verifies_here_and_as_heads_checks_it(
         timeout=60,
     ).stdout
     subprocess.run(
-        ["gpg", "--homedir", str(owner.home), "--verify", "kexec.sig", "-"],
+        ["gpg", "--homedir", str(owner_key.home), "--verify", "kexec.sig", "-"],
         input=listing,
         cwd=boot,
         check=True,
@@ -107,14 +102,14 @@ def test_signed_boot_verifies_here_and_as_heads_checks_it(
     ).stdout
     assert (boot / "kexec_tree.txt").read_bytes() == tree
     # a second signing moves the counter on
-    assert _sign(boot, owner, counter).counter == first + 1
+    assert _sign(boot, owner_key, counter).counter == first + 1
 
 
-def test_default_entry_is_signed_with_its_hashes(tpm: Tpm, boot: Path, owner: OwnerKey) -> None:
+def test_default_entry_is_signed_with_its_hashes(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
     counter = TpmCounter(tpm, OWNER)
     line = "Debian|elf|kernel /vmlinuz-6.1|initrd /initrd.img-6.1|append root=/dev/vda2 ro"
     choice = DefaultChoice(1, line, ("/vmlinuz-6.1", "/initrd.img-6.1"))
-    assert _sign(boot, owner, counter, default=choice).ok
+    assert _sign(boot, owner_key, counter, default=choice).ok
     assert (boot / "kexec_default.1.txt").read_text() == line + "\n"
     subprocess.run(
         ["sha256sum", "-c", "--quiet", "kexec_default_hashes.txt"],
@@ -125,7 +120,7 @@ def test_default_entry_is_signed_with_its_hashes(tpm: Tpm, boot: Path, owner: Ow
         capture_output=True,
     )
     other = DefaultChoice(2, line, ("/vmlinuz-6.1",))
-    assert _sign(boot, owner, counter, default=other).ok
+    assert _sign(boot, owner_key, counter, default=other).ok
     assert not (boot / "kexec_default.1.txt").exists()
     assert (boot / "kexec_default.2.txt").exists()
 
@@ -133,53 +128,55 @@ def test_default_entry_is_signed_with_its_hashes(tpm: Tpm, boot: Path, owner: Ow
 # --- the tamper matrix --------------------------------------------------------
 
 
-def _signed(tpm: Tpm, boot: Path, owner: OwnerKey) -> TpmCounter:
+def _signed(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> TpmCounter:
     counter = TpmCounter(tpm, OWNER)
-    report = _sign(boot, owner, counter)
+    report = _sign(boot, owner_key, counter)
     assert report.ok
     counter.first = report.counter  # type: ignore[attr-defined]
     return counter
 
 
-def test_modified_kernel(tpm: Tpm, boot: Path, owner: OwnerKey) -> None:
-    counter = _signed(tpm, boot, owner)
+def test_modified_kernel(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
+    counter = _signed(tpm, boot, owner_key)
     with (boot / "vmlinuz-6.1").open("r+b") as f:
         f.seek(1000)
         f.write(b"\xcc")
-    report = _verify(boot, owner, counter)
+    report = _verify(boot, owner_key, counter)
     assert _problems(report) == {Problem.FILES_MODIFIED}
     assert report.modified == ["./vmlinuz-6.1"]
     assert "vmlinuz-6.1" in str(report.findings[0])
 
 
-def test_modified_initrd_and_config(tpm: Tpm, boot: Path, owner: OwnerKey) -> None:
-    counter = _signed(tpm, boot, owner)
+def test_modified_initrd_and_config(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
+    counter = _signed(tpm, boot, owner_key)
     (boot / "initrd.img-6.1").write_bytes(b"evil")
     (boot / "grub" / "grub.cfg").write_text(
         "menuentry 'Debian' { linux /vmlinuz-6.1 init=/bin/sh }\n"
     )
-    report = _verify(boot, owner, counter)
+    report = _verify(boot, owner_key, counter)
     assert report.modified == ["./grub/grub.cfg", "./initrd.img-6.1"]
 
 
-def test_added_and_removed_files(tpm: Tpm, boot: Path, owner: OwnerKey) -> None:
-    counter = _signed(tpm, boot, owner)
+def test_added_and_removed_files(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
+    counter = _signed(tpm, boot, owner_key)
     (boot / "grub" / "custom.cfg").write_text("set superusers=\n")
     (boot / "config-6.1").unlink()
-    report = _verify(boot, owner, counter)
+    report = _verify(boot, owner_key, counter)
     assert _problems(report) == {Problem.FILES_ADDED, Problem.FILES_REMOVED}
     assert report.added == ["./grub/custom.cfg"] and report.removed == ["./config-6.1"]
 
 
-def test_replayed_older_signed_boot(tpm: Tpm, boot: Path, owner: OwnerKey, tmp_path: Path) -> None:
-    counter = _signed(tpm, boot, owner)
+def test_replayed_older_signed_boot(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey, tmp_path: Path
+) -> None:
+    counter = _signed(tpm, boot, owner_key)
     old = tmp_path / "old-boot"
     shutil.copytree(boot, old, symlinks=True)
     (boot / "vmlinuz-6.1").write_bytes(b"new kernel")
-    assert _sign(boot, owner, counter).ok
+    assert _sign(boot, owner_key, counter).ok
     shutil.rmtree(boot)
     shutil.copytree(old, boot, symlinks=True)  # the attacker puts the old, signed /boot back
-    report = _verify(boot, owner, counter)
+    report = _verify(boot, owner_key, counter)
     assert _problems(report) == {Problem.ROLLED_BACK}
     first = counter.first  # type: ignore[attr-defined]
     assert report.signed_counter == first and report.counter == first + 1
@@ -187,9 +184,9 @@ def test_replayed_older_signed_boot(tpm: Tpm, boot: Path, owner: OwnerKey, tmp_p
 
 
 def test_signature_by_another_valid_key(
-    tpm: Tpm, boot: Path, owner: OwnerKey, stranger: OwnerKey
+    tpm: Tpm, boot: Path, owner_key: OwnerKey, stranger: OwnerKey
 ) -> None:
-    counter = _signed(tpm, boot, owner)
+    counter = _signed(tpm, boot, owner_key)
     listing = subprocess.run(
         ["sh", "-c", "sha256sum kexec*.txt"],
         cwd=boot,
@@ -208,10 +205,10 @@ def test_signature_by_another_valid_key(
     (boot / SIGNATURE_FILE).write_bytes(sig.stdout)
     # the stranger's key is in the keyring offered to gpg too: still refused
     both = boot.parent / "both.asc"
-    both.write_bytes(owner.public.read_bytes() + stranger.public.read_bytes())
-    pinned = verify_boot(str(boot), str(both), counter.value, pinned_fingerprints=[_fpr(owner)])
+    both.write_bytes(owner_key.public.read_bytes() + stranger.public.read_bytes())
+    pinned = verify_boot(str(boot), str(both), counter.value, pinned_fingerprints=[_fpr(owner_key)])
     assert _problems(pinned) == {Problem.SIGNATURE_NOT_OWNER}
-    assert _problems(_verify(boot, owner, counter)) == {Problem.SIGNATURE_NOT_OWNER}
+    assert _problems(_verify(boot, owner_key, counter)) == {Problem.SIGNATURE_NOT_OWNER}
 
 
 def _fpr(key: OwnerKey) -> str:
@@ -225,43 +222,45 @@ def _fpr(key: OwnerKey) -> str:
     return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
 
 
-def test_missing_and_corrupted_signature(tpm: Tpm, boot: Path, owner: OwnerKey) -> None:
-    counter = _signed(tpm, boot, owner)
+def test_missing_and_corrupted_signature(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
+    counter = _signed(tpm, boot, owner_key)
     sig = (boot / SIGNATURE_FILE).read_bytes()
     (boot / SIGNATURE_FILE).write_bytes(sig[:60] + b"AAAA" + sig[64:])
-    assert _problems(_verify(boot, owner, counter)) & {
+    assert _problems(_verify(boot, owner_key, counter)) & {
         Problem.SIGNATURE_BAD,
         Problem.SIGNATURE_UNCHECKED,
     }
     (boot / SIGNATURE_FILE).unlink()
-    assert _problems(_verify(boot, owner, counter)) == {Problem.SIGNATURE_MISSING}
+    assert _problems(_verify(boot, owner_key, counter)) == {Problem.SIGNATURE_MISSING}
     (boot / SIGNATURE_FILE).write_bytes(sig)
     (boot / "kexec_hashes.txt").write_bytes(b"")  # a signed list changed: the signature fails
-    assert Problem.SIGNATURE_BAD in _problems(_verify(boot, owner, counter))
+    assert Problem.SIGNATURE_BAD in _problems(_verify(boot, owner_key, counter))
 
 
-def test_counter_index_deleted(tpm: Tpm, boot: Path, owner: OwnerKey) -> None:
-    counter = _signed(tpm, boot, owner)
+def test_counter_index_deleted(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
+    counter = _signed(tpm, boot, owner_key)
     index = parse_rollback((boot / ROLLBACK_FILE).read_bytes()).nv_index
     nv.undefine(tpm, index, OWNER)
-    report = _verify(boot, owner, counter)
+    report = _verify(boot, owner_key, counter)
     assert _problems(report) == {Problem.COUNTER_MISSING}
     assert "reset or replaced" in str(report.findings[0])
 
 
 def test_wrong_signing_key_writes_nothing(
-    tpm: Tpm, boot: Path, owner: OwnerKey, stranger: OwnerKey
+    tpm: Tpm, boot: Path, owner_key: OwnerKey, stranger: OwnerKey
 ) -> None:
     counter = TpmCounter(tpm, OWNER)
     with pytest.raises(SigningError, match="not the owner's"):
-        sign_boot(str(boot), GpgSigner(str(stranger.home)), counter, str(owner.public))
+        sign_boot(str(boot), GpgSigner(str(stranger.home)), counter, str(owner_key.public))
     assert not [p for p in os.listdir(boot) if p.startswith("kexec")]
 
 
 # --- compatibility: a /boot made the way Heads makes it ----------------------
 
 
-def test_boot_prepared_by_heads_commands_verifies(tpm: Tpm, boot: Path, owner: OwnerKey) -> None:
+def test_boot_prepared_by_heads_commands_verifies(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
     from runtime.tpm.counters import create_counter, increment_counter
 
     index = create_counter(tpm, OWNER)
@@ -274,7 +273,7 @@ def test_boot_prepared_by_heads_commands_verifies(tpm: Tpm, boot: Path, owner: O
         "find ./ ! -path './kexec*' -print0 | sort -z > kexec_tree.txt\n"
         f"printf '%s: %016x\\n' {cid} {value} > {counter_file}\n"
         f"sha256sum {counter_file} > kexec_rollback.txt\n"
-        f"sha256sum kexec*.txt | gpg --homedir {owner.home} --batch --digest-algo SHA256 "
+        f"sha256sum kexec*.txt | gpg --homedir {owner_key.home} --batch --digest-algo SHA256 "
         "--detach-sign -a > kexec.sig\n"
     )
     try:
@@ -283,5 +282,5 @@ def test_boot_prepared_by_heads_commands_verifies(tpm: Tpm, boot: Path, owner: O
         )
     finally:
         counter_file.unlink(missing_ok=True)
-    report = _verify(boot, owner, TpmCounter(tpm, OWNER))
+    report = _verify(boot, owner_key, TpmCounter(tpm, OWNER))
     assert report.ok, report.findings

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from runtime.boot_configs.bls import parse_bls, vercmp
 from runtime.boot_configs.entry import BootEntry, ConfigSyntaxError, EntryKind, Module
-from runtime.boot_configs.fs import DirFS, MemoryFS, normalize
+from runtime.boot_configs.fs import DirFS, MemoryFS
 from runtime.boot_configs.grub import parse_grub
 from runtime.boot_configs.grub_lexer import tokenize
 from runtime.boot_configs.grubenv import parse_grubenv
@@ -281,19 +281,6 @@ def run_parser(
     check_result(entries, warnings, lenient=lenient)
 
 
-class ListingFS(MemoryFS):
-    """MemoryFS plus the directory listing BLS needs."""
-
-    def __init__(self, files: dict[str, str]) -> None:
-        super().__init__(files)
-        self._paths = [p for p in (normalize(k) for k in files) if p is not None]
-
-    def listdir(self, path: str) -> list[str] | None:
-        prefix = (normalize(path) or "/").rstrip("/") + "/"
-        names = {p[len(prefix) :].split("/")[0] for p in self._paths if p.startswith(prefix)}
-        return sorted(names) if names else None
-
-
 KERNELS = {"/vmlinuz": "", "/initrd.img": "", "/boot/vmlinuz": "", "/xen.gz": "",
            "/isolinux/vmlinuz": "", "/boot/initrd.img": ""}
 
@@ -318,7 +305,7 @@ def test_grub(main: str, extra: list[str], path: str, with_kernels: bool) -> Non
     others = ("/boot/grub/loopback.cfg", "/loader/entries/a.conf", "/grub2/grubenv")
     files.update(zip(others, extra, strict=False))
     files[path] = main
-    run_parser("grub", lambda: parse_grub(ListingFS(files), path), lenient=GRUB_LENIENT)
+    run_parser("grub", lambda: parse_grub(MemoryFS(files), path), lenient=GRUB_LENIENT)
 
 
 #: True would tolerate '..' in grub paths and multi-line warnings (the issues
@@ -338,7 +325,7 @@ _GRUB_KNOWN_ISSUES = {
 @pytest.mark.parametrize("case", list(_GRUB_KNOWN_ISSUES))
 def test_grub_found_issue_regressions(case: str) -> None:
     path = "/boot/grub/grub.cfg"
-    entries, warnings = parse_grub(ListingFS({path: _GRUB_KNOWN_ISSUES[case]}), path)
+    entries, warnings = parse_grub(MemoryFS({path: _GRUB_KNOWN_ISSUES[case]}), path)
     check_result(entries, warnings)
 
 
@@ -369,7 +356,7 @@ def test_syslinux(main: str, extra: list[str], path: str, with_kernels: bool) ->
     others = ("/isolinux/menu.cfg", "/isolinux/txt.cfg", "/other.cfg")
     files.update(zip(others, extra, strict=False))
     files[path] = main
-    run_parser("syslinux", lambda: parse_syslinux(ListingFS(files), path))
+    run_parser("syslinux", lambda: parse_syslinux(MemoryFS(files), path))
 
 
 _ENTRY_NAMES = st.sampled_from(
@@ -396,7 +383,7 @@ def test_bls(
         files["/loader/loader.conf"] = loader
     if grubenv is not None:
         files["/grub2/grubenv"] = grubenv
-    run_parser("bls", lambda: parse_bls(ListingFS(files)))
+    run_parser("bls", lambda: parse_bls(MemoryFS(files)))
 
 
 _ENV = "# GRUB Environment Block\nk=/a\\\nb\n"  # k is "/a<newline>b"
@@ -414,7 +401,7 @@ _ENV = "# GRUB Environment Block\nk=/a\\\nb\n"  # k is "/a<newline>b"
 def test_bls_line_breaks_stay_out_of_paths_and_warnings(files: dict[str, str]) -> None:
     """Regression: a line break in an entry's file name or in a grubenv value
     expanded into `linux` gave multi-line warnings and a kernel path with a newline."""
-    entries, warnings = parse_bls(ListingFS(files))
+    entries, warnings = parse_bls(MemoryFS(files))
     check_result(entries, warnings)
     assert all("\n" not in p for e in entries for p in (e.kernel, *e.initrds))
 

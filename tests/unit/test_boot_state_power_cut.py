@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from runtime.integrity.boot_state import RealDisk, settle_pending
 from runtime.integrity.gpg_signer import GpgSigner
 from runtime.integrity.sign_boot import sign_boot
 from runtime.integrity.verify_boot import Problem, verify_boot
-from tools.owner_key import OwnerKey, make_owner_key
+from tools.owner_key import OwnerKey
 
 COUNTER_INDEX = 0x01ABCDEF
 
@@ -116,21 +113,14 @@ def _signed_state(boot: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.fixture(scope="module")
-def owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
-    key = make_owner_key(tmp_path_factory.mktemp("owner"))
-    yield key
-    key.remove()
-
-
-def test_every_prefix_of_a_resign_leaves_old_or_new(tmp_path: Path, owner: OwnerKey) -> None:
+def test_every_prefix_of_a_resign_leaves_old_or_new(tmp_path: Path, owner_key: OwnerKey) -> None:
     boot = tmp_path / "boot"
     (boot / "grub").mkdir(parents=True)
     (boot / "grub" / "grub.cfg").write_text("menuentry A { linux /vmlinuz }\n")
     (boot / "vmlinuz").write_bytes(b"kernel 1")
     counter = StandInCounter(41)
-    signer = GpgSigner(str(owner.home))
-    assert sign_boot(str(boot), signer, counter, str(owner.public)).ok
+    signer = GpgSigner(str(owner_key.home))
+    assert sign_boot(str(boot), signer, counter, str(owner_key.public)).ok
     (boot / "vmlinuz").write_bytes(b"kernel 2, after an OS update")
     old_state, old_value = _signed_state(boot), counter.value_now
     before = tmp_path / "before"
@@ -138,7 +128,7 @@ def test_every_prefix_of_a_resign_leaves_old_or_new(tmp_path: Path, owner: Owner
 
     log: list[tuple[str, ...]] = []
     counter.log = log
-    assert sign_boot(str(boot), signer, counter, str(owner.public), disk=RecordingDisk(log)).ok
+    assert sign_boot(str(boot), signer, counter, str(owner_key.public), disk=RecordingDisk(log)).ok
     new_state = _signed_state(boot)
     assert new_state != old_state
     kinds = [op[0] for op in log]
@@ -152,7 +142,7 @@ def test_every_prefix_of_a_resign_leaves_old_or_new(tmp_path: Path, owner: Owner
         _replay(log[:cut], str(boot), str(trial), trial_counter)
         settle_pending(str(trial), trial_counter.value_now)
         state = _signed_state(trial)
-        report = verify_boot(str(trial), str(owner.public), trial_counter.get)
+        report = verify_boot(str(trial), str(owner_key.public), trial_counter.get)
         if state == new_state:
             assert report.ok, (cut, report.findings)
             outcomes["new"] += 1

@@ -3,21 +3,13 @@ with the real gpg."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runtime.integrity.__main__ import main
 from runtime.integrity.boot_lists import ROLLBACK_FILE, format_rollback
-from tools.owner_key import OwnerKey, make_owner_key
-
-
-@pytest.fixture(scope="module")
-def owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
-    key = make_owner_key(tmp_path_factory.mktemp("owner"))
-    yield key
-    key.remove()
+from tools.owner_key import OwnerKey
 
 
 @pytest.fixture
@@ -32,9 +24,9 @@ def boot(tmp_path: Path) -> Path:
 
 
 def test_sign_then_verify_with_and_without_the_counter(
-    boot: Path, owner: OwnerKey, capsys: pytest.CaptureFixture[str]
+    boot: Path, owner_key: OwnerKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key = str(owner.public)
+    key = str(owner_key.public)
     assert main(["verify", str(boot), "--owner-key", key]) == 1
     assert "signature missing" in capsys.readouterr().out
     assert (
@@ -43,7 +35,7 @@ def test_sign_then_verify_with_and_without_the_counter(
                 "sign",
                 str(boot),
                 "--gnupg-home",
-                str(owner.home),
+                str(owner_key.home),
                 "--owner-key",
                 key,
                 "--counter",
@@ -76,7 +68,7 @@ def test_sign_then_verify_with_and_without_the_counter(
                 "sign",
                 str(boot),
                 "--gnupg-home",
-                str(owner.home),
+                str(owner_key.home),
                 "--owner-key",
                 key,
                 "--counter",
@@ -89,7 +81,7 @@ def test_sign_then_verify_with_and_without_the_counter(
 
 
 def test_sign_refuses_without_a_counter(
-    tmp_path: Path, owner: OwnerKey, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, owner_key: OwnerKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "vmlinuz").write_bytes(b"k")
     code = main(
@@ -97,9 +89,9 @@ def test_sign_refuses_without_a_counter(
             "sign",
             str(tmp_path),
             "--gnupg-home",
-            str(owner.home),
+            str(owner_key.home),
             "--owner-key",
-            str(owner.public),
+            str(owner_key.public),
             "--counter",
             "1",
         ]
@@ -118,7 +110,7 @@ def test_trigger_format_round_trip_and_junk() -> None:
     assert odd.changed_files == ("unclosed",) and odd.notes == ("\x00junk",)
 
 
-def test_signer_starts_its_own_agent_in_a_fresh_home(owner: OwnerKey, tmp_path: Path) -> None:
+def test_signer_starts_its_own_agent_in_a_fresh_home(owner_key: OwnerKey, tmp_path: Path) -> None:
     """As in the firmware: a new RAM home with the imported secret key and no
     gpg-agent running; the PIN goes through loopback pinentry."""
     import subprocess
@@ -128,7 +120,7 @@ def test_signer_starts_its_own_agent_in_a_fresh_home(owner: OwnerKey, tmp_path: 
 
     home = tmp_path / "g"
     home.mkdir(mode=0o700)
-    secret = owner.export_secret(tmp_path / "secret.asc")
+    secret = owner_key.export_secret(tmp_path / "secret.asc")
     subprocess.run(["gpg", "--homedir", str(home), "--batch", "--import", str(secret)],
                    check=True, timeout=60, capture_output=True)
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=True, timeout=60)
@@ -143,4 +135,34 @@ def test_signer_starts_its_own_agent_in_a_fresh_home(owner: OwnerKey, tmp_path: 
     finally:
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=60)
     assert asked == [1]
-    assert verify_detached(signature, b"listing\n", str(owner.public)).ok
+    assert verify_detached(signature, b"listing\n", str(owner_key.public)).ok
+
+
+def test_a_wrong_pin_is_asked_again_then_refused_plainly(tmp_path: Path) -> None:
+    import subprocess
+
+    from runtime.integrity.gpg_signer import GpgSigner
+    from runtime.integrity.sign_boot import SigningError
+
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    spec = ("Key-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\nName-Real: PIN Owner\n"
+            "Passphrase: right pin\nExpire-Date: 0\n%commit\n")  # fmt: skip
+    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
+                    "--gen-key"], input=spec, text=True, check=True, timeout=120,
+                   capture_output=True)  # fmt: skip
+    given: list[tuple[int, str]] = []
+
+    def pin(attempt: int, last: str) -> bytearray:
+        given.append((attempt, last))
+        return bytearray(b"right pin" if attempt == 2 else b"wrong")
+
+    try:
+        assert GpgSigner(str(home), ask_pin=pin).sign(b"x").startswith(b"-----BEGIN PGP")
+        assert given == [(1, ""), (2, "the PIN was wrong")]
+        # a new agent, as each signing in the firmware has (no cached passphrase)
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=60)
+        with pytest.raises(SigningError, match="refused 3 times"):
+            GpgSigner(str(home), ask_pin=lambda a, last: bytearray(b"wrong")).sign(b"x")
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=60)
