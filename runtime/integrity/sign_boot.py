@@ -41,7 +41,7 @@ from runtime.integrity.boot_lists import (
 from runtime.integrity.boot_scan import Progress, hash_files, scan_boot
 from runtime.integrity.boot_state import Disk, NewState, read_pending, roll_forward, stage
 from runtime.integrity.openpgp import verify_detached
-from runtime.integrity.verify_boot import BootReport, ReadCounter, verify_boot
+from runtime.integrity.verify_boot import BootReport, CounterGone, ReadCounter, verify_boot
 
 #: Heads names the default file after the entry's 1-based line in its listing
 DEFAULT_GLOB = "kexec_default.*.txt"
@@ -98,9 +98,18 @@ def _counter_index(current: dict[str, bytes], counter: Counter) -> int:
             index = parse_rollback(data).nv_index
         except ListFormatError:
             index = None
-        if index is not None and counter.exists(index):
+        if index is not None and counter.exists(index) and _usable(counter, index):
             return index
+    # none yet, or the TPM was reset (gone) or holds a bad one: a new counter
     return counter.create()
+
+
+def _usable(counter: Counter, index: int) -> bool:
+    try:
+        counter.read(index)
+    except (OSError, ValueError, CounterGone):
+        return False  # wrong attributes or unreadable: it cannot protect /boot
+    return True
 
 
 def _default_hashes(boot_dir: str, choice: DefaultChoice) -> bytes:

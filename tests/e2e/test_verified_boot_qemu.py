@@ -5,8 +5,9 @@ user would, on one machine (one TPM), against the test OS disk:
    (the firmware's TPM counter is created), then the OS menu > make the first
    entry the default (signed again) -> the default boots: the target OS
    prints its command line and PCRs;
-2. the owner signs again (the counter moves on) and the default boots again:
-   the same PCR 4 as the first verified boot;
+2. an OS update changes a file on /boot and leaves its package-trigger note:
+   the default is refused naming both; the owner signs again (the counter
+   moves on) and the default boots verified, with the first boot's PCR 4;
 3. the disk as it was after boot 1 is put back (a replayed, validly signed
    /boot): refused as a rollback, in plain words; an unsafe boot then starts
    the target, whose PCR 4 differs from a verified boot's;
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.integrity.package_trigger import format_trigger
 from tests.e2e.conftest import BOARD, REPO
 from tools.board_console import Boot, boot
 from tools.make_os_disk import BOARD_KERNEL_RELEASE, DEFAULT_CMDLINE
@@ -159,13 +161,23 @@ def test_first_signing_and_the_default_boot(first_boot: dict[str, str]) -> None:
 def second_boot(
     machine: Path, initrd_signing: Path, disk: Path, first_boot: dict[str, str]
 ) -> dict[str, str]:
+    """An OS update changed a file on /boot and left its package-trigger note:
+    the default is refused, naming the file and the update; the owner signs
+    again and the default boots verified."""
+    config = f"/config-{BOARD_KERNEL_RELEASE}"
+    with BootPartition(disk) as part:
+        part.write(config, part.read(config) + b"# CONFIG_UPDATED_BY_THE_OS=y\n")
+        note = format_trigger([f".{config}"], f"linux-image-{BOARD_KERNEL_RELEASE}")
+        part.write("/kexec_package_trigger_post.txt", note)
     with start(machine, initrd_signing, disk) as running:
         to_main_menu(running)
-        running.press("o")
-        running.wait_for_screen("Update checksums and sign /boot", 60)
+        running.press("d")
+        refused = words(running.wait_for_screen("Boot refused", SIGN))
+        assert "files modified" in refused and "config-" in refused
+        assert f"linux-image-{BOARD_KERNEL_RELEASE}" in refused
         running.press("u")
-        update = running.wait_for_screen("Yes: hash /boot and sign it", SIGN)
-        assert "already what you signed" in words(update)
+        update = words(running.wait_for_screen("Yes: hash /boot and sign it", SIGN))
+        assert "config-" in update and "The OS update said" in update
         running.press("y")
         sign(running)
         running.press("enter")

@@ -244,6 +244,10 @@ def test_counter_index_deleted(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> Non
     report = _verify(boot, owner_key, counter)
     assert _problems(report) == {Problem.COUNTER_MISSING}
     assert "reset or replaced" in str(report.findings[0])
+    # the way forward: signing again binds /boot to a new counter
+    again = _sign(boot, owner_key, counter)
+    assert again.ok
+    assert parse_rollback((boot / ROLLBACK_FILE).read_bytes()).nv_index != index
 
 
 def test_wrong_signing_key_writes_nothing(

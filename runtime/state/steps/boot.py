@@ -20,7 +20,10 @@ from runtime.state.view import Choice, Menu, Progress, Prompt, Tone
 #: verify_boot problems a re-signing answers (the owner changed /boot)
 _RESIGNABLE = frozenset({"files modified", "files added", "files removed",
                          "signature missing", "signature does not match the signed files",
-                         "rollback counter file missing", "hash list missing"})  # fmt: skip
+                         "rollback counter file missing", "hash list missing",
+                         # signing makes a new counter when the TPM lost or spoiled it
+                         "TPM rollback counter missing",
+                         "TPM rollback counter unreadable"})  # fmt: skip
 
 
 def _progress(ctx: Context, title: str) -> Callable[[str], None]:
