@@ -7,6 +7,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from runtime.state.platform import (
     AskSecret,
@@ -26,6 +27,10 @@ from runtime.state.platform import (
     TotpFacts,
     TotpFailure,
 )
+
+if TYPE_CHECKING:
+    from runtime.state.machine import State
+    from tests.fakes_ui import ScriptedUi
 
 GOOD_TOTP = TotpFacts("123456", step=0, message="TOTP secret unsealed")
 DEBIAN = BootOption(1, "Debian|elf|kernel /vmlinuz-6.1|initrd /initrd.img-6.1|append ro",
@@ -186,3 +191,17 @@ class FakePlatform:
 def failed_totp(failure: TotpFailure = TotpFailure.MISSING,
                 message: str = "No TOTP secret is sealed") -> TotpFacts:
     return TotpFacts(None, failure=failure, message=message)
+
+
+def run_machine(platform: FakePlatform, script: list[tuple[str, str, object]]
+                ) -> tuple[State, ScriptedUi]:  # fmt: skip
+    """Drive the whole state machine from its start with a scripted user;
+    the final state and the UI (what was shown)."""
+    from runtime.state import driver
+    from runtime.state.steps import Context
+    from tests.fakes_ui import ScriptedUi
+
+    ui = ScriptedUi(script)
+    final = driver.run(Context(ui, platform))
+    ui.assert_finished()
+    return final, ui

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from runtime.state import driver
 from runtime.state.machine import State
 from runtime.state.platform import (
     BootFacts,
@@ -23,19 +22,14 @@ from runtime.state.platform import (
     TotpFacts,
     TotpFailure,
 )
-from runtime.state.steps import Context
 from runtime.state.view import Menu, Tone
-from tests.fakes_platform import GOOD_TOTP, SECRET, FakePlatform, failed_totp
+from tests.fakes_platform import GOOD_TOTP, SECRET, FakePlatform, failed_totp, run_machine
 from tests.fakes_ui import ScriptedUi
 
 MAIN = "boot menu"
 
 
-def run(platform: FakePlatform, script: list[tuple[str, str, object]]) -> tuple[State, ScriptedUi]:
-    ui = ScriptedUi(script)
-    final = driver.run(Context(ui, platform))
-    ui.assert_finished()
-    return final, ui
+run = run_machine
 
 
 def shown(ui: ScriptedUi, title: str):  # type: ignore[no-untyped-def]

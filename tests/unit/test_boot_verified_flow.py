@@ -4,23 +4,16 @@ the OS menu and saving a default, restricted boot."""
 
 from __future__ import annotations
 
-from runtime.state import driver
 from runtime.state.machine import State
 from runtime.state.platform import BootCheck, DefaultFacts, OptionsFacts, SignFacts, StartFacts
-from runtime.state.steps import Context
 from runtime.state.view import Menu, Tone
-from tests.fakes_platform import DEBIAN, GOOD_CHECK, FakePlatform, refused_check
-from tests.fakes_ui import ScriptedUi
+from tests.fakes_platform import DEBIAN, GOOD_CHECK, FakePlatform, refused_check, run_machine
 
 MAIN = "boot menu"
 REFUSED = "Boot refused"
 
 
-def run(platform: FakePlatform, script: list[tuple[str, str, object]]) -> tuple[State, ScriptedUi]:
-    ui = ScriptedUi(script)
-    final = driver.run(Context(ui, platform))
-    ui.assert_finished()
-    return final, ui
+run = run_machine
 
 
 def test_a_verified_default_boots_and_a_failed_kexec_is_explained() -> None:
