@@ -6,6 +6,7 @@ formats and checks in runtime.integrity and runtime.boot_configs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -94,16 +95,17 @@ def verify(side: BootSide, tpm: object | None, progress: Callable[[str], None]) 
         return BootCheck(False, ("No /boot partition was found: there is nothing to verify.",))
     if tpm is None:
         return BootCheck(False, ("No TPM: the rollback counter cannot be checked.",))
-    settled = settle(side, tpm)
+    try:
+        settled = settle(side, tpm)
+    except OSError as err:
+        settled = f"An interrupted signing was found, but /boot cannot be written: {err}"
     progress("Checking the owner's signature over /boot...")
     report = verify_boot(side.boot_dir, OWNER_KEY_PATH, _read_counter(tpm),
                          work_dir=_work_dir(), progress=_hash_progress(progress))  # fmt: skip
     side.last_report = report
     bootlog.stage("boot-verified", ok=report.ok, findings=len(report.findings))
     check = _check_of(report)
-    if settled:
-        check = BootCheck(**{**check.__dict__, "settled": settled})
-    return check
+    return dataclasses.replace(check, settled=settled) if settled else check
 
 
 def _work_dir() -> str | None:
@@ -114,14 +116,15 @@ def settle(side: BootSide, tpm: object) -> str:
     """Finish or drop a signing a power cut interrupted (needs /boot writable)."""
     from runtime.integrity.boot_state import PENDING_DIR, pending_counter_index, settle_pending
     from runtime.integrity.tpm_counter import TpmCounter
+    from runtime.integrity.verify_boot import CounterGone
 
     if not os.path.isdir(os.path.join(side.boot_dir, PENDING_DIR)):
         return ""
     index = pending_counter_index(side.boot_dir)
     try:
         value = TpmCounter(tpm).read(index) if index is not None else None  # type: ignore[arg-type]
-    except (OSError, ValueError, LookupError):
-        value = None
+    except (OSError, ValueError, CounterGone):
+        value = None  # no counter to finish with: the change is dropped
     with writable(side):
         return settle_pending(side.boot_dir, value)
 

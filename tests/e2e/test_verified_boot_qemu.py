@@ -20,6 +20,7 @@ runs against a real swtpm and gpg in tests/tpm/test_verified_boot.py.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -95,6 +96,17 @@ def to_main_menu(running: Boot) -> None:
     running.wait_for_screen(MAIN, 120)
 
 
+def runtime_pcr4(running: Boot) -> str:
+    """PCR 4 as the runtime read it at its start (System information)."""
+    running.press("s")
+    page = running.wait_for_screen("Enter or Esc: continue", 120)
+    found = re.search(r"PCR 4: ([0-9a-f]{64})", page)
+    assert found, page
+    running.press("enter")
+    running.wait_for_screen(MAIN, 60)
+    return found.group(1)
+
+
 def words(screen: str) -> str:
     """The screen's text with the line wrapping undone."""
     return " ".join(screen.split())
@@ -116,6 +128,7 @@ def target_report(running: Boot) -> dict[str, str]:
     console = running.console_text()
     found = dict(re.findall(r"OS-TARGET: (cmdline|pcr \d+) ([^\r\n]*)", console))
     assert "OS-TARGET: booted" in console
+    found["pcr 4"] = found["pcr 4"].strip().lower()
     running.wait_exit(120)
     return found
 
@@ -124,6 +137,7 @@ def target_report(running: Boot) -> dict[str, str]:
 def first_boot(machine: Path, initrd_signing: Path, disk: Path) -> dict[str, str]:
     with start(machine, initrd_signing, disk) as running:
         to_main_menu(running)
+        firmware_pcr4 = runtime_pcr4(running)
         running.press("o")
         running.wait_for_screen("Update checksums and sign /boot", 60)
         running.press("u")
@@ -147,14 +161,24 @@ def first_boot(machine: Path, initrd_signing: Path, disk: Path) -> dict[str, str
         assert "Default entry: Debian GNU/Linux" in words(sign(running))
         running.press("enter")  # the new default boots through the verified path
         report = target_report(running)
+        report["firmware pcr 4"] = firmware_pcr4
     snapshot = machine / "disk-after-first-boot.img"
     shutil.copyfile(disk, snapshot)
     return report
 
 
+def extended(pcr: str, *events: bytes) -> str:
+    """PCR 4 after the runtime's extends: SHA256(PCR || SHA256(event)) each."""
+    value = bytes.fromhex(pcr)
+    for event in events:
+        value = hashlib.sha256(value + hashlib.sha256(event).digest()).digest()
+    return value.hex()
+
+
 def test_first_signing_and_the_default_boot(first_boot: dict[str, str]) -> None:
     assert first_boot["cmdline"].endswith(DEFAULT_CMDLINE), first_boot["cmdline"]
-    assert "pcr 4" in first_boot
+    # Heads' boot-mode marker, extended once before kexec
+    assert first_boot["pcr 4"] == extended(first_boot["firmware pcr 4"], b"generic")
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +228,7 @@ def test_a_replayed_older_signed_boot_is_refused_and_unsafe_boot_changes_pcr4(
     shutil.copyfile(machine / "disk-after-first-boot.img", replay)
     with start(machine, initrd_signing, replay) as running:
         to_main_menu(running)
+        firmware_pcr4 = runtime_pcr4(running)
         running.press("d")
         refused = running.wait_for_screen("Boot refused", SIGN)
         assert "older signed /boot (rollback)" in words(refused)
@@ -214,6 +239,7 @@ def test_a_replayed_older_signed_boot_is_refused_and_unsafe_boot_changes_pcr4(
         running.press("1")
         unsafe = target_report(running)
     assert unsafe["pcr 4"] != first_boot["pcr 4"]
+    assert unsafe["pcr 4"] == extended(firmware_pcr4, b"unsafe", b"generic")
 
 
 def test_a_modified_kernel_is_refused_and_nothing_boots(

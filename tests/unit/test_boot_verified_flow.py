@@ -198,3 +198,10 @@ def test_no_entries_is_said_plainly() -> None:
     pages = [x for t, x in zip(ui.titles(), ui.texts(), strict=True) if t == "OS boot menu"]
     assert "nothing on /boot" in pages[-1]  # after the progress screen of the same title
     assert DEBIAN.number == 1 and BootCheck(True).ok
+
+
+def test_an_interrupted_signing_is_reported_before_the_boot() -> None:
+    settled = BootCheck(True, counter=9, settled="An interrupted signing of /boot was completed.")
+    platform = FakePlatform(checks=[settled])
+    _, ui = run(platform, [("choose", MAIN, "d"), ("choose", REFUSED, "m"), ("choose", MAIN, "p")])
+    assert any("interrupted signing" in text for text in ui.texts())

@@ -36,6 +36,9 @@ def _progress(ctx: Context, title: str) -> Callable[[str], None]:
 def _verify(ctx: Context, title: str) -> BootCheck:
     check = ctx.platform.verify_boot(_progress(ctx, title))
     ctx.session.boot_check = check
+    if check.settled:
+        # a power cut during the last signing, sorted out before the check
+        ctx.ui.progress(Progress(title, check.settled))
     return check
 
 
@@ -45,7 +48,8 @@ def _refuse(ctx: Context, what: str) -> str:
 
 
 def _check_summary(check: BootCheck) -> str:
-    lines = list(check.findings)
+    lines = [check.settled] if check.settled else []
+    lines += list(check.findings)
     if check.update_notes:
         lines.append("An OS update left a note of what it changed: "
                      + "; ".join(check.update_notes))  # fmt: skip
