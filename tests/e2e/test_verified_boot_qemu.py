@@ -11,11 +11,16 @@ user would, on one machine (one TPM), against the test OS disk:
 3. the disk as it was after boot 1 is put back (a replayed, validly signed
    /boot): refused as a rollback, in plain words; an unsafe boot then starts
    the target, whose PCR 4 differs from a verified boot's;
-4. a modified kernel on the current disk: refused, naming the file; no boot.
+4. the tamper matrix, each case its own power-on from the signed disk of
+   step 2: a modified kernel, initramfs or grub.cfg, an added or a removed
+   file, a stranger's valid signature, a missing or a corrupted signature:
+   each refused naming what changed, and nothing boots;
+5. the TPM's rollback counter deleted (a TPM reset or swapped): refused in
+   plain words; signing again makes a new counter and the default boots;
+6. power cuts while signing leave a /boot that boots verified.
 
-The tamper matrix in full (initrd, grub.cfg, added and removed files, a
-stranger's signature, a corrupted or missing signature, a deleted counter)
-runs against a real swtpm and gpg in tests/tpm/test_verified_boot.py.
+The same matrix runs against a real swtpm and gpg, without QEMU, in
+tests/tpm/test_verified_boot.py.
 """
 
 from __future__ import annotations
@@ -23,16 +28,21 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from runtime.integrity.boot_lists import parse_rollback, signed_listing
 from runtime.integrity.package_trigger import format_trigger
 from tests.e2e.conftest import BOARD, REPO
 from tools.board_console import Boot, boot
 from tools.make_os_disk import BOARD_KERNEL_RELEASE, DEFAULT_CMDLINE
 from tools.os_disk_edit import BootPartition
-from tools.owner_key import OwnerKey
+from tools.owner_key import OwnerKey, make_owner_key
+from tools.swtpm import Swtpm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(2400)]
 MAIN = "boot menu"
@@ -207,7 +217,9 @@ def second_boot(
         running.press("enter")
         running.wait_for_screen(MAIN, 120)
         running.press("d")
-        return target_report(running)
+        report = target_report(running)
+    shutil.copyfile(disk, machine / "disk-after-second-boot.img")
+    return report
 
 
 def test_re_signing_moves_on_and_the_default_boots_with_the_same_pcr4(
@@ -242,24 +254,149 @@ def test_a_replayed_older_signed_boot_is_refused_and_unsafe_boot_changes_pcr4(
     assert unsafe["pcr 4"] == extended(firmware_pcr4, b"unsafe", b"generic")
 
 
-def test_a_modified_kernel_is_refused_and_nothing_boots(
-    machine: Path, initrd_signing: Path, disk: Path, second_boot: dict[str, str]
-) -> None:
+KERNEL = f"/vmlinuz-{BOARD_KERNEL_RELEASE}"
+INITRD = f"/initrd.img-{BOARD_KERNEL_RELEASE}"
+Tamper = Callable[[BootPartition, OwnerKey], None]
+
+
+def flip_byte(path: str, at: int) -> Tamper:
+    def tamper(part: BootPartition, stranger: OwnerKey) -> None:
+        data = bytearray(part.read(path))
+        data[at % len(data)] ^= 0xFF
+        part.write(path, bytes(data))
+
+    return tamper
+
+
+def append_line(path: str, line: bytes) -> Tamper:
+    def tamper(part: BootPartition, stranger: OwnerKey) -> None:
+        part.write(path, part.read(path) + line)
+
+    return tamper
+
+
+def add_file(part: BootPartition, stranger: OwnerKey) -> None:
+    part.write("/extra-module.ko", b"not signed by the owner\n")
+
+
+def remove_file(part: BootPartition, stranger: OwnerKey) -> None:
+    part.remove(f"/config-{BOARD_KERNEL_RELEASE}")
+
+
+def remove_signature(part: BootPartition, stranger: OwnerKey) -> None:
+    part.remove("/kexec.sig")
+
+
+def strangers_signature(part: BootPartition, stranger: OwnerKey) -> None:
+    """A valid signature over the very same lists, by a key that is not the owner's."""
+    lists = {n: part.read(f"/{n}") for n in part.names("/") if n.endswith(".txt")
+             and n.startswith("kexec")}  # fmt: skip
+    signed = subprocess.run(
+        ["gpg", "--homedir", str(stranger.home), "--batch", "--detach-sign", "-a"],
+        input=signed_listing(lists), check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    part.write("/kexec.sig", signed.stdout)
+
+
+TAMPERS: dict[str, tuple[Tamper, tuple[str, ...]]] = {
+    "modified kernel": (flip_byte(KERNEL, 4096), ("files modified", "vmlinuz-")),
+    "modified initrd": (flip_byte(INITRD, -100), ("files modified", "initrd.img-")),
+    "modified grub.cfg": (
+        append_line("/grub/grub.cfg", b"menuentry 'evil' { linux /vmlinuz init=/bin/sh }\n"),
+        ("files modified", "grub/grub.cfg"),
+    ),
+    "added file": (add_file, ("files added", "extra-module.ko")),
+    "removed file": (remove_file, ("files removed", "config-")),
+    "stranger's signature": (strangers_signature, ("signed by a key that is not the owner's",)),
+    "missing signature": (remove_signature, ("signature missing",)),
+    "corrupted signature": (flip_byte("/kexec.sig", 200), ("signature",)),
+}
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
+    key = make_owner_key(tmp_path_factory.mktemp("stranger"))
+    yield key
+    key.remove()
+
+
+@pytest.mark.parametrize("case", list(TAMPERS))
+def test_a_tampered_boot_is_refused_naming_why_and_nothing_boots(
+    machine: Path, initrd_signing: Path, second_boot: dict[str, str], stranger: OwnerKey,
+    case: str,
+) -> None:  # fmt: skip
+    tamper, reasons = TAMPERS[case]
     tampered = machine / "tampered.img"
-    shutil.copyfile(disk, tampered)
-    kernel = f"/vmlinuz-{BOARD_KERNEL_RELEASE}"
+    shutil.copyfile(machine / "disk-after-second-boot.img", tampered)
     with BootPartition(tampered) as part:
-        data = bytearray(part.read(kernel))
-        data[4096] ^= 0xFF
-        part.write(kernel, bytes(data))
+        tamper(part, stranger)
     with start(machine, initrd_signing, tampered) as running:
         to_main_menu(running)
         running.press("d")
-        refused = running.wait_for_screen("Boot refused", SIGN)
-        assert "files modified" in words(refused) and "vmlinuz" in refused
+        refused = words(running.wait_for_screen("Boot refused", SIGN))
+        for reason in reasons:
+            assert reason in refused, refused
         running.press("p")
         running.wait_exit(120)
         assert "OS-TARGET" not in running.console_text()
+
+
+@pytest.fixture
+def machine_copy(machine: Path) -> Iterator[Path]:
+    """The same machine's TPM and firmware variables, to change without
+    spoiling the module's machine."""
+    copy = Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))
+    shutil.copytree(machine / "tpm", copy / "tpm")
+    shutil.copyfile(machine / "OVMF_VARS.fd", copy / "OVMF_VARS.fd")
+    yield copy
+    shutil.rmtree(copy, ignore_errors=True)
+
+
+def delete_counter(machine: Path, disk: Path) -> int:
+    """Remove /boot's rollback counter from the machine's TPM, as a TPM reset
+    or a swapped TPM would (the owner passphrase of this TPM is empty)."""
+    from runtime.tpm import nv
+    from runtime.tpm.connection import Tpm
+
+    with BootPartition(disk) as part:
+        index = parse_rollback(part.read("/kexec_rollback.txt")).nv_index
+    with Swtpm(machine / "tpm") as swtpm:
+        tpm = Tpm.connect(swtpm.tcti)
+        try:
+            nv.undefine(tpm, index, b"")
+        finally:
+            tpm.close()
+    return index
+
+
+def test_a_deleted_counter_is_refused_then_signing_again_makes_a_new_one(
+    machine: Path, machine_copy: Path, initrd_signing: Path, second_boot: dict[str, str],
+) -> None:  # fmt: skip
+    disk = machine_copy / "os-disk.img"
+    shutil.copyfile(machine / "disk-after-second-boot.img", disk)
+    old_index = delete_counter(machine_copy, disk)
+    with start(machine_copy, initrd_signing, disk) as running:
+        # the start already notices: the TPM and /boot disagree
+        early = words(running.wait_for_screen("TPM state inconsistent", FIRST_SCREEN))
+        assert f"no rollback counter 0x{old_index:08x}" in early, early
+        assert "reset or replaced" in early, early
+        running.press("m")
+        running.wait_for_screen(MAIN, 120)
+        running.press("d")
+        refused = words(running.wait_for_screen("Boot refused", SIGN))
+        assert "TPM rollback counter missing" in refused, refused
+        assert "reset or replaced" in refused, refused
+        running.press("u")
+        running.wait_for_screen("Yes: hash /boot and sign it", SIGN)
+        running.press("y")
+        sign(running, first=True)
+        running.press("enter")
+        running.wait_for_screen(MAIN, 120)
+        running.press("d")
+        report = target_report(running)
+    assert report["pcr 4"] == second_boot["pcr 4"]
+    with BootPartition(disk) as part:
+        assert parse_rollback(part.read("/kexec_rollback.txt")).nv_index != old_index
 
 
 @pytest.mark.parametrize("cut_at", ["writing", "incrementing the rollback counter"])

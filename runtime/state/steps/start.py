@@ -91,8 +91,10 @@ def tpm_inconsistent(ctx: Context) -> str:
         "The TPM's rollback counter protects /boot's signed state against an older copy "
         "being put back. If it does not agree with /boot, a replayed /boot cannot be told "
         "apart from a legitimate one.",
-        "If you reset the TPM or reinstalled, reset the TPM and sign /boot again. "
-        "If you did not, treat this machine as tampered with.",
+        "If you reset or replaced the TPM yourself: continue to the main menu and sign "
+        "/boot again (Options > Update checksums), which makes a new counter; reset the "
+        "TPM first if its other secrets are gone too. If you did not, treat this machine "
+        "as tampered with.",
         (Choice("i", "Show the integrity report", "report"),
          Choice("r", "Check again", "retry"),
          Choice("t", "Reset the TPM", "reset-tpm"),
