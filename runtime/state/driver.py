@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from runtime import bootlog
-from runtime.state.machine import FINAL_STATES, State, next_state
+from runtime.state.machine import FINAL_STATES, UNATTENDED_START, State, next_state
 from runtime.state.steps import Context, Step, actions, attest, boot, menus, start
 
 S = State
@@ -57,6 +57,8 @@ def run(ctx: Context, state: State = State.EARLY_INIT,
         following = next_state(state, event)
         bootlog.stage("state", at=str(state), event=event, next=str(following))
         state = following
+        if state not in UNATTENDED_START:
+            ctx.session.autoboot_offered = True  # someone is here: no automatic boot
         if on_state is not None:
             on_state(state)
     return state

@@ -59,6 +59,12 @@ class State(enum.StrEnum):
 
 
 FINAL_STATES = frozenset({State.POWER_OFF, State.REBOOT, State.RECOVERY})
+#: The start a machine runs through unattended. Once any other state is
+#: entered, someone is at the keyboard: the automatic boot is not offered then
+#: (not after a secret was enrolled or a failure was dealt with, either).
+UNATTENDED_START = frozenset({State.EARLY_INIT, State.MEASURE, State.FIND_BOOT,
+                              State.ROLLBACK_PREFLIGHT, State.KEYRING_CHECK, State.TOTP,
+                              State.HOTP, State.AUTOBOOT})
 
 S = State
 # Every state's events and where they lead. A step returning an event not

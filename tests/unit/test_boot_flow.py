@@ -73,6 +73,21 @@ def test_a_key_stops_the_autoboot_and_it_is_not_offered_again() -> None:
     assert platform.calls.count("unseal_totp") == 2
 
 
+def test_no_autoboot_once_someone_is_at_the_keyboard() -> None:
+    """Enrolling a new secret (or retrying a token) passes through TOTP and
+    HOTP again: the user is present, so no unattended countdown starts."""
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5, hotp_configured=True),
+                            hotp_results=[HotpFacts(HotpOutcome.NOT_PROGRAMMED, "empty slot"),
+                                          HotpFacts(HotpOutcome.SUCCESS, "ok")])
+    final, ui = run(platform, [
+        ("choose", "HOTP not verified", "g"), ("choose", "Seal a new", "y"),
+        ("ask", "HOTP token PIN", b"12345678"), ("ask", "TPM owner passphrase", b"owner"),
+        ("show", "Scan this", None), ("show", "TOTP secret", None), ("choose", MAIN, "p")])
+    assert final is State.POWER_OFF
+    assert "Automatic boot" not in ui.titles("choose")
+    assert any("HOTP: Success" in line for line in ui.shown[-1].live)
+
+
 def test_no_autoboot_when_the_totp_failed_even_if_ignored() -> None:
     platform = FakePlatform(start_facts=started(auto_boot_timeout=5),
                             totp_results=[failed_totp()])
