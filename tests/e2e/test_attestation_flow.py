@@ -24,9 +24,6 @@ import base64
 import hashlib
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -36,6 +33,7 @@ import pytest
 
 from runtime.secrets.totp import totp_code
 from tests.e2e.conftest import BOARD
+from tests.e2e.console_steps import Token, type_line
 from tests.leakcheck import secret_forms
 from tools.board_console import Boot, boot
 from tools.owner_key import OwnerKey
@@ -46,36 +44,6 @@ OWNER_PASSPHRASE = "owner passphrase 1"
 TOKEN_PIN = "12345678"  # the software token's factory admin PIN
 MAIN = "boot menu"
 FIRST_SCREEN_TIMEOUT = 400
-
-
-class Token:
-    """The software HOTP token process on the host (tools/soft_token.py)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.state = directory / "token.json"
-        self.socket = directory / "token.sock"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, *flags: str) -> None:
-        self.stop()
-        self.socket.unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.soft_token", "--state", str(self.state),
-             "--socket", str(self.socket), *flags], stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while not self.socket.exists():
-            assert self.process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(10)
-        self.process = None
-
-    def qemu_args(self) -> list[str]:
-        return ["-chardev", f"socket,id=hotp,path={self.socket},server=off,reconnect=1",
-                "-device", "isa-serial,chardev=hotp,index=1"]
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +70,6 @@ def totp_on(screen: str) -> str:
 def assert_current_code(code: str, secret: bytes) -> None:
     now = time.time()
     assert code in {totp_code(secret, now + d) for d in (-60, -30, 0)}
-
-
-def type_line(running: Boot, text: str) -> None:
-    running.press(text, settle=0.1)
-    running.press("enter", settle=1.0)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ tests/tpm/test_verified_boot.py.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -38,6 +37,7 @@ import pytest
 from runtime.integrity.boot_lists import parse_rollback, signed_listing
 from runtime.integrity.package_trigger import format_trigger
 from tests.e2e.conftest import BOARD, REPO
+from tests.e2e.console_steps import SIGN, extended, sign, target_report, words
 from tools.board_console import Boot, boot
 from tools.make_os_disk import BOARD_KERNEL_RELEASE, DEFAULT_CMDLINE
 from tools.os_disk_edit import BootPartition
@@ -47,8 +47,6 @@ from tools.swtpm import Swtpm
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(2400)]
 MAIN = "boot menu"
 FIRST_SCREEN = 400
-SIGN = 400  # hashing a 10 MB kernel and gpg under TCG
-TARGET = 300
 SETTINGS = b'export CONFIG_BOARD_NAME="QEMU verified boot"\n'
 
 
@@ -117,32 +115,6 @@ def runtime_pcr4(running: Boot) -> str:
     return found.group(1)
 
 
-def words(screen: str) -> str:
-    """The screen's text with the line wrapping undone."""
-    return " ".join(screen.split())
-
-
-def sign(running: Boot, first: bool = False) -> str:
-    if first:
-        # the counter comes first: /boot will be bound to it
-        running.wait_for_screen("A rollback counter is needed", SIGN)
-        running.press("enter", settle=1.0)  # a new TPM: the owner passphrase is empty
-    running.wait_for_screen("Owner key PIN", SIGN)
-    running.press("1234", settle=0.1)  # the test key has no passphrase: any PIN
-    running.press("enter", settle=1.0)
-    return running.wait_for_screen("/boot signed", SIGN)
-
-
-def target_report(running: Boot) -> dict[str, str]:
-    running.wait_for_console(r"OS-TARGET: done", TARGET)
-    console = running.console_text()
-    found = dict(re.findall(r"OS-TARGET: (cmdline|pcr \d+) ([^\r\n]*)", console))
-    assert "OS-TARGET: booted" in console
-    found["pcr 4"] = found["pcr 4"].strip().lower()
-    running.wait_exit(120)
-    return found
-
-
 @pytest.fixture(scope="module")
 def first_boot(machine: Path, initrd_signing: Path, disk: Path) -> dict[str, str]:
     with start(machine, initrd_signing, disk) as running:
@@ -175,14 +147,6 @@ def first_boot(machine: Path, initrd_signing: Path, disk: Path) -> dict[str, str
     snapshot = machine / "disk-after-first-boot.img"
     shutil.copyfile(disk, snapshot)
     return report
-
-
-def extended(pcr: str, *events: bytes) -> str:
-    """PCR 4 after the runtime's extends: SHA256(PCR || SHA256(event)) each."""
-    value = bytes.fromhex(pcr)
-    for event in events:
-        value = hashlib.sha256(value + hashlib.sha256(event).digest()).digest()
-    return value.hex()
 
 
 def test_first_signing_and_the_default_boot(first_boot: dict[str, str]) -> None:

@@ -1,0 +1,88 @@
+"""Steps the QEMU tests share: what a user does at the serial console (sign,
+read a screen) and what the test OS reports once booted."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tools.board_console import Boot
+
+SIGN = 400  # seconds: hashing a 10 MB kernel and gpg under TCG
+TARGET = 300  # seconds: from kexec to the test OS's last line
+TEST_KEY_PIN = "1234"  # the test key has no passphrase: gpg takes any PIN
+
+
+def words(screen: str) -> str:
+    """The screen's text with the line wrapping undone."""
+    return " ".join(screen.split())
+
+
+def type_line(running: Boot, text: str) -> None:
+    running.press(text, settle=0.1)
+    running.press("enter", settle=1.0)
+
+
+def sign(running: Boot, first: bool = False, owner_passphrase: str = "") -> str:
+    """Answer the signing's questions; returns the "signed" page."""
+    if first:
+        # the counter comes first: /boot will be bound to it
+        running.wait_for_screen("A rollback counter is needed", SIGN)
+        type_line(running, owner_passphrase)
+    running.wait_for_screen("Owner key PIN", SIGN)
+    type_line(running, TEST_KEY_PIN)
+    return running.wait_for_screen("/boot signed", SIGN)
+
+
+def target_report(running: Boot) -> dict[str, str]:
+    """The test OS's report (command line, PCRs) once it has booted and ended."""
+    running.wait_for_console(r"OS-TARGET: done", TARGET)
+    console = running.console_text()
+    found = dict(re.findall(r"OS-TARGET: (cmdline|pcr \d+) ([^\r\n]*)", console))
+    assert "OS-TARGET: booted" in console
+    found["pcr 4"] = found["pcr 4"].strip().lower()
+    running.wait_exit(120)
+    return found
+
+
+def extended(pcr: str, *events: bytes) -> str:
+    """A PCR after the runtime's extends: SHA256(PCR || SHA256(event)) each."""
+    value = bytes.fromhex(pcr)
+    for event in events:
+        value = hashlib.sha256(value + hashlib.sha256(event).digest()).digest()
+    return value.hex()
+
+
+class Token:
+    """The software HOTP token process on the host (tools/soft_token.py)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.state = directory / "token.json"
+        self.socket = directory / "token.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *flags: str) -> None:
+        self.stop()
+        self.socket.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tools.soft_token", "--state", str(self.state),
+             "--socket", str(self.socket), *flags], stdin=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not self.socket.exists():
+            assert self.process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(10)
+        self.process = None
+
+    def qemu_args(self) -> list[str]:
+        return ["-chardev", f"socket,id=hotp,path={self.socket},server=off,reconnect=1",
+                "-device", "isa-serial,chardev=hotp,index=1"]  # fmt: skip

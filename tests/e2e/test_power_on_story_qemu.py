@@ -1,0 +1,198 @@
+"""The everyday power-on on the qemu-swtpm board, driven over the serial
+console: an owned machine whose TOTP and HOTP check out boots its signed
+default entry by itself after a short countdown, unless a key stops it or
+/boot changed.
+
+1. factory-new: the owner enrols a TOTP/HOTP secret (the TPM is reset with an
+   owner passphrase), and no countdown follows, as someone is at the keyboard;
+   then signs /boot (the rollback counter is made with that passphrase) and
+   makes the first entry the default, which boots;
+2. power on, touch nothing: TOTP shown, HOTP Success, the countdown, and the
+   default boots verified (same PCR 4 and command line as in step 1);
+3. a key during the countdown: the main menu, nothing boots;
+4. a changed grub.cfg: the countdown ends in a refusal that names the file,
+   and nothing boots.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.secrets.totp import totp_code
+from tests.e2e.conftest import BOARD, REPO
+from tests.e2e.console_steps import SIGN, Token, sign, target_report, type_line, words
+from tools.board_console import Boot, boot
+from tools.os_disk_edit import BootPartition
+from tools.owner_key import OwnerKey
+
+pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(1800)]
+MAIN = "boot menu"
+FIRST_SCREEN = 400
+COUNTDOWN_S = 5
+OWNER_PASSPHRASE = "owner passphrase 2"
+TOKEN_PIN = "12345678"  # the software token's factory admin PIN
+SETTINGS = (b'export CONFIG_HOTPKEY=y\nexport CONFIG_HOTP_TOKEN="serial:/dev/ttyS1"\n'
+            b'export CONFIG_BOARD_NAME="QEMU power-on"\n'
+            b'export CONFIG_AUTO_BOOT_TIMEOUT="%d"\n' % COUNTDOWN_S)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def initrd_autoboot(tmp_path_factory: pytest.TempPathFactory, owner_key: OwnerKey) -> Path:
+    """Owner settings with the HOTP token and the automatic boot; the owner's
+    secret key inside (test images only) so the firmware can sign /boot."""
+    out = tmp_path_factory.mktemp("build-autoboot")
+    (out / "config.user").write_bytes(SETTINGS)
+    secret = owner_key.export_secret(out / "owner-secret.asc")
+    subprocess.run([sys.executable, str(REPO / "build_initrd.py"), "--board", BOARD, "--quick",
+                    "--out", str(out), "--user-config", str(out / "config.user"),
+                    "--owner-key", str(owner_key.public), "--owner-secret-key", str(secret)],
+                   check=True, timeout=1800, stdout=subprocess.DEVNULL)  # fmt: skip
+    return out / "initrd.cpio.zst"
+
+
+@pytest.fixture(scope="module")
+def token(machine: Path) -> Iterator[Token]:
+    running = Token(machine)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def disk(machine: Path, os_disk: Path) -> Path:
+    copy = machine / "os-disk.img"
+    shutil.copyfile(os_disk, copy)
+    return copy
+
+
+def start(machine: Path, initrd: Path, token: Token, disk: Path) -> Boot:
+    running = boot(BOARD, machine, initrd)
+    running.instance.disks = [disk]
+    running.instance.extra_args = token.qemu_args()
+    return running.start()
+
+
+def assert_current_code(screen: str, secret: bytes) -> None:
+    found = re.search(r"TOTP:? (\d{6})", screen)
+    assert found, screen
+    now = time.time()
+    assert found.group(1) in {totp_code(secret, now + d) for d in (-60, -30, 0)}
+
+
+@pytest.fixture(scope="module")
+def owned(machine: Path, initrd_autoboot: Path, token: Token, disk: Path) -> dict[str, str]:
+    """Step 1: enrol, sign, make a default, boot it. Returns the test OS's
+    report plus the secret (hex) read off the screen."""
+    import base64
+
+    with start(machine, initrd_autoboot, token, disk) as first:
+        first.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN)
+        first.press("g")
+        first.wait_for_screen("The TPM has no owner yet", 60)
+        first.press("enter")
+        first.wait_for_screen("Reset the TPM?", 60)
+        first.press("y")
+        first.wait_for_screen("New TPM owner passphrase", 60)
+        type_line(first, OWNER_PASSPHRASE)
+        type_line(first, OWNER_PASSPHRASE)
+        first.wait_for_screen("The TPM was reset", 120)
+        first.press("enter")
+        first.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
+        first.press("y")
+        first.wait_for_screen("HOTP token PIN", 60)
+        type_line(first, TOKEN_PIN)
+        first.wait_for_screen("Enter: next", 120)  # the QR code
+        first.press("enter")
+        first.wait_for_screen("TOTP secret for typing", 60)
+        first.watch(3)
+        page = first.wait_for_screen("Enter or Esc: continue", 60)
+        groups = re.search(r"((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})", page)
+        assert groups, page
+        secret = base64.b32decode(groups.group(1).replace(" ", ""))
+        first.press("enter")
+        menu = first.wait_for_screen("HOTP: Success", 120)
+        first.watch(COUNTDOWN_S + 2)  # no countdown: the owner is at the keyboard
+        assert "Automatic boot" not in first.console_text()
+        assert MAIN in first.screen_text()
+        assert_current_code(menu, secret)
+
+        first.press("o")
+        first.wait_for_screen("Update checksums and sign /boot", 60)
+        first.press("u")
+        first.wait_for_screen("Yes: hash /boot and sign it", SIGN)
+        first.press("y")
+        sign(first, first=True, owner_passphrase=OWNER_PASSPHRASE)
+        first.press("enter")
+        first.wait_for_screen(MAIN, 120)
+        first.press("o")
+        first.wait_for_screen("Update checksums and sign /boot", 60)
+        first.press("b")
+        first.wait_for_screen("Show the OS boot menu", 60)
+        first.press("m")
+        first.wait_for_screen("choose what to boot", SIGN)
+        first.press("1")
+        first.wait_for_screen("Boot Debian GNU/Linux?", 60)
+        first.press("d")
+        assert "Default entry: Debian GNU/Linux" in words(sign(first))
+        first.press("enter")
+        report = target_report(first)
+    report["secret"] = secret.hex()
+    shutil.copyfile(disk, machine / "disk-signed.img")
+    return report
+
+
+def test_enrolment_is_not_followed_by_an_automatic_boot(owned: dict[str, str]) -> None:
+    assert len(bytes.fromhex(owned["secret"])) == 20  # the fixture checked each screen
+
+
+def test_untouched_the_default_boots_after_the_countdown(
+    machine: Path, initrd_autoboot: Path, token: Token, disk: Path, owned: dict[str, str],
+) -> None:  # fmt: skip
+    with start(machine, initrd_autoboot, token, disk) as running:
+        countdown = running.wait_for_screen("Automatic boot", FIRST_SCREEN)
+        assert_current_code(countdown, bytes.fromhex(owned["secret"]))
+        assert "HOTP: Success" in countdown
+        report = target_report(running)  # no key pressed
+    assert report["pcr 4"] == owned["pcr 4"]
+    assert report["cmdline"] == owned["cmdline"]
+
+
+def test_a_key_stops_the_countdown_and_nothing_boots(
+    machine: Path, initrd_autoboot: Path, token: Token, disk: Path, owned: dict[str, str],
+) -> None:  # fmt: skip
+    with start(machine, initrd_autoboot, token, disk) as running:
+        running.wait_for_screen("Automatic boot", FIRST_SCREEN)
+        running.press("m")
+        running.wait_for_screen(MAIN, 60)
+        running.watch(COUNTDOWN_S + 2)
+        assert MAIN in running.screen_text()
+        running.press("p")
+        running.wait_exit(120)
+        assert "OS-TARGET" not in running.console_text()
+
+
+def test_a_changed_boot_stops_the_automatic_boot_with_the_reason(
+    machine: Path, initrd_autoboot: Path, token: Token, owned: dict[str, str],
+) -> None:  # fmt: skip
+    tampered = machine / "tampered.img"
+    shutil.copyfile(machine / "disk-signed.img", tampered)
+    with BootPartition(tampered) as part:
+        cfg = part.read("/grub/grub.cfg")
+        changed = cfg.replace(b" ro ", b" ro init=/bin/sh ", 1)
+        assert changed != cfg
+        part.write("/grub/grub.cfg", changed)
+    with start(machine, initrd_autoboot, token, tampered) as running:
+        running.wait_for_screen("Automatic boot", FIRST_SCREEN)
+        refused = words(running.wait_for_screen("Boot refused", SIGN))
+        assert "files modified" in refused and "grub/grub.cfg" in refused, refused
+        running.press("p")
+        running.wait_exit(120)
+        assert "OS-TARGET" not in running.console_text()
