@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.console_steps import Token
 from tools.boards import load_board_table
 from tools.owner_key import OwnerKey
 
@@ -69,6 +70,15 @@ def machine() -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def token(machine: Path) -> Iterator[Token]:
+    """The machine's software HOTP token (tools/soft_token.py), running."""
+    running = Token(machine)
+    running.start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ read a screen) and what the test OS reports once booted."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from tools.board_console import Boot
 
+MAIN = "boot menu"  # the main menu's title ends so
 SIGN = 400  # seconds: hashing a 10 MB kernel and gpg under TCG
 TARGET = 300  # seconds: from kexec to the test OS's last line
 TEST_KEY_PIN = "1234"  # the test key has no passphrase: gpg takes any PIN
@@ -37,6 +39,71 @@ def sign(running: Boot, first: bool = False, owner_passphrase: str = "") -> str:
     running.wait_for_screen("Owner key PIN", SIGN)
     type_line(running, TEST_KEY_PIN)
     return running.wait_for_screen("/boot signed", SIGN)
+
+
+def enrol_secret(running: Boot, owner_passphrase: str, token_pin: str) -> bytes:
+    """From the first boot's "TOTP code cannot be shown": reset the TPM with a
+    new owner passphrase, seal a secret and program the token. Returns the
+    secret as read off the screen for typing."""
+    screen = running.screen_text()
+    assert "No TOTP secret has been sealed" in screen, screen
+    running.press("g")
+    running.wait_for_screen("The TPM has no owner yet", 60)
+    running.press("enter")
+    running.wait_for_screen("Reset the TPM?", 60)
+    running.press("y")
+    running.wait_for_screen("New TPM owner passphrase", 60)
+    type_line(running, owner_passphrase)
+    type_line(running, owner_passphrase)  # the confirmation
+    running.wait_for_screen("The TPM was reset", 120)
+    running.press("enter")
+    running.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
+    running.press("y")
+    running.wait_for_screen("HOTP token PIN", 60)
+    type_line(running, token_pin)
+    running.wait_for_screen("Scan this with your phone", 120)
+    # The serial line is slow: a page is complete once its footer is drawn.
+    qr = running.wait_for_screen("Enter: next", 60)
+    assert qr.count("\u2588") + qr.count("\u2580") + qr.count("\u2584") > 100
+    running.press("enter")
+    running.wait_for_screen("TOTP secret for typing", 60)
+    running.watch(3)
+    page = running.wait_for_screen("Enter or Esc: continue", 60)
+    groups = re.search(r"((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})", page)
+    assert groups, page
+    secret = base64.b32decode(groups.group(1).replace(" ", ""))
+    assert len(secret) == 20
+    assert "accepted its first" in page, page
+    running.press("enter")
+    return secret
+
+
+def sign_from_the_options(running: Boot, first: bool = False, owner_passphrase: str = "") -> str:
+    """Main menu > Options > Update checksums and sign /boot; returns the
+    "signed" page, left open."""
+    running.press("o")
+    running.wait_for_screen("Update checksums and sign /boot", 60)
+    running.press("u")
+    update = running.wait_for_screen("Yes: hash /boot and sign it", SIGN)
+    running.press("y")
+    return words(update) + "\n" + sign(running, first, owner_passphrase)
+
+
+def make_first_entry_default(running: Boot, entry: str) -> str:
+    """From the main menu: the OS boot menu's first entry made the default
+    (signs /boot again); returns the OS menu as shown. The entry then boots."""
+    running.press("o")
+    running.wait_for_screen("Update checksums and sign /boot", 60)
+    running.press("b")
+    running.wait_for_screen("Show the OS boot menu", 60)
+    running.press("m")
+    menu = running.wait_for_screen("choose what to boot", SIGN)
+    running.press("1")
+    running.wait_for_screen(f"Boot {entry}?", 60)
+    running.press("d")
+    assert f"Default entry: {entry}" in words(sign(running))
+    running.press("enter")
+    return menu
 
 
 def target_report(running: Boot) -> dict[str, str]:

@@ -20,20 +20,18 @@ runs them.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runtime.secrets.totp import totp_code
 from tests.e2e.conftest import BOARD
-from tests.e2e.console_steps import Token, type_line
+from tests.e2e.console_steps import Token, enrol_secret
 from tests.leakcheck import secret_forms
 from tools.board_console import Boot, boot
 from tools.owner_key import OwnerKey
@@ -44,14 +42,6 @@ OWNER_PASSPHRASE = "owner passphrase 1"
 TOKEN_PIN = "12345678"  # the software token's factory admin PIN
 MAIN = "boot menu"
 FIRST_SCREEN_TIMEOUT = 400
-
-
-@pytest.fixture(scope="module")
-def token(machine: Path) -> Iterator[Token]:
-    running = Token(machine)
-    running.start()
-    yield running
-    running.stop()
 
 
 def start(machine: Path, initrd: Path, token: Token, disk: Path) -> Boot:
@@ -77,37 +67,8 @@ def enrolled(machine: Path, initrd_a: Path, token: Token, os_disk: Path) -> byte
     """The first boot of a factory-new machine enrols a secret; returns it as
     the test read it off the screen."""
     with start(machine, initrd_a, token, os_disk) as first:
-        screen = first.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)
-        assert "No TOTP secret has been sealed" in screen
-        first.press("g")
-        first.wait_for_screen("The TPM has no owner yet", 60)
-        first.press("enter")
-        first.wait_for_screen("Reset the TPM?", 60)
-        first.press("y")
-        first.wait_for_screen("New TPM owner passphrase", 60)
-        type_line(first, OWNER_PASSPHRASE)
-        type_line(first, OWNER_PASSPHRASE)  # the confirmation
-        first.wait_for_screen("The TPM was reset", 120)
-        first.press("enter")
-        first.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
-        first.press("y")
-        first.wait_for_screen("HOTP token PIN", 60)
-        type_line(first, TOKEN_PIN)
-        first.wait_for_screen("Scan this with your phone", 120)
-        # The serial line is slow: a page is complete once its footer is drawn.
-        qr = first.wait_for_screen("Enter: next", 60)
-        assert qr.count("\u2588") + qr.count("\u2580") + qr.count("\u2584") > 100
-        first.press("enter")
-        first.wait_for_screen("TOTP secret for typing", 60)
-        first.watch(3)
-        page = first.wait_for_screen("Enter or Esc: continue", 60)
-        groups = re.search(r"((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})", page)
-        assert groups, page
-        b32 = groups.group(1).replace(" ", "")
-        secret = base64.b32decode(b32)
-        assert len(secret) == 20
-        assert "accepted its first" in page, page
-        first.press("enter")
+        first.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)
+        secret = enrol_secret(first, OWNER_PASSPHRASE, TOKEN_PIN)
         menu = first.wait_for_screen(MAIN, 120)
         first.watch(2)
         menu = first.screen_text()

@@ -21,20 +21,27 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runtime.secrets.totp import totp_code
 from tests.e2e.conftest import BOARD, REPO
-from tests.e2e.console_steps import SIGN, Token, sign, target_report, type_line, words
+from tests.e2e.console_steps import (
+    MAIN,
+    SIGN,
+    Token,
+    enrol_secret,
+    make_first_entry_default,
+    sign_from_the_options,
+    target_report,
+    words,
+)
 from tools.board_console import Boot, boot
 from tools.os_disk_edit import BootPartition
 from tools.owner_key import OwnerKey
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(1800)]
-MAIN = "boot menu"
 FIRST_SCREEN = 400
 COUNTDOWN_S = 5
 OWNER_PASSPHRASE = "owner passphrase 2"
@@ -56,14 +63,6 @@ def initrd_autoboot(tmp_path_factory: pytest.TempPathFactory, owner_key: OwnerKe
                     "--owner-key", str(owner_key.public), "--owner-secret-key", str(secret)],
                    check=True, timeout=1800, stdout=subprocess.DEVNULL)  # fmt: skip
     return out / "initrd.cpio.zst"
-
-
-@pytest.fixture(scope="module")
-def token(machine: Path) -> Iterator[Token]:
-    running = Token(machine)
-    running.start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -91,58 +90,19 @@ def assert_current_code(screen: str, secret: bytes) -> None:
 def owned(machine: Path, initrd_autoboot: Path, token: Token, disk: Path) -> dict[str, str]:
     """Step 1: enrol, sign, make a default, boot it. Returns the test OS's
     report plus the secret (hex) read off the screen."""
-    import base64
-
     with start(machine, initrd_autoboot, token, disk) as first:
         first.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN)
-        first.press("g")
-        first.wait_for_screen("The TPM has no owner yet", 60)
-        first.press("enter")
-        first.wait_for_screen("Reset the TPM?", 60)
-        first.press("y")
-        first.wait_for_screen("New TPM owner passphrase", 60)
-        type_line(first, OWNER_PASSPHRASE)
-        type_line(first, OWNER_PASSPHRASE)
-        first.wait_for_screen("The TPM was reset", 120)
-        first.press("enter")
-        first.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
-        first.press("y")
-        first.wait_for_screen("HOTP token PIN", 60)
-        type_line(first, TOKEN_PIN)
-        first.wait_for_screen("Enter: next", 120)  # the QR code
-        first.press("enter")
-        first.wait_for_screen("TOTP secret for typing", 60)
-        first.watch(3)
-        page = first.wait_for_screen("Enter or Esc: continue", 60)
-        groups = re.search(r"((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})", page)
-        assert groups, page
-        secret = base64.b32decode(groups.group(1).replace(" ", ""))
-        first.press("enter")
+        secret = enrol_secret(first, OWNER_PASSPHRASE, TOKEN_PIN)
         menu = first.wait_for_screen("HOTP: Success", 120)
         first.watch(COUNTDOWN_S + 2)  # no countdown: the owner is at the keyboard
         assert "Automatic boot" not in first.console_text()
         assert MAIN in first.screen_text()
         assert_current_code(menu, secret)
 
-        first.press("o")
-        first.wait_for_screen("Update checksums and sign /boot", 60)
-        first.press("u")
-        first.wait_for_screen("Yes: hash /boot and sign it", SIGN)
-        first.press("y")
-        sign(first, first=True, owner_passphrase=OWNER_PASSPHRASE)
+        sign_from_the_options(first, first=True, owner_passphrase=OWNER_PASSPHRASE)
         first.press("enter")
         first.wait_for_screen(MAIN, 120)
-        first.press("o")
-        first.wait_for_screen("Update checksums and sign /boot", 60)
-        first.press("b")
-        first.wait_for_screen("Show the OS boot menu", 60)
-        first.press("m")
-        first.wait_for_screen("choose what to boot", SIGN)
-        first.press("1")
-        first.wait_for_screen("Boot Debian GNU/Linux?", 60)
-        first.press("d")
-        assert "Default entry: Debian GNU/Linux" in words(sign(first))
-        first.press("enter")
+        make_first_entry_default(first, "Debian GNU/Linux")
         report = target_report(first)
     report["secret"] = secret.hex()
     shutil.copyfile(disk, machine / "disk-signed.img")

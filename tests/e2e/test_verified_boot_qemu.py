@@ -37,7 +37,16 @@ import pytest
 from runtime.integrity.boot_lists import parse_rollback, signed_listing
 from runtime.integrity.package_trigger import format_trigger
 from tests.e2e.conftest import BOARD, REPO
-from tests.e2e.console_steps import SIGN, extended, sign, target_report, words
+from tests.e2e.console_steps import (
+    MAIN,
+    SIGN,
+    extended,
+    make_first_entry_default,
+    sign,
+    sign_from_the_options,
+    target_report,
+    words,
+)
 from tools.board_console import Boot, boot
 from tools.make_os_disk import BOARD_KERNEL_RELEASE, DEFAULT_CMDLINE
 from tools.os_disk_edit import BootPartition
@@ -45,7 +54,6 @@ from tools.owner_key import OwnerKey, make_owner_key
 from tools.swtpm import Swtpm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(2400)]
-MAIN = "boot menu"
 FIRST_SCREEN = 400
 SETTINGS = b'export CONFIG_BOARD_NAME="QEMU verified boot"\n'
 
@@ -120,28 +128,13 @@ def first_boot(machine: Path, initrd_signing: Path, disk: Path) -> dict[str, str
     with start(machine, initrd_signing, disk) as running:
         to_main_menu(running)
         firmware_pcr4 = runtime_pcr4(running)
-        running.press("o")
-        running.wait_for_screen("Update checksums and sign /boot", 60)
-        running.press("u")
-        update = running.wait_for_screen("Yes: hash /boot and sign it", SIGN)
-        assert "signature missing" in words(update)
-        running.press("y")
-        signed = sign(running, first=True)
+        signed = sign_from_the_options(running, first=True)
+        assert "signature missing" in signed  # what the update screen said
         assert "/boot is signed and verifies" in words(signed)
         running.press("enter")
         running.wait_for_screen(MAIN, 120)
-        running.press("o")
-        running.wait_for_screen("Update checksums and sign /boot", 60)
-        running.press("b")
-        running.wait_for_screen("Show the OS boot menu", 60)
-        running.press("m")
-        menu = running.wait_for_screen("choose what to boot", SIGN)
-        assert "Debian GNU/Linux" in menu and f"vmlinuz-{BOARD_KERNEL_RELEASE}" in menu
-        running.press("1")
-        running.wait_for_screen("Boot Debian GNU/Linux?", 60)
-        running.press("d")
-        assert "Default entry: Debian GNU/Linux" in words(sign(running))
-        running.press("enter")  # the new default boots through the verified path
+        menu = make_first_entry_default(running, "Debian GNU/Linux")
+        assert f"vmlinuz-{BOARD_KERNEL_RELEASE}" in menu
         report = target_report(running)
         report["firmware pcr 4"] = firmware_pcr4
     snapshot = machine / "disk-after-first-boot.img"
