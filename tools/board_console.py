@@ -45,6 +45,8 @@ class Boot:
         self.stream = pyte.ByteStream(self.screen)
 
     def start(self) -> Boot:
+        if self.child is not None and self.child.isalive():
+            raise RuntimeError("this machine is already running")
         self.instance.prepare(self.files)
         self.instance.start_swtpm()
         command = self.instance.qemu_command(self.files)
@@ -167,7 +169,10 @@ class Boot:
         self.instance.stop_swtpm()
 
     def __enter__(self) -> Boot:
-        return self.start()
+        # `with boot(...).start() as b` must not start a second machine on the
+        # same TPM state: a second swtpm's start unlinks the first one's socket,
+        # and the first one's exit then unlinks the second's.
+        return self if self.child is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -117,6 +117,16 @@ def target_report(running: Boot) -> dict[str, str]:
     return found
 
 
+def image_digest(path: Path) -> str:
+    """A disk image's SHA-256: /boot is probed read-only (ext4 `noload`), so a
+    refused boot must leave every byte of it as it was."""
+    digest = hashlib.sha256()
+    with path.open("rb") as image:
+        while chunk := image.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def extended(pcr: str, *events: bytes) -> str:
     """A PCR after the runtime's extends: SHA256(PCR || SHA256(event)) each."""
     value = bytes.fromhex(pcr)

@@ -32,6 +32,7 @@ from tests.e2e.console_steps import (
     SIGN,
     Token,
     enrol_secret,
+    image_digest,
     make_first_entry_default,
     sign_from_the_options,
     target_report,
@@ -149,6 +150,7 @@ def test_a_changed_boot_stops_the_automatic_boot_with_the_reason(
         changed = cfg.replace(b" ro ", b" ro init=/bin/sh ", 1)
         assert changed != cfg
         part.write("/grub/grub.cfg", changed)
+    before = image_digest(tampered)
     with start(machine, initrd_autoboot, token, tampered) as running:
         running.wait_for_screen("Automatic boot", FIRST_SCREEN)
         refused = words(running.wait_for_screen("Boot refused", SIGN))
@@ -156,3 +158,4 @@ def test_a_changed_boot_stops_the_automatic_boot_with_the_reason(
         running.press("p")
         running.wait_exit(120)
         assert "OS-TARGET" not in running.console_text()
+    assert image_digest(tampered) == before  # refused, and nothing written

@@ -41,6 +41,7 @@ from tests.e2e.console_steps import (
     MAIN,
     SIGN,
     extended,
+    image_digest,
     make_first_entry_default,
     sign,
     sign_from_the_options,
@@ -287,6 +288,7 @@ def test_a_tampered_boot_is_refused_naming_why_and_nothing_boots(
     shutil.copyfile(machine / "disk-after-second-boot.img", tampered)
     with BootPartition(tampered) as part:
         tamper(part, stranger)
+    before = image_digest(tampered)
     with start(machine, initrd_signing, tampered) as running:
         to_main_menu(running)
         running.press("d")
@@ -296,6 +298,7 @@ def test_a_tampered_boot_is_refused_naming_why_and_nothing_boots(
         running.press("p")
         running.wait_exit(120)
         assert "OS-TARGET" not in running.console_text()
+    assert image_digest(tampered) == before  # refused, and nothing written
 
 
 @pytest.fixture
