@@ -30,13 +30,18 @@ USER_CONFIG_A = SETTINGS + b"# owner settings of test build A\n"
 USER_CONFIG_B = SETTINGS + b"# owner settings of test build B\n"  # one byte differs
 
 
-def build(out: Path, user_config: bytes, owner: OwnerKey) -> Path:
+def build(out: Path, user_config: bytes, owner: OwnerKey, signing: bool = False) -> Path:
+    """An initramfs with these owner settings and key; ``signing`` puts the
+    owner's secret key inside too (test images only), so the firmware can
+    sign /boot without an OpenPGP card."""
     config = out / "config.user"
     out.mkdir(parents=True, exist_ok=True)
     config.write_bytes(user_config)
+    secret = ["--owner-secret-key", str(owner.export_secret(out / "owner-secret.asc"))] \
+        if signing else []
     subprocess.run([sys.executable, str(REPO / "build_initrd.py"), "--board", BOARD, "--quick",
                     "--out", str(out), "--user-config", str(config),
-                    "--owner-key", str(owner.public)],
+                    "--owner-key", str(owner.public), *secret],
                    check=True, timeout=1800, stdout=subprocess.DEVNULL)
     return out / "initrd.cpio.zst"
 
@@ -70,6 +75,14 @@ def machine() -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def disk(machine: Path, os_disk: Path) -> Path:
+    """The module machine's own copy of the test OS disk, to sign and change."""
+    copy = machine / "os-disk.img"
+    shutil.copyfile(os_disk, copy)
+    return copy
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from runtime.secrets.totp import totp_code
-from tests.e2e.conftest import BOARD, REPO
+from tests.e2e.conftest import BOARD, build
 from tests.e2e.console_steps import (
     MAIN,
     SIGN,
@@ -55,22 +53,8 @@ SETTINGS = (b'export CONFIG_HOTPKEY=y\nexport CONFIG_HOTP_TOKEN="serial:/dev/tty
 @pytest.fixture(scope="module")
 def initrd_autoboot(tmp_path_factory: pytest.TempPathFactory, owner_key: OwnerKey) -> Path:
     """Owner settings with the HOTP token and the automatic boot; the owner's
-    secret key inside (test images only) so the firmware can sign /boot."""
-    out = tmp_path_factory.mktemp("build-autoboot")
-    (out / "config.user").write_bytes(SETTINGS)
-    secret = owner_key.export_secret(out / "owner-secret.asc")
-    subprocess.run([sys.executable, str(REPO / "build_initrd.py"), "--board", BOARD, "--quick",
-                    "--out", str(out), "--user-config", str(out / "config.user"),
-                    "--owner-key", str(owner_key.public), "--owner-secret-key", str(secret)],
-                   check=True, timeout=1800, stdout=subprocess.DEVNULL)  # fmt: skip
-    return out / "initrd.cpio.zst"
-
-
-@pytest.fixture(scope="module")
-def disk(machine: Path, os_disk: Path) -> Path:
-    copy = machine / "os-disk.img"
-    shutil.copyfile(os_disk, copy)
-    return copy
+    secret key inside, so the firmware can sign /boot."""
+    return build(tmp_path_factory.mktemp("build-autoboot"), SETTINGS, owner_key, signing=True)
 
 
 def start(machine: Path, initrd: Path, token: Token, disk: Path) -> Boot:

@@ -36,7 +36,7 @@ import pytest
 
 from runtime.integrity.boot_lists import parse_rollback, signed_listing
 from runtime.integrity.package_trigger import format_trigger
-from tests.e2e.conftest import BOARD, REPO
+from tests.e2e.conftest import BOARD, build
 from tests.e2e.console_steps import (
     MAIN,
     SIGN,
@@ -61,42 +61,7 @@ SETTINGS = b'export CONFIG_BOARD_NAME="QEMU verified boot"\n'
 
 @pytest.fixture(scope="module")
 def initrd_signing(tmp_path_factory: pytest.TempPathFactory, owner_key: OwnerKey) -> Path:
-    """An image that carries the owner's secret key (test images only), so the
-    firmware can sign /boot without an OpenPGP card."""
-    import subprocess
-    import sys
-
-    out = tmp_path_factory.mktemp("build-signing")
-    (out / "config.user").write_bytes(SETTINGS)
-    secret = owner_key.export_secret(out / "owner-secret.asc")
-    subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "build_initrd.py"),
-            "--board",
-            BOARD,
-            "--quick",
-            "--out",
-            str(out),
-            "--user-config",
-            str(out / "config.user"),
-            "--owner-key",
-            str(owner_key.public),
-            "--owner-secret-key",
-            str(secret),
-        ],
-        check=True,
-        timeout=1800,
-        stdout=subprocess.DEVNULL,
-    )
-    return out / "initrd.cpio.zst"
-
-
-@pytest.fixture(scope="module")
-def disk(machine: Path, os_disk: Path) -> Path:
-    copy = machine / "os-disk.img"
-    shutil.copyfile(os_disk, copy)
-    return copy
+    return build(tmp_path_factory.mktemp("build-signing"), SETTINGS, owner_key, signing=True)
 
 
 def start(machine: Path, initrd: Path, disk: Path) -> Boot:
