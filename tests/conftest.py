@@ -74,3 +74,11 @@ def owner_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
     key = make_owner_key(tmp_path_factory.mktemp("owner"))
     yield key
     key.remove()
+
+
+@pytest.fixture(scope="session")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
+    """Another valid key, not the owner's: its signatures must be refused."""
+    key = make_owner_key(tmp_path_factory.mktemp("stranger"))
+    yield key
+    key.remove()

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from runtime.tpm.pcr_math import Bank, extend_all, measure_string
 from tools.board_console import Boot
 
 MAIN = "boot menu"  # the main menu's title ends so
@@ -78,11 +79,16 @@ def enrol_secret(running: Boot, owner_passphrase: str, token_pin: str) -> bytes:
     return secret
 
 
+def open_options(running: Boot) -> None:
+    """Main menu > Options, drawn."""
+    running.press("o")
+    running.wait_for_screen("Update checksums and sign /boot", 60)
+
+
 def sign_from_the_options(running: Boot, first: bool = False, owner_passphrase: str = "") -> str:
     """Main menu > Options > Update checksums and sign /boot; returns the
     "signed" page, left open."""
-    running.press("o")
-    running.wait_for_screen("Update checksums and sign /boot", 60)
+    open_options(running)
     running.press("u")
     update = running.wait_for_screen("Yes: hash /boot and sign it", SIGN)
     running.press("y")
@@ -92,8 +98,7 @@ def sign_from_the_options(running: Boot, first: bool = False, owner_passphrase: 
 def make_first_entry_default(running: Boot, entry: str) -> str:
     """From the main menu: the OS boot menu's first entry made the default
     (signs /boot again); returns the OS menu as shown. The entry then boots."""
-    running.press("o")
-    running.wait_for_screen("Update checksums and sign /boot", 60)
+    open_options(running)
     running.press("b")
     running.wait_for_screen("Show the OS boot menu", 60)
     running.press("m")
@@ -120,19 +125,15 @@ def target_report(running: Boot) -> dict[str, str]:
 def image_digest(path: Path) -> str:
     """A disk image's SHA-256: /boot is probed read-only (ext4 `noload`), so a
     refused boot must leave every byte of it as it was."""
-    digest = hashlib.sha256()
     with path.open("rb") as image:
-        while chunk := image.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(image, "sha256").hexdigest()
 
 
-def extended(pcr: str, *events: bytes) -> str:
-    """A PCR after the runtime's extends: SHA256(PCR || SHA256(event)) each."""
-    value = bytes.fromhex(pcr)
-    for event in events:
-        value = hashlib.sha256(value + hashlib.sha256(event).digest()).digest()
-    return value.hex()
+def extended(pcr: str, *events: str) -> str:
+    """A SHA-256 PCR after the runtime's string events (as Heads measures them)."""
+    bank = Bank.SHA256
+    digests = (measure_string(bank, event) for event in events)
+    return extend_all(bank, bytes.fromhex(pcr), digests).hex()
 
 
 class Token:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.integrity.boot_lists import parse_rollback, signed_listing
+from runtime.integrity.boot_lists import parse_rollback, signed_listing, signed_names
 from runtime.integrity.package_trigger import format_trigger
 from tests.e2e.conftest import BOARD, build
 from tests.e2e.console_steps import (
@@ -43,6 +43,7 @@ from tests.e2e.console_steps import (
     extended,
     image_digest,
     make_first_entry_default,
+    open_options,
     sign,
     sign_from_the_options,
     target_report,
@@ -51,7 +52,7 @@ from tests.e2e.console_steps import (
 from tools.board_console import Boot, boot
 from tools.make_os_disk import BOARD_KERNEL_RELEASE, DEFAULT_CMDLINE
 from tools.os_disk_edit import BootPartition
-from tools.owner_key import OwnerKey, make_owner_key
+from tools.owner_key import OwnerKey
 from tools.swtpm import Swtpm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(2400)]
@@ -111,7 +112,7 @@ def first_boot(machine: Path, initrd_signing: Path, disk: Path) -> dict[str, str
 def test_first_signing_and_the_default_boot(first_boot: dict[str, str]) -> None:
     assert first_boot["cmdline"].endswith(DEFAULT_CMDLINE), first_boot["cmdline"]
     # Heads' boot-mode marker, extended once before kexec
-    assert first_boot["pcr 4"] == extended(first_boot["firmware pcr 4"], b"generic")
+    assert first_boot["pcr 4"] == extended(first_boot["firmware pcr 4"], "generic")
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +175,7 @@ def test_a_replayed_older_signed_boot_is_refused_and_unsafe_boot_changes_pcr4(
         running.press("1")
         unsafe = target_report(running)
     assert unsafe["pcr 4"] != first_boot["pcr 4"]
-    assert unsafe["pcr 4"] == extended(firmware_pcr4, b"unsafe", b"generic")
+    assert unsafe["pcr 4"] == extended(firmware_pcr4, "unsafe", "generic")
 
 
 KERNEL = f"/vmlinuz-{BOARD_KERNEL_RELEASE}"
@@ -212,8 +213,7 @@ def remove_signature(part: BootPartition, stranger: OwnerKey) -> None:
 
 def strangers_signature(part: BootPartition, stranger: OwnerKey) -> None:
     """A valid signature over the very same lists, by a key that is not the owner's."""
-    lists = {n: part.read(f"/{n}") for n in part.names("/") if n.endswith(".txt")
-             and n.startswith("kexec")}  # fmt: skip
+    lists = {n: part.read(f"/{n}") for n in signed_names(part.names("/"))}
     signed = subprocess.run(
         ["gpg", "--homedir", str(stranger.home), "--batch", "--detach-sign", "-a"],
         input=signed_listing(lists), check=True, capture_output=True, timeout=120,
@@ -234,13 +234,6 @@ TAMPERS: dict[str, tuple[Tamper, tuple[str, ...]]] = {
     "missing signature": (remove_signature, ("signature missing",)),
     "corrupted signature": (flip_byte("/kexec.sig", 200), ("signature",)),
 }
-
-
-@pytest.fixture(scope="module")
-def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
-    key = make_owner_key(tmp_path_factory.mktemp("stranger"))
-    yield key
-    key.remove()
 
 
 @pytest.mark.parametrize("case", list(TAMPERS))
@@ -285,12 +278,8 @@ def delete_counter(machine: Path, disk: Path) -> int:
 
     with BootPartition(disk) as part:
         index = parse_rollback(part.read("/kexec_rollback.txt")).nv_index
-    with Swtpm(machine / "tpm") as swtpm:
-        tpm = Tpm.connect(swtpm.tcti)
-        try:
-            nv.undefine(tpm, index, b"")
-        finally:
-            tpm.close()
+    with Swtpm(machine / "tpm") as swtpm, Tpm.connect(swtpm.tcti) as tpm:
+        nv.undefine(tpm, index, b"")
     return index
 
 
@@ -334,8 +323,7 @@ def test_a_power_cut_while_signing_leaves_a_signed_boot(
     finishes or drops the interrupted change, and boots the default verified."""
     with start(machine, initrd_signing, disk) as running:
         to_main_menu(running)
-        running.press("o")
-        running.wait_for_screen("Update checksums and sign /boot", 60)
+        open_options(running)
         running.press("u")
         running.wait_for_screen("Yes: hash /boot and sign it", SIGN)
         running.press("y")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,9 @@ from runtime.integrity.verify_boot import Problem, verify_boot
 from runtime.tpm import nv
 from runtime.tpm.connection import Tpm
 from tests.tpm.conftest import OWNER
-from tools.owner_key import OwnerKey, make_owner_key
+from tools.owner_key import OwnerKey
 
 C = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-
-
-@pytest.fixture(scope="module")
-def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
-    key = make_owner_key(tmp_path_factory.mktemp("stranger"))
-    yield key
-    key.remove()
 
 
 @pytest.fixture
