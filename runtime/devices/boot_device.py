@@ -4,7 +4,10 @@ extlinux, isolinux, or this runtime's own signed hash lists) - not only GRUB,
 a known complaint about Heads (#1918).
 
 Partitions are probed read-only: ext2/3/4 are mounted with ``noload`` so a
-journal is never replayed (a probe must not write to the disk). The pure
+journal is never replayed (a probe must not write to the disk). So what the
+owner verifies is the file system without its journal; a read-write mount
+would replay the journal and could change /boot after it was checked, which
+is why ``remount`` refuses while a journal waits to be applied. The pure
 parts (which block devices to try, what counts as a boot configuration) are
 separate from the probing, for tests.
 """
@@ -31,11 +34,25 @@ _SKIPPED_PREFIXES = ("ram", "loop", "sr", "zram", "dm-", "md")
 # A /boot holds at least one of these (relative to the partition's root, or
 # under boot/ when /boot is a directory of the root file system).
 BOOT_CONFIG_GLOBS = (
-    "grub/grub.cfg", "grub2/grub.cfg", "loader/entries/*.conf", "syslinux/syslinux.cfg",
-    "syslinux.cfg", "extlinux/extlinux.conf", "extlinux.conf", "isolinux/isolinux.cfg",
-    "EFI/*/grub.cfg", "kexec*.txt",
+    "grub/grub.cfg",
+    "grub2/grub.cfg",
+    "loader/entries/*.conf",
+    "syslinux/syslinux.cfg",
+    "syslinux.cfg",
+    "extlinux/extlinux.conf",
+    "extlinux.conf",
+    "isolinux/isolinux.cfg",
+    "EFI/*/grub.cfg",
+    "kexec*.txt",
 )
 LUKS_MAGIC = b"LUKS\xba\xbe"
+
+# The ext2/3/4 superblock: 1024 bytes into the partition, little-endian fields.
+EXT4_SUPERBLOCK = 1024
+EXT4_MAGIC_OFFSET = 0x38  # s_magic
+EXT4_MAGIC = b"\x53\xef"
+EXT4_INCOMPAT_OFFSET = 0x60  # s_feature_incompat
+EXT4_INCOMPAT_RECOVER = 0x4  # the journal holds transactions not yet applied
 
 
 @dataclass(frozen=True)
@@ -94,8 +111,10 @@ def list_block_devices(sys_block: str = SYS_BLOCK) -> list[BlockDevice]:
         except (OSError, ValueError):
             continue
         is_partition = os.path.exists(os.path.join(base, "partition"))
-        has_partitions = any(os.path.exists(os.path.join(base, child, "partition"))
-                             for child in _children(base, name))
+        has_partitions = any(
+            os.path.exists(os.path.join(base, child, "partition"))
+            for child in _children(base, name)
+        )
         devices.append(BlockDevice(name, sectors, is_partition, has_partitions))
     return devices
 
@@ -113,10 +132,31 @@ def filesystem_type(head: bytes) -> str | None:
         return "luks"
     if len(head) >= 1082 and head[1080:1082] == b"\x53\xef":
         return "ext4"  # the ext4 driver mounts ext2 and ext3 as well
-    if len(head) >= 512 and head[510:512] == b"\x55\xaa" and (
-            head[54:59] == b"FAT12" or head[54:59] == b"FAT16" or head[82:87] == b"FAT32"):
+    if (
+        len(head) >= 512
+        and head[510:512] == b"\x55\xaa"
+        and (head[54:59] == b"FAT12" or head[54:59] == b"FAT16" or head[82:87] == b"FAT32")
+    ):
         return "vfat"
     return None
+
+
+def ext4_journal_pending(head: bytes) -> bool:
+    """Whether the ext2/3/4 file system in a partition's first 4 KiB has a
+    journal that needs recovery: changes a read-write mount would apply."""
+    sb = head[EXT4_SUPERBLOCK : EXT4_SUPERBLOCK + EXT4_INCOMPAT_OFFSET + 4]
+    if len(sb) < EXT4_INCOMPAT_OFFSET + 4:
+        return False
+    if sb[EXT4_MAGIC_OFFSET : EXT4_MAGIC_OFFSET + 2] != EXT4_MAGIC:
+        return False
+    incompat = int.from_bytes(sb[EXT4_INCOMPAT_OFFSET:], "little")
+    return bool(incompat & EXT4_INCOMPAT_RECOVER)
+
+
+def journal_pending(device: str) -> bool:
+    """Whether ``device`` holds ext2/3/4 with a journal waiting to be replayed
+    (False when it cannot be read)."""
+    return ext4_journal_pending(_read_head(device))
 
 
 def _read_head(path: str) -> bytes:
@@ -131,26 +171,50 @@ def _mount(device: str, fstype: str, target: str) -> bool:
     os.makedirs(target, exist_ok=True)
     options = "ro,noload" if fstype == "ext4" else "ro"
     try:
-        subprocess.run([MOUNT, "-t", fstype, "-o", options, device, target],
-                       check=True, timeout=MOUNT_TIMEOUT, capture_output=True)
+        subprocess.run(
+            [MOUNT, "-t", fstype, "-o", options, device, target],
+            check=True,
+            timeout=MOUNT_TIMEOUT,
+            capture_output=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return True
 
 
-def remount(device: str, target: str, writable: bool) -> str:
+def remount(device: str, target: str, writable: bool, *, replay_journal: bool = False) -> str:
     """Mount /boot again, read-write (to sign it) or read-only as probed; the
     reason when that failed. ext4's `noload` mount cannot become writable,
-    so it is unmounted and mounted anew (the journal may then be replayed:
-    the owner asked to write)."""
-    fstype = filesystem_type(_read_head(device))
+    so it is unmounted and mounted anew.
+
+    A read-write ext4 mount replays the journal, so while the journal holds
+    changes that were never applied, read-write is refused (and /boot stays
+    mounted as it was) unless ``replay_journal``: those changes were not in
+    what the owner verified, and signing after them would sign unseen
+    content. A caller passes ``replay_journal=True`` only to apply them and
+    then verify /boot again. (The flag is read before unmounting: a
+    read-write ext4 mount sets it while mounted, so the check is made from
+    the runtime's read-only mount, as every caller has it.)"""
+    head = _read_head(device)
+    fstype = filesystem_type(head)
     if fstype is None:
         return f"{device} no longer holds a file system this runtime can mount."
+    if writable and fstype == "ext4" and ext4_journal_pending(head) and not replay_journal:
+        return (
+            f"/boot ({device}) has a journal holding changes that were never applied: "
+            "writing to /boot would apply them now, after it was checked, so they could "
+            "change files you did not see. They must be applied and shown to you before "
+            "anything is signed; /boot was left read-only."
+        )
     unmount(target)
     options = "rw" if writable else ("ro,noload" if fstype == "ext4" else "ro")
     try:
-        subprocess.run([MOUNT, "-t", fstype, "-o", options, device, target],
-                       check=True, timeout=MOUNT_TIMEOUT, capture_output=True)
+        subprocess.run(
+            [MOUNT, "-t", fstype, "-o", options, device, target],
+            check=True,
+            timeout=MOUNT_TIMEOUT,
+            capture_output=True,
+        )
     except subprocess.CalledProcessError as err:
         text = err.stderr.decode(errors="replace").strip() if err.stderr else ""
         return f"{device} could not be mounted {'read-write' if writable else 'again'}: {text}"
@@ -161,12 +225,12 @@ def remount(device: str, target: str, writable: bool) -> str:
 
 def unmount(target: str) -> None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run([UMOUNT, target], check=True, timeout=MOUNT_TIMEOUT,
-                       capture_output=True)
+        subprocess.run([UMOUNT, target], check=True, timeout=MOUNT_TIMEOUT, capture_output=True)
 
 
-def find_boot(preferred: str = "", sys_block: str = SYS_BLOCK,
-              mountpoint: str = BOOT_MOUNTPOINT) -> BootSearch:
+def find_boot(
+    preferred: str = "", sys_block: str = SYS_BLOCK, mountpoint: str = BOOT_MOUNTPOINT
+) -> BootSearch:
     """Mount the /boot partition read-only at ``mountpoint``. ``preferred``
     (CONFIG_BOOT_DEV) is the only device tried when set."""
     if os.path.ismount(mountpoint):
@@ -195,5 +259,8 @@ def find_boot(preferred: str = "", sys_block: str = SYS_BLOCK,
             return BootSearch(path, mountpoint, encrypted_seen=encrypted, tried=tuple(tried))
         unmount(mountpoint)
     where = ", ".join(tried) if tried else "none had a file system this runtime can read"
-    return BootSearch(problem=f"No partition holds a boot configuration (tried: {where}).",
-                      encrypted_seen=encrypted, tried=tuple(tried))
+    return BootSearch(
+        problem=f"No partition holds a boot configuration (tried: {where}).",
+        encrypted_seen=encrypted,
+        tried=tuple(tried),
+    )

@@ -8,6 +8,10 @@
   kexec_rollback.txt `<hex>  /tmp/counter-<id>`: sha256 of the counter's line
   kexec.sig          an armored detached signature over the `sha256sum kexec*.txt`
                      listing (names relative, in the shell's glob order)
+  kexec_symlinks.txt (ours, when /boot has symlinks) every symlink and its target,
+                     `./rel` NUL `target` NUL, sorted: Heads' lists name a symlink
+                     but never sign where it points. Heads' own check accepts it:
+                     it is one more kexec*.txt under the signature.
 
 Pure: paths are `str` as os.fsdecode gives them (undecodable bytes survive as
 surrogates and go back to the same bytes with os.fsencode).
@@ -32,6 +36,9 @@ PRIMARY_HANDLE_HASH_FILE = "kexec_primhdl_hash.txt"
 SIGNED_GLOB = "kexec*.txt"
 #: OS package hooks drop these before an update is signed (Debian's heads hooks)
 PACKAGE_TRIGGER_GLOB = "kexec_package_trigger_*.txt"
+LINKS_FILE = "kexec_symlinks.txt"
+#: where a signing is staged (boot_state.py); settled at the next start
+PENDING_DIR = "kexec.next.d"
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 #: where Heads keeps the counter's line while it checks kexec_rollback.txt
@@ -48,6 +55,13 @@ def is_signed_state_path(rel: str) -> bool:
     state cannot cover itself. `*` crosses '/', so a kexec* directory's
     contents are left out too."""
     return rel.startswith("./kexec")
+
+
+def is_state_file_name(name: str) -> bool:
+    """A top-level name the signed state may hold: `kexec*.txt` (all covered by
+    kexec.sig) and kexec.sig itself. Anything else under ./kexec* is no
+    firmware's: nothing reads it and no signature covers it."""
+    return name == SIGNATURE_FILE or fnmatch.fnmatchcase(name, SIGNED_GLOB)
 
 
 def sort_key(path: str) -> bytes:
@@ -185,3 +199,28 @@ def parse_rollback(data: bytes) -> Rollback:
     if not m:
         raise ListFormatError(f"{ROLLBACK_FILE} names {line.name!r}, not a TPM counter")
     return Rollback(m.group(1).lower(), line.digest)
+
+
+def format_links(links: Mapping[str, str]) -> bytes:
+    """kexec_symlinks.txt from {'./rel': target}: pairs, each part NUL-ended."""
+    out = bytearray()
+    for rel in sorted(links, key=sort_key):
+        target = links[rel]
+        if not rel.startswith("./") or not target or "\0" in rel + target:
+            raise ListFormatError(f"the symlink {rel!r} -> {target!r} cannot be recorded")
+        out += os.fsencode(rel) + b"\0" + os.fsencode(target) + b"\0"
+    return bytes(out)
+
+
+def parse_links(data: bytes, source: str = LINKS_FILE) -> dict[str, str]:
+    if data and not data.endswith(b"\0"):
+        raise ListFormatError(f"{source} does not end with a NUL: it is cut short")
+    parts = [os.fsdecode(p) for p in data.split(b"\0")[:-1]]
+    if len(parts) % 2:
+        raise ListFormatError(f"{source} holds a symlink without its target")
+    links: dict[str, str] = {}
+    for rel, target in zip(parts[::2], parts[1::2], strict=True):
+        if not rel.startswith("./") or not target or rel in links:
+            raise ListFormatError(f"{source} holds a damaged entry ({rel!r})")
+        links[rel] = target
+    return links

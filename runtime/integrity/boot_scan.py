@@ -1,6 +1,11 @@
 """Reading a mounted /boot the way Heads' lists were made: the paths `find ./`
 prints (the tree) and the regular files `find ./ -type f` hashes, both without
 the signed-state files, and the files' sha256, streamed with progress.
+
+Also what Heads' lists leave out and a hostile disk can use: where each
+symlink points, and every entry under ./kexec* (the signed-state area, which
+no list covers). The work is bounded as it goes: entries are counted as they
+are read, the state area's too, and the depth is limited.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from runtime.integrity.boot_lists import is_signed_state_path
+from runtime.integrity.boot_paths import BootPathError, open_file
 
 CHUNK = 1 << 20
 #: a /boot with more entries than this is not a boot partition
 MAX_ENTRIES = 200_000
+#: deeper than this is no boot partition's layout
+MAX_DEPTH = 64
 
 #: progress(bytes done, bytes in all, current file)
 Progress = Callable[[int, int, str], None]
@@ -29,6 +37,9 @@ class ScanError(OSError):
 class BootScan:
     tree: list[str] = field(default_factory=list)  # './' first, then every path
     files: dict[str, int] = field(default_factory=dict)  # './rel' -> size, regular files
+    links: dict[str, str] = field(default_factory=dict)  # './rel' -> where it points
+    #: every entry under ./kexec* -> its mode (the firmware's area: checked by name)
+    state_area: dict[str, int] = field(default_factory=dict)
 
 
 def _join(rel: str, name: str) -> str:
@@ -38,64 +49,100 @@ def _join(rel: str, name: str) -> str:
 def scan_boot(root: str) -> BootScan:
     """Every path under root (not following symlinks), as './rel' names."""
     scan = BootScan()
-    pending = ["./"]
+    pending: list[tuple[str, int]] = [("./", 0)]
+    seen = 0
     while pending:
-        rel = pending.pop()
+        rel, depth = pending.pop()
         if not is_signed_state_path(rel):
             scan.tree.append(rel)
+        if depth > MAX_DEPTH:
+            raise ScanError(0, f"{rel} is nested deeper than {MAX_DEPTH} directories")
         directory = os.path.join(root, rel[2:]) if rel != "./" else root
         try:
-            entries = list(os.scandir(directory))
+            # a directory must not be swapped for a symlink between listing and reading
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as err:
             raise ScanError(err.errno, f"cannot list {rel}: {err.strerror}") from err
-        for entry in entries:
-            child = _join(rel, entry.name)
-            if len(scan.tree) + len(pending) > MAX_ENTRIES:
-                raise ScanError(0, f"more than {MAX_ENTRIES} entries under /boot")
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError as err:
-                raise ScanError(err.errno, f"cannot read {child}: {err.strerror}") from err
-            if stat.S_ISDIR(st.st_mode):
-                pending.append(child)
-                continue
-            if is_signed_state_path(child):
-                continue
-            scan.tree.append(child)
-            if stat.S_ISREG(st.st_mode):
-                scan.files[child] = st.st_size
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > MAX_ENTRIES:
+                        raise ScanError(0, f"more than {MAX_ENTRIES} entries under /boot")
+                    _record(scan, fd, _join(rel, entry.name), entry, pending, depth)
+        except ScanError:
+            raise
+        except OSError as err:
+            raise ScanError(err.errno, f"cannot list {rel}: {err.strerror}") from err
+        finally:
+            os.close(fd)
     return scan
 
 
-def hash_file(
-    path: str, done: int = 0, total: int = 0, progress: Progress | None = None, name: str = ""
+def _record(
+    scan: BootScan,
+    dir_fd: int,
+    child: str,
+    entry: os.DirEntry[str],
+    pending: list[tuple[str, int]],
+    depth: int,
+) -> None:
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError as err:
+        raise ScanError(err.errno, f"cannot read {child}: {err.strerror}") from err
+    if is_signed_state_path(child):
+        scan.state_area[child] = st.st_mode
+        if stat.S_ISDIR(st.st_mode):
+            pending.append((child, depth + 1))
+        return
+    if stat.S_ISDIR(st.st_mode):
+        pending.append((child, depth + 1))
+        return
+    scan.tree.append(child)
+    if stat.S_ISREG(st.st_mode):
+        scan.files[child] = st.st_size
+    elif stat.S_ISLNK(st.st_mode):
+        try:
+            scan.links[child] = os.readlink(entry.name, dir_fd=dir_fd)
+        except OSError as err:
+            raise ScanError(err.errno, f"cannot read the link {child}: {err.strerror}") from err
+
+
+def hash_fd(
+    fd: int, done: int = 0, total: int = 0, progress: Progress | None = None, name: str = ""
 ) -> str:
-    """sha256 of one file, read in 1 MiB chunks into one buffer (no copies)."""
+    """sha256 of an open file, read in 1 MiB chunks into one buffer (no copies)."""
     h = hashlib.sha256()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(view):
-            h.update(view[:n])
-            done += n
-            if progress:
-                progress(done, total, name)
+    while n := os.readv(fd, [view]):
+        h.update(view[:n])
+        done += n
+        if progress:
+            progress(done, total, name)
     return h.hexdigest()
 
 
 def hash_files(
     root: str, files: dict[str, int] | Iterable[str], progress: Progress | None = None
 ) -> dict[str, str]:
-    """{'./rel': sha256 hex} for the given files under root."""
+    """{'./rel': sha256 hex} for the given files under root, each opened with
+    no symlink followed and only when it is still a regular file."""
     sizes = files if isinstance(files, dict) else dict.fromkeys(files, 0)
     total = sum(sizes.values())
     done = 0
     out: dict[str, str] = {}
     for rel in sorted(sizes):
-        path = os.path.join(root, rel[2:])
         try:
-            out[rel] = hash_file(path, done, total, progress, rel)
+            fd = open_file(root, rel)
+        except BootPathError as err:
+            raise ScanError(0, f"cannot read {rel}: {err}") from err
+        try:
+            out[rel] = hash_fd(fd, done, total, progress, rel)
         except OSError as err:
             raise ScanError(err.errno, f"cannot read {rel}: {err.strerror}") from err
+        finally:
+            os.close(fd)
         done += sizes[rel]
     return out

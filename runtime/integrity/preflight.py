@@ -6,6 +6,11 @@ that the TPM rollback counter named by /boot exists and is a proper counter.
 the value itself is part of verifying the signature (issue 7); here only the
 counter's existence and policy are checked, so a TPM that was reset or
 swapped is reported before anything else happens.
+
+This runs at every power-on before any menu, on a /boot anyone with the disk
+may have changed: the file is read through safe_read, so a FIFO, a symbolic
+link, a directory or a huge file under that name is a plain finding, never a
+hang.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runtime.integrity.safe_read import UnsafeFile, read_regular
+
 ROLLBACK_FILE = "kexec_rollback.txt"
 SIGNED_STATE_FILES = ("kexec.sig", "kexec_default_hashes.txt")
+#: Heads writes one line of about 100 bytes
+MAX_ROLLBACK_BYTES = 4096
 _COUNTER_NAME = re.compile(r"counter-([0-9a-fA-F]{1,8})\b")
 
 
@@ -42,28 +51,39 @@ def preflight(boot_dir: str, inspect: Callable[[int], CounterView]) -> str:
     ``inspect(index)`` asks the TPM about the counter; it raises CounterMissing
     when the index does not exist, or OSError/ValueError when it cannot be read.
     """
-    path = os.path.join(boot_dir, ROLLBACK_FILE)
+    shown = f"/boot/{ROLLBACK_FILE}"
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read(4096)
+        data = read_regular(os.path.join(boot_dir, ROLLBACK_FILE), MAX_ROLLBACK_BYTES, shown=shown)
     except FileNotFoundError:
+        # lexists: a planted link or FIFO under a signed name is "something there"
         signed = [name for name in SIGNED_STATE_FILES
-                  if os.path.exists(os.path.join(boot_dir, name))]
+                  if os.path.lexists(os.path.join(boot_dir, name))]  # fmt: skip
         if signed:
-            return (f"/boot has signed state ({', '.join(signed)}) but no {ROLLBACK_FILE}: "
-                    "the file naming the TPM rollback counter is missing.")
+            return (
+                f"/boot has signed state ({', '.join(signed)}) but no {ROLLBACK_FILE}: "
+                "the file naming the TPM rollback counter is missing."
+            )
         return ""  # first installation: nothing signed yet
+    except UnsafeFile as err:
+        # strerror, not str(): str() of an OSError starts with "[Errno N]"
+        return (
+            f"{err.strerror}: Heads writes one short line there, so /boot was tampered "
+            "with or is damaged. Remove the file from the recovery shell, then sign /boot "
+            "again (Options > Update checksums)."
+        )
     except OSError as err:
-        return f"/boot/{ROLLBACK_FILE} cannot be read: {err.strerror}."
-    index = counter_id(text)
+        return f"{shown} cannot be read: {err.strerror or err}."
+    index = counter_id(data.decode("utf-8", errors="replace"))
     if index is None:
-        return f"/boot/{ROLLBACK_FILE} names no TPM counter: the file is damaged."
+        return f"{shown} names no TPM counter: the file is damaged."
     nv_index = 0x01000000 | index if index <= 0xFFFFFF else index
     try:
         view = inspect(nv_index)
     except CounterMissing:
-        return (f"The TPM has no rollback counter 0x{nv_index:08x}, which /boot was signed "
-                "with: the TPM was reset or replaced since /boot was signed.")
+        return (
+            f"The TPM has no rollback counter 0x{nv_index:08x}, which /boot was signed "
+            "with: the TPM was reset or replaced since /boot was signed."
+        )
     except (OSError, ValueError) as err:
         return f"The TPM rollback counter 0x{nv_index:08x} cannot be read: {err}."
     if view.problem:

@@ -3,20 +3,30 @@ default boot entry (kexec-save-default): new lists, the rollback counter one
 higher, a detached signature by the owner, replaced as one change
 (boot_state.py), then checked as the next boot will check it.
 
+What is signed is only what the owner was shown and what the firmware
+itself writes: /boot is hashed again once it is writable (mounting it so can
+replay a journal an attacker left), and any file, symlink or path that differs
+from the report the owner saw stops the signing. Of the old signed state only
+the files an owner signature still covers are carried over; a planted
+kexec_default.N.txt or a symlink named kexec_*.txt is never adopted, and
+anything else under ./kexec* is removed.
+
 Order, so a power cut at any step leaves the old or the new signed state:
   1. hash /boot, build the new kexec*.txt files, sign their listing, check the
      signature is the owner's (nothing written yet)
   2. stage the new files and COMMIT them (boot_state.stage)
   3. increment the TPM counter (the old state stops verifying here)
   4. rename the new files into place (boot_state.roll_forward)
-  5. verify /boot exactly as at power-on
+  5. remove what else lies under ./kexec* (no signature covers it)
+  6. verify /boot exactly as at power-on
 """
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
+import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,24 +34,36 @@ from typing import Protocol
 from runtime.integrity.boot_lists import (
     DEFAULT_HASHES_FILE,
     HASHES_FILE,
+    LINKS_FILE,
     PACKAGE_TRIGGER_GLOB,
+    PENDING_DIR,
     PRIMARY_HANDLE_HASH_FILE,
     ROLLBACK_FILE,
     SIGNATURE_FILE,
     TREE_FILE,
     ListFormatError,
     format_hashes,
+    format_links,
     format_rollback,
     format_sum_line,
     format_tree,
+    is_state_file_name,
     parse_rollback,
     signed_listing,
-    signed_names,
 )
-from runtime.integrity.boot_scan import Progress, hash_files, scan_boot
+from runtime.integrity.boot_paths import BootPathError, resolve, signed_links
+from runtime.integrity.boot_scan import BootScan, Progress, hash_files, scan_boot
 from runtime.integrity.boot_state import Disk, NewState, read_pending, roll_forward, stage
 from runtime.integrity.openpgp import verify_detached
-from runtime.integrity.verify_boot import BootReport, CounterGone, ReadCounter, verify_boot
+from runtime.integrity.safe_read import UnsafeFile, read_regular
+from runtime.integrity.verify_boot import (
+    MAX_LIST_BYTES,
+    BootReport,
+    CounterGone,
+    ReadCounter,
+    shown_name,
+    verify_boot,
+)
 
 #: Heads names the default file after the entry's 1-based line in its listing
 DEFAULT_GLOB = "kexec_default.*.txt"
@@ -80,26 +102,41 @@ class DefaultChoice:
     primary_hash: bytes | None = None
 
 
-def _read_current(boot_dir: str) -> dict[str, bytes]:
+def _trusted_current(boot_dir: str, shown: BootReport) -> dict[str, bytes]:
+    """The signed-state files the owner's signature covered when /boot was
+    checked, read again now: one that changed since is a change the owner
+    was not shown."""
     files: dict[str, bytes] = {}
-    for name in signed_names(os.listdir(boot_dir)):
-        path = os.path.join(boot_dir, name)
-        if os.path.isfile(path):
-            with open(path, "rb") as f:
-                files[name] = f.read()
+    for name, data in shown.trusted_state.items():
+        try:
+            now = read_regular(os.path.join(boot_dir, name), MAX_LIST_BYTES)
+        except (OSError, UnsafeFile) as err:
+            raise SigningError(
+                f"/boot/{shown_name(name)} changed since it was checked: {err}"
+            ) from err
+        if now != data:
+            raise SigningError(
+                f"/boot/{shown_name(name)} changed since it was checked (after /boot was "
+                "opened for writing): check /boot again before signing."
+            )
+        files[name] = now
     return files
 
 
-def _counter_index(current: dict[str, bytes], counter: Counter) -> int:
+def _named_counter(boot_dir: str) -> int | None:
+    """The counter kexec_rollback.txt names, signed or not: reusing it is safe
+    (a new signing moves it on); a damaged file names none."""
+    try:
+        return parse_rollback(read_regular(os.path.join(boot_dir, ROLLBACK_FILE), 4096)).nv_index
+    except (OSError, ListFormatError):
+        return None
+
+
+def _counter_index(boot_dir: str, counter: Counter) -> int:
     """The counter /boot already names, if the TPM still has it; else a new one."""
-    data = current.get(ROLLBACK_FILE)
-    if data is not None:
-        try:
-            index = parse_rollback(data).nv_index
-        except ListFormatError:
-            index = None
-        if index is not None and counter.exists(index) and _usable(counter, index):
-            return index
+    index = _named_counter(boot_dir)
+    if index is not None and counter.exists(index) and _usable(counter, index):
+        return index
     # none yet, or the TPM was reset (gone) or holds a bad one: a new counter
     return counter.create()
 
@@ -112,26 +149,32 @@ def _usable(counter: Counter, index: int) -> bool:
     return True
 
 
-def _default_hashes(boot_dir: str, choice: DefaultChoice) -> bytes:
-    """kexec_default_hashes.txt: sha256sum of the entry's files, as `./path`."""
-    lines = []
-    for path in choice.files:
-        rel = "./" + path.lstrip("/")
-        try:
-            with open(os.path.join(boot_dir, rel[2:]), "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
-        except OSError as err:
-            raise SigningError(
-                f"the default entry's file {path} cannot be read ({err.strerror})."
-            ) from err
-        lines.append(format_sum_line(digest, rel))
+def _entry_digest(path: str, scan: BootScan, digests: dict[str, str]) -> tuple[str, str]:
+    """('./path' as the entry names it, sha256 of the file it resolves to
+    through the symlinks being signed); SigningError when no signed file."""
+    try:
+        rel = resolve(path, signed_links(scan.links))
+    except BootPathError as err:
+        raise SigningError(f"the default entry cannot boot {path}: {err}.") from err
+    if rel not in digests:
+        raise SigningError(f"the default entry's file {path} is not a regular file on /boot.")
+    return "./" + path.lstrip("/"), digests[rel]
+
+
+def _default_hashes(choice: DefaultChoice, scan: BootScan, digests: dict[str, str]) -> bytes:
+    """kexec_default_hashes.txt: sha256sum of the entry's files, as `./path`
+    (sha256sum follows a symlink there, and so does the digest)."""
+    lines = [format_sum_line(d, name) for name, d in
+             (_entry_digest(p, scan, digests) for p in choice.files)]  # fmt: skip
     return "".join(lines).encode()
 
 
-def _kept_default(boot_dir: str, files: dict[str, bytes]) -> DefaultChoice | None:
-    """The default already saved, so re-signing after an update hashes its
-    files anew (Heads leaves kexec_default_hashes.txt stale then); None when
-    there is none or its line cannot be read."""
+def _kept_default(
+    files: dict[str, bytes], scan: BootScan, digests: dict[str, str]
+) -> DefaultChoice | None:
+    """The default already saved and signed, so re-signing after an update
+    hashes its files anew (Heads leaves kexec_default_hashes.txt stale then);
+    None when there is none or its line cannot be booted any more."""
     from runtime.boot_configs.entry import ConfigSyntaxError
     from runtime.boot_configs.heads_default import default_file_index
     from runtime.boot_configs.heads_line import parse_heads_line
@@ -141,52 +184,99 @@ def _kept_default(boot_dir: str, files: dict[str, bytes]) -> DefaultChoice | Non
         line = files[name].decode("utf-8", "replace").rstrip("\n")
         try:
             entry = parse_heads_line(line).entry
-        except ConfigSyntaxError:
+            paths = (entry.kernel, *entry.initrds, *(m.path for m in entry.modules))
+            for path in paths:
+                _entry_digest(path, scan, digests)
+        except (ConfigSyntaxError, SigningError):
             return None
-        paths = (entry.kernel, *entry.initrds, *(m.path for m in entry.modules))
-        if number is None or not all(os.path.isfile(os.path.join(boot_dir, p.lstrip("/")))
-                                     for p in paths):
+        if number is None:
             return None
         return DefaultChoice(number, line, paths)
     return None
 
 
 def build_state(
-    boot_dir: str,
     current: dict[str, bytes],
+    scan: BootScan,
+    digests: dict[str, str],
     index: int,
     value: int,
     signer: Signer,
     default: DefaultChoice | None,
-    progress: Progress | None = None,
 ) -> NewState:
-    """The whole new signed state, signature included; nothing is written."""
-    scan = scan_boot(boot_dir)
+    """The whole new signed state, signature included; nothing is written.
+    ``current`` holds only the signed-state files an owner signature covers."""
     try:
         files = {
             name: data
             for name, data in current.items()
-            if not fnmatch.fnmatchcase(name, PACKAGE_TRIGGER_GLOB)
+            if not fnmatch.fnmatchcase(name, PACKAGE_TRIGGER_GLOB) and name != LINKS_FILE
         }
-        files[HASHES_FILE] = format_hashes(hash_files(boot_dir, scan.files, progress))
+        files[HASHES_FILE] = format_hashes(digests)
         files[TREE_FILE] = format_tree(scan.tree)
         files[ROLLBACK_FILE] = format_rollback(_counter_file_id(index), value)
+        if scan.links:
+            files[LINKS_FILE] = format_links(scan.links)
         if default is None:
-            default = _kept_default(boot_dir, files)
+            # a signed default that no longer boots stays as it is: the start
+            # then says the entries changed, as Heads does
+            default = _kept_default(files, scan, digests)
         if default is not None:
             for name in [n for n in files if fnmatch.fnmatchcase(n, DEFAULT_GLOB)]:
                 del files[name]
             files[f"kexec_default.{default.number}.txt"] = (default.line + "\n").encode()
-            files[DEFAULT_HASHES_FILE] = _default_hashes(boot_dir, default)
+            files[DEFAULT_HASHES_FILE] = _default_hashes(default, scan, digests)
             if default.primary_hash is not None:
                 files[PRIMARY_HANDLE_HASH_FILE] = default.primary_hash
-            elif PRIMARY_HANDLE_HASH_FILE in current:
-                files[PRIMARY_HANDLE_HASH_FILE] = current[PRIMARY_HANDLE_HASH_FILE]
+        signature = signer.sign(signed_listing(files))
     except ListFormatError as err:
         raise SigningError(f"/boot holds a file the lists cannot name: {err}") from err
-    signature = signer.sign(signed_listing(files))
-    remove = [name for name in current if name not in files]
+    # every other signed-state name on the disk goes (the new signature covers none)
+    on_disk = [
+        r[2:] for r, mode in scan.state_area.items() if stat.S_ISREG(mode) and "/" not in r[2:]
+    ]
+    remove = [
+        n for n in on_disk if is_state_file_name(n) and n not in files and n != SIGNATURE_FILE
+    ]
     return NewState({**files, SIGNATURE_FILE: signature}, remove, value)
+
+
+def _unseen_changes(shown: BootReport, scan: BootScan, digests: dict[str, str]) -> list[str]:
+    """Paths that differ from what the owner was shown, in any way."""
+    changed = set(shown.seen_tree) ^ set(scan.tree)
+    changed |= {rel for rel in set(shown.seen_digests) | set(digests)
+                if shown.seen_digests.get(rel) != digests.get(rel)}  # fmt: skip
+    changed |= {rel for rel in set(shown.seen_links) | set(scan.links)
+                if shown.seen_links.get(rel) != scan.links.get(rel)}  # fmt: skip
+    return sorted(changed, key=os.fsencode)
+
+
+def remove_unexpected(boot_dir: str, scan: BootScan) -> list[str]:
+    """Remove what lies under ./kexec* and is no signed-state file (shown to
+    the owner as such): no symlink is followed. The names removed."""
+    removed = []
+    for rel, mode in sorted(scan.state_area.items()):
+        name = rel[2:]
+        if "/" in name or name == PENDING_DIR:
+            continue  # inside a directory removed whole / settled at the start
+        if stat.S_ISREG(mode) and is_state_file_name(name):
+            continue
+        path = os.path.join(boot_dir, name)
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)  # never follows a symlink inside
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed.append(name)
+    if removed:
+        fd = os.open(boot_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _counter_file_id(index: int) -> str:
@@ -206,9 +296,14 @@ def sign_boot(
     work_dir: str | None = None,
     step: Callable[[str], None] | None = None,
     bump: bool = True,
+    shown: BootReport | None = None,
 ) -> BootReport:
     """Re-hash, bump the counter, sign, replace; the verification of the
     result. SigningError when nothing was changed; /boot must be writable.
+
+    ``shown`` is the check the owner saw before choosing to sign: nothing
+    that differs from it is signed. Without it (the host command, tests) /boot
+    is checked here first, and signed as it is then.
 
     bump=False signs at the counter's present value (a host, which cannot
     reach the machine's TPM): /boot stays bound to that value, and an older
@@ -216,16 +311,31 @@ def sign_boot(
     if read_pending(boot_dir) is not None:
         raise SigningError("an interrupted signing is still pending; restart first.")
     note = step or (lambda _: None)
-    current = _read_current(boot_dir)
-    index = _counter_index(current, counter)
-    current_value = counter.read(index)
-    if current_value is None:
-        # a new counter starts wherever the TPM says on its first increment
-        # (the highest value any counter had): learn it before signing for +1
-        current_value = counter.increment(index)
-    value = current_value + 1 if bump else current_value
-    note("hashing")
-    state = build_state(boot_dir, current, index, value, signer, default, progress)
+    try:
+        if shown is None:
+            shown = verify_boot(boot_dir, owner_key_file, None, work_dir=work_dir)
+        current = _trusted_current(boot_dir, shown)
+        index = _counter_index(boot_dir, counter)
+        current_value = counter.read(index)
+        if current_value is None:
+            # a new counter starts wherever the TPM says on its first increment
+            # (the highest value any counter had): learn it before signing for +1
+            current_value = counter.increment(index)
+        value = current_value + 1 if bump else current_value
+        note("hashing")
+        scan = scan_boot(boot_dir)
+        digests = hash_files(boot_dir, scan.files, progress)
+    except (ValueError, UnicodeError) as err:
+        raise SigningError(f"/boot cannot be read completely: {err}") from err
+    unseen = _unseen_changes(shown, scan, digests)
+    if unseen:
+        raise SigningError(
+            "/boot changed after it was checked, once it was opened for writing (a file "
+            "system journal replayed?): "
+            + ", ".join(shown_name(p) for p in unseen[:8])
+            + ". Nothing was signed: check /boot again and look at these files first."
+        )
+    state = build_state(current, scan, digests, index, value, signer, default)
     note("checking the signature")
     listing = signed_listing({n: d for n, d in state.files.items() if n != SIGNATURE_FILE})
     check = verify_detached(state.files[SIGNATURE_FILE], listing, owner_key_file, work_dir=work_dir)
@@ -244,6 +354,7 @@ def sign_boot(
     if pending is None:
         raise SigningError("the staged state vanished before it could be put in place.")
     roll_forward(boot_dir, pending, disk)
+    remove_unexpected(boot_dir, scan)
     note("verifying")
     return verify_boot(boot_dir, owner_key_file, _reader(counter), work_dir=work_dir)
 

@@ -29,9 +29,29 @@ class TpmCounter:
         if self.owner_auth is None:
             raise OSError("creating a rollback counter needs the TPM owner passphrase")
         try:
-            return counters.create_counter(self.tpm, self.owner_auth)
+            index = counters.create_counter(self.tpm, self.owner_auth)
         except TpmError as err:
             raise OSError(str(err)) from err
+        # Every other rollback counter goes now, while the owner passphrase is
+        # at hand: left defined, an older signed /boot naming one (whose value
+        # still matches) would verify again. A power cut after this and before
+        # /boot's new state is written leaves /boot naming a counter that is
+        # gone: verification says "TPM rollback counter missing" and offers to
+        # sign again, which fails closed.
+        try:
+            counters.retire_counters(self.tpm, self.owner_auth, keep=index)
+        except TpmError as err:
+            raise OSError(self._abandon(index, self.owner_auth, err)) from err
+        return index
+
+    def _abandon(self, index: int, owner_auth: bytes, err: TpmError) -> str:
+        """Undefine the new counter after a failed retiring; the words to show."""
+        try:
+            nv.undefine(self.tpm, index, owner_auth)
+        except TpmError:
+            # a never-used counter no /boot names; the next create retires it
+            return f"{err}. The new rollback counter 0x{index:08x} could not be removed either."
+        return f"{err}. No new rollback counter was made."
 
     def increment(self, index: int) -> int:
         try:

@@ -6,9 +6,15 @@ boot (heads-facts §3, §2.6), each failure named in plain words:
   2. kexec_rollback.txt matches the TPM counter now, so an older signed /boot
      copied back is refused;
   3. every file in kexec_hashes.txt has its hash, and kexec_tree.txt lists
-     exactly the paths there are (nothing added, nothing removed).
+     exactly the paths there are (nothing added, nothing removed);
+  4. beyond Heads: every symlink points where kexec_symlinks.txt says, and
+     nothing lies in the ./kexec* area but the signed-state files.
 
-Everything is checked even after a failure, so the report lists all of it.
+Everything is checked even after a failure, so the report lists all of it,
+and no exception escapes: /boot is hostile input, and whatever it holds ends
+as a finding in plain words. The report also keeps what was seen (every
+file's hash, the tree, the symlinks), so a signing can refuse to sign
+anything the owner was not shown.
 """
 
 from __future__ import annotations
@@ -20,19 +26,24 @@ from dataclasses import dataclass, field
 
 from runtime.integrity.boot_lists import (
     HASHES_FILE,
+    LINKS_FILE,
     PACKAGE_TRIGGER_GLOB,
+    PENDING_DIR,
     ROLLBACK_FILE,
     SIGNATURE_FILE,
     TREE_FILE,
     ListFormatError,
     Rollback,
+    is_state_file_name,
+    parse_links,
     parse_rollback,
     parse_sums,
     parse_tree,
     signed_listing,
     signed_names,
 )
-from runtime.integrity.boot_scan import Progress, ScanError, hash_files, scan_boot
+from runtime.integrity.boot_scan import BootScan, Progress, ScanError, hash_files, scan_boot
+from runtime.integrity.boot_view import Signed
 from runtime.integrity.openpgp import (
     Failure,
     OwnerGpg,
@@ -40,6 +51,7 @@ from runtime.integrity.openpgp import (
     check_detached,
     owner_gpg,
 )
+from runtime.integrity.safe_read import UnsafeFile, kind_of, read_regular
 
 #: a kexec*.txt larger than this is not Heads' (a hash list of 100k files is ~10 MB)
 MAX_LIST_BYTES = 32 * 1024 * 1024
@@ -62,6 +74,9 @@ class Problem(enum.StrEnum):
     COUNTER_MISSING = "TPM rollback counter missing"
     COUNTER_UNREADABLE = "TPM rollback counter unreadable"
     ROLLED_BACK = "an older signed /boot (rollback)"
+    LINKS_CHANGED = "symlinks retargeted"
+    UNEXPECTED = "unexpected files in the signed-state area"
+    UPDATE_NOTES = "an OS update left notes"
 
 
 class CounterGone(Exception):
@@ -92,8 +107,22 @@ class BootReport:
     signed_counter: int | None = None  # the value /boot was signed at, when found
     #: OS package hooks' notes of what an update changed (present: unsigned)
     package_triggers: dict[str, str] = field(default_factory=dict)
-    #: './rel' -> sha256 of every regular file checked (for the default-entry check)
+    #: './rel' -> sha256 of every listed regular file checked (the default-entry check)
     digests: dict[str, str] = field(default_factory=dict)
+    #: the signed kexec*.txt files whose owner signature checked (package notes
+    #: aside): all a re-signing may carry over
+    trusted_state: dict[str, bytes] = field(default_factory=dict)
+    #: the signed symlink targets (None: this /boot's signature records none)
+    signed_links: dict[str, str] | None = None
+    #: names under ./kexec* that are no signed-state file (never read)
+    unexpected: list[str] = field(default_factory=list)
+    #: what was seen, as it was: every path, every regular file's hash, every
+    #: symlink's target (a signing signs exactly this, or refuses)
+    seen_tree: list[str] = field(default_factory=list)
+    seen_digests: dict[str, str] = field(default_factory=dict)
+    seen_links: dict[str, str] = field(default_factory=dict)
+    #: things to know that are no failure
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -101,6 +130,23 @@ class BootReport:
 
     def add(self, problem: Problem, detail: str) -> None:
         self.findings.append(Finding(problem, detail))
+
+    def signed(self) -> Signed | None:
+        """What the boot may read and load, when /boot verified; else None."""
+        if not self.ok:
+            return None
+        return Signed(dict(self.digests), frozenset(self.seen_tree), self.signed_links)
+
+
+def printable(text: str) -> str:
+    """Text from the disk as a screen may show it: control and format
+    characters (C0, C1, DEL, bidi) made visible, so the disk cannot draw."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def shown_name(rel: str) -> str:
+    """A './rel' name from the disk, printable."""
+    return printable(rel[2:] if rel.startswith("./") else rel)
 
 
 def _read_signed_state(boot_dir: str, report: BootReport) -> dict[str, bytes] | None:
@@ -111,19 +157,16 @@ def _read_signed_state(boot_dir: str, report: BootReport) -> dict[str, bytes] | 
         return None
     files: dict[str, bytes] = {}
     for name in [*signed_names(names), SIGNATURE_FILE]:
-        path = os.path.join(boot_dir, name)
-        if not os.path.isfile(path):
-            continue
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_LIST_BYTES + 1)
+            files[name] = read_regular(
+                os.path.join(boot_dir, name), MAX_LIST_BYTES, shown=f"/boot/{shown_name(name)}"
+            )
+        except FileNotFoundError:
+            continue
+        except UnsafeFile:
+            continue  # not a regular file, or huge: the state-area check names it
         except OSError as err:
-            report.add(Problem.UNREADABLE, f"/boot/{name} cannot be read ({err.strerror}).")
-            continue
-        if len(data) > MAX_LIST_BYTES:
-            report.add(Problem.LIST_DAMAGED, f"/boot/{name} is far too large to be Heads'.")
-            continue
-        files[name] = data
+            report.add(Problem.UNREADABLE, f"/boot/{shown_name(name)} cannot be read ({err}).")
     return files
 
 
@@ -141,13 +184,27 @@ def _check_signature(
     if isinstance(owner, SignatureResult):
         report.add(Problem.SIGNATURE_UNCHECKED, owner.reason)
         return
-    result = check_detached(owner, signature, signed_listing(files))
-    if result.failure is Failure.BAD_SIGNATURE:
-        # signatures made by old Heads cover `sha256sum /boot/kexec*.txt`
-        old = check_detached(owner, signature, signed_listing(files, "/boot/"))
-        result = old if old.ok else result
+    try:
+        result = _owner_signed(owner, signature, files)
+        notes = _package_notes(files)
+        covered = files
+        if not result.ok and notes:
+            # an OS update's unsigned notes break Heads' listing; is the rest signed?
+            covered = {n: d for n, d in files.items() if n not in notes}
+            without = _owner_signed(owner, signature, covered)
+            if without.ok:
+                result = without
+                report.add(
+                    Problem.UPDATE_NOTES,
+                    "the OS left notes of an update that no signature covers: "
+                    + ", ".join(shown_name(n) for n in sorted(notes)),
+                )
+    except ListFormatError as err:
+        report.add(Problem.LIST_DAMAGED, f"a signed-state file has a name Heads cannot list: {err}")
+        return
     if result.ok:
         report.signer = result.signer
+        report.trusted_state = dict(covered)
         return
     problem = {
         Failure.BAD_SIGNATURE: Problem.SIGNATURE_BAD,
@@ -156,9 +213,25 @@ def _check_signature(
     }.get(result.failure or Failure.GPG_FAILED, Problem.SIGNATURE_UNCHECKED)
     detail = {
         Problem.SIGNATURE_BAD: "the kexec*.txt files are not the ones the owner signed "
-        "(changed, added or removed since).",
+        "(changed, added or removed since): none of them is trusted, and a new "
+        "signing keeps none of them (choose the default entry again)",
     }.get(problem, result.reason)
     report.add(problem, detail)
+
+
+def _owner_signed(owner: OwnerGpg, signature: bytes, files: dict[str, bytes]) -> SignatureResult:
+    result = check_detached(owner, signature, signed_listing(files))
+    if result.failure is Failure.BAD_SIGNATURE:
+        # signatures made by old Heads cover `sha256sum /boot/kexec*.txt`
+        old = check_detached(owner, signature, signed_listing(files, "/boot/"))
+        result = old if old.ok else result
+    return result
+
+
+def _package_notes(files: dict[str, bytes]) -> set[str]:
+    import fnmatch
+
+    return {n for n in files if fnmatch.fnmatchcase(n, PACKAGE_TRIGGER_GLOB)}
 
 
 def _check_rollback(files: dict[str, bytes], read_counter: ReadCounter, report: BootReport) -> None:
@@ -227,35 +300,35 @@ def _check_files(
             else None
         )
         listed_tree = set(parse_tree(tree, TREE_FILE)) if tree is not None else None
+        links_data = files.get(LINKS_FILE)
+        report.signed_links = parse_links(links_data) if links_data is not None else None
     except ListFormatError as err:
         report.add(Problem.LIST_DAMAGED, str(err))
         return
     try:
         scan = scan_boot(boot_dir)
+        report.seen_tree, report.seen_links = scan.tree, scan.links
+        report.seen_digests = hash_files(boot_dir, scan.files, progress)
     except ScanError as err:
         report.add(Problem.UNREADABLE, str(err))
         return
+    _check_state_area(scan, report)
     present = set(scan.files)
+    unlisted: set[str] = set()
     if listed is not None:
         report.removed = sorted(set(listed) - present, key=os.fsencode)
-        to_hash = {rel: size for rel, size in scan.files.items() if rel in listed}
-        try:
-            report.digests = hash_files(boot_dir, to_hash, progress)
-        except ScanError as err:
-            report.add(Problem.UNREADABLE, str(err))
-            return
+        report.digests = {rel: d for rel, d in report.seen_digests.items() if rel in listed}
         report.modified = sorted(
             (rel for rel, d in report.digests.items() if listed[rel] != d), key=os.fsencode
         )
         unlisted = present - set(listed)
-    else:
-        unlisted = set()
     if listed_tree is not None:
         report.removed = sorted(
             set(report.removed) | (listed_tree - set(scan.tree)), key=os.fsencode
         )
         unlisted |= set(scan.tree) - listed_tree
     report.added = sorted(unlisted, key=os.fsencode)
+    _check_links(scan, report)
     for problem, paths, verb in (
         (Problem.FILES_MODIFIED, report.modified, "changed"),
         (Problem.FILES_ADDED, report.added, "added"),
@@ -265,18 +338,69 @@ def _check_files(
             report.add(
                 problem,
                 f"{len(paths)} {verb} since the owner signed: "
-                + ", ".join(p[2:] for p in paths[:8])
+                + ", ".join(shown_name(p) for p in paths[:8])
                 + (", ..." if len(paths) > 8 else ""),
             )
 
 
-def _package_triggers(boot_dir: str, files: dict[str, bytes]) -> dict[str, str]:
-    import fnmatch
+def _check_links(scan: BootScan, report: BootReport) -> None:
+    """Where each symlink points must be where the owner's signature says.
+    Without kexec_symlinks.txt (a /boot signed by Heads) no target is signed:
+    the boot then follows no symlink at all (boot_paths)."""
+    signed = report.signed_links
+    if signed is None:
+        return
+    changed = sorted(
+        (rel for rel, target in scan.links.items() if rel in signed and signed[rel] != target),
+        key=os.fsencode,
+    )
+    # a signed symlink now something else (a file, a directory) is a change too
+    changed += [rel for rel in signed if rel not in scan.links and rel in set(scan.tree)]
+    if changed:
+        report.modified = sorted(set(report.modified) | set(changed), key=os.fsencode)
+        report.add(
+            Problem.LINKS_CHANGED,
+            f"{len(changed)} symlink(s) no longer point where the owner signed: "
+            + ", ".join(
+                f"{shown_name(r)} -> {shown_name(scan.links.get(r, '(not a link)'))}"
+                for r in changed[:8]
+            ),
+        )
 
+
+def _check_state_area(scan: BootScan, report: BootReport) -> None:
+    """./kexec* holds the signed-state files at /boot's top and nothing else
+    (a signing's staging directory is settled before any check)."""
+    import stat as stat_mod
+
+    odd = []
+    for rel, mode in scan.state_area.items():
+        top = "/" not in rel[2:]
+        if top and stat_mod.S_ISREG(mode) and is_state_file_name(rel[2:]):
+            continue
+        if top and rel[2:] == PENDING_DIR:
+            odd.append(f"{shown_name(rel)} (an unfinished signing's directory)")
+            continue
+        what = "" if stat_mod.S_ISREG(mode) else f" ({kind_of(mode)})"
+        odd.append(shown_name(rel) + what)
+    odd.sort()
+    report.unexpected = odd
+    if odd:
+        report.add(
+            Problem.UNEXPECTED,
+            f"{len(odd)} name(s) under /boot/kexec* that no signature covers and nothing "
+            "reads: "
+            + ", ".join(odd[:8])
+            + (", ..." if len(odd) > 8 else "")
+            + ". A new signing removes them.",
+        )
+
+
+def _package_triggers(boot_dir: str, files: dict[str, bytes]) -> dict[str, str]:
     return {
         name: data.decode("utf-8", "replace")
         for name, data in files.items()
-        if fnmatch.fnmatchcase(name, PACKAGE_TRIGGER_GLOB)
+        if name in _package_notes(files)
     }
 
 
@@ -293,15 +417,19 @@ def verify_boot(
     """The whole check; report.ok only when /boot is exactly what was signed.
     read_counter None skips the rollback check (a host cannot read the TPM)."""
     report = BootReport()
-    files = _read_signed_state(boot_dir, report)
-    if files is None:
-        return report
-    report.package_triggers = _package_triggers(boot_dir, files)
-    with owner_gpg(
-        owner_key_file, pinned_fingerprints, work_dir=work_dir, gpg_binary=gpg_binary
-    ) as owner:
-        _check_signature(files, owner, report)
-    if read_counter is not None:
-        _check_rollback(files, read_counter, report)
-    _check_files(boot_dir, files, report, progress)
+    try:
+        files = _read_signed_state(boot_dir, report)
+        if files is None:
+            return report
+        report.package_triggers = _package_triggers(boot_dir, files)
+        with owner_gpg(
+            owner_key_file, pinned_fingerprints, work_dir=work_dir, gpg_binary=gpg_binary
+        ) as owner:
+            _check_signature(files, owner, report)
+        if read_counter is not None:
+            _check_rollback(files, read_counter, report)
+        _check_files(boot_dir, files, report, progress)
+    except (OSError, ValueError, UnicodeError) as err:
+        # whatever /boot holds, the answer is a finding, never a crash
+        report.add(Problem.UNREADABLE, f"/boot could not be checked completely: {err}")
     return report

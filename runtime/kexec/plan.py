@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime.boot_configs.entry import BootEntry, EntryKind
@@ -79,10 +80,14 @@ def _no_blank(what: str, path: str) -> str:
     return path
 
 
-def _linux_plan(entry: BootEntry, boot_dir: str, cmdline: str | None,
+#: an entry's path and what it is -> the file to load (Locate)
+Locate = Callable[[str, str], str]
+
+
+def _linux_plan(entry: BootEntry, locate: Locate, cmdline: str | None,
                 initrd_out: str) -> KexecPlan:
-    kernel = resolve(boot_dir, entry.kernel, "kernel")
-    initrds = [resolve(boot_dir, p, "initrd") for p in entry.initrds]
+    kernel = locate(entry.kernel, "kernel")
+    initrds = [locate(p, "initrd") for p in entry.initrds]
     args = ["-l", kernel]
     parts: tuple[str, ...] = ()
     out: str | None = None
@@ -99,14 +104,14 @@ def _linux_plan(entry: BootEntry, boot_dir: str, cmdline: str | None,
     return KexecPlan(tuple(args), (kernel, *initrds), parts, out, cmdline)
 
 
-def _multiboot_plan(entry: BootEntry, boot_dir: str, cmdline: str | None,
+def _multiboot_plan(entry: BootEntry, locate: Locate, cmdline: str | None,
                     xen: bool) -> KexecPlan:
-    kernel = resolve(boot_dir, entry.kernel, "kernel")
+    kernel = locate(entry.kernel, "kernel")
     kernel_args = f"{entry.cmdline} {XEN_EXTRA_ARGS}" if xen else entry.cmdline
     args = ["-l", kernel, f"--command-line={kernel_args.strip()}"]
     reads = [kernel]
     for index, module in enumerate(entry.modules):
-        path = _no_blank("module", resolve(boot_dir, module.path, "module"))
+        path = _no_blank("module", locate(module.path, "module"))
         margs = cmdline if index == 0 and cmdline is not None else module.cmdline
         args.append(f"--module={path} {margs}" if margs else f"--module={path}")
         reads.append(path)
@@ -128,6 +133,7 @@ def plan_for(
     initrd_out: str,
     unsafe: bool = False,
     xen: bool | None = None,
+    locate: Locate | None = None,
 ) -> KexecPlan:
     """The kexec load for ``entry`` on the partition mounted at ``boot_dir``.
 
@@ -135,12 +141,15 @@ def plan_for(
     (CONFIG_BOOT_KERNEL_REMOVE plus the caller's), ``board_add`` the board's
     CONFIG_BOOT_KERNEL_ADD. ``unsafe`` is Heads' forced boot: red console,
     no splash. ``xen`` picks the Xen arguments for a multiboot entry (default:
-    whether the kernel's file name contains "xen").
+    whether the kernel's file name contains "xen"). ``locate`` gives the file
+    to load for each path (the firmware: checked RAM copies); by default the
+    path is resolved under boot_dir.
     """
     for what, value in (("boot directory", boot_dir), ("combined initrd", initrd_out)):
         _checked_text(what, value)
         if not value.startswith("/"):
             raise KexecError(f"The {what} path {value!r} must be absolute.")
+    where: Locate = locate or (lambda path, what: resolve(boot_dir, path, what))
     if unsafe:
         add = f"{add} {UNSAFE_ADD}".strip()
         remove = f"{remove} {UNSAFE_REMOVE}".strip()
@@ -150,12 +159,12 @@ def plan_for(
         cmdline = (final_cmdline(entry.modules[0].cmdline, add, remove, board_add)
                    if entry.modules else None)
         use_xen = is_xen(entry) if xen is None else xen
-        plan = _multiboot_plan(entry, boot_dir, cmdline, use_xen)
+        plan = _multiboot_plan(entry, where, cmdline, use_xen)
     else:
         # memtest and friends take no command line: pass none, as Heads does.
         wanted = bool(entry.cmdline or add)
         cmdline_or_none = final_cmdline(entry.cmdline, add, remove, board_add) if wanted else None
-        plan = _linux_plan(entry, boot_dir, cmdline_or_none, initrd_out)
+        plan = _linux_plan(entry, where, cmdline_or_none, initrd_out)
     if plan.cmdline is None:
         return plan
     return dataclasses.replace(plan, warnings=tuple(cmdline_warnings(plan.cmdline)))

@@ -31,6 +31,8 @@ OWNER_KEY_PATH = "/etc/runtime/owner.asc"
 #: key in the firmware, so QEMU tests can sign without an OpenPGP card
 OWNER_SECRET_KEY_PATH = "/etc/runtime/owner-secret.asc"  # noqa: S105 (a path)
 GPG_TIMEOUT = 60
+#: how long a warning about the kernel command line stays on screen before booting
+WARNING_SECONDS = 5
 
 
 @dataclass
@@ -66,14 +68,16 @@ def _read_counter(tpm: object) -> Callable[[int], int]:
 
 def _check_of(report: object) -> BootCheck:
     from runtime.integrity.package_trigger import parse_trigger
-    from runtime.integrity.verify_boot import BootReport, Problem
+    from runtime.integrity.verify_boot import BootReport, Problem, printable, shown_name
 
     assert isinstance(report, BootReport)
     notes = []
     for name, text in report.package_triggers.items():
+        # unsigned text from the disk: shown, never able to draw on the screen
         trigger = parse_trigger(name, text)
-        what = ", ".join(f[2:] if f.startswith("./") else f for f in trigger.changed_files[:6])
-        notes.append(f"{trigger.package or 'an update'} ({trigger.phase}): {what or 'no list'}")
+        what = ", ".join(shown_name(f) for f in trigger.changed_files[:6])
+        notes.append(printable(f"{trigger.package or 'an update'} ({trigger.phase}): ")
+                     + (what or "no list"))  # fmt: skip
     unsigned = {f.problem for f in report.findings} >= {Problem.SIGNATURE_MISSING,
                                                          Problem.LIST_MISSING}  # fmt: skip
     return BootCheck(
@@ -85,6 +89,7 @@ def _check_of(report: object) -> BootCheck:
         signer=report.signer,
         update_notes=tuple(notes),
         unsigned=unsigned,
+        notes=tuple(report.notes),
     )
 
 
@@ -102,10 +107,25 @@ def verify(side: BootSide, tpm: object | None, progress: Callable[[str], None]) 
     progress("Checking the owner's signature over /boot...")
     report = verify_boot(side.boot_dir, OWNER_KEY_PATH, _read_counter(tpm),
                          work_dir=_work_dir(), progress=_hash_progress(progress))  # fmt: skip
+    _journal_finding(side, report)
     side.last_report = report
+    side.listing = []  # the menu is read again, through what this check found
     bootlog.stage("boot-verified", ok=report.ok, findings=len(report.findings))
     check = _check_of(report)
     return dataclasses.replace(check, settled=settled) if settled else check
+
+
+def _journal_finding(side: BootSide, report: object) -> None:
+    """A journal the probe did not replay would change /boot the moment it is
+    written: say so before the owner signs anything."""
+    from runtime.devices.boot_device import journal_pending
+    from runtime.integrity.verify_boot import BootReport
+
+    if isinstance(report, BootReport) and journal_pending(side.device):
+        report.notes.append(
+            "/boot's file system journal holds changes that were never applied. Signing "
+            "applies them first and stops if anything changes that you were not shown."
+        )
 
 
 def _work_dir() -> str | None:
@@ -118,8 +138,8 @@ def settle(side: BootSide, tpm: object) -> str:
     from runtime.integrity.tpm_counter import TpmCounter
     from runtime.integrity.verify_boot import CounterGone
 
-    if not os.path.isdir(os.path.join(side.boot_dir, PENDING_DIR)):
-        return ""
+    if not os.path.lexists(os.path.join(side.boot_dir, PENDING_DIR)):
+        return ""  # a FIFO or a link named so is settled (removed) too
     index = pending_counter_index(side.boot_dir)
     try:
         value = TpmCounter(tpm).read(index) if index is not None else None  # type: ignore[arg-type]
@@ -134,7 +154,9 @@ def writable(side: BootSide) -> Iterator[None]:
     """/boot mounted read-write for the duration, then read-only (noload) again."""
     from runtime.devices.boot_device import remount
 
-    problem = remount(side.device, side.boot_dir, writable=True)
+    # a pending journal is replayed here: the signing then refuses any change
+    # the owner was not shown (sign_boot's check against the report)
+    problem = remount(side.device, side.boot_dir, writable=True, replay_journal=True)
     if problem:
         raise OSError(problem)
     try:
@@ -146,15 +168,31 @@ def writable(side: BootSide) -> Iterator[None]:
             bootlog.stage("boot-remount-failed", problem=problem)
 
 
+def view(side: BootSide) -> object:
+    """/boot as the menu and the boot read it: only what the owner signed when
+    the last check verified it, else the disk as it is (never outside /boot)."""
+    from runtime.integrity.boot_view import BootView
+    from runtime.integrity.verify_boot import BootReport
+
+    report = side.last_report
+    signed = report.signed() if isinstance(report, BootReport) else None
+    return BootView(side.boot_dir, signed)
+
+
 def options(side: BootSide) -> OptionsFacts:
     from runtime.boot_configs.entry import ConfigSyntaxError
-    from runtime.boot_configs.fs import DirFS
     from runtime.boot_configs.heads_line import parse_heads_line
     from runtime.boot_configs.heads_listing import heads_listing
+    from runtime.integrity.boot_view import BootView
 
     if not side.device:
         return OptionsFacts(problem="No /boot partition was found.")
-    listing = heads_listing(DirFS(side.boot_dir))
+    boot_view = view(side)
+    assert isinstance(boot_view, BootView)
+    try:
+        listing = heads_listing(boot_view)
+    except (OSError, ValueError, RecursionError) as err:
+        return OptionsFacts(problem=f"The boot configuration on /boot cannot be read: {err}")
     side.listing = listing.lines
     found: list[BootOption] = []
     warnings = [str(w) for w in listing.warnings[:8]]
@@ -178,42 +216,56 @@ def _entry_files(option: BootOption) -> list[str]:
 
 
 def verified_files_problem(side: BootSide, option: BootOption) -> str:
-    """Empty when every file the entry boots is a regular file covered by the
-    signed hash list just verified (symlinks followed inside /boot)."""
+    """Empty when every file the entry boots resolves, through the signed
+    symlinks only, to a regular file whose signed hash was just verified."""
+    from runtime.boot_configs.entry import ConfigSyntaxError
+    from runtime.integrity.boot_paths import BootPathError
+    from runtime.integrity.boot_view import BootView
+
+    boot_view = view(side)
+    assert isinstance(boot_view, BootView)
+    if not boot_view.verified:
+        return "/boot was not verified."
+    try:
+        for path in _entry_files(option):
+            boot_view.check_bootable(path)
+    except BootPathError as err:
+        return f"{err}."
+    except ConfigSyntaxError as err:
+        return f"the entry cannot be read: {err}"
+    return ""
+
+
+def _trusted(side: BootSide) -> dict[str, bytes]:
+    """The signed-state files the last check found signed by the owner."""
     from runtime.integrity.verify_boot import BootReport
 
     report = side.last_report
-    if not isinstance(report, BootReport) or not report.ok:
-        return "/boot was not verified."
-    root = os.path.realpath(side.boot_dir)
-    for path in _entry_files(option):
-        real = os.path.realpath(os.path.join(root, path.lstrip("/")))
-        rel = "./" + os.path.relpath(real, root)
-        if not real.startswith(root + os.sep) or rel not in report.digests:
-            return f"{path} is not one of the signed files on /boot."
-    return ""
+    return dict(report.trusted_state) if isinstance(report, BootReport) else {}
 
 
 def _default_hashes_problem(side: BootSide) -> str:
     """kexec_default_hashes.txt must agree with the files just verified."""
     from runtime.integrity.boot_lists import DEFAULT_HASHES_FILE, ListFormatError, parse_sums
-    from runtime.integrity.verify_boot import BootReport
+    from runtime.integrity.boot_paths import BootPathError
+    from runtime.integrity.boot_view import BootView
 
-    report = side.last_report
-    try:
-        with open(os.path.join(side.boot_dir, DEFAULT_HASHES_FILE), "rb") as f:
-            lines = parse_sums(f.read(1 << 20), DEFAULT_HASHES_FILE)
-    except FileNotFoundError:
+    data = _trusted(side).get(DEFAULT_HASHES_FILE)
+    if data is None:
         return "kexec_default_hashes.txt is missing: save the default again."
-    except (OSError, ListFormatError) as err:
+    try:
+        lines = parse_sums(data, DEFAULT_HASHES_FILE)
+    except ListFormatError as err:
         return f"kexec_default_hashes.txt cannot be read: {err}"
-    digests = report.digests if isinstance(report, BootReport) else {}
-    root = os.path.realpath(side.boot_dir)
+    boot_view = view(side)
+    assert isinstance(boot_view, BootView)
 
     def signed(name: str) -> str | None:
-        # sha256sum follows a symlink (/vmlinuz -> vmlinuz-6.1): so do we
-        real = os.path.realpath(os.path.join(root, name.removeprefix("./")))
-        return digests.get("./" + os.path.relpath(real, root))
+        # sha256sum follows a symlink (/vmlinuz -> vmlinuz-6.1): so do we, if signed
+        try:
+            return boot_view.signed_digest(boot_view.resolve(name.removeprefix(".")))
+        except BootPathError:
+            return None
 
     stale = [line.name for line in lines if signed(line.name) != line.digest]
     if stale:
@@ -229,16 +281,12 @@ def _primary_problem(side: BootSide, tpm: object | None) -> str:
     from runtime.integrity.primary_handle import primary_handle_bytes, primary_hash_matches
     from runtime.tpm.errors import TpmError
 
-    try:
-        with open(os.path.join(side.boot_dir, PRIMARY_HANDLE_HASH_FILE), "rb") as f:
-            data = f.read(4096)
-    except FileNotFoundError:
+    data = _trusted(side).get(PRIMARY_HANDLE_HASH_FILE)
+    if data is None:
         if tpm is not None and not tpm.has_primary():  # type: ignore[attr-defined]
             return ""  # saved on a TPM without a storage key, and still none: nothing moved
         return ("/boot does not say which TPM storage key its default was saved with "
                 "(kexec_primhdl_hash.txt is missing): save the default again.")
-    except OSError as err:
-        return f"kexec_primhdl_hash.txt cannot be read ({err.strerror})."
     if tpm is None:
         return "No TPM: the default entry's binding to the TPM cannot be checked."
     try:
@@ -251,7 +299,7 @@ def _primary_problem(side: BootSide, tpm: object | None) -> str:
 
 
 def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
-    from runtime.boot_configs.fs import DirFS
+    from runtime.boot_configs.fs import MemoryFS
     from runtime.boot_configs.heads_default import (
         DefaultStatus,
         match_saved_default,
@@ -260,8 +308,9 @@ def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
 
     if not side.listing:
         options(side)
-    fs = DirFS(side.boot_dir)
-    saved, _ = read_saved_default(fs, os.listdir(side.boot_dir))
+    # only a default the owner's signature covers counts
+    trusted = {f"/{name}": data.decode("utf-8", "replace") for name, data in _trusted(side).items()}
+    saved, _ = read_saved_default(MemoryFS(trusted), [name[1:] for name in trusted])
     if saved is None:
         return DefaultFacts(none_saved=True)
     match = match_saved_default(side.listing, saved)
@@ -300,6 +349,7 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
     from runtime.integrity.gpg_signer import GpgSigner
     from runtime.integrity.sign_boot import DefaultChoice, SigningError, sign_boot
     from runtime.integrity.tpm_counter import TpmCounter
+    from runtime.integrity.verify_boot import BootReport
     from runtime.secrets.ram import wipe_buffer
 
     if not side.device:
@@ -332,11 +382,15 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
     try:
         home, gpg = _signing_home()
         signer = GpgSigner(home, ask_pin=ask_pin, gpg_binary=gpg)
+        shown = side.last_report
+        if not isinstance(shown, BootReport):
+            return SignFacts(problem="/boot was not checked first: nothing was signed.")
         with writable(side):
             report = sign_boot(side.boot_dir, signer, AskingCounter(tpm), OWNER_KEY_PATH,  # type: ignore[arg-type]
                                default=choice, progress=_hash_progress(progress),
-                               work_dir=_work_dir(), step=progress)  # fmt: skip
-    except (SigningError, OSError, subprocess.SubprocessError) as err:
+                               work_dir=_work_dir(), step=progress, shown=shown)  # fmt: skip
+    except (SigningError, OSError, ValueError, subprocess.SubprocessError) as err:
+        side.last_report = None  # what was shown is no longer what is there
         return SignFacts(problem=f"/boot was not signed: {err}")
     finally:
         if owner_auth is not None:
@@ -361,11 +415,18 @@ def _words(value: object) -> str:
 
 def boot(side: BootSide, tpm: object | None, board: object | None, loaded: object | None,
          option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str:  # fmt: skip
-    """Load the entry with kexec, hand over (PCR 4, TPM locked, secrets wiped,
-    /boot unmounted) and start it; returns only with the reason it did not."""
+    """Copy the entry's files into RAM (checked against the signed hashes on
+    the verified path), load that copy with kexec, hand over (PCR 4, TPM
+    locked, secrets wiped, /boot unmounted) and start it; returns only with
+    the reason it did not."""
     from runtime.boot_configs.entry import ConfigSyntaxError
     from runtime.boot_configs.heads_line import parse_heads_line
+    from runtime.integrity.boot_paths import BootPathError
+    from runtime.integrity.boot_view import BootView
+    from runtime.integrity.verify_boot import printable
     from runtime.kexec import load as kexec
+    from runtime.kexec import ram_copy
+    from runtime.kexec.cmdline import cmdline_refusal
     from runtime.kexec.errors import KexecError
     from runtime.kexec.finalize import prepare_handover
     from runtime.kexec.plan import plan_for
@@ -376,22 +437,37 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
         problem = verified_files_problem(side, option)
         if problem:
             return problem
+    boot_view = view(side) if not unsafe else BootView(side.boot_dir, None)
+    assert isinstance(boot_view, BootView)
     settings = getattr(loaded, "settings", None)
     board_add = _words(getattr(settings, "boot_kernel_add", ""))
     remove = _words(getattr(settings, "boot_kernel_remove", ""))
     try:
         entry = parse_heads_line(option.line).entry
-        plan = plan_for(entry, side.boot_dir, remove=remove, board_add=board_add,
-                        initrd_out=os.path.join(SECRET_DIR, "kexec-initrd.img"),
-                        unsafe=unsafe)  # fmt: skip
-        progress(f"Loading {entry.kernel}...")
-        kexec.load(plan)
+        needed = ram_copy.needed_bytes(boot_view, entry)
+        room = ram_copy.room_problem(needed, ram_copy.available_ram())
+        if room:
+            return room
+        with ram_copy.ram_stage(needed) as directory:
+            progress(f"Copying {printable(entry.kernel)} and its files into RAM...")
+            staged = ram_copy.stage_entry(boot_view, entry, directory)
+            plan = plan_for(entry, side.boot_dir, remove=remove, board_add=board_add,
+                            initrd_out=staged.initrd_out, unsafe=unsafe,
+                            locate=ram_copy.locator(staged))  # fmt: skip
+            refusal = cmdline_refusal(plan.cmdline or "")
+            if refusal and not unsafe:
+                return refusal
+            for warning in plan.warnings:
+                progress(f"Warning: {warning}")
+                time.sleep(WARNING_SECONDS)
+            progress(f"Loading {printable(entry.kernel)}...")
+            kexec.load(plan)
         progress("Handing over to the new kernel...")
         done = prepare_handover(tpm, SecretDir(), unsafe=unsafe,  # type: ignore[arg-type]
                                 mount_points=[side.boot_dir])  # fmt: skip
         bootlog.stage("kexec", unsafe=unsafe, steps=len(done))
         kexec.execute()
-    except (KexecError, ConfigSyntaxError) as err:
+    except (KexecError, ConfigSyntaxError, BootPathError) as err:
         return str(err)
     except TpmError as err:
         return f"PCR 4 could not be extended, so nothing was booted: {err}"

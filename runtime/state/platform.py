@@ -117,6 +117,8 @@ class BootCheck:
     #: an interrupted signing was completed or dropped before the check
     settled: str = ""
     unsigned: bool = False  # nothing was ever signed on this /boot
+    #: things to know that are no failure (a journal not yet applied)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

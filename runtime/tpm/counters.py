@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
+
+from tpm2_pytss.constants import TPM2_ALG, TPM2_CAP
+from tpm2_pytss.types import TPMS_NV_PUBLIC
 
 from runtime.tpm import handles, nv
 from runtime.tpm.connection import Tpm
-from runtime.tpm.errors import RC_NV_UNINITIALIZED, TpmError, base_code, translated
-from runtime.tpm.nv_attrs import COUNTER_ATTRIBUTES, counter_problem
+from runtime.tpm.errors import (
+    RC_NV_UNINITIALIZED,
+    NvIndexMissing,
+    TpmError,
+    base_code,
+    translated,
+)
+from runtime.tpm.nv_attrs import COUNTER_ATTRIBUTES, NvAttr, counter_problem
 from runtime.tpm.rng import random_bytes
 
 # Heads' counters are 8-byte NV counters with an empty index passphrase.
 COUNTER_SIZE = 8
+
+#: NV indexes of handles.py in the counter range that are no rollback counter:
+#: create_counter never picks them, retire_counters never removes them.
+NOT_ROLLBACK = frozenset({handles.TOTP_SEALED_NV, handles.HOTP_COUNTER_NV})
+
+#: Handles asked for per TPM2_GetCapability call; the TPM may return fewer.
+_HANDLES_PER_CALL = 64
 
 
 class CounterUnusable(TpmError):
@@ -30,7 +47,7 @@ def create_counter(tpm: Tpm, owner_auth: bytes, index: int | None = None) -> int
         for _ in range(16):
             rnd = int.from_bytes(random_bytes(tpm, 3), "big") & handles.COUNTER_RANGE_MASK
             candidate = handles.COUNTER_RANGE_BASE | rnd
-            if candidate in (handles.TOTP_SEALED_NV, handles.HOTP_COUNTER_NV):
+            if candidate in NOT_ROLLBACK:
                 continue
             if not nv.exists(tpm, candidate):
                 index = candidate
@@ -73,3 +90,92 @@ def check_counter(tpm: Tpm, index: int) -> None:
     problem = counter_problem(attributes)
     if problem:
         raise CounterUnusable(f"The rollback counter 0x{index:08x} cannot be used: {problem}.")
+
+
+def defined_nv_indexes(tpm: Tpm, per_call: int = _HANDLES_PER_CALL) -> list[int]:
+    """Every NV index the TPM holds (TPM2_GetCapability, all pages), ascending."""
+    found: list[int] = []
+    first = handles.NV_INDEX_FIRST
+    more = True
+    while more and first <= handles.NV_INDEX_LAST:
+        with translated("Listing the TPM's NV indexes"):
+            more, data = tpm.esapi.get_capability(TPM2_CAP.HANDLES, first, per_call)
+        batch = [int(h) for h in data.data.handles if handles.is_nv_index(int(h))]
+        if not batch:
+            break
+        found += batch
+        first = batch[-1] + 1
+    return found
+
+
+def _in_counter_range(index: int) -> bool:
+    return index & ~handles.COUNTER_RANGE_MASK == handles.COUNTER_RANGE_BASE
+
+
+def _defined_as_ours(info: nv.NvInfo) -> bool:
+    """Is the index defined exactly as create_counter defines one?"""
+    # Only the TPM sets WRITTEN (first increment); every other bit is the definer's.
+    if info.attributes & ~NvAttr.WRITTEN != COUNTER_ATTRIBUTES or info.size != COUNTER_SIZE:
+        return False
+    if counter_problem(info.attributes) is not None:
+        return False
+    # The name hashes the whole public area: this also checks the name algorithm
+    # and the empty authorization policy create_counter uses. hashlib, not
+    # get_name(): that loads the `cryptography` backend (lazy_crypto.py).
+    ours = TPMS_NV_PUBLIC(
+        nvIndex=info.index,
+        nameAlg=TPM2_ALG.SHA256,
+        attributes=info.attributes,
+        authPolicy=b"",
+        dataSize=COUNTER_SIZE,
+    )
+    name = struct.pack(">H", TPM2_ALG.SHA256) + hashlib.sha256(ours.marshal()).digest()
+    return name == info.name
+
+
+def rollback_counters(tpm: Tpm) -> list[int]:
+    """The TPM's /boot rollback counters: indexes defined exactly as create_counter
+    defines them (counter range, attributes, size 8, SHA-256 name, no policy),
+    except the indexes handles.py reserves for something else (NOT_ROLLBACK).
+
+    The counter range is the whole owner NV range and a counter index has no
+    owner tag, so another program's counter defined with these very attributes
+    cannot be told from ours and is counted too (and retired). Anything defined
+    differently (other attributes, size, policy, platform-created) is left out.
+    """
+    found = []
+    for index in defined_nv_indexes(tpm):
+        if not _in_counter_range(index) or index in NOT_ROLLBACK:
+            continue
+        try:
+            info = nv.info(tpm, index)
+        except NvIndexMissing:
+            continue  # removed since the listing
+        if _defined_as_ours(info):
+            found.append(index)
+    return found
+
+
+def retire_counters(tpm: Tpm, owner_auth: bytes, keep: int) -> list[int]:
+    """Undefine every rollback counter but ``keep`` (owner authorisation), so no
+    older signed /boot naming one of them can verify again; the retired indexes.
+
+    TpmError in plain words if one cannot be removed; those before it are gone.
+    """
+    retired = []
+    for index in rollback_counters(tpm):
+        if index == keep:
+            continue
+        try:
+            nv.undefine(tpm, index, owner_auth)
+        except NvIndexMissing:
+            continue  # already gone, which is all that was wanted
+        except TpmError as err:
+            raise TpmError(
+                f"The old rollback counter 0x{index:08x} could not be removed, so an "
+                f"older signed /boot naming it would still verify: {err.message}",
+                rc=err.rc,
+                hint=err.hint,
+            ) from err
+        retired.append(index)
+    return retired

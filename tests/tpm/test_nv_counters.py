@@ -78,3 +78,12 @@ def test_deleted_counter_is_reported_missing(tpm: Tpm) -> None:
         counters.read_counter(tpm, index)
     with pytest.raises(NvIndexMissing):
         counters.check_counter(tpm, index)
+
+
+def test_nv_indexes_are_listed_over_every_page(tpm: Tpm) -> None:
+    defined = [0x01500020 + n for n in range(5)]
+    for index in defined:
+        nv.define(tpm, index, 8, DATA_ATTRS, OWNER)
+    # two handles a call: the listing must follow the TPM's "more data" over pages
+    assert counters.defined_nv_indexes(tpm, per_call=2) == defined
+    assert counters.defined_nv_indexes(tpm) == defined

@@ -75,6 +75,10 @@ class RecordingDisk(RealDisk):
         self.log.append(("rmdir", path))
         super().rmdir(path)
 
+    def rmtree(self, path: str) -> None:
+        self.log.append(("rmtree", path))
+        super().rmtree(path)
+
 
 def _replay(ops: list[tuple[str, ...]], src: str, dst: str, counter: StandInCounter) -> None:
     """Apply ops (paths under src) to dst, then lose every unsynced write."""
@@ -100,6 +104,8 @@ def _replay(ops: list[tuple[str, ...]], src: str, dst: str, counter: StandInCoun
             os.mkdir(at(args[0]))
         elif op == "rmdir":
             os.rmdir(at(args[0]))
+        elif op == "rmtree":
+            RealDisk().rmtree(at(args[0]))
         elif op == "increment":
             counter.value_now += 1
     for path in unsynced:

@@ -23,7 +23,10 @@ _RESIGNABLE = frozenset({"files modified", "files added", "files removed",
                          "rollback counter file missing", "hash list missing",
                          # signing makes a new counter when the TPM lost or spoiled it
                          "TPM rollback counter missing",
-                         "TPM rollback counter unreadable"})  # fmt: skip
+                         "TPM rollback counter unreadable",
+                         # beyond Heads: a signing records the links, drops the rest
+                         "symlinks retargeted", "unexpected files in the signed-state area",
+                         "an OS update left notes"})  # fmt: skip
 
 
 def _progress(ctx: Context, title: str) -> Callable[[str], None]:
@@ -49,7 +52,7 @@ def _refuse(ctx: Context, what: str) -> str:
 
 def _check_summary(check: BootCheck) -> str:
     lines = [check.settled] if check.settled else []
-    lines += list(check.findings)
+    lines += list(check.findings) + list(check.notes)
     if check.update_notes:
         lines.append("An OS update left a note of what it changed: "
                      + "; ".join(check.update_notes))  # fmt: skip
@@ -205,6 +208,7 @@ def update_checksums(ctx: Context) -> str:
         body += ["What changed since the last signing:", *check.findings]
         if check.update_notes:
             body += ["The OS update said:", *check.update_notes]
+    body += list(check.notes)
     body.append("Sign only if you made these changes (an OS update, a kernel you built).")
     event = ctx.ui.choose(Menu("Update checksums and sign /boot", tuple(body), (
         Choice("y", "Yes: hash /boot and sign it with my key", "sign"),
