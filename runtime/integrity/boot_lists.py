@@ -59,8 +59,11 @@ def is_signed_state_path(rel: str) -> bool:
 
 def is_state_file_name(name: str) -> bool:
     """A top-level name the signed state may hold: `kexec*.txt` (all covered by
-    kexec.sig) and kexec.sig itself. Anything else under ./kexec* is no
-    firmware's: nothing reads it and no signature covers it."""
+    kexec.sig) and kexec.sig itself, named so a sha256sum listing can hold it.
+    Anything else under ./kexec* is no firmware's: nothing reads it and no
+    signature covers it."""
+    if any(c in name for c in "\n\r\\/"):
+        return False
     return name == SIGNATURE_FILE or fnmatch.fnmatchcase(name, SIGNED_GLOB)
 
 
@@ -142,8 +145,12 @@ def parse_tree(data: bytes, source: str) -> list[str]:
 
 
 def signed_names(names: Iterable[str]) -> list[str]:
-    """The names `kexec*.txt` expands to, in glob order (byte order without a locale)."""
-    return sorted((n for n in names if fnmatch.fnmatchcase(n, SIGNED_GLOB)), key=sort_key)
+    """The names `kexec*.txt` expands to, in glob order (byte order without a
+    locale), less those no listing can hold (they are unexpected files)."""
+    return sorted(
+        (n for n in names if fnmatch.fnmatchcase(n, SIGNED_GLOB) and is_state_file_name(n)),
+        key=sort_key,
+    )
 
 
 def signed_listing(files: Mapping[str, bytes], prefix: str = "") -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections import deque
 from collections.abc import Callable, Mapping
 
@@ -102,7 +103,7 @@ def open_dir(root: str, rel: str) -> int:
             try:
                 inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as err:
-                raise _walk_error(rel, part, err) from err
+                raise _walk_error(rel, part, err, fd) from err
             os.close(fd)
             fd = inner
     except BaseException:
@@ -128,9 +129,13 @@ def open_file(root: str, rel: str) -> int:
         os.close(dir_fd)
 
 
-def _walk_error(rel: str, part: str, err: OSError) -> BootPathError:
+def _walk_error(rel: str, part: str, err: OSError, dir_fd: int) -> BootPathError:
     where = rel[2:]
-    if err.errno == errno.ELOOP:
+    try:
+        is_link = stat.S_ISLNK(os.lstat(part, dir_fd=dir_fd).st_mode)
+    except OSError:
+        is_link = False
+    if err.errno == errno.ELOOP or is_link:
         return BootPathError(f"{where}: {part} is a symlink whose target is not signed")
     if err.errno == errno.ENOTDIR:
         return BootPathError(f"{where}: {part} is not a directory")

@@ -65,6 +65,11 @@ class BootView:
         when the verified view has no signed regular file there."""
         rel = self.resolve(path)
         if self.signed is not None and rel not in self.signed.digests:
+            if rel in self.signed.tree and self.signed.links is None:
+                raise BootPathError(
+                    f"{path} is a symbolic link, and this /boot's signature does not say "
+                    "where it points (signed by Heads?): sign /boot again with this firmware"
+                )
             raise BootPathError(f"{path} is not one of the signed files on /boot")
         return rel
 

@@ -328,7 +328,6 @@ def _check_files(
         )
         unlisted |= set(scan.tree) - listed_tree
     report.added = sorted(unlisted, key=os.fsencode)
-    _check_links(scan, report)
     for problem, paths, verb in (
         (Problem.FILES_MODIFIED, report.modified, "changed"),
         (Problem.FILES_ADDED, report.added, "added"),
@@ -341,6 +340,7 @@ def _check_files(
                 + ", ".join(shown_name(p) for p in paths[:8])
                 + (", ..." if len(paths) > 8 else ""),
             )
+    _check_links(scan, report)
 
 
 def _check_links(scan: BootScan, report: BootReport) -> None:

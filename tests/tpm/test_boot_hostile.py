@@ -1,0 +1,335 @@
+"""/boot written by an attacker who has the disk but not the owner's key: each
+way found to boot unsigned code, to get the owner to sign the attacker's
+change, or to stop the start, reproduced against a real swtpm counter and the
+real gpg, and shown refused (or shown to the owner and not adopted)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.integrity.boot_lists import LINKS_FILE, parse_links
+from runtime.integrity.boot_paths import BootPathError
+from runtime.integrity.boot_view import BootView, Signed
+from runtime.integrity.gpg_signer import GpgSigner
+from runtime.integrity.sign_boot import SigningError, sign_boot
+from runtime.integrity.tpm_counter import TpmCounter
+from runtime.integrity.verify_boot import BootReport, Problem, verify_boot
+from runtime.kexec import ram_copy
+from runtime.kexec.errors import KexecError
+from runtime.state.device_boot import BootSide, options, verified_files_problem
+from runtime.state.platform import BootOption
+from runtime.tpm.connection import Tpm
+from tests.tpm.conftest import OWNER
+from tools.owner_key import OwnerKey
+
+C = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+GRUB = "menuentry 'Debian' {\n linux /vmlinuz root=/dev/vda2 ro\n initrd /initrd.img-6.1\n}\n"
+HANG = 20  # seconds: a call on hostile /boot that takes longer is taken as hung
+
+
+@pytest.fixture
+def boot(tmp_path: Path) -> Path:
+    root = tmp_path / "boot"
+    (root / "grub").mkdir(parents=True)
+    (root / "grub" / "grub.cfg").write_text(GRUB)
+    (root / "vmlinuz-6.1").write_bytes(b"signed new kernel" + os.urandom(50_000))
+    (root / "vmlinuz-6.0").write_bytes(b"signed OLD vulnerable kernel" + os.urandom(50_000))
+    (root / "initrd.img-6.1").write_bytes(os.urandom(80_000))
+    os.symlink("vmlinuz-6.1", root / "vmlinuz")
+    return root
+
+
+def _sign(boot: Path, owner_key: OwnerKey, counter: TpmCounter, **kw: Any) -> BootReport:
+    signer = GpgSigner(str(owner_key.home))
+    return sign_boot(str(boot), signer, counter, str(owner_key.public), **kw)
+
+
+def _verify(boot: Path, owner_key: OwnerKey, counter: TpmCounter) -> BootReport:
+    return verify_boot(str(boot), str(owner_key.public), counter.value)
+
+
+def _signed(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> tuple[TpmCounter, BootReport]:
+    counter = TpmCounter(tpm, OWNER)
+    report = _sign(boot, owner_key, counter)
+    assert report.ok, report.findings
+    return counter, report
+
+
+def _problems(report: BootReport) -> set[Problem]:
+    return {f.problem for f in report.findings}
+
+
+def _state(boot: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in boot.iterdir() if p.name.startswith("kexec")
+            and p.is_file() and not p.is_symlink()}  # fmt: skip
+
+
+def _within(seconds: float, call: Callable[[], Any]) -> Any:
+    """call() in a thread; a hang fails the test instead of blocking it."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as err:
+            errors.append(err)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"hung for more than {seconds} s"
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def _option(line: str) -> BootOption:
+    return BootOption(1, line, "x", "", "")
+
+
+# --- 1. unsigned code booted as verified: the kexec.d symlink trick ---------------
+
+
+def _plant_kexec_d(boot: Path) -> None:
+    (boot / "kexec.d").mkdir()
+    os.symlink("../grub", boot / "kexec.d" / "lnk")
+    (boot / "kexec.d" / "vmlinuz-6.1").write_bytes(b"ATTACKER KERNEL")
+    (boot / "kexec.d" / "grub.cfg").write_text(
+        "menuentry 'Evil' {\n linux /kexec.d/lnk/../vmlinuz-6.1 root=/dev/vda2\n}\n"
+    )
+
+
+def test_kexec_area_with_symlink_trick_is_refused_and_never_offered(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    counter, signed_report = _signed(tpm, boot, owner_key)
+    _plant_kexec_d(boot)
+    report = _verify(boot, owner_key, counter)
+    assert Problem.UNEXPECTED in _problems(report) and not report.ok
+    assert "kexec.d" in " ".join(str(f) for f in report.findings)
+    # even a view made from the earlier good check never offers or loads it
+    side = BootSide(boot_dir=str(boot), device="/dev/test", last_report=signed_report)
+    names = [o.name for o in options(side).options]
+    assert "Evil" not in names and names
+    evil = "Evil|elf|kernel /kexec.d/lnk/../vmlinuz-6.1|append root=/dev/vda2"
+    assert "signed-state area" in verified_files_problem(side, _option(evil))
+    view = BootView(str(boot), signed_report.signed())
+    for path in ("/kexec.d/lnk/../vmlinuz-6.1", "/kexec.d/vmlinuz-6.1", "/kexec.d/grub.cfg"):
+        with pytest.raises(BootPathError):
+            view.check_bootable(path)
+        assert view.read_text(path) is None
+    # the unverified view (unsafe boot) does not read there either
+    assert BootView(str(boot), None).read_text("/kexec.d/grub.cfg") is None
+
+
+def test_a_file_swapped_after_the_check_is_never_loaded(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey, tmp_path: Path
+) -> None:
+    _, report = _signed(tpm, boot, owner_key)
+    view = BootView(str(boot), report.signed())
+    from runtime.boot_configs.heads_line import parse_heads_line
+
+    entry = parse_heads_line("D|elf|kernel /vmlinuz|initrd /initrd.img-6.1").entry
+    good = tmp_path / "good"
+    good.mkdir()
+    staged = ram_copy.stage_entry(view, entry, str(good))
+    assert Path(staged.paths["/vmlinuz"]).read_bytes() == (boot / "vmlinuz-6.1").read_bytes()
+    # the disk answers a second read differently: the copy is refused
+    (boot / "vmlinuz-6.1").write_bytes(b"unsigned" + os.urandom(100))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with pytest.raises(KexecError, match="read differently"):
+        ram_copy.stage_entry(view, entry, str(bad))
+    assert not (bad / "0-kernel").exists()
+
+
+# --- 2. the owner signs only what the owner was shown -----------------------------
+
+
+def test_a_change_after_the_check_is_not_signed(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
+    counter, _ = _signed(tpm, boot, owner_key)
+    (boot / "config-6.1").write_text("an update the owner made\n")
+    shown = _verify(boot, owner_key, counter)
+    assert shown.added == ["./config-6.1"]
+    before = _state(boot)
+    # what a replayed journal does when /boot is remounted read-write to sign
+    with (boot / "vmlinuz-6.1").open("r+b") as f:
+        f.write(b"ATTACKER")
+    with pytest.raises(SigningError, match=r"vmlinuz-6\.1") as err:
+        _sign(boot, owner_key, counter, shown=shown)
+    assert "config-6.1" not in str(err.value)
+    assert _state(boot) == before
+
+
+def test_a_pending_ext4_journal_is_refused_at_signing(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey, tmp_path: Path
+) -> None:
+    """The attack as it happens: the probe's ro,noload mount shows the signed
+    kernel, the read-write mount for signing replays the attacker's journal."""
+    from runtime.devices.boot_device import remount, unmount
+    from tools import ext4_journal
+
+    losetup = shutil.which("losetup", path="/usr/sbin:/sbin:/usr/bin")
+    if os.geteuid() != 0 or losetup is None:
+        pytest.skip("a loop device needs root and losetup")
+    os.unlink(boot / "vmlinuz")  # make_ext4_image takes regular files
+    files = {"/" + str(p.relative_to(boot)): p.read_bytes() for p in boot.rglob("*") if p.is_file()}
+    image = tmp_path / "boot.ext4"
+    ext4_journal.make_ext4_image(image, files)
+    done = subprocess.run([losetup, "--find", "--show", str(image)], capture_output=True,
+                          text=True, timeout=30, check=False)  # fmt: skip
+    if done.returncode:
+        pytest.skip(f"no loop device here: {done.stderr.strip()}")
+    device, mnt = done.stdout.strip(), tmp_path / "mnt"
+    mnt.mkdir()
+    counter = TpmCounter(tpm, OWNER)
+    try:
+        # the owner signs /boot as it is; then the attacker, offline, leaves a journal
+        subprocess.run(["mount", device, str(mnt)], check=True, timeout=30)
+        assert _sign(mnt, owner_key, counter).ok
+        unmount(str(mnt))
+        kernel = files["/vmlinuz-6.1"]
+        ext4_journal.make_pending_journal(image, "/vmlinuz-6.1", kernel[:-8] + b"ATTACKER")
+        subprocess.run(["mount", "-o", "ro,noload", device, str(mnt)], check=True, timeout=30)
+        shown = _verify(mnt, owner_key, counter)
+        assert shown.ok, shown.findings  # the old, signed kernel is what is seen
+        before = _state(mnt)
+        assert remount(device, str(mnt), writable=True, replay_journal=True) == ""
+        with pytest.raises(SigningError, match=r"vmlinuz-6\.1"):
+            _sign(mnt, owner_key, counter, shown=shown)
+        assert _state(mnt) == before  # nothing was signed
+        assert (mnt / "vmlinuz-6.1").read_bytes().endswith(b"ATTACKER")
+        assert not _verify(mnt, owner_key, counter).ok  # and the next check says so
+    finally:
+        unmount(str(mnt))
+        subprocess.run([losetup, "-d", device], timeout=30, check=False)
+
+
+# --- 3. re-signing adopts nothing the attacker planted ----------------------------
+
+
+def test_planted_default_is_not_trusted_nor_carried_into_a_new_signature(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    counter, _ = _signed(tpm, boot, owner_key)
+    (boot / "kexec_default.1.txt").write_text("Evil|elf|kernel /vmlinuz-6.0|append init=/bin/sh\n")
+    shown = _verify(boot, owner_key, counter)
+    assert Problem.SIGNATURE_BAD in _problems(shown) and shown.trusted_state == {}
+    side = BootSide(boot_dir=str(boot), device="/dev/test", last_report=shown)
+    from runtime.state.device_boot import saved_default
+
+    assert saved_default(side).option is None
+    report = _sign(boot, owner_key, counter, shown=shown)
+    assert report.ok
+    assert not (boot / "kexec_default.1.txt").exists()
+
+
+def test_symlinked_state_file_is_named_and_removed_never_copied(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey, tmp_path: Path
+) -> None:
+    counter, _ = _signed(tpm, boot, owner_key)
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_bytes(b"bytes from outside /boot\n")
+    os.symlink(outside, boot / "kexec_evil.txt")
+    os.symlink("/dev/zero", boot / "kexec_zero.txt")
+    shown = _within(HANG, lambda: _verify(boot, owner_key, counter))
+    assert _problems(shown) == {Problem.UNEXPECTED}
+    text = " ".join(str(f) for f in shown.findings)
+    assert "kexec_evil.txt" in text and "kexec_zero.txt" in text
+    assert _sign(boot, owner_key, counter, shown=shown).ok
+    assert not os.path.lexists(boot / "kexec_evil.txt")
+    assert not os.path.lexists(boot / "kexec_zero.txt")
+    assert outside.read_bytes() == b"bytes from outside /boot\n"
+    assert all(b"from outside" not in data for data in _state(boot).values())
+
+
+# --- 4. the rollback counter cannot be reset (more in test_rollback_counter_retire) --
+
+
+def test_older_copy_signed_before_a_new_counter_never_verifies(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey, tmp_path: Path
+) -> None:
+    counter, _ = _signed(tpm, boot, owner_key)
+    old = tmp_path / "old"
+    shutil.copytree(boot, old, symlinks=True)
+    (boot / "kexec_rollback.txt").unlink()
+    shown = _verify(boot, owner_key, counter)
+    assert _sign(boot, owner_key, counter, shown=shown).ok
+    shutil.rmtree(boot)
+    shutil.copytree(old, boot, symlinks=True)
+    assert Problem.COUNTER_MISSING in _problems(_verify(boot, owner_key, counter))
+
+
+# --- 5. files that hang or crash the start ----------------------------------------
+
+
+def test_fifo_rollback_file_and_signature_do_not_hang(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    counter, _ = _signed(tpm, boot, owner_key)
+    for name in ("kexec_rollback.txt", "kexec.sig"):
+        (boot / name).unlink()
+        os.mkfifo(boot / name)
+    report = _within(HANG, lambda: _verify(boot, owner_key, counter))
+    assert not report.ok
+    assert "FIFO" in " ".join(str(f) for f in report.findings)
+    from runtime.integrity.preflight import CounterView, preflight
+
+    assert "FIFO" in _within(HANG, lambda: preflight(str(boot), lambda _: CounterView(None)))
+
+
+def test_unlistable_state_name_is_a_finding_not_a_crash(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    counter, _ = _signed(tpm, boot, owner_key)
+    (boot / "kexec\\x.txt").write_text("odd\n")
+    (boot / "kexec\nnl.txt").write_text("odd\n")
+    report = _verify(boot, owner_key, counter)
+    assert _problems(report) == {Problem.UNEXPECTED}
+    assert "kexec\\\\x.txt" in str(report.findings[0]) or "kexec\\x.txt" in str(report.findings[0])
+    assert "\n" not in str(report.findings[0])  # a name cannot break the screen's lines
+    assert _sign(boot, owner_key, counter, shown=report).ok
+    assert not (boot / "kexec\\x.txt").exists()
+
+
+# --- 6. symlink targets are signed ------------------------------------------------
+
+
+def test_retargeted_symlink_to_an_older_signed_kernel_is_refused(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    counter, _ = _signed(tpm, boot, owner_key)
+    assert parse_links((boot / LINKS_FILE).read_bytes()) == {"./vmlinuz": "vmlinuz-6.1"}
+    # Heads' own check still accepts the signed state with the extra file
+    subprocess.run(["sha256sum", "-c", "--quiet", "kexec_hashes.txt"], cwd=boot, env=C,
+                   check=True, timeout=60, capture_output=True)  # fmt: skip
+    os.unlink(boot / "vmlinuz")
+    os.symlink("vmlinuz-6.0", boot / "vmlinuz")
+    report = _verify(boot, owner_key, counter)
+    assert _problems(report) == {Problem.LINKS_CHANGED}
+    assert "vmlinuz -> vmlinuz-6.0" in str(report.findings[0])
+
+
+def test_symlink_without_a_signed_target_is_never_followed(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    """A /boot signed by Heads records no symlink target: the verified boot
+    then follows no symlink at all."""
+    _, report = _signed(tpm, boot, owner_key)
+    signed = report.signed()
+    assert signed is not None
+    as_heads = BootView(str(boot), Signed(signed.digests, signed.tree, None))
+    with pytest.raises(BootPathError, match="symbolic link"):
+        as_heads.open("/vmlinuz")
+    rel, fd = BootView(str(boot), signed).open("/vmlinuz")
+    os.close(fd)
+    assert rel == "./vmlinuz-6.1"
