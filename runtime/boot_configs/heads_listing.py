@@ -40,7 +40,22 @@ from runtime.boot_configs.heads_shell import (
 MAX_SCAN_DEPTH = 16
 #: files visited per scan, so a hostile tree cannot keep the firmware busy
 MAX_SCAN_FILES = 20_000
-_DEVICE = re.compile(r"\([^)]*\)")
+
+
+def _strip_devices(text: str) -> str:
+    """`sed 's/([^)]*)//g'`: GRUB device names like (hd0,gpt2) removed. With
+    find() rather than a regex, which would re-scan to the end from every '('
+    when no ')' follows (quadratic in a hostile line)."""
+    out: list[str] = []
+    i = 0
+    while (start := text.find("(", i)) >= 0:
+        end = text.find(")", start + 1)
+        if end < 0:
+            break  # no ')' after this '(', so none after any later one either
+        out.append(text[i:start])
+        i = end + 1
+    out.append(text[i:])
+    return "".join(out)
 
 
 class ScanFS(BootFS, Protocol):
@@ -104,7 +119,8 @@ class _Entry:
     kexectype: str = "elf"
     kernel: str = ""
     initrd: str = ""
-    modules: str = ""
+    #: "|module ..." pieces, joined once at the end (not a growing string)
+    modules: list[str] = field(default_factory=list)
     append: str = ""
     line: int = 0  # where the entry starts, for warnings
 
@@ -164,15 +180,15 @@ class _LineReader:
         elif cmd.startswith("module"):
             if val.startswith("--nounzip"):
                 val = cut_field(val, " ", 2, to_end=True)
-            e.modules += "|module " + self.fix_path(val)
+            e.modules.append("|module " + self.fix_path(val))
         elif cmd.startswith("linux"):
-            e.kernel = cut_field(collapse(_DEVICE.sub("", trimcmd)), " ", 2)
+            e.kernel = cut_field(collapse(_strip_devices(trimcmd)), " ", 2)
             append = cut_field(trimcmd, " ", 3, to_end=True) if " " in trimcmd else ""
             # GRUB's '---' separator is no kernel parameter
             append = re.sub(r"[ \t]*---[ \t]*", " ", append).strip(" ")
             e.append = append
         elif cmd.startswith("initrd"):
-            e.initrd = _DEVICE.sub("", val)
+            e.initrd = _strip_devices(val)
 
     def syslinux(self, line: str) -> None:
         if line == "":
@@ -203,7 +219,7 @@ class _LineReader:
                     if not e.kernel:
                         e.kernel = piece
                     else:
-                        e.modules += "|module " + self.fix_path(piece)
+                        e.modules.append("|module " + self.fix_path(piece))
             else:
                 e.append = val
 
@@ -232,16 +248,16 @@ class _LineReader:
                 ParseWarning(self.config, e.line, f"{e.name!r}: kernel {first} missing")
             )
             return
-        entry = f"{e.name.replace('|', '')}|{e.kexectype}|kernel {kernel}"
+        parts = [f"{e.name.replace('|', '')}|{e.kexectype}|kernel {kernel}"]
         if e.kexectype == "elf":
             for init in collapse(e.initrd.replace(",", " ")).split(" ") if e.initrd else []:
                 if init:
-                    entry += "|initrd " + self.fix_path(init)
+                    parts.append("|initrd " + self.fix_path(init))
             if e.append:
-                entry += "|append " + e.append
+                parts.append("|append " + e.append)
         elif e.kexectype in ("multiboot", "xen"):
-            entry += e.modules
-        echoed = eval_echo(entry)
+            parts.extend(e.modules)
+        echoed = eval_echo("".join(parts))
         for flag, why in (
             (echoed.ran_command, "holds a shell command Heads would run; left out of the line"),
             (echoed.failed, "Heads' shell cannot print this entry; its line is empty"),

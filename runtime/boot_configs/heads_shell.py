@@ -16,6 +16,8 @@ from dataclasses import dataclass
 IFS_BLANKS = " \t\n"
 _BLANK_RUN = re.compile(r"[ \t\n]+")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: ${name<operator>...}: a parameter expansion with an operator (${x:-y})
+_NAME_OPERATOR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[:#%/^,-].*")
 
 
 def read_lines(text: str, raw: bool = False) -> list[str]:
@@ -33,6 +35,11 @@ def read_lines(text: str, raw: bool = False) -> list[str]:
             lo += 1
         while hi > lo and cur[hi - 1][0] in IFS_BLANKS and not cur[hi - 1][1]:
             hi -= 1
+        # bash: once the line is more than one word, its trailing blanks go
+        # even when backslash-quoted ('a \\ ' reads as 'a', 'a\\ ' as 'a ')
+        if any(c in IFS_BLANKS and not quoted for c, quoted in cur[lo:hi]):
+            while hi > lo and cur[hi - 1][0] in IFS_BLANKS:
+                hi -= 1
         return "".join(c for c, _ in cur[lo:hi])
 
     text = text.replace("\0", "")
@@ -135,14 +142,17 @@ class _Eval:
 
     def _dollar(self) -> str:
         """Skip one expansion; every variable is unset, so it gives nothing,
-        except a '$' that starts none, which stays."""
-        rest = self.text[self.i + 1 :]
-        if rest.startswith("("):
+        except a '$' that starts none, which stays. Looks at the text in place
+        (no copy of the rest per '$'), so an entry costs time linear in its size."""
+        text, start = self.text, self.i + 1
+        nxt = text[start : start + 1]
+        if nxt == "(":
             # $(cmd) or $((arith)): skip to the matching parenthesis
             depth = 0
-            j = self.i + 1
-            while j < len(self.text):
-                depth += {"(": 1, ")": -1}.get(self.text[j], 0)
+            j = start
+            while j < len(text):
+                c = text[j]
+                depth += 1 if c == "(" else -1 if c == ")" else 0
                 j += 1
                 if depth == 0:
                     break
@@ -151,26 +161,24 @@ class _Eval:
             self.i = j
             self.ran_command = True
             return ""
-        if rest.startswith("{"):
-            end = self.text.find("}", self.i + 2)
-            if end < 0 or not _NAME.fullmatch(self.text[self.i + 2 : end]):
+        if nxt == "{":
+            end = text.find("}", start + 1)
+            if end < 0 or not _NAME.fullmatch(text, start + 1, end):
                 # ${} and ${a b} are bad substitutions; ${x:-y} and friends
                 # are more shell than a boot entry should hold
-                if end < 0 or not re.fullmatch(
-                    r"[A-Za-z_][A-Za-z0-9_]*[:#%/^,-].*", self.text[self.i + 2 : end]
-                ):
+                if end < 0 or not _NAME_OPERATOR.fullmatch(text, start + 1, end):
                     raise _ShellError
                 self.approximate = True
-            self.i = len(self.text) if end < 0 else end + 1
+            self.i = len(text) if end < 0 else end + 1
             return ""
-        m = _NAME.match(rest)
+        m = _NAME.match(text, start)
         if m:
-            self.i += 1 + m.end()
+            self.i = m.end()
             return ""
-        if rest[:1] and (rest[0].isdigit() or rest[0] in "@*#?-$!_"):
+        if nxt and (nxt.isdigit() or nxt in "@*#?-$!_"):
             # $1, $@, $$ ...: positional and special parameters; Heads' values
             # (a process id, its own name) cannot be known, and entries do not use them
-            self.approximate = self.approximate or rest[0] in "0$!-_"
+            self.approximate = self.approximate or nxt in "0$!-_"
             self.i += 2
             return ""
         self.i += 1

@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from runtime.integrity.boot_lists import PENDING_DIR
+from runtime.integrity.boot_lists import PENDING_DIR as PENDING_DIR
 from runtime.integrity.safe_read import UnsafeFile, kind_of, open_regular, read_regular
 
 COMMIT_FILE = "COMMIT"

@@ -75,37 +75,77 @@ def statuses(stderr: str) -> list[tuple[str, list[str]]]:
     return found
 
 
+#: Status keywords by which gpg says the input was not one clean signed
+#: message (gnupg doc/DETAILS): a generic error or failure, no or unexpected
+#: OpenPGP data, a corrupt armor. A clearsigned text followed by a second
+#: plaintext, or a signature followed by stray packets, still gets GOODSIG and
+#: VALIDSIG for its first part; only these lines (and gpg's exit) tell.
+MALFORMED_KEYWORDS = {
+    "ERROR": "gpg reported an error",
+    "FAILURE": "gpg reported a failure",
+    "NODATA": "gpg found data that is not OpenPGP",
+    "UNEXPECTED": "gpg found unexpected data",
+    "BADARMOR": "its ASCII armor is corrupt",
+}
+
+
+def _malformed(found: list[tuple[str, list[str]]]) -> str:
+    """Plain words for the first status line saying the input is malformed, or ""."""
+    for keyword, args in found:
+        if keyword in MALFORMED_KEYWORDS:
+            # gpg's own words, but kept short and printable for the console
+            shown = "".join(
+                c if c.isprintable() and c.isascii() else "?"
+                for c in " ".join([keyword, *args])[:80]
+            )
+            return f"{MALFORMED_KEYWORDS[keyword]} ({shown})"
+    return ""
+
+
 def judge(found: list[tuple[str, list[str]]], pinned: frozenset[str]) -> SignatureResult:
-    """Decide from gpg's status lines alone; pure, so every branch is unit-tested."""
+    """Decide from gpg's status lines alone; pure, so every branch is unit-tested.
+    A malformed input is refused here, whatever gpg's exit status says."""
     keywords = [keyword for keyword, _ in found]
     if keywords.count("NEWSIG") == 0:
         return SignatureResult.refused(Failure.NOT_SIGNATURE, "gpg found no signature in it.")
     if keywords.count("NEWSIG") > 1:
-        return SignatureResult.refused(Failure.BAD_SIGNATURE,
-                                  "it holds more than one signature; paste exactly one.")
+        return SignatureResult.refused(
+            Failure.BAD_SIGNATURE, "it holds more than one signature; paste exactly one."
+        )
     if {"EXPKEYSIG", "REVKEYSIG", "EXPSIG"} & set(keywords):
-        return SignatureResult.refused(Failure.KEY_INVALID,
-                                  "the key has expired or was revoked (or the clock is wrong).")
+        return SignatureResult.refused(
+            Failure.KEY_INVALID, "the key has expired or was revoked (or the clock is wrong)."
+        )
     if "BADSIG" in keywords:
-        return SignatureResult.refused(Failure.BAD_SIGNATURE,
-                                  "it does not match the text (was another challenge signed, "
-                                  "or did the text change?).")
+        return SignatureResult.refused(
+            Failure.BAD_SIGNATURE,
+            "it does not match the text (was another challenge signed, or did the text change?).",
+        )
     if "NO_PUBKEY" in keywords:
-        return SignatureResult.refused(Failure.NOT_OWNER,
-                                  "the signing key is not in the firmware's owner key file.")
+        return SignatureResult.refused(
+            Failure.NOT_OWNER, "the signing key is not in the firmware's owner key file."
+        )
+    malformed = _malformed(found)
+    if malformed:
+        return SignatureResult.refused(
+            Failure.BAD_SIGNATURE,
+            f"{malformed}: it is not exactly one signed text and its signature "
+            "(was something added to it?).",
+        )
     valid = [args for keyword, args in found if keyword == "VALIDSIG"]
     if "GOODSIG" not in keywords or len(valid) != 1 or not valid[0]:
         return SignatureResult.refused(Failure.BAD_SIGNATURE, "gpg could not confirm it.")
     subkey, primary = valid[0][0], valid[0][-1]
     if primary not in pinned and subkey not in pinned:
-        return SignatureResult.refused(Failure.NOT_OWNER,
-                                  f"it was made by key {primary}, which is not pinned as the "
-                                  "owner's.")
+        return SignatureResult.refused(
+            Failure.NOT_OWNER, f"it was made by key {primary}, which is not pinned as the owner's."
+        )
     return SignatureResult(True, f"signed by the owner's key {primary}.", None, primary)
 
 
-def bounded_gpg(home: str, gpg_binary: str, timeout: float,
-                options: Sequence[str] = GPG_OPTIONS) -> Any:
+def bounded_gpg(
+    home: str, gpg_binary: str, timeout: float, options: Sequence[str] = GPG_OPTIONS
+) -> Any:
     """python-gnupg's GPG, with every gpg process killed after ``timeout``."""
     import gnupg
 
@@ -115,9 +155,13 @@ def bounded_gpg(home: str, gpg_binary: str, timeout: float,
         def _open_subprocess(self, args: Any, passphrase: bool = False) -> Any:
             # As python-gnupg 0.4.9 does it, but in its own process group, so
             # the deadline also kills anything gpg started that holds the pipes.
-            process = subprocess.Popen(self.make_args(args, passphrase), stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                self.make_args(args, passphrase),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
             timer = threading.Timer(timeout, _kill_group, (process.pid,))
             timer.daemon = True
             deadlines[process.pid] = timer
@@ -145,8 +189,9 @@ def read_owner_keys(owner_key_file: str) -> bytes | SignatureResult:
         with open(owner_key_file, "rb") as f:
             data = f.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as err:
-        return SignatureResult.refused(Failure.NO_OWNER_KEY,
-                                  f"{owner_key_file} cannot be read ({err.strerror}).")
+        return SignatureResult.refused(
+            Failure.NO_OWNER_KEY, f"{owner_key_file} cannot be read ({err.strerror})."
+        )
     if len(data) > MAX_KEY_FILE_BYTES:
         return SignatureResult.refused(Failure.NO_OWNER_KEY, f"{owner_key_file} is too large.")
     return data
@@ -156,8 +201,9 @@ def judged(result: Any, pinned: frozenset[str], timeout: float) -> SignatureResu
     """The verdict on a python-gnupg result: its status lines, and its exit."""
     code = result.returncode
     if code is not None and code < 0:
-        return SignatureResult.refused(Failure.GPG_FAILED,
-                                       f"gpg did not finish within {timeout:g} s.")
+        return SignatureResult.refused(
+            Failure.GPG_FAILED, f"gpg did not finish within {timeout:g} s."
+        )
     verdict = judge(statuses(result.stderr or ""), pinned)
     if verdict.ok and code != 0:
         return SignatureResult.refused(Failure.GPG_FAILED, f"gpg failed (status {code}).")
@@ -175,9 +221,14 @@ class OwnerGpg:
 
 
 @contextlib.contextmanager
-def owner_gpg(owner_key_file: str, pinned_fingerprints: Sequence[str] | None = None, *,
-              work_dir: str | None = None, gpg_binary: str = "gpg",
-              timeout: float = GPG_TIMEOUT_S) -> Iterator[OwnerGpg | SignatureResult]:
+def owner_gpg(
+    owner_key_file: str,
+    pinned_fingerprints: Sequence[str] | None = None,
+    *,
+    work_dir: str | None = None,
+    gpg_binary: str = "gpg",
+    timeout: float = GPG_TIMEOUT_S,
+) -> Iterator[OwnerGpg | SignatureResult]:
     """A fresh home with the owner key file imported (removed afterwards), or
     the refusal when the keys cannot be read. ``pinned_fingerprints`` None:
     every primary key in the file is the owner's."""
@@ -194,15 +245,21 @@ def owner_gpg(owner_key_file: str, pinned_fingerprints: Sequence[str] | None = N
             # python-gnupg raises ValueError when even 'gpg --version' fails or hangs.
             yield SignatureResult.refused(
                 Failure.GPG_FAILED,
-                f"gpg ({gpg_binary}) did not run or did not answer within {timeout:g} s.")
+                f"gpg ({gpg_binary}) did not run or did not answer within {timeout:g} s.",
+            )
             return
         if imported.returncode not in (0, 2) or not imported.fingerprints:
-            yield SignatureResult.refused(Failure.NO_OWNER_KEY,
-                                          f"{owner_key_file} holds no OpenPGP public key.")
+            yield SignatureResult.refused(
+                Failure.NO_OWNER_KEY, f"{owner_key_file} holds no OpenPGP public key."
+            )
             return
         try:
-            pinned = frozenset(fingerprint(f) for f in (
-                imported.fingerprints if pinned_fingerprints is None else pinned_fingerprints))
+            pinned = frozenset(
+                fingerprint(f)
+                for f in (
+                    imported.fingerprints if pinned_fingerprints is None else pinned_fingerprints
+                )
+            )
         except ValueError as err:
             yield SignatureResult.refused(Failure.NO_OWNER_KEY, f"the pinned owner key: {err}.")
             return
@@ -221,17 +278,29 @@ def check_detached(owner: OwnerGpg, signature: bytes, data: bytes) -> SignatureR
     try:
         return judged(owner.gpg.verify_data(path, data), owner.pinned, owner.timeout)
     except (OSError, ValueError):
-        return SignatureResult.refused(Failure.GPG_FAILED,
-                                       f"gpg did not answer within {owner.timeout:g} s.")
+        return SignatureResult.refused(
+            Failure.GPG_FAILED, f"gpg did not answer within {owner.timeout:g} s."
+        )
 
 
-def verify_detached(signature: bytes, data: bytes, owner_key_file: str,
-                    pinned_fingerprints: Sequence[str] | None = None, *,
-                    work_dir: str | None = None, gpg_binary: str = "gpg",
-                    timeout: float = GPG_TIMEOUT_S) -> SignatureResult:
+def verify_detached(
+    signature: bytes,
+    data: bytes,
+    owner_key_file: str,
+    pinned_fingerprints: Sequence[str] | None = None,
+    *,
+    work_dir: str | None = None,
+    gpg_binary: str = "gpg",
+    timeout: float = GPG_TIMEOUT_S,
+) -> SignatureResult:
     """One detached signature checked against the owner key file."""
-    with owner_gpg(owner_key_file, pinned_fingerprints, work_dir=work_dir,
-                   gpg_binary=gpg_binary, timeout=timeout) as owner:
+    with owner_gpg(
+        owner_key_file,
+        pinned_fingerprints,
+        work_dir=work_dir,
+        gpg_binary=gpg_binary,
+        timeout=timeout,
+    ) as owner:
         if isinstance(owner, SignatureResult):
             return owner
         return check_detached(owner, signature, data)

@@ -5,7 +5,9 @@ Steps, in order:
   2. drop every REMOVE word from ADD, the entry's params and the board's ADD;
   3. result = ADD + params;
   4. for the ISO keys, an ADD value replaces every occurrence and is kept once;
-  5. append the board's ADD words that are not already present.
+  5. add the board's ADD words that the kernel does not already get, before
+     the first standalone ``--`` (after it the kernel passes words to init, so
+     board words there would never reach the kernel), else at the end.
 
 A word is a whitespace-delimited token, except that a double-quoted part
 (``foo="a b"``) stays inside its word, as the kernel's own parser keeps it.
@@ -19,6 +21,9 @@ ISO_KEYS = frozenset(("iso-scan/filename", "findiso", "img_dev", "img_loop", "is
 #: Heads warns above this many bytes: many kernels truncate longer command lines.
 MAX_CMDLINE_BYTES = 2047
 SEPARATOR = "---"
+#: A word the kernel reads as "the rest is for init": it strips the quotes
+#: around a parameter before comparing, so the quoted form counts too.
+END_OF_KERNEL_PARAMS = frozenset(("--", '"--"'))
 
 
 def split_words(text: str) -> list[str]:
@@ -82,12 +87,15 @@ def final_cmdline(params: str, add: str = "", remove: str = "", board_add: str =
     add_iso_keys = {_key(w) for w in add_words if _key(w) in ISO_KEYS}
     words = _iso_values_once(words, add_iso_keys)
 
-    present = set(words)
+    end = next((i for i, w in enumerate(words) if w in END_OF_KERNEL_PARAMS), len(words))
+    # only words before '--' count as present: a word after it goes to init
+    present = set(words[:end])
+    board_new: list[str] = []
     for word in board_words:
         if word not in present:
-            words.append(word)
+            board_new.append(word)
             present.add(word)
-    return " ".join(words)
+    return " ".join(words[:end] + board_new + words[end:])
 
 
 def cmdline_warnings(cmdline: str) -> list[str]:
@@ -105,3 +113,20 @@ def cmdline_warnings(cmdline: str) -> list[str]:
             "everything after it as one parameter."
         )
     return warnings
+
+
+def cmdline_refusal(cmdline: str) -> str:
+    """Why a final command line must not be booted on the verified path, in
+    plain words ("" when it may be).
+
+    An unmatched double quote makes the kernel read everything after it as one
+    parameter, so the words appended after it (the board's own) never take
+    effect: booting it would silently drop the owner's settings.
+    """
+    if cmdline.count('"') % 2:
+        return (
+            "The kernel command line has an unmatched double quote: the kernel would "
+            "read everything after it, including the board's own parameters, as one "
+            "parameter. Fix the quotes in the boot entry's kernel parameters."
+        )
+    return ""

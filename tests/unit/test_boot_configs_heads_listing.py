@@ -3,6 +3,8 @@ reader on hand-made trees, the saved default rule, and the corpora."""
 
 from __future__ import annotations
 
+import os
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -70,7 +72,8 @@ def test_eval_echo_prints_what_bash_prints(tmp_path_factory: pytest.TempPathFact
 
 
 @needs_bash
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("READ_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=list(HealthCheck))  # fmt: skip
 @given(st.text(alphabet="ab \t\\\n\0x'\"", max_size=60))
 def test_read_lines_splits_as_bash_read(tmp_path_factory: pytest.TempPathFactory,
                                         text: str) -> None:  # fmt: skip
