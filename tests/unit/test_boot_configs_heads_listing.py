@@ -4,7 +4,6 @@ reader on hand-made trees, the saved default rule, and the corpora."""
 from __future__ import annotations
 
 import os
-
 import shutil
 import subprocess
 from pathlib import Path
