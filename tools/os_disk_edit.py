@@ -68,6 +68,32 @@ class BootPartition:
     def remove(self, path: str) -> None:
         self._run(f"rm {path}")
 
+    def _script(self, requests: list[str]) -> None:
+        """Run requests in one writable debugfs session. debugfs exits 0 when a
+        request fails, so any line on stderr but its banner is an error."""
+        done = subprocess.run([_debugfs(), "-w", "-f", "-", str(self.image)],
+                              input="\n".join(requests) + "\n", capture_output=True, text=True,
+                              timeout=TIMEOUT, check=True)  # fmt: skip
+        errors = [line for line in done.stderr.splitlines()
+                  if line.strip() and not line.startswith("debugfs ")]  # fmt: skip
+        if errors:
+            raise RuntimeError(f"debugfs on {self.disk.name}: {'; '.join(errors[:5])}")
+
+    def mkdir(self, path: str) -> None:
+        """Make the directory at path (its parent must exist)."""
+        self._script([f"mkdir {path}"])
+
+    def symlink(self, path: str, target: str) -> None:
+        """Make a symbolic link at path pointing to target, as given (relative or not)."""
+        self._script([f"symlink {path} {target}"])
+
+    def mkfifo(self, path: str) -> None:
+        """Make a FIFO (named pipe) at path: an open of it for reading blocks."""
+        # debugfs mknod takes a bare name in its current directory: with a
+        # slash in it, the slash would become part of the entry's name
+        directory, _, name = path.rpartition("/")
+        self._script([f"cd {directory or '/'}", f"mknod {name} p"])
+
     def names(self, directory: str = "/") -> list[str]:
         listing = self._run(f"ls -p {directory}", writable=False)
         return [line.split("/")[5] for line in listing.splitlines() if line.count("/") >= 6

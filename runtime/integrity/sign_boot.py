@@ -263,12 +263,17 @@ def remove_unexpected(boot_dir: str, scan: BootScan) -> list[str]:
             continue
         path = os.path.join(boot_dir, name)
         try:
-            if stat.S_ISDIR(os.lstat(path).st_mode):
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode) and is_state_file_name(name):
+                continue  # the new signed state took this name's place
+            if stat.S_ISDIR(mode):
                 shutil.rmtree(path)  # never follows a symlink inside
             else:
                 os.unlink(path)
         except FileNotFoundError:
             continue
+        except OSError:
+            continue  # still named by the next check; signing again removes it
         removed.append(name)
     if removed:
         fd = os.open(boot_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -123,6 +123,8 @@ class BootReport:
     seen_links: dict[str, str] = field(default_factory=dict)
     #: things to know that are no failure
     notes: list[str] = field(default_factory=list)
+    #: signed-state names that are there but not read (a FIFO, a link): why
+    odd_state: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -163,8 +165,9 @@ def _read_signed_state(boot_dir: str, report: BootReport) -> dict[str, bytes] | 
             )
         except FileNotFoundError:
             continue
-        except UnsafeFile:
-            continue  # not a regular file, or huge: the state-area check names it
+        except UnsafeFile as err:
+            # not a regular file, or huge: never read; the state-area check names it
+            report.odd_state[name] = str(err)
         except OSError as err:
             report.add(Problem.UNREADABLE, f"/boot/{shown_name(name)} cannot be read ({err}).")
     return files
@@ -174,6 +177,9 @@ def _check_signature(
     files: dict[str, bytes], owner: OwnerGpg | SignatureResult, report: BootReport
 ) -> None:
     signature = files.pop(SIGNATURE_FILE, None)
+    if signature is None and SIGNATURE_FILE in report.odd_state:
+        report.add(Problem.SIGNATURE_MISSING, f"{report.odd_state[SIGNATURE_FILE]}.")
+        return
     if signature is None:
         report.add(
             Problem.SIGNATURE_MISSING,
@@ -236,6 +242,13 @@ def _package_notes(files: dict[str, bytes]) -> set[str]:
 
 def _check_rollback(files: dict[str, bytes], read_counter: ReadCounter, report: BootReport) -> None:
     data = files.get(ROLLBACK_FILE)
+    if data is None and ROLLBACK_FILE in report.odd_state:
+        report.add(
+            Problem.COUNTER_FILE_MISSING,
+            f"{report.odd_state[ROLLBACK_FILE]}: nothing ties this /boot to the TPM's "
+            "rollback counter.",
+        )
+        return
     if data is None:
         report.add(
             Problem.COUNTER_FILE_MISSING,

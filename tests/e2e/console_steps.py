@@ -95,6 +95,23 @@ def sign_from_the_options(running: Boot, first: bool = False, owner_passphrase: 
     return words(update) + "\n" + sign(running, first, owner_passphrase)
 
 
+def update_checksums_screen(running: Boot) -> str:
+    """Main menu > Options > Update checksums and sign /boot: the words of the
+    screen that says what changed, left open before anything is signed."""
+    open_options(running)
+    running.press("u")
+    return words(running.wait_for_screen("Yes: hash /boot and sign it", SIGN))
+
+
+def choose_os_menu(running: Boot) -> None:
+    """Main menu > Options > Boot options > Show the OS boot menu, chosen: /boot
+    is checked next, and the caller waits for the list or the refusal."""
+    open_options(running)
+    running.press("b")
+    running.wait_for_screen("Show the OS boot menu", 60)
+    running.press("m")
+
+
 def make_first_entry_default(running: Boot, entry: str) -> str:
     """From the main menu: the OS boot menu's first entry made the default
     (signs /boot again); returns the OS menu as shown. The entry then boots."""

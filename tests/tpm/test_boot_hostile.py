@@ -333,3 +333,17 @@ def test_symlink_without_a_signed_target_is_never_followed(
     rel, fd = BootView(str(boot), signed).open("/vmlinuz")
     os.close(fd)
     assert rel == "./vmlinuz-6.1"
+
+
+def test_signing_replaces_a_fifo_state_file_and_keeps_the_new_one(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    counter, _ = _signed(tpm, boot, owner_key)
+    (boot / "kexec_rollback.txt").unlink()
+    os.mkfifo(boot / "kexec_rollback.txt")
+    shown = _within(HANG, lambda: _verify(boot, owner_key, counter))
+    text = " ".join(str(f) for f in shown.findings)
+    assert "is not there" not in text and "FIFO" in text
+    report = _within(HANG, lambda: _sign(boot, owner_key, counter, shown=shown))
+    assert report.ok, report.findings
+    assert (boot / "kexec_rollback.txt").is_file()

@@ -185,7 +185,7 @@ def _sign(ctx: Context, default: BootOption | None) -> bool:
     facts = ctx.platform.sign_boot(pin, owner, default, _progress(ctx, "Signing /boot"))
     if facts.problem:
         ctx.page("/boot was not signed", [facts.problem, "",
-                 "Nothing on /boot was changed."], Tone.ERROR)  # fmt: skip
+                 "The signed state on /boot was not replaced."], Tone.ERROR)  # fmt: skip
         return False
     check = facts.check
     ctx.session.boot_check = check
