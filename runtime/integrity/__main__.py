@@ -45,6 +45,9 @@ class HostCounter:
         return self.value
 
     def create(self) -> int:
+        # the owner vouches for the counter /boot names by giving its value
+        if self.index is not None:
+            return self.index
         raise SigningError(
             f"/boot/{ROLLBACK_FILE} names no counter: sign once in the "
             "firmware first, which creates the TPM counter."
@@ -52,6 +55,12 @@ class HostCounter:
 
     def increment(self, index: int) -> int:
         raise SigningError("a host cannot move the TPM counter")
+
+    def is_rollback(self, index: int) -> bool:
+        return index == self.index
+
+    def retire_others(self, index: int) -> None:
+        """A host cannot reach the TPM: the firmware's next signing retires them."""
 
 
 def _print_report(report: BootReport, counter_checked: bool) -> int:

@@ -62,7 +62,7 @@ def is_state_file_name(name: str) -> bool:
     kexec.sig) and kexec.sig itself, named so a sha256sum listing can hold it.
     Anything else under ./kexec* is no firmware's: nothing reads it and no
     signature covers it."""
-    if any(c in name for c in "\n\r\\/"):
+    if not name.isprintable() or any(c in name for c in "\\/") or len(os.fsencode(name)) > 255:
         return False
     return name == SIGNATURE_FILE or fnmatch.fnmatchcase(name, SIGNED_GLOB)
 
@@ -94,10 +94,16 @@ def _unescape(name: str) -> str:
     return "".join(out)
 
 
+#: more lines or paths than this in one list is no /boot's (the scan stops at 200k)
+MAX_LIST_ENTRIES = 250_000
+
+
 def parse_sums(data: bytes, source: str) -> list[SumLine]:
     """`sha256sum` output: `<hex>  name` (text mode) or `<hex> *name` (binary),
     a leading backslash marking GNU's escaped names. Blank lines are refused,
     as sha256sum -c refuses them: a list is either entirely valid or not."""
+    if data.count(b"\n") > MAX_LIST_ENTRIES:
+        raise ListFormatError(f"{source} holds more than {MAX_LIST_ENTRIES} lines")
     lines: list[SumLine] = []
     text = os.fsdecode(data)
     if text and not text.endswith("\n"):
@@ -138,6 +144,8 @@ def format_tree(paths: Iterable[str]) -> bytes:
 def parse_tree(data: bytes, source: str) -> list[str]:
     if data and not data.endswith(b"\0"):
         raise ListFormatError(f"{source} does not end with a NUL: it is cut short")
+    if data.count(b"\0") > MAX_LIST_ENTRIES:
+        raise ListFormatError(f"{source} holds more than {MAX_LIST_ENTRIES} paths")
     names = [os.fsdecode(p) for p in data.split(b"\0")[:-1]]
     if any(not n.startswith("./") for n in names):
         raise ListFormatError(f"{source} holds a path that does not start with './'")

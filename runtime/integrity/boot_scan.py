@@ -24,6 +24,8 @@ CHUNK = 1 << 20
 MAX_ENTRIES = 200_000
 #: deeper than this is no boot partition's layout
 MAX_DEPTH = 64
+#: all the files hashed together (sparse files and hard links count in full)
+MAX_HASH_BYTES = 4 << 30
 
 #: progress(bytes done, bytes in all, current file)
 Progress = Callable[[int, int, str], None]
@@ -131,6 +133,9 @@ def hash_files(
     no symlink followed and only when it is still a regular file."""
     sizes = files if isinstance(files, dict) else dict.fromkeys(files, 0)
     total = sum(sizes.values())
+    if total > MAX_HASH_BYTES:
+        raise ScanError(0, f"the files under /boot add up to {total >> 20} MiB, more than "
+                        f"{MAX_HASH_BYTES >> 30} GiB: no boot partition holds that much")
     done = 0
     out: dict[str, str] = {}
     for rel in sorted(sizes):

@@ -170,7 +170,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
     """name, when it can be a signed-state file at /boot's top level; COMMIT
     is not signed, so its names get this check before any use."""
     if (
@@ -197,13 +197,13 @@ def stage(boot_dir: str, state: NewState, disk: Disk | None = None) -> None:
     disk.mkdir(pending)
     disk.fsync(boot_dir)
     for name, data in state.files.items():
-        path = os.path.join(pending, _check_name(name))
+        path = os.path.join(pending, check_name(name))
         disk.write(path, data)
         disk.fsync(path)
     commit = json.dumps(
         {
             "files": {name: _sha256(data) for name, data in state.files.items()},
-            "remove": [_check_name(n) for n in state.remove],
+            "remove": [check_name(n) for n in state.remove],
             "counter": state.counter,
         },
         sort_keys=True,
@@ -227,6 +227,10 @@ def _open_pending(boot_dir: str) -> int:
     return os.open(os.path.join(boot_dir, PENDING_DIR), _DIR_FLAGS)
 
 
+#: a signing writes about ten files; a COMMIT naming more is no signing's
+MAX_COMMIT_FILES = 256
+
+
 def _parse_commit(raw: bytes) -> tuple[dict[str, str], list[str], int]:
     """COMMIT's names, hashes and counter; ValueError for anything else."""
     try:
@@ -242,11 +246,13 @@ def _parse_commit(raw: bytes) -> tuple[dict[str, str], list[str], int]:
         raise ValueError("COMMIT's counter is not a number")
     if not 0 <= counter < _COUNTER_LIMIT:
         raise ValueError("COMMIT's counter is out of range")
-    checked = {_check_name(str(k)): _check_digest(v) for k, v in files.items()}
+    if len(files) > MAX_COMMIT_FILES or len(remove) > MAX_COMMIT_FILES:
+        raise ValueError("COMMIT names more files than a signing writes")
+    checked = {check_name(str(k)): _check_digest(v) for k, v in files.items()}
     for name in remove:
         if not isinstance(name, str):
             raise ValueError("COMMIT names a file to remove that is not a name")
-    return checked, [_check_name(n) for n in remove], counter
+    return checked, [check_name(n) for n in remove], counter
 
 
 def read_pending(boot_dir: str) -> Pending | None:
@@ -356,6 +362,33 @@ def discard_pending(boot_dir: str, disk: Disk | None = None) -> None:
         disk.rmtree(commit)
     disk.rmtree(directory)
     disk.fsync(boot_dir)
+
+
+def staged_files(boot_dir: str) -> dict[str, bytes]:
+    """The staged files a signing names (regular, bounded); {} when none."""
+    try:
+        fd = _open_pending(boot_dir)
+    except OSError:
+        return {}
+    files: dict[str, bytes] = {}
+    total = 0
+    try:
+        names = os.listdir(fd)
+        if len(names) > MAX_COMMIT_FILES:
+            return {}
+        for name in names:
+            try:
+                files[check_name(name)] = read_regular(name, MAX_STAGED_BYTES, dir_fd=fd)
+            except (OSError, ValueError):
+                continue  # COMMIT, or no staged file of a signing's
+            total += len(files[name])
+            if total > 2 * MAX_STAGED_BYTES:
+                return {}  # no signing stages that much
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+    return files
 
 
 def pending_counter_index(boot_dir: str) -> int | None:

@@ -29,6 +29,8 @@ from runtime.integrity.boot_paths import (
 
 #: a configuration larger than this is not a configuration (as boot_configs.fs)
 MAX_TEXT_BYTES = 4 * 1024 * 1024
+#: all configurations one view reads, together (hard links and copies count each time)
+MAX_READ_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class BootView:
     def __init__(self, root: str, signed: Signed | None) -> None:
         self.root = root
         self.signed = signed
+        self._budget = MAX_READ_BYTES
         self._links: LinkTarget = (
             signed_links(signed.links) if signed is not None else live_links(root)
         )
@@ -81,18 +84,21 @@ class BootView:
     # --- runtime.boot_configs.fs.BootFS ----------------------------------------
 
     def read_text(self, path: str) -> str | None:
+        if self._budget <= 0:
+            return None  # enough read: the rest of a hostile tree is not read
         try:
             rel, fd = self.open(path)
         except BootPathError:
             return None
         try:
             with os.fdopen(fd, "rb", closefd=False) as f:
-                data = f.read(MAX_TEXT_BYTES + 1)
+                data = f.read(min(MAX_TEXT_BYTES, self._budget) + 1)
+                self._budget -= len(data)
         except OSError:
             return None
         finally:
             os.close(fd)
-        if len(data) > MAX_TEXT_BYTES:
+        if len(data) > MAX_TEXT_BYTES or self._budget < 0:
             return None
         digest = self.signed_digest(rel)
         if self.signed is not None and hashlib.sha256(data).hexdigest() != digest:

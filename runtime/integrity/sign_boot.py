@@ -53,7 +53,17 @@ from runtime.integrity.boot_lists import (
 )
 from runtime.integrity.boot_paths import BootPathError, resolve, signed_links
 from runtime.integrity.boot_scan import BootScan, Progress, hash_files, scan_boot
-from runtime.integrity.boot_state import Disk, NewState, read_pending, roll_forward, stage
+from runtime.integrity.boot_state import (
+    Disk,
+    NewState,
+    check_name,
+    pending_counter_index,
+    read_pending,
+    roll_forward,
+    settle_pending,
+    stage,
+    staged_files,
+)
 from runtime.integrity.openpgp import verify_detached
 from runtime.integrity.safe_read import UnsafeFile, read_regular
 from runtime.integrity.verify_boot import (
@@ -85,8 +95,10 @@ class Counter(Protocol):
 
     def read(self, index: int) -> int | None: ...  # None: defined, never incremented
     def exists(self, index: int) -> bool: ...
-    def create(self) -> int: ...  # a new counter's NV index
+    def create(self) -> int: ...  # a new counter's NV index (the others retired)
     def increment(self, index: int) -> int: ...  # the new value
+    def is_rollback(self, index: int) -> bool: ...  # one of ours, not HOTP's or another's
+    def retire_others(self, index: int) -> None: ...  # no other rollback counter stays
 
 
 @dataclass(frozen=True)
@@ -123,19 +135,21 @@ def _trusted_current(boot_dir: str, shown: BootReport) -> dict[str, bytes]:
     return files
 
 
-def _named_counter(boot_dir: str) -> int | None:
-    """The counter kexec_rollback.txt names, signed or not: reusing it is safe
-    (a new signing moves it on); a damaged file names none."""
-    try:
-        return parse_rollback(read_regular(os.path.join(boot_dir, ROLLBACK_FILE), 4096)).nv_index
-    except (OSError, ListFormatError):
-        return None
-
-
-def _counter_index(boot_dir: str, counter: Counter) -> int:
-    """The counter /boot already names, if the TPM still has it; else a new one."""
-    index = _named_counter(boot_dir)
-    if index is not None and counter.exists(index) and _usable(counter, index):
+def _counter_index(current: dict[str, bytes], counter: Counter) -> int:
+    """The counter the owner-signed kexec_rollback.txt names, if the TPM still
+    has it as a rollback counter (the others retired); else a new one. An
+    unsigned kexec_rollback.txt names nothing: it could name any index (the
+    HOTP counter, or an old counter an older signed copy still matches)."""
+    index = None
+    data = current.get(ROLLBACK_FILE)
+    if data is not None:
+        try:
+            index = parse_rollback(data).nv_index
+        except ListFormatError:
+            index = None
+    if (index is not None and counter.exists(index) and counter.is_rollback(index)
+            and _usable(counter, index)):  # fmt: skip
+        counter.retire_others(index)
         return index
     # none yet, or the TPM was reset (gone) or holds a bad one: a new counter
     return counter.create()
@@ -228,8 +242,10 @@ def build_state(
             files[DEFAULT_HASHES_FILE] = _default_hashes(default, scan, digests)
             if default.primary_hash is not None:
                 files[PRIMARY_HANDLE_HASH_FILE] = default.primary_hash
+        for name in files:
+            check_name(name)  # before the signature exists: staging cannot refuse it later
         signature = signer.sign(signed_listing(files))
-    except ListFormatError as err:
+    except (ListFormatError, ValueError) as err:
         raise SigningError(f"/boot holds a file the lists cannot name: {err}") from err
     # every other signed-state name on the disk goes (the new signature covers none)
     on_disk = [
@@ -320,7 +336,7 @@ def sign_boot(
         if shown is None:
             shown = verify_boot(boot_dir, owner_key_file, None, work_dir=work_dir)
         current = _trusted_current(boot_dir, shown)
-        index = _counter_index(boot_dir, counter)
+        index = _counter_index(current, counter)
         current_value = counter.read(index)
         if current_value is None:
             # a new counter starts wherever the TPM says on its first increment
@@ -340,6 +356,8 @@ def sign_boot(
             + ", ".join(shown_name(p) for p in unseen[:8])
             + ". Nothing was signed: check /boot again and look at these files first."
         )
+    # nothing signs these names, and a cut after the new state landed must not leave them
+    remove_unexpected(boot_dir, scan)
     state = build_state(current, scan, digests, index, value, signer, default)
     note("checking the signature")
     listing = signed_listing({n: d for n, d in state.files.items() if n != SIGNATURE_FILE})
@@ -359,7 +377,6 @@ def sign_boot(
     if pending is None:
         raise SigningError("the staged state vanished before it could be put in place.")
     roll_forward(boot_dir, pending, disk)
-    remove_unexpected(boot_dir, scan)
     note("verifying")
     return verify_boot(boot_dir, owner_key_file, _reader(counter), work_dir=work_dir)
 
@@ -372,3 +389,56 @@ def _reader(counter: Counter) -> ReadCounter:
         return value
 
     return read
+
+
+def settle_interrupted(
+    boot_dir: str,
+    counter: Counter,
+    owner_key_file: str,
+    *,
+    work_dir: str | None = None,
+    disk: Disk | None = None,
+) -> str:
+    """At start, before any check: finish or drop a signing a power cut
+    interrupted; what was done, in plain words ("" when nothing was pending).
+
+    A staging that committed but whose counter never moved holds the owner's
+    signature for the counter's next value. Dropped, it would stay valid: the
+    next signing is at that same value, and a copy of the dropped state put
+    back later would verify. So when the staged signature is the owner's over
+    the staged files at exactly the next value, the counter is moved and the
+    signing finished (the owner asked for it); anything else is dropped."""
+    pending = read_pending(boot_dir)
+    index = pending_counter_index(boot_dir)
+    now: int | None = None
+    try:
+        if index is not None and counter.exists(index) and counter.is_rollback(index):
+            now = counter.read(index)
+    except (OSError, ValueError, CounterGone):
+        now = None  # no counter to finish with: the change is dropped
+    if (
+        pending is not None
+        and pending.complete
+        and index is not None
+        and now is not None
+        and now + 1 == pending.counter
+        and _owner_signed_staging(boot_dir, pending.counter, owner_key_file, work_dir)
+    ):
+        now = counter.increment(index)
+    return settle_pending(boot_dir, now, disk)
+
+
+def _owner_signed_staging(boot_dir: str, value: int, owner_key_file: str,
+                          work_dir: str | None) -> bool:  # fmt: skip
+    files = staged_files(boot_dir)
+    signature = files.pop(SIGNATURE_FILE, None)
+    rollback = files.get(ROLLBACK_FILE)
+    if signature is None or rollback is None:
+        return False
+    try:
+        if not parse_rollback(rollback).matches(value):
+            return False
+        listing = signed_listing(files)
+    except ListFormatError:
+        return False
+    return verify_detached(signature, listing, owner_key_file, work_dir=work_dir).ok

@@ -25,11 +25,33 @@ class TpmCounter:
         except TpmError as err:
             raise OSError(str(err)) from err
 
-    def create(self) -> int:
+    def owner_passphrase(self) -> bytes:
+        """The TPM owner passphrase (a subclass may ask for it)."""
         if self.owner_auth is None:
             raise OSError("creating a rollback counter needs the TPM owner passphrase")
+        return self.owner_auth
+
+    def is_rollback(self, index: int) -> bool:
         try:
-            index = counters.create_counter(self.tpm, self.owner_auth)
+            return index in counters.rollback_counters(self.tpm)
+        except TpmError as err:
+            raise OSError(str(err)) from err
+
+    def retire_others(self, index: int) -> None:
+        """Only index stays a rollback counter (after a power cut between a
+        counter's creation and its retiring, or one defined with the owner
+        passphrase meanwhile); asks for the passphrase only when needed."""
+        try:
+            others = [i for i in counters.rollback_counters(self.tpm) if i != index]
+            if others:
+                counters.retire_counters(self.tpm, self.owner_passphrase(), keep=index)
+        except TpmError as err:
+            raise OSError(str(err)) from err
+
+    def create(self) -> int:
+        owner_auth = self.owner_passphrase()
+        try:
+            index = counters.create_counter(self.tpm, owner_auth)
         except TpmError as err:
             raise OSError(str(err)) from err
         # Every other rollback counter goes now, while the owner passphrase is
@@ -39,9 +61,9 @@ class TpmCounter:
         # gone: verification says "TPM rollback counter missing" and offers to
         # sign again, which fails closed.
         try:
-            counters.retire_counters(self.tpm, self.owner_auth, keep=index)
+            counters.retire_counters(self.tpm, owner_auth, keep=index)
         except TpmError as err:
-            raise OSError(self._abandon(index, self.owner_auth, err)) from err
+            raise OSError(self._abandon(index, owner_auth, err)) from err
         return index
 
     def _abandon(self, index: int, owner_auth: bytes, err: TpmError) -> str:

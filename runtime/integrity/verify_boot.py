@@ -52,9 +52,14 @@ from runtime.integrity.openpgp import (
     owner_gpg,
 )
 from runtime.integrity.safe_read import UnsafeFile, kind_of, read_regular
+from runtime.tpm import handles
 
 #: a kexec*.txt larger than this is not Heads' (a hash list of 100k files is ~10 MB)
 MAX_LIST_BYTES = 32 * 1024 * 1024
+#: all signed-state files together: a few lists, a default, notes
+MAX_STATE_BYTES = 48 * 1024 * 1024
+MAX_STATE_FILES = 128
+NOT_ROLLBACK = handles.NOT_ROLLBACK
 #: how far past the TPM's value we look to say which value /boot was signed at
 SIGNED_VALUE_SEARCH = 64
 
@@ -75,6 +80,7 @@ class Problem(enum.StrEnum):
     COUNTER_UNREADABLE = "TPM rollback counter unreadable"
     ROLLED_BACK = "an older signed /boot (rollback)"
     LINKS_CHANGED = "symlinks retargeted"
+    LINKS_UNSIGNED = "symlink targets not signed"
     UNEXPECTED = "unexpected files in the signed-state area"
     UPDATE_NOTES = "an OS update left notes"
 
@@ -131,7 +137,8 @@ class BootReport:
         return not self.findings
 
     def add(self, problem: Problem, detail: str) -> None:
-        self.findings.append(Finding(problem, detail))
+        # a detail may quote the disk (a name in an error): it must not draw
+        self.findings.append(Finding(problem, printable(detail)))
 
     def signed(self) -> Signed | None:
         """What the boot may read and load, when /boot verified; else None."""
@@ -158,11 +165,21 @@ def _read_signed_state(boot_dir: str, report: BootReport) -> dict[str, bytes] | 
         report.add(Problem.UNREADABLE, f"{boot_dir} cannot be listed ({err.strerror}).")
         return None
     files: dict[str, bytes] = {}
-    for name in [*signed_names(names), SIGNATURE_FILE]:
+    wanted = [*signed_names(names), SIGNATURE_FILE]
+    if len(wanted) > MAX_STATE_FILES:
+        report.add(Problem.LIST_DAMAGED, f"/boot holds {len(wanted)} kexec*.txt files: no "
+                   "signed state has that many.")  # fmt: skip
+        return None
+    total = 0
+    for name in wanted:
+        if total > MAX_STATE_BYTES:
+            report.add(Problem.LIST_DAMAGED, "/boot's kexec*.txt files are far too large together.")
+            return None
         try:
             files[name] = read_regular(
                 os.path.join(boot_dir, name), MAX_LIST_BYTES, shown=f"/boot/{shown_name(name)}"
             )
+            total += len(files[name])
         except FileNotFoundError:
             continue
         except UnsafeFile as err:
@@ -260,6 +277,13 @@ def _check_rollback(files: dict[str, bytes], read_counter: ReadCounter, report: 
         rollback = parse_rollback(data)
     except ListFormatError as err:
         report.add(Problem.LIST_DAMAGED, str(err))
+        return
+    if rollback.nv_index in NOT_ROLLBACK:
+        report.add(
+            Problem.LIST_DAMAGED,
+            f"kexec_rollback.txt names 0x{rollback.nv_index:08x}, which is not a rollback "
+            "counter (the TOTP/HOTP state lives there).",
+        )
         return
     try:
         value = read_counter(rollback.nv_index)
@@ -362,6 +386,17 @@ def _check_links(scan: BootScan, report: BootReport) -> None:
     the boot then follows no symlink at all (boot_paths)."""
     signed = report.signed_links
     if signed is None:
+        if scan.links:
+            # Heads signs a symlink's name, never its target: show every target
+            report.add(
+                Problem.LINKS_UNSIGNED,
+                f"{len(scan.links)} symlink(s) whose target no signature records (signed by "
+                "Heads?); the verified boot follows none of them. Check them, then sign "
+                "again: "
+                + ", ".join(
+                    f"{shown_name(r)} -> {shown_name(t)}" for r, t in sorted(scan.links.items())
+                ),
+            )
         return
     changed = sorted(
         (rel for rel, target in scan.links.items() if rel in signed and signed[rel] != target),
@@ -442,7 +477,9 @@ def verify_boot(
         if read_counter is not None:
             _check_rollback(files, read_counter, report)
         _check_files(boot_dir, files, report, progress)
-    except (OSError, ValueError, UnicodeError) as err:
+    except (OSError, ValueError, UnicodeError, RecursionError) as err:
         # whatever /boot holds, the answer is a finding, never a crash
         report.add(Problem.UNREADABLE, f"/boot could not be checked completely: {err}")
+    except MemoryError:
+        report.add(Problem.UNREADABLE, "/boot holds more than this machine's RAM can check.")
     return report

@@ -47,6 +47,8 @@ class BootSide:
 
 
 def _hash_progress(progress: Callable[[str], None]) -> Callable[[int, int, str], None]:
+    from runtime.integrity.verify_boot import shown_name
+
     last = [0.0]
 
     def report(done: int, total: int, name: str) -> None:
@@ -55,7 +57,7 @@ def _hash_progress(progress: Callable[[str], None]) -> Callable[[int, int, str],
             return  # a serial console cannot take a line per MiB
         last[0] = now
         pct = 100 * done // total if total else 100
-        progress(f"Checking /boot against its signed hashes: {pct}% ({name[2:]})")
+        progress(f"Checking /boot against its signed hashes: {pct}% ({shown_name(name)})")
 
     return report
 
@@ -84,7 +86,9 @@ def _check_of(report: object) -> BootCheck:
         ok=report.ok,
         findings=tuple(str(f) for f in report.findings),
         problems=frozenset(str(f.problem) for f in report.findings),
-        changed=tuple(sorted({*report.modified, *report.added, *report.removed})),
+        changed=tuple(shown_name(p) for p in sorted({*report.modified, *report.added,
+                                                     *report.removed}, key=os.fsencode))
+        + tuple(report.unexpected),
         counter=report.counter,
         signer=report.signer,
         update_notes=tuple(notes),
@@ -134,19 +138,15 @@ def _work_dir() -> str | None:
 
 def settle(side: BootSide, tpm: object) -> str:
     """Finish or drop a signing a power cut interrupted (needs /boot writable)."""
-    from runtime.integrity.boot_state import PENDING_DIR, pending_counter_index, settle_pending
+    from runtime.integrity.boot_lists import PENDING_DIR
+    from runtime.integrity.sign_boot import settle_interrupted
     from runtime.integrity.tpm_counter import TpmCounter
-    from runtime.integrity.verify_boot import CounterGone
 
     if not os.path.lexists(os.path.join(side.boot_dir, PENDING_DIR)):
         return ""  # a FIFO or a link named so is settled (removed) too
-    index = pending_counter_index(side.boot_dir)
-    try:
-        value = TpmCounter(tpm).read(index) if index is not None else None  # type: ignore[arg-type]
-    except (OSError, ValueError, CounterGone):
-        value = None  # no counter to finish with: the change is dropped
     with writable(side):
-        return settle_pending(side.boot_dir, value)
+        return settle_interrupted(side.boot_dir, TpmCounter(tpm), OWNER_KEY_PATH,  # type: ignore[arg-type]
+                                  work_dir=_work_dir())  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -184,6 +184,7 @@ def options(side: BootSide) -> OptionsFacts:
     from runtime.boot_configs.heads_line import parse_heads_line
     from runtime.boot_configs.heads_listing import heads_listing
     from runtime.integrity.boot_view import BootView
+    from runtime.integrity.verify_boot import printable
 
     if not side.device:
         return OptionsFacts(problem="No /boot partition was found.")
@@ -191,19 +192,21 @@ def options(side: BootSide) -> OptionsFacts:
     assert isinstance(boot_view, BootView)
     try:
         listing = heads_listing(boot_view)
-    except (OSError, ValueError, RecursionError) as err:
-        return OptionsFacts(problem=f"The boot configuration on /boot cannot be read: {err}")
+    except (OSError, ValueError, RecursionError, MemoryError) as err:
+        return OptionsFacts(problem=printable(f"The boot configuration on /boot cannot be "
+                                              f"read: {err or 'too large'}"))  # fmt: skip
     side.listing = listing.lines
     found: list[BootOption] = []
-    warnings = [str(w) for w in listing.warnings[:8]]
+    warnings = [printable(str(w)) for w in listing.warnings[:8]]
     for number, line in enumerate(listing.lines, start=1):
         try:
             entry = parse_heads_line(line).entry
         except ConfigSyntaxError as err:
-            warnings.append(f"entry {number} cannot be booted: {err}")
+            warnings.append(printable(f"entry {number} cannot be booted: {err}"))
             continue
-        found.append(BootOption(number, line, entry.name or f"entry {number}", entry.kernel,
-                                entry.cmdline))  # fmt: skip
+        # the line boots as it is; what the screens show of it cannot draw
+        found.append(BootOption(number, line, printable(entry.name or f"entry {number}"),
+                                printable(entry.kernel), printable(entry.cmdline)))  # fmt: skip
     problem = "" if found else "The boot configuration on /boot offers nothing to boot."
     return OptionsFacts(tuple(found), problem, tuple(warnings))
 
@@ -357,13 +360,14 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
     owner_auth: bytearray | None = None
 
     class AskingCounter(TpmCounter):
-        def create(self) -> int:
+        def owner_passphrase(self) -> bytes:
             nonlocal owner_auth
-            owner_auth = ask_owner(1, "")
-            if owner_auth is None:
-                raise SigningError("no TPM owner passphrase: the counter was not created.")
-            self.owner_auth = bytes(owner_auth)
-            return super().create()
+            if self.owner_auth is None:
+                owner_auth = ask_owner(1, "")
+                if owner_auth is None:
+                    raise SigningError("no TPM owner passphrase: the counter was not created.")
+                self.owner_auth = bytes(owner_auth)
+            return self.owner_auth
 
     from runtime.integrity.primary_handle import format_primary_hash, primary_handle_bytes
     from runtime.tpm.errors import TpmError
@@ -468,7 +472,7 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
         bootlog.stage("kexec", unsafe=unsafe, steps=len(done))
         kexec.execute()
     except (KexecError, ConfigSyntaxError, BootPathError) as err:
-        return str(err)
+        return printable(str(err))
     except TpmError as err:
         return f"PCR 4 could not be extended, so nothing was booted: {err}"
     except SecretDirError as err:

@@ -109,7 +109,8 @@ class BootCheck:
     ok: bool
     findings: tuple[str, ...] = ()  # one plain-words line per problem
     problems: frozenset[str] = frozenset()  # verify_boot.Problem values
-    changed: tuple[str, ...] = ()  # files modified, added or removed ('./rel')
+    #: every path modified, added or removed, and every unexpected name, as shown
+    changed: tuple[str, ...] = ()
     counter: int | None = None  # the TPM rollback counter now
     signer: str = ""
     #: what an OS update said it changed (kexec_package_trigger_*.txt)

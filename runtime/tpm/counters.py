@@ -25,7 +25,7 @@ COUNTER_SIZE = 8
 
 #: NV indexes of handles.py in the counter range that are no rollback counter:
 #: create_counter never picks them, retire_counters never removes them.
-NOT_ROLLBACK = frozenset({handles.TOTP_SEALED_NV, handles.HOTP_COUNTER_NV})
+NOT_ROLLBACK = handles.NOT_ROLLBACK
 
 #: Handles asked for per TPM2_GetCapability call; the TPM may return fewer.
 _HANDLES_PER_CALL = 64

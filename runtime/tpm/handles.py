@@ -37,3 +37,6 @@ TOTP_SEALED_NV = 0x01004D47
 #: NV monotonic counter holding the computer's HOTP counter ("HO"), beside
 #: the TOTP blob; runtime.secrets.hotp.counter defines it.
 HOTP_COUNTER_NV = 0x0100484F
+
+#: NV indexes in the counter range that hold other state: never /boot's counter
+NOT_ROLLBACK = frozenset({TOTP_SEALED_NV, HOTP_COUNTER_NV})

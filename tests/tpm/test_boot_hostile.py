@@ -347,3 +347,150 @@ def test_signing_replaces_a_fifo_state_file_and_keeps_the_new_one(
     report = _within(HANG, lambda: _sign(boot, owner_key, counter, shown=shown))
     assert report.ok, report.findings
     assert (boot / "kexec_rollback.txt").is_file()
+
+
+# --- found by attacking the first version of these fixes ---------------------------
+
+
+def test_an_unsigned_rollback_file_never_picks_the_counter(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey, tmp_path: Path
+) -> None:
+    from runtime.integrity.boot_lists import ROLLBACK_FILE, format_sum_line
+    from runtime.secrets.hotp.counter import TpmCounterStore
+    from runtime.tpm import handles
+
+    hotp = TpmCounterStore.open_or_create(tpm, OWNER)
+    hotp_before = hotp.read()
+    counter, _ = _signed(tpm, boot, owner_key)
+    assert _sign(boot, owner_key, counter).ok
+    old = tmp_path / "old"
+    shutil.copytree(boot, old, symlinks=True)
+    (boot / ROLLBACK_FILE).unlink()
+    shown = _verify(boot, owner_key, counter)
+    # what a replayed journal writes once /boot is writable: the HOTP counter's index
+    hotp_id = f"{handles.HOTP_COUNTER_NV:x}"
+    (boot / ROLLBACK_FILE).write_text(format_sum_line("0" * 64, f"/tmp/counter-{hotp_id}"))
+    report = _sign(boot, owner_key, counter, shown=shown)
+    assert report.ok
+    assert hotp.read() == hotp_before  # never moved by a signing
+    assert not _verify(old, owner_key, counter).ok  # the older copy stays refused
+    # and a /boot naming the HOTP counter is refused as such
+    (boot / ROLLBACK_FILE).write_text(format_sum_line("0" * 64, f"/tmp/counter-{hotp_id}"))
+    findings = _verify(boot, owner_key, counter).findings
+    assert "not a rollback counter" in " ".join(map(str, findings))
+
+
+def _heads_signed(boot: Path, owner_key: OwnerKey, counter: TpmCounter) -> None:
+    """/boot signed as Heads signs it: no record of where a symlink points."""
+    from runtime.integrity import boot_lists as bl
+    from runtime.integrity.boot_scan import hash_files, scan_boot
+
+    report = _sign(boot, owner_key, counter)
+    (boot / bl.LINKS_FILE).unlink()
+    scan = scan_boot(str(boot))
+    state = {n: (boot / n).read_bytes() for n in bl.signed_names(os.listdir(boot))}
+    state[bl.HASHES_FILE] = bl.format_hashes(hash_files(str(boot), scan.files))
+    for name, data in state.items():
+        (boot / name).write_bytes(data)
+    signature = GpgSigner(str(owner_key.home)).sign(bl.signed_listing(state))
+    (boot / bl.SIGNATURE_FILE).write_bytes(signature)
+    assert report.ok
+
+
+def test_symlink_targets_heads_never_signed_are_shown_before_signing(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    counter = TpmCounter(tpm, OWNER)
+    _heads_signed(boot, owner_key, counter)
+    os.unlink(boot / "vmlinuz")
+    os.symlink("vmlinuz-6.0", boot / "vmlinuz")
+    report = _verify(boot, owner_key, counter)
+    assert _problems(report) == {Problem.LINKS_UNSIGNED}
+    assert "vmlinuz -> vmlinuz-6.0" in str(report.findings[0])
+
+
+def test_every_changed_path_reaches_the_signing_screen(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    from runtime.state.device_boot import _check_of
+
+    counter, _ = _signed(tpm, boot, owner_key)
+    names = [f"aaa-{i:02}" for i in range(20)]
+    for name in names:
+        (boot / name).write_text("new")
+    (boot / "vmlinuz-6.1").write_bytes(b"EVIL")
+    check = _check_of(_verify(boot, owner_key, counter))
+    assert set(names) | {"vmlinuz-6.1"} <= set(check.changed)
+
+
+def test_an_interrupted_owner_signing_is_finished_so_its_signature_cannot_come_back(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    from runtime.integrity.boot_lists import PENDING_DIR
+    from runtime.integrity.sign_boot import settle_interrupted
+
+    counter, _ = _signed(tpm, boot, owner_key)
+    (boot / "config-6.1").write_text("an update\n")
+
+    class CutBeforeIncrement(TpmCounter):
+        def increment(self, index: int) -> int:
+            raise OSError("power cut")
+
+    shown = _verify(boot, owner_key, counter)
+    value = shown.counter
+    with pytest.raises(OSError, match="power cut"):
+        _sign(boot, owner_key, CutBeforeIncrement(tpm, OWNER), shown=shown)
+    assert (boot / PENDING_DIR / "COMMIT").exists()
+    said = settle_interrupted(str(boot), counter, str(owner_key.public))
+    assert "completed" in said
+    report = _verify(boot, owner_key, counter)
+    assert report.ok and report.counter == (value or 0) + 1
+    assert "./config-6.1" in report.digests
+
+
+def test_a_staging_not_signed_by_the_owner_is_dropped_and_moves_nothing(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey, stranger: OwnerKey
+) -> None:
+    from runtime.integrity.boot_lists import ROLLBACK_FILE, parse_rollback
+    from runtime.integrity.boot_state import NewState, stage
+    from runtime.integrity.sign_boot import settle_interrupted
+
+    counter, report = _signed(tpm, boot, owner_key)
+    now = report.counter or 0
+    state = _state(boot)
+    index = parse_rollback(state[ROLLBACK_FILE]).nv_index
+    from runtime.integrity.boot_lists import format_rollback, signed_listing
+
+    files = {**state, ROLLBACK_FILE: format_rollback(f"{index:x}", now + 1)}
+    files.pop("kexec.sig")
+    files["kexec.sig"] = GpgSigner(str(stranger.home)).sign(signed_listing(files))
+    stage(str(boot), NewState(files, [], now + 1))
+    said = settle_interrupted(str(boot), counter, str(owner_key.public))
+    assert "dropped" in said
+    assert counter.value(index) == now and _verify(boot, owner_key, counter).ok
+
+
+def test_control_characters_and_escapes_in_names_never_reach_a_screen(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    counter, _ = _signed(tpm, boot, owner_key)
+    (boot / "kexec_\x01.txt").write_text("x")
+    (boot / "\x1b[2J\x9bVERIFIED").write_text("x")
+    report = _verify(boot, owner_key, counter)
+    text = " ".join(map(str, report.findings))
+    assert not any(c in text for c in "\x1b\x9b\x01")
+    assert Problem.UNEXPECTED in _problems(report)
+    assert _sign(boot, owner_key, counter, shown=report).ok
+    assert not os.path.lexists(boot / "kexec_\x01.txt")
+
+
+def test_many_hard_links_to_a_sparse_state_file_are_refused_without_reading(
+    tpm: Tpm, boot: Path, owner_key: OwnerKey
+) -> None:
+    counter, _ = _signed(tpm, boot, owner_key)
+    with open(boot / "kexec_pad0.txt", "wb") as f:
+        f.truncate(32 << 20)
+    for i in range(1, 200):
+        os.link(boot / "kexec_pad0.txt", boot / f"kexec_pad{i}.txt")
+    report = _within(HANG, lambda: _verify(boot, owner_key, counter))
+    assert not report.ok and Problem.LIST_DAMAGED in _problems(report)

@@ -395,7 +395,7 @@ def test_hostile_commit_is_dropped(tmp_path: Path, plant: Callable[[Path, Path],
 def test_names_a_signing_writes_are_accepted() -> None:
     for name in ("kexec.sig", "kexec_hashes.txt", "kexec_default.3.txt",
                  "kexec_package_trigger_pre.txt", "kexec_primhdl_hash.txt"):  # fmt: skip
-        assert boot_state._check_name(name) == name
+        assert boot_state.check_name(name) == name
 
 
 def test_staged_bound_is_the_list_bound() -> None:

@@ -37,6 +37,12 @@ class StandInCounter:
     def create(self) -> int:
         return COUNTER_INDEX
 
+    def is_rollback(self, index: int) -> bool:
+        return index == COUNTER_INDEX
+
+    def retire_others(self, index: int) -> None:
+        pass
+
     def increment(self, index: int) -> int:
         self.value_now += 1
         if self.log is not None:

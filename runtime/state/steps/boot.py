@@ -25,8 +25,13 @@ _RESIGNABLE = frozenset({"files modified", "files added", "files removed",
                          "TPM rollback counter missing",
                          "TPM rollback counter unreadable",
                          # beyond Heads: a signing records the links, drops the rest
-                         "symlinks retargeted", "unexpected files in the signed-state area",
+                         "symlinks retargeted", "symlink targets not signed",
+                         "unexpected files in the signed-state area",
                          "an OS update left notes"})  # fmt: skip
+
+
+#: a signing shows every changed path first; more than this is no screen's
+MAX_SHOWN_CHANGES = 2000
 
 
 def _progress(ctx: Context, title: str) -> Callable[[str], None]:
@@ -130,8 +135,10 @@ def os_menu(ctx: Context) -> str:
     option = _choose_option(ctx, "OS boot menu", ("/boot is verified: choose what to boot.",))
     if option is None:
         return "back"
+    # the entry in words (its raw line is disk text and Heads' internal format)
     event = ctx.ui.choose(Menu(f"Boot {option.name}?", (
-        option.line,
+        f"Kernel: {option.kernel}",
+        f"Command line: {option.cmdline or '(none)'}",
     ), (Choice("y", "Boot it", "boot"),
         Choice("d", "Make it the default (signs /boot again)", "default"),
         Choice("b", "<-- Back to the list", "again")), back_event="again"))
@@ -201,6 +208,14 @@ def _sign(ctx: Context, default: BootOption | None) -> bool:
 def update_checksums(ctx: Context) -> str:
     check = _verify(ctx, "Update checksums")
     body: list[str] = []
+    if len(check.changed) > MAX_SHOWN_CHANGES:
+        ctx.page("Too many changes to show", [
+            f"{len(check.changed)} paths on /boot changed since the last signing: more than "
+            "this screen can show, and nothing is signed unseen.",
+            "Look at /boot from a trusted system, and sign it there with the host "
+            "command (python3 -m runtime.integrity sign), or remove what you did not add."],
+            Tone.ERROR)  # fmt: skip
+        return "back"
     if check.ok:
         body.append("/boot is already what you signed; signing again moves the rollback "
                     "counter on, so older signed copies of /boot stop verifying.")  # fmt: skip
@@ -208,6 +223,10 @@ def update_checksums(ctx: Context) -> str:
         body += ["What changed since the last signing:", *check.findings]
         if check.update_notes:
             body += ["The OS update said:", *check.update_notes]
+        if check.changed:
+            # every name, not only the findings' first few: the owner signs what is seen
+            body += ["", f"Every path that changed ({len(check.changed)}):",
+                     *(f"  {name}" for name in check.changed)]  # fmt: skip
     body += list(check.notes)
     body.append("Sign only if you made these changes (an OS update, a kernel you built).")
     event = ctx.ui.choose(Menu("Update checksums and sign /boot", tuple(body), (
