@@ -25,6 +25,8 @@ SYS_BLOCK = "/sys/class/block"
 BOOT_MOUNTPOINT = "/boot"
 MIN_SECTORS = 4096  # 2 MiB: smaller partitions are BIOS-boot or firmware areas
 MOUNT_TIMEOUT = 20
+#: a device node, a set-uid bit or a program on /boot means nothing to the firmware
+SAFE_OPTIONS = ",nodev,nosuid,noexec"
 # busybox applets in the image (/init puts /bin first on PATH too).
 MOUNT = "/bin/mount"
 UMOUNT = "/bin/umount"
@@ -169,7 +171,7 @@ def _read_head(path: str) -> bytes:
 
 def _mount(device: str, fstype: str, target: str) -> bool:
     os.makedirs(target, exist_ok=True)
-    options = "ro,noload" if fstype == "ext4" else "ro"
+    options = ("ro,noload" if fstype == "ext4" else "ro") + SAFE_OPTIONS
     try:
         subprocess.run(
             [MOUNT, "-t", fstype, "-o", options, device, target],
@@ -207,7 +209,7 @@ def remount(device: str, target: str, writable: bool, *, replay_journal: bool = 
             "anything is signed; /boot was left read-only."
         )
     unmount(target)
-    options = "rw" if writable else ("ro,noload" if fstype == "ext4" else "ro")
+    options = ("rw" if writable else ("ro,noload" if fstype == "ext4" else "ro")) + SAFE_OPTIONS
     try:
         subprocess.run(
             [MOUNT, "-t", fstype, "-o", options, device, target],

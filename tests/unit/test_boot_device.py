@@ -142,7 +142,7 @@ def test_remount_refuses_to_write_over_a_pending_journal(
 
     # A clean journal: read-write is mounted as before.
     assert remount(device, target, writable=True) == ""
-    assert mounts.calls[-1][1:] == ["-t", "ext4", "-o", "rw", device, target]
+    assert mounts.calls[-1][1:] == ["-t", "ext4", "-o", "rw,nodev,nosuid,noexec", device, target]
 
     ej.make_pending_journal(image, "/vmlinuz", kernel[::-1])
     assert journal_pending(device)
@@ -153,13 +153,14 @@ def test_remount_refuses_to_write_over_a_pending_journal(
 
     # Read-only (noload) never replays: allowed.
     assert remount(device, target, writable=False) == ""
-    assert mounts.calls[-1][1:] == ["-t", "ext4", "-o", "ro,noload", device, target]
+    read_only = "ro,noload,nodev,nosuid,noexec"
+    assert mounts.calls[-1][1:] == ["-t", "ext4", "-o", read_only, device, target]
 
     # Asked for explicitly (to apply it, then verify again): mounted read-write.
     mounts.calls.clear()
     assert remount(device, target, writable=True, replay_journal=True) == ""
     assert mounts.calls[0][0] == boot_device.UMOUNT
-    assert mounts.calls[-1][1:] == ["-t", "ext4", "-o", "rw", device, target]
+    assert mounts.calls[-1][1:] == ["-t", "ext4", "-o", "rw,nodev,nosuid,noexec", device, target]
 
 
 def test_remount_of_something_else_is_not_refused(
