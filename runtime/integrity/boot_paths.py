@@ -61,6 +61,10 @@ def live_links(root: str) -> LinkTarget:
 def resolve(path: str, link_target: LinkTarget) -> str:
     """The canonical './rel' for a path relative to /boot's top ('/x/y')."""
     shown = path
+    try:
+        os.fsencode(path)  # a lone surrogate names no file
+    except UnicodeError:
+        raise BootPathError("the path is not a file name") from None
     if "\0" in path or len(path) > MAX_PATH:
         raise BootPathError(f"the path {shown[:80]!r} is not a file name")
     parts: deque[str] = deque(path.split("/"))

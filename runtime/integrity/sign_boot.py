@@ -52,7 +52,7 @@ from runtime.integrity.boot_lists import (
     signed_listing,
 )
 from runtime.integrity.boot_paths import BootPathError, resolve, signed_links
-from runtime.integrity.boot_scan import BootScan, Progress, hash_files, scan_boot
+from runtime.integrity.boot_scan import BootScan, Progress, ScanError, hash_files, scan_boot
 from runtime.integrity.boot_state import (
     Disk,
     NewState,
@@ -80,7 +80,8 @@ DEFAULT_GLOB = "kexec_default.*.txt"
 
 
 class SigningError(Exception):
-    """Signing did not happen; the message is for the user, /boot is unchanged."""
+    """Signing did not happen; the message is for the user. /boot's signed
+    state is unchanged (stray names under ./kexec* may have been removed)."""
 
 
 class Signer(Protocol):
@@ -346,7 +347,7 @@ def sign_boot(
         note("hashing")
         scan = scan_boot(boot_dir)
         digests = hash_files(boot_dir, scan.files, progress)
-    except (ValueError, UnicodeError) as err:
+    except (ValueError, UnicodeError, ScanError) as err:
         raise SigningError(f"/boot cannot be read completely: {err}") from err
     unseen = _unseen_changes(shown, scan, digests)
     if unseen:
