@@ -401,8 +401,11 @@ def _check_links(scan: BootScan, report: BootReport) -> None:
     added = set(report.added)
     # retargeted, or a symlink where the signature has something else (a directory)
     changed = sorted(
-        (rel for rel, target in scan.links.items()
-         if signed.get(rel) != target and rel not in added),  # fmt: skip
+        (
+            rel
+            for rel, target in scan.links.items()
+            if signed.get(rel) != target and rel not in added
+        ),
         key=os.fsencode,
     )
     # a signed symlink now something else (a file, a directory) is a change too
