@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from runtime.integrity.boot_lists import PENDING_DIR as PENDING_DIR
-from runtime.integrity.safe_read import UnsafeFile, kind_of, open_regular, read_regular
+from runtime.integrity.safe_read import UnsafeFile, kind_of, read_regular
 
 COMMIT_FILE = "COMMIT"
 MAX_COMMIT_BYTES = 1024 * 1024
@@ -285,25 +285,9 @@ def _file_sha256(path: str, *, dir_fd: int | None = None) -> str | None:
     """The hash of a regular file of at most MAX_STAGED_BYTES; None for
     anything else (missing, a link, a FIFO, a directory, too large, unreadable)."""
     try:
-        fd = open_regular(path, dir_fd=dir_fd)
+        return hashlib.sha256(read_regular(path, MAX_STAGED_BYTES, dir_fd=dir_fd)).hexdigest()
     except OSError:
         return None
-    digest = hashlib.sha256()
-    got = 0
-    try:
-        if os.fstat(fd).st_size > MAX_STAGED_BYTES:
-            return None
-        while got <= MAX_STAGED_BYTES:
-            chunk = os.read(fd, min(1 << 20, MAX_STAGED_BYTES + 1 - got))
-            if not chunk:
-                break
-            digest.update(chunk)
-            got += len(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return digest.hexdigest() if got <= MAX_STAGED_BYTES else None
 
 
 def roll_forward(boot_dir: str, pending: Pending, disk: Disk | None = None) -> None:

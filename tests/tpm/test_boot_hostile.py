@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from runtime.kexec.errors import KexecError
 from runtime.state.device_boot import BootSide, options, verified_files_problem
 from runtime.state.platform import BootOption
 from runtime.tpm.connection import Tpm
+from tests.hang_guard import within
 from tests.tpm.conftest import OWNER
 from tools.owner_key import OwnerKey
 
@@ -70,26 +69,6 @@ def _problems(report: BootReport) -> set[Problem]:
 def _state(boot: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in boot.iterdir() if p.name.startswith("kexec")
             and p.is_file() and not p.is_symlink()}  # fmt: skip
-
-
-def _within(seconds: float, call: Callable[[], Any]) -> Any:
-    """call() in a thread; a hang fails the test instead of blocking it."""
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(call())
-        except BaseException as err:
-            errors.append(err)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    assert not worker.is_alive(), f"hung for more than {seconds} s"
-    if errors:
-        raise errors[0]
-    return result[0]
 
 
 def _option(line: str) -> BootOption:
@@ -241,7 +220,7 @@ def test_symlinked_state_file_is_named_and_removed_never_copied(
     outside.write_bytes(b"bytes from outside /boot\n")
     os.symlink(outside, boot / "kexec_evil.txt")
     os.symlink("/dev/zero", boot / "kexec_zero.txt")
-    shown = _within(HANG, lambda: _verify(boot, owner_key, counter))
+    shown = within(lambda: _verify(boot, owner_key, counter), HANG)
     assert _problems(shown) == {Problem.UNEXPECTED}
     text = " ".join(str(f) for f in shown.findings)
     assert "kexec_evil.txt" in text and "kexec_zero.txt" in text
@@ -279,12 +258,12 @@ def test_fifo_rollback_file_and_signature_do_not_hang(
     for name in ("kexec_rollback.txt", "kexec.sig"):
         (boot / name).unlink()
         os.mkfifo(boot / name)
-    report = _within(HANG, lambda: _verify(boot, owner_key, counter))
+    report = within(lambda: _verify(boot, owner_key, counter), HANG)
     assert not report.ok
     assert "FIFO" in " ".join(str(f) for f in report.findings)
     from runtime.integrity.preflight import CounterView, preflight
 
-    assert "FIFO" in _within(HANG, lambda: preflight(str(boot), lambda _: CounterView(None)))
+    assert "FIFO" in within(lambda: preflight(str(boot), lambda _: CounterView(None)), HANG)
 
 
 def test_unlistable_state_name_is_a_finding_not_a_crash(
@@ -341,10 +320,10 @@ def test_signing_replaces_a_fifo_state_file_and_keeps_the_new_one(
     counter, _ = _signed(tpm, boot, owner_key)
     (boot / "kexec_rollback.txt").unlink()
     os.mkfifo(boot / "kexec_rollback.txt")
-    shown = _within(HANG, lambda: _verify(boot, owner_key, counter))
+    shown = within(lambda: _verify(boot, owner_key, counter), HANG)
     text = " ".join(str(f) for f in shown.findings)
     assert "is not there" not in text and "FIFO" in text
-    report = _within(HANG, lambda: _sign(boot, owner_key, counter, shown=shown))
+    report = within(lambda: _sign(boot, owner_key, counter, shown=shown), HANG)
     assert report.ok, report.findings
     assert (boot / "kexec_rollback.txt").is_file()
 
@@ -492,5 +471,5 @@ def test_many_hard_links_to_a_sparse_state_file_are_refused_without_reading(
         f.truncate(32 << 20)
     for i in range(1, 200):
         os.link(boot / "kexec_pad0.txt", boot / f"kexec_pad{i}.txt")
-    report = _within(HANG, lambda: _verify(boot, owner_key, counter))
+    report = within(lambda: _verify(boot, owner_key, counter), HANG)
     assert not report.ok and Problem.LIST_DAMAGED in _problems(report)

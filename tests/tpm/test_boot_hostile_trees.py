@@ -42,6 +42,7 @@ from runtime.integrity.sign_boot import DefaultChoice, SigningError, sign_boot
 from runtime.integrity.tpm_counter import TpmCounter
 from runtime.integrity.verify_boot import BootReport, Problem, verify_boot
 from runtime.tpm.connection import Tpm
+from tests.hang_guard import within
 from tests.tpm.conftest import OWNER
 from tests.unit.test_boot_view_property import (
     OP_KINDS,
@@ -57,7 +58,6 @@ from tests.unit.test_boot_view_property import (
     scratch,
     sign_view,
     snapshot,
-    within,
 )
 from tools.owner_key import OwnerKey
 
@@ -73,11 +73,11 @@ Snapshot = dict[str, tuple[str, str]]
 
 def _sign(root: str, key: OwnerKey, counter: TpmCounter, **kw: Any) -> BootReport:
     signer = GpgSigner(str(key.home))
-    return within(SLOW, lambda: sign_boot(root, signer, counter, str(key.public), **kw))
+    return within(lambda: sign_boot(root, signer, counter, str(key.public), **kw), SLOW)
 
 
 def _verify(root: str, key: OwnerKey, counter: TpmCounter) -> BootReport:
-    return within(SLOW, lambda: verify_boot(root, str(key.public), counter.value))
+    return within(lambda: verify_boot(root, str(key.public), counter.value), SLOW)
 
 
 def state_files(root: str) -> dict[str, bytes]:

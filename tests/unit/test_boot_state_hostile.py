@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import stat
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -34,6 +33,7 @@ from runtime.integrity.boot_state import (
 from runtime.integrity.preflight import CounterView, preflight
 from runtime.integrity.safe_read import kind_of
 from runtime.integrity.verify_boot import MAX_LIST_BYTES
+from tests.hang_guard import within
 
 T = TypeVar("T")
 
@@ -47,27 +47,6 @@ NEW_HASHES = b"new hashes\n"
 NEW_SIG = b"new signature"
 ROLLBACK_LINE = b"5d41402abc4b2a76b9719d911017c592" * 2 + b"  /tmp/counter-1a2b3c\n"
 HUGE = 33 * 1024 * 1024  # past the 32 MiB bound on a staged file
-
-
-def within(call: Callable[[], T], seconds: float = 20.0) -> T:
-    """call(), or a test failure when it does not return in time."""
-    result: list[T] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(call())
-        except BaseException as err:  # handed to the test thread
-            errors.append(err)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"no answer after {seconds} s: it hangs")
-    if errors:
-        raise errors[0]
-    return result[0]
 
 
 def assert_plain(text: str) -> None:

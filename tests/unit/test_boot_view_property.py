@@ -23,9 +23,8 @@ import pathlib
 import shutil
 import stat
 import tempfile
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -42,6 +41,7 @@ from runtime.integrity.boot_scan import hash_files, scan_boot
 from runtime.integrity.boot_view import BootView, Signed
 from runtime.kexec import ram_copy
 from runtime.kexec.errors import KexecError
+from tests.hang_guard import within
 
 T = TypeVar("T")
 
@@ -62,27 +62,6 @@ def scratch() -> tempfile.TemporaryDirectory[str]:
 
 
 # --- running with a bound ---------------------------------------------------------
-
-
-def within(seconds: float, call: Callable[[], T]) -> T:
-    """call() in a thread: a FIFO opened for reading blocks forever, and that
-    must fail the test, not hang the run."""
-    result: list[T] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(call())
-        except BaseException as err:  # handed to the test's thread
-            errors.append(err)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    assert not worker.is_alive(), f"hung for more than {seconds} s"
-    if errors:
-        raise errors[0]
-    return result[0]
 
 
 # --- the tree, as data --------------------------------------------------------------
@@ -681,7 +660,7 @@ class Checker:
     def listing(self) -> list[BootEntry]:
         """(a): never raises, never hangs; offers nothing read from ./kexec* or
         from outside the tree."""
-        listing = within(HANG, lambda: heads_listing(self.view))
+        listing = within(lambda: heads_listing(self.view), HANG)
         entries = []
         for line in listing.lines:
             assert_no_marker(line, "the listing")
@@ -701,7 +680,7 @@ class Checker:
         for name in os.listdir(self.stage_dir):  # the last entry's copies
             os.unlink(os.path.join(self.stage_dir, name))
         try:
-            staged = within(HANG, lambda: ram_copy.stage_entry(self.view, entry, self.stage_dir))
+            staged = within(lambda: ram_copy.stage_entry(self.view, entry, self.stage_dir), HANG)
         except KexecError:
             return
         for path, copy in staged.paths.items():
