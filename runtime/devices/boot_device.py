@@ -76,6 +76,7 @@ class BootSearch:
     problem: str = ""
     encrypted_seen: bool = False
     tried: tuple[str, ...] = ()
+    candidates: int = 0  # block devices probed (0: no disk at all)
 
 
 def candidates(devices: Iterable[BlockDevice]) -> list[BlockDevice]:
@@ -258,11 +259,13 @@ def find_boot(
         if not _mount(path, fstype, mountpoint):
             continue
         if has_boot_config(mountpoint):
-            return BootSearch(path, mountpoint, encrypted_seen=encrypted, tried=tuple(tried))
+            return BootSearch(path, mountpoint, encrypted_seen=encrypted, tried=tuple(tried),
+                              candidates=len(paths))
         unmount(mountpoint)
     where = ", ".join(tried) if tried else "none had a file system this runtime can read"
     return BootSearch(
         problem=f"No partition holds a boot configuration (tried: {where}).",
         encrypted_seen=encrypted,
         tried=tuple(tried),
+        candidates=len(paths),
     )

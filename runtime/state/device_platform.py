@@ -201,7 +201,8 @@ class DevicePlatform:
         found = find_boot(preferred or "")
         self.boot_device = found.device
         bootlog.stage("boot-device", device=found.device or "-", tried=len(found.tried))
-        return BootFacts(found.device, found.mountpoint, found.problem, found.encrypted_seen)
+        return BootFacts(found.device, found.mountpoint, found.problem, found.encrypted_seen,
+                         disk_seen=bool(found.device or found.candidates))
 
     def rollback_preflight(self) -> str:
         from runtime.integrity.preflight import CounterMissing, CounterView, preflight

@@ -40,6 +40,7 @@ class BootFacts:
     mountpoint: str = ""
     problem: str = ""  # why none was found
     encrypted_seen: bool = False  # a LUKS partition was seen (a hint for the message)
+    disk_seen: bool = False  # some disk or partition was there to probe
 
 
 class TotpFailure(enum.StrEnum):

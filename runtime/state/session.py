@@ -20,7 +20,17 @@ from runtime.state.platform import (
     TotpFacts,
     TotpFailure,
 )
+from runtime.state.verdict import BootState, Evidence, Secret, Token, Verdict, verdict
 from runtime.state.view import Tone
+
+_SECRET = {
+    TotpFailure.MISSING: Secret.NONE_SEALED,
+    TotpFailure.NO_PRIMARY: Secret.NONE_SEALED,
+    TotpFailure.PCRS_CHANGED: Secret.REFUSED,
+    TotpFailure.NOT_BOUND: Secret.REFUSED,
+    TotpFailure.RECOVERY_USED: Secret.RECOVERY,
+    TotpFailure.TPM_ERROR: Secret.ERROR,
+}
 
 TOTP_PERIOD = 30
 
@@ -72,33 +82,58 @@ class Session:
         timeout = self.start.auto_boot_timeout
         return bool(timeout) and self.attested and not self.autoboot_offered
 
-    def integrity(self) -> tuple[Tone, str]:
-        """The main menu's verdict: colour and words."""
-        if not self.tpm_present:
-            return Tone.ERROR, "NO TPM: nothing on this boot can be verified"
+    def evidence(self) -> Evidence:
+        """This power-on's facts, as the verdict takes them."""
         totp = self.totp
-        if totp is not None and totp.failure in (TotpFailure.PCRS_CHANGED,
-                                                 TotpFailure.RECOVERY_USED):
-            return Tone.ERROR, "TAMPERED? the measurements differ from when the secret was sealed"
-        if self.measure is not None and not self.measure.measurements_match:
-            return Tone.ERROR, "TAMPERED? the event log does not match the TPM"
-        if self.hotp is not None and self.hotp.outcome is HotpOutcome.INVALID:
-            return Tone.ERROR, "TAMPERED? the HOTP token refused the code"
-        problems = []
-        if totp is None or totp.code is None:
-            problems.append("no TOTP code")
-        if self.start.hotp_configured and (self.hotp is None
-                                           or self.hotp.outcome is not HotpOutcome.SUCCESS):
-            problems.append("HOTP not verified")
-        if self.boot is None or not self.boot.device:
-            problems.append("no /boot")
-        if self.preflight_problem:
-            problems.append("TPM rollback state inconsistent")
-        if self.start.config_problems:
-            problems.append("configuration problems")
-        if problems:
-            return Tone.WARNING, "UNVERIFIED: " + ", ".join(problems)
-        return Tone.GOOD, "VERIFIED: compare the TOTP code with your phone"
+        secret = (Secret.SHOWN if totp is not None and totp.code is not None
+                  else _SECRET.get(totp.failure, Secret.ERROR) if totp is not None
+                  else Secret.ERROR)  # fmt: skip
+        if not self.start.hotp_configured:
+            token = Token.NOT_CONFIGURED
+        elif self.hotp is not None and self.hotp.outcome is HotpOutcome.SUCCESS:
+            token = Token.SUCCESS
+        elif self.hotp is not None and self.hotp.outcome is HotpOutcome.INVALID:
+            token = Token.INVALID
+        else:
+            token = Token.UNVERIFIED
+        check = self.boot_check
+        return Evidence(
+            tpm=self.tpm_present,
+            measurements_match=self.measure is None or self.measure.measurements_match,
+            recovery_opened=totp is not None and totp.failure is TotpFailure.RECOVERY_USED,
+            secret=secret,
+            token=token,
+            boot=self.boot_state(),
+            changed=check.changed if check is not None else (),
+            rollback_problem=bool(self.preflight_problem),
+            config_problems=bool(self.start.config_problems),
+        )
+
+    def boot_state(self) -> BootState:
+        boot, check = self.boot, self.boot_check
+        if boot is None or not boot.device:
+            return BootState.NO_BOOT if boot is not None and boot.disk_seen else BootState.NO_DISK
+        if self.keyring is not None and not self.keyring.fingerprints:
+            return BootState.NO_OWNER_KEY
+        if check is None:
+            return BootState.NOT_CHECKED
+        if check.ok:
+            return BootState.VERIFIED
+        if check.unsigned:
+            return BootState.NOT_SIGNED
+        if "signed by a key that is not the owner's" in check.problems:
+            return BootState.UNKNOWN_SIGNER
+        if "an older signed /boot (rollback)" in check.problems:
+            return BootState.ROLLED_BACK
+        return BootState.CHANGED
+
+    def verdict(self) -> Verdict:
+        return verdict(self.evidence())
+
+    def integrity(self) -> tuple[Tone, str]:
+        """The verdict's colour and line (the main menu, the reports)."""
+        found = self.verdict()
+        return found.tone, found.line
 
     def hotp_status(self) -> str:
         if not self.start.hotp_configured:

@@ -91,7 +91,7 @@ def test_reboot_attests_with_totp_and_hotp_then_recovery_needs_the_owner(
     with start(machine, initrd_a, token, os_disk) as again:
         menu = again.wait_for_screen("HOTP: Success", FIRST_SCREEN_TIMEOUT)
         assert_current_code(totp_on(menu), secret)
-        assert "VERIFIED" in menu and "/boot: /dev/vda1" in menu
+        assert "NOT SIGNED YET" in menu and "/boot: /dev/vda1" in menu
 
         # A token holding another secret: the code is refused and shown so.
         token.start("--wrong-secret")

@@ -4,6 +4,7 @@ entry may boot unattended."""
 from __future__ import annotations
 
 from runtime.state.platform import (
+    BootCheck,
     BootFacts,
     HotpFacts,
     HotpOutcome,
@@ -21,7 +22,7 @@ GOOD_TOTP = TotpFacts("123456", step=1)
 def attested_session(**start: object) -> Session:
     facts = StartFacts("b", "brand", auto_boot_timeout=5, **start)  # type: ignore[arg-type]
     return Session(start=facts, measure=MeasureFacts(), boot=BootFacts("/dev/vda1", "/boot"),
-                   totp=GOOD_TOTP)
+                   totp=GOOD_TOTP, boot_check=BootCheck(True))  # fmt: skip
 
 
 def test_all_good_is_verified() -> None:
@@ -61,12 +62,15 @@ def test_autoboot_off_without_a_timeout() -> None:
     assert not session.may_autoboot()
 
 
-def test_changed_pcrs_and_recovery_are_red() -> None:
-    for failure in (TotpFailure.PCRS_CHANGED, TotpFailure.RECOVERY_USED):
-        session = attested_session()
-        session.totp = TotpFacts(None, failure=failure, message="refused")
-        tone, words = session.integrity()
-        assert tone is Tone.ERROR and "TAMPERED" in words
+def test_changed_pcrs_are_red_and_the_owners_recovery_shell_is_not_tampering() -> None:
+    session = attested_session()
+    session.totp = TotpFacts(None, failure=TotpFailure.PCRS_CHANGED, message="refused")
+    tone, words = session.integrity()
+    assert tone is Tone.ERROR and "TAMPERED" in words
+    session.totp = TotpFacts(None, failure=TotpFailure.RECOVERY_USED, message="recovery")
+    session.measure = MeasureFacts(measurements_match=False)
+    tone, words = session.integrity()
+    assert tone is Tone.WARNING and words.startswith("RECOVERY SHELL OPENED")
 
 
 def test_event_log_mismatch_and_invalid_hotp_are_red() -> None:
@@ -83,8 +87,8 @@ def test_missing_pieces_are_yellow_and_named() -> None:
     session.boot = BootFacts(problem="none")
     session.totp = TotpFacts(None, failure=TotpFailure.MISSING, message="none")
     tone, words = session.integrity()
-    assert tone is Tone.WARNING
-    assert "no /boot" in words and "no TOTP code" in words
+    assert tone is Tone.WARNING and "no TOTP secret" in words
+    assert session.verdict().reasons == ("no TOTP code", "/boot: no disk")
 
 
 def test_no_tpm_is_red_and_says_so() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from runtime.state.platform import AskSecret, BootCheck, BootOption
 from runtime.state.steps.context import Context
 from runtime.state.steps.start import RECOVERY
+from runtime.state.verdict import BootState
 from runtime.state.view import Choice, Menu, Progress, Prompt, Tone
 
 #: verify_boot problems a re-signing answers (the owner changed /boot)
@@ -39,6 +40,11 @@ def _progress(ctx: Context, title: str) -> Callable[[str], None]:
         ctx.ui.progress(Progress(title, text))
 
     return show
+
+
+def check_boot(ctx: Context, title: str) -> BootCheck:
+    """Check /boot against the owner's signature; the session keeps the result."""
+    return _verify(ctx, title)
 
 
 def _verify(ctx: Context, title: str) -> BootCheck:
@@ -92,22 +98,43 @@ def boot_refused(ctx: Context) -> str:
     resignable = check is not None and bool(check.problems) and check.problems <= _RESIGNABLE
     choices = [Choice("i", "Investigate: the integrity report", "investigate")]
     if resignable:
-        choices.append(Choice("u", "I made these changes: update checksums and sign /boot",
-                              "update-checksums"))  # fmt: skip
+        label = ("Sign /boot now" if ctx.session.boot_state() is BootState.NOT_SIGNED
+                 else "I made these changes: update checksums and sign /boot")  # fmt: skip
+        choices.append(Choice("u", label, "update-checksums"))
     if not ctx.session.start.restricted:
         choices.append(Choice("f", "Boot anyway (unsafe: secrets stay locked)", "unsafe"))
     choices += [Choice("m", "Back to the main menu", "menu"),
                 Choice("p", "Power off", "power-off"), RECOVERY]  # fmt: skip
-    todo = ("If you updated the OS or changed /boot yourself, sign it again. If you did "
-            "not, someone else did: power off and investigate from a trusted system.")  # fmt: skip
+    title, todo = _REFUSALS.get(ctx.session.boot_state(), _REFUSALS[BootState.CHANGED])
     return ctx.problem_menu(
-        "Boot refused: /boot is not what you signed",
+        title,
         ctx.session.boot_refusal,
         "Only files the owner signed are booted, so a changed kernel, initramfs or boot "
         "configuration cannot start unnoticed.",
         todo,
         tuple(choices),
     )
+
+
+#: the refusal's title and advice, by what the check of /boot found: absence
+#: is no attack, and says so
+_REFUSALS = {
+    BootState.NO_DISK: ("Nothing to boot: no disk was found",
+                        "Attach the disk that holds the OS, then restart."),
+    BootState.NO_BOOT: ("Nothing to boot: no /boot partition",
+                        "No partition holds a boot configuration: check that the right "
+                        "disk is attached, then restart."),
+    BootState.NOT_SIGNED: ("/boot is not signed yet",
+                           "If this is the OS you installed, sign /boot now with your key: "
+                           "from then on, any change to it is caught."),
+    BootState.NO_OWNER_KEY: ("No owner key in the firmware",
+                             "The firmware holds no key to check /boot with: build it with "
+                             "your public key."),
+    BootState.CHANGED: ("Boot refused: /boot is not what you signed",
+                        "If you updated the OS or changed /boot yourself, sign it again. If "
+                        "you did not, someone else did: power off and investigate from a "
+                        "trusted system."),
+}
 
 
 def _choose_option(ctx: Context, title: str, body: tuple[str, ...],

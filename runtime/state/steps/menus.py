@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from runtime import bootlog
+from runtime.state.steps.boot import check_boot
 from runtime.state.steps.context import Context
 from runtime.state.steps.start import RECOVERY
 from runtime.state.view import Choice, Menu, Tone
@@ -37,6 +38,9 @@ def main_menu(ctx: Context) -> str:
 
         bootlog.stage("menu-shown", peak_rss_kib=peak_rss_kib(),
                       guest_used_kib=guest_memory_used_kib())
+    if _boot_checkable(ctx) and session.boot_check is None:
+        # the verdict speaks about /boot too: check it once, before the first menu
+        check_boot(ctx, "Checking /boot")
     tone, verdict = session.integrity()
     body = [verdict]
     if session.boot is not None and session.boot.device:
@@ -49,6 +53,12 @@ def main_menu(ctx: Context) -> str:
     start = session.start
     return ctx.ui.choose(Menu(f"{start.board_name} | {start.brand} boot menu", tuple(body),
                               MAIN_CHOICES, tone=tone, live=live))
+
+
+def _boot_checkable(ctx: Context) -> bool:
+    session = ctx.session
+    keys = session.keyring is None or bool(session.keyring.fingerprints)
+    return session.tpm_present and keys and session.boot is not None and bool(session.boot.device)
 
 
 def system_info(ctx: Context) -> str:
@@ -114,8 +124,13 @@ def tpm_options(ctx: Context) -> str:
 
 
 def integrity_report(ctx: Context) -> str:
-    tone, verdict = ctx.session.integrity()
-    lines = [verdict, "", *ctx.platform.integrity_lines()]
+    found = ctx.session.verdict()
+    lines = [found.line, *(f"  - {reason}" for reason in found.reasons)]
+    check = ctx.session.boot_check
+    if check is not None and not check.ok:
+        lines += ["", "/boot:", *check.findings]
+    lines += ["", *ctx.platform.integrity_lines()]
+    tone = found.tone
     event = ctx.ui.choose(Menu("Integrity report", tuple(lines), (
         Choice("c", "Continue", "back"),
         Choice("x", "Drop to the recovery shell to investigate", "recovery")),

@@ -1,0 +1,74 @@
+"""The verdict's truth table: every combination of the evidence, and the
+rules a user relies on (VERIFIED only when everything checked; absence and the
+owner's own recovery shell never read as an attack)."""
+
+from __future__ import annotations
+
+import itertools
+
+from runtime.state.verdict import BootState, Evidence, Secret, Token, verdict
+from runtime.state.view import Tone
+
+ATTACK_SIGNS = {"TAMPERED?"}
+WORDS = {"VERIFIED", "TAMPERED?", "NO TPM", "RECOVERY SHELL OPENED", "UNVERIFIED", "NO DISK",
+         "NO /BOOT", "NOT SIGNED YET", "NO OWNER KEY", "CHANGED"}  # fmt: skip
+
+
+def every_evidence() -> list[Evidence]:
+    return [
+        Evidence(tpm, match, recovery, secret, token, boot, ("vmlinuz",), rollback, config)
+        for tpm, match, recovery, secret, token, boot, rollback, config in itertools.product(
+            (True, False), (True, False), (True, False), Secret, Token, BootState,
+            (True, False), (True, False))
+    ]  # fmt: skip
+
+
+def _all_checked(e: Evidence) -> bool:
+    return (e.tpm and e.measurements_match and e.secret is Secret.SHOWN
+            and e.token in (Token.SUCCESS, Token.NOT_CONFIGURED)
+            and e.boot is BootState.VERIFIED and not e.rollback_problem
+            and not e.config_problems)  # fmt: skip
+
+
+def test_verified_exactly_when_everything_was_checked() -> None:
+    table = every_evidence()
+    assert len(table) == 2 * 2 * 2 * len(Secret) * len(Token) * len(BootState) * 2 * 2
+    for e in table:
+        found = verdict(e)
+        assert found.word in WORDS, found
+        assert (found.word == "VERIFIED") is _all_checked(e), e
+        assert (found.tone is Tone.GOOD) is _all_checked(e), e
+        if e.tpm:  # without a TPM, the verdict says so, whatever else is missing
+            assert bool(found.reasons) is not _all_checked(e), e
+
+
+def test_only_signs_of_an_attack_read_as_one() -> None:
+    for e in every_evidence():
+        found = verdict(e)
+        sign = (e.secret is Secret.REFUSED or e.token is Token.INVALID
+                or e.boot in (BootState.ROLLED_BACK, BootState.UNKNOWN_SIGNER)
+                or (not e.measurements_match and not e.recovery_opened))  # fmt: skip
+        if found.word in ATTACK_SIGNS:
+            assert e.tpm and sign, e
+            assert found.tone is Tone.ERROR
+        elif e.tpm and e.secret is not Secret.RECOVERY and not e.recovery_opened:
+            assert not sign, e
+
+
+def test_absence_is_never_an_attack_and_names_its_way_forward() -> None:
+    base = Evidence(True, True, False, Secret.SHOWN, Token.NOT_CONFIGURED, BootState.VERIFIED)
+    for boot, word, hint in ((BootState.NO_DISK, "NO DISK", "no disk"),
+                             (BootState.NO_BOOT, "NO /BOOT", "boot configuration"),
+                             (BootState.NOT_SIGNED, "NOT SIGNED YET", "sign it now"),
+                             (BootState.CHANGED, "CHANGED", "vmlinuz")):  # fmt: skip
+        found = verdict(Evidence(**{**base.__dict__, "boot": boot, "changed": ("vmlinuz",)}))
+        assert (found.word, found.tone) == (word, Tone.WARNING) and hint in found.headline
+    found = verdict(Evidence(**{**base.__dict__, "secret": Secret.NONE_SEALED}))
+    assert found.word == "UNVERIFIED" and "generate" in found.headline
+
+
+def test_the_owners_recovery_shell_is_said_plainly() -> None:
+    e = Evidence(True, False, True, Secret.RECOVERY, Token.NOT_CONFIGURED, BootState.VERIFIED)
+    found = verdict(e)
+    assert found.word == "RECOVERY SHELL OPENED" and found.tone is Tone.WARNING
+    assert "next power-on" in found.headline
