@@ -40,7 +40,9 @@ def _init_module(image: bytes) -> int:
     return ctypes.get_errno()
 
 
-def measure_and_load(tpm: Tpm, pcr: int, paths: list[str]) -> list[ModuleResult]:
+def measure_and_load(tpm: Tpm | None, pcr: int, paths: list[str]) -> list[ModuleResult]:
+    """Load each module from the bytes measured into ``pcr`` (without a TPM:
+    loaded unmeasured, so the disks still come up)."""
     results = []
     for path in paths:
         try:
@@ -50,8 +52,9 @@ def measure_and_load(tpm: Tpm, pcr: int, paths: list[str]) -> list[ModuleResult]
             results.append(ModuleResult(path, False, f"cannot read it: {err.strerror}"))
             continue
         # Measure first: a module that fails to load was still offered to the kernel.
-        extend(tpm, pcr, image, f"kernel module {os.path.basename(path)}", "module")
-        bootlog.stage("module-measured", module=os.path.basename(path))
+        if tpm is not None:
+            extend(tpm, pcr, image, f"kernel module {os.path.basename(path)}", "module")
+            bootlog.stage("module-measured", module=os.path.basename(path))
         code = _init_module(image)
         bootlog.stage("module", module=os.path.basename(path), errno=code)
         if code in (0, errno.EEXIST):

@@ -55,9 +55,11 @@ def restricted_mode(flag_file: str = RESTRICTED_FLAG,
 def extend_pcr4(tcti: str | None = None) -> None:
     """Record the recovery shell in PCR 4 as Heads does (sha256 of "recovery")."""
     from runtime.tpm.connection import Tpm
+    from runtime.tpm.log_journal import RUNTIME_JOURNAL
     from runtime.tpm.pcrs import extend_string
 
-    tpm = Tpm.connect(tcti)
+    # the runtime started after the shell reads this extend back from the journal
+    tpm = Tpm.connect(tcti, journal=RUNTIME_JOURNAL if tcti is None else None)
     try:
         extend_string(tpm, 4, "recovery", "recovery-shell")
     finally:

@@ -122,10 +122,11 @@ class DevicePlatform:
         )
         from runtime.tpm.connection import Tpm
         from runtime.tpm.errors import TpmError
+        from runtime.tpm.log_journal import RUNTIME_JOURNAL
 
         bootlog.stage("imports-tpm")
         try:
-            self.tpm = Tpm.connect()
+            self.tpm = Tpm.connect(journal=RUNTIME_JOURNAL)
         except TpmError as err:
             return StartFacts(**facts, tpm_problem=str(err))  # type: ignore[arg-type]
         bootlog.stage("tpm-connected")
@@ -150,8 +151,15 @@ class DevicePlatform:
         from runtime.tpm.pcrs import read_pcrs
 
         tpm, board = self.tpm, self.board
-        assert tpm is not None and board is not None
+        assert board is not None
         results = measure_and_load(tpm, board.modules_pcr, module_list())
+        if tpm is None:
+            # the disks still need their drivers: loaded, said to be unmeasured
+            failed = [r for r in results if not r.loaded]
+            problems = [f"Driver {os.path.basename(r.path)} did not load: {r.problem}"
+                        for r in failed]  # fmt: skip
+            return MeasureFacts(tuple(problems), True, "No TPM: the drivers were loaded "
+                                "without being measured.")  # fmt: skip
         failed = [r for r in results if not r.loaded]
         self._module_row = (f"{len(results)} measured into PCR {board.modules_pcr}, "
                             f"{len(failed)} failed")
@@ -171,7 +179,11 @@ class DevicePlatform:
         firmware4 = (self._firmware_pcrs or {}).get(4)
         match = report.all_match
         summary = report.summary
-        if not match and firmware4 is not None and recovery_extends(firmware4, values[4]):
+        if any(m.event_type == "recovery-shell" for m in tpm.log.entries):
+            # this power-on opened the recovery shell: PCR 4 says so, and the log too
+            self._recovery_used = True
+            summary = "A recovery shell was opened during this boot (PCR 4 records it). " + summary
+        elif not match and firmware4 is not None and recovery_extends(firmware4, values[4]):
             # PCR 4 was extended by the recovery gate (another process): expected,
             # and it is why nothing unseals until the reboot.
             self._recovery_used = True

@@ -72,7 +72,7 @@ S = State
 TRANSITIONS: Mapping[State, Mapping[str, State]] = {
     S.EARLY_INIT: {"ok": S.MEASURE, "no-tpm": S.NO_TPM, "fatal": S.FATAL},
     S.FATAL: {"recovery": S.RECOVERY_CONFIRM, "power-off": S.POWER_OFF, "reboot": S.REBOOT},
-    S.NO_TPM: {"continue": S.FIND_BOOT, "recovery": S.RECOVERY_CONFIRM,
+    S.NO_TPM: {"continue": S.MEASURE, "recovery": S.RECOVERY_CONFIRM,
                "power-off": S.POWER_OFF},
     S.MEASURE: {"done": S.FIND_BOOT},
     S.FIND_BOOT: {"found": S.ROLLBACK_PREFLIGHT, "missing": S.NO_BOOT},

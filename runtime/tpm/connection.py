@@ -75,18 +75,25 @@ def _aes128cfb() -> TPMT_SYM_DEF:
 class Tpm:
     """An open TPM: the ESAPI context, the shared sessions and the measurement log."""
 
-    def __init__(self, esapi: ESAPI, tcti: TctiSpec) -> None:
+    def __init__(self, esapi: ESAPI, tcti: TctiSpec, journal: str | None = None) -> None:
         self.esapi = esapi
         self.tcti = tcti
+        #: extends are also written here, and earlier runs' read back (log_journal.py)
+        self.journal = journal
         self.log = MeasurementLog()
+        if journal is not None:
+            from runtime.tpm.log_journal import load
+
+            self.log = load(journal)
         self._primary: ESYS_TR | None = None
         self._hmac_session: ESYS_TR | None = None
         self._policy_session: ESYS_TR | None = None
         self._ephemeral: ESYS_TR | None = None
 
     @classmethod
-    def connect(cls, tcti: TctiSpec | str | None = None) -> Tpm:
-        """Open the TPM named by ``tcti`` (default: ``find_tcti()``)."""
+    def connect(cls, tcti: TctiSpec | str | None = None, journal: str | None = None) -> Tpm:
+        """Open the TPM named by ``tcti`` (default: ``find_tcti()``); ``journal``
+        keeps the measurement log across the runtime's restarts."""
         # libtss2 prints its own errors to stderr; the runtime reports them itself.
         os.environ.setdefault("TSS2_LOG", "all+NONE")
         spec = find_tcti() if tcti is None else (
@@ -98,7 +105,7 @@ class Tpm:
             raise TpmAbsent(
                 f"Cannot open the TPM at {spec}: it does not answer.", rc=exc.rc
             ) from exc
-        return cls(esapi, spec)
+        return cls(esapi, spec, journal)
 
     def startup(self, clear: bool = True) -> None:
         """Send TPM2_Startup. Firmware does this on real boards; a bare swtpm needs it."""

@@ -95,6 +95,10 @@ def extend(
         tpm.esapi.pcr_extend(ESYS_TR.PCR0 + pcr, values)
     measurement = Measurement(pcr, digests, event_type, description)
     tpm.log.record(measurement)
+    if tpm.journal is not None:
+        from runtime.tpm.log_journal import append
+
+        append(tpm.journal, measurement)
     return measurement
 
 

@@ -42,13 +42,13 @@ def no_tpm(ctx: Context) -> str:
 
 
 def measure(ctx: Context) -> str:
-    if not ctx.session.tpm_present:
-        return "done"
-
     def progress(text: str) -> None:
         ctx.ui.progress(Progress("Measuring", text))
 
-    progress("Loading drivers (each is measured into the TPM first)...")
+    if ctx.session.tpm_present:
+        progress("Loading drivers (each is measured into the TPM first)...")
+    else:
+        progress("Loading drivers (no TPM: nothing is measured)...")
     ctx.session.measure = ctx.platform.measure(progress)
     return "done"
 
