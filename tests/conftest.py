@@ -1,9 +1,9 @@
 """Shared test helpers: where the third-party test corpora live, and a
 throw-away owner key.
 
-The corpora are not part of this repository: CI checks out a ``shared/``
-folder beside the repository clone, so tests find them at
-``<repo>/../shared/corpora`` and skip (saying why) when it is absent.
+The corpora are vendored in ``tests/corpora`` (data only, with their
+licences and sources in tests/corpora/SOURCES.txt), so a plain clone runs
+every test.
 """
 
 from __future__ import annotations
@@ -23,14 +23,9 @@ REPO_ROOT = Path(os.path.abspath(__file__)).parent.parent
 TPM2_FIXTURES_SUBDIR = Path("tpm2-tools/test/integration/fixtures")
 
 
-def shared_dir() -> Path:
-    """The ``shared/`` folder that sits beside the repository checkout."""
-    return REPO_ROOT.parent / "shared"
-
-
 def corpora_dir() -> Path:
-    """The third-party test corpora inside :func:`shared_dir`."""
-    return shared_dir() / "corpora"
+    """The third-party test corpora, vendored in the repository."""
+    return REPO_ROOT / "tests" / "corpora"
 
 
 def tpm2_fixtures_dir() -> Path:
@@ -40,8 +35,7 @@ def tpm2_fixtures_dir() -> Path:
 
 def _missing_corpus_reason(path: Path) -> str:
     return (
-        f"test corpus not found at {path}: check out the shared/ folder beside the "
-        f"repository ({shared_dir()})"
+        f"test corpus not found at {path}: it belongs in the repository ({corpora_dir()})"
     )
 
 

@@ -11,7 +11,7 @@ APT_PACKAGES=(
     libtss2-dev pkg-config   # tpm2-pytss builds against Debian's libtss2
     gcc python3-dev python3-venv
     tpm2-tools               # only for the benchmark's comparison
-    gnupg
+    gnupg busybox           # busybox: Heads' own sha256sum, to check our lists with
     # build_initrd.py: tpm2-pytss is built with Debian's own python3.11
     python3-pip python3-pkgconfig python3-setuptools-scm python3-cffi python3-setuptools
     python3-wheel zstd xz-utils cpio

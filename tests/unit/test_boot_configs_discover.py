@@ -14,7 +14,7 @@ from runtime.boot_configs.entry import BootEntry, EntryKind
 from runtime.boot_configs.fs import DirFS, MemoryFS
 
 REPO = Path(__file__).resolve().parents[2]
-CORPORA = REPO.parent / "shared" / "corpora" / "u-root" / "pkg" / "boot"
+CORPORA = REPO / "tests" / "corpora" / "u-root" / "pkg" / "boot"
 
 DEBIAN = """set default="0"
 menuentry 'Debian GNU/Linux' --class debian $menuentry_id_option 'gnulinux-simple' {

@@ -35,7 +35,7 @@ from runtime.boot_configs.syslinux import parse_syslinux
 from tools.fuzz_boot_configs import FILE_SEP, seed_bytes
 
 REPO = Path(__file__).resolve().parents[2]
-CORPORA = REPO.parent / "shared" / "corpora"
+CORPORA = REPO / "tests" / "corpora"
 BOOT = CORPORA / "u-root" / "pkg" / "boot"
 HARNESS = REPO / "tools" / "fuzz_boot_configs.py"
 needs_corpus = pytest.mark.skipif(not BOOT.is_dir(), reason=f"u-root corpus not at {BOOT}")

@@ -27,7 +27,7 @@ from runtime.boot_configs.heads_listing import find_configs, heads_listing, pars
 from runtime.boot_configs.heads_shell import collapse, cut_field, eval_echo, read_lines
 
 REPO = Path(__file__).resolve().parents[2]
-CORPORA = REPO.parent / "shared" / "corpora" / "u-root" / "pkg" / "boot"
+CORPORA = REPO / "tests" / "corpora" / "u-root" / "pkg" / "boot"
 BASH = shutil.which("bash")
 needs_bash = pytest.mark.skipif(BASH is None, reason="bash not installed")
 

@@ -20,7 +20,7 @@ from runtime.boot_configs.iso import parse_iso
 from tests.config_mutation import mutate
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "corpora" / "u-root" / "pkg" / "boot" / "iso" / "testdata"
+CORPUS = REPO / "tests" / "corpora" / "u-root" / "pkg" / "boot" / "iso" / "testdata"
 CASES = sorted(p.stem for p in CORPUS.glob("*.json")) if CORPUS.is_dir() else []
 needs_corpus = pytest.mark.skipif(not CASES, reason="u-root corpus not present")
 
