@@ -129,10 +129,13 @@ def _worst(e: Evidence) -> Verdict:
 
 def _missing(e: Evidence) -> Verdict | None:
     """Something that stops a verified boot without a sign of an attack."""
+    if e.rollback_problem:
+        # the start stops attesting there: say why, not what is missing after it
+        return Verdict("UNVERIFIED", Tone.WARNING, "the TPM rollback state is inconsistent")
     if e.secret is Secret.NONE_SEALED:
         return Verdict("UNVERIFIED", Tone.WARNING, "no TOTP secret is sealed: generate one")
     if e.secret is not Secret.SHOWN:
-        return Verdict("UNVERIFIED", Tone.WARNING, "no TOTP code (the TPM did not answer)")
+        return Verdict("UNVERIFIED", Tone.WARNING, "no TOTP code was shown")
     boot = {
         BootState.NO_DISK: ("NO DISK", "no disk was found: there is nothing to boot"),
         BootState.NO_BOOT: ("NO /BOOT", "no partition holds a boot configuration"),
@@ -145,8 +148,6 @@ def _missing(e: Evidence) -> Verdict | None:
         return Verdict(boot[0], Tone.WARNING, boot[1])
     if e.token is Token.UNVERIFIED:
         return Verdict("UNVERIFIED", Tone.WARNING, "the HOTP token did not verify the code")
-    if e.rollback_problem:
-        return Verdict("UNVERIFIED", Tone.WARNING, "the TPM rollback state is inconsistent")
     if e.config_problems:
         return Verdict("UNVERIFIED", Tone.WARNING, "the configuration has problems")
     return None

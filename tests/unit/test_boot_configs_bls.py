@@ -16,7 +16,7 @@ from runtime.boot_configs.bls import parse_bls, vercmp
 from runtime.boot_configs.entry import BootEntry, ConfigSyntaxError, EntryKind
 from runtime.boot_configs.grubenv import parse_grubenv
 
-UROOT = Path(__file__).resolve().parents[3] / "shared/corpora/u-root/pkg/boot/bls/testdata"
+UROOT = Path(__file__).resolve().parents[1] / "corpora/u-root/pkg/boot/bls/testdata"
 
 
 class DictFs:

@@ -41,8 +41,11 @@ def main_menu(ctx: Context) -> str:
     if _boot_checkable(ctx) and session.boot_check is None:
         # the verdict speaks about /boot too: check it once, before the first menu
         check_boot(ctx, "Checking /boot")
-    tone, verdict = session.integrity()
-    body = [verdict]
+    found = session.verdict()
+    tone = found.tone
+    body = [found.line]
+    if found.reasons and found.word != "NO TPM":
+        body.append("Not verified: " + "; ".join(found.reasons) + ".")
     if session.boot is not None and session.boot.device:
         body.append(f"/boot: {session.boot.device}")
     if session.measure is not None:
