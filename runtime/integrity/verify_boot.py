@@ -20,7 +20,9 @@ anything the owner was not shown.
 from __future__ import annotations
 
 import enum
+import fnmatch
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -252,8 +254,6 @@ def _owner_signed(owner: OwnerGpg, signature: bytes, files: dict[str, bytes]) ->
 
 
 def _package_notes(files: dict[str, bytes]) -> set[str]:
-    import fnmatch
-
     return {n for n in files if fnmatch.fnmatchcase(n, PACKAGE_TRIGGER_GLOB)}
 
 
@@ -425,17 +425,15 @@ def _check_links(scan: BootScan, report: BootReport) -> None:
 def _check_state_area(scan: BootScan, report: BootReport) -> None:
     """./kexec* holds the signed-state files at /boot's top and nothing else
     (a signing's staging directory is settled before any check)."""
-    import stat as stat_mod
-
     odd = []
     for rel, mode in scan.state_area.items():
         top = "/" not in rel[2:]
-        if top and stat_mod.S_ISREG(mode) and is_state_file_name(rel[2:]):
+        if top and stat.S_ISREG(mode) and is_state_file_name(rel[2:]):
             continue
         if top and rel[2:] == PENDING_DIR:
             odd.append(f"{shown_name(rel)} (an unfinished signing's directory)")
             continue
-        what = "" if stat_mod.S_ISREG(mode) else f" ({kind_of(mode)})"
+        what = "" if stat.S_ISREG(mode) else f" ({kind_of(mode)})"
         odd.append(shown_name(rel) + what)
     odd.sort()
     report.unexpected = odd

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from runtime import bootlog
 from runtime.secrets.ram import SECRET_DIR
@@ -25,6 +26,9 @@ from runtime.state.platform import (
     OptionsFacts,
     SignFacts,
 )
+
+if TYPE_CHECKING:  # imported where used: the start does not load /boot's modules
+    from runtime.integrity.boot_view import BootView
 
 OWNER_KEY_PATH = "/etc/runtime/owner.asc"
 #: test images only (build_initrd.py --owner-secret-key): the owner's secret
@@ -168,7 +172,7 @@ def writable(side: BootSide) -> Iterator[None]:
             bootlog.stage("boot-remount-failed", problem=problem)
 
 
-def view(side: BootSide) -> object:
+def view(side: BootSide) -> BootView:
     """/boot as the menu and the boot read it: only what the owner signed when
     the last check verified it, else the disk as it is (never outside /boot)."""
     from runtime.integrity.boot_view import BootView
@@ -183,13 +187,11 @@ def options(side: BootSide) -> OptionsFacts:
     from runtime.boot_configs.entry import ConfigSyntaxError
     from runtime.boot_configs.heads_line import parse_heads_line
     from runtime.boot_configs.heads_listing import heads_listing
-    from runtime.integrity.boot_view import BootView
     from runtime.integrity.verify_boot import printable
 
     if not side.device:
         return OptionsFacts(problem="No /boot partition was found.")
     boot_view = view(side)
-    assert isinstance(boot_view, BootView)
     try:
         listing = heads_listing(boot_view)
     except (OSError, ValueError, RecursionError, MemoryError) as err:
@@ -223,10 +225,8 @@ def verified_files_problem(side: BootSide, option: BootOption) -> str:
     symlinks only, to a regular file whose signed hash was just verified."""
     from runtime.boot_configs.entry import ConfigSyntaxError
     from runtime.integrity.boot_paths import BootPathError
-    from runtime.integrity.boot_view import BootView
 
     boot_view = view(side)
-    assert isinstance(boot_view, BootView)
     if not boot_view.verified:
         return "/boot was not verified."
     try:
@@ -251,7 +251,6 @@ def _default_hashes_problem(side: BootSide) -> str:
     """kexec_default_hashes.txt must agree with the files just verified."""
     from runtime.integrity.boot_lists import DEFAULT_HASHES_FILE, ListFormatError, parse_sums
     from runtime.integrity.boot_paths import BootPathError
-    from runtime.integrity.boot_view import BootView
 
     data = _trusted(side).get(DEFAULT_HASHES_FILE)
     if data is None:
@@ -261,7 +260,6 @@ def _default_hashes_problem(side: BootSide) -> str:
     except ListFormatError as err:
         return f"kexec_default_hashes.txt cannot be read: {err}"
     boot_view = view(side)
-    assert isinstance(boot_view, BootView)
 
     def signed(name: str) -> str | None:
         # sha256sum follows a symlink (/vmlinuz -> vmlinuz-6.1): so do we, if signed
@@ -442,7 +440,6 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
         if problem:
             return problem
     boot_view = view(side) if not unsafe else BootView(side.boot_dir, None)
-    assert isinstance(boot_view, BootView)
     settings = getattr(loaded, "settings", None)
     board_add = _words(getattr(settings, "boot_kernel_add", ""))
     remove = _words(getattr(settings, "boot_kernel_remove", ""))
