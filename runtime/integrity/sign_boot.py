@@ -12,12 +12,13 @@ kexec_default.N.txt or a symlink named kexec_*.txt is never adopted, and
 anything else under ./kexec* is removed.
 
 Order, so a power cut at any step leaves the old or the new signed state:
-  1. hash /boot, build the new kexec*.txt files, sign their listing, check the
-     signature is the owner's (nothing written yet)
-  2. stage the new files and COMMIT them (boot_state.stage)
-  3. increment the TPM counter (the old state stops verifying here)
-  4. rename the new files into place (boot_state.roll_forward)
-  5. remove what else lies under ./kexec* (no signature covers it)
+  1. hash /boot and compare it with what the owner was shown; remove what else
+     lies under ./kexec* (no signature covers it, and the state is unchanged)
+  2. build the new kexec*.txt files, sign their listing, check the signature
+     is the owner's (no signed-state file written yet)
+  3. stage the new files and COMMIT them (boot_state.stage)
+  4. increment the TPM counter (the old state stops verifying here)
+  5. rename the new files into place (boot_state.roll_forward)
   6. verify /boot exactly as at power-on
 """
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,9 +56,11 @@ from runtime.integrity.boot_scan import BootScan, Progress, ScanError, hash_file
 from runtime.integrity.boot_state import (
     Disk,
     NewState,
+    RealDisk,
     check_name,
     pending_counter_index,
     read_pending,
+    remove_tree,
     roll_forward,
     settle_pending,
     stage,
@@ -282,22 +284,15 @@ def remove_unexpected(boot_dir: str, scan: BootScan) -> list[str]:
         try:
             mode = os.lstat(path).st_mode
             if stat.S_ISREG(mode) and is_state_file_name(name):
-                continue  # the new signed state took this name's place
-            if stat.S_ISDIR(mode):
-                shutil.rmtree(path)  # never follows a symlink inside
-            else:
-                os.unlink(path)
+                continue  # a state file now (it changed since the scan): the check names it
+            remove_tree(path)  # a link or FIFO as itself; a directory whole, links unfollowed
         except FileNotFoundError:
             continue
         except OSError:
             continue  # still named by the next check; signing again removes it
         removed.append(name)
     if removed:
-        fd = os.open(boot_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        RealDisk().fsync(boot_dir)
     return removed
 
 
