@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NoReturn
 
+from runtime.state.keys import BACK
 from runtime.state.view import Menu, Page, Progress, Prompt, Tone
 
 Description = Menu | Prompt | Page | Progress
@@ -72,6 +73,15 @@ class Shown:
         return "\n".join(lines)
 
 
+def power_off(title: str) -> list[Step]:
+    """Power off from the screen titled ``title``, and say yes when asked."""
+    return [("choose", title, "p"), ("choose", "Power off now?", "y")]
+
+
+def reboot(title: str) -> list[Step]:
+    return [("choose", title, "R"), ("choose", "Reboot now?", "y")]
+
+
 class ScriptedUi:
     def __init__(self, script: Iterable[Step], *, unicode: bool = True) -> None:
         self.unicode = unicode
@@ -87,7 +97,7 @@ class ScriptedUi:
         if key == "timeout":
             self._check(menu.timeout is not None, menu, "'timeout' on a menu with no countdown")
             return menu.timeout_event
-        if key == "esc":
+        if key == "esc" or (key == BACK and all(c.key != BACK for c in menu.choices)):
             self._check(menu.back_event is not None, menu, "Esc does nothing on this menu")
             assert menu.back_event is not None
             return menu.back_event

@@ -2,8 +2,9 @@
 
 Keys: Up/Down (j/k when they are not hot keys) and Home/End move the focus,
 Enter takes the focused choice, a hot key takes its choice at once (case
-matters: 'f' and 'F' differ), PgUp/PgDn scroll a long text, Esc gives the
-back event when the menu has one. Digits are hot keys only if a choice says so.
+matters: 'f' and 'F' differ), PgUp/PgDn scroll a long text, Esc and the
+Back letter (runtime.state.keys) give the back event when the menu has one.
+Digits are hot keys only if a choice says so.
 
 Countdown: the first key stops it. Enter, a hot key or a move also acts as
 usual (Enter takes the focused choice now, which starts on the automatic one);
@@ -17,6 +18,7 @@ from typing import Any
 
 import urwid
 
+from runtime.state.keys import BACK
 from runtime.state.view import Choice, Menu
 from runtime.ui.views import VI_KEYS, Done
 from runtime.ui.widgets import ScrollBody, SplitBox, choice_list, footer, header, paragraphs
@@ -28,7 +30,7 @@ _PAGE_KEYS = frozenset({"page up", "page down"})
 
 def menu_hint(menu: Menu) -> str:
     hint = "Up/Down and Enter, or the key on the left: choose"
-    return hint + ("   Esc: back" if menu.back_event is not None else "")
+    return hint + (f"   Esc or {BACK}: back" if menu.back_event is not None else "")
 
 
 class MenuView:
@@ -76,7 +78,7 @@ class MenuView:
         if key == "enter":
             focused = self.focused
             return None if focused is None else Done(focused.event)
-        if key == "esc":
+        if key in ("esc", BACK):  # the key scheme: Back is Esc or one letter everywhere
             return None if self._menu.back_event is None else Done(self._menu.back_event)
         key = _move(key)
         if key in _MOVE_KEYS:

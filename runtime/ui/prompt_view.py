@@ -26,6 +26,15 @@ def caption(label: str) -> str:
     return f"{label} " if label.endswith((":", "?")) else f"{label}: "
 
 
+#: A maximum at or above this is no limit a person meets: it is not stated.
+STATED_MAX_LENGTH = 256
+
+
+def too_long(prompt: Prompt) -> str:
+    return (f"At most {prompt.max_length} characters: that key was not taken. "
+            "Enter accepts what is typed.")
+
+
 def too_short(prompt: Prompt, length: int) -> str:
     return (f"That is {length} characters; at least {prompt.min_length} are needed. "
             "Try again.")
@@ -63,7 +72,12 @@ class PromptView:
             self._split.top.scroll(key)
             return None
         width = self._split.bottom_size[0] if self._split.bottom_size else 80
+        before = self._field.length
         self._field.keypress((width,), key)
+        if self._field.length == before and len(key) == 1 and before >= self._prompt.max_length:
+            self._message.set_text(too_long(self._prompt))  # never cut off without a word
+        elif self._field.length < before and self._message.text == too_long(self._prompt):
+            self._message.set_text(self._rule() if self._first is None else AGAIN)
         return None
 
     def tick(self) -> Done | None:
@@ -95,8 +109,12 @@ class PromptView:
         return None
 
     def _rule(self) -> str:
-        if self._prompt.min_length:
-            return f"At least {self._prompt.min_length} characters."
+        """The limits, said before the first key."""
+        low, high = self._prompt.min_length, self._prompt.max_length
+        if high < STATED_MAX_LENGTH:
+            return f"{low} to {high} characters." if low else f"At most {high} characters."
+        if low:
+            return f"At least {low} characters."
         return ""
 
     def _forget_first(self) -> None:

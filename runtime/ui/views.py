@@ -12,13 +12,14 @@ from typing import Any, Protocol
 
 import urwid
 
+from runtime.state.keys import BACK
 from runtime.state.view import Page, Progress
 from runtime.ui.widgets import ScrollBody, footer, header, paragraphs, preformatted
 
 #: vi keys, for terminals whose arrow-key escape sequences get mangled on the way.
 VI_KEYS = {"k": "up", "j": "down"}
 SCROLL_KEYS = frozenset({"up", "down", "page up", "page down", "home", "end"})
-PAGE_LEAVE_KEYS = frozenset({"enter", "esc", "q", "Q"})
+PAGE_LEAVE_KEYS = frozenset({"enter", "esc", BACK, "q", "Q"})
 _PAGE_ALIASES = {" ": "page down", **VI_KEYS}  # Space pages down, as in less
 
 
@@ -47,7 +48,7 @@ class View(Protocol):
 
 class PageView:
     """Text to read: scrolls with the arrows, j/k, PgUp/PgDn (Space too),
-    Home/End; Enter, Esc or q leaves it."""
+    Home/End; Enter, Esc, b or q leaves it."""
 
     def __init__(self, page: Page) -> None:
         lines = preformatted(page.lines) if page.preformatted else paragraphs(page.lines)

@@ -31,7 +31,7 @@ from tests.fakes_platform import (
     failed_totp,
     run_machine,
 )
-from tests.fakes_ui import ScriptedUi
+from tests.fakes_ui import ScriptedUi, power_off, reboot
 
 MAIN = "boot menu"
 
@@ -49,12 +49,12 @@ def started(**fields: object) -> StartFacts:
 
 def test_the_normal_start_reaches_the_main_menu_verified() -> None:
     platform = FakePlatform(checks=[GOOD_CHECK])
-    final, ui = run(platform, [("choose", MAIN, "p")])
+    final, ui = run(platform, [*power_off(MAIN)])
     assert final is State.POWER_OFF
     # /boot is checked once before the first menu: the verdict speaks about it too
     assert platform.calls == ["start", "measure", "find_boot", "rollback_preflight", "keyring",
                               "unseal_totp", "verify_boot"]
-    menu = ui.shown[-1]
+    menu = ui.shown[-2]
     assert menu.title == "Test board | Brand boot menu"
     assert menu.tone is Tone.GOOD and "VERIFIED" in menu.text
     assert any("TOTP: 123456" in line and "HOTP: N/A" in line for line in menu.live)
@@ -63,8 +63,8 @@ def test_the_normal_start_reaches_the_main_menu_verified() -> None:
 def test_autoboot_counts_down_only_after_attestation_and_boots_the_default() -> None:
     platform = FakePlatform(start_facts=started(auto_boot_timeout=5))
     final, ui = run(platform, [("choose", "Automatic boot", "timeout"),
-                               ("choose", "Boot refused", "m"),
-                               ("choose", MAIN, "p")])
+                               ("choose", "Boot refused", "b"),
+                               *power_off(MAIN)])
     assert final is State.POWER_OFF
     countdown = shown(ui, "Automatic boot").description
     assert isinstance(countdown, Menu) and countdown.timeout == 5
@@ -75,7 +75,7 @@ def test_a_key_stops_the_autoboot_and_it_is_not_offered_again() -> None:
     platform = FakePlatform(start_facts=started(auto_boot_timeout=5))
     final, _ = run(platform, [("choose", "Automatic boot", "esc"),
                               ("choose", MAIN, "r"),  # refresh: TOTP again, no countdown
-                              ("choose", MAIN, "p")])
+                              *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert platform.calls.count("verify_boot") == 1  # the menu's check; nothing booted
     assert platform.calls.count("unseal_totp") == 2
@@ -90,46 +90,46 @@ def test_no_autoboot_once_someone_is_at_the_keyboard() -> None:
     final, ui = run(platform, [
         ("choose", "HOTP not verified", "g"), ("choose", "Seal a new", "y"),
         ("ask", "HOTP token PIN", b"12345678"), ("ask", "TPM owner passphrase", b"owner"),
-        ("show", "Scan this", None), ("show", "TOTP secret", None), ("choose", MAIN, "p")])
+        ("show", "Scan this", None), ("show", "TOTP secret", None), *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "Automatic boot" not in ui.titles("choose")
-    assert any("HOTP: Success" in line for line in ui.shown[-1].live)
+    assert any("HOTP: Success" in line for line in ui.shown[-2].live)
 
 
 def test_no_autoboot_when_the_totp_failed_even_if_ignored() -> None:
     platform = FakePlatform(start_facts=started(auto_boot_timeout=5),
                             totp_results=[failed_totp()])
-    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "i"),
-                               ("choose", MAIN, "p")])
+    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "c"),
+                               *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "Automatic boot" not in ui.titles("choose")
-    assert ui.shown[-1].tone is Tone.WARNING
+    assert ui.shown[-2].tone is Tone.WARNING
 
 
 def test_hotp_success_allows_autoboot() -> None:
     platform = FakePlatform(start_facts=started(auto_boot_timeout=3, hotp_configured=True))
-    final, ui = run(platform, [("choose", "Automatic boot", "esc"), ("choose", MAIN, "p")])
+    final, ui = run(platform, [("choose", "Automatic boot", "esc"), *power_off(MAIN)])
     assert final is State.POWER_OFF
-    assert any("HOTP: Success" in line for line in ui.shown[-1].live)
+    assert any("HOTP: Success" in line for line in ui.shown[-2].live)
 
 
 def test_an_invalid_hotp_code_is_red_and_stops_autoboot() -> None:
     platform = FakePlatform(start_facts=started(auto_boot_timeout=3, hotp_configured=True),
                             hotp_results=[HotpFacts(HotpOutcome.INVALID, "refused the code")])
-    final, ui = run(platform, [("choose", "HOTP code invalid", "i"), ("choose", MAIN, "p")])
+    final, ui = run(platform, [("choose", "HOTP code invalid", "c"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     failure = ui.shown[ui.titles().index("ERROR: HOTP code invalid")]
     assert failure.tone is Tone.ERROR and "refused the code" in failure.text
     assert "Automatic boot" not in ui.titles("choose")
-    assert ui.shown[-1].tone is Tone.ERROR
-    assert any("HOTP: Invalid code" in line for line in ui.shown[-1].live)
+    assert ui.shown[-2].tone is Tone.ERROR
+    assert any("HOTP: Invalid code" in line for line in ui.shown[-2].live)
 
 
 def test_a_missing_token_can_be_inserted_and_retried() -> None:
     platform = FakePlatform(start_facts=started(hotp_configured=True),
                             hotp_results=[HotpFacts(HotpOutcome.ABSENT, "no token"),
                                           HotpFacts(HotpOutcome.SUCCESS, "ok")])
-    final, ui = run(platform, [("choose", "HOTP not verified", "r"), ("choose", MAIN, "p")])
+    final, ui = run(platform, [("choose", "HOTP not verified", "r"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert ui.shown[ui.titles().index("WARNING: HOTP not verified")].tone is Tone.WARNING
     assert platform.calls.count("verify_hotp") == 2
@@ -137,27 +137,27 @@ def test_a_missing_token_can_be_inserted_and_retried() -> None:
 
 def test_no_tpm_says_so_and_continues_without_attestation() -> None:
     platform = FakePlatform(start_facts=started(tpm_problem="No TPM was found."))
-    final, ui = run(platform, [("choose", "no TPM", "c"), ("choose", MAIN, "p")])
+    final, ui = run(platform, [("choose", "no TPM", "c"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     # the drivers still load (the disks need them); nothing is unsealed
     assert "measure" in platform.calls and "unseal_totp" not in platform.calls
     assert platform.calls.index("measure") < platform.calls.index("find_boot")
     assert "No TPM was found." in ui.texts()[ui.titles().index("ERROR: no TPM")]
-    menu = ui.shown[-1]
+    menu = ui.shown[-2]
     assert menu.tone is Tone.ERROR and any("TOTP: NO TPM" in line for line in menu.live)
 
 
 def test_a_fatal_start_offers_recovery_or_power_off() -> None:
     platform = FakePlatform(start_facts=started(fatal="The board file is missing."))
-    final, ui = run(platform, [("choose", "cannot start", "p")])
+    final, ui = run(platform, [*power_off("cannot start")])
     assert final is State.POWER_OFF
-    assert "The board file is missing." in ui.texts()[-1]
+    assert "The board file is missing." in ui.texts()[-2]
 
 
 def test_no_boot_partition_can_be_retried() -> None:
     platform = FakePlatform(boot_facts=[BootFacts(problem="No disk.", encrypted_seen=True),
                                         BootFacts("/dev/vda1", "/boot")])
-    final, ui = run(platform, [("choose", "no /boot partition", "r"), ("choose", MAIN, "p")])
+    final, ui = run(platform, [("choose", "no /boot partition", "r"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     text = ui.texts()[ui.titles().index("ERROR: no /boot partition found")]
     assert "No disk." in text and "LUKS" in text
@@ -166,18 +166,18 @@ def test_no_boot_partition_can_be_retried() -> None:
 
 def test_no_boot_partition_still_attests() -> None:
     platform = FakePlatform(boot_facts=[BootFacts(problem="No disk.")])
-    final, ui = run(platform, [("choose", "no /boot partition", "m"), ("choose", MAIN, "p")])
+    final, ui = run(platform, [("choose", "no /boot partition", "c"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "unseal_totp" in platform.calls and "rollback_preflight" not in platform.calls
-    assert "NO DISK" in ui.shown[-1].text
+    assert "NO DISK" in ui.shown[-2].text
 
 
 def test_an_inconsistent_tpm_shows_the_reason_and_skips_attestation_on_continue() -> None:
     platform = FakePlatform(preflight=["The TPM has no rollback counter 0x01000001."])
     final, ui = run(platform, [("choose", "TPM state inconsistent", "i"),
-                               ("show", "Integrity report", None),
-                               ("choose", "TPM state inconsistent", "m"),
-                               ("choose", MAIN, "p")])
+                               ("choose", "Integrity report", "b"),
+                               ("choose", "TPM state inconsistent", "c"),
+                               *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "0x01000001" in ui.texts()[0 if ui.shown[0].kind == "choose" else 1] or any(
         "0x01000001" in t for t in ui.texts())
@@ -186,10 +186,10 @@ def test_an_inconsistent_tpm_shows_the_reason_and_skips_attestation_on_continue(
 
 def test_an_empty_keyring_explains_and_can_be_ignored() -> None:
     platform = FakePlatform(keyring_facts=KeyringFacts(problem="No owner key file."))
-    final, _ = run(platform, [("choose", "no owner key", "g"),
+    final, _ = run(platform, [("choose", "no owner key", "a"),
                               ("show", "Add a key", None),
-                              ("choose", "no owner key", "i"),
-                              ("choose", MAIN, "p")])
+                              ("choose", "no owner key", "c"),
+                              *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "unseal_totp" in platform.calls
 
@@ -204,8 +204,8 @@ def test_an_empty_keyring_explains_and_can_be_ignored() -> None:
 ])
 def test_each_totp_failure_is_explained(failure: TotpFailure, words: str) -> None:
     platform = FakePlatform(totp_results=[failed_totp(failure, "TOTP secret refused: PCR 9")])
-    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "i"),
-                               ("choose", MAIN, "p")])
+    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "c"),
+                               *power_off(MAIN)])
     assert final is State.POWER_OFF
     failure_screen = ui.shown[ui.titles().index("ERROR: the TOTP code cannot be shown")]
     assert failure_screen.tone is Tone.ERROR
@@ -224,7 +224,7 @@ def test_first_ownership_resets_the_tpm_generates_and_shows_the_secret_once() ->
         ("choose", "Seal a new TOTP/HOTP secret?", "y"),
         ("show", "Scan this", None),
         ("show", "TOTP secret", None),
-        ("choose", MAIN, "p"),
+        *power_off(MAIN),
     ])
     assert final is State.POWER_OFF
     # The passphrase set by the reset seals the secret: not asked twice.
@@ -235,7 +235,7 @@ def test_first_ownership_resets_the_tpm_generates_and_shows_the_secret_once() ->
     assert len(qr.text.splitlines()) >= 15
     # Shown once, then wiped.
     assert all(b == 0 for b in platform.given_secrets[0]) and bytearray(20) != SECRET
-    assert ui.shown[-1].tone is Tone.GOOD
+    assert ui.shown[-2].tone is Tone.GOOD
 
 
 def test_reseal_needs_confirmation_after_the_report() -> None:
@@ -243,7 +243,7 @@ def test_reseal_needs_confirmation_after_the_report() -> None:
     final, ui = run(platform, [
         ("choose", "TOTP code cannot be shown", "g"),
         ("choose", "Seal a new TOTP/HOTP secret?", "n"),
-        ("choose", MAIN, "p"),
+        *power_off(MAIN),
     ])
     assert final is State.POWER_OFF
     assert "generate_secret" not in platform.calls
@@ -263,7 +263,7 @@ def test_a_wrong_owner_passphrase_is_asked_again_and_wiped() -> None:
         ("ask", "TPM owner passphrase", b"right one"),
         ("show", "Scan this", None),
         ("show", "TOTP secret", None),
-        ("choose", MAIN, "p"),
+        *power_off(MAIN),
     ])
     assert final is State.POWER_OFF
     assert platform.passphrases == [b"wrong one", b"right one"]
@@ -281,7 +281,7 @@ def test_the_hotp_token_pin_is_asked_when_a_token_is_configured() -> None:
         ("ask", "TPM owner passphrase", b"owner pass"),
         ("show", "Scan this", None),
         ("show", "TOTP secret", None),
-        ("choose", MAIN, "p"),
+        *power_off(MAIN),
     ])
     assert final is State.POWER_OFF
     assert platform.passphrases == [b"owner pass", b"12345678"]
@@ -292,13 +292,13 @@ def test_a_reset_asks_the_lockout_passphrase_when_the_firmware_needs_it() -> Non
     platform = FakePlatform(reset_results=[ResetFacts(needs_lockout_passphrase=True),
                                            ResetFacts()], totp_results=[failed_totp()])
     final, _ = run(platform, [
-        ("choose", "TOTP code cannot be shown", "p"),
+        ("choose", "TOTP code cannot be shown", "T"),
         ("choose", "Reset the TPM?", "y"),
         ("ask", "New TPM owner passphrase", b"new passphrase"),
         ("ask", "Current TPM lockout passphrase", b"old passphrase"),
         ("show", "The TPM was reset", None),
         ("choose", "Seal a new", "n"),
-        ("choose", MAIN, "p"),
+        *power_off(MAIN),
     ])
     assert final is State.POWER_OFF
     assert platform.passphrases == [b"new passphrase", b"new passphrase", b"old passphrase"]
@@ -308,11 +308,11 @@ def test_a_failed_reset_says_why_and_changes_nothing() -> None:
     platform = FakePlatform(reset_results=[ResetFacts(problem="The TPM is locked out.")],
                             totp_results=[failed_totp()])
     final, ui = run(platform, [
-        ("choose", "TOTP code cannot be shown", "p"),
+        ("choose", "TOTP code cannot be shown", "T"),
         ("choose", "Reset the TPM?", "y"),
         ("ask", "New TPM owner passphrase", b"new passphrase"),
         ("show", "was not reset", None),
-        ("choose", MAIN, "p"),
+        *power_off(MAIN),
     ])
     assert final is State.POWER_OFF
     assert any("The TPM is locked out." in text for text in ui.texts())
@@ -330,7 +330,7 @@ def test_recovery_asks_first_then_hands_over_to_init() -> None:
 def test_recovery_can_be_declined() -> None:
     final, _ = run(FakePlatform(), [("choose", MAIN, "o"), ("choose", "Options", "x"),
                                     ("choose", "Open the recovery shell?", "n"),
-                                    ("choose", MAIN, "p")])
+                                    *power_off(MAIN)])
     assert final is State.POWER_OFF
 
 
@@ -338,7 +338,7 @@ def test_restricted_boot_forbids_the_recovery_shell() -> None:
     platform = FakePlatform(start_facts=started(restricted=True))
     final, ui = run(platform, [("choose", MAIN, "o"), ("choose", "Options", "x"),
                                ("show", "Recovery shell disabled", None),
-                               ("choose", MAIN, "p")])
+                               *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "Open the recovery shell?" not in ui.titles()
 
@@ -346,13 +346,13 @@ def test_restricted_boot_forbids_the_recovery_shell() -> None:
 def test_every_option_is_reachable_by_its_hot_key_and_comes_back() -> None:
     script: list[tuple[str, str, object]] = [("choose", MAIN, "s"), ("show", "System", None),
                                              ("choose", MAIN, "o")]
-    for key, back in (("b", "r"), ("t", "m"), ("g", "x")):
+    for key, back in (("o", "b"), ("t", "esc"), ("g", "b")):
         script += [("choose", "Options", key), ("choose", "", back)]
-    script += [("choose", "Options", "i"), ("choose", "Integrity report", "c"),
+    script += [("choose", "Options", "i"), ("choose", "Integrity report", "b"),
                ("choose", "Options", "c"), ("show", "Configuration", None),
                ("choose", "Options", "u"), ("choose", "Update checksums", "n"),
                ("choose", "Options", "F"), ("show", "OEM factory reset", None),
-               ("choose", MAIN, "o"), ("choose", "Options", "r"), ("choose", MAIN, "p")]
+               ("choose", MAIN, "o"), ("choose", "Options", "b"), *power_off(MAIN)]
     final, ui = run(FakePlatform(), script)
     assert final is State.POWER_OFF
     assert {"Boot options", "TPM/TOTP/HOTP options", "GPG options"} <= set(ui.titles())
@@ -360,9 +360,9 @@ def test_every_option_is_reachable_by_its_hot_key_and_comes_back() -> None:
 
 def test_unavailable_boot_options_say_so_and_return() -> None:
     final, ui = run(FakePlatform(), [
-        ("choose", MAIN, "o"), ("choose", "Options", "b"),
-        ("choose", "Boot options", "u"), ("show", "USB boot", None),
-        ("choose", "Boot options", "r"), ("choose", "Options", "r"), ("choose", MAIN, "p")])
+        ("choose", MAIN, "o"), ("choose", "Options", "o"),
+        ("choose", "Boot options", "e"), ("show", "USB boot", None),
+        ("choose", "Boot options", "b"), ("choose", "Options", "b"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     page = ui.shown[ui.titles().index("USB boot")]
     assert page.tone is Tone.WARNING and "not available yet" in page.text
@@ -371,8 +371,8 @@ def test_unavailable_boot_options_say_so_and_return() -> None:
 def test_gpg_options_list_the_firmware_keys() -> None:
     _, ui = run(FakePlatform(), [
         ("choose", MAIN, "o"), ("choose", "Options", "g"), ("choose", "GPG options", "l"),
-        ("show", "Keys in the firmware", None), ("choose", "GPG options", "x"),
-        ("choose", "Options", "r"), ("choose", MAIN, "p")])
+        ("show", "Keys in the firmware", None), ("choose", "GPG options", "b"),
+        ("choose", "Options", "b"), *power_off(MAIN)])
     assert "ABCD" in ui.texts()[ui.titles().index("Keys in the firmware")]
 
 
@@ -383,7 +383,7 @@ def test_the_clock_is_set_after_a_typo_and_the_totp_recomputed() -> None:
         ("choose", "TPM/TOTP/HOTP options", "t"), ("choose", "does not match", "h"),
         ("ask", "Change the system time", "2026-13-01 10:00"),
         ("ask", "Change the system time", "2026-11-25 10:00"),
-        ("choose", MAIN, "p")])
+        *power_off(MAIN)])
     assert final is State.POWER_OFF
     retry = [s for s in ui.shown if s.title == "Change the system time"][-1]
     assert retry.tone is Tone.ERROR and "Not a date" in retry.text
@@ -395,8 +395,8 @@ def test_main_menu_problems_are_listed() -> None:
         start_facts=started(config_problems=("Error in config.user, line 2: bad",),
                             clock_problem="The clock is before the image's build date."),
         measure_facts=MeasureFacts(("Driver x.ko did not load: no device",), False, "PCR 5"))
-    _, ui = run(platform, [("choose", MAIN, "p")])
-    menu = ui.shown[-1]
+    _, ui = run(platform, [*power_off(MAIN)])
+    menu = ui.shown[-2]
     assert menu.tone is Tone.ERROR
     for words in ("line 2: bad", "build date", "x.ko did not load"):
         assert words in menu.text
@@ -408,8 +408,8 @@ def test_the_main_menu_unseals_again_when_the_window_turns(
     window = int(now) // 30
     platform = FakePlatform(totp_results=[TotpFacts("123456", step=window),
                                           TotpFacts("654321", step=window + 1)])
-    _, ui = run(platform, [("choose", MAIN, "p")])
-    menu = ui.shown[-1].description
+    _, ui = run(platform, [*power_off(MAIN)])
+    menu = ui.shown[-2].description
     assert isinstance(menu, Menu) and menu.live is not None
     monkeypatch.setattr(time, "time", lambda: window * 30 + 29.0)  # the same window
     assert "123456" in menu.live()[1]
@@ -431,7 +431,7 @@ def test_no_tpm_to_the_recovery_shell() -> None:
 
 def test_a_fatal_start_can_reboot() -> None:
     final, _ = run(FakePlatform(start_facts=started(fatal="No board file.")),
-                   [("choose", "cannot start", "b")])
+                   [*reboot("cannot start")])
     assert final is State.REBOOT
 
 
@@ -442,7 +442,7 @@ def test_a_failed_hotp_can_generate_a_new_secret() -> None:
     final, _ = run(platform, [
         ("choose", "HOTP not verified", "g"), ("choose", "Seal a new", "y"),
         ("ask", "HOTP token PIN", b"12345678"), ("ask", "TPM owner passphrase", b"owner"),
-        ("show", "Scan this", None), ("show", "TOTP secret", None), ("choose", MAIN, "p")])
+        ("show", "Scan this", None), ("show", "TOTP secret", None), *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert platform.calls.count("verify_hotp") == 2
 
@@ -461,19 +461,19 @@ def test_an_inconsistent_tpm_can_be_checked_again_or_reset() -> None:
     final, _ = run(platform, [("choose", "TPM state inconsistent", "r"),
                               ("choose", "TOTP code cannot be shown", "x"),
                               ("choose", "Open the recovery shell?", "n"),
-                              ("choose", MAIN, "p")])
+                              *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert platform.calls.count("rollback_preflight") == 2
     platform = FakePlatform(preflight=["Counter missing."])
-    final, _ = run(platform, [("choose", "TPM state inconsistent", "t"),
-                              ("choose", "Reset the TPM?", "n"), ("choose", MAIN, "p")])
+    final, _ = run(platform, [("choose", "TPM state inconsistent", "T"),
+                              ("choose", "Reset the TPM?", "n"), *power_off(MAIN)])
     assert final is State.POWER_OFF
 
 
 def test_oem_reset_from_the_keyring_screen_says_it_is_not_there_yet() -> None:
     final, ui = run(FakePlatform(keyring_facts=KeyringFacts(problem="none")), [
         ("choose", "no owner key", "F"), ("show", "OEM factory reset", None),
-        ("choose", MAIN, "p")])
+        *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert ui.shown[ui.titles().index("OEM factory reset / re-ownership")].tone is Tone.WARNING
 
@@ -481,5 +481,33 @@ def test_oem_reset_from_the_keyring_screen_says_it_is_not_there_yet() -> None:
 def test_options_reboot_and_a_cancelled_time_change() -> None:
     final, _ = run(FakePlatform(), [
         ("choose", MAIN, "o"), ("choose", "Options", "h"),
-        ("ask", "Change the system time", None), ("choose", "Options", "R")])
+        ("ask", "Change the system time", None), *reboot("Options")])
     assert final is State.REBOOT
+
+
+def test_the_autoboot_screen_shows_a_fresh_code_at_the_period_boundary(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    now = time.time()
+    window = int(now) // 30
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5),
+                            totp_results=[TotpFacts("123456", step=window),
+                                          TotpFacts("654321", step=window + 1)])
+    _, ui = run(platform, [("choose", "Automatic boot", "b"), *power_off(MAIN)])
+    countdown = shown(ui, "Automatic boot").description
+    assert isinstance(countdown, Menu) and countdown.live is not None
+    monkeypatch.setattr(time, "time", lambda: window * 30 + 29.0)
+    assert "TOTP: 123456" in countdown.live()[1]
+    monkeypatch.setattr(time, "time", lambda: window * 30 + 31.0)  # the next window
+    assert "TOTP: 654321" in countdown.live()[1]
+    assert platform.calls.count("unseal_totp") == 2
+
+
+def test_autoboot_does_not_boot_when_the_refreshed_code_did_not_unseal() -> None:
+    window = int(time.time()) // 30
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5),
+                            totp_results=[TotpFacts("123456", step=window - 1),
+                                          failed_totp(TotpFailure.TPM_ERROR, "TPM error")])
+    final, _ = run(platform, [("choose", "Automatic boot", "timeout"), *power_off(MAIN)])
+    assert final is State.POWER_OFF
+    assert not [c for c in platform.calls if c.startswith(("verify_boot", "boot "))][1:]
+    assert not [c for c in platform.calls if c.startswith("boot ")]

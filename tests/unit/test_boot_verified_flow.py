@@ -8,9 +8,11 @@ from runtime.state.machine import State
 from runtime.state.platform import BootCheck, DefaultFacts, OptionsFacts, SignFacts, StartFacts
 from runtime.state.view import Menu, Tone
 from tests.fakes_platform import DEBIAN, GOOD_CHECK, FakePlatform, refused_check, run_machine
+from tests.fakes_ui import power_off
 
 MAIN = "boot menu"
 REFUSED = "Boot refused"
+NOT_STARTED = "The boot did not start"
 
 
 run = run_machine
@@ -19,11 +21,11 @@ run = run_machine
 def test_a_verified_default_boots_and_a_failed_kexec_is_explained() -> None:
     platform = FakePlatform(checks=[GOOD_CHECK], boot_results=["Loading the kernel failed"])
     final, ui = run(
-        platform, [("choose", MAIN, "d"), ("choose", REFUSED, "m"), ("choose", MAIN, "p")]
+        platform, [("choose", MAIN, "d"), ("choose", NOT_STARTED, "b"), *power_off(MAIN)]
     )
     assert final is State.POWER_OFF
     assert platform.calls[-3:] == ["verify_boot", "saved_default", "boot Debian unsafe=False"]
-    refusal = ui.shown[ui.titles().index("Boot refused: /boot is not what you signed")]
+    refusal = ui.shown[ui.titles().index(NOT_STARTED)]
     assert "Debian did not start: Loading the kernel failed" in refusal.text
 
 
@@ -38,7 +40,7 @@ def test_changed_files_refuse_the_boot_and_offer_to_sign_again() -> None:
             ("choose", "Update checksums and sign /boot", "y"),
             ("ask", "Sign /boot", "123456"),
             ("show", "/boot signed", None),
-            ("choose", MAIN, "p"),
+            *power_off(MAIN),
         ],
     )
     assert final is State.POWER_OFF
@@ -57,8 +59,8 @@ def test_a_stranger_signature_is_not_offered_a_resign() -> None:
         "signed by a key that is not the owner's: key X",
         problems=frozenset({"signed by a key that is not the owner's"}),
     )
-    _, ui = run(FakePlatform(checks=[stranger]), [("choose", MAIN, "d"), ("choose", REFUSED, "p")])
-    menu = ui.shown[ui.titles().index("Boot refused: /boot is not what you signed")].description
+    _, ui = run(FakePlatform(checks=[stranger]), [("choose", MAIN, "d"), *power_off(REFUSED)])
+    menu = ui.shown[ui.titles().index("Boot refused: /boot is signed by another key")].description
     assert isinstance(menu, Menu)
     assert "update-checksums" not in [c.event for c in menu.choices]
     assert "unsafe" in [c.event for c in menu.choices]
@@ -73,8 +75,8 @@ def test_unsafe_boot_after_a_refusal_says_what_it_costs() -> None:
             ("choose", REFUSED, "f"),
             ("choose", "Boot without verifying /boot?", "y"),
             ("choose", "Unsafe boot: choose an entry", "2"),
-            ("choose", REFUSED, "m"),
-            ("choose", MAIN, "p"),
+            ("choose", REFUSED, "b"),
+            *power_off(MAIN),
         ],
     )
     assert final is State.POWER_OFF
@@ -95,8 +97,8 @@ def test_no_default_leads_to_the_os_menu_and_making_one_boots_it() -> None:
             ("ask", "Sign /boot", "pin"),
             ("show", "/boot signed", None),
             # after saving, the default path runs: verify, saved default, boot
-            ("choose", "No default boot entry", "r"),
-            ("choose", MAIN, "p"),
+            ("choose", "No default boot entry", "b"),
+            *power_off(MAIN),
         ],
     )
     assert final is State.POWER_OFF
@@ -110,12 +112,12 @@ def test_os_menu_boots_a_chosen_entry() -> None:
         platform,
         [
             ("choose", MAIN, "o"),
-            ("choose", "Options", "b"),
+            ("choose", "Options", "o"),
             ("choose", "Boot options", "m"),
             ("choose", "OS boot menu", "2"),
             ("choose", "Boot Rescue?", "y"),
-            ("choose", REFUSED, "m"),
-            ("choose", MAIN, "p"),
+            ("choose", NOT_STARTED, "b"),
+            *power_off(MAIN),
         ],
     )
     assert final is State.POWER_OFF
@@ -129,10 +131,10 @@ def test_a_changed_default_is_refused_with_its_reason() -> None:
             problem="The boot entries changed: the saved default entry moved to position 2"
         ),
     )
-    _, ui = run(platform, [("choose", MAIN, "d"), ("choose", REFUSED, "m"), ("choose", MAIN, "p")])
+    _, ui = run(platform, [("choose", MAIN, "d"), ("choose", NOT_STARTED, "b"), *power_off(MAIN)])
     assert (
         "moved to position 2"
-        in ui.texts()[ui.titles().index("Boot refused: /boot is not what you signed")]
+        in ui.texts()[ui.titles().index(NOT_STARTED)]
     )
     assert not [c for c in platform.calls if c.startswith("boot ")]
 
@@ -150,8 +152,8 @@ def test_signing_failure_changes_nothing_and_says_why() -> None:
             ("choose", "Update checksums and sign /boot", "y"),
             ("ask", "Sign /boot", "0000"),
             ("show", "/boot was not signed", None),
-            ("choose", "Options", "r"),
-            ("choose", MAIN, "p"),
+            ("choose", "Options", "b"),
+            *power_off(MAIN),
         ],
     )
     assert final is State.POWER_OFF
@@ -168,12 +170,12 @@ def test_restricted_boot_offers_no_unsafe_boot() -> None:
         platform,
         [
             ("choose", MAIN, "d"),
-            ("choose", REFUSED, "m"),
+            ("choose", REFUSED, "b"),
             ("choose", MAIN, "o"),
-            ("choose", "Options", "b"),
+            ("choose", "Options", "o"),
             ("choose", "Boot options", "i"),
             ("show", "Unsafe boot disabled", None),
-            ("choose", MAIN, "p"),
+            *power_off(MAIN),
         ],
     )
     menu = ui.shown[ui.titles().index("Boot refused: /boot is not what you signed")].description
@@ -188,10 +190,10 @@ def test_no_entries_is_said_plainly() -> None:
         platform,
         [
             ("choose", MAIN, "o"),
-            ("choose", "Options", "b"),
+            ("choose", "Options", "o"),
             ("choose", "Boot options", "m"),
             ("show", "OS boot menu", None),
-            ("choose", MAIN, "p"),
+            *power_off(MAIN),
         ],
     )
     assert final is State.POWER_OFF
@@ -203,5 +205,5 @@ def test_no_entries_is_said_plainly() -> None:
 def test_an_interrupted_signing_is_reported_before_the_boot() -> None:
     settled = BootCheck(True, counter=9, settled="An interrupted signing of /boot was completed.")
     platform = FakePlatform(checks=[settled])
-    _, ui = run(platform, [("choose", MAIN, "d"), ("choose", REFUSED, "m"), ("choose", MAIN, "p")])
+    _, ui = run(platform, [("choose", MAIN, "d"), ("choose", NOT_STARTED, "b"), *power_off(MAIN)])
     assert any("interrupted signing" in text for text in ui.texts())

@@ -177,6 +177,12 @@ def test_esc_returns_the_back_event_only_when_there_is_one() -> None:
     assert press(MenuView(MAIN), "esc") is None
 
 
+def test_the_back_letter_is_esc_on_every_menu_that_has_a_back_event() -> None:
+    assert press(MenuView(OPTIONS), "b") == Done("back")
+    assert press(MenuView(MAIN), "b") is None
+    assert "Esc or b: back" in screen(MenuView(OPTIONS))
+
+
 def test_the_focus_shows_without_attributes_and_in_reverse_video() -> None:
     view = MenuView(MAIN)
     canvas = view.widget.render((80, 24), focus=True)
@@ -385,7 +391,7 @@ def test_page_wraps_lines_and_scrolls() -> None:
     assert "PCR 39" in screen(view, 40, 12)
 
 
-@pytest.mark.parametrize("key", ["enter", "esc", "q", "Q"])
+@pytest.mark.parametrize("key", ["enter", "esc", "b", "q", "Q"])
 def test_page_is_left_with(key: str) -> None:
     assert press(PageView(Page("p", ("x",))), key) == Done(None)
     assert press(PageView(Page("p", ("x",))), "x") is None
@@ -430,3 +436,18 @@ def test_progress_drops_every_key() -> None:
     for key in ("enter", "esc", "d", "q", " "):
         assert view.keypress(key) is None
     assert view.tick() is None
+
+
+def test_passphrase_limits_are_said_first_and_typing_past_them_is_refused_visibly() -> None:
+    view = PromptView(Prompt("New passphrase", (), "Passphrase:", secret=True, min_length=8,
+                             max_length=10))
+    assert "8 to 10 characters." in screen(view)
+    press(view, *"0123456789")
+    assert "that key was not taken" not in screen(view)
+    press(view, "x")
+    assert "At most 10 characters: that key was not taken" in screen(view)
+    assert view.field.length == 10
+    press(view, "backspace")
+    assert "8 to 10 characters." in screen(view)
+    answer = press(view, "enter")
+    assert answer is not None and answer.value == bytearray(b"012345678")

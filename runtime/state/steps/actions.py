@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from runtime.secrets.ram import wipe_buffer
 from runtime.state.steps.context import Context
-from runtime.state.view import Choice, Menu, Page, Progress, Prompt, Tone
+from runtime.state.view import Page, Progress, Prompt, Tone
 
 OWNER_PASSPHRASE_ATTEMPTS = 3
 # The TPM takes at most 32 bytes of authorization (a SHA-256 digest's size).
@@ -36,14 +36,12 @@ def generate_secret(ctx: Context) -> str:
         return "need-reset"
     # The gate: the user sees what the secret will vouch for before sealing it.
     tone, verdict = session.integrity()
-    confirm = ctx.ui.choose(Menu("Seal a new TOTP/HOTP secret?", (
+    if not ctx.confirm("Seal a new TOTP/HOTP secret?", (
         verdict, "", *ctx.platform.integrity_lines(), "",
         "The new secret is sealed to the measurements above: from now on your phone's "
         "code vouches for exactly this firmware and configuration. Seal only if you "
         "trust them (you updated or configured this machine yourself).",
-    ), (Choice("y", "Yes: seal to these measurements", "yes"),
-        Choice("n", "No: back to the main menu", "no")), tone=tone, back_event="no"))
-    if confirm != "yes":
+    ), "Yes: seal to these measurements", "No: back to the main menu", tone):
         return "cancelled"
     pin: bytearray | None = None
     if session.start.hotp_configured:
@@ -109,15 +107,13 @@ def reset_tpm(ctx: Context) -> str:
     if not ctx.session.tpm_present:
         ctx.page("No TPM", ["There is no TPM to reset."], Tone.ERROR)
         return "cancelled"
-    confirm = ctx.ui.choose(Menu("Reset the TPM?", (
+    if not ctx.confirm("Reset the TPM?", (
         "Resetting clears the TPM: every secret sealed in it (the TOTP/HOTP secret, the "
         "disk key) and its rollback counters are gone for good, and a new owner "
         "passphrase is set.",
         "Do this on a new machine, or when the TPM refuses everything and you have your "
         "disk's recovery passphrase.",
-    ), (Choice("y", "Yes: clear the TPM", "yes"),
-        Choice("n", "No: back to the main menu", "no")), tone=Tone.WARNING, back_event="no"))
-    if confirm != "yes":
+    ), "Yes: clear the TPM", "No: back to the main menu"):
         return "cancelled"
     owner = _ask_secret(ctx, Prompt(
         "New TPM owner passphrase",
@@ -182,12 +178,10 @@ def recovery_confirm(ctx: Context) -> str:
             "Disabling restricted boot needs a new firmware image.",
         ], Tone.ERROR)
         return "refused"
-    event = ctx.ui.choose(Menu("Open the recovery shell?", (
+    confirmed = ctx.confirm("Open the recovery shell?", (
         "The recovery shell is a root shell for repairs and investigation.",
         "Before it opens, PCR 4 is extended: the TOTP/HOTP secret and the disk key "
         "cannot be unsealed again until you reboot, and every secret in memory is wiped.",
         "When the firmware holds an owner key, the shell asks for a signature by it.",
-    ), (Choice("y", "Yes: open the recovery shell", "confirmed"),
-        Choice("n", "No: back to the main menu", "cancelled")),
-        tone=Tone.WARNING, back_event="cancelled"))
-    return event
+    ), "Yes: open the recovery shell", "No: back to the main menu")
+    return "confirmed" if confirmed else "cancelled"

@@ -3,9 +3,12 @@ and the automatic boot that only follows a successful attestation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from runtime.state.keys import BACK, POWER_OFF, REBOOT, RECOVERY, RESET_TPM
 from runtime.state.platform import HotpOutcome, TotpFailure
 from runtime.state.steps.context import Context
-from runtime.state.steps.start import RECOVERY
+from runtime.state.steps.report import integrity_report
 from runtime.state.view import Choice, Menu, Progress, Tone
 
 
@@ -30,8 +33,8 @@ _TOTP_ADVICE: dict[TotpFailure, tuple[str, str]] = {
         "The TPM refused the secret because a measurement changed since it was sealed. "
         "Likely causes: a firmware update, a changed firmware configuration or initramfs, "
         "a changed kernel command line - or tampering.",
-        "If you changed one of these yourself, check the integrity report and generate a "
-        "new secret. If you did not, do not trust this machine: use the recovery shell "
+        "If you changed one of these yourself, look at the integrity report, then generate "
+        "a new secret. If you did not, do not trust this machine: use the recovery shell "
         "or power off and investigate.",
     ),
     TotpFailure.RECOVERY_USED: (
@@ -50,7 +53,7 @@ _TOTP_ADVICE: dict[TotpFailure, tuple[str, str]] = {
     ),
     TotpFailure.TPM_ERROR: (
         "The TPM reported an error while unsealing.",
-        "Try again after a reboot; if it persists, reset the TPM.",
+        "Reboot and look again; if it persists, reset the TPM.",
     ),
 }
 
@@ -60,17 +63,25 @@ def totp_failed(ctx: Context) -> str:
     assert result is not None
     cause, todo = _TOTP_ADVICE.get(result.failure, _TOTP_ADVICE[TotpFailure.TPM_ERROR])
     what = result.message + ("\n" + cause if cause else "")
-    return ctx.problem_menu(
-        "ERROR: the TOTP code cannot be shown",
-        what,
-        "The TOTP code on your phone is how you check that the firmware was not changed; "
-        "without it this boot proves nothing.",
-        todo,
-        (Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
-         Choice("p", "Reset the TPM", "reset-tpm"),
-         Choice("i", "Ignore and continue to the main menu", "continue"),
-         RECOVERY),
-    )
+    while True:
+        event = ctx.problem_menu(
+            "ERROR: the TOTP code cannot be shown",
+            what,
+            "The TOTP code on your phone is how you check that the firmware was not "
+            "changed; without it this boot proves nothing.",
+            todo,
+            (Choice("i", "Show the integrity report", "report"),
+             Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
+             RESET_TPM,
+             Choice("c", "Ignore and continue to the main menu", "continue"),
+             REBOOT,
+             POWER_OFF,
+             RECOVERY),
+        )
+        if event != "report":
+            return event
+        if integrity_report(ctx) == "recovery":
+            return "recovery"
 
 
 def hotp(ctx: Context) -> str:
@@ -102,7 +113,7 @@ def hotp_failed(ctx: Context) -> str:
         todo,
         (Choice("r", "Retry", "retry"),
          Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
-         Choice("i", "Ignore and continue to the main menu", "continue"),
+         Choice("c", "Ignore and continue to the main menu", "continue"),
          RECOVERY),
         tone=Tone.ERROR if invalid else Tone.WARNING,
     )
@@ -115,17 +126,34 @@ def autoboot(ctx: Context) -> str:
     session.autoboot_offered = True
     timeout = session.start.auto_boot_timeout
     assert timeout
-    totp_result = session.totp
-    code = totp_result.code if totp_result else "?"
-    event = ctx.ui.choose(Menu(
+    event = ctx.choose(Menu(
         "Automatic boot",
-        (f"TOTP {code} matched your phone? HOTP: {session.hotp_status()}.",
-         "The default entry boots when the countdown ends."),
-        (Choice("m", "Stop: go to the main menu", "interrupted"),
-         Choice("b", "Boot now", "timeout")),
+        ("Compare the TOTP code with your phone. The default entry boots when the "
+         "countdown ends.",),
+        (Choice(BACK, "Stop: go to the main menu", "interrupted"),
+         Choice("d", "Boot the default entry now", "timeout")),
         tone=Tone.GOOD,
+        live=totp_live(ctx),
         timeout=timeout,
         timeout_event="timeout",
         back_event="interrupted",
     ))
+    if event == "timeout" and not session.attested:
+        return "interrupted"  # the code refreshed during the countdown did not unseal
     return event
+
+
+def totp_live(ctx: Context) -> Callable[[], tuple[str, ...]]:
+    """The clock and the current TOTP code, for a menu's live lines: a new code
+    at each period boundary, unsealed again as Heads does (the secret is in RAM
+    only while one code is computed). Runs while the machine waits for the
+    choice, so the TPM is free."""
+    session, platform = ctx.session, ctx.platform
+
+    def live() -> tuple[str, ...]:
+        if session.tpm_present and session.totp_window_turned():
+            session.totp = platform.unseal_totp()
+        return (platform.now_text(),
+                f"{session.totp_line()}    HOTP: {session.hotp_status()}")
+
+    return live

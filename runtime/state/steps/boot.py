@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from runtime.state.keys import ENTRY_KEYS, POWER_OFF, REBOOT, RECOVERY, back
 from runtime.state.platform import AskSecret, BootCheck, BootOption
 from runtime.state.steps.context import Context
-from runtime.state.steps.start import RECOVERY
+from runtime.state.steps.report import integrity_report
 from runtime.state.verdict import BootState
 from runtime.state.view import Choice, Menu, Progress, Prompt, Tone
 
@@ -76,12 +77,12 @@ def default_boot(ctx: Context) -> str:
         return _refuse(ctx, _check_summary(check))
     default = ctx.platform.saved_default(check)
     if default.none_saved:
-        event = ctx.ui.choose(Menu("No default boot entry", (
+        event = ctx.choose(Menu("No default boot entry", (
             "No default OS entry has been saved on this /boot yet.",
             "Choose one in the OS boot menu: boot it once, or make it the default (which "
             "signs /boot again with your key).",
         ), (Choice("m", "Show the OS boot menu", "no-default"),
-            Choice("r", "<-- Back to the main menu", "menu")), back_event="menu"))
+            back("Back to the main menu", "menu")), back_event="menu"))
         return event
     if default.option is None:
         return _refuse(ctx, default.problem)
@@ -94,6 +95,15 @@ def _boot(ctx: Context, option: BootOption, unsafe: bool) -> str:
 
 
 def boot_refused(ctx: Context) -> str:
+    while True:
+        event = _refusal(ctx)
+        if event != "investigate":
+            return event
+        if integrity_report(ctx) == "recovery":
+            return "recovery"
+
+
+def _refusal(ctx: Context) -> str:
     check = ctx.session.boot_check
     resignable = check is not None and bool(check.problems) and check.problems <= _RESIGNABLE
     choices = [Choice("i", "Investigate: the integrity report", "investigate")]
@@ -101,19 +111,21 @@ def boot_refused(ctx: Context) -> str:
         label = ("Sign /boot now" if ctx.session.boot_state() is BootState.NOT_SIGNED
                  else "I made these changes: update checksums and sign /boot")  # fmt: skip
         choices.append(Choice("u", label, "update-checksums"))
-    if not ctx.session.start.restricted:
+    verified = ctx.session.boot_state() is BootState.VERIFIED
+    if not ctx.session.start.restricted and not verified:
         choices.append(Choice("f", "Boot anyway (unsafe: secrets stay locked)", "unsafe"))
-    choices += [Choice("m", "Back to the main menu", "menu"),
-                Choice("p", "Power off", "power-off"), RECOVERY]  # fmt: skip
-    title, todo = _REFUSALS.get(ctx.session.boot_state(), _REFUSALS[BootState.CHANGED])
-    return ctx.problem_menu(
-        title,
-        ctx.session.boot_refusal,
-        "Only files the owner signed are booted, so a changed kernel, initramfs or boot "
-        "configuration cannot start unnoticed.",
-        todo,
-        tuple(choices),
-    )
+    choices += [back("Back to the main menu", "menu"), POWER_OFF, REBOOT, RECOVERY]
+    state = ctx.session.boot_state()
+    title, todo = _REFUSALS.get(state, _REFUSALS[BootState.CHANGED])
+    if state is BootState.CHANGED and not resignable:
+        todo = _NOT_RESIGNABLE
+    if state is BootState.VERIFIED:  # /boot is fine: the entry itself did not start
+        title, todo = _DID_NOT_START
+    why = ("Only files the owner signed are booted, so a changed kernel, initramfs or boot "
+           "configuration cannot start unnoticed.")
+    if state is BootState.VERIFIED:
+        why = "Nothing was started, and nothing on the machine was changed."
+    return ctx.problem_menu(title, ctx.session.boot_refusal, why, todo, tuple(choices))
 
 
 #: the refusal's title and advice, by what the check of /boot found: absence
@@ -134,7 +146,20 @@ _REFUSALS = {
                         "If you updated the OS or changed /boot yourself, sign it again. If "
                         "you did not, someone else did: power off and investigate from a "
                         "trusted system."),
+    BootState.UNKNOWN_SIGNER: ("Boot refused: /boot is signed by another key",
+                               "Your key did not sign this /boot. Look at it from a trusted "
+                               "system, or power off; an unsafe boot starts it without "
+                               "your secrets."),
+    BootState.ROLLED_BACK: ("Boot refused: an older signed /boot was put back",
+                            "Your newer signing was replaced by an older one. Power off and "
+                            "look at /boot from a trusted system."),
 }
+_DID_NOT_START = ("The boot did not start",
+                  "/boot is what you signed; the entry failed as it was loaded. Go back and "
+                  "choose another entry in the OS boot menu, or reboot.")
+#: CHANGED, when what changed is no owner's edit a signing answers
+_NOT_RESIGNABLE = ("This is not a change a new signature answers. Look at /boot from a "
+                   "trusted system, or power off.")
 
 
 def _choose_option(ctx: Context, title: str, body: tuple[str, ...],
@@ -144,14 +169,13 @@ def _choose_option(ctx: Context, title: str, body: tuple[str, ...],
         ctx.page(title, [facts.problem or "No boot entries were found on /boot.",
                          *facts.warnings], Tone.ERROR)  # fmt: skip
         return None
-    keys = "123456789abcdefghijklmnopqstuvwxyz"
     # a menu of more entries than keys is no menu: the rest are in the JSON command
     entries = [
         Choice(key, f"{o.name}  [{o.kernel}]", str(i))
-        for i, (key, o) in enumerate(zip(keys, facts.options, strict=False))
+        for i, (key, o) in enumerate(zip(ENTRY_KEYS, facts.options, strict=False))
     ]
-    choices = (*entries, Choice("0", "<-- Back", "back"))
-    event = ctx.ui.choose(Menu(title, body, choices, tone=tone, back_event="back"))
+    choices = (*entries, back())
+    event = ctx.choose(Menu(title, body, choices, tone=tone, back_event="back"))
     return None if event == "back" else facts.options[int(event)]
 
 
@@ -163,12 +187,12 @@ def os_menu(ctx: Context) -> str:
     if option is None:
         return "back"
     # the entry in words (its raw line is disk text and Heads' internal format)
-    event = ctx.ui.choose(Menu(f"Boot {option.name}?", (
+    event = ctx.choose(Menu(f"Boot {option.name}?", (
         f"Kernel: {option.kernel}",
         f"Command line: {option.cmdline or '(none)'}",
     ), (Choice("y", "Boot it", "boot"),
         Choice("d", "Make it the default (signs /boot again)", "default"),
-        Choice("b", "<-- Back to the list", "again")), back_event="again"))
+        back("Back to the list", "again")), back_event="again"))
     if event == "boot":
         return _boot(ctx, option, unsafe=False)
     if event == "default" and _sign(ctx, option):
@@ -182,14 +206,12 @@ def unsafe_boot(ctx: Context) -> str:
             "Restricted boot is on (CONFIG_RESTRICTED_BOOT): only a verified /boot boots."],
             Tone.ERROR)  # fmt: skip
         return "back"
-    event = ctx.ui.choose(Menu("Boot without verifying /boot?", (
+    if not ctx.confirm("Boot without verifying /boot?", (
         "This boots an entry whether or not /boot is what you signed.",
         "Before it starts, PCR 4 is extended: the TOTP/HOTP secret and the disk key "
         "cannot be unsealed by the booted OS, so an encrypted disk asks for its passphrase.",
         "Use it to repair a system, never as a habit: a tampered kernel would start too.",
-    ), (Choice("y", "Yes: choose an entry to boot unsafely", "yes"),
-        Choice("n", "No: back to the main menu", "back")), tone=Tone.ERROR, back_event="back"))
-    if event != "yes":
+    ), "Yes: choose an entry to boot unsafely", "No: back to the main menu", Tone.ERROR):
         return "back"
     option = _choose_option(ctx, "Unsafe boot: choose an entry",
                             ("/boot is NOT verified.",), Tone.ERROR)  # fmt: skip
@@ -256,10 +278,8 @@ def update_checksums(ctx: Context) -> str:
                      *(f"  {name}" for name in check.changed)]  # fmt: skip
     body += list(check.notes)
     body.append("Sign only if you made these changes (an OS update, a kernel you built).")
-    event = ctx.ui.choose(Menu("Update checksums and sign /boot", tuple(body), (
-        Choice("y", "Yes: hash /boot and sign it with my key", "sign"),
-        Choice("n", "No: back", "back")), tone=Tone.NORMAL if check.ok else Tone.WARNING,
-        back_event="back"))  # fmt: skip
-    if event != "sign":
+    if not ctx.confirm("Update checksums and sign /boot", tuple(body),
+                       "Yes: hash /boot and sign it with my key", "No: back",
+                       Tone.NORMAL if check.ok else Tone.WARNING):
         return "back"
     return "done" if _sign(ctx, None) else "back"

@@ -3,35 +3,26 @@
 from __future__ import annotations
 
 from runtime import bootlog
+from runtime.state.keys import OEM_RESET, POWER_OFF, REBOOT, RECOVERY, RESET_TPM, back
+from runtime.state.steps import report
+from runtime.state.steps.attest import totp_live
 from runtime.state.steps.boot import check_boot
 from runtime.state.steps.context import Context
-from runtime.state.steps.start import RECOVERY
 from runtime.state.view import Choice, Menu, Tone
 
-BACK_TO_OPTIONS = Choice("r", "<-- Back to the options", "back")
+BACK_TO_OPTIONS = back("Back to the options")
 
 MAIN_CHOICES = (
     Choice("d", "Default boot", "default-boot"),
     Choice("r", "Refresh TOTP/HOTP", "refresh"),
     Choice("o", "Options -->", "options"),
     Choice("s", "System information", "system-info"),
-    Choice("p", "Power off", "power-off"),
+    POWER_OFF,
 )
 
 
 def main_menu(ctx: Context) -> str:
     session = ctx.session
-    platform = ctx.platform
-
-    def live() -> tuple[str, ...]:
-        # A new code for each 30-second window, unsealed again as Heads does: the
-        # secret is in RAM only while one code is computed. Runs while the
-        # machine waits for the choice, so the TPM is free.
-        if session.tpm_present and session.totp_window_turned():
-            session.totp = platform.unseal_totp()
-        return (platform.now_text(),
-                f"{session.totp_line()}    HOTP: {session.hotp_status()}")
-
     if not session.menu_shown:
         session.menu_shown = True
         from runtime.state.device_platform import guest_memory_used_kib, peak_rss_kib
@@ -54,8 +45,8 @@ def main_menu(ctx: Context) -> str:
     if session.start.clock_problem:
         body.append(session.start.clock_problem)
     start = session.start
-    return ctx.ui.choose(Menu(f"{start.board_name} | {start.brand} boot menu", tuple(body),
-                              MAIN_CHOICES, tone=tone, live=live))
+    return ctx.choose(Menu(f"{start.board_name} | {start.brand} boot menu", tuple(body),
+                           MAIN_CHOICES, tone=tone, live=totp_live(ctx)))
 
 
 def _boot_checkable(ctx: Context) -> bool:
@@ -71,22 +62,22 @@ def system_info(ctx: Context) -> str:
 
 
 OPTION_CHOICES = (
-    Choice("b", "Boot options -->", "boot-options"),
+    Choice("o", "Boot options -->", "boot-options"),
     Choice("t", "TPM/TOTP/HOTP options -->", "tpm-options"),
     Choice("i", "Investigate integrity -->", "integrity"),
     Choice("h", "Change the system time", "change-time"),
     Choice("u", "Update checksums and sign /boot", "update-checksums"),
     Choice("c", "Configuration -->", "configuration"),
     Choice("g", "GPG options -->", "gpg-options"),
-    Choice("F", "OEM factory reset / re-ownership -->", "oem-reset"),
+    OEM_RESET,
     RECOVERY,
-    Choice("R", "Reboot", "reboot"),
-    Choice("r", "<-- Back to the main menu", "back"),
+    REBOOT,
+    back("Back to the main menu"),
 )
 
 
 def options(ctx: Context) -> str:
-    return ctx.ui.choose(Menu("Options", (), OPTION_CHOICES, back_event="back"))
+    return ctx.choose(Menu("Options", (), OPTION_CHOICES, back_event="back"))
 
 
 def _not_in_this_build(ctx: Context, what: str) -> None:
@@ -96,9 +87,9 @@ def _not_in_this_build(ctx: Context, what: str) -> None:
 
 
 def boot_options(ctx: Context) -> str:
-    event = ctx.ui.choose(Menu("Boot options", (), (
+    event = ctx.choose(Menu("Boot options", (), (
         Choice("m", "Show the OS boot menu", "os-menu"),
-        Choice("u", "Boot from USB", "usb"),
+        Choice("e", "Boot from USB (external media)", "usb"),
         Choice("i", "Ignore tampering and force a boot (unsafe)", "force"),
         BACK_TO_OPTIONS), back_event="back"))
     if event == "usb":
@@ -108,37 +99,26 @@ def boot_options(ctx: Context) -> str:
 
 
 def tpm_options(ctx: Context) -> str:
-    event = ctx.ui.choose(Menu("TPM/TOTP/HOTP options", (), (
+    event = ctx.choose(Menu("TPM/TOTP/HOTP options", (), (
         Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
-        Choice("r", "Reset the TPM", "reset-tpm"),
+        RESET_TPM,
         Choice("t", "TOTP/HOTP does not match: troubleshoot", "troubleshoot"),
-        Choice("m", "<-- Back to the options", "back")), back_event="back"))
+        BACK_TO_OPTIONS), back_event="back"))
     if event != "troubleshoot":
         return event
-    answer = ctx.ui.choose(Menu("TOTP does not match", (
+    answer = ctx.choose(Menu("TOTP does not match", (
         f"This machine's clock: {ctx.platform.now_text()}",
         "TOTP codes depend on the time: if this clock is off by more than about 30 "
         "seconds from your phone's, the codes differ although nothing was tampered with.",
         "If the clock is right and the codes still differ, the firmware or its "
         "configuration changed since the secret was sealed: do not trust this boot.",
     ), (Choice("h", "Change the system time", "change-time"),
-        Choice("m", "<-- Back", "back")), back_event="back"))
+        back()), back_event="back"))
     return "change-time" if answer == "change-time" else "again"
 
 
 def integrity_report(ctx: Context) -> str:
-    found = ctx.session.verdict()
-    lines = [found.line, *(f"  - {reason}" for reason in found.reasons)]
-    check = ctx.session.boot_check
-    if check is not None and not check.ok:
-        lines += ["", "/boot:", *check.findings]
-    lines += ["", *ctx.platform.integrity_lines()]
-    tone = found.tone
-    event = ctx.ui.choose(Menu("Integrity report", tuple(lines), (
-        Choice("c", "Continue", "back"),
-        Choice("x", "Drop to the recovery shell to investigate", "recovery")),
-        tone=tone, back_event="back"))
-    return event
+    return report.integrity_report(ctx)
 
 
 def configuration(ctx: Context) -> str:
@@ -152,10 +132,10 @@ def configuration(ctx: Context) -> str:
 
 
 def gpg_options(ctx: Context) -> str:
-    event = ctx.ui.choose(Menu("GPG options", (), (
+    event = ctx.choose(Menu("GPG options", (), (
         Choice("l", "List the keys in the firmware", "list"),
-        Choice("r", "Add or replace a key in the firmware", "replace"),
-        Choice("x", "<-- Back to the options", "back")), back_event="back"))
+        Choice("a", "Add or replace a key in the firmware", "replace"),
+        BACK_TO_OPTIONS), back_event="back"))
     if event == "list":
         ctx.page("Keys in the firmware", ctx.platform.keyring_lines())
     elif event == "replace":

@@ -3,11 +3,10 @@ preflight, the ROM keyring, and their failure screens."""
 
 from __future__ import annotations
 
+from runtime.state.keys import OEM_RESET, POWER_OFF, REBOOT, RECOVERY, RESET_TPM
 from runtime.state.steps.context import Context
+from runtime.state.steps.report import integrity_report
 from runtime.state.view import Choice, Page, Progress, Tone
-
-RECOVERY = Choice("x", "Exit to the recovery shell", "recovery")
-POWER_OFF = Choice("p", "Power off", "power-off")
 
 
 def early_init(ctx: Context) -> str:
@@ -25,7 +24,7 @@ def fatal(ctx: Context) -> str:
         "Without its configuration the runtime cannot tell what to measure or check, "
         "so it will not boot anything.",
         "Rebuild the firmware image; the recovery shell lets you look around.",
-        (RECOVERY, POWER_OFF, Choice("b", "Reboot", "reboot")),
+        (RECOVERY, POWER_OFF, REBOOT),
     )
 
 
@@ -72,7 +71,7 @@ def no_boot(ctx: Context) -> str:
         "the attestation (TOTP/HOTP) can be done.",
         "Attach the disk and retry, or continue to the menu.",
         (Choice("r", "Retry: probe the disks again", "retry"),
-         Choice("m", "Continue to the main menu", "continue"), RECOVERY),
+         Choice("c", "Continue to the main menu", "continue"), RECOVERY),
         tone=Tone.WARNING,
     )
 
@@ -97,14 +96,13 @@ def tpm_inconsistent(ctx: Context) -> str:
         "as tampered with.",
         (Choice("i", "Show the integrity report", "report"),
          Choice("r", "Check again", "retry"),
-         Choice("t", "Reset the TPM", "reset-tpm"),
-         Choice("o", "OEM factory reset / re-ownership", "oem-reset"),
-         Choice("m", "Continue to the main menu (no attestation)", "continue"),
+         RESET_TPM,
+         OEM_RESET,
+         Choice("c", "Continue to the main menu (no attestation)", "continue"),
          RECOVERY),
     )
     if event == "report":
-        ctx.ui.show(Page("Integrity report", tuple(ctx.platform.integrity_lines())))
-        return "again"
+        return "again" if integrity_report(ctx) == "back" else "recovery"
     if event == "continue":
         ctx.session.attestation_skipped = True
     return event
@@ -127,9 +125,9 @@ def keyring_empty(ctx: Context) -> str:
         "asks for it; without one /boot cannot be verified.",
         "Add your public key to the firmware image (build with --owner-key) and flash it, "
         "or do an OEM factory reset.",
-        (Choice("g", "Add a key to the firmware", "add-key"),
-         Choice("F", "OEM factory reset / re-ownership", "oem-reset"),
-         Choice("i", "Ignore and continue", "continue"), RECOVERY),
+        (Choice("a", "Add a key to the firmware", "add-key"),
+         OEM_RESET,
+         Choice("c", "Ignore and continue", "continue"), RECOVERY),
     )
     if event == "add-key":
         ctx.ui.show(Page("Add a key to the firmware", (

@@ -1,0 +1,363 @@
+"""Every screen the state machine can show, found by walking it, rendered by
+the real UI at 80x25 and 60x20, and checked: no option clipped, the key
+scheme (runtime.state.keys) holds, destructive actions ask first with No
+selected, advice names only what the screen offers, and no internal text
+(tracebacks, command lines, NV indexes, Heads' entry lines) is shown.
+
+The walk: each run drives the machine from power-on on a fresh fake platform,
+answers menus from a path of keys, and stops at the first menu past the path;
+every menu not seen before adds one path per key it offers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from runtime.state import driver
+from runtime.state.keys import BACK, DESTRUCTIVE, RECOVERY_KEY, RESERVED
+from runtime.state.platform import (
+    BootCheck,
+    BootFacts,
+    DefaultFacts,
+    EnrolFacts,
+    HotpFacts,
+    HotpOutcome,
+    KeyringFacts,
+    MeasureFacts,
+    OptionsFacts,
+    ResetFacts,
+    SignFacts,
+    StartFacts,
+    TotpFailure,
+)
+from runtime.state.steps import Context
+from runtime.state.view import Menu, Page, Progress, Prompt
+from runtime.ui.bridge import make_view
+from tests.fakes_platform import GOOD_CHECK, FakePlatform, failed_totp, refused_check
+
+SIZES = ((80, 25), (60, 20))
+MAX_DEPTH = 9
+Description = Menu | Prompt | Page | Progress
+
+
+def _started(**fields: object) -> StartFacts:
+    return StartFacts("Test board", "Brand", **fields)  # type: ignore[arg-type]
+
+
+CHANGED = refused_check("kexec_hashes.txt: grub.cfg changed")
+UNSIGNED = BootCheck(False, ("No signature on /boot yet.",),
+                     frozenset({"signature missing"}), unsigned=True)
+STRANGER = BootCheck(False, ("Signed by a key that is not the owner's.",),
+                     frozenset({"signed by a key that is not the owner's"}))
+
+#: The machines walked: each a fresh fake platform per run.
+VARIANTS: dict[str, Callable[[], FakePlatform]] = {
+    "verified": lambda: FakePlatform(checks=[GOOD_CHECK]),
+    "changed": lambda: FakePlatform(checks=[CHANGED]),
+    "unsigned": lambda: FakePlatform(checks=[UNSIGNED]),
+    "stranger": lambda: FakePlatform(checks=[STRANGER]),
+    "restricted": lambda: FakePlatform(start_facts=_started(restricted=True),
+                                       checks=[CHANGED]),
+    "fatal": lambda: FakePlatform(start_facts=_started(fatal="The board file is missing.")),
+    "no-tpm": lambda: FakePlatform(start_facts=_started(tpm_problem="No TPM was found.")),
+    "no-disk": lambda: FakePlatform(boot_facts=[BootFacts(problem="No disk was found.")]),
+    "no-partition": lambda: FakePlatform(boot_facts=[BootFacts(
+        problem="No partition holds a boot configuration.", disk_seen=True)]),
+    "rolled-back": lambda: FakePlatform(checks=[BootCheck(
+        False, ("An older signed /boot was put back.",),
+        frozenset({"an older signed /boot (rollback)"}))]),
+    "inconsistent": lambda: FakePlatform(preflight=["The rollback counter is missing."]),
+    "no-key": lambda: FakePlatform(keyring_facts=KeyringFacts(problem="No owner key file.")),
+    "totp-missing": lambda: FakePlatform(totp_results=[failed_totp()], owned=False),
+    "totp-changed": lambda: FakePlatform(totp_results=[failed_totp(
+        TotpFailure.PCRS_CHANGED, "The TPM refused the secret.")]),
+    "totp-recovery": lambda: FakePlatform(totp_results=[failed_totp(
+        TotpFailure.RECOVERY_USED, "A recovery shell was opened.")]),
+    "totp-error": lambda: FakePlatform(totp_results=[failed_totp(
+        TotpFailure.TPM_ERROR, "The TPM did not answer.")]),
+    "hotp-invalid": lambda: FakePlatform(
+        start_facts=_started(hotp_configured=True),
+        hotp_results=[HotpFacts(HotpOutcome.INVALID, "The token refused the code.")]),
+    "hotp-absent": lambda: FakePlatform(
+        start_facts=_started(hotp_configured=True),
+        hotp_results=[HotpFacts(HotpOutcome.ABSENT, "No token is plugged in.")]),
+    "autoboot": lambda: FakePlatform(start_facts=_started(auto_boot_timeout=5),
+                                     checks=[GOOD_CHECK]),
+    "no-default": lambda: FakePlatform(checks=[GOOD_CHECK],
+                                       default_facts=DefaultFacts(none_saved=True)),
+    "no-entries": lambda: FakePlatform(checks=[GOOD_CHECK], options_facts=OptionsFacts(
+        problem="No boot configuration was found on /boot.")),
+    "failures": lambda: FakePlatform(
+        checks=[CHANGED],
+        measure_facts=MeasureFacts(problems=("One module did not load.",),
+                                   measurements_match=False),
+        reset_results=[ResetFacts(needs_lockout_passphrase=True),
+                       ResetFacts(problem="The passphrase was wrong.")],
+        enrol_results=[EnrolFacts(None, "The owner passphrase was wrong.",
+                                  wrong_passphrase=True)],
+        sign_results=[SignFacts(problem="The card refused the PIN.")]),
+}
+
+
+@dataclass
+class Seen:
+    description: Description
+    variant: str
+    path: tuple[str, ...]
+    #: (the answer given here, the next screen that waited for one), in every run
+    after: list[tuple[str, Description]] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    """The path is used up: this run has found its new menu."""
+
+
+class _WalkingUi:
+    unicode = True
+
+    def __init__(self, path: tuple[str, ...]) -> None:
+        self._path = list(path)
+        self.screens: list[tuple[Description, str | None]] = []  # (screen, answer)
+
+    def choose(self, menu: Menu) -> str:
+        if menu.live is not None:
+            menu.live()
+        if not self._path:
+            self.screens.append((menu, None))
+            raise _Stop
+        key = self._path.pop(0)
+        self.screens.append((menu, key))
+        if key == "timeout":
+            return menu.timeout_event
+        if key in ("esc", BACK) and all(c.key != key for c in menu.choices):
+            assert menu.back_event is not None, f"{key!r} on {menu.title!r}"
+            return menu.back_event
+        return next(c.event for c in menu.choices if c.key == key)
+
+    def ask(self, prompt: Prompt) -> str | bytearray | None:
+        self.screens.append((prompt, "answer"))
+        if prompt.secret:
+            return bytearray(b"correct horse battery")
+        return "2026-11-25 12:00:00"
+
+    def show(self, page: Page) -> None:
+        self.screens.append((page, "enter"))
+
+    def progress(self, progress: Progress) -> None:
+        self.screens.append((progress, None))
+
+
+def _signature(menu: Menu) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return menu.title, tuple((c.key, c.event) for c in menu.choices)
+
+
+def _answers(menu: Menu) -> list[str]:
+    keys = [c.key for c in menu.choices]
+    if menu.back_event is not None and BACK not in keys:
+        keys.append(BACK)
+    if menu.timeout is not None:
+        keys.append("timeout")
+    return keys
+
+
+def walk() -> list[Seen]:
+    seen: dict[object, Seen] = {}
+    queue: deque[tuple[str, tuple[str, ...]]] = deque((name, ()) for name in VARIANTS)
+    expanded: set[tuple[str, object]] = set()
+    while queue:
+        name, path = queue.popleft()
+        ui = _WalkingUi(path)
+        with contextlib.suppress(_Stop):
+            driver.run(Context(ui, VARIANTS[name]()))
+        for index, (screen, answer) in enumerate(ui.screens):
+            key = (type(screen).__name__, screen.title,
+                   _signature(screen) if isinstance(screen, Menu) else repr(screen)[:2000])
+            entry = seen.setdefault(key, Seen(screen, name, path))
+            following = [s for s, _ in ui.screens[index + 1:] if not isinstance(s, Progress)]
+            if answer is not None and following:
+                entry.after.append((answer, following[0]))
+            if isinstance(screen, Menu) and answer is None and len(path) < MAX_DEPTH:
+                sig = (name, _signature(screen))
+                if sig in expanded:
+                    continue
+                expanded.add(sig)
+                queue.extend((name, (*path, k)) for k in _answers(screen))
+    return list(seen.values())
+
+
+@pytest.fixture(scope="module")
+def screens() -> list[Seen]:
+    return walk()
+
+
+def _menus(screens: list[Seen]) -> list[Seen]:
+    return [s for s in screens if isinstance(s.description, Menu)]
+
+
+def _rendered(description: Description, columns: int, rows: int) -> str:
+    canvas = make_view(description).widget.render((columns, rows), focus=True)
+    return "\n".join(line.decode("utf-8").rstrip() for line in canvas.text)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _readable(description: Description) -> str:
+    d = description
+    parts = [d.title]
+    if isinstance(d, Menu):
+        parts += [*d.body, *(c.label for c in d.choices)]
+    elif isinstance(d, Prompt):
+        parts += [*d.body, d.label]
+    elif isinstance(d, Page):
+        parts += list(d.lines)
+    else:
+        parts += [d.text, *d.lines]
+    return "\n".join(parts)
+
+
+def test_the_walk_reaches_every_state_that_shows_a_screen(screens: list[Seen]) -> None:
+    titles = {s.description.title for s in screens}
+    for title in ("boot menu", "Options", "Boot options", "TPM/TOTP/HOTP options",
+                  "GPG options", "Integrity report", "Reset the TPM?", "Power off now?",
+                  "Reboot now?", "Open the recovery shell?", "Seal a new TOTP/HOTP secret?",
+                  "Update checksums and sign /boot", "Boot refused", "OS boot menu",
+                  "Automatic boot", "no TPM", "cannot start", "no /boot partition",
+                  "TPM state inconsistent", "no owner key", "TOTP code cannot be shown",
+                  "HOTP", "No default boot entry", "Boot without verifying /boot?",
+                  "/boot is not signed yet", "signed by another key", "no /boot partition",
+                  "older signed /boot was put back", "The boot did not start"):
+        assert any(title in t for t in titles), f"no screen titled {title!r} was reached"
+    assert len(screens) > 60
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_no_option_is_clipped(screens: list[Seen], size: tuple[int, int]) -> None:
+    columns, rows = size
+    for seen in _menus(screens):
+        menu = seen.description
+        assert isinstance(menu, Menu)
+        shown = _words(_rendered(menu, columns, rows))
+        for choice in menu.choices:
+            assert _words(f"{choice.key}  {choice.label}") in shown, (
+                f"{menu.title!r} at {columns}x{rows} hides {choice.label!r}:\n"
+                + _rendered(menu, columns, rows))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_every_screen_renders_with_its_title_and_footer(screens: list[Seen],
+                                                        size: tuple[int, int]) -> None:
+    columns, rows = size
+    for seen in screens:
+        text = _rendered(seen.description, columns, rows)
+        assert len(text.split("\n")) == rows
+        assert _words(seen.description.title)[:columns // 2] in _words(text)
+
+
+def test_the_key_scheme_holds_on_every_menu(screens: list[Seen]) -> None:
+    for seen in _menus(screens):
+        menu = seen.description
+        assert isinstance(menu, Menu)
+        where = f"{menu.title!r} (variant {seen.variant}, path {seen.path})"
+        keys = [c.key for c in menu.choices]
+        assert len(keys) == len(set(keys)), f"two choices share a key on {where}"
+        for choice in menu.choices:
+            if choice.key == BACK:
+                assert choice.event == menu.back_event, f"{BACK!r} is not Back on {where}"
+            if choice.key in RESERVED:
+                assert choice.event == RESERVED[choice.key], (
+                    f"{choice.key!r} means {choice.event!r} on {where}")
+            for key, event in RESERVED.items():
+                if choice.event == event:
+                    assert choice.key == key, f"{event!r} has the key {choice.key!r} on {where}"
+            if choice.event == menu.back_event:
+                assert choice.key in (BACK, "n"), f"Back is {choice.key!r} on {where}"
+        if menu.back_event is None:
+            # only the main menu and the forks of the start have nowhere to go back to
+            problem = any(line.startswith("What you can do:") for line in menu.body)
+            assert problem or menu.title.endswith("boot menu"), f"no Back on {where}"
+
+
+def test_destructive_actions_ask_first_with_no_selected(screens: list[Seen]) -> None:
+    checked = set()
+    for seen in _menus(screens):
+        menu = seen.description
+        assert isinstance(menu, Menu)
+        for key, shown in seen.after:
+            if key not in DESTRUCTIVE or key == "F":  # the OEM reset is a page for now
+                continue
+            # a page (nothing done, e.g. "No TPM") or the question, No first
+            if isinstance(shown, Menu):
+                assert shown.choices[0].event == shown.back_event == "no", (
+                    f"{key!r} on {menu.title!r} led to {shown.title!r} "
+                    "without a question whose first answer is No")
+                checked.add(key)
+            else:
+                assert isinstance(shown, Page), (key, menu.title, shown.title)
+    assert {"p", "R", "T", "u"} <= checked
+
+
+def test_recovery_letter_means_only_the_recovery_shell(screens: list[Seen]) -> None:
+    for seen in _menus(screens):
+        menu = seen.description
+        assert isinstance(menu, Menu)
+        for choice in menu.choices:
+            assert (choice.key == RECOVERY_KEY) == (choice.event == "recovery"), menu.title
+
+
+#: What no screen may show: internals of the runtime or the disk's raw text.
+_INTERNAL = re.compile(r"Traceback|Command '\[|0x0|\w\|(elf|xen|multiboot)\||Errno|TSS2_")
+
+
+def test_no_screen_shows_internal_text(screens: list[Seen]) -> None:
+    for seen in screens:
+        text = _readable(seen.description)
+        assert not _INTERNAL.search(text), f"{seen.description.title!r} shows:\n{text}"
+
+
+#: Advice words and the event a screen must offer when its advice says them.
+_ADVICE = {
+    r"\breboot\b|\brestart\b": "reboot",
+    r"\bgenerate\b": "generate",
+    r"\breset the tpm\b": "reset-tpm",
+    r"\bretry\b|\btry again\b|\bcheck again\b": "retry",
+    r"\bintegrity report\b": "report",
+    r"\bpower off\b": "power-off",
+    r"\bcontinu": "continue",
+    r"\bsign (/boot|it)\b": "update-checksums",
+    r"\brecovery shell\b": "recovery",
+    r"\boem factory reset\b": "oem-reset",
+}
+_SAME = {"report": {"report", "investigate"}}
+
+
+def test_advice_names_only_what_the_screen_offers(screens: list[Seen]) -> None:
+    for seen in _menus(screens):
+        menu = seen.description
+        assert isinstance(menu, Menu)
+        advice = [line.removeprefix("What you can do:") for line in menu.body
+                  if line.startswith("What you can do:")]
+        # a sentence that gives a path through the menus ("Options > ...") is a route
+        sentences = [s for text in advice for s in re.split(r"(?<=[.:;])\s+", text)
+                     if "Options >" not in s]
+        events = {c.event for c in menu.choices}
+        for sentence in sentences:
+            for pattern, event in _ADVICE.items():
+                if re.search(pattern, sentence, re.IGNORECASE):
+                    assert events & _SAME.get(event, {event}), (
+                        f"{menu.title!r} advises {sentence!r} but offers no {event!r}")
+
+
+def test_the_scheme_table_for_people_matches_the_code() -> None:
+    table = (Path(__file__).parents[2] / "runtime" / "ui" / "KEYS.md").read_text()
+    rows = dict(re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|", table, re.MULTILINE))
+    assert rows.pop(BACK) == "back"
+    assert rows == RESERVED
