@@ -511,3 +511,47 @@ def test_autoboot_does_not_boot_when_the_refreshed_code_did_not_unseal() -> None
     assert final is State.POWER_OFF
     assert not [c for c in platform.calls if c.startswith(("verify_boot", "boot "))][1:]
     assert not [c for c in platform.calls if c.startswith("boot ")]
+
+
+def test_a_token_that_refuses_the_pin_seals_nothing_and_can_be_tried_again() -> None:
+    platform = FakePlatform(
+        start_facts=started(hotp_configured=True), owned=True,
+        totp_results=[failed_totp(), GOOD_TOTP],
+        enrol_results=[EnrolFacts(None, "The token refused the admin PIN.", token_refused=True,
+                                  wrong_pin=True),
+                       EnrolFacts(bytearray(SECRET), sealed_pcrs=(0, 4, 9),
+                                  hotp_message="The token accepted its first code.")])
+    final, ui = run(platform, [
+        ("choose", "TOTP code cannot be shown", "g"),
+        ("choose", "Seal a new", "y"),
+        ("ask", "HOTP token PIN", b"1234567"), ("ask", "TPM owner passphrase", b"owner"),
+        ("choose", "HOTP token was not programmed", "r"),
+        ("ask", "HOTP token PIN", b"12345678"), ("ask", "TPM owner passphrase", b"owner"),
+        ("show", "Scan this", None), ("show", "TOTP secret", None), *power_off(MAIN)])
+    assert final is State.POWER_OFF
+    refusal = shown(ui, "The HOTP token was not programmed")
+    assert refusal.tone is Tone.ERROR and "Nothing was sealed" in refusal.text
+    assert platform.calls.count("generate_secret") == 2
+    assert platform.passphrases == [b"owner", b"1234567", b"owner", b"12345678"]
+    assert not any(s.tone is Tone.GOOD for s in ui.shown[:ui.titles().index("Scan this with "
+                                                                          "your phone's "
+                                                                          "authenticator app")]
+                   if s.kind != "progress" and "boot menu" not in s.title)
+
+
+def test_a_refused_token_can_be_left_out() -> None:
+    platform = FakePlatform(
+        start_facts=started(hotp_configured=True), owned=True,
+        totp_results=[failed_totp(), GOOD_TOTP],
+        enrol_results=[EnrolFacts(None, "No token is plugged in.", token_refused=True),
+                       EnrolFacts(bytearray(SECRET), sealed_pcrs=(0, 4, 9))])
+    final, _ = run(platform, [
+        ("choose", "TOTP code cannot be shown", "g"),
+        ("choose", "Seal a new", "y"),
+        ("ask", "HOTP token PIN", b"12345678"), ("ask", "TPM owner passphrase", b"owner"),
+        ("choose", "HOTP token was not programmed", "w"),
+        ("ask", "TPM owner passphrase", b"owner"),
+        ("show", "Scan this", None), ("show", "TOTP secret", None), *power_off(MAIN)])
+    assert final is State.POWER_OFF
+    # the second try had no PIN: the platform sealed for the TOTP code alone
+    assert platform.passphrases == [b"owner", b"12345678", b"owner"]

@@ -88,6 +88,10 @@ VARIANTS: dict[str, Callable[[], FakePlatform]] = {
     "hotp-absent": lambda: FakePlatform(
         start_facts=_started(hotp_configured=True),
         hotp_results=[HotpFacts(HotpOutcome.ABSENT, "No token is plugged in.")]),
+    "token-refused": lambda: FakePlatform(
+        start_facts=_started(hotp_configured=True), totp_results=[failed_totp()],
+        enrol_results=[EnrolFacts(None, "The token refused the admin PIN.",
+                                  token_refused=True, wrong_pin=True)]),
     "autoboot": lambda: FakePlatform(start_facts=_started(auto_boot_timeout=5),
                                      checks=[GOOD_CHECK]),
     "no-default": lambda: FakePlatform(checks=[GOOD_CHECK],
@@ -234,7 +238,8 @@ def test_the_walk_reaches_every_state_that_shows_a_screen(screens: list[Seen]) -
                   "TPM state inconsistent", "no owner key", "TOTP code cannot be shown",
                   "HOTP", "No default boot entry", "Boot without verifying /boot?",
                   "/boot is not signed yet", "signed by another key", "no /boot partition",
-                  "older signed /boot was put back", "The boot did not start"):
+                  "older signed /boot was put back", "The boot did not start",
+                  "The HOTP token was not programmed"):
         assert any(title in t for t in titles), f"no screen titled {title!r} was reached"
     assert len(screens) > 60
 

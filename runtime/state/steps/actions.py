@@ -4,10 +4,13 @@ clock, the default boot, and the recovery shell's confirmation."""
 from __future__ import annotations
 
 from runtime.secrets.ram import wipe_buffer
+from runtime.state.keys import back
 from runtime.state.steps.context import Context
-from runtime.state.view import Page, Progress, Prompt, Tone
+from runtime.state.view import Choice, Menu, Page, Progress, Prompt, Tone
 
 OWNER_PASSPHRASE_ATTEMPTS = 3
+#: tries at programming the HOTP token in one generation (re-plugged, PIN typo)
+TOKEN_ATTEMPTS = 3
 # The TPM takes at most 32 bytes of authorization (a SHA-256 digest's size).
 TPM_PASSPHRASE_MAX = 32
 TPM_PASSPHRASE_MIN = 8
@@ -45,16 +48,14 @@ def generate_secret(ctx: Context) -> str:
         return "cancelled"
     pin: bytearray | None = None
     if session.start.hotp_configured:
-        pin = _ask_secret(ctx, Prompt(
-            "HOTP token PIN", ("The token is programmed with the same secret. Its admin "
-                               "PIN is needed for that; Esc skips the token.",),
-            "Token admin PIN:", secret=True))
+        pin = _ask_token_pin(ctx, "")
     try:
-        for attempt in range(OWNER_PASSPHRASE_ATTEMPTS):
+        passphrase_tries = 0
+        for _ in range(OWNER_PASSPHRASE_ATTEMPTS + TOKEN_ATTEMPTS):
             owner = session.take_owner_passphrase() or _ask_secret(ctx, Prompt(
                 "TPM owner passphrase",
                 ("Storing the sealed secret in the TPM needs its owner passphrase.",)
-                + (("The last one was refused.",) if attempt else ()),
+                + (("The last one was refused.",) if passphrase_tries else ()),
                 "Owner passphrase:", secret=True))
             if owner is None:
                 return "cancelled"
@@ -65,9 +66,21 @@ def generate_secret(ctx: Context) -> str:
                 wipe_buffer(owner)
             if facts.secret is not None:
                 break
+            if facts.token_refused:
+                # nothing was sealed: the token can be tried again, or left out
+                answer = _token_refused(ctx, facts.problem, facts.wrong_pin)
+                if answer == "cancelled":
+                    return "cancelled"
+                if pin is not None:
+                    wipe_buffer(pin)
+                pin = _ask_token_pin(ctx, facts.problem) if answer == "retry" else None
+                if answer == "retry" and pin is None:
+                    return "cancelled"
+                continue
             ctx.page("The secret was not sealed", [facts.problem, "Nothing was changed."],
                      Tone.ERROR)
-            if not facts.wrong_passphrase:
+            passphrase_tries += 1
+            if not facts.wrong_passphrase or passphrase_tries >= OWNER_PASSPHRASE_ATTEMPTS:
                 return "cancelled"
         else:
             return "cancelled"
@@ -79,6 +92,30 @@ def generate_secret(ctx: Context) -> str:
     finally:
         wipe_buffer(facts.secret)
     return "done"
+
+
+def _ask_token_pin(ctx: Context, last: str) -> bytearray | None:
+    return _ask_secret(ctx, Prompt(
+        "HOTP token PIN",
+        ("The token is programmed with the same secret before the TPM stores it. Its "
+         "admin PIN is needed for that.",)
+        + ((last, "Esc: cancel.") if last else ("Esc: seal without the token.",)),
+        "Token admin PIN:", secret=True, tone=Tone.WARNING if last else Tone.NORMAL))
+
+
+def _token_refused(ctx: Context, problem: str, wrong_pin: bool) -> str:
+    """"retry", "without" (seal for the TOTP code alone) or "cancelled"."""
+    return ctx.choose(Menu("The HOTP token was not programmed", (
+        problem,
+        "Nothing was sealed: the TPM still holds the previous secret, and your phone "
+        "needs no new enrolment yet.",
+        "Try again (with the admin PIN typed again" + (", it was refused" if wrong_pin else "")
+        + "), or seal the secret for the TOTP code alone: the token then keeps refusing "
+        "codes until a secret is generated with it.",
+    ), (Choice("r", "Try the token again", "retry"),
+        Choice("w", "Seal without the token (TOTP only)", "without"),
+        back("Cancel: back to the main menu", "cancelled")),
+        tone=Tone.ERROR, back_event="cancelled"))
 
 
 def _show_enrolment(ctx: Context, secret: bytearray, pcrs: tuple[int, ...],
