@@ -21,6 +21,8 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from runtime.error_detail import plain
+
 SYS_BLOCK = "/sys/class/block"
 BOOT_MOUNTPOINT = "/boot"
 MIN_SECTORS = 4096  # 2 MiB: smaller partitions are BIOS-boot or firmware areas
@@ -218,11 +220,12 @@ def remount(device: str, target: str, writable: bool, *, replay_journal: bool = 
             timeout=MOUNT_TIMEOUT,
             capture_output=True,
         )
-    except subprocess.CalledProcessError as err:
-        text = err.stderr.decode(errors="replace").strip() if err.stderr else ""
-        return f"{device} could not be mounted {'read-write' if writable else 'again'}: {text}"
     except (OSError, subprocess.SubprocessError) as err:
-        return f"{device} could not be mounted: {err}"
+        # mount's own words (and its command line) go to the log only
+        how = "read-write" if writable else "again"
+        return plain("boot-remount", err, (
+            f"/boot ({device}) could not be mounted {how}: the disk may be failing, or its "
+            "file system needs a check. Restart and try again."))
     return ""
 
 

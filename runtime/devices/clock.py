@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from runtime import error_detail
+
 # Written by build_initrd.py into the image.
 BUILD_INFO_PATH = "/etc/runtime/build-info.json"
 BUILD_TIME_KEY = "source_date_epoch"
@@ -25,6 +27,9 @@ EARLIEST = datetime(MIN_YEAR, 1, 1, tzinfo=UTC).timestamp()
 LATEST = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
 FORMAT_HINT = ("type the time in UTC as YYYY-MM-DD HH:MM or YYYY-MM-DD HH:MM:SS, "
                "for example 2026-03-14 09:30")
+#: the build date is in the image: damaged, it is the image's fault, not the clock's
+_DAMAGED = ("The firmware image's build information is damaged, so the clock cannot be "
+            "checked against the image's build date. Check the time shown yourself.")
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 
@@ -51,12 +56,12 @@ def image_build_time(path: str = BUILD_INFO_PATH) -> float | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as err:
-        raise ClockError(f"{path} cannot be read ({err}), so the clock cannot be checked "
-                         "against the image's build date") from None
+        error_detail.detail("clock-build-info", f"{path}: {error_detail.describe(err)}")
+        raise ClockError(_DAMAGED) from None
     value = info.get(BUILD_TIME_KEY) if isinstance(info, dict) else None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < LATEST:
-        raise ClockError(f"{path} has no usable {BUILD_TIME_KEY!r} (found {value!r}), so the "
-                         "clock cannot be checked against the image's build date")
+        error_detail.detail("clock-build-info", f"{path}: {BUILD_TIME_KEY} is {value!r}")
+        raise ClockError(_DAMAGED)
     return float(value)
 
 
@@ -146,8 +151,9 @@ def set_system_time(when: datetime, hwclock: Sequence[str] = HWCLOCK) -> str | N
     try:
         time.clock_settime(time.CLOCK_REALTIME, when.timestamp())
     except OSError as err:
-        raise ClockError(f"The clock could not be set ({err.strerror or err}); it was not "
-                         "changed. The runtime must run as root to set it.") from None
+        error_detail.detail("clock-set", error_detail.describe(err))
+        raise ClockError(f"The clock could not be set ({err.strerror or 'refused'}); it was "
+                         "not changed. The runtime must run as root to set it.") from None
     import subprocess  # only here: the menu item is rare, the import is not free
 
     until = "The clock is set, but only until power-off: "

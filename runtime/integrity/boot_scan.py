@@ -32,7 +32,11 @@ Progress = Callable[[int, int, str], None]
 
 
 class ScanError(OSError):
-    """/boot could not be read completely: the lists would be wrong."""
+    """/boot could not be read completely: the lists would be wrong. str() is
+    the plain sentence it was raised with (never "[Errno N]")."""
+
+    def __str__(self) -> str:
+        return str(self.strerror or super().__str__())
 
 
 @dataclass

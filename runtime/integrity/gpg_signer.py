@@ -46,7 +46,9 @@ class GpgSigner:
             # signing needs gpg-agent (it holds the secret key or talks to the card)
             gpg = bounded_gpg(self.home, self.gpg_binary, self.timeout, CLOCK_OPTIONS)
         except (OSError, ValueError) as err:
-            raise SigningError(f"gpg ({self.gpg_binary}) did not run: {err}") from err
+            # the cause (gpg's path, the system's words) reaches the log with the error
+            raise SigningError("gpg did not run, so nothing was signed. Try again; if it "
+                               "keeps failing, the firmware image is damaged.") from err
         last = ""
         for attempt in range(1, self.attempts + 1):
             pin = self.ask_pin(attempt, last) if self.ask_pin else None

@@ -23,6 +23,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.error_detail import plain
+
 GPG_TIMEOUT_S = 30.0
 MAX_KEY_FILE_BYTES = 1024 * 1024
 MAX_SIGNATURE_BYTES = 64 * 1024  # an armored signature is a few hundred bytes
@@ -241,11 +243,11 @@ def owner_gpg(
         try:
             gpg = bounded_gpg(home, gpg_binary, timeout)
             imported = gpg.import_keys(keys)
-        except (OSError, ValueError):
+        except (OSError, ValueError) as err:
             # python-gnupg raises ValueError when even 'gpg --version' fails or hangs.
             yield SignatureResult.refused(
                 Failure.GPG_FAILED,
-                f"gpg ({gpg_binary}) did not run or did not answer within {timeout:g} s.",
+                plain("gpg", err, f"gpg did not run or did not answer within {timeout:g} s."),
             )
             return
         if imported.returncode not in (0, 2) or not imported.fingerprints:

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runtime.error_detail import detail
 from runtime.integrity.safe_read import UnsafeFile, read_regular
 
 ROLLBACK_FILE = "kexec_rollback.txt"
@@ -49,7 +50,9 @@ def preflight(boot_dir: str, inspect: Callable[[int], CounterView]) -> str:
     """Empty when /boot and the TPM agree; else what is wrong, in plain words.
 
     ``inspect(index)`` asks the TPM about the counter; it raises CounterMissing
-    when the index does not exist, or OSError/ValueError when it cannot be read.
+    when the index does not exist, or OSError/ValueError, whose text is plain
+    words for the screen, when it cannot be read. The NV index itself is no
+    screen's business: it goes to the log (runtime.error_detail).
     """
     shown = f"/boot/{ROLLBACK_FILE}"
     try:
@@ -80,12 +83,15 @@ def preflight(boot_dir: str, inspect: Callable[[int], CounterView]) -> str:
     try:
         view = inspect(nv_index)
     except CounterMissing:
+        detail("rollback-preflight", f"NV index 0x{nv_index:08x} is not defined")
         return (
-            f"The TPM has no rollback counter 0x{nv_index:08x}, which /boot was signed "
-            "with: the TPM was reset or replaced since /boot was signed."
+            "The TPM no longer holds the rollback counter /boot was signed with: the TPM "
+            "was reset or replaced since /boot was signed."
         )
     except (OSError, ValueError) as err:
-        return f"The TPM rollback counter 0x{nv_index:08x} cannot be read: {err}."
+        detail("rollback-preflight", f"NV index 0x{nv_index:08x}: {err}")
+        return f"The TPM rollback counter cannot be read. {str(err).rstrip('.')}."
     if view.problem:
-        return f"The TPM rollback counter 0x{nv_index:08x} cannot be used: {view.problem}."
+        detail("rollback-preflight", f"NV index 0x{nv_index:08x}: {view.problem}")
+        return f"The TPM rollback counter cannot be used: {view.problem}."
     return ""

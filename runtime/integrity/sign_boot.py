@@ -126,8 +126,10 @@ def _trusted_current(boot_dir: str, shown: BootReport) -> dict[str, bytes]:
         try:
             now = read_regular(os.path.join(boot_dir, name), MAX_LIST_BYTES)
         except (OSError, UnsafeFile) as err:
+            # UnsafeFile's text is a sentence; any other OSError: the system's words
+            why = str(err) if isinstance(err, UnsafeFile) else err.strerror or "unreadable"
             raise SigningError(
-                f"/boot/{shown_name(name)} changed since it was checked: {err}"
+                f"/boot/{shown_name(name)} changed since it was checked: {why}"
             ) from err
         if now != data:
             raise SigningError(
@@ -342,8 +344,15 @@ def sign_boot(
         note("hashing")
         scan = scan_boot(boot_dir)
         digests = hash_files(boot_dir, scan.files, progress)
-    except (ValueError, UnicodeError, ScanError) as err:
+    except ScanError as err:
         raise SigningError(f"/boot cannot be read completely: {err}") from err
+    except UnicodeError as err:
+        raise SigningError("/boot cannot be read completely: a name or a list on it is "
+                           "not valid text.") from err
+    except ValueError as err:
+        # a list's format error is written for the user; any other is not
+        why = str(err) if isinstance(err, ListFormatError) else "what it holds is damaged"
+        raise SigningError(f"/boot cannot be read completely: {why}") from err
     unseen = _unseen_changes(shown, scan, digests)
     if unseen:
         raise SigningError(

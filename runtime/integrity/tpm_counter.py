@@ -1,11 +1,26 @@
-"""The rollback counter in the TPM, as signing and verifying use it."""
+"""The rollback counter in the TPM, as signing and verifying use it.
+
+Failures are CounterFailure: an OSError (the Counter protocol's error) whose
+text is plain words for the screen; the TPM's own words (the operation, the
+NV index, the response code) go to the log (runtime.error_detail)."""
 
 from __future__ import annotations
 
+from runtime.error_detail import plain
 from runtime.integrity.verify_boot import CounterGone
 from runtime.tpm import counters, nv
 from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import TpmError
+
+
+class CounterFailure(OSError):
+    """The TPM counter failed; str() is what the screen says."""
+
+
+def _failed(what: str, err: TpmError) -> CounterFailure:
+    # CounterUnusable says itself what is wrong with the counter
+    words = err.plain() if isinstance(err, counters.CounterUnusable) else f"{what} {err.plain()}"
+    return CounterFailure(plain("rollback-counter", err, words))
 
 
 class TpmCounter:
@@ -23,19 +38,19 @@ class TpmCounter:
             counters.check_counter(self.tpm, index)
             return counters.read_counter(self.tpm, index)
         except TpmError as err:
-            raise OSError(str(err)) from err
+            raise _failed("The TPM rollback counter cannot be read.", err) from err
 
     def owner_passphrase(self) -> bytes:
         """The TPM owner passphrase (a subclass may ask for it)."""
         if self.owner_auth is None:
-            raise OSError("creating a rollback counter needs the TPM owner passphrase")
+            raise CounterFailure("Creating a rollback counter needs the TPM owner passphrase.")
         return self.owner_auth
 
     def is_rollback(self, index: int) -> bool:
         try:
             return index in counters.rollback_counters(self.tpm)
         except TpmError as err:
-            raise OSError(str(err)) from err
+            raise _failed("The TPM's rollback counters cannot be listed.", err) from err
 
     def retire_others(self, index: int) -> None:
         """Only index stays a rollback counter (after a power cut between a
@@ -46,14 +61,14 @@ class TpmCounter:
             if others:
                 counters.retire_counters(self.tpm, self.owner_passphrase(), keep=index)
         except TpmError as err:
-            raise OSError(str(err)) from err
+            raise _failed("The old rollback counters could not be removed.", err) from err
 
     def create(self) -> int:
         owner_auth = self.owner_passphrase()
         try:
             index = counters.create_counter(self.tpm, owner_auth)
         except TpmError as err:
-            raise OSError(str(err)) from err
+            raise _failed("A new rollback counter could not be created.", err) from err
         # Every other rollback counter goes now, while the owner passphrase is
         # at hand: left defined, an older signed /boot naming one (whose value
         # still matches) would verify again. A power cut after this and before
@@ -63,23 +78,25 @@ class TpmCounter:
         try:
             counters.retire_counters(self.tpm, owner_auth, keep=index)
         except TpmError as err:
-            raise OSError(self._abandon(index, owner_auth, err)) from err
+            raise CounterFailure(self._abandon(index, owner_auth, err)) from err
         return index
 
     def _abandon(self, index: int, owner_auth: bytes, err: TpmError) -> str:
         """Undefine the new counter after a failed retiring; the words to show."""
+        words = plain("rollback-counter", err, err.plain())
         try:
             nv.undefine(self.tpm, index, owner_auth)
-        except TpmError:
+        except TpmError as again:
             # a never-used counter no /boot names; the next create retires it
-            return f"{err}. The new rollback counter 0x{index:08x} could not be removed either."
-        return f"{err}. No new rollback counter was made."
+            return plain("rollback-counter", again,
+                         f"{words} The new rollback counter could not be removed either.")
+        return f"{words} No new rollback counter was made."
 
     def increment(self, index: int) -> int:
         try:
             return counters.increment_counter(self.tpm, index)
         except TpmError as err:
-            raise OSError(str(err)) from err
+            raise _failed("The TPM rollback counter could not be incremented.", err) from err
 
     def value(self, index: int) -> int:
         """For verify_boot: the value, an error when it was never incremented."""

@@ -26,6 +26,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from runtime.error_detail import describe, detail
 from runtime.integrity.boot_lists import (
     HASHES_FILE,
     LINKS_FILE,
@@ -149,6 +150,22 @@ class BootReport:
         return Signed(dict(self.digests), frozenset(self.seen_tree), self.signed_links)
 
 
+def _reason(err: Exception) -> str:
+    """Why a read failed, for the screen: the system's words for an OSError
+    (never "[Errno N]"), a counter's own plain text (tpm_counter.CounterFailure)."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror}."
+    text = str(err).rstrip(".")
+    return f"{text}." if text else "it could not be read."
+
+
+def _unexpected(err: Exception) -> str:
+    """An error nothing expected, from reading hostile /boot: no exception text."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror}."
+    return "what it holds is damaged, or made to break the check."
+
+
 def printable(text: str) -> str:
     """Text from the disk as a screen may show it: control and format
     characters (C0, C1, DEL, bidi) made visible, so the disk cannot draw."""
@@ -188,7 +205,8 @@ def _read_signed_state(boot_dir: str, report: BootReport) -> dict[str, bytes] | 
             # not a regular file, or huge: never read; the state-area check names it
             report.odd_state[name] = str(err)
         except OSError as err:
-            report.add(Problem.UNREADABLE, f"/boot/{shown_name(name)} cannot be read ({err}).")
+            report.add(Problem.UNREADABLE, f"/boot/{shown_name(name)} cannot be read "
+                       f"({err.strerror or 'unknown error'}).")
     return files
 
 
@@ -278,25 +296,31 @@ def _check_rollback(files: dict[str, bytes], read_counter: ReadCounter, report: 
     except ListFormatError as err:
         report.add(Problem.LIST_DAMAGED, str(err))
         return
+    # the NV index is for the log: the screen names the counter by its role
+    where = f"kexec_rollback.txt names NV index 0x{rollback.nv_index:08x}"
     if rollback.nv_index in NOT_ROLLBACK:
+        detail("verify-boot", f"{where}, reserved for the TOTP/HOTP state")
         report.add(
             Problem.LIST_DAMAGED,
-            f"kexec_rollback.txt names 0x{rollback.nv_index:08x}, which is not a rollback "
-            "counter (the TOTP/HOTP state lives there).",
+            "kexec_rollback.txt names a TPM counter that is not a rollback counter (the "
+            "TOTP/HOTP state lives there).",
         )
         return
     try:
         value = read_counter(rollback.nv_index)
     except CounterGone:
+        detail("verify-boot", f"{where}, which the TPM does not hold")
         report.add(
             Problem.COUNTER_MISSING,
-            f"the TPM has no counter 0x{rollback.nv_index:08x}, which /boot was signed "
-            "with: the TPM was reset or replaced since.",
+            "the TPM no longer holds the rollback counter /boot was signed with: the TPM "
+            "was reset or replaced since.",
         )
         return
     except (OSError, ValueError) as err:
+        detail("verify-boot", f"{where}: {describe(err)}")
         report.add(
-            Problem.COUNTER_UNREADABLE, f"counter 0x{rollback.nv_index:08x} cannot be read: {err}."
+            Problem.COUNTER_UNREADABLE,
+            f"the TPM rollback counter /boot was signed with cannot be read: {_reason(err)}",
         )
         return
     report.counter = value
@@ -483,7 +507,9 @@ def verify_boot(
         _check_files(boot_dir, files, report, progress)
     except (OSError, ValueError, UnicodeError, RecursionError) as err:
         # whatever /boot holds, the answer is a finding, never a crash
-        report.add(Problem.UNREADABLE, f"/boot could not be checked completely: {err}")
+        detail("verify-boot", describe(err))
+        report.add(Problem.UNREADABLE, "/boot could not be checked completely: "
+                   + _unexpected(err))
     except MemoryError:
         report.add(Problem.UNREADABLE, "/boot holds more than this machine's RAM can check.")
     return report

@@ -7,6 +7,7 @@ import os
 import subprocess
 from typing import NoReturn
 
+from runtime.error_detail import describe, detail
 from runtime.kexec.errors import KexecError
 from runtime.kexec.plan import INITRD_ALIGN, KexecPlan
 
@@ -47,6 +48,14 @@ def write_initrd(plan: KexecPlan) -> int:
     return written
 
 
+#: what to do when kexec refuses, by what it was asked
+_NEXT_STEP = {
+    "-l": "The entry's kernel or initrd may not be one this machine can start: choose "
+          "another entry, or check the entry from the recovery shell.",
+}
+_RETRY = "Restart and try again."
+
+
 def _run(binary: str, args: list[str], action: str, timeout: float) -> None:
     try:
         subprocess.run([binary, *args], check=True, timeout=timeout, capture_output=True,
@@ -56,9 +65,11 @@ def _run(binary: str, args: list[str], action: str, timeout: float) -> None:
     except subprocess.TimeoutExpired as err:
         raise KexecError(f"{action} failed: kexec did not finish within {timeout} s.") from err
     except subprocess.CalledProcessError as err:
-        said = (err.stderr or b"").decode("utf-8", "replace").strip()
-        detail = f": kexec said {said!r}" if said else " and kexec gave no reason"
-        raise KexecError(f"{action} failed (exit status {err.returncode}){detail}.") from err
+        # kexec's own words and exit status are for the log: the screen says what to do
+        detail("kexec", describe(err))
+        said = "" if (err.stderr or b"").strip() else " without giving a reason"
+        next_step = _NEXT_STEP.get(args[0] if args else "", _RETRY)
+        raise KexecError(f"{action} failed: kexec refused it{said}. {next_step}") from err
     except OSError as err:
         raise KexecError(f"{action} failed: cannot run {binary} ({err.strerror}).") from err
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from runtime.boot_configs.entry import BootEntry
+from runtime.error_detail import plain
 from runtime.integrity.boot_paths import BootPathError
 from runtime.integrity.boot_view import BootView
 from runtime.kexec.errors import KexecError
@@ -158,7 +159,9 @@ def ram_stage(size: int, directory: str = STAGE_DIR) -> Iterator[str]:
         subprocess.run([MOUNT, "-t", "tmpfs", "-o", options, "tmpfs", directory],
                        check=True, timeout=MOUNT_TIMEOUT, capture_output=True)  # fmt: skip
     except (OSError, subprocess.SubprocessError) as err:
-        raise KexecError(f"No RAM area for the kernel could be set up: {err}.") from err
+        raise KexecError(plain("kexec-ram", err, (
+            "No RAM area for the kernel could be set up, so nothing was loaded. Restart "
+            "and try again."))) from err
     try:
         yield directory
     finally:

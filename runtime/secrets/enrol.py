@@ -1,6 +1,6 @@
 """A new TOTP/HOTP secret: 20 bytes from the TPM's RNG, sealed to the board's
-seal PCRs as the firmware left them, stored in the TPM's NV, and (where a HOTP
-token is configured) programmed into the token.
+seal PCRs as the firmware left them, programmed into the HOTP token (where
+one is configured and its admin PIN given) and then stored in the TPM's NV.
 
 PCR 4 is sealed to the value the firmware's event log gives, not the current
 one: the runtime may have extended it this boot (a recovery shell), and the
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
+from runtime.error_detail import plain
 from runtime.secrets.ram import wipe_buffer
 from runtime.state.platform import EnrolFacts
 from runtime.tpm import handles
@@ -52,8 +53,11 @@ def seal_values(board: BoardConfig, current: Mapping[int, bytes],
 def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes] | None,
                       owner_passphrase: bytearray, hotp_admin_pin: bytearray | None,
                       settings: Settings) -> EnrolFacts:
+    """Generate, check the owner passphrase, program the HOTP token (when a PIN
+    is given), and only then store the sealed secret: a typo or a token that
+    refuses leaves the TPM's secret as it was, so the user can simply retry."""
     from runtime.secrets.hotp_check import program_token
-    from runtime.tpm import nv, rng, sealing
+    from runtime.tpm import nv, ownership, rng, sealing
     from runtime.tpm.pcrs import read_pcrs
 
     current = read_pcrs(tpm, board.seal_pcrs)
@@ -63,18 +67,43 @@ def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes
         return EnrolFacts(None, values)
     secret = bytearray(rng.random_bytes(tpm, SECRET_SIZE))
     try:
+        # Nothing is stored by either call: a wrong passphrase stops here,
+        # before the token is touched.
+        ownership.check_owner_passphrase(tpm, bytes(owner_passphrase))
         sealed = sealing.seal(tpm, bytes(secret), board.seal_pcrs, pcr_values=values)
-        # One NV write: a power cut leaves the old secret or the new one.
-        nv.store_sealed(tpm, sealed, handles.TOTP_SEALED_NV, bytes(owner_passphrase))
-    except WrongPassphrase:
+    except WrongPassphrase as err:
         wipe_buffer(secret)
-        return EnrolFacts(None, "The TPM refused the owner passphrase. Each wrong try "
-                                "counts toward the TPM's lockout.", wrong_passphrase=True)
+        return EnrolFacts(None, plain("enrol-owner", err, err.plain()), wrong_passphrase=True)
     except (TpmError, ValueError) as err:
         wipe_buffer(secret)
-        return EnrolFacts(None, f"The secret could not be sealed: {err}")
-    bootlog.stage("secret-sealed", pcrs=",".join(str(p) for p in board.seal_pcrs))
+        return EnrolFacts(None, plain("enrol-seal", err, "The secret could not be sealed. "
+                                      + _words(err)))
     hotp_message = ""
     if hotp_admin_pin is not None:
-        hotp_message = program_token(tpm, secret, hotp_admin_pin, owner_passphrase, settings)
+        programmed = program_token(tpm, secret, hotp_admin_pin, owner_passphrase, settings)
+        if programmed is not None and not programmed.ok:
+            wipe_buffer(secret)
+            return EnrolFacts(None, f"{programmed.message} Nothing was sealed: the previous "
+                              "secret stays in place.", token_refused=True,
+                              wrong_pin=programmed.wrong_pin)
+        hotp_message = programmed.message if programmed is not None else ""
+    try:
+        # One NV write: a power cut leaves the old secret or the new one.
+        nv.store_sealed(tpm, sealed, handles.TOTP_SEALED_NV, bytes(owner_passphrase))
+    except (TpmError, ValueError) as err:
+        wipe_buffer(secret)
+        problem = "The secret could not be stored in the TPM. " + _words(err)
+        if hotp_message:
+            problem += (" The HOTP token already holds the new secret: generate the "
+                        "secret again so that the TPM holds it too.")
+        return EnrolFacts(None, plain("enrol-store", err, problem),
+                          wrong_passphrase=isinstance(err, WrongPassphrase))
+    bootlog.stage("secret-sealed", pcrs=",".join(str(p) for p in board.seal_pcrs))
     return EnrolFacts(secret, sealed_pcrs=tuple(board.seal_pcrs), hotp_message=hotp_message)
+
+
+def _words(err: Exception) -> str:
+    """A TPM error's plain words; a ValueError here is this runtime's fault."""
+    if isinstance(err, TpmError):
+        return err.plain()
+    return "This is a fault in the runtime; the details are in its log."

@@ -4,9 +4,11 @@ The decisions (counter, look-ahead, retries) are runtime.secrets.hotp.verify's."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
+from runtime.error_detail import detail
 from runtime.secrets.hotp import (
     CounterStoreError,
     HotpCheck,
@@ -63,25 +65,46 @@ def verify_hotp(tpm: Tpm, runtime_pcr: int, settings: Settings) -> HotpFacts:
     with key:
         status = verify_with_token(key, TpmCounterStore(tpm), token)
     bootlog.stage("hotp", result=str(status.result))
+    if not status.ok and status.detail:
+        detail("hotp-check", f"{token.name}: {status.result}: {status.detail}")
     return HotpFacts(HotpOutcome(str(status.result)), status.message, token.name)
 
 
+@dataclass(frozen=True)
+class TokenProgramming:
+    """What programming the HOTP token did. ``ok``: it took the new secret
+    and accepted its first code; else ``message`` says why not, in plain words."""
+
+    ok: bool
+    message: str
+    wrong_pin: bool = False  # the token refused the admin PIN: worth asking again
+
+
 def program_token(tpm: Tpm, secret: bytearray, admin_pin: bytearray,
-                  owner_passphrase: bytearray, settings: Settings) -> str:
-    """Program the configured token with the new secret; what happened, in words."""
+                  owner_passphrase: bytearray, settings: Settings) -> TokenProgramming | None:
+    """Program the configured token with the new secret (None: no token is
+    configured). Called before the secret is sealed: a refusal seals nothing."""
     from runtime.secrets.hotp.counter import TpmCounterStore
 
     token = configured_token(settings)
     if token is None:
-        return ""
+        return None
     if not _present(token):
-        return f"The HOTP token was not programmed: {token.why_absent().message}"
+        # why_absent() speaks of the boot's check; at enrolment only "where is it" helps
+        detail("hotp-program", token.why_absent().message)
+        return TokenProgramming(False, (
+            f"The HOTP token was not programmed: no {token.name} answered. Plug it in "
+            "and try again, or go on without it."))
     try:
         store = TpmCounterStore.open_or_create(tpm, owner_passphrase)
     except CounterStoreError as err:
-        return f"The HOTP token was not programmed: {err.message}"
+        return TokenProgramming(False, f"The HOTP token was not programmed: {err.message}")
     status = enrol_token(secret, store, token, admin_pin)
     bootlog.stage("hotp-enrolled", result=str(status.result))
     if status.result is HotpCheck.SUCCESS:
-        return status.message
-    return f"The HOTP token was not programmed: {status.message}"
+        return TokenProgramming(True, status.message)
+    if status.detail:
+        # the tool's own words (codes, PIN and secret blanked by the backend)
+        detail("hotp-program", f"{token.name}: {status.result}: {status.detail}")
+    return TokenProgramming(False, f"The HOTP token was not programmed: {status.message}",
+                            wrong_pin=status.wrong_pin)

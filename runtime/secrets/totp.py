@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 import pyotp
 
 from runtime import bootlog
+from runtime.error_detail import plain
 from runtime.secrets.ram import wipe_buffer
 from runtime.tpm import handles
 from runtime.tpm.errors import NvIndexMissing, PcrsChanged, PrimaryKeyMissing, TpmError
@@ -115,7 +116,11 @@ def unseal_key(tpm: Tpm, runtime_pcr: int,
     except NvIndexMissing:
         return UnsealFailure("No TOTP secret is sealed in this TPM yet.", MISSING)
     except (TpmError, ValueError) as err:
-        return UnsealFailure(f"The sealed TOTP secret cannot be read: {err}", TPM_ERROR)
+        # ValueError: the NV index holds no blob of ours (damaged or foreign)
+        words = err.plain() if isinstance(err, TpmError) else (
+            "What the TPM holds in its place is not a sealed secret: generate a new one.")
+        return UnsealFailure(plain("totp-read", err, "The sealed TOTP secret cannot be "
+                                   f"read. {words}"), TPM_ERROR)
     if runtime_pcr not in sealed.pcrs:
         # A secret not bound to the firmware's measurement of this runtime
         # proves nothing about it.
@@ -130,9 +135,11 @@ def unseal_key(tpm: Tpm, runtime_pcr: int,
         return UnsealFailure(f"TOTP secret refused: PCR {names} changed since it was "
                              "sealed.", PCRS_CHANGED, changed)
     except PrimaryKeyMissing as err:
-        return UnsealFailure(f"TOTP secret not unsealed: {err}", NO_PRIMARY)
+        return UnsealFailure(plain("totp-unseal", err, "TOTP secret not unsealed. "
+                                   + err.plain()), NO_PRIMARY)
     except TpmError as err:
-        return UnsealFailure(f"TOTP secret not unsealed: {err}", TPM_ERROR)
+        return UnsealFailure(plain("totp-unseal", err, "TOTP secret not unsealed. "
+                                   + err.plain()), TPM_ERROR)
 
 
 def unseal_totp(tpm: Tpm, runtime_pcr: int, index: int = handles.TOTP_SEALED_NV) -> TotpResult:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
+from runtime.error_detail import describe, detail, plain
 from runtime.secrets.ram import SECRET_DIR
 from runtime.state.platform import (
     AskSecret,
@@ -111,7 +112,8 @@ def verify(side: BootSide, tpm: object | None, progress: Callable[[str], None]) 
     try:
         settled = settle(side, tpm)
     except OSError as err:
-        settled = f"An interrupted signing was found, but /boot cannot be written: {err}"
+        settled = ("An interrupted signing was found, but it could not be settled: "
+                   f"{_os_words(err)} Restart and try again.")
     progress("Checking the owner's signature over /boot...")
     report = verify_boot(side.boot_dir, OWNER_KEY_PATH, _read_counter(tpm),
                          work_dir=_work_dir(), progress=_hash_progress(progress))  # fmt: skip
@@ -195,8 +197,11 @@ def options(side: BootSide) -> OptionsFacts:
     try:
         listing = heads_listing(boot_view)
     except (OSError, ValueError, RecursionError, MemoryError) as err:
-        return OptionsFacts(problem=printable(f"The boot configuration on /boot cannot be "
-                                              f"read: {err or 'too large'}"))  # fmt: skip
+        why = (f"{err.strerror}." if isinstance(err, OSError) and err.strerror else
+               "it is damaged, too large, or made to break the reader.")
+        return OptionsFacts(problem=plain("boot-options", err, (
+            f"The boot configuration on /boot cannot be read: {why} Check /boot from the "
+            "recovery shell.")))
     side.listing = listing.lines
     found: list[BootOption] = []
     warnings = [printable(str(w)) for w in listing.warnings[:8]]
@@ -293,8 +298,11 @@ def _primary_problem(side: BootSide, tpm: object | None) -> str:
     try:
         if primary_hash_matches(data, primary_handle_bytes(tpm)):
             return ""
-    except (ListFormatError, TpmError) as err:
-        return f"The TPM storage key cannot be checked: {err}"
+    except ListFormatError as err:
+        return f"kexec_primhdl_hash.txt cannot be read: {err}. Save the default again."
+    except TpmError as err:
+        return plain("primary-handle", err, "The TPM storage key cannot be checked. "
+                     + err.plain())
     return ("The TPM's storage key is not the one the default was saved with: the TPM was "
             "reset or replaced since. Choose the entry in the OS menu and save it again.")
 
@@ -329,15 +337,30 @@ def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
 
 def _signing_home() -> tuple[str, str]:
     """A RAM GnuPG home with the owner's keys: the secret key of a test image,
-    else the public key and the OpenPGP card's stubs (gpg --card-status)."""
+    else the public key and the OpenPGP card's stubs (gpg --card-status).
+    SigningError, in plain words, when the keys cannot be loaded."""
+    from runtime.integrity.sign_boot import SigningError
+
     base = _work_dir()
     home = tempfile.mkdtemp(prefix="gpg-sign-", dir=base)
     os.chmod(home, 0o700)
     gpg = shutil.which("gpg") or "gpg"
     keys = [OWNER_SECRET_KEY_PATH] if os.path.exists(OWNER_SECRET_KEY_PATH) else [OWNER_KEY_PATH]
     for key in keys:
-        subprocess.run([gpg, "--homedir", home, "--batch", "--import", key], check=True,
-                       timeout=GPG_TIMEOUT, capture_output=True)  # fmt: skip
+        try:
+            subprocess.run([gpg, "--homedir", home, "--batch", "--import", key], check=True,
+                           timeout=GPG_TIMEOUT, capture_output=True)  # fmt: skip
+        except subprocess.CalledProcessError as err:
+            shutil.rmtree(home, ignore_errors=True)
+            # gpg's words and its command line reach the log through the cause
+            raise SigningError(
+                "gpg could not load the owner's key from the firmware (the key file in "
+                "the image is damaged?). Nothing was changed. Build the firmware image "
+                "again with the owner's key, and flash it.") from err
+        except (OSError, subprocess.SubprocessError) as err:
+            shutil.rmtree(home, ignore_errors=True)
+            raise SigningError("gpg did not run or did not answer. Nothing was changed. "
+                               "Try again.") from err
     if keys == [OWNER_KEY_PATH]:
         # the card answers for the secret key; without a card gpg says so at signing
         subprocess.run([gpg, "--homedir", home, "--batch", "--card-status"], check=False,
@@ -377,7 +400,8 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
             if tpm.has_primary():  # type: ignore[attr-defined]
                 primary = format_primary_hash(primary_handle_bytes(tpm))
         except TpmError as err:
-            return SignFacts(problem=f"The TPM storage key cannot be read: {err}")
+            return SignFacts(problem=plain("sign-boot", err, "The TPM storage key cannot be "
+                                           "read, so nothing was signed. " + err.plain()))
         choice = DefaultChoice(default.number, default.line, tuple(_entry_files(default)),
                                primary)  # fmt: skip
     home = ""
@@ -391,9 +415,19 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
             report = sign_boot(side.boot_dir, signer, AskingCounter(tpm), OWNER_KEY_PATH,  # type: ignore[arg-type]
                                default=choice, progress=_hash_progress(progress),
                                work_dir=_work_dir(), step=progress, shown=shown)  # fmt: skip
-    except (SigningError, OSError, ValueError, subprocess.SubprocessError) as err:
+    except SigningError as err:
         side.last_report = None  # what was shown is no longer what is there
-        return SignFacts(problem=f"/boot was not signed: {err}")
+        detail("sign-boot", describe(err))
+        return SignFacts(problem=f"/boot was not signed: {_sentence(str(err))}")
+    except OSError as err:
+        side.last_report = None
+        detail("sign-boot", describe(err))
+        return SignFacts(problem=f"/boot was not signed: {_os_words(err)}")
+    except (ValueError, subprocess.SubprocessError) as err:
+        side.last_report = None
+        return SignFacts(problem=plain("sign-boot", err, (
+            "/boot was not signed: something on /boot or in the firmware could not be "
+            "handled. Check /boot again, then try again.")))
     finally:
         if owner_auth is not None:
             wipe_buffer(owner_auth)
@@ -406,6 +440,23 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
     side.listing = []
     bootlog.stage("boot-signed", ok=report.ok, counter=report.counter)
     return SignFacts(check=_check_of(report))
+
+
+def _sentence(text: str) -> str:
+    """A message as a sentence: a capital letter and a full stop."""
+    text = text.strip()
+    if not text:
+        return "the reason is in the runtime's log."
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def _os_words(err: OSError) -> str:
+    """An OSError for the screen: the plain text this runtime raised it with
+    (a remount refused, the TPM counter's words), else the system's words
+    for what failed on /boot; never "[Errno N]" or a command line."""
+    if err.strerror:
+        return f"/boot could not be written or read ({err.strerror})."
+    return _sentence(str(err))
 
 
 def _words(value: object) -> str:
@@ -469,9 +520,12 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
         bootlog.stage("kexec", unsafe=unsafe, steps=len(done))
         kexec.execute()
     except (KexecError, ConfigSyntaxError, BootPathError) as err:
+        detail("boot", describe(err))
         return printable(str(err))
     except TpmError as err:
-        return f"PCR 4 could not be extended, so nothing was booted: {err}"
+        return plain("boot", err, "PCR 4 could not be extended, so nothing was booted. "
+                     + err.plain())
     except SecretDirError as err:
+        detail("boot", describe(err))
         return f"the RAM secrets could not be wiped, so nothing was booted: {err}"
     return "kexec returned"  # not reached: execute() raises when it returns

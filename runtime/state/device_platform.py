@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
+from runtime.error_detail import describe, detail, plain
 from runtime.state.device_boot import BootSide
 from runtime.state.platform import (
     AskSecret,
@@ -42,6 +43,10 @@ VERSION = "0.2.0"
 OWNER_KEY_PATH = "/etc/runtime/owner.asc"
 BUILD_INFO_PATH = "/etc/runtime/build-info.json"
 RECOVERY_EXTEND = hashlib.sha256(b"recovery").digest()
+#: the board file is part of the image: its parser's words would not help the user
+BOARD_PROBLEM = ("The firmware's board configuration cannot be read, so the runtime cannot "
+                 "start. The firmware image was built wrongly or is damaged: build it again "
+                 "and flash it.")
 PCRS_SHOWN = tuple(range(10))
 
 
@@ -107,7 +112,7 @@ class DevicePlatform:
         try:
             self.board = board = load_board()
         except ConfigError as err:
-            return StartFacts("?", "heads-runtime", fatal=f"Board configuration problem: {err}")
+            return StartFacts("?", "heads-runtime", fatal=plain("board", err, BOARD_PROBLEM))
         self.loaded = loaded = load_settings()
         settings = loaded.settings
         facts = dict(
@@ -128,7 +133,7 @@ class DevicePlatform:
         try:
             self.tpm = Tpm.connect(journal=RUNTIME_JOURNAL)
         except TpmError as err:
-            return StartFacts(**facts, tpm_problem=str(err))  # type: ignore[arg-type]
+            return StartFacts(**facts, tpm_problem=plain("tpm-connect", err, err.plain()))  # type: ignore[arg-type]
         bootlog.stage("tpm-connected")
         return StartFacts(**facts)  # type: ignore[arg-type]
 
@@ -172,7 +177,9 @@ class DevicePlatform:
             log = read_eventlog()
             self._firmware_pcrs = replay(log).get(Bank.SHA256)
         except (OSError, EventLogError) as err:
-            log_problem = str(err)
+            log = None  # a log that does not replay is reported as unreadable, once
+            log_problem = plain("eventlog", err, "the firmware did not publish one, or it "
+                                "cannot be read or is damaged.")
         values = read_pcrs(tpm, range(24))
         checked = {*board.firmware_pcrs, board.modules_pcr, board.runtime_pcr}
         report = replay_report(log, log_problem, tpm.log, values, checked)
@@ -234,7 +241,7 @@ class DevicePlatform:
             except NvIndexMissing:
                 raise CounterMissing() from None
             except TpmError as err:
-                raise ValueError(str(err)) from None
+                raise ValueError(plain("rollback-preflight", err, err.plain())) from None
 
         return preflight("/boot", inspect)
 
@@ -283,11 +290,21 @@ class DevicePlatform:
                 self.tpm, bytes(owner_passphrase),
                 None if current_lockout is None else bytes(current_lockout))
         except WrongPassphrase as err:
+            detail("tpm-reset", describe(err))
             if current_lockout is None:
                 return ResetFacts(needs_lockout_passphrase=True)
-            return ResetFacts(problem=str(err))
-        except (TpmError, ValueError) as err:
-            return ResetFacts(problem=str(err))
+            return ResetFacts(problem=(
+                "The TPM refused the lockout passphrase, and this firmware does not allow "
+                "clearing the TPM without it. " + err.hint))
+        except TpmError as err:
+            return ResetFacts(problem=plain("tpm-reset", err, "The TPM was not reset. "
+                                            + err.plain()))
+        except ValueError as err:
+            # take_ownership checks the passphrase's length; the steps ask for 8 to 32
+            return ResetFacts(problem=plain("tpm-reset", err, (
+                "The TPM was cleared, but the new owner passphrase was not accepted: the "
+                "TPM takes 1 to 32 bytes (a letter with an accent takes two). Reset the "
+                "TPM again with a shorter one.")))
         bootlog.stage("tpm-reset", hierarchy=used)
         return ResetFacts()
 
@@ -376,13 +393,20 @@ class DevicePlatform:
     # -- clock ---------------------------------------------------------------------
 
     def set_time(self, text: str) -> str:
-        from runtime.devices.clock import ClockError, parse_user_time, set_system_time
+        from runtime.devices.clock import (
+            ClockError,
+            TimeInputError,
+            parse_user_time,
+            set_system_time,
+        )
 
         try:
             when = parse_user_time(text)
             warning = set_system_time(when)
-        except (ValueError, OSError, ClockError) as err:
-            return str(err)
+        except (TimeInputError, ClockError) as err:
+            return str(err)  # written for the user (what is wrong, what to type)
+        except (ValueError, OSError) as err:
+            return plain("set-time", err, "The clock was not set. Try again.")
         if warning:
             bootlog.stage("clock-set", rtc=False)
         return ""

@@ -81,13 +81,22 @@ class HotpFacts:
 @dataclass(frozen=True)
 class EnrolFacts:
     """A new TOTP/HOTP secret was sealed: what the phone needs to enrol it.
-    The caller shows it once and wipes ``secret``."""
+    The caller shows it once and wipes ``secret``.
+
+    With a HOTP admin PIN the token is programmed first and the secret sealed
+    only once the token took it: ``secret`` None with ``token_refused`` means
+    nothing was sealed (the previous secret stands), so asking again, or
+    going on without the token (no PIN), is safe."""
 
     secret: bytearray | None
     problem: str = ""
     sealed_pcrs: tuple[int, ...] = ()
     hotp_message: str = ""  # what programming the HOTP token did
     wrong_passphrase: bool = False  # the owner passphrase was refused: ask again
+    #: the HOTP token did not take the secret (absent, refused, failed): nothing sealed
+    token_refused: bool = False
+    #: with token_refused: the token refused the admin PIN (a typo?): ask for it again
+    wrong_pin: bool = False
 
 
 @dataclass(frozen=True)

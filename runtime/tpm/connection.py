@@ -61,7 +61,8 @@ def find_tcti() -> TctiSpec:
     for device in KERNEL_DEVICES:
         if os.path.exists(device):  # not pathlib: 0.1 s to import at boot under TCG
             return TctiSpec("device", device)
-    raise TpmAbsent("No TPM found: neither /dev/tpmrm0 nor /dev/tpm0 exists.")
+    raise TpmAbsent("No TPM found: neither /dev/tpmrm0 nor /dev/tpm0 exists.",
+                    summary="No TPM was found.")
 
 
 def _aes128cfb() -> TPMT_SYM_DEF:

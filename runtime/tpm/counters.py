@@ -32,6 +32,7 @@ _HANDLES_PER_CALL = 64
 
 
 class CounterUnusable(TpmError):
+    summary = "The TPM rollback counter is not a proper counter."
     hint = (
         "The rollback counter cannot be trusted. Reset the TPM and sign /boot again "
         "to create a new counter."
@@ -53,7 +54,8 @@ def create_counter(tpm: Tpm, owner_auth: bytes, index: int | None = None) -> int
                 index = candidate
                 break
         else:
-            raise TpmError("No free NV index for a counter was found.")
+            raise TpmError("No free NV index for a counter was found.",
+                           summary="The TPM has no free place for a new rollback counter.")
     nv.define(tpm, index, COUNTER_SIZE, COUNTER_ATTRIBUTES, owner_auth)
     return index
 
@@ -176,6 +178,8 @@ def retire_counters(tpm: Tpm, owner_auth: bytes, keep: int) -> list[int]:
                 f"older signed /boot naming it would still verify: {err.message}",
                 rc=err.rc,
                 hint=err.hint,
+                summary=(f"{err.summary} An old rollback counter could not be removed, so "
+                         "an older signed /boot could still verify.").strip(),
             ) from err
         retired.append(index)
     return retired

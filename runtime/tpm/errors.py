@@ -95,23 +95,38 @@ def describe_rc(rc: int) -> str:
     return f"{names.get(layer, 'TSS')} error 0x{rc:x}"
 
 
-class TpmError(Exception):
-    """Base of every TPM error the runtime shows. ``hint`` says what the user can do."""
+#: the next step when an error class names none
+RETRY_HINT = "Try again; if it keeps failing, turn the machine off completely and on again."
 
+
+class TpmError(Exception):
+    """Base of every TPM error the runtime shows. ``message`` is technical (the
+    operation, NV index and response code: for the log); ``plain()`` is what a
+    screen may say: ``summary`` (what happened) and ``hint`` (what to do)."""
+
+    summary: str = "The TPM reported an error."
     hint: str = ""
 
-    def __init__(self, message: str, *, rc: int | None = None, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, rc: int | None = None, hint: str | None = None,
+                 summary: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.rc = rc
         if hint is not None:
             self.hint = hint
+        if summary is not None:
+            self.summary = summary
 
     def details(self) -> str:
         return describe_rc(self.rc) if self.rc is not None else ""
 
+    def plain(self) -> str:
+        """Words for the screen: never the operation, an NV index or a code."""
+        return " ".join(part for part in (self.summary, self.hint or RETRY_HINT) if part)
+
 
 class TpmAbsent(TpmError):
+    summary = "No TPM answered."
     hint = (
         "Check that the TPM is enabled in the firmware settings and that the TPM "
         "driver is loaded; without a TPM no secret can be unsealed."
@@ -119,10 +134,12 @@ class TpmAbsent(TpmError):
 
 
 class TpmFailureMode(TpmError):
+    summary = "The TPM is not working."
     hint = "The TPM reported a self-test failure. Power the machine off completely and retry."
 
 
 class WrongPassphrase(TpmError):
+    summary = "The TPM refused the passphrase."
     hint = (
         "Check the keyboard layout and Caps Lock, then try again. Each failure counts "
         "toward the TPM's dictionary-attack lockout."
@@ -130,10 +147,11 @@ class WrongPassphrase(TpmError):
 
 
 class WrongOwnerPassphrase(WrongPassphrase):
-    pass
+    summary = "The TPM refused the owner passphrase."
 
 
 class TpmLockedOut(TpmError):
+    summary = "The TPM is refusing passphrases for now."
     hint = (
         "Too many wrong passphrases: the TPM refuses passphrase checks for a while. "
         "Wait for the lockout to expire (the TPM must stay powered on), or reset the TPM."
@@ -143,6 +161,7 @@ class TpmLockedOut(TpmError):
 class PcrsChanged(TpmError):
     """The PCRs differ from those the secret was sealed to: firmware, boot or config changed."""
 
+    summary = "The measurements (PCRs) differ from those the secret was sealed to."
     hint = (
         "The firmware, its configuration or the boot path differs from when this "
         "secret was sealed, or the recovery shell was used in this boot. If you made "
@@ -161,6 +180,7 @@ class PcrsChanged(TpmError):
 
 
 class TpmObjectMissing(TpmError):
+    summary = "Something the TPM should hold is missing."
     hint = "The TPM does not hold it: it was never created or the TPM was reset."
 
 
@@ -169,10 +189,11 @@ class NvIndexMissing(TpmObjectMissing):
 
 
 class SealedObjectMissing(TpmObjectMissing):
-    pass
+    summary = "The sealed secret is missing."
 
 
 class PrimaryKeyMissing(TpmObjectMissing):
+    summary = ""  # the hint says it all
     hint = "The TPM has no storage key yet: reset the TPM and take ownership."
 
 

@@ -194,7 +194,9 @@ def store_sealed(tpm: Tpm, sealed: SealedSecret, index: int, owner_auth: bytes) 
     if not exists(tpm, index):
         define(tpm, index, SEALED_BLOB_CAPACITY, SEALED_BLOB_ATTRIBUTES, owner_auth)
     if len(record) > nv_buffer_max(tpm):
-        raise TpmError("The TPM's NV buffer is too small to replace the blob atomically.")
+        raise TpmError("The TPM's NV buffer is too small to replace the blob atomically.",
+                       summary="This TPM cannot store the sealed secret in one step.",
+                       hint="Nothing was changed; the TPM is not usable for this.")
     write(tpm, index, record, owner_auth=owner_auth)
 
 

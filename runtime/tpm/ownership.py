@@ -157,6 +157,26 @@ def create_storage_key(tpm: Tpm, owner_auth: bytes) -> None:
     tpm.forget_primary()
 
 
+def check_owner_passphrase(tpm: Tpm, owner_auth: bytes) -> None:
+    """WrongOwnerPassphrase unless ``owner_auth`` is the owner passphrase.
+
+    Nothing in the TPM changes: TPM2_PolicySecret only proves knowledge of the
+    owner authorization to a policy session (restarted at its next use). So a
+    typo is caught before anything else (a HOTP token) is changed.
+    """
+    tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
+    try:
+        with translated("Checking the TPM owner passphrase", auth="TPM owner passphrase",
+                        owner_auth=True):
+            tpm.esapi.policy_secret(ESYS_TR.OWNER, tpm.policy_session(), b"", b"", b"", 0,
+                                    session1=tpm.hmac_session())
+    except TpmError:
+        tpm.discard_policy_session()
+        raise
+    finally:
+        tpm.esapi.tr_set_auth(ESYS_TR.OWNER, b"")
+
+
 def reset_tpm(tpm: Tpm, owner_auth: bytes, current_lockout_auth: bytes | None = None,
               new_lockout_auth: bytes | None = None) -> str:
     """Clear the TPM and take ownership again; returns the hierarchy that cleared it."""

@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from runtime.error_detail import recent_details
 from runtime.secrets.hotp import CounterStoreError, enrol_token, verify_with_token
 from runtime.secrets.hotp.counter import MAX_ADVANCE, TpmCounterStore
 from runtime.secrets.hotp.serial_token import SerialToken
@@ -76,7 +77,8 @@ def test_a_missing_counter_is_said_plainly(tpm: Tpm) -> None:
     with pytest.raises(CounterStoreError) as info:
         TpmCounterStore(tpm).read()
     message = info.value.message
-    assert "holds no HOTP counter" in message and "0x0100484f" in message
+    assert "holds no HOTP counter" in message and "0x" not in message
+    assert "0x0100484f" in recent_details()[-1]  # the index is for the log
     assert "Generate a new TOTP/HOTP secret" in message
     with pytest.raises(CounterStoreError):
         TpmCounterStore(tpm).advance_to(5)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.error_detail import recent_details
 from runtime.kexec import load as kexec_load
 from runtime.kexec.errors import KexecError
 from runtime.kexec.plan import KexecPlan
@@ -80,8 +81,11 @@ def test_failure_reports_kexec_stderr(tmp_path: Path) -> None:
     with pytest.raises(KexecError) as info:
         kexec_load.load(plan, kexec_binary=binary)
     message = str(info.value)
-    assert message.startswith("Loading the kernel failed (exit status 1)")
-    assert "Cannot determine the file type of x" in message
+    assert message.startswith("Loading the kernel failed: kexec refused it.")
+    assert "choose another entry" in message
+    # kexec's own words and status go to the runtime's log, not the screen
+    assert "Cannot determine the file type" not in message and "status" not in message
+    assert "exited with status 1: Cannot determine the file type of x" in recent_details()[-1]
     with pytest.raises(KexecError, match="Unloading the kernel failed"):
         kexec_load.unload(kexec_binary=binary)
     with pytest.raises(KexecError, match="Starting the kernel failed"):
@@ -90,7 +94,7 @@ def test_failure_reports_kexec_stderr(tmp_path: Path) -> None:
 
 def test_failure_without_stderr_says_so(tmp_path: Path) -> None:
     binary = fake_kexec(tmp_path, status=3)
-    with pytest.raises(KexecError, match=r"exit status 3.*no reason"):
+    with pytest.raises(KexecError, match=r"refused it without giving a reason"):
         kexec_load.unload(kexec_binary=binary)
 
 

@@ -23,6 +23,7 @@ from runtime.tpm import handles
 
 if TYPE_CHECKING:
     from runtime.tpm.connection import Tpm
+    from runtime.tpm.errors import TpmError
 
 #: One advance never moves the TPM counter further than this: each step is an
 #: NV write, and a larger jump can only come from a fault.
@@ -95,22 +96,25 @@ class TpmCounterStore:
                 # Only a true NV counter cannot be written back.
                 problem = counter_problem(nv.info(self._tpm, self.index).attributes)
                 if problem:
+                    _log(f"NV index 0x{self.index:08x}: {problem}")
                     raise CounterStoreError(
-                        f"NV index 0x{self.index:08x} cannot hold the HOTP counter: "
+                        f"The TPM's place for the HOTP counter holds something else: "
                         f"{problem}. Reset the TPM, then generate a new TOTP/HOTP secret.")
                 self._checked = True
             value = counters.read_counter(self._tpm, self.index)
         except NvIndexMissing as err:
+            _log(f"NV index 0x{self.index:08x} is not defined")
             raise CounterStoreError(
-                f"The TPM holds no HOTP counter (NV index 0x{self.index:08x}): the token "
-                "was never enrolled with this TPM, or the TPM was reset since. Generate a "
-                "new TOTP/HOTP secret to enrol the token again.") from err
+                "The TPM holds no HOTP counter: the token was never enrolled with this "
+                "TPM, or the TPM was reset since. Generate a new TOTP/HOTP secret to enrol "
+                "the token again.") from err
         except TpmError as err:
             raise CounterStoreError(_tpm_words("The HOTP counter cannot be read", err)) from err
         if value is None:
+            _log(f"NV index 0x{self.index:08x} was never incremented")
             raise CounterStoreError(
-                f"The HOTP counter (NV index 0x{self.index:08x}) was never started. "
-                "Generate a new TOTP/HOTP secret to enrol the token again.")
+                "The HOTP counter was never started. Generate a new TOTP/HOTP secret to "
+                "enrol the token again.")
         return value
 
     def advance_to(self, value: int) -> None:
@@ -130,7 +134,14 @@ class TpmCounterStore:
                                                err)) from err
 
 
-def _tpm_words(what: str, err: Exception) -> str:
-    message = str(getattr(err, "message", err)).rstrip(".")
-    hint = getattr(err, "hint", "")
-    return f"{what}: {message}." + (f" {hint}" if hint else "")
+def _log(text: str) -> None:
+    from runtime.error_detail import detail
+
+    detail("hotp-counter", text)
+
+
+def _tpm_words(what: str, err: TpmError) -> str:
+    """Plain words for the screen; the operation, index and code go to the log."""
+    from runtime.error_detail import plain
+
+    return plain("hotp-counter", err, f"{what}. {err.plain()}")

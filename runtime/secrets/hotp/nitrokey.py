@@ -223,9 +223,12 @@ class NitrokeyToken:
         dongle = self._dongle
         if program is None or dongle is None:
             return self.why_absent()
-        problem = _program_input_problem(secret, counter, admin_pin, dongle)
+        problem = _program_input_problem(secret, counter, dongle)
         if problem:
             return TokenStatus(HotpCheck.INVALID, problem)
+        problem = _pin_problem(admin_pin)
+        if problem:
+            return TokenStatus(HotpCheck.INVALID, problem, wrong_pin=True)
         b32 = bytearray(base64.b32encode(bytes(secret)))
         try:
             run = self._run(program, ["set", bytes(b32), bytes(admin_pin), str(counter)],
@@ -239,7 +242,8 @@ class NitrokeyToken:
         if status is None:
             return self._unexpected(run, detail)
         result, text = status
-        return TokenStatus(result, text.format(brand=self.name), detail)
+        return TokenStatus(result, text.format(brand=self.name), detail,
+                           wrong_pin=run.returncode == _WRONG_PIN_EXIT)
 
     def _no_answer(self, run: _Run) -> TokenStatus:
         return TokenStatus(HotpCheck.ERROR, (
@@ -278,13 +282,16 @@ _CHECK_RESULTS: dict[int, tuple[HotpCheck, str]] = {
                          + _REPLUG),
 }
 
+#: hotp_verification's exit code for a refused admin PIN
+_WRONG_PIN_EXIT = 2
+
 _PROGRAM_RESULTS: dict[int, tuple[HotpCheck, str]] = {
     0: (HotpCheck.SUCCESS, "The {brand} was programmed with the new HOTP secret."),
     1: _CHECK_RESULTS[1],
     2: (HotpCheck.INVALID, "The {brand} refused the admin PIN. Each wrong PIN uses up "
                            "one of its few tries (3 on a Nitrokey Pro, Storage or Librem "
                            "Key; 8 for a Nitrokey 3's Secrets app); when none are left "
-                           "the token must be reset. Check the PIN and retry."),
+                           "the token must be reset. Check the PIN and try again."),
     3: (HotpCheck.ERROR, "The {brand} could not be programmed (on a Nitrokey 3: was its "
                          "button touched when it blinked?). " + _REPLUG),
     5: _CHECK_RESULTS[5],
@@ -294,18 +301,21 @@ _PROGRAM_RESULTS: dict[int, tuple[HotpCheck, str]] = {
 }
 
 
-def _program_input_problem(secret: bytearray, counter: int, admin_pin: bytearray,
-                           dongle: Dongle) -> str:
+def _program_input_problem(secret: bytearray, counter: int, dongle: Dongle) -> str:
     if not 0 < len(secret) <= dongle.max_secret:
         return (f"The {dongle.brand} keeps secrets of at most {dongle.max_secret} bytes; "
                 f"this one has {len(secret)}.")
     if not 0 <= counter <= dongle.max_counter:
         return (f"The {dongle.brand} cannot start at HOTP counter {counter} (the most "
                 f"it takes is {dongle.max_counter}).")
+    return ""
+
+
+def _pin_problem(admin_pin: bytearray) -> str:
     if not admin_pin:
-        return "The admin PIN is empty."
+        return "The admin PIN is empty. Try again."
     if any(byte < 0x20 or byte == 0x7F for byte in admin_pin):
-        return "The admin PIN contains control characters; it cannot be passed on."
+        return "The admin PIN contains control characters; it cannot be passed on. Try again."
     return ""
 
 

@@ -226,12 +226,16 @@ class SerialToken:
                            " ".join(words)[:80])
 
     def program(self, secret: bytearray, counter: int, admin_pin: bytearray) -> TokenStatus:
-        if not secret or counter < 0 or not admin_pin:
+        if not secret or counter < 0:
             return TokenStatus(HotpCheck.INVALID, (
-                "Programming needs a secret, a counter of 0 or more and the admin PIN."))
+                "Programming needs a secret and a counter of 0 or more."))
+        if not admin_pin:
+            return TokenStatus(HotpCheck.INVALID, "The admin PIN is empty. Try again.",
+                               wrong_pin=True)
         if any(byte < 0x20 or byte == 0x7F for byte in admin_pin):
             return TokenStatus(HotpCheck.INVALID, (
-                "The admin PIN contains control characters; it cannot be sent."))
+                "The admin PIN contains control characters; it cannot be sent. Try again."),
+                wrong_pin=True)
         request = bytearray(b"SET ")
         request += base64.b32encode(bytes(secret))
         request += b" %d " % counter
@@ -252,7 +256,7 @@ class SerialToken:
             left = words[1] if len(words) > 1 and words[1].isdigit() else "?"
             return TokenStatus(HotpCheck.INVALID, (
                 f"The {self._name} refused the admin PIN ({left} tries left before it "
-                "locks). Check the PIN and retry."))
+                "locks). Check the PIN and try again."), wrong_pin=True)
         if answer == "LOCKED":
             return TokenStatus(HotpCheck.ERROR, (
                 f"The {self._name}'s admin PIN is locked after too many wrong tries; the "

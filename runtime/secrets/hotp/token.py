@@ -32,6 +32,9 @@ class TokenStatus:
     result: HotpCheck
     message: str
     detail: str = ""
+    #: program() only: the token refused the admin PIN (or it cannot be a PIN):
+    #: a typo is the likely cause, so the PIN is worth asking for again
+    wrong_pin: bool = False
 
     @property
     def ok(self) -> bool:

@@ -50,37 +50,40 @@ def generate_secret(ctx: Context) -> str:
     if session.start.hotp_configured:
         pin = _ask_token_pin(ctx, "")
     try:
-        passphrase_tries = 0
-        for _ in range(OWNER_PASSPHRASE_ATTEMPTS + TOKEN_ATTEMPTS):
+        for attempt in range(OWNER_PASSPHRASE_ATTEMPTS):
             owner = session.take_owner_passphrase() or _ask_secret(ctx, Prompt(
                 "TPM owner passphrase",
                 ("Storing the sealed secret in the TPM needs its owner passphrase.",)
-                + (("The last one was refused.",) if passphrase_tries else ()),
+                + (("The last one was refused.",) if attempt else ()),
                 "Owner passphrase:", secret=True))
             if owner is None:
                 return "cancelled"
-            ctx.ui.progress(Progress("Sealing", "Generating and sealing a new secret..."))
             try:
-                facts = ctx.platform.generate_secret(owner, pin)
+                for _ in range(TOKEN_ATTEMPTS):
+                    ctx.ui.progress(Progress("Sealing", "Generating and sealing a new secret..."))
+                    facts = ctx.platform.generate_secret(owner, pin)
+                    if not facts.token_refused:
+                        break
+                    # nothing was sealed and the passphrase was right: the token can be
+                    # tried again (the passphrase kept), or left out
+                    answer = _token_refused(ctx, facts.problem, facts.wrong_pin)
+                    if answer == "cancelled":
+                        return "cancelled"
+                    if answer == "retry" and facts.wrong_pin:
+                        if pin is not None:
+                            wipe_buffer(pin)
+                        pin = _ask_token_pin(ctx, facts.problem)
+                        if pin is None:
+                            return "cancelled"
+                    elif answer == "without" and pin is not None:
+                        wipe_buffer(pin)
+                        pin = None
             finally:
                 wipe_buffer(owner)
             if facts.secret is not None:
                 break
-            if facts.token_refused:
-                # nothing was sealed: the token can be tried again, or left out
-                answer = _token_refused(ctx, facts.problem, facts.wrong_pin)
-                if answer == "cancelled":
-                    return "cancelled"
-                if pin is not None:
-                    wipe_buffer(pin)
-                pin = _ask_token_pin(ctx, facts.problem) if answer == "retry" else None
-                if answer == "retry" and pin is None:
-                    return "cancelled"
-                continue
-            ctx.page("The secret was not sealed", [facts.problem, "Nothing was changed."],
-                     Tone.ERROR)
-            passphrase_tries += 1
-            if not facts.wrong_passphrase or passphrase_tries >= OWNER_PASSPHRASE_ATTEMPTS:
+            ctx.page("The secret was not sealed", [facts.problem], Tone.ERROR)
+            if not facts.wrong_passphrase:
                 return "cancelled"
         else:
             return "cancelled"
@@ -109,10 +112,11 @@ def _token_refused(ctx: Context, problem: str, wrong_pin: bool) -> str:
         problem,
         "Nothing was sealed: the TPM still holds the previous secret, and your phone "
         "needs no new enrolment yet.",
-        "Try again (with the admin PIN typed again" + (", it was refused" if wrong_pin else "")
-        + "), or seal the secret for the TOTP code alone: the token then keeps refusing "
-        "codes until a secret is generated with it.",
-    ), (Choice("r", "Try the token again", "retry"),
+        ("Type the admin PIN again" if wrong_pin else "Check that the token is plugged in "
+         "and try again") + ", or seal the secret for the TOTP code alone: the token then "
+        "keeps refusing codes until a secret is generated with it.",
+    ), (Choice("r", "Type the admin PIN again" if wrong_pin else "Try the token again",
+               "retry"),
         Choice("w", "Seal without the token (TOTP only)", "without"),
         back("Cancel: back to the main menu", "cancelled")),
         tone=Tone.ERROR, back_event="cancelled"))
