@@ -78,6 +78,8 @@ class FakePlatform:
     #: Passphrases as they were when the platform got them (copied: callers wipe).
     passphrases: list[bytes] = field(default_factory=list)
     given_secrets: list[bytearray] = field(default_factory=list)
+    #: what the details view shows (empty: no details choice is offered)
+    detail_lines: tuple[str, ...] = ()
 
     @staticmethod
     def _next(items: list, name: str):  # type: ignore[no-untyped-def,type-arg]
@@ -186,6 +188,9 @@ class FakePlatform:
 
     def now_text(self) -> str:
         return "2026-11-25 12:00:00 UTC"
+
+    def details(self) -> tuple[str, ...]:
+        return self.detail_lines
 
 
 def failed_totp(failure: TotpFailure = TotpFailure.MISSING,

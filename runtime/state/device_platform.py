@@ -413,3 +413,8 @@ class DevicePlatform:
 
     def now_text(self) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+    def details(self) -> tuple[str, ...]:
+        from runtime.error_detail import recent_details
+
+        return recent_details()

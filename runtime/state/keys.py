@@ -16,6 +16,8 @@ from runtime.state.view import Choice
 BACK = "b"
 #: The recovery shell, and nothing else.
 RECOVERY_KEY = "x"
+#: The technical details behind a failure (offered where there are some).
+DETAILS_KEY = "?"
 
 #: Actions that end the session or destroy state: each letter means only its
 #: action on every screen, and each asks first, with No selected.
@@ -28,7 +30,7 @@ DESTRUCTIVE: dict[str, str] = {
 }
 #: Every reserved letter and the one event it may name. BACK names whatever
 #: the screen's back event is; checked separately.
-RESERVED: dict[str, str] = {RECOVERY_KEY: "recovery", **DESTRUCTIVE}
+RESERVED: dict[str, str] = {RECOVERY_KEY: "recovery", DETAILS_KEY: "details", **DESTRUCTIVE}
 
 #: Letters for the entries of a list (the OS boot menu): never a reserved one,
 #: so an entry is never taken for Back or a destructive action.
@@ -40,6 +42,7 @@ POWER_OFF = Choice("p", "Power off", "power-off")
 REBOOT = Choice("R", "Reboot", "reboot")
 RESET_TPM = Choice("T", "Reset the TPM", "reset-tpm")
 OEM_RESET = Choice("F", "OEM factory reset / re-ownership", "oem-reset")
+DETAILS = Choice(DETAILS_KEY, "Details (the technical lines, for a bug report)", "details")
 
 
 def back(label: str = "Back", event: str = "back") -> Choice:

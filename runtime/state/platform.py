@@ -233,3 +233,8 @@ class Platform(Protocol):
     def now_text(self) -> str:
         """The date and time for the main menu."""
         ...
+
+    def details(self) -> tuple[str, ...]:
+        """The technical lines behind the latest failures, oldest first (the
+        screens say them in plain words; this is for a bug report)."""
+        ...

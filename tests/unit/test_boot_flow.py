@@ -555,3 +555,15 @@ def test_a_refused_token_can_be_left_out() -> None:
     assert final is State.POWER_OFF
     # the second try had no PIN: the platform sealed for the TOTP code alone
     assert platform.passphrases == [b"owner", b"12345678", b"owner"]
+
+
+def test_failure_details_are_offered_and_shown_only_when_asked() -> None:
+    platform = FakePlatform(preflight=["The rollback counter could not be read."],
+                            detail_lines=("preflight: the TPM answered 0x18b",))
+    final, ui = run(platform, [("choose", "TPM state inconsistent", "?"),
+                               ("show", "Details", None),
+                               ("choose", "TPM state inconsistent", "c"), *power_off(MAIN)])
+    assert final is State.POWER_OFF
+    first = shown(ui, "ERROR: TPM state inconsistent")
+    assert "0x18b" not in first.text and "?  Details" in first.text
+    assert "0x18b" in shown(ui, "Details").text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from runtime.state.keys import BACK
+from runtime.state.keys import BACK, DETAILS, back
 from runtime.state.platform import Platform
 from runtime.state.session import Session
 from runtime.state.view import Choice, Menu, Page, Tone, Ui
@@ -27,13 +27,24 @@ class Context:
 
     def page(self, title: str, lines: list[str] | tuple[str, ...],
              tone: Tone = Tone.NORMAL) -> None:
+        if tone is Tone.ERROR and self.platform.details():
+            # a failure with technical lines behind it: offered, never shown unasked
+            self.choose(Menu(title, tuple(lines), (back("Back"), DETAILS), tone,
+                             back_event="back"))
+            return
         self.ui.show(Page(title, tuple(lines), tone))
 
     def choose(self, menu: Menu) -> str:
         """The user's choice on ``menu``; power off and reboot are asked again
-        first (a key pressed by mistake must not end the machine)."""
+        first (a key pressed by mistake must not end the machine), and the
+        details are shown in place."""
         while True:
             event = self.ui.choose(menu)
+            if event == "details":
+                self.ui.show(Page("Details", (
+                    "The technical lines behind the latest failures, oldest first. They "
+                    "are also in the runtime's log.", "", *self.platform.details())))
+                continue
             ending = _ENDINGS.get(event)
             if ending is None:
                 return event
@@ -54,8 +65,10 @@ class Context:
         """The shape of every failure screen: what happened, why it matters,
         what the user can do (the choices)."""
         body = (what, "", "Why it matters: " + why, "", "What you can do: " + todo)
-        back = next((c.event for c in choices if c.key == BACK), None)
-        return self.choose(Menu(title, body, choices, tone, back_event=back))
+        back_event = next((c.event for c in choices if c.key == BACK), None)
+        if self.platform.details():
+            choices = (*choices, DETAILS)
+        return self.choose(Menu(title, body, choices, tone, back_event=back_event))
 
 
 Step = Callable[[Context], str]
