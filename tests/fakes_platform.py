@@ -78,6 +78,8 @@ class FakePlatform:
     #: Passphrases as they were when the platform got them (copied: callers wipe).
     passphrases: list[bytes] = field(default_factory=list)
     given_secrets: list[bytearray] = field(default_factory=list)
+    #: the firmware keeps the platform hierarchy closed: a reset asks the current passphrase
+    reset_needs_current: bool = False
     #: what the details view shows (empty: no details choice is offered)
     detail_lines: tuple[str, ...] = ()
 
@@ -188,6 +190,9 @@ class FakePlatform:
 
     def now_text(self) -> str:
         return "2026-11-25 12:00:00 UTC"
+
+    def reset_needs_current_passphrase(self) -> bool:
+        return self.reset_needs_current
 
     def details(self) -> tuple[str, ...]:
         return self.detail_lines

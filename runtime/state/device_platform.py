@@ -279,6 +279,17 @@ class DevicePlatform:
     def tpm_owned(self) -> bool:
         return self.tpm is not None and self.tpm.has_primary()
 
+    def reset_needs_current_passphrase(self) -> bool:
+        from runtime.tpm import ownership
+        from runtime.tpm.errors import TpmError
+
+        assert self.tpm is not None
+        try:
+            return ownership.clear_needs_lockout_passphrase(self.tpm)
+        except TpmError as err:
+            detail("tpm-reset", describe(err))
+            return True  # ask: a wrong guess here costs the user one try, not the TPM
+
     def reset_tpm(self, owner_passphrase: bytearray,
                   current_lockout: bytearray | None) -> ResetFacts:
         from runtime.tpm import ownership
@@ -294,8 +305,10 @@ class DevicePlatform:
             if current_lockout is None:
                 return ResetFacts(needs_lockout_passphrase=True)
             return ResetFacts(problem=(
-                "The TPM refused the lockout passphrase, and this firmware does not allow "
-                "clearing the TPM without it. " + err.hint))
+                "The TPM refused the current passphrase, and this firmware does not allow "
+                "clearing the TPM without it. The TPM now refuses every try until the "
+                "machine restarts: reboot (Options > Reboot), then reset the TPM again "
+                "with the passphrase set at its last reset. Nothing was changed."))
         except TpmError as err:
             return ResetFacts(problem=plain("tpm-reset", err, "The TPM was not reset. "
                                             + err.plain()))

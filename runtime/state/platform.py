@@ -234,6 +234,11 @@ class Platform(Protocol):
         """The date and time for the main menu."""
         ...
 
+    def reset_needs_current_passphrase(self) -> bool:
+        """Whether resetting the TPM needs the passphrase set at its last reset
+        (the firmware keeps the platform hierarchy closed, as OVMF does)."""
+        ...
+
     def details(self) -> tuple[str, ...]:
         """The technical lines behind the latest failures, oldest first (the
         screens say them in plain words; this is for a bug report)."""

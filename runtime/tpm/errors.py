@@ -148,6 +148,8 @@ class WrongPassphrase(TpmError):
 
 class WrongOwnerPassphrase(WrongPassphrase):
     summary = "The TPM refused the owner passphrase."
+    # the owner hierarchy's passphrase is outside the dictionary-attack count
+    hint = "Check the keyboard layout and Caps Lock, then try again."
 
 
 class TpmLockedOut(TpmError):

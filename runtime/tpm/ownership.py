@@ -30,6 +30,7 @@ DA_MAX_TRIES = 10
 DA_RECOVERY_SECONDS = 3600
 DA_LOCKOUT_RECOVERY_SECONDS = 0
 
+_PERMANENT_LOCKOUT_AUTH_SET = 1 << 2
 _PERMANENT_IN_LOCKOUT = 1 << 9
 _STARTUP_PH_ENABLE = 1 << 0
 
@@ -83,6 +84,32 @@ def _clear_with_platform(tpm: Tpm) -> bool:
     return True
 
 
+def _platform_open(tpm: Tpm) -> bool:
+    """Whether the platform hierarchy takes an empty authorization: probed by
+    setting its authorization to empty, which changes nothing when it is empty
+    and fails otherwise (OVMF sets a random one). Platform failures are not
+    counted by the dictionary-attack protection."""
+    tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
+    try:
+        with translated("Probing the platform hierarchy"):
+            tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, b"",
+                                            session1=tpm.hmac_session())
+    except TpmError:
+        tpm.flush_sessions()
+        return False
+    return True
+
+
+def clear_needs_lockout_passphrase(tpm: Tpm) -> bool:
+    """Whether clearing needs the current lockout passphrase, told without a
+    try that could fail: one wrong lockout passphrase locks the lockout
+    hierarchy until the next reboot, so it is asked before anything else."""
+    if _platform_open(tpm):
+        return False
+    props = _properties(tpm, int(TPM2_PT.PERMANENT), 1)
+    return bool(props.get(int(TPM2_PT.PERMANENT), 0) & _PERMANENT_LOCKOUT_AUTH_SET)
+
+
 def clear_tpm(tpm: Tpm, lockout_auth: bytes | None = None) -> str:
     """Clear the TPM: every owner key, sealed secret and owner NV index is destroyed.
 
@@ -93,6 +120,11 @@ def clear_tpm(tpm: Tpm, lockout_auth: bytes | None = None) -> str:
     if _clear_with_platform(tpm):
         used = "platform"
     else:
+        if lockout_auth is None and clear_needs_lockout_passphrase(tpm):
+            # an empty try would fail and lock the lockout hierarchy: never made
+            raise WrongPassphrase(
+                "Clearing the TPM needs the current lockout passphrase.",
+                hint="Enter the TPM passphrase set when the TPM was last reset.")
         tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, lockout_auth or b"")
         try:
             with translated("Clearing the TPM", auth="lockout passphrase"):

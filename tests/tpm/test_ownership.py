@@ -106,3 +106,22 @@ def test_tpm_that_goes_away(tmp_path) -> None:
         tpm.startup()
     with pytest.raises(TpmAbsent):
         pcrs.read_pcrs(tpm, [0])
+
+
+def test_whether_the_lockout_passphrase_is_needed_is_told_without_a_failed_try(
+        tpm: Tpm) -> None:
+    assert not ownership.clear_needs_lockout_passphrase(tpm)  # platform still open
+    _simulate_ovmf(tpm)
+    before = ownership.da_state(tpm).failures
+    assert ownership.clear_needs_lockout_passphrase(tpm)  # owned: lockout has one
+    with pytest.raises(WrongPassphrase):
+        ownership.clear_tpm(tpm)  # refused before any try with an empty passphrase
+    assert ownership.da_state(tpm).failures == before
+    # the lockout hierarchy is still usable: nothing locked it
+    assert ownership.reset_tpm(tpm, b"new owner", current_lockout_auth=OWNER) == "lockout"
+
+
+def test_a_never_owned_tpm_on_ovmf_is_cleared_without_a_passphrase(bare_tpm: Tpm) -> None:
+    _simulate_ovmf(bare_tpm)
+    assert not ownership.clear_needs_lockout_passphrase(bare_tpm)
+    assert ownership.clear_tpm(bare_tpm) == "lockout"

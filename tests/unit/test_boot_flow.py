@@ -295,13 +295,29 @@ def test_a_reset_asks_the_lockout_passphrase_when_the_firmware_needs_it() -> Non
         ("choose", "TOTP code cannot be shown", "T"),
         ("choose", "Reset the TPM?", "y"),
         ("ask", "New TPM owner passphrase", b"new passphrase"),
-        ("ask", "Current TPM lockout passphrase", b"old passphrase"),
+        ("ask", "Current TPM passphrase", b"old passphrase"),
         ("show", "The TPM was reset", None),
         ("choose", "Seal a new", "n"),
         *power_off(MAIN),
     ])
     assert final is State.POWER_OFF
     assert platform.passphrases == [b"new passphrase", b"new passphrase", b"old passphrase"]
+
+
+def test_a_reset_asks_the_current_passphrase_first_when_the_firmware_needs_it() -> None:
+    platform = FakePlatform(reset_needs_current=True, totp_results=[failed_totp()])
+    final, ui = run(platform, [
+        ("choose", "TOTP code cannot be shown", "T"),
+        ("choose", "Reset the TPM?", "y"),
+        ("ask", "Current TPM passphrase", b"old passphrase"),
+        ("ask", "New TPM owner passphrase", b"new passphrase"),
+        ("show", "The TPM was reset", None),
+        ("choose", "Seal a new", "n"),
+        *power_off(MAIN),
+    ])
+    assert final is State.POWER_OFF
+    assert platform.calls.count("reset_tpm") == 1  # one try, with the current passphrase
+    assert "one try" in shown(ui, "Current TPM passphrase").text
 
 
 def test_a_failed_reset_says_why_and_changes_nothing() -> None:

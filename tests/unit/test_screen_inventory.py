@@ -88,6 +88,8 @@ VARIANTS: dict[str, Callable[[], FakePlatform]] = {
     "hotp-absent": lambda: FakePlatform(
         start_facts=_started(hotp_configured=True),
         hotp_results=[HotpFacts(HotpOutcome.ABSENT, "No token is plugged in.")]),
+    "reset-current": lambda: FakePlatform(totp_results=[failed_totp()], owned=False,
+                                          reset_needs_current=True),
     "token-refused": lambda: FakePlatform(
         start_facts=_started(hotp_configured=True), totp_results=[failed_totp()],
         enrol_results=[EnrolFacts(None, "The token refused the admin PIN.",
@@ -242,7 +244,8 @@ def test_the_walk_reaches_every_state_that_shows_a_screen(screens: list[Seen]) -
                   "HOTP", "No default boot entry", "Boot without verifying /boot?",
                   "/boot is not signed yet", "signed by another key", "no /boot partition",
                   "older signed /boot was put back", "The boot did not start",
-                  "The HOTP token was not programmed", "Details"):
+                  "The HOTP token was not programmed", "Details",
+                  "Current TPM passphrase"):
         assert any(title in t for t in titles), f"no screen titled {title!r} was reached"
     assert len(screens) > 60
 

@@ -156,25 +156,27 @@ def reset_tpm(ctx: Context) -> str:
         "disk's recovery passphrase.",
     ), "Yes: clear the TPM", "No: back to the main menu"):
         return "cancelled"
-    owner = _ask_secret(ctx, Prompt(
-        "New TPM owner passphrase",
-        ("Choose the TPM owner passphrase: it is asked whenever a secret is sealed. "
-         f"{TPM_PASSPHRASE_MIN} to {TPM_PASSPHRASE_MAX} characters.",),
-        "New owner passphrase:", secret=True, confirm=True, min_length=TPM_PASSPHRASE_MIN,
-        max_length=TPM_PASSPHRASE_MAX))
-    if owner is None:
-        return "cancelled"
     lockout: bytearray | None = None
+    owner: bytearray | None = None
     try:
+        if ctx.platform.reset_needs_current_passphrase():
+            # asked first: the TPM gives it one try, and the new one is of no use
+            # if the current one is not at hand
+            lockout = _ask_current_lockout(ctx)
+            if lockout is None:
+                return "cancelled"
+        owner = _ask_secret(ctx, Prompt(
+            "New TPM owner passphrase",
+            ("Choose the TPM owner passphrase: it is asked whenever a secret is sealed, "
+             "and clearing the TPM again needs it.",),
+            "New owner passphrase:", secret=True, confirm=True,
+            min_length=TPM_PASSPHRASE_MIN, max_length=TPM_PASSPHRASE_MAX))
+        if owner is None:
+            return "cancelled"
         ctx.ui.progress(Progress("Resetting the TPM", "Clearing and taking ownership..."))
-        facts = ctx.platform.reset_tpm(owner, None)
-        if facts.needs_lockout_passphrase:
-            lockout = _ask_secret(ctx, Prompt(
-                "Current TPM lockout passphrase",
-                ("This firmware lets the TPM be cleared only with the passphrase set at "
-                 "its last reset (the owner passphrase then). After one wrong try the "
-                 "TPM refuses it until the next reboot.",),
-                "Current passphrase:", secret=True, tone=Tone.WARNING))
+        facts = ctx.platform.reset_tpm(owner, lockout)
+        if facts.needs_lockout_passphrase and lockout is None:
+            lockout = _ask_current_lockout(ctx)
             if lockout is None:
                 return "cancelled"
             ctx.ui.progress(Progress("Resetting the TPM", "Clearing and taking ownership..."))
@@ -192,6 +194,16 @@ def reset_tpm(ctx: Context) -> str:
         "The TPM is cleared and has its new owner passphrase. Next: a new TOTP/HOTP "
         "secret is generated and sealed."], Tone.GOOD)
     return "done"
+
+
+def _ask_current_lockout(ctx: Context) -> bytearray | None:
+    return _ask_secret(ctx, Prompt(
+        "Current TPM passphrase",
+        ("This firmware lets the TPM be cleared only with the passphrase set at its last "
+         "reset (the owner passphrase then).",
+         "The TPM takes one try: after a wrong one it refuses every try until the machine "
+         "is restarted, and nothing else is affected.",),
+        "Current passphrase:", secret=True, tone=Tone.WARNING))
 
 
 def change_time(ctx: Context) -> str:
