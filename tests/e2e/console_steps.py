@@ -31,6 +31,13 @@ def type_line(running: Boot, text: str) -> None:
     running.press("enter", settle=1.0)
 
 
+def power_off(running: Boot) -> None:
+    """Power off from the screen shown (p), and answer the question (y)."""
+    running.press("p")
+    running.wait_for_screen("Power off now?", 60)
+    running.press("y")
+
+
 def sign(running: Boot, first: bool = False, owner_passphrase: str = "") -> str:
     """Answer the signing's questions; returns the "signed" page."""
     if first:
@@ -107,7 +114,7 @@ def choose_os_menu(running: Boot) -> None:
     """Main menu > Options > Boot options > Show the OS boot menu, chosen: /boot
     is checked next, and the caller waits for the list or the refusal."""
     open_options(running)
-    running.press("b")
+    running.press("o")
     running.wait_for_screen("Show the OS boot menu", 60)
     running.press("m")
 
@@ -116,7 +123,7 @@ def make_first_entry_default(running: Boot, entry: str) -> str:
     """From the main menu: the OS boot menu's first entry made the default
     (signs /boot again); returns the OS menu as shown. The entry then boots."""
     open_options(running)
-    running.press("b")
+    running.press("o")
     running.wait_for_screen("Show the OS boot menu", 60)
     running.press("m")
     menu = running.wait_for_screen("choose what to boot", SIGN)

@@ -31,6 +31,7 @@ from tests.e2e.console_steps import (
     SIGN,
     choose_os_menu,
     image_digest,
+    power_off,
     update_checksums_screen,
     words,
 )
@@ -73,7 +74,7 @@ def signed_state(disk: Path) -> dict[str, bytes]:
 
 def power_off_from_main(running: Boot) -> None:
     """Power off from the main menu; nothing may have been handed a kernel."""
-    running.press("p")
+    power_off(running)
     running.wait_exit(120)
     console = running.console_text()
     assert "OS-TARGET" not in console
@@ -98,7 +99,7 @@ def test_an_unsigned_kexec_d_configuration_is_refused_and_never_offered(
         refused = words(running.wait_for_screen("Boot refused", SIGN))
         assert "unexpected files in the signed-state area" in refused, refused
         assert "kexec.d" in refused, refused
-        running.press("m")
+        running.press("b")
         running.wait_for_screen(MAIN, 120)
 
         choose_os_menu(running)
@@ -112,7 +113,7 @@ def test_an_unsigned_kexec_d_configuration_is_refused_and_never_offered(
         unsafe = words(running.wait_for_screen("Unsafe boot: choose an entry", 120))
         assert "Debian GNU/Linux" in unsafe, unsafe
         assert ATTACK_TITLE not in unsafe and "kexec.d" not in unsafe, unsafe
-        running.press("0")  # back: nothing chosen
+        running.press("b")  # back: nothing chosen
         running.wait_for_screen(MAIN, 120)
         assert ATTACK_TITLE not in running.console_text()
         power_off_from_main(running)
@@ -145,14 +146,14 @@ def test_a_pending_journal_cannot_slip_a_kernel_into_update_checksums(
         assert "Nothing was signed" in refused, refused
         running.press("enter")
         running.wait_for_screen("Boot options -->", 60)
-        running.press("r")
+        running.press("b")
         running.wait_for_screen(MAIN, 120)
         # the replayed kernel is now on /boot: not what the owner signed
         running.press("d")
         boot = words(running.wait_for_screen("Boot refused", SIGN))
         assert "files modified" in boot and f"vmlinuz-{BOARD_KERNEL_RELEASE}" in boot, boot
         assert "older signed /boot" not in boot, boot  # the counter did not move
-        running.press("m")
+        running.press("b")
         running.wait_for_screen(MAIN, 120)
         power_off_from_main(running)
 
@@ -173,13 +174,13 @@ def test_a_fifo_as_the_rollback_file_neither_hangs_the_start_nor_boots(
     with start(machine, initrd_signing, disk) as running:
         early = words(running.wait_for_screen("TPM state inconsistent", FIRST_SCREEN))
         assert "/boot/kexec_rollback.txt is a FIFO" in early, early
-        running.press("m")  # continue to the main menu
+        running.press("c")  # continue to the main menu
         menu = words(running.wait_for_screen(MAIN, 120))
         assert "TPM rollback state inconsistent" in menu, menu
         running.press("d")
         refused = words(running.wait_for_screen("Boot refused", SIGN))
         assert "kexec_rollback.txt (a FIFO)" in refused, refused
-        running.press("m")
+        running.press("b")
         running.wait_for_screen(MAIN, 120)
         power_off_from_main(running)
     assert image_digest(disk) == before  # refused, and nothing written

@@ -32,6 +32,7 @@ from tests.e2e.console_steps import (
     enrol_secret,
     image_digest,
     make_first_entry_default,
+    power_off,
     sign_from_the_options,
     target_report,
     words,
@@ -115,11 +116,11 @@ def test_a_key_stops_the_countdown_and_nothing_boots(
 ) -> None:  # fmt: skip
     with start(machine, initrd_autoboot, token, disk) as running:
         running.wait_for_screen("Automatic boot", FIRST_SCREEN)
-        running.press("m")
+        running.press("b")
         running.wait_for_screen(MAIN, 60)
         running.watch(COUNTDOWN_S + 2)
         assert MAIN in running.screen_text()
-        running.press("p")
+        power_off(running)
         running.wait_exit(120)
         assert "OS-TARGET" not in running.console_text()
 
@@ -139,7 +140,7 @@ def test_a_changed_boot_stops_the_automatic_boot_with_the_reason(
         running.wait_for_screen("Automatic boot", FIRST_SCREEN)
         refused = words(running.wait_for_screen("Boot refused", SIGN))
         assert "files modified" in refused and "grub/grub.cfg" in refused, refused
-        running.press("p")
+        power_off(running)
         running.wait_exit(120)
         assert "OS-TARGET" not in running.console_text()
     assert image_digest(tampered) == before  # refused, and nothing written
