@@ -384,9 +384,7 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
         def owner_passphrase(self) -> bytes:
             nonlocal owner_auth
             if self.owner_auth is None:
-                owner_auth = ask_owner(1, "")
-                if owner_auth is None:
-                    raise SigningError("no TPM owner passphrase: the counter was not created.")
+                owner_auth = _checked_owner_passphrase(tpm, ask_owner)
                 self.owner_auth = bytes(owner_auth)
             return self.owner_auth
 
@@ -440,6 +438,36 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
     side.listing = []
     bootlog.stage("boot-signed", ok=report.ok, counter=report.counter)
     return SignFacts(check=_check_of(report))
+
+
+#: tries at the TPM owner passphrase while signing (a typo is the likely cause)
+OWNER_PASSPHRASE_ATTEMPTS = 3
+
+
+def _checked_owner_passphrase(tpm: object, ask_owner: AskSecret) -> bytearray:
+    """The owner passphrase, checked by the TPM before anything uses it (the
+    check changes nothing), asked again after a typo; SigningError when the
+    user gives up or the tries run out."""
+    from runtime.integrity.sign_boot import SigningError
+    from runtime.secrets.ram import wipe_buffer
+    from runtime.tpm.errors import WrongPassphrase
+    from runtime.tpm.ownership import check_owner_passphrase
+
+    last = ""
+    for attempt in range(1, OWNER_PASSPHRASE_ATTEMPTS + 1):
+        answer = ask_owner(attempt, last)
+        if answer is None:
+            raise SigningError("no TPM owner passphrase was given: the counter was not created.")
+        try:
+            check_owner_passphrase(tpm, bytes(answer))  # type: ignore[arg-type]
+        except WrongPassphrase as err:
+            detail("sign-boot", describe(err))
+            wipe_buffer(answer)
+            last = "the TPM refused that passphrase; check Caps Lock and the keyboard layout"
+            continue
+        return answer
+    raise SigningError(f"the TPM refused the owner passphrase {OWNER_PASSPHRASE_ATTEMPTS} "
+                       "times: nothing was signed.")
 
 
 def _sentence(text: str) -> str:
