@@ -583,3 +583,21 @@ def test_failure_details_are_offered_and_shown_only_when_asked() -> None:
     first = shown(ui, "ERROR: TPM state inconsistent")
     assert "0x18b" not in first.text and "?  Details" in first.text
     assert "0x18b" in shown(ui, "Details").text
+
+
+def test_no_to_sealing_after_a_reset_wipes_the_kept_passphrase() -> None:
+    platform = FakePlatform(totp_results=[failed_totp()], owned=False)
+    from runtime.state import driver
+    from runtime.state.steps import Context
+    from tests.fakes_ui import ScriptedUi
+
+    ui = ScriptedUi([
+        ("choose", "TOTP code cannot be shown", "T"),
+        ("choose", "Reset the TPM?", "y"),
+        ("ask", "New TPM owner passphrase", b"new passphrase"),
+        ("show", "The TPM was reset", None),
+        ("choose", "Seal a new", "n"),
+        *power_off(MAIN)])
+    ctx = Context(ui, platform)
+    assert driver.run(ctx) is State.POWER_OFF
+    assert ctx.session.take_owner_passphrase() is None

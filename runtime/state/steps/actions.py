@@ -26,6 +26,17 @@ def _ask_secret(ctx: Context, prompt: Prompt) -> bytearray | None:
 
 
 def generate_secret(ctx: Context) -> str:
+    try:
+        return _generate_secret(ctx)
+    finally:
+        # a passphrase kept from a TPM reset is wiped whatever the answer (a
+        # "No" to sealing must not park it for the rest of the power-on)
+        kept = ctx.session.take_owner_passphrase()
+        if kept is not None:
+            wipe_buffer(kept)
+
+
+def _generate_secret(ctx: Context) -> str:
     session = ctx.session
     if not session.tpm_present:
         ctx.page("No TPM", ["A secret can only be sealed in a TPM, and none was found."],
