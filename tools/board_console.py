@@ -1,7 +1,13 @@
 """Drive a booted board as a user would: keys in over the serial console, the
 screen read back through a terminal emulator (pyte), the
 runtime's stage log collected from the console. QEMU and swtpm are always
-cleaned up, also on failure and timeout."""
+cleaned up, also on failure and timeout.
+
+Every boot made by boot() has `runtime.trace` on its kernel command line (the
+stage lines reach the console only then); that word is measured into PCR 9,
+so a PCR 9 prediction for such a boot takes its command line from
+Boot.kernel_cmdline() or harness_cmdline().
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ from pathlib import Path
 import pexpect
 import pyte
 
-from tools.qemu_board import BoardFiles, BoardInstance, board_files
+from tools.boards import load_board_table
+from tools.qemu_board import BoardFiles, BoardInstance, board_files, kernel_cmdline
 
 KEYS = {
     "up": "\x1b[A", "down": "\x1b[B", "right": "\x1b[C", "left": "\x1b[D",
@@ -137,8 +144,13 @@ class Boot:
         while time.monotonic() < deadline and self._pump(min(0.2, seconds)):
             pass
 
+    def kernel_cmdline(self) -> str:
+        """The kernel command line this boot is given (PCR 9 measures it)."""
+        return self.instance.kernel_cmdline(self.files)
+
     def stages(self) -> dict[str, tuple[float, str]]:
-        """The runtime's stage log lines: stage -> (seconds since boot, the rest)."""
+        """The runtime's stage log lines: stage -> (seconds since boot, the rest).
+        Only a boot with the trace on prints them (boot() turns it on)."""
         out: dict[str, tuple[float, str]] = {}
         for m in STAGE.finditer(self.console_text()):
             out.setdefault(m["stage"], (float(m["t"]), m["rest"].strip()))
@@ -148,7 +160,8 @@ class Boot:
         found = re.search(rf"stage=pcr index={index} sha256=([0-9a-f]{{64}})",
                           self.console_text())
         if not found:
-            raise AssertionError(f"PCR {index} was not logged")
+            raise AssertionError(f"PCR {index} was not logged (is the trace on? "
+                                 f"{self.kernel_cmdline()!r})")
         return found.group(1)
 
     def wait_exit(self, timeout: float = 120) -> int:
@@ -178,6 +191,16 @@ class Boot:
         self.close()
 
 
+#: The harness reads stages() and pcr() from the console: its boots trace.
+HARNESS_TRACE = True
+
+
+def harness_cmdline(board: str) -> str:
+    """The kernel command line boot() gives ``board`` (without extra_cmdline),
+    for a PCR 9 prediction made before or without a Boot."""
+    return kernel_cmdline(str(load_board_table(board)["kernel"]["cmdline"]), HARNESS_TRACE)
+
+
 def boot(board: str, directory: Path, initrd: Path, **kwargs: object) -> Boot:
-    instance = BoardInstance(board, directory, initrd)
+    instance = BoardInstance(board, directory, initrd, trace=HARNESS_TRACE)
     return Boot(instance, board_files(board), **kwargs)  # type: ignore[arg-type]

@@ -1,12 +1,16 @@
 """Seal a TOTP secret in a QEMU board instance's TPM, from the host, to the
 PCR 9 value the firmware will measure for a given initramfs.
 
-    .venv/bin/python -m tools.provision_board [--initrd build/qemu-swtpm/initrd.cpio.zst]
+    .venv/bin/python -m tools.provision_board [--initrd build/qemu-swtpm/initrd.cpio.zst] [--trace]
 
 A developer's stand-in for the first-ownership flow (which the runtime's UI
 does on real hardware): the board's TPM is cleared and owned, and the next
 boot of that initramfs shows a TOTP code; any other initramfs is refused.
 Prints the otpauth URI (and a QR code) for a phone.
+
+PCR 9 measures the kernel command line too: seal with --trace for a board
+started with `tools.qemu_board --trace` (or `tools/run --trace`), without it
+for one started without.
 """
 
 from __future__ import annotations
@@ -59,12 +63,14 @@ def seal_totp(tpm_state_dir: Path, initrd: bytes, cmdline: str, secret: bytes,
 def main(argv: list[str] | None = None) -> int:
     from runtime.secrets.otp_enrol import otpauth_uri
     from tools.boards import load_board_table
-    from tools.qemu_board import BoardInstance
+    from tools.qemu_board import BoardInstance, kernel_cmdline
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--board", default="qemu-swtpm")
     parser.add_argument("--initrd", type=Path)
     parser.add_argument("--instance", type=Path)
+    parser.add_argument("--trace", action="store_true",
+                        help="for boots with the stage trace on (tools.qemu_board --trace)")
     args = parser.parse_args(argv)
     initrd = args.initrd or REPO / "build" / args.board / "initrd.cpio.zst"
     board = load_board_table(args.board)
@@ -72,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                              args.board, initrd)
     instance.tpm_dir.mkdir(parents=True, exist_ok=True)
     secret = os.urandom(20)  # 160 bits, as RFC 4226 recommends and Heads uses
-    pcr9 = seal_totp(instance.tpm_dir, initrd.read_bytes(), board["kernel"]["cmdline"], secret)
+    cmdline = kernel_cmdline(board["kernel"]["cmdline"], trace=args.trace)
+    pcr9 = seal_totp(instance.tpm_dir, initrd.read_bytes(), cmdline, secret)
     uri = otpauth_uri(secret, args.board)
     print(f"sealed a TOTP secret to PCR 9 = {pcr9.hex()}")
     print(uri)

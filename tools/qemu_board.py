@@ -1,11 +1,18 @@
 """Launch a board in QEMU with its own software TPM.
 
-    .venv/bin/python -m tools.qemu_board [--board qemu-swtpm] [--fresh-tpm] [--disk IMG]
+    .venv/bin/python -m tools.qemu_board [--board qemu-swtpm] [--fresh-tpm] [--disk IMG] [--trace]
 
 A board instance (default build/instances/<board>) keeps the TPM state and
 the copy of the OVMF variables, so a second boot sees the same TPM (and the
 same PCR 1 and 7). Serial console on this terminal; Ctrl-C goes to the guest;
 power off from the runtime's menu to leave (or kill QEMU).
+
+The console shows only what the user must see. --trace adds `runtime.trace`
+to the kernel command line: /init and the runtime then print their stage
+lines there too (the test and benchmark harness, tools/board_console.py,
+always does). The command line is measured into PCR 9, so a secret sealed
+without the word is refused with it, and the other way round: every PCR 9
+prediction takes the command line from kernel_cmdline().
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.bootlog import TRACE_PARAM
 from tools.boards import load_board_table
 from tools.initrd.cache import default_cache_dir
 from tools.initrd.lock import load_lock
@@ -38,6 +46,13 @@ def kvm_works() -> bool:
     except OSError:
         return False
     return " vmx" in flags or " svm" in flags
+
+
+def kernel_cmdline(base: str, trace: bool = False, extra: str = "") -> str:
+    """The command line QEMU passes to the kernel, which PCR 9 measures: the
+    board's, then the trace switch, then ``extra``. Boots and PCR 9
+    predictions both build it here, so they cannot disagree."""
+    return " ".join(word for word in (base, TRACE_PARAM if trace else "", extra) if word)
 
 
 @dataclass
@@ -77,6 +92,7 @@ class BoardInstance:
     disks: list[Path] = field(default_factory=list)
     memory_mib: int | None = None
     extra_cmdline: str = ""
+    trace: bool = False  # True: `runtime.trace`, the stage lines on the console
     with_tpm: bool = True  # False: a machine without a TPM
     #: More QEMU arguments (e.g. the software HOTP token's serial port).
     extra_args: list[str] = field(default_factory=list)
@@ -125,12 +141,16 @@ class BoardInstance:
                 self.swtpm.wait(10)
         self.swtpm = None
 
+    def kernel_cmdline(self, files: BoardFiles) -> str:
+        """This instance's kernel command line (what PCR 9 measures)."""
+        return kernel_cmdline(files.cmdline, self.trace, self.extra_cmdline)
+
     def qemu_command(self, files: BoardFiles) -> list[str]:
         qemu = files.qemu
         accel = ["-accel", "kvm", "-cpu", "host"] if kvm_works() else ["-accel", "tcg",
                                                                         "-cpu", "max"]
         memory = self.memory_mib or int(str(qemu["memory_mib"]))
-        cmdline = files.cmdline + (f" {self.extra_cmdline}" if self.extra_cmdline else "")
+        cmdline = self.kernel_cmdline(files)
         argv = [
             "qemu-system-x86_64", "-machine", str(qemu["machine"]), *accel,
             "-m", str(memory), "-smp", str(qemu["cpus"]),
@@ -163,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", type=int, help="guest RAM in MiB (default: the board's)")
     parser.add_argument("--no-tpm", action="store_true",
                         help="a machine without a TPM (to see how the runtime copes)")
+    parser.add_argument("--trace", action="store_true",
+                        help=f"the stage lines on the console ({TRACE_PARAM} on the kernel "
+                             "command line; it changes PCR 9, see tools.provision_board --trace)")
     parser.add_argument("--print-command", action="store_true",
                         help="print the QEMU command and exit")
     args = parser.parse_args(argv)
@@ -173,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     instance = BoardInstance(args.board, args.instance or REPO / "build" / "instances" /
                              args.board, initrd, args.disk, args.memory,
-                             with_tpm=not args.no_tpm)
+                             with_tpm=not args.no_tpm, trace=args.trace)
     if args.fresh_tpm:
         instance.reset()
     files = board_files(args.board)

@@ -3,7 +3,8 @@ console, run the boot state machine (runtime.state.machine) in the UI, and
 carry out where it ended: power off, reboot, or back to /init for the
 recovery shell.
 
-Each stage is logged with the boot clock (runtime.bootlog) for the benchmark.
+Each stage is logged with the boot clock (runtime.bootlog) for the benchmark;
+the console sees those lines only with `runtime.trace` on the kernel command line.
 Imports are made where they are needed: under TCG each costs real time.
 """
 
@@ -70,7 +71,9 @@ def main() -> int:
     try:
         final = run_ui(machine, columns=columns, rows=rows)
     finally:
-        bootlog.echo_to_console(True)  # also prints the lines logged meanwhile
+        # With the trace on, prints the lines held back meanwhile; without it,
+        # nothing (the screen the user leaves must not scroll away).
+        bootlog.echo_to_console(True)
     bootlog.stage("final", state=str(final))
     if final is State.RECOVERY:
         return RECOVERY_EXIT

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.console_steps import Token
-from tools.boards import load_board_table
+from tools.board_console import harness_cmdline
 from tools.owner_key import OwnerKey
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +48,9 @@ def build(out: Path, user_config: bytes, owner: OwnerKey, signing: bool = False)
 
 @pytest.fixture(scope="session")
 def board_cmdline() -> str:
-    return str(load_board_table(BOARD)["kernel"]["cmdline"])
+    """The kernel command line tools.board_console.boot() passes (trace word
+    included), which PCR 9 measures."""
+    return harness_cmdline(BOARD)
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,9 @@ default entry by itself after a short countdown, unless a key stops it or
 2. power on, touch nothing: TOTP shown, HOTP Success, the countdown, and the
    default boots verified (same PCR 4 and command line as in step 1);
 3. a key during the countdown: the main menu, nothing boots;
-4. a changed grub.cfg: the countdown ends in a refusal that names the file,
-   and nothing boots.
+4. a changed grub.cfg: no countdown starts (the verdict is CHANGED, naming
+   the file, checked before any countdown), the default boot is refused
+   naming it, and nothing boots.
 """
 
 from __future__ import annotations
@@ -137,9 +138,15 @@ def test_a_changed_boot_stops_the_automatic_boot_with_the_reason(
         part.write("/grub/grub.cfg", changed)
     before = image_digest(tampered)
     with start(machine, initrd_autoboot, token, tampered) as running:
-        running.wait_for_screen("Automatic boot", FIRST_SCREEN)
+        # /boot is checked before any countdown: none starts, the menu says why
+        menu = words(running.wait_for_screen(MAIN, FIRST_SCREEN + SIGN))
+        assert "CHANGED" in menu and "grub/grub.cfg" in menu, menu
+        assert "Automatic boot" not in running.console_text()
+        running.press("d")
         refused = words(running.wait_for_screen("Boot refused", SIGN))
         assert "files modified" in refused and "grub/grub.cfg" in refused, refused
+        running.press("b")
+        running.wait_for_screen(MAIN, 60)
         power_off(running)
         running.wait_exit(120)
         assert "OS-TARGET" not in running.console_text()

@@ -44,6 +44,7 @@ from tests.e2e.console_steps import (
     image_digest,
     make_first_entry_default,
     open_options,
+    power_off,
     sign,
     sign_from_the_options,
     target_report,
@@ -75,7 +76,7 @@ def to_main_menu(running: Boot) -> None:
     """Past the start: this machine has no TOTP secret, and the test needs none."""
     screen = running.wait_for_screen("TOTP", FIRST_SCREEN)
     if "TOTP code cannot be shown" in screen:
-        running.press("i")
+        running.press("c")
     running.wait_for_screen(MAIN, 120)
 
 
@@ -253,7 +254,7 @@ def test_a_tampered_boot_is_refused_naming_why_and_nothing_boots(
         refused = words(running.wait_for_screen("Boot refused", SIGN))
         for reason in reasons:
             assert reason in refused, refused
-        running.press("p")
+        power_off(running)
         running.wait_exit(120)
         assert "OS-TARGET" not in running.console_text()
     assert image_digest(tampered) == before  # refused, and nothing written
@@ -292,9 +293,10 @@ def test_a_deleted_counter_is_refused_then_signing_again_makes_a_new_one(
     with start(machine_copy, initrd_signing, disk) as running:
         # the start already notices: the TPM and /boot disagree
         early = words(running.wait_for_screen("TPM state inconsistent", FIRST_SCREEN))
-        assert f"no rollback counter 0x{old_index:08x}" in early, early
+        assert "no longer holds the rollback counter" in early, early
+        assert f"{old_index:08x}" not in early, early  # the NV index is for the log
         assert "reset or replaced" in early, early
-        running.press("m")
+        running.press("c")
         running.wait_for_screen(MAIN, 120)
         running.press("d")
         refused = words(running.wait_for_screen("Boot refused", SIGN))
