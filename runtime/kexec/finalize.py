@@ -115,8 +115,11 @@ def unmount(mount_point: str, *, umount_binary: str = UMOUNT,
         subprocess.run([umount_binary, mount_point], check=True, timeout=timeout,
                        capture_output=True, stdin=subprocess.DEVNULL)
     except subprocess.CalledProcessError as err:
-        said = (err.stderr or b"").decode("utf-8", "replace").strip()
-        raise KexecError(f"Could not unmount {mount_point}: {said or 'umount failed'}.") from err
+        from runtime.error_detail import describe, detail
+
+        detail("unmount", describe(err))  # umount's own words: for the log
+        raise KexecError(f"Could not unmount {mount_point}: a program may still use it, or "
+                         "the file system has an error.") from err
     except subprocess.TimeoutExpired as err:
         raise KexecError(f"Could not unmount {mount_point}: umount took over {timeout} s.") \
             from err

@@ -230,6 +230,7 @@ def verified_files_problem(side: BootSide, option: BootOption) -> str:
     symlinks only, to a regular file whose signed hash was just verified."""
     from runtime.boot_configs.entry import ConfigSyntaxError
     from runtime.integrity.boot_paths import BootPathError
+    from runtime.integrity.verify_boot import printable
 
     boot_view = view(side)
     if not boot_view.verified:
@@ -238,9 +239,9 @@ def verified_files_problem(side: BootSide, option: BootOption) -> str:
         for path in _entry_files(option):
             boot_view.check_bootable(path)
     except BootPathError as err:
-        return f"{err}."
+        return printable(f"{err}.")  # names and link targets from the disk
     except ConfigSyntaxError as err:
-        return f"the entry cannot be read: {err}"
+        return printable(f"the entry cannot be read: {err}")
     return ""
 
 

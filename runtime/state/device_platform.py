@@ -262,8 +262,10 @@ class DevicePlatform:
         result = unseal_totp(self.tpm, self.board.runtime_pcr)
         bootlog.stage("totp", unsealed=result.code is not None)
         failure = TotpFailure(result.failure)
+        # the recovery shell explains PCR 4 and nothing else: another PCR changed
+        # too is a changed measurement, said as such
         if failure is TotpFailure.PCRS_CHANGED and self._recovery_used \
-                and 4 in result.changed_pcrs:
+                and set(result.changed_pcrs) == {4}:
             failure = TotpFailure.RECOVERY_USED
         return TotpFacts(result.code, result.step, failure, result.message,
                          result.changed_pcrs)
@@ -313,11 +315,11 @@ class DevicePlatform:
             return ResetFacts(problem=plain("tpm-reset", err, "The TPM was not reset. "
                                             + err.plain()))
         except ValueError as err:
-            # take_ownership checks the passphrase's length; the steps ask for 8 to 32
+            # reset_tpm checks the length before clearing; the steps ask for 8 to 32
             return ResetFacts(problem=plain("tpm-reset", err, (
-                "The TPM was cleared, but the new owner passphrase was not accepted: the "
-                "TPM takes 1 to 32 bytes (a letter with an accent takes two). Reset the "
-                "TPM again with a shorter one.")))
+                "The new owner passphrase was not accepted: the TPM takes 1 to 32 bytes "
+                "(a letter with an accent takes two). Nothing was changed: reset the TPM "
+                "again with a shorter one.")))
         bootlog.stage("tpm-reset", hierarchy=used)
         return ResetFacts()
 

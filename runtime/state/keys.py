@@ -30,7 +30,11 @@ DESTRUCTIVE: dict[str, str] = {
 }
 #: Every reserved letter and the one event it may name. BACK names whatever
 #: the screen's back event is; checked separately.
-RESERVED: dict[str, str] = {RECOVERY_KEY: "recovery", DETAILS_KEY: "details", **DESTRUCTIVE}
+#: Booting without verifying /boot: one letter wherever it is offered (it asks
+#: first, with No selected).
+UNSAFE_KEY = "f"
+RESERVED: dict[str, str] = {RECOVERY_KEY: "recovery", DETAILS_KEY: "details",
+                            UNSAFE_KEY: "unsafe", **DESTRUCTIVE}
 
 #: Letters for the entries of a list (the OS boot menu): never a reserved one,
 #: so an entry is never taken for Back or a destructive action.
@@ -42,6 +46,8 @@ POWER_OFF = Choice("p", "Power off", "power-off")
 REBOOT = Choice("R", "Reboot", "reboot")
 RESET_TPM = Choice("T", "Reset the TPM", "reset-tpm")
 OEM_RESET = Choice("F", "OEM factory reset / re-ownership", "oem-reset")
+UNSAFE_BOOT = Choice(UNSAFE_KEY, "Boot anyway, unverified (unsafe: secrets stay locked)",
+                     "unsafe")
 DETAILS = Choice(DETAILS_KEY, "Details (the technical lines, for a bug report)", "details")
 
 

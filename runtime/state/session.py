@@ -115,14 +115,16 @@ class Session:
             return BootState.NO_BOOT if boot is not None and boot.disk_seen else BootState.NO_DISK
         if self.keyring is not None and not self.keyring.fingerprints:
             return BootState.NO_OWNER_KEY
-        if check is None:
-            return BootState.NOT_CHECKED
+        if check is None or not self.tpm_present:
+            return BootState.NOT_CHECKED  # without a TPM no rollback counter is read
         if check.ok:
             return BootState.VERIFIED
         if check.unsigned:
             return BootState.NOT_SIGNED
         if "signed by a key that is not the owner's" in check.problems:
             return BootState.UNKNOWN_SIGNER
+        if "signature does not match the signed files" in check.problems:
+            return BootState.BAD_SIGNATURE
         if "an older signed /boot (rollback)" in check.problems:
             return BootState.ROLLED_BACK
         return BootState.CHANGED

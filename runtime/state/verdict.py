@@ -28,6 +28,7 @@ class BootState(enum.StrEnum):
     NOT_SIGNED = "not signed yet"
     NO_OWNER_KEY = "no owner key"  # the firmware holds no key to check with
     UNKNOWN_SIGNER = "signed by another key"
+    BAD_SIGNATURE = "signature does not match"  # the signed lists were changed
     ROLLED_BACK = "older signed copy"
     CHANGED = "changed since signed"
     VERIFIED = "verified"
@@ -107,12 +108,8 @@ def _reasons(e: Evidence) -> list[str]:
 def _worst(e: Evidence) -> Verdict:
     if not e.tpm:
         return Verdict("NO TPM", Tone.ERROR, "nothing on this boot can be verified")
-    if e.secret is Secret.RECOVERY or (e.recovery_opened and not e.measurements_match):
-        return Verdict("RECOVERY SHELL OPENED", Tone.WARNING,
-                       "secrets stay sealed until the next power-on")  # fmt: skip
-    if e.secret is Secret.REFUSED:
-        return Verdict("TAMPERED?", Tone.ERROR,
-                       "the measurements differ from when the secret was sealed")  # fmt: skip
+    # Signs of an attack come before the owner's recovery shell: the shell
+    # explains PCR 4 (its extends are in the runtime's log), nothing else.
     if not e.measurements_match:
         return Verdict("TAMPERED?", Tone.ERROR, "the event log does not match the TPM")
     if e.token is Token.INVALID:
@@ -121,6 +118,15 @@ def _worst(e: Evidence) -> Verdict:
         return Verdict("TAMPERED?", Tone.ERROR, "/boot is an older signed copy (rollback)")
     if e.boot is BootState.UNKNOWN_SIGNER:
         return Verdict("TAMPERED?", Tone.ERROR, "/boot is signed by a key that is not yours")
+    if e.boot is BootState.BAD_SIGNATURE:
+        return Verdict("TAMPERED?", Tone.ERROR,
+                       "/boot's hash lists do not match your signature")  # fmt: skip
+    if e.secret is Secret.RECOVERY:
+        return Verdict("RECOVERY SHELL OPENED", Tone.WARNING,
+                       "secrets stay sealed until the next power-on")  # fmt: skip
+    if e.secret is Secret.REFUSED:
+        return Verdict("TAMPERED?", Tone.ERROR,
+                       "the measurements differ from when the secret was sealed")  # fmt: skip
     missing = _missing(e)
     if missing is not None:
         return missing

@@ -72,6 +72,8 @@ class Prompt:
     min_length: int = 0
     max_length: int = 256
     tone: Tone = Tone.NORMAL
+    #: a limit in UTF-8 bytes as well (a TPM passphrase: an accented letter takes two)
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)

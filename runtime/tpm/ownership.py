@@ -19,6 +19,7 @@ from runtime.tpm import handles
 from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import (
     TpmError,
+    WrongOwnerPassphrase,
     WrongPassphrase,
     translated,
 )
@@ -30,6 +31,9 @@ DA_MAX_TRIES = 10
 DA_RECOVERY_SECONDS = 3600
 DA_LOCKOUT_RECOVERY_SECONDS = 0
 
+#: the longest passphrase this runtime sets on a hierarchy (a SHA-256 digest's
+#: size): anything longer cannot be right, and tpm2-pytss fails on it above 64
+AUTH_MAX_BYTES = 32
 _PERMANENT_LOCKOUT_AUTH_SET = 1 << 2
 _PERMANENT_IN_LOCKOUT = 1 << 9
 _STARTUP_PH_ENABLE = 1 << 0
@@ -150,7 +154,7 @@ def take_ownership(tpm: Tpm, owner_auth: bytes, lockout_auth: bytes | None = Non
     """
     lockout = owner_auth if lockout_auth is None else lockout_auth
     for value, what in ((owner_auth, "owner"), (lockout, "lockout")):
-        if not 0 < len(value) <= 32:
+        if not 0 < len(value) <= AUTH_MAX_BYTES:
             raise ValueError(f"the TPM {what} passphrase must have 1 to 32 bytes")
     session = tpm.hmac_session()
     tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, b"")
@@ -196,6 +200,8 @@ def check_owner_passphrase(tpm: Tpm, owner_auth: bytes) -> None:
     owner authorization to a policy session (restarted at its next use). So a
     typo is caught before anything else (a HOTP token) is changed.
     """
+    if len(owner_auth) > AUTH_MAX_BYTES:
+        raise WrongOwnerPassphrase("The owner passphrase is longer than any TPM passphrase.")
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
     try:
         with translated("Checking the TPM owner passphrase", auth="TPM owner passphrase",
@@ -211,7 +217,15 @@ def check_owner_passphrase(tpm: Tpm, owner_auth: bytes) -> None:
 
 def reset_tpm(tpm: Tpm, owner_auth: bytes, current_lockout_auth: bytes | None = None,
               new_lockout_auth: bytes | None = None) -> str:
-    """Clear the TPM and take ownership again; returns the hierarchy that cleared it."""
+    """Clear the TPM and take ownership again; returns the hierarchy that cleared it.
+    The new passphrases are checked first: a TPM is never cleared for a
+    passphrase it would then refuse."""
+    for value in (owner_auth, new_lockout_auth or owner_auth):
+        if not 0 < len(value) <= AUTH_MAX_BYTES:
+            raise ValueError("a TPM passphrase must have 1 to 32 bytes")
+    if current_lockout_auth is not None and len(current_lockout_auth) > AUTH_MAX_BYTES:
+        raise WrongPassphrase("The current passphrase is longer than any TPM passphrase.",
+                              hint="Type the passphrase set at the TPM's last reset.")
     used = clear_tpm(tpm, current_lockout_auth)
     take_ownership(tpm, owner_auth, new_lockout_auth)
     return used

@@ -45,10 +45,10 @@ class SecretField(urwid.Edit):  # type: ignore[misc]
     """One '*' per character typed; Backspace removes the last one. The cursor
     stays at the end: editing inside a text one cannot see helps nobody."""
 
-    def __init__(self, caption: str, max_length: int) -> None:
+    def __init__(self, caption: str, max_length: int, max_bytes: int | None = None) -> None:
         super().__init__(caption, mask=MASK)
         self._max = max_length
-        self._buffer = bytearray(_UTF8_MAX * max_length)
+        self._buffer = bytearray(min(_UTF8_MAX * max_length, max_bytes or _UTF8_MAX * max_length))
         self._used = 0  # bytes
         self._count = 0  # characters
 
@@ -105,5 +105,7 @@ class SecretField(urwid.Edit):  # type: ignore[misc]
         self._show()
 
 
-def make_field(caption: str, secret: bool, max_length: int) -> Any:
-    return SecretField(caption, max_length) if secret else TextField(caption, max_length)
+def make_field(caption: str, secret: bool, max_length: int,
+               max_bytes: int | None = None) -> Any:  # fmt: skip
+    return (SecretField(caption, max_length, max_bytes) if secret
+            else TextField(caption, max_length))  # fmt: skip

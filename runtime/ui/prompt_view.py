@@ -31,8 +31,10 @@ STATED_MAX_LENGTH = 256
 
 
 def too_long(prompt: Prompt) -> str:
-    return (f"At most {prompt.max_length} characters: that key was not taken. "
-            "Enter accepts what is typed.")
+    limit = f"At most {prompt.max_length} characters"
+    if prompt.max_bytes is not None:
+        limit += f" ({prompt.max_bytes} bytes: an accented letter takes two)"
+    return f"{limit}: that key was not taken. Enter accepts what is typed."
 
 
 def too_short(prompt: Prompt, length: int) -> str:
@@ -43,7 +45,8 @@ def too_short(prompt: Prompt, length: int) -> str:
 class PromptView:
     def __init__(self, prompt: Prompt) -> None:
         self._prompt = prompt
-        self._field = make_field(caption(prompt.label), prompt.secret, prompt.max_length)
+        self._field = make_field(caption(prompt.label), prompt.secret, prompt.max_length,
+                                 prompt.max_bytes)
         self._message = urwid.Text(self._rule())
         # The first entry while the second is typed (confirm only).
         self._first: str | bytearray | None = None
@@ -74,7 +77,7 @@ class PromptView:
         width = self._split.bottom_size[0] if self._split.bottom_size else 80
         before = self._field.length
         self._field.keypress((width,), key)
-        if self._field.length == before and len(key) == 1 and before >= self._prompt.max_length:
+        if self._field.length == before and len(key) == 1 and key.isprintable():
             self._message.set_text(too_long(self._prompt))  # never cut off without a word
         elif self._field.length < before and self._message.text == too_long(self._prompt):
             self._message.set_text(self._rule() if self._first is None else AGAIN)

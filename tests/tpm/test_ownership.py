@@ -125,3 +125,14 @@ def test_a_never_owned_tpm_on_ovmf_is_cleared_without_a_passphrase(bare_tpm: Tpm
     _simulate_ovmf(bare_tpm)
     assert not ownership.clear_needs_lockout_passphrase(bare_tpm)
     assert ownership.clear_tpm(bare_tpm) == "lockout"
+
+
+def test_over_long_passphrases_are_refused_before_anything_changes(tpm: Tpm) -> None:
+    with pytest.raises(WrongOwnerPassphrase):
+        ownership.check_owner_passphrase(tpm, b"x" * 65)  # tpm2-pytss fails above 64
+    with pytest.raises(ValueError):
+        ownership.reset_tpm(tpm, b"y" * 33)
+    assert tpm.has_primary()  # not cleared for a passphrase it would refuse
+    with pytest.raises(WrongPassphrase):
+        ownership.reset_tpm(tpm, OWNER, current_lockout_auth=b"z" * 70)
+    assert tpm.has_primary()

@@ -11,6 +11,7 @@ import pytest
 
 from runtime.state.machine import State
 from runtime.state.platform import (
+    BootCheck,
     BootFacts,
     EnrolFacts,
     HotpFacts,
@@ -61,9 +62,9 @@ def test_the_normal_start_reaches_the_main_menu_verified() -> None:
 
 
 def test_autoboot_counts_down_only_after_attestation_and_boots_the_default() -> None:
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=5))
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5), checks=[GOOD_CHECK])
     final, ui = run(platform, [("choose", "Automatic boot", "timeout"),
-                               ("choose", "Boot refused", "b"),
+                               ("choose", "The boot did not start", "b"),
                                *power_off(MAIN)])
     assert final is State.POWER_OFF
     countdown = shown(ui, "Automatic boot").description
@@ -72,12 +73,12 @@ def test_autoboot_counts_down_only_after_attestation_and_boots_the_default() -> 
 
 
 def test_a_key_stops_the_autoboot_and_it_is_not_offered_again() -> None:
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=5))
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5), checks=[GOOD_CHECK])
     final, _ = run(platform, [("choose", "Automatic boot", "esc"),
                               ("choose", MAIN, "r"),  # refresh: TOTP again, no countdown
                               *power_off(MAIN)])
     assert final is State.POWER_OFF
-    assert platform.calls.count("verify_boot") == 1  # the menu's check; nothing booted
+    assert platform.calls.count("verify_boot") == 1  # the countdown's check; nothing booted
     assert platform.calls.count("unseal_totp") == 2
 
 
@@ -107,7 +108,8 @@ def test_no_autoboot_when_the_totp_failed_even_if_ignored() -> None:
 
 
 def test_hotp_success_allows_autoboot() -> None:
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=3, hotp_configured=True))
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=3, hotp_configured=True),
+                            checks=[GOOD_CHECK])
     final, ui = run(platform, [("choose", "Automatic boot", "esc"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert any("HOTP: Success" in line for line in ui.shown[-2].live)
@@ -505,7 +507,7 @@ def test_the_autoboot_screen_shows_a_fresh_code_at_the_period_boundary(
         monkeypatch: pytest.MonkeyPatch) -> None:
     now = time.time()
     window = int(now) // 30
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=5),
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5), checks=[GOOD_CHECK],
                             totp_results=[TotpFacts("123456", step=window),
                                           TotpFacts("654321", step=window + 1)])
     _, ui = run(platform, [("choose", "Automatic boot", "b"), *power_off(MAIN)])
@@ -520,13 +522,33 @@ def test_the_autoboot_screen_shows_a_fresh_code_at_the_period_boundary(
 
 def test_autoboot_does_not_boot_when_the_refreshed_code_did_not_unseal() -> None:
     window = int(time.time()) // 30
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=5),
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5), checks=[GOOD_CHECK],
                             totp_results=[TotpFacts("123456", step=window - 1),
                                           failed_totp(TotpFailure.TPM_ERROR, "TPM error")])
     final, _ = run(platform, [("choose", "Automatic boot", "timeout"), *power_off(MAIN)])
     assert final is State.POWER_OFF
-    assert not [c for c in platform.calls if c.startswith(("verify_boot", "boot "))][1:]
     assert not [c for c in platform.calls if c.startswith("boot ")]
+
+
+@pytest.mark.parametrize("trouble", ["unverified /boot", "measurements", "changed /boot"])
+def test_no_countdown_unless_the_verdict_is_verified(trouble: str) -> None:
+    checks = [GOOD_CHECK]
+    measure = MeasureFacts()
+    if trouble == "unverified /boot":
+        checks = [BootCheck(False, ("No signature.",), frozenset({"signature missing"}),
+                            unsigned=True)]
+    elif trouble == "measurements":
+        measure = MeasureFacts(measurements_match=False)  # a PCR outside the seal
+    else:
+        checks = [BootCheck(False, ("files modified: grub.cfg",),
+                            frozenset({"files modified"}), changed=("grub/grub.cfg",))]
+    platform = FakePlatform(start_facts=started(auto_boot_timeout=5), checks=checks,
+                            measure_facts=measure)
+    final, ui = run(platform, [*power_off(MAIN)])
+    assert final is State.POWER_OFF
+    assert "Automatic boot" not in ui.titles("choose")
+    assert not [c for c in platform.calls if c.startswith("boot ")]
+    assert ui.shown[-2].tone is not Tone.GOOD
 
 
 def test_a_token_that_refuses_the_pin_seals_nothing_and_can_be_tried_again() -> None:
@@ -601,3 +623,24 @@ def test_no_to_sealing_after_a_reset_wipes_the_kept_passphrase() -> None:
     ctx = Context(ui, platform)
     assert driver.run(ctx) is State.POWER_OFF
     assert ctx.session.take_owner_passphrase() is None
+
+
+def test_after_the_last_token_try_only_without_or_cancel_is_offered_and_without_seals() -> None:
+    refused = EnrolFacts(None, "The token refused the admin PIN.", token_refused=True,
+                         wrong_pin=True)
+    platform = FakePlatform(
+        start_facts=started(hotp_configured=True), totp_results=[failed_totp(), GOOD_TOTP],
+        enrol_results=[refused, refused, refused, EnrolFacts(bytearray(SECRET),
+                                                             sealed_pcrs=(0, 4, 9))])
+    final, ui = run(platform, [
+        ("choose", "TOTP code cannot be shown", "g"), ("choose", "Seal a new", "y"),
+        ("ask", "HOTP token PIN", b"1"), ("ask", "TPM owner passphrase", b"owner"),
+        ("choose", "HOTP token was not programmed", "r"), ("ask", "HOTP token PIN", b"2"),
+        ("choose", "HOTP token was not programmed", "r"), ("ask", "HOTP token PIN", b"3"),
+        ("choose", "HOTP token was not programmed", "w"),
+        ("show", "Scan this", None), ("show", "TOTP secret", None), *power_off(MAIN)])
+    assert final is State.POWER_OFF
+    last = [s for s in ui.shown if s.title == "The HOTP token was not programmed"][-1]
+    assert isinstance(last.description, Menu)
+    assert [c.event for c in last.description.choices] == ["without", "cancelled"]
+    assert platform.calls.count("generate_secret") == 4

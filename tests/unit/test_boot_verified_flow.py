@@ -94,6 +94,7 @@ def test_no_default_leads_to_the_os_menu_and_making_one_boots_it() -> None:
             ("choose", "No default boot entry", "m"),
             ("choose", "OS boot menu", "1"),
             ("choose", "Boot Debian?", "d"),
+            ("choose", "Make Debian the default?", "y"),
             ("ask", "Sign /boot", "pin"),
             ("show", "/boot signed", None),
             # after saving, the default path runs: verify, saved default, boot
@@ -173,7 +174,7 @@ def test_restricted_boot_offers_no_unsafe_boot() -> None:
             ("choose", REFUSED, "b"),
             ("choose", MAIN, "o"),
             ("choose", "Options", "o"),
-            ("choose", "Boot options", "i"),
+            ("choose", "Boot options", "f"),
             ("show", "Unsafe boot disabled", None),
             *power_off(MAIN),
         ],

@@ -451,3 +451,12 @@ def test_passphrase_limits_are_said_first_and_typing_past_them_is_refused_visibl
     assert "8 to 10 characters." in screen(view)
     answer = press(view, "enter")
     assert answer is not None and answer.value == bytearray(b"012345678")
+
+
+def test_a_byte_limit_refuses_a_letter_that_would_pass_it_visibly() -> None:
+    view = PromptView(Prompt("Owner passphrase", (), "Passphrase:", secret=True,
+                             max_length=4, max_bytes=4))
+    press(view, *"abc", "\u00e9")  # an accented letter takes two bytes: 5 > 4
+    assert "4 bytes" in screen(view) and view.field.length == 3
+    answer = press(view, "enter")
+    assert answer is not None and answer.value == bytearray(b"abc")

@@ -66,18 +66,22 @@ def _generate_secret(ctx: Context) -> str:
                 "TPM owner passphrase",
                 ("Storing the sealed secret in the TPM needs its owner passphrase.",)
                 + (("The last one was refused.",) if attempt else ()),
-                "Owner passphrase:", secret=True))
+                "Owner passphrase:", secret=True, max_length=TPM_PASSPHRASE_MAX,
+                max_bytes=TPM_PASSPHRASE_MAX))
             if owner is None:
                 return "cancelled"
             try:
-                for _ in range(TOKEN_ATTEMPTS):
+                token_tries = 0
+                while True:  # ends: retries are counted, and without a PIN no token is asked
                     ctx.ui.progress(Progress("Sealing", "Generating and sealing a new secret..."))
                     facts = ctx.platform.generate_secret(owner, pin)
                     if not facts.token_refused:
                         break
                     # nothing was sealed and the passphrase was right: the token can be
                     # tried again (the passphrase kept), or left out
-                    answer = _token_refused(ctx, facts.problem, facts.wrong_pin)
+                    token_tries += 1
+                    answer = _token_refused(ctx, facts.problem, facts.wrong_pin,
+                                            can_retry=token_tries < TOKEN_ATTEMPTS)
                     if answer == "cancelled":
                         return "cancelled"
                     if answer == "retry" and facts.wrong_pin:
@@ -117,20 +121,22 @@ def _ask_token_pin(ctx: Context, last: str) -> bytearray | None:
         "Token admin PIN:", secret=True, tone=Tone.WARNING if last else Tone.NORMAL))
 
 
-def _token_refused(ctx: Context, problem: str, wrong_pin: bool) -> str:
-    """"retry", "without" (seal for the TOTP code alone) or "cancelled"."""
+def _token_refused(ctx: Context, problem: str, wrong_pin: bool, can_retry: bool) -> str:
+    """"retry" (only while ``can_retry``), "without" (seal for the TOTP code
+    alone) or "cancelled"."""
+    retry = ("Type the admin PIN again" if wrong_pin
+             else "Check that the token is plugged in and try again")  # fmt: skip
+    choices = [Choice("r", retry, "retry")] if can_retry else []
+    choices += [Choice("w", "Seal without the token (TOTP only)", "without"),
+                back("Cancel: back to the main menu", "cancelled")]
     return ctx.choose(Menu("The HOTP token was not programmed", (
         problem,
         "Nothing was sealed: the TPM still holds the previous secret, and your phone "
         "needs no new enrolment yet.",
-        ("Type the admin PIN again" if wrong_pin else "Check that the token is plugged in "
-         "and try again") + ", or seal the secret for the TOTP code alone: the token then "
-        "keeps refusing codes until a secret is generated with it.",
-    ), (Choice("r", "Type the admin PIN again" if wrong_pin else "Try the token again",
-               "retry"),
-        Choice("w", "Seal without the token (TOTP only)", "without"),
-        back("Cancel: back to the main menu", "cancelled")),
-        tone=Tone.ERROR, back_event="cancelled"))
+        (retry + ", or seal" if can_retry else "No more tries with the token now: seal")
+        + " the secret for the TOTP code alone (the token then keeps refusing codes "
+        "until a secret is generated with it), or cancel.",
+    ), tuple(choices), tone=Tone.ERROR, back_event="cancelled"))
 
 
 def _show_enrolment(ctx: Context, secret: bytearray, pcrs: tuple[int, ...],
@@ -181,7 +187,8 @@ def reset_tpm(ctx: Context) -> str:
             ("Choose the TPM owner passphrase: it is asked whenever a secret is sealed, "
              "and clearing the TPM again needs it.",),
             "New owner passphrase:", secret=True, confirm=True,
-            min_length=TPM_PASSPHRASE_MIN, max_length=TPM_PASSPHRASE_MAX))
+            min_length=TPM_PASSPHRASE_MIN, max_length=TPM_PASSPHRASE_MAX,
+            max_bytes=TPM_PASSPHRASE_MAX))
         if owner is None:
             return "cancelled"
         ctx.ui.progress(Progress("Resetting the TPM", "Clearing and taking ownership..."))
@@ -214,7 +221,8 @@ def _ask_current_lockout(ctx: Context) -> bytearray | None:
          "reset (the owner passphrase then).",
          "The TPM takes one try: after a wrong one it refuses every try until the machine "
          "is restarted, and nothing else is affected.",),
-        "Current passphrase:", secret=True, tone=Tone.WARNING))
+        "Current passphrase:", secret=True, tone=Tone.WARNING,
+        max_length=TPM_PASSPHRASE_MAX, max_bytes=TPM_PASSPHRASE_MAX))
 
 
 def change_time(ctx: Context) -> str:

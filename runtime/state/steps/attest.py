@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from runtime.state.keys import BACK, POWER_OFF, REBOOT, RECOVERY, RESET_TPM
 from runtime.state.platform import HotpOutcome, TotpFailure
+from runtime.state.steps.boot import check_boot
 from runtime.state.steps.context import Context
 from runtime.state.steps.report import integrity_report
 from runtime.state.view import Choice, Menu, Progress, Tone
@@ -124,21 +125,27 @@ def autoboot(ctx: Context) -> str:
     if not session.may_autoboot():
         return "not-allowed"
     session.autoboot_offered = True
+    # Nobody may be watching: only a machine the verdict calls VERIFIED, /boot
+    # included, counts down. Anything less stops at the main menu, which says why.
+    if session.boot_check is None and session.boot is not None and session.boot.device:
+        check_boot(ctx, "Checking /boot")
+    found = session.verdict()
+    if found.word != "VERIFIED":
+        return "not-allowed"
     timeout = session.start.auto_boot_timeout
     assert timeout
     event = ctx.choose(Menu(
         "Automatic boot",
-        ("Compare the TOTP code with your phone. The default entry boots when the "
-         "countdown ends.",),
+        (found.line, "The default entry boots when the countdown ends."),
         (Choice(BACK, "Stop: go to the main menu", "interrupted"),
          Choice("d", "Boot the default entry now", "timeout")),
-        tone=Tone.GOOD,
+        tone=found.tone,
         live=totp_live(ctx),
         timeout=timeout,
         timeout_event="timeout",
         back_event="interrupted",
     ))
-    if event == "timeout" and not session.attested:
+    if event == "timeout" and session.verdict().word != "VERIFIED":
         return "interrupted"  # the code refreshed during the countdown did not unseal
     return event
 

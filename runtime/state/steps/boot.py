@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.state.keys import ENTRY_KEYS, POWER_OFF, REBOOT, RECOVERY, back
+from runtime.state.keys import ENTRY_KEYS, POWER_OFF, REBOOT, RECOVERY, UNSAFE_BOOT, back
 from runtime.state.platform import AskSecret, BootCheck, BootOption
+from runtime.state.steps.actions import TPM_PASSPHRASE_MAX
 from runtime.state.steps.context import Context
 from runtime.state.steps.report import integrity_report
 from runtime.state.verdict import BootState
@@ -21,7 +22,9 @@ from runtime.state.view import Choice, Menu, Progress, Prompt, Tone
 
 #: verify_boot problems a re-signing answers (the owner changed /boot)
 _RESIGNABLE = frozenset({"files modified", "files added", "files removed",
-                         "signature missing", "signature does not match the signed files",
+                         # not "signature does not match the signed files": the lists
+                         # themselves changed, so what they say changed is no guide
+                         "signature missing",
                          "rollback counter file missing", "hash list missing",
                          # signing makes a new counter when the TPM lost or spoiled it
                          "TPM rollback counter missing",
@@ -113,7 +116,7 @@ def _refusal(ctx: Context) -> str:
         choices.append(Choice("u", label, "update-checksums"))
     verified = ctx.session.boot_state() is BootState.VERIFIED
     if not ctx.session.start.restricted and not verified:
-        choices.append(Choice("f", "Boot anyway (unsafe: secrets stay locked)", "unsafe"))
+        choices.append(UNSAFE_BOOT)
     choices += [back("Back to the main menu", "menu"), POWER_OFF, REBOOT, RECOVERY]
     state = ctx.session.boot_state()
     title, todo = _REFUSALS.get(state, _REFUSALS[BootState.CHANGED])
@@ -150,6 +153,14 @@ _REFUSALS = {
                                "Your key did not sign this /boot. Look at it from a trusted "
                                "system, or power off; an unsafe boot starts it without "
                                "your secrets."),
+    BootState.BAD_SIGNATURE: ("Boot refused: /boot's hash lists were changed",
+                              "Your signature does not cover the hash lists on /boot: "
+                              "someone changed them. Look at /boot from a trusted system, "
+                              "or power off."),
+    BootState.NOT_CHECKED: ("Boot refused: /boot cannot be verified",
+                            "Without a TPM the rollback counter cannot be read, so nothing "
+                            "counts as verified. Boot anyway (unsafe) starts an entry "
+                            "without your secrets."),
     BootState.ROLLED_BACK: ("Boot refused: an older signed /boot was put back",
                             "Your newer signing was replaced by an older one. Power off and "
                             "look at /boot from a trusted system."),
@@ -195,7 +206,11 @@ def os_menu(ctx: Context) -> str:
         back("Back to the list", "again")), back_event="again"))
     if event == "boot":
         return _boot(ctx, option, unsafe=False)
-    if event == "default" and _sign(ctx, option):
+    if event == "default" and ctx.confirm(f"Make {option.name} the default?", (
+            "This signs /boot again with your key, and the rollback counter moves on: "
+            "older signed copies of /boot stop verifying.",),
+            "Yes: make it the default and sign /boot", "No: back to the list") \
+            and _sign(ctx, option):
         return "default-saved"  # boot it now, through the verified default path
     return "again"
 
@@ -220,11 +235,13 @@ def unsafe_boot(ctx: Context) -> str:
     return _boot(ctx, option, unsafe=True)
 
 
-def _ask_secret(ctx: Context, title: str, label: str, why: str) -> AskSecret:
+def _ask_secret(ctx: Context, title: str, label: str, why: str,
+                max_bytes: int | None = None) -> AskSecret:  # fmt: skip
     def ask(attempt: int, last: str) -> bytearray | None:
         body = (why,) + ((f"Attempt {attempt}: {last}.",) if last else ())
         answer = ctx.ui.ask(Prompt(title, body, label, secret=True,
-                                   tone=Tone.WARNING if last else Tone.NORMAL))  # fmt: skip
+                                   tone=Tone.WARNING if last else Tone.NORMAL,
+                                   max_length=max_bytes or 256, max_bytes=max_bytes))
         if answer is None:
             return None
         return answer if isinstance(answer, bytearray) else bytearray(answer.encode())
@@ -237,7 +254,7 @@ def _sign(ctx: Context, default: BootOption | None) -> bool:
                       "Signing /boot with your key (the OpenPGP card's user PIN).")  # fmt: skip
     owner = _ask_secret(ctx, "A rollback counter is needed", "TPM owner passphrase:",
                         "The first signing creates the TPM rollback counter, which needs the "
-                        "TPM owner passphrase.")  # fmt: skip
+                        "TPM owner passphrase.", max_bytes=TPM_PASSPHRASE_MAX)  # fmt: skip
     facts = ctx.platform.sign_boot(pin, owner, default, _progress(ctx, "Signing /boot"))
     if facts.problem:
         ctx.page("/boot was not signed", [facts.problem, "",
@@ -245,6 +262,12 @@ def _sign(ctx: Context, default: BootOption | None) -> bool:
         return False
     check = facts.check
     ctx.session.boot_check = check
+    if check is None or not check.ok:
+        # signed, but the check right after it refused: say that, never "verifies"
+        ctx.page("/boot was signed but does not verify", [
+            *(check.findings if check is not None else ()), "",
+            "Look at /boot from a trusted system before booting it."], Tone.ERROR)
+        return False
     lines = ["/boot is signed and verifies."]
     if check is not None and check.counter is not None:
         lines.append(f"Rollback counter: {check.counter}.")

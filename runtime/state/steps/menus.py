@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from runtime import bootlog
-from runtime.state.keys import OEM_RESET, POWER_OFF, REBOOT, RECOVERY, RESET_TPM, back
+from runtime.state.keys import (
+    OEM_RESET,
+    POWER_OFF,
+    REBOOT,
+    RECOVERY,
+    RESET_TPM,
+    UNSAFE_BOOT,
+    back,
+)
 from runtime.state.steps import report
 from runtime.state.steps.attest import totp_live
 from runtime.state.steps.boot import check_boot
@@ -90,12 +98,12 @@ def boot_options(ctx: Context) -> str:
     event = ctx.choose(Menu("Boot options", (), (
         Choice("m", "Show the OS boot menu", "os-menu"),
         Choice("e", "Boot from USB (external media)", "usb"),
-        Choice("i", "Ignore tampering and force a boot (unsafe)", "force"),
+        UNSAFE_BOOT,
         BACK_TO_OPTIONS), back_event="back"))
     if event == "usb":
         _not_in_this_build(ctx, "USB boot")
         return "again"
-    return {"force": "unsafe"}.get(event, event)
+    return event
 
 
 def tpm_options(ctx: Context) -> str:
