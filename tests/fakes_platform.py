@@ -197,6 +197,9 @@ class FakePlatform:
     def details(self) -> tuple[str, ...]:
         return self.detail_lines
 
+    def forget_details(self) -> None:
+        """The fake's lines stay, so every failure screen of a test offers them."""
+
 
 def failed_totp(failure: TotpFailure = TotpFailure.MISSING,
                 message: str = "No TOTP secret is sealed") -> TotpFacts:

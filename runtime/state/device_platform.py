@@ -433,3 +433,8 @@ class DevicePlatform:
         from runtime.error_detail import recent_details
 
         return recent_details()
+
+    def forget_details(self) -> None:
+        from runtime.error_detail import forget
+
+        forget()

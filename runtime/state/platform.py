@@ -240,6 +240,11 @@ class Platform(Protocol):
         ...
 
     def details(self) -> tuple[str, ...]:
-        """The technical lines behind the latest failures, oldest first (the
-        screens say them in plain words; this is for a bug report)."""
+        """The technical lines behind the failures since forget_details(),
+        oldest first (the screens say them in plain words; this is for a bug
+        report)."""
+        ...
+
+    def forget_details(self) -> None:
+        """The user moved on: later failures have details of their own."""
         ...

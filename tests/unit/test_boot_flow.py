@@ -644,3 +644,17 @@ def test_after_the_last_token_try_only_without_or_cancel_is_offered_and_without_
     assert isinstance(last.description, Menu)
     assert [c.event for c in last.description.choices] == ["without", "cancelled"]
     assert platform.calls.count("generate_secret") == 4
+
+
+def test_details_are_those_of_failures_since_the_last_answer() -> None:
+    class Forgetting(FakePlatform):
+        def forget_details(self) -> None:
+            self.detail_lines = ()
+
+    platform = Forgetting(preflight=["The rollback counter could not be read."],
+                          detail_lines=("preflight: the TPM answered 0x18b",))
+    final, ui = run(platform, [("choose", "TPM state inconsistent", "c"),
+                               *power_off(MAIN)])
+    assert final is State.POWER_OFF
+    assert "?  Details" in shown(ui, "ERROR: TPM state inconsistent").text
+    assert all("Details" not in s.text for s in ui.shown[-2:])

@@ -169,8 +169,10 @@ def _signature(menu: Menu) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 def _answers(menu: Menu) -> list[str]:
     keys = [c.key for c in menu.choices]
-    if menu.back_event is not None and BACK not in keys:
-        keys.append(BACK)
+    if menu.back_event is not None:
+        keys.append("esc")  # and the Back letter, when no choice carries it
+        if BACK not in keys:
+            keys.append(BACK)
     if menu.timeout is not None:
         keys.append("timeout")
     return keys

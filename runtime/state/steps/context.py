@@ -45,6 +45,7 @@ class Context:
                     "The technical lines behind the latest failures, oldest first. They "
                     "are also in the runtime's log.", "", *self.platform.details())))
                 continue
+            self.platform.forget_details()  # what failed before this answer is shown
             ending = _ENDINGS.get(event)
             if ending is None:
                 return event
