@@ -14,8 +14,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from runtime import bootlog
-from runtime.recovery.auth import END_SIGNATURE, MAX_RESPONSE_CHARS, AuthResult, authenticate
+from runtime.error_detail import describe, detail
+from runtime.recovery.auth import AuthResult, authenticate
 from runtime.recovery.gate import open_recovery
+from runtime.recovery.prompt import (
+    console_columns,
+    console_prompter,
+    drain_console,
+    layout_width,
+    wrap_lines,
+)
 from runtime.secrets.ram import SECRET_DIR, SecretDir
 
 OWNER_KEY = "/etc/runtime/owner.asc"
@@ -66,29 +74,19 @@ def extend_pcr4(tcti: str | None = None) -> None:
         tpm.close()
 
 
-def read_signature(prompt: str, read_line: Callable[[], str] | None = None) -> str | None:
-    """Show ``prompt`` and read pasted lines up to the end of a signature block;
-    None when the user gives up (an empty first line, or end of input)."""
-    print(prompt, flush=True)
-    read_line = read_line or sys.stdin.readline
-    lines: list[str] = []
-    size = 0
-    while True:
-        line = read_line()
-        if line == "":
-            return None  # end of input: nobody is there to answer
-        if not lines and not line.strip():
-            return None
-        lines.append(line)
-        size += len(line)
-        if line.strip() == END_SIGNATURE or size > MAX_RESPONSE_CHARS:
-            # Too long is returned as it is: the check refuses it with a reason.
-            return "".join(lines)
-
-
 def _console_authenticate(paths: Paths) -> AuthResult:
-    # The temporary GnuPG homes (public keys only) live in RAM, in the wiped directory.
-    return authenticate(read_signature, paths.owner_key, work_dir=paths.secret_dir)
+    try:
+        # The temporary GnuPG homes (public keys only) live in RAM, in the wiped directory.
+        return authenticate(console_prompter(), paths.owner_key, work_dir=paths.secret_dir,
+                            log=lambda line: detail("recovery", line))
+    except Exception as err:
+        # the gate says it in a line and opens no shell; the log keeps the detail
+        detail("recovery", f"the check failed: {describe(err)}")
+        raise
+    finally:
+        # What was typed or pasted after the last answer must not reach the
+        # shell or the runtime started next.
+        drain_console()
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -116,8 +114,9 @@ def main(argv: Sequence[str] | None = None, paths: Paths | None = None) -> int:
     except KeyboardInterrupt:
         print("\nrecovery: interrupted; no shell is opened.", flush=True)
         return 1
+    width = layout_width(console_columns())
     for line in result.lines:
-        print(line)
+        print("\n".join(wrap_lines(line, width)))
     sys.stdout.flush()
     bootlog.stage("recovery-gate", allowed="yes" if result.allowed else "no")
     return 0 if result.allowed else 1

@@ -1,14 +1,15 @@
 """Owner authentication for the recovery shell, checked with real gpg in
 temporary homes: only a good signature by a pinned owner key over the
-challenge shown now opens the gate."""
+challenge shown now opens the gate. Each refused answer is said in plain
+words and may be tried again, a bounded number of times; Ctrl-D leaves."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,21 @@ import pytest
 from runtime.recovery.auth import (
     CHALLENGE_PREFIX,
     NONCE_SIZE,
+    PLAIN_REASONS,
     AuthResult,
     Challenge,
+    Choice,
     Failure,
+    Progress,
     armored_block,
     authenticate,
     judge,
     new_challenge,
+    plain_reason,
     statuses,
     verify_response,
 )
-
-FIXED = datetime(2026, 7, 20, 12, 0, 5, tzinfo=UTC)
+from runtime.recovery.prompt import ConsolePrompter
 
 
 def counting_random() -> Callable[[int], bytes]:
@@ -96,7 +100,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
 
 @pytest.fixture
 def challenge() -> Challenge:
-    return new_challenge(counting_random(), now=lambda: FIXED)
+    return new_challenge(counting_random())
 
 
 def check(keys: Keys, challenge: Challenge, response: str, tmp_path: Path,
@@ -108,9 +112,12 @@ def check(keys: Keys, challenge: Challenge, response: str, tmp_path: Path,
 # -- the challenge ---------------------------------------------------------------
 
 
-def test_the_challenge_is_one_line_with_a_fresh_nonce() -> None:
-    challenge = new_challenge(lambda n: b"\xab" * n, now=lambda: FIXED)
-    assert challenge.text == f"{CHALLENGE_PREFIX} {'ab' * NONCE_SIZE} 2026-07-20T12:00:05Z"
+def test_the_challenge_is_one_short_line_with_a_fresh_nonce_in_groups() -> None:
+    challenge = new_challenge(lambda n: bytes.fromhex("00112233445566778899aabbccddeeff")[:n])
+    assert NONCE_SIZE == 16  # 128 bits
+    assert challenge.code == "00112233 44556677 8899aabb ccddeeff"
+    assert challenge.text == f"{CHALLENGE_PREFIX} 00112233 44556677 8899aabb ccddeeff"
+    assert len(challenge.text) <= 59  # fits a 60-column console with a column spare
     with pytest.raises(ValueError, match="gave 3 bytes"):
         new_challenge(lambda n: b"abc")
 
@@ -174,6 +181,18 @@ def test_an_owner_detached_signature_passes(keys: Keys, challenge: Challenge,
     assert list(tmp_path.iterdir()) == []  # the temporary GnuPG home is gone
 
 
+def test_a_clearsigned_line_typed_with_other_spacing_or_case_passes(
+        keys: Keys, challenge: Challenge, tmp_path: Path) -> None:
+    # Typed by hand: groups of 4, capitals, a trailing blank; the nonce is the same.
+    digits = challenge.nonce.hex().upper()
+    typed = f"heads-runtime  recovery {' '.join(digits[i:i + 4] for i in range(0, 32, 4))} \n"
+    assert check(keys, challenge, keys.sign(typed, keys.owner, clearsign=True), tmp_path).ok
+    other = new_challenge(lambda n: b"\x77" * n)
+    refused = check(keys, challenge, keys.sign(other.text, keys.owner, clearsign=True),
+                    tmp_path)
+    assert refused.failure is Failure.OTHER_CHALLENGE
+
+
 def test_a_signature_over_the_line_with_a_newline_passes(keys: Keys, challenge: Challenge,
                                                          tmp_path: Path) -> None:
     assert check(keys, challenge, keys.sign(challenge.text + "\n", keys.owner), tmp_path).ok
@@ -195,8 +214,8 @@ def test_the_owner_file_alone_pins_its_keys(keys: Keys, challenge: Challenge,
 
 def test_a_signature_over_an_old_challenge_fails(keys: Keys, tmp_path: Path) -> None:
     random_bytes = counting_random()
-    old = new_challenge(random_bytes, now=lambda: FIXED)
-    now = new_challenge(random_bytes, now=lambda: FIXED)
+    old = new_challenge(random_bytes)
+    now = new_challenge(random_bytes)
     clear = check(keys, now, keys.sign(old.text, keys.owner, clearsign=True), tmp_path)
     assert clear.failure is Failure.OTHER_CHALLENGE
     assert clear.reason.startswith("signature over another challenge (an old one?)")
@@ -225,7 +244,8 @@ def test_a_key_missing_from_the_keyring_is_not_the_owner(keys: Keys, challenge: 
 def test_a_changed_clearsigned_text_is_a_bad_signature(keys: Keys, challenge: Challenge,
                                                        tmp_path: Path) -> None:
     signed = keys.sign(challenge.text, keys.owner, clearsign=True)
-    forged = signed.replace(challenge.nonce.hex(), "00" * NONCE_SIZE)
+    forged = signed.replace(challenge.code, "00000000 00000000 00000000 00000000")
+    assert forged != signed
     assert check(keys, challenge, forged, tmp_path).failure is Failure.BAD_SIGNATURE
 
 
@@ -266,64 +286,202 @@ def test_a_hanging_gpg_is_killed(keys: Keys, challenge: Challenge, tmp_path: Pat
     assert "did not answer within 0.5 s" in result.reason
 
 
-# -- the bounded loop --------------------------------------------------------------
 
 
-class Answers:
-    """A console that answers each prompt with the next function's text."""
-
-    def __init__(self, *answers: Callable[[str], str | None]) -> None:
-        self.answers = list(answers)
-        self.prompts: list[str] = []
-
-    def __call__(self, prompt: str) -> str | None:
-        self.prompts.append(prompt)
-        return self.answers[len(self.prompts) - 1](prompt)
+# -- the bounded conversation ------------------------------------------------------
 
 
-def shown_challenge(prompt: str) -> str:
-    return prompt.splitlines()[-1]  # the challenge is the prompt's last line
+Answer = Callable[[Challenge], str | None]
 
 
-def test_three_bad_answers_then_refused(keys: Keys, tmp_path: Path) -> None:
-    ui = Answers(lambda _p: "garbage", lambda _p: "more garbage", lambda _p: "still")
-    result = authenticate(ui, keys.both_file, [keys.owner], work_dir=str(tmp_path))
-    assert not result.ok
-    assert len(ui.prompts) == 3
-    assert result.reason.startswith("3 answers were refused; the last: not a signature")
-    assert "attempt 3 of 3" in ui.prompts[2] and "refused: not a signature" in ui.prompts[2]
+class Owner:
+    """A fake console: each answer is the next function's text for the
+    challenge shown, each refusal is answered with the next choice."""
+
+    def __init__(self, answers: list[Answer], choices: list[Choice]) -> None:
+        self.answers = answers
+        self.choices = choices
+        self.shown: list[tuple[Challenge, Progress]] = []
+        self.refusals: list[tuple[str, int, bool]] = []
+        self.given: list[str] = []
+
+    def answer(self, challenge: Challenge, progress: Progress) -> str | None:
+        self.shown.append((challenge, progress))
+        text = self.answers[len(self.shown) - 1](challenge)
+        self.given.append(text or "")
+        return text
+
+    def refused(self, reason: str, tries_left: int, new_allowed: bool) -> Choice:
+        self.refusals.append((reason, tries_left, new_allowed))
+        if not tries_left and not new_allowed:
+            return Choice.LEAVE  # what the console does: nothing left to offer
+        return self.choices[len(self.refusals) - 1]
 
 
-def test_each_attempt_has_a_new_challenge_and_the_third_can_pass(keys: Keys,
-                                                                 tmp_path: Path) -> None:
-    def sign_current(prompt: str) -> str:
-        return keys.sign(shown_challenge(prompt), keys.owner, clearsign=True)
+def run(keys: Keys, owner: Owner, tmp_path: Path, log: list[str] | None = None) -> AuthResult:
+    return authenticate(owner, keys.both_file, [keys.owner], work_dir=str(tmp_path),
+                        random_bytes=counting_random(),
+                        log=(log if log is not None else []).append)
 
-    def replay_first(_prompt: str) -> str:
-        return keys.sign(shown_challenge(ui.prompts[0]), keys.owner, clearsign=True)
 
-    ui = Answers(lambda _p: "garbage", replay_first, sign_current)
-    result = authenticate(ui, keys.both_file, [keys.owner], work_dir=str(tmp_path))
+def test_every_refusal_is_said_plainly_and_can_be_tried_again(keys: Keys,
+                                                             tmp_path: Path) -> None:
+    first: list[Challenge] = []
+
+    def remember(challenge: Challenge) -> str:
+        first.append(challenge)
+        return ""  # Enter before anything was pasted
+
+    owner = Owner([
+        remember,
+        lambda _c: "hello",
+        lambda c: keys.sign(c.text, keys.stranger),
+        lambda _c: keys.sign(first[0].text, keys.owner, clearsign=True),  # an old challenge
+        lambda _c: keys.sign(first[0].text, keys.owner),  # the same, detached
+        lambda c: keys.sign(c.text, keys.owner, clearsign=True),
+    ], [Choice.AGAIN, Choice.AGAIN, Choice.NEW, Choice.AGAIN, Choice.AGAIN])
+    log: list[str] = []
+    result = run(keys, owner, tmp_path, log)
     assert result.ok, result.reason
-    assert len({shown_challenge(p) for p in ui.prompts}) == 3
-    assert "another challenge" in ui.prompts[2]  # the replayed answer was refused
+    assert [reason for reason, _, _ in owner.refusals] == [
+        "nothing was pasted.",
+        PLAIN_REASONS[Failure.NOT_SIGNATURE],
+        PLAIN_REASONS[Failure.NOT_OWNER],
+        PLAIN_REASONS[Failure.OTHER_CHALLENGE],
+        PLAIN_REASONS[Failure.BAD_SIGNATURE],
+    ]
+    assert [(left, new) for _, left, new in owner.refusals] == [
+        (2, True), (1, True), (0, True), (2, True), (1, True)]
+    # Three tries over the first challenge, then a new one for the rest.
+    challenges = [c for c, _ in owner.shown]
+    assert challenges[0] == challenges[1] == challenges[2] != challenges[3]
+    assert challenges[3] == challenges[4] == challenges[5]
+    assert [(p.challenge, p.attempt) for _, p in owner.shown] == [
+        (1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    # The details (gpg's findings) went to the log, never to the owner.
+    for reason, _, _ in owner.refusals:
+        assert "gpg" not in reason.lower() and "GNUPG" not in reason
+    assert any("failure=signature by a key that is not the owner's" in line for line in log)
+    assert "accepted" in log[-1]
+    logged = "\n".join(log)
+    for text in owner.given:  # no line of what was pasted is logged (its markers aside)
+        assert not any(len(line) > 20 and line in logged for line in text.splitlines()
+                       if not line.startswith("-----"))
 
 
-def test_giving_up_stops_at_once(keys: Keys, tmp_path: Path) -> None:
-    ui = Answers(lambda _p: None)
-    result = authenticate(ui, keys.both_file, [keys.owner], work_dir=str(tmp_path))
+def test_the_retry_limit_ends_in_the_leave_path(keys: Keys, tmp_path: Path) -> None:
+    owner = Owner([lambda _c: "garbage"] * 9, [Choice.AGAIN, Choice.AGAIN, Choice.NEW] * 3)
+    result = run(keys, owner, tmp_path)
+    assert not result.ok
+    assert len(owner.shown) == 9
+    assert len({c for c, _ in owner.shown}) == 3
+    assert owner.refusals[-1][1:] == (0, False)  # nothing was left to offer
+    assert result.failure is Failure.NOT_SIGNATURE
+    last = PLAIN_REASONS[Failure.NOT_SIGNATURE]
+    assert result.reason == f"9 answers were refused; the last: {last}"
+
+
+def test_ctrl_d_leaves_at_once(keys: Keys, tmp_path: Path) -> None:
+    owner = Owner([lambda _c: None], [])
+    result = run(keys, owner, tmp_path)
     assert result.failure is Failure.CANCELLED
-    assert len(ui.prompts) == 1
+    assert result.reason == "cancelled: you left without a signature."
+    assert owner.refusals == []
 
 
-def test_a_missing_owner_key_is_not_asked_three_times(tmp_path: Path) -> None:
-    ui = Answers(lambda _p: "x", lambda _p: "y", lambda _p: "z")
+def test_leaving_after_a_refusal_says_what_was_refused(keys: Keys, tmp_path: Path) -> None:
+    owner = Owner([lambda _c: ""], [Choice.LEAVE])
+    result = run(keys, owner, tmp_path)
+    assert result.failure is Failure.CANCELLED
+    assert result.reason.endswith("The last answer was refused: nothing was pasted.")
+    assert len(owner.shown) == 1
+
+
+def test_a_missing_owner_key_is_not_asked_again(tmp_path: Path) -> None:
+    owner = Owner([lambda _c: "x", lambda _c: "y"], [Choice.AGAIN])
     calls: list[str] = []
 
     def verify(*_args: object, **_kw: object) -> AuthResult:
         calls.append("verify")
         return AuthResult.refused(Failure.NO_OWNER_KEY, "gone")
 
-    result = authenticate(ui, str(tmp_path / "none.asc"), verify=verify)
+    result = authenticate(owner, str(tmp_path / "none.asc"), verify=verify)
     assert result.failure is Failure.NO_OWNER_KEY
+    assert result.reason == PLAIN_REASONS[Failure.NO_OWNER_KEY]
     assert calls == ["verify"]
+    assert owner.refusals == []
+
+
+def test_plain_reasons_cover_every_failure() -> None:
+    for failure in Failure:
+        assert plain_reason(AuthResult.refused(failure, "detail")) == PLAIN_REASONS[failure]
+
+
+# -- the same, through the console ---------------------------------------------------
+
+
+class Typist:
+    """The owner at the console: a script of lines, or of functions that read
+    the screen so far and give the text to type."""
+
+    def __init__(self, *script: str | Callable[[str], str]) -> None:
+        self.script = list(script)
+        self.pending: list[str] = []
+        self.screen = ""
+
+    def write(self, text: str) -> None:
+        self.screen += text
+
+    def read_line(self) -> str:
+        if not self.pending:
+            if not self.script:
+                return ""  # Ctrl-D
+            item = self.script.pop(0)
+            text = str(item(self.screen)) if callable(item) else item
+            self.pending = text.splitlines(keepends=True) or [""]
+        return self.pending.pop(0)
+
+
+def shown_line(screen: str, index: int = -1) -> str:
+    lines: list[str] = re.findall(r"^heads-runtime recovery(?: [0-9a-f]{8}){4}$", screen, re.M)
+    return lines[index]
+
+
+def test_the_console_conversation(keys: Keys, tmp_path: Path) -> None:
+    typist = Typist(
+        "\n",  # Enter: nothing was pasted
+        "t\n", "1234\n\n",  # a PIN typed by mistake, then Enter
+        "t\n", lambda screen: keys.sign(shown_line(screen), keys.stranger),
+        "\n",  # Enter: leave
+    )
+    prompter = ConsolePrompter(typist.read_line, typist.write, width=60)
+    result = authenticate(prompter, keys.both_file, [keys.owner], work_dir=str(tmp_path))
+    assert result.failure is Failure.CANCELLED
+    screen = typist.screen
+    said = " ".join(screen.split())  # the words, however the lines were wrapped
+    assert said.count("Not accepted: nothing was pasted.") == 1
+    assert "Not accepted: that is not a signature block." in said
+    assert "Not accepted: it was signed by a key that is not the owner's." in said
+    assert "t and Enter: try again with this challenge (2 tries left)" in said
+    assert "n and Enter: a new challenge to sign" in said
+    assert "No tries are left for this challenge." in said
+    assert len(set(re.findall(r"^heads-runtime recovery.*$", screen, re.M))) == 1
+    assert all(len(line) <= 60 for line in screen.splitlines())
+    for raw in ("gpg:", "[GNUPG:]", "Traceback", "--batch", "--status-fd"):
+        assert raw not in screen
+
+
+def test_the_console_conversation_can_end_with_the_owner(keys: Keys, tmp_path: Path) -> None:
+    typist = Typist(
+        lambda screen: keys.sign(shown_line(screen), keys.other, clearsign=True),
+        "n\n",
+        lambda screen: keys.sign(shown_line(screen, 0), keys.owner, clearsign=True),
+        "t\n",
+        lambda screen: keys.sign(shown_line(screen), keys.owner, clearsign=True),
+    )
+    prompter = ConsolePrompter(typist.read_line, typist.write, width=80)
+    result = authenticate(prompter, keys.both_file, [keys.owner], work_dir=str(tmp_path))
+    assert result.ok, result.reason
+    said = " ".join(typist.screen.split())
+    assert "Not accepted: it signs another text, not this challenge's line" in said
+    assert "challenge 2, try 2 of 3" in typist.screen

@@ -5,11 +5,11 @@ failure closes the gate. Also the console front end (python -m runtime.recovery)
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from runtime import bootlog
 from runtime.recovery import __main__ as entry
 from runtime.recovery.auth import AuthResult, Failure
 from runtime.recovery.gate import EXIT_HINT, PCR_NOTE, GateResult, open_recovery
@@ -145,24 +145,6 @@ def test_restricted_mode_follows_config_restricted_boot(tmp_path: Path) -> None:
     assert not entry.restricted_mode(str(tmp_path / "none"), {}, lambda: False)
 
 
-def lines_of(text: str) -> Callable[[], str]:
-    return io.StringIO(text).readline
-
-
-def test_read_signature_stops_at_the_end_line(capsys: pytest.CaptureFixture[str]) -> None:
-    pasted = ("-----BEGIN PGP SIGNATURE-----\n\nAAAA\n=abcd\n"
-              "-----END PGP SIGNATURE-----\nnot read\n")
-    got = entry.read_signature("sign this", lines_of(pasted))
-    assert got == pasted.removesuffix("not read\n")
-    assert "sign this" in capsys.readouterr().out
-
-
-def test_read_signature_cancels_on_an_empty_line_or_end_of_input() -> None:
-    assert entry.read_signature("p", lines_of("\nsomething\n")) is None
-    assert entry.read_signature("p", lines_of("")) is None
-    assert entry.read_signature("p", lines_of("-----BEGIN PGP SIGNATURE-----\n")) is None
-
-
 def test_main_in_restricted_mode_refuses_with_status_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -187,3 +169,49 @@ def test_main_with_a_bad_option_exits_without_a_traceback(
         entry.main(["--unknown"], entry.Paths())
     assert stopped.value.code == 2  # non-zero: /init opens no shell
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_main_asks_the_owner_and_a_way_out_ends_in_no_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extended: list[str] = []
+    monkeypatch.setattr(entry, "extend_pcr4", lambda _tcti=None: extended.append("pcr4"))
+    log = tmp_path / "runtime.log"
+    monkeypatch.setattr(bootlog, "LOG_PATH", str(log))
+    monkeypatch.setenv("COLUMNS", "60")
+    owner_key = tmp_path / "owner.asc"
+    owner_key.write_text("an owner key is installed")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "pin").write_bytes(b"1234")
+    # Enter on the empty paste prompt, then Enter again to leave.
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n\n"))
+    paths = entry.Paths(secret_dir=str(secret), owner_key=str(owner_key),
+                        restricted_flag=str(tmp_path / "absent"))
+    assert entry.main(["--reason", "chosen in the menu"], paths) == 1
+    captured = capsys.readouterr()
+    out = captured.out
+    assert extended == ["pcr4"]
+    assert list(secret.iterdir()) == []
+    assert "Not accepted: nothing was pasted." in out
+    assert "Enter or Ctrl-D: leave without a shell" in out
+    assert "Owner authentication failed: cancelled" in " ".join(out.split())
+    assert all(len(line) < 60 for line in out.splitlines())  # the gate's lines too
+    assert "Traceback" not in out + captured.err
+    # The log has a line per answer; the console has none of them.
+    assert "detail recovery: challenge=1 try=1 refused" in log.read_text()
+    assert "challenge=1" not in out
+
+
+def test_the_gate_lines_fit_80_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # wider consoles get the 80-column layout
+    flag = tmp_path / "restricted"
+    flag.touch()
+    paths = entry.Paths(secret_dir=str(tmp_path / "secret"), owner_key=str(tmp_path / "x"),
+                        restricted_flag=str(flag))
+    assert entry.main(["--reason", "r pressed at power-on"], paths) == 1
+    out = capsys.readouterr().out
+    assert all(len(line) < 80 for line in out.splitlines())
+    assert "Restricted boot is on, so the recovery shell is disabled." in " ".join(out.split())
