@@ -130,6 +130,8 @@ def make_first_entry_default(running: Boot, entry: str) -> str:
     running.press("1")
     running.wait_for_screen(f"Boot {entry}?", 60)
     running.press("d")
+    running.wait_for_screen(f"Make {entry} the default?", 60)
+    running.press("y")
     assert f"Default entry: {entry}" in words(sign(running))
     running.press("enter")
     return menu

@@ -216,8 +216,8 @@ def test_without_a_tpm_the_disk_is_found_and_boots_unverified(
         running.press("o")
         running.wait_for_screen("Boot options", 60)
         running.press("o")
-        running.wait_for_screen("Ignore tampering and force a boot", 60)
-        running.press("i")
+        running.wait_for_screen("Boot anyway, unverified", 60)
+        running.press("f")
         question = running.wait_for_screen("Boot without verifying /boot?", 120)
         assert "> n  No" in question, question
         running.press("y")
