@@ -189,7 +189,8 @@ def walk() -> list[Seen]:
             driver.run(Context(ui, VARIANTS[name]()))
         for index, (screen, answer) in enumerate(ui.screens):
             key = (type(screen).__name__, screen.title,
-                   _signature(screen) if isinstance(screen, Menu) else repr(screen)[:2000])
+                   (_signature(screen), screen.body, screen.tone) if isinstance(screen, Menu)
+                   else repr(screen)[:2000])
             entry = seen.setdefault(key, Seen(screen, name, path))
             following = [s for s, _ in ui.screens[index + 1:] if not isinstance(s, Progress)]
             if answer is not None and following:
@@ -376,3 +377,25 @@ def test_the_scheme_table_for_people_matches_the_code() -> None:
     rows = dict(re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|", table, re.MULTILINE))
     assert rows.pop(BACK) == "back"
     assert rows == RESERVED
+
+
+def test_the_verdict_screens_agree_with_their_colour(screens: list[Seen]) -> None:
+    """The main menu, the integrity report and the countdown lead with one
+    verdict line, whose tone is the verdict's: green only for VERIFIED."""
+    from runtime.state.view import Tone
+
+    shown = 0
+    for seen in _menus(screens):
+        menu = seen.description
+        assert isinstance(menu, Menu)
+        if not ((menu.title.endswith(" boot menu") and "|" in menu.title)
+                or menu.title in ("Integrity report", "Automatic boot")):
+            continue
+        word = menu.body[0].split(":", 1)[0]
+        expected = {"VERIFIED": Tone.GOOD, "TAMPERED?": Tone.ERROR,
+                    "NO TPM": Tone.ERROR}.get(word, Tone.WARNING)
+        assert menu.tone is expected, (menu.title, menu.body[0], menu.tone)
+        if menu.title == "Automatic boot":
+            assert word == "VERIFIED", menu.body  # no countdown for anything less
+        shown += 1
+    assert shown > 10
