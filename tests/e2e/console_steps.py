@@ -49,16 +49,18 @@ def sign(running: Boot, first: bool = False, owner_passphrase: str = "") -> str:
     return running.wait_for_screen("/boot signed", SIGN)
 
 
-def enrol_secret(running: Boot, owner_passphrase: str, token_pin: str) -> bytes:
+def enrol_secret(running: Boot, owner_passphrase: str, token_pin: str | None) -> bytes:
     """From the first boot's "TOTP code cannot be shown": reset the TPM with a
-    new owner passphrase, seal a secret and program the token. Returns the
-    secret as read off the screen for typing."""
+    new owner passphrase (No is the question's first answer), seal a secret and
+    program the token (None: the image has no token). Returns the secret as read
+    off the screen for typing."""
     screen = running.screen_text()
     assert "No TOTP secret has been sealed" in screen, screen
     running.press("g")
     running.wait_for_screen("The TPM has no owner yet", 60)
     running.press("enter")
-    running.wait_for_screen("Reset the TPM?", 60)
+    question = running.wait_for_screen("Reset the TPM?", 60)
+    assert "> n  No" in question, question
     running.press("y")
     running.wait_for_screen("New TPM owner passphrase", 60)
     type_line(running, owner_passphrase)
@@ -67,8 +69,9 @@ def enrol_secret(running: Boot, owner_passphrase: str, token_pin: str) -> bytes:
     running.press("enter")
     running.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
     running.press("y")
-    running.wait_for_screen("HOTP token PIN", 60)
-    type_line(running, token_pin)
+    if token_pin is not None:
+        running.wait_for_screen("HOTP token PIN", 60)
+        type_line(running, token_pin)
     running.wait_for_screen("Scan this with your phone", 120)
     # The serial line is slow: a page is complete once its footer is drawn.
     qr = running.wait_for_screen("Enter: next", 60)
@@ -81,7 +84,7 @@ def enrol_secret(running: Boot, owner_passphrase: str, token_pin: str) -> bytes:
     assert groups, page
     secret = base64.b32decode(groups.group(1).replace(" ", ""))
     assert len(secret) == 20
-    assert "accepted its first" in page, page
+    assert ("accepted its first" in page) is (token_pin is not None), page
     running.press("enter")
     return secret
 

@@ -28,7 +28,14 @@ import pytest
 
 from runtime.integrity.boot_lists import signed_listing, signed_names
 from tests.e2e.conftest import BOARD, build
-from tests.e2e.console_steps import MAIN, SIGN, sign, target_report, type_line, words
+from tests.e2e.console_steps import (
+    MAIN,
+    SIGN,
+    enrol_secret,
+    sign_from_the_options,
+    target_report,
+    words,
+)
 from tools.board_console import Boot, boot
 from tools.os_disk_edit import BootPartition
 from tools.owner_key import OwnerKey
@@ -75,32 +82,11 @@ def signed_disk(machine: Path, initrd_verdicts: Path, disk: Path) -> Iterator[Pa
     """First power-on: own the TPM, seal a TOTP secret, sign /boot. The disk as
     signed is kept aside for the cases."""
     with start(machine, initrd_verdicts, disk) as running:
-        screen = running.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN)
-        assert "No TOTP secret has been sealed" in screen, screen
-        running.press("g")
-        running.wait_for_screen("The TPM has no owner yet", 60)
-        running.press("enter")
-        question = running.wait_for_screen("Reset the TPM?", 60)
-        assert "> n  No" in question, question  # No is selected first
-        running.press("y")
-        running.wait_for_screen("New TPM owner passphrase", 60)
-        type_line(running, OWNER_PASSPHRASE)
-        type_line(running, OWNER_PASSPHRASE)
-        running.wait_for_screen("The TPM was reset", 120)
-        running.press("enter")
-        running.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
-        running.press("y")
-        running.wait_for_screen("Enter: next", 120)
-        running.press("enter")
-        running.wait_for_screen("Enter or Esc: continue", 60)
-        running.press("enter")
+        running.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN)
+        enrol_secret(running, OWNER_PASSPHRASE, None)
         running.wait_for_screen(MAIN, 120)
-        running.press("o")
-        running.wait_for_screen("Update checksums and sign /boot", 60)
-        running.press("u")
-        running.wait_for_screen("Yes: hash /boot and sign it", SIGN)
-        running.press("y")
-        assert "/boot is signed and verifies" in words(sign(running, True, OWNER_PASSPHRASE))
+        signed = sign_from_the_options(running, first=True, owner_passphrase=OWNER_PASSPHRASE)
+        assert "/boot is signed and verifies" in words(signed)
         running.press("enter")
         power_off(running)
     kept = machine / "disk-signed.img"
