@@ -1,6 +1,7 @@
-"""A new TOTP/HOTP secret: 20 bytes from the TPM's RNG, sealed to the board's
-seal PCRs as the firmware left them, programmed into the HOTP token (where
-one is configured and its admin PIN given) and then stored in the TPM's NV.
+"""A new TOTP/HOTP secret: 20 bytes from the TPM's RNG mixed with the
+kernel's (the TPM's cross the bus in clear), sealed to the board's seal PCRs
+as the firmware left them, programmed into the HOTP token (where one is
+configured and its admin PIN given) and then stored in the TPM's NV.
 
 PCR 4 is sealed to the value the firmware's event log gives, not the current
 one: the runtime may have extended it this boot (a recovery shell), and the
@@ -65,7 +66,7 @@ def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes
     values = seal_values(board, current, firmware, extended)
     if isinstance(values, str):
         return EnrolFacts(None, values)
-    secret = bytearray(rng.random_bytes(tpm, SECRET_SIZE))
+    secret = rng.secret_bytes(tpm, SECRET_SIZE)  # never the bus's bytes alone
     try:
         # Nothing is stored by either call: a wrong passphrase stops here,
         # before the token is touched.

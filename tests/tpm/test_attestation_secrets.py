@@ -133,3 +133,19 @@ def test_a_wrong_owner_passphrase_is_reported_and_nothing_stored(tpm: Tpm) -> No
                                  Settings({}))
     assert enrolled.secret is None and enrolled.wrong_passphrase
     assert unseal_totp(tpm, BOARD.runtime_pcr).failure == "missing"
+
+
+def test_the_secret_is_not_the_bytes_the_tpm_sent_over_the_bus(
+        tpm: Tpm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interposer answering GetRandom with bytes it chose (and a sniffer
+    reading them) still does not know the secret: the kernel's are mixed in."""
+    from runtime.tpm import rng
+
+    chosen = bytes(range(32))
+    monkeypatch.setattr(rng, "random_bytes", lambda _tpm, count: chosen[:count])
+    first = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None,
+                              Settings())
+    second = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None,
+                               Settings())
+    assert first.secret is not None and second.secret is not None, first.problem
+    assert bytes(first.secret) != chosen[:20] and bytes(first.secret) != bytes(second.secret)
