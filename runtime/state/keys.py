@@ -20,7 +20,8 @@ RECOVERY_KEY = "x"
 DETAILS_KEY = "?"
 
 #: Actions that end the session or destroy state: each letter means only its
-#: action on every screen, and each asks first, with No selected.
+#: action on every screen, and each asks first, with No selected (the OEM
+#: reset only shows that it is not built yet).
 DESTRUCTIVE: dict[str, str] = {
     "p": "power-off",
     "R": "reboot",
@@ -28,11 +29,11 @@ DESTRUCTIVE: dict[str, str] = {
     "F": "oem-reset",
     "u": "update-checksums",  # signs what /boot holds now
 }
-#: Every reserved letter and the one event it may name. BACK names whatever
-#: the screen's back event is; checked separately.
 #: Booting without verifying /boot: one letter wherever it is offered (it asks
 #: first, with No selected).
 UNSAFE_KEY = "f"
+#: Every reserved letter and the one event it may name. BACK names whatever
+#: the screen's back event is; checked separately.
 RESERVED: dict[str, str] = {RECOVERY_KEY: "recovery", DETAILS_KEY: "details",
                             UNSAFE_KEY: "unsafe", **DESTRUCTIVE}
 
