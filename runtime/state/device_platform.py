@@ -364,8 +364,26 @@ class DevicePlatform:
     def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str:
         from runtime.state import device_boot
 
-        return device_boot.boot(self._boot_side(), self.tpm, self.board, self.loaded,
-                                option, unsafe, progress)
+        return device_boot.boot(self._boot_side(), self._tpm_for_handover(), self.board,
+                                self.loaded, option, unsafe, progress)
+
+    def _tpm_for_handover(self) -> Tpm | None:
+        """The TPM PCR 4 is extended in before the hand-over. A TPM that did not
+        answer at the start but answers now is used too: left unextended, it
+        would let the next kernel unseal what this power-on never checked."""
+        if self.tpm is not None:
+            return self.tpm
+        from runtime.tpm.connection import Tpm
+        from runtime.tpm.errors import TpmError
+        from runtime.tpm.log_journal import RUNTIME_JOURNAL
+
+        try:
+            self.tpm = Tpm.connect(journal=RUNTIME_JOURNAL)
+        except TpmError as err:
+            detail("handover", describe(err))  # none here: the hand-over says so
+            return None
+        bootlog.stage("tpm-connected", late=True)
+        return self.tpm
 
     # -- pages ---------------------------------------------------------------------
 
