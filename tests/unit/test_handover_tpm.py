@@ -38,9 +38,9 @@ def test_a_tpm_that_answers_late_is_used_for_the_handover(
 def test_without_any_tpm_the_handover_is_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
     handed = _handed(monkeypatch)
 
-    def absent(cls: object, **_: object) -> object:
+    def absent(**_: object) -> object:
         raise TpmAbsent("no TPM device")
 
-    monkeypatch.setattr(connection.Tpm, "connect", classmethod(absent))
+    monkeypatch.setattr(connection.Tpm, "connect", staticmethod(absent))
     DevicePlatform().boot(DEBIAN, unsafe=True, progress=lambda _: None)
     assert handed == [None]
