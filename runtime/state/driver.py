@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from runtime import bootlog
 from runtime.state.machine import FINAL_STATES, UNATTENDED_START, State, next_state
-from runtime.state.steps import Context, Step, actions, attest, boot, menus, start
+from runtime.state.steps import Context, Step, actions, attest, boot, menus, report, start
 
 S = State
 STEPS: Mapping[State, Step] = {
@@ -31,7 +31,7 @@ STEPS: Mapping[State, Step] = {
     S.OPTIONS: menus.options,
     S.BOOT_OPTIONS: menus.boot_options,
     S.TPM_OPTIONS: menus.tpm_options,
-    S.INTEGRITY_REPORT: menus.integrity_report,
+    S.INTEGRITY_REPORT: report.integrity_report,
     S.CONFIGURATION: menus.configuration,
     S.GPG_OPTIONS: menus.gpg_options,
     S.OEM_RESET: menus.oem_reset,

@@ -108,8 +108,10 @@ def clear_needs_lockout_passphrase(tpm: Tpm) -> bool:
     """Whether clearing needs the current lockout passphrase, told without a
     try that could fail: one wrong lockout passphrase locks the lockout
     hierarchy until the next reboot, so it is asked before anything else."""
-    if _platform_open(tpm):
-        return False
+    return not _platform_open(tpm) and _lockout_auth_set(tpm)
+
+
+def _lockout_auth_set(tpm: Tpm) -> bool:
     props = _properties(tpm, int(TPM2_PT.PERMANENT), 1)
     return bool(props.get(int(TPM2_PT.PERMANENT), 0) & _PERMANENT_LOCKOUT_AUTH_SET)
 
@@ -124,7 +126,8 @@ def clear_tpm(tpm: Tpm, lockout_auth: bytes | None = None) -> str:
     if _clear_with_platform(tpm):
         used = "platform"
     else:
-        if lockout_auth is None and clear_needs_lockout_passphrase(tpm):
+        # the platform clear just failed: only whether a lockout passphrase is set matters
+        if lockout_auth is None and _lockout_auth_set(tpm):
             # an empty try would fail and lock the lockout hierarchy: never made
             raise WrongPassphrase(
                 "Clearing the TPM needs the current lockout passphrase.",

@@ -20,22 +20,22 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from runtime.integrity.boot_lists import signed_listing, signed_names
 from tests.e2e.conftest import BOARD, build
 from tests.e2e.console_steps import (
     MAIN,
     SIGN,
     enrol_secret,
+    power_off,
     sign_from_the_options,
     target_report,
     words,
 )
+from tests.e2e.test_verified_boot_qemu import strangers_signature
 from tools.board_console import Boot, boot
 from tools.os_disk_edit import BootPartition
 from tools.owner_key import OwnerKey
@@ -60,7 +60,7 @@ def start(machine: Path, initrd: Path, disk: Path | None, with_tpm: bool = True)
 
 def main_menu_verdict(running: Boot) -> tuple[str, str]:
     """(the title line with its tone word, the verdict line) of the main menu."""
-    screen = running.wait_for_screen(MAIN, FIRST_SCREEN)
+    running.wait_for_screen(MAIN, FIRST_SCREEN)
     running.wait_for_screen("Power off", 60)
     screen = running.screen_text()
     lines = [line.rstrip() for line in screen.splitlines()]
@@ -69,12 +69,20 @@ def main_menu_verdict(running: Boot) -> tuple[str, str]:
     return title, verdict
 
 
-def power_off(running: Boot) -> None:
-    running.press("p")
-    running.wait_for_screen("Power off now?", 60)
-    running.press("y")
+def power_off_unbooted(running: Boot) -> None:
+    """Power off (and answer the question); nothing was booted."""
+    power_off(running)
     running.wait_exit(120)
     assert "OS-TARGET" not in running.console_text()
+
+
+def refused_default(running: Boot, title: str) -> str:
+    """Default boot, refused under ``title``: the refusal's words, then Back."""
+    running.press("d")
+    refused = words(running.wait_for_screen(title, SIGN))
+    running.press("b")
+    running.wait_for_screen(MAIN, 60)
+    return refused
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +96,7 @@ def signed_disk(machine: Path, initrd_verdicts: Path, disk: Path) -> Iterator[Pa
         signed = sign_from_the_options(running, first=True, owner_passphrase=OWNER_PASSPHRASE)
         assert "/boot is signed and verifies" in words(signed)
         running.press("enter")
-        power_off(running)
+        power_off_unbooted(running)
     kept = machine / "disk-signed.img"
     shutil.copyfile(disk, kept)
     yield kept
@@ -107,7 +115,7 @@ def test_a_signed_boot_is_verified(machine: Path, initrd_verdicts: Path,
         assert title.endswith("OK"), title
         assert verdict == "VERIFIED: compare the TOTP code with your phone"
         assert re.search(r"TOTP: \d{6}", running.screen_text())
-        power_off(running)
+        power_off_unbooted(running)
 
 
 def test_a_changed_grub_cfg_is_changed_naming_the_file(machine: Path, initrd_verdicts: Path,
@@ -129,29 +137,22 @@ def test_a_changed_grub_cfg_is_changed_naming_the_file(machine: Path, initrd_ver
         running.wait_for_screen("Investigate integrity", 60)
         running.press("esc")
         running.wait_for_screen(MAIN, 60)
-        power_off(running)
+        power_off_unbooted(running)
 
 
 def test_a_strangers_signature_is_tampered(machine: Path, initrd_verdicts: Path,
                                           signed_disk: Path, stranger: OwnerKey) -> None:
     resigned = case_disk(machine, signed_disk, "stranger.img")
     with BootPartition(resigned) as part:
-        lists = {n: part.read(f"/{n}") for n in signed_names(part.names("/"))}
-        signature = subprocess.run(
-            ["gpg", "--homedir", str(stranger.home), "--batch", "--detach-sign", "-a"],
-            input=signed_listing(lists), check=True, capture_output=True, timeout=120)
-        part.write("/kexec.sig", signature.stdout)
+        strangers_signature(part, stranger)
     with start(machine, initrd_verdicts, resigned) as running:
         title, verdict = main_menu_verdict(running)
         assert title.endswith("ERROR"), title
         assert verdict == "TAMPERED?: /boot is signed by a key that is not yours"
-        running.press("d")
-        refused = words(running.wait_for_screen("Boot refused", SIGN))
+        refused = refused_default(running, "Boot refused")
         assert "signed by another key" in refused, refused
         assert "update checksums" not in refused.lower(), refused  # no re-sign offered
-        running.press("b")
-        running.wait_for_screen(MAIN, 60)
-        power_off(running)
+        power_off_unbooted(running)
 
 
 def test_a_boot_never_signed_is_not_signed_yet(machine: Path, initrd_verdicts: Path,
@@ -162,13 +163,10 @@ def test_a_boot_never_signed_is_not_signed_yet(machine: Path, initrd_verdicts: P
         title, verdict = main_menu_verdict(running)
         assert title.endswith("WARNING"), title
         assert verdict == "NOT SIGNED YET: /boot was never signed: sign it now"
-        running.press("d")
-        refused = words(running.wait_for_screen("not signed yet", SIGN))
+        refused = refused_default(running, "not signed yet")
         assert "Sign /boot now" in refused, refused
         assert "someone else" not in refused, refused
-        running.press("b")
-        running.wait_for_screen(MAIN, 60)
-        power_off(running)
+        power_off_unbooted(running)
 
 
 def test_no_disk_is_no_disk_not_an_attack(machine: Path, initrd_verdicts: Path,
@@ -180,12 +178,9 @@ def test_no_disk_is_no_disk_not_an_attack(machine: Path, initrd_verdicts: Path,
         title, verdict = main_menu_verdict(running)
         assert title.endswith("WARNING"), title
         assert verdict == "NO DISK: no disk was found: there is nothing to boot"
-        running.press("d")
-        refused = words(running.wait_for_screen("Nothing to boot", SIGN))
+        refused = refused_default(running, "Nothing to boot")
         assert "someone else" not in refused and "not what you signed" not in refused, refused
-        running.press("b")
-        running.wait_for_screen(MAIN, 60)
-        power_off(running)
+        power_off_unbooted(running)
 
 
 def test_without_a_tpm_the_disk_is_found_and_boots_unverified(

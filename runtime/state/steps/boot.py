@@ -108,26 +108,25 @@ def boot_refused(ctx: Context) -> str:
 
 def _refusal(ctx: Context) -> str:
     check = ctx.session.boot_check
+    state = ctx.session.boot_state()
     resignable = check is not None and bool(check.problems) and check.problems <= _RESIGNABLE
     choices = [Choice("i", "Investigate: the integrity report", "investigate")]
     if resignable:
-        label = ("Sign /boot now" if ctx.session.boot_state() is BootState.NOT_SIGNED
+        label = ("Sign /boot now" if state is BootState.NOT_SIGNED
                  else "I made these changes: update checksums and sign /boot")  # fmt: skip
         choices.append(Choice("u", label, "update-checksums"))
-    verified = ctx.session.boot_state() is BootState.VERIFIED
-    if not ctx.session.start.restricted and not verified:
+    if not ctx.session.start.restricted and state is not BootState.VERIFIED:
         choices.append(UNSAFE_BOOT)
     choices += [back("Back to the main menu", "menu"), POWER_OFF, REBOOT, RECOVERY]
-    state = ctx.session.boot_state()
-    title, todo = _REFUSALS.get(state, _REFUSALS[BootState.CHANGED])
-    if state is BootState.CHANGED and not resignable:
-        todo = _NOT_RESIGNABLE
-    if state is BootState.VERIFIED:  # /boot is fine: the entry itself did not start
-        title, todo = _DID_NOT_START
     why = ("Only files the owner signed are booted, so a changed kernel, initramfs or boot "
            "configuration cannot start unnoticed.")
-    if state is BootState.VERIFIED:
+    if state is BootState.VERIFIED:  # /boot is fine: the entry itself did not start
+        title, todo = _DID_NOT_START
         why = "Nothing was started, and nothing on the machine was changed."
+    else:
+        title, todo = _REFUSALS.get(state, _REFUSALS[BootState.CHANGED])
+        if state is BootState.CHANGED and not resignable:
+            todo = _NOT_RESIGNABLE
     return ctx.problem_menu(title, ctx.session.boot_refusal, why, todo, tuple(choices))
 
 

@@ -12,7 +12,6 @@ from runtime.state.keys import (
     UNSAFE_BOOT,
     back,
 )
-from runtime.state.steps import report
 from runtime.state.steps.attest import totp_live
 from runtime.state.steps.boot import check_boot
 from runtime.state.steps.context import Context
@@ -123,10 +122,6 @@ def tpm_options(ctx: Context) -> str:
     ), (Choice("h", "Change the system time", "change-time"),
         back()), back_event="back"))
     return "change-time" if answer == "change-time" else "again"
-
-
-def integrity_report(ctx: Context) -> str:
-    return report.integrity_report(ctx)
 
 
 def configuration(ctx: Context) -> str:
