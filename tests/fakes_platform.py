@@ -14,11 +14,14 @@ from runtime.state.platform import (
     BootCheck,
     BootFacts,
     BootOption,
+    ClearLockoutFacts,
     DefaultFacts,
     EnrolFacts,
     HotpFacts,
     HotpOutcome,
     KeyringFacts,
+    LockoutFacts,
+    LockoutOutcome,
     MeasureFacts,
     OptionsFacts,
     ResetFacts,
@@ -70,7 +73,8 @@ class FakePlatform:
     default_facts: DefaultFacts = field(default_factory=lambda: DefaultFacts(option=DEBIAN))
     sign_results: list[SignFacts] = field(
         default_factory=lambda: [SignFacts(check=BootCheck(True, counter=8))])
-    boot_results: list[str] = field(default_factory=lambda: ["kexec failed: test"])
+    #: None: the kernel was loaded and the runtime hands over
+    boot_results: list[str | None] = field(default_factory=lambda: ["kexec failed: test"])
     #: what the PIN and owner prompts gave sign_boot (copied: callers wipe)
     sign_secrets: list[bytes] = field(default_factory=list)
     time_problems: list[str] = field(default_factory=lambda: [""])
@@ -82,6 +86,12 @@ class FakePlatform:
     reset_needs_current: bool = False
     #: what the details view shows (empty: no details choice is offered)
     detail_lines: tuple[str, ...] = ()
+    #: the dictionary-attack state; a clear that succeeds ends the lockout in it
+    lockout: LockoutFacts = field(default_factory=LockoutFacts)
+    clear_results: list[ClearLockoutFacts] = field(
+        default_factory=lambda: [ClearLockoutFacts(LockoutOutcome.CLEARED)])
+    #: the lockout passphrases clear_lockout got, as given (to check they are wiped)
+    lockout_buffers: list[bytearray] = field(default_factory=list)
 
     @staticmethod
     def _next(items: list, name: str):  # type: ignore[no-untyped-def,type-arg]
@@ -168,7 +178,8 @@ class FakePlatform:
             self.sign_secrets.append(bytes(pin))
         return self._next(self.sign_results, "sign_boot")  # type: ignore[no-any-return]
 
-    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str:
+    def boot(self, option: BootOption, unsafe: bool,
+             progress: Callable[[str], None]) -> str | None:  # fmt: skip
         self.calls.append(f"boot {option.name} unsafe={unsafe}")
         return self._next(self.boot_results, "boot")  # type: ignore[no-any-return]
 
@@ -193,6 +204,19 @@ class FakePlatform:
 
     def reset_needs_current_passphrase(self) -> bool:
         return self.reset_needs_current
+
+    def tpm_lockout(self) -> LockoutFacts:
+        return self.lockout
+
+    def clear_lockout(self, lockout_passphrase: bytearray | None) -> ClearLockoutFacts:
+        self.calls.append("clear_lockout")
+        if lockout_passphrase is not None:
+            self.passphrases.append(bytes(lockout_passphrase))
+            self.lockout_buffers.append(lockout_passphrase)  # the caller must wipe it
+        result: ClearLockoutFacts = self._next(self.clear_results, "clear_lockout")
+        if result.outcome is LockoutOutcome.CLEARED:
+            self.lockout = dataclasses.replace(self.lockout, locked_out=False, failures=0)
+        return result
 
     def details(self) -> tuple[str, ...]:
         return self.detail_lines

@@ -30,6 +30,7 @@ from runtime.config.value_types import (
     OptionalPath,
     Setting,
     Text,
+    TpmName,
     Words,
 )
 
@@ -56,6 +57,10 @@ class Settings:
                          "the TPM is a TPM 2.0 (the only kind this runtime drives)")
     primary_key_type = Setting("CONFIG_PRIMARY_KEY_TYPE", Choice("rsa", "ecc"), "rsa",
                                "algorithm of the TPM primary key secrets are sealed under")
+    tpm_primary_name = Setting("CONFIG_TPM_PRIMARY_NAME", TpmName("not pinned"), "",
+                               "the Name of the TPM storage key (tpm2 readpublic -c "
+                               "0x81000000): TPM sessions use no other key; empty: any "
+                               "key, which a device on the TPM bus can stand in for")
     boot_dev = Setting("CONFIG_BOOT_DEV", OptionalPath("detect it", "/dev/"), "",
                        "the /boot partition; empty: detect it")
     hotpkey = Setting("CONFIG_HOTPKEY", Bool(), "n",

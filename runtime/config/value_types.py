@@ -190,6 +190,33 @@ class Key:
         return value
 
 
+class TpmName:
+    """A TPM object's Name as `tpm2 readpublic` prints it: 000b (its SHA-256
+    name algorithm) and the 32-byte digest, 68 hex digits; empty for none."""
+
+    _HEX = frozenset("0123456789abcdefABCDEF")  # not str.isdigit: no other scripts' digits
+    _SHA256 = "000b"
+
+    def __init__(self, empty_means: str) -> None:
+        self.empty_means = empty_means
+        self.expects = ("68 hex digits starting with 000b (the key's name as "
+                        f"`tpm2 readpublic` prints it), or empty: {empty_means}")
+
+    def parse(self, text: str) -> bytes | None:
+        if text == "":
+            return None
+        if len(text) != 68 or not set(text) <= self._HEX:
+            raise ValueError(f"not 68 hex digits ({len(text)} characters"
+                             + ("" if set(text) <= self._HEX else ", not all hex digits")
+                             + ")")
+        if not text.lower().startswith(self._SHA256):
+            raise ValueError(f"starts with {text[:4]!r}, not 000b (a SHA-256 name)")
+        return bytes.fromhex(text)
+
+    def show(self, value: bytes | None) -> str:
+        return self.empty_means if value is None else value.hex()
+
+
 class HasValues(Protocol):
     def value_of(self, key: str) -> object: ...
 

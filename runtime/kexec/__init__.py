@@ -6,5 +6,6 @@
   finalize  PCR 4, TPM flush and platform lock, secret wipe, sync, unmount
   errors    KexecError, the plain-words error of plan, load and unmount
 
-The order at boot: plan_for, load, prepare_handover, execute.
+The order at boot: plan_for, load, prepare_handover; then the runtime exits
+and /init runs ``kexec -e``.
 """

@@ -3,23 +3,37 @@
 In order: mark the boot mode in PCR 4, flush every TPM context, lock the
 platform hierarchy, wipe the RAM secrets, sync, unmount. Each step is its own
 function so a caller can run them one by one; prepare_handover runs them all
-and returns what was done, for the boot log.
+and returns what was done, for the boot log. The recovery gate locks the
+platform hierarchy with ``lock_platform`` too, before a shell.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import subprocess
 from collections.abc import Sequence
 
 from tpm2_pytss.constants import ESYS_TR, TPM2_CAP, TPM2_HC
 
+from runtime import bootlog
 from runtime.kexec.errors import KexecError
-from runtime.secrets.ram import SecretDir
+from runtime.secrets.ram import SecretDir, wipe_buffer
 from runtime.tpm import pcrs
 from runtime.tpm.connection import Tpm
-from runtime.tpm.errors import TpmError, translated
-from runtime.tpm.rng import random_bytes
+from runtime.tpm.errors import (
+    LAYER_TPM,
+    RC_AUTH_FAIL,
+    RC_BAD_AUTH,
+    RC_HIERARCHY,
+    RETRY_HINT,
+    PlatformNotLocked,
+    TpmError,
+    base_code,
+    layer_of,
+    translated,
+)
+from runtime.tpm.rng import secret_bytes
 
 BOOT_MODE_PCR = 4
 VERIFIED_MARKER = "generic"
@@ -72,28 +86,73 @@ def flush_contexts(tpm: Tpm) -> str:
     return f"Flushed {flushed} more TPM contexts (transient objects and sessions)"
 
 
-def lock_platform(tpm: Tpm) -> str:
-    """Set the platform authorization to a random value nobody keeps, so the
-    OS cannot use the platform hierarchy (clear the TPM, evict persistent keys).
+class PlatformLock(enum.StrEnum):
+    """How the platform hierarchy came to be locked (lock_platform)."""
 
-    Works only while the firmware left it empty (coreboot does); otherwise the
-    TPM refuses and the error says so.
+    LOCKED = "locked"  # this call set a random authorization
+    AUTH_SET = "already-locked"  # its authorization was not empty (firmware, an earlier lock)
+    DISABLED = "disabled"  # the firmware disabled it (phEnable clear)
+
+
+_LOCK_LINES = {
+    PlatformLock.LOCKED: "Locked the TPM platform hierarchy with a random authorization",
+    PlatformLock.AUTH_SET: "TPM platform hierarchy already locked: its authorization is set",
+    PlatformLock.DISABLED: "TPM platform hierarchy already locked: it is disabled",
+}
+
+
+def describe_lock(outcome: PlatformLock) -> str:
+    return _LOCK_LINES[outcome]
+
+
+def _already_locked(err: TpmError) -> PlatformLock | None:
+    """What a refusal of the empty platform authorization says, if it says locked."""
+    if err.rc is None or layer_of(err.rc) != LAYER_TPM:
+        return None
+    code = base_code(err.rc)
+    if code in (RC_BAD_AUTH, RC_AUTH_FAIL):
+        return PlatformLock.AUTH_SET
+    if code == RC_HIERARCHY:
+        return PlatformLock.DISABLED
+    return None
+
+
+def lock_platform(tpm: Tpm) -> PlatformLock:
+    """Set the platform authorization to a random value nobody keeps, so what runs
+    next cannot use the platform hierarchy (define NV indexes that survive a TPM
+    reset, clear the TPM, evict persistent keys).
+
+    Locked is: the change succeeded, or the TPM refused the empty authorization
+    (the firmware set one, as OVMF does) or the hierarchy is disabled.
+    PlatformNotLocked on any other failure: the caller must not go on.
     """
-    # Mixing two sources: neither a weak TPM RNG nor a weak kernel pool alone
-    # makes the value guessable.
-    tpm_part = random_bytes(tpm, PLATFORM_AUTH_BYTES)
-    new_auth = bytes(a ^ b for a, b in zip(tpm_part, os.urandom(PLATFORM_AUTH_BYTES),
-                                           strict=True))
-    tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
     try:
-        # The salted session encrypts the new value on the bus.
-        with translated("Locking the TPM platform hierarchy", auth="platform authorization"):
-            tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, new_auth,
-                                            session1=tpm.hmac_session())
-    finally:
-        tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")  # forget the value in ESAPI too
-        tpm.flush_sessions()  # the session used here must not outlive the handover
-    return "Locked the TPM platform hierarchy with a random authorization"
+        # Mixing two sources: neither a weak TPM RNG nor a weak kernel pool alone
+        # makes the value guessable.
+        new_auth = secret_bytes(tpm, PLATFORM_AUTH_BYTES)
+        try:
+            # It encrypts the new value on the bus. Started apart: only the
+            # change's own answer may say "already locked".
+            session = tpm.hmac_session()
+            tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
+            try:
+                with translated("Locking the TPM platform hierarchy",
+                                auth="platform authorization"):
+                    tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, bytes(new_auth),
+                                                    session1=session)
+            except TpmError as err:
+                outcome = _already_locked(err)
+                if outcome is None:
+                    raise
+                return outcome
+        finally:
+            wipe_buffer(new_auth)
+            tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")  # forget the value in ESAPI too
+            tpm.flush_sessions()  # the session used here must not outlive the handover
+    except TpmError as err:
+        raise PlatformNotLocked(f"The platform hierarchy was not locked: {err.message}",
+                                rc=err.rc) from err
+    return PlatformLock.LOCKED
 
 
 def wipe_secrets(secrets: SecretDir) -> str:
@@ -138,12 +197,13 @@ def prepare_handover(
     umount_binary: str = UMOUNT,
     timeout: float = UMOUNT_TIMEOUT,
 ) -> list[str]:
-    """Run every step, in order, after ``load`` and before ``execute``; returns
+    """Run every step, in order, after ``load`` and before /init's ``kexec -e``; returns
     one line per step for the boot log.
 
     Raises TpmError if PCR 4 cannot be extended (booting would leave the sealed
-    secrets unsealable by the OS) and SecretDirError if the secrets cannot be
-    wiped (the OS would inherit them in RAM). Other failures are logged only.
+    secrets unsealable by the OS), KexecError if the platform hierarchy cannot
+    be locked (lock_platform) and SecretDirError if the secrets cannot be wiped
+    (the OS would inherit them in RAM). Other failures are logged only.
     """
     done: list[str] = []
     if tpm is None:
@@ -156,13 +216,15 @@ def prepare_handover(
             done.append(flush_contexts(tpm))
         except TpmError as err:
             done.append(f"TPM contexts not all flushed: {err.message}")
-        # Not fatal: the change fails when the firmware already set its own
-        # platform authorization or disabled the hierarchy, and then the OS
-        # cannot use it either.
+        # Fatal: an open platform hierarchy lets the OS define NV indexes that
+        # survive a TPM reset, such as one at the TOTP secret's place.
         try:
-            done.append(lock_platform(tpm))
+            locked = lock_platform(tpm)
         except TpmError as err:
-            done.append(f"TPM platform hierarchy not locked: {err.message}")
+            raise KexecError("The TPM's platform authority could not be locked, so nothing "
+                             "was booted. " + (err.hint or RETRY_HINT)) from err
+        bootlog.stage("platform-lock", outcome=str(locked))
+        done.append(describe_lock(locked))
     done.append(wipe_secrets(secrets))
     done.append(sync_disks())
     for mount_point in mount_points:

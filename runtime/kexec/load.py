@@ -1,11 +1,11 @@
-"""Running kexec: load a plan, unload it, and jump into the loaded kernel."""
+"""Running kexec: load a plan, or unload it. /init starts the loaded kernel
+(``kexec -e``) once the runtime has exited (runtime/state/startup.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import subprocess
-from typing import NoReturn
 
 from runtime.error_detail import describe, detail
 from runtime.kexec.errors import KexecError
@@ -83,11 +83,3 @@ def load(plan: KexecPlan, *, kexec_binary: str = KEXEC, timeout: float = TIMEOUT
 def unload(*, kexec_binary: str = KEXEC, timeout: float = TIMEOUT) -> None:
     """``kexec -u``: forget a loaded kernel (after the user backs out)."""
     _run(kexec_binary, ["-u"], "Unloading the kernel", timeout)
-
-
-def execute(*, kexec_binary: str = KEXEC, timeout: float = TIMEOUT) -> NoReturn:
-    """``kexec -e``: start the loaded kernel. It never comes back when it works,
-    so any return is a failure."""
-    _run(kexec_binary, ["-e"], "Starting the kernel", timeout)
-    raise KexecError("Starting the kernel failed: kexec returned without starting it "
-                     "(was a kernel loaded?).")

@@ -74,6 +74,31 @@ def extend_pcr4(tcti: str | None = None) -> None:
         tpm.close()
 
 
+def lock_platform(tcti: str | None = None) -> str:
+    """Lock the TPM's platform hierarchy (runtime.kexec.finalize.lock_platform):
+    open, it lets the shell define NV indexes that survive a TPM reset, such as
+    one at the TOTP secret's place. PlatformNotLocked if it cannot be."""
+    from runtime.kexec.finalize import describe_lock
+    from runtime.kexec.finalize import lock_platform as lock
+    from runtime.tpm.connection import Tpm
+    from runtime.tpm.errors import PlatformNotLocked, TpmError
+
+    try:
+        tpm = Tpm.connect(tcti)
+        try:
+            locked = lock(tpm)
+        finally:
+            tpm.close()
+    except TpmError as err:
+        detail("recovery", f"platform hierarchy not locked: {describe(err)}")
+        if isinstance(err, PlatformNotLocked):
+            raise
+        raise PlatformNotLocked(f"The platform hierarchy was not locked: {err.message}",
+                                rc=err.rc) from err
+    bootlog.stage("platform-lock", outcome=str(locked))
+    return describe_lock(locked)
+
+
 def _console_authenticate(paths: Paths) -> AuthResult:
     try:
         # The temporary GnuPG homes (public keys only) live in RAM, in the wiped directory.
@@ -107,6 +132,7 @@ def main(argv: Sequence[str] | None = None, paths: Paths | None = None) -> int:
             args.reason,
             restricted=restricted_mode(where.restricted_flag),
             extend_pcr4=lambda: extend_pcr4(where.tcti),
+            lock_platform=lambda: lock_platform(where.tcti),
             wipe_secrets=SecretDir(where.secret_dir).wipe_all,
             owner_key=owner_key,
             authenticate=lambda: _console_authenticate(where),

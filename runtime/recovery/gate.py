@@ -2,6 +2,8 @@
 
 The order is the security: PCR 4 is extended first, so from then on nothing
 sealed to the normal boot (TOTP/HOTP secret, disk key) unseals; then the
+TPM's platform hierarchy is locked, so the shell cannot leave in the TPM
+what survives a TPM reset (an NV index at the TOTP secret's place); then the
 secrets already in RAM are wiped; only then is the owner asked to
 authenticate. A failed or abandoned authentication therefore leaves a
 machine that can no longer unseal anything until it reboots. Any failure
@@ -34,7 +36,19 @@ def _describe(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
+def _lock_failure(err: BaseException) -> str:
+    """The words for a platform hierarchy left unlocked: a TPM error's own plain
+    words (runtime.tpm.errors.PlatformNotLocked.plain), else the exception's."""
+    words = getattr(err, "plain", None)
+    said = words() if callable(words) else None
+    if isinstance(said, str) and said:
+        return said
+    return (f"The TPM's platform authority could not be locked ({_describe(err)}): the "
+            "shell could leave something in the TPM that survives a TPM reset.")
+
+
 def open_recovery(reason: str, *, restricted: bool, extend_pcr4: Callable[[], None],
+                  lock_platform: Callable[[], object],
                   wipe_secrets: Callable[[], int], owner_key: str | None,
                   authenticate: Callable[[], AuthResult]) -> GateResult:
     """Run the guards in order and say whether the shell may open.
@@ -60,6 +74,10 @@ def open_recovery(reason: str, *, restricted: bool, extend_pcr4: Callable[[], No
             f"PCR 4 could not be extended to record the recovery shell ({_describe(err)}).",
             "Without that record the shell could unseal this boot's secrets. " + RESTART,
         ))
+    try:
+        lock_platform()
+    except Exception as err:
+        return GateResult(False, (head, PCR_NOTE, _lock_failure(err), RESTART))
     try:
         wiped = wipe_secrets()
     except Exception as err:

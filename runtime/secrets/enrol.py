@@ -6,6 +6,10 @@ configured and its admin PIN given) and then stored in the TPM's NV.
 PCR 4 is sealed to the value the firmware's event log gives, not the current
 one: the runtime may have extended it this boot (a recovery shell), and the
 secret must unseal on the next normal boot, not on this one.
+
+An NV index at the secret's place that this runtime did not define is
+removed before anything else changes (runtime.tpm.nv.remove_foreign); when
+only the locked platform authority could remove it, nothing is changed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
-from runtime.error_detail import plain
+from runtime.error_detail import detail, plain
 from runtime.secrets.ram import wipe_buffer
 from runtime.state.platform import EnrolFacts
 from runtime.tpm import handles
@@ -79,6 +83,20 @@ def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes
         wipe_buffer(secret)
         return EnrolFacts(None, plain("enrol-seal", err, "The secret could not be sealed. "
                                       + _words(err)))
+    try:
+        # Before the token: a slot that cannot be ours stops here, nothing changed.
+        # An index found there that this runtime did not define is never written
+        # into: its definer may overwrite what it holds (one created with the
+        # platform's authorization even survives a TPM reset).
+        removed = nv.remove_foreign(tpm, handles.TOTP_SEALED_NV, nv.SEALED_BLOB,
+                                    bytes(owner_passphrase))
+    except (TpmError, ValueError) as err:
+        wipe_buffer(secret)
+        return EnrolFacts(None, plain("enrol-slot", err, "The secret could not be stored "
+                                      "in the TPM. " + _words(err)),
+                          wrong_passphrase=isinstance(err, WrongPassphrase))
+    if removed is not None:
+        detail("enrol-slot", f"removed an index this runtime did not define: {removed}")
     hotp_message = ""
     if hotp_admin_pin is not None:
         programmed = program_token(tpm, secret, hotp_admin_pin, owner_passphrase, settings)

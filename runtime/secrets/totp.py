@@ -23,7 +23,13 @@ from runtime import bootlog
 from runtime.error_detail import plain
 from runtime.secrets.ram import wipe_buffer
 from runtime.tpm import handles
-from runtime.tpm.errors import NvIndexMissing, PcrsChanged, PrimaryKeyMissing, TpmError
+from runtime.tpm.errors import (
+    NvIndexForeign,
+    NvIndexMissing,
+    PcrsChanged,
+    PrimaryKeyMissing,
+    TpmError,
+)
 
 if TYPE_CHECKING:
     from runtime.tpm.connection import Tpm
@@ -88,6 +94,9 @@ class RamOtpKey:
 # Why the secret did not unseal (runtime.state.platform.TotpFailure has the same values).
 MISSING, PCRS_CHANGED, NOT_BOUND, NO_PRIMARY, TPM_ERROR = (
     "missing", "pcrs-changed", "not-bound", "no-primary", "tpm-error")
+#: Not our index: shown as NOT_BOUND is (a code from it proves nothing, generate a
+#: new secret; a sign of tampering in the verdict), with its own words.
+NOT_OURS = NOT_BOUND
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,13 @@ def unseal_key(tpm: Tpm, runtime_pcr: int,
         sealed = nv.load_sealed(tpm, index)
     except NvIndexMissing:
         return UnsealFailure("No TOTP secret is sealed in this TPM yet.", MISSING)
+    except NvIndexForeign as err:
+        # Never read: whoever defined it (one created with the platform's
+        # authorization survives a TPM reset) chose what it holds.
+        return UnsealFailure(plain("totp-read", err, (
+            "The TPM's place for the TOTP secret holds something this runtime did not "
+            "put there. It was not read, so no code is shown: a code from it would prove "
+            "nothing. Generate a new secret to replace it.")), NOT_OURS)
     except (TpmError, ValueError) as err:
         # ValueError: the NV index holds no blob of ours (damaged or foreign)
         words = err.plain() if isinstance(err, TpmError) else (

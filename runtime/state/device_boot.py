@@ -496,11 +496,13 @@ def _words(value: object) -> str:
 
 
 def boot(side: BootSide, tpm: object | None, board: object | None, loaded: object | None,
-         option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str:  # fmt: skip
+         option: BootOption, unsafe: bool,
+         progress: Callable[[str], None]) -> str | None:  # fmt: skip
     """Copy the entry's files into RAM (checked against the signed hashes on
-    the verified path), load that copy with kexec, hand over (PCR 4, TPM
-    locked, secrets wiped, /boot unmounted) and start it; returns only with
-    the reason it did not."""
+    the verified path), load that copy with kexec and prepare the hand-over
+    (PCR 4, TPM locked, secrets wiped, /boot unmounted). None when the kernel
+    is loaded: the runtime then exits and /init starts it (startup.py says
+    why); else the reason it was not loaded."""
     from runtime.boot_configs.entry import ConfigSyntaxError
     from runtime.boot_configs.heads_line import parse_heads_line
     from runtime.integrity.boot_paths import BootPathError
@@ -547,7 +549,6 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
         done = prepare_handover(tpm, SecretDir(), unsafe=unsafe,  # type: ignore[arg-type]
                                 mount_points=[side.boot_dir])  # fmt: skip
         bootlog.stage("kexec", unsafe=unsafe, steps=len(done))
-        kexec.execute()
     except (KexecError, ConfigSyntaxError, BootPathError) as err:
         detail("boot", describe(err))
         return printable(str(err))
@@ -557,4 +558,4 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
     except SecretDirError as err:
         detail("boot", describe(err))
         return f"the RAM secrets could not be wiped, so nothing was booted: {err}"
-    return "kexec returned"  # not reached: execute() raises when it returns
+    return None

@@ -22,10 +22,13 @@ from runtime.state.platform import (
     BootCheck,
     BootFacts,
     BootOption,
+    ClearLockoutFacts,
     DefaultFacts,
     EnrolFacts,
     HotpFacts,
     KeyringFacts,
+    LockoutFacts,
+    LockoutOutcome,
     MeasureFacts,
     OptionsFacts,
     ResetFacts,
@@ -103,6 +106,7 @@ class DevicePlatform:
         self._info_rows: list[tuple[str, str]] = []
         self._keyring: KeyringFacts | None = None
         self._side = BootSide()
+        self._identity_problem = ""  # the pinned TPM storage key was not found
 
     # -- start -------------------------------------------------------------------
 
@@ -131,10 +135,20 @@ class DevicePlatform:
 
         bootlog.stage("imports-tpm")
         try:
-            self.tpm = Tpm.connect(journal=RUNTIME_JOURNAL)
+            tpm = Tpm.connect(journal=RUNTIME_JOURNAL,
+                              pinned_primary_name=settings.tpm_primary_name)
         except TpmError as err:
             return StartFacts(**facts, tpm_problem=plain("tpm-connect", err, err.plain()))  # type: ignore[arg-type]
-        bootlog.stage("tpm-connected")
+        try:
+            # before any secret is asked for or unsealed: a TPM that is not the
+            # pinned one is treated as no TPM at all
+            tpm.check_identity()
+        except TpmError as err:
+            tpm.close()
+            self._identity_problem = err.plain()
+            return StartFacts(**facts, tpm_problem=plain("tpm-identity", err, err.plain()))  # type: ignore[arg-type]
+        self.tpm = tpm
+        bootlog.stage("tpm-connected", pinned=tpm.identity_pinned)
         return StartFacts(**facts)  # type: ignore[arg-type]
 
     def _clock_problem(self) -> str:
@@ -292,12 +306,69 @@ class DevicePlatform:
             detail("tpm-reset", describe(err))
             return True  # ask: a wrong guess here costs the user one try, not the TPM
 
+    def tpm_lockout(self) -> LockoutFacts:
+        from runtime.tpm import ownership
+        from runtime.tpm.errors import TpmError
+
+        if self.tpm is None:
+            return LockoutFacts(problem="No TPM answered.")
+        try:
+            state = ownership.da_state(self.tpm)
+        except TpmError as err:
+            return LockoutFacts(problem=plain("tpm-lockout", err, err.plain()))
+        return LockoutFacts(
+            locked_out=state.in_lockout, failures=state.failures, max_tries=state.max_tries,
+            recovery_seconds=state.recovery_seconds,
+            lockout_recovery_seconds=state.lockout_recovery_seconds,
+            passphrase_set=state.lockout_auth_set)
+
+    def clear_lockout(self, lockout_passphrase: bytearray | None) -> ClearLockoutFacts:
+        from runtime.tpm import ownership
+        from runtime.tpm.errors import (
+            LockoutPassphraseBlocked,
+            TpmError,
+            WrongLockoutPassphrase,
+        )
+
+        assert self.tpm is not None
+        outcome = LockoutOutcome.CLEARED
+        try:
+            ownership.clear_lockout(
+                self.tpm, None if lockout_passphrase is None else bytes(lockout_passphrase))
+        except WrongLockoutPassphrase as err:
+            if err.rc is None:  # refused before any try: the TPM waits for nothing
+                return ClearLockoutFacts(LockoutOutcome.FAILED,
+                                         plain("tpm-lockout", err, err.plain()))
+            detail("tpm-lockout", describe(err))
+            outcome = LockoutOutcome.WRONG_PASSPHRASE
+        except LockoutPassphraseBlocked as err:
+            detail("tpm-lockout", describe(err))
+            outcome = LockoutOutcome.BLOCKED
+        except TpmError as err:
+            return ClearLockoutFacts(LockoutOutcome.FAILED, plain(
+                "tpm-lockout", err, "The lockout was not cleared. " + err.plain()))
+        bootlog.stage("tpm-lockout", outcome=str(outcome))
+        if outcome is LockoutOutcome.CLEARED:
+            return ClearLockoutFacts(outcome)
+        # the wait after a wrong one is the TPM's own setting (Heads' may differ)
+        wait = self.tpm_lockout()
+        return ClearLockoutFacts(outcome, lockout_recovery_seconds=wait.lockout_recovery_seconds)
+
     def reset_tpm(self, owner_passphrase: bytearray,
                   current_lockout: bytearray | None) -> ResetFacts:
         from runtime.tpm import ownership
         from runtime.tpm.errors import TpmError, WrongPassphrase
 
         assert self.tpm is not None
+        if self.tpm.identity_pinned:
+            # the reset makes a new storage key, which the pin then refuses:
+            # refused before clearing, not half-way through
+            return ResetFacts(problem=(
+                "This firmware pins the TPM's storage key (CONFIG_TPM_PRIMARY_NAME), and a "
+                "reset makes a new one that the pin refuses, so no new secret could be "
+                "sealed. Remove CONFIG_TPM_PRIMARY_NAME from your config.user, flash the "
+                "rebuilt firmware and reset the TPM then; pin the new key afterwards. "
+                "Nothing was changed."))
         try:
             used = ownership.reset_tpm(
                 self.tpm, bytes(owner_passphrase),
@@ -361,7 +432,8 @@ class DevicePlatform:
         return device_boot.sign(self._boot_side(), self.tpm, ask_pin, ask_owner, default,
                                 progress)
 
-    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str:
+    def boot(self, option: BootOption, unsafe: bool,
+             progress: Callable[[str], None]) -> str | None:  # fmt: skip
         from runtime.state import device_boot
 
         return device_boot.boot(self._boot_side(), self._tpm_for_handover(), self.board,
@@ -377,8 +449,11 @@ class DevicePlatform:
         from runtime.tpm.errors import TpmError
         from runtime.tpm.log_journal import RUNTIME_JOURNAL
 
+        # the pin too: the hand-over's own session (locking the platform
+        # hierarchy) must not be salted with an unchecked key
+        pin = self.loaded.settings.tpm_primary_name if self.loaded is not None else None
         try:
-            self.tpm = Tpm.connect(journal=RUNTIME_JOURNAL)
+            self.tpm = Tpm.connect(journal=RUNTIME_JOURNAL, pinned_primary_name=pin)
         except TpmError as err:
             detail("handover", describe(err))  # none here: the hand-over says so
             return None
@@ -405,9 +480,34 @@ class DevicePlatform:
 
     def integrity_lines(self) -> list[str]:
         lines = [self._measure_summary, *(f"{k}: {v}" for k, v in self._measure_rows)]
+        identity = self._identity_lines()
+        if identity:
+            lines += ["", *identity]
         if self.loaded is not None and self.loaded.problems:
             lines += ["", "Configuration problems:", *self.loaded.problem_lines()]
         return lines
+
+    def _identity_lines(self) -> list[str]:
+        """Whether the TPM's storage key is pinned, and the Name to pin."""
+        from runtime.tpm.errors import PrimaryKeyMissing, TpmError
+
+        if self._identity_problem:
+            return [f"TPM identity: CHANGED. {self._identity_problem}"]
+        if self.tpm is None:
+            return []  # the report says there is no TPM
+        try:
+            name = self.tpm.primary_name()
+        except PrimaryKeyMissing:
+            return ["TPM identity: no storage key yet (the TPM has no owner)."]
+        except TpmError as err:
+            return [f"TPM identity: {plain('tpm-identity', err, err.plain())}"]
+        if self.tpm.identity_pinned:
+            return ["TPM identity: pinned (the storage key is the one CONFIG_TPM_PRIMARY_NAME "
+                    "names)."]
+        return ["TPM identity: not pinned. TPM sessions are safe from listening on the TPM "
+                "bus, not from a device answering in the TPM's place. On a machine you "
+                "trust, add this line to your config.user:",
+                f"CONFIG_TPM_PRIMARY_NAME={name}"]
 
     def configuration_lines(self) -> list[str]:
         if self.loaded is None:

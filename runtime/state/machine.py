@@ -56,9 +56,10 @@ class State(enum.StrEnum):
     POWER_OFF = "power-off"
     REBOOT = "reboot"
     RECOVERY = "recovery"  # /init opens the authenticated recovery shell
+    HANDOVER = "handover"  # the kernel is loaded: the runtime exits, /init runs kexec -e
 
 
-FINAL_STATES = frozenset({State.POWER_OFF, State.REBOOT, State.RECOVERY})
+FINAL_STATES = frozenset({State.POWER_OFF, State.REBOOT, State.RECOVERY, State.HANDOVER})
 #: The start a machine runs through unattended. Once any other state is
 #: entered, someone is at the keyboard: the automatic boot is not offered then
 #: (not after a secret was enrolled or a failure was dealt with, either).
@@ -86,7 +87,7 @@ TRANSITIONS: Mapping[State, Mapping[str, State]] = {
     S.KEYRING_EMPTY: {"again": S.KEYRING_EMPTY, "continue": S.TOTP,
                       "oem-reset": S.OEM_RESET, "recovery": S.RECOVERY_CONFIRM},
     S.TOTP: {"shown": S.HOTP, "failed": S.TOTP_FAILED, "no-tpm": S.MAIN_MENU},
-    S.TOTP_FAILED: {"generate": S.GENERATE_SECRET, "reset-tpm": S.RESET_TPM,
+    S.TOTP_FAILED: {"retry": S.TOTP, "generate": S.GENERATE_SECRET, "reset-tpm": S.RESET_TPM,
                     "continue": S.MAIN_MENU, "reboot": S.REBOOT, "power-off": S.POWER_OFF,
                     "recovery": S.RECOVERY_CONFIRM},
     S.HOTP: {"verified": S.AUTOBOOT, "not-configured": S.AUTOBOOT, "failed": S.HOTP_FAILED},
@@ -115,18 +116,19 @@ TRANSITIONS: Mapping[State, Mapping[str, State]] = {
     S.RESET_TPM: {"done": S.GENERATE_SECRET, "cancelled": S.MAIN_MENU},
     S.CHANGE_TIME: {"done": S.TOTP, "cancelled": S.OPTIONS},
     S.DEFAULT_BOOT: {"refused": S.BOOT_REFUSED, "no-default": S.OS_MENU,
-                     "menu": S.MAIN_MENU},
+                     "menu": S.MAIN_MENU, "loaded": S.HANDOVER},
     S.BOOT_REFUSED: {"investigate": S.INTEGRITY_REPORT, "update-checksums": S.UPDATE_CHECKSUMS,
                      "unsafe": S.UNSAFE_BOOT, "menu": S.MAIN_MENU, "power-off": S.POWER_OFF,
                      "reboot": S.REBOOT, "recovery": S.RECOVERY_CONFIRM},
     S.OS_MENU: {"refused": S.BOOT_REFUSED, "again": S.OS_MENU,
-                "default-saved": S.DEFAULT_BOOT, "back": S.MAIN_MENU},
-    S.UNSAFE_BOOT: {"refused": S.BOOT_REFUSED, "back": S.MAIN_MENU},
+                "default-saved": S.DEFAULT_BOOT, "back": S.MAIN_MENU, "loaded": S.HANDOVER},
+    S.UNSAFE_BOOT: {"refused": S.BOOT_REFUSED, "back": S.MAIN_MENU, "loaded": S.HANDOVER},
     S.RECOVERY_CONFIRM: {"confirmed": S.RECOVERY, "refused": S.MAIN_MENU,
                          "cancelled": S.MAIN_MENU},
     S.POWER_OFF: {},
     S.REBOOT: {},
     S.RECOVERY: {},
+    S.HANDOVER: {},
 }
 
 

@@ -107,6 +107,37 @@ class ResetFacts:
 
 
 @dataclass(frozen=True)
+class LockoutFacts:
+    """The TPM's dictionary-attack state: after too many wrong passphrases it
+    refuses every passphrase check of keys the lockout covers."""
+
+    locked_out: bool = False
+    failures: int = 0
+    max_tries: int = 0
+    recovery_seconds: int = 0  # one failure is forgiven this often while powered on
+    #: after a wrong lockout passphrase, how long the TPM refuses the next (0: until restart)
+    lockout_recovery_seconds: int = 0
+    #: the lockout passphrase is set (a TPM never owned has none: nothing is asked)
+    passphrase_set: bool = True
+    problem: str = ""  # the state could not be read: why, in plain words
+
+
+class LockoutOutcome(enum.StrEnum):
+    CLEARED = "cleared"
+    WRONG_PASSPHRASE = "wrong-passphrase"  # noqa: S105 (an outcome, not a password)
+    BLOCKED = "blocked"  # a wrong lockout passphrase earlier: its wait is not over
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ClearLockoutFacts:
+    outcome: LockoutOutcome
+    problem: str = ""  # with FAILED: what went wrong, in plain words
+    #: how long the TPM now refuses the lockout passphrase (0: until restart)
+    lockout_recovery_seconds: int = 0
+
+
+@dataclass(frozen=True)
 class KeyringFacts:
     fingerprints: tuple[str, ...] = ()
     problem: str = ""
@@ -213,9 +244,13 @@ class Platform(Protocol):
         when given); ask_owner is used only when a new counter is needed."""
         ...
 
-    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str:
-        """kexec the entry (does not return then); else why it did not boot.
-        unsafe: extend PCR 4 first so sealed secrets stay locked."""
+    def boot(self, option: BootOption, unsafe: bool,
+             progress: Callable[[str], None]) -> str | None:  # fmt: skip
+        """Load the entry with kexec and prepare the hand-over (PCR 4, TPM
+        locked, secrets wiped); None then: the runtime exits and /init starts
+        the kernel, so no process that held a secret outlives the hand-over.
+        Else why it did not boot. unsafe: PCR 4 is marked so sealed secrets
+        stay locked."""
         ...
 
     def system_info(self) -> list[tuple[str, str]]: ...
@@ -232,6 +267,15 @@ class Platform(Protocol):
 
     def now_text(self) -> str:
         """The date and time for the main menu."""
+        ...
+
+    def tpm_lockout(self) -> LockoutFacts:
+        """The dictionary-attack state (never asks for anything)."""
+        ...
+
+    def clear_lockout(self, lockout_passphrase: bytearray | None) -> ClearLockoutFacts:
+        """End the dictionary-attack lockout with the lockout passphrase (None
+        when none is set); the TPM's secrets stay. The caller wipes it."""
         ...
 
     def reset_needs_current_passphrase(self) -> bool:

@@ -1,7 +1,7 @@
 """From the interpreter's first line to the end of the runtime: open the
 console, run the boot state machine (runtime.state.machine) in the UI, and
 carry out where it ended: power off, reboot, or back to /init for the
-recovery shell.
+recovery shell or for ``kexec -e``.
 
 Each stage is logged with the boot clock (runtime.bootlog) for the benchmark;
 the console sees those lines only with `runtime.trace` on the kernel command line.
@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 #: /init opens the recovery shell (through its gate) on this exit status.
 RECOVERY_EXIT = 3
+#: /init runs ``kexec -e`` on this exit status: the kernel is loaded and the
+#: hand-over prepared. The runtime exits first so that its memory (every
+#: immutable copy of a passphrase or secret Python made) is freed, and zeroed
+#: by the firmware kernel's init_on_free=1, before the next kernel gets the RAM.
+#: Its exit also hangs up the console it leads (setsid -c in /init), which
+#: frees the kernel's buffer of what was typed there.
+HANDOVER_EXIT = 4
 DEFAULT_COLUMNS, DEFAULT_ROWS = 80, 24
 
 
@@ -77,6 +84,8 @@ def main() -> int:
     bootlog.stage("final", state=str(final))
     if final is State.RECOVERY:
         return RECOVERY_EXIT
+    if final is State.HANDOVER:
+        return HANDOVER_EXIT
     from runtime.devices import power
 
     if final is State.REBOOT:

@@ -17,7 +17,12 @@ from runtime.tpm.errors import (
     base_code,
     translated,
 )
-from runtime.tpm.nv_attrs import COUNTER_ATTRIBUTES, NvAttr, counter_problem
+from runtime.tpm.nv_attrs import (
+    COUNTER_ATTRIBUTES,
+    DA_PROTECTED_COUNTER_ATTRIBUTES,
+    NvAttr,
+    counter_problem,
+)
 from runtime.tpm.rng import random_bytes
 
 # Heads' counters are 8-byte NV counters with an empty index passphrase.
@@ -26,6 +31,10 @@ COUNTER_SIZE = 8
 #: NV indexes of handles.py in the counter range that are no rollback counter:
 #: create_counter never picks them, retire_counters never removes them.
 NOT_ROLLBACK = handles.NOT_ROLLBACK
+
+#: The attributes of a counter create_counter defines now, or defined before
+#: it set NO_DA (Heads defines its counters that way too).
+OUR_COUNTER_ATTRIBUTES = frozenset({COUNTER_ATTRIBUTES, DA_PROTECTED_COUNTER_ATTRIBUTES})
 
 #: Handles asked for per TPM2_GetCapability call; the TPM may return fewer.
 _HANDLES_PER_CALL = 64
@@ -115,9 +124,12 @@ def _in_counter_range(index: int) -> bool:
 
 
 def _defined_as_ours(info: nv.NvInfo) -> bool:
-    """Is the index defined exactly as create_counter defines one?"""
+    """Is the index defined exactly as create_counter defines one (or did,
+    before it set NO_DA)?"""
     # Only the TPM sets WRITTEN (first increment); every other bit is the definer's.
-    if info.attributes & ~NvAttr.WRITTEN != COUNTER_ATTRIBUTES or info.size != COUNTER_SIZE:
+    # Counters defined before NO_DA was set are ours too: they must be retired.
+    if info.attributes & ~NvAttr.WRITTEN not in OUR_COUNTER_ATTRIBUTES \
+            or info.size != COUNTER_SIZE:
         return False
     if counter_problem(info.attributes) is not None:
         return False
@@ -137,8 +149,9 @@ def _defined_as_ours(info: nv.NvInfo) -> bool:
 
 def rollback_counters(tpm: Tpm) -> list[int]:
     """The TPM's /boot rollback counters: indexes defined exactly as create_counter
-    defines them (counter range, attributes, size 8, SHA-256 name, no policy),
-    except the indexes handles.py reserves for something else (NOT_ROLLBACK).
+    defines them (counter range, attributes with or without NO_DA, size 8,
+    SHA-256 name, no policy), except the indexes handles.py reserves for
+    something else (NOT_ROLLBACK).
 
     The counter range is the whole owner NV range and a counter index has no
     owner tag, so another program's counter defined with these very attributes

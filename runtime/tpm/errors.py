@@ -156,7 +156,9 @@ class TpmLockedOut(TpmError):
     summary = "The TPM is refusing passphrases for now."
     hint = (
         "Too many wrong passphrases: the TPM refuses passphrase checks for a while. "
-        "Wait for the lockout to expire (the TPM must stay powered on), or reset the TPM."
+        "Clear the lockout with the TPM lockout passphrase (Options > TPM/TOTP/HOTP "
+        "options), or wait for it to expire (the TPM must stay powered on). Resetting "
+        "the TPM ends it too, but destroys every secret sealed in it."
     )
 
 
@@ -258,3 +260,71 @@ def translated(
         if not isinstance(getattr(exc, "rc", None), int):
             raise
         raise translate(exc, operation, auth=auth, owner_auth=owner_auth, missing=missing) from exc
+
+
+class TpmIdentityChanged(TpmError):
+    """The key that would salt the sessions is not the storage key the firmware
+    pins (CONFIG_TPM_PRIMARY_NAME), or there is none: nothing secret is sent."""
+
+    summary = "TPM identity changed."
+    hint = (
+        "The TPM or its storage key is not the one this firmware was set up with: a "
+        "different TPM, a reset done elsewhere, or someone on the TPM bus. Nothing "
+        "secret was sent to it. If you reset or replaced the TPM yourself, put its new "
+        "storage key's name in CONFIG_TPM_PRIMARY_NAME and flash the rebuilt firmware."
+    )
+
+
+class WrongLockoutPassphrase(WrongPassphrase):
+    """The lockout hierarchy refused its passphrase: the TPM now refuses the
+    lockout passphrase for its lockoutRecovery time (0: until it restarts)."""
+
+    summary = "The TPM refused the lockout passphrase: it is wrong."
+    hint = (
+        "After a wrong lockout passphrase the TPM refuses every lockout passphrase for "
+        "a while (until the machine restarts, as this firmware sets it up)."
+    )
+
+
+class LockoutPassphraseBlocked(TpmLockedOut):
+    """TPM_RC_LOCKOUT on the lockout hierarchy itself: a wrong lockout passphrase
+    was given earlier, and its wait is not over."""
+
+    summary = "The TPM refuses the lockout passphrase for now."
+    hint = (
+        "A wrong lockout passphrase was typed earlier: the TPM refuses every lockout "
+        "passphrase until its wait is over (until the machine restarts, as this "
+        "firmware sets it up). Restart, then type the right one."
+    )
+
+
+class NvIndexForeign(TpmError):
+    """An NV index at one of this runtime's handles is not defined exactly as this
+    runtime defines it (attributes, policy, size, Name): it is never read, since
+    whoever defined it chose what it holds. ``problem`` says how it differs."""
+
+    summary = "The TPM holds something in this place that this runtime did not put there."
+    hint = "It was not read. Generate a new secret: that replaces it."
+
+    def __init__(self, message: str, *, problem: str = "", rc: int | None = None) -> None:
+        super().__init__(message, rc=rc)
+        self.problem = problem
+
+
+class NvSlotHeld(TpmError):
+    """An NV index this runtime did not define holds one of its handles, and only
+    the platform's authorization (which the firmware has locked) can remove it."""
+
+    summary = ("The TPM's place for the secret is held by an index that only the "
+               "firmware can remove.")
+    hint = ("Nothing was changed. This runtime did not create that index and cannot "
+            "remove it while the firmware keeps the TPM's platform authority locked.")
+
+
+class PlatformNotLocked(TpmError):
+    """The platform hierarchy could not be locked, and the TPM did not say that it
+    already is (authorization set, or hierarchy disabled)."""
+
+    summary = "The TPM's platform authority could not be locked."
+    hint = ("Left open, it would let what runs next leave something in the TPM that "
+            "survives a TPM reset. Turn the machine off completely and on again.")

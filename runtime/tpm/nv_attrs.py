@@ -49,10 +49,17 @@ def with_type(attributes: int, nt: int) -> int:
     return (attributes & ~NT_MASK) | (nt << NT_SHIFT)
 
 
-#: Heads' rollback counter: ownerread|authread|authwrite|nt=counter, empty index auth.
-COUNTER_ATTRIBUTES = with_type(
+#: Heads' rollback counter: ownerread|authread|authwrite|nt=counter, empty index
+#: auth. Counters defined so (by Heads, or by this runtime before it set NO_DA)
+#: are still accepted; while the TPM is locked out they can be neither read nor
+#: moved.
+DA_PROTECTED_COUNTER_ATTRIBUTES = with_type(
     NvAttr.OWNERREAD | NvAttr.AUTHREAD | NvAttr.AUTHWRITE, NT_COUNTER
 )
+#: What this runtime defines: the same, plus NO_DA. The index passphrase is
+#: empty, so the lockout guards nothing here, and without NO_DA anyone who locks
+#: the TPM out (the OS, with a key of its own) stops the rollback and HOTP checks.
+COUNTER_ATTRIBUTES = DA_PROTECTED_COUNTER_ATTRIBUTES | NvAttr.NO_DA
 
 
 def counter_problem(attributes: int | None) -> str | None:

@@ -1,4 +1,5 @@
-"""TPM reset (clear), taking ownership, and the dictionary-attack state.
+"""TPM reset (clear), taking ownership, the dictionary-attack state and
+clearing its lockout.
 
 Clearing goes through the platform hierarchy where the firmware leaves it
 usable with an empty authorization (coreboot does), and through the lockout
@@ -18,7 +19,10 @@ from tpm2_pytss.types import TPM2B_SENSITIVE_CREATE
 from runtime.tpm import handles
 from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import (
+    LockoutPassphraseBlocked,
     TpmError,
+    TpmLockedOut,
+    WrongLockoutPassphrase,
     WrongOwnerPassphrase,
     WrongPassphrase,
     translated,
@@ -48,6 +52,8 @@ class DaState:
     lockout_recovery_seconds: int
     in_lockout: bool
     platform_enabled: bool
+    #: the lockout hierarchy has a passphrase (else it is empty: a TPM never owned)
+    lockout_auth_set: bool = False
 
     def describe(self) -> str:
         if self.in_lockout:
@@ -72,7 +78,48 @@ def da_state(tpm: Tpm) -> DaState:
         lockout_recovery_seconds=da.get(int(TPM2_PT.LOCKOUT_RECOVERY), 0),
         in_lockout=bool(props.get(int(TPM2_PT.PERMANENT), 0) & _PERMANENT_IN_LOCKOUT),
         platform_enabled=bool(props.get(int(TPM2_PT.STARTUP_CLEAR), 0) & _STARTUP_PH_ENABLE),
+        lockout_auth_set=bool(props.get(int(TPM2_PT.PERMANENT), 0)
+                              & _PERMANENT_LOCKOUT_AUTH_SET),
     )
+
+
+def clear_lockout(tpm: Tpm, lockout_auth: bytes | None) -> None:
+    """End the dictionary-attack lockout and zero the failure count
+    (TPM2_DictionaryAttackLockReset): nothing else in the TPM changes.
+
+    ``lockout_auth`` is the lockout passphrase (None: the TPM has none, as
+    before its first ownership). Sent in the salted HMAC session, so it never
+    crosses the bus in clear. WrongLockoutPassphrase when it is wrong (the TPM
+    then refuses the lockout passphrase for its lockoutRecovery time), and
+    LockoutPassphraseBlocked while that wait from an earlier wrong one lasts.
+    """
+    # Neither is tried (no rc): a try that cannot succeed would cost the wait.
+    untried = None
+    if lockout_auth is not None and len(lockout_auth) > AUTH_MAX_BYTES:
+        untried = "is longer than any TPM passphrase"
+    elif lockout_auth is None and _lockout_auth_set(tpm):
+        untried = "is needed, and an empty one cannot be right"
+    if untried:
+        raise WrongLockoutPassphrase(
+            f"The lockout passphrase {untried}; it was not tried.",
+            summary="The lockout passphrase was not tried: it cannot be right.",
+            hint="Type the passphrase set at the TPM's last reset.")
+    tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, lockout_auth or b"")
+    try:
+        with translated("Clearing the dictionary-attack lockout", auth="lockout passphrase"):
+            tpm.esapi.dictionary_attack_lock_reset(ESYS_TR.LOCKOUT,
+                                                   session1=tpm.hmac_session())
+    except WrongPassphrase as exc:
+        tpm.flush_sessions()  # a refused authorization may end the session
+        raise WrongLockoutPassphrase(f"{exc.message} (dictionary-attack lock reset)",
+                                     rc=exc.rc) from exc
+    except TpmLockedOut as exc:
+        # TPM_RC_LOCKOUT here is the lockout hierarchy's own wait, not the DA lockout
+        tpm.flush_sessions()
+        raise LockoutPassphraseBlocked(f"{exc.message}: the lockout passphrase is "
+                                       "blocked after an earlier wrong one", rc=exc.rc) from exc
+    finally:
+        tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, b"")
 
 
 def _clear_with_platform(tpm: Tpm) -> bool:

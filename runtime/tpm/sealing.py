@@ -136,7 +136,7 @@ def seal(
         private, public, _, _, _ = tpm.esapi.create(
             tpm.primary(),
             sensitive,
-            sealed_template(policy),
+            sealed_template(policy, no_da=passphrase is None),
             session1=tpm.hmac_session(),
         )
     if bytes(public.publicArea.authPolicy) != policy:

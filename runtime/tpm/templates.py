@@ -11,8 +11,11 @@ from tpm2_pytss.types import (
     TPMU_PUBLIC_PARMS,
 )
 
-#: The tpm2-tools default storage key: ECC P-256, AES-128-CFB (what Heads creates).
-PRIMARY_ATTRIBUTES = (
+#: The storage primary as a TPM owned before issue 27 has it: the tpm2-tools
+#: default storage key (ECC P-256, AES-128-CFB), subject to the
+#: dictionary-attack lockout. Such a key keeps working while the TPM is not
+#: locked out; only new ownerships create PRIMARY_ATTRIBUTES.
+DA_PROTECTED_PRIMARY_ATTRIBUTES = (
     TPMA_OBJECT.RESTRICTED
     | TPMA_OBJECT.DECRYPT
     | TPMA_OBJECT.FIXEDTPM
@@ -20,25 +23,33 @@ PRIMARY_ATTRIBUTES = (
     | TPMA_OBJECT.SENSITIVEDATAORIGIN
     | TPMA_OBJECT.USERWITHAUTH
 )
+#: NODA: the key's authorization value is empty, so there is nothing to guess
+#: and the lockout protects nothing; without it, anyone (the OS with a key of
+#: its own) who locks the TPM out stops every sealed secret from loading.
+PRIMARY_ATTRIBUTES = DA_PROTECTED_PRIMARY_ATTRIBUTES | TPMA_OBJECT.NODA
 
 
 def primary_template() -> TPM2B_PUBLIC:
     return TPM2B_PUBLIC.parse("ecc256:aes128cfb", objectAttributes=PRIMARY_ATTRIBUTES)
 
 
-def sealed_template(policy: bytes) -> TPM2B_PUBLIC:
+def sealed_template(policy: bytes, *, no_da: bool = False) -> TPM2B_PUBLIC:
     """A sealed-data object bound to ``policy``.
 
     No USERWITHAUTH: the passphrase alone never unseals, the policy must hold.
-    ADMINWITHPOLICY as Heads sets it.
+    ADMINWITHPOLICY as Heads sets it. ``no_da`` is for objects without a
+    passphrase (a PCR-only policy): their empty authorization value cannot be
+    guessed, so a lockout must not lock them. An object with a passphrase
+    stays under the lockout: it is what stops guessing that passphrase.
     """
+    attributes = TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.FIXEDPARENT | TPMA_OBJECT.ADMINWITHPOLICY
+    if no_da:
+        attributes |= TPMA_OBJECT.NODA
     return TPM2B_PUBLIC(
         publicArea=TPMT_PUBLIC(
             type=TPM2_ALG.KEYEDHASH,
             nameAlg=TPM2_ALG.SHA256,
-            objectAttributes=TPMA_OBJECT.FIXEDTPM
-            | TPMA_OBJECT.FIXEDPARENT
-            | TPMA_OBJECT.ADMINWITHPOLICY,
+            objectAttributes=attributes,
             authPolicy=policy,
             parameters=TPMU_PUBLIC_PARMS(
                 keyedHashDetail=TPMS_KEYEDHASH_PARMS(

@@ -54,6 +54,7 @@ def test_the_gate_extends_pcr4_from_zero(tpm: Tpm, swtpm: Swtpm, secret_dir: Pat
     monkeypatch.setenv(TCTI_ENV, swtpm.tcti)
     result = open_recovery("test", restricted=False,
                            extend_pcr4=entry.extend_pcr4,
+                           lock_platform=entry.lock_platform,
                            wipe_secrets=SecretDir(str(secret_dir), tmpfs).wipe_all,
                            owner_key=None,
                            authenticate=lambda: AuthResult(False, "not asked"))
@@ -63,8 +64,10 @@ def test_the_gate_extends_pcr4_from_zero(tpm: Tpm, swtpm: Swtpm, secret_dir: Pat
 
 
 def test_a_tpm_that_cannot_be_extended_gives_no_shell(tpm: Tpm, secret_dir: Path) -> None:
+    nowhere = "swtpm:path=/nonexistent/sock"
     result = open_recovery("test", restricted=False,
-                           extend_pcr4=lambda: entry.extend_pcr4("swtpm:path=/nonexistent/sock"),
+                           extend_pcr4=lambda: entry.extend_pcr4(nowhere),
+                           lock_platform=lambda: entry.lock_platform(nowhere),
                            wipe_secrets=SecretDir(str(secret_dir), tmpfs).wipe_all,
                            owner_key=None,
                            authenticate=lambda: AuthResult(True, "not asked"))

@@ -1,6 +1,7 @@
 """The recovery gate's ordering: restricted refuses before touching anything;
-PCR 4 is extended before the wipe, the wipe before the authentication; any
-failure closes the gate. Also the console front end (python -m runtime.recovery)."""
+PCR 4 is extended first, then the platform hierarchy locked, then the wipe,
+the wipe before the authentication; any failure closes the gate. Also the
+console front end (python -m runtime.recovery)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,19 @@ from runtime import bootlog
 from runtime.recovery import __main__ as entry
 from runtime.recovery.auth import AuthResult, Failure
 from runtime.recovery.gate import EXIT_HINT, PCR_NOTE, GateResult, open_recovery
+from runtime.tpm.errors import PlatformNotLocked
 
 
 class Recorder:
-    """Fakes for the gate's three guards, recording the order they run in."""
+    """Fakes for the gate's four guards, recording the order they run in."""
 
     def __init__(self, *, extend_error: Exception | None = None,
+                 lock_error: Exception | None = None,
                  wipe_error: Exception | None = None,
                  auth: AuthResult | Exception | None = None) -> None:
         self.calls: list[str] = []
         self._extend_error = extend_error
+        self._lock_error = lock_error
         self._wipe_error = wipe_error
         self._auth = auth if auth is not None else AuthResult(True, "signed by the owner's key X.")
 
@@ -30,6 +34,12 @@ class Recorder:
         self.calls.append("extend")
         if self._extend_error:
             raise self._extend_error
+
+    def lock(self) -> str:
+        self.calls.append("lock")
+        if self._lock_error:
+            raise self._lock_error
+        return "locked"
 
     def wipe(self) -> int:
         self.calls.append("wipe")
@@ -46,7 +56,8 @@ class Recorder:
     def gate(self, *, restricted: bool = False,
              owner_key: str | None = "/etc/runtime/owner.asc") -> GateResult:
         return open_recovery("the runtime stopped", restricted=restricted,
-                             extend_pcr4=self.extend, wipe_secrets=self.wipe,
+                             extend_pcr4=self.extend, lock_platform=self.lock,
+                             wipe_secrets=self.wipe,
                              owner_key=owner_key, authenticate=self.authenticate)
 
 
@@ -78,9 +89,27 @@ def test_a_failed_wipe_gives_no_shell_after_the_extend() -> None:
     fakes = Recorder(wipe_error=OSError("busy"))
     result = fakes.gate()
     assert not result.allowed
-    assert fakes.calls == ["extend", "wipe"]
+    assert fakes.calls == ["extend", "lock", "wipe"]
     assert PCR_NOTE in result.lines
     assert "could not be wiped (busy)" in text(result)
+
+
+def test_a_platform_that_cannot_be_locked_gives_no_shell_and_no_wipe_or_auth() -> None:
+    fakes = Recorder(lock_error=PlatformNotLocked("Locking failed: TPM error (0x918)"))
+    result = fakes.gate()
+    assert not result.allowed
+    assert fakes.calls == ["extend", "lock"]
+    assert PCR_NOTE in result.lines
+    assert "platform authority could not be locked" in text(result)
+    assert PlatformNotLocked.summary in text(result)  # plain words, not the code
+    assert "0x918" not in text(result)
+    assert "No shell is opened" in text(result)
+
+
+def test_a_lock_that_crashes_says_what_happened() -> None:
+    result = Recorder(lock_error=OSError("no such device")).gate()
+    assert not result.allowed
+    assert "platform authority could not be locked (no such device)" in text(result)
 
 
 def test_failed_authentication_comes_after_extend_and_wipe() -> None:
@@ -89,7 +118,7 @@ def test_failed_authentication_comes_after_extend_and_wipe() -> None:
     fakes = Recorder(auth=refused)
     result = fakes.gate()
     assert not result.allowed
-    assert fakes.calls == ["extend", "wipe", "auth"]
+    assert fakes.calls == ["extend", "lock", "wipe", "auth"]
     # The user learns the TPM is already locked for this boot, and why no shell.
     assert PCR_NOTE in result.lines
     assert f"Owner authentication failed: {refused.reason}" in result.lines
@@ -100,7 +129,7 @@ def test_an_authentication_that_crashes_gives_no_shell() -> None:
     fakes = Recorder(auth=RuntimeError("gpg vanished"))
     result = fakes.gate()
     assert not result.allowed
-    assert fakes.calls == ["extend", "wipe", "auth"]
+    assert fakes.calls == ["extend", "lock", "wipe", "auth"]
     assert "gpg vanished" in text(result)
 
 
@@ -108,7 +137,7 @@ def test_the_owner_passes_in_order_and_is_told_how_to_leave() -> None:
     fakes = Recorder()
     result = fakes.gate()
     assert result.allowed
-    assert fakes.calls == ["extend", "wipe", "auth"]
+    assert fakes.calls == ["extend", "lock", "wipe", "auth"]
     assert result.lines[1:] == (
         PCR_NOTE, "4 secret file(s) were wiped from RAM.",
         "Owner authenticated: signed by the owner's key X.", EXIT_HINT)
@@ -118,7 +147,7 @@ def test_without_an_owner_key_no_authentication_is_asked() -> None:
     fakes = Recorder(auth=AssertionError("must not be called"))
     result = fakes.gate(owner_key=None)
     assert result.allowed
-    assert fakes.calls == ["extend", "wipe"]
+    assert fakes.calls == ["extend", "lock", "wipe"]
     assert "No owner key is installed" in text(result)
 
 
@@ -176,6 +205,7 @@ def test_main_asks_the_owner_and_a_way_out_ends_in_no_shell(
 ) -> None:
     extended: list[str] = []
     monkeypatch.setattr(entry, "extend_pcr4", lambda _tcti=None: extended.append("pcr4"))
+    monkeypatch.setattr(entry, "lock_platform", lambda _tcti=None: extended.append("lock"))
     log = tmp_path / "runtime.log"
     monkeypatch.setattr(bootlog, "LOG_PATH", str(log))
     monkeypatch.setenv("COLUMNS", "60")
@@ -191,7 +221,7 @@ def test_main_asks_the_owner_and_a_way_out_ends_in_no_shell(
     assert entry.main(["--reason", "chosen in the menu"], paths) == 1
     captured = capsys.readouterr()
     out = captured.out
-    assert extended == ["pcr4"]
+    assert extended == ["pcr4", "lock"]
     assert list(secret.iterdir()) == []
     assert "Not accepted: nothing was pasted." in out
     assert "Enter or Ctrl-D: leave without a shell" in out

@@ -30,6 +30,7 @@ from runtime.state.platform import (
     HotpFacts,
     HotpOutcome,
     KeyringFacts,
+    LockoutFacts,
     MeasureFacts,
     OptionsFacts,
     ResetFacts,
@@ -82,6 +83,13 @@ VARIANTS: dict[str, Callable[[], FakePlatform]] = {
         TotpFailure.RECOVERY_USED, "A recovery shell was opened.")]),
     "totp-error": lambda: FakePlatform(totp_results=[failed_totp(
         TotpFailure.TPM_ERROR, "The TPM did not answer.")]),
+    "locked-out": lambda: FakePlatform(totp_results=[failed_totp(
+        TotpFailure.TPM_ERROR, "The TPM is refusing passphrases for now.")],
+        lockout=LockoutFacts(locked_out=True, failures=10, recovery_seconds=3600)),
+    "hotp-locked-out": lambda: FakePlatform(
+        start_facts=_started(hotp_configured=True),
+        hotp_results=[HotpFacts(HotpOutcome.ERROR, "The HOTP counter cannot be read.")],
+        lockout=LockoutFacts(locked_out=True, failures=10, recovery_seconds=3600)),
     "hotp-invalid": lambda: FakePlatform(
         start_facts=_started(hotp_configured=True),
         hotp_results=[HotpFacts(HotpOutcome.INVALID, "The token refused the code.")]),
@@ -248,7 +256,9 @@ def test_the_walk_reaches_every_state_that_shows_a_screen(screens: list[Seen]) -
                   "/boot is not signed yet", "signed by another key", "no /boot partition",
                   "older signed /boot was put back", "The boot did not start",
                   "The HOTP token was not programmed", "Details",
-                  "Current TPM passphrase"):
+                  "Current TPM passphrase", "TPM is locked out, no TOTP code",
+                  "TPM is locked out, HOTP not verified", "TPM lockout passphrase",
+                  "The TPM lockout is cleared", "The TPM is not locked out"):
         assert any(title in t for t in titles), f"no screen titled {title!r} was reached"
     assert len(screens) > 60
 

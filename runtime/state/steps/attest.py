@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from runtime.state.keys import BACK, POWER_OFF, REBOOT, RECOVERY, RESET_TPM
 from runtime.state.platform import HotpOutcome, TotpFailure
+from runtime.state.steps.actions import locked_out, lockout_menu
 from runtime.state.steps.boot import check_boot
 from runtime.state.steps.context import Context
 from runtime.state.steps.report import integrity_report
@@ -59,17 +60,40 @@ _TOTP_ADVICE: dict[TotpFailure, tuple[str, str]] = {
 }
 
 
+_TOTP_WHY = ("The TOTP code on your phone is how you check that the firmware was not "
+             "changed; without it this boot proves nothing.")
+
+
 def totp_failed(ctx: Context) -> str:
     result = ctx.session.totp
     assert result is not None
+    if result.failure is TotpFailure.TPM_ERROR and (lockout := locked_out(ctx)):
+        # anything that can give the TPM wrong passphrases (the OS, with a key of its
+        # own) can cause this: clearing it keeps the secret, a reset would not
+        while True:
+            event = lockout_menu(
+                ctx, "ERROR: the TPM is locked out, no TOTP code",
+                "The sealed TOTP secret cannot be loaded.",
+                _TOTP_WHY + " A lockout says nothing about the firmware: the operating "
+                "system can cause one with a key of its own.",
+                lockout,
+                (Choice("i", "Show the integrity report", "report"),
+                 RESET_TPM,
+                 Choice("c", "Ignore and continue to the main menu", "continue"),
+                 REBOOT, POWER_OFF, RECOVERY))
+            if event == "cleared":
+                return "retry"  # unseal again, then the HOTP check
+            if event != "report":
+                return event
+            if integrity_report(ctx) == "recovery":
+                return "recovery"
     cause, todo = _TOTP_ADVICE.get(result.failure, _TOTP_ADVICE[TotpFailure.TPM_ERROR])
     what = result.message + ("\n" + cause if cause else "")
     while True:
         event = ctx.problem_menu(
             "ERROR: the TOTP code cannot be shown",
             what,
-            "The TOTP code on your phone is how you check that the firmware was not "
-            "changed; without it this boot proves nothing.",
+            _TOTP_WHY,
             todo,
             (Choice("i", "Show the integrity report", "report"),
              Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
@@ -107,6 +131,16 @@ def hotp_failed(ctx: Context) -> str:
         HotpOutcome.INVALID: "Compare the TOTP code with your phone. If it differs too, do "
                              "not trust this machine.",
     }.get(result.outcome, "Retry; if it keeps failing, reinsert the token.")
+    if result.outcome in (HotpOutcome.ERROR, HotpOutcome.NO_SECRET) \
+            and (lockout := locked_out(ctx)):
+        # the HOTP counter or the secret is refused while the TPM is locked out
+        event = lockout_menu(
+            ctx, "WARNING: the TPM is locked out, HOTP not verified", result.message, why,
+            lockout,
+            (Choice("r", "Check the token again", "retry"),
+             Choice("c", "Ignore and continue to the main menu", "continue"),
+             RECOVERY), Tone.WARNING)
+        return "retry" if event == "cleared" else event
     return ctx.problem_menu(
         "ERROR: HOTP code invalid" if invalid else "WARNING: HOTP not verified",
         result.message,

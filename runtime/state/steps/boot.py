@@ -94,6 +94,8 @@ def default_boot(ctx: Context) -> str:
 
 def _boot(ctx: Context, option: BootOption, unsafe: bool) -> str:
     why = ctx.platform.boot(option, unsafe, _progress(ctx, f"Booting {option.name}"))
+    if why is None:
+        return "loaded"
     return _refuse(ctx, f"{option.name} did not start: {why}")
 
 

@@ -12,6 +12,7 @@ from runtime.state.keys import (
     UNSAFE_BOOT,
     back,
 )
+from runtime.state.steps.actions import CLEAR_LOCKOUT, clear_lockout
 from runtime.state.steps.attest import totp_live
 from runtime.state.steps.boot import check_boot
 from runtime.state.steps.context import Context
@@ -108,9 +109,15 @@ def boot_options(ctx: Context) -> str:
 def tpm_options(ctx: Context) -> str:
     event = ctx.choose(Menu("TPM/TOTP/HOTP options", (), (
         Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
+        # before the reset: it ends a lockout too, but destroys the secrets
+        Choice(CLEAR_LOCKOUT.key, "Clear the TPM lockout with the lockout passphrase",
+               CLEAR_LOCKOUT.event),
         RESET_TPM,
         Choice("t", "TOTP/HOTP does not match: troubleshoot", "troubleshoot"),
         BACK_TO_OPTIONS), back_event="back"))
+    if event == CLEAR_LOCKOUT.event:
+        clear_lockout(ctx)
+        return "again"
     if event != "troubleshoot":
         return event
     answer = ctx.choose(Menu("TOTP does not match", (
