@@ -60,7 +60,8 @@ class Settings:
     tpm_primary_name = Setting("CONFIG_TPM_PRIMARY_NAME", TpmName("not pinned"), "",
                                "the Name of the TPM storage key (tpm2 readpublic -c "
                                "0x81000000): TPM sessions use no other key; empty: any "
-                               "key, which a device on the TPM bus can stand in for")
+                               "key, so a device answering in the TPM's place could use "
+                               "its own")
     boot_dev = Setting("CONFIG_BOOT_DEV", OptionalPath("detect it", "/dev/"), "",
                        "the /boot partition; empty: detect it")
     hotpkey = Setting("CONFIG_HOTPKEY", Bool(), "n",
@@ -230,6 +231,11 @@ class SettingRow(NamedTuple):
     meaning: str
 
 
+SCHEMA_KEY_PRIMARY_NAME = "CONFIG_TPM_PRIMARY_NAME"
+#: No TPM object has this Name (hash algorithm 0 and no digest).
+UNMATCHABLE_NAME = b"\x00\x00"
+
+
 class LoadedSettings:
     """The settings, what was wrong in the files, and where each value came from."""
 
@@ -244,6 +250,15 @@ class LoadedSettings:
 
     def problem_lines(self) -> list[str]:
         return [str(p) for p in self.problems]
+
+    def primary_name_pin(self) -> bytes | None:
+        """The pinned TPM storage key Name; a pin that matches no key when a
+        CONFIG_TPM_PRIMARY_NAME line is malformed: the owner meant to pin,
+        and a typo must not quietly turn the check off."""
+        if any(p.key == SCHEMA_KEY_PRIMARY_NAME and p.severity == "error"
+               for p in self.problems):
+            return UNMATCHABLE_NAME
+        return self.settings.tpm_primary_name
 
 
 def load_settings(layers: Sequence[Layer | str] = IMAGE_LAYERS) -> LoadedSettings:

@@ -29,6 +29,7 @@ from runtime.tpm.errors import (
     RETRY_HINT,
     PlatformNotLocked,
     TpmError,
+    TpmIdentityChanged,
     base_code,
     layer_of,
     translated,
@@ -90,12 +91,15 @@ class PlatformLock(enum.StrEnum):
     """How the platform hierarchy came to be locked (lock_platform)."""
 
     LOCKED = "locked"  # this call set a random authorization
+    LOCKED_IN_CLEAR = "locked-in-clear"  # the same, unencrypted: not the pinned TPM
     AUTH_SET = "already-locked"  # its authorization was not empty (firmware, an earlier lock)
     DISABLED = "disabled"  # the firmware disabled it (phEnable clear)
 
 
 _LOCK_LINES = {
     PlatformLock.LOCKED: "Locked the TPM platform hierarchy with a random authorization",
+    PlatformLock.LOCKED_IN_CLEAR: "Locked the TPM platform hierarchy with a random "
+                                  "authorization sent unencrypted (TPM identity changed)",
     PlatformLock.AUTH_SET: "TPM platform hierarchy already locked: its authorization is set",
     PlatformLock.DISABLED: "TPM platform hierarchy already locked: it is disabled",
 }
@@ -133,7 +137,14 @@ def lock_platform(tpm: Tpm) -> PlatformLock:
         try:
             # It encrypts the new value on the bus. Started apart: only the
             # change's own answer may say "already locked".
-            session = tpm.hmac_session()
+            outcome = PlatformLock.LOCKED
+            try:
+                session = tpm.hmac_session()
+            except TpmIdentityChanged:
+                # Not the pinned TPM, and the user chose to go on without one:
+                # a random value sent in clear, to whatever answers on the bus,
+                # beats an open platform hierarchy or a machine that cannot boot.
+                session, outcome = ESYS_TR.PASSWORD, PlatformLock.LOCKED_IN_CLEAR
             tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
             try:
                 with translated("Locking the TPM platform hierarchy",
@@ -141,10 +152,10 @@ def lock_platform(tpm: Tpm) -> PlatformLock:
                     tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, bytes(new_auth),
                                                     session1=session)
             except TpmError as err:
-                outcome = _already_locked(err)
-                if outcome is None:
+                already = _already_locked(err)
+                if already is None:
                     raise
-                return outcome
+                return already
         finally:
             wipe_buffer(new_auth)
             tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")  # forget the value in ESAPI too
@@ -152,7 +163,7 @@ def lock_platform(tpm: Tpm) -> PlatformLock:
     except TpmError as err:
         raise PlatformNotLocked(f"The platform hierarchy was not locked: {err.message}",
                                 rc=err.rc) from err
-    return PlatformLock.LOCKED
+    return outcome
 
 
 def wipe_secrets(secrets: SecretDir) -> str:

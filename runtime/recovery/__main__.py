@@ -47,6 +47,12 @@ def _settings_restricted() -> bool:
     return load_settings().settings.restricted_boot
 
 
+def _settings_pin() -> bytes | None:
+    from runtime.config import load_settings
+
+    return load_settings().primary_name_pin()
+
+
 def restricted_mode(flag_file: str = RESTRICTED_FLAG,
                     environ: Mapping[str, str] = os.environ,
                     from_settings: Callable[[], bool] = _settings_restricted) -> bool:
@@ -74,23 +80,45 @@ def extend_pcr4(tcti: str | None = None) -> None:
         tpm.close()
 
 
-def lock_platform(tcti: str | None = None) -> str:
+#: Said when the TPM is not the one the owner's settings pin (the gate then
+#: adds "Restart the machine").
+IDENTITY_CHANGED = (
+    "TPM identity changed: the TPM's storage key is not the one this firmware was set up "
+    "with (a different TPM, a reset done elsewhere, or someone on the TPM bus), so its "
+    "platform authority was not locked: no shell."
+)
+IDENTITY_HINT = ("If you reset or replaced the TPM yourself, put its new storage key's name "
+                 "in CONFIG_TPM_PRIMARY_NAME and flash the rebuilt firmware.")
+
+
+def lock_platform(tcti: str | None = None,
+                  pinned_name: Callable[[], bytes | None] = _settings_pin) -> str:
     """Lock the TPM's platform hierarchy (runtime.kexec.finalize.lock_platform):
     open, it lets the shell define NV indexes that survive a TPM reset, such as
-    one at the TOTP secret's place. PlatformNotLocked if it cannot be."""
+    one at the TOTP secret's place. PlatformNotLocked if it cannot be.
+
+    The lock's new value crosses the bus in a session salted with the storage
+    key, so only the key the owner pins (CONFIG_TPM_PRIMARY_NAME) will do, as
+    for the main runtime: TpmIdentityChanged, with words of its own, if the TPM
+    holds another or none."""
     from runtime.kexec.finalize import describe_lock
     from runtime.kexec.finalize import lock_platform as lock
     from runtime.tpm.connection import Tpm
-    from runtime.tpm.errors import PlatformNotLocked, TpmError
+    from runtime.tpm.errors import PlatformNotLocked, TpmError, TpmIdentityChanged
 
     try:
-        tpm = Tpm.connect(tcti)
+        tpm = Tpm.connect(tcti, pinned_primary_name=pinned_name())
         try:
+            # checked first: inside the lock it would be said as a lock failure
+            tpm.check_identity()
             locked = lock(tpm)
         finally:
             tpm.close()
     except TpmError as err:
         detail("recovery", f"platform hierarchy not locked: {describe(err)}")
+        if isinstance(err, TpmIdentityChanged):
+            raise TpmIdentityChanged(err.message, rc=err.rc, summary=IDENTITY_CHANGED,
+                                     hint=IDENTITY_HINT) from err
         if isinstance(err, PlatformNotLocked):
             raise
         raise PlatformNotLocked(f"The platform hierarchy was not locked: {err.message}",

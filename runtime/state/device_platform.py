@@ -136,7 +136,7 @@ class DevicePlatform:
         bootlog.stage("imports-tpm")
         try:
             tpm = Tpm.connect(journal=RUNTIME_JOURNAL,
-                              pinned_primary_name=settings.tpm_primary_name)
+                              pinned_primary_name=loaded.primary_name_pin())
         except TpmError as err:
             return StartFacts(**facts, tpm_problem=plain("tpm-connect", err, err.plain()))  # type: ignore[arg-type]
         try:
@@ -239,9 +239,8 @@ class DevicePlatform:
 
     def rollback_preflight(self) -> str:
         from runtime.integrity.preflight import CounterMissing, CounterView, preflight
-        from runtime.tpm import nv
+        from runtime.tpm import counters, nv
         from runtime.tpm.errors import NvIndexMissing, TpmError
-        from runtime.tpm.nv_attrs import counter_problem
 
         if self.loaded is not None and self.loaded.settings.ignore_rollback:
             return ""
@@ -251,11 +250,16 @@ class DevicePlatform:
 
         def inspect(index: int) -> CounterView:
             try:
-                return CounterView(counter_problem(nv.info(tpm, index).attributes))
+                # exactly one of the counters' definitions, or a problem: never read
+                refusal = counters.counter_refusal(nv.info(tpm, index))
             except NvIndexMissing:
                 raise CounterMissing() from None
             except TpmError as err:
                 raise ValueError(plain("rollback-preflight", err, err.plain())) from None
+            if refusal is None:
+                return CounterView(None)
+            detail("rollback-preflight", refusal.message)
+            return CounterView(refusal.problem)
 
         return preflight("/boot", inspect)
 
@@ -451,7 +455,7 @@ class DevicePlatform:
 
         # the pin too: the hand-over's own session (locking the platform
         # hierarchy) must not be salted with an unchecked key
-        pin = self.loaded.settings.tpm_primary_name if self.loaded is not None else None
+        pin = self.loaded.primary_name_pin() if self.loaded is not None else None
         try:
             self.tpm = Tpm.connect(journal=RUNTIME_JOURNAL, pinned_primary_name=pin)
         except TpmError as err:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import struct
 
-from tpm2_pytss.constants import TPM2_ALG, TPM2_CAP
-from tpm2_pytss.types import TPMS_NV_PUBLIC
+from tpm2_pytss.constants import TPM2_CAP
 
 from runtime.tpm import handles, nv
 from runtime.tpm.connection import Tpm
@@ -36,16 +34,77 @@ NOT_ROLLBACK = handles.NOT_ROLLBACK
 #: it set NO_DA (Heads defines its counters that way too).
 OUR_COUNTER_ATTRIBUTES = frozenset({COUNTER_ATTRIBUTES, DA_PROTECTED_COUNTER_ATTRIBUTES})
 
+#: A counter is read only when it is exactly one of these (attributes, size,
+#: empty policy, SHA-256 Name): what create_counter defines, and the DA-protected
+#: definition it used before NO_DA, which Heads uses too.
+COUNTER_SPECS = (
+    nv.NvSpec(COUNTER_ATTRIBUTES, COUNTER_SIZE),
+    nv.NvSpec(DA_PROTECTED_COUNTER_ATTRIBUTES, COUNTER_SIZE),
+)
+
 #: Handles asked for per TPM2_GetCapability call; the TPM may return fewer.
 _HANDLES_PER_CALL = 64
 
 
 class CounterUnusable(TpmError):
+    """An index that is not a counter as COUNTER_SPECS defines one; it is not read.
+    ``problem`` says how it differs, in plain words."""
+
     summary = "The TPM rollback counter is not a proper counter."
     hint = (
         "The rollback counter cannot be trusted. Reset the TPM and sign /boot again "
         "to create a new counter."
     )
+
+    def __init__(self, message: str, *, problem: str = "", platform_created: bool = False,
+                 rc: int | None = None) -> None:
+        super().__init__(message, rc=rc)
+        self.problem = problem
+        #: no TPM reset removes it (TPMA_NV_PLATFORMCREATE)
+        self.platform_created = platform_created
+
+
+def _difference(found: nv.NvInfo) -> str:
+    """How ``found`` differs from COUNTER_SPECS, in plain words (the first reason)."""
+    public_index = found.index if found.public_index is None else found.public_index
+    if found.name_alg != nv.NAME_ALG:
+        return "it was defined with another hash algorithm than this runtime's counters"
+    if public_index != found.index or nv.nv_name(
+            public_index, found.attributes, found.size, found.auth_policy,
+            found.name_alg) != found.name:
+        return "the TPM's description of it contradicts itself"
+    if found.attributes & NvAttr.PLATFORMCREATE:
+        # named first: no TPM reset removes such an index
+        return "it was created with the firmware's platform authority, not the owner's"
+    problem = counter_problem(found.attributes)
+    if problem is not None:
+        return problem
+    if found.attributes & ~NvAttr.WRITTEN not in OUR_COUNTER_ATTRIBUTES:
+        return "its security policy is not that of this runtime's counters"
+    if found.auth_policy:
+        return "it has an authorization policy, which this runtime's counters do not have"
+    if found.size != COUNTER_SIZE:
+        return f"it holds {found.size} bytes, not {COUNTER_SIZE}"
+    return "it is not defined as this runtime defines its counters"
+
+
+def counter_refusal(found: nv.NvInfo) -> CounterUnusable | None:
+    """None when ``found`` is defined exactly as one of COUNTER_SPECS (written or
+    not); else the refusal to raise, its technical words for the log."""
+    differences = [nv.mismatch(found, spec) for spec in COUNTER_SPECS]
+    if None in differences:
+        return None
+    problem = _difference(found)
+    # the current definition's difference: the one a new counter would not have
+    return CounterUnusable(f"The counter 0x{found.index:08x} cannot be used: {problem} "
+                           f"({differences[0]}).", problem=problem,
+                           platform_created=bool(found.attributes & NvAttr.PLATFORMCREATE))
+
+
+def _refuse_unless_counter(found: nv.NvInfo) -> None:
+    refusal = counter_refusal(found)
+    if refusal is not None:
+        raise refusal
 
 
 def create_counter(tpm: Tpm, owner_auth: bytes, index: int | None = None) -> int:
@@ -70,9 +129,12 @@ def create_counter(tpm: Tpm, owner_auth: bytes, index: int | None = None) -> int
 
 
 def read_counter(tpm: Tpm, index: int) -> int | None:
-    """The counter's value, or None when it was never incremented."""
+    """The counter's value, or None when it was never incremented.
+
+    CounterUnusable, nothing read, unless the index is defined exactly as one of
+    COUNTER_SPECS: whoever defined it otherwise may set or move its value."""
     try:
-        data = nv.read(tpm, index, COUNTER_SIZE)
+        data = nv.read_checked(tpm, index, COUNTER_SIZE, _refuse_unless_counter)
     except TpmError as exc:
         if exc.rc is not None and base_code(exc.rc) == RC_NV_UNINITIALIZED:
             return None
@@ -91,16 +153,15 @@ def increment_counter(tpm: Tpm, index: int, auth: bytes = b"") -> int:
         tpm.esapi.tr_close(handle)
     value = read_counter(tpm, index)
     if value is None:
-        raise CounterUnusable(f"Counter 0x{index:08x} did not move after an increment.")
+        raise CounterUnusable(f"Counter 0x{index:08x} did not move after an increment.",
+                              problem="it did not move when it was incremented")
     return value
 
 
 def check_counter(tpm: Tpm, index: int) -> None:
-    """Raise CounterUnusable, in plain words, if the index is no proper rollback counter."""
-    attributes = nv.info(tpm, index).attributes
-    problem = counter_problem(attributes)
-    if problem:
-        raise CounterUnusable(f"The rollback counter 0x{index:08x} cannot be used: {problem}.")
+    """Raise CounterUnusable, in plain words, unless the index is defined exactly
+    as one of COUNTER_SPECS."""
+    _refuse_unless_counter(nv.info(tpm, index))
 
 
 def defined_nv_indexes(tpm: Tpm, per_call: int = _HANDLES_PER_CALL) -> list[int]:
@@ -125,26 +186,8 @@ def _in_counter_range(index: int) -> bool:
 
 def _defined_as_ours(info: nv.NvInfo) -> bool:
     """Is the index defined exactly as create_counter defines one (or did,
-    before it set NO_DA)?"""
-    # Only the TPM sets WRITTEN (first increment); every other bit is the definer's.
-    # Counters defined before NO_DA was set are ours too: they must be retired.
-    if info.attributes & ~NvAttr.WRITTEN not in OUR_COUNTER_ATTRIBUTES \
-            or info.size != COUNTER_SIZE:
-        return False
-    if counter_problem(info.attributes) is not None:
-        return False
-    # The name hashes the whole public area: this also checks the name algorithm
-    # and the empty authorization policy create_counter uses. hashlib, not
-    # get_name(): that loads the `cryptography` backend (lazy_crypto.py).
-    ours = TPMS_NV_PUBLIC(
-        nvIndex=info.index,
-        nameAlg=TPM2_ALG.SHA256,
-        attributes=info.attributes,
-        authPolicy=b"",
-        dataSize=COUNTER_SIZE,
-    )
-    name = struct.pack(">H", TPM2_ALG.SHA256) + hashlib.sha256(ours.marshal()).digest()
-    return name == info.name
+    before it set NO_DA: those are ours too, and must be retired)?"""
+    return counter_refusal(info) is None
 
 
 def rollback_counters(tpm: Tpm) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_CAP, TPM2_PT_NV
@@ -343,6 +344,19 @@ def read(
     try:
         total = size if size is not None else _info_of(tpm, handle, index).size - offset
         return _read_open(tpm, handle, index, total, offset, owner_auth, auth)
+    finally:
+        tpm.esapi.tr_close(handle)
+
+
+def read_checked(tpm: Tpm, index: int, size: int, check: Callable[[NvInfo], None],
+                 offset: int = 0) -> bytes:
+    """Read ``size`` bytes at ``offset`` once ``check`` has accepted the index's
+    public area (it raises to refuse, and then nothing is read). Both go through
+    one handle, as in load_sealed."""
+    handle = open_index(tpm, index)
+    try:
+        check(_info_of(tpm, handle, index))
+        return _read_open(tpm, handle, index, size, offset)
     finally:
         tpm.esapi.tr_close(handle)
 

@@ -63,7 +63,10 @@ COUNTER_ATTRIBUTES = DA_PROTECTED_COUNTER_ATTRIBUTES | NvAttr.NO_DA
 
 
 def counter_problem(attributes: int | None) -> str | None:
-    """Why an NV index cannot serve as the rollback counter, in plain words; None if it can."""
+    """Why an NV index with these attributes is no counter at all, in plain words;
+    None if it may be one. Not enough to read one: it accepts extra bits (a
+    platform-created index, POLICYWRITE...) and sees no policy, size or Name;
+    counters.counter_refusal is the exact check."""
     if attributes is None:
         return "its security policy cannot be read"
     if attributes == 0:

@@ -97,7 +97,7 @@ def clear_lockout(tpm: Tpm, lockout_auth: bytes | None) -> None:
     untried = None
     if lockout_auth is not None and len(lockout_auth) > AUTH_MAX_BYTES:
         untried = "is longer than any TPM passphrase"
-    elif lockout_auth is None and _lockout_auth_set(tpm):
+    elif not lockout_auth and _lockout_auth_set(tpm):
         untried = "is needed, and an empty one cannot be right"
     if untried:
         raise WrongLockoutPassphrase(

@@ -51,9 +51,9 @@ def sign(running: Boot, first: bool = False, owner_passphrase: str = "") -> str:
 
 def enrol_secret(running: Boot, owner_passphrase: str, token_pin: str | None) -> bytes:
     """From the first boot's "TOTP code cannot be shown": reset the TPM with a
-    new owner passphrase (No is the question's first answer), seal a secret and
-    program the token (None: the image has no token). Returns the secret as read
-    off the screen for typing."""
+    new owner passphrase typed, not generated (No is the question's first
+    answer), seal a secret and program the token (None: the image has no
+    token). Returns the secret as read off the screen for typing."""
     screen = running.screen_text()
     assert "No TOTP secret has been sealed" in screen, screen
     running.press("g")
@@ -63,7 +63,9 @@ def enrol_secret(running: Boot, owner_passphrase: str, token_pin: str | None) ->
     assert "> n  No" in question, question
     running.press("y")
     running.wait_for_screen("New TPM owner passphrase", 60)
-    type_line(running, owner_passphrase)
+    running.press("t")  # type my own: a generated one is the default
+    running.wait_for_screen("Your own TPM owner passphrase", 60)
+    type_line(running, owner_passphrase)  # must pass the strength rule (12+ characters)
     type_line(running, owner_passphrase)  # the confirmation
     running.wait_for_screen("The TPM was reset", 120)
     running.press("enter")

@@ -1,19 +1,29 @@
 """Nothing secret is left in RAM for the next kernel: kexec hands the whole
 RAM over without clearing it, so whatever the firmware's processes held and
-did not wipe, the booted OS can read.
+did not wipe, the booted OS could read.
 
-One power-on of a factory-new machine: the TOTP secret is enrolled (the owner
-passphrase typed twice), /boot is signed (the passphrase again, for the TPM
-counter) and the default entry boots. The test OS powers off; QEMU keeps the
-machine stopped, and its RAM is dumped and searched for every form of the
-secret and for the owner passphrase. The search first proves itself: a
-canary word on the firmware kernel's command line, which the old kernel keeps
-and never frees, must be found.
+One machine, four power-ons, each ending in a boot of the test OS. The OS
+powers off; QEMU keeps the machine stopped, and its RAM is dumped and
+searched for every form of the TOTP secret and for the owner passphrases:
+
+1. factory-new: the secret is enrolled (the owner passphrase typed twice),
+   /boot is signed (the passphrase again, for the TPM counter), and the
+   default entry boots, all in the same power-on;
+2. an ordinary power-on: the secret is unsealed for the TOTP, the default boots;
+3. the recovery shell first (the owner's signature over a challenge), then
+   the default boots in the same power-on;
+4. "Reset the TPM" with a new owner passphrase, then No to sealing a secret:
+   the passphrase was kept for sealing and must be gone; an unsafe boot
+   (the reset removed /boot's counter) starts the OS.
+
+The search first proves itself each time: a canary word on the firmware
+kernel's command line, which that kernel keeps and never frees, is found.
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -21,21 +31,27 @@ import pytest
 from tests.e2e.conftest import BOARD, build
 from tests.e2e.console_steps import (
     MAIN,
+    SIGN,
     enrol_secret,
     make_first_entry_default,
     sign_from_the_options,
     target_report,
+    type_line,
 )
 from tests.e2e.guest_ram import dump_after_power_off, places, qemu_args
 from tests.leakcheck import secret_forms
 from tools.board_console import Boot, boot
 from tools.owner_key import OwnerKey
 
-pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(2400)]
 FIRST_SCREEN = 400
 SETTINGS = b'export CONFIG_BOARD_NAME="QEMU RAM hand-over"\n'
-#: Long and unlike anything else in RAM, so a find is this passphrase.
-OWNER_PASSPHRASE = "ram-scan owner passphrase 7Qx"
+#: Random-looking, so that any 12 bytes of one found in RAM are this passphrase
+#: (a piece is what a reused kernel input buffer would keep).
+OWNER_PASSPHRASE = "Kq7vXw2rPz9mTb4nLc6hRj"
+NEW_OWNER_PASSPHRASE = "Wd3kYs8fNq5tGx2pVb7mHc"
+#: The length of the pieces searched for.
+PIECE = 12
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +59,52 @@ def initrd_signing(tmp_path_factory: pytest.TempPathFactory, owner_key: OwnerKey
     return build(tmp_path_factory.mktemp("build-ram"), SETTINGS, owner_key, signing=True)
 
 
-def start(machine: Path, initrd: Path, disk: Path, canary: str) -> Boot:
-    running = boot(BOARD, machine, initrd)
-    running.instance.disks = [disk]
-    running.instance.extra_cmdline = f"test.canary={canary}"
-    running.instance.extra_args = qemu_args(machine / "qmp.sock")
-    return running.start()
+@dataclass
+class Scan:
+    """What one power-on left in RAM for the next kernel."""
+
+    canary_found: bool
+    leaks: dict[str, list[bytes]] = field(default_factory=dict)
+
+
+def pieces(name: str, value: bytes) -> dict[str, bytes]:
+    """Every PIECE-byte window of ``value`` (the whole of a shorter one)."""
+    if len(value) <= PIECE:
+        return {name: value}
+    return {f"{name} [{i}:{i + PIECE}]": value[i:i + PIECE]
+            for i in range(len(value) - PIECE + 1)}
+
+
+@dataclass
+class Machine:
+    directory: Path
+    initrd: Path
+    disk: Path
+    secret: bytes = b""
+    #: One per machine: the command line is measured (PCR 9), and the secret
+    #: is sealed to it.
+    canary: str = field(default_factory=lambda: "canary" + secrets.token_hex(12))
+
+    def start(self) -> tuple[Boot, str]:
+        running = boot(BOARD, self.directory, self.initrd)
+        running.instance.disks = [self.disk]
+        running.instance.extra_cmdline = f"test.canary={self.canary}"
+        running.instance.extra_args = qemu_args(self.directory / "qmp.sock")
+        return running.start(), self.canary
+
+    def scan_after_target(self, running: Boot, canary: str, *passphrases: str) -> Scan:
+        """Once the test OS has run and powered off: search the RAM it was given."""
+        running.wait_for_console(r"OS-TARGET: done", 300)
+        ram = dump_after_power_off(self.directory / "qmp.sock", self.directory / "ram.elf")
+        (self.directory / "ram.elf").unlink()
+        target_report(running)
+        needles: dict[str, bytes] = {}
+        for i, form in enumerate(secret_forms(self.secret)):
+            needles.update(pieces(f"secret form {i}", form))
+        for n, passphrase in enumerate(passphrases):
+            needles.update(pieces(f"passphrase {n}", passphrase.encode()))
+            needles.update(pieces(f"passphrase {n} (UTF-16)", passphrase.encode("utf-16-le")))
+        return Scan(bool(places(ram, canary.encode())), found_in(ram, needles))
 
 
 def found_in(ram: bytes, needles: dict[str, bytes]) -> dict[str, list[bytes]]:
@@ -57,23 +113,111 @@ def found_in(ram: bytes, needles: dict[str, bytes]) -> dict[str, list[bytes]]:
             for name, needle in needles.items() if (hits := places(ram, needle))}
 
 
-def test_enrol_sign_and_boot_leave_no_secret_in_ram(
-        machine: Path, initrd_signing: Path, disk: Path) -> None:
-    canary = "canary" + secrets.token_hex(12)
-    with start(machine, initrd_signing, disk, canary) as running:
+def assert_nothing_left(scan: Scan) -> None:
+    assert scan.canary_found, "the scan does not see the old kernel's RAM"
+    assert scan.leaks == {}
+
+
+@pytest.fixture(scope="module")
+def ram_machine(machine: Path, initrd_signing: Path, disk: Path) -> Machine:
+    return Machine(machine, initrd_signing, disk)
+
+
+@pytest.fixture(scope="module")
+def enrolled_and_booted(ram_machine: Machine) -> Scan:
+    running, canary = ram_machine.start()
+    with running:
         running.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN)
-        secret = enrol_secret(running, OWNER_PASSPHRASE, None)
+        ram_machine.secret = enrol_secret(running, OWNER_PASSPHRASE, None)
         running.wait_for_screen(MAIN, 120)
         signed = sign_from_the_options(running, first=True, owner_passphrase=OWNER_PASSPHRASE)
         assert "/boot is signed and verifies" in " ".join(signed.split()), signed
         running.press("enter")
         running.wait_for_screen(MAIN, 120)
         make_first_entry_default(running, "Debian GNU/Linux")
-        running.wait_for_console(r"OS-TARGET: done", 300)
-        ram = dump_after_power_off(machine / "qmp.sock", machine / "ram.elf")
-        target_report(running)
-    assert places(ram, canary.encode()), "the scan does not see the old kernel's RAM"
-    needles = {f"secret form {i}": form for i, form in enumerate(secret_forms(secret))}
-    needles["owner passphrase"] = OWNER_PASSPHRASE.encode()
-    needles["owner passphrase (UTF-16)"] = OWNER_PASSPHRASE.encode("utf-16-le")
-    assert found_in(ram, needles) == {}
+        return ram_machine.scan_after_target(running, canary, OWNER_PASSPHRASE)
+
+
+@pytest.fixture(scope="module")
+def ordinary_power_on(ram_machine: Machine, enrolled_and_booted: Scan) -> Scan:
+    running, canary = ram_machine.start()
+    with running:
+        running.wait_for_screen("TOTP: ", FIRST_SCREEN)
+        running.wait_for_screen(MAIN, 120)
+        running.press("d")
+        return ram_machine.scan_after_target(running, canary, OWNER_PASSPHRASE)
+
+
+@pytest.fixture(scope="module")
+def after_recovery(ram_machine: Machine, owner_key: OwnerKey, ordinary_power_on: Scan) -> Scan:
+    running, canary = ram_machine.start()
+    with running:
+        running.wait_for_screen(MAIN, FIRST_SCREEN)
+        running.press("o")
+        running.wait_for_screen("Options", 30)
+        running.press("x")
+        running.wait_for_screen("Open the recovery shell?", 30)
+        running.press("y")
+        challenge = running.wait_for_console(
+            r"(heads-runtime recovery(?: [0-9a-f]{8}){4})", 120)
+        for line in owner_key.clearsign(challenge.group(1)).splitlines():
+            running.press(line, settle=0.05)
+            running.press("enter", settle=0.05)
+        running.wait_for_console(r"built-in shell \(ash\)[\s\S]*/ # ", 120)
+        running.press("exit\r")
+        running.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN)
+        running.press("c")
+        running.wait_for_screen(MAIN, 60)
+        running.press("d")
+        return ram_machine.scan_after_target(running, canary, OWNER_PASSPHRASE)
+
+
+@pytest.fixture(scope="module")
+def reset_then_no(ram_machine: Machine, after_recovery: Scan) -> Scan:
+    running, canary = ram_machine.start()
+    with running:
+        running.wait_for_screen(MAIN, FIRST_SCREEN)
+        running.press("o")
+        running.wait_for_screen("Options", 30)
+        running.press("t")
+        running.wait_for_screen("TPM/TOTP/HOTP options", 60)
+        running.press("T")
+        running.wait_for_screen("Reset the TPM?", 60)
+        running.press("y")
+        running.wait_for_screen("Current TPM passphrase", 60)
+        type_line(running, OWNER_PASSPHRASE)
+        running.wait_for_screen("New TPM owner passphrase", 60)
+        running.press("t")  # type my own: a generated one is the default
+        running.wait_for_screen("Your own TPM owner passphrase", 60)
+        type_line(running, NEW_OWNER_PASSPHRASE)
+        type_line(running, NEW_OWNER_PASSPHRASE)
+        running.wait_for_screen("The TPM was reset", 120)
+        running.press("enter")
+        running.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
+        running.press("n")
+        running.wait_for_screen(MAIN, 60)
+        running.press("d")
+        running.wait_for_screen("Boot refused", SIGN)
+        running.press("f")
+        running.wait_for_screen("Boot without verifying /boot?", 60)
+        running.press("y")
+        running.wait_for_screen("Unsafe boot: choose an entry", 120)
+        running.press("1")
+        return ram_machine.scan_after_target(running, canary, OWNER_PASSPHRASE,
+                                             NEW_OWNER_PASSPHRASE)
+
+
+def test_enrol_sign_and_boot_in_one_power_on_leave_nothing(enrolled_and_booted: Scan) -> None:
+    assert_nothing_left(enrolled_and_booted)
+
+
+def test_an_ordinary_power_on_leaves_nothing(ordinary_power_on: Scan) -> None:
+    assert_nothing_left(ordinary_power_on)
+
+
+def test_a_boot_after_the_recovery_shell_leaves_nothing(after_recovery: Scan) -> None:
+    assert_nothing_left(after_recovery)
+
+
+def test_a_tpm_reset_without_sealing_leaves_no_passphrase(reset_then_no: Scan) -> None:
+    assert_nothing_left(reset_then_no)

@@ -269,6 +269,16 @@ def test_a_wrong_lockout_passphrase_is_refused_plainly_until_a_restart(
         assert not ownership.da_state(again).in_lockout
 
 
+def test_an_empty_lockout_passphrase_is_not_tried(tpm: Tpm) -> None:
+    # The TPM gives the lockout passphrase one try: an empty answer, which
+    # cannot be right when one is set, must not spend it.
+    _lock_out(tpm)
+    with pytest.raises(WrongLockoutPassphrase, match="it was not tried"):
+        ownership.clear_lockout(tpm, b"")
+    ownership.clear_lockout(tpm, OWNER)
+    assert not ownership.da_state(tpm).in_lockout
+
+
 def test_the_device_platform_says_which_refusal_and_how_long(tpm: Tpm) -> None:
     platform = DevicePlatform()
     platform.tpm = tpm

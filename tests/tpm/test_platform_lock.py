@@ -192,3 +192,14 @@ def test_the_gate_refuses_the_shell_when_the_platform_cannot_be_locked(
     assert "0x" not in out  # plain words, no code
     assert (Path(paths.secret_dir) / "pin").exists()  # stopped before the wipe
     assert platform_open(tpm)
+
+
+def test_a_tpm_that_is_not_the_pinned_one_is_still_locked_in_clear(tpm: Tpm) -> None:
+    # The user went on without the (unpinned) TPM: the hand-over still locks
+    # its platform hierarchy, with no salted session to send the value in,
+    # rather than leave it open or refuse every boot.
+    tpm.pin_primary_name(b"\x00\x0b" + bytes(32))
+    assert platform_open(tpm)
+    assert lock_platform(tpm) is PlatformLock.LOCKED_IN_CLEAR
+    assert not platform_open(tpm)
+    assert lock_platform(tpm) is PlatformLock.AUTH_SET

@@ -19,7 +19,7 @@ from runtime.secrets.hotp.counter import TpmCounterStore
 from runtime.tpm import counters, handles, nv, sealing
 from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import TpmError
-from runtime.tpm.nv_attrs import COUNTER_ATTRIBUTES, NvAttr
+from runtime.tpm.nv_attrs import COUNTER_ATTRIBUTES, DA_PROTECTED_COUNTER_ATTRIBUTES, NvAttr
 from tests.tpm.conftest import OWNER
 from tools.owner_key import OwnerKey
 
@@ -115,8 +115,8 @@ def test_rollback_counters_lists_exactly_ours(tpm: Tpm) -> None:
     _define_strangers(tpm)
     ours = sorted(counters.create_counter(tpm, OWNER) for _ in range(3))
     counters.increment_counter(tpm, ours[1])  # WRITTEN set: still ours
-    heads_style = 0x01ABCDEF  # defined the way Heads' tpmr defines a counter
-    nv.define(tpm, heads_style, 8, COUNTER_ATTRIBUTES, OWNER)
+    heads_style = 0x01ABCDEF  # defined the way Heads' tpmr defines a counter (no NO_DA)
+    nv.define(tpm, heads_style, 8, DA_PROTECTED_COUNTER_ATTRIBUTES, OWNER)
     assert counters.rollback_counters(tpm) == sorted([*ours, heads_style])
     assert set(STRANGERS) <= set(counters.defined_nv_indexes(tpm))
 

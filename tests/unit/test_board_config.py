@@ -162,3 +162,13 @@ def test_invalid_toml(text: str) -> None:
 
 def test_config_error_is_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
+
+
+def test_every_board_kernel_zeroes_freed_memory() -> None:
+    # The runtime exits before kexec -e so that the secrets its memory held are
+    # freed; only init_on_free=1 makes freed mean zeroed for the next kernel.
+    boards = sorted(BOARD_FILE.parents[1].glob("*/board.toml"))
+    assert boards
+    for board in boards:
+        cmdline = tomllib.loads(board.read_text())["kernel"]["cmdline"].split()
+        assert "init_on_free=1" in cmdline, board

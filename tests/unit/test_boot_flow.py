@@ -221,7 +221,8 @@ def test_first_ownership_resets_the_tpm_generates_and_shows_the_secret_once() ->
         ("choose", "TOTP code cannot be shown", "g"),
         ("show", "no owner yet", None),
         ("choose", "Reset the TPM?", "y"),
-        ("ask", "New TPM owner passphrase", b"correct horse"),
+        ("choose", "New TPM owner passphrase", "t"),  # type my own
+        ("ask", "Your own TPM owner passphrase", b"correct horse"),
         ("show", "The TPM was reset", None),
         ("choose", "Seal a new TOTP/HOTP secret?", "y"),
         ("show", "Scan this", None),
@@ -296,7 +297,8 @@ def test_a_reset_asks_the_lockout_passphrase_when_the_firmware_needs_it() -> Non
     final, _ = run(platform, [
         ("choose", "TOTP code cannot be shown", "T"),
         ("choose", "Reset the TPM?", "y"),
-        ("ask", "New TPM owner passphrase", b"new passphrase"),
+        ("choose", "New TPM owner passphrase", "t"),  # type my own
+        ("ask", "Your own TPM owner passphrase", b"new passphrase"),
         ("ask", "Current TPM passphrase", b"old passphrase"),
         ("show", "The TPM was reset", None),
         ("choose", "Seal a new", "n"),
@@ -312,7 +314,8 @@ def test_a_reset_asks_the_current_passphrase_first_when_the_firmware_needs_it() 
         ("choose", "TOTP code cannot be shown", "T"),
         ("choose", "Reset the TPM?", "y"),
         ("ask", "Current TPM passphrase", b"old passphrase"),
-        ("ask", "New TPM owner passphrase", b"new passphrase"),
+        ("choose", "New TPM owner passphrase", "t"),  # type my own
+        ("ask", "Your own TPM owner passphrase", b"new passphrase"),
         ("show", "The TPM was reset", None),
         ("choose", "Seal a new", "n"),
         *power_off(MAIN),
@@ -328,7 +331,8 @@ def test_a_failed_reset_says_why_and_changes_nothing() -> None:
     final, ui = run(platform, [
         ("choose", "TOTP code cannot be shown", "T"),
         ("choose", "Reset the TPM?", "y"),
-        ("ask", "New TPM owner passphrase", b"new passphrase"),
+        ("choose", "New TPM owner passphrase", "t"),  # type my own
+        ("ask", "Your own TPM owner passphrase", b"new passphrase"),
         ("show", "was not reset", None),
         *power_off(MAIN),
     ])
@@ -616,7 +620,8 @@ def test_no_to_sealing_after_a_reset_wipes_the_kept_passphrase() -> None:
     ui = ScriptedUi([
         ("choose", "TOTP code cannot be shown", "T"),
         ("choose", "Reset the TPM?", "y"),
-        ("ask", "New TPM owner passphrase", b"new passphrase"),
+        ("choose", "New TPM owner passphrase", "t"),  # type my own
+        ("ask", "Your own TPM owner passphrase", b"new passphrase"),
         ("show", "The TPM was reset", None),
         ("choose", "Seal a new", "n"),
         *power_off(MAIN)])

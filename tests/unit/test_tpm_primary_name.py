@@ -13,6 +13,7 @@ from tpm2_pytss.types import TPM2B_PUBLIC, TPMT_PUBLIC
 
 from runtime.config import SCHEMA, Layer, Settings, load_settings
 from runtime.config.config_file import format_assignment
+from runtime.config.settings import UNMATCHABLE_NAME
 from runtime.config.value_types import TpmName
 from runtime.tpm import handles
 from runtime.tpm.connection import checked_primary_name, key_record, object_name
@@ -64,16 +65,20 @@ def test_the_setting_is_unset_by_default_and_typed() -> None:
     assert pin == bytes.fromhex(NAME)
 
 
-def test_a_bad_pin_in_a_file_is_reported_and_not_used(tmp_path: Path) -> None:
+def test_a_bad_pin_in_a_file_is_reported_and_pins_to_no_key(tmp_path: Path) -> None:
     user = tmp_path / "config.user"
     user.write_text(format_assignment(KEY, NAME[4:]) + "\n")
     loaded = load_settings([Layer("your settings", str(user))])
     [problem] = loaded.problems
     assert problem.key == KEY and "68 hex digits" in problem.message
     assert loaded.settings.tpm_primary_name is None
+    # the owner meant to pin: a typo must not turn the check off
+    assert loaded.primary_name_pin() == UNMATCHABLE_NAME
     user.write_text(format_assignment(KEY, NAME) + "\n")
-    assert load_settings([Layer("your settings", str(user))]).settings.tpm_primary_name == \
-        bytes.fromhex(NAME)
+    again = load_settings([Layer("your settings", str(user))])
+    assert again.primary_name_pin() == again.settings.tpm_primary_name == bytes.fromhex(NAME)
+    user.write_text("")
+    assert load_settings([Layer("your settings", str(user))]).primary_name_pin() is None
 
 
 # -- the Name of a public area ------------------------------------------------------------

@@ -23,6 +23,7 @@ from runtime.tpm import handles
 
 if TYPE_CHECKING:
     from runtime.tpm.connection import Tpm
+    from runtime.tpm.counters import CounterUnusable
     from runtime.tpm.errors import TpmError
 
 #: One advance never moves the TPM counter further than this: each step is an
@@ -63,7 +64,6 @@ class TpmCounterStore:
     def __init__(self, tpm: Tpm, index: int = handles.HOTP_COUNTER_NV) -> None:
         self._tpm = tpm
         self.index = index
-        self._checked = False
 
     @classmethod
     def open_or_create(cls, tpm: Tpm, owner_auth: bytes | bytearray,
@@ -76,9 +76,12 @@ class TpmCounterStore:
         try:
             if not nv.exists(tpm, index):
                 counters.create_counter(tpm, bytes(owner_auth), index)
-            # A new counter reads as "never written" until its first increment.
+            # A new counter reads as "never written" until its first increment;
+            # an index that is no counter of ours is refused unread.
             if counters.read_counter(tpm, index) is None:
                 counters.increment_counter(tpm, index)
+        except counters.CounterUnusable as err:
+            raise _not_ours(err) from err
         except TpmError as err:
             raise CounterStoreError(_tpm_words("The HOTP counter could not be created",
                                                err)) from err
@@ -87,21 +90,15 @@ class TpmCounterStore:
         return store
 
     def read(self) -> int:
-        from runtime.tpm import counters, nv
+        from runtime.tpm import counters
         from runtime.tpm.errors import NvIndexMissing, TpmError
-        from runtime.tpm.nv_attrs import counter_problem
 
         try:
-            if not self._checked:
-                # Only a true NV counter cannot be written back.
-                problem = counter_problem(nv.info(self._tpm, self.index).attributes)
-                if problem:
-                    _log(f"NV index 0x{self.index:08x}: {problem}")
-                    raise CounterStoreError(
-                        f"The TPM's place for the HOTP counter holds something else: "
-                        f"{problem}. Reset the TPM, then generate a new TOTP/HOTP secret.")
-                self._checked = True
+            # Refused unread unless defined exactly as this runtime's counters:
+            # whoever defined it otherwise could set it back or write it.
             value = counters.read_counter(self._tpm, self.index)
+        except counters.CounterUnusable as err:
+            raise _not_ours(err) from err
         except NvIndexMissing as err:
             _log(f"NV index 0x{self.index:08x} is not defined")
             raise CounterStoreError(
@@ -129,9 +126,22 @@ class TpmCounterStore:
         try:
             while current < value:
                 current = counters.increment_counter(self._tpm, self.index)
+        except counters.CounterUnusable as err:
+            raise _not_ours(err) from err
         except TpmError as err:
             raise CounterStoreError(_tpm_words("The HOTP counter could not be advanced",
                                                err)) from err
+
+
+def _not_ours(err: CounterUnusable) -> CounterStoreError:
+    """The refusal of an index that is no counter of ours: it was not read."""
+    _log(err.message)
+    if err.platform_created:
+        advice = "It was not read. A TPM reset does not remove it: only the firmware can."
+    else:
+        advice = "Reset the TPM, then generate a new TOTP/HOTP secret."
+    return CounterStoreError(f"The TPM's place for the HOTP counter holds something else: "
+                             f"{err.problem}. {advice}")
 
 
 def _log(text: str) -> None:
