@@ -76,3 +76,17 @@ def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnerKey]:
     key = make_owner_key(tmp_path_factory.mktemp("stranger"))
     yield key
     key.remove()
+
+
+@pytest.fixture
+def scratch_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The runtime's log (runtime.bootlog) in a scratch file, and no details
+    (runtime.error_detail) kept from another test; yields the log's path."""
+    from runtime import bootlog, error_detail
+
+    log = tmp_path / "runtime.log"
+    monkeypatch.setattr(bootlog, "LOG_PATH", str(log))
+    error_detail.forget()
+    yield log
+    error_detail.forget()
+

@@ -8,9 +8,11 @@ values), started and cleared, so tests never see each other's state.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from runtime.secrets.ram import SecretDir
 from runtime.tpm.connection import Tpm
 from runtime.tpm.ownership import clear_tpm, take_ownership
 from tools.swtpm import Swtpm
@@ -42,3 +44,14 @@ def tpm(bare_tpm: Tpm) -> Tpm:
     """A TPM owned with ``OWNER`` as owner and lockout passphrase."""
     take_ownership(bare_tpm, OWNER)
     return bare_tpm
+
+
+@pytest.fixture
+def secrets(tmp_path: Path) -> SecretDir:
+    """A RAM secret directory (a tmpfs as far as it can tell) holding one secret."""
+    path = tmp_path / "secret"
+    path.mkdir(mode=0o700)
+    store = SecretDir(str(path), fstype_of=lambda _: "tmpfs")
+    store.write("luks_key", b"k" * 64)
+    return store
+

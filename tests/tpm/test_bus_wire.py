@@ -45,7 +45,6 @@ from tpm2_pytss.types import (
     TPMT_SYM_DEF,
 )
 
-from runtime.config import Settings
 from runtime.config.board import BoardConfig
 from runtime.secrets.enrol import generate_and_seal
 from runtime.secrets.hotp_check import verify_hotp
@@ -77,6 +76,7 @@ from tests.tpm.recording_tcti import (
     session_starts,
     wire_forms,
 )
+from tests.tpm.test_attestation_secrets import PtySettings
 from tools.soft_token import DEFAULT_ADMIN_PIN, SoftToken, TokenState
 from tools.swtpm import Swtpm
 
@@ -147,20 +147,8 @@ def bus(swtpm: Swtpm, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
         tcti.close()
 
 
-class TokenSettings(Settings):
-    """HOTP on with a serial token, pointed at a pty (the setting takes /dev/tty* only)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__({"CONFIG_HOTPKEY": "y", "CONFIG_HOTP_TOKEN": "serial:/dev/ttyS1"})
-        self._path = path
-
-    @property
-    def hotp_serial_device(self) -> str | None:
-        return self._path
-
-
 @pytest.fixture
-def token() -> Iterator[TokenSettings]:
+def token() -> Iterator[PtySettings]:
     """The software HOTP token on a pty, and settings naming it."""
     master, slave = os.openpty()
     stop = threading.Event()
@@ -168,7 +156,7 @@ def token() -> Iterator[TokenSettings]:
                               daemon=True)
     thread.start()
     try:
-        yield TokenSettings(os.ttyname(slave))
+        yield PtySettings(os.ttyname(slave))
     finally:
         stop.set()
         thread.join(5)
@@ -244,7 +232,7 @@ class Enrolled:
     needles: dict[str, bytes]
 
 
-def enrol_flow(tpm: Tpm, settings: TokenSettings,
+def enrol_flow(tpm: Tpm, settings: PtySettings,
                monkeypatch: pytest.MonkeyPatch) -> Enrolled:
     """Enrol a TOTP/HOTP secret (the HOTP token programmed), then unseal it as
     the boot does: TOTP code, HOTP check; the unsealed bytes are taken as
@@ -344,7 +332,7 @@ def test_no_passphrase_crosses_the_bus_in_clear(bus: Bus) -> None:
 
 
 def test_no_enrolled_secret_or_unsealed_byte_crosses_the_bus_in_clear(
-        bus: Bus, token: TokenSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+        bus: Bus, token: PtySettings, monkeypatch: pytest.MonkeyPatch) -> None:
     enrolled = enrol_flow(bus.tpm, token, monkeypatch)
     assert {CREATE, UNSEAL, NV_WRITE, POLICY_SECRET} <= bus.command_names()
     hits = bus.hits(enrolled.needles)
@@ -381,7 +369,7 @@ def test_negative_control_passphrases_leak_without_parameter_encryption(
 
 
 def test_negative_control_the_secret_leaks_without_parameter_encryption(
-        bus: Bus, token: TokenSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+        bus: Bus, token: PtySettings, monkeypatch: pytest.MonkeyPatch) -> None:
     _without_parameter_encryption(monkeypatch)
     enrolled = enrol_flow(bus.tpm, token, monkeypatch)
     found = _found(bus.hits(enrolled.needles))
@@ -399,7 +387,7 @@ def _unsalted_policy_session(tpm: Tpm) -> ESYS_TR:
 
 
 def test_negative_control_the_same_values_sent_in_password_sessions_are_caught(
-        bus: Bus, token: TokenSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+        bus: Bus, token: PtySettings, monkeypatch: pytest.MonkeyPatch) -> None:
     """The enrolled secret, the owner passphrase and a seal passphrase, sent
     by hand as the runtime must not: password sessions, no parameter
     encryption, an unsalted session. Each is found in the command that sent it."""

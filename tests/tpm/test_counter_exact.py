@@ -24,7 +24,7 @@ from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_CC
 from tpm2_pytss.types import TPM2B_NV_PUBLIC, TPMS_NV_PUBLIC
 
 import runtime.integrity.preflight
-from runtime import bootlog, error_detail
+from runtime import error_detail
 from runtime.integrity.boot_lists import ROLLBACK_FILE, parse_rollback
 from runtime.integrity.gpg_signer import GpgSigner
 from runtime.integrity.sign_boot import sign_boot
@@ -44,7 +44,7 @@ from tests.unit.test_plain_errors import assert_plain
 from tools.owner_key import OwnerKey
 from tools.swtpm import Swtpm
 
-pytestmark = pytest.mark.tpm
+pytestmark = [pytest.mark.tpm, pytest.mark.usefixtures("scratch_log")]
 
 HOTP = handles.HOTP_COUNTER_NV
 #: a rollback counter's place, as /boot/kexec_rollback.txt may name it
@@ -74,12 +74,6 @@ PLANTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def scratch_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(bootlog, "LOG_PATH", str(tmp_path / "runtime.log"))
-    error_detail.forget()
-    yield
-    error_detail.forget()
 
 
 @pytest.fixture

@@ -25,15 +25,6 @@ def chain(*markers: str) -> bytes:
     return value
 
 
-@pytest.fixture
-def secrets(tmp_path: Path) -> SecretDir:
-    path = tmp_path / "secret"
-    path.mkdir(mode=0o700)
-    store = SecretDir(str(path), fstype_of=lambda _: "tmpfs")
-    store.write("luks_key", b"k" * 64)
-    return store
-
-
 def fake_umount(tmp_path: Path, fail: str = "") -> str:
     """A umount that records its argument and fails for mount point ``fail``."""
     path = tmp_path / "umount"

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from runtime import bootlog, error_detail
 from runtime.config import Settings
 from runtime.error_detail import recent_details
 from runtime.integrity.tpm_counter import CounterFailure, TpmCounter
@@ -29,13 +28,9 @@ from tests.tpm.test_attestation_secrets import BOARD, PIN, Wire, settings_for
 from tests.unit.test_plain_errors import assert_plain
 from tools.soft_token import SoftToken, TokenState
 
+pytestmark = pytest.mark.usefixtures("scratch_log")
 
-@pytest.fixture(autouse=True)
-def scratch_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(bootlog, "LOG_PATH", str(tmp_path / "runtime.log"))
-    error_detail.forget()
-    yield
-    error_detail.forget()
+
 
 
 @pytest.fixture

@@ -75,15 +75,6 @@ def no_salt_key(tpm: Tpm) -> Iterator[Tpm]:
         _evict_storage_handle(tpm)
 
 
-@pytest.fixture
-def secrets(tmp_path: Path) -> SecretDir:
-    path = tmp_path / "secret"
-    path.mkdir(mode=0o700)
-    store = SecretDir(str(path), fstype_of=lambda _: "tmpfs")
-    store.write("luks_key", b"k" * 64)
-    return store
-
-
 # -- lock_platform --------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import ESYS_TR
 
 import runtime.config
-from runtime import bootlog, error_detail
+from runtime import error_detail
 from runtime.config import LoadedSettings, Settings
 from runtime.recovery import __main__ as entry
 from runtime.recovery.__main__ import Paths
@@ -25,15 +25,11 @@ from tests.tpm.test_salt_key_pin import STRANGER, real_name, substitute_primary
 from tests.unit.test_plain_errors import assert_plain
 from tools.swtpm import Swtpm
 
-pytestmark = pytest.mark.tpm
+pytestmark = [pytest.mark.tpm, pytest.mark.usefixtures("scratch_log")]
 
 RECOVERY_FROM_ZERO = hashlib.sha256(bytes(32) + hashlib.sha256(b"recovery").digest()).digest()
 
 
-@pytest.fixture(autouse=True)
-def scratch_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bootlog, "LOG_PATH", str(tmp_path / "runtime.log"))
-    error_detail.forget()
 
 
 def pin_in_settings(monkeypatch: pytest.MonkeyPatch, name: bytes | None) -> None:

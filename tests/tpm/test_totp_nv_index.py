@@ -22,7 +22,7 @@ from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import ESYS_TR, TPM2_ALG
 from tpm2_pytss.types import TPM2B_NV_PUBLIC, TPMS_NV_PUBLIC
 
-from runtime import bootlog, error_detail
+from runtime import error_detail
 from runtime.config import Settings
 from runtime.kexec.finalize import PlatformLock, lock_platform
 from runtime.secrets.enrol import generate_and_seal
@@ -39,6 +39,8 @@ from tests.unit.test_plain_errors import assert_plain
 from tools.soft_token import SoftToken, TokenState
 from tools.swtpm import Swtpm
 
+pytestmark = pytest.mark.usefixtures("scratch_log")
+
 TOTP = handles.TOTP_SEALED_NV
 KNOWN = b"the attacker knows!!"  # 20 bytes, as a real secret
 AT = 1_000_000.0  # one fixed TOTP window, so codes compare
@@ -48,12 +50,6 @@ PLANTED = (NvAttr.PLATFORMCREATE | NvAttr.PPWRITE | NvAttr.PPREAD | NvAttr.AUTHW
            | NvAttr.AUTHREAD | NvAttr.OWNERWRITE | NvAttr.OWNERREAD | NvAttr.NO_DA)
 
 
-@pytest.fixture(autouse=True)
-def scratch_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(bootlog, "LOG_PATH", str(tmp_path / "runtime.log"))
-    error_detail.forget()
-    yield
-    error_detail.forget()
 
 
 @pytest.fixture

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from runtime import bootlog, error_detail
+from runtime import error_detail
 from runtime.error_detail import describe, detail, recent_details
 from runtime.state.platform import EnrolFacts
+
+pytestmark = pytest.mark.usefixtures("scratch_log")
 
 #: what no screen string may hold (issue 25)
 BANNED = ("Traceback", "Command '[", "returned non-zero", "0x0", "Errno", "TSS2", "/usr/bin/")
@@ -36,13 +37,6 @@ class FakeTss2Exception(Exception):
         self.rc = rc
 
 
-@pytest.fixture(autouse=True)
-def scratch_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    log = tmp_path / "runtime.log"
-    monkeypatch.setattr(bootlog, "LOG_PATH", str(log))
-    error_detail.forget()
-    yield log
-    error_detail.forget()
 
 
 # -- the detail module ---------------------------------------------------------------
