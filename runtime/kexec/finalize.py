@@ -1,19 +1,23 @@
 """The last steps before ``kexec -e``, after the kernel is loaded (Heads' kexec_finalize).
 
-In order: mark the boot mode in PCR 4, flush every TPM context, lock the
-platform hierarchy, wipe the RAM secrets, sync, unmount. Each step is its own
-function so a caller can run them one by one; prepare_handover runs them all
-and returns what was done, for the boot log. The recovery gate locks the
-platform hierarchy with ``lock_platform`` too, before a shell.
+In order: mark the boot mode in PCR 4 (and read it back, authenticated),
+flush every TPM context, lock the platform hierarchy, wipe the RAM secrets,
+sync, unmount. Each step is its own function so a caller can run them one by
+one; prepare_handover runs them all and returns what was done, for the boot
+log. The recovery gate locks the platform hierarchy with ``lock_platform``
+too, before a shell.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import ESYS_TR, TPM2_CAP, TPM2_HC
 
 from runtime import bootlog
@@ -27,13 +31,16 @@ from runtime.tpm.errors import (
     RC_BAD_AUTH,
     RC_HIERARCHY,
     RETRY_HINT,
+    Pcr4NotExtended,
     PlatformNotLocked,
+    PrimaryKeyMissing,
     TpmError,
     TpmIdentityChanged,
     base_code,
     layer_of,
     translated,
 )
+from runtime.tpm.pcr_math import Bank, PcrMismatch, extend_all, measure_string
 from runtime.tpm.rng import secret_bytes
 
 BOOT_MODE_PCR = 4
@@ -53,11 +60,120 @@ def extend_boot_mode(tpm: Tpm, *, unsafe: bool = False) -> str:
     """Extend PCR 4 with the boot mode, so secrets sealed to the pre-boot PCR 4
     cannot be unsealed by the booted OS. An unsafe boot is marked first with
     "unsafe" so its PCR 4 differs from a verified boot's (Heads leaves PCR 4
-    untouched on its forced path, facts §11.8)."""
+    untouched on its forced path, facts §11.8).
+
+    PCR 4 is read before and after in an audit session (readback below);
+    Pcr4NotExtended if it does not hold what the extends give."""
     markers = [UNSAFE_MARKER, VERIFIED_MARKER] if unsafe else [VERIFIED_MARKER]
-    for marker in markers:
-        pcrs.extend_string(tpm, BOOT_MODE_PCR, marker)
+    check = _start_readback(tpm)
+    try:
+        for marker in markers:
+            pcrs.extend_string(tpm, BOOT_MODE_PCR, marker)
+        if check is not None:
+            _finish_readback(tpm, check, markers)
+    finally:
+        if check is not None:
+            # after a refused answer ESAPI takes no more commands: nothing to do
+            with contextlib.suppress(TSS2_Exception):
+                tpm.esapi.flush_context(check.session)
     return f"Extended PCR {BOOT_MODE_PCR} with " + ", then ".join(f'"{m}"' for m in markers)
+
+
+# -- the read-back of PCR 4 ------------------------------------------------------------
+#
+# A device on the TPM bus can answer the extend with "success" and not pass it
+# on. PCR_Read in an audit session salted with the storage key has an answer
+# ESAPI authenticates: it cannot be changed, replayed or made up without the
+# key. With the key pinned (CONFIG_TPM_PRIMARY_NAME) the answer is the TPM's;
+# without a pin the interposer may have answered with its own key, so the check
+# only stops a cruder device, and the log says so.
+
+#: always read back, whatever the (unauthenticated) list of active banks says:
+#: the bank the secrets are sealed in
+READBACK_BANKS = (Bank.SHA256,)
+
+
+@dataclass(frozen=True)
+class _Readback:
+    session: ESYS_TR
+    banks: tuple[Bank, ...]
+    before: dict[Bank, bytes]
+    authenticated: bool  # the salt key is the pinned one
+
+
+def _log_readback(result: str, err: TpmError | None = None, **fields: object) -> None:
+    if err is not None:
+        from runtime.error_detail import describe, detail
+
+        detail("pcr4-readback", describe(err))
+    bootlog.stage("pcr4-readback", result=result, **fields)
+
+
+def _start_readback(tpm: Tpm) -> _Readback | None:
+    """The audit session and PCR 4 before the extend; None (logged) when no
+    storage key can salt the session and nothing better can be had."""
+    pinned = tpm.identity_pinned
+    try:
+        tpm.primary()
+    except PrimaryKeyMissing:
+        # before ownership: only a throw-away key could salt, which proves nothing
+        _log_readback("skipped", why="no-storage-key")
+        return None
+    except TpmIdentityChanged as err:
+        # the start already said so; lock_platform goes on in clear likewise
+        _log_readback("skipped", err, why="tpm-identity-changed")
+        return None
+    except TpmError as err:
+        if pinned:
+            raise _refused("Loading the storage key for PCR 4's read-back", err) from err
+        _log_readback("skipped", err, why="storage-key-unusable")
+        return None
+    tpm.flush_sessions()  # room for the session: a TPM may hold as few as three
+    try:
+        session = tpm.audit_session()
+    except TpmError as err:
+        # with a pin, a refused session could be the interposer dodging the check
+        if pinned:
+            raise _refused("Starting the audit session for PCR 4's read-back", err) from err
+        _log_readback("skipped", err, why="no-audit-session")
+        return None
+    try:
+        banks = tuple(sorted({*READBACK_BANKS, *pcrs.active_banks(tpm)},
+                             key=lambda bank: bank.alg_id))
+        values = pcrs.read_audited(tpm, session, [BOOT_MODE_PCR], banks)
+    except TpmError as err:
+        with contextlib.suppress(TSS2_Exception):
+            tpm.esapi.flush_context(session)
+        raise _refused("Reading PCR 4 before the extend", err) from err
+    before = {bank: values[bank][BOOT_MODE_PCR] for bank in banks}
+    return _Readback(session, banks, before, pinned)
+
+
+def _finish_readback(tpm: Tpm, check: _Readback, markers: Sequence[str]) -> None:
+    """Pcr4NotExtended unless PCR 4 now holds its old value extended with each
+    marker, in every bank read."""
+    try:
+        values = pcrs.read_audited(tpm, check.session, [BOOT_MODE_PCR], check.banks)
+    except TpmError as err:
+        raise _refused("Reading PCR 4 back after the extend", err) from err
+    wrong = []
+    for bank in check.banks:
+        expected = extend_all(bank, check.before[bank],
+                              [measure_string(bank, marker) for marker in markers])
+        actual = values[bank][BOOT_MODE_PCR]
+        if actual != expected:
+            wrong.append(PcrMismatch(bank, BOOT_MODE_PCR, expected, actual).describe())
+    if wrong:
+        raise Pcr4NotExtended("PCR 4 read back after the extend: " + "; ".join(wrong))
+    names = ",".join(bank.hash_name for bank in check.banks)
+    if check.authenticated:
+        _log_readback("authenticated", banks=names)
+    else:
+        _log_readback("unauthenticated", banks=names, why="storage-key-not-pinned")
+
+
+def _refused(operation: str, err: TpmError) -> Pcr4NotExtended:
+    return Pcr4NotExtended(f"{operation} failed: {err.message}", rc=err.rc)
 
 
 def _handles(tpm: Tpm, first: int) -> list[int]:
@@ -212,7 +328,8 @@ def prepare_handover(
     one line per step for the boot log.
 
     Raises TpmError if PCR 4 cannot be extended (booting would leave the sealed
-    secrets unsealable by the OS), KexecError if the platform hierarchy cannot
+    secrets unsealable by the OS), Pcr4NotExtended if its read-back says it
+    was not, KexecError if the platform hierarchy cannot
     be locked (lock_platform) and SecretDirError if the secrets cannot be wiped
     (the OS would inherit them in RAM). Other failures are logged only.
     """

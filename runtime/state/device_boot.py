@@ -513,9 +513,10 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
     from runtime.kexec.cmdline import cmdline_refusal
     from runtime.kexec.errors import KexecError
     from runtime.kexec.finalize import prepare_handover
+    from runtime.kexec.freed_memory import freed_memory_zeroed, handover_line
     from runtime.kexec.plan import plan_for
     from runtime.secrets.ram import SecretDir, SecretDirError
-    from runtime.tpm.errors import TpmError
+    from runtime.tpm.errors import Pcr4NotExtended, TpmError
 
     if not unsafe:
         problem = verified_files_problem(side, option)
@@ -548,10 +549,14 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
         progress("Handing over to the new kernel...")
         done = prepare_handover(tpm, SecretDir(), unsafe=unsafe,  # type: ignore[arg-type]
                                 mount_points=[side.boot_dir])  # fmt: skip
-        bootlog.stage("kexec", unsafe=unsafe, steps=len(done))
+        zeroed = freed_memory_zeroed()
+        done.append(handover_line(zeroed))
+        bootlog.stage("kexec", unsafe=unsafe, steps=len(done), freed_zeroed=zeroed)
     except (KexecError, ConfigSyntaxError, BootPathError) as err:
         detail("boot", describe(err))
         return printable(str(err))
+    except Pcr4NotExtended as err:  # its words say what happened and that nothing booted
+        return plain("boot", err, err.plain())
     except TpmError as err:
         return plain("boot", err, "PCR 4 could not be extended, so nothing was booted. "
                      + err.plain())

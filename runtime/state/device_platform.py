@@ -487,6 +487,9 @@ class DevicePlatform:
         identity = self._identity_lines()
         if identity:
             lines += ["", *identity]
+        from runtime.kexec.freed_memory import freed_memory_zeroed, handover_line
+
+        lines += ["", handover_line(freed_memory_zeroed())]
         if self.loaded is not None and self.loaded.problems:
             lines += ["", "Configuration problems:", *self.loaded.problem_lines()]
         return lines

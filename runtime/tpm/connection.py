@@ -307,6 +307,26 @@ class Tpm:
                 self.esapi.policy_restart(self._policy_session)
         return self._policy_session
 
+    def audit_session(self) -> ESYS_TR:
+        """A new HMAC session salted with the storage key only (never the
+        throw-away one), for commands that take no authorization (PCR_Read):
+        AUDIT makes the TPM HMAC its answer with the session key, and ESAPI
+        refuses an answer whose HMAC is wrong. Only what holds the key's private
+        part knows the salt, so with a pin the answer is the TPM's. Not kept:
+        the caller flushes it. PrimaryKeyMissing without a storage key."""
+        key = self.primary()
+        with translated("Starting a TPM audit session"):
+            session = self.esapi.start_auth_session(
+                tpm_key=key,
+                bind=ESYS_TR.NONE,
+                session_type=TPM2_SE.HMAC,
+                symmetric=_aes128cfb(),
+                auth_hash=TPM2_ALG.SHA256,
+            )
+            self.esapi.trsess_set_attributes(
+                session, TPMA_SESSION.CONTINUESESSION | TPMA_SESSION.AUDIT)
+        return session
+
     def discard_policy_session(self) -> None:
         """Forget the policy session after a failure; the next use starts a new one."""
         if self._policy_session is not None:

@@ -328,3 +328,14 @@ class PlatformNotLocked(TpmError):
     summary = "The TPM's platform authority could not be locked."
     hint = ("Left open, it would let what runs next leave something in the TPM that "
             "survives a TPM reset. Turn the machine off completely and on again.")
+
+
+class Pcr4NotExtended(TpmError):
+    """After the hand-over's extend, PCR 4 read back in an audited session did
+    not hold the value the extend gives, or that read's answer failed its
+    check: what answered the extend may not be the TPM, and the next OS could
+    unseal what was sealed to the pre-boot PCR 4."""
+
+    summary = ("PCR 4 did not change as it must: something on the TPM bus may be "
+               "answering in the TPM's place.")
+    hint = "Nothing was booted."

@@ -381,9 +381,9 @@ def clear_lockout(ctx: Context) -> bool:
             "The TPM accepts passphrases and has counted no wrong one: there is nothing "
             "to clear. Nothing was changed."])
         return False
-    passphrase: bytearray | None = None
+    lockout_auth: bytearray | None = None
     if state.passphrase_set:
-        passphrase = _ask_secret(ctx, Prompt(
+        lockout_auth = _ask_secret(ctx, Prompt(
             "TPM lockout passphrase",
             ("Clearing the lockout needs the TPM lockout passphrase: the passphrase set at "
              "the TPM's last reset (this firmware sets the owner passphrase). Nothing "
@@ -391,16 +391,16 @@ def clear_lockout(ctx: Context) -> bool:
              "The TPM gives it one try: after a wrong one it refuses every lockout "
              f"passphrase {lockout_wait_words(state.lockout_recovery_seconds)}, and "
              "resetting the TPM must wait as well.",),
-            "Lockout passphrase:", secret=True, tone=Tone.WARNING,
+            "Lockout passphrase:", secret=True, tone=Tone.WARNING, min_length=1,
             max_length=TPM_PASSPHRASE_MAX, max_bytes=TPM_PASSPHRASE_MAX))
-        if passphrase is None:
+        if lockout_auth is None:
             return False
     try:
         ctx.ui.progress(Progress("Clearing the TPM lockout", "Asking the TPM..."))
-        facts = ctx.platform.clear_lockout(passphrase)
+        facts = ctx.platform.clear_lockout(lockout_auth)
     finally:
-        if passphrase is not None:
-            wipe_buffer(passphrase)
+        if lockout_auth is not None:
+            wipe_buffer(lockout_auth)
     if facts.outcome is LockoutOutcome.CLEARED:
         ctx.page("The TPM lockout is cleared", [
             "The TPM accepts passphrases again and counts no wrong one. Nothing sealed in "
