@@ -224,6 +224,9 @@ class FakePlatform:
     def forget_details(self) -> None:
         """The fake's lines stay, so every failure screen of a test offers them."""
 
+    def before_power_change(self) -> None:
+        self.calls.append("before_power_change")
+
 
 def failed_totp(failure: TotpFailure = TotpFailure.MISSING,
                 message: str = "No TOTP secret is sealed") -> TotpFacts:

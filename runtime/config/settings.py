@@ -75,12 +75,17 @@ class Settings:
                                 OptionalInt(0, 600, "seconds", "off"), "",
                                 "after a good HOTP check, boot the default entry after "
                                 "this many seconds unless a key is pressed")
+    auto_boot_totp_only = Setting("CONFIG_AUTO_BOOT_TOTP_ONLY", Bool(), "n",
+                                  "without a HOTP token, count down to the default boot "
+                                  "after the TOTP code alone, which nobody compares "
+                                  "before it boots")
     boot_req_hash = Setting("CONFIG_BOOT_REQ_HASH", Bool(), "n",
                             "refuse to boot the default entry if its hashes do not match")
     boot_req_rollback = Setting("CONFIG_BOOT_REQ_ROLLBACK", Bool(), "n",
                                 "refuse to boot without a valid TPM rollback counter")
     ignore_rollback = Setting("CONFIG_IGNORE_ROLLBACK", Bool(), "n",
-                              "skip the TPM rollback counter check entirely")
+                              "skip the TPM rollback counter check entirely: an older "
+                              "signed /boot would boot")
     tpm_no_luks_disk_unlock = Setting("CONFIG_TPM_NO_LUKS_DISK_UNLOCK", Bool(), "n",
                                       "never offer to unlock the disk with a TPM-sealed key")
     tpm_disk_unlock_key = Setting("CONFIG_TPM_DISK_UNLOCK_KEY", Bool(), "y",

@@ -491,7 +491,8 @@ def verify_boot(
     gpg_binary: str = "gpg",
 ) -> BootReport:
     """The whole check; report.ok only when /boot is exactly what was signed.
-    read_counter None skips the rollback check (a host cannot read the TPM)."""
+    read_counter None skips the rollback check, the counter file included (a
+    host cannot read the TPM; the firmware with CONFIG_IGNORE_ROLLBACK=y)."""
     report = BootReport()
     try:
         files = _read_signed_state(boot_dir, report)

@@ -102,7 +102,15 @@ def _check_of(report: object) -> BootCheck:
     )
 
 
-def verify(side: BootSide, tpm: object | None, progress: Callable[[str], None]) -> BootCheck:
+#: what a check without the counter says, so no report reads as a full check
+ROLLBACK_OFF_NOTE = ("The rollback counter was not checked (CONFIG_IGNORE_ROLLBACK): an "
+                     "older signed /boot put back would pass.")
+
+
+def verify(side: BootSide, tpm: object | None, progress: Callable[[str], None],
+           *, check_rollback: bool = True) -> BootCheck:
+    """check_rollback False (CONFIG_IGNORE_ROLLBACK): Heads skips the counter
+    when verifying too, not only in the preflight."""
     from runtime.integrity.verify_boot import verify_boot
 
     if not side.device:
@@ -115,12 +123,16 @@ def verify(side: BootSide, tpm: object | None, progress: Callable[[str], None]) 
         settled = ("An interrupted signing was found, but it could not be settled: "
                    f"{_os_words(err)} Restart and try again.")
     progress("Checking the owner's signature over /boot...")
-    report = verify_boot(side.boot_dir, OWNER_KEY_PATH, _read_counter(tpm),
+    read_counter = _read_counter(tpm) if check_rollback else None
+    report = verify_boot(side.boot_dir, OWNER_KEY_PATH, read_counter,
                          work_dir=_work_dir(), progress=_hash_progress(progress))  # fmt: skip
+    if not check_rollback:
+        report.notes.append(ROLLBACK_OFF_NOTE)
     _journal_finding(side, report)
     side.last_report = report
     side.listing = []  # the menu is read again, through what this check found
-    bootlog.stage("boot-verified", ok=report.ok, findings=len(report.findings))
+    bootlog.stage("boot-verified", ok=report.ok, findings=len(report.findings),
+                  rollback_checked=check_rollback)
     check = _check_of(report)
     return dataclasses.replace(check, settled=settled) if settled else check
 

@@ -128,6 +128,8 @@ class DevicePlatform:
             restricted=settings.restricted_boot,
             hotp_configured=settings.hotp_enabled,
             clock_problem=self._clock_problem(),
+            auto_boot_totp_only=settings.auto_boot_totp_only,
+            rollback_check_off=settings.ignore_rollback,
         )
         from runtime.tpm.connection import Tpm
         from runtime.tpm.errors import TpmError
@@ -242,7 +244,7 @@ class DevicePlatform:
         from runtime.tpm import counters, nv
         from runtime.tpm.errors import NvIndexMissing, TpmError
 
-        if self.loaded is not None and self.loaded.settings.ignore_rollback:
+        if self._rollback_off():
             return ""
         if not self.boot_device or self.tpm is None:
             return ""
@@ -415,7 +417,13 @@ class DevicePlatform:
     def verify_boot(self, progress: Callable[[str], None]) -> BootCheck:
         from runtime.state import device_boot
 
-        return device_boot.verify(self._boot_side(), self.tpm, progress)
+        return device_boot.verify(self._boot_side(), self.tpm, progress,
+                                  check_rollback=not self._rollback_off())
+
+    def _rollback_off(self) -> bool:
+        """CONFIG_IGNORE_ROLLBACK: the preflight and the verification both skip
+        the counter, as Heads does."""
+        return self.loaded is not None and bool(self.loaded.settings.ignore_rollback)
 
     def boot_options(self) -> OptionsFacts:
         from runtime.state import device_boot
@@ -563,3 +571,15 @@ class DevicePlatform:
         from runtime.error_detail import forget
 
         forget()
+
+    # -- power ---------------------------------------------------------------------
+
+    def before_power_change(self) -> None:
+        # Dropped first: whatever runs after this finds no TPM to send a command to.
+        tpm, self.tpm = self.tpm, None
+        if tpm is None:
+            return
+        from runtime.tpm.power_state import orderly_shutdown
+
+        orderly_shutdown(tpm)
+        tpm.close()  # no TPM command: its sessions are flushed already

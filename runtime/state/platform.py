@@ -25,6 +25,10 @@ class StartFacts:
     restricted: bool = False
     hotp_configured: bool = False
     clock_problem: str = ""
+    #: CONFIG_AUTO_BOOT_TOTP_ONLY: the countdown may follow a TOTP code alone
+    auto_boot_totp_only: bool = False
+    #: CONFIG_IGNORE_ROLLBACK: /boot's rollback counter is not checked
+    rollback_check_off: bool = False
 
 
 @dataclass(frozen=True)
@@ -291,4 +295,10 @@ class Platform(Protocol):
 
     def forget_details(self) -> None:
         """The user moved on: later failures have details of their own."""
+        ...
+
+    def before_power_change(self) -> None:
+        """The machine powers off, reboots or hands over to the loaded kernel
+        next: an orderly TPM shutdown, the TPM's last command (nothing with
+        no TPM). Never raises; no TPM is used after it."""
         ...

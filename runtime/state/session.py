@@ -34,6 +34,12 @@ _SECRET = {
 
 TOTP_PERIOD = 30
 
+#: the main menu's and the countdown's lines while the owner's settings weaken a check
+TOTP_ONLY_WARNING = ("Automatic boot on TOTP alone: nobody checks the code before it boots "
+                     "(CONFIG_AUTO_BOOT_TOTP_ONLY)")
+ROLLBACK_OFF_WARNING = ("Rollback check off (CONFIG_IGNORE_ROLLBACK): an older signed /boot "
+                        "would boot")
+
 
 @dataclass
 class Session:
@@ -70,7 +76,8 @@ class Session:
     @property
     def attested(self) -> bool:
         """The user has seen a TOTP code and, where a token is configured, it
-        verified the HOTP code: only then may the default entry boot unattended."""
+        verified the HOTP code: the default entry boots unattended only then
+        (and may_autoboot asks for the token's Success on top)."""
         totp_ok = self.totp is not None and self.totp.code is not None
         if not totp_ok or self.attestation_skipped:
             return False
@@ -78,9 +85,47 @@ class Session:
             return True
         return self.hotp is not None and self.hotp.outcome is HotpOutcome.SUCCESS
 
+    @property
+    def hotp_succeeded(self) -> bool:
+        """The token verified this power-on's code: a check nobody has to read."""
+        return (self.start.hotp_configured and self.hotp is not None
+                and self.hotp.outcome is HotpOutcome.SUCCESS)
+
+    @property
+    def totp_only_autoboot(self) -> bool:
+        """The owner let the countdown follow a TOTP code alone, and it would:
+        no token is configured, so none is checked."""
+        start = self.start
+        return bool(start.auto_boot_timeout) and start.auto_boot_totp_only \
+            and not start.hotp_configured
+
     def may_autoboot(self) -> bool:
+        """As Heads: only after the HOTP check's Success, as a TOTP code nobody
+        compared proves nothing to a machine booting by itself (firmware
+        replaced wholesale can draw any code); TOTP alone only where the owner
+        chose it."""
         timeout = self.start.auto_boot_timeout
-        return bool(timeout) and self.attested and not self.autoboot_offered
+        automatic = self.hotp_succeeded or self.totp_only_autoboot
+        return bool(timeout) and self.attested and not self.autoboot_offered and automatic
+
+    def autoboot_withheld(self) -> str:
+        """Why the configured countdown does not run for want of the HOTP check
+        (one line for the main menu); empty when that is not the reason."""
+        if not self.start.auto_boot_timeout or self.hotp_succeeded or self.totp_only_autoboot:
+            return ""
+        if not self.start.hotp_configured:
+            return ("No automatic boot: no HOTP token checks this boot's code "
+                    "(CONFIG_AUTO_BOOT_TOTP_ONLY=y would boot on TOTP alone).")
+        return f"No automatic boot: the HOTP check did not succeed ({self.hotp_status()})."
+
+    def setting_warnings(self) -> tuple[str, ...]:
+        """The owner's settings that weaken what this boot checks, one line each."""
+        lines = []
+        if self.totp_only_autoboot:
+            lines.append(TOTP_ONLY_WARNING)
+        if self.start.rollback_check_off:
+            lines.append(ROLLBACK_OFF_WARNING)
+        return tuple(lines)
 
     def evidence(self) -> Evidence:
         """This power-on's facts, as the verdict takes them."""
@@ -107,6 +152,7 @@ class Session:
             changed=check.changed if check is not None else (),
             rollback_problem=bool(self.preflight_problem),
             config_problems=bool(self.start.config_problems),
+            rollback_off=self.start.rollback_check_off,
         )
 
     def boot_state(self) -> BootState:

@@ -17,6 +17,7 @@ from runtime import bootlog
 
 if TYPE_CHECKING:
     from runtime.state.machine import State
+    from runtime.state.platform import Platform
     from runtime.state.view import Ui
 
 #: /init opens the recovery shell (through its gate) on this exit status.
@@ -59,7 +60,6 @@ def main() -> int:
 
     from runtime.state import driver
     from runtime.state.device_platform import DevicePlatform
-    from runtime.state.machine import State
     from runtime.state.steps import Context
     from runtime.ui import run_ui
 
@@ -82,8 +82,19 @@ def main() -> int:
         # nothing (the screen the user leaves must not scroll away).
         bootlog.echo_to_console(True)
     bootlog.stage("final", state=str(final))
+    return leave(final, platform)
+
+
+def leave(final: State, platform: Platform) -> int:
+    """Carry out the final state; the exit status for /init."""
+    from runtime.state.machine import State
+
     if final is State.RECOVERY:
+        # No TPM shutdown: the recovery gate runs next and uses the TPM.
         return RECOVERY_EXIT
+    # The TPM's last command (runtime.tpm.power_state). For the hand-over it
+    # follows prepare_handover, and after it the runtime only exits.
+    platform.before_power_change()
     if final is State.HANDOVER:
         return HANDOVER_EXIT
     from runtime.devices import power

@@ -6,7 +6,10 @@ when the firmware's measurements match, the sealed secret unsealed (and the
 HOTP token agreed, where one is configured) and /boot verified against the
 owner's pinned key. Every other state has its own words, and a way forward
 where there is one: absence (no disk, not signed yet) is not an attack, and
-the user's own recovery shell is not tampering.
+the user's own recovery shell is not tampering. With the rollback check
+turned off (CONFIG_IGNORE_ROLLBACK) a /boot that verified is ROLLBACK CHECK
+OFF, never VERIFIED: its signature says nothing about whether it is the
+latest one.
 
 Pure: facts in, words out (tests/unit/test_verdict.py is the truth table).
 """
@@ -17,6 +20,10 @@ import enum
 from dataclasses import dataclass
 
 from runtime.state.view import Tone
+
+VERIFIED = "VERIFIED"
+#: all checked but /boot's freshness: the owner turned the rollback check off
+ROLLBACK_OFF = "ROLLBACK CHECK OFF"
 
 
 class BootState(enum.StrEnum):
@@ -62,6 +69,7 @@ class Evidence:
     changed: tuple[str, ...] = ()  # what changed on /boot, as shown
     rollback_problem: bool = False  # the TPM counter and /boot disagree
     config_problems: bool = False
+    rollback_off: bool = False  # CONFIG_IGNORE_ROLLBACK: /boot's counter is never read
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,13 @@ class Verdict:
     @property
     def line(self) -> str:
         return f"{self.word}: {self.headline}"
+
+    @property
+    def unattended(self) -> bool:
+        """The default entry may boot with nobody watching: VERIFIED, or all of
+        it but the rollback check the owner turned off (Heads' automatic boot
+        does not look at that setting either)."""
+        return self.word in (VERIFIED, ROLLBACK_OFF)
 
 
 def _changed(files: tuple[str, ...]) -> str:
@@ -102,6 +117,8 @@ def _reasons(e: Evidence) -> list[str]:
         reasons.append("TPM rollback state inconsistent")
     if e.config_problems:
         reasons.append("configuration problems")
+    if e.rollback_off and e.tpm:
+        reasons.append("/boot's rollback counter not checked")
     return reasons
 
 
@@ -130,7 +147,10 @@ def _worst(e: Evidence) -> Verdict:
     missing = _missing(e)
     if missing is not None:
         return missing
-    return Verdict("VERIFIED", Tone.GOOD, "compare the TOTP code with your phone")
+    if e.rollback_off:
+        return Verdict(ROLLBACK_OFF, Tone.WARNING,
+                       "/boot is signed by you, but nothing shows it is your latest")
+    return Verdict(VERIFIED, Tone.GOOD, "compare the TOTP code with your phone")
 
 
 def _missing(e: Evidence) -> Verdict | None:

@@ -16,6 +16,7 @@ Modules that talk to the TPM (import tpm2-pytss when first imported):
   nv          NV define / write / read / undefine; sealed blobs in NV
   counters    monotonic counters for rollback protection
   ownership   clear, take ownership, dictionary-attack state
+  power_state TPM2_Shutdown before power-off, reboot and the hand-over
   rng         random bytes from the TPM
 """
 

@@ -48,6 +48,10 @@ def started(**fields: object) -> StartFacts:
     return StartFacts("Test board", "Brand", **fields)  # type: ignore[arg-type]
 
 
+#: the countdown configured, and the token's Success that lets it run
+AUTOBOOT = started(auto_boot_timeout=5, hotp_configured=True)
+
+
 def test_the_normal_start_reaches_the_main_menu_verified() -> None:
     platform = FakePlatform(checks=[GOOD_CHECK])
     final, ui = run(platform, [*power_off(MAIN)])
@@ -62,7 +66,7 @@ def test_the_normal_start_reaches_the_main_menu_verified() -> None:
 
 
 def test_autoboot_counts_down_only_after_attestation_and_boots_the_default() -> None:
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=5), checks=[GOOD_CHECK])
+    platform = FakePlatform(start_facts=AUTOBOOT, checks=[GOOD_CHECK])
     final, ui = run(platform, [("choose", "Automatic boot", "timeout"),
                                ("choose", "The boot did not start", "b"),
                                *power_off(MAIN)])
@@ -73,7 +77,7 @@ def test_autoboot_counts_down_only_after_attestation_and_boots_the_default() -> 
 
 
 def test_a_key_stops_the_autoboot_and_it_is_not_offered_again() -> None:
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=5), checks=[GOOD_CHECK])
+    platform = FakePlatform(start_facts=AUTOBOOT, checks=[GOOD_CHECK])
     final, _ = run(platform, [("choose", "Automatic boot", "esc"),
                               ("choose", MAIN, "r"),  # refresh: TOTP again, no countdown
                               *power_off(MAIN)])
@@ -98,8 +102,7 @@ def test_no_autoboot_once_someone_is_at_the_keyboard() -> None:
 
 
 def test_no_autoboot_when_the_totp_failed_even_if_ignored() -> None:
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=5),
-                            totp_results=[failed_totp()])
+    platform = FakePlatform(start_facts=AUTOBOOT, totp_results=[failed_totp()])
     final, ui = run(platform, [("choose", "TOTP code cannot be shown", "c"),
                                *power_off(MAIN)])
     assert final is State.POWER_OFF
@@ -511,7 +514,7 @@ def test_the_autoboot_screen_shows_a_fresh_code_at_the_period_boundary(
         monkeypatch: pytest.MonkeyPatch) -> None:
     now = time.time()
     window = int(now) // 30
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=5), checks=[GOOD_CHECK],
+    platform = FakePlatform(start_facts=AUTOBOOT, checks=[GOOD_CHECK],
                             totp_results=[TotpFacts("123456", step=window),
                                           TotpFacts("654321", step=window + 1)])
     _, ui = run(platform, [("choose", "Automatic boot", "b"), *power_off(MAIN)])
@@ -526,7 +529,7 @@ def test_the_autoboot_screen_shows_a_fresh_code_at_the_period_boundary(
 
 def test_autoboot_does_not_boot_when_the_refreshed_code_did_not_unseal() -> None:
     window = int(time.time()) // 30
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=5), checks=[GOOD_CHECK],
+    platform = FakePlatform(start_facts=AUTOBOOT, checks=[GOOD_CHECK],
                             totp_results=[TotpFacts("123456", step=window - 1),
                                           failed_totp(TotpFailure.TPM_ERROR, "TPM error")])
     final, _ = run(platform, [("choose", "Automatic boot", "timeout"), *power_off(MAIN)])
@@ -546,7 +549,7 @@ def test_no_countdown_unless_the_verdict_is_verified(trouble: str) -> None:
     else:
         checks = [BootCheck(False, ("files modified: grub.cfg",),
                             frozenset({"files modified"}), changed=("grub/grub.cfg",))]
-    platform = FakePlatform(start_facts=started(auto_boot_timeout=5), checks=checks,
+    platform = FakePlatform(start_facts=AUTOBOOT, checks=checks,
                             measure_facts=measure)
     final, ui = run(platform, [*power_off(MAIN)])
     assert final is State.POWER_OFF

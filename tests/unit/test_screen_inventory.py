@@ -102,8 +102,19 @@ VARIANTS: dict[str, Callable[[], FakePlatform]] = {
         start_facts=_started(hotp_configured=True), totp_results=[failed_totp()],
         enrol_results=[EnrolFacts(None, "The token refused the admin PIN.",
                                   token_refused=True, wrong_pin=True)]),
-    "autoboot": lambda: FakePlatform(start_facts=_started(auto_boot_timeout=5),
+    "autoboot": lambda: FakePlatform(start_facts=_started(auto_boot_timeout=5,
+                                                          hotp_configured=True),
                                      checks=[GOOD_CHECK]),
+    # the countdown withheld for want of a token, then allowed on TOTP alone
+    "autoboot-no-token": lambda: FakePlatform(start_facts=_started(auto_boot_timeout=5),
+                                              checks=[GOOD_CHECK]),
+    "autoboot-totp-only": lambda: FakePlatform(
+        start_facts=_started(auto_boot_timeout=5, auto_boot_totp_only=True),
+        checks=[GOOD_CHECK]),
+    "rollback-off": lambda: FakePlatform(
+        start_facts=_started(auto_boot_timeout=5, hotp_configured=True,
+                             rollback_check_off=True),
+        checks=[GOOD_CHECK]),
     "no-default": lambda: FakePlatform(checks=[GOOD_CHECK],
                                        default_facts=DefaultFacts(none_saved=True)),
     "no-entries": lambda: FakePlatform(checks=[GOOD_CHECK], options_facts=OptionsFacts(
@@ -402,7 +413,9 @@ def test_the_scheme_table_for_people_matches_the_code() -> None:
 
 def test_the_verdict_screens_agree_with_their_colour(screens: list[Seen]) -> None:
     """The main menu, the integrity report and the countdown lead with one
-    verdict line, whose tone is the verdict's: green only for VERIFIED."""
+    verdict line, whose tone is the verdict's: green only for VERIFIED. The
+    countdown runs for nothing less, but for the rollback check the owner
+    turned off (as Heads), which is yellow and says so."""
     from runtime.state.view import Tone
 
     shown = 0
@@ -417,6 +430,6 @@ def test_the_verdict_screens_agree_with_their_colour(screens: list[Seen]) -> Non
                     "NO TPM": Tone.ERROR}.get(word, Tone.WARNING)
         assert menu.tone is expected, (menu.title, menu.body[0], menu.tone)
         if menu.title == "Automatic boot":
-            assert word == "VERIFIED", menu.body  # no countdown for anything less
+            assert word in ("VERIFIED", "ROLLBACK CHECK OFF"), menu.body
         shown += 1
     assert shown > 10

@@ -25,13 +25,20 @@ def attested_session(**start: object) -> Session:
                    totp=GOOD_TOTP, boot_check=BootCheck(True))  # fmt: skip
 
 
+def token_checked_session() -> Session:
+    """Attested, and the HOTP token's Success that lets the countdown run."""
+    session = attested_session(hotp_configured=True)
+    session.hotp = HotpFacts(HotpOutcome.SUCCESS, "ok")
+    return session
+
+
 def test_all_good_is_verified() -> None:
     tone, words = attested_session().integrity()
     assert tone is Tone.GOOD and words.startswith("VERIFIED")
 
 
 def test_autoboot_needs_a_totp_code() -> None:
-    session = attested_session()
+    session = token_checked_session()
     assert session.may_autoboot()
     session.totp = TotpFacts(None, failure=TotpFailure.MISSING, message="none")
     assert not session.may_autoboot()
@@ -48,17 +55,17 @@ def test_autoboot_needs_the_hotp_token_when_one_is_configured() -> None:
 
 
 def test_autoboot_only_once_and_never_after_skipping_attestation() -> None:
-    session = attested_session()
+    session = token_checked_session()
     session.autoboot_offered = True
     assert not session.may_autoboot()
-    session = attested_session()
+    session = token_checked_session()
     session.attestation_skipped = True
     assert not session.may_autoboot()
 
 
 def test_autoboot_off_without_a_timeout() -> None:
-    session = attested_session()
-    session.start = StartFacts("b", "brand", auto_boot_timeout=None)
+    session = token_checked_session()
+    session.start = StartFacts("b", "brand", auto_boot_timeout=None, hotp_configured=True)
     assert not session.may_autoboot()
 
 

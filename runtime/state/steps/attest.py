@@ -160,17 +160,19 @@ def autoboot(ctx: Context) -> str:
         return "not-allowed"
     session.autoboot_offered = True
     # Nobody may be watching: only a machine the verdict calls VERIFIED, /boot
-    # included, counts down. Anything less stops at the main menu, which says why.
+    # included, counts down (or all of it but the rollback check the owner
+    # turned off, as in Heads). Anything less stops at the main menu, which says why.
     if session.boot_check is None and session.boot is not None and session.boot.device:
         check_boot(ctx, "Checking /boot")
     found = session.verdict()
-    if found.word != "VERIFIED":
+    if not found.unattended:
         return "not-allowed"
     timeout = session.start.auto_boot_timeout
     assert timeout
     event = ctx.choose(Menu(
         "Automatic boot",
-        (found.line, "The default entry boots when the countdown ends."),
+        (found.line, *session.setting_warnings(),
+         "The default entry boots when the countdown ends."),
         (Choice(BACK, "Stop: go to the main menu", "interrupted"),
          Choice("d", "Boot the default entry now", "timeout")),
         tone=found.tone,
@@ -179,7 +181,7 @@ def autoboot(ctx: Context) -> str:
         timeout_event="timeout",
         back_event="interrupted",
     ))
-    if event == "timeout" and session.verdict().word != "VERIFIED":
+    if event == "timeout" and not session.verdict().unattended:
         return "interrupted"  # the code refreshed during the countdown did not unseal
     return event
 

@@ -45,6 +45,9 @@ def main_menu(ctx: Context) -> str:
     body = [found.line]
     if found.reasons and found.word != "NO TPM":
         body.append("Not verified: " + "; ".join(found.reasons) + ".")
+    body += list(session.setting_warnings())
+    if withheld := session.autoboot_withheld():
+        body.append(withheld)
     if session.boot is not None and session.boot.device:
         body.append(f"/boot: {session.boot.device}")
     if session.measure is not None:
