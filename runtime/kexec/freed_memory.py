@@ -16,7 +16,12 @@ from collections.abc import Iterable
 
 KMSG = "/dev/kmsg"
 CMDLINE = "/proc/cmdline"
-_AUTO_INIT = re.compile(r"mem auto-init: .*heap free:(on|off)")
+#: A kernel record (facility 0: the first field, priority, below 8) whose
+#: text starts with the line; a device's name quoted in another line, or a
+#: record written from user space, does not match.
+_AUTO_INIT = re.compile(r"^[0-7],\d+,\d+,[^;]*;mem auto-init: [^\n]*heap free:(on|off)\b")
+#: kstrtobool's true words (only the first character counts, "on" aside)
+_TRUE_FIRST = frozenset("1yYtT")
 #: Enough records for a quiet boot's start; the line comes early.
 _MOST_RECORDS = 4096
 
@@ -24,12 +29,16 @@ _MOST_RECORDS = 4096
 def zeroed_by(cmdline: str, kernel_log: Iterable[str]) -> bool | None:
     """True or False as the kernel said; None when it said nothing we know."""
     for line in kernel_log:
-        found = _AUTO_INIT.search(line)
+        found = _AUTO_INIT.match(line)
         if found:
             return found.group(1) == "on"
-    for word in reversed(cmdline.split()):
+    words = cmdline.split()
+    if "--" in words:  # what follows goes to init, not to the kernel
+        words = words[:words.index("--")]
+    for word in reversed(words):
         if word.startswith("init_on_free="):
-            return word.partition("=")[2] in ("1", "on", "y", "yes")
+            value = word.partition("=")[2]
+            return value.lower() == "on" or value[:1] in _TRUE_FIRST
     return None
 
 
@@ -58,7 +67,7 @@ def _kernel_log(path: str = KMSG) -> list[str]:
 
 def freed_memory_zeroed(cmdline_path: str = CMDLINE, kmsg_path: str = KMSG) -> bool | None:
     try:
-        with open(cmdline_path) as f:
+        with open(cmdline_path, encoding="utf-8", errors="replace") as f:
             cmdline = f.read()
     except OSError:
         cmdline = ""

@@ -130,3 +130,21 @@ def test_the_kept_owner_passphrase_is_given_once() -> None:
     session.keep_owner_passphrase(bytearray(b"passphrase"))
     assert session.take_owner_passphrase() == bytearray(b"passphrase")
     assert session.take_owner_passphrase() is None
+
+
+def test_a_failed_live_refresh_forgets_the_hotp_success() -> None:
+    # Heads' issue #1343: "HOTP: Success" beside a TOTP that no longer unseals.
+    from types import SimpleNamespace
+    from typing import cast
+
+    from runtime.state.steps.attest import totp_live
+    from runtime.state.steps.context import Context
+    from tests.fakes_platform import FakePlatform
+
+    session = token_checked_session()
+    session.totp = TotpFacts("123456", step=0)  # a window long gone: the refresh runs
+    platform = FakePlatform(totp_results=[
+        TotpFacts(None, failure=TotpFailure.PCRS_CHANGED, message="refused")])
+    lines = totp_live(cast(Context, SimpleNamespace(session=session, platform=platform)))()
+    assert session.hotp is None and "Success" not in lines[1]
+    assert not session.may_autoboot()

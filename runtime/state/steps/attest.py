@@ -196,6 +196,10 @@ def totp_live(ctx: Context) -> Callable[[], tuple[str, ...]]:
     def live() -> tuple[str, ...]:
         if session.tpm_present and session.totp_window_turned():
             session.totp = platform.unseal_totp()
+            if session.totp.code is None:
+                # a HOTP Success proves nothing about a firmware whose secret
+                # no longer unseals (Heads' issue #1343)
+                session.hotp = None
         return (platform.now_text(),
                 f"{session.totp_line()}    HOTP: {session.hotp_status()}")
 
