@@ -55,3 +55,23 @@ def secrets(tmp_path: Path) -> SecretDir:
     store.write("luks_key", b"k" * 64)
     return store
 
+
+@pytest.fixture
+def da_restored(swtpm: Swtpm) -> Iterator[None]:
+    """After the test: a restart (which unblocks the lockout passphrase), a
+    clear (which ends a lockout and zeroes the failure count) and the
+    runtime's dictionary-attack policy, as the other TPM tests expect them."""
+    from tpm2_pytss.constants import ESYS_TR
+
+    from runtime.tpm import ownership
+
+    yield
+    swtpm.power_cycle()
+    with Tpm.connect(swtpm.tcti) as tpm:
+        tpm.startup()
+        clear_tpm(tpm)
+        tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, b"")
+        tpm.esapi.dictionary_attack_parameters(
+            ownership.DA_MAX_TRIES, ownership.DA_RECOVERY_SECONDS,
+            ownership.DA_LOCKOUT_RECOVERY_SECONDS, session1=tpm.hmac_session())
+

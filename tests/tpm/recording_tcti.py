@@ -20,14 +20,20 @@ read (an unsalted, unbound session's key follows from the nonces on the bus).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tpm2_pytss.constants import TPM2_CC
 from tpm2_pytss.TCTI import PollData, PyTCTI
 from tpm2_pytss.TCTILdr import TCTILdr
+
+if TYPE_CHECKING:
+    from runtime.tpm.connection import Tpm
 
 #: tag, size, command or response code: every TPM command and response starts so.
 HEADER = struct.Struct(">HII")
@@ -243,3 +249,31 @@ def session_starts(exchanges: Iterable[Exchange]) -> list[SessionStart]:
         (symmetric,) = struct.unpack_from(">H", data, offset + 1)
         starts.append(SessionStart(index, tpm_key, bind, salt_size, session_type, symmetric))
     return starts
+
+
+@contextlib.contextmanager
+def runtime_tpms(tcti: str) -> Iterator[Callable[..., tuple[Tpm, RecordingTcti]]]:
+    """``open_(pin, transport=RecordingTcti)``: the runtime's Tpm on a recording
+    (or interposing) transport around ``tcti``, pinned to ``pin``; every one
+    opened is closed at the end."""
+    from tpm2_pytss import ESAPI
+
+    from runtime.tpm.connection import TctiSpec, Tpm
+
+    os.environ.setdefault("TSS2_LOG", "all+NONE")  # as Tpm.connect: libtss2 keeps quiet
+    opened: list[tuple[Tpm, RecordingTcti]] = []
+
+    def open_(pin: bytes | None, transport: type[RecordingTcti] = RecordingTcti
+              ) -> tuple[Tpm, RecordingTcti]:
+        bus = transport(tcti)
+        runtime_tpm = Tpm(ESAPI(bus), TctiSpec.parse(tcti), pinned_primary_name=pin)
+        opened.append((runtime_tpm, bus))
+        return runtime_tpm, bus
+
+    try:
+        yield open_
+    finally:
+        for runtime_tpm, bus in reversed(opened):
+            runtime_tpm.close()
+            bus.close()
+

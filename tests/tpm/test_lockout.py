@@ -8,8 +8,6 @@ made the old way, a secret with a passphrase) is refused in it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import ESYS_TR, TPMA_OBJECT
@@ -50,20 +48,7 @@ SEAL_PCRS = (7, 9)
 RUNTIME_PCR = 9
 
 
-@pytest.fixture(autouse=True)
-def _da_restored(swtpm: Swtpm) -> Iterator[None]:
-    """After each test: a restart (which unblocks the lockout passphrase), a
-    clear (which ends the lockout) and the runtime's DA policy, as the other
-    TPM tests expect them."""
-    yield
-    swtpm.power_cycle()
-    with Tpm.connect(swtpm.tcti) as tpm:
-        tpm.startup()
-        ownership.clear_tpm(tpm)
-        tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, b"")
-        tpm.esapi.dictionary_attack_parameters(
-            ownership.DA_MAX_TRIES, ownership.DA_RECOVERY_SECONDS,
-            ownership.DA_LOCKOUT_RECOVERY_SECONDS, session1=tpm.hmac_session())
+pytestmark = pytest.mark.usefixtures("da_restored")
 
 
 def _few_tries(tpm: Tpm, lockout_auth: bytes = OWNER) -> None:

@@ -11,11 +11,11 @@ count moving; through the runtime's own path it does not move.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from tpm2_pytss import ESAPI
-from tpm2_pytss.constants import ESYS_TR, TPM2_CC
+from tpm2_pytss.constants import TPM2_CC
 
 from runtime.state.device_platform import DevicePlatform
 from runtime.tpm import counters, nv, ownership
@@ -34,19 +34,7 @@ POWER_ONS = 3
 Leave = Callable[[Tpm], None]
 
 
-@pytest.fixture(autouse=True)
-def _da_restored(swtpm: Swtpm) -> Iterator[None]:
-    """After each test: no failure counted and the runtime's DA policy, as the
-    other TPM tests expect them (the fixtures power-cycle without a shutdown)."""
-    yield
-    swtpm.power_cycle()
-    with Tpm.connect(swtpm.tcti) as tpm:
-        tpm.startup()
-        ownership.clear_tpm(tpm)
-        tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, b"")
-        tpm.esapi.dictionary_attack_parameters(
-            ownership.DA_MAX_TRIES, ownership.DA_RECOVERY_SECONDS,
-            ownership.DA_LOCKOUT_RECOVERY_SECONDS, session1=tpm.hmac_session())
+pytestmark = pytest.mark.usefixtures("da_restored")
 
 
 @pytest.fixture

@@ -18,22 +18,20 @@ SHA-256 bank from the list of banks, one refuses the session.
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tpm2_pytss import ESAPI
 from tpm2_pytss.constants import ESYS_TR
 
 from runtime.kexec import finalize
 from runtime.secrets.ram import SecretDir
 from runtime.tpm import pcrs
-from runtime.tpm.connection import TctiSpec, Tpm
+from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import Pcr4NotExtended, WrongPassphrase, translated
 from runtime.tpm.pcr_math import Bank, extend_all, measure_string
-from tests.tpm.recording_tcti import HEADER, Exchange, RecordingTcti
+from tests.tpm.recording_tcti import HEADER, Exchange, RecordingTcti, runtime_tpms
 from tools.swtpm import Swtpm
 
 pytestmark = pytest.mark.tpm
@@ -197,26 +195,13 @@ Open = Callable[..., tuple[Tpm, RecordingTcti]]
 
 
 @pytest.fixture
-def client(swtpm: Swtpm, tpm: Tpm, monkeypatch: pytest.MonkeyPatch) -> Iterator[Open]:
+def client(swtpm: Swtpm, tpm: Tpm) -> Iterator[Open]:
     """``client(pin, transport)``: the runtime's Tpm on an interposing transport,
     on the owned swtpm of the ``tpm`` fixture (whose sessions are flushed: the
     swtpm holds three)."""
-    if "TSS2_LOG" not in os.environ:  # as Tpm.connect: libtss2 keeps quiet
-        monkeypatch.setenv("TSS2_LOG", "all+NONE")
     tpm.flush_sessions()
-    opened: list[tuple[Tpm, RecordingTcti]] = []
-
-    def open_(pin: bytes | None, transport: type[RecordingTcti] = RecordingTcti
-              ) -> tuple[Tpm, RecordingTcti]:
-        bus = transport(swtpm.tcti)
-        runtime_tpm = Tpm(ESAPI(bus), TctiSpec.parse(swtpm.tcti), pinned_primary_name=pin)
-        opened.append((runtime_tpm, bus))
-        return runtime_tpm, bus
-
-    yield open_
-    for runtime_tpm, bus in reversed(opened):
-        runtime_tpm.close()
-        bus.close()
+    with runtime_tpms(swtpm.tcti) as open_:
+        yield open_
 
 
 def real_name(tpm: Tpm) -> bytes:

@@ -16,13 +16,11 @@ the pinned Name while the public area stays the other key's.
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tpm2_pytss import ESAPI
 from tpm2_pytss.constants import ESYS_TR
 from tpm2_pytss.types import TPM2B_SENSITIVE_CREATE
 
@@ -31,12 +29,12 @@ from runtime.config import BoardConfig, LoadedSettings, Settings
 from runtime.state.device_platform import DevicePlatform
 from runtime.state.platform import StartFacts
 from runtime.tpm import handles, log_journal, sealing
-from runtime.tpm.connection import TCTI_ENV, TctiSpec, Tpm, key_record
+from runtime.tpm.connection import TCTI_ENV, Tpm, key_record
 from runtime.tpm.errors import PrimaryKeyMissing, TpmIdentityChanged
 from runtime.tpm.ownership import take_ownership
 from runtime.tpm.templates import primary_template
 from tests.tpm.conftest import OWNER
-from tests.tpm.recording_tcti import HEADER, RecordingTcti, session_starts
+from tests.tpm.recording_tcti import HEADER, RecordingTcti, runtime_tpms, session_starts
 from tools.swtpm import Swtpm
 
 pytestmark = pytest.mark.tpm
@@ -76,23 +74,10 @@ class NameRewriter(RecordingTcti):
 
 
 @pytest.fixture
-def wire(swtpm: Swtpm, monkeypatch: pytest.MonkeyPatch) -> Iterator[Open]:
+def wire(swtpm: Swtpm) -> Iterator[Open]:
     """Open the runtime's Tpm on a recording transport: ``wire(pin)``."""
-    if "TSS2_LOG" not in os.environ:  # as Tpm.connect: libtss2 keeps quiet
-        monkeypatch.setenv("TSS2_LOG", "all+NONE")
-    opened: list[tuple[Tpm, RecordingTcti]] = []
-
-    def open_(pin: bytes | None, transport: type[RecordingTcti] = RecordingTcti
-              ) -> tuple[Tpm, RecordingTcti]:
-        tcti = transport(swtpm.tcti)
-        tpm = Tpm(ESAPI(tcti), TctiSpec.parse(swtpm.tcti), pinned_primary_name=pin)
-        opened.append((tpm, tcti))
-        return tpm, tcti
-
-    yield open_
-    for tpm, tcti in reversed(opened):
-        tpm.close()
-        tcti.close()
+    with runtime_tpms(swtpm.tcti) as open_:
+        yield open_
 
 
 def substitute_primary(tpm: Tpm) -> None:
