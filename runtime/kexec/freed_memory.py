@@ -10,6 +10,7 @@ can turn it on or off, and the last word there wins over the build default.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -65,6 +66,7 @@ def _kernel_log(path: str = KMSG) -> list[str]:
     return records
 
 
+@functools.cache  # the kernel's answer does not change while it runs
 def freed_memory_zeroed(cmdline_path: str = CMDLINE, kmsg_path: str = KMSG) -> bool | None:
     try:
         with open(cmdline_path, encoding="utf-8", errors="replace") as f:

@@ -30,10 +30,6 @@ COUNTER_SIZE = 8
 #: create_counter never picks them, retire_counters never removes them.
 NOT_ROLLBACK = handles.NOT_ROLLBACK
 
-#: The attributes of a counter create_counter defines now, or defined before
-#: it set NO_DA (Heads defines its counters that way too).
-OUR_COUNTER_ATTRIBUTES = frozenset({COUNTER_ATTRIBUTES, DA_PROTECTED_COUNTER_ATTRIBUTES})
-
 #: A counter is read only when it is exactly one of these (attributes, size,
 #: empty policy, SHA-256 Name): what create_counter defines, and the DA-protected
 #: definition it used before NO_DA, which Heads uses too.
@@ -41,6 +37,8 @@ COUNTER_SPECS = (
     nv.NvSpec(COUNTER_ATTRIBUTES, COUNTER_SIZE),
     nv.NvSpec(DA_PROTECTED_COUNTER_ATTRIBUTES, COUNTER_SIZE),
 )
+#: The attributes of those definitions.
+OUR_COUNTER_ATTRIBUTES = frozenset(spec.attributes for spec in COUNTER_SPECS)
 
 #: Handles asked for per TPM2_GetCapability call; the TPM may return fewer.
 _HANDLES_PER_CALL = 64
