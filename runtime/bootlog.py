@@ -3,14 +3,17 @@ kernel's boot clock, so the benchmark can tell where the time goes.
 
 Lines always go to /run/runtime.log. The console sees them only when the
 kernel command line holds the word ``runtime.trace`` (the QEMU test and
-benchmark harness adds it; a user's boot never has it): the console is the
-user's, and a burst of trace lines would scroll away what they must read.
-With the trace on, the lines logged while the UI owns the screen are held
-back and printed when it lets go. No secret is ever passed here.
+benchmark harness adds it; a user's boot never has it), or when the owner's
+settings ask for them (CONFIG_QUIET_MODE=n: the stages; CONFIG_DEBUG_OUTPUT=y:
+the failures' technical details too): the console is the user's, and a burst
+of trace lines would scroll away what they must read. The lines logged while
+the UI owns the screen are held back and printed when it lets go. No secret
+is ever passed here.
 """
 
 from __future__ import annotations
 
+import enum
 import sys
 import time
 
@@ -20,7 +23,18 @@ CMDLINE_PATH = "/proc/cmdline"
 #: The kernel parameter that puts the stage lines on the console too.
 TRACE_PARAM = "runtime.trace"
 
+
+
+class ConsoleLevel(enum.IntEnum):
+    """What the owner's settings put on the console (the log has everything)."""
+
+    QUIET = 0
+    STAGES = 1
+    DEBUG = 2  # the stages and each failure's technical detail
+
+
 _trace: bool | None = None  # None until the command line has been read
+_level = ConsoleLevel.QUIET
 _echo = True  # False while the UI owns the screen
 _lines: list[str] = []
 _echoed = 0  # how many of _lines the console has seen
@@ -42,16 +56,40 @@ def trace_on() -> bool:
     return _trace
 
 
+def set_console_level(level: ConsoleLevel) -> None:
+    """From the settings, once they are read; lines logged before it that the
+    console was not shown wait for the next flush."""
+    global _level
+    _level = level
+    if _echo and _console_on():
+        _flush()
+
+
+def _console_on() -> bool:
+    return trace_on() or _level >= ConsoleLevel.STAGES
+
+
 def stage(name: str, **fields: object) -> None:
     extra = "".join(f" {key}={value}" for key, value in fields.items())
-    line = f"runtime: t={since_boot():.3f} stage={name}{extra}"
-    _lines.append(line)
+    _log_line(f"runtime: t={since_boot():.3f} stage={name}{extra}", to_console=True)
+
+
+def detail(text: str) -> None:
+    """A failure's technical detail (runtime.error_detail): the log, and the
+    console at the debug level only."""
+    _log_line(f"runtime: t={since_boot():.3f} detail {text}",
+              to_console=_level >= ConsoleLevel.DEBUG)
+
+
+def _log_line(line: str, to_console: bool) -> None:
+    if to_console:
+        _lines.append(line)
     try:
-        with open(LOG_PATH, "a") as f:
+        with open(LOG_PATH, "a", encoding="utf-8", errors="replace") as f:
             f.write(line + "\n")
     except OSError:
         pass  # a read-only or missing /run must not stop the boot
-    if _echo and trace_on():
+    if to_console and _echo and _console_on():
         _flush()
 
 
@@ -67,7 +105,7 @@ def echo_to_console(enabled: bool) -> None:
     meanwhile, but only with the trace on: otherwise nothing is ever printed."""
     global _echo
     _echo = enabled
-    if enabled and trace_on():
+    if enabled and _console_on():
         _flush()
 
 

@@ -92,11 +92,7 @@ def detail(where: str, text: str) -> None:
     ``where`` names the place (e.g. "sign-boot"); ``text`` holds no secret."""
     line = f"{where}: {_one_line(text)}"
     _recent.append(line)
-    try:
-        with open(bootlog.LOG_PATH, "a", encoding="utf-8", errors="replace") as f:
-            f.write(f"runtime: t={bootlog.since_boot():.3f} detail {line}\n")
-    except OSError:
-        pass  # a read-only or missing /run must not stop the boot
+    bootlog.detail(line)
 
 
 def plain(where: str, err: BaseException, sentence: str) -> str:

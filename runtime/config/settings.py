@@ -30,6 +30,7 @@ from runtime.config.value_types import (
     OptionalPath,
     Setting,
     Text,
+    TimeZone,
     TpmName,
     Words,
 )
@@ -37,9 +38,6 @@ from runtime.config.value_types import (
 
 class SettingError(ConfigError):
     """A setting cannot be changed as asked (the message says why)."""
-
-
-_TZ_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-:,."
 
 
 class Settings:
@@ -52,10 +50,11 @@ class Settings:
     brand_name = Setting("CONFIG_BRAND_NAME", Text(40), "heads-runtime",
                          "the firmware's name, shown in menu titles")
     tpm = Setting("CONFIG_TPM", Bool(), "n",
-                  "the machine has a TPM: measure, seal and unseal with it")
+                  "the board has a TPM (a description: a TPM 2.0 that answers is used "
+                  "either way, and one that does not is reported)")
     tpm2_tools = Setting("CONFIG_TPM2_TOOLS", Bool(), "n",
                          "the TPM is a TPM 2.0 (the only kind this runtime drives)")
-    primary_key_type = Setting("CONFIG_PRIMARY_KEY_TYPE", Choice("rsa", "ecc"), "rsa",
+    primary_key_type = Setting("CONFIG_PRIMARY_KEY_TYPE", Choice("rsa", "ecc"), "ecc",
                                "algorithm of the TPM primary key secrets are sealed under")
     tpm_primary_name = Setting("CONFIG_TPM_PRIMARY_NAME", TpmName("not pinned"), "",
                                "the Name of the TPM storage key (tpm2 readpublic -c "
@@ -79,17 +78,22 @@ class Settings:
                                   "without a HOTP token, count down to the default boot "
                                   "after the TOTP code alone, which nobody compares "
                                   "before it boots")
-    boot_req_hash = Setting("CONFIG_BOOT_REQ_HASH", Bool(), "n",
-                            "refuse to boot the default entry if its hashes do not match")
-    boot_req_rollback = Setting("CONFIG_BOOT_REQ_ROLLBACK", Bool(), "n",
-                                "refuse to boot without a valid TPM rollback counter")
+    boot_req_hash = Setting("CONFIG_BOOT_REQ_HASH", Bool(), "y",
+                            "refuse to boot the default entry if its hashes do not match "
+                            "(always: n is not supported)")
+    boot_req_rollback = Setting("CONFIG_BOOT_REQ_ROLLBACK", Bool(), "y",
+                                "refuse to boot without a valid TPM rollback counter "
+                                "(always, unless CONFIG_IGNORE_ROLLBACK=y: n is not "
+                                "supported)")
     ignore_rollback = Setting("CONFIG_IGNORE_ROLLBACK", Bool(), "n",
                               "skip the TPM rollback counter check entirely: an older "
                               "signed /boot would boot")
     tpm_no_luks_disk_unlock = Setting("CONFIG_TPM_NO_LUKS_DISK_UNLOCK", Bool(), "n",
-                                      "never offer to unlock the disk with a TPM-sealed key")
+                                      "never offer to unlock the disk with a TPM-sealed key "
+                                      "(the disk unlock key is not built yet: never offered)")
     tpm_disk_unlock_key = Setting("CONFIG_TPM_DISK_UNLOCK_KEY", Bool(), "y",
-                                  "allow sealing a disk unlock key in the TPM (n forbids it)")
+                                  "allow sealing a disk unlock key in the TPM (n forbids "
+                                  "it; the disk unlock key is not built yet)")
     boot_kernel_add = Setting("CONFIG_BOOT_KERNEL_ADD", Words(), "",
                               "words added to the booted kernel's command line")
     boot_kernel_remove = Setting("CONFIG_BOOT_KERNEL_REMOVE", Words(), "",
@@ -121,7 +125,7 @@ class Settings:
     hotp_token = Setting("CONFIG_HOTP_TOKEN", HotpToken(), "auto",
                          "the HOTP token: auto (find a USB dongle), none, or "
                          "serial:/dev/<tty> for the software token")
-    time_zone = Setting("CONFIG_TIME_ZONE", Text(64, _TZ_CHARS, nonempty=True), "UTC",
+    time_zone = Setting("CONFIG_TIME_ZONE", TimeZone(), "UTC",
                         "time zone of the clock on screen (TOTP always uses UTC)")
     recovery_key = Setting("CONFIG_RECOVERY_KEY", Key(), "r",
                            "the key that, pressed at early boot, opens the recovery shell")
@@ -189,6 +193,35 @@ IGNORED: dict[str, str] = {
     "CONFIG_AUTOMATIC_POWERON": "automatic power-on is not supported",
     "CONFIG_BOOT_STATIC_IP": "there is no network boot",
     "CONFIG_PCR": "PCR numbers come from the board file",
+    # Build settings of a Heads or coreboot image, not read at run time.
+    "CONFIG_TPM2_TSS": "a setting of Heads' image build, not of the running firmware",
+    "CONFIG_OPENSSL": "a setting of Heads' image build, not of the running firmware",
+    "CONFIG_CBFS_SIZE": "a coreboot build setting, not read at run time",
+    "CONFIG_COREBOOT_ROMSIZE_KB": "a coreboot build setting, not read at run time",
+    "CONFIG_PCR_BOOT_MODE": "a coreboot build setting, not read at run time",
+    "CONFIG_PCR_SRTM": "a coreboot build setting, not read at run time",
+}
+# Keys this runtime knows whose other values it does not honour (yet): any
+# value but the default is reported and has no effect, so a carried-over
+# config.user never changes less than its owner thinks.
+ONLY_DEFAULT: dict[str, str] = {
+    "CONFIG_BASIC": "Basic mode (booting without tamper evidence) is not built yet",
+    "CONFIG_BOOT_REQ_HASH": "this runtime never boots a default entry whose files do not "
+                            "match your signed hashes",
+    "CONFIG_BOOT_REQ_ROLLBACK": "this runtime always checks /boot's TPM rollback counter; "
+                                "CONFIG_IGNORE_ROLLBACK=y is the way to skip it",
+    "CONFIG_HAVE_GPG_KEY_BACKUP": "asking for the GPG key backup or card before the recovery "
+                                  "shell and USB boot is not built yet (the recovery shell "
+                                  "asks for its own authentication)",
+    "CONFIG_BOOT_RECOVERY_SERIAL": "the serial recovery console is not built yet",
+    "CONFIG_KEYBOARD_KEYMAP": "keyboard layouts are not built yet: the kernel's US layout "
+                              "is used",
+    "CONFIG_ROOT_DEV": "hashing the root file system is not built yet",
+    "CONFIG_ROOT_DIRLIST": "hashing the root file system is not built yet",
+    "CONFIG_ROOT_CHECK_AT_BOOT": "hashing the root file system is not built yet",
+    "CONFIG_FINALIZE_PLATFORM_LOCKING": "locking the flash chip before the hand-over is not "
+                                        "built (the chipset's lock is not driven)",
+    "CONFIG_FLASH_OPTIONS": "flashing firmware from the runtime is not built yet",
 }
 # Old Heads names, read as the new one (Heads renames them itself at start).
 ALIASES = {"CONFIG_PUREBOOT_BASIC": "CONFIG_BASIC"}
@@ -251,7 +284,9 @@ class LoadedSettings:
     def rows(self) -> list[SettingRow]:
         """Each setting, its value and where it came from, in table order."""
         return [SettingRow(key, self.settings.shown(key), str(self.sources.get(key, BUILT_IN)),
-                           s.meaning) for key, s in SCHEMA.items()]
+                           s.meaning + (f" (only this value: {ONLY_DEFAULT[key]})"
+                                        if key in ONLY_DEFAULT else ""))
+                for key, s in SCHEMA.items()]
 
     def problem_lines(self) -> list[str]:
         return [str(p) for p in self.problems]
@@ -314,11 +349,17 @@ def _apply(a: Assignment, label: str, texts: dict[str, str], sources: dict[str, 
         problems.append(Problem(a.path, a.line, key, _unknown(key) + " Fix or remove the line."))
         return
     try:
-        setting.kind.parse(a.value)
+        value = setting.kind.parse(a.value)
     except ValueError as err:
         kept = setting.kind.show(setting.kind.parse(texts.get(key, setting.default)))
         problems.append(Problem(a.path, a.line, key, f"{err}; expected {setting.kind.expects}. "
                                 f"Kept {kept!r} from the {sources[key]}."))
+        return
+    if key in ONLY_DEFAULT and value != setting.kind.parse(setting.default):
+        honoured = setting.kind.show(setting.kind.parse(setting.default))
+        problems.append(Problem(a.path, a.line, key, f"not supported: {ONLY_DEFAULT[key]}. "
+                                f"The line has no effect: the runtime behaves as {honoured!r}.",
+                                "warning"))
         return
     texts[key] = a.value
     sources[key] = Source(label, a.path, a.line)
@@ -356,11 +397,13 @@ def set_user_value(path: str, key: str, value: str) -> None:
         raise SettingError(f"{key}: " + (f"not used by this runtime: {reason}." if reason
                                          else _unknown(key)) + " Nothing was saved.")
     try:
-        setting.kind.parse(value)
+        parsed = setting.kind.parse(value)
         line = format_assignment(key, value)
     except (ValueError, LineError) as err:
         raise SettingError(f"{key}: {err}; expected {setting.kind.expects}. Nothing was "
                            "saved.") from None
+    if key in ONLY_DEFAULT and parsed != setting.kind.parse(setting.default):
+        raise SettingError(f"{key}: not supported: {ONLY_DEFAULT[key]}. Nothing was saved.")
     try:
         old = read_config(path)
     except FileNotFoundError:

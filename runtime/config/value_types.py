@@ -7,6 +7,7 @@ settings loader adds the file, line and the value kept instead.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from runtime.config.config_file import has_control
@@ -215,6 +216,37 @@ class TpmName:
 
     def show(self, value: bytes | None) -> str:
         return self.empty_means if value is None else value.hex()
+
+
+_TZ_NAME = r"(?:[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)"
+_TZ_OFFSET = r"[+-]?(\d{1,2})(?::([0-5]\d)){0,2}"
+_TZ_RULE = r"(?:J\d{1,3}|\d{1,3}|M\d{1,2}\.[1-5]\.[0-6])(?:/[+-]?\d{1,3}(?::[0-5]\d){0,2})?"
+_TZ = re.compile(rf"{_TZ_NAME}{_TZ_OFFSET}(?:{_TZ_NAME}(?:{_TZ_OFFSET})?,{_TZ_RULE},{_TZ_RULE})?")
+
+
+class TimeZone:
+    """UTC, or a POSIX TZ rule (the C library reads one without a zone
+    database, which the image does not carry: a name such as Europe/Berlin
+    would silently mean UTC)."""
+
+    expects = ("UTC, or a POSIX TZ rule: CET-1CEST,M3.5.0,M10.5.0/3 for Central "
+               "Europe, EST5EDT,M3.2.0,M11.1.0 for US Eastern, <+0530>-5:30 for India "
+               "(the hours are west of Greenwich, hence the minus for the east)")
+
+    def parse(self, text: str) -> str:
+        if text == "UTC":
+            return text
+        found = _TZ.fullmatch(text)
+        if found is None:
+            raise ValueError(f"{text!r} is not a POSIX TZ rule (the image has no zone "
+                             "database, so names such as Europe/Berlin cannot be used)")
+        hours = [int(h) for h in found.groups()[::2] if h is not None]
+        if any(h > 24 for h in hours):
+            raise ValueError(f"{text!r}: an offset is more than 24 hours")
+        return text
+
+    def show(self, value: str) -> str:
+        return value
 
 
 class HasValues(Protocol):

@@ -507,6 +507,13 @@ def _words(value: object) -> str:
     return str(value or "")
 
 
+def settings_cmdline_words(settings: object | None) -> tuple[str, str]:
+    """CONFIG_BOOT_KERNEL_ADD and CONFIG_BOOT_KERNEL_REMOVE, as plan_for's
+    ``board_add`` and ``remove``."""
+    return (_words(getattr(settings, "boot_kernel_add", "")),
+            _words(getattr(settings, "boot_kernel_remove", "")))
+
+
 def boot(side: BootSide, tpm: object | None, board: object | None, loaded: object | None,
          option: BootOption, unsafe: bool,
          progress: Callable[[str], None]) -> str | None:  # fmt: skip
@@ -535,9 +542,7 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
         if problem:
             return problem
     boot_view = view(side) if not unsafe else BootView(side.boot_dir, None)
-    settings = getattr(loaded, "settings", None)
-    board_add = _words(getattr(settings, "boot_kernel_add", ""))
-    remove = _words(getattr(settings, "boot_kernel_remove", ""))
+    board_add, remove = settings_cmdline_words(getattr(loaded, "settings", None))
     try:
         entry = parse_heads_line(option.line).entry
         needed = ram_copy.needed_bytes(boot_view, entry)

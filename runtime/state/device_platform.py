@@ -39,7 +39,7 @@ from runtime.state.platform import (
 )
 
 if TYPE_CHECKING:
-    from runtime.config import BoardConfig, LoadedSettings
+    from runtime.config import BoardConfig, LoadedSettings, Settings
     from runtime.tpm.connection import Tpm
 
 VERSION = "0.2.0"
@@ -80,6 +80,13 @@ def peak_rss_kib() -> int:
 def guest_memory_used_kib() -> int:
     fields = _meminfo_kib()
     return fields.get("MemTotal", 0) - fields.get("MemAvailable", 0)
+
+
+def console_level(settings: Settings) -> bootlog.ConsoleLevel:
+    """CONFIG_DEBUG_OUTPUT wins over CONFIG_QUIET_MODE, as in Heads."""
+    if settings.debug_output:
+        return bootlog.ConsoleLevel.DEBUG
+    return bootlog.ConsoleLevel.QUIET if settings.quiet_mode else bootlog.ConsoleLevel.STAGES
 
 
 def recovery_extends(firmware_value: bytes, actual: bytes, most: int = 8) -> int:
@@ -130,7 +137,9 @@ class DevicePlatform:
             clock_problem=self._clock_problem(),
             auto_boot_totp_only=settings.auto_boot_totp_only,
             rollback_check_off=settings.ignore_rollback,
+            skip_qr_code=settings.totp_skip_qrcode,
         )
+        bootlog.set_console_level(console_level(settings))
         from runtime.tpm.connection import Tpm
         from runtime.tpm.errors import TpmError
         from runtime.tpm.log_journal import RUNTIME_JOURNAL
@@ -375,10 +384,13 @@ class DevicePlatform:
                 "sealed. Remove CONFIG_TPM_PRIMARY_NAME from your config.user, flash the "
                 "rebuilt firmware and reset the TPM then; pin the new key afterwards. "
                 "Nothing was changed."))
+        # CONFIG_PRIMARY_KEY_TYPE: only a reset makes a new storage key
+        key_type = self.loaded.settings.primary_key_type if self.loaded is not None else "ecc"
         try:
             used = ownership.reset_tpm(
                 self.tpm, bytes(owner_passphrase),
-                None if current_lockout is None else bytes(current_lockout))
+                None if current_lockout is None else bytes(current_lockout),
+                key_type=key_type)
         except WrongPassphrase as err:
             detail("tpm-reset", describe(err))
             if current_lockout is None:
@@ -560,7 +572,10 @@ class DevicePlatform:
         return ""
 
     def now_text(self) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        from runtime.devices.local_time import UTC_ZONE, local_time_text
+
+        zone = self.loaded.settings.time_zone if self.loaded is not None else UTC_ZONE
+        return local_time_text(zone)
 
     def details(self) -> tuple[str, ...]:
         from runtime.error_detail import recent_details

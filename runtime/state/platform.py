@@ -29,6 +29,8 @@ class StartFacts:
     auto_boot_totp_only: bool = False
     #: CONFIG_IGNORE_ROLLBACK: /boot's rollback counter is not checked
     rollback_check_off: bool = False
+    #: CONFIG_TOTP_SKIP_QRCODE: a new secret is shown as text only
+    skip_qr_code: bool = False
 
 
 @dataclass(frozen=True)

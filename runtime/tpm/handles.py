@@ -1,12 +1,16 @@
-"""TPM handles and NV indexes the runtime uses, numbered as Heads numbers them.
+"""TPM handles and NV indexes the runtime uses, numbered after Heads'.
 
-Keeping Heads' numbers means a TPM owned under Heads is understood here and
-the other way round (see heads-facts.md section 2.2).
+The storage key and the rollback counters are where Heads keeps them. The
+TOTP/HOTP secret is not: it is a sealed blob in NV (TOTP_SEALED_NV), and
+Heads' persistent object at TOTP_SECRET is never read. A secret Heads sealed
+is bound to Heads' firmware measurements, which flashing this runtime
+changes, so the TPM would refuse it here anyway.
 """
 
-#: Persistent storage primary key (ECC P-256, the tpm2-tools default template).
+#: Persistent storage primary key (ECC P-256 or RSA 2048: CONFIG_PRIMARY_KEY_TYPE).
 PRIMARY_KEY = 0x81000000
-#: Sealed TOTP/HOTP secret: Heads' index "4d47" ("MG") as a persistent handle.
+#: Heads' sealed TOTP/HOTP secret ("4d47", "MG"); here only the tools'
+#: benchmarks use it, the runtime uses TOTP_SEALED_NV.
 TOTP_SECRET = 0x81004D47
 #: Sealed LUKS disk-unlock key: Heads' index "3".
 DISK_UNLOCK_KEY = 0x81000003

@@ -196,12 +196,15 @@ def clear_tpm(tpm: Tpm, lockout_auth: bytes | None = None) -> str:
     return used
 
 
-def take_ownership(tpm: Tpm, owner_auth: bytes, lockout_auth: bytes | None = None) -> None:
-    """Set the owner, endorsement and lockout passphrases and create the storage key.
+def take_ownership(tpm: Tpm, owner_auth: bytes, lockout_auth: bytes | None = None, *,
+                   key_type: str = "ecc") -> None:
+    """Set the owner, endorsement and lockout passphrases and create the storage key
+    of ``key_type`` ("rsa" or "ecc", CONFIG_PRIMARY_KEY_TYPE).
 
     Must follow ``clear_tpm`` (all authorizations empty). ``lockout_auth``
     defaults to the owner passphrase, so the owner can always clear the TPM.
     """
+    primary_template(key_type)  # an unknown type fails before anything is changed
     lockout = owner_auth if lockout_auth is None else lockout_auth
     for value, what in ((owner_auth, "owner"), (lockout, "lockout")):
         if not 0 < len(value) <= AUTH_MAX_BYTES:
@@ -221,16 +224,18 @@ def take_ownership(tpm: Tpm, owner_auth: bytes, lockout_auth: bytes | None = Non
         with translated(f"Setting the TPM {name} passphrase", auth=f"{name} passphrase"):
             tpm.esapi.hierarchy_change_auth(hierarchy, value, session1=session)
         tpm.esapi.tr_set_auth(hierarchy, value)
-    create_storage_key(tpm, owner_auth)
+    create_storage_key(tpm, owner_auth, key_type=key_type)
 
 
-def create_storage_key(tpm: Tpm, owner_auth: bytes) -> None:
-    """Create the ECC storage primary and make it persistent at Heads' handle."""
+def create_storage_key(tpm: Tpm, owner_auth: bytes, *, key_type: str = "ecc") -> None:
+    """Create the storage primary (``key_type`` "rsa": RSA 2048, "ecc": NIST P-256,
+    as `tpm2 createprimary -G` makes them) and make it persistent at Heads' handle."""
+    template = primary_template(key_type)
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
     with translated("Creating the TPM storage key", auth="TPM owner passphrase",
                     owner_auth=True):
         primary, _, _, _, _ = tpm.esapi.create_primary(
-            TPM2B_SENSITIVE_CREATE(), primary_template(), ESYS_TR.OWNER,
+            TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.OWNER,
             session1=tpm.hmac_session(),
         )
         try:
@@ -266,10 +271,11 @@ def check_owner_passphrase(tpm: Tpm, owner_auth: bytes) -> None:
 
 
 def reset_tpm(tpm: Tpm, owner_auth: bytes, current_lockout_auth: bytes | None = None,
-              new_lockout_auth: bytes | None = None) -> str:
-    """Clear the TPM and take ownership again; returns the hierarchy that cleared it.
-    The new passphrases are checked first: a TPM is never cleared for a
-    passphrase it would then refuse."""
+              new_lockout_auth: bytes | None = None, *, key_type: str = "ecc") -> str:
+    """Clear the TPM and take ownership again with a storage key of ``key_type``;
+    returns the hierarchy that cleared it. The new passphrases and the key type
+    are checked first: a TPM is never cleared for what it would then refuse."""
+    primary_template(key_type)
     for value in (owner_auth, new_lockout_auth or owner_auth):
         if not 0 < len(value) <= AUTH_MAX_BYTES:
             raise ValueError("a TPM passphrase must have 1 to 32 bytes")
@@ -277,5 +283,5 @@ def reset_tpm(tpm: Tpm, owner_auth: bytes, current_lockout_auth: bytes | None = 
         raise WrongPassphrase("The current passphrase is longer than any TPM passphrase.",
                               hint="Type the passphrase set at the TPM's last reset.")
     used = clear_tpm(tpm, current_lockout_auth)
-    take_ownership(tpm, owner_auth, new_lockout_auth)
+    take_ownership(tpm, owner_auth, new_lockout_auth, key_type=key_type)
     return used

@@ -29,8 +29,17 @@ DA_PROTECTED_PRIMARY_ATTRIBUTES = (
 PRIMARY_ATTRIBUTES = DA_PROTECTED_PRIMARY_ATTRIBUTES | TPMA_OBJECT.NODA
 
 
-def primary_template() -> TPM2B_PUBLIC:
-    return TPM2B_PUBLIC.parse("ecc256:aes128cfb", objectAttributes=PRIMARY_ATTRIBUTES)
+#: CONFIG_PRIMARY_KEY_TYPE -> the tpm2-tools default storage key of that type
+#: (`tpm2 createprimary -G rsa|ecc`, as Heads runs it)
+PRIMARY_KEY_TYPES = {"rsa": "rsa2048:aes128cfb", "ecc": "ecc256:aes128cfb"}
+
+
+def primary_template(key_type: str = "ecc") -> TPM2B_PUBLIC:
+    """The storage primary's template; ``key_type`` is "rsa" or "ecc"."""
+    spec = PRIMARY_KEY_TYPES.get(key_type)
+    if spec is None:
+        raise ValueError(f"unknown primary key type {key_type!r} (rsa or ecc)")
+    return TPM2B_PUBLIC.parse(spec, objectAttributes=PRIMARY_ATTRIBUTES)
 
 
 def sealed_template(policy: bytes, *, no_da: bool = False) -> TPM2B_PUBLIC:

@@ -31,6 +31,7 @@ def log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setattr(bootlog, "_echo", True)
     monkeypatch.setattr(bootlog, "_lines", [])
     monkeypatch.setattr(bootlog, "_echoed", 0)
+    monkeypatch.setattr(bootlog, "_level", bootlog.ConsoleLevel.QUIET)
     yield path
 
 
@@ -199,3 +200,62 @@ def test_pcr9_predictions_use_the_harness_command_line() -> None:
     base = str(load_board_table("qemu-swtpm")["kernel"]["cmdline"])
     assert board_console.harness_cmdline("qemu-swtpm") == kernel_cmdline(base, trace=True)
     assert kernel_cmdline(base) == base  # tools/run and provision_board without --trace
+
+
+# --- the owner's settings: CONFIG_QUIET_MODE and CONFIG_DEBUG_OUTPUT ----------
+
+def _level_of(text: str) -> bootlog.ConsoleLevel:
+    """The console level DevicePlatform.start sets from the settings."""
+    from runtime.config import Settings
+    from runtime.state.device_platform import console_level
+
+    quiet, debug = text.split()
+    return console_level(Settings({"CONFIG_QUIET_MODE": quiet, "CONFIG_DEBUG_OUTPUT": debug}))
+
+
+@pytest.mark.parametrize(("settings", "level"), [
+    ("y n", bootlog.ConsoleLevel.QUIET), ("n n", bootlog.ConsoleLevel.STAGES),
+    ("y y", bootlog.ConsoleLevel.DEBUG), ("n y", bootlog.ConsoleLevel.DEBUG)])
+def test_the_settings_choose_the_console_level(settings: str, level: bootlog.ConsoleLevel) -> None:
+    assert _level_of(settings) is level
+
+
+def test_quiet_mode_off_shows_the_stages_not_the_details(
+        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from runtime import error_detail
+
+    cmdline(log, BASE)
+    bootlog.stage("python-started")  # before the settings are read: held
+    assert capsys.readouterr().err == ""
+    bootlog.set_console_level(_level_of("n n"))
+    error_detail.detail("sign-boot", "gpg exited with status 2")
+    bootlog.stage("imports-ui")
+    console = capsys.readouterr().err.splitlines()
+    assert [line.split(" stage=")[1] for line in console] == ["python-started", "imports-ui"]
+    assert "detail sign-boot: gpg exited with status 2" in log.read_text()
+
+
+def test_debug_output_shows_the_details_too_after_the_ui(
+        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from runtime import error_detail
+
+    cmdline(log, BASE)
+    bootlog.set_console_level(_level_of("y y"))
+    bootlog.echo_to_console(False)  # the UI owns the screen
+    error_detail.detail("sign-boot", "gpg exited with status 2")
+    assert capsys.readouterr().err == ""
+    bootlog.echo_to_console(True)
+    console = capsys.readouterr().err
+    assert "detail sign-boot: gpg exited with status 2" in console
+
+
+def test_quiet_mode_keeps_details_off_the_console(
+        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from runtime import error_detail
+
+    cmdline(log, BASE)
+    bootlog.set_console_level(_level_of("y n"))
+    error_detail.detail("sign-boot", "gpg exited with status 2")
+    bootlog.stage("final")
+    assert capsys.readouterr().err == ""
+    assert len(logged(log)) == 2

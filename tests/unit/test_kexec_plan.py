@@ -203,3 +203,19 @@ def test_unsafe_adds_red_console_and_drops_splash(boot: Path, tmp_path: Path) ->
 def test_long_cmdline_is_warned_about(boot: Path, tmp_path: Path) -> None:
     plan = plan_for(linux(cmdline="x" * 3000), str(boot), initrd_out=_out(tmp_path))
     assert len(plan.warnings) == 1 and "3000 bytes" in plan.warnings[0]
+
+
+def test_the_settings_add_and_remove_words(boot: Path, tmp_path: Path) -> None:
+    """CONFIG_BOOT_KERNEL_ADD / CONFIG_BOOT_KERNEL_REMOVE reach the command line."""
+    from runtime.config import Settings
+    from runtime.state.device_boot import settings_cmdline_words
+
+    settings = Settings({"CONFIG_BOOT_KERNEL_ADD": "console=ttyS0  iommu=pt",
+                         "CONFIG_BOOT_KERNEL_REMOVE": "quiet"})
+    board_add, remove = settings_cmdline_words(settings)
+    plan = plan_for(linux(), str(boot), board_add=board_add, remove=remove,
+                    initrd_out=_out(tmp_path))
+    assert plan.cmdline is not None
+    words = plan.cmdline.split()
+    assert "quiet" not in words and {"console=ttyS0", "iommu=pt"} <= set(words)
+    assert settings_cmdline_words(None) == ("", "")

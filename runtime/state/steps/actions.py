@@ -149,9 +149,10 @@ def _show_enrolment(ctx: Context, secret: bytearray, pcrs: tuple[int, ...],
 
     start = ctx.session.start
     uri = otpauth_uri(secret, start.board_name, start.brand)
-    ctx.ui.show(Page("Scan this with your phone's authenticator app",
-                     tuple(qr_text(uri, unicode=ctx.ui.unicode)), preformatted=True,
-                     footer="Enter: next (the secret for typing it in)"))
+    if not start.skip_qr_code:
+        ctx.ui.show(Page("Scan this with your phone's authenticator app",
+                         tuple(qr_text(uri, unicode=ctx.ui.unicode)), preformatted=True,
+                         footer="Enter: next (the secret for typing it in)"))
     lines = [
         "TOTP secret for typing into the app (base32):",
         "",
