@@ -1,5 +1,6 @@
 """The key scheme every screen speaks: one way to go back, one letter for the
-recovery shell, and a letter of its own for each action that cannot be undone.
+recovery shell, and a letter of its own for each action that cannot be undone;
+on the failure screens Heads has too, Heads' letters (HEADS_KEYS) come first.
 
 Pure data. The steps build their choices from these constants, the UI
 (runtime.ui.menu_view) gives Esc and BACK the same meaning, and
@@ -9,6 +10,9 @@ scheme holds. runtime/ui/KEYS.md is the same table for people.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from runtime.state.machine import State
 from runtime.state.view import Choice
 
 #: Back on every screen that has somewhere to go back to (Esc does the same).
@@ -41,6 +45,24 @@ RESERVED: dict[str, str] = {RECOVERY_KEY: "recovery", DETAILS_KEY: "details",
 #: so an entry is never taken for Back or a destructive action.
 ENTRY_KEYS = "123456789" + "".join(
     c for c in "acdefghijklmnoqstvwyz" if c not in RESERVED and c != BACK)
+
+#: Heads' letters on its failure screens (gui-init's menus), by the state that
+#: shows the runtime's screen: there a letter means Heads' choice, even where
+#: the scheme above gives it another, so a user who knows Heads finds the same
+#: key in the same place. The runtime's other choices there take free letters.
+HEADS_KEYS: Mapping[State, Mapping[str, str]] = {
+    # "No /boot Partition Found"; b: the boot options, as the runtime has no
+    # boot device to select
+    State.NO_BOOT: {"u": "usb", "b": "boot-options", "m": "continue", "x": "recovery"},
+    State.TPM_INCONSISTENT: {"i": "report", "o": "oem-reset", "t": "reset-tpm",
+                             "m": "continue"},
+    State.KEYRING_EMPTY: {"g": "add-key", "F": "oem-reset", "i": "continue", "x": "recovery"},
+    State.TOTP_FAILED: {"g": "generate", "p": "reset-tpm", "i": "continue", "x": "recovery"},
+    # the HOTP outcomes: invalid code g/i/x, slot not programmed g/x, error r/i
+    State.HOTP_FAILED: {"r": "retry", "g": "generate", "i": "continue", "x": "recovery"},
+    # "Boot Hash Mismatch"
+    State.BOOT_REFUSED: {"i": "investigate", "u": "update-checksums", "m": "menu"},
+}
 
 RECOVERY = Choice(RECOVERY_KEY, "Exit to the recovery shell", "recovery")
 POWER_OFF = Choice("p", "Power off", "power-off")

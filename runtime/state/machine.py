@@ -78,7 +78,7 @@ TRANSITIONS: Mapping[State, Mapping[str, State]] = {
     S.MEASURE: {"done": S.FIND_BOOT},
     S.FIND_BOOT: {"found": S.ROLLBACK_PREFLIGHT, "missing": S.NO_BOOT},
     S.NO_BOOT: {"retry": S.FIND_BOOT, "continue": S.KEYRING_CHECK,
-                "recovery": S.RECOVERY_CONFIRM},
+                "boot-options": S.BOOT_OPTIONS, "recovery": S.RECOVERY_CONFIRM},
     S.ROLLBACK_PREFLIGHT: {"ok": S.KEYRING_CHECK, "failed": S.TPM_INCONSISTENT},
     S.TPM_INCONSISTENT: {"again": S.TPM_INCONSISTENT, "retry": S.ROLLBACK_PREFLIGHT,
                          "reset-tpm": S.RESET_TPM, "oem-reset": S.OEM_RESET,

@@ -98,7 +98,7 @@ def test_reboot_attests_with_totp_and_hotp_then_recovery_needs_the_owner(
         again.press("r")
         refused = again.wait_for_screen("HOTP code invalid", 120)
         assert "ERROR" in refused
-        again.press("c")
+        again.press("i")
         menu = again.wait_for_screen("HOTP: Invalid code", 60)
         assert "TAMPERED?" in menu
 
@@ -139,7 +139,7 @@ def test_reboot_attests_with_totp_and_hotp_then_recovery_needs_the_owner(
         again.press("exit\r")
         refused = again.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)
         assert "recovery shell was opened" in refused
-        again.press("c")
+        again.press("i")
         menu = again.wait_for_screen(MAIN, 60)
         # the user's own recovery shell is said as such, never as tampering
         assert "RECOVERY SHELL OPENED" in menu and "TAMPERED" not in menu, menu
@@ -159,7 +159,7 @@ def test_a_one_byte_change_of_the_owner_settings_is_refused(
     with start(machine, initrd_b, token, os_disk) as tampered:
         screen = tampered.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)
         assert "PCR 9 changed" in screen and "a measurement changed" in screen
-        tampered.press("c")
+        tampered.press("i")
         menu = tampered.wait_for_screen(MAIN, 60)
         assert "TAMPERED?" in menu
         power_off(tampered)

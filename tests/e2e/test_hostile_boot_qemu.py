@@ -99,7 +99,7 @@ def test_an_unsigned_kexec_d_configuration_is_refused_and_never_offered(
         refused = words(running.wait_for_screen("Boot refused", SIGN))
         assert "unexpected files in the signed-state area" in refused, refused
         assert "kexec.d" in refused, refused
-        running.press("b")
+        running.press("m")
         running.wait_for_screen(MAIN, 120)
 
         choose_os_menu(running)
@@ -153,7 +153,7 @@ def test_a_pending_journal_cannot_slip_a_kernel_into_update_checksums(
         boot = words(running.wait_for_screen("Boot refused", SIGN))
         assert "files modified" in boot and f"vmlinuz-{BOARD_KERNEL_RELEASE}" in boot, boot
         assert "older signed /boot" not in boot, boot  # the counter did not move
-        running.press("b")
+        running.press("m")
         running.wait_for_screen(MAIN, 120)
         power_off_from_main(running)
 
@@ -174,13 +174,13 @@ def test_a_fifo_as_the_rollback_file_neither_hangs_the_start_nor_boots(
     with start(machine, initrd_signing, disk) as running:
         early = words(running.wait_for_screen("TPM state inconsistent", FIRST_SCREEN))
         assert "/boot/kexec_rollback.txt is a FIFO" in early, early
-        running.press("c")  # continue to the main menu
+        running.press("m")  # continue to the main menu
         menu = words(running.wait_for_screen(MAIN, 120))
         assert "TPM rollback state inconsistent" in menu, menu
         running.press("d")
         refused = words(running.wait_for_screen("Boot refused", SIGN))
         assert "kexec_rollback.txt (a FIFO)" in refused, refused
-        running.press("b")
+        running.press("m")
         running.wait_for_screen(MAIN, 120)
         power_off_from_main(running)
     assert image_digest(disk) == before  # refused, and nothing written

@@ -145,7 +145,7 @@ def test_a_changed_boot_stops_the_automatic_boot_with_the_reason(
         running.press("d")
         refused = words(running.wait_for_screen("Boot refused", SIGN))
         assert "files modified" in refused and "grub/grub.cfg" in refused, refused
-        running.press("b")
+        running.press("m")
         running.wait_for_screen(MAIN, 60)
         power_off(running)
         running.wait_exit(120)

@@ -166,7 +166,7 @@ def after_recovery(ram_machine: Machine, owner_key: OwnerKey, ordinary_power_on:
         running.wait_for_console(r"built-in shell \(ash\)[\s\S]*/ # ", 120)
         running.press("exit\r")
         running.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN)
-        running.press("c")
+        running.press("i")
         running.wait_for_screen(MAIN, 60)
         running.press("d")
         return ram_machine.scan_after_target(running, canary, OWNER_PASSPHRASE)

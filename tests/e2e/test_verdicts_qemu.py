@@ -77,10 +77,11 @@ def power_off_unbooted(running: Boot) -> None:
 
 
 def refused_default(running: Boot, title: str) -> str:
-    """Default boot, refused under ``title``: the refusal's words, then Back."""
+    """Default boot, refused under ``title``: the refusal's words, then m (the
+    main menu, Heads' letter)."""
     running.press("d")
     refused = words(running.wait_for_screen(title, SIGN))
-    running.press("b")
+    running.press("m")
     running.wait_for_screen(MAIN, 60)
     return refused
 
@@ -174,7 +175,7 @@ def test_no_disk_is_no_disk_not_an_attack(machine: Path, initrd_verdicts: Path,
     with start(machine, initrd_verdicts, None) as running:
         problem = running.wait_for_screen("no /boot partition found", FIRST_SCREEN)
         assert "Retry" in problem, problem
-        running.press("c")
+        running.press("m")
         title, verdict = main_menu_verdict(running)
         assert title.endswith("WARNING"), title
         assert verdict == "NO DISK: no disk was found: there is nothing to boot"

@@ -76,7 +76,7 @@ def to_main_menu(running: Boot) -> None:
     """Past the start: this machine has no TOTP secret, and the test needs none."""
     screen = running.wait_for_screen("TOTP", FIRST_SCREEN)
     if "TOTP code cannot be shown" in screen:
-        running.press("c")
+        running.press("i")
     running.wait_for_screen(MAIN, 120)
 
 
@@ -296,7 +296,7 @@ def test_a_deleted_counter_is_refused_then_signing_again_makes_a_new_one(
         assert "no longer holds the rollback counter" in early, early
         assert f"{old_index:08x}" not in early, early  # the NV index is for the log
         assert "reset or replaced" in early, early
-        running.press("c")
+        running.press("m")
         running.wait_for_screen(MAIN, 120)
         running.press("d")
         refused = words(running.wait_for_screen("Boot refused", SIGN))

@@ -93,7 +93,7 @@ def test_hotp_failure_never_counts_down(outcome: HotpOutcome, screen: str, statu
                                                 auto_boot_totp_only=totp_only),
                             hotp_results=[HotpFacts(outcome, "the token said no")],
                             checks=[GOOD_CHECK])
-    final, ui = run_machine(platform, [("choose", screen, "c"), *power_off(MAIN)])
+    final, ui = run_machine(platform, [("choose", screen, "i"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert COUNTDOWN not in ui.titles("choose") and not booted(platform)
     menu = main_menu(ui)

@@ -68,7 +68,7 @@ def test_the_normal_start_reaches_the_main_menu_verified() -> None:
 def test_autoboot_counts_down_only_after_attestation_and_boots_the_default() -> None:
     platform = FakePlatform(start_facts=AUTOBOOT, checks=[GOOD_CHECK])
     final, ui = run(platform, [("choose", "Automatic boot", "timeout"),
-                               ("choose", "The boot did not start", "b"),
+                               ("choose", "The boot did not start", "m"),
                                *power_off(MAIN)])
     assert final is State.POWER_OFF
     countdown = shown(ui, "Automatic boot").description
@@ -103,7 +103,7 @@ def test_no_autoboot_once_someone_is_at_the_keyboard() -> None:
 
 def test_no_autoboot_when_the_totp_failed_even_if_ignored() -> None:
     platform = FakePlatform(start_facts=AUTOBOOT, totp_results=[failed_totp()])
-    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "c"),
+    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "i"),
                                *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "Automatic boot" not in ui.titles("choose")
@@ -121,7 +121,7 @@ def test_hotp_success_allows_autoboot() -> None:
 def test_an_invalid_hotp_code_is_red_and_stops_autoboot() -> None:
     platform = FakePlatform(start_facts=started(auto_boot_timeout=3, hotp_configured=True),
                             hotp_results=[HotpFacts(HotpOutcome.INVALID, "refused the code")])
-    final, ui = run(platform, [("choose", "HOTP code invalid", "c"), *power_off(MAIN)])
+    final, ui = run(platform, [("choose", "HOTP code invalid", "i"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     failure = ui.shown[ui.titles().index("ERROR: HOTP code invalid")]
     assert failure.tone is Tone.ERROR and "refused the code" in failure.text
@@ -171,7 +171,7 @@ def test_no_boot_partition_can_be_retried() -> None:
 
 def test_no_boot_partition_still_attests() -> None:
     platform = FakePlatform(boot_facts=[BootFacts(problem="No disk.")])
-    final, ui = run(platform, [("choose", "no /boot partition", "c"), *power_off(MAIN)])
+    final, ui = run(platform, [("choose", "no /boot partition", "m"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "unseal_totp" in platform.calls and "rollback_preflight" not in platform.calls
     assert "NO DISK" in ui.shown[-2].text
@@ -181,7 +181,7 @@ def test_an_inconsistent_tpm_shows_the_reason_and_skips_attestation_on_continue(
     platform = FakePlatform(preflight=["The TPM has no rollback counter 0x01000001."])
     final, ui = run(platform, [("choose", "TPM state inconsistent", "i"),
                                ("choose", "Integrity report", "b"),
-                               ("choose", "TPM state inconsistent", "c"),
+                               ("choose", "TPM state inconsistent", "m"),
                                *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "0x01000001" in ui.texts()[0 if ui.shown[0].kind == "choose" else 1] or any(
@@ -191,9 +191,9 @@ def test_an_inconsistent_tpm_shows_the_reason_and_skips_attestation_on_continue(
 
 def test_an_empty_keyring_explains_and_can_be_ignored() -> None:
     platform = FakePlatform(keyring_facts=KeyringFacts(problem="No owner key file."))
-    final, _ = run(platform, [("choose", "no owner key", "a"),
+    final, _ = run(platform, [("choose", "no owner key", "g"),
                               ("show", "Add a key", None),
-                              ("choose", "no owner key", "c"),
+                              ("choose", "no owner key", "i"),
                               *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "unseal_totp" in platform.calls
@@ -209,7 +209,7 @@ def test_an_empty_keyring_explains_and_can_be_ignored() -> None:
 ])
 def test_each_totp_failure_is_explained(failure: TotpFailure, words: str) -> None:
     platform = FakePlatform(totp_results=[failed_totp(failure, "TOTP secret refused: PCR 9")])
-    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "c"),
+    final, ui = run(platform, [("choose", "TOTP code cannot be shown", "i"),
                                *power_off(MAIN)])
     assert final is State.POWER_OFF
     failure_screen = ui.shown[ui.titles().index("ERROR: the TOTP code cannot be shown")]
@@ -298,7 +298,7 @@ def test_a_reset_asks_the_lockout_passphrase_when_the_firmware_needs_it() -> Non
     platform = FakePlatform(reset_results=[ResetFacts(needs_lockout_passphrase=True),
                                            ResetFacts()], totp_results=[failed_totp()])
     final, _ = run(platform, [
-        ("choose", "TOTP code cannot be shown", "T"),
+        ("choose", "TOTP code cannot be shown", "p"),
         ("choose", "Reset the TPM?", "y"),
         ("choose", "New TPM owner passphrase", "t"),  # type my own
         ("ask", "Your own TPM owner passphrase", b"new passphrase"),
@@ -314,7 +314,7 @@ def test_a_reset_asks_the_lockout_passphrase_when_the_firmware_needs_it() -> Non
 def test_a_reset_asks_the_current_passphrase_first_when_the_firmware_needs_it() -> None:
     platform = FakePlatform(reset_needs_current=True, totp_results=[failed_totp()])
     final, ui = run(platform, [
-        ("choose", "TOTP code cannot be shown", "T"),
+        ("choose", "TOTP code cannot be shown", "p"),
         ("choose", "Reset the TPM?", "y"),
         ("ask", "Current TPM passphrase", b"old passphrase"),
         ("choose", "New TPM owner passphrase", "t"),  # type my own
@@ -332,7 +332,7 @@ def test_a_failed_reset_says_why_and_changes_nothing() -> None:
     platform = FakePlatform(reset_results=[ResetFacts(problem="The TPM is locked out.")],
                             totp_results=[failed_totp()])
     final, ui = run(platform, [
-        ("choose", "TOTP code cannot be shown", "T"),
+        ("choose", "TOTP code cannot be shown", "p"),
         ("choose", "Reset the TPM?", "y"),
         ("choose", "New TPM owner passphrase", "t"),  # type my own
         ("ask", "Your own TPM owner passphrase", b"new passphrase"),
@@ -490,7 +490,7 @@ def test_an_inconsistent_tpm_can_be_checked_again_or_reset() -> None:
     assert final is State.POWER_OFF
     assert platform.calls.count("rollback_preflight") == 2
     platform = FakePlatform(preflight=["Counter missing."])
-    final, _ = run(platform, [("choose", "TPM state inconsistent", "T"),
+    final, _ = run(platform, [("choose", "TPM state inconsistent", "t"),
                               ("choose", "Reset the TPM?", "n"), *power_off(MAIN)])
     assert final is State.POWER_OFF
 
@@ -607,7 +607,7 @@ def test_failure_details_are_offered_and_shown_only_when_asked() -> None:
                             detail_lines=("preflight: the TPM answered 0x18b",))
     final, ui = run(platform, [("choose", "TPM state inconsistent", "?"),
                                ("show", "Details", None),
-                               ("choose", "TPM state inconsistent", "c"), *power_off(MAIN)])
+                               ("choose", "TPM state inconsistent", "m"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     first = shown(ui, "ERROR: TPM state inconsistent")
     assert "0x18b" not in first.text and "?  Details" in first.text
@@ -621,7 +621,7 @@ def test_no_to_sealing_after_a_reset_wipes_the_kept_passphrase() -> None:
     from tests.fakes_ui import ScriptedUi
 
     ui = ScriptedUi([
-        ("choose", "TOTP code cannot be shown", "T"),
+        ("choose", "TOTP code cannot be shown", "p"),
         ("choose", "Reset the TPM?", "y"),
         ("choose", "New TPM owner passphrase", "t"),  # type my own
         ("ask", "Your own TPM owner passphrase", b"new passphrase"),
@@ -661,7 +661,7 @@ def test_details_are_those_of_failures_since_the_last_answer() -> None:
 
     platform = Forgetting(preflight=["The rollback counter could not be read."],
                           detail_lines=("preflight: the TPM answered 0x18b",))
-    final, ui = run(platform, [("choose", "TPM state inconsistent", "c"),
+    final, ui = run(platform, [("choose", "TPM state inconsistent", "m"),
                                *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert "?  Details" in shown(ui, "ERROR: TPM state inconsistent").text

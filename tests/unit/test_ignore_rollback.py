@@ -106,7 +106,7 @@ def test_with_the_setting_a_replayed_boot_verifies_with_the_warning() -> None:
 def test_without_the_setting_the_replayed_boot_is_refused_as_rollback() -> None:
     platform = FakePlatform(checks=[REPLAYED_REFUSED])
     final, ui = run_machine(platform, [("choose", MAIN, "d"),
-                                       ("choose", "older signed /boot", "b"),
+                                       ("choose", "older signed /boot", "m"),
                                        *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert not [c for c in platform.calls if c.startswith("boot ")]

@@ -45,7 +45,7 @@ def test_a_lockout_offers_clearing_first_and_the_totp_then_unseals() -> None:
     assert isinstance(menu, Menu) and menu.tone is Tone.ERROR
     keys = [c.key for c in menu.choices]
     # a normal choice, first, and before the reset that would destroy the secrets
-    assert keys[0] == "l" and keys.index("l") < keys.index("T")
+    assert keys[0] == "l" and keys.index("l") < keys.index("p")  # Heads' Reset the TPM
     assert menu.choices[0].label == "Clear the lockout with the lockout passphrase"
     text = _screen(ui, LOCKED_TOTP).text
     assert "10 wrong passphrases" in text and "every hour" in text
@@ -70,7 +70,7 @@ def test_a_wrong_lockout_passphrase_is_said_plainly_with_the_wait() -> None:
         ("choose", LOCKED_TOTP, "l"),
         ("ask", "TPM lockout passphrase", b"a typo"),
         ("show", "The TPM lockout was not cleared", None),
-        ("choose", LOCKED_TOTP, "c"),  # back on the lockout screen, nothing changed
+        ("choose", LOCKED_TOTP, "i"),  # back on the lockout screen, nothing changed
         *power_off(MAIN),
     ])
     assert final is State.POWER_OFF
@@ -94,7 +94,7 @@ def test_the_wait_after_a_wrong_passphrase_is_the_tpms_own() -> None:
         ("choose", LOCKED_TOTP, "l"),
         ("ask", "TPM lockout passphrase", b"a typo"),
         ("show", "was not cleared", None),
-        ("choose", LOCKED_TOTP, "c"),
+        ("choose", LOCKED_TOTP, "i"),
         *power_off(MAIN),
     ])
     assert "for 24 hours while the machine stays on" in _screen(ui, "lockout passphrase").text
@@ -109,7 +109,7 @@ def test_a_blocked_lockout_passphrase_says_an_earlier_one_was_wrong() -> None:
         ("choose", LOCKED_TOTP, "l"),
         ("ask", "TPM lockout passphrase", b"owner passphrase"),
         ("show", "was not cleared", None),
-        ("choose", LOCKED_TOTP, "p"),
+        ("choose", LOCKED_TOTP, "P"),  # p is Heads' Reset the TPM there
         ("choose", "Power off now?", "y"),
     ])
     text = _screen(ui, "was not cleared").text
@@ -121,7 +121,7 @@ def test_esc_at_the_passphrase_clears_nothing() -> None:
     final, _ = run_machine(platform, [
         ("choose", LOCKED_TOTP, "l"),
         ("ask", "TPM lockout passphrase", None),
-        ("choose", LOCKED_TOTP, "c"),
+        ("choose", LOCKED_TOTP, "i"),
         *power_off(MAIN),
     ])
     assert final is State.POWER_OFF
@@ -144,7 +144,7 @@ def test_without_a_lockout_passphrase_nothing_is_asked() -> None:
 def test_a_tpm_error_without_a_lockout_keeps_the_usual_screen() -> None:
     platform = FakePlatform(totp_results=[TPM_ERROR])
     _, ui = run_machine(platform, [
-        ("choose", "TOTP code cannot be shown", "c"),
+        ("choose", "TOTP code cannot be shown", "i"),
         *power_off(MAIN),
     ])
     menu = ui.shown[[s.title for s in ui.shown].index(
@@ -157,7 +157,7 @@ def test_other_totp_failures_do_not_ask_about_the_lockout() -> None:
     platform = FakePlatform(totp_results=[failed_totp(TotpFailure.PCRS_CHANGED)],
                             lockout=LOCKED)
     _, ui = run_machine(platform, [
-        ("choose", "TOTP code cannot be shown", "c"),
+        ("choose", "TOTP code cannot be shown", "i"),
         *power_off(MAIN),
     ])
     assert not any("locked out" in t for t in ui.titles())
@@ -166,7 +166,7 @@ def test_other_totp_failures_do_not_ask_about_the_lockout() -> None:
 def test_the_reset_stays_offered_on_the_lockout_screen_and_asks_first() -> None:
     platform = FakePlatform(totp_results=[TPM_ERROR], lockout=LOCKED)
     final, _ = run_machine(platform, [
-        ("choose", LOCKED_TOTP, "T"),
+        ("choose", LOCKED_TOTP, "p"),
         ("choose", "Reset the TPM?", "enter"),  # No is selected
         *power_off(MAIN),
     ])

@@ -197,7 +197,7 @@ def reset(platform: FakePlatform, steps: list[Step], then: list[Step] | None = N
 
     after = [("show", "The TPM was reset", None), ("choose", "Seal a new", "n")] \
         if then is None else then
-    ui = RecordingUi([("choose", "TOTP code cannot be shown", "T"),
+    ui = RecordingUi([("choose", "TOTP code cannot be shown", "p"),
                       ("choose", "Reset the TPM?", "y"), *steps, *after, *power_off(MAIN)])
     final = driver.run(Context(ui, platform))
     ui.assert_finished()
@@ -357,7 +357,7 @@ def test_the_real_generator_through_the_flow() -> None:
     from runtime.state.steps import Context
 
     platform = FakePlatform(totp_results=[failed_totp()])
-    ui = CopyingUi([("choose", "TOTP code cannot be shown", "T"),
+    ui = CopyingUi([("choose", "TOTP code cannot be shown", "p"),
                     ("choose", "Reset the TPM?", "y"), ("choose", CHOICE, "enter"),
                     ("show", PAGE, None), ("ask", TYPE_BACK, b"(copied)"),
                     ("show", "The TPM was reset", None), ("choose", "Seal a new", "n"),
@@ -406,7 +406,7 @@ def test_existing_passphrases_are_never_checked_for_strength() -> None:
     platform = FakePlatform(totp_results=[failed_totp(), GOOD_TOTP],
                             reset_needs_current=True)
     final, _ = run_machine(platform, [
-        ("choose", "TOTP code cannot be shown", "T"), ("choose", "Reset the TPM?", "y"),
+        ("choose", "TOTP code cannot be shown", "p"), ("choose", "Reset the TPM?", "y"),
         ("ask", "Current TPM passphrase", b"old"),
         ("choose", CHOICE, "t"), ("ask", OWN, b"owner passphrase 1"),
         ("show", "The TPM was reset", None), ("choose", "Seal a new", "n"),

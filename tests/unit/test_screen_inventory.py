@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from runtime.state import driver
-from runtime.state.keys import BACK, DESTRUCTIVE, RECOVERY_KEY, RESERVED
+from runtime.state.keys import BACK, DESTRUCTIVE, HEADS_KEYS, RECOVERY_KEY, RESERVED
+from runtime.state.machine import State
 from runtime.state.platform import (
     BootCheck,
     BootFacts,
@@ -139,6 +140,8 @@ class Seen:
     description: Description
     variant: str
     path: tuple[str, ...]
+    #: the state whose step showed it
+    state: State
     #: (the answer given here, the next screen that waited for one), in every run
     after: list[tuple[str, Description]] = field(default_factory=list)
 
@@ -153,15 +156,24 @@ class _WalkingUi:
     def __init__(self, path: tuple[str, ...]) -> None:
         self._path = list(path)
         self.screens: list[tuple[Description, str | None]] = []  # (screen, answer)
+        self.state = State.EARLY_INIT  # the state whose step runs
+        self.states: list[State] = []  # each screen's
+
+    def entered(self, state: State) -> None:
+        self.state = state
+
+    def _record(self, screen: Description, answer: str | None) -> None:
+        self.screens.append((screen, answer))
+        self.states.append(self.state)
 
     def choose(self, menu: Menu) -> str:
         if menu.live is not None:
             menu.live()
         if not self._path:
-            self.screens.append((menu, None))
+            self._record(menu, None)
             raise _Stop
         key = self._path.pop(0)
-        self.screens.append((menu, key))
+        self._record(menu, key)
         if key == "timeout":
             return menu.timeout_event
         if key in ("esc", BACK) and all(c.key != key for c in menu.choices):
@@ -170,16 +182,16 @@ class _WalkingUi:
         return next(c.event for c in menu.choices if c.key == key)
 
     def ask(self, prompt: Prompt) -> str | bytearray | None:
-        self.screens.append((prompt, "answer"))
+        self._record(prompt, "answer")
         if prompt.secret:
             return bytearray(b"correct horse battery")
         return "2026-11-25 12:00:00"
 
     def show(self, page: Page) -> None:
-        self.screens.append((page, "enter"))
+        self._record(page, "enter")
 
     def progress(self, progress: Progress) -> None:
-        self.screens.append((progress, None))
+        self._record(progress, None)
 
 
 def _signature(menu: Menu) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -205,12 +217,12 @@ def walk() -> list[Seen]:
         name, path = queue.popleft()
         ui = _WalkingUi(path)
         with contextlib.suppress(_Stop):
-            driver.run(Context(ui, VARIANTS[name]()))
+            driver.run(Context(ui, VARIANTS[name]()), on_state=ui.entered)
         for index, (screen, answer) in enumerate(ui.screens):
             key = (type(screen).__name__, screen.title,
                    (_signature(screen), screen.body, screen.tone) if isinstance(screen, Menu)
                    else repr(screen)[:2000])
-            entry = seen.setdefault(key, Seen(screen, name, path))
+            entry = seen.setdefault(key, Seen(screen, name, path, ui.states[index]))
             following = [s for s, _ in ui.screens[index + 1:] if not isinstance(s, Progress)]
             if answer is not None and following:
                 entry.after.append((answer, following[0]))
@@ -308,28 +320,43 @@ def test_every_screen_renders_with_its_title_and_footer(screens: list[Seen],
         assert _words(seen.description.title)[:columns // 2] in _words(text)
 
 
+def _problem(menu: Menu) -> bool:
+    return any(line.startswith("What you can do:") for line in menu.body)
+
+
 def test_the_key_scheme_holds_on_every_menu(screens: list[Seen]) -> None:
+    heads_seen: set[tuple[State, str, str]] = set()
     for seen in _menus(screens):
         menu = seen.description
         assert isinstance(menu, Menu)
         where = f"{menu.title!r} (variant {seen.variant}, path {seen.path})"
         keys = [c.key for c in menu.choices]
         assert len(keys) == len(set(keys)), f"two choices share a key on {where}"
+        # a failure screen Heads has too: Heads' letters first (the sub-screens keep the scheme)
+        heads = HEADS_KEYS.get(seen.state, {}) if _problem(menu) else {}
         for choice in menu.choices:
+            if choice.key in heads:
+                assert choice.event == heads[choice.key], (
+                    f"{choice.key!r} means {choice.event!r} on {where}, not Heads' "
+                    f"{heads[choice.key]!r}")
+                heads_seen.add((seen.state, choice.key, choice.event))
+                continue
             if choice.key == BACK:
                 assert choice.event == menu.back_event, f"{BACK!r} is not Back on {where}"
             if choice.key in RESERVED:
                 assert choice.event == RESERVED[choice.key], (
                     f"{choice.key!r} means {choice.event!r} on {where}")
             for key, event in RESERVED.items():
-                if choice.event == event:
+                if choice.event == event and key not in heads:  # else Heads took its letter
                     assert choice.key == key, f"{event!r} has the key {choice.key!r} on {where}"
             if choice.event == menu.back_event:
                 assert choice.key in (BACK, "n"), f"Back is {choice.key!r} on {where}"
         if menu.back_event is None:
             # only the main menu and the forks of the start have nowhere to go back to
-            problem = any(line.startswith("What you can do:") for line in menu.body)
-            assert problem or menu.title.endswith("boot menu"), f"no Back on {where}"
+            assert _problem(menu) or menu.title.endswith("boot menu"), f"no Back on {where}"
+    # every letter of every Heads screen was met on the walk
+    assert heads_seen == {(state, key, event) for state, letters in HEADS_KEYS.items()
+                          for key, event in letters.items()}
 
 
 def test_destructive_actions_ask_first_with_no_selected(screens: list[Seen]) -> None:

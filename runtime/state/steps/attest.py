@@ -3,6 +3,7 @@ and the automatic boot that only follows a successful attestation."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from runtime.state.keys import BACK, POWER_OFF, REBOOT, RECOVERY, RESET_TPM
@@ -62,6 +63,11 @@ _TOTP_ADVICE: dict[TotpFailure, tuple[str, str]] = {
 
 _TOTP_WHY = ("The TOTP code on your phone is how you check that the firmware was not "
              "changed; without it this boot proves nothing.")
+# Heads' g/p/i/x: p is Heads' Reset the TPM here, so power off moves to P
+_TOTP_REPORT = Choice("s", "Show the integrity report", "report")
+_TOTP_RESET = dataclasses.replace(RESET_TPM, key="p")
+_TOTP_CONTINUE = Choice("i", "Ignore and continue to the main menu", "continue")
+_TOTP_POWER_OFF = dataclasses.replace(POWER_OFF, key="P")
 
 
 def totp_failed(ctx: Context) -> str:
@@ -77,10 +83,8 @@ def totp_failed(ctx: Context) -> str:
                 _TOTP_WHY + " A lockout says nothing about the firmware: the operating "
                 "system can cause one with a key of its own.",
                 lockout,
-                (Choice("i", "Show the integrity report", "report"),
-                 RESET_TPM,
-                 Choice("c", "Ignore and continue to the main menu", "continue"),
-                 REBOOT, POWER_OFF, RECOVERY))
+                (_TOTP_REPORT, _TOTP_RESET, _TOTP_CONTINUE, REBOOT, _TOTP_POWER_OFF,
+                 RECOVERY))
             if event == "cleared":
                 return "retry"  # unseal again, then the HOTP check
             if event != "report":
@@ -95,12 +99,12 @@ def totp_failed(ctx: Context) -> str:
             what,
             _TOTP_WHY,
             todo,
-            (Choice("i", "Show the integrity report", "report"),
+            (_TOTP_REPORT,
              Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
-             RESET_TPM,
-             Choice("c", "Ignore and continue to the main menu", "continue"),
+             _TOTP_RESET,
+             _TOTP_CONTINUE,
              REBOOT,
-             POWER_OFF,
+             _TOTP_POWER_OFF,
              RECOVERY),
         )
         if event != "report":
@@ -138,7 +142,7 @@ def hotp_failed(ctx: Context) -> str:
             ctx, "WARNING: the TPM is locked out, HOTP not verified", result.message, why,
             lockout,
             (Choice("r", "Check the token again", "retry"),
-             Choice("c", "Ignore and continue to the main menu", "continue"),
+             Choice("i", "Ignore and continue to the main menu", "continue"),
              RECOVERY), Tone.WARNING)
         return "retry" if event == "cleared" else event
     return ctx.problem_menu(
@@ -146,9 +150,10 @@ def hotp_failed(ctx: Context) -> str:
         result.message,
         why,
         todo,
+        # Heads' letters for every outcome (r/g/i/x)
         (Choice("r", "Retry", "retry"),
          Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
-         Choice("c", "Ignore and continue to the main menu", "continue"),
+         Choice("i", "Ignore and continue to the main menu", "continue"),
          RECOVERY),
         tone=Tone.ERROR if invalid else Tone.WARNING,
     )

@@ -1,6 +1,6 @@
 """Booting an OS: the default boot, the OS boot menu, the refusal screen with
-its ways forward, the unsafe (forced) boot, and updating the checksums and
-signing /boot after an OS update.
+its ways forward, the unsafe (forced) boot, USB boot (not built yet), and
+updating the checksums and signing /boot after an OS update.
 
 Rule: nothing is booted from /boot unless it is exactly what the owner signed
 (runtime.integrity.verify_boot), except through the unsafe boot, which the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.state.keys import ENTRY_KEYS, POWER_OFF, REBOOT, RECOVERY, UNSAFE_BOOT, back
+from runtime.state.keys import DETAILS, ENTRY_KEYS, POWER_OFF, REBOOT, RECOVERY, UNSAFE_BOOT, back
 from runtime.state.platform import AskSecret, BootCheck, BootOption
 from runtime.state.steps.actions import TPM_PASSPHRASE_MAX
 from runtime.state.steps.context import Context
@@ -58,6 +58,25 @@ def _verify(ctx: Context, title: str) -> BootCheck:
         # a power cut during the last signing, sorted out before the check
         ctx.ui.progress(Progress(title, check.settled))
     return check
+
+
+def problem_screen(ctx: Context, title: str, what: str, why: str, todo: str,
+                   choices: tuple[Choice, ...], back_event: str | None,
+                   tone: Tone = Tone.ERROR) -> str:
+    """ctx.problem_menu, with Back given rather than read off the letter b: on
+    Heads' screens b can be another choice (no /boot), and Back can carry
+    Heads' m (a refused boot)."""
+    body = (what, "", "Why it matters: " + why, "", "What you can do: " + todo)
+    if ctx.platform.details():
+        choices = (*choices, DETAILS)
+    return ctx.choose(Menu(title, body, choices, tone, back_event=back_event))
+
+
+def usb_boot(ctx: Context) -> None:
+    """Boot from USB, wherever it is offered."""
+    ctx.page("USB boot", [
+        "USB boot: not available yet on this board. Nothing was changed.",
+    ], Tone.WARNING)
 
 
 def _refuse(ctx: Context, what: str) -> str:
@@ -119,7 +138,8 @@ def _refusal(ctx: Context) -> str:
         choices.append(Choice("u", label, "update-checksums"))
     if not ctx.session.start.restricted and state is not BootState.VERIFIED:
         choices.append(UNSAFE_BOOT)
-    choices += [back("Back to the main menu", "menu"), POWER_OFF, REBOOT, RECOVERY]
+    # m: Heads' "Return to main menu"; Esc and b still go there too
+    choices += [Choice("m", "Return to the main menu", "menu"), POWER_OFF, REBOOT, RECOVERY]
     why = ("Only files the owner signed are booted, so a changed kernel, initramfs or boot "
            "configuration cannot start unnoticed.")
     if state is BootState.VERIFIED:  # /boot is fine: the entry itself did not start
@@ -129,7 +149,8 @@ def _refusal(ctx: Context) -> str:
         title, todo = _REFUSALS.get(state, _REFUSALS[BootState.CHANGED])
         if state is BootState.CHANGED and not resignable:
             todo = _NOT_RESIGNABLE
-    return ctx.problem_menu(title, ctx.session.boot_refusal, why, todo, tuple(choices))
+    return problem_screen(ctx, title, ctx.session.boot_refusal, why, todo, tuple(choices),
+                          back_event="menu")
 
 
 #: the refusal's title and advice, by what the check of /boot found: absence

@@ -14,7 +14,7 @@ from runtime.state.keys import (
 )
 from runtime.state.steps.actions import CLEAR_LOCKOUT, clear_lockout
 from runtime.state.steps.attest import totp_live
-from runtime.state.steps.boot import check_boot
+from runtime.state.steps.boot import check_boot, usb_boot
 from runtime.state.steps.context import Context
 from runtime.state.view import Choice, Menu, Tone
 
@@ -91,12 +91,6 @@ def options(ctx: Context) -> str:
     return ctx.choose(Menu("Options", (), OPTION_CHOICES, back_event="back"))
 
 
-def _not_in_this_build(ctx: Context, what: str) -> None:
-    ctx.page(what, [
-        f"{what}: not available yet on this board. Nothing was changed.",
-    ], Tone.WARNING)
-
-
 def boot_options(ctx: Context) -> str:
     event = ctx.choose(Menu("Boot options", (), (
         Choice("m", "Show the OS boot menu", "os-menu"),
@@ -104,7 +98,7 @@ def boot_options(ctx: Context) -> str:
         UNSAFE_BOOT,
         BACK_TO_OPTIONS), back_event="back"))
     if event == "usb":
-        _not_in_this_build(ctx, "USB boot")
+        usb_boot(ctx)
         return "again"
     return event
 

@@ -3,7 +3,10 @@ preflight, the ROM keyring, and their failure screens."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from runtime.state.keys import OEM_RESET, POWER_OFF, REBOOT, RECOVERY, RESET_TPM
+from runtime.state.steps.boot import problem_screen, usb_boot
 from runtime.state.steps.context import Context
 from runtime.state.steps.report import integrity_report
 from runtime.state.view import Choice, Page, Progress, Tone
@@ -64,16 +67,25 @@ def no_boot(ctx: Context) -> str:
     if boot and boot.encrypted_seen:
         what += (" An encrypted (LUKS) partition was seen: /boot must be a separate, "
                  "unencrypted partition.")
-    return ctx.problem_menu(
-        "ERROR: no /boot partition found",
-        what,
-        "The kernel to boot and its signed hash lists live on /boot; without it only "
-        "the attestation (TOTP/HOTP) can be done.",
-        "Attach the disk and retry, or continue to the menu.",
-        (Choice("r", "Retry: probe the disks again", "retry"),
-         Choice("c", "Continue to the main menu", "continue"), RECOVERY),
-        tone=Tone.WARNING,
-    )
+    while True:
+        # Heads' u/b/m/x: b is Heads' choice here, not Back (Esc does nothing, as before)
+        event = problem_screen(
+            ctx,
+            "ERROR: no /boot partition found",
+            what,
+            "The kernel to boot and its signed hash lists live on /boot; without it only "
+            "the attestation (TOTP/HOTP) can be done.",
+            "Attach the disk and retry, or continue to the menu.",
+            (Choice("r", "Retry: probe the disks again", "retry"),
+             Choice("u", "Boot from USB", "usb"),
+             Choice("b", "Boot options -->", "boot-options"),
+             Choice("m", "Continue to the main menu", "continue"), RECOVERY),
+            back_event=None,
+            tone=Tone.WARNING,
+        )
+        if event != "usb":
+            return event
+        usb_boot(ctx)
 
 
 def rollback_preflight(ctx: Context) -> str:
@@ -94,11 +106,12 @@ def tpm_inconsistent(ctx: Context) -> str:
         "/boot again (Options > Update checksums), which makes a new counter; reset the "
         "TPM first if its other secrets are gone too. If you did not, treat this machine "
         "as tampered with.",
+        # Heads' i/o/t/m
         (Choice("i", "Show the integrity report", "report"),
          Choice("r", "Check again", "retry"),
-         RESET_TPM,
-         OEM_RESET,
-         Choice("c", "Continue to the main menu (no attestation)", "continue"),
+         dataclasses.replace(RESET_TPM, key="t"),
+         dataclasses.replace(OEM_RESET, key="o"),
+         Choice("m", "Continue to the main menu (no attestation)", "continue"),
          RECOVERY),
     )
     if event == "report":
@@ -125,9 +138,10 @@ def keyring_empty(ctx: Context) -> str:
         "asks for it; without one /boot cannot be verified.",
         "Add your public key to the firmware image (build with --owner-key) and flash it, "
         "or do an OEM factory reset.",
-        (Choice("a", "Add a key to the firmware", "add-key"),
+        # Heads' g/F/i/x
+        (Choice("g", "Add a key to the firmware", "add-key"),
          OEM_RESET,
-         Choice("c", "Ignore and continue", "continue"), RECOVERY),
+         Choice("i", "Ignore and continue", "continue"), RECOVERY),
     )
     if event == "add-key":
         ctx.ui.show(Page("Add a key to the firmware", (
