@@ -69,8 +69,13 @@ def _console_on() -> bool:
     return trace_on() or _level >= ConsoleLevel.STAGES
 
 
+def _printable(text: str) -> str:
+    """A control character would drive the terminal the lines reach."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
 def stage(name: str, **fields: object) -> None:
-    extra = "".join(f" {key}={value}" for key, value in fields.items())
+    extra = _printable("".join(f" {key}={value}" for key, value in fields.items()))
     _log_line(f"runtime: t={since_boot():.3f} stage={name}{extra}", to_console=True)
 
 
@@ -102,7 +107,8 @@ def _flush() -> None:
 
 def echo_to_console(enabled: bool) -> None:
     """Off while the UI owns the screen. On again prints what was logged
-    meanwhile, but only with the trace on: otherwise nothing is ever printed."""
+    meanwhile, but only with the trace or the owner's console level on: quiet,
+    nothing is ever printed."""
     global _echo
     _echo = enabled
     if enabled and _console_on():

@@ -69,7 +69,8 @@ class Settings:
                               "no recovery shell, forced boot, firmware flashing or "
                               "USB boot other than ISO images")
     basic = Setting("CONFIG_BASIC", Bool(), "n",
-                    "Basic mode: no tamper evidence, no signature checks on /boot")
+                    "Basic mode: no TOTP/HOTP, no signature checks on /boot; the main "
+                    "menu says BASIC MODE (off while restricted boot is on)")
     auto_boot_timeout = Setting("CONFIG_AUTO_BOOT_TIMEOUT",
                                 OptionalInt(0, 600, "seconds", "off"), "",
                                 "after a good HOTP check, boot the default entry after "
@@ -100,7 +101,9 @@ class Settings:
                                  "words removed from the booted kernel's command line")
     boot_recovery_serial = Setting("CONFIG_BOOT_RECOVERY_SERIAL",
                                    OptionalPath("none", "/dev/"), "",
-                                   "serial line offering a recovery shell (115200 baud)")
+                                   "serial line where Enter asks for the recovery shell at "
+                                   "any time, through the same gate (115200 baud; never "
+                                   "the console itself)")
     debug_output = Setting("CONFIG_DEBUG_OUTPUT", Bool(), "n",
                            "show debug messages on the console")
     quiet_mode = Setting("CONFIG_QUIET_MODE", Bool(), "y",
@@ -108,8 +111,9 @@ class Settings:
     totp_skip_qrcode = Setting("CONFIG_TOTP_SKIP_QRCODE", Bool(), "n",
                                "do not show the QR code of a new TOTP secret")
     have_gpg_key_backup = Setting("CONFIG_HAVE_GPG_KEY_BACKUP", Bool(), "n",
-                                  "a backup of the owner's GPG key exists: require it or "
-                                  "the card before the recovery shell and USB boot")
+                                  "require the owner's key before the recovery shell: it "
+                                  "always asks for a signature by the firmware's owner key; "
+                                  "y also refuses the shell when the firmware holds none")
     root_dev = Setting("CONFIG_ROOT_DEV", OptionalPath("none", "/dev/"), "",
                        "the root file system whose files are hashed")
     root_dirlist = Setting("CONFIG_ROOT_DIRLIST", Words(relative_paths=True),
@@ -156,6 +160,11 @@ class Settings:
         return str(SCHEMA[key].kind.show(self._values[key]))
 
     @property
+    def basic_mode(self) -> bool:
+        """CONFIG_BASIC, unless restricted boot is on: that asks for every check."""
+        return bool(self.basic) and not self.restricted_boot
+
+    @property
     def hotp_enabled(self) -> bool:
         """The boot checks a HOTP code: CONFIG_HOTPKEY=y and a token is named."""
         return bool(self.hotpkey) and self.hotp_token != "none"  # noqa: S105
@@ -180,8 +189,8 @@ IGNORED: dict[str, str] = {
     "CONFIG_ENABLE_FUNCTION_TRACING_OUTPUT": "there are no shell functions to trace; "
                                              "CONFIG_DEBUG_OUTPUT shows the details",
     "CONFIG_BOOT_EXTRA_TTYS": "the console comes from the board file",
-    "CONFIG_BASIC_NO_AUTOMATIC_DEFAULT": "Basic mode's automatic boot variants are not built",
-    "CONFIG_BASIC_USB_AUTOBOOT": "Basic mode's automatic boot variants are not built",
+    "CONFIG_BASIC_NO_AUTOMATIC_DEFAULT": "Basic mode never boots by itself here",
+    "CONFIG_BASIC_USB_AUTOBOOT": "Basic mode never boots by itself here",
     "CONFIG_USER_USB_KEYBOARD": "kernel modules come from the board file (measured at build)",
     "CONFIG_USB_KEYBOARD_REQUIRED": "kernel modules come from the board file",
     "CONFIG_LINUX_USB_COMPANION_CONTROLLER": "kernel modules come from the board file",
@@ -205,22 +214,19 @@ IGNORED: dict[str, str] = {
 # value but the default is reported and has no effect, so a carried-over
 # config.user never changes less than its owner thinks.
 ONLY_DEFAULT: dict[str, str] = {
-    "CONFIG_BASIC": "Basic mode (booting without tamper evidence) is not built yet",
     "CONFIG_BOOT_REQ_HASH": "this runtime never boots a default entry whose files do not "
                             "match your signed hashes",
     "CONFIG_BOOT_REQ_ROLLBACK": "this runtime always checks /boot's TPM rollback counter; "
                                 "CONFIG_IGNORE_ROLLBACK=y is the way to skip it",
-    "CONFIG_HAVE_GPG_KEY_BACKUP": "asking for the GPG key backup or card before the recovery "
-                                  "shell and USB boot is not built yet (the recovery shell "
-                                  "asks for its own authentication)",
-    "CONFIG_BOOT_RECOVERY_SERIAL": "the serial recovery console is not built yet",
     "CONFIG_KEYBOARD_KEYMAP": "keyboard layouts are not built yet: the kernel's US layout "
                               "is used",
     "CONFIG_ROOT_DEV": "hashing the root file system is not built yet",
     "CONFIG_ROOT_DIRLIST": "hashing the root file system is not built yet",
-    "CONFIG_ROOT_CHECK_AT_BOOT": "hashing the root file system is not built yet",
-    "CONFIG_FINALIZE_PLATFORM_LOCKING": "locking the flash chip before the hand-over is not "
-                                        "built (the chipset's lock is not driven)",
+    "CONFIG_ROOT_CHECK_AT_BOOT": "the root file system is NOT checked at boot: hashing it "
+                                 "is not built yet",
+    "CONFIG_FINALIZE_PLATFORM_LOCKING": "the flash chip is NOT locked before the hand-over "
+                                        "(the chipset's lock is not driven): the booted OS "
+                                        "can write the firmware",
     "CONFIG_FLASH_OPTIONS": "flashing firmware from the runtime is not built yet",
 }
 # Old Heads names, read as the new one (Heads renames them itself at start).
@@ -376,14 +382,20 @@ def _unknown(key: str) -> str:
 
 
 def _consistency(settings: Settings, sources: dict[str, Source]) -> list[Problem]:
-    if settings.tpm == settings.tpm2_tools:
-        return []
-    where = sources["CONFIG_TPM"]
-    text = ("CONFIG_TPM=y with CONFIG_TPM2_TOOLS=n describes a TPM 1.2, which this runtime "
-            "does not drive" if settings.tpm else
-            "CONFIG_TPM2_TOOLS=y needs CONFIG_TPM=y, or the TPM is not used")
-    return [Problem(where.path or "settings", where.line, "CONFIG_TPM",
-                    f"{text}; set both to y or both to n.", "warning")]
+    problems = []
+    if settings.tpm != settings.tpm2_tools:
+        where = sources["CONFIG_TPM"]
+        text = ("CONFIG_TPM=y with CONFIG_TPM2_TOOLS=n describes a TPM 1.2, which this "
+                "runtime does not drive" if settings.tpm else
+                "CONFIG_TPM2_TOOLS=y needs CONFIG_TPM=y, or the TPM is not used")
+        problems.append(Problem(where.path or "settings", where.line, "CONFIG_TPM",
+                                f"{text}; set both to y or both to n.", "warning"))
+    if settings.basic and settings.restricted_boot:
+        where = sources["CONFIG_BASIC"]
+        problems.append(Problem(where.path or "settings", where.line, "CONFIG_BASIC",
+                                "Basic mode is off: restricted boot (CONFIG_RESTRICTED_BOOT) "
+                                "asks for every check. Turn one of them off.", "warning"))
+    return problems
 
 
 def set_user_value(path: str, key: str, value: str) -> None:

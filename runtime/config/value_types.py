@@ -220,7 +220,12 @@ class TpmName:
 
 _TZ_NAME = r"(?:[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)"
 _TZ_OFFSET = r"[+-]?(\d{1,2})(?::([0-5]\d)){0,2}"
-_TZ_RULE = r"(?:J\d{1,3}|\d{1,3}|M\d{1,2}\.[1-5]\.[0-6])(?:/[+-]?\d{1,3}(?::[0-5]\d){0,2})?"
+# The C library keeps a half-read rule (a month 13, a day 400) instead of
+# refusing it: the ranges are checked here. Julian days J1-J365, 0-365.
+_TZ_DAY = r"(?:J(?:36[0-5]|3[0-5]\d|[12]\d\d|[1-9]\d?)|36[0-5]|3[0-5]\d|[12]?\d?\d)"
+_TZ_RULE = (rf"(?:{_TZ_DAY}|M(?:1[0-2]|[1-9])\.[1-5]\.[0-6])"
+            r"(?:/[+-]?\d{1,3}(?::[0-5]\d){0,2})?")
+TZ_MAX = 64
 _TZ = re.compile(rf"{_TZ_NAME}{_TZ_OFFSET}(?:{_TZ_NAME}(?:{_TZ_OFFSET})?,{_TZ_RULE},{_TZ_RULE})?")
 
 
@@ -236,6 +241,8 @@ class TimeZone:
     def parse(self, text: str) -> str:
         if text == "UTC":
             return text
+        if len(text) > TZ_MAX:
+            raise ValueError(f"longer than {TZ_MAX} characters")
         found = _TZ.fullmatch(text)
         if found is None:
             raise ValueError(f"{text!r} is not a POSIX TZ rule (the image has no zone "

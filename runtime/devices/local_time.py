@@ -12,6 +12,7 @@ import os
 import time
 
 UTC_ZONE = "UTC"
+NO_ZONE_FILES = "/nonexistent-zoneinfo"
 _FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -20,16 +21,19 @@ def local_time_text(zone: str, when: float | None = None) -> str:
     seconds = time.time() if when is None else when
     if zone == UTC_ZONE:
         return time.strftime(_FORMAT, time.gmtime(seconds)) + " UTC"
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = zone
+    # The C library first looks for a zone file named as the rule: TZDIR
+    # points it at a directory that does not exist, so no file is ever read.
+    before = {name: os.environ.get(name) for name in ("TZ", "TZDIR")}
+    os.environ["TZ"], os.environ["TZDIR"] = zone, NO_ZONE_FILES
     time.tzset()
     try:
         local = time.localtime(seconds)
     finally:
-        if before is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = before
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
         time.tzset()
     name = local.tm_zone if local.tm_zone and local.tm_zone.isprintable() else zone
     return time.strftime(_FORMAT, local) + f" {name}"

@@ -47,6 +47,12 @@ def _settings_restricted() -> bool:
     return load_settings().settings.restricted_boot
 
 
+def _settings_key_required() -> bool:
+    from runtime.config import load_settings
+
+    return bool(load_settings().settings.have_gpg_key_backup)
+
+
 def _settings_pin() -> bytes | None:
     from runtime.config import load_settings
 
@@ -164,6 +170,7 @@ def main(argv: Sequence[str] | None = None, paths: Paths | None = None) -> int:
             wipe_secrets=SecretDir(where.secret_dir).wipe_all,
             owner_key=owner_key,
             authenticate=lambda: _console_authenticate(where),
+            key_required=_settings_key_required(),
         )
     except KeyboardInterrupt:
         print("\nrecovery: interrupted; no shell is opened.", flush=True)

@@ -50,13 +50,24 @@ def _lock_failure(err: BaseException) -> str:
 def open_recovery(reason: str, *, restricted: bool, extend_pcr4: Callable[[], None],
                   lock_platform: Callable[[], object],
                   wipe_secrets: Callable[[], int], owner_key: str | None,
-                  authenticate: Callable[[], AuthResult]) -> GateResult:
+                  authenticate: Callable[[], AuthResult],
+                  key_required: bool = False) -> GateResult:
     """Run the guards in order and say whether the shell may open.
 
     ``owner_key`` is the owner's public key file, or None when no owner key
-    is installed (then nobody is asked to authenticate, as in Heads).
+    is installed (then nobody is asked to authenticate, as in Heads), unless
+    ``key_required`` (CONFIG_HAVE_GPG_KEY_BACKUP=y): then no shell opens.
     """
     head = f"Recovery shell requested: {reason}"
+    if key_required and owner_key is None:
+        return GateResult(False, (
+            head,
+            "The settings ask for the owner's key before the recovery shell "
+            "(CONFIG_HAVE_GPG_KEY_BACKUP=y), and the firmware holds no owner key, so "
+            "nobody can be authenticated.",
+            "Nothing was changed. Restart the machine; put the owner's key in the firmware "
+            "to use the shell.",
+        ))
     if restricted:
         # Nothing is extended or wiped: the machine is only to be restarted.
         return GateResult(False, (

@@ -543,6 +543,8 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
             return problem
     boot_view = view(side) if not unsafe else BootView(side.boot_dir, None)
     board_add, remove = settings_cmdline_words(getattr(loaded, "settings", None))
+    # Basic mode is the owner's choice, not a forced boot: no red console
+    basic = bool(getattr(getattr(loaded, "settings", None), "basic_mode", False))
     try:
         entry = parse_heads_line(option.line).entry
         needed = ram_copy.needed_bytes(boot_view, entry)
@@ -553,7 +555,7 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
             progress(f"Copying {printable(entry.kernel)} and its files into RAM...")
             staged = ram_copy.stage_entry(boot_view, entry, directory)
             plan = plan_for(entry, side.boot_dir, remove=remove, board_add=board_add,
-                            initrd_out=staged.initrd_out, unsafe=unsafe,
+                            initrd_out=staged.initrd_out, unsafe=unsafe and not basic,
                             locate=ram_copy.locator(staged))  # fmt: skip
             refusal = cmdline_refusal(plan.cmdline or "")
             if refusal and not unsafe:

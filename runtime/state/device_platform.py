@@ -82,6 +82,24 @@ def guest_memory_used_kib() -> int:
     return fields.get("MemTotal", 0) - fields.get("MemAvailable", 0)
 
 
+def settings_facts(loaded: LoadedSettings, board_name: str) -> dict[str, object]:
+    """The StartFacts fields the owner's settings decide."""
+    settings = loaded.settings
+    return dict(
+        board_name=settings.board_name if settings.board_name != "Unnamed board"
+        else board_name,
+        brand=settings.brand_name,
+        config_problems=tuple(loaded.problem_lines()),
+        auto_boot_timeout=settings.auto_boot_timeout or None,
+        restricted=settings.restricted_boot,
+        hotp_configured=settings.hotp_enabled,
+        auto_boot_totp_only=settings.auto_boot_totp_only,
+        rollback_check_off=settings.ignore_rollback,
+        skip_qr_code=settings.totp_skip_qrcode,
+        basic=settings.basic_mode,
+    )
+
+
 def console_level(settings: Settings) -> bootlog.ConsoleLevel:
     """CONFIG_DEBUG_OUTPUT wins over CONFIG_QUIET_MODE, as in Heads."""
     if settings.debug_output:
@@ -126,19 +144,12 @@ class DevicePlatform:
             return StartFacts("?", "heads-runtime", fatal=plain("board", err, BOARD_PROBLEM))
         self.loaded = loaded = load_settings()
         settings = loaded.settings
-        facts = dict(
-            board_name=settings.board_name if settings.board_name != "Unnamed board"
-            else board.name,
-            brand=settings.brand_name,
-            config_problems=tuple(loaded.problem_lines()),
-            auto_boot_timeout=settings.auto_boot_timeout or None,
-            restricted=settings.restricted_boot,
-            hotp_configured=settings.hotp_enabled,
-            clock_problem=self._clock_problem(),
-            auto_boot_totp_only=settings.auto_boot_totp_only,
-            rollback_check_off=settings.ignore_rollback,
-            skip_qr_code=settings.totp_skip_qrcode,
-        )
+        facts = settings_facts(loaded, board.name)
+        facts["clock_problem"] = self._clock_problem()
+        from runtime.devices.serial_line import recovery_serial_problem
+
+        if serial := recovery_serial_problem(settings.boot_recovery_serial):
+            facts["config_problems"] = (*loaded.problem_lines(), serial)
         bootlog.set_console_level(console_level(settings))
         from runtime.tpm.connection import Tpm
         from runtime.tpm.errors import TpmError
@@ -400,10 +411,17 @@ class DevicePlatform:
                 "clearing the TPM without it. The TPM now refuses every try until the "
                 "machine restarts: reboot (Options > Reboot), then reset the TPM again "
                 "with the passphrase set at its last reset. Nothing was changed."))
+        except ownership.OwnershipIncomplete as err:
+            return ResetFacts(problem=plain("tpm-reset", err, err.plain()))
         except TpmError as err:
             return ResetFacts(problem=plain("tpm-reset", err, "The TPM was not reset. "
                                             + err.plain()))
         except ValueError as err:
+            if not ownership.key_type_supported(self.tpm, key_type):
+                return ResetFacts(problem=plain("tpm-reset", err, (
+                    f"This TPM cannot make the {key_type.upper()} storage key the settings "
+                    "ask for (CONFIG_PRIMARY_KEY_TYPE). Nothing was changed: set "
+                    "CONFIG_PRIMARY_KEY_TYPE to the other type.")))
             # reset_tpm checks the length before clearing; the steps ask for 8 to 32
             return ResetFacts(problem=plain("tpm-reset", err, (
                 "The new owner passphrase was not accepted: the TPM takes 1 to 32 bytes "

@@ -31,6 +31,8 @@ class StartFacts:
     rollback_check_off: bool = False
     #: CONFIG_TOTP_SKIP_QRCODE: a new secret is shown as text only
     skip_qr_code: bool = False
+    #: CONFIG_BASIC (and restricted boot off): no attestation, /boot not verified
+    basic: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ TOTP_PERIOD = 30
 #: the main menu's and the countdown's lines while the owner's settings weaken a check
 TOTP_ONLY_WARNING = ("Automatic boot on TOTP alone: nobody checks the code before it boots "
                      "(CONFIG_AUTO_BOOT_TOTP_ONLY)")
+BASIC_WARNING = ("Basic mode (CONFIG_BASIC): no TOTP/HOTP and no signature check on /boot; "
+                 "turn it off in the configuration for tamper evidence")
 ROLLBACK_OFF_WARNING = ("Rollback check off (CONFIG_IGNORE_ROLLBACK): an older signed /boot "
                         "would boot")
 
@@ -113,6 +115,8 @@ class Session:
         (one line for the main menu); empty when that is not the reason."""
         if not self.start.auto_boot_timeout or self.hotp_succeeded or self.totp_only_autoboot:
             return ""
+        if self.start.basic:
+            return "No automatic boot: Basic mode checks nothing, so nothing boots by itself."
         if not self.start.hotp_configured:
             return ("No automatic boot: no HOTP token checks this boot's code "
                     "(CONFIG_AUTO_BOOT_TOTP_ONLY=y would boot on TOTP alone).")
@@ -121,6 +125,8 @@ class Session:
     def setting_warnings(self) -> tuple[str, ...]:
         """The owner's settings that weaken what this boot checks, one line each."""
         lines = []
+        if self.start.basic:
+            lines.append(BASIC_WARNING)
         if self.totp_only_autoboot:
             lines.append(TOTP_ONLY_WARNING)
         if self.start.rollback_check_off:
@@ -153,6 +159,7 @@ class Session:
             rollback_problem=bool(self.preflight_problem),
             config_problems=bool(self.start.config_problems),
             rollback_off=self.start.rollback_check_off,
+            basic=self.start.basic,
         )
 
     def boot_state(self) -> BootState:

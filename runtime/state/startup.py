@@ -4,7 +4,8 @@ carry out where it ended: power off, reboot, or back to /init for the
 recovery shell or for ``kexec -e``.
 
 Each stage is logged with the boot clock (runtime.bootlog) for the benchmark;
-the console sees those lines only with `runtime.trace` on the kernel command line.
+the console sees those lines only with `runtime.trace` on the kernel command
+line, or as the owner's CONFIG_QUIET_MODE / CONFIG_DEBUG_OUTPUT ask.
 Imports are made where they are needed: under TCG each costs real time.
 """
 
@@ -78,8 +79,8 @@ def main() -> int:
     try:
         final = run_ui(machine, columns=columns, rows=rows)
     finally:
-        # With the trace on, prints the lines held back meanwhile; without it,
-        # nothing (the screen the user leaves must not scroll away).
+        # With the trace (or the owner's console level) on, prints the lines
+        # held back meanwhile; quiet, nothing: the screen left must not scroll away.
         bootlog.echo_to_console(True)
     bootlog.stage("final", state=str(final))
     return leave(final, platform)

@@ -24,6 +24,7 @@ from runtime.state.view import Tone
 VERIFIED = "VERIFIED"
 #: all checked but /boot's freshness: the owner turned the rollback check off
 ROLLBACK_OFF = "ROLLBACK CHECK OFF"
+BASIC_MODE = "BASIC MODE"
 
 
 class BootState(enum.StrEnum):
@@ -70,6 +71,7 @@ class Evidence:
     rollback_problem: bool = False  # the TPM counter and /boot disagree
     config_problems: bool = False
     rollback_off: bool = False  # CONFIG_IGNORE_ROLLBACK: /boot's counter is never read
+    basic: bool = False  # CONFIG_BASIC: nothing is checked, by the owner's choice
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,10 @@ def _changed(files: tuple[str, ...]) -> str:
 def verdict(e: Evidence) -> Verdict:
     """Worst first: no TPM, an attack's signs, then what is missing; the
     reasons name everything that stands between this boot and VERIFIED."""
+    if e.basic:
+        # the owner turned the checks off: no verdict on what was not checked
+        return Verdict(BASIC_MODE, Tone.WARNING, "no tamper evidence: no TOTP/HOTP, and "
+                       "/boot's signature is not checked", ("Basic mode (CONFIG_BASIC)",))
     found = _worst(e)
     return Verdict(found.word, found.tone, found.headline, tuple(_reasons(e)))
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import ESYS_TR, TPM2_CAP, TPM2_PT
-from tpm2_pytss.types import TPM2B_SENSITIVE_CREATE
+from tpm2_pytss.types import TPM2B_PUBLIC, TPM2B_SENSITIVE_CREATE, TPMT_PUBLIC_PARMS
 
 from runtime.tpm import handles
 from runtime.tpm.connection import Tpm
@@ -234,11 +235,17 @@ def create_storage_key(tpm: Tpm, owner_auth: bytes, *, key_type: str = "ecc") ->
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
     with translated("Creating the TPM storage key", auth="TPM owner passphrase",
                     owner_auth=True):
-        primary, _, _, _, _ = tpm.esapi.create_primary(
+        primary, made, _, _, _ = tpm.esapi.create_primary(
             TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.OWNER,
             session1=tpm.hmac_session(),
         )
         try:
+            if made.publicArea.marshal() != _expected_public(template, made):
+                raise TpmError("CreatePrimary returned another key than the template's",
+                               summary="The TPM made a storage key other than the one "
+                                       "asked for.",
+                               hint="If it happens again, the TPM (or what answers in its "
+                                    "place) is not to be trusted.")
             persistent = tpm.esapi.evict_control(
                 ESYS_TR.OWNER, primary, handles.PRIMARY_KEY, session1=tpm.hmac_session()
             )
@@ -270,12 +277,34 @@ def check_owner_passphrase(tpm: Tpm, owner_auth: bytes) -> None:
         tpm.esapi.tr_set_auth(ESYS_TR.OWNER, b"")
 
 
+def _expected_public(template: TPM2B_PUBLIC, made: TPM2B_PUBLIC) -> bytes:
+    """The template with the key the TPM made filled in: all but the unique
+    field (the public key itself) must be what was asked for."""
+    expected = TPM2B_PUBLIC.unmarshal(template.marshal())[0]
+    expected.publicArea.unique = made.publicArea.unique
+    return bytes(expected.publicArea.marshal())
+
+
+def key_type_supported(tpm: Tpm, key_type: str) -> bool:
+    """Whether the TPM can make a storage key of ``key_type`` (TPM2_TestParms),
+    asked before a reset clears anything."""
+    template = primary_template(key_type).publicArea
+    try:
+        tpm.esapi.test_parms(TPMT_PUBLIC_PARMS(type=template.type,
+                                               parameters=template.parameters))
+    except TSS2_Exception:
+        return False
+    return True
+
+
 def reset_tpm(tpm: Tpm, owner_auth: bytes, current_lockout_auth: bytes | None = None,
               new_lockout_auth: bytes | None = None, *, key_type: str = "ecc") -> str:
     """Clear the TPM and take ownership again with a storage key of ``key_type``;
     returns the hierarchy that cleared it. The new passphrases and the key type
     are checked first: a TPM is never cleared for what it would then refuse."""
-    primary_template(key_type)
+    if not key_type_supported(tpm, key_type):
+        raise ValueError(f"this TPM cannot make a {key_type.upper()} storage key "
+                         "(CONFIG_PRIMARY_KEY_TYPE)")
     for value in (owner_auth, new_lockout_auth or owner_auth):
         if not 0 < len(value) <= AUTH_MAX_BYTES:
             raise ValueError("a TPM passphrase must have 1 to 32 bytes")
@@ -283,5 +312,19 @@ def reset_tpm(tpm: Tpm, owner_auth: bytes, current_lockout_auth: bytes | None = 
         raise WrongPassphrase("The current passphrase is longer than any TPM passphrase.",
                               hint="Type the passphrase set at the TPM's last reset.")
     used = clear_tpm(tpm, current_lockout_auth)
-    take_ownership(tpm, owner_auth, new_lockout_auth, key_type=key_type)
+    try:
+        take_ownership(tpm, owner_auth, new_lockout_auth, key_type=key_type)
+    except TpmError as err:
+        raise OwnershipIncomplete(f"after the clear: {err.message}", rc=err.rc,
+                                  summary=f"{OwnershipIncomplete.summary} What failed: "
+                                          f"{err.summary}") from err
     return used
+
+
+class OwnershipIncomplete(TpmError):
+    """The TPM was cleared, and taking ownership again did not finish."""
+
+    summary = ("The TPM was cleared (its old secrets are gone), but taking ownership did "
+               "not finish, so it has no storage key yet.")
+    hint = ("Reset the TPM again. If your old passphrase is refused, use the new one: it "
+            "may already be set.")

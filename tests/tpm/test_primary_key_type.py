@@ -137,3 +137,58 @@ def test_the_device_platform_resets_with_the_configured_type(
     assert facts.problem == "" and not facts.needs_lockout_passphrase
     expected = TPM2_ALG.RSA if key_type == "rsa" else TPM2_ALG.ECC
     assert _storage_key(tpm).type == expected
+
+
+# --- a TPM that cannot, or does not, make the key asked for --------------------
+
+def _platform_asking(tpm: Tpm, key_type: str, tmp_path: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> DevicePlatform:
+    monkeypatch.setattr(bootlog, "LOG_PATH", str(tmp_path / "runtime.log"))
+    platform = DevicePlatform()
+    platform.tpm = tpm
+    platform.loaded = LoadedSettings(Settings({"CONFIG_PRIMARY_KEY_TYPE": key_type}), [], {})
+    return platform
+
+
+def test_a_key_type_the_tpm_refuses_clears_nothing(
+        tpm: Tpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tpm2_pytss import TSS2_Exception
+
+    ownership.reset_tpm(tpm, OWNER)
+    before = tpm.primary_name()
+
+    def refuse(*_: object, **__: object) -> None:
+        raise TSS2_Exception(0x2C4)  # TPM_RC_ASYMMETRIC (1): not this algorithm
+
+    monkeypatch.setattr(tpm.esapi, "test_parms", refuse)
+    platform = _platform_asking(tpm, "rsa", tmp_path, monkeypatch)
+    facts = platform.reset_tpm(bytearray(b"another owner passphrase"), bytearray(OWNER))
+    assert "cannot make the RSA storage key" in facts.problem
+    assert "Nothing was changed" in facts.problem
+    tpm.forget_primary()
+    assert tpm.primary_name() == before  # not cleared
+    ownership.check_owner_passphrase(tpm, OWNER)  # the old passphrase still holds
+
+
+def test_a_tpm_that_makes_another_key_is_not_believed(
+        tpm: Tpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tpm2_pytss.constants import ESYS_TR
+
+    from runtime.tpm.templates import primary_template
+
+    ownership.reset_tpm(tpm, OWNER)
+    real = tpm.esapi.create_primary
+
+    def swap(sensitive: object, template: object, hierarchy: object,
+             *args: object, **kwargs: object) -> object:
+        if hierarchy == ESYS_TR.OWNER:
+            template = primary_template("ecc")  # asked for RSA, answers with its own
+        return real(sensitive, template, hierarchy, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tpm.esapi, "create_primary", swap)
+    platform = _platform_asking(tpm, "rsa", tmp_path, monkeypatch)
+    facts = platform.reset_tpm(bytearray(b"another owner passphrase"), bytearray(OWNER))
+    assert "a storage key other than the one asked for" in facts.problem
+    assert "The TPM was cleared" in facts.problem  # said as it is: not "not reset"
+    tpm.forget_primary()
+    assert not tpm.has_primary()  # the wrong key was not kept

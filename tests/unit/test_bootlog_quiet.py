@@ -1,6 +1,8 @@
 """The stage log keeps the console quiet unless the kernel command line asks
-for the trace (issue 25): every line still reaches the log file, none is
-dumped on the console after the UI, and a crash still says so in plain words.
+for the trace or the owner's settings ask for a console level
+(CONFIG_QUIET_MODE=n, CONFIG_DEBUG_OUTPUT=y): every line still reaches the log
+file, none is dumped on the console after the UI when quiet, and a crash
+still says so in plain words.
 The harness that reads the trace puts the word on the command line, and its
 PCR 9 predictions use that same command line."""
 

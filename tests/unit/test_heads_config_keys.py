@@ -1,4 +1,4 @@
-"""Every CONFIG_* key Heads documents is either honoured, with a test of its
+"""Every CONFIG_* key Heads documents is either honoured, with a check of its
 effect, or reported when a file sets it: none is accepted without a word.
 
 HEADS_KEYS is the list from Heads' configuration reference (its board files,
@@ -7,11 +7,15 @@ its config.user writers and its build settings an owner might copy over).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from runtime.config import SCHEMA, Layer, LoadedSettings, Settings, load_settings
+from runtime.config import SCHEMA, Layer, LoadedSettings, load_settings
 from runtime.config.settings import ALIASES, ONLY_DEFAULT, ignored_reason
 from tests.conftest import REPO_ROOT
 
@@ -38,30 +42,25 @@ HEADS_KEYS = (
     "CONFIG_WARNING_BG_COLOR", "CONFIG_WARNING_TEXT_BG_COLOR",
 )
 
-#: Honoured keys, and the test file that shows each one's effect.
-HONOURED = {
-    "CONFIG_AUTO_BOOT_TIMEOUT": "tests/unit/test_autoboot_token_rule.py",
-    "CONFIG_BOARD_NAME": "tests/unit/test_settings.py",
-    "CONFIG_BRAND_NAME": "tests/unit/test_settings.py",
-    "CONFIG_BOOT_DEV": "tests/unit/test_boot_device.py",
-    "CONFIG_BOOT_KERNEL_ADD": "tests/unit/test_kexec_plan.py",
-    "CONFIG_BOOT_KERNEL_REMOVE": "tests/unit/test_kexec_plan.py",
-    "CONFIG_DEBUG_OUTPUT": "tests/unit/test_bootlog_quiet.py",
-    "CONFIG_QUIET_MODE": "tests/unit/test_bootlog_quiet.py",
-    "CONFIG_HOTPKEY": "tests/unit/test_hotp_check_settings.py",
-    "CONFIG_IGNORE_ROLLBACK": "tests/unit/test_ignore_rollback.py",
-    "CONFIG_PRIMARY_KEY_TYPE": "tests/tpm/test_primary_key_type.py",
-    "CONFIG_RESTRICTED_BOOT": "tests/unit/test_recovery_gate.py",
-    "CONFIG_TOTP_SKIP_QRCODE": "tests/unit/test_enrolment_qr_skip.py",
-    # A description of the board: a TPM 2.0 that answers is used whatever they
-    # say, and a CONFIG_TPM that disagrees with CONFIG_TPM2_TOOLS is reported.
-    "CONFIG_TPM": "tests/unit/test_settings.py",
-    "CONFIG_TPM2_TOOLS": "tests/unit/test_settings.py",
-    # Their restrictive values hold by construction: the disk unlock key is
-    # not built, so it is never offered nor sealed.
-    "CONFIG_TPM_NO_LUKS_DISK_UNLOCK": "tests/unit/test_heads_config_keys.py",
-    "CONFIG_TPM_DISK_UNLOCK_KEY": "tests/unit/test_heads_config_keys.py",
-}
+#: Keys this runtime honours: each has an effect check below, which loads a
+#: config.user with another value than the default through load_settings and
+#: looks at what the code that consumes the setting does with it.
+HONOURED = frozenset({
+    "CONFIG_AUTO_BOOT_TIMEOUT", "CONFIG_BASIC", "CONFIG_BOARD_NAME", "CONFIG_BRAND_NAME",
+    "CONFIG_BOOT_DEV", "CONFIG_BOOT_KERNEL_ADD", "CONFIG_BOOT_KERNEL_REMOVE",
+    "CONFIG_DEBUG_OUTPUT", "CONFIG_QUIET_MODE", "CONFIG_HAVE_GPG_KEY_BACKUP", "CONFIG_HOTPKEY",
+    "CONFIG_IGNORE_ROLLBACK", "CONFIG_PRIMARY_KEY_TYPE", "CONFIG_RESTRICTED_BOOT",
+    "CONFIG_TOTP_SKIP_QRCODE", "CONFIG_BOOT_RECOVERY_SERIAL",
+})
+#: A description of the board: a TPM 2.0 that answers is used whatever they
+#: say; a CONFIG_TPM that disagrees with CONFIG_TPM2_TOOLS is reported.
+DESCRIPTIVE = frozenset({"CONFIG_TPM", "CONFIG_TPM2_TOOLS"})
+#: Their restrictive values hold by construction: the disk unlock key is not
+#: built, so none is ever offered or sealed.
+BY_CONSTRUCTION = frozenset({"CONFIG_TPM_NO_LUKS_DISK_UNLOCK", "CONFIG_TPM_DISK_UNLOCK_KEY"})
+#: The runtime's own keys, honoured too (effect checks below).
+OWN = frozenset({"CONFIG_AUTO_BOOT_TOTP_ONLY", "CONFIG_HOTP_TOKEN", "CONFIG_TIME_ZONE",
+                 "CONFIG_RECOVERY_KEY", "CONFIG_TPM_PRIMARY_NAME"})
 
 
 def _load(tmp_path: Path, line: str) -> LoadedSettings:
@@ -87,27 +86,175 @@ def _other_value(key: str) -> str:
 def test_every_heads_key_is_classified() -> None:
     for key in HEADS_KEYS:
         name = ALIASES.get(key, key)
-        kinds = [name in HONOURED, name in ONLY_DEFAULT, ignored_reason(name) is not None]
-        assert sum(kinds) == 1, f"{key}: honoured, not supported or ignored, exactly one"
+        kinds = [name in HONOURED, name in DESCRIPTIVE, name in BY_CONSTRUCTION,
+                 name in ONLY_DEFAULT, ignored_reason(name) is not None]
+        assert sum(kinds) == 1, (f"{key}: exactly one of honoured, descriptive, by "
+                                 "construction, not supported or ignored")
 
 
 def test_every_runtime_setting_is_classified() -> None:
     """The runtime's own keys too: a setting that does nothing is a lie on the
     Configuration page."""
-    own = {"CONFIG_AUTO_BOOT_TOTP_ONLY", "CONFIG_HOTP_TOKEN", "CONFIG_TIME_ZONE",
-           "CONFIG_RECOVERY_KEY", "CONFIG_TPM_PRIMARY_NAME"}
-    assert set(SCHEMA) == (set(HONOURED) | set(ONLY_DEFAULT) | own) & set(SCHEMA)
-    assert set(HONOURED) | set(ONLY_DEFAULT) | own >= set(SCHEMA)
+    known = HONOURED | DESCRIPTIVE | BY_CONSTRUCTION | OWN | set(ONLY_DEFAULT)
+    assert set(SCHEMA) == known
 
 
-@pytest.mark.parametrize("key", sorted(HONOURED))
-def test_an_honoured_key_has_a_test_of_its_effect(key: str) -> None:
-    path = REPO_ROOT / HONOURED[key]
-    assert path.is_file(), f"{key}: {HONOURED[key]} is missing"
-    text = path.read_text()
-    attribute = next(name for name, s in vars(Settings).items()
-                     if getattr(s, "key", None) == key)
-    assert key in text or attribute in text
+def test_every_honoured_key_has_an_effect_check() -> None:
+    assert set(EFFECTS) == HONOURED | OWN
+
+
+# --- the effects: another value than the default changes what the code does ---
+
+def _facts(loaded: LoadedSettings) -> dict[str, object]:
+    from runtime.state.device_platform import settings_facts
+
+    return settings_facts(loaded, "Board file name")
+
+
+def _platform(loaded: LoadedSettings) -> Any:
+    from runtime.state.device_platform import DevicePlatform
+
+    platform = DevicePlatform()
+    platform.loaded = loaded
+    return platform
+
+
+def _boot_dev(loaded: LoadedSettings, monkeypatch: pytest.MonkeyPatch) -> object:
+    from runtime.devices import boot_device
+
+    asked: list[str] = []
+
+    def find_boot(preferred: str) -> boot_device.BootSearch:
+        asked.append(preferred)
+        return boot_device.BootSearch(problem="none found")
+
+    monkeypatch.setattr(boot_device, "find_boot", find_boot)
+    _platform(loaded).find_boot()
+    return asked[0]
+
+
+def _key_type(loaded: LoadedSettings, monkeypatch: pytest.MonkeyPatch) -> object:
+    from runtime.tpm import ownership
+
+    used: list[str] = []
+
+    def reset_tpm(tpm: object, owner: bytes, lockout: object, *, key_type: str) -> str:
+        used.append(key_type)
+        return "lockout"
+
+    monkeypatch.setattr(ownership, "reset_tpm", reset_tpm)
+    platform = _platform(loaded)
+    platform.tpm = SimpleNamespace(identity_pinned=False)
+    assert platform.reset_tpm(bytearray(b"owner passphrase"), None).problem == ""
+    return used[0]
+
+
+def _recovery_key_required(loaded: LoadedSettings, monkeypatch: pytest.MonkeyPatch) -> object:
+    from runtime.recovery import __main__ as recovery
+
+    monkeypatch.setattr("runtime.config.load_settings", lambda *_: loaded)
+    return recovery._settings_key_required()
+
+
+def _restricted(loaded: LoadedSettings, monkeypatch: pytest.MonkeyPatch) -> object:
+    from runtime.recovery import __main__ as recovery
+
+    monkeypatch.setattr("runtime.config.load_settings", lambda *_: loaded)
+    return _facts(loaded)["restricted"], recovery.restricted_mode("/nonexistent/flag", {})
+
+
+def _console(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
+    from runtime.state.device_platform import console_level
+
+    return console_level(loaded.settings)
+
+
+def _cmdline(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
+    from runtime.state.device_boot import settings_cmdline_words
+
+    return settings_cmdline_words(loaded.settings)
+
+
+def _hotp(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
+    from runtime.secrets.hotp_check import configured_token
+
+    token = configured_token(loaded.settings)
+    return _facts(loaded)["hotp_configured"], type(token).__name__
+
+
+def _clock(loaded: LoadedSettings, monkeypatch: pytest.MonkeyPatch) -> object:
+    monkeypatch.setattr(time, "time", lambda: 1_768_478_400.0)  # 2026-01-15 12:00 UTC
+    return _platform(loaded).now_text()
+
+
+def _rollback(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
+    return _facts(loaded)["rollback_check_off"], _platform(loaded)._rollback_off()
+
+
+def _pin(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
+    return loaded.primary_name_pin()
+
+
+def _init_setting(key: str) -> Effect:
+    """/init reads these itself (its setting function, run by
+    tests/unit/test_init_settings.py); the runtime's reading must agree."""
+    def effect(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
+        init = (REPO_ROOT / "initrd_overlay" / "init").read_text()
+        assert f"$(setting {key})" in init
+        return loaded.settings.value_of(key)
+
+    return effect
+
+
+Effect = Callable[[LoadedSettings, pytest.MonkeyPatch], object]
+
+
+def _fact(name: str) -> Effect:
+    return lambda loaded, _: _facts(loaded)[name]
+
+
+#: key -> (another value than the default, what the setting's consumer makes of it)
+EFFECTS: dict[str, tuple[str, Effect]] = {
+    "CONFIG_AUTO_BOOT_TIMEOUT": ("7", _fact("auto_boot_timeout")),
+    "CONFIG_AUTO_BOOT_TOTP_ONLY": ("y", _fact("auto_boot_totp_only")),
+    "CONFIG_BASIC": ("y", _fact("basic")),
+    "CONFIG_BOARD_NAME": ("Desk", _fact("board_name")),
+    "CONFIG_BRAND_NAME": ("Acme", _fact("brand")),
+    "CONFIG_BOOT_DEV": ("/dev/vdb1", _boot_dev),
+    "CONFIG_BOOT_KERNEL_ADD": ("iommu=pt", _cmdline),
+    "CONFIG_BOOT_KERNEL_REMOVE": ("quiet", _cmdline),
+    "CONFIG_DEBUG_OUTPUT": ("y", _console),
+    "CONFIG_QUIET_MODE": ("n", _console),
+    "CONFIG_HAVE_GPG_KEY_BACKUP": ("y", _recovery_key_required),
+    "CONFIG_HOTPKEY": ("y", _hotp),
+    "CONFIG_HOTP_TOKEN": ("serial:/dev/ttyS1", _hotp),
+    "CONFIG_IGNORE_ROLLBACK": ("y", _rollback),
+    "CONFIG_PRIMARY_KEY_TYPE": ("rsa", _key_type),
+    "CONFIG_RESTRICTED_BOOT": ("y", _restricted),
+    "CONFIG_TOTP_SKIP_QRCODE": ("y", _fact("skip_qr_code")),
+    "CONFIG_TIME_ZONE": ("JST-9", _clock),
+    "CONFIG_RECOVERY_KEY": ("R", _init_setting("CONFIG_RECOVERY_KEY")),
+    "CONFIG_BOOT_RECOVERY_SERIAL": ("/dev/ttyS2", _init_setting("CONFIG_BOOT_RECOVERY_SERIAL")),
+    "CONFIG_TPM_PRIMARY_NAME": ("000b" + "ab" * 32, _pin),
+}
+#: keys whose effect shows only beside another setting
+WITH: dict[str, str] = {"CONFIG_HOTP_TOKEN": 'export CONFIG_HOTPKEY="y"'}
+
+
+@pytest.mark.parametrize("key", sorted(EFFECTS))
+def test_another_value_changes_what_the_code_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    value, effect = EFFECTS[key]
+    extra = WITH.get(key, "")
+    default = _load(tmp_path, extra)
+    changed = _load(tmp_path, f'{extra}\nexport {key}="{value}"')
+    assert changed.problems == [], changed.problem_lines()
+    assert changed.sources[key].line is not None  # the file's value was taken
+    with monkeypatch.context() as patch:
+        before = effect(default, patch)
+    with monkeypatch.context() as patch:
+        after = effect(changed, patch)
+    assert before != after, f"{key}={value} changed nothing ({after!r})"
 
 
 @pytest.mark.parametrize("key", sorted(ONLY_DEFAULT))
@@ -130,6 +277,7 @@ def test_a_key_not_used_is_reported(tmp_path: Path, key: str) -> None:
 
 def test_the_disk_unlock_key_is_never_offered() -> None:
     """Both keys' restrictive values hold: no code path seals or offers one."""
+    assert set(SCHEMA) >= BY_CONSTRUCTION
     runtime = REPO_ROOT / "runtime"
     text = "\n".join(p.read_text() for p in runtime.rglob("*.py"))
     assert "kexec_key_devices" not in text and "luksAddKey" not in text

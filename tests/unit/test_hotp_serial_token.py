@@ -318,3 +318,44 @@ def test_the_host_tool_refuses_a_bad_state_file(tmp_path: Path) -> None:
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert "cannot use the state file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_echoing_token_puts_no_secret_or_pin_in_the_detail() -> None:
+    """A token that answers HELLO but echoes SET back: the unexpected answer
+    becomes a failure detail (the log, the details view, the console at the
+    debug level), so only its first word is kept."""
+    import base64
+
+    master, slave = os.openpty()
+
+    def echo() -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:
+                return
+            if not chunk:
+                return
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                words = line.split()
+                if len(words) >= 2 and words[1] == b"HELLO":
+                    os.write(master, words[0] + b" TOKEN 10 Echo token\n")
+                elif words:
+                    os.write(master, line + b"\n")
+
+    threading.Thread(target=echo, daemon=True).start()
+    try:
+        token = SerialToken(os.ttyname(slave))
+        assert token.present()
+        secret = bytearray(b"\x11" * 20)
+        status = token.program(bytearray(secret), 0, bytearray(b"admin-pin-1234"))
+        assert status.result is HotpCheck.ERROR
+        said = f"{status.message} {status.detail}"
+        assert base64.b32encode(bytes(secret)).decode() not in said
+        assert "admin-pin-1234" not in said
+    finally:
+        os.close(slave)
+        os.close(master)

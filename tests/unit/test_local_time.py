@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,24 @@ def test_the_process_zone_is_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
     assert time.localtime(SUMMER).tm_hour == 8
     monkeypatch.delenv("TZ")
     time.tzset()
+
+
+@pytest.mark.parametrize("zone", ["CET-1CEST,J60,J300", "CET-1CEST,0,365",
+                                  "CET-1CEST,M12.5.6/2,M1.1.0", "CET-1CEST,59,300/-2"])
+def test_rules_at_the_edges_of_the_ranges_are_accepted(zone: str) -> None:
+    assert Settings({"CONFIG_TIME_ZONE": zone}).time_zone == zone
+    assert local_time_text(zone, SUMMER).startswith("2026-07-01")
+
+
+def test_no_zone_file_is_opened(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A file named as the rule under TZDIR would win over the rule itself."""
+    zone_dir = tmp_path / "zoneinfo"
+    (zone_dir / "JST-9").parent.mkdir(parents=True)
+    (zone_dir / "JST-9").write_bytes(Path("/usr/share/zoneinfo/UTC").read_bytes()
+                                     if Path("/usr/share/zoneinfo/UTC").exists() else b"")
+    monkeypatch.setenv("TZDIR", str(zone_dir))
+    assert local_time_text("JST-9", WINTER) == "2026-01-15 21:00:00 JST"
+    assert os.environ["TZDIR"] == str(zone_dir)
 
 
 def test_the_device_platform_shows_the_settings_zone(monkeypatch: pytest.MonkeyPatch) -> None:

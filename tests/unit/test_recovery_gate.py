@@ -54,11 +54,13 @@ class Recorder:
         return self._auth
 
     def gate(self, *, restricted: bool = False,
-             owner_key: str | None = "/etc/runtime/owner.asc") -> GateResult:
+             owner_key: str | None = "/etc/runtime/owner.asc",
+             key_required: bool = False) -> GateResult:
         return open_recovery("the runtime stopped", restricted=restricted,
                              extend_pcr4=self.extend, lock_platform=self.lock,
                              wipe_secrets=self.wipe,
-                             owner_key=owner_key, authenticate=self.authenticate)
+                             owner_key=owner_key, authenticate=self.authenticate,
+                             key_required=key_required)
 
 
 def text(result: GateResult) -> str:
@@ -149,6 +151,37 @@ def test_without_an_owner_key_no_authentication_is_asked() -> None:
     assert result.allowed
     assert fakes.calls == ["extend", "lock", "wipe"]
     assert "No owner key is installed" in text(result)
+
+
+def test_a_required_key_that_is_missing_refuses_without_touching_anything() -> None:
+    """CONFIG_HAVE_GPG_KEY_BACKUP=y and no owner key: nobody can authenticate."""
+    fakes = Recorder(auth=AssertionError("must not be called"))
+    result = fakes.gate(owner_key=None, key_required=True)
+    assert not result.allowed and fakes.calls == []
+    assert "CONFIG_HAVE_GPG_KEY_BACKUP=y" in text(result)
+
+
+def test_a_required_key_that_is_there_is_asked_as_always() -> None:
+    fakes = Recorder()
+    assert fakes.gate(key_required=True).allowed
+    assert fakes.calls == ["extend", "lock", "wipe", "auth"]
+
+
+def test_main_reads_config_have_gpg_key_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runtime.config import Layer, load_settings
+
+    user = tmp_path / "config.user"
+    user.write_text('export CONFIG_HAVE_GPG_KEY_BACKUP="y"\n')
+    loaded = load_settings([Layer("your settings", str(user))])
+    monkeypatch.setattr("runtime.config.load_settings", lambda *_: loaded)
+    monkeypatch.setattr(entry, "extend_pcr4", lambda _tcti=None: pytest.fail("extended"))
+    monkeypatch.setattr(bootlog, "LOG_PATH", str(tmp_path / "runtime.log"))
+    paths = entry.Paths(secret_dir=str(tmp_path), owner_key=str(tmp_path / "none.asc"),
+                        restricted_flag=str(tmp_path / "absent"))
+    assert entry.main(["--reason", "asked"], paths) == 1
+    assert "holds no owner key" in " ".join(capsys.readouterr().out.split())
 
 
 # -- the console front end ------------------------------------------------------

@@ -132,6 +132,8 @@ VARIANTS: dict[str, Callable[[], FakePlatform]] = {
         detail_lines=("sign: gpg exited with status 2: card error",)),
     "details": lambda: FakePlatform(preflight=["The rollback counter is missing."],
                                     detail_lines=("preflight: NV read failed",)),
+    "basic": lambda: FakePlatform(start_facts=_started(basic=True, auto_boot_timeout=5),
+                                  checks=[CHANGED]),
 }
 
 

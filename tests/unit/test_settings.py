@@ -212,6 +212,12 @@ BAD = [
     ("CONFIG_TIME_ZONE", "Europe/Berlin", "no zone database"),
     ("CONFIG_TIME_ZONE", "CET-1CEST", "not a POSIX TZ rule"),
     ("CONFIG_TIME_ZONE", "CET-25", "more than 24 hours"),
+    ("CONFIG_TIME_ZONE", "CET-1CEST,M0.5.0,M10.5.0/3", "not a POSIX TZ rule"),
+    ("CONFIG_TIME_ZONE", "CET-1CEST,M13.5.0,M10.5.0/3", "not a POSIX TZ rule"),
+    ("CONFIG_TIME_ZONE", "CET-1CEST,J0,J300", "not a POSIX TZ rule"),
+    ("CONFIG_TIME_ZONE", "CET-1CEST,J366,J300", "not a POSIX TZ rule"),
+    ("CONFIG_TIME_ZONE", "CET-1CEST,400,300", "not a POSIX TZ rule"),
+    ("CONFIG_TIME_ZONE", "<" + "A" * 70 + ">-1", "longer than 64"),
     ("CONFIG_RECOVERY_KEY", "rr", "not a single printable"),
     ("CONFIG_RECOVERY_KEY", " ", "not a single printable"),
     ("CONFIG_RECOVERY_KEY", "", "not a single printable"),
@@ -282,10 +288,18 @@ def test_old_name_of_basic_is_read_as_basic(tmp_path: Path) -> None:
     loaded = load_one(tmp_path, "CONFIG_PUREBOOT_BASIC=n\n")
     assert loaded.sources["CONFIG_BASIC"].line == 1
     assert [p.severity for p in loaded.problems] == ["note"]
-    loaded = load_one(tmp_path, "CONFIG_PUREBOOT_BASIC=y\n")  # Basic mode is not built
-    assert loaded.settings.basic is False
-    assert [(p.key, p.severity) for p in loaded.problems] == [
-        ("CONFIG_PUREBOOT_BASIC", "note"), ("CONFIG_BASIC", "warning")]
+    loaded = load_one(tmp_path, "CONFIG_PUREBOOT_BASIC=y\n")
+    assert loaded.settings.basic is True
+    assert [(p.key, p.severity) for p in loaded.problems] == [("CONFIG_PUREBOOT_BASIC", "note")]
+
+
+def test_restricted_boot_turns_basic_mode_off(tmp_path: Path) -> None:
+    loaded = load_one(tmp_path, "CONFIG_BASIC=y\nCONFIG_RESTRICTED_BOOT=y\n")
+    assert loaded.settings.basic is True and loaded.settings.basic_mode is False
+    [problem] = loaded.problems
+    assert (problem.key, problem.severity, problem.line) == ("CONFIG_BASIC", "warning", 1)
+    assert "Basic mode is off" in problem.message
+    assert load_one(tmp_path, "CONFIG_BASIC=y\n").settings.basic_mode is True
 
 
 def test_ignored_and_supported_sets_are_disjoint() -> None:
@@ -409,7 +423,7 @@ def test_set_user_value_replaces_old_names_and_broken_lines(tmp_path: Path) -> N
     ("CONFIG_BRAND_NAME", "it's $5", "both ' and $"),
     ("CONFIG_AUTO_BOOT_TIMOUT", "5", "Did you mean CONFIG_AUTO_BOOT_TIMEOUT?"),
     ("CONFIG_BOOTSCRIPT", "/bin/sh", "not used by this runtime"),
-    ("CONFIG_BASIC", "y", "not supported: Basic mode"),
+    ("CONFIG_ROOT_CHECK_AT_BOOT", "y", "not supported: the root file system is NOT"),
     ("CONFIG_BOOT_REQ_HASH", "n", "not supported"),
 ])
 def test_set_user_value_refuses(tmp_path: Path, key: str, value: str, words: str) -> None:
@@ -515,14 +529,13 @@ def test_a_heads_config_user_carries_over(tmp_path: Path) -> None:
         'export CONFIG_ROOT_DIRLIST="bin boot lib sbin usr"', 'export CONFIG_ROOT_DEV="/dev/sda2"',
         'export CONFIG_PRIMARY_KEY_TYPE="ecc"', ""]))
     assert errors(loaded.problems) == []
-    # the old Basic name and two unused keys are notes; the GPG backup and the
-    # root device name features not built yet: warned, and without effect
+    # the old Basic name and two unused keys are notes; the root device names a
+    # feature not built yet: warned, and without effect
     assert [(p.key, p.severity) for p in loaded.problems] == [
-        ("CONFIG_HAVE_GPG_KEY_BACKUP", "warning"), ("CONFIG_PUREBOOT_BASIC", "note"),
-        ("CONFIG_USER_USB_KEYBOARD", "note"), ("CONFIG_GPG_ALGO", "note"),
-        ("CONFIG_ROOT_DEV", "warning")]
+        ("CONFIG_PUREBOOT_BASIC", "note"), ("CONFIG_USER_USB_KEYBOARD", "note"),
+        ("CONFIG_GPG_ALGO", "note"), ("CONFIG_ROOT_DEV", "warning")]
     s = loaded.settings
-    assert (s.boot_dev, s.have_gpg_key_backup, s.auto_boot_timeout) == ("/dev/nvme0n1p1", False, 5)
+    assert (s.boot_dev, s.have_gpg_key_backup, s.auto_boot_timeout) == ("/dev/nvme0n1p1", True, 5)
     assert (s.root_dev, s.primary_key_type, s.basic) == (None, "ecc", False)
 
 

@@ -223,7 +223,7 @@ class SerialToken:
                 f"The {self._name} has no HOTP secret yet, so it cannot check this firmware. "
                 "Generate a new TOTP/HOTP secret to program it."))
         return TokenStatus(HotpCheck.ERROR, f"The {self._name} gave an unexpected answer.",
-                           " ".join(words)[:80])
+                           f"first word {words[0][:32]!r}")  # the rest may echo a secret
 
     def program(self, secret: bytearray, counter: int, admin_pin: bytearray) -> TokenStatus:
         if not secret or counter < 0:
@@ -265,4 +265,4 @@ class SerialToken:
             return TokenStatus(HotpCheck.INVALID,
                                f"The {self._name} refused the secret or counter as malformed.")
         return TokenStatus(HotpCheck.ERROR, f"The {self._name} gave an unexpected answer.",
-                           " ".join(words)[:80])
+                           f"first word {words[0][:32]!r}")  # the rest may echo a secret

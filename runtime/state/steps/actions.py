@@ -3,6 +3,8 @@ clock, the default boot, and the recovery shell's confirmation."""
 
 from __future__ import annotations
 
+import time
+
 from runtime.secrets import passphrase
 from runtime.secrets.ram import wipe_buffer
 from runtime.state.keys import back
@@ -431,7 +433,8 @@ def change_time(ctx: Context) -> str:
     while True:
         answer = ctx.ui.ask(Prompt(
             "Change the system time",
-            (f"Now: {ctx.platform.now_text()}",
+            (f"Now: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} (shown on the "
+             f"menus as {ctx.platform.now_text()})",
              "Enter the current UTC date and time (your phone shows it; TOTP codes need "
              "it to within about 30 seconds).") + ((problem,) if problem else ()),
             "YYYY-MM-DD HH:MM[:SS] UTC:", tone=Tone.ERROR if problem else Tone.NORMAL))

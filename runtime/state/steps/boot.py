@@ -213,6 +213,8 @@ def _choose_option(ctx: Context, title: str, body: tuple[str, ...],
 
 
 def os_menu(ctx: Context) -> str:
+    if ctx.session.start.basic:
+        return basic_boot(ctx)
     check = _verify(ctx, "OS boot menu")
     if not check.ok:
         return _refuse(ctx, _check_summary(check))
@@ -237,7 +239,21 @@ def os_menu(ctx: Context) -> str:
     return "again"
 
 
+def basic_boot(ctx: Context) -> str:
+    """Basic mode's boot: the owner turned the checks off, so no question each
+    time; PCR 4 is still extended first, as for every unverified boot."""
+    option = _choose_option(ctx, "Basic mode: choose an entry to boot", (
+        "Basic mode: /boot is not verified and no TOTP/HOTP was checked.",
+        "PCR 4 is extended before the entry starts: sealed secrets stay sealed."),
+        Tone.WARNING)  # fmt: skip
+    if option is None:
+        return "back"
+    return _boot(ctx, option, unsafe=True)
+
+
 def unsafe_boot(ctx: Context) -> str:
+    if ctx.session.start.basic:
+        return basic_boot(ctx)  # restricted boot turns Basic mode off
     if ctx.session.start.restricted:
         ctx.page("Unsafe boot disabled", [
             "Restricted boot is on (CONFIG_RESTRICTED_BOOT): only a verified /boot boots."],

@@ -27,6 +27,11 @@ MAIN_CHOICES = (
     Choice("s", "System information", "system-info"),
     POWER_OFF,
 )
+#: Basic mode: nothing to refresh, and every boot is unverified
+BASIC_MAIN_CHOICES = (
+    Choice("d", "Boot an OS (Basic mode: not verified)", "basic-boot"),
+    *MAIN_CHOICES[2:],
+)
 
 
 def main_menu(ctx: Context) -> str:
@@ -56,6 +61,10 @@ def main_menu(ctx: Context) -> str:
     if session.start.clock_problem:
         body.append(session.start.clock_problem)
     start = session.start
+    if start.basic:
+        return ctx.choose(Menu(f"{start.board_name} | {start.brand} boot menu", tuple(body),
+                               BASIC_MAIN_CHOICES, tone=tone,
+                               live=lambda: (ctx.platform.now_text(),)))
     return ctx.choose(Menu(f"{start.board_name} | {start.brand} boot menu", tuple(body),
                            MAIN_CHOICES, tone=tone, live=totp_live(ctx)))
 
@@ -63,7 +72,8 @@ def main_menu(ctx: Context) -> str:
 def _boot_checkable(ctx: Context) -> bool:
     session = ctx.session
     keys = session.keyring is None or bool(session.keyring.fingerprints)
-    return session.tpm_present and keys and session.boot is not None and bool(session.boot.device)
+    return (not session.start.basic and session.tpm_present and keys
+            and session.boot is not None and bool(session.boot.device))
 
 
 def system_info(ctx: Context) -> str:

@@ -1,0 +1,154 @@
+"""Basic mode (CONFIG_BASIC=y) and the serial recovery listener
+(CONFIG_BOOT_RECOVERY_SERIAL) on the qemu-swtpm board.
+
+1. Basic mode: a factory-new machine goes straight to a main menu that says
+   BASIC MODE (no TOTP, no HOTP, /boot not checked), nothing boots by itself
+   although a countdown is configured, and the owner's choice boots
+   unverified: no question, no red console, PCR 4 extended first as for every
+   unverified boot.
+2. The listener: Enter on the guest's third serial line (a socket here), while
+   the menus run on the console, opens the recovery gate there: the owner's
+   signature over a fresh challenge, then a shell on that line, with PCR 4
+   extended for it. A wrong answer opens nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import BOARD, build
+from tests.e2e.console_steps import MAIN, extended, power_off, target_report, words
+from tools.board_console import boot
+from tools.owner_key import OwnerKey
+
+pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(1200)]
+FIRST_SCREEN = 400
+COUNTDOWN_S = 3
+RECOVERY_LINE = "/dev/ttyS2"
+SETTINGS = (b'export CONFIG_BASIC="y"\nexport CONFIG_BOARD_NAME="QEMU basic"\n'
+            b'export CONFIG_AUTO_BOOT_TIMEOUT="%d"\n' % COUNTDOWN_S
+            + b'export CONFIG_BOOT_RECOVERY_SERIAL="%s"\n' % RECOVERY_LINE.encode())  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def initrd_basic(tmp_path_factory: pytest.TempPathFactory, owner_key: OwnerKey) -> Path:
+    return build(tmp_path_factory.mktemp("build-basic"), SETTINGS, owner_key)
+
+
+@pytest.fixture(scope="module")
+def basic_disk(machine: Path, os_disk: Path) -> Path:
+    disk = machine / "basic-disk.img"
+    shutil.copyfile(os_disk, disk)
+    return disk
+
+
+def test_basic_mode_checks_nothing_and_boots_the_owners_choice(
+        machine: Path, initrd_basic: Path, basic_disk: Path) -> None:
+    running = boot(BOARD, machine, initrd_basic)
+    running.instance.disks = [basic_disk]
+    with running.start() as on:
+        menu = words(on.wait_for_screen(MAIN, FIRST_SCREEN))
+        assert "BASIC MODE" in menu and "CONFIG_BASIC" in menu, menu
+        assert "TOTP code cannot be shown" not in on.console_text()
+        on.watch(COUNTDOWN_S + 3)
+        assert "Automatic boot" not in on.console_text()
+        on.press("s")
+        page = on.wait_for_screen("Enter or Esc: continue", 120)
+        found = re.search(r"PCR 4: ([0-9a-f]{64})", page)
+        assert found, page
+        on.press("enter")
+        on.wait_for_screen(MAIN, 60)
+        on.press("d")
+        on.wait_for_screen("Basic mode: choose an entry to boot", 120)
+        on.press("1")
+        report = target_report(on)
+    assert "Boot without verifying /boot?" not in on.console_text()
+    assert report["pcr 4"] == extended(found.group(1), "unsafe", "generic")
+    assert "vt.default_red" not in report["cmdline"]  # the owner's mode, not a forced boot
+
+
+class SerialLine:
+    """The guest's third serial port, served by QEMU on a Unix socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.seen = path, b""
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def qemu_args(self) -> list[str]:
+        return ["-chardev", f"socket,id=recovery,path={self.path},server=on,wait=off",
+                "-device", "isa-serial,chardev=recovery,index=2"]  # fmt: skip
+
+    def connect(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock.connect(str(self.path))
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "QEMU's socket never came up"
+                time.sleep(0.1)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+        time.sleep(0.05)
+
+    def expect(self, pattern: bytes, timeout: float) -> re.Match[bytes]:
+        deadline = time.monotonic() + timeout
+        while (found := re.search(pattern, self.seen)) is None:
+            left = deadline - time.monotonic()
+            assert left > 0, f"not seen on the serial line: {pattern!r}\n{self.seen[-2000:]!r}"
+            self.sock.settimeout(min(left, 1.0))
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            assert chunk, "the serial line closed"
+            self.seen += chunk
+        return found
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_enter_on_the_recovery_line_opens_the_gate_and_a_shell_there(
+        machine: Path, initrd_basic: Path, basic_disk: Path, owner_key: OwnerKey) -> None:
+    line = SerialLine(machine / "recovery.sock")
+    running = boot(BOARD, machine, initrd_basic)
+    running.instance.disks = [basic_disk]
+    running.instance.extra_args = line.qemu_args()
+    with running.start() as on:
+        line.connect()
+        try:
+            on.wait_for_screen(MAIN, FIRST_SCREEN)
+            # a wrong answer first: no shell, and the listener asks again
+            line.send(b"\r")
+            line.expect(rb"Recovery shell requested: asked on /dev/ttyS2", 120)
+            line.expect(rb"Paste the whole", 120)
+            line.send(b"\r")  # nothing pasted
+            line.expect(rb"Not accepted: nothing was pasted[\s\S]*> ", 120)
+            line.send(b"\r")  # and leave
+            line.expect(rb"Owner authentication failed", 120)
+            line.expect(rb"Press Enter on this line for the recovery shell", 120)
+            assert b"built-in shell" not in line.seen
+            # the owner's signature over a fresh challenge
+            line.seen = b""
+            line.send(b"\r")
+            challenge = line.expect(rb"(heads-runtime recovery(?: [0-9a-f]{8}){4})", 120)
+            line.expect(rb"Paste the whole", 60)
+            for text in owner_key.clearsign(challenge.group(1).decode()).splitlines():
+                line.send(text.encode() + b"\r")
+            line.expect(rb"Owner authenticated", 180)
+            line.expect(rb"# ", 60)
+            line.send(b"cat /sys/class/tpm/tpm0/pcr-sha256/4; echo SHELL-$((6*7))\r")
+            line.expect(rb"SHELL-42", 60)
+        finally:
+            line.close()
+        assert MAIN in on.screen_text()  # the menus went on, on their console
+        power_off(on)
+        on.wait_exit(120)
