@@ -151,3 +151,23 @@ def test_a_changed_boot_stops_the_automatic_boot_with_the_reason(
         running.wait_exit(120)
         assert "OS-TARGET" not in running.console_text()
     assert image_digest(tampered) == before  # refused, and nothing written
+
+
+def test_without_the_token_no_countdown_starts(
+    machine: Path, initrd_autoboot: Path, disk: Path, owned: dict[str, str],
+) -> None:  # fmt: skip
+    """The token unplugged: the TOTP code alone never boots by itself."""
+    running = boot(BOARD, machine, initrd_autoboot)
+    running.instance.disks = [disk]  # no token on the second serial line
+    with running.start() as on:
+        on.wait_for_screen("HOTP not verified", FIRST_SCREEN)
+        on.watch(COUNTDOWN_S + 2)
+        on.press("i")  # Heads: ignore and continue
+        menu = words(on.wait_for_screen(MAIN, 60))
+        assert "No automatic boot: the HOTP check did not succeed" in menu, menu
+        assert_current_code(menu, bytes.fromhex(owned["secret"]))
+        on.watch(COUNTDOWN_S + 2)
+        assert "Automatic boot" not in on.console_text()
+        power_off(on)
+        on.wait_exit(120)
+        assert "OS-TARGET" not in on.console_text()
