@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tools.boards import UnknownBoard, board_file, load_board_table
-from tools.initrd import elf, kmod
+from tools.initrd import elf, keymap, kmod
 from tools.initrd.cache import FetchError, default_cache_dir, fetch_source
 from tools.initrd.cpio import Entry, write_archive
 from tools.initrd.lock import Lock, LockError, load_lock, wanted_packages
@@ -44,6 +44,8 @@ from tools.initrd.report import Member, manifest, size_report
 REPO = Path(__file__).resolve().parent
 # 2026-01-01T00:00:00Z unless the caller sets it: every mtime in the archive.
 DEFAULT_EPOCH = 1767225600
+#: packages the build runs, never placed in the image (etc/initrd/packages.toml)
+BUILD_ONLY = frozenset({"kbd", "console-data"})
 
 # Programs in the image (path inside the image -> component for the report).
 PROGRAMS = {
@@ -70,7 +72,7 @@ BUSYBOX_APPLETS = [
     "sh", "mount", "umount", "mkdir", "cat", "ls", "insmod", "modprobe", "poweroff",
     "reboot", "setsid", "stty", "sleep", "dmesg", "mdev", "ps", "kill", "cp", "mv", "rm",
     "sync", "vi", "less", "grep", "sed", "dd", "hexdump", "sha256sum", "free", "uname",
-    "tr", "tail", "head", "wc", "hwclock", "date",
+    "tr", "tail", "head", "wc", "hwclock", "date", "loadkmap",
 ]
 USR_LIB = "usr/lib/x86_64-linux-gnu"
 
@@ -227,6 +229,22 @@ def add_kernel_modules(image: Image, pool: Pool, kernel: dict[str, object]) -> N
               "generated: board kernel modules")
 
 
+def add_keymap(image: Image, lock: Lock, args: argparse.Namespace) -> None:
+    """The keyboard layout the settings name, compiled (tools/initrd/keymap.py)."""
+    from runtime.config import Layer, load_settings
+
+    layers = [Layer("project defaults", str(REPO / "etc" / "defaults.config"))]
+    board_config = board_file(args.board).parent / "config"
+    if board_config.exists():
+        layers.append(Layer("board defaults", str(board_config)))
+    if args.user_config:
+        layers.append(Layer("your settings", str(args.user_config)))
+    setting = load_settings(layers).settings.keyboard_keymap
+    if setting:
+        image.add(Entry.file(keymap.IMAGE_PATH, keymap.compile_keymap(setting, lock, args.cache)),
+                  "generated: keymap")
+
+
 def add_overlay_and_config(image: Image, args: argparse.Namespace, epoch: int) -> None:
     """Files placed verbatim, the board (TOML as written, JSON for the runtime),
     the owner material, mount points and the console device."""
@@ -312,7 +330,8 @@ def build(args: argparse.Namespace) -> dict[str, object]:
     lock = load_lock()
     groups, _ = wanted_packages()
     # Other boards' kernels, the firmware and the OS disk's busybox stay out.
-    wanted_debs = [n for n in groups if not n.startswith(("linux-image", "ovmf", "busybox-static"))]
+    wanted_debs = [n for n in groups if not n.startswith(("linux-image", "ovmf", "busybox-static"))
+                   and n not in BUILD_ONLY]
     wanted_debs.append(str(kernel["package"]))
     print(f"build: {len(wanted_debs)} Debian packages from the lock", flush=True)
     pool = Pool()
@@ -324,6 +343,7 @@ def build(args: argparse.Namespace) -> dict[str, object]:
         missing = add_python_and_programs(image, pool, lock, args, Path(tmp))
         add_kernel_modules(image, pool, kernel)
     add_overlay_and_config(image, args, epoch)
+    add_keymap(image, lock, args)
     return write_outputs(list(image.members.values()), args, epoch, {
         "unresolved_optional_imports": missing,
         "seconds": round(time.monotonic() - started, 1),
@@ -378,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         args.zstd_level = args.zstd_level or int(initrd.get("zstd_level", 19))
         info = build(args)
     except (BuildError, LockError, FetchError, PythonTreeError, elf.MissingLibrary,
-            kmod.ModuleError, UnknownBoard) as err:
+            kmod.ModuleError, UnknownBoard, keymap.KeymapError) as err:
         print(f"build_initrd: {err}", file=sys.stderr)
         return 1
     print(f"build: {args.out / str(info['initrd'])} sha256 {info['sha256']}")

@@ -125,7 +125,10 @@ class Settings:
     flash_options = Setting("CONFIG_FLASH_OPTIONS", Text(200), "",
                             "the flash program and its options, for firmware updates")
     keyboard_keymap = Setting("CONFIG_KEYBOARD_KEYMAP", OptionalPath("the kernel's own (US)"), "",
-                              "keyboard layout file loaded at start")
+                              "keyboard layout of the virtual terminals, loaded at start: "
+                              "a console-data keymap's name or a Heads path naming it "
+                              "(de-latin1, .../qwertz/de-latin1.map), compiled into the "
+                              "image when it is built")
     hotp_token = Setting("CONFIG_HOTP_TOKEN", HotpToken(), "auto",
                          "the HOTP token: auto (find a USB dongle), none, or "
                          "serial:/dev/<tty> for the software token")
@@ -218,8 +221,6 @@ ONLY_DEFAULT: dict[str, str] = {
                             "match your signed hashes",
     "CONFIG_BOOT_REQ_ROLLBACK": "this runtime always checks /boot's TPM rollback counter; "
                                 "CONFIG_IGNORE_ROLLBACK=y is the way to skip it",
-    "CONFIG_KEYBOARD_KEYMAP": "keyboard layouts are not built yet: the kernel's US layout "
-                              "is used",
     "CONFIG_ROOT_DEV": "hashing the root file system is not built yet",
     "CONFIG_ROOT_DIRLIST": "hashing the root file system is not built yet",
     "CONFIG_ROOT_CHECK_AT_BOOT": "the root file system is NOT checked at boot: hashing it "

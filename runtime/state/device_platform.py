@@ -146,10 +146,13 @@ class DevicePlatform:
         settings = loaded.settings
         facts = settings_facts(loaded, board.name)
         facts["clock_problem"] = self._clock_problem()
+        from runtime.devices.keymap import keymap_problem
         from runtime.devices.serial_line import recovery_serial_problem
 
-        if serial := recovery_serial_problem(settings.boot_recovery_serial):
-            facts["config_problems"] = (*loaded.problem_lines(), serial)
+        found = [recovery_serial_problem(settings.boot_recovery_serial),
+                 keymap_problem(settings.keyboard_keymap)]
+        if any(found):
+            facts["config_problems"] = (*loaded.problem_lines(), *filter(None, found))
         bootlog.set_console_level(console_level(settings))
         from runtime.tpm.connection import Tpm
         from runtime.tpm.errors import TpmError

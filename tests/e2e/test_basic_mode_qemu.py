@@ -10,6 +10,10 @@
    the menus run on the console, opens the recovery gate there: the owner's
    signature over a fresh challenge, then a shell on that line, with PCR 4
    extended for it. A wrong answer opens nothing.
+3. The keyboard layout (CONFIG_KEYBOARD_KEYMAP, German here): keys pressed on
+   the virtual keyboard through QEMU's QMP arrive on the first virtual
+   terminal mapped (the key labelled Y on a US keyboard types z), read from
+   the shell of step 2.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pytest
 
 from tests.e2e.conftest import BOARD, build
 from tests.e2e.console_steps import MAIN, extended, power_off, target_report, words
+from tests.e2e.guest_ram import Qmp
 from tools.board_console import boot
 from tools.owner_key import OwnerKey
 
@@ -33,7 +38,9 @@ COUNTDOWN_S = 3
 RECOVERY_LINE = "/dev/ttyS2"
 SETTINGS = (b'export CONFIG_BASIC="y"\nexport CONFIG_BOARD_NAME="QEMU basic"\n'
             b'export CONFIG_AUTO_BOOT_TIMEOUT="%d"\n' % COUNTDOWN_S
-            + b'export CONFIG_BOOT_RECOVERY_SERIAL="%s"\n' % RECOVERY_LINE.encode())  # fmt: skip
+            + b'export CONFIG_BOOT_RECOVERY_SERIAL="%s"\n' % RECOVERY_LINE.encode()
+            + b'export CONFIG_KEYBOARD_KEYMAP="/usr/lib/kbd/keymaps/i386/qwertz/de-latin1.map"\n'
+            )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +128,8 @@ def test_enter_on_the_recovery_line_opens_the_gate_and_a_shell_there(
     line = SerialLine(machine / "recovery.sock")
     running = boot(BOARD, machine, initrd_basic)
     running.instance.disks = [basic_disk]
-    running.instance.extra_args = line.qemu_args()
+    running.instance.extra_args = [*line.qemu_args(),
+                                   "-qmp", f"unix:{machine / 'qmp.sock'},server=on,wait=off"]
     with running.start() as on:
         line.connect()
         try:
@@ -147,6 +155,16 @@ def test_enter_on_the_recovery_line_opens_the_gate_and_a_shell_there(
             line.expect(rb"# ", 60)
             line.send(b"cat /sys/class/tpm/tpm0/pcr-sha256/4; echo SHELL-$((6*7))\r")
             line.expect(rb"SHELL-42", 60)
+            # the layout: the keys labelled Y and Z (US), then Enter, on the VT
+            line.send(b"printf 'KEYS=%s.\\n' \"$(head -c 2 </dev/tty1)\"\r")
+            time.sleep(2)  # head has opened the terminal
+            qmp = Qmp(machine / "qmp.sock")
+            try:
+                for key in ("y", "z", "ret"):
+                    qmp.command("send-key", keys=[{"type": "qcode", "data": key}])
+            finally:
+                qmp.close()
+            line.expect(rb"KEYS=zy\.", 60)
         finally:
             line.close()
         assert MAIN in on.screen_text()  # the menus went on, on their console

@@ -50,7 +50,7 @@ HONOURED = frozenset({
     "CONFIG_BOOT_DEV", "CONFIG_BOOT_KERNEL_ADD", "CONFIG_BOOT_KERNEL_REMOVE",
     "CONFIG_DEBUG_OUTPUT", "CONFIG_QUIET_MODE", "CONFIG_HAVE_GPG_KEY_BACKUP", "CONFIG_HOTPKEY",
     "CONFIG_IGNORE_ROLLBACK", "CONFIG_PRIMARY_KEY_TYPE", "CONFIG_RESTRICTED_BOOT",
-    "CONFIG_TOTP_SKIP_QRCODE", "CONFIG_BOOT_RECOVERY_SERIAL",
+    "CONFIG_TOTP_SKIP_QRCODE", "CONFIG_BOOT_RECOVERY_SERIAL", "CONFIG_KEYBOARD_KEYMAP",
 })
 #: A description of the board: a TPM 2.0 that answers is used whatever they
 #: say; a CONFIG_TPM that disagrees with CONFIG_TPM2_TOOLS is reported.
@@ -191,6 +191,12 @@ def _rollback(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
     return _facts(loaded)["rollback_check_off"], _platform(loaded)._rollback_off()
 
 
+def _keymap(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
+    from runtime.devices.keymap import keymap_problem
+
+    return keymap_problem(loaded.settings.keyboard_keymap, "/nonexistent/keymap.bmap")
+
+
 def _pin(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
     return loaded.primary_name_pin()
 
@@ -236,6 +242,9 @@ EFFECTS: dict[str, tuple[str, Effect]] = {
     "CONFIG_RECOVERY_KEY": ("R", _init_setting("CONFIG_RECOVERY_KEY")),
     "CONFIG_BOOT_RECOVERY_SERIAL": ("/dev/ttyS2", _init_setting("CONFIG_BOOT_RECOVERY_SERIAL")),
     "CONFIG_TPM_PRIMARY_NAME": ("000b" + "ab" * 32, _pin),
+    # compiled by the build (tests/build/test_keymap.py); the runtime says
+    # when the image it runs in does not carry it
+    "CONFIG_KEYBOARD_KEYMAP": ("/usr/lib/kbd/keymaps/i386/qwertz/de-latin1.map", _keymap),
 }
 #: keys whose effect shows only beside another setting
 WITH: dict[str, str] = {"CONFIG_HOTP_TOKEN": 'export CONFIG_HOTPKEY="y"'}
