@@ -382,7 +382,8 @@ def _signing_home() -> tuple[str, str]:
 
 
 def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
-         default: BootOption | None, progress: Callable[[str], None]) -> SignFacts:  # fmt: skip
+         default: BootOption | None, progress: Callable[[str], None], *,
+         bump: bool = True) -> SignFacts:  # fmt: skip
     from runtime.integrity.gpg_signer import GpgSigner
     from runtime.integrity.sign_boot import DefaultChoice, SigningError, sign_boot
     from runtime.integrity.tpm_counter import TpmCounter
@@ -425,7 +426,8 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
         with writable(side):
             report = sign_boot(side.boot_dir, signer, AskingCounter(tpm), OWNER_KEY_PATH,  # type: ignore[arg-type]
                                default=choice, progress=_hash_progress(progress),
-                               work_dir=_work_dir(), step=progress, shown=shown)  # fmt: skip
+                               work_dir=_work_dir(), step=progress, shown=shown,
+                               bump=bump)  # fmt: skip
     except SigningError as err:
         side.last_report = None  # what was shown is no longer what is there
         detail("sign-boot", describe(err))

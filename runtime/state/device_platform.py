@@ -474,8 +474,9 @@ class DevicePlatform:
 
         if self.tpm is None:
             return SignFacts(problem="No TPM: /boot cannot be bound to a rollback counter.")
+        # CONFIG_IGNORE_ROLLBACK: as Heads, signing leaves the counter where it is
         return device_boot.sign(self._boot_side(), self.tpm, ask_pin, ask_owner, default,
-                                progress)
+                                progress, bump=not self._rollback_off())
 
     def boot(self, option: BootOption, unsafe: bool,
              progress: Callable[[str], None]) -> str | None:  # fmt: skip

@@ -94,3 +94,34 @@ def test_with_the_setting_the_replay_verifies_with_the_warning(
     found = _session(check, ignore=True).verdict()
     assert (found.word, found.tone) == (ROLLBACK_OFF, Tone.WARNING)
     assert "/boot's rollback counter not checked" in found.reasons
+
+
+def test_signing_with_the_setting_leaves_the_counter_where_it_is(
+        tpm: Tpm, tmp_path: Path, owner_key: OwnerKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Heads signs without -r under CONFIG_IGNORE_ROLLBACK: the device
+    platform asks for no bump, and sign_boot then moves no counter."""
+    asked: list[bool] = []
+
+    def sign(*args: object, bump: bool = True) -> object:
+        asked.append(bump)
+        return device_boot.SignFacts(problem="stopped by the test")
+
+    monkeypatch.setattr(device_boot, "sign", sign)
+    for ignore in (True, False):
+        platform = _device(tpm, tmp_path, ignore)
+        platform.sign_boot(lambda *_: None, lambda *_: None, None, lambda _: None)
+    assert asked == [False, True]
+
+    boot = tmp_path / "boot"
+    (boot / "grub").mkdir(parents=True)
+    (boot / "grub" / "grub.cfg").write_text("menuentry 'Debian' {\n linux /vmlinuz\n}\n")
+    (boot / "vmlinuz").write_bytes(b"kernel")
+    counter = TpmCounter(tpm, OWNER)
+    first = sign_boot(str(boot), GpgSigner(str(owner_key.home)), counter,
+                      str(owner_key.public))
+    assert first.ok and first.signed_counter is not None
+    (boot / "vmlinuz").write_bytes(b"an updated kernel")
+    again = sign_boot(str(boot), GpgSigner(str(owner_key.home)), counter,
+                      str(owner_key.public), bump=False)
+    assert again.ok, again.findings
+    assert again.signed_counter == first.signed_counter  # the counter did not move
