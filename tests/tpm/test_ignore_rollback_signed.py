@@ -17,7 +17,7 @@ from runtime.integrity.sign_boot import sign_boot
 from runtime.integrity.tpm_counter import TpmCounter
 from runtime.state import device_boot
 from runtime.state.device_platform import DevicePlatform
-from runtime.state.platform import BootFacts, MeasureFacts, StartFacts, TotpFacts
+from runtime.state.platform import BootFacts, MeasureFacts, SignFacts, StartFacts, TotpFacts
 from runtime.state.session import Session
 from runtime.state.verdict import ROLLBACK_OFF, BootState
 from runtime.state.view import Tone
@@ -104,7 +104,7 @@ def test_signing_with_the_setting_leaves_the_counter_where_it_is(
 
     def sign(*args: object, bump: bool = True) -> object:
         asked.append(bump)
-        return device_boot.SignFacts(problem="stopped by the test")
+        return SignFacts(problem="stopped by the test")
 
     monkeypatch.setattr(device_boot, "sign", sign)
     for ignore in (True, False):
