@@ -26,6 +26,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tools.boards import UnknownBoard, board_file, load_board_table
 from tools.initrd import elf, keymap, kmod
@@ -40,6 +41,9 @@ from tools.initrd.python_tree import (
     import_closure,
 )
 from tools.initrd.report import Member, manifest, size_report
+
+if TYPE_CHECKING:
+    from runtime.config import Settings
 
 REPO = Path(__file__).resolve().parent
 # 2026-01-01T00:00:00Z unless the caller sets it: every mtime in the archive.
@@ -229,8 +233,8 @@ def add_kernel_modules(image: Image, pool: Pool, kernel: dict[str, object]) -> N
               "generated: board kernel modules")
 
 
-def add_keymap(image: Image, lock: Lock, args: argparse.Namespace) -> None:
-    """The keyboard layout the settings name, compiled (tools/initrd/keymap.py)."""
+def image_settings(args: argparse.Namespace) -> Settings:
+    """The settings the image will read, with the runtime's own parser."""
     from runtime.config import Layer, load_settings
 
     layers = [Layer("project defaults", str(REPO / "etc" / "defaults.config"))]
@@ -239,10 +243,30 @@ def add_keymap(image: Image, lock: Lock, args: argparse.Namespace) -> None:
         layers.append(Layer("board defaults", str(board_config)))
     if args.user_config:
         layers.append(Layer("your settings", str(args.user_config)))
-    setting = load_settings(layers).settings.keyboard_keymap
-    if setting:
-        image.add(Entry.file(keymap.IMAGE_PATH, keymap.compile_keymap(setting, lock, args.cache)),
-                  "generated: keymap")
+    return load_settings(layers).settings
+
+
+def init_values(settings: Settings, owner_key: bool) -> dict[str, str]:
+    """What /init reads before the runtime runs (its init_value function): the
+    runtime's reading of the settings, never a second parser in shell."""
+    from runtime.devices.serial_line import build_refusal
+
+    serial = settings.boot_recovery_serial or ""
+    token = settings.hotp_serial_device if settings.hotp_enabled else None
+    if build_refusal(serial, owner_key, token):
+        serial = ""  # the runtime's main menu says why
+    return {"recovery-key": settings.recovery_key, "recovery-serial": serial}
+
+
+def add_settings_for_init(image: Image, lock: Lock, args: argparse.Namespace) -> None:
+    """/init's two values, and the keyboard layout compiled (tools/initrd/keymap.py)."""
+    settings = image_settings(args)
+    for name, value in init_values(settings, bool(args.owner_key)).items():
+        image.add(Entry.file(f"etc/runtime/init/{name}", (value + "\n").encode()),
+                  "generated: settings for /init")
+    if settings.keyboard_keymap:
+        layout = keymap.compile_keymap(settings.keyboard_keymap, lock, args.cache)
+        image.add(Entry.file(keymap.IMAGE_PATH, layout), "generated: keymap")
 
 
 def add_overlay_and_config(image: Image, args: argparse.Namespace, epoch: int) -> None:
@@ -343,7 +367,7 @@ def build(args: argparse.Namespace) -> dict[str, object]:
         missing = add_python_and_programs(image, pool, lock, args, Path(tmp))
         add_kernel_modules(image, pool, kernel)
     add_overlay_and_config(image, args, epoch)
-    add_keymap(image, lock, args)
+    add_settings_for_init(image, lock, args)
     return write_outputs(list(image.members.values()), args, epoch, {
         "unresolved_optional_imports": missing,
         "seconds": round(time.monotonic() - started, 1),

@@ -146,10 +146,15 @@ class DevicePlatform:
         settings = loaded.settings
         facts = settings_facts(loaded, board.name)
         facts["clock_problem"] = self._clock_problem()
+        facts["recovery_needs_missing_key"] = (bool(settings.have_gpg_key_backup)
+                                               and not os.path.exists(OWNER_KEY_PATH))
         from runtime.devices.keymap import keymap_problem
         from runtime.devices.serial_line import recovery_serial_problem
 
-        found = [recovery_serial_problem(settings.boot_recovery_serial),
+        token = settings.hotp_serial_device if settings.hotp_enabled else None
+        found = [recovery_serial_problem(settings.boot_recovery_serial,
+                                         owner_key=os.path.exists(OWNER_KEY_PATH),
+                                         token_device=token),
                  keymap_problem(settings.keyboard_keymap)]
         if any(found):
             facts["config_problems"] = (*loaded.problem_lines(), *filter(None, found))
@@ -415,7 +420,7 @@ class DevicePlatform:
                 "machine restarts: reboot (Options > Reboot), then reset the TPM again "
                 "with the passphrase set at its last reset. Nothing was changed."))
         except ownership.OwnershipIncomplete as err:
-            return ResetFacts(problem=plain("tpm-reset", err, err.plain()))
+            return ResetFacts(problem=plain("tpm-reset", err, err.plain()), cleared=True)
         except TpmError as err:
             return ResetFacts(problem=plain("tpm-reset", err, "The TPM was not reset. "
                                             + err.plain()))

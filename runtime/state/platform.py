@@ -33,6 +33,8 @@ class StartFacts:
     skip_qr_code: bool = False
     #: CONFIG_BASIC (and restricted boot off): no attestation, /boot not verified
     basic: bool = False
+    #: CONFIG_HAVE_GPG_KEY_BACKUP=y and no owner key: the recovery gate refuses
+    recovery_needs_missing_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class ResetFacts:
     problem: str = ""  # empty: the TPM was cleared and owned
     #: Clearing needs the lockout passphrase set at the last reset (OVMF boards).
     needs_lockout_passphrase: bool = False
+    #: the problem came after the clear: the old secrets are gone all the same
+    cleared: bool = False
 
 
 @dataclass(frozen=True)

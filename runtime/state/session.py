@@ -38,7 +38,7 @@ TOTP_PERIOD = 30
 TOTP_ONLY_WARNING = ("Automatic boot on TOTP alone: nobody checks the code before it boots "
                      "(CONFIG_AUTO_BOOT_TOTP_ONLY)")
 BASIC_WARNING = ("Basic mode (CONFIG_BASIC): no TOTP/HOTP and no signature check on /boot; "
-                 "turn it off in the configuration for tamper evidence")
+                 "a firmware image built without it gives tamper evidence")
 ROLLBACK_OFF_WARNING = ("Rollback check off (CONFIG_IGNORE_ROLLBACK): an older signed /boot "
                         "would boot")
 

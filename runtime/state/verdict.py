@@ -101,8 +101,9 @@ def _changed(files: tuple[str, ...]) -> str:
 def verdict(e: Evidence) -> Verdict:
     """Worst first: no TPM, an attack's signs, then what is missing; the
     reasons name everything that stands between this boot and VERIFIED."""
-    if e.basic:
-        # the owner turned the checks off: no verdict on what was not checked
+    if e.basic and e.measurements_match:
+        # the owner turned the checks off: no verdict on what was not checked,
+        # but the event log that does not explain the PCRs still says so
         return Verdict(BASIC_MODE, Tone.WARNING, "no tamper evidence: no TOTP/HOTP, and "
                        "/boot's signature is not checked", ("Basic mode (CONFIG_BASIC)",))
     found = _worst(e)

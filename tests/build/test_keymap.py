@@ -79,3 +79,36 @@ def test_the_sources_are_console_data_keymaps(cache: Path) -> None:
     root = unpack(load_lock().deb("console-data"), cache)
     source = next(root.glob("usr/share/keymaps/i386/qwertz/de-latin1.kmap.gz"))
     assert b"keymaps" in gzip.decompress(source.read_bytes())
+
+
+def test_an_empty_layout_is_refused() -> None:
+    """loadkeys can exit 0 having written the magic and no table."""
+    empty = keymap.BKEYMAP_MAGIC + bytes(MAX_NR_KEYMAPS)
+    assert keymap.layout_problem(empty) == "no plain table"
+    assert keymap.layout_problem(b"not a keymap") == "not a binary keymap"
+    only_plain = keymap.BKEYMAP_MAGIC + b"\x01" + bytes(MAX_NR_KEYMAPS - 1) + bytes(2 * NR_KEYS)
+    assert "letter keys without a character" in keymap.layout_problem(only_plain)
+    assert keymap.layout_problem(only_plain[:-2]) == "truncated"
+
+
+def test_every_qwerty_and_qwertz_keymap_compiles(cache: Path) -> None:
+    """The layouts a Heads board names (us, de, fr, uk, ...) all make a full table."""
+    from tools.initrd.pool import unpack
+
+    lock = load_lock()
+    root = unpack(lock.deb("console-data"), cache) / "usr" / "share" / "keymaps" / "i386"
+    names = sorted(p.name.removesuffix(".kmap.gz") for d in ("qwerty", "qwertz", "azerty")
+                   for p in (root / d).glob("*.kmap.gz"))
+    assert len(names) > 50
+    for name in ("us", "uk", "de", "fr-latin1", "es", "it", "sg-latin1"):
+        assert name in names
+        assert keymap.layout_problem(keymap.compile_keymap(name, lock, cache)) == ""
+
+
+@pytest.mark.parametrize("name", ["cz-lat2", "ru", "gr", "et"])
+def test_a_layout_in_another_charset_is_refused(cache: Path, name: str) -> None:
+    """Its letters would arrive as Latin-1 ones: a PIN typed with it is not
+    what the keys show."""
+    with pytest.raises(keymap.KeymapError) as err:
+        keymap.compile_keymap(name, load_lock(), cache)
+    assert "only Latin-1 layouts" in str(err.value)

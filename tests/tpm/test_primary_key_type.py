@@ -190,5 +190,6 @@ def test_a_tpm_that_makes_another_key_is_not_believed(
     facts = platform.reset_tpm(bytearray(b"another owner passphrase"), bytearray(OWNER))
     assert "a storage key other than the one asked for" in facts.problem
     assert "The TPM was cleared" in facts.problem  # said as it is: not "not reset"
+    assert facts.cleared
     tpm.forget_primary()
     assert not tpm.has_primary()  # the wrong key was not kept

@@ -25,7 +25,7 @@ def test_the_start_checks_nothing_and_the_menu_says_basic_mode() -> None:
     assert final is State.POWER_OFF
     # no preflight, keyring, TOTP, HOTP or check of /boot
     assert platform.calls[:3] == ["start", "measure", "find_boot"]
-    assert not {"rollback_preflight", "keyring", "unseal_totp", "check_hotp",
+    assert not {"rollback_preflight", "keyring", "unseal_totp", "verify_hotp",
                 "verify_boot"} & set(platform.calls)
     menu = ui.shown[ui.titles().index(next(t for t in ui.titles() if MAIN in t))]
     assert menu.tone is Tone.WARNING
@@ -57,10 +57,29 @@ def test_the_os_menu_in_basic_mode_is_the_same_unverified_list() -> None:
     assert "verify_boot" not in platform.calls
 
 
-def test_the_verdict_is_basic_mode_whatever_else_was_found() -> None:
+def test_the_verdict_is_basic_mode_whatever_was_not_checked() -> None:
     for tpm in (True, False):
-        found = verdict(Evidence(tpm=tpm, measurements_match=False, recovery_opened=False,
-                                 secret=Secret.REFUSED, token=Token.INVALID,
-                                 boot=BootState.CHANGED, basic=True))
+        found = verdict(Evidence(tpm=tpm, measurements_match=True, recovery_opened=False,
+                                 secret=Secret.ERROR, token=Token.UNVERIFIED,
+                                 boot=BootState.NOT_CHECKED, basic=True))
         assert found.word == "BASIC MODE" and found.tone is Tone.WARNING
         assert not found.unattended
+
+
+def test_an_event_log_that_does_not_explain_the_pcrs_still_says_so() -> None:
+    found = verdict(Evidence(tpm=True, measurements_match=False, recovery_opened=False,
+                             secret=Secret.ERROR, token=Token.UNVERIFIED,
+                             boot=BootState.NOT_CHECKED, basic=True))
+    assert found.word == "TAMPERED?" and not found.unattended
+
+
+def test_a_new_secret_or_the_clock_leads_back_without_attesting() -> None:
+    platform = FakePlatform(start_facts=basic(), owned=True)
+    final, _ = run_machine(platform, [
+        ("choose", MAIN, "o"),
+        ("choose", "Options", "h"),
+        ("ask", "Change the system time", "2026-12-07 10:00"),
+        *power_off(MAIN),
+    ])
+    assert final is State.POWER_OFF
+    assert not {"unseal_totp", "verify_hotp"} & set(platform.calls)

@@ -201,15 +201,12 @@ def _pin(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
     return loaded.primary_name_pin()
 
 
-def _init_setting(key: str) -> Effect:
-    """/init reads these itself (its setting function, run by
-    tests/unit/test_init_settings.py); the runtime's reading must agree."""
-    def effect(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
-        init = (REPO_ROOT / "initrd_overlay" / "init").read_text()
-        assert f"$(setting {key})" in init
-        return loaded.settings.value_of(key)
+def _init_value(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
+    """What the build writes for /init (tests/unit/test_init_settings.py runs
+    /init's side)."""
+    from build_initrd import init_values
 
-    return effect
+    return init_values(loaded.settings, owner_key=True)
 
 
 Effect = Callable[[LoadedSettings, pytest.MonkeyPatch], object]
@@ -239,8 +236,8 @@ EFFECTS: dict[str, tuple[str, Effect]] = {
     "CONFIG_RESTRICTED_BOOT": ("y", _restricted),
     "CONFIG_TOTP_SKIP_QRCODE": ("y", _fact("skip_qr_code")),
     "CONFIG_TIME_ZONE": ("JST-9", _clock),
-    "CONFIG_RECOVERY_KEY": ("R", _init_setting("CONFIG_RECOVERY_KEY")),
-    "CONFIG_BOOT_RECOVERY_SERIAL": ("/dev/ttyS2", _init_setting("CONFIG_BOOT_RECOVERY_SERIAL")),
+    "CONFIG_RECOVERY_KEY": ("R", _init_value),
+    "CONFIG_BOOT_RECOVERY_SERIAL": ("/dev/ttyS2", _init_value),
     "CONFIG_TPM_PRIMARY_NAME": ("000b" + "ab" * 32, _pin),
     # compiled by the build (tests/build/test_keymap.py); the runtime says
     # when the image it runs in does not carry it

@@ -178,3 +178,24 @@ def test_device_verify_reads_no_counter_with_the_check_off(
     assert (readers[0] is None) is not check_rollback
     assert (device_boot.ROLLBACK_OFF_NOTE in check.notes) is not check_rollback
     assert f"rollback_checked={check_rollback}" in scratch_log.read_text()
+
+
+def test_the_signing_question_says_the_counter_stays() -> None:
+    """With CONFIG_IGNORE_ROLLBACK signing leaves the counter: the question
+    before it must not promise that older copies stop verifying."""
+    from tests.fakes_platform import GOOD_CHECK, FakePlatform, run_machine
+    from tests.fakes_ui import power_off
+
+    for off in (False, True):
+        platform = FakePlatform(checks=[GOOD_CHECK], start_facts=StartFacts(
+            "Test board", "Brand", rollback_check_off=off))
+        _, ui = run_machine(platform, [
+            ("choose", "boot menu", "o"),
+            ("choose", "Options", "u"),
+            ("choose", "Update checksums and sign /boot", "n"),
+            ("choose", "Options", "b"),
+            *power_off("boot menu"),
+        ])
+        text = ui.texts()[ui.titles().index("Update checksums and sign /boot")]
+        assert ("stays where it is" in text) is off
+        assert ("stop verifying" in text) is not off

@@ -1,6 +1,7 @@
-"""/init's own reading of the two settings it needs before the runtime runs
-(CONFIG_RECOVERY_KEY, CONFIG_BOOT_RECOVERY_SERIAL): its shell functions, run
-with /bin/sh against settings files in a temporary directory."""
+"""/init's two settings (CONFIG_RECOVERY_KEY, CONFIG_BOOT_RECOVERY_SERIAL): the
+build resolves them with the runtime's parser (build_initrd.init_values) and
+/init reads the files it writes; its shell functions run here with the
+image's busybox when the build cache has it (else /bin/sh)."""
 
 from __future__ import annotations
 
@@ -11,75 +12,101 @@ from pathlib import Path
 
 import pytest
 
+from build_initrd import init_values
+from runtime.config import Layer, load_settings
 from tests.conftest import REPO_ROOT
 
 INIT = REPO_ROOT / "initrd_overlay" / "init"
+CACHED_BUSYBOX = sorted(Path.home().glob(".cache/heads-runtime/unpacked/busybox_*/bin/busybox"))
+SHELL = [str(CACHED_BUSYBOX[0]), "sh"] if CACHED_BUSYBOX else ["/bin/sh"]
+SERIAL = next((f"/dev/ttyS{n}" for n in range(4) if os.path.exists(f"/dev/ttyS{n}")), None)
 
 
 def _function(name: str) -> str:
-    text = INIT.read_text()
-    found = re.search(rf"^{name}\(\) {{\n.*?^}}\n", text, re.S | re.M)
+    found = re.search(rf"^{name}\(\) {{\n.*?^}}\n", INIT.read_text(), re.S | re.M)
     assert found, name
     return found.group(0)
 
 
-def run_init(tmp_path: Path, call: str, files: dict[str, str], console: str = "tty0") -> str:
-    """``call`` after /init's functions, the image's paths moved under tmp_path."""
-    etc = tmp_path / "etc" / "runtime"
-    etc.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (etc / name).write_text(text)
-    (tmp_path / "active").write_text(console + "\n")
-    script = (_function("setting") + _function("recovery_serial")).replace(
-        "/etc/runtime/", f"{etc}/").replace("/sys/class/tty/console/active",
-                                            str(tmp_path / "active"))
-    done = subprocess.run(["/bin/sh", "-c", script + call], capture_output=True, text=True,
+def values(tmp_path: Path, text: str, owner_key: bool = True) -> dict[str, str]:
+    path = tmp_path / "config.user"
+    path.write_bytes(text.encode())
+    return init_values(load_settings([Layer("your settings", str(path))]).settings, owner_key)
+
+
+def run_init(tmp_path: Path, call: str, files: dict[str, str], console: str | None = "tty0") -> str:
+    """``call`` after /init's functions, reading these init values."""
+    init_dir = tmp_path / "init"
+    init_dir.mkdir(exist_ok=True)
+    for name, value in files.items():
+        (init_dir / name).write_text(value + "\n")
+    active = tmp_path / "active"
+    if console is not None:
+        active.write_text(console + "\n")
+    script = (_function("init_value") + _function("recovery_serial")).replace(
+        "/etc/runtime/init/", f"{init_dir}/").replace("/sys/class/tty/console/active",
+                                                      str(active))
+    done = subprocess.run([*SHELL, "-c", script + call], capture_output=True, text=True,
                           timeout=30, check=True)
-    return done.stdout.strip()
+    return done.stdout.rstrip("\n")
 
 
-def test_the_last_layer_that_sets_a_key_wins(tmp_path: Path) -> None:
-    files = {"defaults.config": 'export CONFIG_RECOVERY_KEY="r"\n',
-             "board.config": "CONFIG_RECOVERY_KEY=x\n",
-             "config.user": "# nothing\nexport CONFIG_RECOVERY_KEY='R'\n"}
-    assert run_init(tmp_path, "setting CONFIG_RECOVERY_KEY", files) == "R"
-    del files["config.user"]
-    (tmp_path / "etc" / "runtime" / "config.user").unlink(missing_ok=True)
-    assert run_init(tmp_path, "setting CONFIG_RECOVERY_KEY", files) == "x"
+@pytest.mark.parametrize(("text", "key"), [
+    ("CONFIG_RECOVERY_KEY=R\n", "R"),
+    ("export CONFIG_RECOVERY_KEY='!'\n", "!"),
+    ('CONFIG_RECOVERY_KEY="x"\r\n', "x"),  # a CRLF line: read as the runtime reads it
+    ("CONFIG_RECOVERY_KEY='x\n", "r"),  # an unclosed quote: skipped, the default
+    ("   CONFIG_RECOVERY_KEY=q   # the q key\n", "q"),
+])
+def test_the_recovery_key_is_the_runtimes_reading(tmp_path: Path, text: str, key: str) -> None:
+    found = values(tmp_path, text)
+    assert found["recovery-key"] == key
+    assert run_init(tmp_path, "init_value recovery-key", found) == key
 
 
-def test_a_key_is_not_mistaken_for_a_longer_one(tmp_path: Path) -> None:
-    files = {"defaults.config": 'CONFIG_BOOT_RECOVERY_SERIAL_X="/dev/ttyS1"\n'
-                                'CONFIG_BOOT_RECOVERY_SERIAL=""\n'}
-    assert run_init(tmp_path, "setting CONFIG_BOOT_RECOVERY_SERIAL", files) == ""
+@pytest.mark.parametrize("text", [
+    "CONFIG_BOOT_RECOVERY_SERIAL='/dev/ttyS1\n",  # skipped by the runtime: no listener
+    'CONFIG_BOOT_RECOVERY_SERIAL="/dev/tty"S1\n',
+    'CONFIG_BOOT_RECOVERY_SERIAL="/dev/sda"\n',
+    'CONFIG_BOOT_RECOVERY_SERIAL="$(reboot)"\n',
+])
+def test_a_line_the_runtime_does_not_take_gets_no_listener(tmp_path: Path, text: str) -> None:
+    assert values(tmp_path, text)["recovery-serial"] == ""
 
 
-SERIAL = next((f"/dev/ttyS{n}" for n in range(4)
-               if os.path.exists(f"/dev/ttyS{n}")), None)
+def test_no_owner_key_or_the_tokens_line_gets_no_listener(tmp_path: Path) -> None:
+    line = 'CONFIG_BOOT_RECOVERY_SERIAL="/dev/ttyS1"\n'
+    assert values(tmp_path, line)["recovery-serial"] == "/dev/ttyS1"
+    assert values(tmp_path, line, owner_key=False)["recovery-serial"] == ""
+    token = 'CONFIG_HOTPKEY=y\nCONFIG_HOTP_TOKEN="serial:/dev/ttyS1"\n'
+    assert values(tmp_path, line + token)["recovery-serial"] == ""
 
 
 @pytest.mark.skipif(SERIAL is None, reason="this host has no /dev/ttyS* to stand in")
 @pytest.mark.parametrize(("value", "console", "listens"), [
     (SERIAL, "tty0", True),
     (SERIAL, f"tty0 {(SERIAL or '').removeprefix('/dev/')}", False),  # the console itself
-    ("/dev/ttyS99", "tty0", False),  # no such line
-    ("/dev/tty1", "tty0", False),  # a virtual terminal: the menus' screen
-    ("/dev/sda", "tty0", False),
+    (SERIAL, None, False),  # the consoles cannot be read: not risked
+    ("/dev/ttyS99", "tty0", False),  # no such line here
     ("", "tty0", False),
 ])
-def test_the_recovery_listener_line(tmp_path: Path, value: str, console: str,
-                                    listens: bool) -> None:
-    files = {"config.user": f'export CONFIG_BOOT_RECOVERY_SERIAL="{value}"\n'}
-    found = run_init(tmp_path, "recovery_serial", files, console)
+def test_init_checks_the_line_at_boot(tmp_path: Path, value: str, console: str | None,
+                                      listens: bool) -> None:
+    found = run_init(tmp_path, "recovery_serial", {"recovery-serial": value}, console)
     assert found == (value if listens else "")
+
+
+def test_without_the_files_init_keeps_its_defaults(tmp_path: Path) -> None:
+    assert run_init(tmp_path, "init_value recovery-key", {}) == ""
+    assert run_init(tmp_path, "recovery_serial", {}) == ""
+    assert "wanted=r" in INIT.read_text()
 
 
 def test_the_listener_runs_the_gate_and_the_shell_on_its_line() -> None:
     listener = _function("serial_recovery")
     gate = listener.index("-m runtime.recovery")
     shell = listener.index("setsid -c sh")
-    assert gate < shell and 'if /usr/bin/python3.11' in listener[:gate]
+    assert gate < shell and "if /usr/bin/python3.11" in listener[:gate]
     assert listener.count('<"$1" >"$1"') == 2  # the gate and the shell on the serial line
     assert "sleep" in listener  # a hung-up line does not spin
-    text = INIT.read_text()
-    assert 'serial_recovery "$serial" &' in text
+    assert 'serial_recovery "$serial" &' in INIT.read_text()

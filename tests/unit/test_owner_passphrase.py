@@ -417,3 +417,22 @@ def test_existing_passphrases_are_never_checked_for_strength() -> None:
         *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert platform.passphrases == [b"owner passphrase 1", b"old", b"owner"]
+
+
+def test_a_reset_that_failed_after_the_clear_is_titled_so() -> None:
+    from runtime.state.platform import ResetFacts
+    from tests.fakes_platform import FakePlatform, failed_totp, run_machine
+    from tests.fakes_ui import power_off
+
+    platform = FakePlatform(owned=False, totp_results=[failed_totp()], reset_results=[
+        ResetFacts(problem="The TPM was cleared (its old secrets are gone), but ...",
+                   cleared=True)])
+    _, ui = run_machine(platform, [
+        ("choose", "TOTP code cannot be shown", "p"),
+        ("choose", "Reset the TPM?", "y"),
+        ("choose", "New TPM owner passphrase", "t"),
+        ("ask", "Your own TPM owner passphrase", b"correct horse battery"),
+        ("show", "The TPM was cleared, but not owned again", None),
+        *power_off("boot menu"),
+    ])
+    assert "The TPM was not reset" not in ui.titles()

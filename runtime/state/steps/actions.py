@@ -201,7 +201,9 @@ def reset_tpm(ctx: Context) -> str:
             ctx.ui.progress(Progress("Resetting the TPM", "Clearing and taking ownership..."))
             facts = ctx.platform.reset_tpm(owner, lockout)
         if facts.problem:
-            ctx.page("The TPM was not reset", [facts.problem], Tone.ERROR)
+            title = ("The TPM was cleared, but not owned again" if facts.cleared
+                     else "The TPM was not reset")
+            ctx.page(title, [facts.problem], Tone.ERROR)
             return "cancelled"
         ctx.session.keep_owner_passphrase(owner)
         owner = None  # the session owns it now (wiped once the secret is sealed)
@@ -452,6 +454,14 @@ def recovery_confirm(ctx: Context) -> str:
             "Restricted boot is on (CONFIG_RESTRICTED_BOOT): the recovery shell is not "
             "available on this machine.",
             "Disabling restricted boot needs a new firmware image.",
+        ], Tone.ERROR)
+        return "refused"
+    if ctx.session.start.recovery_needs_missing_key:
+        ctx.page("Recovery shell refused", [
+            "The settings ask for the owner's key before the recovery shell "
+            "(CONFIG_HAVE_GPG_KEY_BACKUP=y), and the firmware holds no owner key, so "
+            "nobody can be authenticated.",
+            "Put the owner's key in the firmware image to use the shell.",
         ], Tone.ERROR)
         return "refused"
     confirmed = ctx.confirm("Open the recovery shell?", (

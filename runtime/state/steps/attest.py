@@ -16,6 +16,8 @@ from runtime.state.view import Choice, Menu, Progress, Tone
 
 
 def totp(ctx: Context) -> str:
+    if ctx.session.start.basic:
+        return "basic"  # from a new secret or the clock: Basic mode attests nothing
     if not ctx.session.tpm_present:
         return "no-tpm"
     ctx.ui.progress(Progress("TOTP", "Unsealing the TOTP secret from the TPM..."))

@@ -231,8 +231,7 @@ def os_menu(ctx: Context) -> str:
     if event == "boot":
         return _boot(ctx, option, unsafe=False)
     if event == "default" and ctx.confirm(f"Make {option.name} the default?", (
-            "This signs /boot again with your key, and the rollback counter moves on: "
-            "older signed copies of /boot stop verifying.",),
+            "This signs /boot again with your key" + _counter_effect(ctx),),
             "Yes: make it the default and sign /boot", "No: back to the list") \
             and _sign(ctx, option):
         return "default-saved"  # boot it now, through the verified default path
@@ -287,6 +286,16 @@ def _ask_secret(ctx: Context, title: str, label: str, why: str,
     return ask
 
 
+def _counter_effect(ctx: Context) -> str:
+    """What a signing does to the rollback counter, ending the sentence."""
+    if ctx.session.start.rollback_check_off:
+        return (": the rollback counter stays where it is (CONFIG_IGNORE_ROLLBACK), so older "
+                "signed copies of /boot signed at its value keep verifying once the check is "
+                "on again, until the next signing with it on.")
+    return (": the rollback counter moves on, so older signed copies of /boot stop "
+            "verifying.")
+
+
 def _sign(ctx: Context, default: BootOption | None) -> bool:
     pin = _ask_secret(ctx, "Sign /boot", "Owner key PIN:",
                       "Signing /boot with your key (the OpenPGP card's user PIN).")  # fmt: skip
@@ -327,8 +336,7 @@ def update_checksums(ctx: Context) -> str:
             Tone.ERROR)  # fmt: skip
         return "back"
     if check.ok:
-        body.append("/boot is already what you signed; signing again moves the rollback "
-                    "counter on, so older signed copies of /boot stop verifying.")  # fmt: skip
+        body.append("/boot is already what you signed; signing it again" + _counter_effect(ctx))
     else:
         body += ["What changed since the last signing:", *check.findings]
         if check.update_notes:
