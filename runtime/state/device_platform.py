@@ -128,6 +128,9 @@ class DevicePlatform:
         self._measure_summary = "Not checked."
         self._module_row = ""
         self._recovery_used = False
+        #: PCR 4 as the measurement found it: a gate opened since (on the serial
+        #: recovery line, in another process) moves it
+        self._pcr4_at_start: bytes | None = None
         self._info_rows: list[tuple[str, str]] = []
         self._keyring: KeyringFacts | None = None
         self._side = BootSide()
@@ -225,6 +228,7 @@ class DevicePlatform:
             log_problem = plain("eventlog", err, "the firmware did not publish one, or it "
                                 "cannot be read or is damaged.")
         values = read_pcrs(tpm, range(24))
+        self._pcr4_at_start = values[4]
         checked = {*board.firmware_pcrs, board.modules_pcr, board.runtime_pcr}
         report = replay_report(log, log_problem, tpm.log, values, checked)
         firmware4 = (self._firmware_pcrs or {}).get(4)
@@ -312,11 +316,43 @@ class DevicePlatform:
         failure = TotpFailure(result.failure)
         # the recovery shell explains PCR 4 and nothing else: another PCR changed
         # too is a changed measurement, said as such
-        if failure is TotpFailure.PCRS_CHANGED and self._recovery_used \
-                and set(result.changed_pcrs) == {4}:
+        if failure is TotpFailure.PCRS_CHANGED and set(result.changed_pcrs) == {4} \
+                and (self._recovery_used or self._recovery_since_start()):
             failure = TotpFailure.RECOVERY_USED
         return TotpFacts(result.code, result.step, failure, result.message,
                          result.changed_pcrs)
+
+    def _recovery_since_start(self) -> bool:
+        """A recovery gate (the serial line's, beside the menus) extended PCR 4
+        since the measurement: its own words, not a changed measurement."""
+        if self.tpm is None or self._pcr4_at_start is None:
+            return False
+        from runtime.tpm.errors import TpmError
+        from runtime.tpm.pcrs import read_pcrs
+
+        try:
+            now = read_pcrs(self.tpm, [4])[4]
+        except TpmError:
+            return False
+        if now != self._pcr4_at_start and recovery_extends(self._pcr4_at_start, now):
+            self._recovery_used = True
+        return self._recovery_used
+
+    def _pcr4_moved(self) -> str:
+        """Why nothing may be sealed or reset now: PCR 4 moved since the start
+        (a recovery shell runs beside the menus); empty when it did not."""
+        from runtime.tpm.errors import TpmError
+        from runtime.tpm.pcrs import read_pcrs
+
+        if self.tpm is None or self._pcr4_at_start is None:
+            return ""
+        try:
+            moved = read_pcrs(self.tpm, [4])[4] != self._pcr4_at_start
+        except TpmError as err:
+            return plain("pcr4-check", err, "PCR 4 cannot be read, so nothing was changed.")
+        return ("A recovery shell was opened during this boot (PCR 4 changed since the start): "
+                "a secret made now could be read from it. Nothing was changed: power off, "
+                "then do this on the next boot.") if moved else ""
 
     def verify_hotp(self) -> HotpFacts:
         from runtime.secrets.hotp_check import verify_hotp
@@ -394,6 +430,8 @@ class DevicePlatform:
         from runtime.tpm.errors import TpmError, WrongPassphrase
 
         assert self.tpm is not None
+        if moved := self._pcr4_moved():
+            return ResetFacts(problem=moved)
         if self.tpm.identity_pinned:
             # the reset makes a new storage key, which the pin then refuses:
             # refused before clearing, not half-way through
@@ -443,6 +481,8 @@ class DevicePlatform:
         from runtime.secrets.enrol import generate_and_seal
 
         assert self.tpm is not None and self.board is not None and self.loaded is not None
+        if moved := self._pcr4_moved():
+            return EnrolFacts(None, moved)
         return generate_and_seal(self.tpm, self.board, self._firmware_pcrs, owner_passphrase,
                                  hotp_admin_pin, self.loaded.settings)
 

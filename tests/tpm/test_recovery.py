@@ -121,3 +121,33 @@ def test_without_a_tpm_recovery_says_so_and_fails(
     out = capsys.readouterr().out
     assert "Recovery shell requested: test" in out
     assert "PCR 4 could not be extended" in out
+
+
+def test_a_gate_beside_the_menus_is_said_as_recovery_and_stops_sealing(
+    tpm: Tpm, swtpm: Swtpm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The serial line's gate, in another process, extends PCR 4 while the menus
+    run: the runtime then says RECOVERY (not a changed measurement), and
+    refuses to seal a new secret or reset the TPM beside that shell."""
+    from runtime import bootlog
+    from runtime.config import LoadedSettings, Settings
+    from runtime.state.device_platform import DevicePlatform
+
+    monkeypatch.setattr(bootlog, "LOG_PATH", str(tmp_path / "runtime.log"))
+    platform = DevicePlatform()
+    platform.tpm = tpm
+    platform.loaded = LoadedSettings(Settings(), [], {})
+    platform._pcr4_at_start = read_pcrs(tpm, [4])[4]  # what measure() records
+    assert platform._pcr4_moved() == ""
+    assert not platform._recovery_since_start()
+    monkeypatch.setenv(TCTI_ENV, swtpm.tcti)
+    assert entry.main(["--reason", "serial line"], host_paths(tmp_path)) == 0
+    assert platform._recovery_since_start()
+    assert "recovery shell was opened" in platform._pcr4_moved()
+    refused = platform.reset_tpm(bytearray(b"a new owner passphrase"), None)
+    assert "Nothing was changed" in refused.problem
+    # a PCR 4 moved by anything else is not taken for the recovery shell
+    other = DevicePlatform()
+    other.tpm = tpm
+    other._pcr4_at_start = bytes([1]) * 32  # no "recovery" extend leads from here
+    assert not other._recovery_since_start()
