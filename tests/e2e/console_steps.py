@@ -195,3 +195,14 @@ class Token:
     def qemu_args(self) -> list[str]:
         return ["-chardev", f"socket,id=hotp,path={self.socket},server=off,reconnect=1",
                 "-device", "isa-serial,chardev=hotp,index=1"]  # fmt: skip
+
+
+def runtime_pcr4(running: Boot) -> str:
+    """PCR 4 as the runtime read it at its start (System information)."""
+    running.press("s")
+    page = running.wait_for_screen("Enter or Esc: continue", 120)
+    found = re.search(r"PCR 4: ([0-9a-f]{64})", page)
+    assert found, page
+    running.press("enter")
+    running.wait_for_screen(MAIN, 60)
+    return found.group(1)

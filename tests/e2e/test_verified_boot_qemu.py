@@ -45,6 +45,7 @@ from tests.e2e.console_steps import (
     make_first_entry_default,
     open_options,
     power_off,
+    runtime_pcr4,
     sign,
     sign_from_the_options,
     target_report,
@@ -78,17 +79,6 @@ def to_main_menu(running: Boot) -> None:
     if "TOTP code cannot be shown" in screen:
         running.press("i")
     running.wait_for_screen(MAIN, 120)
-
-
-def runtime_pcr4(running: Boot) -> str:
-    """PCR 4 as the runtime read it at its start (System information)."""
-    running.press("s")
-    page = running.wait_for_screen("Enter or Esc: continue", 120)
-    found = re.search(r"PCR 4: ([0-9a-f]{64})", page)
-    assert found, page
-    running.press("enter")
-    running.wait_for_screen(MAIN, 60)
-    return found.group(1)
 
 
 @pytest.fixture(scope="module")
