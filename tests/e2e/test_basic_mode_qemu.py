@@ -111,7 +111,7 @@ class SerialLine:
         deadline = time.monotonic() + timeout
         while (found := re.search(pattern, self.seen)) is None:
             left = deadline - time.monotonic()
-            assert left > 0, f"not seen on the serial line: {pattern!r}\n{self.seen[-2000:]!r}"
+            assert left > 0, f"not seen on the serial line: {pattern!r}\n{self.seen[-1500:]!r}"
             self.sock.settimeout(min(left, 1.0))
             try:
                 chunk = self.sock.recv(65536)
@@ -138,22 +138,24 @@ def test_enter_on_the_recovery_line_opens_the_gate_and_a_shell_there(
             on.wait_for_screen(MAIN, FIRST_SCREEN)
             # a wrong answer first: no shell, and the listener asks again
             line.send(b"\r")
-            line.expect(rb"Recovery shell requested: asked on /dev/ttyS2", 120)
-            line.expect(rb"Paste the whole", 120)
+            line.expect(rb"Paste\s+the\s+whole", 120)
             line.send(b"\r")  # nothing pasted
-            line.expect(rb"Not accepted: nothing was pasted[\s\S]*> ", 120)
+            line.expect(rb"Not accepted:\s+nothing\s+was\s+pasted[\s\S]*> ", 120)
             line.send(b"\r")  # and leave
-            line.expect(rb"Owner authentication failed", 120)
-            line.expect(rb"Press Enter on this line for the recovery shell", 120)
+            # the gate's account comes last
+            line.expect(rb"Recovery shell requested:\s+asked\s+on\s+/dev/ttyS2", 120)
+            line.expect(rb"Owner\s+authentication\s+failed", 120)
             assert b"built-in shell" not in line.seen
-            # the owner's signature over a fresh challenge
             line.seen = b""
+            line.expect(rb"Press Enter on this line for the recovery shell", 180)
+            time.sleep(1)  # the listener reads the line again
+            # the owner's signature over a fresh challenge
             line.send(b"\r")
             challenge = line.expect(rb"(heads-runtime recovery(?: [0-9a-f]{8}){4})", 120)
-            line.expect(rb"Paste the whole", 60)
+            line.expect(rb"Paste\s+the\s+whole", 60)
             for text in owner_key.clearsign(challenge.group(1).decode()).splitlines():
                 line.send(text.encode() + b"\r")
-            line.expect(rb"Owner authenticated", 180)
+            line.expect(rb"Owner\s+authenticated", 180)
             line.expect(rb"# ", 60)
             line.send(b"cat /sys/class/tpm/tpm0/pcr-sha256/4; echo SHELL-$((6*7))\r")
             line.expect(rb"SHELL-42", 60)
