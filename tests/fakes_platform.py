@@ -25,6 +25,7 @@ from runtime.state.platform import (
     MeasureFacts,
     OptionsFacts,
     ResetFacts,
+    RootFacts,
     SignFacts,
     StartFacts,
     TotpFacts,
@@ -92,6 +93,8 @@ class FakePlatform:
         default_factory=lambda: [ClearLockoutFacts(LockoutOutcome.CLEARED)])
     #: the lockout passphrases clear_lockout got, as given (to check they are wiped)
     lockout_buffers: list[bytearray] = field(default_factory=list)
+    root_create_results: list[RootFacts] = field(default_factory=lambda: [RootFacts(checked=3)])
+    root_check_results: list[RootFacts] = field(default_factory=lambda: [RootFacts(checked=3)])
 
     @staticmethod
     def _next(items: list, name: str):  # type: ignore[no-untyped-def,type-arg]
@@ -171,12 +174,21 @@ class FakePlatform:
         return self.default_facts
 
     def sign_boot(self, ask_pin: AskSecret, ask_owner: AskSecret, default: BootOption | None,
-                  progress: Callable[[str], None]) -> SignFacts:
-        self.calls.append(f"sign_boot default={default.name if default else None}")
+                  progress: Callable[[str], None], root_list: bool = False) -> SignFacts:
+        self.calls.append(f"sign_boot default={default.name if default else None}"
+                          + (" root_list" if root_list else ""))
         pin = ask_pin(1, "")
         if pin is not None:
             self.sign_secrets.append(bytes(pin))
         return self._next(self.sign_results, "sign_boot")  # type: ignore[no-any-return]
+
+    def create_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
+        self.calls.append("create_root_hashes")
+        return self._next(self.root_create_results, "create_root_hashes")  # type: ignore[no-any-return]
+
+    def check_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
+        self.calls.append("check_root_hashes")
+        return self._next(self.root_check_results, "check_root_hashes")  # type: ignore[no-any-return]
 
     def boot(self, option: BootOption, unsafe: bool,
              progress: Callable[[str], None]) -> str | None:  # fmt: skip

@@ -115,11 +115,14 @@ class Settings:
                                   "always asks for a signature by the firmware's owner key; "
                                   "y also refuses the shell when the firmware holds none")
     root_dev = Setting("CONFIG_ROOT_DEV", OptionalPath("none", "/dev/"), "",
-                       "the root file system whose files are hashed")
+                       "the OS's root file system (unencrypted), whose files are hashed "
+                       "into /boot's signed kexec_root_hashes.txt (Options > Root file "
+                       "system hashes)")
     root_dirlist = Setting("CONFIG_ROOT_DIRLIST", Words(relative_paths=True),
                            "bin boot lib sbin usr", "directories of the root file system to hash")
     root_check_at_boot = Setting("CONFIG_ROOT_CHECK_AT_BOOT", Bool(), "n",
-                                 "check the root file system's hashes at every boot")
+                                 "check the root file system against its signed hashes at "
+                                 "every boot, once /boot verified (slow on a large system)")
     finalize_platform_locking = Setting("CONFIG_FINALIZE_PLATFORM_LOCKING", Bool(), "n",
                                         "lock the flash chip against writes before booting")
     flash_options = Setting("CONFIG_FLASH_OPTIONS", Text(200), "",
@@ -221,10 +224,6 @@ ONLY_DEFAULT: dict[str, str] = {
                             "match your signed hashes",
     "CONFIG_BOOT_REQ_ROLLBACK": "this runtime always checks /boot's TPM rollback counter; "
                                 "CONFIG_IGNORE_ROLLBACK=y is the way to skip it",
-    "CONFIG_ROOT_DEV": "hashing the root file system is not built yet",
-    "CONFIG_ROOT_DIRLIST": "hashing the root file system is not built yet",
-    "CONFIG_ROOT_CHECK_AT_BOOT": "the root file system is NOT checked at boot: hashing it "
-                                 "is not built yet",
     "CONFIG_FINALIZE_PLATFORM_LOCKING": "the flash chip is NOT locked before the hand-over "
                                         "(the chipset's lock is not driven): the booted OS "
                                         "can write the firmware",

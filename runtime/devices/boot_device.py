@@ -187,6 +187,20 @@ def _mount(device: str, fstype: str, target: str) -> bool:
     return True
 
 
+def mount_read_only(device: str, target: str) -> str:
+    """Mount a partition read-only (ext4 without replaying its journal), as
+    /boot is probed; the reason in plain words when that cannot be done."""
+    fstype = filesystem_type(_read_head(device))
+    if fstype == "luks":
+        return f"{device} is encrypted (LUKS): it cannot be read without its passphrase."
+    if fstype is None:
+        return f"{device} holds no file system this runtime can read (ext2/3/4 or FAT)."
+    if not _mount(device, fstype, target):
+        return f"{device} could not be mounted: the disk may be failing, or its file system " \
+               "needs a check."
+    return ""
+
+
 def remount(device: str, target: str, writable: bool, *, replay_journal: bool = False) -> str:
     """Mount /boot again, read-write (to sign it) or read-only as probed; the
     reason when that failed. ext4's `noload` mount cannot become writable,

@@ -98,12 +98,12 @@ def _unescape(name: str) -> str:
 MAX_LIST_ENTRIES = 250_000
 
 
-def parse_sums(data: bytes, source: str) -> list[SumLine]:
+def parse_sums(data: bytes, source: str, max_entries: int = MAX_LIST_ENTRIES) -> list[SumLine]:
     """`sha256sum` output: `<hex>  name` (text mode) or `<hex> *name` (binary),
     a leading backslash marking GNU's escaped names. Blank lines are refused,
     as sha256sum -c refuses them: a list is either entirely valid or not."""
-    if data.count(b"\n") > MAX_LIST_ENTRIES:
-        raise ListFormatError(f"{source} holds more than {MAX_LIST_ENTRIES} lines")
+    if data.count(b"\n") > max_entries:
+        raise ListFormatError(f"{source} holds more than {max_entries} lines")
     lines: list[SumLine] = []
     text = os.fsdecode(data)
     if text and not text.endswith("\n"):

@@ -257,7 +257,7 @@ def verified_files_problem(side: BootSide, option: BootOption) -> str:
     return ""
 
 
-def _trusted(side: BootSide) -> dict[str, bytes]:
+def trusted_state(side: BootSide) -> dict[str, bytes]:
     """The signed-state files the last check found signed by the owner."""
     from runtime.integrity.verify_boot import BootReport
 
@@ -270,7 +270,7 @@ def _default_hashes_problem(side: BootSide) -> str:
     from runtime.integrity.boot_lists import DEFAULT_HASHES_FILE, ListFormatError, parse_sums
     from runtime.integrity.boot_paths import BootPathError
 
-    data = _trusted(side).get(DEFAULT_HASHES_FILE)
+    data = trusted_state(side).get(DEFAULT_HASHES_FILE)
     if data is None:
         return "kexec_default_hashes.txt is missing: save the default again."
     try:
@@ -300,7 +300,7 @@ def _primary_problem(side: BootSide, tpm: object | None) -> str:
     from runtime.integrity.primary_handle import primary_handle_bytes, primary_hash_matches
     from runtime.tpm.errors import TpmError
 
-    data = _trusted(side).get(PRIMARY_HANDLE_HASH_FILE)
+    data = trusted_state(side).get(PRIMARY_HANDLE_HASH_FILE)
     if data is None:
         if tpm is not None and not tpm.has_primary():  # type: ignore[attr-defined]
             return ""  # saved on a TPM without a storage key, and still none: nothing moved
@@ -331,7 +331,8 @@ def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
     if not side.listing:
         options(side)
     # only a default the owner's signature covers counts
-    trusted = {f"/{name}": data.decode("utf-8", "replace") for name, data in _trusted(side).items()}
+    trusted = {f"/{name}": data.decode("utf-8", "replace")
+               for name, data in trusted_state(side).items()}
     saved, _ = read_saved_default(MemoryFS(trusted), [name[1:] for name in trusted])
     if saved is None:
         return DefaultFacts(none_saved=True)
@@ -383,7 +384,7 @@ def _signing_home() -> tuple[str, str]:
 
 def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
          default: BootOption | None, progress: Callable[[str], None], *,
-         bump: bool = True) -> SignFacts:  # fmt: skip
+         bump: bool = True, extra: dict[str, bytes] | None = None) -> SignFacts:  # fmt: skip
     from runtime.integrity.gpg_signer import GpgSigner
     from runtime.integrity.sign_boot import DefaultChoice, SigningError, sign_boot
     from runtime.integrity.tpm_counter import TpmCounter
@@ -427,7 +428,7 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
             report = sign_boot(side.boot_dir, signer, AskingCounter(tpm), OWNER_KEY_PATH,  # type: ignore[arg-type]
                                default=choice, progress=_hash_progress(progress),
                                work_dir=_work_dir(), step=progress, shown=shown,
-                               bump=bump)  # fmt: skip
+                               bump=bump, extra=extra)  # fmt: skip
     except SigningError as err:
         side.last_report = None  # what was shown is no longer what is there
         detail("sign-boot", describe(err))

@@ -32,6 +32,7 @@ from runtime.state.platform import (
     MeasureFacts,
     OptionsFacts,
     ResetFacts,
+    RootFacts,
     SignFacts,
     StartFacts,
     TotpFacts,
@@ -97,6 +98,8 @@ def settings_facts(loaded: LoadedSettings, board_name: str) -> dict[str, object]
         rollback_check_off=settings.ignore_rollback,
         skip_qr_code=settings.totp_skip_qrcode,
         basic=settings.basic_mode,
+        root_hashing=bool(settings.root_dev),
+        root_check_at_boot=bool(settings.root_dev) and settings.root_check_at_boot,
     )
 
 
@@ -131,6 +134,8 @@ class DevicePlatform:
         #: PCR 4 as the measurement found it: a gate opened since (on the serial
         #: recovery line, in another process) moves it
         self._pcr4_at_start: bytes | None = None
+        #: the root hash list create_root_hashes made, for the signing that follows
+        self._root_list: bytes | None = None
         self._info_rows: list[tuple[str, str]] = []
         self._keyring: KeyringFacts | None = None
         self._side = BootSide()
@@ -514,14 +519,32 @@ class DevicePlatform:
         return device_boot.saved_default(self._boot_side(), self.tpm)
 
     def sign_boot(self, ask_pin: AskSecret, ask_owner: AskSecret, default: BootOption | None,
-                  progress: Callable[[str], None]) -> SignFacts:
+                  progress: Callable[[str], None], root_list: bool = False) -> SignFacts:
+        from runtime.integrity.root_hashes import ROOT_HASHES_FILE
         from runtime.state import device_boot
 
+        made, self._root_list = self._root_list, None  # one signing takes it, or none
         if self.tpm is None:
             return SignFacts(problem="No TPM: /boot cannot be bound to a rollback counter.")
+        extra = {ROOT_HASHES_FILE: made} if root_list and made is not None else None
         # CONFIG_IGNORE_ROLLBACK: as Heads, signing leaves the counter where it is
         return device_boot.sign(self._boot_side(), self.tpm, ask_pin, ask_owner, default,
-                                progress, bump=not self._rollback_off())
+                                progress, bump=not self._rollback_off(), extra=extra)
+
+    def create_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
+        from runtime.state import device_root
+
+        settings = self.loaded.settings if self.loaded is not None else None
+        facts, self._root_list = device_root.create(settings, progress)
+        return facts
+
+    def check_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
+        from runtime.state import device_root
+
+        settings = self.loaded.settings if self.loaded is not None else None
+        facts = device_root.check(self._boot_side(), settings, progress)
+        bootlog.stage("root-hashes", checked=facts.checked, ok=facts.ok)
+        return facts
 
     def boot(self, option: BootOption, unsafe: bool,
              progress: Callable[[str], None]) -> str | None:  # fmt: skip

@@ -7,7 +7,17 @@ from collections.abc import Callable, Mapping
 
 from runtime import bootlog
 from runtime.state.machine import FINAL_STATES, UNATTENDED_START, State, next_state
-from runtime.state.steps import Context, Step, actions, attest, boot, menus, report, start
+from runtime.state.steps import (
+    Context,
+    Step,
+    actions,
+    attest,
+    boot,
+    menus,
+    report,
+    root,
+    start,
+)
 
 S = State
 STEPS: Mapping[State, Step] = {
@@ -36,6 +46,7 @@ STEPS: Mapping[State, Step] = {
     S.GPG_OPTIONS: menus.gpg_options,
     S.OEM_RESET: menus.oem_reset,
     S.UPDATE_CHECKSUMS: boot.update_checksums,
+    S.ROOT_HASHES: root.root_hashes,
     S.GENERATE_SECRET: actions.generate_secret,
     S.RESET_TPM: actions.reset_tpm,
     S.CHANGE_TIME: actions.change_time,

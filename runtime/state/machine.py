@@ -52,6 +52,7 @@ class State(enum.StrEnum):
     GPG_OPTIONS = "gpg-options"
     OEM_RESET = "oem-reset"
     UPDATE_CHECKSUMS = "update-checksums"
+    ROOT_HASHES = "root-hashes"
     # Where the runtime ends: the driver hands these to the caller.
     POWER_OFF = "power-off"
     REBOOT = "reboot"
@@ -107,6 +108,7 @@ TRANSITIONS: Mapping[State, Mapping[str, State]] = {
                 "integrity": S.INTEGRITY_REPORT, "change-time": S.CHANGE_TIME,
                 "update-checksums": S.UPDATE_CHECKSUMS, "configuration": S.CONFIGURATION,
                 "gpg-options": S.GPG_OPTIONS, "oem-reset": S.OEM_RESET,
+                "root-hashes": S.ROOT_HASHES,
                 "recovery": S.RECOVERY_CONFIRM, "reboot": S.REBOOT, "back": S.MAIN_MENU},
     S.BOOT_OPTIONS: {"os-menu": S.OS_MENU, "unsafe": S.UNSAFE_BOOT,
                      "again": S.BOOT_OPTIONS, "back": S.OPTIONS},
@@ -117,6 +119,7 @@ TRANSITIONS: Mapping[State, Mapping[str, State]] = {
     S.GPG_OPTIONS: {"again": S.GPG_OPTIONS, "back": S.OPTIONS},
     S.OEM_RESET: {"back": S.MAIN_MENU},
     S.UPDATE_CHECKSUMS: {"back": S.OPTIONS, "done": S.MAIN_MENU},
+    S.ROOT_HASHES: {"again": S.ROOT_HASHES, "back": S.OPTIONS},
     S.GENERATE_SECRET: {"done": S.TOTP, "need-reset": S.RESET_TPM, "cancelled": S.MAIN_MENU},
     S.RESET_TPM: {"done": S.GENERATE_SECRET, "cancelled": S.MAIN_MENU},
     S.CHANGE_TIME: {"done": S.TOTP, "cancelled": S.OPTIONS},

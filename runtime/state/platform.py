@@ -35,6 +35,10 @@ class StartFacts:
     basic: bool = False
     #: CONFIG_HAVE_GPG_KEY_BACKUP=y and no owner key: the recovery gate refuses
     recovery_needs_missing_key: bool = False
+    #: CONFIG_ROOT_DEV is set: the root file system's hashes can be made and checked
+    root_hashing: bool = False
+    #: CONFIG_ROOT_CHECK_AT_BOOT: checked once /boot verified, before the first menu
+    root_check_at_boot: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,21 @@ class ResetFacts:
     needs_lockout_passphrase: bool = False
     #: the problem came after the clear: the old secrets are gone all the same
     cleared: bool = False
+
+
+@dataclass(frozen=True)
+class RootFacts:
+    """The root file system against its signed hash list (CONFIG_ROOT_*)."""
+
+    problem: str = ""  # it could not be done: why
+    checked: int = 0  # files hashed
+    changed: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not (self.problem or self.changed or self.missing or self.added)
 
 
 @dataclass(frozen=True)
@@ -251,9 +270,19 @@ class Platform(Protocol):
         ...
 
     def sign_boot(self, ask_pin: AskSecret, ask_owner: AskSecret,
-                  default: BootOption | None, progress: Callable[[str], None]) -> SignFacts:
+                  default: BootOption | None, progress: Callable[[str], None],
+                  root_list: bool = False) -> SignFacts:
         """Re-hash /boot, bump the rollback counter, sign (saving ``default``
-        when given); ask_owner is used only when a new counter is needed."""
+        when given, and the root hash list create_root_hashes just made when
+        ``root_list``); ask_owner is used only when a new counter is needed."""
+        ...
+
+    def create_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
+        """Hash the root file system into /boot's list (to be signed next)."""
+        ...
+
+    def check_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
+        """The root file system against the list the owner signed."""
         ...
 
     def boot(self, option: BootOption, unsafe: bool,

@@ -16,6 +16,7 @@ from runtime.state.platform import (
     HotpOutcome,
     KeyringFacts,
     MeasureFacts,
+    RootFacts,
     StartFacts,
     TotpFacts,
     TotpFailure,
@@ -59,6 +60,8 @@ class Session:
     #: the last check of /boot against the owner's signature (None: not yet)
     boot_check: BootCheck | None = None
     menu_shown: bool = False  # for the boot log: the first main menu
+    #: the root file system against its signed list (None: not checked)
+    root_check: RootFacts | None = None
     #: Set by a TPM reset and used by the sealing right after it, so the new
     #: passphrase is not asked twice in a row; wiped when taken.
     _owner_passphrase: bytearray | None = None
@@ -189,6 +192,19 @@ class Session:
         """The verdict's colour and line (the main menu, the reports)."""
         found = self.verdict()
         return found.tone, found.line
+
+    def root_line(self) -> str:
+        """The root file system's check, one line for the menus (empty: none)."""
+        check = self.root_check
+        if check is None:
+            return ""
+        if check.problem:
+            return "Root file system: not checked (" + check.problem.rstrip(".") + ")."
+        if check.ok:
+            return f"Root file system: matches your signed list ({check.checked} files)."
+        differ = len(check.changed) + len(check.missing) + len(check.added)
+        return (f"Root file system: CHANGED ({differ} files differ from your signed list; "
+                "Options > Root file system hashes).")
 
     def hotp_status(self) -> str:
         if not self.start.hotp_configured:

@@ -8,7 +8,7 @@ its config.user writers and its build settings an owner might copy over).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -51,6 +51,7 @@ HONOURED = frozenset({
     "CONFIG_DEBUG_OUTPUT", "CONFIG_QUIET_MODE", "CONFIG_HAVE_GPG_KEY_BACKUP", "CONFIG_HOTPKEY",
     "CONFIG_IGNORE_ROLLBACK", "CONFIG_PRIMARY_KEY_TYPE", "CONFIG_RESTRICTED_BOOT",
     "CONFIG_TOTP_SKIP_QRCODE", "CONFIG_BOOT_RECOVERY_SERIAL", "CONFIG_KEYBOARD_KEYMAP",
+    "CONFIG_ROOT_DEV", "CONFIG_ROOT_DIRLIST", "CONFIG_ROOT_CHECK_AT_BOOT",
 })
 #: A description of the board: a TPM 2.0 that answers is used whatever they
 #: say; a CONFIG_TPM that disagrees with CONFIG_TPM2_TOOLS is reported.
@@ -191,6 +192,32 @@ def _rollback(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
     return _facts(loaded)["rollback_check_off"], _platform(loaded)._rollback_off()
 
 
+def _root_hashing(loaded: LoadedSettings, monkeypatch: pytest.MonkeyPatch) -> object:
+    """What the menus offer, and which device and directories get hashed."""
+    import contextlib
+
+    from runtime.devices import root_fs
+    from runtime.integrity import root_hashes
+
+    asked: list[object] = []
+
+    @contextlib.contextmanager
+    def mounted(device: str, target: str = "") -> Any:
+        asked.append(device)
+        yield "/nonexistent-root"
+
+    def hashed(root: str, dirs: Sequence[str], progress: object = None) -> root_hashes.RootHashes:
+        asked.append(tuple(dirs))
+        return root_hashes.RootHashes()
+
+    monkeypatch.setattr(root_fs, "mounted_root", mounted)
+    monkeypatch.setattr(root_hashes, "hash_root", hashed)
+    platform = _platform(loaded)
+    platform.create_root_hashes(lambda _: None)
+    facts = _facts(loaded)
+    return facts["root_hashing"], facts["root_check_at_boot"], tuple(asked)
+
+
 def _keymap(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
     from runtime.devices.keymap import keymap_problem
 
@@ -242,9 +269,14 @@ EFFECTS: dict[str, tuple[str, Effect]] = {
     # compiled by the build (tests/build/test_keymap.py); the runtime says
     # when the image it runs in does not carry it
     "CONFIG_KEYBOARD_KEYMAP": ("/usr/lib/kbd/keymaps/i386/qwertz/de-latin1.map", _keymap),
+    "CONFIG_ROOT_DEV": ("/dev/vda2", _root_hashing),
+    "CONFIG_ROOT_DIRLIST": ("usr", _root_hashing),
+    "CONFIG_ROOT_CHECK_AT_BOOT": ("y", _root_hashing),
 }
 #: keys whose effect shows only beside another setting
-WITH: dict[str, str] = {"CONFIG_HOTP_TOKEN": 'export CONFIG_HOTPKEY="y"'}
+WITH: dict[str, str] = {"CONFIG_HOTP_TOKEN": 'export CONFIG_HOTPKEY="y"',
+                        "CONFIG_ROOT_DIRLIST": 'export CONFIG_ROOT_DEV="/dev/vda2"',
+                        "CONFIG_ROOT_CHECK_AT_BOOT": 'export CONFIG_ROOT_DEV="/dev/vda2"'}
 
 
 @pytest.mark.parametrize("key", sorted(EFFECTS))

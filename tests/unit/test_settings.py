@@ -423,7 +423,7 @@ def test_set_user_value_replaces_old_names_and_broken_lines(tmp_path: Path) -> N
     ("CONFIG_BRAND_NAME", "it's $5", "both ' and $"),
     ("CONFIG_AUTO_BOOT_TIMOUT", "5", "Did you mean CONFIG_AUTO_BOOT_TIMEOUT?"),
     ("CONFIG_BOOTSCRIPT", "/bin/sh", "not used by this runtime"),
-    ("CONFIG_ROOT_CHECK_AT_BOOT", "y", "not supported: the root file system is NOT"),
+    ("CONFIG_FINALIZE_PLATFORM_LOCKING", "y", "not supported: the flash chip is NOT"),
     ("CONFIG_BOOT_REQ_HASH", "n", "not supported"),
 ])
 def test_set_user_value_refuses(tmp_path: Path, key: str, value: str, words: str) -> None:
@@ -529,14 +529,13 @@ def test_a_heads_config_user_carries_over(tmp_path: Path) -> None:
         'export CONFIG_ROOT_DIRLIST="bin boot lib sbin usr"', 'export CONFIG_ROOT_DEV="/dev/sda2"',
         'export CONFIG_PRIMARY_KEY_TYPE="ecc"', ""]))
     assert errors(loaded.problems) == []
-    # the old Basic name and two unused keys are notes; the root device names a
-    # feature not built yet: warned, and without effect
+    # the old Basic name and two unused keys are notes
     assert [(p.key, p.severity) for p in loaded.problems] == [
         ("CONFIG_PUREBOOT_BASIC", "note"), ("CONFIG_USER_USB_KEYBOARD", "note"),
-        ("CONFIG_GPG_ALGO", "note"), ("CONFIG_ROOT_DEV", "warning")]
+        ("CONFIG_GPG_ALGO", "note")]
     s = loaded.settings
     assert (s.boot_dev, s.have_gpg_key_backup, s.auto_boot_timeout) == ("/dev/nvme0n1p1", True, 5)
-    assert (s.root_dev, s.primary_key_type, s.basic) == (None, "ecc", False)
+    assert (s.root_dev, s.primary_key_type, s.basic) == ("/dev/sda2", "ecc", False)
 
 
 # --- Heads-style configs: the project's own, and any in the corpora ---------------

@@ -12,6 +12,7 @@ from runtime.state.steps.actions import locked_out, lockout_menu
 from runtime.state.steps.boot import check_boot
 from runtime.state.steps.context import Context
 from runtime.state.steps.report import integrity_report
+from runtime.state.steps.root import check_root_at_boot
 from runtime.state.view import Choice, Menu, Progress, Tone
 
 
@@ -172,7 +173,7 @@ def autoboot(ctx: Context) -> str:
     if session.boot_check is None and session.boot is not None and session.boot.device:
         check_boot(ctx, "Checking /boot")
     found = session.verdict()
-    if not found.unattended:
+    if not found.unattended or not check_root_at_boot(ctx):
         return "not-allowed"
     timeout = session.start.auto_boot_timeout
     assert timeout

@@ -296,13 +296,14 @@ def _counter_effect(ctx: Context) -> str:
             "verifying.")
 
 
-def _sign(ctx: Context, default: BootOption | None) -> bool:
+def _sign(ctx: Context, default: BootOption | None, root_list: bool = False) -> bool:
     pin = _ask_secret(ctx, "Sign /boot", "Owner key PIN:",
                       "Signing /boot with your key (the OpenPGP card's user PIN).")  # fmt: skip
     owner = _ask_secret(ctx, "A rollback counter is needed", "TPM owner passphrase:",
                         "The first signing creates the TPM rollback counter, which needs the "
                         "TPM owner passphrase.", max_bytes=TPM_PASSPHRASE_MAX)  # fmt: skip
-    facts = ctx.platform.sign_boot(pin, owner, default, _progress(ctx, "Signing /boot"))
+    facts = ctx.platform.sign_boot(pin, owner, default, _progress(ctx, "Signing /boot"),
+                                   root_list=root_list)
     if facts.problem:
         ctx.page("/boot was not signed", [facts.problem, "",
                  "The signed state on /boot was not replaced."], Tone.ERROR)  # fmt: skip
@@ -325,6 +326,12 @@ def _sign(ctx: Context, default: BootOption | None) -> bool:
 
 
 def update_checksums(ctx: Context) -> str:
+    return "done" if sign_after_review(ctx) else "back"
+
+
+def sign_after_review(ctx: Context, root_list: str = "") -> bool:
+    """Show what changed on /boot and sign it if the owner says so; with
+    ``root_list`` (its words) the root hash list just made is signed too."""
     check = _verify(ctx, "Update checksums")
     body: list[str] = []
     if len(check.changed) > MAX_SHOWN_CHANGES:
@@ -334,7 +341,7 @@ def update_checksums(ctx: Context) -> str:
             "Look at /boot from a trusted system, and sign it there with the host "
             "command (python3 -m runtime.integrity sign), or remove what you did not add."],
             Tone.ERROR)  # fmt: skip
-        return "back"
+        return False
     if check.ok:
         body.append("/boot is already what you signed; signing it again" + _counter_effect(ctx))
     else:
@@ -346,9 +353,11 @@ def update_checksums(ctx: Context) -> str:
             body += ["", f"Every path that changed ({len(check.changed)}):",
                      *(f"  {name}" for name in check.changed)]  # fmt: skip
     body += list(check.notes)
+    if root_list:
+        body.append(root_list)
     body.append("Sign only if you made these changes (an OS update, a kernel you built).")
     if not ctx.confirm("Update checksums and sign /boot", tuple(body),
                        "Yes: hash /boot and sign it with my key", "No: back",
                        Tone.NORMAL if check.ok else Tone.WARNING):
-        return "back"
-    return "done" if _sign(ctx, None) else "back"
+        return False
+    return _sign(ctx, None, root_list=bool(root_list))

@@ -16,6 +16,7 @@ from runtime.state.steps.actions import CLEAR_LOCKOUT, clear_lockout
 from runtime.state.steps.attest import totp_live
 from runtime.state.steps.boot import check_boot, usb_boot
 from runtime.state.steps.context import Context
+from runtime.state.steps.root import check_root_at_boot
 from runtime.state.view import Choice, Menu, Tone
 
 BACK_TO_OPTIONS = back("Back to the options")
@@ -45,6 +46,7 @@ def main_menu(ctx: Context) -> str:
     if _boot_checkable(ctx) and session.boot_check is None:
         # the verdict speaks about /boot too: check it once, before the first menu
         check_boot(ctx, "Checking /boot")
+    check_root_at_boot(ctx)
     found = session.verdict()
     tone = found.tone
     body = [found.line]
@@ -55,6 +57,8 @@ def main_menu(ctx: Context) -> str:
         body.append(withheld)
     if session.boot is not None and session.boot.device:
         body.append(f"/boot: {session.boot.device}")
+    if line := session.root_line():
+        body.append(line)
     if session.measure is not None:
         body += list(session.measure.problems)
     body += list(session.start.config_problems)
@@ -97,8 +101,16 @@ OPTION_CHOICES = (
 )
 
 
+#: with CONFIG_ROOT_DEV set (after "Update checksums")
+ROOT_HASHES_CHOICE = Choice("a", "Root file system hashes -->", "root-hashes")
+
+
 def options(ctx: Context) -> str:
-    return ctx.choose(Menu("Options", (), OPTION_CHOICES, back_event="back"))
+    choices: tuple[Choice, ...] = OPTION_CHOICES
+    if ctx.session.start.root_hashing:
+        at = OPTION_CHOICES.index(next(c for c in OPTION_CHOICES if c.event == "update-checksums"))
+        choices = (*OPTION_CHOICES[:at + 1], ROOT_HASHES_CHOICE, *OPTION_CHOICES[at + 1:])
+    return ctx.choose(Menu("Options", (), choices, back_event="back"))
 
 
 def boot_options(ctx: Context) -> str:

@@ -1,0 +1,80 @@
+"""Root file system hashing on the machine (CONFIG_ROOT_DEV, CONFIG_ROOT_DIRLIST):
+making /boot's kexec_root_hashes.txt, and checking the root file system
+against the copy the owner signed. The list itself is
+runtime.integrity.root_hashes; this is the glue to the devices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from runtime.error_detail import plain
+from runtime.state.device_boot import BootSide, trusted_state
+from runtime.state.platform import RootFacts
+
+if TYPE_CHECKING:
+    from runtime.integrity.root_hashes import RootHashes
+
+_NO_DEVICE = ("No root file system is named: set CONFIG_ROOT_DEV (and CONFIG_ROOT_DIRLIST) "
+              "in your settings.")
+
+
+def _hashes(settings: object, progress: Callable[[str], None]) -> RootHashes:
+    from runtime.devices.root_fs import mounted_root
+    from runtime.integrity.root_hashes import hash_root
+
+    device = str(getattr(settings, "root_dev", "") or "")
+    dirs = tuple(getattr(settings, "root_dirlist", ()) or ())
+
+    def shown(done: int, total: int, name: str) -> None:
+        if done % 500 == 0 or done == total:
+            progress(f"Hashing the root file system: {done} of {total} files...")
+
+    progress(f"Mounting {device} read-only...")
+    with mounted_root(device) as root:
+        return hash_root(root, dirs, shown)
+
+
+def create(settings: object,
+           progress: Callable[[str], None]) -> tuple[RootFacts, bytes | None]:
+    """The root file system hashed into kexec_root_hashes.txt's bytes: /boot's
+    signing writes it with the rest of the signed state, in one replacement."""
+    from runtime.devices.root_fs import RootMountError
+    from runtime.integrity.boot_lists import ListFormatError
+    from runtime.integrity.root_hashes import RootHashError, format_root_hashes
+
+    if not getattr(settings, "root_dev", None):
+        return RootFacts(problem=_NO_DEVICE), None
+    try:
+        found = _hashes(settings, progress)
+        data = format_root_hashes(found)
+    except (RootMountError, RootHashError, ListFormatError) as err:
+        return RootFacts(problem=plain("root-hashes", err, f"{err} Nothing was made.")), None
+    return RootFacts(checked=len(found.digests)), data
+
+
+def check(side: BootSide, settings: object, progress: Callable[[str], None]) -> RootFacts:
+    """The root file system against the list the owner signed."""
+    from runtime.devices.root_fs import RootMountError
+    from runtime.integrity.boot_lists import ListFormatError
+    from runtime.integrity.root_hashes import (
+        ROOT_HASHES_FILE,
+        RootHashError,
+        compare,
+        parse_root_hashes,
+    )
+
+    if not getattr(settings, "root_dev", None):
+        return RootFacts(problem=_NO_DEVICE)
+    signed = trusted_state(side).get(ROOT_HASHES_FILE)
+    if signed is None:
+        return RootFacts(problem="/boot holds no root hash list signed by you: create one "
+                                 "(Options > Root file system hashes), then sign /boot.")
+    try:
+        expected = parse_root_hashes(signed)
+        found = _hashes(settings, progress)
+    except (RootMountError, RootHashError, ListFormatError) as err:
+        return RootFacts(problem=plain("root-hashes", err, str(err)))
+    result = compare(expected, found)
+    return RootFacts(checked=result.checked, changed=result.changed, missing=result.missing,
+                     added=result.added)
