@@ -59,7 +59,9 @@ from tools.swtpm import Swtpm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(2400)]
 FIRST_SCREEN = 400
-SETTINGS = b'export CONFIG_BOARD_NAME="QEMU verified boot"\n'
+SETTINGS = (b'export CONFIG_BOARD_NAME="QEMU verified boot"\n'
+            # the test OS disk's root partition: /etc/os-release and /sbin/init
+            b'export CONFIG_ROOT_DEV="/dev/vda2"\nexport CONFIG_ROOT_DIRLIST="sbin etc"\n')
 
 
 @pytest.fixture(scope="module")
@@ -329,3 +331,39 @@ def test_a_power_cut_while_signing_leaves_a_signed_boot(
         again.press("d")
         report = target_report(again)
     assert report["pcr 4"] == first_boot["pcr 4"]
+
+
+def test_the_root_file_system_list_is_signed_with_boot_and_checked(
+    machine: Path, machine_copy: Path, initrd_signing: Path, second_boot: dict[str, str],
+) -> None:  # fmt: skip
+    """CONFIG_ROOT_DEV: the root partition is mounted read-only in the guest,
+    hashed, the list signed with /boot after the review, then checked
+    against the signed copy."""
+    disk = machine_copy / "os-disk.img"
+    shutil.copyfile(machine / "disk-after-second-boot.img", disk)
+    with start(machine_copy, initrd_signing, disk) as running:
+        to_main_menu(running)
+        open_options(running)
+        running.press("a")
+        running.wait_for_screen("Verify the root file system now", 60)
+        running.press("c")
+        review = words(running.wait_for_screen("Yes: hash /boot and sign it", SIGN))
+        assert "A new root hash list of 2 files" in review, review
+        running.press("y")
+        sign(running)
+        running.press("enter")
+        running.wait_for_screen("Verify the root file system now", 120)
+        running.press("v")
+        checked = words(running.wait_for_screen("The root file system matches", SIGN))
+        assert "All 2 files match" in checked, checked
+        running.press("enter")
+        running.wait_for_screen("Verify the root file system now", 60)
+        running.press("b")
+        running.wait_for_screen("Update checksums and sign /boot", 60)
+        running.press("b")
+        menu = words(running.wait_for_screen(MAIN, 60))
+        assert "Root file system: matches your signed list (2 files)" in menu, menu
+        power_off(running)
+        running.wait_exit(120)
+    with BootPartition(disk) as part:
+        assert b"  etc/os-release\n" in part.read("/kexec_root_hashes.txt")
