@@ -35,6 +35,7 @@ from runtime.state.platform import (
     MeasureFacts,
     OptionsFacts,
     ResetFacts,
+    RootFacts,
     SignFacts,
     StartFacts,
     TotpFailure,
@@ -134,6 +135,11 @@ VARIANTS: dict[str, Callable[[], FakePlatform]] = {
                                     detail_lines=("preflight: NV read failed",)),
     "basic": lambda: FakePlatform(start_facts=_started(basic=True, auto_boot_timeout=5),
                                   checks=[CHANGED]),
+    "root-hashes": lambda: FakePlatform(
+        start_facts=_started(root_hashing=True, root_check_at_boot=True),
+        checks=[GOOD_CHECK],
+        root_check_results=[RootFacts(checked=9, changed=("usr/bin/ls",),
+                                      missing=("usr/lib/libc.so.6",))]),
 }
 
 
