@@ -390,6 +390,16 @@ def _consistency(settings: Settings, sources: dict[str, Source]) -> list[Problem
                 "CONFIG_TPM2_TOOLS=y needs CONFIG_TPM=y, or the TPM is not used")
         problems.append(Problem(where.path or "settings", where.line, "CONFIG_TPM",
                                 f"{text}; set both to y or both to n.", "warning"))
+    if settings.root_check_at_boot and not settings.root_dev:
+        where = sources["CONFIG_ROOT_CHECK_AT_BOOT"]
+        problems.append(Problem(where.path or "settings", where.line,
+                                "CONFIG_ROOT_CHECK_AT_BOOT", "no root file system is named "
+                                "(CONFIG_ROOT_DEV), so nothing is checked at boot.", "warning"))
+    if settings.root_dev and not settings.root_dirlist:
+        where = sources["CONFIG_ROOT_DIRLIST"]
+        problems.append(Problem(where.path or "settings", where.line, "CONFIG_ROOT_DIRLIST",
+                                "no directory is listed, so a root hash list would be empty "
+                                "and prove nothing.", "warning"))
     if settings.basic and settings.restricted_boot:
         where = sources["CONFIG_BASIC"]
         problems.append(Problem(where.path or "settings", where.line, "CONFIG_BASIC",

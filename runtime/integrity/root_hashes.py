@@ -22,9 +22,11 @@ from runtime.integrity.boot_scan import hash_fd
 from runtime.integrity.safe_read import UnsafeFile, open_regular
 
 ROOT_HASHES_FILE = "kexec_root_hashes.txt"
-#: more than any OS's bin, lib, sbin and usr hold
-MAX_FILES = 2_000_000
+#: more than any OS's bin, lib, sbin and usr hold (directories count too)
+MAX_ENTRIES = 2_000_000
 MAX_DEPTH = 64
+#: all the files hashed together: a sparse file can claim terabytes
+MAX_ROOT_BYTES = 128 << 30
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 #: progress(files done, files in all, current file)
@@ -57,51 +59,84 @@ class RootCheck:
         return not (self.changed or self.missing or self.added)
 
 
-def _walk(dir_fd: int, rel: str, depth: int, found: list[str]) -> None:
+@dataclass
+class _Walk:
+    files: list[str] = field(default_factory=list)
+    entries: int = 0
+    size: int = 0
+    seen: set[tuple[int, int]] = field(default_factory=set)  # directories (dev, inode)
+
+
+def _walk(dir_fd: int, rel: str, depth: int, walk: _Walk) -> None:
     if depth > MAX_DEPTH:
         raise RootHashError(0, f"{rel} is nested deeper than {MAX_DEPTH} directories")
+    here = os.fstat(dir_fd)
+    if (here.st_dev, here.st_ino) in walk.seen:
+        # no file system an OS made links a directory twice: a crafted one
+        # could make the walk endless
+        raise RootHashError(0, f"{rel} is a directory met twice (a crafted file system)")
+    walk.seen.add((here.st_dev, here.st_ino))
     with os.scandir(dir_fd) as entries:
         children = sorted(entries, key=lambda e: sort_key(e.name))
     for entry in children:
         child = f"{rel}/{entry.name}"
+        walk.entries += 1
+        if walk.entries > MAX_ENTRIES:
+            raise RootHashError(0, f"more than {MAX_ENTRIES} entries under the listed "
+                                "directories: no root file system holds that many")
         try:
-            mode = entry.stat(follow_symlinks=False).st_mode
+            st = entry.stat(follow_symlinks=False)
         except OSError as err:
             raise RootHashError(err.errno, f"cannot read {child}: {err.strerror}") from err
+        mode = st.st_mode
         if stat.S_ISDIR(mode):
             try:
                 sub = os.open(entry.name, _DIR_FLAGS, dir_fd=dir_fd)
             except OSError as err:
                 raise RootHashError(err.errno, f"cannot open {child}: {err.strerror}") from err
             try:
-                _walk(sub, child, depth + 1, found)
+                _walk(sub, child, depth + 1, walk)
             finally:
                 os.close(sub)
         elif stat.S_ISREG(mode) and "kexec" not in entry.name:
-            found.append(child)
-            if len(found) > MAX_FILES:
-                raise RootHashError(0, f"more than {MAX_FILES} files under the listed "
-                                    "directories: no root file system holds that many")
+            walk.files.append(child)
+            walk.size += st.st_size
+            if walk.size > MAX_ROOT_BYTES:
+                raise RootHashError(0, f"the listed files add up to more than "
+                                    f"{MAX_ROOT_BYTES >> 30} GiB (a sparse file?)")
+
+
+def _open_listed(root: str, directory: str) -> int | None:
+    """The listed directory, each component opened without following a
+    symlink (None, as find lists nothing, when one is a symlink or missing)."""
+    parts = directory.split("/")
+    if directory.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise RootHashError(0, f"{directory!r} is not a directory of the root file system "
+                            "(write names such as usr or usr/lib, no leading or trailing /)")
+    fd = os.open(root, _DIR_FLAGS)
+    for part in parts:
+        try:
+            sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except OSError:
+            os.close(fd)
+            return None  # a symlink (merged /usr's /bin), missing, or no directory
+        os.close(fd)
+        fd = sub
+    return fd
 
 
 def list_files(root: str, dirs: Sequence[str]) -> list[str]:
     """The regular files under root/dir for each dir, as 'dir/...' paths."""
-    found: list[str] = []
+    walk = _Walk()
     for directory in dirs:
-        if directory.startswith("/") or ".." in directory.split("/"):
-            raise RootHashError(0, f"{directory!r} is not a directory of the root file system")
-        try:
-            fd = os.open(os.path.join(root, directory), _DIR_FLAGS)
-        except FileNotFoundError:
-            continue  # find prints nothing for a missing directory
-        except OSError:
-            # a symlink (merged /usr's /bin) or no directory: find -type f lists nothing
+        fd = _open_listed(root, directory)
+        if fd is None:
             continue
         try:
-            _walk(fd, directory.rstrip("/"), 0, found)
+            _walk(fd, directory, 0, walk)
         finally:
             os.close(fd)
-    return found
+    return walk.files
 
 
 def hash_root(root: str, dirs: Sequence[str], progress: Progress | None = None) -> RootHashes:
@@ -139,7 +174,7 @@ def format_root_hashes(hashes: RootHashes) -> bytes:
 
 
 def parse_root_hashes(data: bytes) -> dict[str, str]:
-    lines = parse_sums(data, ROOT_HASHES_FILE, MAX_FILES)
+    lines = parse_sums(data, ROOT_HASHES_FILE, MAX_ENTRIES)
     return {line.name: line.digest for line in lines}
 
 

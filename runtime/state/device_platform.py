@@ -535,7 +535,7 @@ class DevicePlatform:
         from runtime.state import device_root
 
         settings = self.loaded.settings if self.loaded is not None else None
-        facts, self._root_list = device_root.create(settings, progress)
+        facts, self._root_list = device_root.create(self._boot_side(), settings, progress)
         return facts
 
     def check_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:

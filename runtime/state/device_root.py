@@ -35,22 +35,40 @@ def _hashes(settings: object, progress: Callable[[str], None]) -> RootHashes:
         return hash_root(root, dirs, shown)
 
 
-def create(settings: object,
+def create(side: BootSide, settings: object,
            progress: Callable[[str], None]) -> tuple[RootFacts, bytes | None]:
-    """The root file system hashed into kexec_root_hashes.txt's bytes: /boot's
-    signing writes it with the rest of the signed state, in one replacement."""
+    """The root file system hashed into kexec_root_hashes.txt's bytes, and
+    what differs from the list signed before (if any): /boot's signing writes
+    it with the rest of the signed state, in one replacement."""
     from runtime.devices.root_fs import RootMountError
     from runtime.integrity.boot_lists import ListFormatError
-    from runtime.integrity.root_hashes import RootHashError, format_root_hashes
+    from runtime.integrity.boot_state import MAX_STAGED_BYTES
+    from runtime.integrity.root_hashes import (
+        ROOT_HASHES_FILE,
+        RootHashError,
+        compare,
+        format_root_hashes,
+        parse_root_hashes,
+    )
 
     if not getattr(settings, "root_dev", None):
         return RootFacts(problem=_NO_DEVICE), None
     try:
         found = _hashes(settings, progress)
         data = format_root_hashes(found)
+        signed = trusted_state(side).get(ROOT_HASHES_FILE)
+        before = parse_root_hashes(signed) if signed is not None else None
     except (RootMountError, RootHashError, ListFormatError) as err:
         return RootFacts(problem=plain("root-hashes", err, f"{err} Nothing was made.")), None
-    return RootFacts(checked=len(found.digests)), data
+    if len(data) > MAX_STAGED_BYTES:
+        return RootFacts(problem=f"The list would take {len(data) >> 20} MiB, more than a "
+                                 f"signed list may ({MAX_STAGED_BYTES >> 20} MiB): list fewer "
+                                 "directories in CONFIG_ROOT_DIRLIST. Nothing was made."), None
+    if before is None:
+        return RootFacts(checked=len(found.digests)), data
+    diff = compare(before, found)
+    return RootFacts(checked=diff.checked, changed=diff.changed, missing=diff.missing,
+                     added=diff.added), data
 
 
 def check(side: BootSide, settings: object, progress: Callable[[str], None]) -> RootFacts:
@@ -66,6 +84,8 @@ def check(side: BootSide, settings: object, progress: Callable[[str], None]) -> 
 
     if not getattr(settings, "root_dev", None):
         return RootFacts(problem=_NO_DEVICE)
+    if not getattr(side.last_report, "ok", False):
+        return RootFacts(problem="/boot does not verify, so its root hash list proves nothing.")
     signed = trusted_state(side).get(ROOT_HASHES_FILE)
     if signed is None:
         return RootFacts(problem="/boot holds no root hash list signed by you: create one "

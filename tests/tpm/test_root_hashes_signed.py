@@ -57,12 +57,12 @@ def test_the_list_is_signed_kept_and_checked(
         assert report.ok, report.findings
         return report
 
-    sign()
-    facts, made = device_root.create(settings, lambda _: None)
+    side = BootSide(boot_dir=str(boot), device="/dev/vda1", last_report=sign())
+    facts, made = device_root.create(side, settings, lambda _: None)
     assert facts.problem == "" and facts.checked == 2 and made is not None
     report = sign({ROOT_HASHES_FILE: made})
     assert (boot / ROOT_HASHES_FILE).read_bytes() == made
-    side = BootSide(boot_dir=str(boot), device="/dev/vda1", last_report=report)
+    side.last_report = report
     assert device_root.check(side, settings, lambda _: None).ok
 
     # an OS update later: /boot re-signed, the list kept as signed
@@ -73,6 +73,14 @@ def test_the_list_is_signed_kept_and_checked(
     (os_root / "usr" / "bin" / "ls").write_bytes(b"trojan")
     changed = device_root.check(side, settings, lambda _: None)
     assert changed.changed == ("usr/bin/ls",) and not changed.ok
+    # making a new list names what differs from the signed one, for the review
+    again, _ = device_root.create(side, settings, lambda _: None)
+    assert again.changed == ("usr/bin/ls",)
+    # a /boot that does not verify: its list is not used
+    side.last_report = verify_boot(str(boot), str(owner_key.public), None)
+    (boot / "vmlinuz").write_bytes(b"tampered kernel")
+    side.last_report = verify_boot(str(boot), str(owner_key.public), None)
+    assert "does not verify" in device_root.check(side, settings, lambda _: None).problem
 
 
 def test_an_unsigned_list_on_boot_is_not_believed(
@@ -90,5 +98,6 @@ def test_an_unsigned_list_on_boot_is_not_believed(
     side = BootSide(boot_dir=str(boot), device="/dev/vda1",
                     last_report=verify_boot(str(boot), str(owner_key.public), None))
     facts = device_root.check(side, settings, lambda _: None)
-    assert "no root hash list signed by you" in facts.problem
+    # an unexpected file in the signed-state area fails /boot's check itself
+    assert "does not verify" in facts.problem and not facts.ok
     assert report.ok

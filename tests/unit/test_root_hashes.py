@@ -96,3 +96,41 @@ def test_a_directory_outside_the_root_is_refused(tmp_path: Path, bad: str) -> No
 
 def test_a_missing_directory_lists_nothing(tmp_path: Path) -> None:
     assert list_files(str(tree(tmp_path)), ["opt"]) == []
+
+
+def test_a_trailing_slash_or_a_symlinked_component_lists_nothing(tmp_path: Path) -> None:
+    """usr/ would follow a symlinked usr; each component is opened unfollowed."""
+    root = tree(tmp_path / "a")
+    with pytest.raises(RootHashError):
+        list_files(str(root), ["usr/"])
+    clean = tree(tmp_path / "clean")
+    (root / "opt").symlink_to(clean / "usr")
+    assert list_files(str(root), ["opt/bin"]) == []
+
+
+def test_a_directory_linked_twice_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OS makes one; a crafted file system could make the walk endless."""
+    root = tree(tmp_path)
+    real = os.fstat
+
+    def same_inode(fd: int) -> os.stat_result:
+        st = real(fd)
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            return os.stat_result((st.st_mode, 1, st.st_dev, *st[3:]))
+        return st
+
+    monkeypatch.setattr(os, "fstat", same_inode)  # every directory the same inode
+    with pytest.raises(RootHashError, match="met twice"):
+        list_files(str(root), ["usr"])
+
+
+def test_sparse_terabytes_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runtime.integrity.root_hashes as module
+
+    root = tree(tmp_path)
+    monkeypatch.setattr(module, "MAX_ROOT_BYTES", 1000)
+    with (root / "usr" / "bin" / "sparse").open("wb") as f:
+        f.truncate(10_000)
+    with pytest.raises(RootHashError, match="sparse"):
+        list_files(str(root), ["usr"])

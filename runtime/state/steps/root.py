@@ -35,14 +35,30 @@ def root_hashes(ctx: Context) -> str:
         facts = ctx.platform.create_root_hashes(_progress(ctx, "Root file system hashes"))
         if facts.problem:
             ctx.page("The list was not made", [facts.problem], Tone.ERROR)
-        else:
-            sign_after_review(ctx, f"A new root hash list of {facts.checked} files goes into "
-                                   "/boot's signed state with this signing.")
+        elif sign_after_review(ctx, _new_list_words(facts)):
+            ctx.session.root_check = None  # the signed list changed: checked anew
         return "again"
     if event == "verify":
         check_root(ctx)
         return "again"
     return "back"
+
+
+def _new_list_words(facts: RootFacts) -> str:
+    """The review's line about the new list: what differs from the one signed
+    before, named, so nothing an attacker changed is signed unseen."""
+    words = f"A new root hash list of {facts.checked} files goes into /boot's signed state."
+    if facts.ok:
+        return words
+    named = []
+    for what, names in (("changed", facts.changed), ("missing", facts.missing),
+                        ("new", facts.added)):
+        if names:
+            more = f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
+            named.append(f"{what} ({len(names)}): "
+                         + ", ".join(printable(n) for n in names[:MAX_NAMED]) + more)
+    return (words + " Compared with the list you signed before: " + "; ".join(named)
+            + ". Sign only if you made these changes.")
 
 
 def check_root(ctx: Context) -> RootFacts:
@@ -94,4 +110,6 @@ def show_root_check(ctx: Context, facts: RootFacts) -> None:
 
 def printable(name: str) -> str:
     """A file name from the disk, safe to draw."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c) & 0xFF:02x}" for c in name)
+    from runtime.integrity.verify_boot import printable as shown
+
+    return shown(name)
