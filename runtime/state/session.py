@@ -163,6 +163,8 @@ class Session:
             config_problems=bool(self.start.config_problems),
             rollback_off=self.start.rollback_check_off,
             basic=self.start.basic,
+            root_changed=self.root_check is not None and not self.root_check.problem
+            and not self.root_check.ok,
         )
 
     def boot_state(self) -> BootState:

@@ -72,6 +72,7 @@ class Evidence:
     config_problems: bool = False
     rollback_off: bool = False  # CONFIG_IGNORE_ROLLBACK: /boot's counter is never read
     basic: bool = False  # CONFIG_BASIC: nothing is checked, by the owner's choice
+    root_changed: bool = False  # the root file system differs from its signed list
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ def _reasons(e: Evidence) -> list[str]:
         reasons.append("configuration problems")
     if e.rollback_off and e.tpm:
         reasons.append("/boot's rollback counter not checked")
+    if e.root_changed:
+        reasons.append("the root file system changed")
     return reasons
 
 
@@ -181,6 +184,10 @@ def _missing(e: Evidence) -> Verdict | None:
         return Verdict(boot[0], Tone.WARNING, boot[1])
     if e.token is Token.UNVERIFIED:
         return Verdict("UNVERIFIED", Tone.WARNING, "the HOTP token did not verify the code")
+    if e.root_changed:
+        # an OS update does this as well as an attacker: the owner looks
+        return Verdict("ROOT CHANGED", Tone.WARNING,
+                       "the root file system differs from your signed list")
     if e.config_problems:
         return Verdict("UNVERIFIED", Tone.WARNING, "the configuration has problems")
     return None

@@ -112,3 +112,14 @@ def test_an_unverified_boot_is_not_used_for_the_root_check() -> None:
     platform = FakePlatform(checks=None, start_facts=started(root_check_at_boot=True))
     run_machine(platform, [*power_off(MAIN)])
     assert "check_root_hashes" not in platform.calls
+
+
+def test_a_changed_root_is_the_verdict_not_a_green_verified() -> None:
+    from runtime.state.verdict import BootState, Evidence, Secret, Token, verdict
+
+    found = verdict(Evidence(tpm=True, measurements_match=True, recovery_opened=False,
+                             secret=Secret.SHOWN, token=Token.SUCCESS,
+                             boot=BootState.VERIFIED, root_changed=True))
+    assert found.word == "ROOT CHANGED" and found.tone is Tone.WARNING
+    assert not found.unattended
+    assert "the root file system changed" in found.reasons
