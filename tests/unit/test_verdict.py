@@ -20,9 +20,9 @@ def every_evidence() -> list[Evidence]:
     return [
         Evidence(tpm, match, recovery, secret, token, boot, ("vmlinuz",), rollback, config,
                  rollback_off, basic, root_changed)
-        for (tpm, match, recovery, secret, token, boot, rollback, config, rollback_off, basic,
-             root_changed) in itertools.product(
-            FLAGS, FLAGS, FLAGS, Secret, Token, BootState, FLAGS, FLAGS, FLAGS, FLAGS, FLAGS)
+        for (tpm, match, recovery, rollback, config, rollback_off, basic,
+             root_changed) in itertools.product(FLAGS, repeat=8)
+        for secret, token, boot in itertools.product(Secret, Token, BootState)
     ]  # fmt: skip
 
 
