@@ -325,12 +325,17 @@ def test_an_echoing_token_puts_no_secret_or_pin_in_the_detail() -> None:
     becomes a failure detail (the log, the details view, the console at the
     debug level), so only its first word is kept."""
     import base64
+    import select
 
     master, slave = os.openpty()
+    stop = threading.Event()
 
     def echo() -> None:
         pending = b""
-        while True:
+        while not stop.is_set():
+            # never a read on a closed descriptor: its number may be another test's
+            if not select.select([master], [], [], 0.05)[0]:
+                continue
             try:
                 chunk = os.read(master, 1024)
             except OSError:
@@ -346,9 +351,10 @@ def test_an_echoing_token_puts_no_secret_or_pin_in_the_detail() -> None:
                 elif words:
                     os.write(master, line + b"\n")
 
-    threading.Thread(target=echo, daemon=True).start()
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    token = SerialToken(os.ttyname(slave))
     try:
-        token = SerialToken(os.ttyname(slave))
         assert token.present()
         secret = bytearray(b"\x11" * 20)
         status = token.program(bytearray(secret), 0, bytearray(b"admin-pin-1234"))
@@ -357,5 +363,8 @@ def test_an_echoing_token_puts_no_secret_or_pin_in_the_detail() -> None:
         assert base64.b32encode(bytes(secret)).decode() not in said
         assert "admin-pin-1234" not in said
     finally:
+        token.close()
+        stop.set()
+        thread.join(5)
         os.close(slave)
         os.close(master)
