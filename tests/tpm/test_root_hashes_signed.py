@@ -42,12 +42,18 @@ def os_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def test_the_list_is_signed_kept_and_checked(
-        tpm: Tpm, tmp_path: Path, owner_key: OwnerKey, os_root: Path) -> None:
+def boot_tree(tmp_path: Path) -> Path:
+    """A /boot with one entry, not signed yet."""
     boot = tmp_path / "boot"
     (boot / "grub").mkdir(parents=True)
     (boot / "grub" / "grub.cfg").write_text("menuentry 'Debian' {\n linux /vmlinuz\n}\n")
     (boot / "vmlinuz").write_bytes(b"kernel")
+    return boot
+
+
+def test_the_list_is_signed_kept_and_checked(
+        tpm: Tpm, tmp_path: Path, owner_key: OwnerKey, os_root: Path) -> None:
+    boot = boot_tree(tmp_path)
     settings = SimpleNamespace(root_dev="/dev/vda2", root_dirlist=("usr",))
     counter = TpmCounter(tpm, OWNER)
 
@@ -85,10 +91,7 @@ def test_the_list_is_signed_kept_and_checked(
 
 def test_an_unsigned_list_on_boot_is_not_believed(
         tpm: Tpm, tmp_path: Path, owner_key: OwnerKey, os_root: Path) -> None:
-    boot = tmp_path / "boot"
-    (boot / "grub").mkdir(parents=True)
-    (boot / "grub" / "grub.cfg").write_text("menuentry 'Debian' {\n linux /vmlinuz\n}\n")
-    (boot / "vmlinuz").write_bytes(b"kernel")
+    boot = boot_tree(tmp_path)
     report = sign_boot(str(boot), GpgSigner(str(owner_key.home)), TpmCounter(tpm, OWNER),
                        str(owner_key.public))
     (os_root / "usr" / "bin" / "ls").write_bytes(b"trojan")

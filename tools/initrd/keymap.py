@@ -63,26 +63,23 @@ def compile_keymap(setting: str, lock: Lock, cache: Path) -> bytes:
         hint = f" (close: {', '.join(close[:8])})" if close else ""
         raise KeymapError(f"CONFIG_KEYBOARD_KEYMAP={setting!r}: console-data has no keymap "
                           f"named {name!r}{hint}")
+    outside = not_latin_1(gzip.decompress(source.read_bytes()))
+    if outside:
+        # the 8-bit table would hold another charset's bytes, which the
+        # kernel reads as Latin-1: the keys would type other letters
+        raise KeymapError(f"CONFIG_KEYBOARD_KEYMAP={setting!r}: {name} has letters "
+                          f"outside Latin-1 ({outside}), and only Latin-1 layouts are "
+                          "built (a passphrase typed with it would not be what the keys "
+                          "show)")
     loadkeys = unpack(lock.deb("kbd"), cache) / "bin" / "loadkeys"
+    keymaps = console_data / "usr" / "share" / "keymaps"
     with tempfile.TemporaryDirectory(prefix="keymaps-") as tmp:
         # loadkeys runs `sh -c "gzip -d ..."` on a compressed file, with the
         # path unquoted: it is given plain files, and no PATH to find gzip in
-        plain = _decompressed(console_data / "usr" / "share" / "keymaps", Path(tmp))
-        target = plain / source.relative_to(console_data / "usr" / "share" / "keymaps")
-        def run(*flags: str) -> subprocess.CompletedProcess[bytes]:
-            return subprocess.run([str(loadkeys), *flags, str(target.with_suffix(""))],
-                                  capture_output=True, timeout=60, check=False, cwd=tmp,
-                                  env={"PATH": "/nonexistent", "LC_ALL": "C"})
-
-        outside = not_latin_1(target.with_suffix("").read_bytes())
-        if outside:
-            # the 8-bit table would hold another charset's bytes, which the
-            # kernel reads as Latin-1: the keys would type other letters
-            raise KeymapError(f"CONFIG_KEYBOARD_KEYMAP={setting!r}: {name} has letters "
-                              f"outside Latin-1 ({outside}), and only Latin-1 layouts are "
-                              "built (a passphrase typed with it would not be what the keys "
-                              "show)")
-        done = run("-b")
+        plain = _decompressed(keymaps, Path(tmp)) / source.relative_to(keymaps)
+        done = subprocess.run([str(loadkeys), "-b", str(plain.with_suffix(""))],
+                              capture_output=True, timeout=60, check=False, cwd=tmp,
+                              env={"PATH": "/nonexistent", "LC_ALL": "C"})
     said = done.stderr.decode(errors="replace").strip()[-300:]
     if done.returncode != 0:
         raise KeymapError(f"loadkeys could not compile {source.name}: {said}")
@@ -118,27 +115,6 @@ def not_latin_1(source: bytes) -> str:
     if raw and not charset:
         return f"the raw code {raw.group(1).decode()} with no charset named"
     return ""
-
-
-_KT_LATIN, _KT_LETTER = 0, 11
-
-
-def characters(data: bytes) -> dict[tuple[int, int], str]:
-    """The character each (table, key) types: 8-bit entries read as Latin-1,
-    as the kernel reads them; Unicode entries (loadkeys -u) as themselves."""
-    start = len(BKEYMAP_MAGIC)
-    flags = data[start:start + _MAX_NR_KEYMAPS]
-    offset = start + _MAX_NR_KEYMAPS
-    found: dict[tuple[int, int], str] = {}
-    for table in (i for i, flag in enumerate(flags) if flag):
-        for key in range(_NR_KEYS):
-            value = int.from_bytes(data[offset + 2 * key:offset + 2 * key + 2], "little")
-            if value >= 0xF000:
-                found[table, key] = chr(value ^ 0xF000)
-            elif value >> 8 in (_KT_LATIN, _KT_LETTER):
-                found[table, key] = chr(value & 0xFF)
-        offset += 2 * _NR_KEYS
-    return found
 
 
 def _decompressed(root: Path, into: Path) -> Path:

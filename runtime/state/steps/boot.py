@@ -39,7 +39,7 @@ _RESIGNABLE = frozenset({"files modified", "files added", "files removed",
 MAX_SHOWN_CHANGES = 2000
 
 
-def _progress(ctx: Context, title: str) -> Callable[[str], None]:
+def show_progress(ctx: Context, title: str) -> Callable[[str], None]:
     def show(text: str) -> None:
         ctx.ui.progress(Progress(title, text))
 
@@ -52,7 +52,7 @@ def check_boot(ctx: Context, title: str) -> BootCheck:
 
 
 def _verify(ctx: Context, title: str) -> BootCheck:
-    check = ctx.platform.verify_boot(_progress(ctx, title))
+    check = ctx.platform.verify_boot(show_progress(ctx, title))
     ctx.session.boot_check = check
     if check.settled:
         # a power cut during the last signing, sorted out before the check
@@ -112,7 +112,7 @@ def default_boot(ctx: Context) -> str:
 
 
 def _boot(ctx: Context, option: BootOption, unsafe: bool) -> str:
-    why = ctx.platform.boot(option, unsafe, _progress(ctx, f"Booting {option.name}"))
+    why = ctx.platform.boot(option, unsafe, show_progress(ctx, f"Booting {option.name}"))
     if why is None:
         return "loaded"
     return _refuse(ctx, f"{option.name} did not start: {why}")
@@ -302,7 +302,7 @@ def _sign(ctx: Context, default: BootOption | None, root_list: bool = False) -> 
     owner = _ask_secret(ctx, "A rollback counter is needed", "TPM owner passphrase:",
                         "The first signing creates the TPM rollback counter, which needs the "
                         "TPM owner passphrase.", max_bytes=TPM_PASSPHRASE_MAX)  # fmt: skip
-    facts = ctx.platform.sign_boot(pin, owner, default, _progress(ctx, "Signing /boot"),
+    facts = ctx.platform.sign_boot(pin, owner, default, show_progress(ctx, "Signing /boot"),
                                    root_list=root_list)
     if facts.problem:
         ctx.page("/boot was not signed", [facts.problem, "",

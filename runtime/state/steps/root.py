@@ -4,22 +4,13 @@ and, with CONFIG_ROOT_CHECK_AT_BOOT, before anything boots by itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from runtime.state.keys import back
 from runtime.state.platform import RootFacts
-from runtime.state.steps.boot import sign_after_review
+from runtime.state.steps.boot import show_progress, sign_after_review
 from runtime.state.steps.context import Context
-from runtime.state.view import Choice, Menu, Progress, Tone
+from runtime.state.view import Choice, Menu, Tone
 
 MAX_NAMED = 12  # the page names this many of each kind, then counts the rest
-
-
-def _progress(ctx: Context, title: str) -> Callable[[str], None]:
-    def show(text: str) -> None:
-        ctx.ui.progress(Progress(title, text))
-
-    return show
 
 
 def root_hashes(ctx: Context) -> str:
@@ -32,7 +23,7 @@ def root_hashes(ctx: Context) -> str:
         Choice("v", "Verify the root file system now", "verify"),
         back("Back to the options")), back_event="back"))
     if event == "create":
-        facts = ctx.platform.create_root_hashes(_progress(ctx, "Root file system hashes"))
+        facts = ctx.platform.create_root_hashes(show_progress(ctx, "Root file system hashes"))
         if facts.problem:
             ctx.page("The list was not made", [facts.problem], Tone.ERROR)
         elif sign_after_review(ctx, _new_list_words(facts)):
@@ -47,6 +38,8 @@ def root_hashes(ctx: Context) -> str:
 def _new_list_words(facts: RootFacts) -> str:
     """The review's line about the new list: what differs from the one signed
     before, named, so nothing an attacker changed is signed unseen."""
+    from runtime.integrity.verify_boot import printable  # names from the disk, drawn safely
+
     words = f"A new root hash list of {facts.checked} files goes into /boot's signed state."
     if facts.ok:
         return words
@@ -61,10 +54,16 @@ def _new_list_words(facts: RootFacts) -> str:
             + ". Sign only if you made these changes.")
 
 
-def check_root(ctx: Context) -> RootFacts:
-    """Check now, keep the result for the menus, and show it."""
+def _check(ctx: Context) -> RootFacts:
+    """Check now, and keep the result for the menus and the verdict."""
     facts = ctx.session.root_check = ctx.platform.check_root_hashes(
-        _progress(ctx, "Checking the root file system"))
+        show_progress(ctx, "Checking the root file system"))
+    return facts
+
+
+def check_root(ctx: Context) -> RootFacts:
+    """Check now, keep the result, and show it."""
+    facts = _check(ctx)
     show_root_check(ctx, facts)
     return facts
 
@@ -79,14 +78,16 @@ def check_root_at_boot(ctx: Context) -> bool:
     if session.root_check is None:
         if session.boot_check is None or not session.boot_check.ok:
             return False  # an unverified /boot's list proves nothing
-        session.root_check = ctx.platform.check_root_hashes(
-            _progress(ctx, "Checking the root file system"))
-        if not session.root_check.ok:
-            show_root_check(ctx, session.root_check)
+        facts = _check(ctx)
+        if not facts.ok:
+            show_root_check(ctx, facts)
+        return facts.ok
     return session.root_check.ok
 
 
 def show_root_check(ctx: Context, facts: RootFacts) -> None:
+    from runtime.integrity.verify_boot import printable  # names from the disk, drawn safely
+
     if facts.problem:
         ctx.page("The root file system was not checked", [facts.problem], Tone.WARNING)
         return
@@ -107,9 +108,3 @@ def show_root_check(ctx: Context, facts: RootFacts) -> None:
     lines += ["", "After an OS update you made: Options > Root file system hashes > Create."]
     ctx.page("WARNING: the root file system changed", lines, Tone.ERROR)
 
-
-def printable(name: str) -> str:
-    """A file name from the disk, safe to draw."""
-    from runtime.integrity.verify_boot import printable as shown
-
-    return shown(name)
