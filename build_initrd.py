@@ -73,10 +73,43 @@ DLOPENED = [
     "lib/x86_64-linux-gnu/libgcc_s.so.1",  # glibc, for thread cancellation
 ]
 BUSYBOX_APPLETS = [
-    "sh", "mount", "umount", "mkdir", "cat", "ls", "insmod", "modprobe", "poweroff",
-    "reboot", "setsid", "stty", "sleep", "dmesg", "mdev", "ps", "kill", "cp", "mv", "rm",
-    "sync", "vi", "less", "grep", "sed", "dd", "hexdump", "sha256sum", "free", "uname",
-    "tr", "tail", "head", "wc", "hwclock", "date", "loadkmap",
+    "sh",
+    "mount",
+    "umount",
+    "mkdir",
+    "cat",
+    "ls",
+    "insmod",
+    "modprobe",
+    "poweroff",
+    "reboot",
+    "setsid",
+    "stty",
+    "sleep",
+    "dmesg",
+    "mdev",
+    "ps",
+    "kill",
+    "cp",
+    "mv",
+    "rm",
+    "sync",
+    "vi",
+    "less",
+    "grep",
+    "sed",
+    "dd",
+    "hexdump",
+    "sha256sum",
+    "free",
+    "uname",
+    "tr",
+    "tail",
+    "head",
+    "wc",
+    "hwclock",
+    "date",
+    "loadkmap",
 ]
 USR_LIB = "usr/lib/x86_64-linux-gnu"
 
@@ -87,15 +120,28 @@ class BuildError(Exception):
 
 # Size-report components: packages by exact name, then by name prefix.
 COMPONENT_OF_PACKAGE = {
-    "gpg": "gnupg", "gpg-agent": "gnupg", "gpgv": "gnupg", "gpgconf": "gnupg",
-    "scdaemon": "gnupg", "kexec-tools": "kexec", "libyajl2": "kexec", "busybox": "busybox",
-    "cryptsetup-bin": "cryptsetup", "flashrom": "flashrom", "coreboot-utils": "cbfstool",
-    "libc6": "libc", "libgcc-s1": "libc", "libssl3": "openssl",
+    "gpg": "gnupg",
+    "gpg-agent": "gnupg",
+    "gpgv": "gnupg",
+    "gpgconf": "gnupg",
+    "scdaemon": "gnupg",
+    "kexec-tools": "kexec",
+    "libyajl2": "kexec",
+    "busybox": "busybox",
+    "cryptsetup-bin": "cryptsetup",
+    "flashrom": "flashrom",
+    "coreboot-utils": "cbfstool",
+    "libc6": "libc",
+    "libgcc-s1": "libc",
+    "libssl3": "openssl",
 }
 COMPONENT_OF_PREFIX = (
-    (("python3", "libpython3", "tpm2-pytss"), "python"), (("runtime",), "runtime"),
-    (("linux-image",), "kernel modules"), (("libtss2",), "tss2 libraries"),
-    (("libxen",), "kexec"), (("overlay", "generated"), "overlay and config"),
+    (("python3", "libpython3", "tpm2-pytss"), "python"),
+    (("runtime",), "runtime"),
+    (("linux-image",), "kernel modules"),
+    (("libtss2",), "tss2 libraries"),
+    (("libxen",), "kexec"),
+    (("overlay", "generated"), "overlay and config"),
 )
 
 
@@ -119,8 +165,9 @@ class Image:
         self._parents(entry.path)
         existing = self.members.get(entry.path)
         if existing is not None and existing.entry != entry:
-            raise BuildError(f"two different files for /{entry.path}: from {existing.origin} "
-                             f"and from {origin}")
+            raise BuildError(
+                f"two different files for /{entry.path}: from {existing.origin} and from {origin}"
+            )
         self.members[entry.path] = Member(entry, origin, component_of(origin))
 
     def _parents(self, path: str) -> None:
@@ -178,18 +225,25 @@ def merged_root(pool: Pool, into: Path) -> None:
 def compress(raw: bytes, method: str, zstd_level: int = 19) -> bytes:
     if method == "xz":
         # CRC32: the kernel's xz decoder does not check SHA-256 or CRC64.
-        filters = [{"id": lzma.FILTER_X86},
-                   {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
-        return lzma.compress(raw, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
-                             filters=filters)
+        filters = [
+            {"id": lzma.FILTER_X86},
+            {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME},
+        ]
+        return lzma.compress(raw, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
     # zstd's output does not depend on the thread count (checked: -T1 == -T2).
-    done = subprocess.run(["/usr/bin/zstd", "-q", f"-{zstd_level}", "-T0", "--no-progress", "-c"],
-                          input=raw, capture_output=True, timeout=900, check=True)
+    done = subprocess.run(
+        ["/usr/bin/zstd", "-q", f"-{zstd_level}", "-T0", "--no-progress", "-c"],
+        input=raw,
+        capture_output=True,
+        timeout=900,
+        check=True,
+    )
     return done.stdout
 
 
-def add_python_and_programs(image: Image, pool: Pool, lock: Lock, args: argparse.Namespace,
-                            work: Path) -> int:
+def add_python_and_programs(
+    image: Image, pool: Pool, lock: Lock, args: argparse.Namespace, work: Path
+) -> int:
     """tpm2-pytss from source, the import closure as sourceless .pyc, the programs,
     and every shared library they, the extension modules and the dlopen()ed
     libraries need, resolved inside the pool. Returns the unresolved optional
@@ -197,8 +251,12 @@ def add_python_and_programs(image: Image, pool: Pool, lock: Lock, args: argparse
     root = work / "root"
     merged_root(pool, root)
     pin = lock.source("tpm2-pytss")
-    wheel = build_tpm2_pytss(pin, fetch_source(pin, args.cache), args.cache,
-                             work / "wheel" if args.rebuild_wheel else None)
+    wheel = build_tpm2_pytss(
+        pin,
+        fetch_source(pin, args.cache),
+        args.cache,
+        work / "wheel" if args.rebuild_wheel else None,
+    )
     origins = {p: f.origin for p, f in pool.files.items()}
     py_files, missing = import_closure(root, wheel, REPO, origins)
     compiled = compile_sources(root, py_files, work / "pyc", args.optimize)
@@ -229,8 +287,10 @@ def add_kernel_modules(image: Image, pool: Pool, kernel: dict[str, object]) -> N
         rel = f"lib/modules/{release}/{ko.relative_to(modules_dir).as_posix()}"
         image.add_from_pool(pool, rel)
         load_list.append("/" + rel)
-    image.add(Entry.file("etc/modules.load", ("\n".join(load_list) + "\n").encode()),
-              "generated: board kernel modules")
+    image.add(
+        Entry.file("etc/modules.load", ("\n".join(load_list) + "\n").encode()),
+        "generated: board kernel modules",
+    )
 
 
 def image_settings(args: argparse.Namespace) -> Settings:
@@ -262,8 +322,10 @@ def add_settings_for_init(image: Image, lock: Lock, args: argparse.Namespace) ->
     """/init's two values, and the keyboard layout compiled (tools/initrd/keymap.py)."""
     settings = image_settings(args)
     for name, value in init_values(settings, bool(args.owner_key)).items():
-        image.add(Entry.file(f"etc/runtime/init/{name}", (value + "\n").encode()),
-                  "generated: settings for /init")
+        image.add(
+            Entry.file(f"etc/runtime/init/{name}", (value + "\n").encode()),
+            "generated: settings for /init",
+        )
     if settings.keyboard_keymap:
         layout = keymap.compile_keymap(settings.keyboard_keymap, lock, args.cache)
         image.add(Entry.file(keymap.IMAGE_PATH, layout), "generated: keymap")
@@ -278,47 +340,62 @@ def add_overlay_and_config(image: Image, args: argparse.Namespace, epoch: int) -
         if path.is_file() and path.name != "README.md":
             executable = bool(path.stat().st_mode & stat.S_IXUSR)
             image.add(Entry.file(rel, path.read_bytes(), executable), "overlay")
-    image.add(Entry.file("etc/board.toml", board_file(args.board).read_bytes()),
-              "generated: board")
+    image.add(Entry.file("etc/board.toml", board_file(args.board).read_bytes()), "generated: board")
     board_json = json.dumps(load_board_table(args.board), sort_keys=True, indent=1)
     image.add(Entry.file("etc/board.json", board_json.encode() + b"\n"), "generated: board")
     if args.owner_key:
-        image.add(Entry.file("etc/runtime/owner.asc", args.owner_key.read_bytes()),
-                  "generated: owner key")
+        image.add(
+            Entry.file("etc/runtime/owner.asc", args.owner_key.read_bytes()), "generated: owner key"
+        )
     if args.owner_secret_key:
         # test images only: signing /boot without an OpenPGP card (QEMU tests)
-        image.add(Entry.file("etc/runtime/owner-secret.asc", args.owner_secret_key.read_bytes()),
-                  "generated: owner SECRET key (test image)")
+        image.add(
+            Entry.file("etc/runtime/owner-secret.asc", args.owner_secret_key.read_bytes()),
+            "generated: owner SECRET key (test image)",
+        )
     # The settings' layers (runtime/config/settings.py): project, board, owner.
-    image.add(Entry.file("etc/runtime/defaults.config",
-                         (REPO / "etc" / "defaults.config").read_bytes()), "settings")
+    image.add(
+        Entry.file("etc/runtime/defaults.config", (REPO / "etc" / "defaults.config").read_bytes()),
+        "settings",
+    )
     board_config = board_file(args.board).parent / "config"
     if board_config.exists():
-        image.add(Entry.file("etc/runtime/board.config", board_config.read_bytes()),
-                  "settings: board")
+        image.add(
+            Entry.file("etc/runtime/board.config", board_config.read_bytes()), "settings: board"
+        )
     if args.user_config:
-        image.add(Entry.file("etc/runtime/config.user", args.user_config.read_bytes()),
-                  "generated: user config")
+        image.add(
+            Entry.file("etc/runtime/config.user", args.user_config.read_bytes()),
+            "generated: user config",
+        )
     # The clock check warns when the clock is before the image's source date.
     info = {"board": args.board, "source_date_epoch": epoch}
-    image.add(Entry.file("etc/runtime/build-info.json",
-                         (json.dumps(info, sort_keys=True) + "\n").encode()), "generated: build")
+    image.add(
+        Entry.file(
+            "etc/runtime/build-info.json", (json.dumps(info, sort_keys=True) + "\n").encode()
+        ),
+        "generated: build",
+    )
     for directory in ("dev", "proc", "sys", "tmp", "run", "mnt", "boot", "root"):
         image.add(Entry.directory(directory), "generated: mount point")
     # The kernel opens /dev/console before /init runs, before devtmpfs.
     image.add(Entry.char_device("dev/console", 5, 1), "generated: console")
 
 
-def write_outputs(members: list[Member], args: argparse.Namespace, epoch: int,
-                  extra: dict[str, object]) -> dict[str, object]:
+def write_outputs(
+    members: list[Member], args: argparse.Namespace, epoch: int, extra: dict[str, object]
+) -> dict[str, object]:
     """The archive, compressed; the manifest, the size report and build-info."""
     buffer = io.BytesIO()
     write_archive(buffer, (m.entry for m in members), epoch)
     raw = buffer.getvalue()
     # xz (slow) runs beside zstd: lzma releases the GIL.
     with ThreadPoolExecutor(max_workers=2) as executor:
-        xz_job = None if args.quick and args.compression != "xz" else executor.submit(
-            compress, raw, "xz")
+        xz_job = (
+            None
+            if args.quick and args.compression != "xz"
+            else executor.submit(compress, raw, "xz")
+        )
         zstd_data = compress(raw, "zstd", args.zstd_level)
         xz_data = xz_job.result() if xz_job is not None else None
     chosen = xz_data if args.compression == "xz" else zstd_data
@@ -329,8 +406,9 @@ def write_outputs(members: list[Member], args: argparse.Namespace, epoch: int,
     _atomic_write(initrd, chosen)
     _atomic_write(out / "manifest.tsv", manifest(members).encode())
     xz_size = len(xz_data) if xz_data is not None else None
-    report = size_report(members, len(raw), xz_size, len(zstd_data),
-                         per_component_xz=not args.quick)
+    report = size_report(
+        members, len(raw), xz_size, len(zstd_data), per_component_xz=not args.quick
+    )
     _atomic_write(out / "size-report.txt", report.encode())
     info = {
         "board": args.board,
@@ -354,8 +432,11 @@ def build(args: argparse.Namespace) -> dict[str, object]:
     lock = load_lock()
     groups, _ = wanted_packages()
     # Other boards' kernels, the firmware and the OS disk's busybox stay out.
-    wanted_debs = [n for n in groups if not n.startswith(("linux-image", "ovmf", "busybox-static"))
-                   and n not in BUILD_ONLY]
+    wanted_debs = [
+        n
+        for n in groups
+        if not n.startswith(("linux-image", "ovmf", "busybox-static")) and n not in BUILD_ONLY
+    ]
     wanted_debs.append(str(kernel["package"]))
     print(f"build: {len(wanted_debs)} Debian packages from the lock", flush=True)
     pool = Pool()
@@ -368,10 +449,15 @@ def build(args: argparse.Namespace) -> dict[str, object]:
         add_kernel_modules(image, pool, kernel)
     add_overlay_and_config(image, args, epoch)
     add_settings_for_init(image, lock, args)
-    return write_outputs(list(image.members.values()), args, epoch, {
-        "unresolved_optional_imports": missing,
-        "seconds": round(time.monotonic() - started, 1),
-    })
+    return write_outputs(
+        list(image.members.values()),
+        args,
+        epoch,
+        {
+            "unresolved_optional_imports": missing,
+            "seconds": round(time.monotonic() - started, 1),
+        },
+    )
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -387,26 +473,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--board", default="qemu-swtpm")
     parser.add_argument("--out", type=Path, help="output directory (default build/<board>)")
-    parser.add_argument("--compression", choices=["zstd", "xz"],
-                        help="initramfs compression (default: the board's)")
-    parser.add_argument("--cache", type=Path, default=default_cache_dir(),
-                        help="download cache (default ~/.cache/heads-runtime)")
-    parser.add_argument("--owner-key", type=Path,
-                        help="owner's public key (ASCII-armoured) to place in the image")
-    parser.add_argument("--owner-secret-key", type=Path,
-                        help="TEST IMAGES ONLY: the owner's secret key, so the firmware can "
-                             "sign /boot without an OpenPGP card (anyone with the image can)")
-    parser.add_argument("--user-config", type=Path,
-                        help="owner settings (Heads config.user format) to place in the image")
-    parser.add_argument("--optimize", type=int, choices=[0, 1, 2], default=0,
-                        help="Python -O level for the .pyc files (default 0)")
-    parser.add_argument("--zstd-level", type=int, choices=range(1, 20), metavar="1-19",
-                        help="zstd level (default: the board's; 19 is 15x slower than 9 "
-                             "and 12%% smaller)")
-    parser.add_argument("--quick", action="store_true",
-                        help="skip the slow xz figures of the size report (same initramfs)")
-    parser.add_argument("--rebuild-wheel", action="store_true",
-                        help="compile tpm2-pytss again (not taken from, nor put in, the cache)")
+    parser.add_argument(
+        "--compression", choices=["zstd", "xz"], help="initramfs compression (default: the board's)"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=default_cache_dir(),
+        help="download cache (default ~/.cache/heads-runtime)",
+    )
+    parser.add_argument(
+        "--owner-key", type=Path, help="owner's public key (ASCII-armoured) to place in the image"
+    )
+    parser.add_argument(
+        "--owner-secret-key",
+        type=Path,
+        help="TEST IMAGES ONLY: the owner's secret key, so the firmware can "
+        "sign /boot without an OpenPGP card (anyone with the image can)",
+    )
+    parser.add_argument(
+        "--user-config",
+        type=Path,
+        help="owner settings (Heads config.user format) to place in the image",
+    )
+    parser.add_argument(
+        "--optimize",
+        type=int,
+        choices=[0, 1, 2],
+        default=0,
+        help="Python -O level for the .pyc files (default 0)",
+    )
+    parser.add_argument(
+        "--zstd-level",
+        type=int,
+        choices=range(1, 20),
+        metavar="1-19",
+        help="zstd level (default: the board's; 19 is 15x slower than 9 and 12%% smaller)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="skip the slow xz figures of the size report (same initramfs)",
+    )
+    parser.add_argument(
+        "--rebuild-wheel",
+        action="store_true",
+        help="compile tpm2-pytss again (not taken from, nor put in, the cache)",
+    )
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = REPO / "build" / args.board
@@ -421,8 +534,16 @@ def main(argv: list[str] | None = None) -> int:
         args.compression = args.compression or initrd.get("compression", "zstd")
         args.zstd_level = args.zstd_level or int(initrd.get("zstd_level", 19))
         info = build(args)
-    except (BuildError, LockError, FetchError, PythonTreeError, elf.MissingLibrary,
-            kmod.ModuleError, UnknownBoard, keymap.KeymapError) as err:
+    except (
+        BuildError,
+        LockError,
+        FetchError,
+        PythonTreeError,
+        elf.MissingLibrary,
+        kmod.ModuleError,
+        UnknownBoard,
+        keymap.KeymapError,
+    ) as err:
         print(f"build_initrd: {err}", file=sys.stderr)
         return 1
     print(f"build: {args.out / str(info['initrd'])} sha256 {info['sha256']}")

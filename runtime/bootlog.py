@@ -24,7 +24,6 @@ CMDLINE_PATH = "/proc/cmdline"
 TRACE_PARAM = "runtime.trace"
 
 
-
 class ConsoleLevel(enum.IntEnum):
     """What the owner's settings put on the console (the log has everything)."""
 
@@ -82,8 +81,9 @@ def stage(name: str, **fields: object) -> None:
 def detail(text: str) -> None:
     """A failure's technical detail (runtime.error_detail): the log, and the
     console at the debug level only."""
-    _log_line(f"runtime: t={since_boot():.3f} detail {text}",
-              to_console=_level >= ConsoleLevel.DEBUG)
+    _log_line(
+        f"runtime: t={since_boot():.3f} detail {text}", to_console=_level >= ConsoleLevel.DEBUG
+    )
 
 
 def _log_line(line: str, to_console: bool) -> None:
@@ -124,5 +124,9 @@ def report_crash(err: BaseException) -> None:
             traceback.print_exception(err, file=f)
     except OSError:
         pass
-    print(f"\nThe runtime stopped on an internal error ({type(err).__name__}: {err}).\n"
-          f"Nothing was changed. The details are in {LOG_PATH}.", file=sys.stderr, flush=True)
+    print(
+        f"\nThe runtime stopped on an internal error ({type(err).__name__}: {err}).\n"
+        f"Nothing was changed. The details are in {LOG_PATH}.",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -32,7 +32,7 @@ def _one_line(text: str) -> str:
     """Printable, on one line, bounded: a detail can quote a disk or a tool."""
     flat = " | ".join(part.strip() for part in text.splitlines() if part.strip())
     shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in flat)
-    return shown if len(shown) <= MAX_CHARS else shown[:MAX_CHARS - 3] + "..."
+    return shown if len(shown) <= MAX_CHARS else shown[: MAX_CHARS - 3] + "..."
 
 
 def _program(cmd: object) -> str:
@@ -74,8 +74,9 @@ def _describe_one(err: BaseException) -> str:
     subprocess = sys.modules.get("subprocess")
     if subprocess is not None and isinstance(err, subprocess.CalledProcessError):
         said = _stderr_tail(err.stderr)
-        return (f"{_program(err.cmd)} exited with status {err.returncode}"
-                + (f": {said}" if said else ""))
+        return f"{_program(err.cmd)} exited with status {err.returncode}" + (
+            f": {said}" if said else ""
+        )
     if subprocess is not None and isinstance(err, subprocess.TimeoutExpired):
         return f"{_program(err.cmd)} did not finish within {err.timeout:g} s"
     text = f"{type(err).__name__}: {err}"

@@ -34,9 +34,7 @@ def tpm2_fixtures_dir() -> Path:
 
 
 def _missing_corpus_reason(path: Path) -> str:
-    return (
-        f"test corpus not found at {path}: it belongs in the repository ({corpora_dir()})"
-    )
+    return f"test corpus not found at {path}: it belongs in the repository ({corpora_dir()})"
 
 
 @pytest.fixture(scope="session")
@@ -89,4 +87,3 @@ def scratch_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     error_detail.forget()
     yield log
     error_detail.forget()
-

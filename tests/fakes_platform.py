@@ -37,16 +37,25 @@ if TYPE_CHECKING:
     from tests.fakes_ui import ScriptedUi
 
 GOOD_TOTP = TotpFacts("123456", step=0, message="TOTP secret unsealed")
-DEBIAN = BootOption(1, "Debian|elf|kernel /vmlinuz-6.1|initrd /initrd.img-6.1|append ro",
-                    "Debian", "/vmlinuz-6.1", "ro")
-RESCUE = BootOption(2, "Rescue|elf|kernel /vmlinuz-6.1|append single", "Rescue",
-                    "/vmlinuz-6.1", "single")
+DEBIAN = BootOption(
+    1,
+    "Debian|elf|kernel /vmlinuz-6.1|initrd /initrd.img-6.1|append ro",
+    "Debian",
+    "/vmlinuz-6.1",
+    "ro",
+)
+RESCUE = BootOption(
+    2, "Rescue|elf|kernel /vmlinuz-6.1|append single", "Rescue", "/vmlinuz-6.1", "single"
+)
 GOOD_CHECK = BootCheck(True, counter=7, signer="ABCD")
 
 
-def refused_check(*findings: str, problems: frozenset[str] = frozenset({"files modified"})
-                  ) -> BootCheck:
+def refused_check(
+    *findings: str, problems: frozenset[str] = frozenset({"files modified"})
+) -> BootCheck:
     return BootCheck(False, findings, problems)
+
+
 SECRET = bytearray(b"\x01" * 20)
 
 
@@ -54,26 +63,27 @@ SECRET = bytearray(b"\x01" * 20)
 class FakePlatform:
     start_facts: StartFacts = field(default_factory=lambda: StartFacts("Test board", "Brand"))
     measure_facts: MeasureFacts = field(default_factory=MeasureFacts)
-    boot_facts: list[BootFacts] = field(
-        default_factory=lambda: [BootFacts("/dev/vda1", "/boot")])
+    boot_facts: list[BootFacts] = field(default_factory=lambda: [BootFacts("/dev/vda1", "/boot")])
     preflight: list[str] = field(default_factory=lambda: [""])
     keyring_facts: KeyringFacts = field(default_factory=lambda: KeyringFacts(("ABCD",)))
     totp_results: list[TotpFacts] = field(default_factory=lambda: [GOOD_TOTP])
     hotp_results: list[HotpFacts] = field(
-        default_factory=lambda: [HotpFacts(HotpOutcome.SUCCESS, "ok")])
+        default_factory=lambda: [HotpFacts(HotpOutcome.SUCCESS, "ok")]
+    )
     owned: bool = True
     reset_results: list[ResetFacts] = field(default_factory=lambda: [ResetFacts()])
     enrol_results: list[EnrolFacts] = field(
-        default_factory=lambda: [EnrolFacts(bytearray(SECRET), sealed_pcrs=(0, 4, 9))])
+        default_factory=lambda: [EnrolFacts(bytearray(SECRET), sealed_pcrs=(0, 4, 9))]
+    )
     boot_refusal: str = "nothing verified"
     #: verify_boot's answers, one per call (the last repeats); None: refused
     #: with boot_refusal as the finding
     checks: list[BootCheck] | None = None
-    options_facts: OptionsFacts = field(
-        default_factory=lambda: OptionsFacts((DEBIAN, RESCUE)))
+    options_facts: OptionsFacts = field(default_factory=lambda: OptionsFacts((DEBIAN, RESCUE)))
     default_facts: DefaultFacts = field(default_factory=lambda: DefaultFacts(option=DEBIAN))
     sign_results: list[SignFacts] = field(
-        default_factory=lambda: [SignFacts(check=BootCheck(True, counter=8))])
+        default_factory=lambda: [SignFacts(check=BootCheck(True, counter=8))]
+    )
     #: None: the kernel was loaded and the runtime hands over
     boot_results: list[str | None] = field(default_factory=lambda: ["kexec failed: test"])
     #: what the PIN and owner prompts gave sign_boot (copied: callers wipe)
@@ -90,7 +100,8 @@ class FakePlatform:
     #: the dictionary-attack state; a clear that succeeds ends the lockout in it
     lockout: LockoutFacts = field(default_factory=LockoutFacts)
     clear_results: list[ClearLockoutFacts] = field(
-        default_factory=lambda: [ClearLockoutFacts(LockoutOutcome.CLEARED)])
+        default_factory=lambda: [ClearLockoutFacts(LockoutOutcome.CLEARED)]
+    )
     #: the lockout passphrases clear_lockout got, as given (to check they are wiped)
     lockout_buffers: list[bytearray] = field(default_factory=list)
     root_create_results: list[RootFacts] = field(default_factory=lambda: [RootFacts(checked=3)])
@@ -136,8 +147,9 @@ class FakePlatform:
     def tpm_owned(self) -> bool:
         return self.owned
 
-    def reset_tpm(self, owner_passphrase: bytearray,
-                  current_lockout: bytearray | None) -> ResetFacts:
+    def reset_tpm(
+        self, owner_passphrase: bytearray, current_lockout: bytearray | None
+    ) -> ResetFacts:
         self.calls.append("reset_tpm")
         self.passphrases.append(bytes(owner_passphrase))
         if current_lockout is not None:
@@ -147,8 +159,9 @@ class FakePlatform:
             self.owned = True
         return result
 
-    def generate_secret(self, owner_passphrase: bytearray,
-                        hotp_admin_pin: bytearray | None) -> EnrolFacts:
+    def generate_secret(
+        self, owner_passphrase: bytearray, hotp_admin_pin: bytearray | None
+    ) -> EnrolFacts:
         self.calls.append("generate_secret")
         self.passphrases.append(bytes(owner_passphrase))
         if hotp_admin_pin is not None:
@@ -173,10 +186,18 @@ class FakePlatform:
         self.calls.append("saved_default")
         return self.default_facts
 
-    def sign_boot(self, ask_pin: AskSecret, ask_owner: AskSecret, default: BootOption | None,
-                  progress: Callable[[str], None], root_list: bool = False) -> SignFacts:
-        self.calls.append(f"sign_boot default={default.name if default else None}"
-                          + (" root_list" if root_list else ""))
+    def sign_boot(
+        self,
+        ask_pin: AskSecret,
+        ask_owner: AskSecret,
+        default: BootOption | None,
+        progress: Callable[[str], None],
+        root_list: bool = False,
+    ) -> SignFacts:
+        self.calls.append(
+            f"sign_boot default={default.name if default else None}"
+            + (" root_list" if root_list else "")
+        )
         pin = ask_pin(1, "")
         if pin is not None:
             self.sign_secrets.append(bytes(pin))
@@ -190,8 +211,7 @@ class FakePlatform:
         self.calls.append("check_root_hashes")
         return self._next(self.root_check_results, "check_root_hashes")  # type: ignore[no-any-return]
 
-    def boot(self, option: BootOption, unsafe: bool,
-             progress: Callable[[str], None]) -> str | None:  # fmt: skip
+    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str | None:
         self.calls.append(f"boot {option.name} unsafe={unsafe}")
         return self._next(self.boot_results, "boot")  # type: ignore[no-any-return]
 
@@ -240,13 +260,15 @@ class FakePlatform:
         self.calls.append("before_power_change")
 
 
-def failed_totp(failure: TotpFailure = TotpFailure.MISSING,
-                message: str = "No TOTP secret is sealed") -> TotpFacts:
+def failed_totp(
+    failure: TotpFailure = TotpFailure.MISSING, message: str = "No TOTP secret is sealed"
+) -> TotpFacts:
     return TotpFacts(None, failure=failure, message=message)
 
 
-def run_machine(platform: FakePlatform, script: list[tuple[str, str, object]]
-                ) -> tuple[State, ScriptedUi]:  # fmt: skip
+def run_machine(
+    platform: FakePlatform, script: list[tuple[str, str, object]]
+) -> tuple[State, ScriptedUi]:
     """Drive the whole state machine from its start with a scripted user;
     the final state and the UI (what was shown)."""
     from runtime.state import driver

@@ -47,7 +47,8 @@ class Shown:
     @property
     def kind(self) -> str:
         return {Menu: "choose", Prompt: "ask", Page: "show", Progress: "progress"}[
-            type(self.description)]
+            type(self.description)
+        ]
 
     @property
     def title(self) -> str:
@@ -120,11 +121,16 @@ class ScriptedUi:
             text = answer
         else:
             self._fail(prompt, f"an answer must be str, bytes or None, not {answer!r}")
-        self._check(len(text) >= prompt.min_length, prompt,
-                    f"{answer!r} is shorter than min_length={prompt.min_length}: "
-                    "the real UI asks again")
-        self._check(len(text) <= prompt.max_length, prompt,
-                    f"{answer!r} is longer than max_length={prompt.max_length}")
+        self._check(
+            len(text) >= prompt.min_length,
+            prompt,
+            f"{answer!r} is shorter than min_length={prompt.min_length}: the real UI asks again",
+        )
+        self._check(
+            len(text) <= prompt.max_length,
+            prompt,
+            f"{answer!r} is longer than max_length={prompt.max_length}",
+        )
         return bytearray(text.encode("utf-8")) if prompt.secret else text
 
     def show(self, page: Page) -> None:
@@ -165,13 +171,13 @@ class ScriptedUi:
 
     def _fail(self, description: Description, problem: str) -> NoReturn:
         last = self.shown[-1] if self.shown else None
-        shown = last if last is not None and last.description is description else Shown(
-            description)
+        shown = last if last is not None and last.description is description else Shown(description)
         history = "\n".join(f"  {s.kind} {s.title!r}" for s in self.shown[:-1]) or "  (none)"
         raise AssertionError(
             f"{problem}\nthe machine called {shown.kind} with:\n"
             + "\n".join("  | " + line for line in shown.text.splitlines())
-            + f"\nshown before it:\n{history}")
+            + f"\nshown before it:\n{history}"
+        )
 
 
 def _live(menu: Menu) -> tuple[str, ...]:

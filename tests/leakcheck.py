@@ -47,7 +47,7 @@ _hook_installed = False
 
 
 def _grouped(text: bytes, size: int = 4) -> bytes:
-    return b" ".join(text[i:i + size] for i in range(0, len(text), size))
+    return b" ".join(text[i : i + size] for i in range(0, len(text), size))
 
 
 def secret_forms(secret: bytes | bytearray) -> list[bytes]:
@@ -56,15 +56,27 @@ def secret_forms(secret: bytes | bytearray) -> list[bytes]:
     base64, and the escaped text of its Python repr (what a %r log line holds)."""
     raw = bytes(secret)
     if len(raw) < MIN_SECRET_SIZE:
-        raise ValueError(f"a {len(raw)}-byte secret is too short to search for without "
-                         f"false alarms; use at least {MIN_SECRET_SIZE} bytes in tests")
+        raise ValueError(
+            f"a {len(raw)}-byte secret is too short to search for without "
+            f"false alarms; use at least {MIN_SECRET_SIZE} bytes in tests"
+        )
     b32 = base64.b32encode(raw)
     unpadded = b32.rstrip(b"=")
     b64 = base64.b64encode(raw)
-    forms = [raw, raw.hex().encode(), raw.hex().upper().encode(), b32, unpadded,
-             unpadded.lower(), _grouped(unpadded), _grouped(unpadded).lower(), b64,
-             b64.rstrip(b"="), base64.urlsafe_b64encode(raw).rstrip(b"="),
-             repr(raw)[2:-1].encode()]
+    forms = [
+        raw,
+        raw.hex().encode(),
+        raw.hex().upper().encode(),
+        b32,
+        unpadded,
+        unpadded.lower(),
+        _grouped(unpadded),
+        _grouped(unpadded).lower(),
+        b64,
+        b64.rstrip(b"="),
+        base64.urlsafe_b64encode(raw).rstrip(b"="),
+        repr(raw)[2:-1].encode(),
+    ]
     return list(dict.fromkeys(forms))  # without duplicates, in order
 
 
@@ -137,8 +149,13 @@ class _Lines(logging.Handler):
 class LeakWatch:
     """Records where data could escape during a ``with`` block; see the module doc."""
 
-    def __init__(self, allowed_dir: str | os.PathLike[str] | None = None, *,
-                 allow_fork: bool = False, allow_vanished: bool = False) -> None:
+    def __init__(
+        self,
+        allowed_dir: str | os.PathLike[str] | None = None,
+        *,
+        allow_fork: bool = False,
+        allow_vanished: bool = False,
+    ) -> None:
         self.allowed_dirs = [os.path.realpath(allowed_dir)] if allowed_dir is not None else []
         self.allow_fork = allow_fork
         self.allow_vanished = allow_vanished
@@ -162,8 +179,11 @@ class LeakWatch:
     def _record(self, event: str, args: tuple[Any, ...]) -> None:
         if event == "open":
             path = _path(args[0])
-            if path is not None and _opens_for_writing(args[1], args[2]) \
-                    and not path.startswith(self._scratch + os.sep):
+            if (
+                path is not None
+                and _opens_for_writing(args[1], args[2])
+                and not path.startswith(self._scratch + os.sep)
+            ):
                 self.written.append(path)
         elif event in _RENAME_EVENTS:
             source, target = _path(args[0]), _path(args[1])
@@ -192,15 +212,19 @@ class LeakWatch:
         _ACTIVE.append(self)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         _ACTIVE.remove(self)
         self._inside = False
         root = logging.getLogger()
         root.removeHandler(self._handler)
         root.setLevel(self._saved_root_level)
         self.log_lines = list(self._handler.lines)
-        self.log_lines += bootlog._lines[self._bootlog_start:]
+        self.log_lines += bootlog._lines[self._bootlog_start :]
         try:
             with open(bootlog.LOG_PATH, encoding="utf-8", errors="surrogateescape") as f:
                 self.log_lines += f.read().splitlines()
@@ -253,20 +277,29 @@ class LeakWatch:
                 found.append(f"a command ({event}) carries the secret: {redacted(joined)}")
         for path, content in self._file_contents.items():
             if hits(content):
-                found.append(f"the file {path}, written outside the allowed directory, "
-                             f"holds the secret (form #{hits(content)[0]})")
+                found.append(
+                    f"the file {path}, written outside the allowed directory, "
+                    f"holds the secret (form #{hits(content)[0]})"
+                )
         for line in self.log_lines:
             if hits(line.encode("utf-8", "surrogateescape")):
-                found.append(f"a log line holds the secret: "
-                             f"{redacted(line.encode('utf-8', 'surrogateescape'))}")
+                found.append(
+                    f"a log line holds the secret: "
+                    f"{redacted(line.encode('utf-8', 'surrogateescape'))}"
+                )
         if not self.allow_vanished:
-            found += [f"the file {path} was written outside the allowed directory and "
-                      "removed before it could be checked (pass allow_vanished=True if "
-                      "that is expected)" for path in self._vanished]
+            found += [
+                f"the file {path} was written outside the allowed directory and "
+                "removed before it could be checked (pass allow_vanished=True if "
+                "that is expected)"
+                for path in self._vanished
+            ]
         if not self.allow_fork:
-            found += [f"the process forked ({event}); what the child ran cannot be seen "
-                      "(start commands with subprocess, or pass allow_fork=True)"
-                      for event in self.forks]
+            found += [
+                f"the process forked ({event}); what the child ran cannot be seen "
+                "(start commands with subprocess, or pass allow_fork=True)"
+                for event in self.forks
+            ]
         return found + self.problems
 
     def assert_clean(self, secret_forms: list[bytes]) -> None:

@@ -60,8 +60,9 @@ def _power_off(running: Boot) -> None:
     running.press("y")
 
 
-def one_boot(initrd: Path, disk: Path, memory: int | None = None,
-             timeout: float = 300) -> dict[str, float]:
+def one_boot(
+    initrd: Path, disk: Path, memory: int | None = None, timeout: float = 300
+) -> dict[str, float]:
     """A cold boot to the main menu: the image carries an owner key, the OS disk
     gives /boot, the TOTP secret is sealed to the image's PCR 9, so no question
     is asked on the way."""
@@ -71,8 +72,7 @@ def one_boot(initrd: Path, disk: Path, memory: int | None = None,
         running.instance.memory_mib = memory
         running.instance.disks = [disk]
         # PCR 9 measures the command line exactly as this boot passes it (trace on).
-        seal_totp(directory / "tpm", initrd.read_bytes(), running.kernel_cmdline(),
-                  os.urandom(20))
+        seal_totp(directory / "tpm", initrd.read_bytes(), running.kernel_cmdline(), os.urandom(20))
         with running:
             running.wait_for_screen(MAIN_MENU, timeout=timeout)
             screen = running.screen_text()
@@ -131,13 +131,14 @@ def slowest_imports(initrd: Path, disk: Path) -> list[tuple[float, str]]:
             found = IMPORT_LINE.findall(running.console_text())
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return sorted(((int(us) / 1e6, f"{indent}{name}") for us, indent, name in found),
-                  reverse=True)
+    return sorted(((int(us) / 1e6, f"{indent}{name}") for us, indent, name in found), reverse=True)
 
 
 def summarize(runs: list[dict[str, float]], board: dict[str, Any]) -> None:
-    print(f"\nmedian of {len(runs)} cold boots (OVMF, TCG, -cpu max, 1 vCPU, "
-          f"{board['qemu']['memory_mib']} MiB, fresh TPM with a sealed TOTP secret):")
+    print(
+        f"\nmedian of {len(runs)} cold boots (OVMF, TCG, -cpu max, 1 vCPU, "
+        f"{board['qemu']['memory_mib']} MiB, fresh TPM with a sealed TOTP secret):"
+    )
     for key in runs[0]:
         if key == "totp_missing":
             continue
@@ -150,28 +151,51 @@ def summarize(runs: list[dict[str, float]], board: dict[str, Any]) -> None:
     if any("totp_missing" in r for r in runs):
         print("  WARNING: some boots showed no TOTP code")
     totp = statistics.median(r["/init->TOTP unsealed"] for r in runs)
-    print(f"\n/init -> TOTP unsealed: {totp:.2f} s; shell anchor {SHELL_ANCHOR_S:.1f} s "
-          f"({SHELL_ANCHOR_S / totp:.2f}x); aim {SHELL_ANCHOR_S / 2:.2f} s")
+    print(
+        f"\n/init -> TOTP unsealed: {totp:.2f} s; shell anchor {SHELL_ANCHOR_S:.1f} s "
+        f"({SHELL_ANCHOR_S / totp:.2f}x); aim {SHELL_ANCHOR_S / 2:.2f} s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--boots", type=int, default=5)
-    parser.add_argument("--no-build", action="store_true",
-                        help="use build/qemu-swtpm as it is (its size report too)")
-    parser.add_argument("--importtime", action="store_true",
-                        help="also boot once with -X importtime and list the slowest imports")
-    parser.add_argument("--memory-search", action="store_true",
-                        help="also find the smallest guest RAM that reaches the menu")
+    parser.add_argument(
+        "--no-build",
+        action="store_true",
+        help="use build/qemu-swtpm as it is (its size report too)",
+    )
+    parser.add_argument(
+        "--importtime",
+        action="store_true",
+        help="also boot once with -X importtime and list the slowest imports",
+    )
+    parser.add_argument(
+        "--memory-search",
+        action="store_true",
+        help="also find the smallest guest RAM that reaches the menu",
+    )
     args = parser.parse_args(argv)
     out = REPO / "build" / "bench"
     if not args.no_build:
         print("building (full size report, xz included; with an owner key)...", flush=True)
         owner = make_owner_key(out)
         owner.remove()  # only the public key goes into the image
-        subprocess.run([sys.executable, str(REPO / "build_initrd.py"), "--board", BOARD,
-                        "--out", str(out), "--owner-key", str(out / "owner.asc")],
-                       check=True, stdout=subprocess.DEVNULL, timeout=3600)
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "build_initrd.py"),
+                "--board",
+                BOARD,
+                "--out",
+                str(out),
+                "--owner-key",
+                str(out / "owner.asc"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=3600,
+        )
         make_os_disk(out / "os-disk.img")
     disk = out / "os-disk.img"
     print((out / "size-report.txt").read_text())
@@ -181,14 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for i in range(args.boots):
         runs.append(one_boot(initrd, disk))
-        print(f"boot {i + 1}/{args.boots}: /init -> menu {runs[-1]['/init->menu']:.2f} s",
-              flush=True)
+        print(
+            f"boot {i + 1}/{args.boots}: /init -> menu {runs[-1]['/init->menu']:.2f} s", flush=True
+        )
     if runs:
         summarize(runs, board)
 
     if args.importtime:
-        print("\nslowest imports in the guest (cumulative, -X importtime; the changed command "
-              "line changes PCR 9, so this boot's TOTP is refused):")
+        print(
+            "\nslowest imports in the guest (cumulative, -X importtime; the changed command "
+            "line changes PCR 9, so this boot's TOTP is refused):"
+        )
         for seconds, module in slowest_imports(initrd, disk)[:15]:
             print(f"  {seconds:6.3f} s  {module}")
 

@@ -37,10 +37,13 @@ def _tree_of(path: Path) -> Path:
 
 
 def _memory(tree: Path) -> MemoryFS:
-    return MemoryFS({
-        "/" + str(p.relative_to(tree)): p.read_text(errors="replace")
-        for p in tree.rglob("*") if p.is_file() and p.stat().st_size < 1_000_000
-    })  # fmt: skip
+    return MemoryFS(
+        {
+            "/" + str(p.relative_to(tree)): p.read_text(errors="replace")
+            for p in tree.rglob("*")
+            if p.is_file() and p.stat().st_size < 1_000_000
+        }
+    )
 
 
 def _rate(work: Callable[[], int], seconds: float) -> tuple[float, int, int]:
@@ -64,38 +67,58 @@ def main() -> int:
         return 1
     grub = max(CORPORA.rglob("grub.cfg"), key=lambda p: p.stat().st_size)
     sysl = max(
-        (p for p in CORPORA.rglob("*.cfg")
-         if ("isolinux" in p.parts or "syslinux" in p.parts) and p.name != "grub.cfg"),
+        (
+            p
+            for p in CORPORA.rglob("*.cfg")
+            if ("isolinux" in p.parts or "syslinux" in p.parts) and p.name != "grub.cfg"
+        ),
         key=lambda p: p.stat().st_size,
-    )  # fmt: skip
+    )
     bls_tree = CORPORA / "bls" / "testdata" / "fedora_32"
-    print(f"python {platform.python_version()} on {platform.machine()}, "
-          f"{args.seconds:.1f} s per figure")  # fmt: skip
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, "
+        f"{args.seconds:.1f} s per figure"
+    )
     cases: list[tuple[str, Path, Callable[[MemoryFS], int]]] = []
     grub_rel = "/" + str(grub.relative_to(_tree_of(grub)))
     sysl_rel = "/" + str(sysl.relative_to(_tree_of(sysl)))
     cases.append(("grub", grub, lambda fs: len(parse_grub(fs, grub_rel)[0])))
     cases.append(("syslinux", sysl, lambda fs: len(parse_syslinux(fs, sysl_rel)[0])))
     if bls_tree.is_dir():
-        cases.append(("bls", bls_tree / "loader" / "entries",
-                      lambda fs: len(parse_bls(fs, "/loader/entries")[0])))  # fmt: skip
+        cases.append(
+            (
+                "bls",
+                bls_tree / "loader" / "entries",
+                lambda fs: len(parse_bls(fs, "/loader/entries")[0]),
+            )
+        )
     for label, path, parse in cases:
         tree = bls_tree if label == "bls" else _tree_of(path)
         fs = _memory(tree)
         rate, per_run, runs = _rate(functools.partial(parse, fs), args.seconds)
-        size = sum(p.stat().st_size for p in path.parent.glob("*.conf")) if label == "bls" \
-            else path.stat().st_size  # fmt: skip
-        print(f"{label:9} {path.relative_to(CORPORA)} ({size} bytes, {per_run} entries): "
-              f"{rate:,.0f} entries/s ({runs} parses)")  # fmt: skip
+        size = (
+            sum(p.stat().st_size for p in path.parent.glob("*.conf"))
+            if label == "bls"
+            else path.stat().st_size
+        )
+        print(
+            f"{label:9} {path.relative_to(CORPORA)} ({size} bytes, {per_run} entries): "
+            f"{rate:,.0f} entries/s ({runs} parses)"
+        )
     tree = _tree_of(grub)
     found = discover(DirFS(tree))
     rate, per_run, runs = _rate(lambda: len(discover(DirFS(tree)).entries), args.seconds)
-    print(f"discover  {tree.relative_to(CORPORA)} from disk ({per_run} entries, "
-          f"{len(found.menu)} offered): {rate:,.0f} entries/s ({runs} runs)")  # fmt: skip
-    rate, per_run, runs = _rate(lambda: len(heads_listing(DirFS(tree), "*.cfg").lines) or 1,
-                                args.seconds)  # fmt: skip
-    print(f"heads     Heads' listing of {tree.relative_to(CORPORA)} (*.cfg): "
-          f"{runs / args.seconds:,.0f} listings/s")  # fmt: skip
+    print(
+        f"discover  {tree.relative_to(CORPORA)} from disk ({per_run} entries, "
+        f"{len(found.menu)} offered): {rate:,.0f} entries/s ({runs} runs)"
+    )
+    rate, per_run, runs = _rate(
+        lambda: len(heads_listing(DirFS(tree), "*.cfg").lines) or 1, args.seconds
+    )
+    print(
+        f"heads     Heads' listing of {tree.relative_to(CORPORA)} (*.cfg): "
+        f"{runs / args.seconds:,.0f} listings/s"
+    )
     return 0
 
 

@@ -56,16 +56,22 @@ def _venv(name: str, requirements: list[str]) -> Path:
     if not python.exists():
         print(f"making a venv for {name} (once)...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True, timeout=300)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True,
-                       timeout=1800)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *requirements], check=True, timeout=1800
+        )
     return python
 
 
 def _import_ms(python: Path, runs: int) -> float:
     times = []
     for _ in range(runs):
-        done = subprocess.run([str(python), "-X", "importtime", "-c", "import tpm2_pytss"],
-                              capture_output=True, text=True, timeout=120, check=True)
+        done = subprocess.run(
+            [str(python), "-X", "importtime", "-c", "import tpm2_pytss"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         found = re.search(r"\|\s*(\d+) \| tpm2_pytss$", done.stderr, re.M)
         assert found, done.stderr[-500:]
         times.append(int(found.group(1)) / 1000)
@@ -73,9 +79,17 @@ def _import_ms(python: Path, runs: int) -> float:
 
 
 def _bindings(python: Path) -> list[Path]:
-    done = subprocess.run([str(python), "-c", "import cryptography, os; "
-                           "print(os.path.dirname(cryptography.__file__))"],
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import cryptography, os; print(os.path.dirname(cryptography.__file__))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return sorted((Path(done.stdout.strip()) / "hazmat" / "bindings").rglob("*.so"))
 
 
@@ -96,14 +110,17 @@ def crypto(runs: int) -> None:
 
 def pyc() -> None:
     initrd = BUILD / "initrd.cpio.zst"
-    raw = subprocess.run(["zstd", "-dc", str(initrd)], capture_output=True, check=True,
-                         timeout=300).stdout
+    raw = subprocess.run(
+        ["zstd", "-dc", str(initrd)], capture_output=True, check=True, timeout=300
+    ).stdout
     files = [e for e in read_archive(raw) if e.path.endswith(".pyc")]
     as_files = b"".join(e.data for e in files)
     print(f"{len(files)} .pyc files, {_mib(len(as_files))} raw")
     print(f"  as files           xz {_mib(_xz(as_files))}")
-    for label, method in (("in a stored zip", zipfile.ZIP_STORED),
-                          ("in a deflated zip", zipfile.ZIP_DEFLATED)):
+    for label, method in (
+        ("in a stored zip", zipfile.ZIP_STORED),
+        ("in a deflated zip", zipfile.ZIP_DEFLATED),
+    ):
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", method, compresslevel=9) as archive:
             for entry in files:
@@ -125,9 +142,19 @@ _BOOT_IMPORTS = (
 def gc_effect(runs: int) -> None:
     results = {}
     for mode in ("on", "off"):
-        times = [float(subprocess.run([sys.executable, "-c", _BOOT_IMPORTS, mode], cwd=REPO,
-                                      capture_output=True, text=True, timeout=120,
-                                      check=True).stdout) for _ in range(runs)]
+        times = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", _BOOT_IMPORTS, mode],
+                    cwd=REPO,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=True,
+                ).stdout
+            )
+            for _ in range(runs)
+        ]
         results[mode] = statistics.median(times)
         print(f"boot-path imports, gc {mode:>3}: {results[mode]:.0f} ms (median of {runs})")
     print(f"gc off saves {100 * (1 - results['off'] / results['on']):.0f} %")

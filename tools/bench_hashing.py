@@ -58,8 +58,9 @@ def main() -> int:
             hash_files(str(root), scan.files)
 
         def theirs() -> None:
-            subprocess.run(["sha256sum", *files], cwd=root, check=True, timeout=600,
-                           stdout=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(
+                ["sha256sum", *files], cwd=root, check=True, timeout=600, stdout=subprocess.DEVNULL
+            )
 
         ours()
         theirs()  # warm the page cache for both

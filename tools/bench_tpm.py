@@ -61,8 +61,14 @@ def tpm2_tools_boot(tcti: str, counter: int, workdir: Path) -> None:
     session = str(workdir / "session.ctx")
 
     def tool(*args: str) -> None:
-        subprocess.run(["tpm2", *args], env=env, check=True, timeout=30,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["tpm2", *args],
+            env=env,
+            check=True,
+            timeout=30,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def unseal(handle: int, pcrs: tuple[int, ...], password: bytes | None) -> None:
         tool("startauthsession", "--policy-session", "-S", session)
@@ -91,10 +97,13 @@ def timed(fn: Callable[[], None], runs: int) -> list[float]:
 
 def cold_boot(tcti: str, counter: int) -> None:
     """One boot in a fresh interpreter that imports only the layer."""
-    subprocess.run([sys.executable, "-s", "-E", "-m", "tools.bench_boot_steps",
-                    tcti, f"{counter:x}"],
-                   cwd=REPO, check=True, timeout=60,
-                   env=dict(os.environ, TSS2_LOG="all+NONE"))
+    subprocess.run(
+        [sys.executable, "-s", "-E", "-m", "tools.bench_boot_steps", tcti, f"{counter:x}"],
+        cwd=REPO,
+        check=True,
+        timeout=60,
+        env=dict(os.environ, TSS2_LOG="all+NONE"),
+    )
 
 
 def ms(values: list[float]) -> str:
@@ -102,8 +111,9 @@ def ms(values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=20, help="boots per measurement")
     args = parser.parse_args(argv)
     with Swtpm() as sw, tempfile.TemporaryDirectory() as tmp:
@@ -118,12 +128,18 @@ def main(argv: list[str] | None = None) -> int:
         cold = timed(lambda: cold_boot(sw.tcti, counter), args.runs)
     print(f"One boot's TPM work, median of {args.runs} runs, same swtpm:")
     print(f"  tpm2-tools, one process per step (11 processes): {ms(tools)}")
-    print(f"  layer, warm (open TPM + sessions + 4 steps):       {ms(warm)}"
-          f"   {statistics.median(tools) / statistics.median(warm):5.1f}x faster")
-    print(f"  layer, steps only (sessions already open):       {ms(steps)}"
-          f"   {statistics.median(tools) / statistics.median(steps):5.1f}x faster")
-    print(f"  layer, cold (new interpreter + imports + all):   {ms(cold)}"
-          f"   {statistics.median(tools) / statistics.median(cold):5.1f}x faster")
+    print(
+        f"  layer, warm (open TPM + sessions + 4 steps):       {ms(warm)}"
+        f"   {statistics.median(tools) / statistics.median(warm):5.1f}x faster"
+    )
+    print(
+        f"  layer, steps only (sessions already open):       {ms(steps)}"
+        f"   {statistics.median(tools) / statistics.median(steps):5.1f}x faster"
+    )
+    print(
+        f"  layer, cold (new interpreter + imports + all):   {ms(cold)}"
+        f"   {statistics.median(tools) / statistics.median(cold):5.1f}x faster"
+    )
     return 0
 
 

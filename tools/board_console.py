@@ -23,8 +23,14 @@ from tools.boards import load_board_table
 from tools.qemu_board import BoardFiles, BoardInstance, board_files, kernel_cmdline
 
 KEYS = {
-    "up": "\x1b[A", "down": "\x1b[B", "right": "\x1b[C", "left": "\x1b[D",
-    "enter": "\r", "esc": "\x1b", "backspace": "\x7f", "tab": "\t",
+    "up": "\x1b[A",
+    "down": "\x1b[B",
+    "right": "\x1b[C",
+    "left": "\x1b[D",
+    "enter": "\r",
+    "esc": "\x1b",
+    "backspace": "\x7f",
+    "tab": "\t",
 }
 STAGE = re.compile(r"runtime: t=(?P<t>[\d.]+) stage=(?P<stage>\S+)(?P<rest>[^\r\n]*)")
 
@@ -102,9 +108,11 @@ class Boot:
             if not self._pump(0.2):
                 why = "before QEMU exited"
                 break
-        raise BootTimeout(f"{text!r} not on screen {why}; screen:\n"
-                          f"{self.screen_text()}\n--- console tail:\n"
-                          f"{self.console_text()[-3000:]}")
+        raise BootTimeout(
+            f"{text!r} not on screen {why}; screen:\n"
+            f"{self.screen_text()}\n--- console tail:\n"
+            f"{self.console_text()[-3000:]}"
+        )
 
     def wait_for_console(self, pattern: str, timeout: float = 240) -> re.Match[str]:
         regex = re.compile(pattern)
@@ -118,8 +126,10 @@ class Boot:
                 if found:
                     return found
                 break
-        raise BootTimeout(f"{pattern!r} not on the console after {timeout} s; tail:\n"
-                          f"{self.console_text()[-3000:]}")
+        raise BootTimeout(
+            f"{pattern!r} not on the console after {timeout} s; tail:\n"
+            f"{self.console_text()[-3000:]}"
+        )
 
     def press(self, *keys: str, settle: float = 0.3) -> None:
         """Send keys (names from KEYS, or literal text), then read what changed."""
@@ -157,11 +167,11 @@ class Boot:
         return out
 
     def pcr(self, index: int) -> str:
-        found = re.search(rf"stage=pcr index={index} sha256=([0-9a-f]{{64}})",
-                          self.console_text())
+        found = re.search(rf"stage=pcr index={index} sha256=([0-9a-f]{{64}})", self.console_text())
         if not found:
-            raise AssertionError(f"PCR {index} was not logged (is the trace on? "
-                                 f"{self.kernel_cmdline()!r})")
+            raise AssertionError(
+                f"PCR {index} was not logged (is the trace on? {self.kernel_cmdline()!r})"
+            )
         return found.group(1)
 
     def wait_exit(self, timeout: float = 120) -> int:

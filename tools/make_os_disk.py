@@ -154,8 +154,9 @@ class KernelFiles:
     config: Path
 
 
-def kernel_files(cache: Path | None = None,
-                 kernel_package: str = BOARD_KERNEL_PACKAGE) -> KernelFiles:
+def kernel_files(
+    cache: Path | None = None, kernel_package: str = BOARD_KERNEL_PACKAGE
+) -> KernelFiles:
     """The kernel image and config from the locked package (unpacked into the cache)."""
     tree = unpack(load_lock().deb(kernel_package), cache or default_cache_dir())
     if kernel_package == BOARD_KERNEL_PACKAGE:
@@ -165,8 +166,9 @@ def kernel_files(cache: Path | None = None,
         if len(found) != 1:
             raise OsDiskError(f"{kernel_package} has {len(found)} /boot/vmlinuz-* files, not 1")
         release = found[0].name.removeprefix("vmlinuz-")
-    files = KernelFiles(release, tree / "boot" / f"vmlinuz-{release}",
-                        tree / "boot" / f"config-{release}")
+    files = KernelFiles(
+        release, tree / "boot" / f"vmlinuz-{release}", tree / "boot" / f"config-{release}"
+    )
     for path in (files.vmlinuz, files.config):
         if not path.is_file():
             raise OsDiskError(f"{kernel_package} has no {path.relative_to(tree)}")
@@ -175,8 +177,9 @@ def kernel_files(cache: Path | None = None,
 
 def busybox_path(cache: Path | None = None) -> Path:
     """The static busybox from the locked busybox-static package."""
-    path = unpack(load_lock().deb(BUSYBOX_PACKAGE), cache or default_cache_dir()) / "bin" / \
-        "busybox"
+    path = (
+        unpack(load_lock().deb(BUSYBOX_PACKAGE), cache or default_cache_dir()) / "bin" / "busybox"
+    )
     if not path.is_file():
         raise OsDiskError(f"{BUSYBOX_PACKAGE} has no bin/busybox")
     return path
@@ -205,8 +208,10 @@ def grub_cfg(release: str) -> str:
     os-prober sections."""
     uuid = BOOT_FS_UUID
     classes = "--class debian --class gnu-linux --class gnu --class os"
-    search = (f"search --no-floppy --fs-uuid --set=root --hint-bios=hd0,gpt1 "
-              f"--hint-efi=hd0,gpt1 --hint-baremetal=ahci0,gpt1  {uuid}")
+    search = (
+        f"search --no-floppy --fs-uuid --set=root --hint-bios=hd0,gpt1 "
+        f"--hint-efi=hd0,gpt1 --hint-baremetal=ahci0,gpt1  {uuid}"
+    )
     preamble = (
         "\tload_video\n"
         "\tinsmod gzio\n"
@@ -260,7 +265,7 @@ def grub_cfg(release: str) -> str:
         "export menuentry_id_option\n"
         "\n"
         "function load_video {\n"
-        '  if [ x$feature_all_video_module = xy ]; then\n'
+        "  if [ x$feature_all_video_module = xy ]; then\n"
         "    insmod all_video\n"
         "  else\n"
         "    insmod efi_gop\n"
@@ -278,7 +283,7 @@ def grub_cfg(release: str) -> str:
         'if [ "${recordfail}" = 1 ] ; then\n'
         "  set timeout=30\n"
         "else\n"
-        '  if [ x$feature_timeout_style = xy ] ; then\n'
+        "  if [ x$feature_timeout_style = xy ] ; then\n"
         "    set timeout_style=menu\n"
         "    set timeout=5\n"
         "  else\n"
@@ -293,16 +298,29 @@ def grub_cfg(release: str) -> str:
         "}\n"
         "set linux_gfx_mode=\n"
         "export linux_gfx_mode\n"
-        + entry("Debian GNU/Linux", f"gnulinux-simple-{uuid}", DEFAULT_CMDLINE, "",
-                f"Loading Linux {release} ...")
+        + entry(
+            "Debian GNU/Linux",
+            f"gnulinux-simple-{uuid}",
+            DEFAULT_CMDLINE,
+            "",
+            f"Loading Linux {release} ...",
+        )
         + f"submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option "
         f"'gnulinux-advanced-{uuid}' {{\n"
-        + entry(f"Debian GNU/Linux, with Linux {release}",
-                f"gnulinux-{release}-advanced-{uuid}", DEFAULT_CMDLINE, "\t",
-                f"Loading Linux {release} ...")
-        + entry(f"Debian GNU/Linux, with Linux {release} (recovery mode)",
-                f"gnulinux-{release}-recovery-{uuid}", RECOVERY_CMDLINE, "\t",
-                f"Loading Linux {release} ...")
+        + entry(
+            f"Debian GNU/Linux, with Linux {release}",
+            f"gnulinux-{release}-advanced-{uuid}",
+            DEFAULT_CMDLINE,
+            "\t",
+            f"Loading Linux {release} ...",
+        )
+        + entry(
+            f"Debian GNU/Linux, with Linux {release} (recovery mode)",
+            f"gnulinux-{release}-recovery-{uuid}",
+            RECOVERY_CMDLINE,
+            "\t",
+            f"Loading Linux {release} ...",
+        )
         + "}\n"
         "\n"
         "### END /etc/grub.d/10_linux ###\n"
@@ -319,25 +337,35 @@ def _tool(name: str, package: str) -> str:
     """A host program, also looked for in the sbin directories a user's PATH may lack."""
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if found is None:
-        raise OsDiskError(f"{name} is not installed: install the Debian package {package} "
-                          f"(apt-get install {package})")
+        raise OsDiskError(
+            f"{name} is not installed: install the Debian package {package} "
+            f"(apt-get install {package})"
+        )
     return found
 
 
-def _run(argv: list[str], stdin: str | None = None,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=300,
-                          env=env, check=False)
+def _run(
+    argv: list[str], stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, timeout=300, env=env, check=False
+    )
     if done.returncode != 0:
-        raise OsDiskError(f"{Path(argv[0]).name} failed ({done.returncode}): "
-                          f"{(done.stderr or done.stdout).strip()[-800:]}")
+        raise OsDiskError(
+            f"{Path(argv[0]).name} failed ({done.returncode}): "
+            f"{(done.stderr or done.stdout).strip()[-800:]}"
+        )
     return done
 
 
 def _pinned_env() -> dict[str, str]:
-    return {**os.environ, "LC_ALL": "C", "TZ": "UTC",
-            "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
-            "E2FSPROGS_FAKE_TIME": str(SOURCE_DATE_EPOCH)}
+    return {
+        **os.environ,
+        "LC_ALL": "C",
+        "TZ": "UTC",
+        "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
+        "E2FSPROGS_FAKE_TIME": str(SOURCE_DATE_EPOCH),
+    }
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -356,20 +384,49 @@ def _make_ext4(source: Path, image: Path, size: int, label: str, uuid: str) -> N
     env = _pinned_env()
     with image.open("wb") as f:
         f.truncate(size)
-    _run([mke2fs, "-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256", "-L", label, "-U", uuid,
-          "-E", f"hash_seed={HASH_SEED},root_owner=0:0,nodiscard", "-d", str(source),
-          str(image)], env=env)
+    _run(
+        [
+            mke2fs,
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-b",
+            "4096",
+            "-I",
+            "256",
+            "-L",
+            label,
+            "-U",
+            uuid,
+            "-E",
+            f"hash_seed={HASH_SEED},root_owner=0:0,nodiscard",
+            "-d",
+            str(source),
+            str(image),
+        ],
+        env=env,
+    )
     paths = ["/", *sorted("/" + p.relative_to(source).as_posix() for p in source.rglob("*"))]
     when = f"@{SOURCE_DATE_EPOCH}"
-    pinned = (("uid", "0"), ("gid", "0"), ("atime", when), ("ctime", when), ("mtime", when),
-              ("crtime", when))
+    pinned = (
+        ("uid", "0"),
+        ("gid", "0"),
+        ("atime", when),
+        ("ctime", when),
+        ("mtime", when),
+        ("crtime", when),
+    )
     commands = [f"sif {path} {field} {value}" for path in paths for field, value in pinned]
     script = image.with_suffix(".debugfs")
     script.write_text("\n".join(commands) + "\n")
     done = _run([debugfs, "-w", "-f", str(script), str(image)], env=env)
     # debugfs exits 0 when a command fails; its only other stderr line is the banner.
-    errors = [line for line in done.stderr.splitlines()
-              if line.strip() and not line.startswith("debugfs ")]
+    errors = [
+        line
+        for line in done.stderr.splitlines()
+        if line.strip() and not line.startswith("debugfs ")
+    ]
     if errors:
         raise OsDiskError(f"debugfs could not pin {label}'s inodes: {'; '.join(errors[:5])}")
 
@@ -383,7 +440,7 @@ def _copy_into(disk: Path, image: Path, offset: int, size: int) -> None:
     with image.open("rb") as src, disk.open("r+b") as dst:
         position = offset
         while block := src.read(MIB):
-            if block != zero[:len(block)]:
+            if block != zero[: len(block)]:
                 dst.seek(position)
                 dst.write(block)
             position += len(block)
@@ -402,16 +459,19 @@ def _partition_disk(disk: Path) -> None:
         f"start={ROOT_OFFSET // SECTOR}, size={ROOT_SIZE // SECTOR}, "
         f'type={GPT_TYPE_ROOT_X86_64}, uuid={ROOT_PART_UUID}, name="root"\n'
     )
-    _run([sfdisk, "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", str(disk)],
-         stdin=script, env=_pinned_env())
+    _run(
+        [sfdisk, "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", str(disk)],
+        stdin=script,
+        env=_pinned_env(),
+    )
 
 
-def make_os_disk(out: Path, cache: Path | None = None,
-                 kernel_package: str = BOARD_KERNEL_PACKAGE) -> OsDisk:
+def make_os_disk(
+    out: Path, cache: Path | None = None, kernel_package: str = BOARD_KERNEL_PACKAGE
+) -> OsDisk:
     """Make the test OS disk at `out` (replaced atomically) and describe it."""
     # Check the host tools before downloading anything.
-    for name, package in (("sfdisk", "fdisk"), ("mke2fs", "e2fsprogs"),
-                          ("debugfs", "e2fsprogs")):
+    for name, package in (("sfdisk", "fdisk"), ("mke2fs", "e2fsprogs"), ("debugfs", "e2fsprogs")):
         _tool(name, package)
     cache = cache or default_cache_dir()
     kernel = kernel_files(cache, kernel_package)
@@ -440,17 +500,24 @@ def make_os_disk(out: Path, cache: Path | None = None,
         _copy_into(disk, tmp / "root.ext4", ROOT_OFFSET, ROOT_SIZE)
         disk.chmod(0o644)
         disk.replace(out)
-    return OsDisk(image=out, boot_offset=BOOT_OFFSET, boot_size=BOOT_SIZE,
-                  kernel_release=kernel.release, cmdline=DEFAULT_CMDLINE)
+    return OsDisk(
+        image=out,
+        boot_offset=BOOT_OFFSET,
+        boot_size=BOOT_SIZE,
+        kernel_release=kernel.release,
+        cmdline=DEFAULT_CMDLINE,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.make_os_disk",
-                                     description="Make the test OS disk of the qemu-swtpm "
-                                                 "board (raw GPT image).")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.make_os_disk",
+        description="Make the test OS disk of the qemu-swtpm board (raw GPT image).",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "build" / "os-disk.img")
-    parser.add_argument("--cache", type=Path, default=None,
-                        help=f"download cache (default {default_cache_dir()})")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help=f"download cache (default {default_cache_dir()})"
+    )
     parser.add_argument("--kernel-package", default=BOARD_KERNEL_PACKAGE)
     args = parser.parse_args(argv)
     try:
@@ -458,8 +525,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OsDiskError, LockError, FetchError) as err:
         print(f"make_os_disk: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {disk.image}: /boot at byte {disk.boot_offset} ({disk.boot_size} bytes), "
-          f"kernel {disk.kernel_release}, cmdline: {disk.cmdline}")
+    print(
+        f"wrote {disk.image}: /boot at byte {disk.boot_offset} ({disk.boot_size} bytes), "
+        f"kernel {disk.kernel_release}, cmdline: {disk.cmdline}"
+    )
     return 0
 
 

@@ -71,11 +71,19 @@ class BootPartition:
     def _script(self, requests: list[str]) -> None:
         """Run requests in one writable debugfs session. debugfs exits 0 when a
         request fails, so any line on stderr but its banner is an error."""
-        done = subprocess.run([_debugfs(), "-w", "-f", "-", str(self.image)],
-                              input="\n".join(requests) + "\n", capture_output=True, text=True,
-                              timeout=TIMEOUT, check=True)  # fmt: skip
-        errors = [line for line in done.stderr.splitlines()
-                  if line.strip() and not line.startswith("debugfs ")]  # fmt: skip
+        done = subprocess.run(
+            [_debugfs(), "-w", "-f", "-", str(self.image)],
+            input="\n".join(requests) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=True,
+        )
+        errors = [
+            line
+            for line in done.stderr.splitlines()
+            if line.strip() and not line.startswith("debugfs ")
+        ]
         if errors:
             raise RuntimeError(f"debugfs on {self.disk.name}: {'; '.join(errors[:5])}")
 
@@ -96,5 +104,8 @@ class BootPartition:
 
     def names(self, directory: str = "/") -> list[str]:
         listing = self._run(f"ls -p {directory}", writable=False)
-        return [line.split("/")[5] for line in listing.splitlines() if line.count("/") >= 6
-                and line.split("/")[5] not in (".", "..")]
+        return [
+            line.split("/")[5]
+            for line in listing.splitlines()
+            if line.count("/") >= 6 and line.split("/")[5] not in (".", "..")
+        ]

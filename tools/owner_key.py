@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GPG_TIMEOUT = 120
-KEY_SPEC = ("%no-protection\nKey-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
-            "Name-Real: Test Owner\nName-Email: owner@example.org\nExpire-Date: 0\n%commit\n")
+KEY_SPEC = (
+    "%no-protection\nKey-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
+    "Name-Real: Test Owner\nName-Email: owner@example.org\nExpire-Date: 0\n%commit\n"
+)
 
 
 @dataclass(frozen=True)
@@ -22,22 +24,34 @@ class OwnerKey:
     public: Path  # the armored public key
 
     def clearsign(self, text: str) -> str:
-        done = subprocess.run(["gpg", "--homedir", str(self.home), "--batch", "--yes",
-                               "--clearsign"], input=text, capture_output=True, text=True,
-                              check=True, timeout=GPG_TIMEOUT)
+        done = subprocess.run(
+            ["gpg", "--homedir", str(self.home), "--batch", "--yes", "--clearsign"],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=GPG_TIMEOUT,
+        )
         return done.stdout
 
     def export_secret(self, path: Path) -> Path:
         """The secret key, armored, for a test image (build_initrd --owner-secret-key)."""
-        done = subprocess.run(["gpg", "--homedir", str(self.home), "--batch", "--armor",
-                               "--export-secret-keys"], capture_output=True, check=True,
-                              timeout=GPG_TIMEOUT)
+        done = subprocess.run(
+            ["gpg", "--homedir", str(self.home), "--batch", "--armor", "--export-secret-keys"],
+            capture_output=True,
+            check=True,
+            timeout=GPG_TIMEOUT,
+        )
         path.write_bytes(done.stdout)
         return path
 
     def remove(self) -> None:
-        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"],
-                       check=False, timeout=30, capture_output=True)
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.home), "--kill", "all"],
+            check=False,
+            timeout=30,
+            capture_output=True,
+        )
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -45,11 +59,21 @@ def make_owner_key(public_dir: Path) -> OwnerKey:
     # gpg-agent's socket path must stay short: the home goes under /tmp.
     home = Path(tempfile.mkdtemp(prefix="gpg-", dir="/tmp"))
     home.chmod(0o700)
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--gen-key"], input=KEY_SPEC,
-                   text=True, check=True, timeout=GPG_TIMEOUT, capture_output=True)
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--gen-key"],
+        input=KEY_SPEC,
+        text=True,
+        check=True,
+        timeout=GPG_TIMEOUT,
+        capture_output=True,
+    )
     public_dir.mkdir(parents=True, exist_ok=True)
     public = public_dir / "owner.asc"
-    exported = subprocess.run(["gpg", "--homedir", str(home), "--armor", "--export"],
-                              capture_output=True, check=True, timeout=GPG_TIMEOUT)
+    exported = subprocess.run(
+        ["gpg", "--homedir", str(home), "--armor", "--export"],
+        capture_output=True,
+        check=True,
+        timeout=GPG_TIMEOUT,
+    )
     public.write_bytes(exported.stdout)
     return OwnerKey(home, public)

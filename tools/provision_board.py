@@ -37,8 +37,9 @@ def predicted_pcr9(initrd: bytes, cmdline: str) -> bytes:
     return extend(Bank.SHA256, value, hashlib.sha256(initrd).digest())
 
 
-def seal_totp(tpm_state_dir: Path, initrd: bytes, cmdline: str, secret: bytes,
-              owner: bytes = DEFAULT_OWNER) -> bytes:
+def seal_totp(
+    tpm_state_dir: Path, initrd: bytes, cmdline: str, secret: bytes, owner: bytes = DEFAULT_OWNER
+) -> bytes:
     """Clear and own the instance's TPM, seal ``secret`` to the predicted PCR 9.
 
     Returns the predicted PCR 9 value. The instance's QEMU must not be running.
@@ -69,13 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--board", default="qemu-swtpm")
     parser.add_argument("--initrd", type=Path)
     parser.add_argument("--instance", type=Path)
-    parser.add_argument("--trace", action="store_true",
-                        help="for boots with the stage trace on (tools.qemu_board --trace)")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="for boots with the stage trace on (tools.qemu_board --trace)",
+    )
     args = parser.parse_args(argv)
     initrd = args.initrd or REPO / "build" / args.board / "initrd.cpio.zst"
     board = load_board_table(args.board)
-    instance = BoardInstance(args.board, args.instance or REPO / "build" / "instances" /
-                             args.board, initrd)
+    instance = BoardInstance(
+        args.board, args.instance or REPO / "build" / "instances" / args.board, initrd
+    )
     instance.tpm_dir.mkdir(parents=True, exist_ok=True)
     secret = os.urandom(20)  # 160 bits, as RFC 4226 recommends and Heads uses
     cmdline = kernel_cmdline(board["kernel"]["cmdline"], trace=args.trace)

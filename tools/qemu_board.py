@@ -121,8 +121,17 @@ class BoardInstance:
             return
         self.ctrl_socket.unlink(missing_ok=True)
         self.swtpm = subprocess.Popen(
-            ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self.tpm_dir}",
-             "--ctrl", f"type=unixio,path={self.ctrl_socket}", "--log", "level=0"],
+            [
+                "swtpm",
+                "socket",
+                "--tpm2",
+                "--tpmstate",
+                f"dir={self.tpm_dir}",
+                "--ctrl",
+                f"type=unixio,path={self.ctrl_socket}",
+                "--log",
+                "level=0",
+            ],
             stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -147,27 +156,58 @@ class BoardInstance:
 
     def qemu_command(self, files: BoardFiles) -> list[str]:
         qemu = files.qemu
-        accel = ["-accel", "kvm", "-cpu", "host"] if kvm_works() else ["-accel", "tcg",
-                                                                        "-cpu", "max"]
+        accel = (
+            ["-accel", "kvm", "-cpu", "host"] if kvm_works() else ["-accel", "tcg", "-cpu", "max"]
+        )
         memory = self.memory_mib or int(str(qemu["memory_mib"]))
         cmdline = self.kernel_cmdline(files)
         argv = [
-            "qemu-system-x86_64", "-machine", str(qemu["machine"]), *accel,
-            "-m", str(memory), "-smp", str(qemu["cpus"]),
-            "-display", "none", "-monitor", "none", "-no-reboot",
-            "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
-            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={files.ovmf_code}",
-            "-drive", f"if=pflash,format=raw,unit=1,file={self.directory / 'OVMF_VARS.fd'}",
-            "-kernel", str(files.kernel), "-initrd", str(self.initrd), "-append", cmdline,
-            "-nic", "none",
+            "qemu-system-x86_64",
+            "-machine",
+            str(qemu["machine"]),
+            *accel,
+            "-m",
+            str(memory),
+            "-smp",
+            str(qemu["cpus"]),
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-chardev",
+            "stdio,id=console,signal=off",
+            "-serial",
+            "chardev:console",
+            "-drive",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={files.ovmf_code}",
+            "-drive",
+            f"if=pflash,format=raw,unit=1,file={self.directory / 'OVMF_VARS.fd'}",
+            "-kernel",
+            str(files.kernel),
+            "-initrd",
+            str(self.initrd),
+            "-append",
+            cmdline,
+            "-nic",
+            "none",
         ]
         if self.with_tpm:
-            argv += ["-chardev", f"socket,id=chrtpm,path={self.ctrl_socket}",
-                     "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
-                     "-device", f"{qemu['tpm_device']},tpmdev=tpm0"]
+            argv += [
+                "-chardev",
+                f"socket,id=chrtpm,path={self.ctrl_socket}",
+                "-tpmdev",
+                "emulator,id=tpm0,chardev=chrtpm",
+                "-device",
+                f"{qemu['tpm_device']},tpmdev=tpm0",
+            ]
         for i, disk in enumerate(self.disks):
-            argv += ["-drive", f"if=none,id=disk{i},format=raw,file={disk}",
-                     "-device", f"virtio-blk-pci,drive=disk{i}"]
+            argv += [
+                "-drive",
+                f"if=none,id=disk{i},format=raw,file={disk}",
+                "-device",
+                f"virtio-blk-pci,drive=disk{i}",
+            ]
         return argv + self.extra_args
 
 
@@ -176,27 +216,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--board", default="qemu-swtpm")
     parser.add_argument("--initrd", type=Path, help="default build/<board>/initrd.cpio.zst")
     parser.add_argument("--instance", type=Path, help="default build/instances/<board>")
-    parser.add_argument("--fresh-tpm", action="store_true",
-                        help="start from a factory-new TPM and firmware variables")
-    parser.add_argument("--disk", type=Path, action="append", default=[],
-                        help="a raw disk image (virtio), may be repeated")
+    parser.add_argument(
+        "--fresh-tpm",
+        action="store_true",
+        help="start from a factory-new TPM and firmware variables",
+    )
+    parser.add_argument(
+        "--disk",
+        type=Path,
+        action="append",
+        default=[],
+        help="a raw disk image (virtio), may be repeated",
+    )
     parser.add_argument("--memory", type=int, help="guest RAM in MiB (default: the board's)")
-    parser.add_argument("--no-tpm", action="store_true",
-                        help="a machine without a TPM (to see how the runtime copes)")
-    parser.add_argument("--trace", action="store_true",
-                        help=f"the stage lines on the console ({TRACE_PARAM} on the kernel "
-                             "command line; it changes PCR 9, see tools.provision_board --trace)")
-    parser.add_argument("--print-command", action="store_true",
-                        help="print the QEMU command and exit")
+    parser.add_argument(
+        "--no-tpm",
+        action="store_true",
+        help="a machine without a TPM (to see how the runtime copes)",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help=f"the stage lines on the console ({TRACE_PARAM} on the kernel "
+        "command line; it changes PCR 9, see tools.provision_board --trace)",
+    )
+    parser.add_argument(
+        "--print-command", action="store_true", help="print the QEMU command and exit"
+    )
     args = parser.parse_args(argv)
     initrd = args.initrd or REPO / "build" / args.board / "initrd.cpio.zst"
     if not initrd.exists():
-        print(f"qemu_board: no initramfs at {initrd}; build it with: "
-              f".venv/bin/python build_initrd.py --board {args.board}", file=sys.stderr)
+        print(
+            f"qemu_board: no initramfs at {initrd}; build it with: "
+            f".venv/bin/python build_initrd.py --board {args.board}",
+            file=sys.stderr,
+        )
         return 1
-    instance = BoardInstance(args.board, args.instance or REPO / "build" / "instances" /
-                             args.board, initrd, args.disk, args.memory,
-                             with_tpm=not args.no_tpm, trace=args.trace)
+    instance = BoardInstance(
+        args.board,
+        args.instance or REPO / "build" / "instances" / args.board,
+        initrd,
+        args.disk,
+        args.memory,
+        with_tpm=not args.no_tpm,
+        trace=args.trace,
+    )
     if args.fresh_tpm:
         instance.reset()
     files = board_files(args.board)

@@ -61,15 +61,16 @@ LOOKAHEAD = 10
 NAME = "software token"
 MAX_LINE = 512
 _TAG = re.compile(r"[0-9a-z]{1,16}")
-_ANSWER_WORDS = frozenset({"TOKEN", "OK", "INVALID", "UNPROGRAMMED", "BADPIN", "LOCKED",
-                           "BADFORMAT", "ERROR"})
+_ANSWER_WORDS = frozenset(
+    {"TOKEN", "OK", "INVALID", "UNPROGRAMMED", "BADPIN", "LOCKED", "BADFORMAT", "ERROR"}
+)
 
 
 def hotp(secret: bytes, counter: int, digits: int = 6) -> str:
     """RFC 4226: HMAC-SHA1 over the 8-byte big-endian counter, dynamic truncation."""
     mac = hmac.new(secret, struct.pack(">Q", counter), hashlib.sha1).digest()
     offset = mac[-1] & 0x0F
-    number = int.from_bytes(mac[offset:offset + 4], "big") & 0x7FFFFFFF
+    number = int.from_bytes(mac[offset : offset + 4], "big") & 0x7FFFFFFF
     return str(number % 10**digits).zfill(digits)
 
 
@@ -95,9 +96,12 @@ class TokenState:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("the state is not a JSON object")
-        state = cls(str(data.get("secret_base32", "")), data.get("counter", 0),
-                    str(data.get("admin_pin", DEFAULT_ADMIN_PIN)),
-                    data.get("pin_tries", PIN_TRIES))
+        state = cls(
+            str(data.get("secret_base32", "")),
+            data.get("counter", 0),
+            str(data.get("admin_pin", DEFAULT_ADMIN_PIN)),
+            data.get("pin_tries", PIN_TRIES),
+        )
         if not isinstance(state.counter, int) or state.counter < 0:
             raise ValueError("counter is not a number of 0 or more")
         if not isinstance(state.pin_tries, int) or not 0 <= state.pin_tries <= PIN_TRIES:
@@ -132,8 +136,14 @@ class SoftToken:
     """The token's logic and its serving loop; ``state_path`` None keeps the
     state in memory only."""
 
-    def __init__(self, state_path: str | None = None, *, name: str = NAME,
-                 lookahead: int = LOOKAHEAD, state: TokenState | None = None) -> None:
+    def __init__(
+        self,
+        state_path: str | None = None,
+        *,
+        name: str = NAME,
+        lookahead: int = LOOKAHEAD,
+        state: TokenState | None = None,
+    ) -> None:
         if lookahead < 1:
             raise ValueError("the look-ahead is at least 1")
         self.state_path = state_path
@@ -185,8 +195,13 @@ class SoftToken:
         secret_text, _, rest = argument.partition(" ")
         counter_text, _, pin = rest.partition(" ")
         secret = decode_base32(secret_text)
-        if (secret is None or not 0 < len(secret) <= 64 or not counter_text.isdigit()
-                or int(counter_text) >= 2**64 or not pin):
+        if (
+            secret is None
+            or not 0 < len(secret) <= 64
+            or not counter_text.isdigit()
+            or int(counter_text) >= 2**64
+            or not pin
+        ):
             return "BADFORMAT"  # checked before the PIN: a typo costs no try
         if self.state.pin_tries == 0:
             return "LOCKED"
@@ -252,7 +267,7 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         select.select([], [fd], [], 1.0)
         try:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         except BlockingIOError:
             continue
 
@@ -263,10 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="Unix socket to serve (QEMU connects)")
     parser.add_argument("--name", default=NAME, help="the brand the token gives the guest")
     parser.add_argument("--lookahead", type=int, default=LOOKAHEAD)
-    parser.add_argument("--wrong-secret", action="store_true",
-                        help="hold a random secret (codes from the guest are refused)")
-    parser.add_argument("--reset", action="store_true",
-                        help="forget secret and counter (the token is not programmed)")
+    parser.add_argument(
+        "--wrong-secret",
+        action="store_true",
+        help="hold a random secret (codes from the guest are refused)",
+    )
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="forget secret and counter (the token is not programmed)",
+    )
     args = parser.parse_args(argv)
     if args.lookahead < 1:
         parser.error("--lookahead is at least 1")

@@ -35,8 +35,9 @@ class Swtpm:
             raise SwtpmError("swtpm is not installed (Debian package 'swtpm')")
         # Unix socket paths are limited to 108 bytes: keep the directory short.
         self._own_dir = state_dir is None
-        self.dir = Path(tempfile.mkdtemp(prefix="swtpm-", dir="/tmp")) if state_dir is None \
-            else state_dir
+        self.dir = (
+            Path(tempfile.mkdtemp(prefix="swtpm-", dir="/tmp")) if state_dir is None else state_dir
+        )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.server = self.dir / "tpm.sock"
         self.ctrl = self.dir / "tpm.sock.ctrl"  # where the swtpm TCTI looks for it
@@ -55,11 +56,17 @@ class Swtpm:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [
-                    "swtpm", "socket", "--tpm2",
-                    "--tpmstate", f"dir={self.dir}",
-                    "--server", f"type=unixio,path={self.server}",
-                    "--ctrl", f"type=unixio,path={self.ctrl}",
-                    "--flags", "not-need-init,startup-clear",
+                    "swtpm",
+                    "socket",
+                    "--tpm2",
+                    "--tpmstate",
+                    f"dir={self.dir}",
+                    "--server",
+                    f"type=unixio,path={self.server}",
+                    "--ctrl",
+                    f"type=unixio,path={self.ctrl}",
+                    "--flags",
+                    "not-need-init,startup-clear",
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=log,

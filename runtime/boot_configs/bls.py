@@ -27,8 +27,19 @@ DEFAULT_GRUBENV_PATHS = ("/grub2/grubenv", "/grub/grubenv", "/boot/grub2/grubenv
 
 _MULTI_KEYS = frozenset({"initrd", "options"})
 _KNOWN_KEYS = frozenset(
-    {"title", "version", "machine-id", "sort-key", "linux", "initrd", "efi", "options",
-     "devicetree", "devicetree-overlay", "architecture"}
+    {
+        "title",
+        "version",
+        "machine-id",
+        "sort-key",
+        "linux",
+        "initrd",
+        "efi",
+        "options",
+        "devicetree",
+        "devicetree-overlay",
+        "architecture",
+    }
 )
 _VAR = re.compile(r"\$(?:\{([A-Za-z0-9_]*)\}|([A-Za-z0-9_]+))")
 # Boot counting renames entry files to NAME+LEFT-DONE.conf; the entry id is NAME.
@@ -189,8 +200,14 @@ def _to_entry(
     missing = [(p, line) for p, line in [(kernel, linux_line), *initrd_lines] if not fs.exists(p)]
     warnings.extend(ParseWarning(conf.source, line, f"{p} is missing") for p, line in missing)
     entry = BootEntry(
-        name=name, kind=EntryKind.LINUX, kernel=kernel, initrds=initrds, cmdline=cmdline,
-        source=conf.source, line=1, files_present=not missing,
+        name=name,
+        kind=EntryKind.LINUX,
+        kernel=kernel,
+        initrds=initrds,
+        cmdline=cmdline,
+        source=conf.source,
+        line=1,
+        files_present=not missing,
         warnings=tuple(w.message for w in warnings),
     )
     return entry, warnings
@@ -225,7 +242,10 @@ def _loader_default(fs: ReadOnlyFs, loader_conf: str) -> str | None:
 
 
 def _pick_default(
-    confs: Sequence[_Conf], saved: str | None, pattern: str | None, warnings: list[ParseWarning],
+    confs: Sequence[_Conf],
+    saved: str | None,
+    pattern: str | None,
+    warnings: list[ParseWarning],
     loader_conf: str,
 ) -> int:
     if saved:

@@ -26,10 +26,16 @@ GRUB_CONFIGS = ("/grub/grub.cfg", "/grub2/grub.cfg", "/boot/grub/grub.cfg", "/bo
 #: EFI copies usually hand over to the one above; read only when it is absent
 EFI_DIRS = ("/EFI", "/efi", "/boot/efi/EFI")
 SYSLINUX_CONFIGS = (
-    "/extlinux/extlinux.conf", "/boot/extlinux/extlinux.conf", "/extlinux.conf",
-    "/syslinux/syslinux.cfg", "/boot/syslinux/syslinux.cfg", "/syslinux.cfg",
-    "/isolinux/isolinux.cfg", "/boot/isolinux/isolinux.cfg", "/isolinux.cfg",
-)  # fmt: skip
+    "/extlinux/extlinux.conf",
+    "/boot/extlinux/extlinux.conf",
+    "/extlinux.conf",
+    "/syslinux/syslinux.cfg",
+    "/boot/syslinux/syslinux.cfg",
+    "/syslinux.cfg",
+    "/isolinux/isolinux.cfg",
+    "/boot/isolinux/isolinux.cfg",
+    "/isolinux.cfg",
+)
 BLS_DIRS = ("/loader/entries", "/boot/loader/entries")
 
 

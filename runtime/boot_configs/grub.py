@@ -57,15 +57,45 @@ _SETTERS = frozenset(
     {"regexp", "smbios", "getenv", "read", "cpuid", "hwmatch", "net_get_dhcp_option"}
 )
 #: variables GRUB or the firmware set; their values are not in the configuration
-_MACHINE_VARS = frozenset({
-    "root", "prefix", "cmdpath", "config_directory", "config_file", "chosen",
-    "default", "fallback", "timeout", "lang", "locale_dir", "secondary_locale_dir",
-    "pager", "debug", "gfxmode", "gfxpayload", "theme", "icondir", "color_normal",
-    "color_highlight", "menu_color_normal", "menu_color_highlight", "superusers",
-    "check_signatures", "shim_lock", "lockdown", "secureboot", "tpm_fail_fatal",
-    "net_default_interface", "net_default_ip", "net_default_mac", "net_default_server",
-    "pxe_default_server", "pxe_default_gateway", "enable_progress_indicator",
-})  # fmt: skip
+_MACHINE_VARS = frozenset(
+    {
+        "root",
+        "prefix",
+        "cmdpath",
+        "config_directory",
+        "config_file",
+        "chosen",
+        "default",
+        "fallback",
+        "timeout",
+        "lang",
+        "locale_dir",
+        "secondary_locale_dir",
+        "pager",
+        "debug",
+        "gfxmode",
+        "gfxpayload",
+        "theme",
+        "icondir",
+        "color_normal",
+        "color_highlight",
+        "menu_color_normal",
+        "menu_color_highlight",
+        "superusers",
+        "check_signatures",
+        "shim_lock",
+        "lockdown",
+        "secureboot",
+        "tpm_fail_fatal",
+        "net_default_interface",
+        "net_default_ip",
+        "net_default_mac",
+        "net_default_server",
+        "pxe_default_server",
+        "pxe_default_gateway",
+        "enable_progress_indicator",
+    }
+)
 _MACHINE_PREFIXES = ("grub_", "feature_", "net_", "pxe_", "efi_", "EFI_")
 _FileTest = Callable[[str, str], "bool | None"]
 
@@ -494,8 +524,12 @@ class _Parser:
             self.warn(source, blk.line, f"menuentry {title!r} boots no kernel; skipped")
             return
         if e.bad_path:
-            self.warn(source, blk.line, f"menuentry {title!r} names {e.bad_path!r}, "
-                      "outside the boot partition or not a file name; skipped")
+            self.warn(
+                source,
+                blk.line,
+                f"menuentry {title!r} names {e.bad_path!r}, "
+                "outside the boot partition or not a file name; skipped",
+            )
             return
         files = [e.kernel, *e.initrds, *(m.path for m in e.modules)]
         missing = [f for f in files if not self.fs.exists(f)]
@@ -584,6 +618,7 @@ class _Parser:
             return
         if entry is None:
             return
+
         def path(word: str) -> str:
             resolved = _path(word)
             if not resolved:

@@ -68,10 +68,15 @@ def read_saved_default(
     first `kexec_default.*.txt` in the shell's sorted glob order)."""
     warnings: list[ParseWarning] = []
     candidates = sorted(
-        (n for n in names if n.startswith("kexec_default.") and n.endswith(".txt")
-         and n != "kexec_default_hashes.txt"),
+        (
+            n
+            for n in names
+            if n.startswith("kexec_default.")
+            and n.endswith(".txt")
+            and n != "kexec_default_hashes.txt"
+        ),
         key=lambda n: n.encode(),
-    )  # fmt: skip
+    )
     for name in candidates:
         path = f"{directory.rstrip('/')}/{name}"
         index = default_file_index(name)

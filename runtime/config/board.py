@@ -71,8 +71,10 @@ def parse_board(text: str) -> BoardConfig:
 def parse_board_table(table: dict[str, object]) -> BoardConfig:
     board = _parse(table)
     if board.runtime_pcr not in board.seal_pcrs:
-        raise ConfigError(f"[tpm] seal_pcrs must include runtime_pcr {board.runtime_pcr}: a "
-                          "secret not sealed to the runtime's measurement proves nothing")
+        raise ConfigError(
+            f"[tpm] seal_pcrs must include runtime_pcr {board.runtime_pcr}: a "
+            "secret not sealed to the runtime's measurement proves nothing"
+        )
     return board
 
 

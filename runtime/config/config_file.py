@@ -18,8 +18,7 @@ Severity = Literal["error", "warning", "note"]
 KEY_PREFIX = "CONFIG_"
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 # Unquoted values: characters no shell treats specially anywhere in a word.
-_BARE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                        "0123456789_-./:,+=@%")
+_BARE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:,+=@%")
 _BLANKS = " \t"
 QUOTE_HINT = 'write it as CONFIG_NAME="value"'
 
@@ -59,8 +58,11 @@ class LineError(ValueError):
 
 
 def is_key(name: str) -> bool:
-    return (name.startswith(KEY_PREFIX) and len(name) > len(KEY_PREFIX)
-            and all(c in _KEY_CHARS for c in name))
+    return (
+        name.startswith(KEY_PREFIX)
+        and len(name) > len(KEY_PREFIX)
+        and all(c in _KEY_CHARS for c in name)
+    )
 
 
 def has_control(text: str) -> bool:
@@ -78,25 +80,33 @@ def parse_line(text: str) -> tuple[str, str] | None:
         return None
     # Tabs may separate; inside a value each value type refuses them.
     if has_control(body.replace("\t", " ")):
-        raise LineError("the line contains a control or invisible character (an escape, "
-                        "a carriage return or similar); retype it without")
+        raise LineError(
+            "the line contains a control or invisible character (an escape, "
+            "a carriage return or similar); retype it without"
+        )
     if body.startswith("export") and body[6:7] in (" ", "\t"):
         body = body[6:].lstrip(_BLANKS)
     name, equals, rest = body.partition("=")
     if not equals:
         raise LineError(f"this is not a setting: expected CONFIG_NAME=value; {QUOTE_HINT}")
     if name != name.rstrip(_BLANKS) or rest[:1] in (" ", "\t"):
-        raise LineError("spaces around '=' are not allowed (a shell would run the name as a "
-                        f"command); {QUOTE_HINT}")
+        raise LineError(
+            "spaces around '=' are not allowed (a shell would run the name as a "
+            f"command); {QUOTE_HINT}"
+        )
     if not is_key(name):
         hint = f" (did you mean {name.upper()}?)" if is_key(name.upper()) else ""
-        raise LineError(f"{name!r} is not a setting name: names are CONFIG_ followed by "
-                        f"capital letters, digits and _{hint}")
+        raise LineError(
+            f"{name!r} is not a setting name: names are CONFIG_ followed by "
+            f"capital letters, digits and _{hint}"
+        )
     value, tail = _value(rest)
     tail = tail.lstrip(_BLANKS)
     if tail and not tail.startswith("#"):
-        raise LineError(f"unexpected text after the value: {tail!r}; only a # comment may "
-                        "follow it, and a value with spaces must be in quotes")
+        raise LineError(
+            f"unexpected text after the value: {tail!r}; only a # comment may "
+            "follow it, and a value with spaces must be in quotes"
+        )
     return name, value
 
 
@@ -106,7 +116,7 @@ def _value(rest: str) -> tuple[str, str]:
         end = rest.find("'", 1)
         if end < 0:
             raise LineError("the closing ' is missing (a value cannot span lines)")
-        return rest[1:end], _after_quote(rest[end + 1:])
+        return rest[1:end], _after_quote(rest[end + 1 :])
     if rest.startswith('"'):
         return _double_quoted(rest)
     end = 0
@@ -117,8 +127,9 @@ def _value(rest: str) -> tuple[str, str]:
         if c in "$`":
             raise LineError(_expansion(c))
         if c not in _BARE_CHARS:
-            raise LineError(f"the character {c!r} needs quotes: a shell would treat it "
-                            f"specially; {QUOTE_HINT}")
+            raise LineError(
+                f"the character {c!r} needs quotes: a shell would treat it specially; {QUOTE_HINT}"
+            )
     return word, rest[end:]
 
 
@@ -128,13 +139,15 @@ def _double_quoted(rest: str) -> tuple[str, str]:
     while i < len(rest):
         c = rest[i]
         if c == '"':
-            return "".join(out), _after_quote(rest[i + 1:])
+            return "".join(out), _after_quote(rest[i + 1 :])
         if c == "\\":
-            nxt = rest[i + 1:i + 2]
+            nxt = rest[i + 1 : i + 2]
             if nxt not in ('"', "\\"):
                 shown = "\\" + nxt if nxt else "\\ at the end"
-                raise LineError(f"the escape {shown} is not supported: inside double quotes "
-                                'only \\" and \\\\ are')
+                raise LineError(
+                    f"the escape {shown} is not supported: inside double quotes "
+                    'only \\" and \\\\ are'
+                )
             out.append(nxt)
             i += 2
             continue
@@ -147,15 +160,19 @@ def _double_quoted(rest: str) -> tuple[str, str]:
 
 def _after_quote(tail: str) -> str:
     if tail and tail[0] not in _BLANKS:
-        raise LineError(f"unexpected text right after the closing quote: {tail!r}; put the "
-                        "whole value inside one pair of quotes")
+        raise LineError(
+            f"unexpected text right after the closing quote: {tail!r}; put the "
+            "whole value inside one pair of quotes"
+        )
     return tail
 
 
 def _expansion(c: str) -> str:
     what = "command substitution" if c == "`" else "variable or command expansion"
-    return (f"{c!r} would be {what} in a shell; this file is read without a shell and "
-            "nothing is expanded, so write the value itself")
+    return (
+        f"{c!r} would be {what} in a shell; this file is read without a shell and "
+        "nothing is expanded, so write the value itself"
+    )
 
 
 def parse_config(data: bytes, path: str) -> ParsedFile:
@@ -167,27 +184,46 @@ def parse_config(data: bytes, path: str) -> ParsedFile:
     if lines and lines[-1] == b"":
         lines.pop()
     if any(raw.endswith(b"\r") for raw in lines):
-        problems.append(Problem(path, None, None, "the file has Windows line ends (CR LF); "
-                                "they were read as plain line ends", "warning"))
+        problems.append(
+            Problem(
+                path,
+                None,
+                None,
+                "the file has Windows line ends (CR LF); they were read as plain line ends",
+                "warning",
+            )
+        )
     for number, raw in enumerate(lines, start=1):
         try:
             text = raw.removesuffix(b"\r").decode("utf-8")
             parsed = parse_line(text)
         except UnicodeDecodeError:
-            problems.append(Problem(path, number, None, "the line is not UTF-8 text, so it "
-                                    "was skipped; retype it"))
+            problems.append(
+                Problem(
+                    path, number, None, "the line is not UTF-8 text, so it was skipped; retype it"
+                )
+            )
             continue
         except LineError as err:
-            problems.append(Problem(path, number, assigned_key(text), f"{err}. The line was "
-                                    "skipped."))
+            problems.append(
+                Problem(path, number, assigned_key(text), f"{err}. The line was skipped.")
+            )
             continue
         if parsed is None:
             continue
         key, value = parsed
         if key in first_line:
-            problems.append(Problem(path, number, key, f"set again (first on line "
-                                    f"{first_line[key]}); this later line is used. Remove "
-                                    "one of them.", "warning"))
+            problems.append(
+                Problem(
+                    path,
+                    number,
+                    key,
+                    f"set again (first on line "
+                    f"{first_line[key]}); this later line is used. Remove "
+                    "one of them.",
+                    "warning",
+                )
+            )
         else:
             first_line[key] = number
         assignments.append(Assignment(path, number, key, value))
@@ -202,12 +238,13 @@ def read_config(path: str) -> bytes:
 def format_assignment(key: str, value: str) -> str:
     """The line Heads' own tools write, quoted so parse_line reads value back."""
     if has_control(value):
-        raise LineError("a value cannot contain tabs, line breaks or other control "
-                        "characters")
+        raise LineError("a value cannot contain tabs, line breaks or other control characters")
     if "$" in value or "`" in value:
         if "'" in value:
-            raise LineError("a value cannot contain both ' and $ or ` (this file format "
-                            "has no way to write that)")
+            raise LineError(
+                "a value cannot contain both ' and $ or ` (this file format "
+                "has no way to write that)"
+            )
         line = f"export {key}='{value}'"
     else:
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')

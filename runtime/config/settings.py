@@ -45,100 +45,204 @@ class Settings:
 
     Attribute access is typed (settings.auto_boot_timeout is int | None)."""
 
-    board_name = Setting("CONFIG_BOARD_NAME", Text(80), "Unnamed board",
-                         "the machine's name, shown in menu titles")
-    brand_name = Setting("CONFIG_BRAND_NAME", Text(40), "heads-runtime",
-                         "the firmware's name, shown in menu titles")
-    tpm = Setting("CONFIG_TPM", Bool(), "n",
-                  "the board has a TPM (a description: a TPM 2.0 that answers is used "
-                  "either way, and one that does not is reported)")
-    tpm2_tools = Setting("CONFIG_TPM2_TOOLS", Bool(), "n",
-                         "the TPM is a TPM 2.0 (the only kind this runtime drives)")
-    primary_key_type = Setting("CONFIG_PRIMARY_KEY_TYPE", Choice("rsa", "ecc"), "ecc",
-                               "algorithm of the TPM primary key secrets are sealed under")
-    tpm_primary_name = Setting("CONFIG_TPM_PRIMARY_NAME", TpmName("not pinned"), "",
-                               "the Name of the TPM storage key (tpm2 readpublic -c "
-                               "0x81000000): TPM sessions use no other key; empty: any "
-                               "key, so a device answering in the TPM's place could use "
-                               "its own")
-    boot_dev = Setting("CONFIG_BOOT_DEV", OptionalPath("detect it", "/dev/"), "",
-                       "the /boot partition; empty: detect it")
-    hotpkey = Setting("CONFIG_HOTPKEY", Bool(), "n",
-                      "check a HOTP code with a security token at boot")
-    restricted_boot = Setting("CONFIG_RESTRICTED_BOOT", Bool(), "n",
-                              "no recovery shell, forced boot, firmware flashing or "
-                              "USB boot other than ISO images")
-    basic = Setting("CONFIG_BASIC", Bool(), "n",
-                    "Basic mode: no TOTP/HOTP, no signature checks on /boot; the main "
-                    "menu says BASIC MODE (off while restricted boot is on)")
-    auto_boot_timeout = Setting("CONFIG_AUTO_BOOT_TIMEOUT",
-                                OptionalInt(0, 600, "seconds", "off"), "",
-                                "after a good HOTP check, boot the default entry after "
-                                "this many seconds unless a key is pressed")
-    auto_boot_totp_only = Setting("CONFIG_AUTO_BOOT_TOTP_ONLY", Bool(), "n",
-                                  "without a HOTP token, count down to the default boot "
-                                  "after the TOTP code alone, which nobody compares "
-                                  "before it boots")
-    boot_req_hash = Setting("CONFIG_BOOT_REQ_HASH", Bool(), "y",
-                            "refuse to boot the default entry if its hashes do not match "
-                            "(always: n is not supported)")
-    boot_req_rollback = Setting("CONFIG_BOOT_REQ_ROLLBACK", Bool(), "y",
-                                "refuse to boot without a valid TPM rollback counter "
-                                "(always, unless CONFIG_IGNORE_ROLLBACK=y: n is not "
-                                "supported)")
-    ignore_rollback = Setting("CONFIG_IGNORE_ROLLBACK", Bool(), "n",
-                              "skip the TPM rollback counter check entirely: an older "
-                              "signed /boot would boot")
-    tpm_no_luks_disk_unlock = Setting("CONFIG_TPM_NO_LUKS_DISK_UNLOCK", Bool(), "n",
-                                      "never offer to unlock the disk with a TPM-sealed key "
-                                      "(the disk unlock key is not built yet: never offered)")
-    tpm_disk_unlock_key = Setting("CONFIG_TPM_DISK_UNLOCK_KEY", Bool(), "y",
-                                  "allow sealing a disk unlock key in the TPM (n forbids "
-                                  "it; the disk unlock key is not built yet)")
-    boot_kernel_add = Setting("CONFIG_BOOT_KERNEL_ADD", Words(), "",
-                              "words added to the booted kernel's command line")
-    boot_kernel_remove = Setting("CONFIG_BOOT_KERNEL_REMOVE", Words(), "",
-                                 "words removed from the booted kernel's command line")
-    boot_recovery_serial = Setting("CONFIG_BOOT_RECOVERY_SERIAL",
-                                   OptionalPath("none", "/dev/"), "",
-                                   "serial line where Enter asks for the recovery shell at "
-                                   "any time, through the same gate (115200 baud; never "
-                                   "the console itself)")
-    debug_output = Setting("CONFIG_DEBUG_OUTPUT", Bool(), "n",
-                           "show debug messages on the console")
-    quiet_mode = Setting("CONFIG_QUIET_MODE", Bool(), "y",
-                         "show only warnings and errors on the console (all goes to the log)")
-    totp_skip_qrcode = Setting("CONFIG_TOTP_SKIP_QRCODE", Bool(), "n",
-                               "do not show the QR code of a new TOTP secret")
-    have_gpg_key_backup = Setting("CONFIG_HAVE_GPG_KEY_BACKUP", Bool(), "n",
-                                  "require the owner's key before the recovery shell: it "
-                                  "always asks for a signature by the firmware's owner key; "
-                                  "y also refuses the shell when the firmware holds none")
-    root_dev = Setting("CONFIG_ROOT_DEV", OptionalPath("none", "/dev/"), "",
-                       "the OS's root file system (unencrypted), whose files are hashed "
-                       "into /boot's signed kexec_root_hashes.txt (Options > Root file "
-                       "system hashes)")
-    root_dirlist = Setting("CONFIG_ROOT_DIRLIST", Words(relative_paths=True),
-                           "bin boot lib sbin usr", "directories of the root file system to hash")
-    root_check_at_boot = Setting("CONFIG_ROOT_CHECK_AT_BOOT", Bool(), "n",
-                                 "check the root file system against its signed hashes at "
-                                 "every boot, once /boot verified (slow on a large system)")
-    finalize_platform_locking = Setting("CONFIG_FINALIZE_PLATFORM_LOCKING", Bool(), "n",
-                                        "lock the flash chip against writes before booting")
-    flash_options = Setting("CONFIG_FLASH_OPTIONS", Text(200), "",
-                            "the flash program and its options, for firmware updates")
-    keyboard_keymap = Setting("CONFIG_KEYBOARD_KEYMAP", OptionalPath("the kernel's own (US)"), "",
-                              "keyboard layout of the virtual terminals, loaded at start: "
-                              "a console-data keymap's name or a Heads path naming it "
-                              "(de-latin1, .../qwertz/de-latin1.map), compiled into the "
-                              "image when it is built")
-    hotp_token = Setting("CONFIG_HOTP_TOKEN", HotpToken(), "auto",
-                         "the HOTP token: auto (find a USB dongle), none, or "
-                         "serial:/dev/<tty> for the software token")
-    time_zone = Setting("CONFIG_TIME_ZONE", TimeZone(), "UTC",
-                        "time zone of the clock on screen (TOTP always uses UTC)")
-    recovery_key = Setting("CONFIG_RECOVERY_KEY", Key(), "r",
-                           "the key that, pressed at early boot, opens the recovery shell")
+    board_name = Setting(
+        "CONFIG_BOARD_NAME", Text(80), "Unnamed board", "the machine's name, shown in menu titles"
+    )
+    brand_name = Setting(
+        "CONFIG_BRAND_NAME", Text(40), "heads-runtime", "the firmware's name, shown in menu titles"
+    )
+    tpm = Setting(
+        "CONFIG_TPM",
+        Bool(),
+        "n",
+        "the board has a TPM (a description: a TPM 2.0 that answers is used "
+        "either way, and one that does not is reported)",
+    )
+    tpm2_tools = Setting(
+        "CONFIG_TPM2_TOOLS", Bool(), "n", "the TPM is a TPM 2.0 (the only kind this runtime drives)"
+    )
+    primary_key_type = Setting(
+        "CONFIG_PRIMARY_KEY_TYPE",
+        Choice("rsa", "ecc"),
+        "ecc",
+        "algorithm of the TPM primary key secrets are sealed under",
+    )
+    tpm_primary_name = Setting(
+        "CONFIG_TPM_PRIMARY_NAME",
+        TpmName("not pinned"),
+        "",
+        "the Name of the TPM storage key (tpm2 readpublic -c "
+        "0x81000000): TPM sessions use no other key; empty: any "
+        "key, so a device answering in the TPM's place could use "
+        "its own",
+    )
+    boot_dev = Setting(
+        "CONFIG_BOOT_DEV",
+        OptionalPath("detect it", "/dev/"),
+        "",
+        "the /boot partition; empty: detect it",
+    )
+    hotpkey = Setting(
+        "CONFIG_HOTPKEY", Bool(), "n", "check a HOTP code with a security token at boot"
+    )
+    restricted_boot = Setting(
+        "CONFIG_RESTRICTED_BOOT",
+        Bool(),
+        "n",
+        "no recovery shell, forced boot, firmware flashing or USB boot other than ISO images",
+    )
+    basic = Setting(
+        "CONFIG_BASIC",
+        Bool(),
+        "n",
+        "Basic mode: no TOTP/HOTP, no signature checks on /boot; the main "
+        "menu says BASIC MODE (off while restricted boot is on)",
+    )
+    auto_boot_timeout = Setting(
+        "CONFIG_AUTO_BOOT_TIMEOUT",
+        OptionalInt(0, 600, "seconds", "off"),
+        "",
+        "after a good HOTP check, boot the default entry after "
+        "this many seconds unless a key is pressed",
+    )
+    auto_boot_totp_only = Setting(
+        "CONFIG_AUTO_BOOT_TOTP_ONLY",
+        Bool(),
+        "n",
+        "without a HOTP token, count down to the default boot "
+        "after the TOTP code alone, which nobody compares "
+        "before it boots",
+    )
+    boot_req_hash = Setting(
+        "CONFIG_BOOT_REQ_HASH",
+        Bool(),
+        "y",
+        "refuse to boot the default entry if its hashes do not match (always: n is not supported)",
+    )
+    boot_req_rollback = Setting(
+        "CONFIG_BOOT_REQ_ROLLBACK",
+        Bool(),
+        "y",
+        "refuse to boot without a valid TPM rollback counter "
+        "(always, unless CONFIG_IGNORE_ROLLBACK=y: n is not "
+        "supported)",
+    )
+    ignore_rollback = Setting(
+        "CONFIG_IGNORE_ROLLBACK",
+        Bool(),
+        "n",
+        "skip the TPM rollback counter check entirely: an older signed /boot would boot",
+    )
+    tpm_no_luks_disk_unlock = Setting(
+        "CONFIG_TPM_NO_LUKS_DISK_UNLOCK",
+        Bool(),
+        "n",
+        "never offer to unlock the disk with a TPM-sealed key "
+        "(the disk unlock key is not built yet: never offered)",
+    )
+    tpm_disk_unlock_key = Setting(
+        "CONFIG_TPM_DISK_UNLOCK_KEY",
+        Bool(),
+        "y",
+        "allow sealing a disk unlock key in the TPM (n forbids "
+        "it; the disk unlock key is not built yet)",
+    )
+    boot_kernel_add = Setting(
+        "CONFIG_BOOT_KERNEL_ADD", Words(), "", "words added to the booted kernel's command line"
+    )
+    boot_kernel_remove = Setting(
+        "CONFIG_BOOT_KERNEL_REMOVE",
+        Words(),
+        "",
+        "words removed from the booted kernel's command line",
+    )
+    boot_recovery_serial = Setting(
+        "CONFIG_BOOT_RECOVERY_SERIAL",
+        OptionalPath("none", "/dev/"),
+        "",
+        "serial line where Enter asks for the recovery shell at "
+        "any time, through the same gate (115200 baud; never "
+        "the console itself)",
+    )
+    debug_output = Setting("CONFIG_DEBUG_OUTPUT", Bool(), "n", "show debug messages on the console")
+    quiet_mode = Setting(
+        "CONFIG_QUIET_MODE",
+        Bool(),
+        "y",
+        "show only warnings and errors on the console (all goes to the log)",
+    )
+    totp_skip_qrcode = Setting(
+        "CONFIG_TOTP_SKIP_QRCODE", Bool(), "n", "do not show the QR code of a new TOTP secret"
+    )
+    have_gpg_key_backup = Setting(
+        "CONFIG_HAVE_GPG_KEY_BACKUP",
+        Bool(),
+        "n",
+        "require the owner's key before the recovery shell: it "
+        "always asks for a signature by the firmware's owner key; "
+        "y also refuses the shell when the firmware holds none",
+    )
+    root_dev = Setting(
+        "CONFIG_ROOT_DEV",
+        OptionalPath("none", "/dev/"),
+        "",
+        "the OS's root file system (unencrypted), whose files are hashed "
+        "into /boot's signed kexec_root_hashes.txt (Options > Root file "
+        "system hashes)",
+    )
+    root_dirlist = Setting(
+        "CONFIG_ROOT_DIRLIST",
+        Words(relative_paths=True),
+        "bin boot lib sbin usr",
+        "directories of the root file system to hash",
+    )
+    root_check_at_boot = Setting(
+        "CONFIG_ROOT_CHECK_AT_BOOT",
+        Bool(),
+        "n",
+        "check the root file system against its signed hashes at "
+        "every boot, once /boot verified (slow on a large system)",
+    )
+    finalize_platform_locking = Setting(
+        "CONFIG_FINALIZE_PLATFORM_LOCKING",
+        Bool(),
+        "n",
+        "lock the flash chip against writes before booting",
+    )
+    flash_options = Setting(
+        "CONFIG_FLASH_OPTIONS",
+        Text(200),
+        "",
+        "the flash program and its options, for firmware updates",
+    )
+    keyboard_keymap = Setting(
+        "CONFIG_KEYBOARD_KEYMAP",
+        OptionalPath("the kernel's own (US)"),
+        "",
+        "keyboard layout of the virtual terminals, loaded at start: "
+        "a console-data keymap's name or a Heads path naming it "
+        "(de-latin1, .../qwertz/de-latin1.map), compiled into the "
+        "image when it is built",
+    )
+    hotp_token = Setting(
+        "CONFIG_HOTP_TOKEN",
+        HotpToken(),
+        "auto",
+        "the HOTP token: auto (find a USB dongle), none, or "
+        "serial:/dev/<tty> for the software token",
+    )
+    time_zone = Setting(
+        "CONFIG_TIME_ZONE",
+        TimeZone(),
+        "UTC",
+        "time zone of the clock on screen (TOTP always uses UTC)",
+    )
+    recovery_key = Setting(
+        "CONFIG_RECOVERY_KEY",
+        Key(),
+        "r",
+        "the key that, pressed at early boot, opens the recovery shell",
+    )
 
     def __init__(self, texts: Mapping[str, str] | None = None) -> None:
         """From each key's text (defaults for the rest); SettingError if one is bad."""
@@ -182,7 +286,8 @@ class Settings:
 
 
 SCHEMA: dict[str, Setting[Any]] = {
-    s.key: s for s in vars(Settings).values() if isinstance(s, Setting)}
+    s.key: s for s in vars(Settings).values() if isinstance(s, Setting)
+}
 
 # Heads keys a carried-over config.user may hold that this runtime does not use.
 IGNORED: dict[str, str] = {
@@ -193,7 +298,7 @@ IGNORED: dict[str, str] = {
     "CONFIG_LINUXBOOT": "the firmware type comes from the board file",
     "CONFIG_COREBOOT": "the firmware type comes from the board file",
     "CONFIG_ENABLE_FUNCTION_TRACING_OUTPUT": "there are no shell functions to trace; "
-                                             "CONFIG_DEBUG_OUTPUT shows the details",
+    "CONFIG_DEBUG_OUTPUT shows the details",
     "CONFIG_BOOT_EXTRA_TTYS": "the console comes from the board file",
     "CONFIG_BASIC_NO_AUTOMATIC_DEFAULT": "Basic mode never boots by itself here",
     "CONFIG_BASIC_USB_AUTOBOOT": "Basic mode never boots by itself here",
@@ -221,12 +326,12 @@ IGNORED: dict[str, str] = {
 # config.user never changes less than its owner thinks.
 ONLY_DEFAULT: dict[str, str] = {
     "CONFIG_BOOT_REQ_HASH": "this runtime never boots a default entry whose files do not "
-                            "match your signed hashes",
+    "match your signed hashes",
     "CONFIG_BOOT_REQ_ROLLBACK": "this runtime always checks /boot's TPM rollback counter; "
-                                "CONFIG_IGNORE_ROLLBACK=y is the way to skip it",
+    "CONFIG_IGNORE_ROLLBACK=y is the way to skip it",
     "CONFIG_FINALIZE_PLATFORM_LOCKING": "the flash chip is NOT locked before the hand-over "
-                                        "(the chipset's lock is not driven): the booted OS "
-                                        "can write the firmware",
+    "(the chipset's lock is not driven): the booted OS "
+    "can write the firmware",
     "CONFIG_FLASH_OPTIONS": "flashing firmware from the runtime is not built yet",
 }
 # Old Heads names, read as the new one (Heads renames them itself at start).
@@ -283,16 +388,23 @@ UNMATCHABLE_NAME = b"\x00\x00"
 class LoadedSettings:
     """The settings, what was wrong in the files, and where each value came from."""
 
-    def __init__(self, settings: Settings, problems: list[Problem],
-                 sources: dict[str, Source]) -> None:
+    def __init__(
+        self, settings: Settings, problems: list[Problem], sources: dict[str, Source]
+    ) -> None:
         self.settings, self.problems, self.sources = settings, problems, sources
 
     def rows(self) -> list[SettingRow]:
         """Each setting, its value and where it came from, in table order."""
-        return [SettingRow(key, self.settings.shown(key), str(self.sources.get(key, BUILT_IN)),
-                           s.meaning + (f" (only this value: {ONLY_DEFAULT[key]})"
-                                        if key in ONLY_DEFAULT else ""))
-                for key, s in SCHEMA.items()]
+        return [
+            SettingRow(
+                key,
+                self.settings.shown(key),
+                str(self.sources.get(key, BUILT_IN)),
+                s.meaning
+                + (f" (only this value: {ONLY_DEFAULT[key]})" if key in ONLY_DEFAULT else ""),
+            )
+            for key, s in SCHEMA.items()
+        ]
 
     def problem_lines(self) -> list[str]:
         return [str(p) for p in self.problems]
@@ -301,8 +413,7 @@ class LoadedSettings:
         """The pinned TPM storage key Name; a pin that matches no key when a
         CONFIG_TPM_PRIMARY_NAME line is malformed: the owner meant to pin,
         and a typo must not quietly turn the check off."""
-        if any(p.key == SCHEMA_KEY_PRIMARY_NAME and p.severity == "error"
-               for p in self.problems):
+        if any(p.key == SCHEMA_KEY_PRIMARY_NAME and p.severity == "error" for p in self.problems):
             return UNMATCHABLE_NAME
         return self.settings.tpm_primary_name
 
@@ -321,13 +432,27 @@ def load_settings(layers: Sequence[Layer | str] = IMAGE_LAYERS) -> LoadedSetting
             data = read_config(layer.path)
         except FileNotFoundError:
             if layer.required:
-                problems.append(Problem(layer.path, None, None, f"the {layer.label} file is "
-                                        "missing, so the values below it are used; the image "
-                                        "may be incomplete", "warning"))
+                problems.append(
+                    Problem(
+                        layer.path,
+                        None,
+                        None,
+                        f"the {layer.label} file is "
+                        "missing, so the values below it are used; the image "
+                        "may be incomplete",
+                        "warning",
+                    )
+                )
             continue
         except OSError as err:
-            problems.append(Problem(layer.path, None, None, f"cannot be read ({err.strerror}), "
-                                    "so none of its settings are used"))
+            problems.append(
+                Problem(
+                    layer.path,
+                    None,
+                    None,
+                    f"cannot be read ({err.strerror}), so none of its settings are used",
+                )
+            )
             continue
         parsed = parse_config(data, layer.path)
         found = list(parsed.problems)
@@ -339,16 +464,31 @@ def load_settings(layers: Sequence[Layer | str] = IMAGE_LAYERS) -> LoadedSetting
     return LoadedSettings(settings, problems, sources)
 
 
-def _apply(a: Assignment, label: str, texts: dict[str, str], sources: dict[str, Source],
-           problems: list[Problem]) -> None:
+def _apply(
+    a: Assignment,
+    label: str,
+    texts: dict[str, str],
+    sources: dict[str, Source],
+    problems: list[Problem],
+) -> None:
     key = ALIASES.get(a.key, a.key)
     if key != a.key:
-        problems.append(Problem(a.path, a.line, a.key, f"an old name of {key}, read as "
-                                f"{key}; rename it.", "note"))
+        problems.append(
+            Problem(
+                a.path, a.line, a.key, f"an old name of {key}, read as {key}; rename it.", "note"
+            )
+        )
     reason = ignored_reason(key)
     if reason is not None:
-        problems.append(Problem(a.path, a.line, key, f"ignored: {reason}. The line has no "
-                                "effect; you may remove it.", "note"))
+        problems.append(
+            Problem(
+                a.path,
+                a.line,
+                key,
+                f"ignored: {reason}. The line has no effect; you may remove it.",
+                "note",
+            )
+        )
         return
     setting = SCHEMA.get(key)
     if setting is None:
@@ -358,14 +498,27 @@ def _apply(a: Assignment, label: str, texts: dict[str, str], sources: dict[str, 
         value = setting.kind.parse(a.value)
     except ValueError as err:
         kept = setting.kind.show(setting.kind.parse(texts.get(key, setting.default)))
-        problems.append(Problem(a.path, a.line, key, f"{err}; expected {setting.kind.expects}. "
-                                f"Kept {kept!r} from the {sources[key]}."))
+        problems.append(
+            Problem(
+                a.path,
+                a.line,
+                key,
+                f"{err}; expected {setting.kind.expects}. Kept {kept!r} from the {sources[key]}.",
+            )
+        )
         return
     if key in ONLY_DEFAULT and value != setting.kind.parse(setting.default):
         honoured = setting.kind.show(setting.kind.parse(setting.default))
-        problems.append(Problem(a.path, a.line, key, f"not supported: {ONLY_DEFAULT[key]}. "
-                                f"The line has no effect: the runtime behaves as {honoured!r}.",
-                                "warning"))
+        problems.append(
+            Problem(
+                a.path,
+                a.line,
+                key,
+                f"not supported: {ONLY_DEFAULT[key]}. "
+                f"The line has no effect: the runtime behaves as {honoured!r}.",
+                "warning",
+            )
+        )
         return
     texts[key] = a.value
     sources[key] = Source(label, a.path, a.line)
@@ -385,26 +538,55 @@ def _consistency(settings: Settings, sources: dict[str, Source]) -> list[Problem
     problems = []
     if settings.tpm != settings.tpm2_tools:
         where = sources["CONFIG_TPM"]
-        text = ("CONFIG_TPM=y with CONFIG_TPM2_TOOLS=n describes a TPM 1.2, which this "
-                "runtime does not drive" if settings.tpm else
-                "CONFIG_TPM2_TOOLS=y needs CONFIG_TPM=y, or the TPM is not used")
-        problems.append(Problem(where.path or "settings", where.line, "CONFIG_TPM",
-                                f"{text}; set both to y or both to n.", "warning"))
+        text = (
+            "CONFIG_TPM=y with CONFIG_TPM2_TOOLS=n describes a TPM 1.2, which this "
+            "runtime does not drive"
+            if settings.tpm
+            else "CONFIG_TPM2_TOOLS=y needs CONFIG_TPM=y, or the TPM is not used"
+        )
+        problems.append(
+            Problem(
+                where.path or "settings",
+                where.line,
+                "CONFIG_TPM",
+                f"{text}; set both to y or both to n.",
+                "warning",
+            )
+        )
     if settings.root_check_at_boot and not settings.root_dev:
         where = sources["CONFIG_ROOT_CHECK_AT_BOOT"]
-        problems.append(Problem(where.path or "settings", where.line,
-                                "CONFIG_ROOT_CHECK_AT_BOOT", "no root file system is named "
-                                "(CONFIG_ROOT_DEV), so nothing is checked at boot.", "warning"))
+        problems.append(
+            Problem(
+                where.path or "settings",
+                where.line,
+                "CONFIG_ROOT_CHECK_AT_BOOT",
+                "no root file system is named (CONFIG_ROOT_DEV), so nothing is checked at boot.",
+                "warning",
+            )
+        )
     if settings.root_dev and not settings.root_dirlist:
         where = sources["CONFIG_ROOT_DIRLIST"]
-        problems.append(Problem(where.path or "settings", where.line, "CONFIG_ROOT_DIRLIST",
-                                "no directory is listed, so a root hash list would be empty "
-                                "and prove nothing.", "warning"))
+        problems.append(
+            Problem(
+                where.path or "settings",
+                where.line,
+                "CONFIG_ROOT_DIRLIST",
+                "no directory is listed, so a root hash list would be empty and prove nothing.",
+                "warning",
+            )
+        )
     if settings.basic and settings.restricted_boot:
         where = sources["CONFIG_BASIC"]
-        problems.append(Problem(where.path or "settings", where.line, "CONFIG_BASIC",
-                                "Basic mode is off: restricted boot (CONFIG_RESTRICTED_BOOT) "
-                                "asks for every check. Turn one of them off.", "warning"))
+        problems.append(
+            Problem(
+                where.path or "settings",
+                where.line,
+                "CONFIG_BASIC",
+                "Basic mode is off: restricted boot (CONFIG_RESTRICTED_BOOT) "
+                "asks for every check. Turn one of them off.",
+                "warning",
+            )
+        )
     return problems
 
 
@@ -416,14 +598,18 @@ def set_user_value(path: str, key: str, value: str) -> None:
     setting = SCHEMA.get(key)
     if setting is None:
         reason = ignored_reason(key)
-        raise SettingError(f"{key}: " + (f"not used by this runtime: {reason}." if reason
-                                         else _unknown(key)) + " Nothing was saved.")
+        raise SettingError(
+            f"{key}: "
+            + (f"not used by this runtime: {reason}." if reason else _unknown(key))
+            + " Nothing was saved."
+        )
     try:
         parsed = setting.kind.parse(value)
         line = format_assignment(key, value)
     except (ValueError, LineError) as err:
-        raise SettingError(f"{key}: {err}; expected {setting.kind.expects}. Nothing was "
-                           "saved.") from None
+        raise SettingError(
+            f"{key}: {err}; expected {setting.kind.expects}. Nothing was saved."
+        ) from None
     if key in ONLY_DEFAULT and parsed != setting.kind.parse(setting.default):
         raise SettingError(f"{key}: not supported: {ONLY_DEFAULT[key]}. Nothing was saved.")
     try:
@@ -438,5 +624,6 @@ def set_user_value(path: str, key: str, value: str) -> None:
     try:
         write_atomically(path, text.encode("utf-8", "surrogateescape"))
     except OSError as err:
-        raise SettingError(f"could not save {key} to {path} ({err.strerror or err}); the "
-                           "file is unchanged.") from None
+        raise SettingError(
+            f"could not save {key} to {path} ({err.strerror or err}); the file is unchanged."
+        ) from None

@@ -87,8 +87,9 @@ class Choice:
 class Text:
     """Free text for display; optionally limited to a set of characters."""
 
-    def __init__(self, max_len: int = 200, allowed: str | None = None,
-                 nonempty: bool = False) -> None:
+    def __init__(
+        self, max_len: int = 200, allowed: str | None = None, nonempty: bool = False
+    ) -> None:
         self.max_len, self.nonempty = max_len, nonempty
         self.allowed = frozenset(allowed) if allowed is not None else None
         self.expects = f"{'text' if nonempty else 'text, or empty'} (at most {max_len} characters)"
@@ -114,8 +115,7 @@ def _check_path(text: str, under: str) -> None:
     if not text.startswith(under):
         raise ValueError(f"{text!r} is not a path under {under}")
     if has_control(text) or " " in text or len(text) > 255:
-        raise ValueError(f"{text!r} is not a usable path (spaces, control characters or "
-                         "too long)")
+        raise ValueError(f"{text!r} is not a usable path (spaces, control characters or too long)")
     if "/../" in text + "/" or "/./" in text + "/":
         raise ValueError(f"{text!r} contains . or .. : write the path directly")
 
@@ -142,8 +142,11 @@ class Words:
 
     def __init__(self, relative_paths: bool = False) -> None:
         self.relative_paths = relative_paths
-        self.expects = ("directory names relative to the root file system, separated by "
-                        "spaces" if relative_paths else "words separated by spaces, or empty")
+        self.expects = (
+            "directory names relative to the root file system, separated by spaces"
+            if relative_paths
+            else "words separated by spaces, or empty"
+        )
 
     def parse(self, text: str) -> tuple[str, ...]:
         if has_control(text):
@@ -169,7 +172,7 @@ class HotpToken:
         if text in ("auto", "none"):
             return text
         if text.startswith("serial:"):
-            _check_path(text[len("serial:"):], "/dev/tty")
+            _check_path(text[len("serial:") :], "/dev/tty")
             return text
         raise ValueError(f"{text!r} is not auto, none or serial:/dev/<tty>")
 
@@ -200,16 +203,20 @@ class TpmName:
 
     def __init__(self, empty_means: str) -> None:
         self.empty_means = empty_means
-        self.expects = ("68 hex digits starting with 000b (the key's name as "
-                        f"`tpm2 readpublic` prints it), or empty: {empty_means}")
+        self.expects = (
+            "68 hex digits starting with 000b (the key's name as "
+            f"`tpm2 readpublic` prints it), or empty: {empty_means}"
+        )
 
     def parse(self, text: str) -> bytes | None:
         if text == "":
             return None
         if len(text) != 68 or not set(text) <= self._HEX:
-            raise ValueError(f"not 68 hex digits ({len(text)} characters"
-                             + ("" if set(text) <= self._HEX else ", not all hex digits")
-                             + ")")
+            raise ValueError(
+                f"not 68 hex digits ({len(text)} characters"
+                + ("" if set(text) <= self._HEX else ", not all hex digits")
+                + ")"
+            )
         if not text.lower().startswith(self._SHA256):
             raise ValueError(f"starts with {text[:4]!r}, not 000b (a SHA-256 name)")
         return bytes.fromhex(text)
@@ -223,8 +230,10 @@ _TZ_OFFSET = r"[+-]?(\d{1,2})(?::([0-5]\d)){0,2}"
 # The C library keeps a half-read rule (a month 13, a day 400) instead of
 # refusing it: the ranges are checked here. Julian days J1-J365, 0-365.
 _TZ_DAY = r"(?:J(?:36[0-5]|3[0-5]\d|[12]\d\d|[1-9]\d?)|36[0-5]|3[0-5]\d|[12]?\d?\d)"
-_TZ_RULE = (rf"(?:{_TZ_DAY}|M(?:1[0-2]|[1-9])\.[1-5]\.[0-6])"
-            r"(?:/[+-]?\d{1,3}(?::[0-5]\d){0,2})?")
+_TZ_RULE = (
+    rf"(?:{_TZ_DAY}|M(?:1[0-2]|[1-9])\.[1-5]\.[0-6])"
+    r"(?:/[+-]?\d{1,3}(?::[0-5]\d){0,2})?"
+)
 TZ_MAX = 64
 _TZ = re.compile(rf"{_TZ_NAME}{_TZ_OFFSET}(?:{_TZ_NAME}(?:{_TZ_OFFSET})?,{_TZ_RULE},{_TZ_RULE})?")
 
@@ -234,9 +243,11 @@ class TimeZone:
     database, which the image does not carry: a name such as Europe/Berlin
     would silently mean UTC)."""
 
-    expects = ("UTC, or a POSIX TZ rule: CET-1CEST,M3.5.0,M10.5.0/3 for Central "
-               "Europe, EST5EDT,M3.2.0,M11.1.0 for US Eastern, <+0530>-5:30 for India "
-               "(the hours are west of Greenwich, hence the minus for the east)")
+    expects = (
+        "UTC, or a POSIX TZ rule: CET-1CEST,M3.5.0,M10.5.0/3 for Central "
+        "Europe, EST5EDT,M3.2.0,M11.1.0 for US Eastern, <+0530>-5:30 for India "
+        "(the hours are west of Greenwich, hence the minus for the east)"
+    )
 
     def parse(self, text: str) -> str:
         if text == "UTC":
@@ -245,8 +256,10 @@ class TimeZone:
             raise ValueError(f"longer than {TZ_MAX} characters")
         found = _TZ.fullmatch(text)
         if found is None:
-            raise ValueError(f"{text!r} is not a POSIX TZ rule (the image has no zone "
-                             "database, so names such as Europe/Berlin cannot be used)")
+            raise ValueError(
+                f"{text!r} is not a POSIX TZ rule (the image has no zone "
+                "database, so names such as Europe/Berlin cannot be used)"
+            )
         hours = [int(h) for h in found.groups()[::2] if h is not None]
         if any(h > 24 for h in hours):
             raise ValueError(f"{text!r}: an offset is more than 24 hours")

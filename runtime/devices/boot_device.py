@@ -196,8 +196,10 @@ def mount_read_only(device: str, target: str) -> str:
     if fstype is None:
         return f"{device} holds no file system this runtime can read (ext2/3/4 or FAT)."
     if not _mount(device, fstype, target):
-        return f"{device} could not be mounted: the disk may be failing, or its file system " \
-               "needs a check."
+        return (
+            f"{device} could not be mounted: the disk may be failing, or its file system "
+            "needs a check."
+        )
     return ""
 
 
@@ -237,9 +239,14 @@ def remount(device: str, target: str, writable: bool, *, replay_journal: bool = 
     except (OSError, subprocess.SubprocessError) as err:
         # mount's own words (and its command line) go to the log only
         how = "read-write" if writable else "again"
-        return plain("boot-remount", err, (
-            f"/boot ({device}) could not be mounted {how}: the disk may be failing, or its "
-            "file system needs a check. Restart and try again."))
+        return plain(
+            "boot-remount",
+            err,
+            (
+                f"/boot ({device}) could not be mounted {how}: the disk may be failing, or its "
+                "file system needs a check. Restart and try again."
+            ),
+        )
     return ""
 
 
@@ -276,8 +283,13 @@ def find_boot(
         if not _mount(path, fstype, mountpoint):
             continue
         if has_boot_config(mountpoint):
-            return BootSearch(path, mountpoint, encrypted_seen=encrypted, tried=tuple(tried),
-                              candidates=len(paths))
+            return BootSearch(
+                path,
+                mountpoint,
+                encrypted_seen=encrypted,
+                tried=tuple(tried),
+                candidates=len(paths),
+            )
         unmount(mountpoint)
     where = ", ".join(tried) if tried else "none had a file system this runtime can read"
     return BootSearch(

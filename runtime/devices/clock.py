@@ -25,13 +25,28 @@ MIN_YEAR, MAX_YEAR = 2024, 2200
 # No clock before this is right whatever the image says (Heads uses 2024 too).
 EARLIEST = datetime(MIN_YEAR, 1, 1, tzinfo=UTC).timestamp()
 LATEST = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
-FORMAT_HINT = ("type the time in UTC as YYYY-MM-DD HH:MM or YYYY-MM-DD HH:MM:SS, "
-               "for example 2026-03-14 09:30")
+FORMAT_HINT = (
+    "type the time in UTC as YYYY-MM-DD HH:MM or YYYY-MM-DD HH:MM:SS, for example 2026-03-14 09:30"
+)
 #: the build date is in the image: damaged, it is the image's fault, not the clock's
-_DAMAGED = ("The firmware image's build information is damaged, so the clock cannot be "
-            "checked against the image's build date. Check the time shown yourself.")
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
+_DAMAGED = (
+    "The firmware image's build information is damaged, so the clock cannot be "
+    "checked against the image's build date. Check the time shown yourself."
+)
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 class ClockError(Exception):
@@ -79,24 +94,28 @@ def clock_problem(now: float, build_time: float | None) -> str | None:
         why = f"earlier than this firmware image was built ({_utc(build_time)})"
     else:
         why = f"earlier than {MIN_YEAR}, which cannot be right"
-    return (f"The clock says {_utc(now)}, {why}. TOTP codes are computed from the time, so "
-            "the code shown will not match your authenticator app. Set the correct time "
-            "(in UTC) from the options menu, then check the code again.")
+    return (
+        f"The clock says {_utc(now)}, {why}. TOTP codes are computed from the time, so "
+        "the code shown will not match your authenticator app. Set the correct time "
+        "(in UTC) from the options menu, then check the code again."
+    )
 
 
 def _number(text: str, name: str, digits: tuple[int, int]) -> int:
     low, high = digits
     if not (text.isascii() and text.isdigit()) or not low <= len(text) <= high:
         size = f"{low}" if low == high else f"{low} or {high}"
-        raise TimeInputError(f"The {name} {text!r} is not a number of {size} digits; "
-                             f"{FORMAT_HINT}.")
+        raise TimeInputError(
+            f"The {name} {text!r} is not a number of {size} digits; {FORMAT_HINT}."
+        )
     return int(text)
 
 
 def _check(value: int, name: str, low: int, high: int) -> None:
     if not low <= value <= high:
-        raise TimeInputError(f"The {name} {value} is out of range: it must be from {low} "
-                             f"to {high}.")
+        raise TimeInputError(
+            f"The {name} {value} is out of range: it must be from {low} to {high}."
+        )
 
 
 def _days_in_month(year: int, month: int) -> int:
@@ -116,12 +135,12 @@ def parse_user_time(text: str) -> datetime:
     date_text, clock_text = parts
     date_fields = date_text.split("-")
     if len(date_fields) != 3:
-        raise TimeInputError(f"{date_text!r} is not a date written as YYYY-MM-DD; "
-                             f"{FORMAT_HINT}.")
+        raise TimeInputError(f"{date_text!r} is not a date written as YYYY-MM-DD; {FORMAT_HINT}.")
     clock_fields = clock_text.split(":")
     if len(clock_fields) not in (2, 3):
-        raise TimeInputError(f"{clock_text!r} is not a time of day written as HH:MM or "
-                             f"HH:MM:SS; {FORMAT_HINT}.")
+        raise TimeInputError(
+            f"{clock_text!r} is not a time of day written as HH:MM or HH:MM:SS; {FORMAT_HINT}."
+        )
     year = _number(date_fields[0], "year", (4, 4))
     month = _number(date_fields[1], "month", (1, 2))
     day = _number(date_fields[2], "day", (1, 2))
@@ -132,8 +151,9 @@ def parse_user_time(text: str) -> datetime:
     _check(month, "month", 1, 12)
     days = _days_in_month(year, month)
     if not 1 <= day <= days:
-        raise TimeInputError(f"{date_text} does not exist: {_MONTHS[month - 1]} {year} has "
-                             f"{days} days.")
+        raise TimeInputError(
+            f"{date_text} does not exist: {_MONTHS[month - 1]} {year} has {days} days."
+        )
     _check(hour, "hour", 0, 23)
     _check(minute, "minute", 0, 59)
     _check(second, "second", 0, 59)
@@ -146,20 +166,24 @@ def set_system_time(when: datetime, hwclock: Sequence[str] = HWCLOCK) -> str | N
     Returns None when both are set, or a warning when only the kernel clock
     is (it then lasts until power-off). ClockError if nothing was set."""
     if when.tzinfo is None:
-        raise ClockError("internal error: a time without a time zone was given; the clock "
-                         "was not changed")
+        raise ClockError(
+            "internal error: a time without a time zone was given; the clock was not changed"
+        )
     try:
         time.clock_settime(time.CLOCK_REALTIME, when.timestamp())
     except OSError as err:
         error_detail.detail("clock-set", error_detail.describe(err))
-        raise ClockError(f"The clock could not be set ({err.strerror or 'refused'}); it was "
-                         "not changed. The runtime must run as root to set it.") from None
+        raise ClockError(
+            f"The clock could not be set ({err.strerror or 'refused'}); it was "
+            "not changed. The runtime must run as root to set it."
+        ) from None
     import subprocess  # only here: the menu item is rare, the import is not free
 
     until = "The clock is set, but only until power-off: "
     try:
-        done = subprocess.run([*hwclock, "-w", "-u"], capture_output=True, text=True,
-                              timeout=15, check=False)
+        done = subprocess.run(
+            [*hwclock, "-w", "-u"], capture_output=True, text=True, timeout=15, check=False
+        )
     except FileNotFoundError:
         return until + f"{hwclock[0]} is not in this image, so the hardware clock was not written."
     except subprocess.TimeoutExpired:

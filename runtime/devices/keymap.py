@@ -17,5 +17,7 @@ def keymap_problem(setting: str | None, compiled: str = COMPILED) -> str:
     """Empty when no layout is asked for, or the image carries one."""
     if not setting or os.path.isfile(compiled):
         return ""
-    return (f"CONFIG_KEYBOARD_KEYMAP={setting}: this image carries no compiled keyboard "
-            "layout, so the US layout is in use. Rebuild the image with this setting.")
+    return (
+        f"CONFIG_KEYBOARD_KEYMAP={setting}: this image carries no compiled keyboard "
+        "layout, so the US layout is in use. Rebuild the image with this setting."
+    )

@@ -27,10 +27,13 @@ def mounted_root(device: str, target: str = MOUNT_POINT) -> Iterator[str]:
     if journal_pending(device):
         # a read-only mount ignores the journal, and the OS applies it when it
         # mounts the file system: what would be hashed is not what would run
-        raise RootMountError(0, f"{device} has a journal holding changes not yet applied "
-                             "(an unclean shutdown, or changes hidden there): what would be "
-                             "checked is not what the OS would run. Boot the OS once, shut it "
-                             "down cleanly, and check again.")
+        raise RootMountError(
+            0,
+            f"{device} has a journal holding changes not yet applied "
+            "(an unclean shutdown, or changes hidden there): what would be "
+            "checked is not what the OS would run. Boot the OS once, shut it "
+            "down cleanly, and check again.",
+        )
     os.makedirs(target, exist_ok=True)
     problem = mount_read_only(device, target)
     if problem:

@@ -28,13 +28,15 @@ def build_refusal(device: str | None, owner_key: bool, token_device: str | None)
         # the gate would open a root shell to anyone on the line, beside the menus
         return "the firmware holds no owner key, so nobody on the line could be authenticated."
     if device == token_device:
-        return "it is the HOTP token's line (CONFIG_HOTP_TOKEN): its answers would ask for " \
-               "the shell."
+        return (
+            "it is the HOTP token's line (CONFIG_HOTP_TOKEN): its answers would ask for the shell."
+        )
     return ""
 
 
-def recovery_serial_problem(device: str | None, *, owner_key: bool,
-                            token_device: str | None, consoles: str = CONSOLES) -> str:
+def recovery_serial_problem(
+    device: str | None, *, owner_key: bool, token_device: str | None, consoles: str = CONSOLES
+) -> str:
     """Empty when the listener runs on ``device`` (or none is asked for)."""
     if not device:
         return ""

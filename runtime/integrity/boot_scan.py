@@ -138,8 +138,11 @@ def hash_files(
     sizes = files if isinstance(files, dict) else dict.fromkeys(files, 0)
     total = sum(sizes.values())
     if total > MAX_HASH_BYTES:
-        raise ScanError(0, f"the files under /boot add up to {total >> 20} MiB, more than "
-                        f"{MAX_HASH_BYTES >> 30} GiB: no boot partition holds that much")
+        raise ScanError(
+            0,
+            f"the files under /boot add up to {total >> 20} MiB, more than "
+            f"{MAX_HASH_BYTES >> 30} GiB: no boot partition holds that much",
+        )
     done = 0
     out: dict[str, str] = {}
     for rel in sorted(sizes):

@@ -31,9 +31,16 @@ def _error_codes(lines: list[tuple[str, list[str]]]) -> set[int]:
 
 
 class GpgSigner:
-    def __init__(self, home: str, key: str | None = None, ask_pin: AskPin | None = None, *,
-                 attempts: int = ATTEMPTS, gpg_binary: str = "gpg",
-                 timeout: float = SIGN_TIMEOUT_S) -> None:  # fmt: skip
+    def __init__(
+        self,
+        home: str,
+        key: str | None = None,
+        ask_pin: AskPin | None = None,
+        *,
+        attempts: int = ATTEMPTS,
+        gpg_binary: str = "gpg",
+        timeout: float = SIGN_TIMEOUT_S,
+    ) -> None:
         self.home = home
         self.key = key
         self.ask_pin = ask_pin
@@ -47,8 +54,10 @@ class GpgSigner:
             gpg = bounded_gpg(self.home, self.gpg_binary, self.timeout, CLOCK_OPTIONS)
         except (OSError, ValueError) as err:
             # the cause (gpg's path, the system's words) reaches the log with the error
-            raise SigningError("gpg did not run, so nothing was signed. Try again; if it "
-                               "keeps failing, the firmware image is damaged.") from err
+            raise SigningError(
+                "gpg did not run, so nothing was signed. Try again; if it "
+                "keeps failing, the firmware image is damaged."
+            ) from err
         last = ""
         for attempt in range(1, self.attempts + 1):
             pin = self.ask_pin(attempt, last) if self.ask_pin else None
@@ -58,10 +67,13 @@ class GpgSigner:
                 # python-gnupg takes the passphrase as str; it lives only for this
                 # call (a str cannot be wiped), the bytearray is wiped below
                 result = gpg.sign(
-                    data, detach=True, binary=False, keyid=self.key,
+                    data,
+                    detach=True,
+                    binary=False,
+                    keyid=self.key,
                     passphrase=pin.decode("utf-8", "replace") if pin is not None else None,
                     extra_args=["--pinentry-mode", "loopback", "--batch"],
-                )  # fmt: skip
+                )
             except (OSError, ValueError) as err:
                 raise SigningError(f"gpg did not answer within {self.timeout:g} s.") from err
             finally:
@@ -76,10 +88,14 @@ class GpgSigner:
                 last = "the PIN was wrong"
                 continue
             if "NO_SECKEY" in found or "INV_SGNR" in found:
-                raise SigningError("the owner's secret key is not here: insert the owner's "
-                                   "card (or use the key's home) and try again.")  # fmt: skip
+                raise SigningError(
+                    "the owner's secret key is not here: insert the owner's "
+                    "card (or use the key's home) and try again."
+                )
             if "CARDCTRL" in found and not signature:
                 raise SigningError("the card did not answer: reinsert it and try again.")
             raise SigningError(f"gpg could not sign (status {result.returncode}).")
-        raise SigningError(f"the PIN was refused {self.attempts} times; nothing was signed. "
-                           "Check the card's PIN retry counter before trying again.")  # fmt: skip
+        raise SigningError(
+            f"the PIN was refused {self.attempts} times; nothing was signed. "
+            "Check the card's PIN retry counter before trying again."
+        )

@@ -30,9 +30,16 @@ def read_keyring(path: str) -> KeyringFacts:
         gpg = gnupg.GPG(gnupghome=home)
         keys = gpg.scan_keys(path)
     except (OSError, ValueError) as err:
-        return KeyringFacts(problem=plain("keyring", err, (
-            "gpg could not read the owner key file, so the owner's key cannot be shown. "
-            "The firmware image may be damaged: build it again and flash it.")))
+        return KeyringFacts(
+            problem=plain(
+                "keyring",
+                err,
+                (
+                    "gpg could not read the owner key file, so the owner's key cannot be shown. "
+                    "The firmware image may be damaged: build it again and flash it."
+                ),
+            )
+        )
     finally:
         shutil.rmtree(home, ignore_errors=True)
     fingerprints = tuple(k["fingerprint"] for k in keys if k.get("type") == "pub")

@@ -59,8 +59,9 @@ def preflight(boot_dir: str, inspect: Callable[[int], CounterView]) -> str:
         data = read_regular(os.path.join(boot_dir, ROLLBACK_FILE), MAX_ROLLBACK_BYTES, shown=shown)
     except FileNotFoundError:
         # lexists: a planted link or FIFO under a signed name is "something there"
-        signed = [name for name in SIGNED_STATE_FILES
-                  if os.path.lexists(os.path.join(boot_dir, name))]  # fmt: skip
+        signed = [
+            name for name in SIGNED_STATE_FILES if os.path.lexists(os.path.join(boot_dir, name))
+        ]
         if signed:
             return (
                 f"/boot has signed state ({', '.join(signed)}) but no {ROLLBACK_FILE}: "

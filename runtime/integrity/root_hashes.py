@@ -82,8 +82,11 @@ def _walk(dir_fd: int, rel: str, depth: int, walk: _Walk) -> None:
         child = f"{rel}/{entry.name}"
         walk.entries += 1
         if walk.entries > MAX_ENTRIES:
-            raise RootHashError(0, f"more than {MAX_ENTRIES} entries under the listed "
-                                "directories: no root file system holds that many")
+            raise RootHashError(
+                0,
+                f"more than {MAX_ENTRIES} entries under the listed "
+                "directories: no root file system holds that many",
+            )
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as err:
@@ -102,8 +105,11 @@ def _walk(dir_fd: int, rel: str, depth: int, walk: _Walk) -> None:
             walk.files.append(child)
             walk.size += st.st_size
             if walk.size > MAX_ROOT_BYTES:
-                raise RootHashError(0, f"the listed files add up to more than "
-                                    f"{MAX_ROOT_BYTES >> 30} GiB (a sparse file?)")
+                raise RootHashError(
+                    0,
+                    f"the listed files add up to more than "
+                    f"{MAX_ROOT_BYTES >> 30} GiB (a sparse file?)",
+                )
 
 
 def _open_listed(root: str, directory: str) -> int | None:
@@ -111,8 +117,11 @@ def _open_listed(root: str, directory: str) -> int | None:
     symlink (None, as find lists nothing, when one is a symlink or missing)."""
     parts = directory.split("/")
     if directory.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise RootHashError(0, f"{directory!r} is not a directory of the root file system "
-                            "(write names such as usr or usr/lib, no leading or trailing /)")
+        raise RootHashError(
+            0,
+            f"{directory!r} is not a directory of the root file system "
+            "(write names such as usr or usr/lib, no leading or trailing /)",
+        )
     fd = os.open(root, _DIR_FLAGS)
     for part in parts:
         try:
@@ -167,10 +176,16 @@ def hash_root(root: str, dirs: Sequence[str], progress: Progress | None = None) 
 def format_root_hashes(hashes: RootHashes) -> bytes:
     """The list, sorted, so the same tree gives the same bytes."""
     if hashes.unlistable:
-        raise ListFormatError(f"{len(hashes.unlistable)} file name(s) no sha256sum list can "
-                              f"hold, for example {hashes.unlistable[0]!r}")
-    return os.fsencode("".join(format_sum_line(hashes.digests[rel], rel)
-                               for rel in sorted(hashes.digests, key=sort_key)))
+        raise ListFormatError(
+            f"{len(hashes.unlistable)} file name(s) no sha256sum list can "
+            f"hold, for example {hashes.unlistable[0]!r}"
+        )
+    return os.fsencode(
+        "".join(
+            format_sum_line(hashes.digests[rel], rel)
+            for rel in sorted(hashes.digests, key=sort_key)
+        )
+    )
 
 
 def parse_root_hashes(data: bytes) -> dict[str, str]:
@@ -181,8 +196,9 @@ def parse_root_hashes(data: bytes) -> dict[str, str]:
 def compare(expected: dict[str, str], found: RootHashes) -> RootCheck:
     """What differs between the signed list and the root file system now."""
     actual = found.digests
-    changed = sorted((n for n in expected.keys() & actual.keys() if expected[n] != actual[n]),
-                     key=sort_key)
+    changed = sorted(
+        (n for n in expected.keys() & actual.keys() if expected[n] != actual[n]), key=sort_key
+    )
     missing = sorted(expected.keys() - actual.keys(), key=sort_key)
     added = sorted([*(actual.keys() - expected.keys()), *found.unlistable], key=sort_key)
     return RootCheck(tuple(changed), tuple(missing), tuple(added), len(actual))

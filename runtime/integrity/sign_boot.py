@@ -152,8 +152,12 @@ def _counter_index(current: dict[str, bytes], counter: Counter) -> int:
             index = parse_rollback(data).nv_index
         except ListFormatError:
             index = None
-    if (index is not None and counter.exists(index) and counter.is_rollback(index)
-            and _usable(counter, index)):  # fmt: skip
+    if (
+        index is not None
+        and counter.exists(index)
+        and counter.is_rollback(index)
+        and _usable(counter, index)
+    ):
         counter.retire_others(index)
         return index
     # none yet, or the TPM was reset (gone) or holds a bad one: a new counter
@@ -183,8 +187,10 @@ def _entry_digest(path: str, scan: BootScan, digests: dict[str, str]) -> tuple[s
 def _default_hashes(choice: DefaultChoice, scan: BootScan, digests: dict[str, str]) -> bytes:
     """kexec_default_hashes.txt: sha256sum of the entry's files, as `./path`
     (sha256sum follows a symlink there, and so does the digest)."""
-    lines = [format_sum_line(d, name) for name, d in
-             (_entry_digest(p, scan, digests) for p in choice.files)]  # fmt: skip
+    lines = [
+        format_sum_line(d, name)
+        for name, d in (_entry_digest(p, scan, digests) for p in choice.files)
+    ]
     return "".join(lines).encode()
 
 
@@ -267,10 +273,16 @@ def build_state(
 def _unseen_changes(shown: BootReport, scan: BootScan, digests: dict[str, str]) -> list[str]:
     """Paths that differ from what the owner was shown, in any way."""
     changed = set(shown.seen_tree) ^ set(scan.tree)
-    changed |= {rel for rel in set(shown.seen_digests) | set(digests)
-                if shown.seen_digests.get(rel) != digests.get(rel)}  # fmt: skip
-    changed |= {rel for rel in set(shown.seen_links) | set(scan.links)
-                if shown.seen_links.get(rel) != scan.links.get(rel)}  # fmt: skip
+    changed |= {
+        rel
+        for rel in set(shown.seen_digests) | set(digests)
+        if shown.seen_digests.get(rel) != digests.get(rel)
+    }
+    changed |= {
+        rel
+        for rel in set(shown.seen_links) | set(scan.links)
+        if shown.seen_links.get(rel) != scan.links.get(rel)
+    }
     return sorted(changed, key=os.fsencode)
 
 
@@ -350,8 +362,9 @@ def sign_boot(
     except ScanError as err:
         raise SigningError(f"/boot cannot be read completely: {err}") from err
     except UnicodeError as err:
-        raise SigningError("/boot cannot be read completely: a name or a list on it is "
-                           "not valid text.") from err
+        raise SigningError(
+            "/boot cannot be read completely: a name or a list on it is not valid text."
+        ) from err
     except ValueError as err:
         # a list's format error is written for the user; any other is not
         why = str(err) if isinstance(err, ListFormatError) else "what it holds is damaged"
@@ -436,8 +449,9 @@ def settle_interrupted(
     return settle_pending(boot_dir, now, disk)
 
 
-def _owner_signed_staging(boot_dir: str, value: int, owner_key_file: str,
-                          work_dir: str | None) -> bool:  # fmt: skip
+def _owner_signed_staging(
+    boot_dir: str, value: int, owner_key_file: str, work_dir: str | None
+) -> bool:
     files = staged_files(boot_dir)
     signature = files.pop(SIGNATURE_FILE, None)
     rollback = files.get(ROLLBACK_FILE)

@@ -88,8 +88,11 @@ class TpmCounter:
             nv.undefine(self.tpm, index, owner_auth)
         except TpmError as again:
             # a never-used counter no /boot names; the next create retires it
-            return plain("rollback-counter", again,
-                         f"{words} The new rollback counter could not be removed either.")
+            return plain(
+                "rollback-counter",
+                again,
+                f"{words} The new rollback counter could not be removed either.",
+            )
         return f"{words} No new rollback counter was made."
 
     def increment(self, index: int) -> int:

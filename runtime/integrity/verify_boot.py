@@ -186,8 +186,10 @@ def _read_signed_state(boot_dir: str, report: BootReport) -> dict[str, bytes] | 
     files: dict[str, bytes] = {}
     wanted = [*signed_names(names), SIGNATURE_FILE]
     if len(wanted) > MAX_STATE_FILES:
-        report.add(Problem.LIST_DAMAGED, f"/boot holds {len(wanted)} kexec*.txt files: no "
-                   "signed state has that many.")  # fmt: skip
+        report.add(
+            Problem.LIST_DAMAGED,
+            f"/boot holds {len(wanted)} kexec*.txt files: no signed state has that many.",
+        )
         return None
     total = 0
     for name in wanted:
@@ -205,8 +207,10 @@ def _read_signed_state(boot_dir: str, report: BootReport) -> dict[str, bytes] | 
             # not a regular file, or huge: never read; the state-area check names it
             report.odd_state[name] = str(err)
         except OSError as err:
-            report.add(Problem.UNREADABLE, f"/boot/{shown_name(name)} cannot be read "
-                       f"({err.strerror or 'unknown error'}).")
+            report.add(
+                Problem.UNREADABLE,
+                f"/boot/{shown_name(name)} cannot be read ({err.strerror or 'unknown error'}).",
+            )
     return files
 
 
@@ -509,8 +513,7 @@ def verify_boot(
     except (OSError, ValueError, UnicodeError, RecursionError) as err:
         # whatever /boot holds, the answer is a finding, never a crash
         detail("verify-boot", describe(err))
-        report.add(Problem.UNREADABLE, "/boot could not be checked completely: "
-                   + _unexpected(err))
+        report.add(Problem.UNREADABLE, "/boot could not be checked completely: " + _unexpected(err))
     except MemoryError:
         report.add(Problem.UNREADABLE, "/boot holds more than this machine's RAM can check.")
     return report

@@ -51,8 +51,11 @@ UMOUNT_TIMEOUT = 30
 #: The largest authorization a sha256 TPM accepts for a hierarchy.
 PLATFORM_AUTH_BYTES = 32
 #: Handle ranges of transient objects, loaded sessions and saved sessions.
-_CONTEXT_RANGES = (TPM2_HC.TRANSIENT_FIRST, TPM2_HC.LOADED_SESSION_FIRST,
-                   TPM2_HC.ACTIVE_SESSION_FIRST)
+_CONTEXT_RANGES = (
+    TPM2_HC.TRANSIENT_FIRST,
+    TPM2_HC.LOADED_SESSION_FIRST,
+    TPM2_HC.ACTIVE_SESSION_FIRST,
+)
 _PER_CALL = 64
 
 
@@ -138,8 +141,9 @@ def _start_readback(tpm: Tpm) -> _Readback | None:
         _log_readback("skipped", err, why="no-audit-session")
         return None
     try:
-        banks = tuple(sorted({*READBACK_BANKS, *pcrs.active_banks(tpm)},
-                             key=lambda bank: bank.alg_id))
+        banks = tuple(
+            sorted({*READBACK_BANKS, *pcrs.active_banks(tpm)}, key=lambda bank: bank.alg_id)
+        )
         values = pcrs.read_audited(tpm, session, [BOOT_MODE_PCR], banks)
     except TpmError as err:
         with contextlib.suppress(TSS2_Exception):
@@ -158,8 +162,9 @@ def _finish_readback(tpm: Tpm, check: _Readback, markers: Sequence[str]) -> None
         raise _refused("Reading PCR 4 back after the extend", err) from err
     wrong = []
     for bank in check.banks:
-        expected = extend_all(bank, check.before[bank],
-                              [measure_string(bank, marker) for marker in markers])
+        expected = extend_all(
+            bank, check.before[bank], [measure_string(bank, marker) for marker in markers]
+        )
         actual = values[bank][BOOT_MODE_PCR]
         if actual != expected:
             wrong.append(PcrMismatch(bank, BOOT_MODE_PCR, expected, actual).describe())
@@ -215,7 +220,7 @@ class PlatformLock(enum.StrEnum):
 _LOCK_LINES = {
     PlatformLock.LOCKED: "Locked the TPM platform hierarchy with a random authorization",
     PlatformLock.LOCKED_IN_CLEAR: "Locked the TPM platform hierarchy with a random "
-                                  "authorization sent unencrypted (TPM identity changed)",
+    "authorization sent unencrypted (TPM identity changed)",
     PlatformLock.AUTH_SET: "TPM platform hierarchy already locked: its authorization is set",
     PlatformLock.DISABLED: "TPM platform hierarchy already locked: it is disabled",
 }
@@ -263,10 +268,12 @@ def lock_platform(tpm: Tpm) -> PlatformLock:
                 session, outcome = ESYS_TR.PASSWORD, PlatformLock.LOCKED_IN_CLEAR
             tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
             try:
-                with translated("Locking the TPM platform hierarchy",
-                                auth="platform authorization"):
-                    tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, bytes(new_auth),
-                                                    session1=session)
+                with translated(
+                    "Locking the TPM platform hierarchy", auth="platform authorization"
+                ):
+                    tpm.esapi.hierarchy_change_auth(
+                        ESYS_TR.PLATFORM, bytes(new_auth), session1=session
+                    )
             except TpmError as err:
                 already = _already_locked(err)
                 if already is None:
@@ -277,8 +284,9 @@ def lock_platform(tpm: Tpm) -> PlatformLock:
             tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")  # forget the value in ESAPI too
             tpm.flush_sessions()  # the session used here must not outlive the handover
     except TpmError as err:
-        raise PlatformNotLocked(f"The platform hierarchy was not locked: {err.message}",
-                                rc=err.rc) from err
+        raise PlatformNotLocked(
+            f"The platform hierarchy was not locked: {err.message}", rc=err.rc
+        ) from err
     return outcome
 
 
@@ -294,24 +302,32 @@ def sync_disks() -> str:
     return "Flushed file system buffers to disk"
 
 
-def unmount(mount_point: str, *, umount_binary: str = UMOUNT,
-            timeout: float = UMOUNT_TIMEOUT) -> str:
+def unmount(
+    mount_point: str, *, umount_binary: str = UMOUNT, timeout: float = UMOUNT_TIMEOUT
+) -> str:
     """Unmount one file system; KexecError with umount's message if it fails."""
     try:
-        subprocess.run([umount_binary, mount_point], check=True, timeout=timeout,
-                       capture_output=True, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [umount_binary, mount_point],
+            check=True,
+            timeout=timeout,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.CalledProcessError as err:
         from runtime.error_detail import describe, detail
 
         detail("unmount", describe(err))  # umount's own words: for the log
-        raise KexecError(f"Could not unmount {mount_point}: a program may still use it, or "
-                         "the file system has an error.") from err
+        raise KexecError(
+            f"Could not unmount {mount_point}: a program may still use it, or "
+            "the file system has an error."
+        ) from err
     except subprocess.TimeoutExpired as err:
-        raise KexecError(f"Could not unmount {mount_point}: umount took over {timeout} s.") \
-            from err
+        raise KexecError(f"Could not unmount {mount_point}: umount took over {timeout} s.") from err
     except OSError as err:
-        raise KexecError(f"Could not unmount {mount_point}: cannot run {umount_binary} "
-                         f"({err.strerror}).") from err
+        raise KexecError(
+            f"Could not unmount {mount_point}: cannot run {umount_binary} ({err.strerror})."
+        ) from err
     return f"Unmounted {mount_point}"
 
 
@@ -349,8 +365,10 @@ def prepare_handover(
         try:
             locked = lock_platform(tpm)
         except TpmError as err:
-            raise KexecError("The TPM's platform authority could not be locked, so nothing "
-                             "was booted. " + (err.hint or RETRY_HINT)) from err
+            raise KexecError(
+                "The TPM's platform authority could not be locked, so nothing "
+                "was booted. " + (err.hint or RETRY_HINT)
+            ) from err
         bootlog.stage("platform-lock", outcome=str(locked))
         done.append(describe_lock(locked))
     done.append(wipe_secrets(secrets))

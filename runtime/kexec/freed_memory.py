@@ -35,7 +35,7 @@ def zeroed_by(cmdline: str, kernel_log: Iterable[str]) -> bool | None:
             return found.group(1) == "on"
     words = cmdline.split()
     if "--" in words:  # what follows goes to init, not to the kernel
-        words = words[:words.index("--")]
+        words = words[: words.index("--")]
     for word in reversed(words):
         if word.startswith("init_on_free="):
             value = word.partition("=")[2]
@@ -81,7 +81,11 @@ def handover_line(zeroed: bool | None) -> str:
     if zeroed:
         return "Freed memory is zeroed (init_on_free): the next kernel gets none of it"
     if zeroed is None:
-        return ("Freed memory: the kernel did not say whether it zeroes it (look for "
-                "init_on_free=1 on the firmware kernel's command line)")
-    return ("Freed memory is NOT zeroed: what the runtime held may reach the next kernel. "
-            "Add init_on_free=1 to the firmware kernel's command line")
+        return (
+            "Freed memory: the kernel did not say whether it zeroes it (look for "
+            "init_on_free=1 on the firmware kernel's command line)"
+        )
+    return (
+        "Freed memory is NOT zeroed: what the runtime held may reach the next kernel. "
+        "Add init_on_free=1 to the firmware kernel's command line"
+    )

@@ -51,15 +51,20 @@ def write_initrd(plan: KexecPlan) -> int:
 #: what to do when kexec refuses, by what it was asked
 _NEXT_STEP = {
     "-l": "The entry's kernel or initrd may not be one this machine can start: choose "
-          "another entry, or check the entry from the recovery shell.",
+    "another entry, or check the entry from the recovery shell.",
 }
 _RETRY = "Restart and try again."
 
 
 def _run(binary: str, args: list[str], action: str, timeout: float) -> None:
     try:
-        subprocess.run([binary, *args], check=True, timeout=timeout, capture_output=True,
-                       stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [binary, *args],
+            check=True,
+            timeout=timeout,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
     except FileNotFoundError as err:
         raise KexecError(f"{action} failed: the kexec program {binary} is missing.") from err
     except subprocess.TimeoutExpired as err:

@@ -58,8 +58,9 @@ def resolve(boot_dir: str, path: str, what: str) -> str:
     path under ``boot_dir``; KexecError if it leaves boot_dir or is not a file."""
     _checked_text(what, path)
     if not path.startswith("/"):
-        raise KexecError(f"The {what} path {path!r} must start with '/' (it is relative "
-                         "to the boot partition).")
+        raise KexecError(
+            f"The {what} path {path!r} must start with '/' (it is relative to the boot partition)."
+        )
     root = os.path.normpath(boot_dir)
     full = os.path.normpath(os.path.join(root, path.lstrip("/")))
     if full != root and not _inside(full, root):
@@ -75,8 +76,9 @@ def resolve(boot_dir: str, path: str, what: str) -> str:
 def _no_blank(what: str, path: str) -> str:
     # kexec splits a --module value at its first blank: path, then arguments.
     if any(c.isspace() for c in path):
-        raise KexecError(f"The {what} path {path!r} contains a blank, which a multiboot "
-                         "load cannot pass.")
+        raise KexecError(
+            f"The {what} path {path!r} contains a blank, which a multiboot load cannot pass."
+        )
     return path
 
 
@@ -84,8 +86,9 @@ def _no_blank(what: str, path: str) -> str:
 Locate = Callable[[str, str], str]
 
 
-def _linux_plan(entry: BootEntry, locate: Locate, cmdline: str | None,
-                initrd_out: str) -> KexecPlan:
+def _linux_plan(
+    entry: BootEntry, locate: Locate, cmdline: str | None, initrd_out: str
+) -> KexecPlan:
     kernel = locate(entry.kernel, "kernel")
     initrds = [locate(p, "initrd") for p in entry.initrds]
     args = ["-l", kernel]
@@ -104,8 +107,7 @@ def _linux_plan(entry: BootEntry, locate: Locate, cmdline: str | None,
     return KexecPlan(tuple(args), (kernel, *initrds), parts, out, cmdline)
 
 
-def _multiboot_plan(entry: BootEntry, locate: Locate, cmdline: str | None,
-                    xen: bool) -> KexecPlan:
+def _multiboot_plan(entry: BootEntry, locate: Locate, cmdline: str | None, xen: bool) -> KexecPlan:
     kernel = locate(entry.kernel, "kernel")
     kernel_args = f"{entry.cmdline} {XEN_EXTRA_ARGS}" if xen else entry.cmdline
     args = ["-l", kernel, f"--command-line={kernel_args.strip()}"]
@@ -156,8 +158,11 @@ def plan_for(
 
     if entry.kind is EntryKind.MULTIBOOT:
         # Only the first module (the dom0 kernel) takes the Linux parameters.
-        cmdline = (final_cmdline(entry.modules[0].cmdline, add, remove, board_add)
-                   if entry.modules else None)
+        cmdline = (
+            final_cmdline(entry.modules[0].cmdline, add, remove, board_add)
+            if entry.modules
+            else None
+        )
         use_xen = is_xen(entry) if xen is None else xen
         plan = _multiboot_plan(entry, where, cmdline, use_xen)
     else:

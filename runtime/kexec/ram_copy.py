@@ -156,15 +156,27 @@ def ram_stage(size: int, directory: str = STAGE_DIR) -> Iterator[str]:
     pages = max(size + _MIB, 4 * _MIB)
     try:
         options = f"mode=0700,size={pages}"
-        subprocess.run([MOUNT, "-t", "tmpfs", "-o", options, "tmpfs", directory],
-                       check=True, timeout=MOUNT_TIMEOUT, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [MOUNT, "-t", "tmpfs", "-o", options, "tmpfs", directory],
+            check=True,
+            timeout=MOUNT_TIMEOUT,
+            capture_output=True,
+        )
     except (OSError, subprocess.SubprocessError) as err:
-        raise KexecError(plain("kexec-ram", err, (
-            "No RAM area for the kernel could be set up, so nothing was loaded. Restart "
-            "and try again."))) from err
+        raise KexecError(
+            plain(
+                "kexec-ram",
+                err,
+                (
+                    "No RAM area for the kernel could be set up, so nothing was loaded. Restart "
+                    "and try again."
+                ),
+            )
+        ) from err
     try:
         yield directory
     finally:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run([UMOUNT, directory], check=True, timeout=MOUNT_TIMEOUT,
-                           capture_output=True)  # fmt: skip
+            subprocess.run(
+                [UMOUNT, directory], check=True, timeout=MOUNT_TIMEOUT, capture_output=True
+            )

@@ -34,8 +34,12 @@ def replay_report(
     except EventLogError as err:
         return ReplayReport(f"The firmware event log is unreadable: {err}", (), False)
     if bank not in replayed:
-        return ReplayReport(f"The firmware event log has no {bank.hash_name} digests, so it "
-                            "cannot be checked against that bank.", (), False)
+        return ReplayReport(
+            f"The firmware event log has no {bank.hash_name} digests, so it "
+            "cannot be checked against that bank.",
+            (),
+            False,
+        )
     firmware = replayed[bank]
     expected = own.replay({bank: firmware}).get(bank, {})
     rows = []
@@ -50,11 +54,14 @@ def replay_report(
             rows.append((f"PCR {pcr}", f"matches the logs  {have.hex()[:16]}..."))
         else:
             mismatched.append(pcr)
-            rows.append((f"PCR {pcr}", f"DIFFERS: TPM {have.hex()[:16]}..., "
-                                       f"logs say {want.hex()[:16]}..."))
+            rows.append(
+                (f"PCR {pcr}", f"DIFFERS: TPM {have.hex()[:16]}..., logs say {want.hex()[:16]}...")
+            )
     if mismatched:
-        summary = (f"PCR {', '.join(map(str, mismatched))} do not match the event logs: "
-                   "something was measured that was not logged, or a PCR could not be read.")
+        summary = (
+            f"PCR {', '.join(map(str, mismatched))} do not match the event logs: "
+            "something was measured that was not logged, or a PCR could not be read."
+        )
     else:
         summary = f"All {len(rows)} PCRs match the firmware event log and the runtime's extends."
     return ReplayReport(summary, tuple(rows), not mismatched)

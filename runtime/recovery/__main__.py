@@ -59,9 +59,11 @@ def _settings_pin() -> bytes | None:
     return load_settings().primary_name_pin()
 
 
-def restricted_mode(flag_file: str = RESTRICTED_FLAG,
-                    environ: Mapping[str, str] = os.environ,
-                    from_settings: Callable[[], bool] = _settings_restricted) -> bool:
+def restricted_mode(
+    flag_file: str = RESTRICTED_FLAG,
+    environ: Mapping[str, str] = os.environ,
+    from_settings: Callable[[], bool] = _settings_restricted,
+) -> bool:
     """True when the recovery shell is forbidden: CONFIG_RESTRICTED_BOOT=y in the
     image's settings (as in Heads), or the flag file / environment override.
 
@@ -93,12 +95,15 @@ IDENTITY_CHANGED = (
     "with (a different TPM, a reset done elsewhere, or someone on the TPM bus), so its "
     "platform authority was not locked: no shell."
 )
-IDENTITY_HINT = ("If you reset or replaced the TPM yourself, put its new storage key's name "
-                 "in CONFIG_TPM_PRIMARY_NAME and flash the rebuilt firmware.")
+IDENTITY_HINT = (
+    "If you reset or replaced the TPM yourself, put its new storage key's name "
+    "in CONFIG_TPM_PRIMARY_NAME and flash the rebuilt firmware."
+)
 
 
-def lock_platform(tcti: str | None = None,
-                  pinned_name: Callable[[], bytes | None] = _settings_pin) -> str:
+def lock_platform(
+    tcti: str | None = None, pinned_name: Callable[[], bytes | None] = _settings_pin
+) -> str:
     """Lock the TPM's platform hierarchy (runtime.kexec.finalize.lock_platform):
     open, it lets the shell define NV indexes that survive a TPM reset, such as
     one at the TOTP secret's place. PlatformNotLocked if it cannot be.
@@ -123,12 +128,14 @@ def lock_platform(tcti: str | None = None,
     except TpmError as err:
         detail("recovery", f"platform hierarchy not locked: {describe(err)}")
         if isinstance(err, TpmIdentityChanged):
-            raise TpmIdentityChanged(err.message, rc=err.rc, summary=IDENTITY_CHANGED,
-                                     hint=IDENTITY_HINT) from err
+            raise TpmIdentityChanged(
+                err.message, rc=err.rc, summary=IDENTITY_CHANGED, hint=IDENTITY_HINT
+            ) from err
         if isinstance(err, PlatformNotLocked):
             raise
-        raise PlatformNotLocked(f"The platform hierarchy was not locked: {err.message}",
-                                rc=err.rc) from err
+        raise PlatformNotLocked(
+            f"The platform hierarchy was not locked: {err.message}", rc=err.rc
+        ) from err
     bootlog.stage("platform-lock", outcome=str(locked))
     return describe_lock(locked)
 
@@ -136,8 +143,12 @@ def lock_platform(tcti: str | None = None,
 def _console_authenticate(paths: Paths) -> AuthResult:
     try:
         # The temporary GnuPG homes (public keys only) live in RAM, in the wiped directory.
-        return authenticate(console_prompter(), paths.owner_key, work_dir=paths.secret_dir,
-                            log=lambda line: detail("recovery", line))
+        return authenticate(
+            console_prompter(),
+            paths.owner_key,
+            work_dir=paths.secret_dir,
+            log=lambda line: detail("recovery", line),
+        )
     except Exception as err:
         # the gate says it in a line and opens no shell; the log keeps the detail
         detail("recovery", f"the check failed: {describe(err)}")
@@ -151,9 +162,11 @@ def _console_authenticate(paths: Paths) -> AuthResult:
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3.11 -m runtime.recovery",
-        description="Decide whether /init may open a recovery shell (exit 0: yes).")
-    parser.add_argument("--reason", default="no reason was given",
-                        help="why the shell is wanted, shown to the user")
+        description="Decide whether /init may open a recovery shell (exit 0: yes).",
+    )
+    parser.add_argument(
+        "--reason", default="no reason was given", help="why the shell is wanted, shown to the user"
+    )
     return parser.parse_args(argv)
 
 
@@ -181,6 +194,7 @@ def main(argv: Sequence[str] | None = None, paths: Paths | None = None) -> int:
     sys.stdout.flush()
     bootlog.stage("recovery-gate", allowed="yes" if result.allowed else "no")
     return 0 if result.allowed else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

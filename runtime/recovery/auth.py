@@ -54,17 +54,20 @@ NOTHING_PASTED = "nothing was pasted."
 PLAIN_REASONS = {
     Failure.NOT_SIGNATURE: (
         "that is not a signature block. Paste everything from its "
-        "'-----BEGIN PGP' line to its '-----END PGP SIGNATURE-----' line."),
+        "'-----BEGIN PGP' line to its '-----END PGP SIGNATURE-----' line."
+    ),
     Failure.BAD_SIGNATURE: (
         "the signature does not fit this challenge's line: another text was "
         "signed (an older challenge, or the line typed differently?), or the "
-        "block changed while it was copied."),
+        "block changed while it was copied."
+    ),
     Failure.NOT_OWNER: "it was signed by a key that is not the owner's.",
     Failure.OTHER_CHALLENGE: (
-        "it signs another text, not this challenge's line (an older challenge?)."),
+        "it signs another text, not this challenge's line (an older challenge?)."
+    ),
     Failure.KEY_INVALID: (
-        "the owner's key has expired or was revoked (or the signing computer's "
-        "clock is wrong)."),
+        "the owner's key has expired or was revoked (or the signing computer's clock is wrong)."
+    ),
     Failure.NO_OWNER_KEY: "the owner's public key in the firmware cannot be read.",
     Failure.GPG_FAILED: "the signature could not be checked: gpg failed or took too long.",
     Failure.CANCELLED: "you left without a signature.",
@@ -79,7 +82,7 @@ class Challenge:
     def code(self) -> str:
         """The nonce in hex, in groups: '1a2b3c4d 5e6f7a8b ...'."""
         digits = self.nonce.hex()
-        return " ".join(digits[i:i + GROUP] for i in range(0, len(digits), GROUP))
+        return " ".join(digits[i : i + GROUP] for i in range(0, len(digits), GROUP))
 
     @property
     def text(self) -> str:
@@ -112,8 +115,7 @@ def armored_block(text: str) -> tuple[str, bool] | None:
     if len(ends) != 1 or not markers:
         return None
     first = lines[markers[0]].strip()
-    if first == BEGIN_SIGNED and len(markers) == 2 \
-            and lines[markers[1]].strip() == BEGIN_SIGNATURE:
+    if first == BEGIN_SIGNED and len(markers) == 2 and lines[markers[1]].strip() == BEGIN_SIGNATURE:
         clearsigned = True
     elif first == BEGIN_SIGNATURE and len(markers) == 1:
         clearsigned = False
@@ -121,7 +123,7 @@ def armored_block(text: str) -> tuple[str, bool] | None:
         return None
     if ends[0] < markers[-1]:
         return None
-    block = lines[markers[0]:ends[0] + 1]
+    block = lines[markers[0] : ends[0] + 1]
     block[0], block[-1] = block[0].strip(), block[-1].strip()
     return "\n".join(block) + "\n", clearsigned
 
@@ -132,10 +134,16 @@ def _loose(text: str) -> str:
     return "".join(text.split()).lower()
 
 
-def verify_response(challenge: Challenge, signature_text: str, owner_key_file: str,
-                    pinned_fingerprints: Sequence[str] | None = None, *,
-                    work_dir: str | None = None, gpg_binary: str = "gpg",
-                    timeout: float = GPG_TIMEOUT_S) -> AuthResult:
+def verify_response(
+    challenge: Challenge,
+    signature_text: str,
+    owner_key_file: str,
+    pinned_fingerprints: Sequence[str] | None = None,
+    *,
+    work_dir: str | None = None,
+    gpg_binary: str = "gpg",
+    timeout: float = GPG_TIMEOUT_S,
+) -> AuthResult:
     """Check a pasted clearsigned message or detached signature over
     ``challenge.text`` against the owner key file, imported into a fresh
     temporary GnuPG home. ``pinned_fingerprints`` None: every primary key in
@@ -146,19 +154,25 @@ def verify_response(challenge: Challenge, signature_text: str, owner_key_file: s
     if found is None:
         return AuthResult.refused(
             Failure.NOT_SIGNATURE,
-            f"no one block from '{BEGIN_SIGNED}' or "
-            f"'{BEGIN_SIGNATURE}' to '{END_SIGNATURE}'.")
+            f"no one block from '{BEGIN_SIGNED}' or '{BEGIN_SIGNATURE}' to '{END_SIGNATURE}'.",
+        )
     block, clearsigned = found
-    with owner_gpg(owner_key_file, pinned_fingerprints, work_dir=work_dir,
-                   gpg_binary=gpg_binary, timeout=timeout) as owner:
+    with owner_gpg(
+        owner_key_file,
+        pinned_fingerprints,
+        work_dir=work_dir,
+        gpg_binary=gpg_binary,
+        timeout=timeout,
+    ) as owner:
         if isinstance(owner, AuthResult):
             return owner
         try:
             if clearsigned:
                 return _check_clearsigned(owner, block, challenge)
         except (OSError, ValueError):
-            return AuthResult.refused(Failure.GPG_FAILED,
-                                      f"gpg did not answer within {timeout:g} s.")
+            return AuthResult.refused(
+                Failure.GPG_FAILED, f"gpg did not answer within {timeout:g} s."
+            )
         return _check_detached(owner, block, challenge)
 
 
@@ -169,8 +183,9 @@ def _check_clearsigned(owner: OwnerGpg, block: str, challenge: Challenge) -> Aut
         return verdict
     signed = bytes(result.data or b"").decode("utf-8", errors="replace")
     if _loose(signed) != _loose(challenge.text):
-        return AuthResult.refused(Failure.OTHER_CHALLENGE,
-                                  "the signed text is not the challenge shown now.")
+        return AuthResult.refused(
+            Failure.OTHER_CHALLENGE, "the signed text is not the challenge shown now."
+        )
     return verdict
 
 
@@ -225,13 +240,18 @@ def _no_log(_line: str) -> None:
     pass
 
 
-def authenticate(console: Console, owner_key_file: str,
-                 pinned_fingerprints: Sequence[str] | None = None, *,
-                 tries: int = TRIES_PER_CHALLENGE, challenges: int = CHALLENGES,
-                 random_bytes: Callable[[int], bytes] = os.urandom,
-                 work_dir: str | None = None,
-                 verify: Callable[..., AuthResult] = verify_response,
-                 log: Callable[[str], None] = _no_log) -> AuthResult:
+def authenticate(
+    console: Console,
+    owner_key_file: str,
+    pinned_fingerprints: Sequence[str] | None = None,
+    *,
+    tries: int = TRIES_PER_CHALLENGE,
+    challenges: int = CHALLENGES,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+    work_dir: str | None = None,
+    verify: Callable[..., AuthResult] = verify_response,
+    log: Callable[[str], None] = _no_log,
+) -> AuthResult:
     """Ask for a signed answer: up to ``tries`` per challenge, up to
     ``challenges`` challenges; stop at the first good answer, when the owner
     leaves or when every try is used. ``log`` gets one line per answer
@@ -258,8 +278,9 @@ def authenticate(console: Console, owner_key_file: str,
                 log(f"challenge={number} try={attempt} left")
                 return _left(None)
             if text.strip():
-                last = verify(challenge, text, owner_key_file, pinned_fingerprints,
-                              work_dir=work_dir)
+                last = verify(
+                    challenge, text, owner_key_file, pinned_fingerprints, work_dir=work_dir
+                )
                 reason = plain_reason(last)
             else:
                 last = AuthResult.refused(Failure.NOT_SIGNATURE, NOTHING_PASTED)
@@ -279,8 +300,9 @@ def authenticate(console: Console, owner_key_file: str,
             if choice is Choice.NEW and new_allowed:
                 break
             if not tries_left and not new_allowed:
-                return AuthResult(False, f"{refused} answers were refused; the last: {reason}",
-                                  last.failure)
+                return AuthResult(
+                    False, f"{refused} answers were refused; the last: {reason}", last.failure
+                )
             log(f"challenge={number} try={attempt} left")
             return _left(reason)
 

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 from runtime.recovery.auth import AuthResult
 
-PCR_NOTE = ("PCR 4 now records 'recovery': the TOTP/HOTP secret and the disk key "
-            "cannot be unsealed until the next boot.")
+PCR_NOTE = (
+    "PCR 4 now records 'recovery': the TOTP/HOTP secret and the disk key "
+    "cannot be unsealed until the next boot."
+)
 EXIT_HINT = "Type exit to leave the shell; only a fresh boot lets the secrets unseal again."
 RESTART = "No shell is opened. Restart the machine."
 
@@ -43,15 +45,23 @@ def _lock_failure(err: BaseException) -> str:
     said = words() if callable(words) else None
     if isinstance(said, str) and said:
         return said
-    return (f"The TPM's platform authority could not be locked ({_describe(err)}): the "
-            "shell could leave something in the TPM that survives a TPM reset.")
+    return (
+        f"The TPM's platform authority could not be locked ({_describe(err)}): the "
+        "shell could leave something in the TPM that survives a TPM reset."
+    )
 
 
-def open_recovery(reason: str, *, restricted: bool, extend_pcr4: Callable[[], None],
-                  lock_platform: Callable[[], object],
-                  wipe_secrets: Callable[[], int], owner_key: str | None,
-                  authenticate: Callable[[], AuthResult],
-                  key_required: bool = False) -> GateResult:
+def open_recovery(
+    reason: str,
+    *,
+    restricted: bool,
+    extend_pcr4: Callable[[], None],
+    lock_platform: Callable[[], object],
+    wipe_secrets: Callable[[], int],
+    owner_key: str | None,
+    authenticate: Callable[[], AuthResult],
+    key_required: bool = False,
+) -> GateResult:
     """Run the guards in order and say whether the shell may open.
 
     ``owner_key`` is the owner's public key file, or None when no owner key
@@ -60,31 +70,40 @@ def open_recovery(reason: str, *, restricted: bool, extend_pcr4: Callable[[], No
     """
     head = f"Recovery shell requested: {reason}"
     if key_required and owner_key is None:
-        return GateResult(False, (
-            head,
-            "The settings ask for the owner's key before the recovery shell "
-            "(CONFIG_HAVE_GPG_KEY_BACKUP=y), and the firmware holds no owner key, so "
-            "nobody can be authenticated.",
-            "Nothing was changed. Restart the machine; put the owner's key in the firmware "
-            "to use the shell.",
-        ))
+        return GateResult(
+            False,
+            (
+                head,
+                "The settings ask for the owner's key before the recovery shell "
+                "(CONFIG_HAVE_GPG_KEY_BACKUP=y), and the firmware holds no owner key, so "
+                "nobody can be authenticated.",
+                "Nothing was changed. Restart the machine; put the owner's key in the firmware "
+                "to use the shell.",
+            ),
+        )
     if restricted:
         # Nothing is extended or wiped: the machine is only to be restarted.
-        return GateResult(False, (
-            head,
-            "Restricted boot is on, so the recovery shell is disabled.",
-            "Nothing was changed. Restart the machine; the shell can be allowed again "
-            "by turning restricted boot off in the configuration.",
-        ))
+        return GateResult(
+            False,
+            (
+                head,
+                "Restricted boot is on, so the recovery shell is disabled.",
+                "Nothing was changed. Restart the machine; the shell can be allowed again "
+                "by turning restricted boot off in the configuration.",
+            ),
+        )
     # Every failure below fails closed; the reason is shown, never a traceback.
     try:
         extend_pcr4()
     except Exception as err:
-        return GateResult(False, (
-            head,
-            f"PCR 4 could not be extended to record the recovery shell ({_describe(err)}).",
-            "Without that record the shell could unseal this boot's secrets. " + RESTART,
-        ))
+        return GateResult(
+            False,
+            (
+                head,
+                f"PCR 4 could not be extended to record the recovery shell ({_describe(err)}).",
+                "Without that record the shell could unseal this boot's secrets. " + RESTART,
+            ),
+        )
     try:
         lock_platform()
     except Exception as err:
@@ -92,11 +111,15 @@ def open_recovery(reason: str, *, restricted: bool, extend_pcr4: Callable[[], No
     try:
         wiped = wipe_secrets()
     except Exception as err:
-        return GateResult(False, (
-            head, PCR_NOTE,
-            f"The secrets in RAM could not be wiped ({_describe(err)}); a shell could "
-            "read them. No shell is opened. Power off to clear RAM.",
-        ))
+        return GateResult(
+            False,
+            (
+                head,
+                PCR_NOTE,
+                f"The secrets in RAM could not be wiped ({_describe(err)}); a shell could "
+                "read them. No shell is opened. Power off to clear RAM.",
+            ),
+        )
     wiped_line = f"{wiped} secret file(s) were wiped from RAM."
     if owner_key is None:
         auth_line = "No owner key is installed, so no authentication is asked for."
@@ -106,9 +129,15 @@ def open_recovery(reason: str, *, restricted: bool, extend_pcr4: Callable[[], No
         except Exception as err:
             auth = AuthResult(False, f"the check itself failed ({_describe(err)}).")
         if not auth.ok:
-            return GateResult(False, (
-                head, PCR_NOTE, wiped_line,
-                f"Owner authentication failed: {auth.reason}", RESTART,
-            ))
+            return GateResult(
+                False,
+                (
+                    head,
+                    PCR_NOTE,
+                    wiped_line,
+                    f"Owner authentication failed: {auth.reason}",
+                    RESTART,
+                ),
+            )
         auth_line = f"Owner authenticated: {auth.reason}"
     return GateResult(True, (head, PCR_NOTE, wiped_line, auth_line, EXIT_HINT))

@@ -48,8 +48,9 @@ def wrap_lines(text: str, width: int) -> list[str]:
     for phrase in UNBROKEN:
         text = text.replace(phrase, phrase.replace(" ", _NBSP))
     # one column spare: some terminals wrap a line that fills the last column
-    lines = textwrap.wrap(text, width=width - 1, break_on_hyphens=False,
-                          break_long_words=False) or [""]
+    lines = textwrap.wrap(
+        text, width=width - 1, break_on_hyphens=False, break_long_words=False
+    ) or [""]
     return [line.replace(_NBSP, " ") for line in lines]
 
 
@@ -71,8 +72,10 @@ def qr_painter(unicode: bool) -> Callable[[str], str]:
 
     def ascii_row(row: str) -> str:
         # '##' is a dark module: a plain space; a light one a reversed space
-        return "".join(f"{REVERSE}{' ' * len(run)}{NORMAL}" if run.startswith(" ")
-                       else " " * len(run) for run in _runs(row))
+        return "".join(
+            f"{REVERSE}{' ' * len(run)}{NORMAL}" if run.startswith(" ") else " " * len(run)
+            for run in _runs(row)
+        )
 
     return ascii_row
 
@@ -87,9 +90,14 @@ def _runs(row: str) -> list[str]:
     return runs
 
 
-def challenge_lines(challenge: Challenge, progress: Progress, *, width: int = MAX_WIDTH,
-                    unicode: bool = True,
-                    paint: Callable[[str], str] = _unpainted) -> list[str]:
+def challenge_lines(
+    challenge: Challenge,
+    progress: Progress,
+    *,
+    width: int = MAX_WIDTH,
+    unicode: bool = True,
+    paint: Callable[[str], str] = _unpainted,
+) -> list[str]:
     """The challenge screen: the QR code of the line to sign (when it fits),
     the line's code in groups beside it for reading out, the line itself on
     its own, and what to do. Every line fits ``width`` columns (40 or more)
@@ -103,29 +111,42 @@ def challenge_lines(challenge: Challenge, progress: Progress, *, width: int = MA
     qr_width = max(len(row) for row in qr)
     if qr_width < width:
         groups = challenge.code.split()
-        side = ["The line's code,", "to read out:", "",
-                *(f"  {i}  {group}" for i, group in enumerate(groups, 1))]
+        side = [
+            "The line's code,",
+            "to read out:",
+            "",
+            *(f"  {i}  {group}" for i, group in enumerate(groups, 1)),
+        ]
         if qr_width + len(QR_GAP) + max(len(s) for s in side) < width:
             top = max(0, (len(qr) - len(side)) // 2)
             beside = [""] * top + side
-            lines += [paint(row) + (QR_GAP + beside[i] if i < len(beside) and beside[i] else "")
-                      for i, row in enumerate(qr)]
+            lines += [
+                paint(row) + (QR_GAP + beside[i] if i < len(beside) and beside[i] else "")
+                for i, row in enumerate(qr)
+            ]
         else:
             lines += [paint(row) for row in qr]
         where = "the QR code holds it too"
     else:
         where = "the console is too narrow for its QR code"
-    lines += wrap_lines(f"Owner authentication, challenge {progress.challenge}, try "
-                        f"{progress.attempt} of {progress.tries}. Sign this line with the "
-                        f"owner's key ({where}):", width)
+    lines += wrap_lines(
+        f"Owner authentication, challenge {progress.challenge}, try "
+        f"{progress.attempt} of {progress.tries}. Sign this line with the "
+        f"owner's key ({where}):",
+        width,
+    )
     lines.append(challenge.text)
-    lines += wrap_lines("For example gpg --clearsign on another computer. Paste the whole "
-                        "signature block here; Ctrl-D: leave without a shell.", width)
+    lines += wrap_lines(
+        "For example gpg --clearsign on another computer. Paste the whole "
+        "signature block here; Ctrl-D: leave without a shell.",
+        width,
+    )
     return lines
 
 
-def refusal_lines(reason: str, tries_left: int, new_allowed: bool, *,
-                  width: int = MAX_WIDTH) -> list[str]:
+def refusal_lines(
+    reason: str, tries_left: int, new_allowed: bool, *, width: int = MAX_WIDTH
+) -> list[str]:
     """Why the answer was refused and what the owner may do now."""
     width = layout_width(width)
     lines = ["", *wrap_lines(f"Not accepted: {reason}", width)]
@@ -206,8 +227,14 @@ class ConsolePrompter:
     def answer(self, challenge: Challenge, progress: Progress) -> str | None:
         self.drain()
         paint = qr_painter(self.unicode) if self.ansi else _unpainted
-        self._show(["", *challenge_lines(challenge, progress, width=self.width,
-                                         unicode=self.unicode, paint=paint)])
+        self._show(
+            [
+                "",
+                *challenge_lines(
+                    challenge, progress, width=self.width, unicode=self.unicode, paint=paint
+                ),
+            ]
+        )
         return read_answer(self.read_line)
 
     def refused(self, reason: str, tries_left: int, new_allowed: bool) -> Choice:
@@ -225,8 +252,9 @@ class ConsolePrompter:
             if choice is not None:
                 return choice
             keys = ["t" if tries_left else "", "n" if new_allowed else ""]
-            self._show([f"Type {' or '.join(k for k in keys if k)} and Enter, "
-                        "or just Enter to leave."])
+            self._show(
+                [f"Type {' or '.join(k for k in keys if k)} and Enter, or just Enter to leave."]
+            )
         return Choice.LEAVE
 
 
@@ -318,5 +346,11 @@ def write_console(text: str) -> None:
 
 def console_prompter() -> ConsolePrompter:
     line_mode()
-    return ConsolePrompter(read_console_line, write_console, drain_console,
-                           console_columns(), console_unicode(), console_ansi())
+    return ConsolePrompter(
+        read_console_line,
+        write_console,
+        drain_console,
+        console_columns(),
+        console_unicode(),
+        console_ansi(),
+    )

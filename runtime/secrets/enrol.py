@@ -32,9 +32,12 @@ SECRET_SIZE = 20  # 160 bits, as RFC 4226 recommends and Heads uses
 EVENT_LOGGED_PCR = 4  # extended by the runtime itself (recovery), predicted from the log
 
 
-def seal_values(board: BoardConfig, current: Mapping[int, bytes],
-                firmware: Mapping[int, bytes] | None, runtime_extended: set[int]
-                ) -> dict[int, bytes] | str:
+def seal_values(
+    board: BoardConfig,
+    current: Mapping[int, bytes],
+    firmware: Mapping[int, bytes] | None,
+    runtime_extended: set[int],
+) -> dict[int, bytes] | str:
     """The PCR values to seal to, or why they cannot be known.
 
     ``current`` holds the TPM's values now; ``firmware`` the event log's replay;
@@ -45,19 +48,25 @@ def seal_values(board: BoardConfig, current: Mapping[int, bytes],
         if firmware is not None and EVENT_LOGGED_PCR in firmware:
             values[EVENT_LOGGED_PCR] = firmware[EVENT_LOGGED_PCR]
         elif EVENT_LOGGED_PCR in runtime_extended:
-            return ("PCR 4 was extended during this boot and the firmware's event log, "
-                    "which gives its value for a normal boot, cannot be read: reboot and "
-                    "generate the secret before anything else.")
+            return (
+                "PCR 4 was extended during this boot and the firmware's event log, "
+                "which gives its value for a normal boot, cannot be read: reboot and "
+                "generate the secret before anything else."
+            )
     others = sorted(runtime_extended & set(values) - {EVENT_LOGGED_PCR})
     if others:
-        return (f"PCR {others[0]} was extended by this runtime: the secret cannot be "
-                "sealed to it.")
+        return f"PCR {others[0]} was extended by this runtime: the secret cannot be sealed to it."
     return values
 
 
-def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes] | None,
-                      owner_passphrase: bytearray, hotp_admin_pin: bytearray | None,
-                      settings: Settings) -> EnrolFacts:
+def generate_and_seal(
+    tpm: Tpm,
+    board: BoardConfig,
+    firmware: Mapping[int, bytes] | None,
+    owner_passphrase: bytearray,
+    hotp_admin_pin: bytearray | None,
+    settings: Settings,
+) -> EnrolFacts:
     """Generate, check the owner passphrase, program the HOTP token (when a PIN
     is given), and only then store the sealed secret: a typo or a token that
     refuses leaves the TPM's secret as it was, so the user can simply retry."""
@@ -81,20 +90,24 @@ def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes
         return EnrolFacts(None, plain("enrol-owner", err, err.plain()), wrong_passphrase=True)
     except (TpmError, ValueError) as err:
         wipe_buffer(secret)
-        return EnrolFacts(None, plain("enrol-seal", err, "The secret could not be sealed. "
-                                      + _words(err)))
+        return EnrolFacts(
+            None, plain("enrol-seal", err, "The secret could not be sealed. " + _words(err))
+        )
     try:
         # Before the token: a slot that cannot be ours stops here, nothing changed.
         # An index found there that this runtime did not define is never written
         # into: its definer may overwrite what it holds (one created with the
         # platform's authorization even survives a TPM reset).
-        removed = nv.remove_foreign(tpm, handles.TOTP_SEALED_NV, nv.SEALED_BLOB,
-                                    bytes(owner_passphrase))
+        removed = nv.remove_foreign(
+            tpm, handles.TOTP_SEALED_NV, nv.SEALED_BLOB, bytes(owner_passphrase)
+        )
     except (TpmError, ValueError) as err:
         wipe_buffer(secret)
-        return EnrolFacts(None, plain("enrol-slot", err, "The secret could not be stored "
-                                      "in the TPM. " + _words(err)),
-                          wrong_passphrase=isinstance(err, WrongPassphrase))
+        return EnrolFacts(
+            None,
+            plain("enrol-slot", err, "The secret could not be stored in the TPM. " + _words(err)),
+            wrong_passphrase=isinstance(err, WrongPassphrase),
+        )
     if removed is not None:
         detail("enrol-slot", f"removed an index this runtime did not define: {removed}")
     hotp_message = ""
@@ -102,9 +115,12 @@ def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes
         programmed = program_token(tpm, secret, hotp_admin_pin, owner_passphrase, settings)
         if programmed is not None and not programmed.ok:
             wipe_buffer(secret)
-            return EnrolFacts(None, f"{programmed.message} Nothing was sealed: the previous "
-                              "secret stays in place.", token_refused=True,
-                              wrong_pin=programmed.wrong_pin)
+            return EnrolFacts(
+                None,
+                f"{programmed.message} Nothing was sealed: the previous secret stays in place.",
+                token_refused=True,
+                wrong_pin=programmed.wrong_pin,
+            )
         hotp_message = programmed.message if programmed is not None else ""
     try:
         # One NV write: a power cut leaves the old secret or the new one.
@@ -113,10 +129,15 @@ def generate_and_seal(tpm: Tpm, board: BoardConfig, firmware: Mapping[int, bytes
         wipe_buffer(secret)
         problem = "The secret could not be stored in the TPM. " + _words(err)
         if hotp_message:
-            problem += (" The HOTP token already holds the new secret: generate the "
-                        "secret again so that the TPM holds it too.")
-        return EnrolFacts(None, plain("enrol-store", err, problem),
-                          wrong_passphrase=isinstance(err, WrongPassphrase))
+            problem += (
+                " The HOTP token already holds the new secret: generate the "
+                "secret again so that the TPM holds it too."
+            )
+        return EnrolFacts(
+            None,
+            plain("enrol-store", err, problem),
+            wrong_passphrase=isinstance(err, WrongPassphrase),
+        )
     bootlog.stage("secret-sealed", pcrs=",".join(str(p) for p in board.seal_pcrs))
     return EnrolFacts(secret, sealed_pcrs=tuple(board.seal_pcrs), hotp_message=hotp_message)
 

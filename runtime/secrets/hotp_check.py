@@ -60,8 +60,9 @@ def verify_hotp(tpm: Tpm, runtime_pcr: int, settings: Settings) -> HotpFacts:
         return HotpFacts(HotpOutcome.ABSENT, absent.message, token.name)
     key = unseal_key(tpm, runtime_pcr)
     if isinstance(key, UnsealFailure):
-        return HotpFacts(HotpOutcome.NO_SECRET, "The HOTP code cannot be computed: "
-                         + key.message, token.name)
+        return HotpFacts(
+            HotpOutcome.NO_SECRET, "The HOTP code cannot be computed: " + key.message, token.name
+        )
     with key:
         status = verify_with_token(key, TpmCounterStore(tpm), token)
     bootlog.stage("hotp", result=str(status.result))
@@ -80,8 +81,13 @@ class TokenProgramming:
     wrong_pin: bool = False  # the token refused the admin PIN: worth asking again
 
 
-def program_token(tpm: Tpm, secret: bytearray, admin_pin: bytearray,
-                  owner_passphrase: bytearray, settings: Settings) -> TokenProgramming | None:
+def program_token(
+    tpm: Tpm,
+    secret: bytearray,
+    admin_pin: bytearray,
+    owner_passphrase: bytearray,
+    settings: Settings,
+) -> TokenProgramming | None:
     """Program the configured token with the new secret (None: no token is
     configured). Called before the secret is sealed: a refusal seals nothing."""
     from runtime.secrets.hotp.counter import TpmCounterStore
@@ -92,9 +98,13 @@ def program_token(tpm: Tpm, secret: bytearray, admin_pin: bytearray,
     if not _present(token):
         # why_absent() speaks of the boot's check; at enrolment only "where is it" helps
         detail("hotp-program", token.why_absent().message)
-        return TokenProgramming(False, (
-            f"The HOTP token was not programmed: no {token.name} answered. Plug it in "
-            "and try again, or go on without it."))
+        return TokenProgramming(
+            False,
+            (
+                f"The HOTP token was not programmed: no {token.name} answered. Plug it in "
+                "and try again, or go on without it."
+            ),
+        )
     try:
         store = TpmCounterStore.open_or_create(tpm, owner_passphrase)
     except CounterStoreError as err:
@@ -106,5 +116,6 @@ def program_token(tpm: Tpm, secret: bytearray, admin_pin: bytearray,
     if status.detail:
         # the tool's own words (codes, PIN and secret blanked by the backend)
         detail("hotp-program", f"{token.name}: {status.result}: {status.detail}")
-    return TokenProgramming(False, f"The HOTP token was not programmed: {status.message}",
-                            wrong_pin=status.wrong_pin)
+    return TokenProgramming(
+        False, f"The HOTP token was not programmed: {status.message}", wrong_pin=status.wrong_pin
+    )

@@ -18,19 +18,22 @@ __all__ = ["ISSUER", "grouped", "otpauth_uri", "qr_matrix", "qr_text", "secret_b
 ISSUER = "heads-runtime"
 
 # Two matrix rows per text line; the key is (top dark, bottom dark).
-_HALF_BLOCKS = {(False, False): " ", (True, False): "\u2580", (False, True): "\u2584",
-                (True, True): "\u2588"}
+_HALF_BLOCKS = {
+    (False, False): " ",
+    (True, False): "\u2580",
+    (False, True): "\u2584",
+    (True, True): "\u2588",
+}
 
 
 def grouped(text: str, size: int = 4) -> str:
     """'ABCD EFGH ...': easier to type from the screen; phones ignore the spaces."""
-    return " ".join(text[i:i + size] for i in range(0, len(text), size))
+    return " ".join(text[i : i + size] for i in range(0, len(text), size))
 
 
 def otpauth_uri(secret: bytes | bytearray, account: str, issuer: str = ISSUER) -> str:
     """otpauth://totp/<issuer>:<account>?secret=...&issuer=... (RFC 6238 defaults)."""
-    return str(pyotp.TOTP(secret_base32(secret)).provisioning_uri(name=account,
-                                                                   issuer_name=issuer))
+    return str(pyotp.TOTP(secret_base32(secret)).provisioning_uri(name=account, issuer_name=issuer))
 
 
 def qr_matrix(data: str, border: int = 1) -> list[list[bool]]:
@@ -47,6 +50,10 @@ def qr_text(data: str, unicode: bool = True, border: int = 1) -> list[str]:
         return ["".join("##" if cell else "  " for cell in row) for row in matrix]
     if len(matrix) % 2:
         matrix.append([False] * len(matrix[0]))
-    return ["".join(_HALF_BLOCKS[(top, bottom)]
-                    for top, bottom in zip(matrix[i], matrix[i + 1], strict=True))
-            for i in range(0, len(matrix), 2)]
+    return [
+        "".join(
+            _HALF_BLOCKS[(top, bottom)]
+            for top, bottom in zip(matrix[i], matrix[i + 1], strict=True)
+        )
+        for i in range(0, len(matrix), 2)
+    ]

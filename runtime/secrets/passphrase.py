@@ -54,8 +54,10 @@ def mismatch(expected: bytearray, typed: bytearray) -> str:
     for index in range(min(len(typed), len(expected))):
         if typed[index] != expected[index]:
             group = index // (GROUP_LENGTH + 1) + 1
-            return (f"What you typed differs from the passphrase shown from group {group} on. "
-                    f"Each group has {GROUP_LENGTH} letters, with one space between groups.")
+            return (
+                f"What you typed differs from the passphrase shown from group {group} on. "
+                f"Each group has {GROUP_LENGTH} letters, with one space between groups."
+            )
     if len(typed) < len(expected):
         return "What you typed is shorter than the passphrase shown: a part of it is missing."
     return "What you typed is longer than the passphrase shown."
@@ -71,14 +73,26 @@ MIN_BITS = 60.0
 _LOWER, _UPPER, _DIGIT, _OTHER = "lower-case letters", "capitals", "digits", "signs"
 _KIND_SIZE = {_LOWER: 26, _UPPER: 26, _DIGIT: 10, _OTHER: 33}  # other: ASCII punctuation+space
 #: sequences a run follows, either way (keyboard rows of QWERTY, QWERTZ, AZERTY)
-_RUNS = (b"abcdefghijklmnopqrstuvwxyz", b"01234567890", b"qwertyuiop", b"asdfghjkl",
-         b"zxcvbnm", b"qwertzuiop", b"yxcvbnm", b"azertyuiop", b"qsdfghjklm", b"wxcvbn")
+_RUNS = (
+    b"abcdefghijklmnopqrstuvwxyz",
+    b"01234567890",
+    b"qwertyuiop",
+    b"asdfghjkl",
+    b"zxcvbnm",
+    b"qwertzuiop",
+    b"yxcvbnm",
+    b"azertyuiop",
+    b"qsdfghjklm",
+    b"wxcvbn",
+)
 
 #: The rule as the prompt states it.
-RULE = (f"At least {MIN_LENGTH} characters, and not easy to guess: lower-case letters "
-        "alone need 13, digits alone 19, a mix of kinds (capitals, digits, signs; a space "
-        "is a sign) 12. A repeat or a run (aaa, abcd, 4321, qwerty) counts only its first two "
-        "characters.")
+RULE = (
+    f"At least {MIN_LENGTH} characters, and not easy to guess: lower-case letters "
+    "alone need 13, digits alone 19, a mix of kinds (capitals, digits, signs; a space "
+    "is a sign) 12. A repeat or a run (aaa, abcd, 4321, qwerty) counts only its first two "
+    "characters."
+)
 
 
 @dataclass(frozen=True)
@@ -154,16 +168,21 @@ def weakness(passphrase: bytes | bytearray) -> str:
     if len(found.kinds) == 1:
         why.append(f"it has only {next(iter(found.kinds))}")
     if found.in_runs:
-        why.append(f"{found.in_runs} of its characters continue a repeat or a run (such as "
-                   "aaa, abcd, 4321 or qwerty) and count for nothing")
+        why.append(
+            f"{found.in_runs} of its characters continue a repeat or a run (such as "
+            "aaa, abcd, 4321 or qwerty) and count for nothing"
+        )
     if not why:  # not reached with today's numbers (see the tests): said plainly anyway
         why.append("it is short for the kinds of characters it has")
     per_character = math.log2(sum(_KIND_SIZE[k] for k in found.kinds))
     more = math.ceil((MIN_BITS - found.bits) / per_character)
     missing = [k for k in _KIND_SIZE if k not in found.kinds]
     characters = f"{more} character{'s' if more > 1 else ''}"
-    advice = (f"Add {characters} that continue no run" if found.in_runs
-              else f"Make it {characters} longer")
+    advice = (
+        f"Add {characters} that continue no run"
+        if found.in_runs
+        else f"Make it {characters} longer"
+    )
     if missing:
         advice += ", or mix in " + _listed(missing, "or")
     return f"It is too easy to guess: {' and '.join(why)}. {advice}."

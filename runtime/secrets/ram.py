@@ -75,8 +75,9 @@ def mounted_fstype(path: str) -> str | None:
 class SecretDir:
     """Named secrets in one RAM-only directory."""
 
-    def __init__(self, path: str = SECRET_DIR,
-                 fstype_of: Callable[[str], str | None] = mounted_fstype) -> None:
+    def __init__(
+        self, path: str = SECRET_DIR, fstype_of: Callable[[str], str | None] = mounted_fstype
+    ) -> None:
         self.path = path
         self._fstype_of = fstype_of  # tests give a fake: their tmp_path is no tmpfs
 
@@ -88,26 +89,31 @@ class SecretDir:
         except OSError as err:
             raise SecretDirError(
                 f"The secret directory {self.path} cannot be checked ({err.strerror}). "
-                "Secrets will not be stored; reboot so /init can create it.") from err
+                "Secrets will not be stored; reboot so /init can create it."
+            ) from err
         if not stat.S_ISDIR(info.st_mode):
             raise SecretDirError(
                 f"{self.path} is not a plain directory (a symlink or a file?). Secrets "
-                "stored there could end up elsewhere; none will be stored. Reboot.")
+                "stored there could end up elsewhere; none will be stored. Reboot."
+            )
         if fstype != TMPFS:
             raise SecretDirError(
                 f"{self.path} is on {fstype or 'an unknown filesystem'}, not a RAM-only "
-                "tmpfs, so secrets could reach a disk; none will be stored. Reboot.")
+                "tmpfs, so secrets could reach a disk; none will be stored. Reboot."
+            )
         mode = stat.S_IMODE(info.st_mode)
         if mode != 0o700 or info.st_uid != os.geteuid():
             raise SecretDirError(
                 f"{self.path} has mode {mode:04o} and owner {info.st_uid}; it must be 0700 "
-                "and this user's, or others could read the secrets. None will be stored.")
+                "and this user's, or others could read the secrets. None will be stored."
+            )
 
     def _file(self, name: str) -> str:
         if not _NAME.fullmatch(name):
             raise SecretDirError(
                 f"{name!r} is not a valid secret name: use 1-64 letters, digits, '_' "
-                "or '-' (no slashes or dots, so a name cannot leave the directory).")
+                "or '-' (no slashes or dots, so a name cannot leave the directory)."
+            )
         return os.path.join(self.path, name)
 
     def write(self, name: str, data: bytes | bytearray) -> None:
@@ -157,7 +163,8 @@ class SecretDir:
         except OSError as err:
             raise SecretDirError(
                 f"The stored secret {os.path.basename(target)} cannot be replaced "
-                f"({err.strerror}); is it a link or a directory?") from err
+                f"({err.strerror}); is it a link or a directory?"
+            ) from err
 
     def read(self, name: str) -> bytearray:
         """The secret's bytes; the caller wipes them with wipe_buffer after use."""
@@ -205,7 +212,8 @@ class SecretDir:
         except OSError as err:
             raise SecretDirError(
                 f"The secrets in {self.path} could not all be wiped ({err.strerror}). "
-                "Power off to clear RAM.") from err
+                "Power off to clear RAM."
+            ) from err
         return count
 
     def _wipe_tree(self, directory: str) -> int:
@@ -232,7 +240,8 @@ class SecretDir:
                 os.unlink(path)
                 return False
             raise SecretDirError(
-                f"Cannot wipe {path}: {err.strerror}. Reboot to clear RAM.") from err
+                f"Cannot wipe {path}: {err.strerror}. Reboot to clear RAM."
+            ) from err
         try:
             _zero_fd(fd)
         finally:

@@ -93,7 +93,12 @@ class RamOtpKey:
 
 # Why the secret did not unseal (runtime.state.platform.TotpFailure has the same values).
 MISSING, PCRS_CHANGED, NOT_BOUND, NO_PRIMARY, TPM_ERROR = (
-    "missing", "pcrs-changed", "not-bound", "no-primary", "tpm-error")
+    "missing",
+    "pcrs-changed",
+    "not-bound",
+    "no-primary",
+    "tpm-error",
+)
 #: Not our index: shown as NOT_BOUND is (a code from it proves nothing, generate a
 #: new secret; a sign of tampering in the verdict), with its own words.
 NOT_OURS = NOT_BOUND
@@ -115,8 +120,9 @@ class UnsealFailure:
     changed_pcrs: tuple[int, ...] = ()
 
 
-def unseal_key(tpm: Tpm, runtime_pcr: int,
-               index: int = handles.TOTP_SEALED_NV) -> RamOtpKey | UnsealFailure:
+def unseal_key(
+    tpm: Tpm, runtime_pcr: int, index: int = handles.TOTP_SEALED_NV
+) -> RamOtpKey | UnsealFailure:
     """Unseal the secret; the key (close it!) or why not. Never raises TPM errors."""
     from runtime.tpm import nv, sealing
 
@@ -127,35 +133,53 @@ def unseal_key(tpm: Tpm, runtime_pcr: int,
     except NvIndexForeign as err:
         # Never read: whoever defined it (one created with the platform's
         # authorization survives a TPM reset) chose what it holds.
-        return UnsealFailure(plain("totp-read", err, (
-            "The TPM's place for the TOTP secret holds something this runtime did not "
-            "put there. It was not read, so no code is shown: a code from it would prove "
-            "nothing. Generate a new secret to replace it.")), NOT_OURS)
+        return UnsealFailure(
+            plain(
+                "totp-read",
+                err,
+                (
+                    "The TPM's place for the TOTP secret holds something this runtime did not "
+                    "put there. It was not read, so no code is shown: a code from it would prove "
+                    "nothing. Generate a new secret to replace it."
+                ),
+            ),
+            NOT_OURS,
+        )
     except (TpmError, ValueError) as err:
         # ValueError: the NV index holds no blob of ours (damaged or foreign)
-        words = err.plain() if isinstance(err, TpmError) else (
-            "What the TPM holds in its place is not a sealed secret: generate a new one.")
-        return UnsealFailure(plain("totp-read", err, "The sealed TOTP secret cannot be "
-                                   f"read. {words}"), TPM_ERROR)
+        words = (
+            err.plain()
+            if isinstance(err, TpmError)
+            else ("What the TPM holds in its place is not a sealed secret: generate a new one.")
+        )
+        return UnsealFailure(
+            plain("totp-read", err, f"The sealed TOTP secret cannot be read. {words}"), TPM_ERROR
+        )
     if runtime_pcr not in sealed.pcrs:
         # A secret not bound to the firmware's measurement of this runtime
         # proves nothing about it.
-        return UnsealFailure(f"The TOTP secret is not sealed to PCR {runtime_pcr}: "
-                             "it proves nothing; seal it again.", NOT_BOUND)
+        return UnsealFailure(
+            f"The TOTP secret is not sealed to PCR {runtime_pcr}: "
+            "it proves nothing; seal it again.",
+            NOT_BOUND,
+        )
     bootlog.stage("totp-blob-read")
     try:
         return RamOtpKey(sealing.unseal(tpm, sealed))
     except PcrsChanged as err:
         changed = tuple(m.pcr for m in err.mismatches)
         names = ", ".join(str(p) for p in changed) or "?"
-        return UnsealFailure(f"TOTP secret refused: PCR {names} changed since it was "
-                             "sealed.", PCRS_CHANGED, changed)
+        return UnsealFailure(
+            f"TOTP secret refused: PCR {names} changed since it was sealed.", PCRS_CHANGED, changed
+        )
     except PrimaryKeyMissing as err:
-        return UnsealFailure(plain("totp-unseal", err, "TOTP secret not unsealed. "
-                                   + err.plain()), NO_PRIMARY)
+        return UnsealFailure(
+            plain("totp-unseal", err, "TOTP secret not unsealed. " + err.plain()), NO_PRIMARY
+        )
     except TpmError as err:
-        return UnsealFailure(plain("totp-unseal", err, "TOTP secret not unsealed. "
-                                   + err.plain()), TPM_ERROR)
+        return UnsealFailure(
+            plain("totp-unseal", err, "TOTP secret not unsealed. " + err.plain()), TPM_ERROR
+        )
 
 
 def unseal_totp(tpm: Tpm, runtime_pcr: int, index: int = handles.TOTP_SEALED_NV) -> TotpResult:
@@ -165,5 +189,8 @@ def unseal_totp(tpm: Tpm, runtime_pcr: int, index: int = handles.TOTP_SEALED_NV)
     if isinstance(key, UnsealFailure):
         return TotpResult(None, key.message, key.failure, key.changed_pcrs)
     with key:
-        return TotpResult(key.totp(now), "TOTP secret unsealed: compare the code with "
-                          "your phone.", step=int(now) // PERIOD)
+        return TotpResult(
+            key.totp(now),
+            "TOTP secret unsealed: compare the code with your phone.",
+            step=int(now) // PERIOD,
+        )

@@ -83,16 +83,21 @@ def _check_of(report: object) -> BootCheck:
         # unsigned text from the disk: shown, never able to draw on the screen
         trigger = parse_trigger(name, text)
         what = ", ".join(shown_name(f) for f in trigger.changed_files[:6])
-        notes.append(printable(f"{trigger.package or 'an update'} ({trigger.phase}): ")
-                     + (what or "no list"))  # fmt: skip
-    unsigned = {f.problem for f in report.findings} >= {Problem.SIGNATURE_MISSING,
-                                                         Problem.LIST_MISSING}  # fmt: skip
+        notes.append(
+            printable(f"{trigger.package or 'an update'} ({trigger.phase}): ") + (what or "no list")
+        )
+    unsigned = {f.problem for f in report.findings} >= {
+        Problem.SIGNATURE_MISSING,
+        Problem.LIST_MISSING,
+    }
     return BootCheck(
         ok=report.ok,
         findings=tuple(str(f) for f in report.findings),
         problems=frozenset(str(f.problem) for f in report.findings),
-        changed=tuple(shown_name(p) for p in sorted({*report.modified, *report.added,
-                                                     *report.removed}, key=os.fsencode))
+        changed=tuple(
+            shown_name(p)
+            for p in sorted({*report.modified, *report.added, *report.removed}, key=os.fsencode)
+        )
         + tuple(report.unexpected),
         counter=report.counter,
         signer=report.signer,
@@ -103,12 +108,19 @@ def _check_of(report: object) -> BootCheck:
 
 
 #: what a check without the counter says, so no report reads as a full check
-ROLLBACK_OFF_NOTE = ("The rollback counter was not checked (CONFIG_IGNORE_ROLLBACK): an "
-                     "older signed /boot put back would pass.")
+ROLLBACK_OFF_NOTE = (
+    "The rollback counter was not checked (CONFIG_IGNORE_ROLLBACK): an "
+    "older signed /boot put back would pass."
+)
 
 
-def verify(side: BootSide, tpm: object | None, progress: Callable[[str], None],
-           *, check_rollback: bool = True) -> BootCheck:
+def verify(
+    side: BootSide,
+    tpm: object | None,
+    progress: Callable[[str], None],
+    *,
+    check_rollback: bool = True,
+) -> BootCheck:
     """check_rollback False (CONFIG_IGNORE_ROLLBACK): Heads skips the counter
     when verifying too, not only in the preflight."""
     from runtime.integrity.verify_boot import verify_boot
@@ -120,19 +132,30 @@ def verify(side: BootSide, tpm: object | None, progress: Callable[[str], None],
     try:
         settled = settle(side, tpm)
     except OSError as err:
-        settled = ("An interrupted signing was found, but it could not be settled: "
-                   f"{_os_words(err)} Restart and try again.")
+        settled = (
+            "An interrupted signing was found, but it could not be settled: "
+            f"{_os_words(err)} Restart and try again."
+        )
     progress("Checking the owner's signature over /boot...")
     read_counter = _read_counter(tpm) if check_rollback else None
-    report = verify_boot(side.boot_dir, OWNER_KEY_PATH, read_counter,
-                         work_dir=_work_dir(), progress=_hash_progress(progress))  # fmt: skip
+    report = verify_boot(
+        side.boot_dir,
+        OWNER_KEY_PATH,
+        read_counter,
+        work_dir=_work_dir(),
+        progress=_hash_progress(progress),
+    )
     if not check_rollback:
         report.notes.append(ROLLBACK_OFF_NOTE)
     _journal_finding(side, report)
     side.last_report = report
     side.listing = []  # the menu is read again, through what this check found
-    bootlog.stage("boot-verified", ok=report.ok, findings=len(report.findings),
-                  rollback_checked=check_rollback)
+    bootlog.stage(
+        "boot-verified",
+        ok=report.ok,
+        findings=len(report.findings),
+        rollback_checked=check_rollback,
+    )
     check = _check_of(report)
     return dataclasses.replace(check, settled=settled) if settled else check
 
@@ -163,8 +186,12 @@ def settle(side: BootSide, tpm: object) -> str:
     if not os.path.lexists(os.path.join(side.boot_dir, PENDING_DIR)):
         return ""  # a FIFO or a link named so is settled (removed) too
     with writable(side):
-        return settle_interrupted(side.boot_dir, TpmCounter(tpm), OWNER_KEY_PATH,  # type: ignore[arg-type]
-                                  work_dir=_work_dir())  # fmt: skip
+        return settle_interrupted(
+            side.boot_dir,
+            TpmCounter(tpm),  # type: ignore[arg-type]
+            OWNER_KEY_PATH,
+            work_dir=_work_dir(),
+        )
 
 
 @contextlib.contextmanager
@@ -209,11 +236,21 @@ def options(side: BootSide) -> OptionsFacts:
     try:
         listing = heads_listing(boot_view)
     except (OSError, ValueError, RecursionError, MemoryError) as err:
-        why = (f"{err.strerror}." if isinstance(err, OSError) and err.strerror else
-               "it is damaged, too large, or made to break the reader.")
-        return OptionsFacts(problem=plain("boot-options", err, (
-            f"The boot configuration on /boot cannot be read: {why} Check /boot from the "
-            "recovery shell.")))
+        why = (
+            f"{err.strerror}."
+            if isinstance(err, OSError) and err.strerror
+            else "it is damaged, too large, or made to break the reader."
+        )
+        return OptionsFacts(
+            problem=plain(
+                "boot-options",
+                err,
+                (
+                    f"The boot configuration on /boot cannot be read: {why} Check /boot from the "
+                    "recovery shell."
+                ),
+            )
+        )
     side.listing = listing.lines
     found: list[BootOption] = []
     warnings = [printable(str(w)) for w in listing.warnings[:8]]
@@ -224,8 +261,15 @@ def options(side: BootSide) -> OptionsFacts:
             warnings.append(printable(f"entry {number} cannot be booted: {err}"))
             continue
         # the line boots as it is; what the screens show of it cannot draw
-        found.append(BootOption(number, line, printable(entry.name or f"entry {number}"),
-                                printable(entry.kernel), printable(entry.cmdline)))  # fmt: skip
+        found.append(
+            BootOption(
+                number,
+                line,
+                printable(entry.name or f"entry {number}"),
+                printable(entry.kernel),
+                printable(entry.cmdline),
+            )
+        )
     problem = "" if found else "The boot configuration on /boot offers nothing to boot."
     return OptionsFacts(tuple(found), problem, tuple(warnings))
 
@@ -288,8 +332,10 @@ def _default_hashes_problem(side: BootSide) -> str:
 
     stale = [line.name for line in lines if signed(line.name) != line.digest]
     if stale:
-        return (f"its files changed since it was saved ({', '.join(stale[:4])}): "
-                "choose it again in the OS menu.")
+        return (
+            f"its files changed since it was saved ({', '.join(stale[:4])}): "
+            "choose it again in the OS menu."
+        )
     return ""
 
 
@@ -304,8 +350,10 @@ def _primary_problem(side: BootSide, tpm: object | None) -> str:
     if data is None:
         if tpm is not None and not tpm.has_primary():  # type: ignore[attr-defined]
             return ""  # saved on a TPM without a storage key, and still none: nothing moved
-        return ("/boot does not say which TPM storage key its default was saved with "
-                "(kexec_primhdl_hash.txt is missing): save the default again.")
+        return (
+            "/boot does not say which TPM storage key its default was saved with "
+            "(kexec_primhdl_hash.txt is missing): save the default again."
+        )
     if tpm is None:
         return "No TPM: the default entry's binding to the TPM cannot be checked."
     try:
@@ -314,10 +362,11 @@ def _primary_problem(side: BootSide, tpm: object | None) -> str:
     except ListFormatError as err:
         return f"kexec_primhdl_hash.txt cannot be read: {err}. Save the default again."
     except TpmError as err:
-        return plain("primary-handle", err, "The TPM storage key cannot be checked. "
-                     + err.plain())
-    return ("The TPM's storage key is not the one the default was saved with: the TPM was "
-            "reset or replaced since. Choose the entry in the OS menu and save it again.")
+        return plain("primary-handle", err, "The TPM storage key cannot be checked. " + err.plain())
+    return (
+        "The TPM's storage key is not the one the default was saved with: the TPM was "
+        "reset or replaced since. Choose the entry in the OS menu and save it again."
+    )
 
 
 def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
@@ -331,8 +380,9 @@ def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
     if not side.listing:
         options(side)
     # only a default the owner's signature covers counts
-    trusted = {f"/{name}": data.decode("utf-8", "replace")
-               for name, data in trusted_state(side).items()}
+    trusted = {
+        f"/{name}": data.decode("utf-8", "replace") for name, data in trusted_state(side).items()
+    }
     saved, _ = read_saved_default(MemoryFS(trusted), [name[1:] for name in trusted])
     if saved is None:
         return DefaultFacts(none_saved=True)
@@ -342,8 +392,11 @@ def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
     chosen = next((o for o in options(side).options if o.number == saved.index), None)
     if chosen is None:
         return DefaultFacts(problem="The saved default entry cannot be booted.")
-    problem = (verified_files_problem(side, chosen) or _default_hashes_problem(side)
-               or _primary_problem(side, tpm))
+    problem = (
+        verified_files_problem(side, chosen)
+        or _default_hashes_problem(side)
+        or _primary_problem(side, tpm)
+    )
     if problem:
         return DefaultFacts(problem=f"The saved default entry: {problem}")
     return DefaultFacts(option=chosen)
@@ -362,29 +415,47 @@ def _signing_home() -> tuple[str, str]:
     keys = [OWNER_SECRET_KEY_PATH] if os.path.exists(OWNER_SECRET_KEY_PATH) else [OWNER_KEY_PATH]
     for key in keys:
         try:
-            subprocess.run([gpg, "--homedir", home, "--batch", "--import", key], check=True,
-                           timeout=GPG_TIMEOUT, capture_output=True)  # fmt: skip
+            subprocess.run(
+                [gpg, "--homedir", home, "--batch", "--import", key],
+                check=True,
+                timeout=GPG_TIMEOUT,
+                capture_output=True,
+            )
         except subprocess.CalledProcessError as err:
             shutil.rmtree(home, ignore_errors=True)
             # gpg's words and its command line reach the log through the cause
             raise SigningError(
                 "gpg could not load the owner's key from the firmware (the key file in "
                 "the image is damaged?). Nothing was changed. Build the firmware image "
-                "again with the owner's key, and flash it.") from err
+                "again with the owner's key, and flash it."
+            ) from err
         except (OSError, subprocess.SubprocessError) as err:
             shutil.rmtree(home, ignore_errors=True)
-            raise SigningError("gpg did not run or did not answer. Nothing was changed. "
-                               "Try again.") from err
+            raise SigningError(
+                "gpg did not run or did not answer. Nothing was changed. Try again."
+            ) from err
     if keys == [OWNER_KEY_PATH]:
         # the card answers for the secret key; without a card gpg says so at signing
-        subprocess.run([gpg, "--homedir", home, "--batch", "--card-status"], check=False,
-                       timeout=GPG_TIMEOUT, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [gpg, "--homedir", home, "--batch", "--card-status"],
+            check=False,
+            timeout=GPG_TIMEOUT,
+            capture_output=True,
+        )
     return home, gpg
 
 
-def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
-         default: BootOption | None, progress: Callable[[str], None], *,
-         bump: bool = True, extra: dict[str, bytes] | None = None) -> SignFacts:  # fmt: skip
+def sign(
+    side: BootSide,
+    tpm: object,
+    ask_pin: AskSecret,
+    ask_owner: AskSecret,
+    default: BootOption | None,
+    progress: Callable[[str], None],
+    *,
+    bump: bool = True,
+    extra: dict[str, bytes] | None = None,
+) -> SignFacts:
     from runtime.integrity.gpg_signer import GpgSigner
     from runtime.integrity.sign_boot import DefaultChoice, SigningError, sign_boot
     from runtime.integrity.tpm_counter import TpmCounter
@@ -413,10 +484,14 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
             if tpm.has_primary():  # type: ignore[attr-defined]
                 primary = format_primary_hash(primary_handle_bytes(tpm))
         except TpmError as err:
-            return SignFacts(problem=plain("sign-boot", err, "The TPM storage key cannot be "
-                                           "read, so nothing was signed. " + err.plain()))
-        choice = DefaultChoice(default.number, default.line, tuple(_entry_files(default)),
-                               primary)  # fmt: skip
+            return SignFacts(
+                problem=plain(
+                    "sign-boot",
+                    err,
+                    "The TPM storage key cannot be read, so nothing was signed. " + err.plain(),
+                )
+            )
+        choice = DefaultChoice(default.number, default.line, tuple(_entry_files(default)), primary)
     home = ""
     try:
         home, gpg = _signing_home()
@@ -425,10 +500,19 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
         if not isinstance(shown, BootReport):
             return SignFacts(problem="/boot was not checked first: nothing was signed.")
         with writable(side):
-            report = sign_boot(side.boot_dir, signer, AskingCounter(tpm), OWNER_KEY_PATH,  # type: ignore[arg-type]
-                               default=choice, progress=_hash_progress(progress),
-                               work_dir=_work_dir(), step=progress, shown=shown,
-                               bump=bump, extra=extra)  # fmt: skip
+            report = sign_boot(
+                side.boot_dir,
+                signer,
+                AskingCounter(tpm),  # type: ignore[arg-type]
+                OWNER_KEY_PATH,
+                default=choice,
+                progress=_hash_progress(progress),
+                work_dir=_work_dir(),
+                step=progress,
+                shown=shown,
+                bump=bump,
+                extra=extra,
+            )
     except SigningError as err:
         side.last_report = None  # what was shown is no longer what is there
         detail("sign-boot", describe(err))
@@ -439,16 +523,27 @@ def sign(side: BootSide, tpm: object, ask_pin: AskSecret, ask_owner: AskSecret,
         return SignFacts(problem=f"/boot was not signed: {_os_words(err)}")
     except (ValueError, subprocess.SubprocessError) as err:
         side.last_report = None
-        return SignFacts(problem=plain("sign-boot", err, (
-            "/boot was not signed: something on /boot or in the firmware could not be "
-            "handled. Check /boot again, then try again.")))
+        return SignFacts(
+            problem=plain(
+                "sign-boot",
+                err,
+                (
+                    "/boot was not signed: something on /boot or in the firmware could not be "
+                    "handled. Check /boot again, then try again."
+                ),
+            )
+        )
     finally:
         if owner_auth is not None:
             wipe_buffer(owner_auth)
         if home:
             gpgconf = shutil.which("gpgconf") or "/usr/bin/gpgconf"
-            subprocess.run([gpgconf, "--homedir", home, "--kill", "all"], check=False,
-                           timeout=GPG_TIMEOUT, capture_output=True)  # fmt: skip
+            subprocess.run(
+                [gpgconf, "--homedir", home, "--kill", "all"],
+                check=False,
+                timeout=GPG_TIMEOUT,
+                capture_output=True,
+            )
             shutil.rmtree(home, ignore_errors=True)
     side.last_report = report
     side.listing = []
@@ -482,8 +577,10 @@ def _checked_owner_passphrase(tpm: object, ask_owner: AskSecret) -> bytearray:
             last = "the TPM refused that passphrase; check Caps Lock and the keyboard layout"
             continue
         return answer
-    raise SigningError(f"the TPM refused the owner passphrase {OWNER_PASSPHRASE_ATTEMPTS} "
-                       "times: nothing was signed.")
+    raise SigningError(
+        f"the TPM refused the owner passphrase {OWNER_PASSPHRASE_ATTEMPTS} "
+        "times: nothing was signed."
+    )
 
 
 def _sentence(text: str) -> str:
@@ -513,13 +610,21 @@ def _words(value: object) -> str:
 def settings_cmdline_words(settings: object | None) -> tuple[str, str]:
     """CONFIG_BOOT_KERNEL_ADD and CONFIG_BOOT_KERNEL_REMOVE, as plan_for's
     ``board_add`` and ``remove``."""
-    return (_words(getattr(settings, "boot_kernel_add", "")),
-            _words(getattr(settings, "boot_kernel_remove", "")))
+    return (
+        _words(getattr(settings, "boot_kernel_add", "")),
+        _words(getattr(settings, "boot_kernel_remove", "")),
+    )
 
 
-def boot(side: BootSide, tpm: object | None, board: object | None, loaded: object | None,
-         option: BootOption, unsafe: bool,
-         progress: Callable[[str], None]) -> str | None:  # fmt: skip
+def boot(
+    side: BootSide,
+    tpm: object | None,
+    board: object | None,
+    loaded: object | None,
+    option: BootOption,
+    unsafe: bool,
+    progress: Callable[[str], None],
+) -> str | None:
     """Copy the entry's files into RAM (checked against the signed hashes on
     the verified path), load that copy with kexec and prepare the hand-over
     (PCR 4, TPM locked, secrets wiped, /boot unmounted). None when the kernel
@@ -557,9 +662,15 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
         with ram_copy.ram_stage(needed) as directory:
             progress(f"Copying {printable(entry.kernel)} and its files into RAM...")
             staged = ram_copy.stage_entry(boot_view, entry, directory)
-            plan = plan_for(entry, side.boot_dir, remove=remove, board_add=board_add,
-                            initrd_out=staged.initrd_out, unsafe=unsafe and not basic,
-                            locate=ram_copy.locator(staged))  # fmt: skip
+            plan = plan_for(
+                entry,
+                side.boot_dir,
+                remove=remove,
+                board_add=board_add,
+                initrd_out=staged.initrd_out,
+                unsafe=unsafe and not basic,
+                locate=ram_copy.locator(staged),
+            )
             refusal = cmdline_refusal(plan.cmdline or "")
             if refusal and not unsafe:
                 return refusal
@@ -569,8 +680,12 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
             progress(f"Loading {printable(entry.kernel)}...")
             kexec.load(plan)
         progress("Handing over to the new kernel...")
-        done = prepare_handover(tpm, SecretDir(), unsafe=unsafe,  # type: ignore[arg-type]
-                                mount_points=[side.boot_dir])  # fmt: skip
+        done = prepare_handover(
+            tpm,  # type: ignore[arg-type]
+            SecretDir(),
+            unsafe=unsafe,
+            mount_points=[side.boot_dir],
+        )
         zeroed = freed_memory_zeroed()
         done.append(handover_line(zeroed))
         bootlog.stage("kexec", unsafe=unsafe, steps=len(done), freed_zeroed=zeroed)
@@ -580,8 +695,9 @@ def boot(side: BootSide, tpm: object | None, board: object | None, loaded: objec
     except Pcr4NotExtended as err:  # its words say what happened and that nothing booted
         return plain("boot", err, err.plain())
     except TpmError as err:
-        return plain("boot", err, "PCR 4 could not be extended, so nothing was booted. "
-                     + err.plain())
+        return plain(
+            "boot", err, "PCR 4 could not be extended, so nothing was booted. " + err.plain()
+        )
     except SecretDirError as err:
         detail("boot", describe(err))
         return f"the RAM secrets could not be wiped, so nothing was booted: {err}"

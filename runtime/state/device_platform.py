@@ -48,9 +48,11 @@ OWNER_KEY_PATH = "/etc/runtime/owner.asc"
 BUILD_INFO_PATH = "/etc/runtime/build-info.json"
 RECOVERY_EXTEND = hashlib.sha256(b"recovery").digest()
 #: the board file is part of the image: its parser's words would not help the user
-BOARD_PROBLEM = ("The firmware's board configuration cannot be read, so the runtime cannot "
-                 "start. The firmware image was built wrongly or is damaged: build it again "
-                 "and flash it.")
+BOARD_PROBLEM = (
+    "The firmware's board configuration cannot be read, so the runtime cannot "
+    "start. The firmware image was built wrongly or is damaged: build it again "
+    "and flash it."
+)
 PCRS_SHOWN = tuple(range(10))
 
 
@@ -87,8 +89,7 @@ def settings_facts(loaded: LoadedSettings, board_name: str) -> dict[str, object]
     """The StartFacts fields the owner's settings decide."""
     settings = loaded.settings
     return dict(
-        board_name=settings.board_name if settings.board_name != "Unnamed board"
-        else board_name,
+        board_name=settings.board_name if settings.board_name != "Unnamed board" else board_name,
         brand=settings.brand_name,
         config_problems=tuple(loaded.problem_lines()),
         auto_boot_timeout=settings.auto_boot_timeout or None,
@@ -154,16 +155,21 @@ class DevicePlatform:
         settings = loaded.settings
         facts = settings_facts(loaded, board.name)
         facts["clock_problem"] = self._clock_problem()
-        facts["recovery_needs_missing_key"] = (bool(settings.have_gpg_key_backup)
-                                               and not os.path.exists(OWNER_KEY_PATH))
+        facts["recovery_needs_missing_key"] = bool(
+            settings.have_gpg_key_backup
+        ) and not os.path.exists(OWNER_KEY_PATH)
         from runtime.devices.keymap import keymap_problem
         from runtime.devices.serial_line import recovery_serial_problem
 
         token = settings.hotp_serial_device if settings.hotp_enabled else None
-        found = [recovery_serial_problem(settings.boot_recovery_serial,
-                                         owner_key=os.path.exists(OWNER_KEY_PATH),
-                                         token_device=token),
-                 keymap_problem(settings.keyboard_keymap)]
+        found = [
+            recovery_serial_problem(
+                settings.boot_recovery_serial,
+                owner_key=os.path.exists(OWNER_KEY_PATH),
+                token_device=token,
+            ),
+            keymap_problem(settings.keyboard_keymap),
+        ]
         if any(found):
             facts["config_problems"] = (*loaded.problem_lines(), *filter(None, found))
         bootlog.set_console_level(console_level(settings))
@@ -173,8 +179,9 @@ class DevicePlatform:
 
         bootlog.stage("imports-tpm")
         try:
-            tpm = Tpm.connect(journal=RUNTIME_JOURNAL,
-                              pinned_primary_name=loaded.primary_name_pin())
+            tpm = Tpm.connect(
+                journal=RUNTIME_JOURNAL, pinned_primary_name=loaded.primary_name_pin()
+            )
         except TpmError as err:
             return StartFacts(**facts, tpm_problem=plain("tpm-connect", err, err.plain()))  # type: ignore[arg-type]
         try:
@@ -213,15 +220,17 @@ class DevicePlatform:
         if tpm is None:
             # the disks still need their drivers: loaded, said to be unmeasured
             failed = [r for r in results if not r.loaded]
-            problems = [f"Driver {os.path.basename(r.path)} did not load: {r.problem}"
-                        for r in failed]  # fmt: skip
-            return MeasureFacts(tuple(problems), True, "No TPM: the drivers were loaded "
-                                "without being measured.")  # fmt: skip
+            problems = [
+                f"Driver {os.path.basename(r.path)} did not load: {r.problem}" for r in failed
+            ]
+            return MeasureFacts(
+                tuple(problems), True, "No TPM: the drivers were loaded without being measured."
+            )
         failed = [r for r in results if not r.loaded]
-        self._module_row = (f"{len(results)} measured into PCR {board.modules_pcr}, "
-                            f"{len(failed)} failed")
-        problems = [f"Driver {os.path.basename(r.path)} did not load: {r.problem}"
-                    for r in failed]
+        self._module_row = (
+            f"{len(results)} measured into PCR {board.modules_pcr}, {len(failed)} failed"
+        )
+        problems = [f"Driver {os.path.basename(r.path)} did not load: {r.problem}" for r in failed]
         bootlog.stage("modules-loaded", count=len(results), failed=len(failed))
         progress("Checking the firmware's event log against the TPM...")
         log, log_problem = None, ""
@@ -230,8 +239,11 @@ class DevicePlatform:
             self._firmware_pcrs = replay(log).get(Bank.SHA256)
         except (OSError, EventLogError) as err:
             log = None  # a log that does not replay is reported as unreadable, once
-            log_problem = plain("eventlog", err, "the firmware did not publish one, or it "
-                                "cannot be read or is damaged.")
+            log_problem = plain(
+                "eventlog",
+                err,
+                "the firmware did not publish one, or it cannot be read or is damaged.",
+            )
         values = read_pcrs(tpm, range(24))
         self._pcr4_at_start = values[4]
         checked = {*board.firmware_pcrs, board.modules_pcr, board.runtime_pcr}
@@ -247,21 +259,21 @@ class DevicePlatform:
             # PCR 4 was extended by the recovery gate (another process): expected,
             # and it is why nothing unseals until the reboot.
             self._recovery_used = True
-            others = [row for row in report.rows if row[0] != "PCR 4"
-                      and "DIFFERS" in row[1]]
+            others = [row for row in report.rows if row[0] != "PCR 4" and "DIFFERS" in row[1]]
             match = not others
-            summary = ("A recovery shell was opened during this boot (PCR 4 records it)."
-                       + ("" if match else " " + report.summary))
+            summary = "A recovery shell was opened during this boot (PCR 4 records it)." + (
+                "" if match else " " + report.summary
+            )
         self._measure_summary, self._measure_rows = summary, report.rows
         self._info_rows = [(f"PCR {pcr}", values[pcr].hex()) for pcr in PCRS_SHOWN]
         for pcr in PCRS_SHOWN:
             bootlog.stage("pcr", index=pcr, sha256=values[pcr].hex())
-        bootlog.stage("eventlog-checked", match=report.all_match,
-                      recovery_used=self._recovery_used)
+        bootlog.stage("eventlog-checked", match=report.all_match, recovery_used=self._recovery_used)
         if not match:
             problems.append(summary)
-        bootlog.stage("devices-ready", peak_rss_kib=peak_rss_kib(),
-                      guest_used_kib=guest_memory_used_kib())
+        bootlog.stage(
+            "devices-ready", peak_rss_kib=peak_rss_kib(), guest_used_kib=guest_memory_used_kib()
+        )
         return MeasureFacts(tuple(problems), match, summary)
 
     # -- /boot ---------------------------------------------------------------------
@@ -273,8 +285,13 @@ class DevicePlatform:
         found = find_boot(preferred or "")
         self.boot_device = found.device
         bootlog.stage("boot-device", device=found.device or "-", tried=len(found.tried))
-        return BootFacts(found.device, found.mountpoint, found.problem, found.encrypted_seen,
-                         disk_seen=bool(found.device or found.candidates))
+        return BootFacts(
+            found.device,
+            found.mountpoint,
+            found.problem,
+            found.encrypted_seen,
+            disk_seen=bool(found.device or found.candidates),
+        )
 
     def rollback_preflight(self) -> str:
         from runtime.integrity.preflight import CounterMissing, CounterView, preflight
@@ -321,11 +338,13 @@ class DevicePlatform:
         failure = TotpFailure(result.failure)
         # the recovery shell explains PCR 4 and nothing else: another PCR changed
         # too is a changed measurement, said as such
-        if failure is TotpFailure.PCRS_CHANGED and set(result.changed_pcrs) == {4} \
-                and (self._recovery_used or self._recovery_since_start()):
+        if (
+            failure is TotpFailure.PCRS_CHANGED
+            and set(result.changed_pcrs) == {4}
+            and (self._recovery_used or self._recovery_since_start())
+        ):
             failure = TotpFailure.RECOVERY_USED
-        return TotpFacts(result.code, result.step, failure, result.message,
-                         result.changed_pcrs)
+        return TotpFacts(result.code, result.step, failure, result.message, result.changed_pcrs)
 
     def _recovery_since_start(self) -> bool:
         """A recovery gate (the serial line's, beside the menus) extended PCR 4
@@ -355,9 +374,15 @@ class DevicePlatform:
             moved = read_pcrs(self.tpm, [4])[4] != self._pcr4_at_start
         except TpmError as err:
             return plain("pcr4-check", err, "PCR 4 cannot be read, so nothing was changed.")
-        return ("A recovery shell was opened during this boot (PCR 4 changed since the start): "
+        return (
+            (
+                "A recovery shell was opened during this boot (PCR 4 changed since the start): "
                 "a secret made now could be read from it. Nothing was changed: power off, "
-                "then do this on the next boot.") if moved else ""
+                "then do this on the next boot."
+            )
+            if moved
+            else ""
+        )
 
     def verify_hotp(self) -> HotpFacts:
         from runtime.secrets.hotp_check import verify_hotp
@@ -392,10 +417,13 @@ class DevicePlatform:
         except TpmError as err:
             return LockoutFacts(problem=plain("tpm-lockout", err, err.plain()))
         return LockoutFacts(
-            locked_out=state.in_lockout, failures=state.failures, max_tries=state.max_tries,
+            locked_out=state.in_lockout,
+            failures=state.failures,
+            max_tries=state.max_tries,
             recovery_seconds=state.recovery_seconds,
             lockout_recovery_seconds=state.lockout_recovery_seconds,
-            passphrase_set=state.lockout_auth_set)
+            passphrase_set=state.lockout_auth_set,
+        )
 
     def clear_lockout(self, lockout_passphrase: bytearray | None) -> ClearLockoutFacts:
         from runtime.tpm import ownership
@@ -409,19 +437,23 @@ class DevicePlatform:
         outcome = LockoutOutcome.CLEARED
         try:
             ownership.clear_lockout(
-                self.tpm, None if lockout_passphrase is None else bytes(lockout_passphrase))
+                self.tpm, None if lockout_passphrase is None else bytes(lockout_passphrase)
+            )
         except WrongLockoutPassphrase as err:
             if err.rc is None:  # refused before any try: the TPM waits for nothing
-                return ClearLockoutFacts(LockoutOutcome.FAILED,
-                                         plain("tpm-lockout", err, err.plain()))
+                return ClearLockoutFacts(
+                    LockoutOutcome.FAILED, plain("tpm-lockout", err, err.plain())
+                )
             detail("tpm-lockout", describe(err))
             outcome = LockoutOutcome.WRONG_PASSPHRASE
         except LockoutPassphraseBlocked as err:
             detail("tpm-lockout", describe(err))
             outcome = LockoutOutcome.BLOCKED
         except TpmError as err:
-            return ClearLockoutFacts(LockoutOutcome.FAILED, plain(
-                "tpm-lockout", err, "The lockout was not cleared. " + err.plain()))
+            return ClearLockoutFacts(
+                LockoutOutcome.FAILED,
+                plain("tpm-lockout", err, "The lockout was not cleared. " + err.plain()),
+            )
         bootlog.stage("tpm-lockout", outcome=str(outcome))
         if outcome is LockoutOutcome.CLEARED:
             return ClearLockoutFacts(outcome)
@@ -429,8 +461,9 @@ class DevicePlatform:
         wait = self.tpm_lockout()
         return ClearLockoutFacts(outcome, lockout_recovery_seconds=wait.lockout_recovery_seconds)
 
-    def reset_tpm(self, owner_passphrase: bytearray,
-                  current_lockout: bytearray | None) -> ResetFacts:
+    def reset_tpm(
+        self, owner_passphrase: bytearray, current_lockout: bytearray | None
+    ) -> ResetFacts:
         from runtime.tpm import ownership
         from runtime.tpm.errors import TpmError, WrongPassphrase
 
@@ -440,56 +473,86 @@ class DevicePlatform:
         if self.tpm.identity_pinned:
             # the reset makes a new storage key, which the pin then refuses:
             # refused before clearing, not half-way through
-            return ResetFacts(problem=(
-                "This firmware pins the TPM's storage key (CONFIG_TPM_PRIMARY_NAME), and a "
-                "reset makes a new one that the pin refuses, so no new secret could be "
-                "sealed. Remove CONFIG_TPM_PRIMARY_NAME from your config.user, flash the "
-                "rebuilt firmware and reset the TPM then; pin the new key afterwards. "
-                "Nothing was changed."))
+            return ResetFacts(
+                problem=(
+                    "This firmware pins the TPM's storage key (CONFIG_TPM_PRIMARY_NAME), and a "
+                    "reset makes a new one that the pin refuses, so no new secret could be "
+                    "sealed. Remove CONFIG_TPM_PRIMARY_NAME from your config.user, flash the "
+                    "rebuilt firmware and reset the TPM then; pin the new key afterwards. "
+                    "Nothing was changed."
+                )
+            )
         # CONFIG_PRIMARY_KEY_TYPE: only a reset makes a new storage key
         key_type = self.loaded.settings.primary_key_type if self.loaded is not None else "ecc"
         try:
             used = ownership.reset_tpm(
-                self.tpm, bytes(owner_passphrase),
+                self.tpm,
+                bytes(owner_passphrase),
                 None if current_lockout is None else bytes(current_lockout),
-                key_type=key_type)
+                key_type=key_type,
+            )
         except WrongPassphrase as err:
             detail("tpm-reset", describe(err))
             if current_lockout is None:
                 return ResetFacts(needs_lockout_passphrase=True)
-            return ResetFacts(problem=(
-                "The TPM refused the current passphrase, and this firmware does not allow "
-                "clearing the TPM without it. The TPM now refuses every try until the "
-                "machine restarts: reboot (Options > Reboot), then reset the TPM again "
-                "with the passphrase set at its last reset. Nothing was changed."))
+            return ResetFacts(
+                problem=(
+                    "The TPM refused the current passphrase, and this firmware does not allow "
+                    "clearing the TPM without it. The TPM now refuses every try until the "
+                    "machine restarts: reboot (Options > Reboot), then reset the TPM again "
+                    "with the passphrase set at its last reset. Nothing was changed."
+                )
+            )
         except ownership.OwnershipIncomplete as err:
             return ResetFacts(problem=plain("tpm-reset", err, err.plain()), cleared=True)
         except TpmError as err:
-            return ResetFacts(problem=plain("tpm-reset", err, "The TPM was not reset. "
-                                            + err.plain()))
+            return ResetFacts(
+                problem=plain("tpm-reset", err, "The TPM was not reset. " + err.plain())
+            )
         except ValueError as err:
             if not ownership.key_type_supported(self.tpm, key_type):
-                return ResetFacts(problem=plain("tpm-reset", err, (
-                    f"This TPM cannot make the {key_type.upper()} storage key the settings "
-                    "ask for (CONFIG_PRIMARY_KEY_TYPE). Nothing was changed: set "
-                    "CONFIG_PRIMARY_KEY_TYPE to the other type.")))
+                return ResetFacts(
+                    problem=plain(
+                        "tpm-reset",
+                        err,
+                        (
+                            f"This TPM cannot make the {key_type.upper()} storage key the settings "
+                            "ask for (CONFIG_PRIMARY_KEY_TYPE). Nothing was changed: set "
+                            "CONFIG_PRIMARY_KEY_TYPE to the other type."
+                        ),
+                    )
+                )
             # reset_tpm checks the length before clearing; the steps ask for 8 to 32
-            return ResetFacts(problem=plain("tpm-reset", err, (
-                "The new owner passphrase was not accepted: the TPM takes 1 to 32 bytes "
-                "(a letter with an accent takes two). Nothing was changed: reset the TPM "
-                "again with a shorter one.")))
+            return ResetFacts(
+                problem=plain(
+                    "tpm-reset",
+                    err,
+                    (
+                        "The new owner passphrase was not accepted: the TPM takes 1 to 32 bytes "
+                        "(a letter with an accent takes two). Nothing was changed: reset the TPM "
+                        "again with a shorter one."
+                    ),
+                )
+            )
         bootlog.stage("tpm-reset", hierarchy=used)
         return ResetFacts()
 
-    def generate_secret(self, owner_passphrase: bytearray,
-                        hotp_admin_pin: bytearray | None) -> EnrolFacts:
+    def generate_secret(
+        self, owner_passphrase: bytearray, hotp_admin_pin: bytearray | None
+    ) -> EnrolFacts:
         from runtime.secrets.enrol import generate_and_seal
 
         assert self.tpm is not None and self.board is not None and self.loaded is not None
         if moved := self._pcr4_moved():
             return EnrolFacts(None, moved)
-        return generate_and_seal(self.tpm, self.board, self._firmware_pcrs, owner_passphrase,
-                                 hotp_admin_pin, self.loaded.settings)
+        return generate_and_seal(
+            self.tpm,
+            self.board,
+            self._firmware_pcrs,
+            owner_passphrase,
+            hotp_admin_pin,
+            self.loaded.settings,
+        )
 
     # -- verified boot (runtime.state.device_boot) ------------------------------------
 
@@ -500,8 +563,9 @@ class DevicePlatform:
     def verify_boot(self, progress: Callable[[str], None]) -> BootCheck:
         from runtime.state import device_boot
 
-        return device_boot.verify(self._boot_side(), self.tpm, progress,
-                                  check_rollback=not self._rollback_off())
+        return device_boot.verify(
+            self._boot_side(), self.tpm, progress, check_rollback=not self._rollback_off()
+        )
 
     def _rollback_off(self) -> bool:
         """CONFIG_IGNORE_ROLLBACK: the preflight and the verification both skip
@@ -518,8 +582,14 @@ class DevicePlatform:
 
         return device_boot.saved_default(self._boot_side(), self.tpm)
 
-    def sign_boot(self, ask_pin: AskSecret, ask_owner: AskSecret, default: BootOption | None,
-                  progress: Callable[[str], None], root_list: bool = False) -> SignFacts:
+    def sign_boot(
+        self,
+        ask_pin: AskSecret,
+        ask_owner: AskSecret,
+        default: BootOption | None,
+        progress: Callable[[str], None],
+        root_list: bool = False,
+    ) -> SignFacts:
         from runtime.integrity.root_hashes import ROOT_HASHES_FILE
         from runtime.state import device_boot
 
@@ -528,8 +598,16 @@ class DevicePlatform:
             return SignFacts(problem="No TPM: /boot cannot be bound to a rollback counter.")
         extra = {ROOT_HASHES_FILE: made} if root_list and made is not None else None
         # CONFIG_IGNORE_ROLLBACK: as Heads, signing leaves the counter where it is
-        return device_boot.sign(self._boot_side(), self.tpm, ask_pin, ask_owner, default,
-                                progress, bump=not self._rollback_off(), extra=extra)
+        return device_boot.sign(
+            self._boot_side(),
+            self.tpm,
+            ask_pin,
+            ask_owner,
+            default,
+            progress,
+            bump=not self._rollback_off(),
+            extra=extra,
+        )
 
     def create_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
         from runtime.state import device_root
@@ -546,12 +624,18 @@ class DevicePlatform:
         bootlog.stage("root-hashes", checked=facts.checked, ok=facts.ok)
         return facts
 
-    def boot(self, option: BootOption, unsafe: bool,
-             progress: Callable[[str], None]) -> str | None:  # fmt: skip
+    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str | None:
         from runtime.state import device_boot
 
-        return device_boot.boot(self._boot_side(), self._tpm_for_handover(), self.board,
-                                self.loaded, option, unsafe, progress)
+        return device_boot.boot(
+            self._boot_side(),
+            self._tpm_for_handover(),
+            self.board,
+            self.loaded,
+            option,
+            unsafe,
+            progress,
+        )
 
     def _tpm_for_handover(self) -> Tpm | None:
         """The TPM PCR 4 is extended in before the hand-over. A TPM that did not
@@ -583,8 +667,10 @@ class DevicePlatform:
             ("Runtime", f"heads-runtime {VERSION}"),
             ("Board", board.description if board else "?"),
             ("Kernel", os.uname().release),
-            ("Memory", f"{mem.get('MemTotal', '?')} kB total, "
-                       f"{mem.get('MemAvailable', '?')} kB available"),
+            (
+                "Memory",
+                f"{mem.get('MemTotal', '?')} kB total, {mem.get('MemAvailable', '?')} kB available",
+            ),
             ("Owner key", "in the firmware" if os.path.exists(OWNER_KEY_PATH) else "none"),
             ("/boot", self.boot_device or "not found"),
         ]
@@ -619,12 +705,15 @@ class DevicePlatform:
         except TpmError as err:
             return [f"TPM identity: {plain('tpm-identity', err, err.plain())}"]
         if self.tpm.identity_pinned:
-            return ["TPM identity: pinned (the storage key is the one CONFIG_TPM_PRIMARY_NAME "
-                    "names)."]
-        return ["TPM identity: not pinned. TPM sessions are safe from listening on the TPM "
-                "bus, not from a device answering in the TPM's place. On a machine you "
-                "trust, add this line to your config.user:",
-                f"CONFIG_TPM_PRIMARY_NAME={name}"]
+            return [
+                "TPM identity: pinned (the storage key is the one CONFIG_TPM_PRIMARY_NAME names)."
+            ]
+        return [
+            "TPM identity: not pinned. TPM sessions are safe from listening on the TPM "
+            "bus, not from a device answering in the TPM's place. On a machine you "
+            "trust, add this line to your config.user:",
+            f"CONFIG_TPM_PRIMARY_NAME={name}",
+        ]
 
     def configuration_lines(self) -> list[str]:
         if self.loaded is None:

@@ -15,8 +15,9 @@ from runtime.state.platform import RootFacts
 if TYPE_CHECKING:
     from runtime.integrity.root_hashes import RootHashes
 
-_NO_DEVICE = ("No root file system is named: set CONFIG_ROOT_DEV (and CONFIG_ROOT_DIRLIST) "
-              "in your settings.")
+_NO_DEVICE = (
+    "No root file system is named: set CONFIG_ROOT_DEV (and CONFIG_ROOT_DIRLIST) in your settings."
+)
 
 
 def _hashes(settings: object, progress: Callable[[str], None]) -> RootHashes:
@@ -35,8 +36,9 @@ def _hashes(settings: object, progress: Callable[[str], None]) -> RootHashes:
         return hash_root(root, dirs, shown)
 
 
-def create(side: BootSide, settings: object,
-           progress: Callable[[str], None]) -> tuple[RootFacts, bytes | None]:
+def create(
+    side: BootSide, settings: object, progress: Callable[[str], None]
+) -> tuple[RootFacts, bytes | None]:
     """The root file system hashed into kexec_root_hashes.txt's bytes, and
     what differs from the list signed before (if any): /boot's signing writes
     it with the rest of the signed state, in one replacement."""
@@ -61,14 +63,17 @@ def create(side: BootSide, settings: object,
     except (RootMountError, RootHashError, ListFormatError) as err:
         return RootFacts(problem=plain("root-hashes", err, f"{err} Nothing was made.")), None
     if len(data) > MAX_STAGED_BYTES:
-        return RootFacts(problem=f"The list would take {len(data) >> 20} MiB, more than a "
-                                 f"signed list may ({MAX_STAGED_BYTES >> 20} MiB): list fewer "
-                                 "directories in CONFIG_ROOT_DIRLIST. Nothing was made."), None
+        return RootFacts(
+            problem=f"The list would take {len(data) >> 20} MiB, more than a "
+            f"signed list may ({MAX_STAGED_BYTES >> 20} MiB): list fewer "
+            "directories in CONFIG_ROOT_DIRLIST. Nothing was made."
+        ), None
     if before is None:
         return RootFacts(checked=len(found.digests)), data
     diff = compare(before, found)
-    return RootFacts(checked=diff.checked, changed=diff.changed, missing=diff.missing,
-                     added=diff.added), data
+    return RootFacts(
+        checked=diff.checked, changed=diff.changed, missing=diff.missing, added=diff.added
+    ), data
 
 
 def check(side: BootSide, settings: object, progress: Callable[[str], None]) -> RootFacts:
@@ -88,13 +93,16 @@ def check(side: BootSide, settings: object, progress: Callable[[str], None]) -> 
         return RootFacts(problem="/boot does not verify, so its root hash list proves nothing.")
     signed = trusted_state(side).get(ROOT_HASHES_FILE)
     if signed is None:
-        return RootFacts(problem="/boot holds no root hash list signed by you: create one "
-                                 "(Options > Root file system hashes), then sign /boot.")
+        return RootFacts(
+            problem="/boot holds no root hash list signed by you: create one "
+            "(Options > Root file system hashes), then sign /boot."
+        )
     try:
         expected = parse_root_hashes(signed)
         found = _hashes(settings, progress)
     except (RootMountError, RootHashError, ListFormatError) as err:
         return RootFacts(problem=plain("root-hashes", err, str(err)))
     result = compare(expected, found)
-    return RootFacts(checked=result.checked, changed=result.changed, missing=result.missing,
-                     added=result.added)
+    return RootFacts(
+        checked=result.checked, changed=result.changed, missing=result.missing, added=result.added
+    )

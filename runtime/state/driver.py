@@ -58,8 +58,9 @@ STEPS: Mapping[State, Step] = {
 }
 
 
-def run(ctx: Context, state: State = State.EARLY_INIT,
-        on_state: Callable[[State], None] | None = None) -> State:
+def run(
+    ctx: Context, state: State = State.EARLY_INIT, on_state: Callable[[State], None] | None = None
+) -> State:
     """Run from ``state`` until a final state; return it. The path taken is
     logged, one line per state (never what the user typed); ``on_state`` is
     told of each state entered."""

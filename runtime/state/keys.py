@@ -38,13 +38,18 @@ DESTRUCTIVE: dict[str, str] = {
 UNSAFE_KEY = "f"
 #: Every reserved letter and the one event it may name. BACK names whatever
 #: the screen's back event is; checked separately.
-RESERVED: dict[str, str] = {RECOVERY_KEY: "recovery", DETAILS_KEY: "details",
-                            UNSAFE_KEY: "unsafe", **DESTRUCTIVE}
+RESERVED: dict[str, str] = {
+    RECOVERY_KEY: "recovery",
+    DETAILS_KEY: "details",
+    UNSAFE_KEY: "unsafe",
+    **DESTRUCTIVE,
+}
 
 #: Letters for the entries of a list (the OS boot menu): never a reserved one,
 #: so an entry is never taken for Back or a destructive action.
 ENTRY_KEYS = "123456789" + "".join(
-    c for c in "acdefghijklmnoqstvwyz" if c not in RESERVED and c != BACK)
+    c for c in "acdefghijklmnoqstvwyz" if c not in RESERVED and c != BACK
+)
 
 #: Heads' letters on its failure screens (gui-init's menus), by the state that
 #: shows the runtime's screen: there a letter means Heads' choice, even where
@@ -54,8 +59,7 @@ HEADS_KEYS: Mapping[State, Mapping[str, str]] = {
     # "No /boot Partition Found"; b: the boot options, as the runtime has no
     # boot device to select
     State.NO_BOOT: {"u": "usb", "b": "boot-options", "m": "continue", "x": "recovery"},
-    State.TPM_INCONSISTENT: {"i": "report", "o": "oem-reset", "t": "reset-tpm",
-                             "m": "continue"},
+    State.TPM_INCONSISTENT: {"i": "report", "o": "oem-reset", "t": "reset-tpm", "m": "continue"},
     State.KEYRING_EMPTY: {"g": "add-key", "F": "oem-reset", "i": "continue", "x": "recovery"},
     State.TOTP_FAILED: {"g": "generate", "p": "reset-tpm", "i": "continue", "x": "recovery"},
     # the HOTP outcomes: invalid code g/i/x, slot not programmed g/x, error r/i
@@ -69,8 +73,7 @@ POWER_OFF = Choice("p", "Power off", "power-off")
 REBOOT = Choice("R", "Reboot", "reboot")
 RESET_TPM = Choice("T", "Reset the TPM", "reset-tpm")
 OEM_RESET = Choice("F", "OEM factory reset / re-ownership", "oem-reset")
-UNSAFE_BOOT = Choice(UNSAFE_KEY, "Boot anyway, unverified (unsafe: secrets stay locked)",
-                     "unsafe")
+UNSAFE_BOOT = Choice(UNSAFE_KEY, "Boot anyway, unverified (unsafe: secrets stay locked)", "unsafe")
 DETAILS = Choice(DETAILS_KEY, "Details (the technical lines, for a bug report)", "details")
 
 

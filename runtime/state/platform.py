@@ -248,13 +248,15 @@ class Platform(Protocol):
 
     def tpm_owned(self) -> bool: ...
 
-    def reset_tpm(self, owner_passphrase: bytearray,
-                  current_lockout: bytearray | None) -> ResetFacts:
+    def reset_tpm(
+        self, owner_passphrase: bytearray, current_lockout: bytearray | None
+    ) -> ResetFacts:
         """Clear the TPM and take ownership with ``owner_passphrase``."""
         ...
 
-    def generate_secret(self, owner_passphrase: bytearray,
-                        hotp_admin_pin: bytearray | None) -> EnrolFacts: ...
+    def generate_secret(
+        self, owner_passphrase: bytearray, hotp_admin_pin: bytearray | None
+    ) -> EnrolFacts: ...
 
     def verify_boot(self, progress: Callable[[str], None]) -> BootCheck:
         """Check /boot against the owner's signature and the rollback counter."""
@@ -269,9 +271,14 @@ class Platform(Protocol):
         files are the signed ones."""
         ...
 
-    def sign_boot(self, ask_pin: AskSecret, ask_owner: AskSecret,
-                  default: BootOption | None, progress: Callable[[str], None],
-                  root_list: bool = False) -> SignFacts:
+    def sign_boot(
+        self,
+        ask_pin: AskSecret,
+        ask_owner: AskSecret,
+        default: BootOption | None,
+        progress: Callable[[str], None],
+        root_list: bool = False,
+    ) -> SignFacts:
         """Re-hash /boot, bump the rollback counter, sign (saving ``default``
         when given, and the root hash list create_root_hashes just made when
         ``root_list``); ask_owner is used only when a new counter is needed."""
@@ -285,8 +292,7 @@ class Platform(Protocol):
         """The root file system against the list the owner signed."""
         ...
 
-    def boot(self, option: BootOption, unsafe: bool,
-             progress: Callable[[str], None]) -> str | None:  # fmt: skip
+    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str | None:
         """Load the entry with kexec and prepare the hand-over (PCR 4, TPM
         locked, secrets wiped); None then: the runtime exits and /init starts
         the kernel, so no process that held a secret outlives the hand-over.

@@ -36,12 +36,17 @@ _SECRET = {
 TOTP_PERIOD = 30
 
 #: the main menu's and the countdown's lines while the owner's settings weaken a check
-TOTP_ONLY_WARNING = ("Automatic boot on TOTP alone: nobody checks the code before it boots "
-                     "(CONFIG_AUTO_BOOT_TOTP_ONLY)")
-BASIC_WARNING = ("Basic mode (CONFIG_BASIC): no TOTP/HOTP and no signature check on /boot; "
-                 "a firmware image built without it gives tamper evidence")
-ROLLBACK_OFF_WARNING = ("Rollback check off (CONFIG_IGNORE_ROLLBACK): an older signed /boot "
-                        "would boot")
+TOTP_ONLY_WARNING = (
+    "Automatic boot on TOTP alone: nobody checks the code before it boots "
+    "(CONFIG_AUTO_BOOT_TOTP_ONLY)"
+)
+BASIC_WARNING = (
+    "Basic mode (CONFIG_BASIC): no TOTP/HOTP and no signature check on /boot; "
+    "a firmware image built without it gives tamper evidence"
+)
+ROLLBACK_OFF_WARNING = (
+    "Rollback check off (CONFIG_IGNORE_ROLLBACK): an older signed /boot would boot"
+)
 
 
 @dataclass
@@ -93,16 +98,22 @@ class Session:
     @property
     def hotp_succeeded(self) -> bool:
         """The token verified this power-on's code: a check nobody has to read."""
-        return (self.start.hotp_configured and self.hotp is not None
-                and self.hotp.outcome is HotpOutcome.SUCCESS)
+        return (
+            self.start.hotp_configured
+            and self.hotp is not None
+            and self.hotp.outcome is HotpOutcome.SUCCESS
+        )
 
     @property
     def totp_only_autoboot(self) -> bool:
         """The owner let the countdown follow a TOTP code alone, and it would:
         no token is configured, so none is checked."""
         start = self.start
-        return bool(start.auto_boot_timeout) and start.auto_boot_totp_only \
+        return (
+            bool(start.auto_boot_timeout)
+            and start.auto_boot_totp_only
             and not start.hotp_configured
+        )
 
     def may_autoboot(self) -> bool:
         """As Heads: only after the HOTP check's Success, as a TOTP code nobody
@@ -121,8 +132,10 @@ class Session:
         if self.start.basic:
             return "No automatic boot: Basic mode checks nothing, so nothing boots by itself."
         if not self.start.hotp_configured:
-            return ("No automatic boot: no HOTP token checks this boot's code "
-                    "(CONFIG_AUTO_BOOT_TOTP_ONLY=y would boot on TOTP alone).")
+            return (
+                "No automatic boot: no HOTP token checks this boot's code "
+                "(CONFIG_AUTO_BOOT_TOTP_ONLY=y would boot on TOTP alone)."
+            )
         return f"No automatic boot: the HOTP check did not succeed ({self.hotp_status()})."
 
     def setting_warnings(self) -> tuple[str, ...]:
@@ -139,9 +152,13 @@ class Session:
     def evidence(self) -> Evidence:
         """This power-on's facts, as the verdict takes them."""
         totp = self.totp
-        secret = (Secret.SHOWN if totp is not None and totp.code is not None
-                  else _SECRET.get(totp.failure, Secret.ERROR) if totp is not None
-                  else Secret.ERROR)  # fmt: skip
+        secret = (
+            Secret.SHOWN
+            if totp is not None and totp.code is not None
+            else _SECRET.get(totp.failure, Secret.ERROR)
+            if totp is not None
+            else Secret.ERROR
+        )
         if not self.start.hotp_configured:
             token = Token.NOT_CONFIGURED
         elif self.hotp is not None and self.hotp.outcome is HotpOutcome.SUCCESS:
@@ -163,7 +180,8 @@ class Session:
             config_problems=bool(self.start.config_problems),
             rollback_off=self.start.rollback_check_off,
             basic=self.start.basic,
-            root_changed=self.root_check is not None and not self.root_check.problem
+            root_changed=self.root_check is not None
+            and not self.root_check.problem
             and not self.root_check.ok,
         )
 
@@ -205,8 +223,10 @@ class Session:
         if check.ok:
             return f"Root file system: matches your signed list ({check.checked} files)."
         differ = len(check.changed) + len(check.missing) + len(check.added)
-        return (f"Root file system: CHANGED ({differ} files differ from your signed list; "
-                "Options > Root file system hashes).")
+        return (
+            f"Root file system: CHANGED ({differ} files differ from your signed list; "
+            "Options > Root file system hashes)."
+        )
 
     def hotp_status(self) -> str:
         if not self.start.hotp_configured:

@@ -105,8 +105,12 @@ def verdict(e: Evidence) -> Verdict:
     if e.basic and e.measurements_match:
         # the owner turned the checks off: no verdict on what was not checked,
         # but the event log that does not explain the PCRs still says so
-        return Verdict(BASIC_MODE, Tone.WARNING, "no tamper evidence: no TOTP/HOTP, and "
-                       "/boot's signature is not checked", ("Basic mode (CONFIG_BASIC)",))
+        return Verdict(
+            BASIC_MODE,
+            Tone.WARNING,
+            "no tamper evidence: no TOTP/HOTP, and /boot's signature is not checked",
+            ("Basic mode (CONFIG_BASIC)",),
+        )
     found = _worst(e)
     return Verdict(found.word, found.tone, found.headline, tuple(_reasons(e)))
 
@@ -146,20 +150,24 @@ def _worst(e: Evidence) -> Verdict:
     if e.boot is BootState.UNKNOWN_SIGNER:
         return Verdict("TAMPERED?", Tone.ERROR, "/boot is signed by a key that is not yours")
     if e.boot is BootState.BAD_SIGNATURE:
-        return Verdict("TAMPERED?", Tone.ERROR,
-                       "/boot's hash lists do not match your signature")  # fmt: skip
+        return Verdict("TAMPERED?", Tone.ERROR, "/boot's hash lists do not match your signature")
     if e.secret is Secret.RECOVERY:
-        return Verdict("RECOVERY SHELL OPENED", Tone.WARNING,
-                       "secrets stay sealed until the next power-on")  # fmt: skip
+        return Verdict(
+            "RECOVERY SHELL OPENED", Tone.WARNING, "secrets stay sealed until the next power-on"
+        )
     if e.secret is Secret.REFUSED:
-        return Verdict("TAMPERED?", Tone.ERROR,
-                       "the measurements differ from when the secret was sealed")  # fmt: skip
+        return Verdict(
+            "TAMPERED?", Tone.ERROR, "the measurements differ from when the secret was sealed"
+        )
     missing = _missing(e)
     if missing is not None:
         return missing
     if e.rollback_off:
-        return Verdict(ROLLBACK_OFF, Tone.WARNING,
-                       "/boot is signed by you, but nothing shows it is your latest")
+        return Verdict(
+            ROLLBACK_OFF,
+            Tone.WARNING,
+            "/boot is signed by you, but nothing shows it is your latest",
+        )
     return Verdict(VERIFIED, Tone.GOOD, "compare the TOTP code with your phone")
 
 
@@ -186,8 +194,9 @@ def _missing(e: Evidence) -> Verdict | None:
         return Verdict("UNVERIFIED", Tone.WARNING, "the HOTP token did not verify the code")
     if e.root_changed:
         # an OS update does this as well as an attacker: the owner looks
-        return Verdict("ROOT CHANGED", Tone.WARNING,
-                       "the root file system differs from your signed list")
+        return Verdict(
+            "ROOT CHANGED", Tone.WARNING, "the root file system differs from your signed list"
+        )
     if e.config_problems:
         return Verdict("UNVERIFIED", Tone.WARNING, "the configuration has problems")
     return None

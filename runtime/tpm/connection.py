@@ -71,8 +71,9 @@ def find_tcti() -> TctiSpec:
     for device in KERNEL_DEVICES:
         if os.path.exists(device):  # not pathlib: 0.1 s to import at boot under TCG
             return TctiSpec("device", device)
-    raise TpmAbsent("No TPM found: neither /dev/tpmrm0 nor /dev/tpm0 exists.",
-                    summary="No TPM was found.")
+    raise TpmAbsent(
+        "No TPM found: neither /dev/tpmrm0 nor /dev/tpm0 exists.", summary="No TPM was found."
+    )
 
 
 #: TPM_ALG_ID of a Name's hash -> its hashlib name
@@ -104,7 +105,7 @@ def key_record(serialized: bytes) -> tuple[int, bytes, bytes]:
         kind, public_size = struct.unpack_from(">IH", serialized, offset)
     except struct.error:
         raise ValueError("the key record is truncated") from None
-    public = serialized[offset + 6:]
+    public = serialized[offset + 6 :]
     if len(name) != name_size or kind != _KEY_RESOURCE or len(public) != public_size:
         raise ValueError("not the record of a key")
     return handle, name, public
@@ -117,8 +118,9 @@ def checked_primary_name(serialized: bytes, pinned: bytes | None) -> bytes:
         handle, answered, public = key_record(serialized)
         computed = object_name(public)
     except ValueError as err:
-        raise TpmIdentityChanged(f"The TPM storage key's public area cannot be checked: "
-                                 f"{err}") from None
+        raise TpmIdentityChanged(
+            f"The TPM storage key's public area cannot be checked: {err}"
+        ) from None
     if handle != handles.PRIMARY_KEY:
         raise TpmIdentityChanged(f"The storage key record names handle 0x{handle:08x}")
     # A real TPM never answers with a Name that is not its public area's:
@@ -126,11 +128,13 @@ def checked_primary_name(serialized: bytes, pinned: bytes | None) -> bytes:
     if not hmac.compare_digest(computed, answered):
         raise TpmIdentityChanged(
             f"ReadPublic(0x{handle:08x}) answered Name {answered.hex()} for a public "
-            f"area whose Name is {computed.hex()}")
+            f"area whose Name is {computed.hex()}"
+        )
     if pinned is not None and not hmac.compare_digest(computed, pinned):
         raise TpmIdentityChanged(
             f"The TPM storage key's Name is {computed.hex()}; the firmware pins "
-            f"{pinned.hex()} (CONFIG_TPM_PRIMARY_NAME)")
+            f"{pinned.hex()} (CONFIG_TPM_PRIMARY_NAME)"
+        )
     return computed
 
 
@@ -145,8 +149,13 @@ def _aes128cfb() -> TPMT_SYM_DEF:
 class Tpm:
     """An open TPM: the ESAPI context, the shared sessions and the measurement log."""
 
-    def __init__(self, esapi: ESAPI, tcti: TctiSpec, journal: str | None = None,
-                 pinned_primary_name: bytes | None = None) -> None:
+    def __init__(
+        self,
+        esapi: ESAPI,
+        tcti: TctiSpec,
+        journal: str | None = None,
+        pinned_primary_name: bytes | None = None,
+    ) -> None:
         self.esapi = esapi
         self.tcti = tcti
         #: extends are also written here, and earlier runs' read back (log_journal.py)
@@ -164,15 +173,21 @@ class Tpm:
         self._ephemeral: ESYS_TR | None = None
 
     @classmethod
-    def connect(cls, tcti: TctiSpec | str | None = None, journal: str | None = None,
-                pinned_primary_name: bytes | None = None) -> Tpm:
+    def connect(
+        cls,
+        tcti: TctiSpec | str | None = None,
+        journal: str | None = None,
+        pinned_primary_name: bytes | None = None,
+    ) -> Tpm:
         """Open the TPM named by ``tcti`` (default: ``find_tcti()``); ``journal``
         keeps the measurement log across the runtime's restarts; sessions are
         salted only with a storage key of Name ``pinned_primary_name``, if given."""
         # libtss2 prints its own errors to stderr; the runtime reports them itself.
         os.environ.setdefault("TSS2_LOG", "all+NONE")
-        spec = find_tcti() if tcti is None else (
-            tcti if isinstance(tcti, TctiSpec) else TctiSpec.parse(tcti)
+        spec = (
+            find_tcti()
+            if tcti is None
+            else (tcti if isinstance(tcti, TctiSpec) else TctiSpec.parse(tcti))
         )
         try:
             esapi = ESAPI(str(spec))
@@ -239,7 +254,8 @@ class Tpm:
     def _no_pinned_key(self) -> TpmIdentityChanged:
         return TpmIdentityChanged(
             f"The firmware pins a TPM storage key (CONFIG_TPM_PRIMARY_NAME), but the "
-            f"TPM has none at 0x{handles.PRIMARY_KEY:08x}")
+            f"TPM has none at 0x{handles.PRIMARY_KEY:08x}"
+        )
 
     def has_primary(self) -> bool:
         try:
@@ -324,7 +340,8 @@ class Tpm:
                 auth_hash=TPM2_ALG.SHA256,
             )
             self.esapi.trsess_set_attributes(
-                session, TPMA_SESSION.CONTINUESESSION | TPMA_SESSION.AUDIT)
+                session, TPMA_SESSION.CONTINUESESSION | TPMA_SESSION.AUDIT
+            )
         return session
 
     def discard_policy_session(self) -> None:

@@ -54,8 +54,14 @@ class CounterUnusable(TpmError):
         "to create a new counter."
     )
 
-    def __init__(self, message: str, *, problem: str = "", platform_created: bool = False,
-                 rc: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        problem: str = "",
+        platform_created: bool = False,
+        rc: int | None = None,
+    ) -> None:
         super().__init__(message, rc=rc)
         self.problem = problem
         #: no TPM reset removes it (TPMA_NV_PLATFORMCREATE)
@@ -67,9 +73,11 @@ def _difference(found: nv.NvInfo) -> str:
     public_index = found.index if found.public_index is None else found.public_index
     if found.name_alg != nv.NAME_ALG:
         return "it was defined with another hash algorithm than this runtime's counters"
-    if public_index != found.index or nv.nv_name(
-            public_index, found.attributes, found.size, found.auth_policy,
-            found.name_alg) != found.name:
+    if (
+        public_index != found.index
+        or nv.nv_name(public_index, found.attributes, found.size, found.auth_policy, found.name_alg)
+        != found.name
+    ):
         return "the TPM's description of it contradicts itself"
     if found.attributes & NvAttr.PLATFORMCREATE:
         # named first: no TPM reset removes such an index
@@ -94,9 +102,11 @@ def counter_refusal(found: nv.NvInfo) -> CounterUnusable | None:
         return None
     problem = _difference(found)
     # the current definition's difference: the one a new counter would not have
-    return CounterUnusable(f"The counter 0x{found.index:08x} cannot be used: {problem} "
-                           f"({differences[0]}).", problem=problem,
-                           platform_created=bool(found.attributes & NvAttr.PLATFORMCREATE))
+    return CounterUnusable(
+        f"The counter 0x{found.index:08x} cannot be used: {problem} ({differences[0]}).",
+        problem=problem,
+        platform_created=bool(found.attributes & NvAttr.PLATFORMCREATE),
+    )
 
 
 def _refuse_unless_counter(found: nv.NvInfo) -> None:
@@ -120,8 +130,10 @@ def create_counter(tpm: Tpm, owner_auth: bytes, index: int | None = None) -> int
                 index = candidate
                 break
         else:
-            raise TpmError("No free NV index for a counter was found.",
-                           summary="The TPM has no free place for a new rollback counter.")
+            raise TpmError(
+                "No free NV index for a counter was found.",
+                summary="The TPM has no free place for a new rollback counter.",
+            )
     nv.define(tpm, index, COUNTER_SIZE, COUNTER_ATTRIBUTES, owner_auth)
     return index
 
@@ -151,8 +163,10 @@ def increment_counter(tpm: Tpm, index: int, auth: bytes = b"") -> int:
         tpm.esapi.tr_close(handle)
     value = read_counter(tpm, index)
     if value is None:
-        raise CounterUnusable(f"Counter 0x{index:08x} did not move after an increment.",
-                              problem="it did not move when it was incremented")
+        raise CounterUnusable(
+            f"Counter 0x{index:08x} did not move after an increment.",
+            problem="it did not move when it was incremented",
+        )
     return value
 
 
@@ -232,8 +246,10 @@ def retire_counters(tpm: Tpm, owner_auth: bytes, keep: int) -> list[int]:
                 f"older signed /boot naming it would still verify: {err.message}",
                 rc=err.rc,
                 hint=err.hint,
-                summary=(f"{err.summary} An old rollback counter could not be removed, so "
-                         "an older signed /boot could still verify.").strip(),
+                summary=(
+                    f"{err.summary} An old rollback counter could not be removed, so "
+                    "an older signed /boot could still verify."
+                ).strip(),
             ) from err
         retired.append(index)
     return retired

@@ -107,8 +107,14 @@ class TpmError(Exception):
     summary: str = "The TPM reported an error."
     hint: str = ""
 
-    def __init__(self, message: str, *, rc: int | None = None, hint: str | None = None,
-                 summary: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        rc: int | None = None,
+        hint: str | None = None,
+        summary: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.rc = rc
@@ -315,10 +321,13 @@ class NvSlotHeld(TpmError):
     """An NV index this runtime did not define holds one of its handles, and only
     the platform's authorization (which the firmware has locked) can remove it."""
 
-    summary = ("The TPM's place for the secret is held by an index that only the "
-               "firmware can remove.")
-    hint = ("Nothing was changed. This runtime did not create that index and cannot "
-            "remove it while the firmware keeps the TPM's platform authority locked.")
+    summary = (
+        "The TPM's place for the secret is held by an index that only the firmware can remove."
+    )
+    hint = (
+        "Nothing was changed. This runtime did not create that index and cannot "
+        "remove it while the firmware keeps the TPM's platform authority locked."
+    )
 
 
 class PlatformNotLocked(TpmError):
@@ -326,8 +335,10 @@ class PlatformNotLocked(TpmError):
     already is (authorization set, or hierarchy disabled)."""
 
     summary = "The TPM's platform authority could not be locked."
-    hint = ("Left open, it would let what runs next leave something in the TPM that "
-            "survives a TPM reset. Turn the machine off completely and on again.")
+    hint = (
+        "Left open, it would let what runs next leave something in the TPM that "
+        "survives a TPM reset. Turn the machine off completely and on again."
+    )
 
 
 class Pcr4NotExtended(TpmError):
@@ -336,6 +347,8 @@ class Pcr4NotExtended(TpmError):
     check: what answered the extend may not be the TPM, and the next OS could
     unseal what was sealed to the pre-boot PCR 4."""
 
-    summary = ("PCR 4 did not change as it must: something on the TPM bus may be "
-               "answering in the TPM's place.")
+    summary = (
+        "PCR 4 did not change as it must: something on the TPM bus may be "
+        "answering in the TPM's place."
+    )
     hint = "Nothing was booted."

@@ -25,12 +25,30 @@ MODULE = "tpm2_pytss.internal.crypto"
 # What tpm2-pytss 2.3.0's types, utils, encoding and cryptography modules
 # import from it (kept in step by tests/unit/test_lazy_crypto.py).
 FORWARDED = (
-    "_calculate_sym_unique", "_check_hmac", "_decrypt", "_ecc_sign_algorithm_to_scheme",
-    "_encrypt", "_generate_seed", "_get_curve", "_get_digest", "_get_digest_size",
-    "_get_signature_bytes", "_getname", "_hmac", "_int_to_buffer", "_kdfa",
-    "_private_from_encoding", "_public_from_encoding", "_public_to_pem",
-    "_rsa_decrypt_padding_to_scheme", "_rsa_sign_padding_to_scheme", "_secret_to_seed",
-    "_symdef_to_crypt", "_verify_signature", "private_to_key", "public_to_key",
+    "_calculate_sym_unique",
+    "_check_hmac",
+    "_decrypt",
+    "_ecc_sign_algorithm_to_scheme",
+    "_encrypt",
+    "_generate_seed",
+    "_get_curve",
+    "_get_digest",
+    "_get_digest_size",
+    "_get_signature_bytes",
+    "_getname",
+    "_hmac",
+    "_int_to_buffer",
+    "_kdfa",
+    "_private_from_encoding",
+    "_public_from_encoding",
+    "_public_to_pem",
+    "_rsa_decrypt_padding_to_scheme",
+    "_rsa_sign_padding_to_scheme",
+    "_secret_to_seed",
+    "_symdef_to_crypt",
+    "_verify_signature",
+    "private_to_key",
+    "public_to_key",
 )
 
 _stand_in: types.ModuleType | None = None

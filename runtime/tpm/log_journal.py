@@ -24,9 +24,15 @@ _BANKS = {bank.hash_name: bank for bank in Bank}
 
 
 def encode(m: Measurement) -> str:
-    return json.dumps({"pcr": m.pcr, "type": m.event_type, "description": m.description,
-                       "digests": {b.hash_name: d.hex() for b, d in m.digests.items()}},
-                      sort_keys=True)  # fmt: skip
+    return json.dumps(
+        {
+            "pcr": m.pcr,
+            "type": m.event_type,
+            "description": m.description,
+            "digests": {b.hash_name: d.hex() for b, d in m.digests.items()},
+        },
+        sort_keys=True,
+    )
 
 
 def decode(line: str) -> Measurement | None:

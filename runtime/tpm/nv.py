@@ -69,15 +69,21 @@ class NvSpec:
     name_alg: int = NAME_ALG
 
 
-def public_area(index: int, attributes: int, size: int, auth_policy: bytes = b"",
-                name_alg: int = NAME_ALG) -> bytes:
+def public_area(
+    index: int, attributes: int, size: int, auth_policy: bytes = b"", name_alg: int = NAME_ALG
+) -> bytes:
     """TPMS_NV_PUBLIC marshalled as the TPM hashes it for the index's Name."""
-    return (struct.pack(">IHI", index, name_alg, attributes)
-            + struct.pack(">H", len(auth_policy)) + auth_policy + struct.pack(">H", size))
+    return (
+        struct.pack(">IHI", index, name_alg, attributes)
+        + struct.pack(">H", len(auth_policy))
+        + auth_policy
+        + struct.pack(">H", size)
+    )
 
 
-def nv_name(index: int, attributes: int, size: int, auth_policy: bytes = b"",
-            name_alg: int = NAME_ALG) -> bytes | None:
+def nv_name(
+    index: int, attributes: int, size: int, auth_policy: bytes = b"", name_alg: int = NAME_ALG
+) -> bytes | None:
     """nameAlg || H(TPMS_NV_PUBLIC); None for a name algorithm other than SHA-256.
 
     hashlib, not tpm2-pytss's get_name(): that loads the `cryptography`
@@ -100,12 +106,22 @@ def mismatch(found: NvInfo, spec: NvSpec) -> str | None:
     public_index = found.index if found.public_index is None else found.public_index
     if found.name_alg != spec.name_alg:
         return f"its name algorithm is 0x{found.name_alg:04x}, not 0x{spec.name_alg:04x}"
-    if nv_name(public_index, found.attributes, found.size, found.auth_policy,
-               found.name_alg) != found.name:
+    if (
+        nv_name(public_index, found.attributes, found.size, found.auth_policy, found.name_alg)
+        != found.name
+    ):
         return "the Name the TPM reported is not that of the public area it reported"
     written = found.attributes & int(NvAttr.WRITTEN)
-    if nv_name(found.index, spec.attributes & _DEFINED_BITS | written, spec.size,
-               spec.auth_policy, spec.name_alg) == found.name:
+    if (
+        nv_name(
+            found.index,
+            spec.attributes & _DEFINED_BITS | written,
+            spec.size,
+            spec.auth_policy,
+            spec.name_alg,
+        )
+        == found.name
+    ):
         return None
     # How it differs, for the log.
     if public_index != found.index:
@@ -114,8 +130,10 @@ def mismatch(found: NvInfo, spec: NvSpec) -> str | None:
         # named first: such an index survives a TPM reset
         return f"it was created with the platform's authorization (0x{found.attributes:08x})"
     if found.attributes & _DEFINED_BITS != spec.attributes & _DEFINED_BITS:
-        return (f"its attributes are 0x{found.attributes & _DEFINED_BITS:08x}, "
-                f"not 0x{spec.attributes & _DEFINED_BITS:08x}")
+        return (
+            f"its attributes are 0x{found.attributes & _DEFINED_BITS:08x}, "
+            f"not 0x{spec.attributes & _DEFINED_BITS:08x}"
+        )
     if found.auth_policy != spec.auth_policy:
         return f"its authorization policy is {found.auth_policy.hex() or 'empty'}"
     if found.size != spec.size:
@@ -154,16 +172,24 @@ def _info_of(tpm: Tpm, handle: ESYS_TR, index: int) -> NvInfo:
     with translated(f"Reading NV index 0x{index:08x}", missing=NvIndexMissing):
         public, name = tpm.esapi.nv_read_public(handle)
     area = public.nvPublic
-    return NvInfo(index, int(area.attributes), int(area.dataSize), bytes(name),
-                  name_alg=int(area.nameAlg), auth_policy=bytes(area.authPolicy),
-                  public_index=int(area.nvIndex))
+    return NvInfo(
+        index,
+        int(area.attributes),
+        int(area.dataSize),
+        bytes(name),
+        name_alg=int(area.nameAlg),
+        auth_policy=bytes(area.authPolicy),
+        public_index=int(area.nvIndex),
+    )
 
 
 def _refuse_foreign(found: NvInfo, spec: NvSpec) -> None:
     problem = mismatch(found, spec)
     if problem is not None:
-        raise NvIndexForeign(f"NV index 0x{found.index:08x} is not defined as this runtime "
-                             f"defines it: {problem}", problem=problem)
+        raise NvIndexForeign(
+            f"NV index 0x{found.index:08x} is not defined as this runtime defines it: {problem}",
+            problem=problem,
+        )
 
 
 def exists(tpm: Tpm, index: int) -> bool:
@@ -196,8 +222,9 @@ def define(
         )
     )
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
-    with translated(f"Defining NV index 0x{index:08x}", auth="TPM owner passphrase",
-                    owner_auth=True):
+    with translated(
+        f"Defining NV index 0x{index:08x}", auth="TPM owner passphrase", owner_auth=True
+    ):
         handle = tpm.esapi.nv_define_space(index_auth, public, session1=tpm.hmac_session())
     tpm.esapi.tr_close(handle)
 
@@ -205,21 +232,30 @@ def define(
 def undefine(tpm: Tpm, index: int, owner_auth: bytes) -> None:
     handle = open_index(tpm, index)
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
-    with translated(f"Removing NV index 0x{index:08x}", auth="TPM owner passphrase",
-                    owner_auth=True, missing=NvIndexMissing):
+    with translated(
+        f"Removing NV index 0x{index:08x}",
+        auth="TPM owner passphrase",
+        owner_auth=True,
+        missing=NvIndexMissing,
+    ):
         tpm.esapi.nv_undefine_space(handle, session1=tpm.hmac_session())
 
 
 def _platform_refused(err: TpmError) -> bool:
     """The platform hierarchy refused: its authorization is not empty (set by the
     firmware or by this runtime's lock) or it is disabled."""
-    return (err.rc is not None and layer_of(err.rc) == LAYER_TPM
-            and base_code(err.rc) in (RC_BAD_AUTH, RC_AUTH_FAIL, RC_HIERARCHY))
+    return (
+        err.rc is not None
+        and layer_of(err.rc) == LAYER_TPM
+        and base_code(err.rc) in (RC_BAD_AUTH, RC_AUTH_FAIL, RC_HIERARCHY)
+    )
 
 
 def _slot_held(index: int, why: str) -> NvSlotHeld:
-    return NvSlotHeld(f"NV index 0x{index:08x} was created with the platform's authorization "
-                      f"and cannot be removed: {why}")
+    return NvSlotHeld(
+        f"NV index 0x{index:08x} was created with the platform's authorization "
+        f"and cannot be removed: {why}"
+    )
 
 
 def undefine_platform_index(tpm: Tpm, index: int) -> None:
@@ -229,10 +265,14 @@ def undefine_platform_index(tpm: Tpm, index: int) -> None:
     handle = open_index(tpm, index)
     tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
     try:
-        with translated(f"Removing NV index 0x{index:08x} (platform)",
-                        auth="platform authorization", missing=NvIndexMissing):
-            tpm.esapi.nv_undefine_space(handle, auth_handle=ESYS_TR.PLATFORM,
-                                        session1=tpm.hmac_session())
+        with translated(
+            f"Removing NV index 0x{index:08x} (platform)",
+            auth="platform authorization",
+            missing=NvIndexMissing,
+        ):
+            tpm.esapi.nv_undefine_space(
+                handle, auth_handle=ESYS_TR.PLATFORM, session1=tpm.hmac_session()
+            )
     except TpmError as err:
         tpm.esapi.tr_close(handle)
         tpm.flush_sessions()  # a failed authorization may end the session
@@ -312,11 +352,20 @@ def write(
         auth_handle = _auth_handle(tpm, handle, owner_auth, auth)
         step = nv_buffer_max(tpm) if len(data) > DEFAULT_NV_BUFFER else len(data) or 1
         what = "TPM owner passphrase" if owner_auth is not None else "NV index passphrase"
-        with translated(f"Writing NV index 0x{index:08x}", auth=what,
-                        owner_auth=owner_auth is not None, missing=NvIndexMissing):
+        with translated(
+            f"Writing NV index 0x{index:08x}",
+            auth=what,
+            owner_auth=owner_auth is not None,
+            missing=NvIndexMissing,
+        ):
             for start in range(0, len(data), step):
-                tpm.esapi.nv_write(handle, data[start : start + step], offset + start,
-                                   auth_handle=auth_handle, session1=tpm.hmac_session())
+                tpm.esapi.nv_write(
+                    handle,
+                    data[start : start + step],
+                    offset + start,
+                    auth_handle=auth_handle,
+                    session1=tpm.hmac_session(),
+                )
     finally:
         tpm.esapi.tr_close(handle)
 
@@ -348,8 +397,9 @@ def read(
         tpm.esapi.tr_close(handle)
 
 
-def read_checked(tpm: Tpm, index: int, size: int, check: Callable[[NvInfo], None],
-                 offset: int = 0) -> bytes:
+def read_checked(
+    tpm: Tpm, index: int, size: int, check: Callable[[NvInfo], None], offset: int = 0
+) -> bytes:
     """Read ``size`` bytes at ``offset`` once ``check`` has accepted the index's
     public area (it raises to refuse, and then nothing is read). Both go through
     one handle, as in load_sealed."""
@@ -361,8 +411,15 @@ def read_checked(tpm: Tpm, index: int, size: int, check: Callable[[NvInfo], None
         tpm.esapi.tr_close(handle)
 
 
-def _read_open(tpm: Tpm, handle: ESYS_TR, index: int, total: int, offset: int,
-               owner_auth: bytes | None = None, auth: bytes = b"") -> bytes:
+def _read_open(
+    tpm: Tpm,
+    handle: ESYS_TR,
+    index: int,
+    total: int,
+    offset: int,
+    owner_auth: bytes | None = None,
+    auth: bytes = b"",
+) -> bytes:
     auth_handle = _auth_handle(tpm, handle, owner_auth, auth)
     # A passphrase is never sent in clear: only an empty one uses the password session.
     secret_auth = owner_auth is not None or bool(auth)
@@ -371,8 +428,13 @@ def _read_open(tpm: Tpm, handle: ESYS_TR, index: int, total: int, offset: int,
     out = b""
     with translated(f"Reading NV index 0x{index:08x}", missing=NvIndexMissing):
         for start in range(0, total, step):
-            chunk = tpm.esapi.nv_read(handle, min(step, total - start), offset + start,
-                                      auth_handle=auth_handle, session1=session)
+            chunk = tpm.esapi.nv_read(
+                handle,
+                min(step, total - start),
+                offset + start,
+                auth_handle=auth_handle,
+                session1=session,
+            )
             out += bytes(chunk)
     return out
 
@@ -397,9 +459,11 @@ def store_sealed(tpm: Tpm, sealed: SealedSecret, index: int, owner_auth: bytes) 
     if len(record) > SEALED_BLOB_CAPACITY:
         raise ValueError("the sealed secret is too large for its NV index")
     if len(record) > nv_buffer_max(tpm):
-        raise TpmError("The TPM's NV buffer is too small to replace the blob atomically.",
-                       summary="This TPM cannot store the sealed secret in one step.",
-                       hint="Nothing was changed; the TPM is not usable for this.")
+        raise TpmError(
+            "The TPM's NV buffer is too small to replace the blob atomically.",
+            summary="This TPM cannot store the sealed secret in one step.",
+            hint="Nothing was changed; the TPM is not usable for this.",
+        )
     replaced = claim(tpm, index, SEALED_BLOB, owner_auth)
     write(tpm, index, record, owner_auth=owner_auth)
     return replaced

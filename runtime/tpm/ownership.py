@@ -43,6 +43,7 @@ _PERMANENT_LOCKOUT_AUTH_SET = 1 << 2
 _PERMANENT_IN_LOCKOUT = 1 << 9
 _STARTUP_PH_ENABLE = 1 << 0
 
+
 @dataclass(frozen=True)
 class DaState:
     """The dictionary-attack counters, as the TPM reports them."""
@@ -58,8 +59,10 @@ class DaState:
 
     def describe(self) -> str:
         if self.in_lockout:
-            return (f"LOCKED OUT after {self.failures} failed passphrases; one failure is "
-                    f"forgiven every {self.recovery_seconds} s while powered on")
+            return (
+                f"LOCKED OUT after {self.failures} failed passphrases; one failure is "
+                f"forgiven every {self.recovery_seconds} s while powered on"
+            )
         return f"{self.failures} of {self.max_tries} allowed passphrase failures used"
 
 
@@ -79,8 +82,7 @@ def da_state(tpm: Tpm) -> DaState:
         lockout_recovery_seconds=da.get(int(TPM2_PT.LOCKOUT_RECOVERY), 0),
         in_lockout=bool(props.get(int(TPM2_PT.PERMANENT), 0) & _PERMANENT_IN_LOCKOUT),
         platform_enabled=bool(props.get(int(TPM2_PT.STARTUP_CLEAR), 0) & _STARTUP_PH_ENABLE),
-        lockout_auth_set=bool(props.get(int(TPM2_PT.PERMANENT), 0)
-                              & _PERMANENT_LOCKOUT_AUTH_SET),
+        lockout_auth_set=bool(props.get(int(TPM2_PT.PERMANENT), 0) & _PERMANENT_LOCKOUT_AUTH_SET),
     )
 
 
@@ -104,21 +106,24 @@ def clear_lockout(tpm: Tpm, lockout_auth: bytes | None) -> None:
         raise WrongLockoutPassphrase(
             f"The lockout passphrase {untried}; it was not tried.",
             summary="The lockout passphrase was not tried: it cannot be right.",
-            hint="Type the passphrase set at the TPM's last reset.")
+            hint="Type the passphrase set at the TPM's last reset.",
+        )
     tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, lockout_auth or b"")
     try:
         with translated("Clearing the dictionary-attack lockout", auth="lockout passphrase"):
-            tpm.esapi.dictionary_attack_lock_reset(ESYS_TR.LOCKOUT,
-                                                   session1=tpm.hmac_session())
+            tpm.esapi.dictionary_attack_lock_reset(ESYS_TR.LOCKOUT, session1=tpm.hmac_session())
     except WrongPassphrase as exc:
         tpm.flush_sessions()  # a refused authorization may end the session
-        raise WrongLockoutPassphrase(f"{exc.message} (dictionary-attack lock reset)",
-                                     rc=exc.rc) from exc
+        raise WrongLockoutPassphrase(
+            f"{exc.message} (dictionary-attack lock reset)", rc=exc.rc
+        ) from exc
     except TpmLockedOut as exc:
         # TPM_RC_LOCKOUT here is the lockout hierarchy's own wait, not the DA lockout
         tpm.flush_sessions()
-        raise LockoutPassphraseBlocked(f"{exc.message}: the lockout passphrase is "
-                                       "blocked after an earlier wrong one", rc=exc.rc) from exc
+        raise LockoutPassphraseBlocked(
+            f"{exc.message}: the lockout passphrase is blocked after an earlier wrong one",
+            rc=exc.rc,
+        ) from exc
     finally:
         tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, b"")
 
@@ -144,8 +149,7 @@ def _platform_open(tpm: Tpm) -> bool:
     tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
     try:
         with translated("Probing the platform hierarchy"):
-            tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, b"",
-                                            session1=tpm.hmac_session())
+            tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, b"", session1=tpm.hmac_session())
     except TpmError:
         tpm.flush_sessions()
         return False
@@ -179,7 +183,8 @@ def clear_tpm(tpm: Tpm, lockout_auth: bytes | None = None) -> str:
             # an empty try would fail and lock the lockout hierarchy: never made
             raise WrongPassphrase(
                 "Clearing the TPM needs the current lockout passphrase.",
-                hint="Enter the TPM passphrase set when the TPM was last reset.")
+                hint="Enter the TPM passphrase set when the TPM was last reset.",
+            )
         tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, lockout_auth or b"")
         try:
             with translated("Clearing the TPM", auth="lockout passphrase"):
@@ -197,8 +202,9 @@ def clear_tpm(tpm: Tpm, lockout_auth: bytes | None = None) -> str:
     return used
 
 
-def take_ownership(tpm: Tpm, owner_auth: bytes, lockout_auth: bytes | None = None, *,
-                   key_type: str = "ecc") -> None:
+def take_ownership(
+    tpm: Tpm, owner_auth: bytes, lockout_auth: bytes | None = None, *, key_type: str = "ecc"
+) -> None:
     """Set the owner, endorsement and lockout passphrases and create the storage key
     of ``key_type`` ("rsa" or "ecc", CONFIG_PRIMARY_KEY_TYPE).
 
@@ -233,19 +239,21 @@ def create_storage_key(tpm: Tpm, owner_auth: bytes, *, key_type: str = "ecc") ->
     as `tpm2 createprimary -G` makes them) and make it persistent at Heads' handle."""
     template = primary_template(key_type)
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
-    with translated("Creating the TPM storage key", auth="TPM owner passphrase",
-                    owner_auth=True):
+    with translated("Creating the TPM storage key", auth="TPM owner passphrase", owner_auth=True):
         primary, made, _, _, _ = tpm.esapi.create_primary(
-            TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.OWNER,
+            TPM2B_SENSITIVE_CREATE(),
+            template,
+            ESYS_TR.OWNER,
             session1=tpm.hmac_session(),
         )
         try:
             if made.publicArea.marshal() != _expected_public(template, made):
-                raise TpmError("CreatePrimary returned another key than the template's",
-                               summary="The TPM made a storage key other than the one "
-                                       "asked for.",
-                               hint="If it happens again, the TPM (or what answers in its "
-                                    "place) is not to be trusted.")
+                raise TpmError(
+                    "CreatePrimary returned another key than the template's",
+                    summary="The TPM made a storage key other than the one asked for.",
+                    hint="If it happens again, the TPM (or what answers in its "
+                    "place) is not to be trusted.",
+                )
             persistent = tpm.esapi.evict_control(
                 ESYS_TR.OWNER, primary, handles.PRIMARY_KEY, session1=tpm.hmac_session()
             )
@@ -266,10 +274,12 @@ def check_owner_passphrase(tpm: Tpm, owner_auth: bytes) -> None:
         raise WrongOwnerPassphrase("The owner passphrase is longer than any TPM passphrase.")
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
     try:
-        with translated("Checking the TPM owner passphrase", auth="TPM owner passphrase",
-                        owner_auth=True):
-            tpm.esapi.policy_secret(ESYS_TR.OWNER, tpm.policy_session(), b"", b"", b"", 0,
-                                    session1=tpm.hmac_session())
+        with translated(
+            "Checking the TPM owner passphrase", auth="TPM owner passphrase", owner_auth=True
+        ):
+            tpm.esapi.policy_secret(
+                ESYS_TR.OWNER, tpm.policy_session(), b"", b"", b"", 0, session1=tpm.hmac_session()
+            )
     except TpmError:
         tpm.discard_policy_session()
         raise
@@ -290,41 +300,55 @@ def key_type_supported(tpm: Tpm, key_type: str) -> bool:
     asked before a reset clears anything."""
     template = primary_template(key_type).publicArea
     try:
-        tpm.esapi.test_parms(TPMT_PUBLIC_PARMS(type=template.type,
-                                               parameters=template.parameters))
+        tpm.esapi.test_parms(TPMT_PUBLIC_PARMS(type=template.type, parameters=template.parameters))
     except TSS2_Exception:
         return False
     return True
 
 
-def reset_tpm(tpm: Tpm, owner_auth: bytes, current_lockout_auth: bytes | None = None,
-              new_lockout_auth: bytes | None = None, *, key_type: str = "ecc") -> str:
+def reset_tpm(
+    tpm: Tpm,
+    owner_auth: bytes,
+    current_lockout_auth: bytes | None = None,
+    new_lockout_auth: bytes | None = None,
+    *,
+    key_type: str = "ecc",
+) -> str:
     """Clear the TPM and take ownership again with a storage key of ``key_type``;
     returns the hierarchy that cleared it. The new passphrases and the key type
     are checked first: a TPM is never cleared for what it would then refuse."""
     if not key_type_supported(tpm, key_type):
-        raise ValueError(f"this TPM cannot make a {key_type.upper()} storage key "
-                         "(CONFIG_PRIMARY_KEY_TYPE)")
+        raise ValueError(
+            f"this TPM cannot make a {key_type.upper()} storage key (CONFIG_PRIMARY_KEY_TYPE)"
+        )
     for value in (owner_auth, new_lockout_auth or owner_auth):
         if not 0 < len(value) <= AUTH_MAX_BYTES:
             raise ValueError("a TPM passphrase must have 1 to 32 bytes")
     if current_lockout_auth is not None and len(current_lockout_auth) > AUTH_MAX_BYTES:
-        raise WrongPassphrase("The current passphrase is longer than any TPM passphrase.",
-                              hint="Type the passphrase set at the TPM's last reset.")
+        raise WrongPassphrase(
+            "The current passphrase is longer than any TPM passphrase.",
+            hint="Type the passphrase set at the TPM's last reset.",
+        )
     used = clear_tpm(tpm, current_lockout_auth)
     try:
         take_ownership(tpm, owner_auth, new_lockout_auth, key_type=key_type)
     except TpmError as err:
-        raise OwnershipIncomplete(f"after the clear: {err.message}", rc=err.rc,
-                                  summary=f"{OwnershipIncomplete.summary} What failed: "
-                                          f"{err.summary}") from err
+        raise OwnershipIncomplete(
+            f"after the clear: {err.message}",
+            rc=err.rc,
+            summary=f"{OwnershipIncomplete.summary} What failed: {err.summary}",
+        ) from err
     return used
 
 
 class OwnershipIncomplete(TpmError):
     """The TPM was cleared, and taking ownership again did not finish."""
 
-    summary = ("The TPM was cleared (its old secrets are gone), but taking ownership did "
-               "not finish, so it has no storage key yet.")
-    hint = ("Reset the TPM again. If your old passphrase is refused, use the new one: it "
-            "may already be set.")
+    summary = (
+        "The TPM was cleared (its old secrets are gone), but taking ownership did "
+        "not finish, so it has no storage key yet."
+    )
+    hint = (
+        "Reset the TPM again. If your old passphrase is refused, use the new one: it "
+        "may already be set."
+    )

@@ -63,8 +63,9 @@ def read_pcrs(tpm: Tpm, pcrs: Iterable[int], bank: Bank = Bank.SHA256) -> dict[i
     return values
 
 
-def read_audited(tpm: Tpm, session: ESYS_TR, pcrs: Iterable[int], banks: Iterable[Bank]
-                 ) -> dict[Bank, dict[int, bytes]]:
+def read_audited(
+    tpm: Tpm, session: ESYS_TR, pcrs: Iterable[int], banks: Iterable[Bank]
+) -> dict[Bank, dict[int, bytes]]:
     """Read PCRs of several banks in ``session``, an audit session
     (Tpm.audit_session). PCR_Read takes no authorization, so the TPM HMACs its
     answer only for an audit session; ESAPI checks that HMAC and raises
@@ -74,21 +75,26 @@ def read_audited(tpm: Tpm, session: ESYS_TR, pcrs: Iterable[int], banks: Iterabl
     values: dict[Bank, dict[int, bytes]] = {bank: {} for bank in banks}
     with translated(f"Reading PCRs {wanted} in an audit session"):
         while True:
-            remaining = {bank: [p for p in wanted if p not in got]
-                         for bank, got in values.items()}
+            remaining = {bank: [p for p in wanted if p not in got] for bank, got in values.items()}
             remaining = {bank: left for bank, left in remaining.items() if left}
             if not remaining:
                 return values
-            asked = TPML_PCR_SELECTION([
-                TPMS_PCR_SELECTION(hash=bank.alg_id, sizeofSelect=PCR_SELECT_SIZE,
-                                   pcrSelect=pcr_bitmap(left))
-                for bank, left in remaining.items()])
+            asked = TPML_PCR_SELECTION(
+                [
+                    TPMS_PCR_SELECTION(
+                        hash=bank.alg_id, sizeofSelect=PCR_SELECT_SIZE, pcrSelect=pcr_bitmap(left)
+                    )
+                    for bank, left in remaining.items()
+                ]
+            )
             _, sel_out, digests = tpm.esapi.pcr_read(asked, session1=session)
             # at most 8 digests per answer, in the order of the selection out
             answered = [(int(s.hash), p) for s in sel_out for p in _selected(s)]
             if len(answered) != len(digests):
-                raise TpmCommandError(f"Reading PCRs {wanted}: the TPM answered "
-                                      f"{len(digests)} values for {len(answered)} PCRs")
+                raise TpmCommandError(
+                    f"Reading PCRs {wanted}: the TPM answered "
+                    f"{len(digests)} values for {len(answered)} PCRs"
+                )
             added = 0
             for (alg, pcr), digest in zip(answered, digests, strict=True):
                 for bank, left in remaining.items():
@@ -96,8 +102,10 @@ def read_audited(tpm: Tpm, session: ESYS_TR, pcrs: Iterable[int], banks: Iterabl
                         values[bank][pcr] = bytes(digest)
                         added += 1
             if not added:  # a bank the TPM does not have
-                raise TpmCommandError(f"Reading PCRs {wanted}: the TPM answered no value "
-                                      f"in banks {[b.hash_name for b in remaining]}")
+                raise TpmCommandError(
+                    f"Reading PCRs {wanted}: the TPM answered no value "
+                    f"in banks {[b.hash_name for b in remaining]}"
+                )
 
 
 def read_all_banks(tpm: Tpm, pcrs: Iterable[int]) -> dict[Bank, dict[int, bytes]]:

@@ -67,8 +67,9 @@ class SealedSecret:
 
     def to_bytes(self) -> bytes:
         mask = sum(1 << p for p in self.pcrs)
-        out = _MAGIC + struct.pack(">HIBB", self.bank.alg_id, mask, int(self.with_passphrase),
-                                   len(self.expected))
+        out = _MAGIC + struct.pack(
+            ">HIBB", self.bank.alg_id, mask, int(self.with_passphrase), len(self.expected)
+        )
         for pcr in sorted(self.expected):
             out += struct.pack(">B", pcr) + self.expected[pcr]
         for part in (self.public, self.private):
@@ -175,8 +176,7 @@ def store_persistent(tpm: Tpm, sealed: SealedSecret, handle: int, owner_auth: by
     try:
         tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
         remove_persistent(tpm, handle, owner_auth)
-        with translated("Storing the sealed secret", auth="TPM owner passphrase",
-                        owner_auth=True):
+        with translated("Storing the sealed secret", auth="TPM owner passphrase", owner_auth=True):
             new = tpm.esapi.evict_control(
                 ESYS_TR.OWNER, transient, handle, session1=tpm.hmac_session()
             )
@@ -193,8 +193,7 @@ def remove_persistent(tpm: Tpm, handle: int, owner_auth: bytes) -> bool:
     except SealedObjectMissing:
         return False
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, owner_auth)
-    with translated("Removing the old sealed secret", auth="TPM owner passphrase",
-                    owner_auth=True):
+    with translated("Removing the old sealed secret", auth="TPM owner passphrase", owner_auth=True):
         tpm.esapi.evict_control(ESYS_TR.OWNER, existing, handle, session1=tpm.hmac_session())
     # ESAPI keeps the evicted object's record; without closing it a later
     # lookup of the same handle fails with a general error instead of "missing".
@@ -232,8 +231,9 @@ def _explain_pcr_failure(tpm: Tpm, exc: PcrsChanged, sealed: SealedSecret) -> Pc
     current = read_pcrs(tpm, sealed.pcrs, sealed.bank)
     mismatches = compare(sealed.bank, sealed.expected, current)
     changed = ", ".join(str(m.pcr) for m in mismatches) or "none (the policy itself differs)"
-    return PcrsChanged(f"{exc.message}: PCR(s) changed since sealing: {changed}",
-                       rc=exc.rc, mismatches=mismatches)
+    return PcrsChanged(
+        f"{exc.message}: PCR(s) changed since sealing: {changed}", rc=exc.rc, mismatches=mismatches
+    )
 
 
 def unseal(tpm: Tpm, sealed: SealedSecret, passphrase: bytes | None = None) -> bytearray:

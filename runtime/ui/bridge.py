@@ -182,7 +182,8 @@ class Bridge:
         # Only screens that change by themselves tick: every redraw costs bytes
         # on a serial line, even when nothing changed.
         ticking = isinstance(description, Menu) and (
-            description.live is not None or description.timeout is not None)
+            description.live is not None or description.timeout is not None
+        )
         if self._waiting and ticking:
             self._tick_alarm = self._loop.set_alarm_in(TICK_SECONDS, self._on_tick)
 
@@ -287,12 +288,17 @@ def run_ui(
         urwid.set_encoding("utf-8")  # the caller says UTF-8 whatever the locale says
     bridge = Bridge()
     # No mouse: tracking would send escape sequences a serial terminal may print as text.
-    loop = _Loop(bridge.root, palette=PALETTE, screen=screen, handle_mouse=False,
-                 on_drawn=bridge.drawn)
+    loop = _Loop(
+        bridge.root, palette=PALETTE, screen=screen, handle_mouse=False, on_drawn=bridge.drawn
+    )
     bridge.attach(loop)
     outcome: _Outcome[T] = _Outcome()
-    worker = threading.Thread(target=outcome.run, name="ui-machine", daemon=True,
-                              args=(machine, LoopUi(bridge, unicode), bridge.finish))
+    worker = threading.Thread(
+        target=outcome.run,
+        name="ui-machine",
+        daemon=True,
+        args=(machine, LoopUi(bridge, unicode), bridge.finish),
+    )
     # Started from the loop: if the screen cannot be opened, the machine never runs.
     loop.set_alarm_in(0, lambda *_: worker.start())
     try:

@@ -70,7 +70,7 @@ class SecretField(urwid.Edit):  # type: ignore[misc]
         if self._count >= self._max or self._used + len(data) > len(self._buffer):
             return
         # A slice of the same length is written in place: the buffer never moves.
-        self._buffer[self._used:self._used + len(data)] = data
+        self._buffer[self._used : self._used + len(data)] = data
         self._used += len(data)
         self._count += 1
         self._show()
@@ -82,7 +82,7 @@ class SecretField(urwid.Edit):  # type: ignore[misc]
         end = self._used - 1
         while end > 0 and self._buffer[end] & 0xC0 == 0x80:
             end -= 1
-        self._buffer[end:self._used] = bytes(self._used - end)
+        self._buffer[end : self._used] = bytes(self._used - end)
         self._used = end
         self._count -= 1
         self._show()
@@ -93,7 +93,7 @@ class SecretField(urwid.Edit):  # type: ignore[misc]
 
     def take(self) -> bytearray:
         """The secret typed, as a new bytearray the caller wipes; the field is emptied."""
-        answer = self._buffer[:self._used]
+        answer = self._buffer[: self._used]
         self.wipe()
         return answer
 
@@ -105,7 +105,5 @@ class SecretField(urwid.Edit):  # type: ignore[misc]
         self._show()
 
 
-def make_field(caption: str, secret: bool, max_length: int,
-               max_bytes: int | None = None) -> Any:  # fmt: skip
-    return (SecretField(caption, max_length, max_bytes) if secret
-            else TextField(caption, max_length))  # fmt: skip
+def make_field(caption: str, secret: bool, max_length: int, max_bytes: int | None = None) -> Any:
+    return SecretField(caption, max_length, max_bytes) if secret else TextField(caption, max_length)

@@ -51,8 +51,9 @@ class MenuView:
         self._footer = footer(menu_hint(menu))
         if self._left is not None:
             self._footer.contents.insert(0, (self._countdown, self._footer.options()))
-        self._widget = urwid.Frame(self._split, header=header(menu.title, menu.tone),
-                                   footer=self._footer)
+        self._widget = urwid.Frame(
+            self._split, header=header(menu.title, menu.tone), footer=self._footer
+        )
         self.refresh_live()
 
     @property
@@ -111,8 +112,9 @@ class MenuView:
         del self._footer.contents[0]
 
     def _countdown_text(self) -> str:
-        automatic = next((c for c in self._menu.choices if c.event == self._menu.timeout_event),
-                         None)
+        automatic = next(
+            (c for c in self._menu.choices if c.event == self._menu.timeout_event), None
+        )
         what = "Automatic choice" if automatic is None else automatic.label
         return f"{what} in {self._left} s. Press any key to stop."
 

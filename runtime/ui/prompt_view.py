@@ -38,23 +38,24 @@ def too_long(prompt: Prompt) -> str:
 
 
 def too_short(prompt: Prompt, length: int) -> str:
-    return (f"That is {length} characters; at least {prompt.min_length} are needed. "
-            "Try again.")
+    return f"That is {length} characters; at least {prompt.min_length} are needed. Try again."
 
 
 class PromptView:
     def __init__(self, prompt: Prompt) -> None:
         self._prompt = prompt
-        self._field = make_field(caption(prompt.label), prompt.secret, prompt.max_length,
-                                 prompt.max_bytes)
+        self._field = make_field(
+            caption(prompt.label), prompt.secret, prompt.max_length, prompt.max_bytes
+        )
         self._message = urwid.Text(self._rule())
         # The first entry while the second is typed (confirm only).
         self._first: str | bytearray | None = None
         walker = urwid.SimpleFocusListWalker([urwid.Divider(), self._field, self._message])
         walker.set_focus(1)  # the field: it draws the cursor
         self._split = SplitBox(ScrollBody(paragraphs(prompt.body)), urwid.ListBox(walker))
-        self._widget = urwid.Frame(self._split, header=header(prompt.title, prompt.tone),
-                                   footer=footer(PROMPT_HINT))
+        self._widget = urwid.Frame(
+            self._split, header=header(prompt.title, prompt.tone), footer=footer(PROMPT_HINT)
+        )
 
     @property
     def widget(self) -> Any:

@@ -53,8 +53,9 @@ class PageView:
     def __init__(self, page: Page) -> None:
         lines = preformatted(page.lines) if page.preformatted else paragraphs(page.lines)
         self._body = ScrollBody(lines or [urwid.Text("(nothing to show)")])
-        self._widget = urwid.Frame(self._body, header=header(page.title, page.tone),
-                                   footer=footer(page.footer))
+        self._widget = urwid.Frame(
+            self._body, header=header(page.title, page.tone), footer=footer(page.footer)
+        )
 
     @property
     def widget(self) -> Any:

@@ -22,8 +22,12 @@ MORE_BELOW = "(more below: PgDn)"
 
 #: The word shown after the title: the colour alone says nothing on a mono terminal.
 TONE_WORDS = {Tone.GOOD: "OK", Tone.WARNING: "WARNING", Tone.ERROR: "ERROR"}
-_TONE_ATTRS = {Tone.NORMAL: "header", Tone.GOOD: "good", Tone.WARNING: "warning",
-               Tone.ERROR: "error"}
+_TONE_ATTRS = {
+    Tone.NORMAL: "header",
+    Tone.GOOD: "good",
+    Tone.WARNING: "warning",
+    Tone.ERROR: "error",
+}
 
 # (name, 16-colour foreground, background, monochrome). Background colours are
 # the eight a 16-colour terminal (TERM=linux) allows, hence "brown" for yellow.
@@ -85,9 +89,11 @@ class ScrollBody(urwid.ListBox):  # type: ignore[misc]
         if maxrow < 3:  # no room for a marker beside what it marks
             return canvas
         ends = self.ends_visible(size)
-        marks = [(text, row) for text, row, end in ((MORE_ABOVE, 0, "top"),
-                                                     (MORE_BELOW, maxrow - 1, "bottom"))
-                 if end not in ends]
+        marks = [
+            (text, row)
+            for text, row, end in ((MORE_ABOVE, 0, "top"), (MORE_BELOW, maxrow - 1, "bottom"))
+            if end not in ends
+        ]
         if not marks:
             return canvas
         canvas = urwid.CompositeCanvas(canvas)
@@ -190,8 +196,10 @@ def preformatted(lines: Sequence[str]) -> list[Any]:
     """Lines shown as they are: clipped, never wrapped, so a QR code or a table
     keeps its shape. The rows of a QR code are drawn dark-on-light."""
     qr = qr_rows(lines)
-    return [_qr_line(line) if index in qr else urwid.Text(line, wrap="clip")
-            for index, line in enumerate(lines)]
+    return [
+        _qr_line(line) if index in qr else urwid.Text(line, wrap="clip")
+        for index, line in enumerate(lines)
+    ]
 
 
 def qr_rows(lines: Sequence[str]) -> frozenset[int]:
@@ -201,8 +209,12 @@ def qr_rows(lines: Sequence[str]) -> frozenset[int]:
     found: set[int] = set()
     start = 0
     for end in range(1, len(lines) + 1):
-        if (end < len(lines) and _qr_like(lines[start]) and _qr_like(lines[end])
-                and len(lines[end]) == len(lines[start])):
+        if (
+            end < len(lines)
+            and _qr_like(lines[start])
+            and _qr_like(lines[end])
+            and len(lines[end]) == len(lines[start])
+        ):
             continue
         run = range(start, end)
         if len(run) >= 2 and _qr_like(lines[start]) and any(lines[i].strip() for i in run):

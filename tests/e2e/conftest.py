@@ -24,8 +24,10 @@ from tools.owner_key import OwnerKey
 
 REPO = Path(__file__).resolve().parents[2]
 BOARD = "qemu-swtpm"
-SETTINGS = (b'export CONFIG_HOTPKEY=y\nexport CONFIG_HOTP_TOKEN="serial:/dev/ttyS1"\n'
-            b"export CONFIG_BOARD_NAME=\"QEMU e2e\"\n")
+SETTINGS = (
+    b'export CONFIG_HOTPKEY=y\nexport CONFIG_HOTP_TOKEN="serial:/dev/ttyS1"\n'
+    b'export CONFIG_BOARD_NAME="QEMU e2e"\n'
+)
 USER_CONFIG_A = SETTINGS + b"# owner settings of test build A\n"
 USER_CONFIG_B = SETTINGS + b"# owner settings of test build B\n"  # one byte differs
 
@@ -37,12 +39,30 @@ def build(out: Path, user_config: bytes, owner: OwnerKey, signing: bool = False)
     config = out / "config.user"
     out.mkdir(parents=True, exist_ok=True)
     config.write_bytes(user_config)
-    secret = ["--owner-secret-key", str(owner.export_secret(out / "owner-secret.asc"))] \
-        if signing else []
-    subprocess.run([sys.executable, str(REPO / "build_initrd.py"), "--board", BOARD, "--quick",
-                    "--out", str(out), "--user-config", str(config),
-                    "--owner-key", str(owner.public), *secret],
-                   check=True, timeout=1800, stdout=subprocess.DEVNULL)
+    secret = (
+        ["--owner-secret-key", str(owner.export_secret(out / "owner-secret.asc"))]
+        if signing
+        else []
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "build_initrd.py"),
+            "--board",
+            BOARD,
+            "--quick",
+            "--out",
+            str(out),
+            "--user-config",
+            str(config),
+            "--owner-key",
+            str(owner.public),
+            *secret,
+        ],
+        check=True,
+        timeout=1800,
+        stdout=subprocess.DEVNULL,
+    )
     return out / "initrd.cpio.zst"
 
 

@@ -179,8 +179,18 @@ class Token:
         self.stop()
         self.socket.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.soft_token", "--state", str(self.state),
-             "--socket", str(self.socket), *flags], stdin=subprocess.DEVNULL)  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "tools.soft_token",
+                "--state",
+                str(self.state),
+                "--socket",
+                str(self.socket),
+                *flags,
+            ],
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 20
         while not self.socket.exists():
             assert self.process.poll() is None and time.monotonic() < deadline
@@ -193,8 +203,12 @@ class Token:
         self.process = None
 
     def qemu_args(self) -> list[str]:
-        return ["-chardev", f"socket,id=hotp,path={self.socket},server=off,reconnect=1",
-                "-device", "isa-serial,chardev=hotp,index=1"]  # fmt: skip
+        return [
+            "-chardev",
+            f"socket,id=hotp,path={self.socket},server=off,reconnect=1",
+            "-device",
+            "isa-serial,chardev=hotp,index=1",
+        ]
 
 
 def runtime_pcr4(running: Boot) -> str:

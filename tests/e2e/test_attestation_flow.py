@@ -84,8 +84,8 @@ def test_first_boot_enrols_a_new_secret(enrolled: bytes) -> None:
 
 
 def test_reboot_attests_with_totp_and_hotp_then_recovery_needs_the_owner(
-        machine: Path, initrd_a: Path, token: Token, os_disk: Path, owner_key: OwnerKey,
-        enrolled: bytes) -> None:
+    machine: Path, initrd_a: Path, token: Token, os_disk: Path, owner_key: OwnerKey, enrolled: bytes
+) -> None:
     secret = enrolled
     token.start()  # the token as enrolled (another test may have swapped it)
     with start(machine, initrd_a, token, os_disk) as again:
@@ -119,22 +119,27 @@ def test_reboot_attests_with_totp_and_hotp_then_recovery_needs_the_owner(
         again.press("cat /sys/class/tpm/tpm0/pcr-sha256/4; echo PCR4-DONE\r", settle=1.0)
         after = again.wait_for_console(r"\n([0-9A-Fa-f]{64})\s*\r?\nPCR4-DONE", 60).group(1)
         recovery = hashlib.sha256(b"recovery").digest()
-        assert after.lower() == hashlib.sha256(bytes.fromhex(pcr4_before)
-                                               + recovery).hexdigest()
+        assert after.lower() == hashlib.sha256(bytes.fromhex(pcr4_before) + recovery).hexdigest()
         # No form of the secret in any file in RAM, and /tmp/secret is empty.
         forms = [f.decode() for f in secret_forms(secret) if f.isascii() and f.isalnum()]
         needles = " ".join(f"-e {f}" for f in forms[:4])
         typed_at = len(again.raw)  # from here the console echoes what the test types
-        again.press(f"grep -r -l -F {needles} /run /tmp /etc /root 2>/dev/null; "
-                    "echo FILES=$(ls -A /tmp/secret | grep -c .) LEAK-DONE\r", settle=2.0)
+        again.press(
+            f"grep -r -l -F {needles} /run /tmp /etc /root 2>/dev/null; "
+            "echo FILES=$(ls -A /tmp/secret | grep -c .) LEAK-DONE\r",
+            settle=2.0,
+        )
         result = again.wait_for_console(r"FILES=(\d+) LEAK-DONE", 120)
         answered_at = len(again.raw)
         assert result.group(1) == "0"
         # grep -l prints the name of every file holding the secret: there is none.
         output = bytes(again.raw[typed_at:answered_at]).decode(errors="replace")
         # Only bare paths: the echoed command line (wrapped at 80 columns) is not one.
-        listed = [line.strip() for line in output.splitlines()
-                  if re.fullmatch(r"/[\w./+-]+", line.strip())]
+        listed = [
+            line.strip()
+            for line in output.splitlines()
+            if re.fullmatch(r"/[\w./+-]+", line.strip())
+        ]
         assert listed == [], listed
         again.press("exit\r")
         refused = again.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)
@@ -153,8 +158,14 @@ def test_reboot_attests_with_totp_and_hotp_then_recovery_needs_the_owner(
 
 
 def test_a_one_byte_change_of_the_owner_settings_is_refused(
-        machine: Path, initrd_a: Path, initrd_b: Path, board_cmdline: str, token: Token,
-        os_disk: Path, enrolled: bytes) -> None:
+    machine: Path,
+    initrd_a: Path,
+    initrd_b: Path,
+    board_cmdline: str,
+    token: Token,
+    os_disk: Path,
+    enrolled: bytes,
+) -> None:
     token.start()
     with start(machine, initrd_b, token, os_disk) as tampered:
         screen = tampered.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN_TIMEOUT)
@@ -170,7 +181,8 @@ def test_a_one_byte_change_of_the_owner_settings_is_refused(
 
 
 def test_a_machine_without_a_tpm_gets_a_plain_message_and_still_finds_its_disk(
-        initrd_a: Path, os_disk: Path) -> None:
+    initrd_a: Path, os_disk: Path
+) -> None:
     directory = Path(tempfile.mkdtemp(prefix="board-", dir="/tmp"))
     try:
         running = boot(BOARD, directory, initrd_a)

@@ -43,11 +43,13 @@ pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.tim
 FIRST_SCREEN = 400
 COUNTDOWN_S = 3
 RECOVERY_LINE = "/dev/ttyS2"
-SETTINGS = (b'export CONFIG_BASIC="y"\nexport CONFIG_BOARD_NAME="QEMU basic"\n'
-            b'export CONFIG_AUTO_BOOT_TIMEOUT="%d"\n' % COUNTDOWN_S
-            + b'export CONFIG_BOOT_RECOVERY_SERIAL="%s"\n' % RECOVERY_LINE.encode()
-            + b'export CONFIG_KEYBOARD_KEYMAP="/usr/lib/kbd/keymaps/i386/qwertz/de-latin1.map"\n'
-            )  # fmt: skip
+SETTINGS = (
+    b'export CONFIG_BASIC="y"\nexport CONFIG_BOARD_NAME="QEMU basic"\n'
+    b'export CONFIG_AUTO_BOOT_TIMEOUT="%d"\n'
+    % COUNTDOWN_S
+    + b'export CONFIG_BOOT_RECOVERY_SERIAL="%s"\n' % RECOVERY_LINE.encode()
+    + b'export CONFIG_KEYBOARD_KEYMAP="/usr/lib/kbd/keymaps/i386/qwertz/de-latin1.map"\n'
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,8 @@ def basic_disk(machine: Path, os_disk: Path) -> Path:
 
 
 def test_basic_mode_checks_nothing_and_boots_the_owners_choice(
-        machine: Path, initrd_basic: Path, basic_disk: Path) -> None:
+    machine: Path, initrd_basic: Path, basic_disk: Path
+) -> None:
     running = boot(BOARD, machine, initrd_basic)
     running.instance.disks = [basic_disk]
     with running.start() as on:
@@ -90,8 +93,12 @@ class SerialLine:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
     def qemu_args(self) -> list[str]:
-        return ["-chardev", f"socket,id=recovery,path={self.path},server=on,wait=off",
-                "-device", "isa-serial,chardev=recovery,index=2"]  # fmt: skip
+        return [
+            "-chardev",
+            f"socket,id=recovery,path={self.path},server=on,wait=off",
+            "-device",
+            "isa-serial,chardev=recovery,index=2",
+        ]
 
     def connect(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -126,12 +133,16 @@ class SerialLine:
 
 
 def test_enter_on_the_recovery_line_opens_the_gate_and_a_shell_there(
-        machine: Path, initrd_basic: Path, basic_disk: Path, owner_key: OwnerKey) -> None:
+    machine: Path, initrd_basic: Path, basic_disk: Path, owner_key: OwnerKey
+) -> None:
     line = SerialLine(machine / "recovery.sock")
     running = boot(BOARD, machine, initrd_basic)
     running.instance.disks = [basic_disk]
-    running.instance.extra_args = [*line.qemu_args(),
-                                   "-qmp", f"unix:{machine / 'qmp.sock'},server=on,wait=off"]
+    running.instance.extra_args = [
+        *line.qemu_args(),
+        "-qmp",
+        f"unix:{machine / 'qmp.sock'},server=on,wait=off",
+    ]
     with running.start() as on:
         line.connect()
         try:

@@ -82,8 +82,10 @@ def power_off_from_main(running: Boot) -> None:
 
 
 def test_an_unsigned_kexec_d_configuration_is_refused_and_never_offered(
-    machine: Path, initrd_signing: Path, first_boot: dict[str, str],  # noqa: F811
-) -> None:  # fmt: skip
+    machine: Path,
+    initrd_signing: Path,  # noqa: F811
+    first_boot: dict[str, str],  # noqa: F811
+) -> None:
     disk = signed_disk(machine, "kexec-d.img")
     with BootPartition(disk) as part:
         part.mkdir("/kexec.d")
@@ -91,7 +93,8 @@ def test_an_unsigned_kexec_d_configuration_is_refused_and_never_offered(
         part.symlink("/kexec.d/lnk", "../grub")
         part.write(f"/kexec.d/vmlinuz-{BOARD_KERNEL_RELEASE}", b"attacker kernel\n" * 4096)
         assert sorted(part.names("/kexec.d")) == sorted(
-            ["grub.cfg", "lnk", f"vmlinuz-{BOARD_KERNEL_RELEASE}"])  # fmt: skip
+            ["grub.cfg", "lnk", f"vmlinuz-{BOARD_KERNEL_RELEASE}"]
+        )
     before = image_digest(disk)
     with start(machine, initrd_signing, disk) as running:
         to_main_menu(running)
@@ -121,8 +124,10 @@ def test_an_unsigned_kexec_d_configuration_is_refused_and_never_offered(
 
 
 def test_a_pending_journal_cannot_slip_a_kernel_into_update_checksums(
-    machine: Path, initrd_signing: Path, first_boot: dict[str, str],  # noqa: F811
-) -> None:  # fmt: skip
+    machine: Path,
+    initrd_signing: Path,  # noqa: F811
+    first_boot: dict[str, str],  # noqa: F811
+) -> None:
     disk = signed_disk(machine, "journal.img")
     with BootPartition(disk) as part:
         kernel = part.read(KERNEL)
@@ -164,8 +169,10 @@ def test_a_pending_journal_cannot_slip_a_kernel_into_update_checksums(
 
 
 def test_a_fifo_as_the_rollback_file_neither_hangs_the_start_nor_boots(
-    machine: Path, initrd_signing: Path, first_boot: dict[str, str],  # noqa: F811
-) -> None:  # fmt: skip
+    machine: Path,
+    initrd_signing: Path,  # noqa: F811
+    first_boot: dict[str, str],  # noqa: F811
+) -> None:
     disk = signed_disk(machine, "fifo.img")
     with BootPartition(disk) as part:
         part.remove("/kexec_rollback.txt")

@@ -27,9 +27,15 @@ from tools.soft_token import SoftToken, TokenState
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(600)]
 
 SITE = "usr/lib/python3/dist-packages"
-FILES = ["runtime/secrets/ram.py", "runtime/secrets/totp.py", "runtime/tpm/handles.py",
-         *(str(p.relative_to(REPO_ROOT))
-           for p in sorted((REPO_ROOT / "runtime/secrets/hotp").glob("*.py")))]
+FILES = [
+    "runtime/secrets/ram.py",
+    "runtime/secrets/totp.py",
+    "runtime/tpm/handles.py",
+    *(
+        str(p.relative_to(REPO_ROOT))
+        for p in sorted((REPO_ROOT / "runtime/secrets/hotp").glob("*.py"))
+    ),
+]
 
 GUEST = """
 import time
@@ -77,9 +83,11 @@ def machine(tmp_path_factory: pytest.TempPathFactory, initrd_a: Path) -> tuple[P
     from tools.qemu_board import board_files
 
     kernel = board_files("qemu-swtpm").kernel
-    overlay = [Entry.file("hotp_init", INIT.encode(), executable=True),
-               Entry.file("hotp_guest.py", GUEST.encode()),
-               Entry.directory(f"{SITE}/runtime/secrets/hotp")]
+    overlay = [
+        Entry.file("hotp_init", INIT.encode(), executable=True),
+        Entry.file("hotp_guest.py", GUEST.encode()),
+        Entry.directory(f"{SITE}/runtime/secrets/hotp"),
+    ]
     overlay += [Entry.file(f"{SITE}/{name}", (REPO_ROOT / name).read_bytes()) for name in FILES]
     archive = io.BytesIO()
     write_archive(archive, overlay, 0)
@@ -98,22 +106,47 @@ def socket_dir() -> Iterator[Path]:
 
 
 def boot(kernel: Path, initrd: Path, sock: Path) -> list[str]:
-    argv = ["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "512",
-            "-display", "none", "-monitor", "none", "-no-reboot", "-nic", "none",
-            "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
-            "-kernel", str(kernel), "-initrd", str(initrd),
-            "-append", "console=ttyS0 quiet panic=-1 rdinit=/hotp_init",
-            # As tools/soft_token.py documents them:
-            "-chardev", f"socket,id=hotp,path={sock},server=off,reconnect=1",
-            "-device", "isa-serial,chardev=hotp,index=1"]
-    done = subprocess.run(argv, capture_output=True, timeout=400, stdin=subprocess.DEVNULL,
-                          check=False)
+    argv = [
+        "qemu-system-x86_64",
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg",
+        "-m",
+        "512",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-chardev",
+        "stdio,id=console,signal=off",
+        "-serial",
+        "chardev:console",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0 quiet panic=-1 rdinit=/hotp_init",
+        # As tools/soft_token.py documents them:
+        "-chardev",
+        f"socket,id=hotp,path={sock},server=off,reconnect=1",
+        "-device",
+        "isa-serial,chardev=hotp,index=1",
+    ]
+    done = subprocess.run(
+        argv, capture_output=True, timeout=400, stdin=subprocess.DEVNULL, check=False
+    )
     lines = done.stdout.decode(errors="replace").splitlines()
     return [line.strip() for line in lines if line.startswith("HOTP ")]
 
 
-def test_the_guest_enrols_and_verifies_through_ttys1(machine: tuple[Path, Path],
-                                                     socket_dir: Path) -> None:
+def test_the_guest_enrols_and_verifies_through_ttys1(
+    machine: tuple[Path, Path], socket_dir: Path
+) -> None:
     sock = socket_dir / "token.sock"
     token = SoftToken(state=TokenState())
     stop = threading.Event()
@@ -128,13 +161,17 @@ def test_the_guest_enrols_and_verifies_through_ttys1(machine: tuple[Path, Path],
         stop.set()
         server.join(5)
     assert lines[0].startswith("HOTP present True") and lines[0].endswith(" 10"), lines
-    assert lines[1:] == ["HOTP enrol success 101", "HOTP verify success 102",
-                         "HOTP wrong invalid 102"]
+    assert lines[1:] == [
+        "HOTP enrol success 101",
+        "HOTP verify success 102",
+        "HOTP wrong invalid 102",
+    ]
     assert token.state.counter == 102
 
 
-def test_without_the_token_the_guest_says_absent_in_a_second(machine: tuple[Path, Path],
-                                                             socket_dir: Path) -> None:
+def test_without_the_token_the_guest_says_absent_in_a_second(
+    machine: tuple[Path, Path], socket_dir: Path
+) -> None:
     lines = boot(*machine, socket_dir / "nobody.sock")
     assert lines[0].startswith("HOTP present False"), lines
     assert float(lines[0].split()[3]) < 1.0

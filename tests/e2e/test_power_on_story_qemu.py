@@ -47,9 +47,11 @@ FIRST_SCREEN = 400
 COUNTDOWN_S = 5
 OWNER_PASSPHRASE = "owner passphrase 2"
 TOKEN_PIN = "12345678"  # the software token's factory admin PIN
-SETTINGS = (b'export CONFIG_HOTPKEY=y\nexport CONFIG_HOTP_TOKEN="serial:/dev/ttyS1"\n'
-            b'export CONFIG_BOARD_NAME="QEMU power-on"\n'
-            b'export CONFIG_AUTO_BOOT_TIMEOUT="%d"\n' % COUNTDOWN_S)  # fmt: skip
+SETTINGS = (
+    b'export CONFIG_HOTPKEY=y\nexport CONFIG_HOTP_TOKEN="serial:/dev/ttyS1"\n'
+    b'export CONFIG_BOARD_NAME="QEMU power-on"\n'
+    b'export CONFIG_AUTO_BOOT_TIMEOUT="%d"\n' % COUNTDOWN_S
+)
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +103,12 @@ def test_enrolment_is_not_followed_by_an_automatic_boot(owned: dict[str, str]) -
 
 
 def test_untouched_the_default_boots_after_the_countdown(
-    machine: Path, initrd_autoboot: Path, token: Token, disk: Path, owned: dict[str, str],
-) -> None:  # fmt: skip
+    machine: Path,
+    initrd_autoboot: Path,
+    token: Token,
+    disk: Path,
+    owned: dict[str, str],
+) -> None:
     with start(machine, initrd_autoboot, token, disk) as running:
         countdown = running.wait_for_screen("Automatic boot", FIRST_SCREEN)
         assert_current_code(countdown, bytes.fromhex(owned["secret"]))
@@ -113,8 +119,12 @@ def test_untouched_the_default_boots_after_the_countdown(
 
 
 def test_a_key_stops_the_countdown_and_nothing_boots(
-    machine: Path, initrd_autoboot: Path, token: Token, disk: Path, owned: dict[str, str],
-) -> None:  # fmt: skip
+    machine: Path,
+    initrd_autoboot: Path,
+    token: Token,
+    disk: Path,
+    owned: dict[str, str],
+) -> None:
     with start(machine, initrd_autoboot, token, disk) as running:
         running.wait_for_screen("Automatic boot", FIRST_SCREEN)
         running.press("b")
@@ -127,8 +137,11 @@ def test_a_key_stops_the_countdown_and_nothing_boots(
 
 
 def test_a_changed_boot_stops_the_automatic_boot_with_the_reason(
-    machine: Path, initrd_autoboot: Path, token: Token, owned: dict[str, str],
-) -> None:  # fmt: skip
+    machine: Path,
+    initrd_autoboot: Path,
+    token: Token,
+    owned: dict[str, str],
+) -> None:
     tampered = machine / "tampered.img"
     shutil.copyfile(machine / "disk-signed.img", tampered)
     with BootPartition(tampered) as part:
@@ -154,8 +167,11 @@ def test_a_changed_boot_stops_the_automatic_boot_with_the_reason(
 
 
 def test_without_the_token_no_countdown_starts(
-    machine: Path, initrd_autoboot: Path, disk: Path, owned: dict[str, str],
-) -> None:  # fmt: skip
+    machine: Path,
+    initrd_autoboot: Path,
+    disk: Path,
+    owned: dict[str, str],
+) -> None:
     """The token unplugged: the TOTP code alone never boots by itself."""
     running = boot(BOARD, machine, initrd_autoboot)
     running.instance.disks = [disk]  # no token on the second serial line

@@ -71,8 +71,9 @@ def pieces(name: str, value: bytes) -> dict[str, bytes]:
     """Every PIECE-byte window of ``value`` (the whole of a shorter one)."""
     if len(value) <= PIECE:
         return {name: value}
-    return {f"{name} [{i}:{i + PIECE}]": value[i:i + PIECE]
-            for i in range(len(value) - PIECE + 1)}
+    return {
+        f"{name} [{i}:{i + PIECE}]": value[i : i + PIECE] for i in range(len(value) - PIECE + 1)
+    }
 
 
 @dataclass
@@ -109,8 +110,11 @@ class Machine:
 
 def found_in(ram: bytes, needles: dict[str, bytes]) -> dict[str, list[bytes]]:
     """Each needle found, with the bytes around each place: what held it."""
-    return {name: [ram[max(0, at - 48):at + len(needle) + 48] for at in hits]
-            for name, needle in needles.items() if (hits := places(ram, needle))}
+    return {
+        name: [ram[max(0, at - 48) : at + len(needle) + 48] for at in hits]
+        for name, needle in needles.items()
+        if (hits := places(ram, needle))
+    }
 
 
 def assert_nothing_left(scan: Scan) -> None:
@@ -158,8 +162,7 @@ def after_recovery(ram_machine: Machine, owner_key: OwnerKey, ordinary_power_on:
         running.press("x")
         running.wait_for_screen("Open the recovery shell?", 30)
         running.press("y")
-        challenge = running.wait_for_console(
-            r"(heads-runtime recovery(?: [0-9a-f]{8}){4})", 120)
+        challenge = running.wait_for_console(r"(heads-runtime recovery(?: [0-9a-f]{8}){4})", 120)
         for line in owner_key.clearsign(challenge.group(1)).splitlines():
             running.press(line, settle=0.05)
             running.press("enter", settle=0.05)
@@ -203,8 +206,9 @@ def reset_then_no(ram_machine: Machine, after_recovery: Scan) -> Scan:
         running.press("y")
         running.wait_for_screen("Unsafe boot: choose an entry", 120)
         running.press("1")
-        return ram_machine.scan_after_target(running, canary, OWNER_PASSPHRASE,
-                                             NEW_OWNER_PASSPHRASE)
+        return ram_machine.scan_after_target(
+            running, canary, OWNER_PASSPHRASE, NEW_OWNER_PASSPHRASE
+        )
 
 
 def test_enrol_sign_and_boot_in_one_power_on_leave_nothing(enrolled_and_booted: Scan) -> None:

@@ -109,8 +109,7 @@ def case_disk(machine: Path, signed_disk: Path, name: str) -> Path:
     return copy
 
 
-def test_a_signed_boot_is_verified(machine: Path, initrd_verdicts: Path,
-                                   signed_disk: Path) -> None:
+def test_a_signed_boot_is_verified(machine: Path, initrd_verdicts: Path, signed_disk: Path) -> None:
     with start(machine, initrd_verdicts, case_disk(machine, signed_disk, "v.img")) as running:
         title, verdict = main_menu_verdict(running)
         assert title.endswith("OK"), title
@@ -119,8 +118,9 @@ def test_a_signed_boot_is_verified(machine: Path, initrd_verdicts: Path,
         power_off_unbooted(running)
 
 
-def test_a_changed_grub_cfg_is_changed_naming_the_file(machine: Path, initrd_verdicts: Path,
-                                                       signed_disk: Path) -> None:
+def test_a_changed_grub_cfg_is_changed_naming_the_file(
+    machine: Path, initrd_verdicts: Path, signed_disk: Path
+) -> None:
     changed = case_disk(machine, signed_disk, "grub.img")
     with BootPartition(changed) as part:
         part.write("/grub/grub.cfg", part.read("/grub/grub.cfg") + b"# changed\n")
@@ -141,8 +141,9 @@ def test_a_changed_grub_cfg_is_changed_naming_the_file(machine: Path, initrd_ver
         power_off_unbooted(running)
 
 
-def test_a_strangers_signature_is_tampered(machine: Path, initrd_verdicts: Path,
-                                          signed_disk: Path, stranger: OwnerKey) -> None:
+def test_a_strangers_signature_is_tampered(
+    machine: Path, initrd_verdicts: Path, signed_disk: Path, stranger: OwnerKey
+) -> None:
     resigned = case_disk(machine, signed_disk, "stranger.img")
     with BootPartition(resigned) as part:
         strangers_signature(part, stranger)
@@ -156,8 +157,9 @@ def test_a_strangers_signature_is_tampered(machine: Path, initrd_verdicts: Path,
         power_off_unbooted(running)
 
 
-def test_a_boot_never_signed_is_not_signed_yet(machine: Path, initrd_verdicts: Path,
-                                              os_disk: Path) -> None:
+def test_a_boot_never_signed_is_not_signed_yet(
+    machine: Path, initrd_verdicts: Path, os_disk: Path
+) -> None:
     fresh = machine / "fresh.img"
     shutil.copyfile(os_disk, fresh)
     with start(machine, initrd_verdicts, fresh) as running:
@@ -170,8 +172,9 @@ def test_a_boot_never_signed_is_not_signed_yet(machine: Path, initrd_verdicts: P
         power_off_unbooted(running)
 
 
-def test_no_disk_is_no_disk_not_an_attack(machine: Path, initrd_verdicts: Path,
-                                         signed_disk: Path) -> None:
+def test_no_disk_is_no_disk_not_an_attack(
+    machine: Path, initrd_verdicts: Path, signed_disk: Path
+) -> None:
     with start(machine, initrd_verdicts, None) as running:
         problem = running.wait_for_screen("no /boot partition found", FIRST_SCREEN)
         assert "Retry" in problem, problem
@@ -185,10 +188,13 @@ def test_no_disk_is_no_disk_not_an_attack(machine: Path, initrd_verdicts: Path,
 
 
 def test_without_a_tpm_the_disk_is_found_and_boots_unverified(
-    machine: Path, initrd_verdicts: Path, signed_disk: Path,
-) -> None:  # fmt: skip
-    with start(machine, initrd_verdicts, case_disk(machine, signed_disk, "no-tpm.img"),
-               with_tpm=False) as running:
+    machine: Path,
+    initrd_verdicts: Path,
+    signed_disk: Path,
+) -> None:
+    with start(
+        machine, initrd_verdicts, case_disk(machine, signed_disk, "no-tpm.img"), with_tpm=False
+    ) as running:
         running.wait_for_screen("ERROR: no TPM", FIRST_SCREEN)
         running.press("c")
         title, verdict = main_menu_verdict(running)

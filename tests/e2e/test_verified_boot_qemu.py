@@ -59,9 +59,11 @@ from tools.swtpm import Swtpm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(2400)]
 FIRST_SCREEN = 400
-SETTINGS = (b'export CONFIG_BOARD_NAME="QEMU verified boot"\n'
-            # the test OS disk's root partition: /etc/os-release and /sbin/init
-            b'export CONFIG_ROOT_DEV="/dev/vda2"\nexport CONFIG_ROOT_DIRLIST="sbin etc"\n')
+SETTINGS = (
+    b'export CONFIG_BOARD_NAME="QEMU verified boot"\n'
+    # the test OS disk's root partition: /etc/os-release and /sbin/init
+    b'export CONFIG_ROOT_DEV="/dev/vda2"\nexport CONFIG_ROOT_DIRLIST="sbin etc"\n'
+)
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +211,11 @@ def strangers_signature(part: BootPartition, stranger: OwnerKey) -> None:
     lists = {n: part.read(f"/{n}") for n in signed_names(part.names("/"))}
     signed = subprocess.run(
         ["gpg", "--homedir", str(stranger.home), "--batch", "--detach-sign", "-a"],
-        input=signed_listing(lists), check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+        input=signed_listing(lists),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     part.write("/kexec.sig", signed.stdout)
 
 
@@ -231,9 +236,12 @@ TAMPERS: dict[str, tuple[Tamper, tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("case", list(TAMPERS))
 def test_a_tampered_boot_is_refused_naming_why_and_nothing_boots(
-    machine: Path, initrd_signing: Path, second_boot: dict[str, str], stranger: OwnerKey,
+    machine: Path,
+    initrd_signing: Path,
+    second_boot: dict[str, str],
+    stranger: OwnerKey,
     case: str,
-) -> None:  # fmt: skip
+) -> None:
     tamper, reasons = TAMPERS[case]
     tampered = machine / "tampered.img"
     shutil.copyfile(machine / "disk-after-second-boot.img", tampered)
@@ -277,8 +285,11 @@ def delete_counter(machine: Path, disk: Path) -> int:
 
 
 def test_a_deleted_counter_is_refused_then_signing_again_makes_a_new_one(
-    machine: Path, machine_copy: Path, initrd_signing: Path, second_boot: dict[str, str],
-) -> None:  # fmt: skip
+    machine: Path,
+    machine_copy: Path,
+    initrd_signing: Path,
+    second_boot: dict[str, str],
+) -> None:
     disk = machine_copy / "os-disk.img"
     shutil.copyfile(machine / "disk-after-second-boot.img", disk)
     old_index = delete_counter(machine_copy, disk)
@@ -309,8 +320,12 @@ def test_a_deleted_counter_is_refused_then_signing_again_makes_a_new_one(
 
 @pytest.mark.parametrize("cut_at", ["writing", "incrementing the rollback counter"])
 def test_a_power_cut_while_signing_leaves_a_signed_boot(
-    machine: Path, initrd_signing: Path, disk: Path, first_boot: dict[str, str],
-    second_boot: dict[str, str], cut_at: str,
+    machine: Path,
+    initrd_signing: Path,
+    disk: Path,
+    first_boot: dict[str, str],
+    second_boot: dict[str, str],
+    cut_at: str,
 ) -> None:
     """QEMU killed (the guest's page cache dies with it) once the signing
     names a step; the next power-on finds the old or the new signed state,
@@ -334,8 +349,11 @@ def test_a_power_cut_while_signing_leaves_a_signed_boot(
 
 
 def test_the_root_file_system_list_is_signed_with_boot_and_checked(
-    machine: Path, machine_copy: Path, initrd_signing: Path, second_boot: dict[str, str],
-) -> None:  # fmt: skip
+    machine: Path,
+    machine_copy: Path,
+    initrd_signing: Path,
+    second_boot: dict[str, str],
+) -> None:
     """CONFIG_ROOT_DEV: the root partition is mounted read-only in the guest,
     hashed, the list signed with /boot after the review, then checked
     against the signed copy."""

@@ -72,6 +72,8 @@ def da_restored(swtpm: Swtpm) -> Iterator[None]:
         clear_tpm(tpm)
         tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, b"")
         tpm.esapi.dictionary_attack_parameters(
-            ownership.DA_MAX_TRIES, ownership.DA_RECOVERY_SECONDS,
-            ownership.DA_LOCKOUT_RECOVERY_SECONDS, session1=tpm.hmac_session())
-
+            ownership.DA_MAX_TRIES,
+            ownership.DA_RECOVERY_SECONDS,
+            ownership.DA_LOCKOUT_RECOVERY_SECONDS,
+            session1=tpm.hmac_session(),
+        )

@@ -124,8 +124,7 @@ class RecordingTcti(PyTCTI):  # type: ignore[misc]
 # -- the values and their encodings ------------------------------------------------
 
 
-def wire_forms(name: str, value: bytes | bytearray, *, digests: bool = False
-               ) -> dict[str, bytes]:
+def wire_forms(name: str, value: bytes | bytearray, *, digests: bool = False) -> dict[str, bytes]:
     """``value`` as it could cross the bus in clear, labelled ``name (form)``:
     raw, UTF-16 (both byte orders, what UEFI variables hold), hex, base32 (the
     enrolment screen's; padded, unpadded, lower case) and base64; with
@@ -133,8 +132,10 @@ def wire_forms(name: str, value: bytes | bytearray, *, digests: bool = False
     is as good as the passphrase to a dictionary search)."""
     raw = bytes(value)
     if len(raw) < MIN_NEEDLE:
-        raise ValueError(f"{name}: {len(raw)} bytes are too few to search for without "
-                         f"false alarms; use at least {MIN_NEEDLE}")
+        raise ValueError(
+            f"{name}: {len(raw)} bytes are too few to search for without "
+            f"false alarms; use at least {MIN_NEEDLE}"
+        )
     b32 = base64.b32encode(raw)
     forms = {
         "raw": raw,
@@ -172,19 +173,25 @@ class Hit:
     context: str  # hex, the value in [brackets]
 
     def __str__(self) -> str:
-        return (f"{self.label} in the {self.direction} of exchange #{self.index} "
-                f"({self.command}) at byte {self.offset}: {self.context}")
+        return (
+            f"{self.label} in the {self.direction} of exchange #{self.index} "
+            f"({self.command}) at byte {self.offset}: {self.context}"
+        )
 
 
 def _context(data: bytes, offset: int, length: int, around: int = 12) -> str:
-    before = data[max(0, offset - around):offset].hex()
-    found = data[offset:offset + length].hex()
-    after = data[offset + length:offset + length + around].hex()
+    before = data[max(0, offset - around) : offset].hex()
+    found = data[offset : offset + length].hex()
+    after = data[offset + length : offset + length + around].hex()
     return f"{before}[{found}]{after}"
 
 
-def scan(exchanges: Iterable[Exchange], needles: Mapping[str, bytes],
-         directions: Iterable[str] = (COMMAND, RESPONSE), first: int = 0) -> list[Hit]:
+def scan(
+    exchanges: Iterable[Exchange],
+    needles: Mapping[str, bytes],
+    directions: Iterable[str] = (COMMAND, RESPONSE),
+    first: int = 0,
+) -> list[Hit]:
     """Every place where one of ``needles`` appears; ``first`` numbers the
     first exchange (when scanning ``exchanges[mark:]``)."""
     wanted = tuple(directions)
@@ -197,8 +204,16 @@ def scan(exchanges: Iterable[Exchange], needles: Mapping[str, bytes],
                     raise ValueError(f"{label}: too short to search for")
                 offset = data.find(needle)
                 while offset >= 0:
-                    hits.append(Hit(label, index, exchange.name, direction, offset,
-                                    _context(data, offset, len(needle))))
+                    hits.append(
+                        Hit(
+                            label,
+                            index,
+                            exchange.name,
+                            direction,
+                            offset,
+                            _context(data, offset, len(needle)),
+                        )
+                    )
                     offset = data.find(needle, offset + 1)
     return hits
 
@@ -263,8 +278,9 @@ def runtime_tpms(tcti: str) -> Iterator[Callable[..., tuple[Tpm, RecordingTcti]]
     os.environ.setdefault("TSS2_LOG", "all+NONE")  # as Tpm.connect: libtss2 keeps quiet
     opened: list[tuple[Tpm, RecordingTcti]] = []
 
-    def open_(pin: bytes | None, transport: type[RecordingTcti] = RecordingTcti
-              ) -> tuple[Tpm, RecordingTcti]:
+    def open_(
+        pin: bytes | None, transport: type[RecordingTcti] = RecordingTcti
+    ) -> tuple[Tpm, RecordingTcti]:
         bus = transport(tcti)
         runtime_tpm = Tpm(ESAPI(bus), TctiSpec.parse(tcti), pinned_primary_name=pin)
         opened.append((runtime_tpm, bus))
@@ -276,4 +292,3 @@ def runtime_tpms(tcti: str) -> Iterator[Callable[..., tuple[Tpm, RecordingTcti]]
         for runtime_tpm, bus in reversed(opened):
             runtime_tpm.close()
             bus.close()
-

@@ -27,9 +27,18 @@ from tests.leakcheck import LeakWatch, secret_forms
 from tests.tpm.conftest import OWNER
 from tools.soft_token import SoftToken, TokenState
 
-BOARD = BoardConfig("test", "test board", "/dev/ttyS0", 80, 24, runtime_pcr=9,
-                    firmware_pcrs=(0, 4, 9), seal_pcrs=(0, 1, 2, 3, 4, 7, 9), modules_pcr=5,
-                    kernel_release="k")
+BOARD = BoardConfig(
+    "test",
+    "test board",
+    "/dev/ttyS0",
+    80,
+    24,
+    runtime_pcr=9,
+    firmware_pcrs=(0, 4, 9),
+    seal_pcrs=(0, 1, 2, 3, 4, 7, 9),
+    modules_pcr=5,
+    kernel_release="k",
+)
 PIN = bytearray(b"12345678")
 
 
@@ -40,8 +49,9 @@ class Wire:
         self.master, self.slave = os.openpty()
         self.path = os.ttyname(self.slave)
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=token.serve, args=(self.master, self.stop),
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=token.serve, args=(self.master, self.stop), daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -75,13 +85,15 @@ def settings_for(path: str) -> Settings:
     return PtySettings(path)
 
 
-def test_enrol_then_attest_with_totp_and_hotp_leaking_nothing(tpm: Tpm, wire: Wire,
-                                                             tmp_path: Path) -> None:
+def test_enrol_then_attest_with_totp_and_hotp_leaking_nothing(
+    tpm: Tpm, wire: Wire, tmp_path: Path
+) -> None:
     settings = settings_for(wire.path)
     firmware = read_pcrs(tpm, [4])
     with LeakWatch(tmp_path) as watch:
-        enrolled = generate_and_seal(tpm, BOARD, firmware, bytearray(OWNER), bytearray(PIN),
-                                     settings)
+        enrolled = generate_and_seal(
+            tpm, BOARD, firmware, bytearray(OWNER), bytearray(PIN), settings
+        )
         assert enrolled.secret is not None, enrolled.problem
         secret = bytes(enrolled.secret)
         assert "accepted" in enrolled.hotp_message or "programmed" in enrolled.hotp_message
@@ -99,8 +111,9 @@ def test_a_token_with_another_secret_is_refused(tpm: Tpm, tmp_path: Path) -> Non
     good = Wire(SoftToken(state=TokenState()))
     try:
         settings = settings_for(good.path)
-        enrolled = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER),
-                                     bytearray(PIN), settings)
+        enrolled = generate_and_seal(
+            tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), bytearray(PIN), settings
+        )
         assert enrolled.secret is not None, enrolled.problem
     finally:
         good.close()
@@ -120,8 +133,7 @@ def test_no_token_attached_leaves_the_counter_alone(tpm: Tpm, tmp_path: Path) ->
 def test_a_secret_sealed_to_the_logged_pcr4_survives_a_recovery_extend(tpm: Tpm) -> None:
     firmware = read_pcrs(tpm, [4])  # what the event log would give
     extend_string(tpm, 4, "recovery", "recovery-shell")
-    enrolled = generate_and_seal(tpm, BOARD, firmware, bytearray(OWNER), None,
-                                 Settings({}))
+    enrolled = generate_and_seal(tpm, BOARD, firmware, bytearray(OWNER), None, Settings({}))
     assert enrolled.secret is not None, enrolled.problem
     # This boot's PCR 4 is not the one sealed to: refused now...
     refused = unseal_totp(tpm, BOARD.runtime_pcr)
@@ -129,23 +141,21 @@ def test_a_secret_sealed_to_the_logged_pcr4_survives_a_recovery_extend(tpm: Tpm)
 
 
 def test_a_wrong_owner_passphrase_is_reported_and_nothing_stored(tpm: Tpm) -> None:
-    enrolled = generate_and_seal(tpm, BOARD, None, bytearray(b"not the owner"), None,
-                                 Settings({}))
+    enrolled = generate_and_seal(tpm, BOARD, None, bytearray(b"not the owner"), None, Settings({}))
     assert enrolled.secret is None and enrolled.wrong_passphrase
     assert unseal_totp(tpm, BOARD.runtime_pcr).failure == "missing"
 
 
 def test_the_secret_is_not_the_bytes_the_tpm_sent_over_the_bus(
-        tpm: Tpm, monkeypatch: pytest.MonkeyPatch) -> None:
+    tpm: Tpm, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An interposer answering GetRandom with bytes it chose (and a sniffer
     reading them) still does not know the secret: the kernel's are mixed in."""
     from runtime.tpm import rng
 
     chosen = bytes(range(32))
     monkeypatch.setattr(rng, "random_bytes", lambda _tpm, count: chosen[:count])
-    first = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None,
-                              Settings())
-    second = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None,
-                               Settings())
+    first = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None, Settings())
+    second = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None, Settings())
     assert first.secret is not None and second.secret is not None, first.problem
     assert bytes(first.secret) != chosen[:20] and bytes(first.secret) != bytes(second.secret)

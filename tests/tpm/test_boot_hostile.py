@@ -67,8 +67,11 @@ def _problems(report: BootReport) -> set[Problem]:
 
 
 def _state(boot: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in boot.iterdir() if p.name.startswith("kexec")
-            and p.is_file() and not p.is_symlink()}  # fmt: skip
+    return {
+        p.name: p.read_bytes()
+        for p in boot.iterdir()
+        if p.name.startswith("kexec") and p.is_file() and not p.is_symlink()
+    }
 
 
 def _option(line: str) -> BootOption:
@@ -164,8 +167,13 @@ def test_a_pending_ext4_journal_is_refused_at_signing(
     files = {"/" + str(p.relative_to(boot)): p.read_bytes() for p in boot.rglob("*") if p.is_file()}
     image = tmp_path / "boot.ext4"
     ext4_journal.make_ext4_image(image, files)
-    done = subprocess.run([losetup, "--find", "--show", str(image)], capture_output=True,
-                          text=True, timeout=30, check=False)  # fmt: skip
+    done = subprocess.run(
+        [losetup, "--find", "--show", str(image)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     if done.returncode:
         pytest.skip(f"no loop device here: {done.stderr.strip()}")
     device, mnt = done.stdout.strip(), tmp_path / "mnt"
@@ -289,8 +297,14 @@ def test_retargeted_symlink_to_an_older_signed_kernel_is_refused(
     counter, _ = _signed(tpm, boot, owner_key)
     assert parse_links((boot / LINKS_FILE).read_bytes()) == {"./vmlinuz": "vmlinuz-6.1"}
     # Heads' own check still accepts the signed state with the extra file
-    subprocess.run(["sha256sum", "-c", "--quiet", "kexec_hashes.txt"], cwd=boot, env=C,
-                   check=True, timeout=60, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["sha256sum", "-c", "--quiet", "kexec_hashes.txt"],
+        cwd=boot,
+        env=C,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
     os.unlink(boot / "vmlinuz")
     os.symlink("vmlinuz-6.0", boot / "vmlinuz")
     report = _verify(boot, owner_key, counter)

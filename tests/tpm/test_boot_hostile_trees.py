@@ -85,8 +85,11 @@ def state_files(root: str) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     for name in os.listdir(root):
         path = os.path.join(root, name)
-        if fnmatch.fnmatchcase(name, SIGNED_GLOB) and os.path.isfile(path) \
-                and not os.path.islink(path):  # fmt: skip
+        if (
+            fnmatch.fnmatchcase(name, SIGNED_GLOB)
+            and os.path.isfile(path)
+            and not os.path.islink(path)
+        ):
             with open(path, "rb") as f:
                 out[name] = f.read()
     return out
@@ -117,8 +120,13 @@ def covered_changes(before: Snapshot, after: Snapshot) -> tuple[set[str], set[st
             continue
         if rel == "./" + SIGNATURE_FILE and was and now and was[0] == now[0] == "f":
             continue  # the signature itself: judged by whether it still checks
-        if is_signed_state_path(rel) or was is None or now is None \
-                or "f" in (was[0], now[0]) or "l" in (was[0], now[0]):  # fmt: skip
+        if (
+            is_signed_state_path(rel)
+            or was is None
+            or now is None
+            or "f" in (was[0], now[0])
+            or "l" in (was[0], now[0])
+        ):
             changed.add(rel)
             if links_signed and was and now and was[0] in "dpo" and now[0] == "l":
                 unlisted_links.add(rel)
@@ -324,8 +332,11 @@ def test_default_planted_under_a_strangers_signature_does_not_survive(
     listing = signed_listing(state_files(str(root)))
     sig = subprocess.run(
         ["gpg", "--homedir", str(stranger.home), "--batch", "--detach-sign", "-a"],
-        input=listing, check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        input=listing,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     (root / SIGNATURE_FILE).write_bytes(sig.stdout)
     shown = _verify(str(root), owner_key, counter)
     assert Problem.SIGNATURE_NOT_OWNER in {f.problem for f in shown.findings}

@@ -94,9 +94,18 @@ SEAL_PCRS = (0, 7)
 CANARY_INDEX = 0x01500027
 CANARY = b"issue 27 canary: public NV data, read in clear"
 
-BOARD = BoardConfig("test", "test board", "/dev/ttyS0", 80, 24, runtime_pcr=9,
-                    firmware_pcrs=(0, 4, 9), seal_pcrs=(0, 1, 2, 3, 4, 7, 9), modules_pcr=5,
-                    kernel_release="k")
+BOARD = BoardConfig(
+    "test",
+    "test board",
+    "/dev/ttyS0",
+    80,
+    24,
+    runtime_pcr=9,
+    firmware_pcrs=(0, 4, 9),
+    seal_pcrs=(0, 1, 2, 3, 4, 7, 9),
+    modules_pcr=5,
+    kernel_release="k",
+)
 
 #: the command names the recorder gives (tpm2-pytss's TPM2_CC names)
 CREATE, UNSEAL, CHANGE_AUTH = "TPM2_create", "TPM2_unseal", "TPM2_hierarchychangeauth"
@@ -152,8 +161,9 @@ def token() -> Iterator[PtySettings]:
     """The software HOTP token on a pty, and settings naming it."""
     master, slave = os.openpty()
     stop = threading.Event()
-    thread = threading.Thread(target=SoftToken(state=TokenState()).serve, args=(master, stop),
-                              daemon=True)
+    thread = threading.Thread(
+        target=SoftToken(state=TokenState()).serve, args=(master, stop), daemon=True
+    )
     thread.start()
     try:
         yield PtySettings(os.ttyname(slave))
@@ -184,8 +194,7 @@ def _close_platform_hierarchy(tpm: Tpm) -> None:
     that clearing takes the lockout passphrase (swtpm leaves it empty). The
     next power cycle and TPM2_Startup(CLEAR) empty it again."""
     tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
-    tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, os.urandom(32),
-                                    session1=tpm.hmac_session())
+    tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, os.urandom(32), session1=tpm.hmac_session())
 
 
 def ownership_flow(tpm: Tpm) -> dict[str, bytes]:
@@ -214,11 +223,14 @@ def ownership_flow(tpm: Tpm) -> dict[str, bytes]:
     check_owner_passphrase(tpm, NEW_OWNER_PW)
 
     needles: dict[str, bytes] = {}
-    for name, value in (("owner passphrase", OWNER_PW), ("mistyped owner passphrase", TYPO_PW),
-                        ("lockout passphrase", LOCKOUT_PW),
-                        ("new owner passphrase", NEW_OWNER_PW),
-                        ("new lockout passphrase", NEW_LOCKOUT_PW),
-                        ("seal passphrase", SEAL_PW)):
+    for name, value in (
+        ("owner passphrase", OWNER_PW),
+        ("mistyped owner passphrase", TYPO_PW),
+        ("lockout passphrase", LOCKOUT_PW),
+        ("new owner passphrase", NEW_OWNER_PW),
+        ("new lockout passphrase", NEW_LOCKOUT_PW),
+        ("seal passphrase", SEAL_PW),
+    ):
         needles |= wire_forms(name, value, digests=True)
     needles |= wire_forms("sealed secret", SEAL_SECRET)
     needles |= wire_forms("unsealed bytes", bytes(unsealed))
@@ -232,24 +244,25 @@ class Enrolled:
     needles: dict[str, bytes]
 
 
-def enrol_flow(tpm: Tpm, settings: PtySettings,
-               monkeypatch: pytest.MonkeyPatch) -> Enrolled:
+def enrol_flow(tpm: Tpm, settings: PtySettings, monkeypatch: pytest.MonkeyPatch) -> Enrolled:
     """Enrol a TOTP/HOTP secret (the HOTP token programmed), then unseal it as
     the boot does: TOTP code, HOTP check; the unsealed bytes are taken as
     sealing.unseal returns them."""
     unsealed: list[bytes] = []
     real_unseal = sealing.unseal
 
-    def recording_unseal(tpm: Tpm, sealed: sealing.SealedSecret,
-                         passphrase: bytes | None = None) -> bytearray:
+    def recording_unseal(
+        tpm: Tpm, sealed: sealing.SealedSecret, passphrase: bytes | None = None
+    ) -> bytearray:
         data = real_unseal(tpm, sealed, passphrase)
         unsealed.append(bytes(data))
         return data
 
     monkeypatch.setattr(sealing, "unseal", recording_unseal)
     take_ownership(tpm, OWNER_PW)
-    enrolled = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER_PW),
-                                 bytearray(PIN), settings)
+    enrolled = generate_and_seal(
+        tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER_PW), bytearray(PIN), settings
+    )
     assert enrolled.secret is not None, enrolled.problem
     secret = bytes(enrolled.secret)
     assert "accepted" in enrolled.hotp_message or "programmed" in enrolled.hotp_message
@@ -264,8 +277,9 @@ def enrol_flow(tpm: Tpm, settings: PtySettings,
     assert hotp.outcome is HotpOutcome.SUCCESS, hotp.message
     assert len(unsealed) == 3 and set(unsealed) == {secret}
 
-    needles = wire_forms("TOTP secret", secret) | wire_forms("owner passphrase", OWNER_PW,
-                                                             digests=True)
+    needles = wire_forms("TOTP secret", secret) | wire_forms(
+        "owner passphrase", OWNER_PW, digests=True
+    )
     needles |= wire_forms("HOTP admin PIN", PIN)
     for number, data in enumerate(unsealed):
         needles |= wire_forms(f"unsealed bytes #{number}", data)
@@ -277,8 +291,10 @@ def enrol_flow(tpm: Tpm, settings: PtySettings,
 
 def test_the_scanner_finds_each_encoding_and_says_where() -> None:
     value = b"passphrase"
-    exchanges = [Exchange(b"\x80\x01\0\0\0\x10\0\0\x01\x44" + form + b"tail", b"\x80\x01")
-                 for form in wire_forms("v", value, digests=True).values()]
+    exchanges = [
+        Exchange(b"\x80\x01\0\0\0\x10\0\0\x01\x44" + form + b"tail", b"\x80\x01")
+        for form in wire_forms("v", value, digests=True).values()
+    ]
     hits = scan(exchanges, wire_forms("v", value, digests=True))
     assert {hit.index for hit in hits} == set(range(len(exchanges)))
     assert all(hit.direction == COMMAND and hit.offset == 10 for hit in hits)
@@ -293,8 +309,11 @@ def test_canaries_sent_in_clear_are_found_in_commands_and_responses(bus: Bus) ->
     take_ownership(tpm, OWNER_PW)
     # every command and response recorded whole (the size in each header is its length)
     assert CHANGE_AUTH in bus.command_names()
-    assert all(int.from_bytes(part[2:6], "big") == len(part)
-               for e in bus.exchanges for part in (e.command, e.response))
+    assert all(
+        int.from_bytes(part[2:6], "big") == len(part)
+        for e in bus.exchanges
+        for part in (e.command, e.response)
+    )
 
     # A command parameter never encrypted: the digest PCR_Extend carries.
     measurement = extend(tpm, 16, b"issue 27 canary measurement", "canary")
@@ -305,8 +324,9 @@ def test_canaries_sent_in_clear_are_found_in_commands_and_responses(bus: Bus) ->
     # A response parameter in clear: a public index read with an empty
     # authorization (nv.read uses a password session then). Its write, with
     # the owner passphrase, went through the encrypting session: not seen.
-    nv.define(tpm, CANARY_INDEX, len(CANARY),
-              NvAttr.OWNERWRITE | NvAttr.AUTHREAD | NvAttr.NO_DA, OWNER_PW)
+    nv.define(
+        tpm, CANARY_INDEX, len(CANARY), NvAttr.OWNERWRITE | NvAttr.AUTHREAD | NvAttr.NO_DA, OWNER_PW
+    )
     mark = bus.tcti.mark()
     nv.write(tpm, CANARY_INDEX, CANARY, owner_auth=OWNER_PW)
     assert NV_WRITE in {e.name for e in bus.exchanges[mark:]}
@@ -324,15 +344,24 @@ def test_canaries_sent_in_clear_are_found_in_commands_and_responses(bus: Bus) ->
 def test_no_passphrase_crosses_the_bus_in_clear(bus: Bus) -> None:
     needles = ownership_flow(bus.tpm)
     # the flow really sent what the search is about
-    assert {CHANGE_AUTH, POLICY_SECRET, CREATE, UNSEAL, NV_WRITE, NV_READ,
-            "TPM2_clear", "TPM2_evictcontrol"} <= bus.command_names()
+    assert {
+        CHANGE_AUTH,
+        POLICY_SECRET,
+        CREATE,
+        UNSEAL,
+        NV_WRITE,
+        NV_READ,
+        "TPM2_clear",
+        "TPM2_evictcontrol",
+    } <= bus.command_names()
     hits = bus.hits(needles)
     assert not hits, "in clear on the TPM bus:\n" + report(hits)
     _assert_all_sessions_salted(bus)
 
 
 def test_no_enrolled_secret_or_unsealed_byte_crosses_the_bus_in_clear(
-        bus: Bus, token: PtySettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    bus: Bus, token: PtySettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     enrolled = enrol_flow(bus.tpm, token, monkeypatch)
     assert {CREATE, UNSEAL, NV_WRITE, POLICY_SECRET} <= bus.command_names()
     hits = bus.hits(enrolled.needles)
@@ -355,12 +384,17 @@ def _without_parameter_encryption(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_negative_control_passphrases_leak_without_parameter_encryption(
-        bus: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _without_parameter_encryption(monkeypatch)
     needles = ownership_flow(bus.tpm)
     found = _found(bus.hits(needles))
-    for name in ("owner passphrase", "lockout passphrase", "new owner passphrase",
-                 "new lockout passphrase"):
+    for name in (
+        "owner passphrase",
+        "lockout passphrase",
+        "new owner passphrase",
+        "new lockout passphrase",
+    ):
         assert (name, CHANGE_AUTH, COMMAND) in found, name
     assert ("seal passphrase", CREATE, COMMAND) in found
     assert ("sealed secret", CREATE, COMMAND) in found
@@ -369,7 +403,8 @@ def test_negative_control_passphrases_leak_without_parameter_encryption(
 
 
 def test_negative_control_the_secret_leaks_without_parameter_encryption(
-        bus: Bus, token: PtySettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    bus: Bus, token: PtySettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _without_parameter_encryption(monkeypatch)
     enrolled = enrol_flow(bus.tpm, token, monkeypatch)
     found = _found(bus.hits(enrolled.needles))
@@ -382,12 +417,17 @@ def test_negative_control_the_secret_leaks_without_parameter_encryption(
 
 def _unsalted_policy_session(tpm: Tpm) -> ESYS_TR:
     return tpm.esapi.start_auth_session(
-        tpm_key=ESYS_TR.NONE, bind=ESYS_TR.NONE, session_type=TPM2_SE.POLICY,
-        symmetric=TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL), auth_hash=TPM2_ALG.SHA256)
+        tpm_key=ESYS_TR.NONE,
+        bind=ESYS_TR.NONE,
+        session_type=TPM2_SE.POLICY,
+        symmetric=TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL),
+        auth_hash=TPM2_ALG.SHA256,
+    )
 
 
 def test_negative_control_the_same_values_sent_in_password_sessions_are_caught(
-        bus: Bus, token: PtySettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    bus: Bus, token: PtySettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The enrolled secret, the owner passphrase and a seal passphrase, sent
     by hand as the runtime must not: password sessions, no parameter
     encryption, an unsalted session. Each is found in the command that sent it."""
@@ -400,14 +440,21 @@ def test_negative_control_the_same_values_sent_in_password_sessions_are_caught(
     # with ESYS_TR.PASSWORD in place of its HMAC session)
     checked = _unsalted_policy_session(tpm)
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, OWNER_PW)
-    tpm.esapi.policy_secret(ESYS_TR.OWNER, checked, b"", b"", b"", 0,
-                            session1=ESYS_TR.PASSWORD)
+    tpm.esapi.policy_secret(ESYS_TR.OWNER, checked, b"", b"", b"", 0, session1=ESYS_TR.PASSWORD)
     tpm.esapi.flush_context(checked)
     # ... and as a new authorization in clear, on an NV index it defines
-    tpm.esapi.nv_define_space(OWNER_PW, TPM2B_NV_PUBLIC(nvPublic=TPMS_NV_PUBLIC(
-        nvIndex=CANARY_INDEX, nameAlg=TPM2_ALG.SHA256,
-        attributes=NvAttr.OWNERWRITE | NvAttr.AUTHREAD | NvAttr.NO_DA, dataSize=8)),
-        session1=ESYS_TR.PASSWORD)
+    tpm.esapi.nv_define_space(
+        OWNER_PW,
+        TPM2B_NV_PUBLIC(
+            nvPublic=TPMS_NV_PUBLIC(
+                nvIndex=CANARY_INDEX,
+                nameAlg=TPM2_ALG.SHA256,
+                attributes=NvAttr.OWNERWRITE | NvAttr.AUTHREAD | NvAttr.NO_DA,
+                dataSize=8,
+            )
+        ),
+        session1=ESYS_TR.PASSWORD,
+    )
 
     # the enrolled secret sealed (with a passphrase) in a password session...
     values = read_pcrs(tpm, SEAL_PCRS)
@@ -415,7 +462,9 @@ def test_negative_control_the_same_values_sent_in_password_sessions_are_caught(
     private, public, _, _, _ = tpm.esapi.create(
         tpm.primary(),
         TPM2B_SENSITIVE_CREATE(sensitive=TPMS_SENSITIVE_CREATE(userAuth=SEAL_PW, data=secret)),
-        sealed_template(policy), session1=ESYS_TR.PASSWORD)
+        sealed_template(policy),
+        session1=ESYS_TR.PASSWORD,
+    )
     # ...and unsealed in an unsalted policy session that does not encrypt
     obj = tpm.esapi.load(tpm.primary(), private, public, session1=ESYS_TR.PASSWORD)
     session = _unsalted_policy_session(tpm)
@@ -426,8 +475,11 @@ def test_negative_control_the_same_values_sent_in_password_sessions_are_caught(
     tpm.esapi.flush_context(obj)
     tpm.esapi.flush_context(session)
 
-    needles = (wire_forms("TOTP secret", secret) | wire_forms("seal passphrase", SEAL_PW)
-               | wire_forms("owner passphrase", OWNER_PW))
+    needles = (
+        wire_forms("TOTP secret", secret)
+        | wire_forms("seal passphrase", SEAL_PW)
+        | wire_forms("owner passphrase", OWNER_PW)
+    )
     found = _found(bus.hits(needles, since=mark))
     assert found == {
         ("owner passphrase", POLICY_SECRET, COMMAND),
@@ -440,4 +492,3 @@ def test_negative_control_the_same_values_sent_in_password_sessions_are_caught(
     assert len(unsalted) == 2 and all(s.index >= mark for s in unsalted)
     with pytest.raises(AssertionError, match="without a salt"):
         _assert_all_sessions_salted(bus)
-

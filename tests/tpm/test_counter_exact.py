@@ -64,16 +64,16 @@ class Plant:
 
 
 PLANTS = {
-    "platform": Plant(COUNTER_ATTRIBUTES | NvAttr.PLATFORMCREATE, "platform authority",
-                      platform=True),
-    "platform-da": Plant(DA_PROTECTED_COUNTER_ATTRIBUTES | NvAttr.PLATFORMCREATE,
-                         "platform authority", platform=True),
+    "platform": Plant(
+        COUNTER_ATTRIBUTES | NvAttr.PLATFORMCREATE, "platform authority", platform=True
+    ),
+    "platform-da": Plant(
+        DA_PROTECTED_COUNTER_ATTRIBUTES | NvAttr.PLATFORMCREATE, "platform authority", platform=True
+    ),
     "policy": Plant(COUNTER_ATTRIBUTES, "authorization policy", policy=bytes(32)),
     "policywrite": Plant(COUNTER_ATTRIBUTES | NvAttr.POLICYWRITE, "security policy"),
     "read-stclear": Plant(COUNTER_ATTRIBUTES | NvAttr.READ_STCLEAR, "security policy"),
 }
-
-
 
 
 @pytest.fixture
@@ -115,9 +115,15 @@ def client(tpm: Tpm, swtpm: Swtpm) -> Iterator[Client]:
 def plant(tpm: Tpm, index: int, how: Plant) -> int:
     """Define the counter as an attacker with that authorization could, move it
     once with its own (empty) authorization; its value, as the TPM holds it."""
-    public = TPM2B_NV_PUBLIC(nvPublic=TPMS_NV_PUBLIC(
-        nvIndex=index, nameAlg=TPM2_ALG.SHA256, attributes=how.attributes,
-        authPolicy=how.policy, dataSize=counters.COUNTER_SIZE))
+    public = TPM2B_NV_PUBLIC(
+        nvPublic=TPMS_NV_PUBLIC(
+            nvIndex=index,
+            nameAlg=TPM2_ALG.SHA256,
+            attributes=how.attributes,
+            authPolicy=how.policy,
+            dataSize=counters.COUNTER_SIZE,
+        )
+    )
     hierarchy = ESYS_TR.PLATFORM if how.platform else ESYS_TR.OWNER
     tpm.esapi.tr_set_auth(hierarchy, b"" if how.platform else OWNER)
     tpm.esapi.tr_close(tpm.esapi.nv_define_space(b"", public, auth_handle=hierarchy))
@@ -137,18 +143,19 @@ def define_ours(tpm: Tpm, index: int, attributes: int) -> int:
 
 
 def nv_reads_or_moves(bus: RecordingTcti) -> list[int]:
-    return [e.code for e in bus.exchanges
-            if e.code in (TPM2_CC.NV_Read, TPM2_CC.NV_Increment)]
+    return [e.code for e in bus.exchanges if e.code in (TPM2_CC.NV_Read, TPM2_CC.NV_Increment)]
 
 
-def rollback_preflight(runtime_tpm: Tpm, boot: Path, index: int,
-                       monkeypatch: pytest.MonkeyPatch) -> str:
+def rollback_preflight(
+    runtime_tpm: Tpm, boot: Path, index: int, monkeypatch: pytest.MonkeyPatch
+) -> str:
     """DevicePlatform's preflight on a /boot naming ``index`` (at ``boot``, not /boot)."""
     boot.mkdir(exist_ok=True)
     (boot / ROLLBACK_FILE).write_text(f"{'0' * 64}  /tmp/counter-{index & 0xFFFFFF:x}\n")
     real = runtime.integrity.preflight.preflight
-    monkeypatch.setattr(runtime.integrity.preflight, "preflight",
-                        lambda _dir, inspect: real(str(boot), inspect))
+    monkeypatch.setattr(
+        runtime.integrity.preflight, "preflight", lambda _dir, inspect: real(str(boot), inspect)
+    )
     platform = DevicePlatform()
     platform.tpm, platform.boot_device = runtime_tpm, "/dev/test-boot"
     return platform.rollback_preflight()
@@ -159,7 +166,11 @@ def rollback_preflight(runtime_tpm: Tpm, boot: Path, index: int,
 
 @pytest.mark.parametrize("how", PLANTS.values(), ids=PLANTS.keys())
 def test_a_planted_rollback_counter_is_refused_unread(
-    planter: Tpm, client: Client, how: Plant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    planter: Tpm,
+    client: Client,
+    how: Plant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     plant(planter, ROLLBACK, how)
     runtime_tpm, bus = client()
@@ -182,16 +193,24 @@ def test_a_planted_rollback_counter_is_refused_unread(
     assert nv_reads_or_moves(bus) == []  # refused from its public area alone
 
 
-@pytest.mark.parametrize("how", [PLANTS["platform"], PLANTS["policy"], PLANTS["policywrite"]],
-                         ids=["platform", "policy", "policywrite"])
+@pytest.mark.parametrize(
+    "how",
+    [PLANTS["platform"], PLANTS["policy"], PLANTS["policywrite"]],
+    ids=["platform", "policy", "policywrite"],
+)
 def test_verify_boot_reports_a_planted_counter_as_a_counter_problem(
-    planter: Tpm, client: Client, how: Plant, tmp_path: Path, owner_key: OwnerKey,
+    planter: Tpm,
+    client: Client,
+    how: Plant,
+    tmp_path: Path,
+    owner_key: OwnerKey,
 ) -> None:
     boot = tmp_path / "boot"
     boot.mkdir()
     (boot / "vmlinuz").write_bytes(b"kernel" * 100)
-    report = sign_boot(str(boot), GpgSigner(str(owner_key.home)), TpmCounter(planter, OWNER),
-                       str(owner_key.public))
+    report = sign_boot(
+        str(boot), GpgSigner(str(owner_key.home)), TpmCounter(planter, OWNER), str(owner_key.public)
+    )
     assert report.ok
     index = parse_rollback((boot / ROLLBACK_FILE).read_bytes()).nv_index
     # ours removed (the owner's passphrase), another put at the place /boot names
@@ -205,10 +224,16 @@ def test_verify_boot_reports_a_planted_counter_as_a_counter_problem(
     assert nv_reads_or_moves(bus) == []
 
 
-@pytest.mark.parametrize("attributes", [COUNTER_ATTRIBUTES, DA_PROTECTED_COUNTER_ATTRIBUTES],
-                         ids=["current", "da-protected"])
+@pytest.mark.parametrize(
+    "attributes",
+    [COUNTER_ATTRIBUTES, DA_PROTECTED_COUNTER_ATTRIBUTES],
+    ids=["current", "da-protected"],
+)
 def test_both_accepted_definitions_are_read(
-    tpm: Tpm, client: Client, attributes: int, tmp_path: Path,
+    tpm: Tpm,
+    client: Client,
+    attributes: int,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     value = define_ours(tpm, ROLLBACK, attributes)
@@ -232,7 +257,9 @@ def test_a_defined_never_moved_counter_reads_as_none(tpm: Tpm, client: Client) -
 
 @pytest.mark.parametrize("how", PLANTS.values(), ids=PLANTS.keys())
 def test_a_planted_hotp_counter_is_refused_unread(
-    planter: Tpm, client: Client, how: Plant,
+    planter: Tpm,
+    client: Client,
+    how: Plant,
 ) -> None:
     value = plant(planter, HOTP, how)
     runtime_tpm, bus = client()
@@ -263,10 +290,15 @@ def plant_value(tpm: Tpm, index: int) -> int:
         tpm.esapi.tr_close(handle)
 
 
-@pytest.mark.parametrize("attributes", [COUNTER_ATTRIBUTES, DA_PROTECTED_COUNTER_ATTRIBUTES],
-                         ids=["current", "da-protected"])
+@pytest.mark.parametrize(
+    "attributes",
+    [COUNTER_ATTRIBUTES, DA_PROTECTED_COUNTER_ATTRIBUTES],
+    ids=["current", "da-protected"],
+)
 def test_both_accepted_definitions_serve_as_the_hotp_counter(
-    tpm: Tpm, client: Client, attributes: int,
+    tpm: Tpm,
+    client: Client,
+    attributes: int,
 ) -> None:
     value = define_ours(tpm, HOTP, attributes)
     runtime_tpm, _ = client()
@@ -294,25 +326,35 @@ class SizeRewriter(RecordingTcti):
         command = self._pending
         response = super().do_receive(timeout)
         assert command is not None
-        if HEADER.unpack_from(command)[2] != CC_NV_READ_PUBLIC or \
-                struct.unpack_from(">I", command, HEADER.size)[0] not in (HOTP, ROLLBACK) or \
-                HEADER.unpack_from(response)[2] != 0:
+        if (
+            HEADER.unpack_from(command)[2] != CC_NV_READ_PUBLIC
+            or struct.unpack_from(">I", command, HEADER.size)[0] not in (HOTP, ROLLBACK)
+            or HEADER.unpack_from(response)[2] != 0
+        ):
             return response
         at = HEADER.size + 2  # TPMS_NV_PUBLIC, in its TPM2B
         index, name_alg, attributes, policy_size = struct.unpack_from(">IHIH", response, at)
-        policy = response[at + 12:at + 12 + policy_size]
+        policy = response[at + 12 : at + 12 + policy_size]
         size_at = at + 12 + policy_size
         name = nv.nv_name(index, attributes, 16, policy, name_alg)
         assert name is not None
-        body = (response[HEADER.size:size_at] + struct.pack(">H", 16)
-                + struct.pack(">H", len(name)) + name)
+        body = (
+            response[HEADER.size : size_at]
+            + struct.pack(">H", 16)
+            + struct.pack(">H", len(name))
+            + name
+        )
         tag = HEADER.unpack_from(response)[0]
         return HEADER.pack(tag, HEADER.size + len(body), 0) + body
 
 
 @pytest.mark.parametrize("index", [ROLLBACK, HOTP], ids=["rollback", "hotp"])
 def test_a_counter_said_to_hold_16_bytes_is_refused_unread(
-    tpm: Tpm, client: Client, index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tpm: Tpm,
+    client: Client,
+    index: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     define_ours(tpm, index, COUNTER_ATTRIBUTES)
     runtime_tpm, bus = client(SizeRewriter)

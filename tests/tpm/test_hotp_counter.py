@@ -25,8 +25,11 @@ pytestmark = pytest.mark.tpm
 
 def test_the_index_is_its_own(tpm: Tpm) -> None:
     assert handles.is_nv_index(handles.HOTP_COUNTER_NV)
-    others = {value for name, value in vars(handles).items()
-              if name.isupper() and name != "HOTP_COUNTER_NV" and isinstance(value, int)}
+    others = {
+        value
+        for name, value in vars(handles).items()
+        if name.isupper() and name != "HOTP_COUNTER_NV" and isinstance(value, int)
+    }
     assert handles.HOTP_COUNTER_NV not in others
     store = TpmCounterStore.open_or_create(tpm, OWNER)
     assert store.index == handles.HOTP_COUNTER_NV
@@ -120,8 +123,7 @@ def test_enrol_and_verify_with_the_tpm_counter(tpm: Tpm) -> None:
         with SerialToken(os.ttyname(slave)) as token:
             store = TpmCounterStore.open_or_create(tpm, OWNER)
             start = store.read()
-            assert enrol_token(secret, store, token, bytearray(b"12345678"),
-                               retry_pause=0).ok
+            assert enrol_token(secret, store, token, bytearray(b"12345678"), retry_pause=0).ok
             assert store.read() == soft.state.counter == start + 1
             for _ in range(2):
                 assert verify_with_token(secret, store, token, retry_pause=0).ok

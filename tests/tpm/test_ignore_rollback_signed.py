@@ -34,13 +34,15 @@ def replayed(tpm: Tpm, tmp_path: Path, owner_key: OwnerKey) -> Path:
     boot = tmp_path / "boot"
     (boot / "grub").mkdir(parents=True)
     (boot / "grub" / "grub.cfg").write_text(
-        "menuentry 'Debian' {\n linux /vmlinuz-6.1 root=/dev/vda2 ro\n}\n")
+        "menuentry 'Debian' {\n linux /vmlinuz-6.1 root=/dev/vda2 ro\n}\n"
+    )
     (boot / "vmlinuz-6.1").write_bytes(os.urandom(50_000))
     counter = TpmCounter(tpm, OWNER)
 
     def sign() -> None:
-        report = sign_boot(str(boot), GpgSigner(str(owner_key.home)), counter,
-                           str(owner_key.public))
+        report = sign_boot(
+            str(boot), GpgSigner(str(owner_key.home)), counter, str(owner_key.public)
+        )
         assert report.ok, report.findings
 
     sign()
@@ -65,12 +67,18 @@ def _device(tpm: Tpm, boot: Path, ignore: bool) -> DevicePlatform:
 
 def _session(check: object, ignore: bool) -> Session:
     start = StartFacts("b", "brand", rollback_check_off=ignore)
-    return Session(start=start, measure=MeasureFacts(), boot=BootFacts("/dev/vda1", "/boot"),
-                   totp=TotpFacts("123456", step=1), boot_check=check)  # type: ignore[arg-type]
+    return Session(
+        start=start,
+        measure=MeasureFacts(),
+        boot=BootFacts("/dev/vda1", "/boot"),
+        totp=TotpFacts("123456", step=1),
+        boot_check=check,  # type: ignore[arg-type]
+    )
 
 
 def test_without_the_setting_the_replay_is_refused_as_rollback(
-        monkeypatch: pytest.MonkeyPatch, tpm: Tpm, replayed: Path, owner_key: OwnerKey) -> None:
+    monkeypatch: pytest.MonkeyPatch, tpm: Tpm, replayed: Path, owner_key: OwnerKey
+) -> None:
     monkeypatch.setattr(device_boot, "OWNER_KEY_PATH", str(owner_key.public))
     platform = _device(tpm, replayed, ignore=False)
     check = platform.verify_boot(lambda _: None)
@@ -83,7 +91,8 @@ def test_without_the_setting_the_replay_is_refused_as_rollback(
 
 
 def test_with_the_setting_the_replay_verifies_with_the_warning(
-        monkeypatch: pytest.MonkeyPatch, tpm: Tpm, replayed: Path, owner_key: OwnerKey) -> None:
+    monkeypatch: pytest.MonkeyPatch, tpm: Tpm, replayed: Path, owner_key: OwnerKey
+) -> None:
     monkeypatch.setattr(device_boot, "OWNER_KEY_PATH", str(owner_key.public))
     platform = _device(tpm, replayed, ignore=True)
     assert platform.rollback_preflight() == ""
@@ -97,7 +106,8 @@ def test_with_the_setting_the_replay_verifies_with_the_warning(
 
 
 def test_signing_with_the_setting_leaves_the_counter_where_it_is(
-        tpm: Tpm, tmp_path: Path, owner_key: OwnerKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    tpm: Tpm, tmp_path: Path, owner_key: OwnerKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """As Heads signs without -r under CONFIG_IGNORE_ROLLBACK: the device
     platform asks for no bump, and sign_boot then moves no counter."""
     asked: list[bool] = []
@@ -117,11 +127,11 @@ def test_signing_with_the_setting_leaves_the_counter_where_it_is(
     (boot / "grub" / "grub.cfg").write_text("menuentry 'Debian' {\n linux /vmlinuz\n}\n")
     (boot / "vmlinuz").write_bytes(b"kernel")
     counter = TpmCounter(tpm, OWNER)
-    first = sign_boot(str(boot), GpgSigner(str(owner_key.home)), counter,
-                      str(owner_key.public))
+    first = sign_boot(str(boot), GpgSigner(str(owner_key.home)), counter, str(owner_key.public))
     assert first.ok and first.signed_counter is not None
     (boot / "vmlinuz").write_bytes(b"an updated kernel")
-    again = sign_boot(str(boot), GpgSigner(str(owner_key.home)), counter,
-                      str(owner_key.public), bump=False)
+    again = sign_boot(
+        str(boot), GpgSigner(str(owner_key.home)), counter, str(owner_key.public), bump=False
+    )
     assert again.ok, again.findings
     assert again.signed_counter == first.signed_counter  # the counter did not move

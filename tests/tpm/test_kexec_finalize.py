@@ -39,8 +39,11 @@ def fake_umount(tmp_path: Path, fail: str = "") -> str:
 
 def context_handles(tpm: Tpm) -> list[int]:
     found = []
-    for first in (TPM2_HC.TRANSIENT_FIRST, TPM2_HC.LOADED_SESSION_FIRST,
-                  TPM2_HC.ACTIVE_SESSION_FIRST):
+    for first in (
+        TPM2_HC.TRANSIENT_FIRST,
+        TPM2_HC.LOADED_SESSION_FIRST,
+        TPM2_HC.ACTIVE_SESSION_FIRST,
+    ):
         _, data = tpm.esapi.get_capability(TPM2_CAP.HANDLES, first, 64)
         found += [int(h) for h in data.data.handles]
     return found
@@ -65,8 +68,9 @@ def test_reference_chain_matches_heads_value() -> None:
 
 def test_verified_boot_extends_generic(tpm: Tpm, secrets: SecretDir, tmp_path: Path) -> None:
     assert pcrs.read_pcrs(tpm, [4])[4] == bytes(32)
-    done = finalize.prepare_handover(tpm, secrets, mount_points=["/boot"],
-                                     umount_binary=fake_umount(tmp_path))
+    done = finalize.prepare_handover(
+        tpm, secrets, mount_points=["/boot"], umount_binary=fake_umount(tmp_path)
+    )
     assert pcrs.read_pcrs(tpm, [4])[4] == chain("generic")
     assert [m.description for m in tpm.log.for_pcr(4)] == ["generic"]
     assert done[0] == 'Extended PCR 4 with "generic"'
@@ -84,8 +88,11 @@ def test_unsafe_boot_differs_from_verified(tpm: Tpm, secrets: SecretDir) -> None
 
 def stray_session(tpm: Tpm) -> ESYS_TR:
     return tpm.esapi.start_auth_session(
-        tpm_key=ESYS_TR.NONE, bind=ESYS_TR.NONE, session_type=TPM2_SE.HMAC,
-        symmetric=TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL), auth_hash=TPM2_ALG.SHA256,
+        tpm_key=ESYS_TR.NONE,
+        bind=ESYS_TR.NONE,
+        session_type=TPM2_SE.HMAC,
+        symmetric=TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL),
+        auth_hash=TPM2_ALG.SHA256,
     )
 
 
@@ -117,8 +124,7 @@ def test_platform_auth_is_changed(tpm: Tpm, secrets: SecretDir) -> None:
     assert not platform_usable(tpm)  # the old empty authorization no longer works
 
 
-def test_a_platform_auth_set_by_the_firmware_counts_as_locked(tpm: Tpm,
-                                                              secrets: SecretDir) -> None:
+def test_a_platform_auth_set_by_the_firmware_counts_as_locked(tpm: Tpm, secrets: SecretDir) -> None:
     # Firmware like OVMF leaves its own random platform authorization behind.
     tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, b"firmware's", session1=tpm.hmac_session())
     done = finalize.prepare_handover(tpm, secrets)
@@ -136,8 +142,9 @@ def test_secrets_are_wiped(tpm: Tpm, secrets: SecretDir) -> None:
     assert list(Path(secrets.path).iterdir()) == []
 
 
-def test_pcr4_failure_stops_the_handover(tpm: Tpm, secrets: SecretDir,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pcr4_failure_stops_the_handover(
+    tpm: Tpm, secrets: SecretDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*_: object, **__: object) -> None:
         raise TpmCommandError("Extending PCR 4 failed: TPM error")
 
@@ -150,14 +157,14 @@ def test_pcr4_failure_stops_the_handover(tpm: Tpm, secrets: SecretDir,
 
 def test_unmount_failure_is_reported_not_fatal(secrets: SecretDir, tmp_path: Path) -> None:
     umount = fake_umount(tmp_path, fail="/media")
-    done = finalize.prepare_handover(None, secrets, mount_points=["/media", "/boot"],
-                                     umount_binary=umount)
+    done = finalize.prepare_handover(
+        None, secrets, mount_points=["/media", "/boot"], umount_binary=umount
+    )
     assert done == [
         "No TPM: PCR 4 not extended, no TPM state to lock",
         f"Wiped 1 secret files in {secrets.path}",
         "Flushed file system buffers to disk",
-        "Could not unmount /media: a program may still use it, or the file system has an "
-        "error.",
+        "Could not unmount /media: a program may still use it, or the file system has an error.",
         "Unmounted /boot",
     ]
     assert (tmp_path / "umounts").read_text() == "/media\n/boot\n"

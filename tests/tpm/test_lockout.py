@@ -54,8 +54,11 @@ pytestmark = pytest.mark.usefixtures("da_restored")
 def _few_tries(tpm: Tpm, lockout_auth: bytes = OWNER) -> None:
     tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, lockout_auth)
     tpm.esapi.dictionary_attack_parameters(
-        MAX_TRIES, ownership.DA_RECOVERY_SECONDS, ownership.DA_LOCKOUT_RECOVERY_SECONDS,
-        session1=tpm.hmac_session())
+        MAX_TRIES,
+        ownership.DA_RECOVERY_SECONDS,
+        ownership.DA_LOCKOUT_RECOVERY_SECONDS,
+        session1=tpm.hmac_session(),
+    )
     tpm.esapi.tr_set_auth(ESYS_TR.LOCKOUT, b"")
 
 
@@ -66,16 +69,15 @@ def _lock_out(tpm: Tpm, lockout_auth: bytes = OWNER) -> None:
     _few_tries(tpm, lockout_auth)
     own_key, _, _, _, _ = tpm.esapi.create_primary(
         TPM2B_SENSITIVE_CREATE(sensitive=TPMS_SENSITIVE_CREATE(userAuth=b"the OS's own")),
-        TPM2B_PUBLIC.parse("ecc256:aes128cfb",
-                           objectAttributes=DA_PROTECTED_PRIMARY_ATTRIBUTES),
-        ESYS_TR.NULL)
+        TPM2B_PUBLIC.parse("ecc256:aes128cfb", objectAttributes=DA_PROTECTED_PRIMARY_ATTRIBUTES),
+        ESYS_TR.NULL,
+    )
     tpm.esapi.tr_set_auth(own_key, b"wrong")
     child = TPM2B_SENSITIVE_CREATE(sensitive=TPMS_SENSITIVE_CREATE(data=b"x"))
     try:
         for _ in range(MAX_TRIES + 2):
             try:
-                tpm.esapi.create(own_key, child, sealed_template(b""),
-                                 session1=ESYS_TR.PASSWORD)
+                tpm.esapi.create(own_key, child, sealed_template(b""), session1=ESYS_TR.PASSWORD)
             except TSS2_Exception as exc:
                 if base_code(exc.rc) == RC_LOCKOUT:
                     break
@@ -102,15 +104,19 @@ def _object_attributes(tpm: Tpm, handle: ESYS_TR) -> int:
 def _replace_primary_with_one_made_the_old_way(tpm: Tpm) -> None:
     """A TPM owned before the storage key was exempted from the lockout."""
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, OWNER)
-    tpm.esapi.evict_control(ESYS_TR.OWNER, tpm.primary(), handles.PRIMARY_KEY,
-                            session1=tpm.hmac_session())
+    tpm.esapi.evict_control(
+        ESYS_TR.OWNER, tpm.primary(), handles.PRIMARY_KEY, session1=tpm.hmac_session()
+    )
     tpm.forget_primary()
-    old_template = TPM2B_PUBLIC.parse("ecc256:aes128cfb",
-                                      objectAttributes=DA_PROTECTED_PRIMARY_ATTRIBUTES)
-    old, _, _, _, _ = tpm.esapi.create_primary(TPM2B_SENSITIVE_CREATE(), old_template,
-                                               ESYS_TR.OWNER, session1=tpm.hmac_session())
-    persistent = tpm.esapi.evict_control(ESYS_TR.OWNER, old, handles.PRIMARY_KEY,
-                                         session1=tpm.hmac_session())
+    old_template = TPM2B_PUBLIC.parse(
+        "ecc256:aes128cfb", objectAttributes=DA_PROTECTED_PRIMARY_ATTRIBUTES
+    )
+    old, _, _, _, _ = tpm.esapi.create_primary(
+        TPM2B_SENSITIVE_CREATE(), old_template, ESYS_TR.OWNER, session1=tpm.hmac_session()
+    )
+    persistent = tpm.esapi.evict_control(
+        ESYS_TR.OWNER, old, handles.PRIMARY_KEY, session1=tpm.hmac_session()
+    )
     tpm.esapi.tr_close(persistent)
     tpm.esapi.flush_context(old)
     tpm.forget_primary()
@@ -169,21 +175,25 @@ def test_a_storage_key_without_noda_cannot_load_a_blob_in_lockout(tpm: Tpm) -> N
     tpm.esapi.tr_set_auth(ESYS_TR.OWNER, OWNER)
     old, _, _, _, _ = tpm.esapi.create_primary(
         TPM2B_SENSITIVE_CREATE(),
-        TPM2B_PUBLIC.parse("ecc256:aes128cfb",
-                           objectAttributes=DA_PROTECTED_PRIMARY_ATTRIBUTES),
-        ESYS_TR.OWNER, session1=tpm.hmac_session())
+        TPM2B_PUBLIC.parse("ecc256:aes128cfb", objectAttributes=DA_PROTECTED_PRIMARY_ATTRIBUTES),
+        ESYS_TR.OWNER,
+        session1=tpm.hmac_session(),
+    )
     try:
         data = TPM2B_SENSITIVE_CREATE(sensitive=TPMS_SENSITIVE_CREATE(data=b"s" * 20))
-        blob = tpm.esapi.create(old, data, sealed_template(b"", no_da=True),
-                                session1=tpm.hmac_session())
-        ours = tpm.esapi.create(tpm.primary(), data, sealed_template(b"", no_da=True),
-                                session1=tpm.hmac_session())
+        blob = tpm.esapi.create(
+            old, data, sealed_template(b"", no_da=True), session1=tpm.hmac_session()
+        )
+        ours = tpm.esapi.create(
+            tpm.primary(), data, sealed_template(b"", no_da=True), session1=tpm.hmac_session()
+        )
         _lock_out(tpm)
         with pytest.raises(TpmLockedOut), translated("Loading under the old storage key"):
             tpm.esapi.load(old, blob[0], blob[1], session1=ESYS_TR.PASSWORD)
         # the same blob under the exempted key loads
-        tpm.esapi.flush_context(tpm.esapi.load(tpm.primary(), ours[0], ours[1],
-                                               session1=ESYS_TR.PASSWORD))
+        tpm.esapi.flush_context(
+            tpm.esapi.load(tpm.primary(), ours[0], ours[1], session1=ESYS_TR.PASSWORD)
+        )
     finally:
         tpm.esapi.flush_context(old)
 
@@ -233,7 +243,8 @@ def test_the_right_lockout_passphrase_clears_the_lockout(tpm: Tpm) -> None:
 
 
 def test_a_wrong_lockout_passphrase_is_refused_plainly_until_a_restart(
-        tpm: Tpm, swtpm: Swtpm) -> None:
+    tpm: Tpm, swtpm: Swtpm
+) -> None:
     _lock_out(tpm)
     with pytest.raises(WrongLockoutPassphrase) as wrong:
         ownership.clear_lockout(tpm, b"not the lockout passphrase")

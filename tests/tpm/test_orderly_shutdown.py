@@ -39,8 +39,7 @@ pytestmark = pytest.mark.usefixtures("da_restored")
 
 @pytest.fixture
 def heads_counter(tpm: Tpm) -> int:
-    nv.define(tpm, HEADS_COUNTER, counters.COUNTER_SIZE, DA_PROTECTED_COUNTER_ATTRIBUTES,
-              OWNER)
+    nv.define(tpm, HEADS_COUNTER, counters.COUNTER_SIZE, DA_PROTECTED_COUNTER_ATTRIBUTES, OWNER)
     tpm.flush_sessions()  # the fixture's connection stays idle from here on
     return HEADS_COUNTER
 
@@ -83,28 +82,36 @@ def _failures(tpm: Tpm) -> int:
 
 
 def test_baseline_swtpm_counts_unorderly_shutdowns_after_a_da_protected_use(
-        swtpm: Swtpm, tpm: Tpm, heads_counter: int) -> None:
+    swtpm: Swtpm, tpm: Tpm, heads_counter: int
+) -> None:
     before = _failures(tpm)
     assert _failures_over_power_ons(swtpm, _no_shutdown, heads_counter) == [
-        before + n for n in range(1, POWER_ONS + 1)]
+        before + n for n in range(1, POWER_ONS + 1)
+    ]
 
 
 def test_baseline_nothing_is_counted_when_nothing_da_protected_was_used(
-        swtpm: Swtpm, tpm: Tpm) -> None:
+    swtpm: Swtpm, tpm: Tpm
+) -> None:
     before = _failures(tpm)
     assert _failures_over_power_ons(swtpm, _no_shutdown, None) == [before] * POWER_ONS
 
 
-@pytest.mark.parametrize("leave", [_orderly, _through_the_platform],
-                         ids=["orderly_shutdown", "DevicePlatform.before_power_change"])
+@pytest.mark.parametrize(
+    "leave",
+    [_orderly, _through_the_platform],
+    ids=["orderly_shutdown", "DevicePlatform.before_power_change"],
+)
 def test_the_runtimes_shutdown_keeps_the_count(
-        swtpm: Swtpm, tpm: Tpm, heads_counter: int, leave: Leave) -> None:
+    swtpm: Swtpm, tpm: Tpm, heads_counter: int, leave: Leave
+) -> None:
     before = _failures(tpm)
     assert _failures_over_power_ons(swtpm, leave, heads_counter) == [before] * POWER_ONS
 
 
 def test_the_shutdown_is_the_last_command_and_follows_the_session_flushes(
-        swtpm: Swtpm, tpm: Tpm, monkeypatch: pytest.MonkeyPatch) -> None:
+    swtpm: Swtpm, tpm: Tpm, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if "TSS2_LOG" not in os.environ:  # as Tpm.connect: libtss2 keeps quiet
         monkeypatch.setenv("TSS2_LOG", "all+NONE")
     tpm.flush_sessions()  # the swtpm holds three loaded sessions: leave room

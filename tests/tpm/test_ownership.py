@@ -33,8 +33,9 @@ def test_owner_passphrase_is_enforced_after_ownership(tpm: Tpm) -> None:
 
 def _simulate_ovmf(tpm: Tpm) -> None:
     """OVMF leaves the platform hierarchy enabled with a random authorization."""
-    tpm.esapi.hierarchy_change_auth(ESYS_TR.PLATFORM, b"random platform auth",
-                                    session1=tpm.hmac_session())
+    tpm.esapi.hierarchy_change_auth(
+        ESYS_TR.PLATFORM, b"random platform auth", session1=tpm.hmac_session()
+    )
 
 
 def test_clear_uses_platform_when_it_can(tpm: Tpm) -> None:
@@ -108,8 +109,7 @@ def test_tpm_that_goes_away(tmp_path) -> None:
         pcrs.read_pcrs(tpm, [0])
 
 
-def test_whether_the_lockout_passphrase_is_needed_is_told_without_a_failed_try(
-        tpm: Tpm) -> None:
+def test_whether_the_lockout_passphrase_is_needed_is_told_without_a_failed_try(tpm: Tpm) -> None:
     assert not ownership.clear_needs_lockout_passphrase(tpm)  # platform still open
     _simulate_ovmf(tpm)
     before = ownership.da_state(tpm).failures

@@ -46,8 +46,10 @@ TPM_RC_SESSION_MEMORY = 0x903
 #: TSS2_ESYS_RC_RSP_AUTH_FAILED: ESAPI found the response HMAC wrong
 ESYS_RSP_AUTH_FAILED = 0x7001B
 PCR4 = 0x00000004
-REFUSAL = ("PCR 4 did not change as it must: something on the TPM bus may be answering "
-           "in the TPM's place. Nothing was booted.")
+REFUSAL = (
+    "PCR 4 did not change as it must: something on the TPM bus may be answering "
+    "in the TPM's place. Nothing was booted."
+)
 DIGEST_SIZES = {bank.alg_id: bank.digest_size for bank in Bank}
 
 
@@ -65,7 +67,7 @@ def extend_digests(command: bytes) -> dict[int, bytes]:
     for _ in range(count):
         (alg,) = struct.unpack_from(">H", command, offset)
         size = DIGEST_SIZES[alg]
-        digests[alg] = command[offset + 2:offset + 2 + size]
+        digests[alg] = command[offset + 2 : offset + 2 + size]
         offset += 2 + size
     return digests
 
@@ -79,7 +81,7 @@ def read_answer_digests(response: bytes) -> list[tuple[int, int, int]]:
     selected = []
     for _ in range(count):
         alg, size = struct.unpack_from(">HB", response, offset)
-        bitmap = response[offset + 3:offset + 3 + size]
+        bitmap = response[offset + 3 : offset + 3 + size]
         selected += [(alg, pcr) for pcr in range(size * 8) if bitmap[pcr // 8] >> (pcr % 8) & 1]
         offset += 3 + size
     offset += 4  # TPML_DIGEST count
@@ -103,8 +105,10 @@ class Swallower(RecordingTcti):
         self._answer: bytes | None = None
 
     def _swallows(self, command: bytes) -> bool:
-        if HEADER.unpack_from(command)[2] != CC_PCR_EXTEND or \
-                struct.unpack_from(">I", command, HEADER.size)[0] != PCR4:
+        if (
+            HEADER.unpack_from(command)[2] != CC_PCR_EXTEND
+            or struct.unpack_from(">I", command, HEADER.size)[0] != PCR4
+        ):
             return False
         sha256 = extend_digests(command).get(Bank.SHA256.alg_id)
         return any(sha256 == measure_string(Bank.SHA256, m) for m in self.swallow)
@@ -139,18 +143,21 @@ class Forger(Swallower):
         command = self._pending
         response = super().do_receive(timeout)
         assert command is not None
-        if HEADER.unpack_from(command)[2] != CC_PCR_READ or not self.swallowed or \
-                HEADER.unpack_from(response)[2] != 0:
+        if (
+            HEADER.unpack_from(command)[2] != CC_PCR_READ
+            or not self.swallowed
+            or HEADER.unpack_from(response)[2] != 0
+        ):
             return response
         forged = bytearray(response)
         for alg, pcr, at in read_answer_digests(response):
             if pcr != 4 or alg not in self.swallowed[0]:
                 continue
             size = DIGEST_SIZES[alg]
-            value = response[at:at + size]
+            value = response[at : at + size]
             for digests in self.swallowed:
                 value = hashlib.new(Bank.from_alg_id(alg).hash_name, value + digests[alg]).digest()
-            forged[at:at + size] = value
+            forged[at : at + size] = value
         return bytes(forged)
 
 
@@ -227,8 +234,9 @@ def platform_open(tpm: Tpm) -> bool:
 
 def readback_lines(log: Path) -> list[str]:
     text = log.read_text() if log.exists() else ""
-    return [line.split(" stage=", 1)[1] for line in text.splitlines()
-            if "stage=pcr4-readback" in line]
+    return [
+        line.split(" stage=", 1)[1] for line in text.splitlines() if "stage=pcr4-readback" in line
+    ]
 
 
 def audited_reads(bus: RecordingTcti) -> list[Exchange]:
@@ -251,9 +259,9 @@ ALL_BANKS = "sha1,sha256,sha384,sha512"  # what swtpm allocates
 # -- the TPM itself ----------------------------------------------------------------------
 
 
-def test_a_pinned_handover_reads_pcr4_back_authenticated(tpm: Tpm, client: Open,
-                                                          secrets: SecretDir,
-                                                          scratch_log: Path) -> None:
+def test_a_pinned_handover_reads_pcr4_back_authenticated(
+    tpm: Tpm, client: Open, secrets: SecretDir, scratch_log: Path
+) -> None:
     runtime_tpm, bus = client(real_name(tpm))
     done = finalize.prepare_handover(runtime_tpm, secrets)
     assert done[0] == 'Extended PCR 4 with "generic"'
@@ -267,17 +275,20 @@ def test_a_pinned_handover_reads_pcr4_back_authenticated(tpm: Tpm, client: Open,
 
 
 def test_an_unpinned_handover_says_the_read_back_is_unauthenticated(
-        tpm: Tpm, client: Open, secrets: SecretDir, scratch_log: Path) -> None:
+    tpm: Tpm, client: Open, secrets: SecretDir, scratch_log: Path
+) -> None:
     runtime_tpm, bus = client(None)
     finalize.prepare_handover(runtime_tpm, secrets, unsafe=True)
     assert pcr4(tpm)[Bank.SHA256] == chain(Bank.SHA256, "unsafe", "generic")
     assert readback_lines(scratch_log) == [
-        f"pcr4-readback result=unauthenticated banks={ALL_BANKS} why=storage-key-not-pinned"]
+        f"pcr4-readback result=unauthenticated banks={ALL_BANKS} why=storage-key-not-pinned"
+    ]
     assert len(audited_reads(bus)) == 2
 
 
 def test_without_a_storage_key_the_read_back_is_skipped_and_logged(
-        bare_tpm: Tpm, secrets: SecretDir, scratch_log: Path) -> None:
+    bare_tpm: Tpm, secrets: SecretDir, scratch_log: Path
+) -> None:
     done = finalize.prepare_handover(bare_tpm, secrets)
     assert done[0] == 'Extended PCR 4 with "generic"'
     assert pcr4(bare_tpm)[Bank.SHA256] == chain(Bank.SHA256, "generic")
@@ -292,18 +303,23 @@ def test_the_audited_read_takes_several_answers_for_many_values(tpm: Tpm) -> Non
         values = pcrs.read_audited(tpm, session, range(24), [Bank.SHA1, Bank.SHA256])
     finally:
         tpm.esapi.flush_context(session)
-    assert values == {bank: pcrs.read_pcrs(tpm, range(24), bank)
-                      for bank in (Bank.SHA1, Bank.SHA256)}
+    assert values == {
+        bank: pcrs.read_pcrs(tpm, range(24), bank) for bank in (Bank.SHA1, Bank.SHA256)
+    }
     assert values[Bank.SHA256][7] == chain(Bank.SHA256, "something")
 
 
 # -- a device on the bus ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("pinned", "unsafe"), [(True, False), (True, True), (False, False)],
-                         ids=["pinned", "pinned-unsafe", "unpinned"])
-def test_a_swallowed_extend_is_refused(tpm: Tpm, client: Open, secrets: SecretDir,
-                                       pinned: bool, unsafe: bool) -> None:
+@pytest.mark.parametrize(
+    ("pinned", "unsafe"),
+    [(True, False), (True, True), (False, False)],
+    ids=["pinned", "pinned-unsafe", "unpinned"],
+)
+def test_a_swallowed_extend_is_refused(
+    tpm: Tpm, client: Open, secrets: SecretDir, pinned: bool, unsafe: bool
+) -> None:
     runtime_tpm, bus = client(real_name(tpm) if pinned else None, Swallower)
     assert isinstance(bus, Swallower)
     bus.swallow = frozenset({finalize.VERIFIED_MARKER})  # "unsafe" passes, "generic" not
@@ -319,8 +335,7 @@ def test_a_swallowed_extend_is_refused(tpm: Tpm, client: Open, secrets: SecretDi
     assert (Path(secrets.path) / "luks_key").exists()
 
 
-def test_a_forged_pcr_read_answer_is_refused(tpm: Tpm, client: Open,
-                                             secrets: SecretDir) -> None:
+def test_a_forged_pcr_read_answer_is_refused(tpm: Tpm, client: Open, secrets: SecretDir) -> None:
     runtime_tpm, bus = client(real_name(tpm), Forger)
     assert isinstance(bus, Forger)
     bus.swallow = frozenset({finalize.VERIFIED_MARKER})
@@ -338,8 +353,9 @@ def test_a_forged_pcr_read_answer_is_refused(tpm: Tpm, client: Open,
     assert pcrs.read_pcrs(unaudited, [4])[4] == chain(Bank.SHA256, "generic")
 
 
-def test_a_hidden_sha256_bank_is_still_read_back(tpm: Tpm, client: Open,
-                                                 secrets: SecretDir) -> None:
+def test_a_hidden_sha256_bank_is_still_read_back(
+    tpm: Tpm, client: Open, secrets: SecretDir
+) -> None:
     # The bank list is unauthenticated: told SHA-256 is not there, the runtime
     # extends the other banks only. SHA-256, the sealing bank, is read anyway.
     runtime_tpm, _ = client(real_name(tpm), BankHider)
@@ -351,9 +367,9 @@ def test_a_hidden_sha256_bank_is_still_read_back(tpm: Tpm, client: Open,
     assert values[Bank.SHA1] == chain(Bank.SHA1, "generic")
 
 
-def test_a_refused_audit_session_stops_a_pinned_handover(tpm: Tpm, client: Open,
-                                                         secrets: SecretDir,
-                                                         scratch_log: Path) -> None:
+def test_a_refused_audit_session_stops_a_pinned_handover(
+    tpm: Tpm, client: Open, secrets: SecretDir, scratch_log: Path
+) -> None:
     # With the pin, refusing the session could be the interposer dodging the check.
     runtime_tpm, bus = client(real_name(tpm), SessionRefuser)
     assert isinstance(bus, SessionRefuser)
@@ -366,9 +382,9 @@ def test_a_refused_audit_session_stops_a_pinned_handover(tpm: Tpm, client: Open,
     assert readback_lines(scratch_log) == []
 
 
-def test_a_refused_audit_session_is_logged_without_a_pin(tpm: Tpm, client: Open,
-                                                         secrets: SecretDir,
-                                                         scratch_log: Path) -> None:
+def test_a_refused_audit_session_is_logged_without_a_pin(
+    tpm: Tpm, client: Open, secrets: SecretDir, scratch_log: Path
+) -> None:
     # Without a pin nothing is authenticated anyway (the interposer can salt
     # with its own key): the boot goes on and the log says the check was skipped.
     runtime_tpm, bus = client(None, SessionRefuser)

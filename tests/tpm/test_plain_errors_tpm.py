@@ -31,8 +31,6 @@ from tools.soft_token import SoftToken, TokenState
 pytestmark = pytest.mark.usefixtures("scratch_log")
 
 
-
-
 @pytest.fixture
 def soft() -> SoftToken:
     return SoftToken(state=TokenState())
@@ -56,8 +54,7 @@ def sealed_blob(tpm: Tpm) -> bytes | None:
 
 
 def test_a_wrong_owner_passphrase_is_plain_and_says_try_again(tpm: Tpm) -> None:
-    enrolled = generate_and_seal(tpm, BOARD, None, bytearray(b"not the owner"), None,
-                                 Settings({}))
+    enrolled = generate_and_seal(tpm, BOARD, None, bytearray(b"not the owner"), None, Settings({}))
     assert enrolled.secret is None and enrolled.wrong_passphrase
     assert_plain(enrolled.problem)
     assert "refused the owner passphrase" in enrolled.problem and "try again" in enrolled.problem
@@ -81,8 +78,9 @@ def test_the_hotp_counter_made_with_a_wrong_passphrase_is_plain(tpm: Tpm) -> Non
 
 
 def test_a_damaged_sealed_secret_is_plain(tpm: Tpm) -> None:
-    nv.define(tpm, handles.TOTP_SEALED_NV, nv.SEALED_BLOB_CAPACITY,
-              nv.SEALED_BLOB_ATTRIBUTES, OWNER)
+    nv.define(
+        tpm, handles.TOTP_SEALED_NV, nv.SEALED_BLOB_CAPACITY, nv.SEALED_BLOB_ATTRIBUTES, OWNER
+    )
     nv.write(tpm, handles.TOTP_SEALED_NV, b"\x00\x40" + b"garbage!" * 8, owner_auth=OWNER)
     result = unseal_totp(tpm, BOARD.runtime_pcr)
     assert result.code is None and result.failure == "tpm-error"
@@ -99,12 +97,17 @@ def test_a_secret_without_a_storage_key_is_plain(bare_tpm: Tpm) -> None:
 
 
 def test_a_wrong_admin_pin_seals_nothing(tpm: Tpm, wire: Wire, soft: SoftToken) -> None:
-    kept = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None,
-                             Settings({}))
+    kept = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None, Settings({}))
     assert kept.secret is not None, kept.problem
     before = sealed_blob(tpm)
-    refused = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER),
-                                bytearray(b"87654321"), settings_for(wire.path))
+    refused = generate_and_seal(
+        tpm,
+        BOARD,
+        read_pcrs(tpm, [4]),
+        bytearray(OWNER),
+        bytearray(b"87654321"),
+        settings_for(wire.path),
+    )
     assert refused.secret is None and refused.sealed_pcrs == ()
     assert refused.token_refused and refused.wrong_pin and not refused.wrong_passphrase
     assert_plain(refused.problem)
@@ -115,31 +118,52 @@ def test_a_wrong_admin_pin_seals_nothing(tpm: Tpm, wire: Wire, soft: SoftToken) 
     assert soft.state.secret_base32 == ""  # and the token holds nothing new
 
     # the retry with the right PIN programs the token, then seals
-    again = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER),
-                              bytearray(PIN), settings_for(wire.path))
+    again = generate_and_seal(
+        tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), bytearray(PIN), settings_for(wire.path)
+    )
     assert again.secret is not None, again.problem
     assert not again.token_refused and "accepted its first code" in again.hotp_message
     assert sealed_blob(tpm) != before
-    assert verify_hotp(tpm, BOARD.runtime_pcr, settings_for(wire.path)).outcome \
-        is HotpOutcome.SUCCESS
+    assert (
+        verify_hotp(tpm, BOARD.runtime_pcr, settings_for(wire.path)).outcome is HotpOutcome.SUCCESS
+    )
 
 
 def test_no_token_seals_nothing_and_is_no_pin_typo(tpm: Tpm, tmp_path: Path) -> None:
-    refused = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER),
-                                bytearray(PIN), settings_for(str(tmp_path / "no-tty")))
+    refused = generate_and_seal(
+        tpm,
+        BOARD,
+        read_pcrs(tpm, [4]),
+        bytearray(OWNER),
+        bytearray(PIN),
+        settings_for(str(tmp_path / "no-tty")),
+    )
     assert refused.secret is None and refused.token_refused and not refused.wrong_pin
     assert_plain(refused.problem)
     assert sealed_blob(tpm) is None
     # going on without the token (no PIN) seals
-    alone = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None,
-                              settings_for(str(tmp_path / "no-tty")))
+    alone = generate_and_seal(
+        tpm,
+        BOARD,
+        read_pcrs(tpm, [4]),
+        bytearray(OWNER),
+        None,
+        settings_for(str(tmp_path / "no-tty")),
+    )
     assert alone.secret is not None and alone.hotp_message == ""
 
 
-def test_a_wrong_owner_passphrase_stops_before_the_token(tpm: Tpm, wire: Wire,
-                                                         soft: SoftToken) -> None:
-    refused = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(b"not the owner"),
-                                bytearray(PIN), settings_for(wire.path))
+def test_a_wrong_owner_passphrase_stops_before_the_token(
+    tpm: Tpm, wire: Wire, soft: SoftToken
+) -> None:
+    refused = generate_and_seal(
+        tpm,
+        BOARD,
+        read_pcrs(tpm, [4]),
+        bytearray(b"not the owner"),
+        bytearray(PIN),
+        settings_for(wire.path),
+    )
     assert refused.secret is None and refused.wrong_passphrase and not refused.token_refused
     assert soft.state.secret_base32 == "" and soft.state.pin_tries == 3  # never asked
     assert sealed_blob(tpm) is None

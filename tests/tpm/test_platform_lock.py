@@ -61,11 +61,17 @@ def no_salt_key(tpm: Tpm) -> Iterator[Tpm]:
     _evict_storage_handle(tpm)
     template = TPM2B_PUBLIC.parse(
         "ecc256:ecdsa-sha256",
-        objectAttributes=(TPMA_OBJECT.SIGN_ENCRYPT | TPMA_OBJECT.FIXEDTPM
-                          | TPMA_OBJECT.FIXEDPARENT | TPMA_OBJECT.SENSITIVEDATAORIGIN
-                          | TPMA_OBJECT.USERWITHAUTH))
-    signing, _, _, _, _ = tpm.esapi.create_primary(TPM2B_SENSITIVE_CREATE(), template,
-                                                   ESYS_TR.OWNER)
+        objectAttributes=(
+            TPMA_OBJECT.SIGN_ENCRYPT
+            | TPMA_OBJECT.FIXEDTPM
+            | TPMA_OBJECT.FIXEDPARENT
+            | TPMA_OBJECT.SENSITIVEDATAORIGIN
+            | TPMA_OBJECT.USERWITHAUTH
+        ),
+    )
+    signing, _, _, _, _ = tpm.esapi.create_primary(
+        TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.OWNER
+    )
     tpm.esapi.evict_control(ESYS_TR.OWNER, signing, handles.PRIMARY_KEY)
     tpm.esapi.flush_context(signing)
     tpm.forget_primary()
@@ -84,13 +90,15 @@ def test_an_open_platform_is_locked_and_a_second_call_says_already_locked(tpm: T
     assert not platform_open(tpm)
     assert lock_platform(tpm) is PlatformLock.AUTH_SET
     assert finalize.describe_lock(PlatformLock.AUTH_SET).startswith(
-        "TPM platform hierarchy already locked")
+        "TPM platform hierarchy already locked"
+    )
 
 
 def test_a_disabled_platform_hierarchy_counts_as_locked(tpm: Tpm) -> None:
     tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
-    tpm.esapi.hierarchy_control(ESYS_TR.PLATFORM, ESYS_TR.PLATFORM, False,
-                                session1=tpm.hmac_session())
+    tpm.esapi.hierarchy_control(
+        ESYS_TR.PLATFORM, ESYS_TR.PLATFORM, False, session1=tpm.hmac_session()
+    )
     assert lock_platform(tpm) is PlatformLock.DISABLED
 
 
@@ -121,11 +129,13 @@ def test_a_closed_tpm_connection_is_fatal() -> None:
 # -- the hand-over --------------------------------------------------------------------
 
 
-def test_the_handover_stops_when_the_platform_cannot_be_locked(no_salt_key: Tpm,
-                                                               secrets: SecretDir) -> None:
+def test_the_handover_stops_when_the_platform_cannot_be_locked(
+    no_salt_key: Tpm, secrets: SecretDir
+) -> None:
     tpm = no_salt_key
-    with pytest.raises(KexecError, match="platform authority could not be locked, so "
-                       "nothing was booted") as stopped:
+    with pytest.raises(
+        KexecError, match="platform authority could not be locked, so nothing was booted"
+    ) as stopped:
         finalize.prepare_handover(tpm, secrets)
     assert isinstance(stopped.value.__cause__, PlatformNotLocked)
     assert pcrs.read_pcrs(tpm, [4])[4].hex().startswith(GENERIC)  # PCR 4 came first
@@ -146,8 +156,11 @@ def gate_paths(tmp_path: Path) -> entry.Paths:
     secret = tmp_path / "gate-secret"
     secret.mkdir(mode=0o700, exist_ok=True)
     (secret / "pin").write_bytes(b"1234")
-    return entry.Paths(secret_dir=str(secret), owner_key=str(tmp_path / "owner.asc"),
-                       restricted_flag=str(tmp_path / "restricted"))
+    return entry.Paths(
+        secret_dir=str(secret),
+        owner_key=str(tmp_path / "owner.asc"),
+        restricted_flag=str(tmp_path / "restricted"),
+    )
 
 
 def test_the_gate_locks_an_open_platform_before_the_shell(
@@ -170,7 +183,10 @@ def test_the_gate_opens_when_the_firmware_set_the_platform_auth(
 
 
 def test_the_gate_refuses_the_shell_when_the_platform_cannot_be_locked(
-    no_salt_key: Tpm, swtpm: Swtpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    no_salt_key: Tpm,
+    swtpm: Swtpm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     tpm = no_salt_key

@@ -36,6 +36,10 @@ def test_serialization_is_what_tpm2_readpublic_writes(tmp_path: Path) -> None:
         ours = primary_handle_bytes(tpm)
         tpm.close()
         out = tmp_path / "primary.handle"
-        subprocess.run(["tpm2", "readpublic", "-T", own.tcti, "-c", "0x81000000", "-t",
-                        str(out)], check=True, timeout=60, capture_output=True)
+        subprocess.run(
+            ["tpm2", "readpublic", "-T", own.tcti, "-c", "0x81000000", "-t", str(out)],
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
     assert out.read_bytes() == ours

@@ -141,8 +141,10 @@ def test_the_device_platform_resets_with_the_configured_type(
 
 # --- a TPM that cannot, or does not, make the key asked for --------------------
 
-def _platform_asking(tpm: Tpm, key_type: str, tmp_path: Path,
-                     monkeypatch: pytest.MonkeyPatch) -> DevicePlatform:
+
+def _platform_asking(
+    tpm: Tpm, key_type: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> DevicePlatform:
     monkeypatch.setattr(bootlog, "LOG_PATH", str(tmp_path / "runtime.log"))
     platform = DevicePlatform()
     platform.tpm = tpm
@@ -151,7 +153,8 @@ def _platform_asking(tpm: Tpm, key_type: str, tmp_path: Path,
 
 
 def test_a_key_type_the_tpm_refuses_clears_nothing(
-        tpm: Tpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tpm: Tpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tpm2_pytss import TSS2_Exception
 
     ownership.reset_tpm(tpm, OWNER)
@@ -171,7 +174,8 @@ def test_a_key_type_the_tpm_refuses_clears_nothing(
 
 
 def test_a_tpm_that_makes_another_key_is_not_believed(
-        tpm: Tpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tpm: Tpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tpm2_pytss.constants import ESYS_TR
 
     from runtime.tpm.templates import primary_template
@@ -179,8 +183,9 @@ def test_a_tpm_that_makes_another_key_is_not_believed(
     ownership.reset_tpm(tpm, OWNER)
     real = tpm.esapi.create_primary
 
-    def swap(sensitive: object, template: object, hierarchy: object,
-             *args: object, **kwargs: object) -> object:
+    def swap(
+        sensitive: object, template: object, hierarchy: object, *args: object, **kwargs: object
+    ) -> object:
         if hierarchy == ESYS_TR.OWNER:
             template = primary_template("ecc")  # asked for RSA, answers with its own
         return real(sensitive, template, hierarchy, *args, **kwargs)  # type: ignore[arg-type]

@@ -48,16 +48,20 @@ def test_heads_reference_value() -> None:
     assert RECOVERY_FROM_ZERO.hex().endswith("afd614")
 
 
-def test_the_gate_extends_pcr4_from_zero(tpm: Tpm, swtpm: Swtpm, secret_dir: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_gate_extends_pcr4_from_zero(
+    tpm: Tpm, swtpm: Swtpm, secret_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert read_pcrs(tpm, [4])[4] == bytes(32)
     monkeypatch.setenv(TCTI_ENV, swtpm.tcti)
-    result = open_recovery("test", restricted=False,
-                           extend_pcr4=entry.extend_pcr4,
-                           lock_platform=entry.lock_platform,
-                           wipe_secrets=SecretDir(str(secret_dir), tmpfs).wipe_all,
-                           owner_key=None,
-                           authenticate=lambda: AuthResult(False, "not asked"))
+    result = open_recovery(
+        "test",
+        restricted=False,
+        extend_pcr4=entry.extend_pcr4,
+        lock_platform=entry.lock_platform,
+        wipe_secrets=SecretDir(str(secret_dir), tmpfs).wipe_all,
+        owner_key=None,
+        authenticate=lambda: AuthResult(False, "not asked"),
+    )
     assert result.allowed
     assert read_pcrs(tpm, [4])[4] == RECOVERY_FROM_ZERO
     assert list(secret_dir.iterdir()) == []
@@ -65,26 +69,37 @@ def test_the_gate_extends_pcr4_from_zero(tpm: Tpm, swtpm: Swtpm, secret_dir: Pat
 
 def test_a_tpm_that_cannot_be_extended_gives_no_shell(tpm: Tpm, secret_dir: Path) -> None:
     nowhere = "swtpm:path=/nonexistent/sock"
-    result = open_recovery("test", restricted=False,
-                           extend_pcr4=lambda: entry.extend_pcr4(nowhere),
-                           lock_platform=lambda: entry.lock_platform(nowhere),
-                           wipe_secrets=SecretDir(str(secret_dir), tmpfs).wipe_all,
-                           owner_key=None,
-                           authenticate=lambda: AuthResult(True, "not asked"))
+    result = open_recovery(
+        "test",
+        restricted=False,
+        extend_pcr4=lambda: entry.extend_pcr4(nowhere),
+        lock_platform=lambda: entry.lock_platform(nowhere),
+        wipe_secrets=SecretDir(str(secret_dir), tmpfs).wipe_all,
+        owner_key=None,
+        authenticate=lambda: AuthResult(True, "not asked"),
+    )
     assert not result.allowed
     assert any("PCR 4 could not be extended" in line for line in result.lines)
     assert read_pcrs(tpm, [4])[4] == bytes(32)  # the real TPM was not touched
 
 
 def test_a_refused_owner_still_leaves_pcr4_extended_and_ram_wiped(
-    tpm: Tpm, swtpm: Swtpm, secret_dir: Path, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tpm: Tpm,
+    swtpm: Swtpm,
+    secret_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     owner_key = tmp_path / "owner.asc"
     owner_key.write_text("an owner key is installed")
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # nobody answers the challenge
-    paths = entry.Paths(secret_dir=str(secret_dir), owner_key=str(owner_key),
-                        restricted_flag=str(tmp_path / "absent"), tcti=swtpm.tcti)
+    paths = entry.Paths(
+        secret_dir=str(secret_dir),
+        owner_key=str(owner_key),
+        restricted_flag=str(tmp_path / "absent"),
+        tcti=swtpm.tcti,
+    )
     assert entry.main(["--reason", "asked from the menu"], paths) == 1
     out = capsys.readouterr().out
     assert "Owner authentication failed: cancelled" in out
@@ -95,8 +110,11 @@ def test_a_refused_owner_still_leaves_pcr4_extended_and_ram_wiped(
 def host_paths(tmp_path: Path) -> Paths:
     """No owner key, not restricted, and a secret directory of the test's own
     (the host's /tmp/secret is not this test's to wipe)."""
-    return Paths(secret_dir=str(tmp_path / "secret"), owner_key=str(tmp_path / "owner.asc"),
-                 restricted_flag=str(tmp_path / "restricted"))
+    return Paths(
+        secret_dir=str(tmp_path / "secret"),
+        owner_key=str(tmp_path / "owner.asc"),
+        restricted_flag=str(tmp_path / "restricted"),
+    )
 
 
 def test_recovery_extends_pcr4_and_sealed_secrets_refuse(

@@ -30,8 +30,6 @@ pytestmark = [pytest.mark.tpm, pytest.mark.usefixtures("scratch_log")]
 RECOVERY_FROM_ZERO = hashlib.sha256(bytes(32) + hashlib.sha256(b"recovery").digest()).digest()
 
 
-
-
 def pin_in_settings(monkeypatch: pytest.MonkeyPatch, name: bytes | None) -> None:
     """The owner's settings, as the image holds them, pin ``name`` (None: no pin)."""
     text = "" if name is None else name.hex()
@@ -41,8 +39,12 @@ def pin_in_settings(monkeypatch: pytest.MonkeyPatch, name: bytes | None) -> None
 
 def paths(tmp_path: Path, swtpm: Swtpm) -> Paths:
     """No owner key, not restricted, the test's own secret directory, the swtpm."""
-    return Paths(secret_dir=str(tmp_path / "secret"), owner_key=str(tmp_path / "owner.asc"),
-                 restricted_flag=str(tmp_path / "restricted"), tcti=swtpm.tcti)
+    return Paths(
+        secret_dir=str(tmp_path / "secret"),
+        owner_key=str(tmp_path / "owner.asc"),
+        restricted_flag=str(tmp_path / "restricted"),
+        tcti=swtpm.tcti,
+    )
 
 
 def platform_locked(tpm: Tpm) -> bool:
@@ -56,7 +58,10 @@ def platform_locked(tpm: Tpm) -> bool:
 
 
 def test_a_substituted_storage_key_gives_no_shell_and_says_why(
-    tpm: Tpm, swtpm: Swtpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tpm: Tpm,
+    swtpm: Swtpm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pin = real_name(tpm)
@@ -75,7 +80,10 @@ def test_a_substituted_storage_key_gives_no_shell_and_says_why(
 
 
 def test_a_pin_with_no_storage_key_gives_no_shell(
-    bare_tpm: Tpm, swtpm: Swtpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    bare_tpm: Tpm,
+    swtpm: Swtpm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bare_tpm.flush_sessions()
     with pytest.raises(TpmIdentityChanged) as info:
@@ -86,7 +94,10 @@ def test_a_pin_with_no_storage_key_gives_no_shell(
 
 
 def test_the_pinned_key_locks_and_opens_the_shell(
-    tpm: Tpm, swtpm: Swtpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tpm: Tpm,
+    swtpm: Swtpm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pin_in_settings(monkeypatch, real_name(tpm))
@@ -97,7 +108,9 @@ def test_the_pinned_key_locks_and_opens_the_shell(
 
 
 def test_the_pin_is_read_from_the_settings(
-    tpm: Tpm, swtpm: Swtpm, monkeypatch: pytest.MonkeyPatch,
+    tpm: Tpm,
+    swtpm: Swtpm,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tpm.flush_sessions()
     pin_in_settings(monkeypatch, STRANGER)  # a key this TPM does not hold

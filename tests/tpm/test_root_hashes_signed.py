@@ -52,14 +52,16 @@ def boot_tree(tmp_path: Path) -> Path:
 
 
 def test_the_list_is_signed_kept_and_checked(
-        tpm: Tpm, tmp_path: Path, owner_key: OwnerKey, os_root: Path) -> None:
+    tpm: Tpm, tmp_path: Path, owner_key: OwnerKey, os_root: Path
+) -> None:
     boot = boot_tree(tmp_path)
     settings = SimpleNamespace(root_dev="/dev/vda2", root_dirlist=("usr",))
     counter = TpmCounter(tpm, OWNER)
 
     def sign(extra: dict[str, bytes] | None = None) -> object:
-        report = sign_boot(str(boot), GpgSigner(str(owner_key.home)), counter,
-                           str(owner_key.public), extra=extra)
+        report = sign_boot(
+            str(boot), GpgSigner(str(owner_key.home)), counter, str(owner_key.public), extra=extra
+        )
         assert report.ok, report.findings
         return report
 
@@ -90,16 +92,21 @@ def test_the_list_is_signed_kept_and_checked(
 
 
 def test_an_unsigned_list_on_boot_is_not_believed(
-        tpm: Tpm, tmp_path: Path, owner_key: OwnerKey, os_root: Path) -> None:
+    tpm: Tpm, tmp_path: Path, owner_key: OwnerKey, os_root: Path
+) -> None:
     boot = boot_tree(tmp_path)
-    report = sign_boot(str(boot), GpgSigner(str(owner_key.home)), TpmCounter(tpm, OWNER),
-                       str(owner_key.public))
+    report = sign_boot(
+        str(boot), GpgSigner(str(owner_key.home)), TpmCounter(tpm, OWNER), str(owner_key.public)
+    )
     (os_root / "usr" / "bin" / "ls").write_bytes(b"trojan")
     # an attacker writes a list matching the changed root next to the signed state
     (boot / ROOT_HASHES_FILE).write_bytes(format_root_hashes(hash_root(str(os_root), ["usr"])))
     settings = SimpleNamespace(root_dev="/dev/vda2", root_dirlist=("usr",))
-    side = BootSide(boot_dir=str(boot), device="/dev/vda1",
-                    last_report=verify_boot(str(boot), str(owner_key.public), None))
+    side = BootSide(
+        boot_dir=str(boot),
+        device="/dev/vda1",
+        last_report=verify_boot(str(boot), str(owner_key.public), None),
+    )
     facts = device_root.check(side, settings, lambda _: None)
     # an unexpected file in the signed-state area fails /boot's check itself
     assert "does not verify" in facts.problem and not facts.ok

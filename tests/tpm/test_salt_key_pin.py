@@ -60,15 +60,21 @@ class NameRewriter(RecordingTcti):
         command = self._pending
         response = super().do_receive(timeout)
         assert command is not None
-        if HEADER.unpack_from(command)[2] != CC_READ_PUBLIC or \
-                struct.unpack_from(">I", command, HEADER.size)[0] != handles.PRIMARY_KEY:
+        if (
+            HEADER.unpack_from(command)[2] != CC_READ_PUBLIC
+            or struct.unpack_from(">I", command, HEADER.size)[0] != handles.PRIMARY_KEY
+        ):
             return response
         # outPublic (TPM2B), then name (TPM2B), then qualifiedName (TPM2B)
         (public_size,) = struct.unpack_from(">H", response, HEADER.size)
         name_at = HEADER.size + 2 + public_size
         (name_size,) = struct.unpack_from(">H", response, name_at)
-        body = (response[HEADER.size:name_at] + struct.pack(">H", len(self.name)) + self.name
-                + response[name_at + 2 + name_size:])
+        body = (
+            response[HEADER.size : name_at]
+            + struct.pack(">H", len(self.name))
+            + self.name
+            + response[name_at + 2 + name_size :]
+        )
         tag = HEADER.unpack_from(response)[0]
         return HEADER.pack(tag, HEADER.size + len(body), 0) + body
 
@@ -91,11 +97,13 @@ def substitute_primary(tpm: Tpm) -> None:
     esapi.tr_close(real)
     template = primary_template()
     template.publicArea.unique.ecc.x = b"an interposer's own key"  # another key, same kind
-    other, _, _, _, _ = esapi.create_primary(TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.OWNER,
-                                             session1=ESYS_TR.PASSWORD)
+    other, _, _, _, _ = esapi.create_primary(
+        TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.OWNER, session1=ESYS_TR.PASSWORD
+    )
     try:
-        esys = esapi.evict_control(ESYS_TR.OWNER, other, handles.PRIMARY_KEY,
-                                   session1=ESYS_TR.PASSWORD)
+        esys = esapi.evict_control(
+            ESYS_TR.OWNER, other, handles.PRIMARY_KEY, session1=ESYS_TR.PASSWORD
+        )
         esapi.tr_close(esys)
     finally:
         esapi.flush_context(other)
@@ -126,15 +134,17 @@ def test_the_checked_record_is_the_one_esapi_salts_with(tpm: Tpm) -> None:
     # the public area checked is the one in ESAPI's own record of the key
     public, name, _ = tpm.esapi.read_public(tpm.primary())
     handle, answered, area = key_record(bytes(tpm.esapi.tr_serialize(tpm.primary())))
-    assert (handle, answered, area) == (handles.PRIMARY_KEY, bytes(name),
-                                        public.publicArea.marshal())
+    assert (handle, answered, area) == (
+        handles.PRIMARY_KEY,
+        bytes(name),
+        public.publicArea.marshal(),
+    )
 
 
 # -- another key at 0x81000000 ------------------------------------------------------
 
 
-def test_a_substituted_key_stops_before_any_session_load_or_unseal(tpm: Tpm,
-                                                                   wire: Open) -> None:
+def test_a_substituted_key_stops_before_any_session_load_or_unseal(tpm: Tpm, wire: Open) -> None:
     pin = real_name(tpm)
     substitute_primary(tpm)
     # Sealed under the key now at 0x81000000: without the pin it unseals, so a
@@ -159,8 +169,7 @@ def test_a_substituted_key_stops_before_any_session_load_or_unseal(tpm: Tpm,
     assert {e.name for e in bus.exchanges} == {READ_PUBLIC}
 
 
-def test_a_name_field_that_is_not_the_public_areas_is_refused(tpm: Tpm,
-                                                             wire: Open) -> None:
+def test_a_name_field_that_is_not_the_public_areas_is_refused(tpm: Tpm, wire: Open) -> None:
     pin = real_name(tpm)
     substitute_primary(tpm)
     sealed = sealing.seal(tpm, SECRET, PCRS)
@@ -175,8 +184,7 @@ def test_a_name_field_that_is_not_the_public_areas_is_refused(tpm: Tpm,
     assert {e.name for e in bus.exchanges} == {READ_PUBLIC}
 
 
-def test_a_self_contradicting_answer_is_refused_without_a_pin_too(tpm: Tpm,
-                                                                  wire: Open) -> None:
+def test_a_self_contradicting_answer_is_refused_without_a_pin_too(tpm: Tpm, wire: Open) -> None:
     tpm.flush_sessions()
     client, bus = wire(None, NameRewriter)  # says STRANGER
     with pytest.raises(TpmIdentityChanged):
@@ -184,8 +192,7 @@ def test_a_self_contradicting_answer_is_refused_without_a_pin_too(tpm: Tpm,
     assert {e.name for e in bus.exchanges} == {READ_PUBLIC}
 
 
-def test_a_pin_with_no_storage_key_refuses_the_throw_away_key(bare_tpm: Tpm,
-                                                              wire: Open) -> None:
+def test_a_pin_with_no_storage_key_refuses_the_throw_away_key(bare_tpm: Tpm, wire: Open) -> None:
     bare_tpm.flush_sessions()
     client, bus = wire(STRANGER)
     with pytest.raises(TpmIdentityChanged) as info:
@@ -232,9 +239,18 @@ def test_without_a_pin_sessions_are_salted_as_before(bare_tpm: Tpm, wire: Open) 
 # -- the device platform: the pin from the settings, the refusal at start ----------
 
 
-BOARD = BoardConfig("test", "test board", "/dev/ttyS0", 80, 24, runtime_pcr=9,
-                    firmware_pcrs=(0, 4, 9), seal_pcrs=(0, 1, 2, 3, 4, 7, 9), modules_pcr=5,
-                    kernel_release="k")
+BOARD = BoardConfig(
+    "test",
+    "test board",
+    "/dev/ttyS0",
+    80,
+    24,
+    runtime_pcr=9,
+    firmware_pcrs=(0, 4, 9),
+    seal_pcrs=(0, 1, 2, 3, 4, 7, 9),
+    modules_pcr=5,
+    kernel_release="k",
+)
 
 
 Device = Callable[[str], tuple[DevicePlatform, StartFacts]]

@@ -143,8 +143,9 @@ def test_persistent_object_at_heads_handle(tpm: Tpm) -> None:
     sealing.store_persistent(tpm, sealed, handles.TOTP_SECRET, OWNER)
     assert bytes(sealing.unseal_persistent(tpm, handles.TOTP_SECRET, TOTP_PCRS)) == b"t" * 20
     # Replacing it keeps one object at the handle, with the new secret.
-    sealing.store_persistent(tpm, sealing.seal(tpm, b"u" * 20, TOTP_PCRS),
-                             handles.TOTP_SECRET, OWNER)
+    sealing.store_persistent(
+        tpm, sealing.seal(tpm, b"u" * 20, TOTP_PCRS), handles.TOTP_SECRET, OWNER
+    )
     assert bytes(sealing.unseal_persistent(tpm, handles.TOTP_SECRET, TOTP_PCRS)) == b"u" * 20
     pcrs.extend_string(tpm, 4, "recovery")
     with pytest.raises(PcrsChanged):

@@ -46,10 +46,16 @@ KNOWN = b"the attacker knows!!"  # 20 bytes, as a real secret
 AT = 1_000_000.0  # one fixed TOTP window, so codes compare
 #: What a planter wants: its own index auth may write, and the owner's writes
 #: (an enrolment) still land in it, to be overwritten later.
-PLANTED = (NvAttr.PLATFORMCREATE | NvAttr.PPWRITE | NvAttr.PPREAD | NvAttr.AUTHWRITE
-           | NvAttr.AUTHREAD | NvAttr.OWNERWRITE | NvAttr.OWNERREAD | NvAttr.NO_DA)
-
-
+PLANTED = (
+    NvAttr.PLATFORMCREATE
+    | NvAttr.PPWRITE
+    | NvAttr.PPREAD
+    | NvAttr.AUTHWRITE
+    | NvAttr.AUTHREAD
+    | NvAttr.OWNERWRITE
+    | NvAttr.OWNERREAD
+    | NvAttr.NO_DA
+)
 
 
 @pytest.fixture
@@ -75,9 +81,15 @@ def planter(tpm: Tpm, swtpm: Swtpm) -> Iterator[Tpm]:
 
 def plant(tpm: Tpm, attributes: int = PLANTED) -> None:
     """Define the index with the (empty) platform authorization, as root could."""
-    public = TPM2B_NV_PUBLIC(nvPublic=TPMS_NV_PUBLIC(
-        nvIndex=TOTP, nameAlg=TPM2_ALG.SHA256, attributes=attributes, authPolicy=b"",
-        dataSize=nv.SEALED_BLOB_CAPACITY))
+    public = TPM2B_NV_PUBLIC(
+        nvPublic=TPMS_NV_PUBLIC(
+            nvIndex=TOTP,
+            nameAlg=TPM2_ALG.SHA256,
+            attributes=attributes,
+            authPolicy=b"",
+            dataSize=nv.SEALED_BLOB_CAPACITY,
+        )
+    )
     tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
     handle = tpm.esapi.nv_define_space(b"", public, auth_handle=ESYS_TR.PLATFORM)
     tpm.esapi.tr_close(handle)
@@ -110,8 +122,9 @@ def raw(tpm: Tpm) -> bytes:
 
 
 def enrol(tpm: Tpm) -> bytearray:
-    enrolled = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None,
-                                 Settings({}))
+    enrolled = generate_and_seal(
+        tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None, Settings({})
+    )
     assert enrolled.secret is not None, enrolled.problem
     return enrolled.secret
 
@@ -153,8 +166,10 @@ def test_a_planted_index_survives_a_tpm_reset_is_never_read_and_enrolment_replac
 
     secret = enrol(tpm)
     assert_ours(tpm)
-    assert any("removed an index this runtime did not define" in line
-               for line in error_detail.recent_details())
+    assert any(
+        "removed an index this runtime did not define" in line
+        for line in error_detail.recent_details()
+    )
     # the planter's own authorization no longer writes there
     with pytest.raises(TSS2_Exception):
         index_write(tpm, known_record(tpm))
@@ -174,7 +189,8 @@ def test_enrolment_into_a_planted_index_never_leaves_it_there(planter: Tpm) -> N
 
 
 def test_with_the_platform_locked_enrolment_refuses_and_changes_nothing(
-    planter: Tpm, tmp_path: Path,
+    planter: Tpm,
+    tmp_path: Path,
 ) -> None:
     tpm = planter
     plant(tpm)
@@ -184,8 +200,14 @@ def test_with_the_platform_locked_enrolment_refuses_and_changes_nothing(
     soft = SoftToken(state=TokenState())
     wire = Wire(soft)
     try:
-        refused = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER),
-                                    bytearray(PIN), settings_for(wire.path))
+        refused = generate_and_seal(
+            tpm,
+            BOARD,
+            read_pcrs(tpm, [4]),
+            bytearray(OWNER),
+            bytearray(PIN),
+            settings_for(wire.path),
+        )
     finally:
         wire.close()
     assert refused.secret is None and not refused.wrong_passphrase
@@ -194,7 +216,7 @@ def test_with_the_platform_locked_enrolment_refuses_and_changes_nothing(
     assert_plain(refused.problem)
     assert soft.state.secret_base32 == ""  # the token was never programmed
     assert nv.info(tpm, TOTP).attributes & NvAttr.PLATFORMCREATE
-    assert raw(tpm)[:len(record)] == record  # untouched
+    assert raw(tpm)[: len(record)] == record  # untouched
     assert code_shown(tpm) is None  # and still never shown
 
 
@@ -203,11 +225,13 @@ def test_a_disabled_platform_hierarchy_refuses_enrolment(planter: Tpm) -> None:
     plant(tpm)
     index_write(tpm, known_record(tpm))
     tpm.esapi.tr_set_auth(ESYS_TR.PLATFORM, b"")
-    tpm.esapi.hierarchy_control(ESYS_TR.PLATFORM, ESYS_TR.PLATFORM, False,
-                                session1=tpm.hmac_session())
+    tpm.esapi.hierarchy_control(
+        ESYS_TR.PLATFORM, ESYS_TR.PLATFORM, False, session1=tpm.hmac_session()
+    )
     assert code_shown(tpm) is None
-    enrolled = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None,
-                                 Settings({}))
+    enrolled = generate_and_seal(
+        tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None, Settings({})
+    )
     assert enrolled.secret is None
     assert "only the firmware can remove" in enrolled.problem
 
@@ -225,14 +249,21 @@ def test_store_sealed_itself_never_writes_into_a_planted_index(planter: Tpm) -> 
 # -- owner-created indexes defined otherwise -------------------------------------------
 
 
-@pytest.mark.parametrize(("attributes", "size", "policy"), [
-    (nv.SEALED_BLOB_ATTRIBUTES | NvAttr.AUTHWRITE, nv.SEALED_BLOB_CAPACITY, b""),
-    (nv.SEALED_BLOB_ATTRIBUTES & ~NvAttr.NO_DA, nv.SEALED_BLOB_CAPACITY, b""),
-    (nv.SEALED_BLOB_ATTRIBUTES, nv.SEALED_BLOB_CAPACITY, bytes(32)),
-    (nv.SEALED_BLOB_ATTRIBUTES, 2048, b""),
-], ids=["authwrite", "da-protected", "policy", "size"])
+@pytest.mark.parametrize(
+    ("attributes", "size", "policy"),
+    [
+        (nv.SEALED_BLOB_ATTRIBUTES | NvAttr.AUTHWRITE, nv.SEALED_BLOB_CAPACITY, b""),
+        (nv.SEALED_BLOB_ATTRIBUTES & ~NvAttr.NO_DA, nv.SEALED_BLOB_CAPACITY, b""),
+        (nv.SEALED_BLOB_ATTRIBUTES, nv.SEALED_BLOB_CAPACITY, bytes(32)),
+        (nv.SEALED_BLOB_ATTRIBUTES, 2048, b""),
+    ],
+    ids=["authwrite", "da-protected", "policy", "size"],
+)
 def test_an_owner_index_defined_otherwise_is_not_read_and_enrolment_replaces_it(
-    tpm: Tpm, attributes: int, size: int, policy: bytes,
+    tpm: Tpm,
+    attributes: int,
+    size: int,
+    policy: bytes,
 ) -> None:
     nv.define(tpm, TOTP, size, attributes, OWNER, policy=policy)
     nv.write(tpm, TOTP, known_record(tpm), owner_auth=OWNER)

@@ -49,8 +49,9 @@ def test_totp_alone_does_not_count_down_and_the_menu_says_why() -> None:
 
 
 def test_totp_only_setting_counts_down_with_a_warning_on_both_screens() -> None:
-    platform = FakePlatform(start_facts=started(auto_boot_totp_only=True),
-                            checks=[GOOD_CHECK], boot_results=[None])
+    platform = FakePlatform(
+        start_facts=started(auto_boot_totp_only=True), checks=[GOOD_CHECK], boot_results=[None]
+    )
     final, ui = run_machine(platform, [("choose", COUNTDOWN, "timeout")])
     assert final is State.HANDOVER
     assert booted(platform) == ["boot Debian unsafe=False"]
@@ -61,8 +62,7 @@ def test_totp_only_setting_counts_down_with_a_warning_on_both_screens() -> None:
 
 
 def test_totp_only_warning_stays_on_the_main_menu_after_a_key() -> None:
-    platform = FakePlatform(start_facts=started(auto_boot_totp_only=True),
-                            checks=[GOOD_CHECK])
+    platform = FakePlatform(start_facts=started(auto_boot_totp_only=True), checks=[GOOD_CHECK])
     final, ui = run_machine(platform, [("choose", COUNTDOWN, "esc"), *power_off(MAIN)])
     assert final is State.POWER_OFF and not booted(platform)
     menu = main_menu(ui)
@@ -71,8 +71,9 @@ def test_totp_only_warning_stays_on_the_main_menu_after_a_key() -> None:
 
 
 def test_hotp_success_counts_down_without_warnings() -> None:
-    platform = FakePlatform(start_facts=started(hotp_configured=True), checks=[GOOD_CHECK],
-                            boot_results=[None])
+    platform = FakePlatform(
+        start_facts=started(hotp_configured=True), checks=[GOOD_CHECK], boot_results=[None]
+    )
     final, ui = run_machine(platform, [("choose", COUNTDOWN, "timeout")])
     assert final is State.HANDOVER and booted(platform) == ["boot Debian unsafe=False"]
     countdown = ui.shown[ui.titles().index(COUNTDOWN)]
@@ -81,18 +82,23 @@ def test_hotp_success_counts_down_without_warnings() -> None:
 
 
 @pytest.mark.parametrize("totp_only", [False, True])
-@pytest.mark.parametrize(("outcome", "screen", "status"), [
-    (HotpOutcome.INVALID, "HOTP code invalid", "Invalid code"),
-    (HotpOutcome.ABSENT, "HOTP not verified", "No token"),
-])
-def test_hotp_failure_never_counts_down(outcome: HotpOutcome, screen: str, status: str,
-                                        totp_only: bool) -> None:
+@pytest.mark.parametrize(
+    ("outcome", "screen", "status"),
+    [
+        (HotpOutcome.INVALID, "HOTP code invalid", "Invalid code"),
+        (HotpOutcome.ABSENT, "HOTP not verified", "No token"),
+    ],
+)
+def test_hotp_failure_never_counts_down(
+    outcome: HotpOutcome, screen: str, status: str, totp_only: bool
+) -> None:
     """Not even with CONFIG_AUTO_BOOT_TOTP_ONLY: it is for machines without a
     token, and a configured token that did not agree is no TOTP-only boot."""
-    platform = FakePlatform(start_facts=started(hotp_configured=True,
-                                                auto_boot_totp_only=totp_only),
-                            hotp_results=[HotpFacts(outcome, "the token said no")],
-                            checks=[GOOD_CHECK])
+    platform = FakePlatform(
+        start_facts=started(hotp_configured=True, auto_boot_totp_only=totp_only),
+        hotp_results=[HotpFacts(outcome, "the token said no")],
+        checks=[GOOD_CHECK],
+    )
     final, ui = run_machine(platform, [("choose", screen, "i"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     assert COUNTDOWN not in ui.titles("choose") and not booted(platform)

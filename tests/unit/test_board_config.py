@@ -13,10 +13,16 @@ from runtime.config.board import BoardConfig, ConfigError, load_board, parse_boa
 BOARD_FILE = Path(__file__).resolve().parents[2] / "etc" / "boards" / "qemu-swtpm" / "board.toml"
 
 REQUIRED = [
-    ("board", "name"), ("board", "description"),
-    ("console", "device"), ("console", "columns"), ("console", "rows"),
-    ("tpm", "runtime_pcr"), ("tpm", "firmware_pcrs"), ("tpm", "seal_pcrs"),
-    ("tpm", "modules_pcr"), ("kernel", "release"),
+    ("board", "name"),
+    ("board", "description"),
+    ("console", "device"),
+    ("console", "columns"),
+    ("console", "rows"),
+    ("tpm", "runtime_pcr"),
+    ("tpm", "firmware_pcrs"),
+    ("tpm", "seal_pcrs"),
+    ("tpm", "modules_pcr"),
+    ("kernel", "release"),
 ]
 PCR_FIELDS = ["runtime_pcr", "modules_pcr"]
 PCR_LIST_FIELDS = ["firmware_pcrs", "seal_pcrs"]
@@ -109,7 +115,8 @@ def test_missing_section_is_named(section: str) -> None:
 
 def test_section_that_is_not_a_table() -> None:
     text = _toml({k: v for k, v in _real().items() if k != "tpm"}).replace(
-        "[board]", "tpm = 5\n[board]")
+        "[board]", "tpm = 5\n[board]"
+    )
     with pytest.raises(ConfigError, match=r"\[tpm\] runtime_pcr"):
         parse_board(text)
 
@@ -153,8 +160,9 @@ def test_bad_terminal_size_is_named(field: str, value: object) -> None:
         parse_board(_toml(table))
 
 
-@pytest.mark.parametrize("text", ["[board\nname = 1\n", "[tpm]\nruntime_pcr = \n",
-                                  "[tpm]\nx = 1\nx = 2\n"])
+@pytest.mark.parametrize(
+    "text", ["[board\nname = 1\n", "[tpm]\nruntime_pcr = \n", "[tpm]\nx = 1\nx = 2\n"]
+)
 def test_invalid_toml(text: str) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse_board(text)

@@ -33,7 +33,7 @@ class DictFs:
 
     def listdir(self, path: str) -> list[str] | None:
         prefix = path.rstrip("/") + "/"
-        names = {p[len(prefix):].split("/")[0] for p in self.files if p.startswith(prefix)}
+        names = {p[len(prefix) :].split("/")[0] for p in self.files if p.startswith(prefix)}
         return sorted(names) if names else None
 
 
@@ -66,6 +66,7 @@ class DirFs:
 
 
 # --- u-root's expectations ---
+
 
 def _uroot_cases() -> list[tuple[str, int, dict[str, object]]]:
     if not UROOT.is_dir():
@@ -105,7 +106,7 @@ def _uroot_matches(case: str, exp: dict[str, object], entry: BootEntry) -> list[
     # u-root's command line is the tail of ours.
     want = str(exp.get("cmdline", "")).split()
     got = entry.cmdline.split()
-    if got[len(got) - len(want):] != want:
+    if got[len(got) - len(want) :] != want:
         problems.append(f"cmdline {entry.cmdline!r}")
     # u-root's "rank" is a priority shared by all entries of a source, not a
     # menu position, so it is not compared.
@@ -115,8 +116,9 @@ def _uroot_matches(case: str, exp: dict[str, object], entry: BootEntry) -> list[
 UROOT_CASES = _uroot_cases()
 
 
-@pytest.mark.parametrize(("case", "index", "exp"), UROOT_CASES,
-                         ids=[f"{c}-{i}" for c, i, _ in UROOT_CASES])
+@pytest.mark.parametrize(
+    ("case", "index", "exp"), UROOT_CASES, ids=[f"{c}-{i}" for c, i, _ in UROOT_CASES]
+)
 def test_uroot_expectation(case: str, index: int, exp: dict[str, object]) -> None:
     entries, _ = parse_bls(DirFs(UROOT / case))
     by_name = [e for e in entries if e.name == exp["name"]]
@@ -172,19 +174,23 @@ def test_uroot_typeone_unknown_and_empty_keys() -> None:
 
 # --- version comparison and sort order ---
 
-@pytest.mark.parametrize(("older", "newer"), [
-    ("5.9", "5.10"),
-    ("1~rc1", "1"),        # '~' sorts before the end
-    ("1~rc1", "1~rc2"),
-    ("1", "1^p1"),         # '^' sorts after the end
-    ("1^p1", "1.1"),       # ... but before '.'
-    ("1-2", "1^2"),        # '-' before '^'
-    ("1.a", "1.1"),        # numbers are newer than letters
-    ("a", "b"),
-    ("ab", "abc"),
-    ("4.18.0-80.el8", "5.6.6-300.fc32"),
-    ("0-rescue", "5.6.6-300.fc32.x86_64"),
-])
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [
+        ("5.9", "5.10"),
+        ("1~rc1", "1"),  # '~' sorts before the end
+        ("1~rc1", "1~rc2"),
+        ("1", "1^p1"),  # '^' sorts after the end
+        ("1^p1", "1.1"),  # ... but before '.'
+        ("1-2", "1^2"),  # '-' before '^'
+        ("1.a", "1.1"),  # numbers are newer than letters
+        ("a", "b"),
+        ("ab", "abc"),
+        ("4.18.0-80.el8", "5.6.6-300.fc32"),
+        ("0-rescue", "5.6.6-300.fc32.x86_64"),
+    ],
+)
 def test_vercmp_order(older: str, newer: str) -> None:
     assert vercmp(older, newer) == -1
     assert vercmp(newer, older) == 1
@@ -209,13 +215,15 @@ def _fs(entries: dict[str, str], **extra: str) -> DictFs:
 
 
 def test_sort_key_entries_first_then_machine_id_then_version_descending() -> None:
-    fs = _fs({
-        "zzz-no-key": _conf("nokey"),
-        "a": _conf("old", sort_key="fedora", machine_id="m1", version="5.9"),
-        "b": _conf("new", sort_key="fedora", machine_id="m1", version="5.10"),
-        "c": _conf("m0", sort_key="fedora", machine_id="m0", version="1"),
-        "d": _conf("arch", sort_key="arch", machine_id="m9", version="1"),
-    })
+    fs = _fs(
+        {
+            "zzz-no-key": _conf("nokey"),
+            "a": _conf("old", sort_key="fedora", machine_id="m1", version="5.9"),
+            "b": _conf("new", sort_key="fedora", machine_id="m1", version="5.10"),
+            "c": _conf("m0", sort_key="fedora", machine_id="m0", version="1"),
+            "d": _conf("arch", sort_key="arch", machine_id="m9", version="1"),
+        }
+    )
     entries, _ = parse_bls(fs)
     assert [e.name for e in entries] == ["arch 1", "m0 1", "new 5.10", "old 5.9", "nokey"]
     assert [e.rank for e in entries] == [0, 1, 2, 3, 4]
@@ -229,8 +237,10 @@ def test_without_sort_key_file_names_newest_first() -> None:
 
 
 def test_boot_counting_suffix_is_not_part_of_the_id() -> None:
-    fs = _fs({"a-5.10+3-0": _conf("new"), "a-5.9": _conf("old")},
-             **{"/loader/loader.conf": "default a-5.10\n"})
+    fs = _fs(
+        {"a-5.10+3-0": _conf("new"), "a-5.9": _conf("old")},
+        **{"/loader/loader.conf": "default a-5.10\n"},
+    )
     entries, warnings = parse_bls(fs)
     assert entries[0].name == "new" and entries[0].is_default
     assert warnings == []
@@ -248,18 +258,26 @@ GRUBENV = (
 
 def test_kernelopts_and_saved_entry_from_grubenv() -> None:
     grubenv = GRUBENV + "#" * (1024 - len(GRUBENV))
-    fs = _fs({
-        "mid-5.10": _conf("new", options="$kernelopts ${tuned_params}"),
-        "mid-5.9": _conf("old", options="$kernelopts", initrd="/initramfs.img $tuned_initrd"),
-    }, **{"/grub2/grubenv": grubenv, "/initramfs.img": "",
-          "/loader/loader.conf": "default mid-5.10\n"})
+    fs = _fs(
+        {
+            "mid-5.10": _conf("new", options="$kernelopts ${tuned_params}"),
+            "mid-5.9": _conf("old", options="$kernelopts", initrd="/initramfs.img $tuned_initrd"),
+        },
+        **{
+            "/grub2/grubenv": grubenv,
+            "/initramfs.img": "",
+            "/loader/loader.conf": "default mid-5.10\n",
+        },
+    )
     entries, warnings = parse_bls(fs)
     assert [e.name for e in entries] == ["new", "old"]
     assert entries[0].cmdline == "root=/dev/mapper/root ro rhgb quiet"
     assert entries[1].initrds == ("/initramfs.img",)
     assert entries[1].is_default and not entries[0].is_default  # saved_entry wins
     assert {w.message for w in warnings} == {
-        "$tuned_params is not set in grubenv", "$tuned_initrd is not set in grubenv"}
+        "$tuned_params is not set in grubenv",
+        "$tuned_initrd is not set in grubenv",
+    }
     assert all(w.line > 0 for w in warnings)
 
 
@@ -286,6 +304,7 @@ def test_no_entries_directory() -> None:
 
 # --- grubenv ---
 
+
 def test_grubenv_values_padding_and_escapes() -> None:
     text = "# GRUB Environment Block\na=1\nb=x\\\\y\\\nz\n" + "#" * 900
     values, warnings = parse_grubenv(text)
@@ -307,8 +326,31 @@ def test_grubenv_empty() -> None:
 
 # --- robustness: mutated corpus files ---
 
-_NOISE = ["$", "${", "}", "~", "^", "-", ".", "\x00", "\\", "#", "=", " ", "\t", "\n",
-          "linux ", "initrd ", "options ", "sort-key ", "version ", "é", "\ud800", "*", "["]
+_NOISE = [
+    "$",
+    "${",
+    "}",
+    "~",
+    "^",
+    "-",
+    ".",
+    "\x00",
+    "\\",
+    "#",
+    "=",
+    " ",
+    "\t",
+    "\n",
+    "linux ",
+    "initrd ",
+    "options ",
+    "sort-key ",
+    "version ",
+    "é",
+    "\ud800",
+    "*",
+    "[",
+]
 
 
 def _mutate(rng: random.Random, text: str) -> str:
@@ -319,9 +361,9 @@ def _mutate(rng: random.Random, text: str) -> str:
         if op == 0:
             chars[pos:pos] = list(rng.choice(_NOISE))
         elif op == 1 and chars:
-            del chars[pos:pos + rng.randint(1, 20)]
+            del chars[pos : pos + rng.randint(1, 20)]
         elif op == 2:
-            chars[pos:pos] = chars[rng.randint(0, len(chars)):][:rng.randint(1, 40)]
+            chars[pos:pos] = chars[rng.randint(0, len(chars)) :][: rng.randint(1, 40)]
         else:
             chars = chars[:pos]
     return "".join(chars)

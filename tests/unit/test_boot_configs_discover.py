@@ -74,16 +74,19 @@ def test_repeat_carries_the_default_to_the_kept_entry() -> None:
 
 
 def test_iso_with_grub_and_isolinux_shows_each_boot_once() -> None:
-    fs = MemoryFS({
-        "/boot/grub/grub.cfg": "menuentry Live { linux /live/vmlinuz boot=live\n"
-                               " initrd /live/initrd.img }\n",
-        "/isolinux/isolinux.cfg": "default live\nlabel live\n menu label Live (BIOS)\n"
-                                  " kernel /live/vmlinuz\n"
-                                  " append initrd=/live/initrd.img boot=live\n"
-                                  "label safe\n kernel /live/vmlinuz\n"
-                                  " append boot=live nomodeset\n",
-        "/live/vmlinuz": "k", "/live/initrd.img": "i",
-    })  # fmt: skip
+    fs = MemoryFS(
+        {
+            "/boot/grub/grub.cfg": "menuentry Live { linux /live/vmlinuz boot=live\n"
+            " initrd /live/initrd.img }\n",
+            "/isolinux/isolinux.cfg": "default live\nlabel live\n menu label Live (BIOS)\n"
+            " kernel /live/vmlinuz\n"
+            " append initrd=/live/initrd.img boot=live\n"
+            "label safe\n kernel /live/vmlinuz\n"
+            " append boot=live nomodeset\n",
+            "/live/vmlinuz": "k",
+            "/live/initrd.img": "i",
+        }
+    )
     found = discover(fs)
     assert found.configs == ("/boot/grub/grub.cfg", "/isolinux/isolinux.cfg")
     assert [e.name for e in found.menu] == ["Live", "safe"]
@@ -93,17 +96,20 @@ def test_iso_with_grub_and_isolinux_shows_each_boot_once() -> None:
 
 
 def test_systemd_boot_efi_fallback_and_nothing() -> None:
-    bls = MemoryFS({
-        "/loader/entries/a.conf": "title Arch\nlinux /vmlinuz-linux\ninitrd /initramfs.img\n"
-                                  "options root=/dev/x rw\n",
-        "/loader/loader.conf": "default a.conf\n",
-        "/vmlinuz-linux": "k", "/initramfs.img": "i",
-    })  # fmt: skip
+    bls = MemoryFS(
+        {
+            "/loader/entries/a.conf": "title Arch\nlinux /vmlinuz-linux\ninitrd /initramfs.img\n"
+            "options root=/dev/x rw\n",
+            "/loader/loader.conf": "default a.conf\n",
+            "/vmlinuz-linux": "k",
+            "/initramfs.img": "i",
+        }
+    )
     found = discover(bls)
     assert [e.name for e in found.menu] == ["Arch"] and found.configs == ("/loader/entries",)
-    efi = MemoryFS({
-        "/EFI/fedora/grub.cfg": "menuentry F { linux /vmlinuz-linux }\n", "/vmlinuz-linux": "k"
-    })  # fmt: skip
+    efi = MemoryFS(
+        {"/EFI/fedora/grub.cfg": "menuentry F { linux /vmlinuz-linux }\n", "/vmlinuz-linux": "k"}
+    )
     assert [e.name for e in discover(efi).menu] == ["F"]
     empty = discover(MemoryFS({"/readme": "x"}))
     assert empty.menu == () and empty.default is None
@@ -117,9 +123,22 @@ def test_json_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     entries = json.loads(out.out)
     assert [e["offered"] for e in entries] == [True, False, True, False]
     first = entries[0]
-    assert set(first) == {"name", "kind", "kernel", "initrds", "cmdline", "modules", "source",
-                          "line", "rank", "default", "files_present", "offered",
-                          "also_listed_as", "warnings"}  # fmt: skip
+    assert set(first) == {
+        "name",
+        "kind",
+        "kernel",
+        "initrds",
+        "cmdline",
+        "modules",
+        "source",
+        "line",
+        "rank",
+        "default",
+        "files_present",
+        "offered",
+        "also_listed_as",
+        "warnings",
+    }
     assert first["kind"] == "linux" and first["initrds"] == ["/initrd.img-6.1"]
     assert first["default"] is True and first["line"] == 2
     assert entries[3]["warnings"] == ["missing file /vmlinuz-5.10"]

@@ -52,11 +52,15 @@ SCALE = float(os.environ.get("BOOT_CONFIGS_FUZZ_SCALE", "1"))
 
 def _is_config(path: Path) -> bool:
     name = path.name.lower()
-    return path.is_file() and (
-        path.suffix in (".cfg", ".conf", ".in")
-        or name == "grubenv"
-        or name.startswith(("isolinux", "syslinux", "extlinux"))
-    ) and path.stat().st_size < 200_000
+    return (
+        path.is_file()
+        and (
+            path.suffix in (".cfg", ".conf", ".in")
+            or name == "grubenv"
+            or name.startswith(("isolinux", "syslinux", "extlinux"))
+        )
+        and path.stat().st_size < 200_000
+    )
 
 
 def corpus_files(*formats: str) -> list[Path]:
@@ -107,9 +111,7 @@ def load_dict(path: Path) -> list[bytes]:
 
 def dict_line(value: bytes) -> str:
     """A libFuzzer dictionary line for value (the inverse of parse_dict_line)."""
-    body = "".join(
-        chr(b) if 0x20 <= b < 0x7F and b not in b'"\\' else f"\\x{b:02X}" for b in value
-    )
+    body = "".join(chr(b) if 0x20 <= b < 0x7F and b not in b'"\\' else f"\\x{b:02X}" for b in value)
     return f'"{body}"'
 
 
@@ -132,41 +134,224 @@ def dict_tokens(*names: str) -> list[str]:
 
 
 GRUB_TOKENS = [
-    "menuentry 'x' {\n", "submenu s {\n", "}\n", "{", "}", "if [ x = x ]; then\n",
-    "if true; then", "elif", "else\n", "fi\n", "function f {", "for i in a b; do", "done",
-    "while false; do", "'", '"', "\\", "\\\n", "$", "${", "${x}", "$x", "$?", "set x=", "set ",
-    "set default=", "default=1", "set default=\"${saved_entry}\"", "linux /vmlinuz ",
-    "initrd /initrd.img", "linux16", "linuxefi", "multiboot /xen.gz", "module /vmlinuz x",
-    "module2", "source /boot/grub/grub.cfg", "configfile /boot/grub/loopback.cfg", "load_env",
-    "blscfg", "search --set=root --file /x", "insmod", "export x", ";", "#", "\n", "\0",
-    "(hd0,1)", "($root)", "../..", "/../", "[", "]", "test -f /x", "-o", "-a", "!", "=", "!=",
-    "-lt", "--id", "--class", "--unrestricted", ">", "true", "false", "return", "break",
-]  # fmt: skip
+    "menuentry 'x' {\n",
+    "submenu s {\n",
+    "}\n",
+    "{",
+    "}",
+    "if [ x = x ]; then\n",
+    "if true; then",
+    "elif",
+    "else\n",
+    "fi\n",
+    "function f {",
+    "for i in a b; do",
+    "done",
+    "while false; do",
+    "'",
+    '"',
+    "\\",
+    "\\\n",
+    "$",
+    "${",
+    "${x}",
+    "$x",
+    "$?",
+    "set x=",
+    "set ",
+    "set default=",
+    "default=1",
+    'set default="${saved_entry}"',
+    "linux /vmlinuz ",
+    "initrd /initrd.img",
+    "linux16",
+    "linuxefi",
+    "multiboot /xen.gz",
+    "module /vmlinuz x",
+    "module2",
+    "source /boot/grub/grub.cfg",
+    "configfile /boot/grub/loopback.cfg",
+    "load_env",
+    "blscfg",
+    "search --set=root --file /x",
+    "insmod",
+    "export x",
+    ";",
+    "#",
+    "\n",
+    "\0",
+    "(hd0,1)",
+    "($root)",
+    "../..",
+    "/../",
+    "[",
+    "]",
+    "test -f /x",
+    "-o",
+    "-a",
+    "!",
+    "=",
+    "!=",
+    "-lt",
+    "--id",
+    "--class",
+    "--unrestricted",
+    ">",
+    "true",
+    "false",
+    "return",
+    "break",
+]
 SYSLINUX_TOKENS = [
-    "label x\n", "LABEL", "menu label M", "menu begin\n", "menu end\n", "menu default\n",
-    "menu include menu.cfg\n", "kernel /vmlinuz", "KERNEL vmlinuz", "linux", "initrd /a,/b",
-    "append ", "append -", "APPEND initrd=/x,/y quiet", "include menu.cfg\n", "include ",
-    "config ../x.cfg /", "config", "default x\n", "text help\n", "endtext\n", "mboot.c32",
-    " --- ", "initrd=", ",", "../../..", "/", "\0", "\t", "\n", "#", "com32", "localboot",
-    "vmlinuz", "xen.gz", "x.c32", "other.cfg", "ui menu.c32", "TIMEOUT 50", "prompt 0",
-]  # fmt: skip
+    "label x\n",
+    "LABEL",
+    "menu label M",
+    "menu begin\n",
+    "menu end\n",
+    "menu default\n",
+    "menu include menu.cfg\n",
+    "kernel /vmlinuz",
+    "KERNEL vmlinuz",
+    "linux",
+    "initrd /a,/b",
+    "append ",
+    "append -",
+    "APPEND initrd=/x,/y quiet",
+    "include menu.cfg\n",
+    "include ",
+    "config ../x.cfg /",
+    "config",
+    "default x\n",
+    "text help\n",
+    "endtext\n",
+    "mboot.c32",
+    " --- ",
+    "initrd=",
+    ",",
+    "../../..",
+    "/",
+    "\0",
+    "\t",
+    "\n",
+    "#",
+    "com32",
+    "localboot",
+    "vmlinuz",
+    "xen.gz",
+    "x.c32",
+    "other.cfg",
+    "ui menu.c32",
+    "TIMEOUT 50",
+    "prompt 0",
+]
 BLS_TOKENS = [
-    "title T\n", "version 1.2~rc^3-4.5\n", "machine-id m\n", "sort-key k\n", "linux /vmlinuz\n",
-    "linux ", "initrd /initrd.img\n", "initrd $tuned_initrd\n", "options $kernelopts\n",
-    "options ", "efi /x.efi\n", "devicetree d\n", "architecture x64\n", "$", "${", "${x}", "}",
-    "~", "^", "-", ".", "\0", "\\", "#", "=", " ", "\t", "\n", "../..", "/../", "*", "[", "@saved",
-    "default ", "kernelopts=root=/dev/x ro\n", "saved_entry=", "# GRUB Environment Block\n",
-    "linux $kernelopts\n", "initrd ${kernelopts}\n", "title $kernelopts\n", "\\\n", "\x0b",
-]  # fmt: skip
+    "title T\n",
+    "version 1.2~rc^3-4.5\n",
+    "machine-id m\n",
+    "sort-key k\n",
+    "linux /vmlinuz\n",
+    "linux ",
+    "initrd /initrd.img\n",
+    "initrd $tuned_initrd\n",
+    "options $kernelopts\n",
+    "options ",
+    "efi /x.efi\n",
+    "devicetree d\n",
+    "architecture x64\n",
+    "$",
+    "${",
+    "${x}",
+    "}",
+    "~",
+    "^",
+    "-",
+    ".",
+    "\0",
+    "\\",
+    "#",
+    "=",
+    " ",
+    "\t",
+    "\n",
+    "../..",
+    "/../",
+    "*",
+    "[",
+    "@saved",
+    "default ",
+    "kernelopts=root=/dev/x ro\n",
+    "saved_entry=",
+    "# GRUB Environment Block\n",
+    "linux $kernelopts\n",
+    "initrd ${kernelopts}\n",
+    "title $kernelopts\n",
+    "\\\n",
+    "\x0b",
+]
 GRUBENV_TOKENS = [
-    "# GRUB Environment Block\n", "saved_entry=", "kernelopts=", "=", "\\", "\\\n", "\n", "#",
-    "#" * 64, "next_entry=", "tuned_initrd=", "a=b\n", "\0", " ", "\r\n", "ä", "$x",
-]  # fmt: skip
-HEADS_TOKENS = ["|", "elf", "xen", "multiboot", "kernel ", "initrd ", "append ", "module ",
-                "/vmlinuz", "/xen.gz", " ", "  ", "\t", "\x0b", "\xa0", "\u2028", "\n", "\r",
-                "|elf|kernel /k", "|xen|kernel /x", "|module /m", "--"]
-VERSION_TOKENS = ["~", "^", "-", ".", "0", "00", "1", "9", "10", "a", "Z", "rc", "~rc1",
-                  "5.6.6-300.fc32", "_", "+", " ", "é", "\0"]
+    "# GRUB Environment Block\n",
+    "saved_entry=",
+    "kernelopts=",
+    "=",
+    "\\",
+    "\\\n",
+    "\n",
+    "#",
+    "#" * 64,
+    "next_entry=",
+    "tuned_initrd=",
+    "a=b\n",
+    "\0",
+    " ",
+    "\r\n",
+    "ä",
+    "$x",
+]
+HEADS_TOKENS = [
+    "|",
+    "elf",
+    "xen",
+    "multiboot",
+    "kernel ",
+    "initrd ",
+    "append ",
+    "module ",
+    "/vmlinuz",
+    "/xen.gz",
+    " ",
+    "  ",
+    "\t",
+    "\x0b",
+    "\xa0",
+    "\u2028",
+    "\n",
+    "\r",
+    "|elf|kernel /k",
+    "|xen|kernel /x",
+    "|module /m",
+    "--",
+]
+VERSION_TOKENS = [
+    "~",
+    "^",
+    "-",
+    ".",
+    "0",
+    "00",
+    "1",
+    "9",
+    "10",
+    "a",
+    "Z",
+    "rc",
+    "~rc1",
+    "5.6.6-300.fc32",
+    "_",
+    "+",
+    " ",
+    "é",
+    "\0",
+]
 
 #: hypothesis shrinks toward the first choice: keep each format's own files first
 SEEDS: dict[str, list[str]] = {
@@ -231,8 +416,12 @@ def fuzz_settings(n: int) -> settings:
         derandomize=True,
         database=None,
         print_blob=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                               HealthCheck.filter_too_much, HealthCheck.large_base_example],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+            HealthCheck.large_base_example,
+        ],
     )
 
 
@@ -281,8 +470,14 @@ def run_parser(
     check_result(entries, warnings, lenient=lenient)
 
 
-KERNELS = {"/vmlinuz": "", "/initrd.img": "", "/boot/vmlinuz": "", "/xen.gz": "",
-           "/isolinux/vmlinuz": "", "/boot/initrd.img": ""}
+KERNELS = {
+    "/vmlinuz": "",
+    "/initrd.img": "",
+    "/boot/vmlinuz": "",
+    "/xen.gz": "",
+    "/isolinux/vmlinuz": "",
+    "/boot/initrd.img": "",
+}
 
 
 # --- the parsers ------------------------------------------------------------------
@@ -360,8 +555,21 @@ def test_syslinux(main: str, extra: list[str], path: str, with_kernels: bool) ->
 
 
 _ENTRY_NAMES = st.sampled_from(
-    ["a", "e-1.0", "e-1.0~rc1", "e-1.0^2", "f+3-1", "f+1", "x-0-rescue", "A", "é", "1.2.3",
-     "line\nbreak", "odd\x85sep", "par\u2029a"]
+    [
+        "a",
+        "e-1.0",
+        "e-1.0~rc1",
+        "e-1.0^2",
+        "f+3-1",
+        "f+1",
+        "x-0-rescue",
+        "A",
+        "é",
+        "1.2.3",
+        "line\nbreak",
+        "odd\x85sep",
+        "par\u2029a",
+    ]
 )
 
 
@@ -369,8 +577,8 @@ _ENTRY_NAMES = st.sampled_from(
 @fuzz_settings(1200)
 @given(
     confs=st.dictionaries(_ENTRY_NAMES, texts(SEEDS["bls"], BLS_ALL), max_size=4),
-    loader=st.none() | texts(["default *\n", "default e-*\ntimeout 3\n", "default @saved\n"],
-                             BLS_ALL),
+    loader=st.none()
+    | texts(["default *\n", "default e-*\ntimeout 3\n", "default @saved\n"], BLS_ALL),
     grubenv=st.none() | texts(SEEDS["grubenv"], GRUBENV_TOKENS + BLS_TOKENS),
     with_kernels=st.booleans(),
 )
@@ -435,8 +643,11 @@ def test_dirfs_raw_bytes(fmt: str, text: str, junk: bytes, at: int) -> None:
     data = data[:at] + junk + data[at:]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        main = {"syslinux": "isolinux/isolinux.cfg", "bls": "loader/entries/a-1.conf",
-                "grub": "boot/grub/grub.cfg"}[fmt]
+        main = {
+            "syslinux": "isolinux/isolinux.cfg",
+            "bls": "loader/entries/a-1.conf",
+            "grub": "boot/grub/grub.cfg",
+        }[fmt]
         (root / main).parent.mkdir(parents=True)
         (root / main).write_bytes(data)
         (root / "vmlinuz").write_bytes(b"")
@@ -489,8 +700,9 @@ def test_heads_line_blank_in_multiboot_path_is_refused(text: str) -> None:
 _NAME = st.text(max_size=20).filter(lambda s: not any(c in s for c in "|\n\r"))
 _HPATH = st.text(
     st.characters(blacklist_characters="|", blacklist_categories=("Zs", "Cc", "Zl", "Zp")),
-    min_size=1, max_size=20,
-)  # fmt: skip
+    min_size=1,
+    max_size=20,
+)
 _ARGS = st.text(max_size=30).filter(lambda s: not any(c in s for c in "|\n\r"))
 
 
@@ -499,11 +711,11 @@ def _entries(draw: st.DrawFn) -> BootEntry:
     kind = draw(st.sampled_from(list(EntryKind)))
     if kind is EntryKind.MULTIBOOT:
         modules = draw(st.lists(st.builds(Module, _HPATH, _ARGS), max_size=3))
-        return BootEntry(draw(_NAME), kind, draw(_HPATH), cmdline=draw(_ARGS),
-                         modules=tuple(modules))
+        return BootEntry(
+            draw(_NAME), kind, draw(_HPATH), cmdline=draw(_ARGS), modules=tuple(modules)
+        )
     initrds = draw(st.lists(_HPATH, max_size=3))
-    return BootEntry(draw(_NAME), kind, draw(_HPATH), initrds=tuple(initrds),
-                     cmdline=draw(_ARGS))
+    return BootEntry(draw(_NAME), kind, draw(_HPATH), initrds=tuple(initrds), cmdline=draw(_ARGS))
 
 
 @fuzz_settings(1000)
@@ -520,7 +732,12 @@ def test_heads_line_generated_entries_round_trip(entry: BootEntry) -> None:
     back = parsed.entry
     kind = EntryKind.MULTIBOOT if entry.kind is EntryKind.MULTIBOOT else EntryKind.LINUX
     assert (back.name, back.kind, back.kernel, back.initrds, back.cmdline, back.modules) == (
-        entry.name, kind, entry.kernel, entry.initrds, entry.cmdline, entry.modules
+        entry.name,
+        kind,
+        entry.kernel,
+        entry.initrds,
+        entry.cmdline,
+        entry.modules,
     )
 
 
@@ -568,8 +785,15 @@ def test_corpus_dictionaries_load() -> None:
 
 # --- atheris ---------------------------------------------------------------------------
 
-_ATHERIS_RUNS = {"grub": 1000, "grub_lexer": 1200, "syslinux": 5000, "bls": 3000,
-                 "grubenv": 2000, "heads_line": 5000, "vercmp": 5000}
+_ATHERIS_RUNS = {
+    "grub": 1000,
+    "grub_lexer": 1200,
+    "syslinux": 5000,
+    "bls": 3000,
+    "grubenv": 2000,
+    "heads_line": 5000,
+    "vercmp": 5000,
+}
 _ATHERIS_MAX_LEN = 2048
 
 
@@ -603,8 +827,9 @@ def _atheris_dict(target: str, tmp_path: Path) -> Path:
     elif target == "bls":
         tokens, base = BLS_TOKENS, DICTS["esxi"]
     else:
-        tokens = {"grubenv": GRUBENV_TOKENS, "heads_line": HEADS_TOKENS,
-                  "vercmp": VERSION_TOKENS}[target]
+        tokens = {"grubenv": GRUBENV_TOKENS, "heads_line": HEADS_TOKENS, "vercmp": VERSION_TOKENS}[
+            target
+        ]
         base = None
     lines = base.read_text(encoding="latin-1").splitlines() if base else []
     lines += [dict_line(t.encode()) for t in [*tokens, FILE_SEP]]
@@ -632,13 +857,25 @@ def test_atheris_harness(target: str, tmp_path: Path) -> None:
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
     cmd = [
-        sys.executable, str(HARNESS), target, f"-runs={int(_ATHERIS_RUNS[target] * SCALE)}",
-        f"-dict={_atheris_dict(target, tmp_path)}", f"-max_len={_ATHERIS_MAX_LEN}", "-seed=1",
-        f"-artifact_prefix={artifacts}/", "-print_final_stats=1", str(seeds),
-    ]  # fmt: skip
+        sys.executable,
+        str(HARNESS),
+        target,
+        f"-runs={int(_ATHERIS_RUNS[target] * SCALE)}",
+        f"-dict={_atheris_dict(target, tmp_path)}",
+        f"-max_len={_ATHERIS_MAX_LEN}",
+        "-seed=1",
+        f"-artifact_prefix={artifacts}/",
+        "-print_final_stats=1",
+        str(seeds),
+    ]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=60 * max(1.0, SCALE), cwd=tmp_path, env=env,
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=60 * max(1.0, SCALE),
+        cwd=tmp_path,
+        env=env,
         check=False,
     )
     log = proc.stdout + proc.stderr

@@ -73,9 +73,13 @@ def _expected(raw: dict[str, Any]) -> Expected:
     )
     initrds = tuple(_file(raw["initrd"]).split(",")) if "initrd" in raw else ()
     return Expected(
-        str(raw["name"]), kind, _file(raw["kernel"]), initrds,
-        _loose(str(raw.get("cmdline", ""))), modules,
-    )  # fmt: skip
+        str(raw["name"]),
+        kind,
+        _file(raw["kernel"]),
+        initrds,
+        _loose(str(raw.get("cmdline", ""))),
+        modules,
+    )
 
 
 def _subseq(small: tuple[str, ...], big: tuple[str, ...]) -> bool:
@@ -102,8 +106,14 @@ def _matches(exp: Expected, e: BootEntry) -> bool:
 
 def _config(case: str) -> str:
     base = CORPUS / case
-    for rel in ("EFI/BOOT/grub.cfg", "EFI/centos/grub.cfg", "boot/grub2/grub.cfg",
-                "boot/grub/grub.cfg", "grub2/grub.cfg", "grub/grub.cfg"):  # fmt: skip
+    for rel in (
+        "EFI/BOOT/grub.cfg",
+        "EFI/centos/grub.cfg",
+        "boot/grub2/grub.cfg",
+        "boot/grub/grub.cfg",
+        "grub2/grub.cfg",
+        "grub/grub.cfg",
+    ):
         if (base / rel).is_file():
             return "/" + rel
     raise AssertionError(f"no grub.cfg in {case}")
@@ -229,8 +239,16 @@ def test_submenu_default_by_title_id_and_number() -> None:
         "submenu Sub {{\n menuentry B --id b-id {{ linux16 /boot/vmlinuz }}\n"
         " menuentry C {{ linuxefi /boot/vmlinuz }}\n}}\n"
     )
-    for d, want in (("0", "A"), ("b-id", "B"), ("'Sub>C'", "C"), ("C", "C"), ("1>1", "C"),
-                    ("1>0", "B"), ("Sub>b-id", "B"), ("1", None)):  # fmt: skip
+    for d, want in (
+        ("0", "A"),
+        ("b-id", "B"),
+        ("'Sub>C'", "C"),
+        ("C", "C"),
+        ("1>1", "C"),
+        ("1>0", "B"),
+        ("Sub>b-id", "B"),
+        ("1", None),
+    ):
         entries, _ = _parse(cfg.format(d=d))
         assert [e.name for e in entries] == ["A", "B", "C"]
         # "1" is the submenu itself, which boots nothing: the first entry
@@ -265,7 +283,7 @@ def test_if_static_and_dynamic() -> None:
 def test_load_env_source_configfile_and_loops() -> None:
     entries, warnings = _parse(
         "load_env\nsource /boot/grub/extra.cfg\nconfigfile /boot/grub/grub.cfg\n"
-        "menuentry \"$title\" { linux /boot/vmlinuz $kernelopts }\n",
+        'menuentry "$title" { linux /boot/vmlinuz $kernelopts }\n',
         boot__grub__grubenv="# GRUB Environment Block\nkernelopts=root=/dev/x ro\n",
         boot__grub__extra_DOT_cfg="set title=Sourced\nset default=Sourced\n",
     )
@@ -288,11 +306,45 @@ def test_broken_entries_skipped_with_warnings() -> None:
 # --- robustness ---------------------------------------------------------------
 
 TOKENS = [
-    "menuentry", "submenu", "{", "}", "if", "then", "else", "elif", "fi", "function", "'", '"',
-    "\\", "$", "${", "${x}", "set", "set x=", "linux", "initrd", "multiboot", "module",
-    "source /boot/grub/grub.cfg", "configfile", "load_env", "blscfg", "search --set=root",
-    ";", "#", "\n", "\0", "(hd0,1)", "../..", "default=", "while", "done", "[", "]",
-]  # fmt: skip
+    "menuentry",
+    "submenu",
+    "{",
+    "}",
+    "if",
+    "then",
+    "else",
+    "elif",
+    "fi",
+    "function",
+    "'",
+    '"',
+    "\\",
+    "$",
+    "${",
+    "${x}",
+    "set",
+    "set x=",
+    "linux",
+    "initrd",
+    "multiboot",
+    "module",
+    "source /boot/grub/grub.cfg",
+    "configfile",
+    "load_env",
+    "blscfg",
+    "search --set=root",
+    ";",
+    "#",
+    "\n",
+    "\0",
+    "(hd0,1)",
+    "../..",
+    "default=",
+    "while",
+    "done",
+    "[",
+    "]",
+]
 
 
 def _mutate(rng: random.Random, text: str) -> str:
@@ -377,7 +429,7 @@ def test_grub_script_echo_words(stem: str) -> None:
 
 def test_argument_with_blanks_stays_one_parameter() -> None:
     entries, _ = _parse(
-        "set v='a b'\nmenuentry Q {\n linux /boot/vmlinuz x=\"A longer one\" y=$v \"$v\"\n}\n"
+        'set v=\'a b\'\nmenuentry Q {\n linux /boot/vmlinuz x="A longer one" y=$v "$v"\n}\n'
     )
     # an unquoted expansion splits; a quoted word with blanks is re-quoted whole
     assert entries[0].cmdline == '"x=A longer one" y=a b "a b"'
@@ -406,7 +458,7 @@ def test_conditions_on_known_variables() -> None:
     entries, warnings = _parse(
         "set t=5\nset e=\n"
         'if [ "$t" -gt 3 -a -z "$e" ]; then set a=yes; else set a=no; fi\n'
-        'if [ x$feature_x = xy ]; then set u=1\nfi\n'
+        "if [ x$feature_x = xy ]; then set u=1\nfi\n"
         # u is now uncertain: a test on it is not evaluated either
         'if [ "$u" = 1 ]; then set b=1; elif true; then set b=2; else set b=3; fi\n'
         "if test ! a = a; then set c=1; fi\n"
@@ -434,15 +486,20 @@ def test_unset_names_are_empty_unless_something_may_set_them() -> None:
     )
     assert entries[0].cmdline == "a=2 b=2 c=2 d=2 e=yes g=1"
     assert sum("both branches" in w for w in warnings) == 4
-    entries, _ = _parse('eval "set q=1"\nif [ -z "$q" ]; then set h=1; else set h=2; fi\n'
-                        "menuentry E { linux /boot/vmlinuz h=$h }\n")  # fmt: skip
+    entries, _ = _parse(
+        'eval "set q=1"\nif [ -z "$q" ]; then set h=1; else set h=2; fi\n'
+        "menuentry E { linux /boot/vmlinuz h=$h }\n"
+    )
     assert entries[0].cmdline == "h=2"  # after an eval nothing unset is known empty
 
 
 def test_blscfg_takes_kernelopts_from_grub_then_default_kernelopts() -> None:
     conf = "title Fedora\nversion 6.1\nlinux /vmlinuz\noptions $kernelopts quiet\n"
-    base = {"/boot/grub2/grub.cfg": 'set default_kernelopts="root=/dev/a ro"\nblscfg\n',
-            "/boot/loader/entries/f.conf": conf, "/boot/vmlinuz": "k"}  # fmt: skip
+    base = {
+        "/boot/grub2/grub.cfg": 'set default_kernelopts="root=/dev/a ro"\nblscfg\n',
+        "/boot/loader/entries/f.conf": conf,
+        "/boot/vmlinuz": "k",
+    }
     entries, _ = parse_grub(MemoryFS(base), "/boot/grub2/grub.cfg")
     assert entries[0].cmdline == "root=/dev/a ro quiet"
     with_env = {**base, "/boot/grub2/grubenv": "# GRUB Environment Block\nkernelopts=root=/dev/b\n"}

@@ -42,24 +42,62 @@ def _bash(script: str, args: list[str], cwd: Path, stdin: bytes = b"") -> list[s
     assert BASH
     out = subprocess.run(
         [BASH, "--norc", "--noprofile", "-c", script, "bash", *args],
-        input=stdin, capture_output=True, env={}, cwd=cwd, timeout=60, check=False,
-    )  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        env={},
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
     return out.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1]
 
 
 _PIECES = st.sampled_from(
-    ["a", "b", "Z", "0", "9", " ", "  ", "\t", "|", "/", "=", "-", ".", ",", ":", '"', "'",
-     "\\", "$", "${v}", "$v", "$foo", "${kernelopts}", "${v", "$1", "{", "}", "x=", "--",
-     "--- ", "kernel /vmlinuz", "|append ", "é"]
-)  # fmt: skip
+    [
+        "a",
+        "b",
+        "Z",
+        "0",
+        "9",
+        " ",
+        "  ",
+        "\t",
+        "|",
+        "/",
+        "=",
+        "-",
+        ".",
+        ",",
+        ":",
+        '"',
+        "'",
+        "\\",
+        "$",
+        "${v}",
+        "$v",
+        "$foo",
+        "${kernelopts}",
+        "${v",
+        "$1",
+        "{",
+        "}",
+        "x=",
+        "--",
+        "--- ",
+        "kernel /vmlinuz",
+        "|append ",
+        "é",
+    ]
+)
 _ENTRIES = st.lists(_PIECES, max_size=24).map("".join)
 
 
 @needs_bash
 @settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(_ENTRIES, min_size=300, max_size=300))
-def test_eval_echo_prints_what_bash_prints(tmp_path_factory: pytest.TempPathFactory,
-                                           entries: list[str]) -> None:  # fmt: skip
+def test_eval_echo_prints_what_bash_prints(
+    tmp_path_factory: pytest.TempPathFactory, entries: list[str]
+) -> None:
     # one bash for all examples; an empty directory so no glob can match
     cwd = tmp_path_factory.mktemp("empty")
     ours = [eval_echo(e) for e in entries]
@@ -71,11 +109,15 @@ def test_eval_echo_prints_what_bash_prints(tmp_path_factory: pytest.TempPathFact
 
 
 @needs_bash
-@settings(max_examples=int(os.environ.get("READ_EXAMPLES", "40")), deadline=None,
-          suppress_health_check=list(HealthCheck))  # fmt: skip
+@settings(
+    max_examples=int(os.environ.get("READ_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(st.text(alphabet="ab \t\\\n\0x'\"", max_size=60))
-def test_read_lines_splits_as_bash_read(tmp_path_factory: pytest.TempPathFactory,
-                                        text: str) -> None:  # fmt: skip
+def test_read_lines_splits_as_bash_read(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
     assume("\\\0" not in text)  # bash keeps an internal quoting byte there
     cwd = tmp_path_factory.mktemp("read")
     assert read_lines(text) == _bash(_READ, [], cwd, text.encode())
@@ -146,8 +188,13 @@ def test_syslinux_lines_as_heads_prints_them() -> None:
         "  append xen.gz dom0=1 --- /live/vmlinuz ro --- /live/initrd.img\n"
         "label rel\n  linux vmlinuz\n  initrd initrd.img\n"
     )
-    files = {"/isolinux/isolinux.cfg": cfg, "/live/vmlinuz": "k", "/live/initrd.img": "i",
-             "/isolinux/vmlinuz": "k", "/isolinux/xen.gz": "x"}  # fmt: skip
+    files = {
+        "/isolinux/isolinux.cfg": cfg,
+        "/live/vmlinuz": "k",
+        "/live/initrd.img": "i",
+        "/isolinux/vmlinuz": "k",
+        "/isolinux/xen.gz": "x",
+    }
     lines, _ = parse_boot_lines(_fs(files), "/isolinux/isolinux.cfg")
     assert lines == [
         "Live system|elf|kernel /live/vmlinuz|initrd /live/initrd.img|append boot=live components",
@@ -184,8 +231,11 @@ def test_scan_order_efi_skip_and_bls_fallback() -> None:
 
 def test_unique_sorts_and_drops_repeats() -> None:
     entry = "menuentry '{}' {{\n linux /vmlinuz-6.1\n}}\n"
-    files = {"/a.cfg": entry.format("A") * 2 + entry.format("b"), "/c.cfg": entry.format("C"),
-             **KERNELS}  # fmt: skip
+    files = {
+        "/a.cfg": entry.format("A") * 2 + entry.format("b"),
+        "/c.cfg": entry.format("C"),
+        **KERNELS,
+    }
     assert heads_listing(_fs(files), "*.cfg", unique=True).lines == [
         "b|elf|kernel /vmlinuz-6.1",
         "C|elf|kernel /vmlinuz-6.1",
@@ -246,8 +296,12 @@ class _AllPresent(DirFS):
 def _corpus_trees() -> list[Path]:
     if not CORPORA.is_dir():
         return []
-    roots = [p for kind in ("grub/testdata_new", "iso/testdata", "syslinux/testdata")
-             for p in sorted((CORPORA / kind).iterdir()) if p.is_dir()]  # fmt: skip
+    roots = [
+        p
+        for kind in ("grub/testdata_new", "iso/testdata", "syslinux/testdata")
+        for p in sorted((CORPORA / kind).iterdir())
+        if p.is_dir()
+    ]
     return roots
 
 

@@ -75,9 +75,13 @@ def _expected(case: str, raw: dict[str, Any]) -> Expected:
         for m in raw.get("modules", [])
     )
     return Expected(
-        str(raw["name"]), kind, _file(case, _url(raw["kernel"])), initrds,
-        str(raw.get("cmdline", "")), modules,
-    )  # fmt: skip
+        str(raw["name"]),
+        kind,
+        _file(case, _url(raw["kernel"])),
+        initrds,
+        str(raw.get("cmdline", "")),
+        modules,
+    )
 
 
 _REF = re.compile(r"\$\{?[A-Za-z0-9_]+\}?")
@@ -204,8 +208,9 @@ def test_probe_forms_and_unanswerable_probe() -> None:
         "menuentry M { linux /v a=$a b=$b c=$c d=$d e=$e }\n"
     )
     fs = MemoryFS({"/g.cfg": cfg, "/v": "x"})
-    entries, warnings = parse_grub(fs, "/g.cfg", devices={"/marker": "hd1,2"},
-                                   fs_uuids={"hd1,2": "U-1"})  # fmt: skip
+    entries, warnings = parse_grub(
+        fs, "/g.cfg", devices={"/marker": "hd1,2"}, fs_uuids={"hd1,2": "U-1"}
+    )
     # a probe the caller cannot answer leaves its variable unset and uncertain,
     # so a condition on it is not evaluated
     assert entries[0].cmdline == "a=U-1 b=U-1 c= d= e=other"
@@ -219,10 +224,12 @@ def test_probe_forms_and_unanswerable_probe() -> None:
 
 
 def test_probe_unanswerable_in_an_iso() -> None:
-    fs = MemoryFS({
-        "/boot/grub/loopback.cfg": "probe -u (hd7) --set=uuid\n"
-        "menuentry A { linux /arch/vmlinuz img_dev=UUID=$uuid img_loop=$iso_path }\n",
-    })  # fmt: skip
+    fs = MemoryFS(
+        {
+            "/boot/grub/loopback.cfg": "probe -u (hd7) --set=uuid\n"
+            "menuentry A { linux /arch/vmlinuz img_dev=UUID=$uuid img_loop=$iso_path }\n",
+        }
+    )
     entries, warnings = parse_iso(fs, ISO, UUID)
     # listed as GRUB would boot it, with a warning naming file and line
     assert entries[0].cmdline == f"img_dev=UUID= img_loop={ISO}"
@@ -230,12 +237,15 @@ def test_probe_unanswerable_in_an_iso() -> None:
 
 
 def test_iso_with_only_isolinux() -> None:
-    fs = MemoryFS({
-        "/isolinux/isolinux.cfg": "DEFAULT live\nLABEL live\n MENU LABEL Live system\n"
-        " KERNEL /live/vmlinuz\n APPEND initrd=/live/initrd.img boot=live components\n"
-        "LABEL hdt\n COM32 hdt.c32\n",
-        "/live/vmlinuz": "k", "/live/initrd.img": "i",
-    })  # fmt: skip
+    fs = MemoryFS(
+        {
+            "/isolinux/isolinux.cfg": "DEFAULT live\nLABEL live\n MENU LABEL Live system\n"
+            " KERNEL /live/vmlinuz\n APPEND initrd=/live/initrd.img boot=live components\n"
+            "LABEL hdt\n COM32 hdt.c32\n",
+            "/live/vmlinuz": "k",
+            "/live/initrd.img": "i",
+        }
+    )
     entries, _ = parse_iso(fs, ISO, UUID)
     assert entries == [
         BootEntry(
@@ -252,13 +262,17 @@ def test_iso_with_only_isolinux() -> None:
 
 
 def test_iso_parameter_families_and_placement() -> None:
-    fs = MemoryFS({
-        "/boot/grub/grub.cfg": "menuentry U { linux /casper/vmlinuz boot=casper quiet -- splash }\n"
-        "menuentry F { linux /images/vmlinuz root=live:CDLABEL=F rd.live.image }\n"
-        "menuentry Memtest { linux /boot/memtest.bin }\n"
-        "menuentry Xen {\n multiboot2 /xen.gz dom0_mem=1G\n"
-        " module2 /vmlinuz inst.stage2=hd:LABEL=Q quiet\n module2 /initrd.img\n}\n",
-    })  # fmt: skip
+    fs = MemoryFS(
+        {
+            "/boot/grub/grub.cfg": (
+                "menuentry U { linux /casper/vmlinuz boot=casper quiet -- splash }\n"
+                "menuentry F { linux /images/vmlinuz root=live:CDLABEL=F rd.live.image }\n"
+                "menuentry Memtest { linux /boot/memtest.bin }\n"
+                "menuentry Xen {\n multiboot2 /xen.gz dom0_mem=1G\n"
+                " module2 /vmlinuz inst.stage2=hd:LABEL=Q quiet\n module2 /initrd.img\n}\n"
+            ),
+        }
+    )
     entries, _ = parse_iso(fs, ISO, UUID)
     by = {e.name.split("] ")[1]: e for e in entries}
     # before "--": the kernel hands what follows to init
@@ -289,12 +303,14 @@ def test_fallbacks_after_an_empty_or_broken_loopback_cfg() -> None:
 
 
 def test_hostile_paths_stay_inside_the_iso() -> None:
-    fs = MemoryFS({
-        "/boot/grub/loopback.cfg": "source /../../etc/grub.cfg\n"
-        "menuentry Out { linux /../../boot/vmlinuz boot=live }\n"
-        "menuentry Initrd { linux /v boot=live\n initrd /live/../../../etc/shadow }\n"
-        "menuentry In { linux /live/../live//vmlinuz boot=live }\n",
-    })  # fmt: skip
+    fs = MemoryFS(
+        {
+            "/boot/grub/loopback.cfg": "source /../../etc/grub.cfg\n"
+            "menuentry Out { linux /../../boot/vmlinuz boot=live }\n"
+            "menuentry Initrd { linux /v boot=live\n initrd /live/../../../etc/shadow }\n"
+            "menuentry In { linux /live/../live//vmlinuz boot=live }\n",
+        }
+    )
     entries, warnings = parse_iso(fs, ISO, UUID)
     assert [(e.name, e.kernel) for e in entries] == [("[distro-1.0.iso] In", "/live/vmlinuz")]
     text = [str(w) for w in warnings]
@@ -309,11 +325,37 @@ def test_hostile_paths_stay_inside_the_iso() -> None:
 # --- robustness ---------------------------------------------------------------
 
 TOKENS = [
-    "menuentry", "submenu", "{", "}", "if", "then", "fi", "'", '"', "\\", "$", "${iso_path}",
-    "search --file --set=d", "probe --set u --fs-uuid", "probe -u", "--set=", "linux", "initrd",
-    "multiboot2", "module2", "source /boot/grub/loopback.cfg", "../..", "LABEL", "KERNEL",
-    "APPEND", "INCLUDE", ";", "#", "\n", "\0",
-]  # fmt: skip
+    "menuentry",
+    "submenu",
+    "{",
+    "}",
+    "if",
+    "then",
+    "fi",
+    "'",
+    '"',
+    "\\",
+    "$",
+    "${iso_path}",
+    "search --file --set=d",
+    "probe --set u --fs-uuid",
+    "probe -u",
+    "--set=",
+    "linux",
+    "initrd",
+    "multiboot2",
+    "module2",
+    "source /boot/grub/loopback.cfg",
+    "../..",
+    "LABEL",
+    "KERNEL",
+    "APPEND",
+    "INCLUDE",
+    ";",
+    "#",
+    "\n",
+    "\0",
+]
 
 
 @needs_corpus

@@ -87,9 +87,7 @@ U_ROOT_SUBMENU_RENAMES = {
 def test_u_root_expectations(case: str) -> None:
     expected, entries = _u_root_case(case)
     got = [_as_expected(e) for e in entries]
-    missing = [
-        e for e in expected if e not in got and (case, e.name) not in U_ROOT_SUBMENU_RENAMES
-    ]
+    missing = [e for e in expected if e not in got and (case, e.name) not in U_ROOT_SUBMENU_RENAMES]
     passed = sum(1 for e in expected if e in got)
     print(f"{case}: {passed}/{len(expected)} u-root expectations match")
     assert not missing
@@ -238,9 +236,7 @@ def test_config_switches_workdir() -> None:
         other__real_DOT_cfg="label r\n kernel vmlinuz\n",
         other__vmlinuz="x",
     )
-    assert [(e.name, e.kernel, e.files_present) for e in entries] == [
-        ("r", "/other/vmlinuz", True)
-    ]
+    assert [(e.name, e.kernel, e.files_present) for e in entries] == [("r", "/other/vmlinuz", True)]
 
 
 def test_text_blocks_and_missing_files() -> None:
@@ -287,11 +283,39 @@ def test_dirfs_stays_inside_root(tmp_path: Path) -> None:
 # --- robustness ---------------------------------------------------------------
 
 TOKENS = [
-    "label", "LABEL x", "menu label", "menu begin", "menu end", "menu default", "kernel",
-    "linux", "initrd", "append", "append -", "include", "include isolinux.cfg", "config",
-    "config ..", "default", "text help", "endtext", "mboot.c32", " --- ", "initrd=", ",",
-    "../../..", "/", "\0", "\t", "\n", "#", "com32", "localboot", "vmlinuz", "xen.gz",
-]  # fmt: skip
+    "label",
+    "LABEL x",
+    "menu label",
+    "menu begin",
+    "menu end",
+    "menu default",
+    "kernel",
+    "linux",
+    "initrd",
+    "append",
+    "append -",
+    "include",
+    "include isolinux.cfg",
+    "config",
+    "config ..",
+    "default",
+    "text help",
+    "endtext",
+    "mboot.c32",
+    " --- ",
+    "initrd=",
+    ",",
+    "../../..",
+    "/",
+    "\0",
+    "\t",
+    "\n",
+    "#",
+    "com32",
+    "localboot",
+    "vmlinuz",
+    "xen.gz",
+]
 
 
 def _mutate(rng: random.Random, text: str) -> str:

@@ -92,8 +92,9 @@ def timed_listing(root: str, verified: bool) -> tuple[float, int]:
 
 def report(what: str, size: int, seconds: float, lines: int) -> None:
     rate = size / MB / seconds if seconds else float("inf")
-    print(f"\n  {what:42} {size / MB:6.2f} MB  {seconds:7.2f} s  {rate:6.2f} MB/s  "
-          f"entries: {lines}")  # fmt: skip
+    print(
+        f"\n  {what:42} {size / MB:6.2f} MB  {seconds:7.2f} s  {rate:6.2f} MB/s  entries: {lines}"
+    )
 
 
 def test_limits_agree() -> None:
@@ -165,14 +166,18 @@ def test_hard_linked_configurations_are_read_within_one_budget() -> None:
             heads_listing(view)
             seconds = time.perf_counter() - start
             kind = "verified" if verified else "unsigned"
-            print(f"\n  {links + 1} hard links of a 4 MiB grub.cfg ({kind}): {view.reads} "
-                  f"read, {view.handed / MB:.1f} MB handed on, {seconds:.2f} s")  # fmt: skip
+            print(
+                f"\n  {links + 1} hard links of a 4 MiB grub.cfg ({kind}): {view.reads} "
+                f"read, {view.handed / MB:.1f} MB handed on, {seconds:.2f} s"
+            )
             assert view.handed <= boot_view.MAX_READ_BYTES
             assert view.reads < links
         # what parsing all a view reads costs, from one real parse of the file
         one, _ = timed_listing(root_of_one(base, first), verified=False)
-        print(f"\n  so at most about {view.reads * one:.0f} s of parsing in one listing "
-              f"({view.reads} x {one:.2f} s)")  # fmt: skip
+        print(
+            f"\n  so at most about {view.reads * one:.0f} s of parsing in one listing "
+            f"({view.reads} x {one:.2f} s)"
+        )
 
 
 def test_scan_and_hash_of_many_small_files() -> None:
@@ -200,9 +205,11 @@ def test_scan_and_hash_of_many_small_files() -> None:
         walk_start = time.perf_counter()
         listing = heads_listing(BootView(root, None))
         walked = time.perf_counter() - walk_start
-        print(f"\n  scan_boot of {count} files: {scanned:.2f} s ({count / scanned:,.0f} files/s); "
-              f"hash_files: {hashed:.2f} s ({count / hashed:,.0f} files/s); "
-              f"listing walk: {walked:.2f} s")  # fmt: skip
+        print(
+            f"\n  scan_boot of {count} files: {scanned:.2f} s ({count / scanned:,.0f} files/s); "
+            f"hash_files: {hashed:.2f} s ({count / hashed:,.0f} files/s); "
+            f"listing walk: {walked:.2f} s"
+        )
         # the walk stops at MAX_SCAN_FILES names and says so
         assert count + count // per_dir > MAX_SCAN_FILES
         assert any("too many files" in w.message for w in listing.warnings)

@@ -29,8 +29,9 @@ C_LOCALE = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 
 def _run(args: list[str], cwd: Path) -> bytes:
-    return subprocess.run(args, cwd=cwd, env=C_LOCALE, capture_output=True, check=True,
-                          timeout=60).stdout  # fmt: skip
+    return subprocess.run(
+        args, cwd=cwd, env=C_LOCALE, capture_output=True, check=True, timeout=60
+    ).stdout
 
 
 def _boot(tmp_path: Path) -> Path:
@@ -57,8 +58,9 @@ def test_tree_and_hashes_match_find_sort_and_sha256sum(tmp_path: Path) -> None:
     tree = _run(["sh", "-c", "find ./ ! -path './kexec*' -print0 | sort -z"], boot)
     assert format_tree(scan.tree) == tree
     assert parse_tree(tree, "t") == sorted(scan.tree, key=os.fsencode)
-    theirs = _run(["sh", "-c", "find ./ -type f ! -path './kexec*' -print0 | xargs -0 sha256sum"],
-                  boot)  # fmt: skip
+    theirs = _run(
+        ["sh", "-c", "find ./ -type f ! -path './kexec*' -print0 | xargs -0 sha256sum"], boot
+    )
     digests = hash_files(str(boot), scan.files)
     assert sorted(format_hashes(digests).splitlines()) == sorted(theirs.splitlines())
     # and sha256sum -c accepts what we write
@@ -68,9 +70,14 @@ def test_tree_and_hashes_match_find_sort_and_sha256sum(tmp_path: Path) -> None:
 
 def test_signed_listing_matches_sha256sum_of_the_glob(tmp_path: Path) -> None:
     boot = tmp_path
-    files = {"kexec_hashes.txt": b"a\n", "kexec_tree.txt": b"./\0", "kexec_rollback.txt": b"r\n",
-             "kexec_default.1.txt": b"x|elf|kernel /v\n", "kexec.sig": b"sig",
-             "kexec_hotp_counter": b"3\n"}  # fmt: skip
+    files = {
+        "kexec_hashes.txt": b"a\n",
+        "kexec_tree.txt": b"./\0",
+        "kexec_rollback.txt": b"r\n",
+        "kexec_default.1.txt": b"x|elf|kernel /v\n",
+        "kexec.sig": b"sig",
+        "kexec_hotp_counter": b"3\n",
+    }
     for name, data in files.items():
         (boot / name).write_bytes(data)
     assert signed_listing(files) == _run(["sh", "-c", "sha256sum kexec*.txt"], boot)
@@ -92,8 +99,7 @@ def test_rollback_file_is_sha256sum_of_the_counter_line(tmp_path: Path) -> None:
 
 def test_sum_lines_parse_gnu_escapes_and_refuse_junk() -> None:
     digest = hashlib.sha256(b"").hexdigest()
-    lines = parse_sums(f"{digest}  ./a b\n{digest} *./bin\n\\{digest}  ./new\\nline".encode(),
-                       "l")  # fmt: skip
+    lines = parse_sums(f"{digest}  ./a b\n{digest} *./bin\n\\{digest}  ./new\\nline".encode(), "l")
     assert [x.name for x in lines] == ["./a b", "./bin", "./new\nline"]
     for bad in (b"\n", b"xyz  ./a\n", digest.encode() + b" ./a\n", digest.encode() + b"  \n"):
         with pytest.raises(ListFormatError):

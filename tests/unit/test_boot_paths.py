@@ -79,8 +79,13 @@ def test_open_file_follows_no_symlink_and_opens_only_regular_files(tmp_path: Pat
     fd = open_file(str(tmp_path), "./d/k")
     assert os.read(fd, 10) == b"kernel"
     os.close(fd)
-    for rel, why in (("./dl/k", "symlink"), ("./kl", "symbolic link"), ("./fifo", "FIFO"),
-                     ("./d", "directory"), ("./none", "does not exist")):  # fmt: skip
+    for rel, why in (
+        ("./dl/k", "symlink"),
+        ("./kl", "symbolic link"),
+        ("./fifo", "FIFO"),
+        ("./d", "directory"),
+        ("./none", "does not exist"),
+    ):
         with pytest.raises(BootPathError, match=why):
             open_file(str(tmp_path), rel)
 
@@ -129,8 +134,9 @@ def test_scan_depth_is_bounded(tmp_path: Path) -> None:
 
 def _signed_view(root: Path) -> BootView:
     scan = scan_boot(str(root))
-    return BootView(str(root), Signed(hash_files(str(root), scan.files), frozenset(scan.tree),
-                                      scan.links))  # fmt: skip
+    return BootView(
+        str(root), Signed(hash_files(str(root), scan.files), frozenset(scan.tree), scan.links)
+    )
 
 
 def test_several_initrds_are_copied_checked_and_room_is_counted(tmp_path: Path) -> None:

@@ -372,8 +372,13 @@ def test_hostile_commit_is_dropped(tmp_path: Path, plant: Callable[[Path, Path],
 
 
 def test_names_a_signing_writes_are_accepted() -> None:
-    for name in ("kexec.sig", "kexec_hashes.txt", "kexec_default.3.txt",
-                 "kexec_package_trigger_pre.txt", "kexec_primhdl_hash.txt"):  # fmt: skip
+    for name in (
+        "kexec.sig",
+        "kexec_hashes.txt",
+        "kexec_default.3.txt",
+        "kexec_package_trigger_pre.txt",
+        "kexec_primhdl_hash.txt",
+    ):
         assert boot_state.check_name(name) == name
 
 

@@ -133,10 +133,7 @@ def test_a_changed_default_is_refused_with_its_reason() -> None:
         ),
     )
     _, ui = run(platform, [("choose", MAIN, "d"), ("choose", NOT_STARTED, "b"), *power_off(MAIN)])
-    assert (
-        "moved to position 2"
-        in ui.texts()[ui.titles().index(NOT_STARTED)]
-    )
+    assert "moved to position 2" in ui.texts()[ui.titles().index(NOT_STARTED)]
     assert not [c for c in platform.calls if c.startswith("boot ")]
 
 

@@ -242,7 +242,7 @@ def grub_cfg(draw: st.DrawFn, known: list[Parts], title: str) -> str:
             out.append(f"menuentry '{title}' {{\n linux {kernel} {args}\n initrd {initrd}\n}}\n")
         elif style == "multiboot":
             out.append(
-                f"menuentry \"{title}\" {{\n multiboot {kernel} dom0_mem=1G\n"
+                f'menuentry "{title}" {{\n multiboot {kernel} dom0_mem=1G\n'
                 f" module {initrd} console=hvc0\n module --nounzip {extra}\n}}\n"
             )
         else:
@@ -367,8 +367,9 @@ def materialize(tree: Tree, base: str) -> tuple[str, str]:
         else:
             target = node.target
             if node.path in tree.link_targets:
-                target = make_target(tree.link_targets[node.path], node.path, tree.nodes,
-                                     root, outside)  # fmt: skip
+                target = make_target(
+                    tree.link_targets[node.path], node.path, tree.nodes, root, outside
+                )
             os.symlink(target, where)
     return root, outside
 
@@ -479,8 +480,15 @@ def _remove(where: str) -> None:
 def _current(root: str) -> list[Node]:
     found = []
     for path, st_ in walk(root):
-        kind = "dir" if stat.S_ISDIR(st_.st_mode) else "link" if stat.S_ISLNK(st_.st_mode) \
-            else "file" if stat.S_ISREG(st_.st_mode) else "fifo"
+        kind = (
+            "dir"
+            if stat.S_ISDIR(st_.st_mode)
+            else "link"
+            if stat.S_ISLNK(st_.st_mode)
+            else "file"
+            if stat.S_ISREG(st_.st_mode)
+            else "fifo"
+        )
         found.append(Node(path, kind))
     return sorted(found, key=lambda n: [os.fsencode(p) for p in n.path])
 
@@ -527,8 +535,10 @@ def _apply(root: str, outside: str, op: Op, nodes: list[Node]) -> None:
             _remove(kexec_d)
         os.mkdir(kexec_d)
         write_file(root, ("kexec.d", "vmlinuz"), b"ATTACKER KERNEL")
-        cfg = (f"menuentry '{KEXEC_MARK}' {{\n linux /kexec.d/lnk/../vmlinuz-6.1\n}}\n"
-               f"menuentry '{KEXEC_MARK}' {{\n linux /kexec.d/vmlinuz\n}}\n")  # fmt: skip
+        cfg = (
+            f"menuentry '{KEXEC_MARK}' {{\n linux /kexec.d/lnk/../vmlinuz-6.1\n}}\n"
+            f"menuentry '{KEXEC_MARK}' {{\n linux /kexec.d/vmlinuz\n}}\n"
+        )
         write_file(root, ("kexec.d", "grub.cfg"), cfg.encode())
         os.symlink("../grub", os.path.join(kexec_d, "lnk"))
         os.symlink("..", os.path.join(kexec_d, "up"))
@@ -742,7 +752,7 @@ def check_views(root: str, base: str, owner: OwnerCopy | None, paths: list[str])
     names_now = ["/" + "/".join(path) for path, _ in walk(root)]
     names_signed = ["/" + rel[2:] for rel in owner.signed.tree] if owner else []
     paths = list(dict.fromkeys([*paths, *names_now, *names_signed]))
-    for signed in ([owner, None] if owner is not None else [None]):
+    for signed in [owner, None] if owner is not None else [None]:
         checker = Checker(root, base, signed)
         for entry in checker.listing():
             checker.entry(entry)
@@ -796,8 +806,11 @@ def test_unsigned_view_never_reads_outside_the_tree_or_the_state_area(
             paths.append("/" + "/".join(path))
             if stat.S_ISLNK(st_.st_mode):
                 target = os.readlink(os.path.join(root, *path))
-                paths += ["/" + "/".join(path) + "/sentinel", "/" + "/".join(path) + "/vmlinuz",
-                          "/" + "/".join((*path[:-1], target))]  # fmt: skip
+                paths += [
+                    "/" + "/".join(path) + "/sentinel",
+                    "/" + "/".join(path) + "/vmlinuz",
+                    "/" + "/".join((*path[:-1], target)),
+                ]
         check_views(root, base, None, paths)
 
 
@@ -820,8 +833,15 @@ def test_known_tricks_are_refused(tmp_path: pathlib.Path) -> None:
     os.mkfifo(os.path.join(root, "grub", "fifo.cfg"))
     os.unlink(os.path.join(root, "vmlinuz"))
     os.symlink("kexec.d/vmlinuz", os.path.join(root, "vmlinuz"))
-    paths = ["/vmlinuz", "/k/vmlinuz", "/kexec.d/lnk/../vmlinuz-6.1", "/out", "/abs",
-             "/grub/fifo.cfg", "/../outside/sentinel"]  # fmt: skip
+    paths = [
+        "/vmlinuz",
+        "/k/vmlinuz",
+        "/kexec.d/lnk/../vmlinuz-6.1",
+        "/out",
+        "/abs",
+        "/grub/fifo.cfg",
+        "/../outside/sentinel",
+    ]
     check_views(root, base, owner, paths)
     view = BootView(root, owner.signed)
     # the signed link still leads to the signed kernel, whatever the disk's link says

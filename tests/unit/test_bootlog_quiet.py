@@ -52,28 +52,34 @@ def test_quiet_by_default(log: Path, capsys: pytest.CaptureFixture[str]) -> None
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
     assert [line.split(" stage=")[1] for line in logged(log)] == [
-        "python-started", f"pcr index=9 sha256={'ab' * 32}"]
+        "python-started",
+        f"pcr index=9 sha256={'ab' * 32}",
+    ]
     assert all(line.startswith("runtime: t=") for line in logged(log))
 
 
 def test_without_a_readable_command_line_it_stays_quiet(
-        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bootlog.stage("python-started")  # no cmdline file at all
     assert capsys.readouterr().err == ""
     assert len(logged(log)) == 1
 
 
-@pytest.mark.parametrize("text", [f"{BASE} runtime.tracer", f"{BASE} noruntime.trace",
-                                  f"{BASE} runtime.trace=0x"])
+@pytest.mark.parametrize(
+    "text", [f"{BASE} runtime.tracer", f"{BASE} noruntime.trace", f"{BASE} runtime.trace=0x"]
+)
 def test_only_the_whole_word_turns_the_trace_on(
-        log: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
     cmdline(log, text)
     bootlog.stage("python-started")
     assert capsys.readouterr().err == ""
 
 
 def test_the_trace_word_puts_the_lines_on_the_console(
-        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cmdline(log, f"{BASE} {bootlog.TRACE_PARAM}")
     bootlog.stage("python-started")
     bootlog.stage("imports-ui")
@@ -89,7 +95,8 @@ def test_the_command_line_is_read_once(log: Path, capsys: pytest.CaptureFixture[
 
 
 def test_quiet_nothing_is_dumped_after_the_ui(
-        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cmdline(log, BASE)
     bootlog.stage("ui-up")
     bootlog.echo_to_console(False)
@@ -102,7 +109,8 @@ def test_quiet_nothing_is_dumped_after_the_ui(
 
 
 def test_traced_the_lines_of_the_ui_wait_for_its_end(
-        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cmdline(log, f"{bootlog.TRACE_PARAM} {BASE}")
     bootlog.stage("ui-up")
     bootlog.echo_to_console(False)
@@ -115,7 +123,8 @@ def test_traced_the_lines_of_the_ui_wait_for_its_end(
 
 
 def test_a_crash_is_said_in_plain_words_even_when_quiet(
-        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cmdline(log, BASE)
     try:
         raise ValueError("bad thing")
@@ -150,7 +159,8 @@ def _startup_main(monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 def test_leaving_the_menu_for_recovery_prints_nothing_when_quiet(
-        log: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from runtime.state import startup
 
     cmdline(log, BASE)
@@ -161,7 +171,8 @@ def test_leaving_the_menu_for_recovery_prints_nothing_when_quiet(
 
 
 def test_leaving_the_menu_traced_prints_the_held_lines(
-        log: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     cmdline(log, f"{BASE} {bootlog.TRACE_PARAM}")
     _startup_main(monkeypatch)
     assert capsys.readouterr().err.splitlines() == logged(log)
@@ -177,22 +188,31 @@ def test_init_reads_the_same_word() -> None:
 
 
 def _files(cmdline: str) -> BoardFiles:
-    return BoardFiles(Path("vmlinuz"), Path("code"), Path("vars"), cmdline,
-                      {"machine": "q35", "memory_mib": 512, "cpus": 1, "tpm_device": "tpm-crb"})
+    return BoardFiles(
+        Path("vmlinuz"),
+        Path("code"),
+        Path("vars"),
+        cmdline,
+        {"machine": "q35", "memory_mib": 512, "cpus": 1, "tpm_device": "tpm-crb"},
+    )
 
 
 def test_the_user_s_boot_is_quiet_and_the_harness_boot_traces(tmp_path: Path) -> None:
     files = _files(BASE)
     user = BoardInstance("qemu-swtpm", tmp_path, tmp_path / "initrd")
-    harness = BoardInstance("qemu-swtpm", tmp_path, tmp_path / "initrd",
-                            trace=board_console.HARNESS_TRACE)
+    harness = BoardInstance(
+        "qemu-swtpm", tmp_path, tmp_path / "initrd", trace=board_console.HARNESS_TRACE
+    )
     assert user.kernel_cmdline(files) == BASE
     assert harness.kernel_cmdline(files) == f"{BASE} {bootlog.TRACE_PARAM}"
     command = harness.qemu_command(files)
     assert command[command.index("-append") + 1] == harness.kernel_cmdline(files)
     harness.extra_cmdline = "runtime.importtime"
-    assert harness.kernel_cmdline(files).split() == [*BASE.split(), bootlog.TRACE_PARAM,
-                                                     "runtime.importtime"]
+    assert harness.kernel_cmdline(files).split() == [
+        *BASE.split(),
+        bootlog.TRACE_PARAM,
+        "runtime.importtime",
+    ]
 
 
 def test_pcr9_predictions_use_the_harness_command_line() -> None:
@@ -206,6 +226,7 @@ def test_pcr9_predictions_use_the_harness_command_line() -> None:
 
 # --- the owner's settings: CONFIG_QUIET_MODE and CONFIG_DEBUG_OUTPUT ----------
 
+
 def _level_of(text: str) -> bootlog.ConsoleLevel:
     """The console level DevicePlatform.start sets from the settings."""
     from runtime.config import Settings
@@ -215,15 +236,22 @@ def _level_of(text: str) -> bootlog.ConsoleLevel:
     return console_level(Settings({"CONFIG_QUIET_MODE": quiet, "CONFIG_DEBUG_OUTPUT": debug}))
 
 
-@pytest.mark.parametrize(("settings", "level"), [
-    ("y n", bootlog.ConsoleLevel.QUIET), ("n n", bootlog.ConsoleLevel.STAGES),
-    ("y y", bootlog.ConsoleLevel.DEBUG), ("n y", bootlog.ConsoleLevel.DEBUG)])
+@pytest.mark.parametrize(
+    ("settings", "level"),
+    [
+        ("y n", bootlog.ConsoleLevel.QUIET),
+        ("n n", bootlog.ConsoleLevel.STAGES),
+        ("y y", bootlog.ConsoleLevel.DEBUG),
+        ("n y", bootlog.ConsoleLevel.DEBUG),
+    ],
+)
 def test_the_settings_choose_the_console_level(settings: str, level: bootlog.ConsoleLevel) -> None:
     assert _level_of(settings) is level
 
 
 def test_quiet_mode_off_shows_the_stages_not_the_details(
-        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from runtime import error_detail
 
     cmdline(log, BASE)
@@ -238,7 +266,8 @@ def test_quiet_mode_off_shows_the_stages_not_the_details(
 
 
 def test_debug_output_shows_the_details_too_after_the_ui(
-        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from runtime import error_detail
 
     cmdline(log, BASE)
@@ -252,7 +281,8 @@ def test_debug_output_shows_the_details_too_after_the_ui(
 
 
 def test_quiet_mode_keeps_details_off_the_console(
-        log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from runtime import error_detail
 
     cmdline(log, BASE)

@@ -52,15 +52,27 @@ def _archive(entries: list[Entry], mtime: int = MTIME) -> bytes:
 
 def _headers(data: bytes) -> list[tuple[str, dict[str, int]]]:
     """Every header with its name, read independently of read_archive."""
-    names = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor",
-             "devminor", "rdevmajor", "rdevminor", "namesize", "check")
+    names = (
+        "ino",
+        "mode",
+        "uid",
+        "gid",
+        "nlink",
+        "mtime",
+        "filesize",
+        "devmajor",
+        "devminor",
+        "rdevmajor",
+        "rdevminor",
+        "namesize",
+        "check",
+    )
     out = []
     pos = 0
     while True:
-        assert data[pos:pos + 6] == MAGIC
-        fields = {n: int(data[pos + 6 + 8 * i:pos + 14 + 8 * i], 16)
-                  for i, n in enumerate(names)}
-        name = data[pos + 110:pos + 110 + fields["namesize"] - 1].decode()
+        assert data[pos : pos + 6] == MAGIC
+        fields = {n: int(data[pos + 6 + 8 * i : pos + 14 + 8 * i], 16) for i, n in enumerate(names)}
+        name = data[pos + 110 : pos + 110 + fields["namesize"] - 1].decode()
         out.append((name, fields))
         if name == TRAILER:
             return out
@@ -180,12 +192,12 @@ def test_truncation_is_refused_everywhere() -> None:
         with pytest.raises(ValueError, match="truncated"):
             read_archive(data[:cut])
     # Cutting only the padding after the trailer's name still reads.
-    assert read_archive(data[:trailer_at + 110 + len(TRAILER) + 1]) == _expected(SAMPLE)
+    assert read_archive(data[: trailer_at + 110 + len(TRAILER) + 1]) == _expected(SAMPLE)
 
 
 def test_non_hex_field_is_refused() -> None:
     data = bytearray(_archive([Entry.file("a", b"x")]))
-    data[6 + 8 * 6:6 + 8 * 7] = b"0000000G"  # filesize
+    data[6 + 8 * 6 : 6 + 8 * 7] = b"0000000G"  # filesize
     with pytest.raises(ValueError, match="filesize"):
         read_archive(bytes(data))
 
@@ -195,12 +207,16 @@ def test_non_hex_field_is_refused() -> None:
 # Any character UTF-8 can encode (no surrogates), except the separator and NUL.
 _names = st.text(
     st.characters(codec="utf-8", exclude_characters="/\0"),
-    min_size=1, max_size=8,
+    min_size=1,
+    max_size=8,
 ).filter(lambda n: n not in (".", "..", TRAILER))
 _leaves = st.one_of(
     st.tuples(st.just("file"), st.binary(max_size=70), st.booleans()),
-    st.tuples(st.just("link"), st.text(st.characters(codec="utf-8", exclude_characters="\0"),
-                                       min_size=1, max_size=30), st.just(False)),
+    st.tuples(
+        st.just("link"),
+        st.text(st.characters(codec="utf-8", exclude_characters="\0"), min_size=1, max_size=30),
+        st.just(False),
+    ),
 )
 _trees = st.recursive(
     _leaves,
@@ -227,8 +243,11 @@ def _flatten(tree: dict[str, object], prefix: str = "") -> list[Entry]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(tree=st.dictionaries(_names, _trees, max_size=5),
-       mtime=st.integers(0, 0xFFFFFFFF), seed=st.integers(0, 2**32))
+@given(
+    tree=st.dictionaries(_names, _trees, max_size=5),
+    mtime=st.integers(0, 0xFFFFFFFF),
+    seed=st.integers(0, 2**32),
+)
 def test_random_trees_round_trip(tree: dict[str, object], mtime: int, seed: int) -> None:
     entries = _flatten(tree)
     data = _archive(entries, mtime)
@@ -250,8 +269,13 @@ def _gnu_cpio() -> str:
 
 def test_gnu_cpio_lists_the_same_names() -> None:
     cpio = _gnu_cpio()
-    done = subprocess.run([cpio, "-it", "--quiet"], input=_archive(SAMPLE),
-                          capture_output=True, check=True, timeout=60)
+    done = subprocess.run(
+        [cpio, "-it", "--quiet"],
+        input=_archive(SAMPLE),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     assert done.stdout.decode().splitlines() == [e.path for e in _expected(SAMPLE)]
 
 
@@ -260,9 +284,14 @@ def test_gnu_cpio_extracts_the_same_files_and_links(tmp_path: Path) -> None:
     # The char device is left out: making device nodes needs root and says
     # nothing about the format that the listing test does not.
     entries = [e for e in SAMPLE if not stat.S_ISCHR(e.mode)]
-    subprocess.run([cpio, "-idm", "--quiet", "--no-absolute-filenames"],
-                   input=_archive(entries), cwd=tmp_path, capture_output=True, check=True,
-                   timeout=60)
+    subprocess.run(
+        [cpio, "-idm", "--quiet", "--no-absolute-filenames"],
+        input=_archive(entries),
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     found = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")}
     assert found == {e.path for e in entries}
     for entry in entries:

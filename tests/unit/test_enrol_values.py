@@ -9,8 +9,18 @@ from runtime.config.board import BoardConfig
 from runtime.secrets.enrol import seal_values
 from runtime.state.device_platform import recovery_extends
 
-BOARD = BoardConfig("b", "d", "/dev/ttyS0", 80, 24, runtime_pcr=9, firmware_pcrs=(0, 4, 9),
-                    seal_pcrs=(0, 4, 9), modules_pcr=5, kernel_release="k")
+BOARD = BoardConfig(
+    "b",
+    "d",
+    "/dev/ttyS0",
+    80,
+    24,
+    runtime_pcr=9,
+    firmware_pcrs=(0, 4, 9),
+    seal_pcrs=(0, 4, 9),
+    modules_pcr=5,
+    kernel_release="k",
+)
 CURRENT = {0: b"\x00" * 32, 4: b"\x44" * 32, 9: b"\x99" * 32}
 FIRMWARE = {4: b"\x04" * 32}
 

@@ -15,21 +15,27 @@ QR_TITLE = "Scan this with your phone's authenticator app"
 
 @pytest.mark.parametrize("skip", [False, True])
 def test_the_qr_page_follows_the_setting(skip: bool) -> None:
-    platform = FakePlatform(owned=False, totp_results=[failed_totp(), GOOD_TOTP],
-                            checks=[GOOD_CHECK],
-                            start_facts=StartFacts("Test board", "Brand", skip_qr_code=skip))
-    final, ui = run_machine(platform, [
-        ("choose", "TOTP code cannot be shown", "g"),
-        ("show", "no owner yet", None),
-        ("choose", "Reset the TPM?", "y"),
-        ("choose", "New TPM owner passphrase", "t"),
-        ("ask", "Your own TPM owner passphrase", b"correct horse"),
-        ("show", "The TPM was reset", None),
-        ("choose", "Seal a new TOTP/HOTP secret?", "y"),
-        *([] if skip else [("show", "Scan this", None)]),
-        ("show", "TOTP secret", None),
-        *power_off("boot menu"),
-    ])
+    platform = FakePlatform(
+        owned=False,
+        totp_results=[failed_totp(), GOOD_TOTP],
+        checks=[GOOD_CHECK],
+        start_facts=StartFacts("Test board", "Brand", skip_qr_code=skip),
+    )
+    final, ui = run_machine(
+        platform,
+        [
+            ("choose", "TOTP code cannot be shown", "g"),
+            ("show", "no owner yet", None),
+            ("choose", "Reset the TPM?", "y"),
+            ("choose", "New TPM owner passphrase", "t"),
+            ("ask", "Your own TPM owner passphrase", b"correct horse"),
+            ("show", "The TPM was reset", None),
+            ("choose", "Seal a new TOTP/HOTP secret?", "y"),
+            *([] if skip else [("show", "Scan this", None)]),
+            ("show", "TOTP secret", None),
+            *power_off("boot menu"),
+        ],
+    )
     assert final is State.POWER_OFF
     assert (QR_TITLE in ui.titles()) is not skip
     secret_page = ui.texts()[ui.titles().index("TOTP secret")]

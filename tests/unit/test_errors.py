@@ -30,16 +30,16 @@ class FakeTss2Exception(Exception):
 @pytest.mark.parametrize(
     ("rc", "expected"),
     [
-        (0x98E, WrongPassphrase),   # TPM_RC_AUTH_FAIL, session 1
-        (0x9A2, WrongPassphrase),   # TPM_RC_BAD_AUTH, session 1 (OVMF platform clear)
-        (0x99D, PcrsChanged),       # TPM_RC_POLICY_FAIL, session 1
-        (0x128, PcrsChanged),       # TPM_RC_PCR_CHANGED
-        (0x921, TpmLockedOut),      # TPM_RC_LOCKOUT
-        (0x18B, NvIndexMissing),    # TPM_RC_HANDLE, handle 1
-        (0x101, TpmFailureMode),    # TPM_RC_FAILURE
-        (0xA000A, TpmAbsent),       # TCTI I/O error
-        (0x14C, TpmCommandError),   # NV index already defined
-        (0x7000C, TpmCommandError), # an ESAPI error
+        (0x98E, WrongPassphrase),  # TPM_RC_AUTH_FAIL, session 1
+        (0x9A2, WrongPassphrase),  # TPM_RC_BAD_AUTH, session 1 (OVMF platform clear)
+        (0x99D, PcrsChanged),  # TPM_RC_POLICY_FAIL, session 1
+        (0x128, PcrsChanged),  # TPM_RC_PCR_CHANGED
+        (0x921, TpmLockedOut),  # TPM_RC_LOCKOUT
+        (0x18B, NvIndexMissing),  # TPM_RC_HANDLE, handle 1
+        (0x101, TpmFailureMode),  # TPM_RC_FAILURE
+        (0xA000A, TpmAbsent),  # TCTI I/O error
+        (0x14C, TpmCommandError),  # NV index already defined
+        (0x7000C, TpmCommandError),  # an ESAPI error
     ],
 )
 def test_translate(rc: int, expected: type) -> None:
@@ -51,8 +51,9 @@ def test_translate(rc: int, expected: type) -> None:
 
 
 def test_owner_auth_gets_its_own_type() -> None:
-    error = translate(FakeTss2Exception(0x98E), "Defining", auth="TPM owner passphrase",
-                      owner_auth=True)
+    error = translate(
+        FakeTss2Exception(0x98E), "Defining", auth="TPM owner passphrase", owner_auth=True
+    )
     assert isinstance(error, WrongOwnerPassphrase)
     assert "wrong TPM owner passphrase" in error.message
     # hierarchy passphrases are outside the dictionary-attack count: no claim of one

@@ -24,8 +24,7 @@ def _handed(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return handed
 
 
-def test_a_tpm_that_answers_late_is_used_for_the_handover(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tpm_that_answers_late_is_used_for_the_handover(monkeypatch: pytest.MonkeyPatch) -> None:
     handed = _handed(monkeypatch)
     late = object()
     monkeypatch.setattr(connection.Tpm, "connect", classmethod(lambda cls, **_: late))

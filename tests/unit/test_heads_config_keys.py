@@ -20,39 +20,95 @@ from runtime.config.settings import ALIASES, ONLY_DEFAULT, ignored_reason
 from tests.conftest import REPO_ROOT
 
 HEADS_KEYS = (
-    "CONFIG_AUTOMATIC_POWERON", "CONFIG_AUTO_BOOT_TIMEOUT", "CONFIG_BASIC",
-    "CONFIG_BASIC_NO_AUTOMATIC_DEFAULT", "CONFIG_BASIC_USB_AUTOBOOT", "CONFIG_BOARD",
-    "CONFIG_BOARD_NAME", "CONFIG_BOOTSCRIPT", "CONFIG_BOOTSCRIPT_NETWORK", "CONFIG_BOOT_DEV",
-    "CONFIG_BOOT_EXTRA_TTYS", "CONFIG_BOOT_KERNEL_ADD", "CONFIG_BOOT_KERNEL_REMOVE",
-    "CONFIG_BOOT_RECOVERY_SERIAL", "CONFIG_BOOT_REQ_HASH", "CONFIG_BOOT_REQ_ROLLBACK",
-    "CONFIG_BOOT_STATIC_IP", "CONFIG_BRAND_NAME", "CONFIG_CBFS_SIZE",
-    "CONFIG_CBFS_VIA_FLASHPROG", "CONFIG_COREBOOT", "CONFIG_COREBOOT_ROMSIZE_KB",
-    "CONFIG_DEBUG_OUTPUT", "CONFIG_ENABLE_FUNCTION_TRACING_OUTPUT", "CONFIG_ERROR_BG_COLOR",
-    "CONFIG_ERROR_TEXT_BG_COLOR", "CONFIG_FINALIZE_PLATFORM_LOCKING", "CONFIG_FLASH_OPTIONS",
-    "CONFIG_GPG_ALGO", "CONFIG_GPG_KEY_BACKUP_IN_USE", "CONFIG_HAVE_GPG_KEY_BACKUP",
-    "CONFIG_HOTPKEY", "CONFIG_IGNORE_ROLLBACK", "CONFIG_KEYBOARD_KEYMAP", "CONFIG_LINUXBOOT",
-    "CONFIG_LINUX_USB_COMPANION_CONTROLLER", "CONFIG_OPENSSL", "CONFIG_PCR",
-    "CONFIG_PCR_BOOT_MODE", "CONFIG_PCR_SRTM", "CONFIG_PRIMARY_KEY_TYPE",
-    "CONFIG_PUREBOOT_BASIC", "CONFIG_QUIET_MODE", "CONFIG_RESTRICTED_BOOT",
-    "CONFIG_ROOT_CHECK_AT_BOOT", "CONFIG_ROOT_DEV", "CONFIG_ROOT_DIRLIST",
-    "CONFIG_SUPPORT_BLOB_JAIL", "CONFIG_TOTP_SKIP_QRCODE", "CONFIG_TPM",
-    "CONFIG_TPM2_CAPTURE_PCAP", "CONFIG_TPM2_TOOLS", "CONFIG_TPM2_TSS",
-    "CONFIG_TPM_DISK_UNLOCK_KEY", "CONFIG_TPM_NO_LUKS_DISK_UNLOCK",
-    "CONFIG_USB_KEYBOARD_REQUIRED", "CONFIG_USER_USB_KEYBOARD", "CONFIG_USE_BLOB_JAIL",
-    "CONFIG_WARNING_BG_COLOR", "CONFIG_WARNING_TEXT_BG_COLOR",
+    "CONFIG_AUTOMATIC_POWERON",
+    "CONFIG_AUTO_BOOT_TIMEOUT",
+    "CONFIG_BASIC",
+    "CONFIG_BASIC_NO_AUTOMATIC_DEFAULT",
+    "CONFIG_BASIC_USB_AUTOBOOT",
+    "CONFIG_BOARD",
+    "CONFIG_BOARD_NAME",
+    "CONFIG_BOOTSCRIPT",
+    "CONFIG_BOOTSCRIPT_NETWORK",
+    "CONFIG_BOOT_DEV",
+    "CONFIG_BOOT_EXTRA_TTYS",
+    "CONFIG_BOOT_KERNEL_ADD",
+    "CONFIG_BOOT_KERNEL_REMOVE",
+    "CONFIG_BOOT_RECOVERY_SERIAL",
+    "CONFIG_BOOT_REQ_HASH",
+    "CONFIG_BOOT_REQ_ROLLBACK",
+    "CONFIG_BOOT_STATIC_IP",
+    "CONFIG_BRAND_NAME",
+    "CONFIG_CBFS_SIZE",
+    "CONFIG_CBFS_VIA_FLASHPROG",
+    "CONFIG_COREBOOT",
+    "CONFIG_COREBOOT_ROMSIZE_KB",
+    "CONFIG_DEBUG_OUTPUT",
+    "CONFIG_ENABLE_FUNCTION_TRACING_OUTPUT",
+    "CONFIG_ERROR_BG_COLOR",
+    "CONFIG_ERROR_TEXT_BG_COLOR",
+    "CONFIG_FINALIZE_PLATFORM_LOCKING",
+    "CONFIG_FLASH_OPTIONS",
+    "CONFIG_GPG_ALGO",
+    "CONFIG_GPG_KEY_BACKUP_IN_USE",
+    "CONFIG_HAVE_GPG_KEY_BACKUP",
+    "CONFIG_HOTPKEY",
+    "CONFIG_IGNORE_ROLLBACK",
+    "CONFIG_KEYBOARD_KEYMAP",
+    "CONFIG_LINUXBOOT",
+    "CONFIG_LINUX_USB_COMPANION_CONTROLLER",
+    "CONFIG_OPENSSL",
+    "CONFIG_PCR",
+    "CONFIG_PCR_BOOT_MODE",
+    "CONFIG_PCR_SRTM",
+    "CONFIG_PRIMARY_KEY_TYPE",
+    "CONFIG_PUREBOOT_BASIC",
+    "CONFIG_QUIET_MODE",
+    "CONFIG_RESTRICTED_BOOT",
+    "CONFIG_ROOT_CHECK_AT_BOOT",
+    "CONFIG_ROOT_DEV",
+    "CONFIG_ROOT_DIRLIST",
+    "CONFIG_SUPPORT_BLOB_JAIL",
+    "CONFIG_TOTP_SKIP_QRCODE",
+    "CONFIG_TPM",
+    "CONFIG_TPM2_CAPTURE_PCAP",
+    "CONFIG_TPM2_TOOLS",
+    "CONFIG_TPM2_TSS",
+    "CONFIG_TPM_DISK_UNLOCK_KEY",
+    "CONFIG_TPM_NO_LUKS_DISK_UNLOCK",
+    "CONFIG_USB_KEYBOARD_REQUIRED",
+    "CONFIG_USER_USB_KEYBOARD",
+    "CONFIG_USE_BLOB_JAIL",
+    "CONFIG_WARNING_BG_COLOR",
+    "CONFIG_WARNING_TEXT_BG_COLOR",
 )
 
 #: Keys this runtime honours: each has an effect check below, which loads a
 #: config.user with another value than the default through load_settings and
 #: looks at what the code that consumes the setting does with it.
-HONOURED = frozenset({
-    "CONFIG_AUTO_BOOT_TIMEOUT", "CONFIG_BASIC", "CONFIG_BOARD_NAME", "CONFIG_BRAND_NAME",
-    "CONFIG_BOOT_DEV", "CONFIG_BOOT_KERNEL_ADD", "CONFIG_BOOT_KERNEL_REMOVE",
-    "CONFIG_DEBUG_OUTPUT", "CONFIG_QUIET_MODE", "CONFIG_HAVE_GPG_KEY_BACKUP", "CONFIG_HOTPKEY",
-    "CONFIG_IGNORE_ROLLBACK", "CONFIG_PRIMARY_KEY_TYPE", "CONFIG_RESTRICTED_BOOT",
-    "CONFIG_TOTP_SKIP_QRCODE", "CONFIG_BOOT_RECOVERY_SERIAL", "CONFIG_KEYBOARD_KEYMAP",
-    "CONFIG_ROOT_DEV", "CONFIG_ROOT_DIRLIST", "CONFIG_ROOT_CHECK_AT_BOOT",
-})
+HONOURED = frozenset(
+    {
+        "CONFIG_AUTO_BOOT_TIMEOUT",
+        "CONFIG_BASIC",
+        "CONFIG_BOARD_NAME",
+        "CONFIG_BRAND_NAME",
+        "CONFIG_BOOT_DEV",
+        "CONFIG_BOOT_KERNEL_ADD",
+        "CONFIG_BOOT_KERNEL_REMOVE",
+        "CONFIG_DEBUG_OUTPUT",
+        "CONFIG_QUIET_MODE",
+        "CONFIG_HAVE_GPG_KEY_BACKUP",
+        "CONFIG_HOTPKEY",
+        "CONFIG_IGNORE_ROLLBACK",
+        "CONFIG_PRIMARY_KEY_TYPE",
+        "CONFIG_RESTRICTED_BOOT",
+        "CONFIG_TOTP_SKIP_QRCODE",
+        "CONFIG_BOOT_RECOVERY_SERIAL",
+        "CONFIG_KEYBOARD_KEYMAP",
+        "CONFIG_ROOT_DEV",
+        "CONFIG_ROOT_DIRLIST",
+        "CONFIG_ROOT_CHECK_AT_BOOT",
+    }
+)
 #: A description of the board: a TPM 2.0 that answers is used whatever they
 #: say; a CONFIG_TPM that disagrees with CONFIG_TPM2_TOOLS is reported.
 DESCRIPTIVE = frozenset({"CONFIG_TPM", "CONFIG_TPM2_TOOLS"})
@@ -60,8 +116,15 @@ DESCRIPTIVE = frozenset({"CONFIG_TPM", "CONFIG_TPM2_TOOLS"})
 #: built, so none is ever offered or sealed.
 BY_CONSTRUCTION = frozenset({"CONFIG_TPM_NO_LUKS_DISK_UNLOCK", "CONFIG_TPM_DISK_UNLOCK_KEY"})
 #: The runtime's own keys, honoured too (effect checks below).
-OWN = frozenset({"CONFIG_AUTO_BOOT_TOTP_ONLY", "CONFIG_HOTP_TOKEN", "CONFIG_TIME_ZONE",
-                 "CONFIG_RECOVERY_KEY", "CONFIG_TPM_PRIMARY_NAME"})
+OWN = frozenset(
+    {
+        "CONFIG_AUTO_BOOT_TOTP_ONLY",
+        "CONFIG_HOTP_TOKEN",
+        "CONFIG_TIME_ZONE",
+        "CONFIG_RECOVERY_KEY",
+        "CONFIG_TPM_PRIMARY_NAME",
+    }
+)
 
 
 def _load(tmp_path: Path, line: str) -> LoadedSettings:
@@ -74,8 +137,18 @@ def _other_value(key: str) -> str:
     """A valid value that is not the default."""
     setting = SCHEMA[key]
     default = setting.kind.parse(setting.default)
-    for text in ("y", "n", "/dev/ttyS0", "5", "rsa", "ecc", "bin usr", "flashprog -p internal",
-                 "JST-9", "x"):
+    for text in (
+        "y",
+        "n",
+        "/dev/ttyS0",
+        "5",
+        "rsa",
+        "ecc",
+        "bin usr",
+        "flashprog -p internal",
+        "JST-9",
+        "x",
+    ):
         try:
             if setting.kind.parse(text) != default:
                 return text
@@ -87,10 +160,17 @@ def _other_value(key: str) -> str:
 def test_every_heads_key_is_classified() -> None:
     for key in HEADS_KEYS:
         name = ALIASES.get(key, key)
-        kinds = [name in HONOURED, name in DESCRIPTIVE, name in BY_CONSTRUCTION,
-                 name in ONLY_DEFAULT, ignored_reason(name) is not None]
-        assert sum(kinds) == 1, (f"{key}: exactly one of honoured, descriptive, by "
-                                 "construction, not supported or ignored")
+        kinds = [
+            name in HONOURED,
+            name in DESCRIPTIVE,
+            name in BY_CONSTRUCTION,
+            name in ONLY_DEFAULT,
+            ignored_reason(name) is not None,
+        ]
+        assert sum(kinds) == 1, (
+            f"{key}: exactly one of honoured, descriptive, by "
+            "construction, not supported or ignored"
+        )
 
 
 def test_every_runtime_setting_is_classified() -> None:
@@ -105,6 +185,7 @@ def test_every_honoured_key_has_an_effect_check() -> None:
 
 
 # --- the effects: another value than the default changes what the code does ---
+
 
 def _facts(loaded: LoadedSettings) -> dict[str, object]:
     from runtime.state.device_platform import settings_facts
@@ -274,14 +355,17 @@ EFFECTS: dict[str, tuple[str, Effect]] = {
     "CONFIG_ROOT_CHECK_AT_BOOT": ("y", _root_hashing),
 }
 #: keys whose effect shows only beside another setting
-WITH: dict[str, str] = {"CONFIG_HOTP_TOKEN": 'export CONFIG_HOTPKEY="y"',
-                        "CONFIG_ROOT_DIRLIST": 'export CONFIG_ROOT_DEV="/dev/vda2"',
-                        "CONFIG_ROOT_CHECK_AT_BOOT": 'export CONFIG_ROOT_DEV="/dev/vda2"'}
+WITH: dict[str, str] = {
+    "CONFIG_HOTP_TOKEN": 'export CONFIG_HOTPKEY="y"',
+    "CONFIG_ROOT_DIRLIST": 'export CONFIG_ROOT_DEV="/dev/vda2"',
+    "CONFIG_ROOT_CHECK_AT_BOOT": 'export CONFIG_ROOT_DEV="/dev/vda2"',
+}
 
 
 @pytest.mark.parametrize("key", sorted(EFFECTS))
 def test_another_value_changes_what_the_code_does(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
     value, effect = EFFECTS[key]
     extra = WITH.get(key, "")
     default = _load(tmp_path, extra)
@@ -305,8 +389,9 @@ def test_a_value_not_honoured_is_reported_and_has_no_effect(tmp_path: Path, key:
     assert problem.message in "\n".join(loaded.problem_lines())
 
 
-@pytest.mark.parametrize("key", sorted(k for k in HEADS_KEYS
-                                       if ignored_reason(ALIASES.get(k, k)) is not None))
+@pytest.mark.parametrize(
+    "key", sorted(k for k in HEADS_KEYS if ignored_reason(ALIASES.get(k, k)) is not None)
+)
 def test_a_key_not_used_is_reported(tmp_path: Path, key: str) -> None:
     loaded = _load(tmp_path, f'export {key}="y"')
     assert [(p.key, p.severity) for p in loaded.problems] == [(key, "note")]
@@ -323,7 +408,9 @@ def test_the_disk_unlock_key_is_never_offered() -> None:
 
 def test_project_defaults_are_the_honoured_values() -> None:
     """The project's and boards' files never set a value the runtime ignores."""
-    files = [REPO_ROOT / "etc" / "defaults.config",
-             *sorted((REPO_ROOT / "etc" / "boards").glob("*/config"))]
+    files = [
+        REPO_ROOT / "etc" / "defaults.config",
+        *sorted((REPO_ROOT / "etc" / "boards").glob("*/config")),
+    ]
     loaded = load_settings([Layer(str(p), str(p)) for p in files])
     assert loaded.problems == []

@@ -26,6 +26,7 @@ def test_hotpkey_auto_looks_for_a_usb_dongle() -> None:
 
 
 def test_hotpkey_serial_asks_the_software_token_on_that_line() -> None:
-    token = configured_token(Settings({"CONFIG_HOTPKEY": "y",
-                                       "CONFIG_HOTP_TOKEN": "serial:/dev/ttyS1"}))
+    token = configured_token(
+        Settings({"CONFIG_HOTPKEY": "y", "CONFIG_HOTP_TOKEN": "serial:/dev/ttyS1"})
+    )
     assert isinstance(token, SerialToken)

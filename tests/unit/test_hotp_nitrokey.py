@@ -62,9 +62,14 @@ class Rig:
 
     def program(self, check: str = "success", set_: str = "success") -> None:
         script = self.bin / "hotp_verification"
-        script.write_text(_FAKE.format(python=sys.executable, log=str(self.log),
-                                       recordings=str(RECORDINGS),
-                                       pick={"check": check, "set": set_}))
+        script.write_text(
+            _FAKE.format(
+                python=sys.executable,
+                log=str(self.log),
+                recordings=str(RECORDINGS),
+                pick={"check": check, "set": set_},
+            )
+        )
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
 
     def calls(self) -> list[list[str]]:
@@ -73,8 +78,7 @@ class Rig:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
     def token(self, **kwargs: float) -> NitrokeyToken:
-        return NitrokeyToken(str(self.sysfs), [str(self.bin / "empty"), str(self.bin)],
-                             **kwargs)
+        return NitrokeyToken(str(self.sysfs), [str(self.bin / "empty"), str(self.bin)], **kwargs)
 
 
 @pytest.fixture
@@ -88,11 +92,16 @@ def test_the_recordings_name_their_source() -> None:
     assert {"check", "set"} <= data.keys()
 
 
-@pytest.mark.parametrize(("vid", "pid", "brand"), [
-    ("20a0", "4108", "Nitrokey Pro"), ("20a0", "4109", "Nitrokey Storage"),
-    ("20a0", "42b2", "Nitrokey 3"), ("316d", "4c4b", "Librem Key"),
-    ("316D", "4C4B", "Librem Key"),  # sysfs writes lowercase; accept either
-])
+@pytest.mark.parametrize(
+    ("vid", "pid", "brand"),
+    [
+        ("20a0", "4108", "Nitrokey Pro"),
+        ("20a0", "4109", "Nitrokey Storage"),
+        ("20a0", "42b2", "Nitrokey 3"),
+        ("316d", "4c4b", "Librem Key"),
+        ("316D", "4C4B", "Librem Key"),  # sysfs writes lowercase; accept either
+    ],
+)
 def test_tokens_are_found_by_usb_id(rig: Rig, vid: str, pid: str, brand: str) -> None:
     rig.plug(vid, pid)
     rig.program()
@@ -125,7 +134,10 @@ def test_the_hotp_capable_key_wins_over_others(rig: Rig) -> None:
     rig.plug("20a0", "42b2", "1-2")
     rig.plug("20a0", "4108", "2-1")
     assert [d.brand for d in find_dongles(str(rig.sysfs))] == [
-        "Nitrokey Pro", "Nitrokey 3", "Canokey"]
+        "Nitrokey Pro",
+        "Nitrokey 3",
+        "Canokey",
+    ]
 
 
 def test_a_missing_program_is_said_plainly(rig: Rig) -> None:
@@ -141,20 +153,24 @@ def test_a_missing_sysfs_is_no_token(tmp_path: Path) -> None:
     assert find_dongles(str(tmp_path / "nowhere")) == []
 
 
-@pytest.mark.parametrize(("case", "result", "words"), [
-    ("success", HotpCheck.SUCCESS, "accepted"),
-    ("wrong_code", HotpCheck.INVALID, "refused the HOTP code"),
-    ("bad_format", HotpCheck.INVALID, "format"),
-    ("not_programmed", HotpCheck.NOT_PROGRAMMED, "no HOTP secret"),
-    ("not_programmed_nk3", HotpCheck.NOT_PROGRAMMED, "no HOTP secret"),
-    ("not_connected", HotpCheck.ERROR, "could not talk to it"),
-    ("connection_lost", HotpCheck.ERROR, "connection"),
-    ("unsupported_firmware", HotpCheck.ERROR, "Update the token's firmware"),
-    ("invalid_params", HotpCheck.ERROR, "ended with code 100"),
-    ("crash", HotpCheck.ERROR, "stopped by signal 6"),
-])
-def test_check_maps_each_recorded_outcome(rig: Rig, case: str, result: HotpCheck,
-                                          words: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "result", "words"),
+    [
+        ("success", HotpCheck.SUCCESS, "accepted"),
+        ("wrong_code", HotpCheck.INVALID, "refused the HOTP code"),
+        ("bad_format", HotpCheck.INVALID, "format"),
+        ("not_programmed", HotpCheck.NOT_PROGRAMMED, "no HOTP secret"),
+        ("not_programmed_nk3", HotpCheck.NOT_PROGRAMMED, "no HOTP secret"),
+        ("not_connected", HotpCheck.ERROR, "could not talk to it"),
+        ("connection_lost", HotpCheck.ERROR, "connection"),
+        ("unsupported_firmware", HotpCheck.ERROR, "Update the token's firmware"),
+        ("invalid_params", HotpCheck.ERROR, "ended with code 100"),
+        ("crash", HotpCheck.ERROR, "stopped by signal 6"),
+    ],
+)
+def test_check_maps_each_recorded_outcome(
+    rig: Rig, case: str, result: HotpCheck, words: str
+) -> None:
     rig.plug("20a0", "4108")
     rig.program(check=case)
     status = rig.token().check("755224")
@@ -167,8 +183,9 @@ def test_check_maps_each_recorded_outcome(rig: Rig, case: str, result: HotpCheck
 def test_the_detail_is_the_programs_verdict(rig: Rig) -> None:
     rig.plug("20a0", "4108")
     rig.program(check="not_programmed")
-    assert rig.token().check("755224").detail == \
-        "Error occurred, status code 3: Slot not programmed"
+    assert (
+        rig.token().check("755224").detail == "Error occurred, status code 3: Slot not programmed"
+    )
 
 
 def test_a_malformed_code_never_reaches_the_program(rig: Rig) -> None:
@@ -199,14 +216,18 @@ def test_program_passes_secret_pin_and_counter(rig: Rig) -> None:
     assert bytes(SECRET) == b"12345678901234567890" and bytes(PIN) == b"12345678"
 
 
-@pytest.mark.parametrize(("case", "result", "words"), [
-    ("wrong_pin", HotpCheck.INVALID, "refused the admin PIN"),
-    ("bad_base32", HotpCheck.INVALID, "badly formed"),
-    ("pin_too_long", HotpCheck.INVALID, "badly formed"),
-    ("nk3_touch", HotpCheck.ERROR, "touched"),
-])
-def test_program_maps_each_recorded_outcome(rig: Rig, case: str, result: HotpCheck,
-                                            words: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "result", "words"),
+    [
+        ("wrong_pin", HotpCheck.INVALID, "refused the admin PIN"),
+        ("bad_base32", HotpCheck.INVALID, "badly formed"),
+        ("pin_too_long", HotpCheck.INVALID, "badly formed"),
+        ("nk3_touch", HotpCheck.ERROR, "touched"),
+    ],
+)
+def test_program_maps_each_recorded_outcome(
+    rig: Rig, case: str, result: HotpCheck, words: str
+) -> None:
     rig.plug("20a0", "42b2")
     rig.program(set_=case)
     status = rig.token().program(SECRET, 1, PIN)
@@ -222,17 +243,20 @@ def test_program_times_out(rig: Rig) -> None:
     assert status.result is HotpCheck.ERROR
 
 
-@pytest.mark.parametrize(("pid", "secret", "counter", "pin", "words"), [
-    ("4108", bytearray(21), 1, PIN, "at most 20 bytes"),  # the Pro would cut it silently
-    ("4108", bytearray(), 1, PIN, "at most 20 bytes"),
-    ("42b2", SECRET, 0xFFFFFFFF, PIN, "cannot start at HOTP counter"),
-    ("4108", SECRET, -1, PIN, "cannot start at HOTP counter"),
-    ("4108", SECRET, 1, bytearray(), "empty"),
-    ("4108", SECRET, 1, bytearray(b"12\n45678"), "control characters"),
-])
-def test_program_refuses_what_the_token_would_mangle(rig: Rig, pid: str, secret: bytearray,
-                                                     counter: int, pin: bytearray,
-                                                     words: str) -> None:
+@pytest.mark.parametrize(
+    ("pid", "secret", "counter", "pin", "words"),
+    [
+        ("4108", bytearray(21), 1, PIN, "at most 20 bytes"),  # the Pro would cut it silently
+        ("4108", bytearray(), 1, PIN, "at most 20 bytes"),
+        ("42b2", SECRET, 0xFFFFFFFF, PIN, "cannot start at HOTP counter"),
+        ("4108", SECRET, -1, PIN, "cannot start at HOTP counter"),
+        ("4108", SECRET, 1, bytearray(), "empty"),
+        ("4108", SECRET, 1, bytearray(b"12\n45678"), "control characters"),
+    ],
+)
+def test_program_refuses_what_the_token_would_mangle(
+    rig: Rig, pid: str, secret: bytearray, counter: int, pin: bytearray, words: str
+) -> None:
     rig.plug("20a0", pid)
     rig.program()
     status = rig.token().program(secret, counter, pin)
@@ -250,9 +274,11 @@ def test_the_program_runs_with_a_clean_environment(rig: Rig, monkeypatch) -> Non
     monkeypatch.setenv("LEAK", "1")
     rig.plug("20a0", "4108")
     script = rig.bin / "hotp_verification"
-    script.write_text(f"#!{sys.executable}\nimport os, sys\n"
-                      f"open({str(rig.log)!r}, 'w').write(repr(sorted(os.environ)))\n"
-                      "sys.exit(0)\n")
+    script.write_text(
+        f"#!{sys.executable}\nimport os, sys\n"
+        f"open({str(rig.log)!r}, 'w').write(repr(sorted(os.environ)))\n"
+        "sys.exit(0)\n"
+    )
     script.chmod(0o755)
     assert rig.token().check("123456").ok
     assert "LEAK" not in rig.log.read_text()

@@ -12,8 +12,9 @@ import pytest
 
 from runtime.secrets.hotp import nitrokey_hid as hid
 
-FRAMES = json.loads((Path(__file__).parent / "hotp_recordings" /
-                     "nitrokey_hid_frames.json").read_text())
+FRAMES = json.loads(
+    (Path(__file__).parent / "hotp_recordings" / "nitrokey_hid_frames.json").read_text()
+)
 TEMP = bytes(range(1, 26))
 
 

@@ -38,8 +38,9 @@ class Wire:
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
         if token is not None:
-            self.thread = threading.Thread(target=token.serve, args=(self.master, self.stop),
-                                           daemon=True)
+            self.thread = threading.Thread(
+                target=token.serve, args=(self.master, self.stop), daemon=True
+            )
             self.thread.start()
 
     def guest(self, **kwargs: float) -> SerialToken:
@@ -119,8 +120,12 @@ def test_programming_needs_the_admin_pin(wire: Wire) -> None:
 def test_the_admin_pin_locks_after_three_wrong_tries(wire: Wire) -> None:
     with wire.guest() as guest:
         results = [guest.program(bytearray(b"y" * 20), 0, bytearray(b"bad")) for _ in range(4)]
-        assert [r.result for r in results] == [HotpCheck.INVALID, HotpCheck.INVALID,
-                                               HotpCheck.ERROR, HotpCheck.ERROR]
+        assert [r.result for r in results] == [
+            HotpCheck.INVALID,
+            HotpCheck.INVALID,
+            HotpCheck.ERROR,
+            HotpCheck.ERROR,
+        ]
         assert "locked" in results[-1].message
         assert not guest.program(bytearray(b"y" * 20), 0, bytearray(b"12345678")).ok
 
@@ -195,8 +200,17 @@ def test_stale_answers_and_noise_are_skipped() -> None:
 
 def test_the_host_never_answers_answers() -> None:
     token = SoftToken(state=TokenState(secret_base32=B32))
-    for line in ("1 OK", "1 INVALID", "1 TOKEN 10 x", "1 ERROR unknown command", "OK",
-                 "", "UPPER HELLO", "a b c", "x" * 17 + " HELLO"):
+    for line in (
+        "1 OK",
+        "1 INVALID",
+        "1 TOKEN 10 x",
+        "1 ERROR unknown command",
+        "OK",
+        "",
+        "UPPER HELLO",
+        "a b c",
+        "x" * 17 + " HELLO",
+    ):
         assert token.answer(line) is None or line == "a b c"
     assert token.answer("a b c") == "a ERROR unknown command"
     assert token.answer("7 HELLO\r") == "7 TOKEN 10 software token"
@@ -204,8 +218,14 @@ def test_the_host_never_answers_answers() -> None:
 
 def test_set_checks_the_format_before_the_pin() -> None:
     token = SoftToken()
-    for argument in ("notbase32! 1 12345678", f"{B32} -1 12345678", f"{B32} x 12345678",
-                     f"{B32} 1", f"{B32} {2**64} 12345678", ""):
+    for argument in (
+        "notbase32! 1 12345678",
+        f"{B32} -1 12345678",
+        f"{B32} x 12345678",
+        f"{B32} 1",
+        f"{B32} {2**64} 12345678",
+        "",
+    ):
         assert token.answer(f"1 SET {argument}") == "1 BADFORMAT"
     assert token.state.pin_tries == 3
     assert token.answer(f"1 SET {B32} 3 12345678") == "1 OK"
@@ -241,8 +261,14 @@ def test_the_state_survives_a_restart(tmp_path: Path) -> None:
 
 def test_a_damaged_state_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "token.json"
-    for text in ("{", "[]", '{"counter": -1}', '{"counter": "1"}', '{"pin_tries": 9}',
-                 '{"secret_base32": "!!"}'):
+    for text in (
+        "{",
+        "[]",
+        '{"counter": -1}',
+        '{"counter": "1"}',
+        '{"pin_tries": 9}',
+        '{"secret_base32": "!!"}',
+    ):
         path.write_text(text)
         with pytest.raises(ValueError):
             SoftToken(str(path))
@@ -263,9 +289,20 @@ def test_serve_returns_when_a_socket_peer_hangs_up() -> None:
 
 def _run_tool(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
     sock = tmp_path / "t.sock"
-    tool = subprocess.Popen([sys.executable, "-m", "tools.soft_token", "--state",
-                             str(tmp_path / "state.json"), "--socket", str(sock), *extra],
-                            cwd=REPO_ROOT, stderr=subprocess.PIPE)
+    tool = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tools.soft_token",
+            "--state",
+            str(tmp_path / "state.json"),
+            "--socket",
+            str(sock),
+            *extra,
+        ],
+        cwd=REPO_ROOT,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 10
     while not sock.exists():
         assert tool.poll() is None and time.monotonic() < deadline, "the token did not start"
@@ -313,9 +350,21 @@ def test_the_host_tool_serves_a_unix_socket_and_keeps_state(tmp_path: Path) -> N
 
 def test_the_host_tool_refuses_a_bad_state_file(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text("not json")
-    done = subprocess.run([sys.executable, "-m", "tools.soft_token", "--state",
-                           str(tmp_path / "state.json"), "--socket", str(tmp_path / "s")],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.soft_token",
+            "--state",
+            str(tmp_path / "state.json"),
+            "--socket",
+            str(tmp_path / "s"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 2
     assert "cannot use the state file" in done.stderr and "Traceback" not in done.stderr
 

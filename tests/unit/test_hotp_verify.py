@@ -60,8 +60,9 @@ class Rig:
         self.thread: threading.Thread | None = None
         if state is not None:
             self.soft = SoftToken(state=state)
-            self.thread = threading.Thread(target=self.soft.serve,
-                                           args=(self.master, self.stop), daemon=True)
+            self.thread = threading.Thread(
+                target=self.soft.serve, args=(self.master, self.stop), daemon=True
+            )
             self.thread.start()
         self.token = SerialToken(os.ttyname(self.slave), hello_timeout=0.1, reply_timeout=1.0)
 
@@ -87,11 +88,13 @@ def rigs() -> Iterator[list[Rig]]:
         rig.close()
 
 
-def rig_at(rigs: list[Rig], counter: int | None, secret: str = B32,
-           pin: str = "12345678") -> Rig:
+def rig_at(rigs: list[Rig], counter: int | None, secret: str = B32, pin: str = "12345678") -> Rig:
     """A token at ``counter`` (None: no token answers; "" secret: not programmed)."""
-    state = None if counter is None else TokenState(secret_base32=secret, counter=counter,
-                                                    admin_pin=pin)
+    state = (
+        None
+        if counter is None
+        else TokenState(secret_base32=secret, counter=counter, admin_pin=pin)
+    )
     made = Rig(state)
     rigs.append(made)
     return made
@@ -136,8 +139,7 @@ def test_a_token_ahead_is_resynchronised(rigs: list[Rig], lead: int) -> None:
 
 
 @pytest.mark.parametrize("lead", [10, 50])
-def test_a_token_further_ahead_is_refused_and_nothing_moves(rigs: list[Rig],
-                                                            lead: int) -> None:
+def test_a_token_further_ahead_is_refused_and_nothing_moves(rigs: list[Rig], lead: int) -> None:
     rig, store = rig_at(rigs, 30 + lead), FakeStore(30)
     status = verify(store, rig)
     assert status.result is HotpCheck.INVALID and "more than 9 codes ahead" in status.message
@@ -271,10 +273,13 @@ def test_enrolment_with_a_wrong_pin_changes_nothing(rigs: list[Rig]) -> None:
 
 
 def test_enrolment_without_a_token_or_a_store(rigs: list[Rig]) -> None:
-    assert enrol_token(SECRET, FakeStore(0), rig_at(rigs, None).token, PIN,
-                       retry_pause=0).result is HotpCheck.ABSENT
-    status = enrol_token(SECRET, FakeStore(0, fail_read=True), rig_at(rigs, 0).token, PIN,
-                         retry_pause=0)
+    assert (
+        enrol_token(SECRET, FakeStore(0), rig_at(rigs, None).token, PIN, retry_pause=0).result
+        is HotpCheck.ABSENT
+    )
+    status = enrol_token(
+        SECRET, FakeStore(0, fail_read=True), rig_at(rigs, 0).token, PIN, retry_pause=0
+    )
     assert status.result is HotpCheck.ERROR
 
 

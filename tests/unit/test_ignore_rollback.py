@@ -36,12 +36,19 @@ from tests.fakes_ui import ScriptedUi, power_off
 MAIN = "boot menu"
 COUNTDOWN = "Automatic boot"
 #: what the device answers for a replayed older signed /boot, counter unread
-REPLAYED_UNCHECKED = BootCheck(True, counter=None, signer="ABCD",
-                               notes=(device_boot.ROLLBACK_OFF_NOTE,))
+REPLAYED_UNCHECKED = BootCheck(
+    True, counter=None, signer="ABCD", notes=(device_boot.ROLLBACK_OFF_NOTE,)
+)
 #: and with the check on
-REPLAYED_REFUSED = BootCheck(False, ("an older signed /boot (rollback): /boot was signed when "
-                                     "the counter was 7; the TPM counter is now 8.",),
-                             frozenset({"an older signed /boot (rollback)"}), counter=8)
+REPLAYED_REFUSED = BootCheck(
+    False,
+    (
+        "an older signed /boot (rollback): /boot was signed when "
+        "the counter was 7; the TPM counter is now 8.",
+    ),
+    frozenset({"an older signed /boot (rollback)"}),
+    counter=8,
+)
 
 
 def started(**fields: object) -> StartFacts:
@@ -58,18 +65,40 @@ def main_menu(ui: ScriptedUi) -> Menu:
 
 
 def _all_checked(e: Evidence) -> bool:
-    return (e.tpm and e.measurements_match and e.secret is Secret.SHOWN
-            and e.token in (Token.SUCCESS, Token.NOT_CONFIGURED)
-            and e.boot is BootState.VERIFIED and not e.rollback_problem
-            and not e.config_problems)  # fmt: skip
+    return (
+        e.tpm
+        and e.measurements_match
+        and e.secret is Secret.SHOWN
+        and e.token in (Token.SUCCESS, Token.NOT_CONFIGURED)
+        and e.boot is BootState.VERIFIED
+        and not e.rollback_problem
+        and not e.config_problems
+    )
 
 
 def test_never_verified_with_the_check_off() -> None:
     for tpm, match, recovery, secret, token, boot, rollback, config in itertools.product(
-            (True, False), (True, False), (True, False), Secret, Token, BootState,
-            (True, False), (True, False)):
-        e = Evidence(tpm, match, recovery, secret, token, boot, ("vmlinuz",), rollback,
-                     config, rollback_off=True)
+        (True, False),
+        (True, False),
+        (True, False),
+        Secret,
+        Token,
+        BootState,
+        (True, False),
+        (True, False),
+    ):
+        e = Evidence(
+            tpm,
+            match,
+            recovery,
+            secret,
+            token,
+            boot,
+            ("vmlinuz",),
+            rollback,
+            config,
+            rollback_off=True,
+        )
         found = verdict(e)
         assert found.word != VERIFIED and found.tone is not Tone.GOOD, e
         # all else checked: its own yellow word, and the unattended boot as Heads
@@ -91,8 +120,11 @@ def test_the_same_evidence_with_the_check_on_is_verified() -> None:
 
 
 def test_with_the_setting_a_replayed_boot_verifies_with_the_warning() -> None:
-    platform = FakePlatform(start_facts=started(rollback_check_off=True),
-                            checks=[REPLAYED_UNCHECKED], boot_results=[None])
+    platform = FakePlatform(
+        start_facts=started(rollback_check_off=True),
+        checks=[REPLAYED_UNCHECKED],
+        boot_results=[None],
+    )
     final, ui = run_machine(platform, [("choose", MAIN, "d")])
     assert final is State.HANDOVER
     assert [c for c in platform.calls if c.startswith("boot ")] == ["boot Debian unsafe=False"]
@@ -105,9 +137,9 @@ def test_with_the_setting_a_replayed_boot_verifies_with_the_warning() -> None:
 
 def test_without_the_setting_the_replayed_boot_is_refused_as_rollback() -> None:
     platform = FakePlatform(checks=[REPLAYED_REFUSED])
-    final, ui = run_machine(platform, [("choose", MAIN, "d"),
-                                       ("choose", "older signed /boot", "m"),
-                                       *power_off(MAIN)])
+    final, ui = run_machine(
+        platform, [("choose", MAIN, "d"), ("choose", "older signed /boot", "m"), *power_off(MAIN)]
+    )
     assert final is State.POWER_OFF
     assert not [c for c in platform.calls if c.startswith("boot ")]
     menu = main_menu(ui)
@@ -117,9 +149,9 @@ def test_without_the_setting_the_replayed_boot_is_refused_as_rollback() -> None:
 
 def test_the_countdown_runs_after_hotp_success_and_says_the_check_is_off() -> None:
     platform = FakePlatform(
-        start_facts=started(auto_boot_timeout=5, hotp_configured=True,
-                            rollback_check_off=True),
-        checks=[REPLAYED_UNCHECKED])
+        start_facts=started(auto_boot_timeout=5, hotp_configured=True, rollback_check_off=True),
+        checks=[REPLAYED_UNCHECKED],
+    )
     final, ui = run_machine(platform, [("choose", COUNTDOWN, "esc"), *power_off(MAIN)])
     assert final is State.POWER_OFF
     countdown = ui.shown[ui.titles().index(COUNTDOWN)].description
@@ -140,11 +172,13 @@ def _device(ignore: bool) -> DevicePlatform:
 
 @pytest.mark.parametrize("ignore", [False, True])
 def test_the_device_platform_passes_the_setting_to_the_verification(
-        monkeypatch: pytest.MonkeyPatch, ignore: bool) -> None:
+    monkeypatch: pytest.MonkeyPatch, ignore: bool
+) -> None:
     asked: list[bool] = []
 
-    def verify(side: object, tpm: object, progress: object, *,
-               check_rollback: bool = True) -> BootCheck:
+    def verify(
+        side: object, tpm: object, progress: object, *, check_rollback: bool = True
+    ) -> BootCheck:
         asked.append(check_rollback)
         return BootCheck(True)
 
@@ -162,12 +196,11 @@ def test_the_preflight_asks_nothing_with_the_setting() -> None:
 
 @pytest.mark.parametrize("check_rollback", [False, True])
 def test_device_verify_reads_no_counter_with_the_check_off(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scratch_log: Path,
-        check_rollback: bool) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scratch_log: Path, check_rollback: bool
+) -> None:
     readers: list[object] = []
 
-    def fake_verify(boot_dir: str, owner_key: str, read_counter: object,
-                    **_: object) -> BootReport:
+    def fake_verify(boot_dir: str, owner_key: str, read_counter: object, **_: object) -> BootReport:
         readers.append(read_counter)
         return BootReport()
 
@@ -187,15 +220,20 @@ def test_the_signing_question_says_the_counter_stays() -> None:
     from tests.fakes_ui import power_off
 
     for off in (False, True):
-        platform = FakePlatform(checks=[GOOD_CHECK], start_facts=StartFacts(
-            "Test board", "Brand", rollback_check_off=off))
-        _, ui = run_machine(platform, [
-            ("choose", "boot menu", "o"),
-            ("choose", "Options", "u"),
-            ("choose", "Update checksums and sign /boot", "n"),
-            ("choose", "Options", "b"),
-            *power_off("boot menu"),
-        ])
+        platform = FakePlatform(
+            checks=[GOOD_CHECK],
+            start_facts=StartFacts("Test board", "Brand", rollback_check_off=off),
+        )
+        _, ui = run_machine(
+            platform,
+            [
+                ("choose", "boot menu", "o"),
+                ("choose", "Options", "u"),
+                ("choose", "Update checksums and sign /boot", "n"),
+                ("choose", "Options", "b"),
+                *power_off("boot menu"),
+            ],
+        )
         text = ui.texts()[ui.titles().index("Update checksums and sign /boot")]
         assert ("stays where it is" in text) is off
         assert ("stop verifying" in text) is not off

@@ -43,33 +43,42 @@ def run_init(tmp_path: Path, call: str, files: dict[str, str], console: str | No
     active = tmp_path / "active"
     if console is not None:
         active.write_text(console + "\n")
-    script = (_function("init_value") + _function("recovery_serial")).replace(
-        "/etc/runtime/init/", f"{init_dir}/").replace("/sys/class/tty/console/active",
-                                                      str(active))
-    done = subprocess.run([*SHELL, "-c", script + call], capture_output=True, text=True,
-                          timeout=30, check=True)
+    script = (
+        (_function("init_value") + _function("recovery_serial"))
+        .replace("/etc/runtime/init/", f"{init_dir}/")
+        .replace("/sys/class/tty/console/active", str(active))
+    )
+    done = subprocess.run(
+        [*SHELL, "-c", script + call], capture_output=True, text=True, timeout=30, check=True
+    )
     return done.stdout.rstrip("\n")
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ("CONFIG_RECOVERY_KEY=R\n", "R"),
-    ("export CONFIG_RECOVERY_KEY='!'\n", "!"),
-    ('CONFIG_RECOVERY_KEY="x"\r\n', "x"),  # a CRLF line: read as the runtime reads it
-    ("CONFIG_RECOVERY_KEY='x\n", "r"),  # an unclosed quote: skipped, the default
-    ("   CONFIG_RECOVERY_KEY=q   # the q key\n", "q"),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("CONFIG_RECOVERY_KEY=R\n", "R"),
+        ("export CONFIG_RECOVERY_KEY='!'\n", "!"),
+        ('CONFIG_RECOVERY_KEY="x"\r\n', "x"),  # a CRLF line: read as the runtime reads it
+        ("CONFIG_RECOVERY_KEY='x\n", "r"),  # an unclosed quote: skipped, the default
+        ("   CONFIG_RECOVERY_KEY=q   # the q key\n", "q"),
+    ],
+)
 def test_the_recovery_key_is_the_runtimes_reading(tmp_path: Path, text: str, key: str) -> None:
     found = values(tmp_path, text)
     assert found["recovery-key"] == key
     assert run_init(tmp_path, "init_value recovery-key", found) == key
 
 
-@pytest.mark.parametrize("text", [
-    "CONFIG_BOOT_RECOVERY_SERIAL='/dev/ttyS1\n",  # skipped by the runtime: no listener
-    'CONFIG_BOOT_RECOVERY_SERIAL="/dev/tty"S1\n',
-    'CONFIG_BOOT_RECOVERY_SERIAL="/dev/sda"\n',
-    'CONFIG_BOOT_RECOVERY_SERIAL="$(reboot)"\n',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CONFIG_BOOT_RECOVERY_SERIAL='/dev/ttyS1\n",  # skipped by the runtime: no listener
+        'CONFIG_BOOT_RECOVERY_SERIAL="/dev/tty"S1\n',
+        'CONFIG_BOOT_RECOVERY_SERIAL="/dev/sda"\n',
+        'CONFIG_BOOT_RECOVERY_SERIAL="$(reboot)"\n',
+    ],
+)
 def test_a_line_the_runtime_does_not_take_gets_no_listener(tmp_path: Path, text: str) -> None:
     assert values(tmp_path, text)["recovery-serial"] == ""
 
@@ -83,15 +92,19 @@ def test_no_owner_key_or_the_tokens_line_gets_no_listener(tmp_path: Path) -> Non
 
 
 @pytest.mark.skipif(SERIAL is None, reason="this host has no /dev/ttyS* to stand in")
-@pytest.mark.parametrize(("value", "console", "listens"), [
-    (SERIAL, "tty0", True),
-    (SERIAL, f"tty0 {(SERIAL or '').removeprefix('/dev/')}", False),  # the console itself
-    (SERIAL, None, False),  # the consoles cannot be read: not risked
-    ("/dev/ttyS99", "tty0", False),  # no such line here
-    ("", "tty0", False),
-])
-def test_init_checks_the_line_at_boot(tmp_path: Path, value: str, console: str | None,
-                                      listens: bool) -> None:
+@pytest.mark.parametrize(
+    ("value", "console", "listens"),
+    [
+        (SERIAL, "tty0", True),
+        (SERIAL, f"tty0 {(SERIAL or '').removeprefix('/dev/')}", False),  # the console itself
+        (SERIAL, None, False),  # the consoles cannot be read: not risked
+        ("/dev/ttyS99", "tty0", False),  # no such line here
+        ("", "tty0", False),
+    ],
+)
+def test_init_checks_the_line_at_boot(
+    tmp_path: Path, value: str, console: str | None, listens: bool
+) -> None:
     found = run_init(tmp_path, "recovery_serial", {"recovery-serial": value}, console)
     assert found == (value if listens else "")
 

@@ -121,8 +121,12 @@ def test_signer_starts_its_own_agent_in_a_fresh_home(owner_key: OwnerKey, tmp_pa
     home = tmp_path / "g"
     home.mkdir(mode=0o700)
     secret = owner_key.export_secret(tmp_path / "secret.asc")
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--import", str(secret)],
-                   check=True, timeout=60, capture_output=True)
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--import", str(secret)],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=True, timeout=60)
     asked: list[int] = []
 
@@ -146,11 +150,18 @@ def test_a_wrong_pin_is_asked_again_then_refused_plainly(tmp_path: Path) -> None
 
     home = tmp_path / "g"
     home.mkdir(mode=0o700)
-    spec = ("Key-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\nName-Real: PIN Owner\n"
-            "Passphrase: right pin\nExpire-Date: 0\n%commit\n")  # fmt: skip
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
-                    "--gen-key"], input=spec, text=True, check=True, timeout=120,
-                   capture_output=True)  # fmt: skip
+    spec = (
+        "Key-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\nName-Real: PIN Owner\n"
+        "Passphrase: right pin\nExpire-Date: 0\n%commit\n"
+    )
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--gen-key"],
+        input=spec,
+        text=True,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
     given: list[tuple[int, str]] = []
 
     def pin(attempt: int, last: str) -> bytearray:

@@ -35,8 +35,7 @@ sys.exit({status})
 
 def fake_kexec(tmp_path: Path, *, status: int = 0, stderr: str = "", sleep: float = 0) -> str:
     path = tmp_path / "kexec"
-    path.write_text(FAKE.format(python=sys.executable, status=status, stderr=stderr,
-                                sleep=sleep))
+    path.write_text(FAKE.format(python=sys.executable, status=status, stderr=stderr, sleep=sleep))
     path.chmod(0o755)
     return str(path)
 

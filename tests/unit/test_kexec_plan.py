@@ -18,9 +18,14 @@ def boot(tmp_path: Path) -> Path:
     root = tmp_path / "boot"
     (root / "grub").mkdir(parents=True)
     files = {
-        "vmlinuz": b"kernel", "initrd.img": b"main-initrd", "ucode.img": b"ucode",
-        "memtest86+.elf": b"memtest", "xen-4.17.gz": b"xen", "vmlinuz-dom0": b"dom0",
-        "initramfs-dom0.img": b"dom0-initrd", "my file": b"spaced",
+        "vmlinuz": b"kernel",
+        "initrd.img": b"main-initrd",
+        "ucode.img": b"ucode",
+        "memtest86+.elf": b"memtest",
+        "xen-4.17.gz": b"xen",
+        "vmlinuz-dom0": b"dom0",
+        "initramfs-dom0.img": b"dom0-initrd",
+        "my file": b"spaced",
     }
     for name, data in files.items():
         (root / name).write_bytes(data)
@@ -44,10 +49,20 @@ def test_linux_without_initrd(boot: Path, tmp_path: Path) -> None:
 
 
 def test_linux_with_one_initrd_passes_it_directly(boot: Path, tmp_path: Path) -> None:
-    plan = plan_for(linux("/initrd.img"), str(boot), add="debug", remove="quiet",
-                    board_add="iommu=pt", initrd_out=_out(tmp_path))
-    assert plan.args == ("-l", f"{boot}/vmlinuz", f"--initrd={boot}/initrd.img",
-                         "--append=debug root=/dev/sda1 ro iommu=pt")
+    plan = plan_for(
+        linux("/initrd.img"),
+        str(boot),
+        add="debug",
+        remove="quiet",
+        board_add="iommu=pt",
+        initrd_out=_out(tmp_path),
+    )
+    assert plan.args == (
+        "-l",
+        f"{boot}/vmlinuz",
+        f"--initrd={boot}/initrd.img",
+        "--append=debug root=/dev/sda1 ro iommu=pt",
+    )
     assert plan.cmdline == "debug root=/dev/sda1 ro iommu=pt"
     assert plan.initrd_parts == ()
 
@@ -55,8 +70,12 @@ def test_linux_with_one_initrd_passes_it_directly(boot: Path, tmp_path: Path) ->
 def test_linux_with_two_initrds_concatenates_them(boot: Path, tmp_path: Path) -> None:
     out = _out(tmp_path)
     plan = plan_for(linux("/ucode.img", "/initrd.img"), str(boot), initrd_out=out)
-    assert plan.args == ("-l", f"{boot}/vmlinuz", f"--initrd={out}",
-                         "--append=root=/dev/sda1 ro quiet")
+    assert plan.args == (
+        "-l",
+        f"{boot}/vmlinuz",
+        f"--initrd={out}",
+        "--append=root=/dev/sda1 ro quiet",
+    )
     assert plan.initrd_parts == (f"{boot}/ucode.img", f"{boot}/initrd.img")
     assert plan.reads == (f"{boot}/vmlinuz", *plan.initrd_parts)
     # each part padded with zeros to 4 bytes, as GRUB does
@@ -77,8 +96,7 @@ def test_combined_initrd_replaces_an_old_file_or_link(boot: Path, tmp_path: Path
 
 def test_combined_initrd_may_not_be_one_of_its_parts(boot: Path) -> None:
     with pytest.raises(KexecError, match="overwrite"):
-        plan_for(linux("/ucode.img", "/initrd.img"), str(boot),
-                 initrd_out=f"{boot}/initrd.img")
+        plan_for(linux("/ucode.img", "/initrd.img"), str(boot), initrd_out=f"{boot}/initrd.img")
 
 
 def test_memtest_gets_no_append(boot: Path, tmp_path: Path) -> None:
@@ -96,25 +114,39 @@ def test_memtest_with_add_gets_append(boot: Path, tmp_path: Path) -> None:
 
 def xen_entry(kernel: str = "/xen-4.17.gz") -> BootEntry:
     return BootEntry(
-        "Qubes", EntryKind.MULTIBOOT, kernel, cmdline="console=none dom0_mem=min:1024M",
-        modules=(Module("/vmlinuz-dom0", "root=/dev/vg/root rhgb quiet ---"),
-                 Module("/initramfs-dom0.img")),
+        "Qubes",
+        EntryKind.MULTIBOOT,
+        kernel,
+        cmdline="console=none dom0_mem=min:1024M",
+        modules=(
+            Module("/vmlinuz-dom0", "root=/dev/vg/root rhgb quiet ---"),
+            Module("/initramfs-dom0.img"),
+        ),
     )
 
 
 def test_xen_argument_list(boot: Path, tmp_path: Path) -> None:
-    plan = plan_for(xen_entry(), str(boot), add="rd.luks.key=/secret.key", remove="rhgb",
-                    board_add="iommu=pt", initrd_out=_out(tmp_path))
+    plan = plan_for(
+        xen_entry(),
+        str(boot),
+        add="rd.luks.key=/secret.key",
+        remove="rhgb",
+        board_add="iommu=pt",
+        initrd_out=_out(tmp_path),
+    )
     assert plan.args == (
-        "-l", f"{boot}/xen-4.17.gz",
+        "-l",
+        f"{boot}/xen-4.17.gz",
         f"--command-line=console=none dom0_mem=min:1024M {XEN_EXTRA_ARGS}",
-        f"--module={boot}/vmlinuz-dom0 rd.luks.key=/secret.key root=/dev/vg/root quiet "
-        "iommu=pt",
+        f"--module={boot}/vmlinuz-dom0 rd.luks.key=/secret.key root=/dev/vg/root quiet iommu=pt",
         f"--module={boot}/initramfs-dom0.img",
     )
     assert XEN_EXTRA_ARGS == "no-real-mode reboot=no vga=current"
-    assert plan.reads == (f"{boot}/xen-4.17.gz", f"{boot}/vmlinuz-dom0",
-                          f"{boot}/initramfs-dom0.img")
+    assert plan.reads == (
+        f"{boot}/xen-4.17.gz",
+        f"{boot}/vmlinuz-dom0",
+        f"{boot}/initramfs-dom0.img",
+    )
     assert plan.initrd_parts == ()
 
 
@@ -147,8 +179,9 @@ def test_multiboot_module_path_with_a_blank_is_refused(boot: Path, tmp_path: Pat
         ("/", "does not exist"),
     ],
 )
-def test_bad_kernel_paths_are_refused(boot: Path, tmp_path: Path, kernel: str,
-                                      message: str) -> None:
+def test_bad_kernel_paths_are_refused(
+    boot: Path, tmp_path: Path, kernel: str, message: str
+) -> None:
     (tmp_path / "outside").write_bytes(b"x")
     entry = BootEntry("bad", EntryKind.LINUX, kernel)
     with pytest.raises(KexecError, match=message):
@@ -174,8 +207,7 @@ def test_missing_initrd_and_module_are_refused(boot: Path, tmp_path: Path) -> No
     entry = BootEntry("x", EntryKind.MULTIBOOT, "/xen-4.17.gz", modules=(Module("/gone"),))
     with pytest.raises(KexecError, match="module /gone does not exist"):
         plan_for(entry, str(boot), initrd_out=_out(tmp_path))
-    escaping = BootEntry("x", EntryKind.MULTIBOOT, "/xen-4.17.gz",
-                         modules=(Module("/../outside"),))
+    escaping = BootEntry("x", EntryKind.MULTIBOOT, "/xen-4.17.gz", modules=(Module("/../outside"),))
     with pytest.raises(KexecError, match="outside"):
         plan_for(escaping, str(boot), initrd_out=_out(tmp_path))
 
@@ -192,8 +224,13 @@ def test_kexec_error_is_a_value_error() -> None:
 
 
 def test_unsafe_adds_red_console_and_drops_splash(boot: Path, tmp_path: Path) -> None:
-    plan = plan_for(linux(cmdline="root=x quiet splash ro"), str(boot), add="debug",
-                    unsafe=True, initrd_out=_out(tmp_path))
+    plan = plan_for(
+        linux(cmdline="root=x quiet splash ro"),
+        str(boot),
+        add="debug",
+        unsafe=True,
+        initrd_out=_out(tmp_path),
+    )
     assert UNSAFE_ADD.split(",") == ["vt.default_red=0xff"] + ["0xff"] * 13
     assert plan.cmdline == f"debug {UNSAFE_ADD} root=x ro"
     xen = plan_for(xen_entry(), str(boot), unsafe=True, initrd_out=_out(tmp_path))
@@ -210,11 +247,13 @@ def test_the_settings_add_and_remove_words(boot: Path, tmp_path: Path) -> None:
     from runtime.config import Settings
     from runtime.state.device_boot import settings_cmdline_words
 
-    settings = Settings({"CONFIG_BOOT_KERNEL_ADD": "console=ttyS0  iommu=pt",
-                         "CONFIG_BOOT_KERNEL_REMOVE": "quiet"})
+    settings = Settings(
+        {"CONFIG_BOOT_KERNEL_ADD": "console=ttyS0  iommu=pt", "CONFIG_BOOT_KERNEL_REMOVE": "quiet"}
+    )
     board_add, remove = settings_cmdline_words(settings)
-    plan = plan_for(linux(), str(boot), board_add=board_add, remove=remove,
-                    initrd_out=_out(tmp_path))
+    plan = plan_for(
+        linux(), str(boot), board_add=board_add, remove=remove, initrd_out=_out(tmp_path)
+    )
     assert plan.cmdline is not None
     words = plan.cmdline.split()
     assert "quiet" not in words and {"console=ttyS0", "iommu=pt"} <= set(words)

@@ -21,9 +21,14 @@ def _imported_names() -> set[str]:
         if path.name == "crypto.py" and path.parent.name == "internal":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and (
-                node.module == MODULE or node.module.endswith("internal.crypto")
-                or (node.module == "crypto" and path.parent.name == "internal")
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and (
+                    node.module == MODULE
+                    or node.module.endswith("internal.crypto")
+                    or (node.module == "crypto" and path.parent.name == "internal")
+                )
             ):
                 names.update(alias.name for alias in node.names)
     return names
@@ -36,8 +41,9 @@ def test_every_imported_name_is_forwarded() -> None:
 
 
 def _run(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 

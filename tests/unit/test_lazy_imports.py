@@ -13,6 +13,7 @@ def test_pure_modules_do_not_import_tpm2_pytss() -> None:
         "runtime.tpm.measurement_log, runtime.tpm.nv_attrs, runtime.tpm.handles\n"
         "print('tpm2_pytss' in sys.modules, 'cryptography' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.split() == ["False", "False"]

@@ -26,7 +26,7 @@ def test_secret_forms_cover_the_usual_spellings() -> None:
     assert SECRET in forms
     assert SECRET.hex().encode() in forms
     assert B32.encode() in forms
-    assert " ".join(B32[i:i + 4] for i in range(0, len(B32), 4)).encode() in forms
+    assert " ".join(B32[i : i + 4] for i in range(0, len(B32), 4)).encode() in forms
     assert base64.b32encode(SECRET) in forms  # padded
     assert len(forms) == len(set(forms))
     with pytest.raises(ValueError, match="too short"):

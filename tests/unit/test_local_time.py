@@ -17,15 +17,18 @@ SUMMER = calendar.timegm((2026, 7, 1, 12, 0, 0))
 WINTER = calendar.timegm((2026, 1, 15, 12, 0, 0))
 
 
-@pytest.mark.parametrize(("zone", "when", "shown"), [
-    ("UTC", SUMMER, "2026-07-01 12:00:00 UTC"),
-    ("UTC0", SUMMER, "2026-07-01 12:00:00 UTC"),
-    ("CET-1CEST,M3.5.0,M10.5.0/3", SUMMER, "2026-07-01 14:00:00 CEST"),
-    ("CET-1CEST,M3.5.0,M10.5.0/3", WINTER, "2026-01-15 13:00:00 CET"),
-    ("EST5EDT,M3.2.0,M11.1.0", SUMMER, "2026-07-01 08:00:00 EDT"),
-    ("<+0530>-5:30", WINTER, "2026-01-15 17:30:00 +0530"),
-    ("JST-9", WINTER, "2026-01-15 21:00:00 JST"),
-])
+@pytest.mark.parametrize(
+    ("zone", "when", "shown"),
+    [
+        ("UTC", SUMMER, "2026-07-01 12:00:00 UTC"),
+        ("UTC0", SUMMER, "2026-07-01 12:00:00 UTC"),
+        ("CET-1CEST,M3.5.0,M10.5.0/3", SUMMER, "2026-07-01 14:00:00 CEST"),
+        ("CET-1CEST,M3.5.0,M10.5.0/3", WINTER, "2026-01-15 13:00:00 CET"),
+        ("EST5EDT,M3.2.0,M11.1.0", SUMMER, "2026-07-01 08:00:00 EDT"),
+        ("<+0530>-5:30", WINTER, "2026-01-15 17:30:00 +0530"),
+        ("JST-9", WINTER, "2026-01-15 21:00:00 JST"),
+    ],
+)
 def test_the_clock_in_the_zone(zone: str, when: float, shown: str) -> None:
     assert Settings({"CONFIG_TIME_ZONE": zone}).time_zone == zone  # a valid setting
     assert local_time_text(zone, when) == shown
@@ -45,8 +48,10 @@ def test_the_process_zone_is_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
     time.tzset()
 
 
-@pytest.mark.parametrize("zone", ["CET-1CEST,J60,J300", "CET-1CEST,0,365",
-                                  "CET-1CEST,M12.5.6/2,M1.1.0", "CET-1CEST,59,300/-2"])
+@pytest.mark.parametrize(
+    "zone",
+    ["CET-1CEST,J60,J300", "CET-1CEST,0,365", "CET-1CEST,M12.5.6/2,M1.1.0", "CET-1CEST,59,300/-2"],
+)
 def test_rules_at_the_edges_of_the_ranges_are_accepted(zone: str) -> None:
     assert Settings({"CONFIG_TIME_ZONE": zone}).time_zone == zone
     assert local_time_text(zone, SUMMER).startswith("2026-07-01")
@@ -56,8 +61,11 @@ def test_no_zone_file_is_opened(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     """A file named as the rule under TZDIR would win over the rule itself."""
     zone_dir = tmp_path / "zoneinfo"
     (zone_dir / "JST-9").parent.mkdir(parents=True)
-    (zone_dir / "JST-9").write_bytes(Path("/usr/share/zoneinfo/UTC").read_bytes()
-                                     if Path("/usr/share/zoneinfo/UTC").exists() else b"")
+    (zone_dir / "JST-9").write_bytes(
+        Path("/usr/share/zoneinfo/UTC").read_bytes()
+        if Path("/usr/share/zoneinfo/UTC").exists()
+        else b""
+    )
     monkeypatch.setenv("TZDIR", str(zone_dir))
     assert local_time_text("JST-9", WINTER) == "2026-01-15 21:00:00 JST"
     assert os.environ["TZDIR"] == str(zone_dir)

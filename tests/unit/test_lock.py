@@ -40,8 +40,12 @@ def test_every_deb_is_pinned_with_hash_version_and_size(lock: Lock) -> None:
 
 def test_the_board_packages_are_locked(lock: Lock) -> None:
     board = load_board_table("qemu-swtpm")
-    for name in (board["kernel"]["package"], board["firmware"]["package"], "ovmf",
-                 "busybox-static"):
+    for name in (
+        board["kernel"]["package"],
+        board["firmware"]["package"],
+        "ovmf",
+        "busybox-static",
+    ):
         assert lock.deb(name).name == name
 
 
@@ -65,14 +69,18 @@ def test_missing_lock_names_the_refresh_command(tmp_path: Path) -> None:
     assert REFRESH_COMMAND in str(err.value)
 
 
-@pytest.mark.parametrize("text", [
-    "[[deb]\nname = 'x'\n",  # not TOML
-    "[[deb]]\nname = 'x'\nversion = '1'\n",  # fields missing
-    "[[deb]]\nversion = '1'\narch = 'all'\nsha256 = 'a'\nsize = 1\n",  # no name
-    "[[deb]]\nname = 'x'\nversion = '1'\narch = 'all'\nsha256 = 'a'\nsize = 1\nextra = 2\n",
-    "deb = 'x'\n",
-    "[[source]]\nname = 'x'\n",
-], ids=["syntax", "missing-field", "no-name", "extra-field", "not-a-table", "source"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[[deb]\nname = 'x'\n",  # not TOML
+        "[[deb]]\nname = 'x'\nversion = '1'\n",  # fields missing
+        "[[deb]]\nversion = '1'\narch = 'all'\nsha256 = 'a'\nsize = 1\n",  # no name
+        "[[deb]]\nname = 'x'\nversion = '1'\narch = 'all'\nsha256 = 'a'\nsize = 1\nextra = 2\n",
+        "deb = 'x'\n",
+        "[[source]]\nname = 'x'\n",
+    ],
+    ids=["syntax", "missing-field", "no-name", "extra-field", "not-a-table", "source"],
+)
 def test_malformed_lock_names_the_refresh_command(tmp_path: Path, text: str) -> None:
     path = tmp_path / "lock.toml"
     path.write_text(text)

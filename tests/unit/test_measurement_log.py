@@ -7,8 +7,9 @@ from runtime.tpm.pcr_math import Bank, extend
 
 
 def _m(pcr: int, text: str) -> Measurement:
-    return Measurement(pcr, {b: b.hash(text.encode()) for b in (Bank.SHA1, Bank.SHA256)},
-                       "runtime", text)
+    return Measurement(
+        pcr, {b: b.hash(text.encode()) for b in (Bank.SHA1, Bank.SHA256)}, "runtime", text
+    )
 
 
 def test_replay_from_zero_and_from_start_values() -> None:
@@ -19,8 +20,9 @@ def test_replay_from_zero_and_from_start_values() -> None:
     assert values[Bank.SHA256][4] == extend(Bank.SHA256, bytes(32), Bank.SHA256.hash(b"recovery"))
     firmware = {Bank.SHA256: {4: b"\x11" * 32}}
     on_top = log.replay(firmware)
-    assert on_top[Bank.SHA256][4] == extend(Bank.SHA256, b"\x11" * 32,
-                                             Bank.SHA256.hash(b"recovery"))
+    assert on_top[Bank.SHA256][4] == extend(
+        Bank.SHA256, b"\x11" * 32, Bank.SHA256.hash(b"recovery")
+    )
     assert firmware[Bank.SHA256][4] == b"\x11" * 32  # the input is not modified
 
 

@@ -75,8 +75,10 @@ def test_an_error_without_a_signature_is_still_not_a_signature() -> None:
 def test_the_specific_reasons_still_come_first() -> None:
     bad = judge(status_lines("NEWSIG", "BADSIG 1 x", "ERROR x 1"), frozenset({OWNER}))
     assert bad.failure is Failure.BAD_SIGNATURE and "does not match" in bad.reason
-    unknown = judge(status_lines("NEWSIG", "ERRSIG 1 22 8 00 1 9", "NO_PUBKEY 1", "ERROR x 1"),
-                    frozenset({OWNER}))  # fmt: skip
+    unknown = judge(
+        status_lines("NEWSIG", "ERRSIG 1 22 8 00 1 9", "NO_PUBKEY 1", "ERROR x 1"),
+        frozenset({OWNER}),
+    )
     assert unknown.failure is Failure.NOT_OWNER
 
 
@@ -111,8 +113,11 @@ class Signer:
         gpg = shutil.which("gpg") or "gpg"
         out = subprocess.run(
             [gpg, "--batch", "--homedir", self.home, "--store", "--armor"],
-            input=text.encode(), capture_output=True, timeout=30, check=True,
-        )  # fmt: skip
+            input=text.encode(),
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
         return out.stdout.decode()
 
 
@@ -122,8 +127,13 @@ def signer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signer]:
     home = base / "home"
     home.mkdir(mode=0o700)
     gpg = gnupg.GPG(gnupghome=str(home))
-    params = gpg.gen_key_input(key_type="EDDSA", key_curve="ed25519", key_usage="sign",
-                               name_real="owner", name_email="owner@example.org")  # fmt: skip
+    params = gpg.gen_key_input(
+        key_type="EDDSA",
+        key_curve="ed25519",
+        key_usage="sign",
+        name_real="owner",
+        name_email="owner@example.org",
+    )
     key = gpg.gen_key(params.replace("%commit", "%no-protection\n%commit"))
     assert key.fingerprint, key.stderr
     owner_file = base / "owner.asc"
@@ -133,8 +143,12 @@ def signer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signer]:
     finally:
         # gen_key started an agent for the signing home: stop it.
         gpgconf = shutil.which("gpgconf") or "/usr/bin/gpgconf"
-        subprocess.run([gpgconf, "--homedir", str(home), "--kill", "all"],
-                       timeout=30, check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [gpgconf, "--homedir", str(home), "--kill", "all"],
+            timeout=30,
+            check=True,
+            capture_output=True,
+        )
 
 
 @pytest.fixture

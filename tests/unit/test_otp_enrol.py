@@ -82,7 +82,7 @@ def test_the_qr_text_keeps_every_module() -> None:
     lines = qr_text(uri)
     decoded = _decode_half_blocks(lines)
     assert decoded[: len(matrix)] == matrix
-    assert not any(any(row) for row in decoded[len(matrix):])  # an odd row is padded light
+    assert not any(any(row) for row in decoded[len(matrix) :])  # an odd row is padded light
     # Fits an 80x24 terminal with room for the base32 text and a prompt.
     assert len(lines) <= 21 and all(len(line) <= 80 for line in lines)
 
@@ -92,6 +92,8 @@ def test_the_ascii_fallback_draws_two_characters_per_module() -> None:
     matrix = qr_matrix(uri)
     lines = qr_text(uri, unicode=False)
     assert len(lines) == len(matrix)
-    assert [[line[2 * i] == "#" for i in range(len(row))] for line, row in
-            zip(lines, matrix, strict=True)] == matrix
+    assert [
+        [line[2 * i] == "#" for i in range(len(row))]
+        for line, row in zip(lines, matrix, strict=True)
+    ] == matrix
     assert all(set(line) <= {"#", " "} for line in lines)

@@ -51,8 +51,10 @@ def test_well_known_event_digests() -> None:
 def test_heads_string_measurements() -> None:
     # heads-facts.md 2.1: one extend of PCR 4 from zero with each marker string.
     zero = Bank.SHA256.zero()
-    after = {t: extend(Bank.SHA256, zero, measure_string(Bank.SHA256, t)).hex()
-             for t in ("recovery", "usb", "generic")}
+    after = {
+        t: extend(Bank.SHA256, zero, measure_string(Bank.SHA256, t)).hex()
+        for t in ("recovery", "usb", "generic")
+    }
     assert after["recovery"].startswith("51737c77") and after["recovery"].endswith("afd614")
     assert after["usb"].startswith("0ed6a214") and after["usb"].endswith("052c66")
     assert after["generic"].startswith("6aaa5fbc") and after["generic"].endswith("9a448e")

@@ -37,8 +37,6 @@ class FakeTss2Exception(Exception):
         self.rc = rc
 
 
-
-
 # -- the detail module ---------------------------------------------------------------
 
 
@@ -63,8 +61,10 @@ def test_only_the_last_few_details_are_kept_in_memory(scratch_log: Path) -> None
 
 def test_a_command_is_described_by_its_program_never_its_arguments() -> None:
     failed = subprocess.CalledProcessError(
-        2, ["/usr/bin/hotp_verification", "set", "SECRETBASE32", "12345678"],
-        stderr=b"first\n\nlast words\n")
+        2,
+        ["/usr/bin/hotp_verification", "set", "SECRETBASE32", "12345678"],
+        stderr=b"first\n\nlast words\n",
+    )
     text = describe(failed)
     assert text == "hotp_verification exited with status 2: first | last words"
     slow = subprocess.TimeoutExpired(["/bin/mount", "-o", "rw", "/dev/vda1"], 20)
@@ -90,13 +90,18 @@ def test_enrol_facts_default_to_the_old_meaning() -> None:
 # -- TPM errors -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rc", [0x98E, 0x9A2, 0x99D, 0x128, 0x921, 0x18B, 0x101, 0xA000A,
-                                0x14C, 0x7000C, 0x14A])
+@pytest.mark.parametrize(
+    "rc", [0x98E, 0x9A2, 0x99D, 0x128, 0x921, 0x18B, 0x101, 0xA000A, 0x14C, 0x7000C, 0x14A]
+)
 def test_every_tpm_error_has_plain_words(rc: int) -> None:
     from runtime.tpm.errors import translate
 
-    err = translate(FakeTss2Exception(rc), "Defining NV index 0x010a0af4",
-                    auth="TPM owner passphrase", owner_auth=True)
+    err = translate(
+        FakeTss2Exception(rc),
+        "Defining NV index 0x010a0af4",
+        auth="TPM owner passphrase",
+        owner_auth=True,
+    )
     assert "0x010a0af4" in err.message  # the technical text stays for the log
     assert_plain(err.plain())
 
@@ -104,22 +109,29 @@ def test_every_tpm_error_has_plain_words(rc: int) -> None:
 def test_a_wrong_owner_passphrase_says_try_again() -> None:
     from runtime.tpm.errors import translate
 
-    err = translate(FakeTss2Exception(0x98E), "Defining NV index 0x010a0af4",
-                    auth="TPM owner passphrase", owner_auth=True)
+    err = translate(
+        FakeTss2Exception(0x98E),
+        "Defining NV index 0x010a0af4",
+        auth="TPM owner passphrase",
+        owner_auth=True,
+    )
     assert err.plain().startswith("The TPM refused the owner passphrase.")
     assert "try again" in err.plain()
 
 
-def test_the_rollback_counter_failure_is_plain_and_logged(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_rollback_counter_failure_is_plain_and_logged(monkeypatch: pytest.MonkeyPatch) -> None:
     from runtime.integrity.tpm_counter import CounterFailure, TpmCounter
     from runtime.state import device_boot
     from runtime.tpm import counters
     from runtime.tpm.errors import translate
 
     def refused(tpm: object, owner_auth: bytes, index: int | None = None) -> int:
-        raise translate(FakeTss2Exception(0x98E), "Defining NV index 0x010a0af4",
-                        auth="TPM owner passphrase", owner_auth=True)
+        raise translate(
+            FakeTss2Exception(0x98E),
+            "Defining NV index 0x010a0af4",
+            auth="TPM owner passphrase",
+            owner_auth=True,
+        )
 
     monkeypatch.setattr(counters, "create_counter", refused)
     with pytest.raises(CounterFailure) as info:
@@ -136,13 +148,16 @@ def test_the_rollback_counter_failure_is_plain_and_logged(
 @pytest.fixture
 def corrupt_key(tmp_path: Path) -> Path:
     key = tmp_path / "owner.asc"
-    key.write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key at all\n"
-                   "-----END PGP PUBLIC KEY BLOCK-----\n")
+    key.write_text(
+        "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key at all\n"
+        "-----END PGP PUBLIC KEY BLOCK-----\n"
+    )
     return key
 
 
-def test_signing_with_a_corrupt_owner_key_is_plain(corrupt_key: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signing_with_a_corrupt_owner_key_is_plain(
+    corrupt_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The issue's own example: gpg --import of the owner key failed, and the
     screen showed the command line and "returned non-zero exit status 2"."""
     from runtime.state import device_boot
@@ -150,8 +165,7 @@ def test_signing_with_a_corrupt_owner_key_is_plain(corrupt_key: Path, tmp_path: 
     monkeypatch.setattr(device_boot, "OWNER_KEY_PATH", str(corrupt_key))
     monkeypatch.setattr(device_boot, "OWNER_SECRET_KEY_PATH", str(tmp_path / "none.asc"))
     side = device_boot.BootSide(boot_dir=str(tmp_path / "boot"), device="/dev/vda1")
-    facts = device_boot.sign(side, object(), lambda *_: None, lambda *_: None, None,
-                             lambda _: None)
+    facts = device_boot.sign(side, object(), lambda *_: None, lambda *_: None, None, lambda _: None)
     assert facts.check is None
     assert_plain(facts.problem)
     assert facts.problem.startswith("/boot was not signed: gpg could not load the owner's key")
@@ -159,8 +173,7 @@ def test_signing_with_a_corrupt_owner_key_is_plain(corrupt_key: Path, tmp_path: 
     assert any("gpg exited with status 2" in line for line in recent_details())
 
 
-def test_verifying_against_a_corrupt_owner_key_is_plain(corrupt_key: Path,
-                                                         tmp_path: Path) -> None:
+def test_verifying_against_a_corrupt_owner_key_is_plain(corrupt_key: Path, tmp_path: Path) -> None:
     from runtime.integrity.verify_boot import verify_boot
 
     boot = tmp_path / "boot"
@@ -190,17 +203,21 @@ def test_a_kexec_refusal_is_plain(tmp_path: Path) -> None:
     from runtime.kexec.plan import KexecPlan
 
     binary = tmp_path / "kexec"
-    binary.write_text(f"#!{sys.executable}\nimport sys\n"
-                      "sys.stderr.write('kexec_load failed: Invalid argument\\n')\n"
-                      "sys.exit(255)\n")
+    binary.write_text(
+        f"#!{sys.executable}\nimport sys\n"
+        "sys.stderr.write('kexec_load failed: Invalid argument\\n')\n"
+        "sys.exit(255)\n"
+    )
     binary.chmod(0o755)
     with pytest.raises(KexecError) as info:
-        kexec_load.load(KexecPlan(("-l", "/boot/vmlinuz"), ("/boot/vmlinuz",)),
-                        kexec_binary=str(binary))
+        kexec_load.load(
+            KexecPlan(("-l", "/boot/vmlinuz"), ("/boot/vmlinuz",)), kexec_binary=str(binary)
+        )
     assert_plain(str(info.value))
     assert "Invalid argument" not in str(info.value)
-    assert "kexec exited with status 255: kexec_load failed: Invalid argument" \
-        in recent_details()[-1]
+    assert (
+        "kexec exited with status 255: kexec_load failed: Invalid argument" in recent_details()[-1]
+    )
 
 
 def test_a_failed_mount_is_plain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,8 +229,9 @@ def test_a_failed_mount_is_plain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     device.write_bytes(bytes(head))
 
     def refuse(cmd: list[str], **_: object) -> None:
-        raise subprocess.CalledProcessError(32, ["/usr/bin/mount", *cmd[1:]],
-                                            stderr=b"mount: wrong fs type, bad option")
+        raise subprocess.CalledProcessError(
+            32, ["/usr/bin/mount", *cmd[1:]], stderr=b"mount: wrong fs type, bad option"
+        )
 
     monkeypatch.setattr(subprocess, "run", refuse)
     problem = boot_device.remount(str(device), str(tmp_path / "boot"), writable=True)
@@ -236,7 +254,8 @@ def test_a_damaged_build_info_is_plain(tmp_path: Path, content: str) -> None:
 
 
 def test_setting_the_time_with_an_unexpected_failure_is_plain(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from runtime.devices import clock
     from runtime.state.device_platform import DevicePlatform
 
@@ -255,8 +274,10 @@ def test_a_damaged_board_file_is_plain(monkeypatch: pytest.MonkeyPatch) -> None:
     from runtime.state.device_platform import DevicePlatform
 
     def damaged() -> None:
-        raise ConfigError("board file is not valid TOML: Expected '=' after a key in a "
-                          "key/value pair (at line 3, column 5)")
+        raise ConfigError(
+            "board file is not valid TOML: Expected '=' after a key in a "
+            "key/value pair (at line 3, column 5)"
+        )
 
     monkeypatch.setattr(runtime.config, "load_board", damaged)
     facts = DevicePlatform().start()

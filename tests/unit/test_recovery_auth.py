@@ -62,12 +62,17 @@ class Keys:
 
 
 def _new_key(gpg: Any, name: str, *, subkey: bool = False) -> str:
-    params: dict[str, str] = {"key_type": "EDDSA", "key_curve": "ed25519",
-                              "name_real": name, "name_email": f"{name}@example.org",
-                              "no_protection": "1"}
+    params: dict[str, str] = {
+        "key_type": "EDDSA",
+        "key_curve": "ed25519",
+        "name_real": name,
+        "name_email": f"{name}@example.org",
+        "no_protection": "1",
+    }
     if subkey:  # a certify-only primary with a signing subkey, as cards are set up
-        params.update(key_usage="cert", subkey_type="EDDSA", subkey_curve="ed25519",
-                      subkey_usage="sign")
+        params.update(
+            key_usage="cert", subkey_type="EDDSA", subkey_curve="ed25519", subkey_usage="sign"
+        )
     else:
         params["key_usage"] = "sign"
     text = gpg.gen_key_input(**params).replace("No-Protection: 1", "%no-protection")
@@ -94,8 +99,12 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
     finally:
         # gen_key started an agent for the signing home: stop it.
         gpgconf = shutil.which("gpgconf") or "/usr/bin/gpgconf"
-        subprocess.run([gpgconf, "--homedir", str(home), "--kill", "all"],
-                       timeout=30, check=True, capture_output=True)
+        subprocess.run(
+            [gpgconf, "--homedir", str(home), "--kill", "all"],
+            timeout=30,
+            check=True,
+            capture_output=True,
+        )
 
 
 @pytest.fixture
@@ -103,10 +112,21 @@ def challenge() -> Challenge:
     return new_challenge(counting_random())
 
 
-def check(keys: Keys, challenge: Challenge, response: str, tmp_path: Path,
-          pinned: list[str] | None = None, key_file: str | None = None) -> AuthResult:
-    return verify_response(challenge, response, key_file or keys.both_file,
-                           [keys.owner] if pinned is None else pinned, work_dir=str(tmp_path))
+def check(
+    keys: Keys,
+    challenge: Challenge,
+    response: str,
+    tmp_path: Path,
+    pinned: list[str] | None = None,
+    key_file: str | None = None,
+) -> AuthResult:
+    return verify_response(
+        challenge,
+        response,
+        key_file or keys.both_file,
+        [keys.owner] if pinned is None else pinned,
+        work_dir=str(tmp_path),
+    )
 
 
 # -- the challenge ---------------------------------------------------------------
@@ -127,9 +147,8 @@ def test_the_challenge_is_one_short_line_with_a_fresh_nonce_in_groups() -> None:
 
 def test_armored_block_finds_one_block_and_drops_the_rest() -> None:
     detached = "-----BEGIN PGP SIGNATURE-----\n\nAAAA\n-----END PGP SIGNATURE-----"
-    assert armored_block(f"$ gpg -a --detach-sign\n{detached}  \r\n$ ") == (detached + "\n",
-                                                                            False)
-    clear = ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nhello\n" + detached)
+    assert armored_block(f"$ gpg -a --detach-sign\n{detached}  \r\n$ ") == (detached + "\n", False)
+    clear = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nhello\n" + detached
     assert armored_block(clear) == (clear + "\n", True)
     assert armored_block("hello") is None
     assert armored_block(detached + "\n" + detached) is None
@@ -144,18 +163,23 @@ def status_lines(*lines: str) -> list[tuple[str, list[str]]]:
     return statuses("gpg: noise\n" + "\n".join(f"[GNUPG:] {line}" for line in lines))
 
 
-@pytest.mark.parametrize(("lines", "failure"), [
-    ((), Failure.NOT_SIGNATURE),
-    (("NEWSIG", "NEWSIG"), Failure.BAD_SIGNATURE),
-    (("NEWSIG", f"EXPKEYSIG {OWNER[-16:]} owner"), Failure.KEY_INVALID),
-    (("NEWSIG", f"REVKEYSIG {OWNER[-16:]} owner"), Failure.KEY_INVALID),
-    (("NEWSIG", f"BADSIG {OWNER[-16:]} owner"), Failure.BAD_SIGNATURE),
-    (("NEWSIG", "ERRSIG 1 22 8 00 1 9", "NO_PUBKEY 1"), Failure.NOT_OWNER),
-    (("NEWSIG", "ERRSIG 1 99 8 00 1 4"), Failure.BAD_SIGNATURE),
-    (("NEWSIG", "GOODSIG 1 x"), Failure.BAD_SIGNATURE),  # no VALIDSIG
-    (("NEWSIG", "GOODSIG 1 x", f"VALIDSIG {'C' * 40} d 1 0 4 0 22 8 00 {'C' * 40}"),
-     Failure.NOT_OWNER),
-])
+@pytest.mark.parametrize(
+    ("lines", "failure"),
+    [
+        ((), Failure.NOT_SIGNATURE),
+        (("NEWSIG", "NEWSIG"), Failure.BAD_SIGNATURE),
+        (("NEWSIG", f"EXPKEYSIG {OWNER[-16:]} owner"), Failure.KEY_INVALID),
+        (("NEWSIG", f"REVKEYSIG {OWNER[-16:]} owner"), Failure.KEY_INVALID),
+        (("NEWSIG", f"BADSIG {OWNER[-16:]} owner"), Failure.BAD_SIGNATURE),
+        (("NEWSIG", "ERRSIG 1 22 8 00 1 9", "NO_PUBKEY 1"), Failure.NOT_OWNER),
+        (("NEWSIG", "ERRSIG 1 99 8 00 1 4"), Failure.BAD_SIGNATURE),
+        (("NEWSIG", "GOODSIG 1 x"), Failure.BAD_SIGNATURE),  # no VALIDSIG
+        (
+            ("NEWSIG", "GOODSIG 1 x", f"VALIDSIG {'C' * 40} d 1 0 4 0 22 8 00 {'C' * 40}"),
+            Failure.NOT_OWNER,
+        ),
+    ],
+)
 def test_judge_refuses(lines: tuple[str, ...], failure: Failure) -> None:
     result = judge(status_lines(*lines), frozenset({OWNER}))
     assert not result.ok
@@ -164,17 +188,19 @@ def test_judge_refuses(lines: tuple[str, ...], failure: Failure) -> None:
 
 
 def test_judge_maps_a_subkey_to_its_pinned_primary() -> None:
-    result = judge(status_lines("NEWSIG", "GOODSIG 1 x",
-                                f"VALIDSIG {SUBKEY} d 1 0 4 0 22 8 00 {OWNER}"),
-                   frozenset({OWNER}))
+    result = judge(
+        status_lines("NEWSIG", "GOODSIG 1 x", f"VALIDSIG {SUBKEY} d 1 0 4 0 22 8 00 {OWNER}"),
+        frozenset({OWNER}),
+    )
     assert result.ok and result.signer == OWNER
 
 
 # -- real gpg ----------------------------------------------------------------------
 
 
-def test_an_owner_detached_signature_passes(keys: Keys, challenge: Challenge,
-                                            tmp_path: Path) -> None:
+def test_an_owner_detached_signature_passes(
+    keys: Keys, challenge: Challenge, tmp_path: Path
+) -> None:
     result = check(keys, challenge, keys.sign(challenge.text, keys.owner), tmp_path)
     assert result.ok, result.reason
     assert result.signer == keys.owner  # made by the subkey, mapped to the primary
@@ -182,31 +208,34 @@ def test_an_owner_detached_signature_passes(keys: Keys, challenge: Challenge,
 
 
 def test_a_clearsigned_line_typed_with_other_spacing_or_case_passes(
-        keys: Keys, challenge: Challenge, tmp_path: Path) -> None:
+    keys: Keys, challenge: Challenge, tmp_path: Path
+) -> None:
     # Typed by hand: groups of 4, capitals, a trailing blank; the nonce is the same.
     digits = challenge.nonce.hex().upper()
-    typed = f"heads-runtime  recovery {' '.join(digits[i:i + 4] for i in range(0, 32, 4))} \n"
+    typed = f"heads-runtime  recovery {' '.join(digits[i : i + 4] for i in range(0, 32, 4))} \n"
     assert check(keys, challenge, keys.sign(typed, keys.owner, clearsign=True), tmp_path).ok
     other = new_challenge(lambda n: b"\x77" * n)
-    refused = check(keys, challenge, keys.sign(other.text, keys.owner, clearsign=True),
-                    tmp_path)
+    refused = check(keys, challenge, keys.sign(other.text, keys.owner, clearsign=True), tmp_path)
     assert refused.failure is Failure.OTHER_CHALLENGE
 
 
-def test_a_signature_over_the_line_with_a_newline_passes(keys: Keys, challenge: Challenge,
-                                                         tmp_path: Path) -> None:
+def test_a_signature_over_the_line_with_a_newline_passes(
+    keys: Keys, challenge: Challenge, tmp_path: Path
+) -> None:
     assert check(keys, challenge, keys.sign(challenge.text + "\n", keys.owner), tmp_path).ok
 
 
-def test_a_clearsigned_answer_with_surrounding_text_passes(keys: Keys, challenge: Challenge,
-                                                           tmp_path: Path) -> None:
+def test_a_clearsigned_answer_with_surrounding_text_passes(
+    keys: Keys, challenge: Challenge, tmp_path: Path
+) -> None:
     signed = keys.sign(challenge.text, keys.owner, clearsign=True)
     result = check(keys, challenge, f"$ gpg --clearsign\n{signed}\n$ ", tmp_path)
     assert result.ok, result.reason
 
 
-def test_the_owner_file_alone_pins_its_keys(keys: Keys, challenge: Challenge,
-                                            tmp_path: Path) -> None:
+def test_the_owner_file_alone_pins_its_keys(
+    keys: Keys, challenge: Challenge, tmp_path: Path
+) -> None:
     signed = keys.sign(challenge.text, keys.owner)
     result = verify_response(challenge, signed, keys.owner_file, None, work_dir=str(tmp_path))
     assert result.ok, result.reason
@@ -224,8 +253,9 @@ def test_a_signature_over_an_old_challenge_fails(keys: Keys, tmp_path: Path) -> 
     assert "another challenge" in detached.reason
 
 
-def test_another_key_in_the_keyring_is_not_the_owner(keys: Keys, challenge: Challenge,
-                                                     tmp_path: Path) -> None:
+def test_another_key_in_the_keyring_is_not_the_owner(
+    keys: Keys, challenge: Challenge, tmp_path: Path
+) -> None:
     # python-gnupg calls this signature valid: only the pinned fingerprint refuses it.
     for clearsign in (False, True):
         signed = keys.sign(challenge.text, keys.other, clearsign=clearsign)
@@ -235,33 +265,42 @@ def test_another_key_in_the_keyring_is_not_the_owner(keys: Keys, challenge: Chal
         assert keys.other in result.reason
 
 
-def test_a_key_missing_from_the_keyring_is_not_the_owner(keys: Keys, challenge: Challenge,
-                                                         tmp_path: Path) -> None:
+def test_a_key_missing_from_the_keyring_is_not_the_owner(
+    keys: Keys, challenge: Challenge, tmp_path: Path
+) -> None:
     result = check(keys, challenge, keys.sign(challenge.text, keys.stranger), tmp_path)
     assert result.failure is Failure.NOT_OWNER
 
 
-def test_a_changed_clearsigned_text_is_a_bad_signature(keys: Keys, challenge: Challenge,
-                                                       tmp_path: Path) -> None:
+def test_a_changed_clearsigned_text_is_a_bad_signature(
+    keys: Keys, challenge: Challenge, tmp_path: Path
+) -> None:
     signed = keys.sign(challenge.text, keys.owner, clearsign=True)
     forged = signed.replace(challenge.code, "00000000 00000000 00000000 00000000")
     assert forged != signed
     assert check(keys, challenge, forged, tmp_path).failure is Failure.BAD_SIGNATURE
 
 
-@pytest.mark.parametrize("garbage", [
-    "", "hello", "y" * 100_000,
-    "-----BEGIN PGP SIGNATURE-----\n\nbm90IGEgc2lnbmF0dXJl\n-----END PGP SIGNATURE-----\n",
-])
-def test_garbage_is_not_a_signature(keys: Keys, challenge: Challenge, tmp_path: Path,
-                                    garbage: str) -> None:
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        "hello",
+        "y" * 100_000,
+        "-----BEGIN PGP SIGNATURE-----\n\nbm90IGEgc2lnbmF0dXJl\n-----END PGP SIGNATURE-----\n",
+    ],
+)
+def test_garbage_is_not_a_signature(
+    keys: Keys, challenge: Challenge, tmp_path: Path, garbage: str
+) -> None:
     result = check(keys, challenge, garbage, tmp_path)
     assert not result.ok
     assert result.failure is Failure.NOT_SIGNATURE
 
 
-def test_an_unreadable_owner_key_file_is_reported(keys: Keys, challenge: Challenge,
-                                                  tmp_path: Path) -> None:
+def test_an_unreadable_owner_key_file_is_reported(
+    keys: Keys, challenge: Challenge, tmp_path: Path
+) -> None:
     signed = keys.sign(challenge.text, keys.owner)
     missing = check(keys, challenge, signed, tmp_path, key_file=str(tmp_path / "none.asc"))
     assert missing.failure is Failure.NO_OWNER_KEY
@@ -280,12 +319,17 @@ def test_a_hanging_gpg_is_killed(keys: Keys, challenge: Challenge, tmp_path: Pat
     fake.chmod(0o755)
     work = tmp_path / "work"
     work.mkdir()
-    result = verify_response(challenge, keys.sign(challenge.text, keys.owner), keys.owner_file,
-                             None, work_dir=str(work), gpg_binary=str(fake), timeout=0.5)
+    result = verify_response(
+        challenge,
+        keys.sign(challenge.text, keys.owner),
+        keys.owner_file,
+        None,
+        work_dir=str(work),
+        gpg_binary=str(fake),
+        timeout=0.5,
+    )
     assert result.failure is Failure.GPG_FAILED
     assert "did not answer within 0.5 s" in result.reason
-
-
 
 
 # -- the bounded conversation ------------------------------------------------------
@@ -319,27 +363,34 @@ class Owner:
 
 
 def run(keys: Keys, owner: Owner, tmp_path: Path, log: list[str] | None = None) -> AuthResult:
-    return authenticate(owner, keys.both_file, [keys.owner], work_dir=str(tmp_path),
-                        random_bytes=counting_random(),
-                        log=(log if log is not None else []).append)
+    return authenticate(
+        owner,
+        keys.both_file,
+        [keys.owner],
+        work_dir=str(tmp_path),
+        random_bytes=counting_random(),
+        log=(log if log is not None else []).append,
+    )
 
 
-def test_every_refusal_is_said_plainly_and_can_be_tried_again(keys: Keys,
-                                                             tmp_path: Path) -> None:
+def test_every_refusal_is_said_plainly_and_can_be_tried_again(keys: Keys, tmp_path: Path) -> None:
     first: list[Challenge] = []
 
     def remember(challenge: Challenge) -> str:
         first.append(challenge)
         return ""  # Enter before anything was pasted
 
-    owner = Owner([
-        remember,
-        lambda _c: "hello",
-        lambda c: keys.sign(c.text, keys.stranger),
-        lambda _c: keys.sign(first[0].text, keys.owner, clearsign=True),  # an old challenge
-        lambda _c: keys.sign(first[0].text, keys.owner),  # the same, detached
-        lambda c: keys.sign(c.text, keys.owner, clearsign=True),
-    ], [Choice.AGAIN, Choice.AGAIN, Choice.NEW, Choice.AGAIN, Choice.AGAIN])
+    owner = Owner(
+        [
+            remember,
+            lambda _c: "hello",
+            lambda c: keys.sign(c.text, keys.stranger),
+            lambda _c: keys.sign(first[0].text, keys.owner, clearsign=True),  # an old challenge
+            lambda _c: keys.sign(first[0].text, keys.owner),  # the same, detached
+            lambda c: keys.sign(c.text, keys.owner, clearsign=True),
+        ],
+        [Choice.AGAIN, Choice.AGAIN, Choice.NEW, Choice.AGAIN, Choice.AGAIN],
+    )
     log: list[str] = []
     result = run(keys, owner, tmp_path, log)
     assert result.ok, result.reason
@@ -351,13 +402,24 @@ def test_every_refusal_is_said_plainly_and_can_be_tried_again(keys: Keys,
         PLAIN_REASONS[Failure.BAD_SIGNATURE],
     ]
     assert [(left, new) for _, left, new in owner.refusals] == [
-        (2, True), (1, True), (0, True), (2, True), (1, True)]
+        (2, True),
+        (1, True),
+        (0, True),
+        (2, True),
+        (1, True),
+    ]
     # Three tries over the first challenge, then a new one for the rest.
     challenges = [c for c, _ in owner.shown]
     assert challenges[0] == challenges[1] == challenges[2] != challenges[3]
     assert challenges[3] == challenges[4] == challenges[5]
     assert [(p.challenge, p.attempt) for _, p in owner.shown] == [
-        (1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+    ]
     # The details (gpg's findings) went to the log, never to the owner.
     for reason, _, _ in owner.refusals:
         assert "gpg" not in reason.lower() and "GNUPG" not in reason
@@ -365,8 +427,11 @@ def test_every_refusal_is_said_plainly_and_can_be_tried_again(keys: Keys,
     assert "accepted" in log[-1]
     logged = "\n".join(log)
     for text in owner.given:  # no line of what was pasted is logged (its markers aside)
-        assert not any(len(line) > 20 and line in logged for line in text.splitlines()
-                       if not line.startswith("-----"))
+        assert not any(
+            len(line) > 20 and line in logged
+            for line in text.splitlines()
+            if not line.startswith("-----")
+        )
 
 
 def test_the_retry_limit_ends_in_the_leave_path(keys: Keys, tmp_path: Path) -> None:
@@ -450,8 +515,10 @@ def shown_line(screen: str, index: int = -1) -> str:
 def test_the_console_conversation(keys: Keys, tmp_path: Path) -> None:
     typist = Typist(
         "\n",  # Enter: nothing was pasted
-        "t\n", "1234\n\n",  # a PIN typed by mistake, then Enter
-        "t\n", lambda screen: keys.sign(shown_line(screen), keys.stranger),
+        "t\n",
+        "1234\n\n",  # a PIN typed by mistake, then Enter
+        "t\n",
+        lambda screen: keys.sign(shown_line(screen), keys.stranger),
         "\n",  # Enter: leave
     )
     prompter = ConsolePrompter(typist.read_line, typist.write, width=60)

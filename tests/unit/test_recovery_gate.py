@@ -20,10 +20,14 @@ from runtime.tpm.errors import PlatformNotLocked
 class Recorder:
     """Fakes for the gate's four guards, recording the order they run in."""
 
-    def __init__(self, *, extend_error: Exception | None = None,
-                 lock_error: Exception | None = None,
-                 wipe_error: Exception | None = None,
-                 auth: AuthResult | Exception | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        extend_error: Exception | None = None,
+        lock_error: Exception | None = None,
+        wipe_error: Exception | None = None,
+        auth: AuthResult | Exception | None = None,
+    ) -> None:
         self.calls: list[str] = []
         self._extend_error = extend_error
         self._lock_error = lock_error
@@ -53,14 +57,23 @@ class Recorder:
             raise self._auth
         return self._auth
 
-    def gate(self, *, restricted: bool = False,
-             owner_key: str | None = "/etc/runtime/owner.asc",
-             key_required: bool = False) -> GateResult:
-        return open_recovery("the runtime stopped", restricted=restricted,
-                             extend_pcr4=self.extend, lock_platform=self.lock,
-                             wipe_secrets=self.wipe,
-                             owner_key=owner_key, authenticate=self.authenticate,
-                             key_required=key_required)
+    def gate(
+        self,
+        *,
+        restricted: bool = False,
+        owner_key: str | None = "/etc/runtime/owner.asc",
+        key_required: bool = False,
+    ) -> GateResult:
+        return open_recovery(
+            "the runtime stopped",
+            restricted=restricted,
+            extend_pcr4=self.extend,
+            lock_platform=self.lock,
+            wipe_secrets=self.wipe,
+            owner_key=owner_key,
+            authenticate=self.authenticate,
+            key_required=key_required,
+        )
 
 
 def text(result: GateResult) -> str:
@@ -115,8 +128,9 @@ def test_a_lock_that_crashes_says_what_happened() -> None:
 
 
 def test_failed_authentication_comes_after_extend_and_wipe() -> None:
-    refused = AuthResult(False, "3 answers were refused; the last: not a signature: ...",
-                         Failure.NOT_SIGNATURE)
+    refused = AuthResult(
+        False, "3 answers were refused; the last: not a signature: ...", Failure.NOT_SIGNATURE
+    )
     fakes = Recorder(auth=refused)
     result = fakes.gate()
     assert not result.allowed
@@ -141,8 +155,11 @@ def test_the_owner_passes_in_order_and_is_told_how_to_leave() -> None:
     assert result.allowed
     assert fakes.calls == ["extend", "lock", "wipe", "auth"]
     assert result.lines[1:] == (
-        PCR_NOTE, "4 secret file(s) were wiped from RAM.",
-        "Owner authenticated: signed by the owner's key X.", EXIT_HINT)
+        PCR_NOTE,
+        "4 secret file(s) were wiped from RAM.",
+        "Owner authenticated: signed by the owner's key X.",
+        EXIT_HINT,
+    )
 
 
 def test_without_an_owner_key_no_authentication_is_asked() -> None:
@@ -178,8 +195,11 @@ def test_main_reads_config_have_gpg_key_backup(
     monkeypatch.setattr("runtime.config.load_settings", lambda *_: loaded)
     monkeypatch.setattr(entry, "extend_pcr4", lambda _tcti=None: pytest.fail("extended"))
     monkeypatch.setattr(bootlog, "LOG_PATH", str(tmp_path / "runtime.log"))
-    paths = entry.Paths(secret_dir=str(tmp_path), owner_key=str(tmp_path / "none.asc"),
-                        restricted_flag=str(tmp_path / "absent"))
+    paths = entry.Paths(
+        secret_dir=str(tmp_path),
+        owner_key=str(tmp_path / "none.asc"),
+        restricted_flag=str(tmp_path / "absent"),
+    )
     assert entry.main(["--reason", "asked"], paths) == 1
     assert "holds no owner key" in " ".join(capsys.readouterr().out.split())
 
@@ -202,8 +222,9 @@ def test_restricted_mode_follows_config_restricted_boot(tmp_path: Path) -> None:
     user = tmp_path / "config.user"
     user.write_text('export CONFIG_RESTRICTED_BOOT="y"\n')
     loaded = load_settings([Layer("your settings", str(user))])
-    assert entry.restricted_mode(str(tmp_path / "none"), {},
-                                 lambda: loaded.settings.restricted_boot)
+    assert entry.restricted_mode(
+        str(tmp_path / "none"), {}, lambda: loaded.settings.restricted_boot
+    )
     assert not entry.restricted_mode(str(tmp_path / "none"), {}, lambda: False)
 
 
@@ -215,8 +236,12 @@ def test_main_in_restricted_mode_refuses_with_status_1(
     secret = tmp_path / "secret"
     secret.mkdir()
     (secret / "pin").write_bytes(b"1234")
-    paths = entry.Paths(secret_dir=str(secret), owner_key=str(tmp_path / "none.asc"),
-                        restricted_flag=str(flag), tcti="swtpm:path=/nonexistent")
+    paths = entry.Paths(
+        secret_dir=str(secret),
+        owner_key=str(tmp_path / "none.asc"),
+        restricted_flag=str(flag),
+        tcti="swtpm:path=/nonexistent",
+    )
     assert entry.main(["--reason", "asked from the menu"], paths) == 1
     out = capsys.readouterr().out
     assert "Recovery shell requested: asked from the menu" in out
@@ -225,7 +250,7 @@ def test_main_in_restricted_mode_refuses_with_status_1(
 
 
 def test_main_with_a_bad_option_exits_without_a_traceback(
-    capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit) as stopped:
         entry.main(["--unknown"], entry.Paths())
@@ -249,8 +274,9 @@ def test_main_asks_the_owner_and_a_way_out_ends_in_no_shell(
     (secret / "pin").write_bytes(b"1234")
     # Enter on the empty paste prompt, then Enter again to leave.
     monkeypatch.setattr("sys.stdin", io.StringIO("\n\n"))
-    paths = entry.Paths(secret_dir=str(secret), owner_key=str(owner_key),
-                        restricted_flag=str(tmp_path / "absent"))
+    paths = entry.Paths(
+        secret_dir=str(secret), owner_key=str(owner_key), restricted_flag=str(tmp_path / "absent")
+    )
     assert entry.main(["--reason", "chosen in the menu"], paths) == 1
     captured = capsys.readouterr()
     out = captured.out
@@ -272,8 +298,11 @@ def test_the_gate_lines_fit_80_columns(
     monkeypatch.setenv("COLUMNS", "200")  # wider consoles get the 80-column layout
     flag = tmp_path / "restricted"
     flag.touch()
-    paths = entry.Paths(secret_dir=str(tmp_path / "secret"), owner_key=str(tmp_path / "x"),
-                        restricted_flag=str(flag))
+    paths = entry.Paths(
+        secret_dir=str(tmp_path / "secret"),
+        owner_key=str(tmp_path / "x"),
+        restricted_flag=str(flag),
+    )
     assert entry.main(["--reason", "r pressed at power-on"], paths) == 1
     out = capsys.readouterr().out
     assert all(len(line) < 80 for line in out.splitlines())

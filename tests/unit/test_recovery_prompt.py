@@ -71,26 +71,32 @@ def test_on_80x25_the_whole_challenge_fits_one_screen() -> None:
 def test_the_qr_code_holds_exactly_the_line_to_sign(width: int) -> None:
     lines = challenge_lines(CHALLENGE, FIRST, width=width, unicode=True)
     matrix = qr_matrix(CHALLENGE.text)
-    rows = [line[:len(matrix[0])] for line in lines[:(len(matrix) + 1) // 2]]
+    rows = [line[: len(matrix[0])] for line in lines[: (len(matrix) + 1) // 2]]
     got = decoded(rows, unicode=True)
-    assert got[:len(matrix)] == matrix
-    assert not any(any(row) for row in got[len(matrix):])  # an odd row is padded light
+    assert got[: len(matrix)] == matrix
+    assert not any(any(row) for row in got[len(matrix) :])  # an odd row is padded light
     assert "the QR code holds it too" in " ".join(lines)
 
 
 def test_the_code_is_beside_the_qr_code_in_groups_for_reading_out() -> None:
     lines = challenge_lines(CHALLENGE, FIRST, width=60, unicode=True)
-    rows = lines[:(len(qr_matrix(CHALLENGE.text)) + 1) // 2]
-    beside = [row[len(rows[0]):].strip() for row in rows if len(row) > len(rows[0])]
-    assert beside == ["The line's code,", "to read out:", "1  01234567", "2  89abcdef",
-                      "3  fedcba98", "4  76543210"]
+    rows = lines[: (len(qr_matrix(CHALLENGE.text)) + 1) // 2]
+    beside = [row[len(rows[0]) :].strip() for row in rows if len(row) > len(rows[0])]
+    assert beside == [
+        "The line's code,",
+        "to read out:",
+        "1  01234567",
+        "2  89abcdef",
+        "3  fedcba98",
+        "4  76543210",
+    ]
     assert CHALLENGE.code == "01234567 89abcdef fedcba98 76543210"
 
 
 def test_without_utf8_the_qr_code_is_drawn_in_ascii_when_it_fits() -> None:
     wide = challenge_lines(CHALLENGE, FIRST, width=80, unicode=False)
     matrix = qr_matrix(CHALLENGE.text)
-    assert decoded(wide[:len(matrix)], unicode=False) == matrix
+    assert decoded(wide[: len(matrix)], unicode=False) == matrix
     narrow = challenge_lines(CHALLENGE, FIRST, width=60, unicode=False)
     assert not any("#" in line for line in narrow)
     assert "too narrow for its QR code" in " ".join(" ".join(narrow).split())
@@ -109,9 +115,11 @@ def test_the_qr_code_is_painted_dark_on_light() -> None:
 
 @pytest.mark.parametrize("width", [60, 80])
 def test_refusal_lines_fit_and_offer_what_is_left(width: int) -> None:
-    long = ("the signature does not fit this challenge's line: another text was signed "
-            "(an older challenge, or the line typed differently?), or the block changed "
-            "while it was copied.")
+    long = (
+        "the signature does not fit this challenge's line: another text was signed "
+        "(an older challenge, or the line typed differently?), or the block changed "
+        "while it was copied."
+    )
     lines = refusal_lines(long, 2, True, width=width)
     assert all(len(line) < width for line in lines)
     said = " ".join(" ".join(lines).split())
@@ -125,8 +133,10 @@ def test_refusal_lines_fit_and_offer_what_is_left(width: int) -> None:
 
 
 def test_armor_markers_are_never_broken_across_lines() -> None:
-    text = ("that is not a signature block. Paste everything from its '-----BEGIN PGP' "
-            "line to its '-----END PGP SIGNATURE-----' line.")
+    text = (
+        "that is not a signature block. Paste everything from its '-----BEGIN PGP' "
+        "line to its '-----END PGP SIGNATURE-----' line."
+    )
     for width in range(40, 81):
         joined = "\n".join(refusal_lines(text, 1, True, width=width))
         assert "-----BEGIN PGP" in joined and "-----END PGP SIGNATURE-----" in joined
@@ -164,18 +174,20 @@ def test_a_paste_far_too_long_is_cut_for_the_check_to_refuse() -> None:
     assert text is not None and len(text) > MAX_RESPONSE_CHARS
 
 
-@pytest.mark.parametrize(("line", "tries_left", "new_allowed", "choice"), [
-    ("\n", 2, True, Choice.LEAVE),
-    ("q\n", 2, True, Choice.LEAVE),
-    ("t\n", 2, True, Choice.AGAIN),
-    (" T \n", 1, False, Choice.AGAIN),
-    ("t\n", 0, True, None),
-    ("n\n", 0, True, Choice.NEW),
-    ("n\n", 2, False, None),
-    ("yes\n", 2, True, None),
-])
-def test_parse_choice(line: str, tries_left: int, new_allowed: bool,
-                      choice: Choice | None) -> None:
+@pytest.mark.parametrize(
+    ("line", "tries_left", "new_allowed", "choice"),
+    [
+        ("\n", 2, True, Choice.LEAVE),
+        ("q\n", 2, True, Choice.LEAVE),
+        ("t\n", 2, True, Choice.AGAIN),
+        (" T \n", 1, False, Choice.AGAIN),
+        ("t\n", 0, True, None),
+        ("n\n", 0, True, Choice.NEW),
+        ("n\n", 2, False, None),
+        ("yes\n", 2, True, None),
+    ],
+)
+def test_parse_choice(line: str, tries_left: int, new_allowed: bool, choice: Choice | None) -> None:
     assert parse_choice(line, tries_left, new_allowed) is choice
 
 

@@ -28,8 +28,13 @@ MODULE = b"ext4.ko contents"
 PCRS = [0, 4, 5, 7, 8]
 
 
-def _event(index: int, pcr: int, event_type: int, data: bytes,
-           banks: tuple[Bank, ...] = (Bank.SHA1, Bank.SHA256)) -> LogEvent:
+def _event(
+    index: int,
+    pcr: int,
+    event_type: int,
+    data: bytes,
+    banks: tuple[Bank, ...] = (Bank.SHA1, Bank.SHA256),
+) -> LogEvent:
     return LogEvent(index, 0, pcr, event_type, {b: b.hash(data) for b in banks}, data)
 
 
@@ -139,8 +144,9 @@ def test_no_log() -> None:
 
 def test_unreadable_log() -> None:
     log = small_log()
-    bad = ParsedLog(log.spec_id, log.algorithms,
-                    (*log.events, _event(3, 30, EV_SEPARATOR, bytes(4))))
+    bad = ParsedLog(
+        log.spec_id, log.algorithms, (*log.events, _event(3, 30, EV_SEPARATOR, bytes(4)))
+    )
     report = replay_report(bad, "", own_log(), expected(Bank.SHA256), PCRS)
     assert report.summary.startswith("The firmware event log is unreadable")
     assert "PCR index 30" in report.summary

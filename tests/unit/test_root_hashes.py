@@ -40,8 +40,10 @@ def digest(data: bytes) -> str:
 def test_the_listed_directories_regular_files(tmp_path: Path) -> None:
     root = tree(tmp_path)
     found = hash_root(str(root), DIRS)
-    assert found.digests == {"usr/bin/ls": digest(b"ls binary"),
-                             "usr/lib/x/libc.so": digest(b"libc")}
+    assert found.digests == {
+        "usr/bin/ls": digest(b"ls binary"),
+        "usr/lib/x/libc.so": digest(b"libc"),
+    }
     assert found.unlistable == []
 
 
@@ -78,13 +80,15 @@ def test_the_list_round_trips_and_a_change_is_named(tmp_path: Path) -> None:
     (root / "usr" / "bin" / "new").write_bytes(b"dropped in")
     check = compare(signed, hash_root(str(root), DIRS))
     assert (check.changed, check.missing, check.added) == (
-        ("usr/bin/ls",), ("usr/lib/x/libc.so",), ("usr/bin/new",))
+        ("usr/bin/ls",),
+        ("usr/lib/x/libc.so",),
+        ("usr/bin/new",),
+    )
 
 
 def test_heads_own_list_is_read(tmp_path: Path) -> None:
     """Lines as Heads' sha256sum writes them (find's order, binary marker)."""
-    data = (f"{digest(b'libc')}  usr/lib/x/libc.so\n"
-            f"{digest(b'ls binary')} *usr/bin/ls\n").encode()
+    data = (f"{digest(b'libc')}  usr/lib/x/libc.so\n{digest(b'ls binary')} *usr/bin/ls\n").encode()
     assert compare(parse_root_hashes(data), hash_root(str(tree(tmp_path)), DIRS)).ok
 
 
@@ -109,7 +113,8 @@ def test_a_trailing_slash_or_a_symlinked_component_lists_nothing(tmp_path: Path)
 
 
 def test_a_directory_linked_twice_is_refused(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No OS makes one; a crafted file system could make the walk endless."""
     root = tree(tmp_path)
     real = os.fstat

@@ -55,10 +55,14 @@ def _started(**fields: object) -> StartFacts:
 
 
 CHANGED = refused_check("kexec_hashes.txt: grub.cfg changed")
-UNSIGNED = BootCheck(False, ("No signature on /boot yet.",),
-                     frozenset({"signature missing"}), unsigned=True)
-STRANGER = BootCheck(False, ("Signed by a key that is not the owner's.",),
-                     frozenset({"signed by a key that is not the owner's"}))
+UNSIGNED = BootCheck(
+    False, ("No signature on /boot yet.",), frozenset({"signature missing"}), unsigned=True
+)
+STRANGER = BootCheck(
+    False,
+    ("Signed by a key that is not the owner's.",),
+    frozenset({"signed by a key that is not the owner's"}),
+)
 
 #: The machines walked: each a fresh fake platform per run.
 VARIANTS: dict[str, Callable[[], FakePlatform]] = {
@@ -66,80 +70,110 @@ VARIANTS: dict[str, Callable[[], FakePlatform]] = {
     "changed": lambda: FakePlatform(checks=[CHANGED]),
     "unsigned": lambda: FakePlatform(checks=[UNSIGNED]),
     "stranger": lambda: FakePlatform(checks=[STRANGER]),
-    "restricted": lambda: FakePlatform(start_facts=_started(restricted=True),
-                                       checks=[CHANGED]),
+    "restricted": lambda: FakePlatform(start_facts=_started(restricted=True), checks=[CHANGED]),
     "fatal": lambda: FakePlatform(start_facts=_started(fatal="The board file is missing.")),
     "no-tpm": lambda: FakePlatform(start_facts=_started(tpm_problem="No TPM was found.")),
     "no-disk": lambda: FakePlatform(boot_facts=[BootFacts(problem="No disk was found.")]),
-    "no-partition": lambda: FakePlatform(boot_facts=[BootFacts(
-        problem="No partition holds a boot configuration.", disk_seen=True)]),
-    "rolled-back": lambda: FakePlatform(checks=[BootCheck(
-        False, ("An older signed /boot was put back.",),
-        frozenset({"an older signed /boot (rollback)"}))]),
+    "no-partition": lambda: FakePlatform(
+        boot_facts=[BootFacts(problem="No partition holds a boot configuration.", disk_seen=True)]
+    ),
+    "rolled-back": lambda: FakePlatform(
+        checks=[
+            BootCheck(
+                False,
+                ("An older signed /boot was put back.",),
+                frozenset({"an older signed /boot (rollback)"}),
+            )
+        ]
+    ),
     "inconsistent": lambda: FakePlatform(preflight=["The rollback counter is missing."]),
     "no-key": lambda: FakePlatform(keyring_facts=KeyringFacts(problem="No owner key file.")),
     "totp-missing": lambda: FakePlatform(totp_results=[failed_totp()], owned=False),
-    "totp-changed": lambda: FakePlatform(totp_results=[failed_totp(
-        TotpFailure.PCRS_CHANGED, "The TPM refused the secret.")]),
-    "totp-recovery": lambda: FakePlatform(totp_results=[failed_totp(
-        TotpFailure.RECOVERY_USED, "A recovery shell was opened.")]),
-    "totp-error": lambda: FakePlatform(totp_results=[failed_totp(
-        TotpFailure.TPM_ERROR, "The TPM did not answer.")]),
-    "locked-out": lambda: FakePlatform(totp_results=[failed_totp(
-        TotpFailure.TPM_ERROR, "The TPM is refusing passphrases for now.")],
-        lockout=LockoutFacts(locked_out=True, failures=10, recovery_seconds=3600)),
+    "totp-changed": lambda: FakePlatform(
+        totp_results=[failed_totp(TotpFailure.PCRS_CHANGED, "The TPM refused the secret.")]
+    ),
+    "totp-recovery": lambda: FakePlatform(
+        totp_results=[failed_totp(TotpFailure.RECOVERY_USED, "A recovery shell was opened.")]
+    ),
+    "totp-error": lambda: FakePlatform(
+        totp_results=[failed_totp(TotpFailure.TPM_ERROR, "The TPM did not answer.")]
+    ),
+    "locked-out": lambda: FakePlatform(
+        totp_results=[
+            failed_totp(TotpFailure.TPM_ERROR, "The TPM is refusing passphrases for now.")
+        ],
+        lockout=LockoutFacts(locked_out=True, failures=10, recovery_seconds=3600),
+    ),
     "hotp-locked-out": lambda: FakePlatform(
         start_facts=_started(hotp_configured=True),
         hotp_results=[HotpFacts(HotpOutcome.ERROR, "The HOTP counter cannot be read.")],
-        lockout=LockoutFacts(locked_out=True, failures=10, recovery_seconds=3600)),
+        lockout=LockoutFacts(locked_out=True, failures=10, recovery_seconds=3600),
+    ),
     "hotp-invalid": lambda: FakePlatform(
         start_facts=_started(hotp_configured=True),
-        hotp_results=[HotpFacts(HotpOutcome.INVALID, "The token refused the code.")]),
+        hotp_results=[HotpFacts(HotpOutcome.INVALID, "The token refused the code.")],
+    ),
     "hotp-absent": lambda: FakePlatform(
         start_facts=_started(hotp_configured=True),
-        hotp_results=[HotpFacts(HotpOutcome.ABSENT, "No token is plugged in.")]),
-    "reset-current": lambda: FakePlatform(totp_results=[failed_totp()], owned=False,
-                                          reset_needs_current=True),
+        hotp_results=[HotpFacts(HotpOutcome.ABSENT, "No token is plugged in.")],
+    ),
+    "reset-current": lambda: FakePlatform(
+        totp_results=[failed_totp()], owned=False, reset_needs_current=True
+    ),
     "token-refused": lambda: FakePlatform(
-        start_facts=_started(hotp_configured=True), totp_results=[failed_totp()],
-        enrol_results=[EnrolFacts(None, "The token refused the admin PIN.",
-                                  token_refused=True, wrong_pin=True)]),
-    "autoboot": lambda: FakePlatform(start_facts=_started(auto_boot_timeout=5,
-                                                          hotp_configured=True),
-                                     checks=[GOOD_CHECK]),
+        start_facts=_started(hotp_configured=True),
+        totp_results=[failed_totp()],
+        enrol_results=[
+            EnrolFacts(None, "The token refused the admin PIN.", token_refused=True, wrong_pin=True)
+        ],
+    ),
+    "autoboot": lambda: FakePlatform(
+        start_facts=_started(auto_boot_timeout=5, hotp_configured=True), checks=[GOOD_CHECK]
+    ),
     # the countdown withheld for want of a token, then allowed on TOTP alone
-    "autoboot-no-token": lambda: FakePlatform(start_facts=_started(auto_boot_timeout=5),
-                                              checks=[GOOD_CHECK]),
+    "autoboot-no-token": lambda: FakePlatform(
+        start_facts=_started(auto_boot_timeout=5), checks=[GOOD_CHECK]
+    ),
     "autoboot-totp-only": lambda: FakePlatform(
-        start_facts=_started(auto_boot_timeout=5, auto_boot_totp_only=True),
-        checks=[GOOD_CHECK]),
+        start_facts=_started(auto_boot_timeout=5, auto_boot_totp_only=True), checks=[GOOD_CHECK]
+    ),
     "rollback-off": lambda: FakePlatform(
-        start_facts=_started(auto_boot_timeout=5, hotp_configured=True,
-                             rollback_check_off=True),
-        checks=[GOOD_CHECK]),
-    "no-default": lambda: FakePlatform(checks=[GOOD_CHECK],
-                                       default_facts=DefaultFacts(none_saved=True)),
-    "no-entries": lambda: FakePlatform(checks=[GOOD_CHECK], options_facts=OptionsFacts(
-        problem="No boot configuration was found on /boot.")),
+        start_facts=_started(auto_boot_timeout=5, hotp_configured=True, rollback_check_off=True),
+        checks=[GOOD_CHECK],
+    ),
+    "no-default": lambda: FakePlatform(
+        checks=[GOOD_CHECK], default_facts=DefaultFacts(none_saved=True)
+    ),
+    "no-entries": lambda: FakePlatform(
+        checks=[GOOD_CHECK],
+        options_facts=OptionsFacts(problem="No boot configuration was found on /boot."),
+    ),
     "failures": lambda: FakePlatform(
         checks=[CHANGED],
-        measure_facts=MeasureFacts(problems=("One module did not load.",),
-                                   measurements_match=False),
-        reset_results=[ResetFacts(needs_lockout_passphrase=True),
-                       ResetFacts(problem="The passphrase was wrong.")],
-        enrol_results=[EnrolFacts(None, "The owner passphrase was wrong.",
-                                  wrong_passphrase=True)],
+        measure_facts=MeasureFacts(
+            problems=("One module did not load.",), measurements_match=False
+        ),
+        reset_results=[
+            ResetFacts(needs_lockout_passphrase=True),
+            ResetFacts(problem="The passphrase was wrong."),
+        ],
+        enrol_results=[EnrolFacts(None, "The owner passphrase was wrong.", wrong_passphrase=True)],
         sign_results=[SignFacts(problem="The card refused the PIN.")],
-        detail_lines=("sign: gpg exited with status 2: card error",)),
-    "details": lambda: FakePlatform(preflight=["The rollback counter is missing."],
-                                    detail_lines=("preflight: NV read failed",)),
-    "basic": lambda: FakePlatform(start_facts=_started(basic=True, auto_boot_timeout=5),
-                                  checks=[CHANGED]),
+        detail_lines=("sign: gpg exited with status 2: card error",),
+    ),
+    "details": lambda: FakePlatform(
+        preflight=["The rollback counter is missing."], detail_lines=("preflight: NV read failed",)
+    ),
+    "basic": lambda: FakePlatform(
+        start_facts=_started(basic=True, auto_boot_timeout=5), checks=[CHANGED]
+    ),
     "root-hashes": lambda: FakePlatform(
         start_facts=_started(root_hashing=True, root_check_at_boot=True),
         checks=[GOOD_CHECK],
-        root_check_results=[RootFacts(checked=9, changed=("usr/bin/ls",),
-                                      missing=("usr/lib/libc.so.6",))]),
+        root_check_results=[
+            RootFacts(checked=9, changed=("usr/bin/ls",), missing=("usr/lib/libc.so.6",))
+        ],
+    ),
 }
 
 
@@ -227,11 +261,15 @@ def walk() -> list[Seen]:
         with contextlib.suppress(_Stop):
             driver.run(Context(ui, VARIANTS[name]()), on_state=ui.entered)
         for index, (screen, answer) in enumerate(ui.screens):
-            key = (type(screen).__name__, screen.title,
-                   (_signature(screen), screen.body, screen.tone) if isinstance(screen, Menu)
-                   else repr(screen)[:2000])
+            key = (
+                type(screen).__name__,
+                screen.title,
+                (_signature(screen), screen.body, screen.tone)
+                if isinstance(screen, Menu)
+                else repr(screen)[:2000],
+            )
             entry = seen.setdefault(key, Seen(screen, name, path, ui.states[index]))
-            following = [s for s, _ in ui.screens[index + 1:] if not isinstance(s, Progress)]
+            following = [s for s, _ in ui.screens[index + 1 :] if not isinstance(s, Progress)]
             if answer is not None and following:
                 entry.after.append((answer, following[0]))
             if isinstance(screen, Menu) and answer is None and len(path) < MAX_DEPTH:
@@ -251,8 +289,7 @@ FIXED_PASSPHRASE = b"bcdef ghjkn prstu vxbcd efghj"
 @pytest.fixture(scope="module")
 def screens() -> list[Seen]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("runtime.secrets.passphrase.generate",
-                      lambda: bytearray(FIXED_PASSPHRASE))
+        patch.setattr("runtime.secrets.passphrase.generate", lambda: bytearray(FIXED_PASSPHRASE))
         return walk()
 
 
@@ -285,22 +322,50 @@ def _readable(description: Description) -> str:
 
 def test_the_walk_reaches_every_state_that_shows_a_screen(screens: list[Seen]) -> None:
     titles = {s.description.title for s in screens}
-    for title in ("boot menu", "Options", "Boot options", "TPM/TOTP/HOTP options",
-                  "GPG options", "Integrity report", "Reset the TPM?", "Power off now?",
-                  "Reboot now?", "Open the recovery shell?", "Seal a new TOTP/HOTP secret?",
-                  "Update checksums and sign /boot", "Boot refused", "OS boot menu",
-                  "Automatic boot", "no TPM", "cannot start", "no /boot partition",
-                  "TPM state inconsistent", "no owner key", "TOTP code cannot be shown",
-                  "HOTP", "No default boot entry", "Boot without verifying /boot?",
-                  "/boot is not signed yet", "signed by another key", "no /boot partition",
-                  "older signed /boot was put back", "The boot did not start",
-                  "The HOTP token was not programmed", "Details",
-                  "Current TPM passphrase", "TPM is locked out, no TOTP code",
-                  "TPM is locked out, HOTP not verified", "TPM lockout passphrase",
-                  "The TPM lockout is cleared", "The TPM is not locked out",
-                  "New TPM owner passphrase", "Write down the new TPM owner passphrase",
-                  "Type the new passphrase back", "That is not the passphrase shown",
-                  "Your own TPM owner passphrase"):
+    for title in (
+        "boot menu",
+        "Options",
+        "Boot options",
+        "TPM/TOTP/HOTP options",
+        "GPG options",
+        "Integrity report",
+        "Reset the TPM?",
+        "Power off now?",
+        "Reboot now?",
+        "Open the recovery shell?",
+        "Seal a new TOTP/HOTP secret?",
+        "Update checksums and sign /boot",
+        "Boot refused",
+        "OS boot menu",
+        "Automatic boot",
+        "no TPM",
+        "cannot start",
+        "no /boot partition",
+        "TPM state inconsistent",
+        "no owner key",
+        "TOTP code cannot be shown",
+        "HOTP",
+        "No default boot entry",
+        "Boot without verifying /boot?",
+        "/boot is not signed yet",
+        "signed by another key",
+        "no /boot partition",
+        "older signed /boot was put back",
+        "The boot did not start",
+        "The HOTP token was not programmed",
+        "Details",
+        "Current TPM passphrase",
+        "TPM is locked out, no TOTP code",
+        "TPM is locked out, HOTP not verified",
+        "TPM lockout passphrase",
+        "The TPM lockout is cleared",
+        "The TPM is not locked out",
+        "New TPM owner passphrase",
+        "Write down the new TPM owner passphrase",
+        "Type the new passphrase back",
+        "That is not the passphrase shown",
+        "Your own TPM owner passphrase",
+    ):
         assert any(title in t for t in titles), f"no screen titled {title!r} was reached"
     assert len(screens) > 60
 
@@ -315,17 +380,19 @@ def test_no_option_is_clipped(screens: list[Seen], size: tuple[int, int]) -> Non
         for choice in menu.choices:
             assert _words(f"{choice.key}  {choice.label}") in shown, (
                 f"{menu.title!r} at {columns}x{rows} hides {choice.label!r}:\n"
-                + _rendered(menu, columns, rows))
+                + _rendered(menu, columns, rows)
+            )
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_every_screen_renders_with_its_title_and_footer(screens: list[Seen],
-                                                        size: tuple[int, int]) -> None:
+def test_every_screen_renders_with_its_title_and_footer(
+    screens: list[Seen], size: tuple[int, int]
+) -> None:
     columns, rows = size
     for seen in screens:
         text = _rendered(seen.description, columns, rows)
         assert len(text.split("\n")) == rows
-        assert _words(seen.description.title)[:columns // 2] in _words(text)
+        assert _words(seen.description.title)[: columns // 2] in _words(text)
 
 
 def _problem(menu: Menu) -> bool:
@@ -346,14 +413,16 @@ def test_the_key_scheme_holds_on_every_menu(screens: list[Seen]) -> None:
             if choice.key in heads:
                 assert choice.event == heads[choice.key], (
                     f"{choice.key!r} means {choice.event!r} on {where}, not Heads' "
-                    f"{heads[choice.key]!r}")
+                    f"{heads[choice.key]!r}"
+                )
                 heads_seen.add((seen.state, choice.key, choice.event))
                 continue
             if choice.key == BACK:
                 assert choice.event == menu.back_event, f"{BACK!r} is not Back on {where}"
             if choice.key in RESERVED:
                 assert choice.event == RESERVED[choice.key], (
-                    f"{choice.key!r} means {choice.event!r} on {where}")
+                    f"{choice.key!r} means {choice.event!r} on {where}"
+                )
             for key, event in RESERVED.items():
                 if choice.event == event and key not in heads:  # else Heads took its letter
                     assert choice.key == key, f"{event!r} has the key {choice.key!r} on {where}"
@@ -363,8 +432,11 @@ def test_the_key_scheme_holds_on_every_menu(screens: list[Seen]) -> None:
             # only the main menu and the forks of the start have nowhere to go back to
             assert _problem(menu) or menu.title.endswith("boot menu"), f"no Back on {where}"
     # every letter of every Heads screen was met on the walk
-    assert heads_seen == {(state, key, event) for state, letters in HEADS_KEYS.items()
-                          for key, event in letters.items()}
+    assert heads_seen == {
+        (state, key, event)
+        for state, letters in HEADS_KEYS.items()
+        for key, event in letters.items()
+    }
 
 
 def test_destructive_actions_ask_first_with_no_selected(screens: list[Seen]) -> None:
@@ -379,7 +451,8 @@ def test_destructive_actions_ask_first_with_no_selected(screens: list[Seen]) -> 
             if isinstance(shown, Menu):
                 assert shown.choices[0].event == shown.back_event == "no", (
                     f"{key!r} on {menu.title!r} led to {shown.title!r} "
-                    "without a question whose first answer is No")
+                    "without a question whose first answer is No"
+                )
                 checked.add(key)
             else:
                 assert isinstance(shown, Page), (key, menu.title, shown.title)
@@ -426,17 +499,22 @@ def test_advice_names_only_what_the_screen_offers(screens: list[Seen]) -> None:
     for seen in _menus(screens):
         menu = seen.description
         assert isinstance(menu, Menu)
-        advice = [line.removeprefix("What you can do:") for line in menu.body
-                  if line.startswith("What you can do:")]
+        advice = [
+            line.removeprefix("What you can do:")
+            for line in menu.body
+            if line.startswith("What you can do:")
+        ]
         # a sentence that gives a path through the menus ("Options > ...") is a route
-        sentences = [s for text in advice for s in re.split(r"(?<=[.:;])\s+", text)
-                     if "Options >" not in s]
+        sentences = [
+            s for text in advice for s in re.split(r"(?<=[.:;])\s+", text) if "Options >" not in s
+        ]
         events = {c.event for c in menu.choices}
         for sentence in sentences:
             for pattern, event in _ADVICE.items():
                 if re.search(pattern, sentence, re.IGNORECASE):
                     assert events & _SAME.get(event, {event}), (
-                        f"{menu.title!r} advises {sentence!r} but offers no {event!r}")
+                        f"{menu.title!r} advises {sentence!r} but offers no {event!r}"
+                    )
 
 
 def test_the_scheme_table_for_people_matches_the_code() -> None:
@@ -457,12 +535,15 @@ def test_the_verdict_screens_agree_with_their_colour(screens: list[Seen]) -> Non
     for seen in _menus(screens):
         menu = seen.description
         assert isinstance(menu, Menu)
-        if not ((menu.title.endswith(" boot menu") and "|" in menu.title)
-                or menu.title in ("Integrity report", "Automatic boot")):
+        if not (
+            (menu.title.endswith(" boot menu") and "|" in menu.title)
+            or menu.title in ("Integrity report", "Automatic boot")
+        ):
             continue
         word = menu.body[0].split(":", 1)[0]
-        expected = {"VERIFIED": Tone.GOOD, "TAMPERED?": Tone.ERROR,
-                    "NO TPM": Tone.ERROR}.get(word, Tone.WARNING)
+        expected = {"VERIFIED": Tone.GOOD, "TAMPERED?": Tone.ERROR, "NO TPM": Tone.ERROR}.get(
+            word, Tone.WARNING
+        )
         assert menu.tone is expected, (menu.title, menu.body[0], menu.tone)
         if menu.title == "Automatic boot":
             assert word in ("VERIFIED", "ROLLBACK CHECK OFF"), menu.body

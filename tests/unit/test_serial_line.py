@@ -20,10 +20,12 @@ def _consoles(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def problem(device: str | None, consoles: str, *, owner_key: bool = True,
-            token: str | None = None) -> str:
-    return recovery_serial_problem(device, owner_key=owner_key, token_device=token,
-                                   consoles=consoles)
+def problem(
+    device: str | None, consoles: str, *, owner_key: bool = True, token: str | None = None
+) -> str:
+    return recovery_serial_problem(
+        device, owner_key=owner_key, token_device=token, consoles=consoles
+    )
 
 
 def test_none_asked_is_no_problem(tmp_path: Path) -> None:
@@ -31,11 +33,17 @@ def test_none_asked_is_no_problem(tmp_path: Path) -> None:
     assert problem("", _consoles(tmp_path, "ttyS0"), owner_key=False) == ""
 
 
-@pytest.mark.parametrize(("device", "words"), [
-    ("/dev/sda", "not a serial line"), ("/dev/tty1", "not a serial line"),
-    ("/dev/ttyS0/../sda", "not a serial line"), ("/dev/tty S0", "not a serial line"),
-    ("/dev/ttyS0;reboot", "not a serial line"), ("/dev/ttyS99", "no such line"),
-])
+@pytest.mark.parametrize(
+    ("device", "words"),
+    [
+        ("/dev/sda", "not a serial line"),
+        ("/dev/tty1", "not a serial line"),
+        ("/dev/ttyS0/../sda", "not a serial line"),
+        ("/dev/tty S0", "not a serial line"),
+        ("/dev/ttyS0;reboot", "not a serial line"),
+        ("/dev/ttyS99", "no such line"),
+    ],
+)
 def test_a_line_that_is_refused_is_said(tmp_path: Path, device: str, words: str) -> None:
     assert words in problem(device, _consoles(tmp_path, "tty0"))
 

@@ -21,8 +21,13 @@ GOOD_TOTP = TotpFacts("123456", step=1)
 
 def attested_session(**start: object) -> Session:
     facts = StartFacts("b", "brand", auto_boot_timeout=5, **start)  # type: ignore[arg-type]
-    return Session(start=facts, measure=MeasureFacts(), boot=BootFacts("/dev/vda1", "/boot"),
-                   totp=GOOD_TOTP, boot_check=BootCheck(True))  # fmt: skip
+    return Session(
+        start=facts,
+        measure=MeasureFacts(),
+        boot=BootFacts("/dev/vda1", "/boot"),
+        totp=GOOD_TOTP,
+        boot_check=BootCheck(True),
+    )
 
 
 def token_checked_session() -> Session:
@@ -143,8 +148,9 @@ def test_a_failed_live_refresh_forgets_the_hotp_success() -> None:
 
     session = token_checked_session()
     session.totp = TotpFacts("123456", step=0)  # a window long gone: the refresh runs
-    platform = FakePlatform(totp_results=[
-        TotpFacts(None, failure=TotpFailure.PCRS_CHANGED, message="refused")])
+    platform = FakePlatform(
+        totp_results=[TotpFacts(None, failure=TotpFailure.PCRS_CHANGED, message="refused")]
+    )
     lines = totp_live(cast(Context, SimpleNamespace(session=session, platform=platform)))()
     assert session.hotp is None and "Success" not in lines[1]
     assert not session.may_autoboot()

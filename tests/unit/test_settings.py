@@ -45,21 +45,25 @@ def errors(problems: list[Problem]) -> list[Problem]:
 
 # --- the line format ---------------------------------------------------------
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ('export CONFIG_TPM="y"', ("CONFIG_TPM", "y")),
-    ("CONFIG_TPM=y", ("CONFIG_TPM", "y")),
-    ("CONFIG_TPM='y'", ("CONFIG_TPM", "y")),
-    ("export\tCONFIG_TPM=y", ("CONFIG_TPM", "y")),
-    ("  CONFIG_TPM=y   # trailing comment", ("CONFIG_TPM", "y")),
-    ('CONFIG_X="a b  c"', ("CONFIG_X", "a b  c")),
-    ('CONFIG_X="say \\"hi\\" \\\\o/"', ("CONFIG_X", 'say "hi" \\o/')),
-    ("CONFIG_X='$HOME `x` \\n'", ("CONFIG_X", "$HOME `x` \\n")),
-    ("CONFIG_X=", ("CONFIG_X", "")),
-    ('CONFIG_X=""', ("CONFIG_X", "")),
-    ("CONFIG_X=/dev/ttyS1", ("CONFIG_X", "/dev/ttyS1")),
-    ("CONFIG_X=serial:/dev/ttyS1", ("CONFIG_X", "serial:/dev/ttyS1")),
-    ('CONFIG_X="a#b"', ("CONFIG_X", "a#b")),
-])
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('export CONFIG_TPM="y"', ("CONFIG_TPM", "y")),
+        ("CONFIG_TPM=y", ("CONFIG_TPM", "y")),
+        ("CONFIG_TPM='y'", ("CONFIG_TPM", "y")),
+        ("export\tCONFIG_TPM=y", ("CONFIG_TPM", "y")),
+        ("  CONFIG_TPM=y   # trailing comment", ("CONFIG_TPM", "y")),
+        ('CONFIG_X="a b  c"', ("CONFIG_X", "a b  c")),
+        ('CONFIG_X="say \\"hi\\" \\\\o/"', ("CONFIG_X", 'say "hi" \\o/')),
+        ("CONFIG_X='$HOME `x` \\n'", ("CONFIG_X", "$HOME `x` \\n")),
+        ("CONFIG_X=", ("CONFIG_X", "")),
+        ('CONFIG_X=""', ("CONFIG_X", "")),
+        ("CONFIG_X=/dev/ttyS1", ("CONFIG_X", "/dev/ttyS1")),
+        ("CONFIG_X=serial:/dev/ttyS1", ("CONFIG_X", "serial:/dev/ttyS1")),
+        ('CONFIG_X="a#b"', ("CONFIG_X", "a#b")),
+    ],
+)
 def test_accepted_lines(line: str, expected: tuple[str, str]) -> None:
     assert parse_line(line) == expected
 
@@ -69,43 +73,46 @@ def test_blank_and_comment_lines(line: str) -> None:
     assert parse_line(line) is None
 
 
-@pytest.mark.parametrize(("line", "words"), [
-    ('CONFIG_X="$(reboot)"', "expansion"),
-    ("CONFIG_X=$(reboot)", "expansion"),
-    ('CONFIG_X="`reboot`"', "command substitution"),
-    ("CONFIG_X=`reboot`", "command substitution"),
-    ('CONFIG_X="$HOME"', "single quotes"),
-    ("CONFIG_X=${HOME}", "expansion"),
-    ("CONFIG_X=y; reboot", "needs quotes"),
-    ('CONFIG_X="y"; reboot', "right after the closing quote"),
-    ('CONFIG_X="y" ; reboot', "after the value"),
-    ("CONFIG_X=y && reboot", "after the value"),
-    ("CONFIG_X=y | tee", "after the value"),
-    ("CONFIG_X=a b", "after the value"),
-    ('CONFIG_X="a"b', "right after the closing quote"),
-    ("CONFIG_X='a'\"b\"", "right after the closing quote"),
-    ('CONFIG_X="unterminated', "closing \" is missing"),
-    ("CONFIG_X='unterminated", "closing ' is missing"),
-    ('CONFIG_X="a\\nb"', "escape \\n is not supported"),
-    ('CONFIG_X="a\\$b"', "escape \\$ is not supported"),
-    ('CONFIG_X="a\\', "escape \\ at the end"),
-    ("CONFIG_X=a*", "needs quotes"),
-    ("CONFIG_X=~/x", "needs quotes"),
-    ("CONFIG_X = y", "spaces around '='"),
-    ("CONFIG_X= y", "spaces around '='"),
-    ("CONFIG_X =y", "spaces around '='"),
-    ("config_tpm=y", "did you mean CONFIG_TPM?"),
-    ("CONFIG_=y", "not a setting name"),
-    ("GIT_HASH=abc", "not a setting name"),
-    ("CONFIG_X-Y=1", "not a setting name"),
-    ("export CONFIG_X", "not a setting"),
-    ("export", "not a setting"),
-    ("declare -x CONFIG_X=y", "not a setting name"),
-    ("rm -rf /", "not a setting"),
-    ("CONFIG_X=y\rreboot", "control or invisible"),
-    ("CONFIG_X=\"a\x1b[2Jb\"", "control or invisible"),
-    ("CONFIG_X=\"a\u200bb\"", "control or invisible"),
-])
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ('CONFIG_X="$(reboot)"', "expansion"),
+        ("CONFIG_X=$(reboot)", "expansion"),
+        ('CONFIG_X="`reboot`"', "command substitution"),
+        ("CONFIG_X=`reboot`", "command substitution"),
+        ('CONFIG_X="$HOME"', "single quotes"),
+        ("CONFIG_X=${HOME}", "expansion"),
+        ("CONFIG_X=y; reboot", "needs quotes"),
+        ('CONFIG_X="y"; reboot', "right after the closing quote"),
+        ('CONFIG_X="y" ; reboot', "after the value"),
+        ("CONFIG_X=y && reboot", "after the value"),
+        ("CONFIG_X=y | tee", "after the value"),
+        ("CONFIG_X=a b", "after the value"),
+        ('CONFIG_X="a"b', "right after the closing quote"),
+        ("CONFIG_X='a'\"b\"", "right after the closing quote"),
+        ('CONFIG_X="unterminated', 'closing " is missing'),
+        ("CONFIG_X='unterminated", "closing ' is missing"),
+        ('CONFIG_X="a\\nb"', "escape \\n is not supported"),
+        ('CONFIG_X="a\\$b"', "escape \\$ is not supported"),
+        ('CONFIG_X="a\\', "escape \\ at the end"),
+        ("CONFIG_X=a*", "needs quotes"),
+        ("CONFIG_X=~/x", "needs quotes"),
+        ("CONFIG_X = y", "spaces around '='"),
+        ("CONFIG_X= y", "spaces around '='"),
+        ("CONFIG_X =y", "spaces around '='"),
+        ("config_tpm=y", "did you mean CONFIG_TPM?"),
+        ("CONFIG_=y", "not a setting name"),
+        ("GIT_HASH=abc", "not a setting name"),
+        ("CONFIG_X-Y=1", "not a setting name"),
+        ("export CONFIG_X", "not a setting"),
+        ("export", "not a setting"),
+        ("declare -x CONFIG_X=y", "not a setting name"),
+        ("rm -rf /", "not a setting"),
+        ("CONFIG_X=y\rreboot", "control or invisible"),
+        ('CONFIG_X="a\x1b[2Jb"', "control or invisible"),
+        ('CONFIG_X="a\u200bb"', "control or invisible"),
+    ],
+)
 def test_refused_lines(line: str, words: str) -> None:
     with pytest.raises(LineError) as err:
         parse_line(line)
@@ -113,7 +120,7 @@ def test_refused_lines(line: str, words: str) -> None:
 
 
 def test_problems_name_file_and_line(tmp_path: Path) -> None:
-    parsed = parse_config(b'# fine\nCONFIG_TPM=y\nCONFIG_X=$(reboot)\n', "/x/config.user")
+    parsed = parse_config(b"# fine\nCONFIG_TPM=y\nCONFIG_X=$(reboot)\n", "/x/config.user")
     assert [a.key for a in parsed.assignments] == ["CONFIG_TPM"]
     [problem] = parsed.problems
     assert (problem.path, problem.line, problem.severity) == ("/x/config.user", 3, "error")
@@ -129,7 +136,7 @@ def test_newline_inside_a_value_cannot_smuggle_a_second_line() -> None:
 
 
 def test_not_utf8_and_crlf(tmp_path: Path) -> None:
-    parsed = parse_config(b"CONFIG_TPM=y\r\nCONFIG_BRAND_NAME=\"\xff\"\r\n", "f")
+    parsed = parse_config(b'CONFIG_TPM=y\r\nCONFIG_BRAND_NAME="\xff"\r\n', "f")
     assert [a.key for a in parsed.assignments] == ["CONFIG_TPM"]
     assert [p.severity for p in parsed.problems] == ["warning", "error"]
     assert "Windows line ends" in parsed.problems[0].message
@@ -149,24 +156,36 @@ def test_duplicate_key_warns_and_the_later_wins(tmp_path: Path) -> None:
 # --- value types -----------------------------------------------------------
 
 GOOD = [
-    ("CONFIG_BASIC", "y", True), ("CONFIG_BASIC", "n", False), ("CONFIG_BASIC", "", False),
-    ("CONFIG_AUTO_BOOT_TIMEOUT", "0", 0), ("CONFIG_AUTO_BOOT_TIMEOUT", "600", 600),
-    ("CONFIG_AUTO_BOOT_TIMEOUT", "05", 5), ("CONFIG_AUTO_BOOT_TIMEOUT", "", None),
-    ("CONFIG_PRIMARY_KEY_TYPE", "ecc", "ecc"), ("CONFIG_PRIMARY_KEY_TYPE", "rsa", "rsa"),
-    ("CONFIG_BOOT_DEV", "/dev/nvme0n1p1", "/dev/nvme0n1p1"), ("CONFIG_BOOT_DEV", "", None),
+    ("CONFIG_BASIC", "y", True),
+    ("CONFIG_BASIC", "n", False),
+    ("CONFIG_BASIC", "", False),
+    ("CONFIG_AUTO_BOOT_TIMEOUT", "0", 0),
+    ("CONFIG_AUTO_BOOT_TIMEOUT", "600", 600),
+    ("CONFIG_AUTO_BOOT_TIMEOUT", "05", 5),
+    ("CONFIG_AUTO_BOOT_TIMEOUT", "", None),
+    ("CONFIG_PRIMARY_KEY_TYPE", "ecc", "ecc"),
+    ("CONFIG_PRIMARY_KEY_TYPE", "rsa", "rsa"),
+    ("CONFIG_BOOT_DEV", "/dev/nvme0n1p1", "/dev/nvme0n1p1"),
+    ("CONFIG_BOOT_DEV", "", None),
     ("CONFIG_KEYBOARD_KEYMAP", "/usr/lib/kbd/keymaps/de.map", "/usr/lib/kbd/keymaps/de.map"),
     ("CONFIG_BOOT_KERNEL_ADD", "console=ttyS0  quiet", ("console=ttyS0", "quiet")),
     ("CONFIG_BOOT_KERNEL_REMOVE", "", ()),
     ("CONFIG_ROOT_DIRLIST", "bin usr/lib", ("bin", "usr/lib")),
     ("CONFIG_BRAND_NAME", "Ünïcode brand $1", "Ünïcode brand $1"),
-    ("CONFIG_FLASH_OPTIONS", "flashprog --progress --programmer internal",
-     "flashprog --progress --programmer internal"),
-    ("CONFIG_HOTP_TOKEN", "auto", "auto"), ("CONFIG_HOTP_TOKEN", "none", "none"),
+    (
+        "CONFIG_FLASH_OPTIONS",
+        "flashprog --progress --programmer internal",
+        "flashprog --progress --programmer internal",
+    ),
+    ("CONFIG_HOTP_TOKEN", "auto", "auto"),
+    ("CONFIG_HOTP_TOKEN", "none", "none"),
     ("CONFIG_HOTP_TOKEN", "serial:/dev/ttyS1", "serial:/dev/ttyS1"),
-    ("CONFIG_TIME_ZONE", "UTC", "UTC"), ("CONFIG_TIME_ZONE", "JST-9", "JST-9"),
+    ("CONFIG_TIME_ZONE", "UTC", "UTC"),
+    ("CONFIG_TIME_ZONE", "JST-9", "JST-9"),
     ("CONFIG_TIME_ZONE", "CET-1CEST,M3.5.0,M10.5.0/3", "CET-1CEST,M3.5.0,M10.5.0/3"),
     ("CONFIG_TIME_ZONE", "<+0530>-5:30", "<+0530>-5:30"),
-    ("CONFIG_RECOVERY_KEY", "R", "R"), ("CONFIG_RECOVERY_KEY", "!", "!"),
+    ("CONFIG_RECOVERY_KEY", "R", "R"),
+    ("CONFIG_RECOVERY_KEY", "!", "!"),
 ]
 
 
@@ -187,9 +206,12 @@ def test_good_values(tmp_path: Path, key: str, text: str, value: object) -> None
 
 
 BAD = [
-    ("CONFIG_TPM", "yes", "write y for on"), ("CONFIG_TPM", "true", "write y for on"),
-    ("CONFIG_TPM", "1", "write y for on"), ("CONFIG_TPM", "Y", "write y for on"),
-    ("CONFIG_TPM", "false", "write n for off"), ("CONFIG_TPM", "maybe", "not y or n"),
+    ("CONFIG_TPM", "yes", "write y for on"),
+    ("CONFIG_TPM", "true", "write y for on"),
+    ("CONFIG_TPM", "1", "write y for on"),
+    ("CONFIG_TPM", "Y", "write y for on"),
+    ("CONFIG_TPM", "false", "write n for off"),
+    ("CONFIG_TPM", "maybe", "not y or n"),
     ("CONFIG_AUTO_BOOT_TIMEOUT", "601", "out of range"),
     ("CONFIG_AUTO_BOOT_TIMEOUT", "-1", "not a whole number"),
     ("CONFIG_AUTO_BOOT_TIMEOUT", "+5", "not a whole number"),
@@ -225,12 +247,16 @@ BAD = [
 
 
 @pytest.mark.parametrize(("key", "text", "words"), BAD)
-def test_bad_values_fall_back_and_are_reported(tmp_path: Path, key: str, text: str,
-                                               words: str) -> None:
+def test_bad_values_fall_back_and_are_reported(
+    tmp_path: Path, key: str, text: str, words: str
+) -> None:
     defaults = write(tmp_path, "defaults.config", "")
-    loaded = load_settings([Layer("project defaults", defaults),
-                            Layer("your settings", write(tmp_path, "user",
-                                                         format_assignment(key, text)))])
+    loaded = load_settings(
+        [
+            Layer("project defaults", defaults),
+            Layer("your settings", write(tmp_path, "user", format_assignment(key, text))),
+        ]
+    )
     [problem] = loaded.problems
     assert (problem.key, problem.line, problem.severity) == (key, 1, "error")
     assert words in problem.message
@@ -265,6 +291,7 @@ def test_every_type_is_checked_by_mypy_shape() -> None:
 
 # --- keys: unknown, ignored, aliases ---------------------------------------
 
+
 def test_unknown_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
     loaded = load_one(tmp_path, "CONFIG_AUTO_BOOT_TIMOUT=5\nCONFIG_ZZZZZZZZ=1\n")
     first, second = loaded.problems
@@ -275,8 +302,9 @@ def test_unknown_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
     assert loaded.settings.auto_boot_timeout is None
 
 
-@pytest.mark.parametrize("key", [*sorted(IGNORED), "CONFIG_WARNING_BG_COLOR",
-                                 "CONFIG_ERROR_TEXT_BG_COLOR"])
+@pytest.mark.parametrize(
+    "key", [*sorted(IGNORED), "CONFIG_WARNING_BG_COLOR", "CONFIG_ERROR_TEXT_BG_COLOR"]
+)
 def test_heads_keys_not_supported_are_noted_not_errors(tmp_path: Path, key: str) -> None:
     loaded = load_one(tmp_path, f'export {key}="whatever"\n')
     [problem] = loaded.problems
@@ -308,15 +336,24 @@ def test_ignored_and_supported_sets_are_disjoint() -> None:
 
 # --- layering and sources -------------------------------------------------
 
+
 def test_layers_later_wins_and_sources_are_recorded(tmp_path: Path) -> None:
-    defaults = write(tmp_path, "defaults.config", 'export CONFIG_BRAND_NAME="Proj"\n'
-                     "CONFIG_AUTO_BOOT_TIMEOUT=5\nCONFIG_TPM=n\n")
-    board = write(tmp_path, "board.config", "CONFIG_TPM=y\nCONFIG_TPM2_TOOLS=y\n"
-                  "CONFIG_AUTO_BOOT_TIMEOUT=10\n")
+    defaults = write(
+        tmp_path,
+        "defaults.config",
+        'export CONFIG_BRAND_NAME="Proj"\nCONFIG_AUTO_BOOT_TIMEOUT=5\nCONFIG_TPM=n\n',
+    )
+    board = write(
+        tmp_path, "board.config", "CONFIG_TPM=y\nCONFIG_TPM2_TOOLS=y\nCONFIG_AUTO_BOOT_TIMEOUT=10\n"
+    )
     user = write(tmp_path, "config.user", "# mine\nCONFIG_AUTO_BOOT_TIMEOUT=\n")
-    loaded = load_settings([Layer("project defaults", defaults),
-                            Layer("board defaults", board),
-                            Layer("your settings", user, required=False)])
+    loaded = load_settings(
+        [
+            Layer("project defaults", defaults),
+            Layer("board defaults", board),
+            Layer("your settings", user, required=False),
+        ]
+    )
     assert loaded.problems == []
     s = loaded.settings
     assert (s.brand_name, s.tpm, s.auto_boot_timeout) == ("Proj", True, None)
@@ -331,8 +368,12 @@ def test_layers_later_wins_and_sources_are_recorded(tmp_path: Path) -> None:
 
 
 def test_missing_files(tmp_path: Path) -> None:
-    loaded = load_settings([Layer("board defaults", str(tmp_path / "nope")),
-                            Layer("your settings", str(tmp_path / "none"), required=False)])
+    loaded = load_settings(
+        [
+            Layer("board defaults", str(tmp_path / "nope")),
+            Layer("your settings", str(tmp_path / "none"), required=False),
+        ]
+    )
     [problem] = loaded.problems
     assert problem.severity == "warning" and "board defaults file is missing" in problem.message
     assert loaded.settings.tpm is False
@@ -370,24 +411,31 @@ def test_qemu_board_config() -> None:
 
 # --- set_user_value ---------------------------------------------------------
 
+
 def test_set_user_value_round_trip_keeps_other_lines(tmp_path: Path) -> None:
-    path = write(tmp_path, "config.user", "# my settings\n"
-                 "export CONFIG_TPM=y   # kept as is\n"
-                 "\n"
-                 "CONFIG_AUTO_BOOT_TIMEOUT=5\n"
-                 "CONFIG_UNKNOWN_THING=1\n"
-                 "CONFIG_AUTO_BOOT_TIMEOUT=7\n"
-                 'export CONFIG_QUIET_MODE="y"')  # no final line end
+    path = write(
+        tmp_path,
+        "config.user",
+        "# my settings\n"
+        "export CONFIG_TPM=y   # kept as is\n"
+        "\n"
+        "CONFIG_AUTO_BOOT_TIMEOUT=5\n"
+        "CONFIG_UNKNOWN_THING=1\n"
+        "CONFIG_AUTO_BOOT_TIMEOUT=7\n"
+        'export CONFIG_QUIET_MODE="y"',
+    )  # no final line end
     set_user_value(path, "CONFIG_AUTO_BOOT_TIMEOUT", "30")
     set_user_value(path, "CONFIG_BRAND_NAME", 'Joe\'s "box"')
     # The later duplicate is dropped: it would override the new value.
-    assert Path(path).read_text() == ("# my settings\n"
-                                      "export CONFIG_TPM=y   # kept as is\n"
-                                      "\n"
-                                      'export CONFIG_AUTO_BOOT_TIMEOUT="30"\n'
-                                      "CONFIG_UNKNOWN_THING=1\n"
-                                      'export CONFIG_QUIET_MODE="y"\n'
-                                      'export CONFIG_BRAND_NAME="Joe\'s \\"box\\""\n')
+    assert Path(path).read_text() == (
+        "# my settings\n"
+        "export CONFIG_TPM=y   # kept as is\n"
+        "\n"
+        'export CONFIG_AUTO_BOOT_TIMEOUT="30"\n'
+        "CONFIG_UNKNOWN_THING=1\n"
+        'export CONFIG_QUIET_MODE="y"\n'
+        'export CONFIG_BRAND_NAME="Joe\'s \\"box\\""\n'
+    )
     loaded = load_settings([path])
     assert loaded.settings.auto_boot_timeout == 30
     assert loaded.settings.brand_name == 'Joe\'s "box"'
@@ -400,10 +448,12 @@ def test_set_user_value_writes_heads_style_lines(tmp_path: Path) -> None:
     set_user_value(path, "CONFIG_BRAND_NAME", 'say "hi" \\o/')
     set_user_value(path, "CONFIG_TIME_ZONE", "CET-1CEST,M3.5.0,M10.5.0/3")
     set_user_value(path, "CONFIG_BOARD_NAME", "cost $5")
-    assert Path(path).read_text() == ('export CONFIG_RESTRICTED_BOOT="y"\n'
-                                      'export CONFIG_BRAND_NAME="say \\"hi\\" \\\\o/"\n'
-                                      'export CONFIG_TIME_ZONE="CET-1CEST,M3.5.0,M10.5.0/3"\n'
-                                      "export CONFIG_BOARD_NAME='cost $5'\n")
+    assert Path(path).read_text() == (
+        'export CONFIG_RESTRICTED_BOOT="y"\n'
+        'export CONFIG_BRAND_NAME="say \\"hi\\" \\\\o/"\n'
+        'export CONFIG_TIME_ZONE="CET-1CEST,M3.5.0,M10.5.0/3"\n'
+        "export CONFIG_BOARD_NAME='cost $5'\n"
+    )
     loaded = load_settings([path])
     assert loaded.problems == []
     assert loaded.settings.brand_name == 'say "hi" \\o/'
@@ -416,16 +466,19 @@ def test_set_user_value_replaces_old_names_and_broken_lines(tmp_path: Path) -> N
     assert Path(path).read_text() == 'export CONFIG_BASIC="n"\n# end\n'
 
 
-@pytest.mark.parametrize(("key", "value", "words"), [
-    ("CONFIG_TPM", "yes", "not y or n"),
-    ("CONFIG_AUTO_BOOT_TIMEOUT", "1000", "out of range"),
-    ("CONFIG_BRAND_NAME", "a\nexport CONFIG_RESTRICTED_BOOT=n", "control characters"),
-    ("CONFIG_BRAND_NAME", "it's $5", "both ' and $"),
-    ("CONFIG_AUTO_BOOT_TIMOUT", "5", "Did you mean CONFIG_AUTO_BOOT_TIMEOUT?"),
-    ("CONFIG_BOOTSCRIPT", "/bin/sh", "not used by this runtime"),
-    ("CONFIG_FINALIZE_PLATFORM_LOCKING", "y", "not supported: the flash chip is NOT"),
-    ("CONFIG_BOOT_REQ_HASH", "n", "not supported"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("CONFIG_TPM", "yes", "not y or n"),
+        ("CONFIG_AUTO_BOOT_TIMEOUT", "1000", "out of range"),
+        ("CONFIG_BRAND_NAME", "a\nexport CONFIG_RESTRICTED_BOOT=n", "control characters"),
+        ("CONFIG_BRAND_NAME", "it's $5", "both ' and $"),
+        ("CONFIG_AUTO_BOOT_TIMOUT", "5", "Did you mean CONFIG_AUTO_BOOT_TIMEOUT?"),
+        ("CONFIG_BOOTSCRIPT", "/bin/sh", "not used by this runtime"),
+        ("CONFIG_FINALIZE_PLATFORM_LOCKING", "y", "not supported: the flash chip is NOT"),
+        ("CONFIG_BOOT_REQ_HASH", "n", "not supported"),
+    ],
+)
 def test_set_user_value_refuses(tmp_path: Path, key: str, value: str, words: str) -> None:
     path = write(tmp_path, "config.user", "# untouched\n")
     with pytest.raises(SettingError) as err:
@@ -434,8 +487,9 @@ def test_set_user_value_refuses(tmp_path: Path, key: str, value: str, words: str
     assert Path(path).read_text() == "# untouched\n"
 
 
-def test_set_user_value_failure_leaves_the_old_file(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_set_user_value_failure_leaves_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write(tmp_path, "config.user", "CONFIG_TPM=y\n")
 
     def broken_replace(src: str, dst: str) -> None:
@@ -465,9 +519,40 @@ def test_set_user_value_survives_a_stale_temp_file(tmp_path: Path) -> None:
 
 # --- the parser never raises ------------------------------------------------
 
-_PIECES = ["export ", "CONFIG_", "TPM", "X", "=", '"', "'", "\\", "$", "(", ")", "`", ";",
-           " ", "\t", "#", "y", "n", "5", "/dev/ttyS0", "\r", "\x00", "\x1b", "é", "\u2028",
-           "config_", "&&", "|", "${", "}", "\n", "ÿ"]
+_PIECES = [
+    "export ",
+    "CONFIG_",
+    "TPM",
+    "X",
+    "=",
+    '"',
+    "'",
+    "\\",
+    "$",
+    "(",
+    ")",
+    "`",
+    ";",
+    " ",
+    "\t",
+    "#",
+    "y",
+    "n",
+    "5",
+    "/dev/ttyS0",
+    "\r",
+    "\x00",
+    "\x1b",
+    "é",
+    "\u2028",
+    "config_",
+    "&&",
+    "|",
+    "${",
+    "}",
+    "\n",
+    "ÿ",
+]
 
 
 def test_random_lines_never_raise() -> None:
@@ -506,14 +591,27 @@ def test_random_values_write_back_exactly(tmp_path: Path) -> None:
 def test_random_files_load_without_exceptions(tmp_path: Path) -> None:
     rng = random.Random(99)
     keys = [*SCHEMA, *IGNORED, "CONFIG_NOPE", "CONFIG_PUREBOOT_BASIC"]
-    values = ["y", "n", "", "yes", "5", "601", "/dev/sda1", "rsa", "x y", "$(x)",
-              "serial:/dev/ttyS0"]
+    values = [
+        "y",
+        "n",
+        "",
+        "yes",
+        "5",
+        "601",
+        "/dev/sda1",
+        "rsa",
+        "x y",
+        "$(x)",
+        "serial:/dev/ttyS0",
+    ]
     for _ in range(200):
         lines = []
         for _ in range(rng.randrange(0, 12)):
             quote = rng.choice(['"', "'", ""])
-            lines.append(f"{rng.choice(['export ', ''])}{rng.choice(keys)}="
-                         f"{quote}{rng.choice(values)}{quote}")
+            lines.append(
+                f"{rng.choice(['export ', ''])}{rng.choice(keys)}="
+                f"{quote}{rng.choice(values)}{quote}"
+            )
         loaded = load_one(tmp_path, "\n".join(lines))
         assert all(isinstance(p, Problem) for p in loaded.problems)
         loaded.rows()
@@ -521,24 +619,39 @@ def test_random_files_load_without_exceptions(tmp_path: Path) -> None:
 
 def test_a_heads_config_user_carries_over(tmp_path: Path) -> None:
     # Lines as Heads' own tools write them (set_config, the OEM reset).
-    loaded = load_one(tmp_path, "\n".join([
-        'export CONFIG_TPM="y"', 'export CONFIG_TPM2_TOOLS="y"',
-        'export CONFIG_BOOT_DEV="/dev/nvme0n1p1"', 'export CONFIG_HAVE_GPG_KEY_BACKUP="y"',
-        'export CONFIG_AUTO_BOOT_TIMEOUT="5"', 'export CONFIG_PUREBOOT_BASIC="n"',
-        'export CONFIG_USER_USB_KEYBOARD="y"', 'export CONFIG_GPG_ALGO="p256"',
-        'export CONFIG_ROOT_DIRLIST="bin boot lib sbin usr"', 'export CONFIG_ROOT_DEV="/dev/sda2"',
-        'export CONFIG_PRIMARY_KEY_TYPE="ecc"', ""]))
+    loaded = load_one(
+        tmp_path,
+        "\n".join(
+            [
+                'export CONFIG_TPM="y"',
+                'export CONFIG_TPM2_TOOLS="y"',
+                'export CONFIG_BOOT_DEV="/dev/nvme0n1p1"',
+                'export CONFIG_HAVE_GPG_KEY_BACKUP="y"',
+                'export CONFIG_AUTO_BOOT_TIMEOUT="5"',
+                'export CONFIG_PUREBOOT_BASIC="n"',
+                'export CONFIG_USER_USB_KEYBOARD="y"',
+                'export CONFIG_GPG_ALGO="p256"',
+                'export CONFIG_ROOT_DIRLIST="bin boot lib sbin usr"',
+                'export CONFIG_ROOT_DEV="/dev/sda2"',
+                'export CONFIG_PRIMARY_KEY_TYPE="ecc"',
+                "",
+            ]
+        ),
+    )
     assert errors(loaded.problems) == []
     # the old Basic name and two unused keys are notes
     assert [(p.key, p.severity) for p in loaded.problems] == [
-        ("CONFIG_PUREBOOT_BASIC", "note"), ("CONFIG_USER_USB_KEYBOARD", "note"),
-        ("CONFIG_GPG_ALGO", "note")]
+        ("CONFIG_PUREBOOT_BASIC", "note"),
+        ("CONFIG_USER_USB_KEYBOARD", "note"),
+        ("CONFIG_GPG_ALGO", "note"),
+    ]
     s = loaded.settings
     assert (s.boot_dev, s.have_gpg_key_backup, s.auto_boot_timeout) == ("/dev/nvme0n1p1", True, 5)
     assert (s.root_dev, s.primary_key_type, s.basic) == ("/dev/sda2", "ecc", False)
 
 
 # --- Heads-style configs: the project's own, and any in the corpora ---------------
+
 
 def _heads_configs() -> list[Path]:
     repo = corpora_dir().parents[1]
@@ -547,8 +660,9 @@ def _heads_configs() -> list[Path]:
         if not path.is_file() or path.stat().st_size > 1_000_000:
             continue
         head = path.read_bytes()[:4096]
-        if b"CONFIG_" in head and (b"export CONFIG_" in head or b"\nCONFIG_" in head
-                                   or head.startswith(b"CONFIG_")):
+        if b"CONFIG_" in head and (
+            b"export CONFIG_" in head or b"\nCONFIG_" in head or head.startswith(b"CONFIG_")
+        ):
             found.append(path)
     return found
 

@@ -41,26 +41,37 @@ def platform(monkeypatch: pytest.MonkeyPatch) -> FakePlatform:
     return fake
 
 
-@pytest.mark.parametrize(("final", "status", "calls"), [
-    (State.POWER_OFF, 0, ["before_power_change", "power_off"]),
-    (State.REBOOT, 0, ["before_power_change", "reboot"]),
-    (State.HANDOVER, startup.HANDOVER_EXIT, ["before_power_change"]),
-    (State.RECOVERY, startup.RECOVERY_EXIT, []),
-])
+@pytest.mark.parametrize(
+    ("final", "status", "calls"),
+    [
+        (State.POWER_OFF, 0, ["before_power_change", "power_off"]),
+        (State.REBOOT, 0, ["before_power_change", "reboot"]),
+        (State.HANDOVER, startup.HANDOVER_EXIT, ["before_power_change"]),
+        (State.RECOVERY, startup.RECOVERY_EXIT, []),
+    ],
+)
 def test_the_tpm_is_shut_down_before_each_power_change_but_not_for_recovery(
-        platform: FakePlatform, final: State, status: int, calls: list[str]) -> None:
+    platform: FakePlatform, final: State, status: int, calls: list[str]
+) -> None:
     assert startup.leave(final, platform) == status
     assert platform.calls == calls
 
 
-@pytest.mark.parametrize(("final", "status", "calls"), [
-    (State.REBOOT, 0, ["before_power_change", "reboot"]),
-    (State.HANDOVER, startup.HANDOVER_EXIT, ["before_power_change"]),
-    (State.RECOVERY, startup.RECOVERY_EXIT, []),
-])
+@pytest.mark.parametrize(
+    ("final", "status", "calls"),
+    [
+        (State.REBOOT, 0, ["before_power_change", "reboot"]),
+        (State.HANDOVER, startup.HANDOVER_EXIT, ["before_power_change"]),
+        (State.RECOVERY, startup.RECOVERY_EXIT, []),
+    ],
+)
 def test_main_leaves_through_the_platform_the_machine_ran_on(
-        platform: FakePlatform, monkeypatch: pytest.MonkeyPatch,
-        final: State, status: int, calls: list[str]) -> None:
+    platform: FakePlatform,
+    monkeypatch: pytest.MonkeyPatch,
+    final: State,
+    status: int,
+    calls: list[str],
+) -> None:
     import signal
 
     from runtime import ui

@@ -40,8 +40,16 @@ def test_a_final_state_is_reachable_from_every_state() -> None:
 
 
 def test_the_start_runs_in_the_documented_order() -> None:
-    order = [State.EARLY_INIT, State.MEASURE, State.FIND_BOOT, State.ROLLBACK_PREFLIGHT,
-             State.KEYRING_CHECK, State.TOTP, State.HOTP, State.AUTOBOOT]
+    order = [
+        State.EARLY_INIT,
+        State.MEASURE,
+        State.FIND_BOOT,
+        State.ROLLBACK_PREFLIGHT,
+        State.KEYRING_CHECK,
+        State.TOTP,
+        State.HOTP,
+        State.AUTOBOOT,
+    ]
     events = ["ok", "done", "found", "ok", "ok", "shown", "verified"]
     for state, event, following in zip(order[:-1], events, order[1:], strict=True):
         assert next_state(state, event) is following

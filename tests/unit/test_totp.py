@@ -34,7 +34,7 @@ def reference(secret: bytes, at: int) -> str:
     """RFC 4226 HOTP over the 30-second counter, written out with hmac."""
     mac = hmac.new(secret, struct.pack(">Q", at // 30), hashlib.sha1).digest()
     offset = mac[-1] & 0x0F
-    value = struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF
+    value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
     return f"{value % 1_000_000:06d}"
 
 

@@ -26,26 +26,32 @@ NAME = "000b" + "0123456789abcdef" * 4
 # -- the value type -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("", None),
-    (NAME, bytes.fromhex(NAME)),
-    (NAME.upper(), bytes.fromhex(NAME)),  # as some tools print it
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("", None),
+        (NAME, bytes.fromhex(NAME)),
+        (NAME.upper(), bytes.fromhex(NAME)),  # as some tools print it
+    ],
+)
 def test_accepted_names(text: str, value: bytes | None) -> None:
     assert TpmName("not pinned").parse(text) == value
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    (NAME[4:], "not 68 hex digits"),          # the bare digest, without 000b
-    (NAME + "00", "not 68 hex digits"),
-    (NAME[:-1], "not 68 hex digits"),
-    ("0x" + NAME[2:], "not all hex digits"),
-    (NAME[:-1] + "g", "not all hex digits"),
-    (NAME[:-1] + "٠", "not all hex digits"),  # a digit, but not an ASCII one
-    (NAME[:-2] + " 0", "not all hex digits"),
-    ("000c" + NAME[4:], "not 000b"),          # a SHA-384 name algorithm, SHA-256 length
-    ("0004" + NAME[4:], "not 000b"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (NAME[4:], "not 68 hex digits"),  # the bare digest, without 000b
+        (NAME + "00", "not 68 hex digits"),
+        (NAME[:-1], "not 68 hex digits"),
+        ("0x" + NAME[2:], "not all hex digits"),
+        (NAME[:-1] + "g", "not all hex digits"),
+        (NAME[:-1] + "٠", "not all hex digits"),  # a digit, but not an ASCII one
+        (NAME[:-2] + " 0", "not all hex digits"),
+        ("000c" + NAME[4:], "not 000b"),  # a SHA-384 name algorithm, SHA-256 length
+        ("0004" + NAME[4:], "not 000b"),
+    ],
+)
 def test_refused_names(text: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         TpmName("not pinned").parse(text)
@@ -89,8 +95,12 @@ def _publics() -> list[TPMT_PUBLIC]:
     ecc = primary_template()
     ecc.publicArea.unique.ecc.x = b"x" * 32
     ecc.publicArea.unique.ecc.y = b"y" * 32
-    found = [primary_template().publicArea, ecc.publicArea, rsa.publicArea,
-             sealed_template(b"\x01" * 32).publicArea]
+    found = [
+        primary_template().publicArea,
+        ecc.publicArea,
+        rsa.publicArea,
+        sealed_template(b"\x01" * 32).publicArea,
+    ]
     for alg in (TPM2_ALG.SHA1, TPM2_ALG.SHA384, TPM2_ALG.SHA512):
         other = primary_template()
         other.publicArea.nameAlg = alg
@@ -122,12 +132,17 @@ def _public() -> bytes:
     return bytes(public.publicArea.marshal())
 
 
-def record(public: bytes, name: bytes | None = None, handle: int = handles.PRIMARY_KEY,
-           kind: int = 1) -> bytes:
+def record(
+    public: bytes, name: bytes | None = None, handle: int = handles.PRIMARY_KEY, kind: int = 1
+) -> bytes:
     """A serialized ESYS_TR of a key: handle, TPM2B_NAME, resource type, TPM2B_PUBLIC."""
     name = object_name(public) if name is None else name
-    return (struct.pack(">IH", handle, len(name)) + name
-            + struct.pack(">IH", kind, len(public)) + public)
+    return (
+        struct.pack(">IH", handle, len(name))
+        + name
+        + struct.pack(">IH", kind, len(public))
+        + public
+    )
 
 
 def test_a_consistent_record_gives_its_name_with_or_without_the_matching_pin() -> None:
@@ -162,19 +177,26 @@ def _size_field_short_by_one() -> bytes:
     whole rest (that byte included) would have: only the size tells."""
     area = _public() + b"\x00"
     name = object_name(area)
-    return (struct.pack(">IH", handles.PRIMARY_KEY, len(name)) + name
-            + struct.pack(">IH", 1, len(area) - 1) + area)
+    return (
+        struct.pack(">IH", handles.PRIMARY_KEY, len(name))
+        + name
+        + struct.pack(">IH", 1, len(area) - 1)
+        + area
+    )
 
 
-@pytest.mark.parametrize("damaged", [
-    _size_field_short_by_one(),
-    record(_public(), handle=handles.TOTP_SECRET),
-    record(_public(), kind=2),                 # an NV index's record
-    record(_public())[:-1],
-    record(_public()) + b"\x00",
-    record(_public())[:8],
-    b"",
-])
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        _size_field_short_by_one(),
+        record(_public(), handle=handles.TOTP_SECRET),
+        record(_public(), kind=2),  # an NV index's record
+        record(_public())[:-1],
+        record(_public()) + b"\x00",
+        record(_public())[:8],
+        b"",
+    ],
+)
 def test_a_record_that_is_not_the_storage_keys_is_refused(damaged: bytes) -> None:
     with pytest.raises(TpmIdentityChanged):
         checked_primary_name(damaged, None)

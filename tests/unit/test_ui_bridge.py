@@ -46,8 +46,12 @@ class FakeScreen(urwid.display_common.BaseScreen):  # type: ignore[misc]
     types its keys (from the loop's thread, as real input arrives). Gives up
     with TimeoutError after WATCHDOG_SECONDS so a test fails instead of hanging."""
 
-    def __init__(self, script: Sequence[Step] = (), size: tuple[int, int] = (80, 24),
-                 fail_on_draw: str | None = None) -> None:
+    def __init__(
+        self,
+        script: Sequence[Step] = (),
+        size: tuple[int, int] = (80, 24),
+        fail_on_draw: str | None = None,
+    ) -> None:
         super().__init__()
         self.size = size
         self.script = list(script)
@@ -110,15 +114,17 @@ class FakeScreen(urwid.display_common.BaseScreen):  # type: ignore[misc]
 
 
 def test_a_session_choose_ask_show_progress() -> None:
-    screen = FakeScreen([
-        ("Default boot", ["down"]),
-        ("> o  Options -->", ["enter"]),
-        ("Passphrase:", [*"s3cret"]),
-        ("Passphrase: ******", ["enter"]),
-        ("All PCRs match", ["q"]),
-        ("Rebooting...", ["x", "enter", "y"]),  # typed during progress: dropped
-        ("> x  Ex", ["y"]),
-    ])
+    screen = FakeScreen(
+        [
+            ("Default boot", ["down"]),
+            ("> o  Options -->", ["enter"]),
+            ("Passphrase:", [*"s3cret"]),
+            ("Passphrase: ******", ["enter"]),
+            ("All PCRs match", ["q"]),
+            ("Rebooting...", ["x", "enter", "y"]),  # typed during progress: dropped
+            ("> x  Ex", ["y"]),
+        ]
+    )
 
     def machine(ui: Ui) -> dict[str, object]:
         seen: dict[str, object] = {"unicode": ui.unicode}
@@ -131,8 +137,12 @@ def test_a_session_choose_ask_show_progress() -> None:
         return seen
 
     seen = run_ui(machine, screen=screen, unicode=False)
-    assert seen == {"unicode": False, "choice": "options", "secret": bytearray(b"s3cret"),
-                    "after": "y-event"}
+    assert seen == {
+        "unicode": False,
+        "choice": "options",
+        "secret": bytearray(b"s3cret"),
+        "after": "y-event",
+    }
     assert isinstance(seen["secret"], bytearray)
     assert not screen.shown("s3cret") and screen.shown("Passphrase: ******")
     assert not screen.started and screen.stops >= 1
@@ -162,8 +172,9 @@ def test_countdown_and_live_lines_in_the_loop(monkeypatch: pytest.MonkeyPatch) -
             raise OSError("TPM busy")
         return (f"live {n}",)
 
-    menu = Menu("Automatic boot", (), MAIN.choices, live=live, timeout=4,
-                timeout_event="default-boot")
+    menu = Menu(
+        "Automatic boot", (), MAIN.choices, live=live, timeout=4, timeout_event="default-boot"
+    )
     screen = FakeScreen()
     assert run_ui(lambda ui: ui.choose(menu), screen=screen) == "default-boot"
     for text in ("in 4 s", "in 3 s", "in 1 s", "live 0", "live 1", "(unavailable)", "live 3"):
@@ -314,8 +325,10 @@ class PtyTerminal:
                 self._stream.feed(chunk)
             if self._script and self.shows(self._script[0][0]):
                 text, keys = self._script.pop(0)
-                self.snapshots[text] = [(line.rstrip(), self.display.buffer[row][0].reverse)
-                                        for row, line in enumerate(self.display.display)]
+                self.snapshots[text] = [
+                    (line.rstrip(), self.display.buffer[row][0].reverse)
+                    for row, line in enumerate(self.display.display)
+                ]
                 os.write(self.master, keys)
                 deadline = time.monotonic() + STEP_TIMEOUT
             elif self._script and time.monotonic() > deadline:
@@ -332,16 +345,17 @@ class PtyTerminal:
 
 def test_run_ui_on_a_pty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TERM", "linux")
-    term = PtyTerminal([
-        ("Up/Down and Enter", b"\x1b[B"),  # Down
-        ("> o  Options -->", b"\r"),
-        ("Passphrase:", b"pw"),
-        ("Passphrase: **", b"\r"),
-    ])
+    term = PtyTerminal(
+        [
+            ("Up/Down and Enter", b"\x1b[B"),  # Down
+            ("> o  Options -->", b"\r"),
+            ("Passphrase:", b"pw"),
+            ("Passphrase: **", b"\r"),
+        ]
+    )
 
     def machine(ui: Ui) -> tuple[str, str | bytearray | None]:
-        return ui.choose(MAIN), ui.ask(Prompt("Owner passphrase", (), "Passphrase",
-                                                secret=True))
+        return ui.choose(MAIN), ui.ask(Prompt("Owner passphrase", (), "Passphrase", secret=True))
 
     before = termios.tcgetattr(term.slave)
     try:

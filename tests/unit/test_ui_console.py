@@ -44,8 +44,9 @@ def test_prepare_console_on_non_ttys_returns_the_given_size() -> None:
         prepare_console(read_end, 0, 24)
 
 
-@pytest.mark.parametrize(("before", "after"), [(None, "linux"), ("dumb", "linux"),
-                                               ("", "linux"), ("vt100", "vt100")])
+@pytest.mark.parametrize(
+    ("before", "after"), [(None, "linux"), ("dumb", "linux"), ("", "linux"), ("vt100", "vt100")]
+)
 def test_ensure_term_env(monkeypatch: pytest.MonkeyPatch, before: str | None, after: str) -> None:
     if before is None:
         monkeypatch.delenv("TERM", raising=False)
@@ -55,18 +56,21 @@ def test_ensure_term_env(monkeypatch: pytest.MonkeyPatch, before: str | None, af
     assert os.environ["TERM"] == after
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({"LC_ALL": "C.UTF-8", "TERM": "linux"}, True),  # the board's serial console
-    ({"LANG": "en_US.utf8", "TERM": "xterm-256color"}, True),
-    ({"LC_CTYPE": "de_DE.UTF-8"}, True),
-    ({"LC_ALL": "C", "LANG": "en_US.UTF-8"}, False),  # LC_ALL wins
-    ({"LC_ALL": "", "LC_CTYPE": "C.UTF-8", "LANG": "C"}, True),  # empty means unset
-    ({"LC_ALL": "C.UTF-8", "TERM": "vt100"}, False),
-    ({"LC_ALL": "C.UTF-8", "TERM": "vt102"}, False),
-    ({"LC_ALL": "C.UTF-8", "TERM": "dumb"}, False),
-    ({"LANG": "POSIX"}, False),
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"LC_ALL": "C.UTF-8", "TERM": "linux"}, True),  # the board's serial console
+        ({"LANG": "en_US.utf8", "TERM": "xterm-256color"}, True),
+        ({"LC_CTYPE": "de_DE.UTF-8"}, True),
+        ({"LC_ALL": "C", "LANG": "en_US.UTF-8"}, False),  # LC_ALL wins
+        ({"LC_ALL": "", "LC_CTYPE": "C.UTF-8", "LANG": "C"}, True),  # empty means unset
+        ({"LC_ALL": "C.UTF-8", "TERM": "vt100"}, False),
+        ({"LC_ALL": "C.UTF-8", "TERM": "vt102"}, False),
+        ({"LC_ALL": "C.UTF-8", "TERM": "dumb"}, False),
+        ({"LANG": "POSIX"}, False),
+        ({}, False),
+    ],
+)
 def test_detect_unicode(env: dict[str, str], expected: bool) -> None:
     assert detect_unicode(env) is expected
 

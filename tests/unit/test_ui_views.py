@@ -30,11 +30,13 @@ MAIN = Menu(
 OPTIONS = Menu(
     title="Options",
     body=(),
-    choices=(Choice("f", "Flash/Update the BIOS", "flash"),
-             Choice("F", "OEM Factory Reset / Re-Ownership", "oem-reset"),
-             Choice("1", "One", "one"),
-             Choice("j", "Jump", "jump"),
-             Choice("r", "<-- Return to main menu", "back")),
+    choices=(
+        Choice("f", "Flash/Update the BIOS", "flash"),
+        Choice("F", "OEM Factory Reset / Re-Ownership", "oem-reset"),
+        Choice("1", "One", "one"),
+        Choice("j", "Jump", "jump"),
+        Choice("r", "<-- Return to main menu", "back"),
+    ),
     back_event="back",
 )
 LONG_BODY = tuple(f"Paragraph {n}: " + "word " * 40 for n in range(12))
@@ -70,10 +72,25 @@ def counter_live() -> tuple[itertools.count[int], Menu]:
 
 ALL: list[Description] = [
     MAIN,
-    Menu("Long", LONG_BODY, OPTIONS.choices * 4, tone=Tone.ERROR,
-         live=lambda: ("live " * 30,), timeout=10, timeout_event="flash", back_event="back"),
-    Prompt("Owner passphrase", LONG_BODY, "Passphrase", secret=True, confirm=True,
-           min_length=8, tone=Tone.WARNING),
+    Menu(
+        "Long",
+        LONG_BODY,
+        OPTIONS.choices * 4,
+        tone=Tone.ERROR,
+        live=lambda: ("live " * 30,),
+        timeout=10,
+        timeout_event="flash",
+        back_event="back",
+    ),
+    Prompt(
+        "Owner passphrase",
+        LONG_BODY,
+        "Passphrase",
+        secret=True,
+        confirm=True,
+        min_length=8,
+        tone=Tone.WARNING,
+    ),
     Page("Report", ("PCR 0: " + PCR_HEX, *LONG_BODY), tone=Tone.GOOD),
     Page("Table", ("x" * 200, "", "y"), preformatted=True),
     Page("Empty", ()),
@@ -83,8 +100,9 @@ ALL: list[Description] = [
 
 @pytest.mark.parametrize("description", ALL, ids=lambda d: f"{type(d).__name__}-{d.title}")
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_every_description_renders_at_every_size(description: Description,
-                                                 size: tuple[int, int]) -> None:
+def test_every_description_renders_at_every_size(
+    description: Description, size: tuple[int, int]
+) -> None:
     view = make_view(description)
     screen(view, *size)
     press(view, "down", "page down", "end", "x")  # keys, then a redraw: still fits
@@ -96,8 +114,13 @@ def test_menu_layout_at_80x24() -> None:
     assert lines[0] == MAIN.title
     assert lines[1] == "-" * 80
     assert lines[2] == "2026-07-20 12:00:00 UTC"
-    assert lines[4:9] == ["> d  Default boot", "  r  Refresh TOTP/HOTP", "  o  Options -->",
-                          "  s  System Info", "  p  Power Off"]
+    assert lines[4:9] == [
+        "> d  Default boot",
+        "  r  Refresh TOTP/HOTP",
+        "  o  Options -->",
+        "  s  System Info",
+        "  p  Power Off",
+    ]
     assert lines[-2] == "-" * 80
     assert lines[-1] == "Up/Down and Enter, or the key on the left: choose"
     assert "Esc" in screen(MenuView(OPTIONS)).splitlines()[-1]
@@ -110,12 +133,15 @@ def test_menu_at_40x12_shows_the_title_and_every_choice() -> None:
         assert f"{choice.key}  {choice.label}" in text
 
 
-@pytest.mark.parametrize(("tone", "word"), [(Tone.GOOD, "OK"), (Tone.WARNING, "WARNING"),
-                                            (Tone.ERROR, "ERROR")])
+@pytest.mark.parametrize(
+    ("tone", "word"), [(Tone.GOOD, "OK"), (Tone.WARNING, "WARNING"), (Tone.ERROR, "ERROR")]
+)
 def test_a_tone_is_a_word_in_the_header_and_a_colour(tone: Tone, word: str) -> None:
-    for description in (Menu("TOTP failed", (), MAIN.choices, tone=tone),
-                        Page("TOTP failed", ("x",), tone=tone),
-                        Prompt("TOTP failed", (), "Code", tone=tone)):
+    for description in (
+        Menu("TOTP failed", (), MAIN.choices, tone=tone),
+        Page("TOTP failed", ("x",), tone=tone),
+        Prompt("TOTP failed", (), "Code", tone=tone),
+    ):
         view = make_view(description)
         header = screen(view).splitlines()[0]
         assert header.startswith("TOTP failed") and header.endswith(word)
@@ -130,8 +156,12 @@ def test_a_normal_tone_has_no_word() -> None:
 
 def test_everything_drawn_by_the_ui_is_ascii() -> None:
     menu = Menu("t", ("b",), MAIN.choices, tone=Tone.ERROR, timeout=3, back_event="b")
-    for view in (MenuView(menu), PromptView(Prompt("t", ("b",), "l", min_length=2)),
-                 PageView(Page("t", ("a",) * 50)), ProgressView(Progress("t", "x"))):
+    for view in (
+        MenuView(menu),
+        PromptView(Prompt("t", ("b",), "l", min_length=2)),
+        PageView(Page("t", ("a",) * 50)),
+        ProgressView(Progress("t", "x")),
+    ):
         for size in ((80, 24), (40, 12)):
             screen(view, *size).encode("ascii")
 
@@ -186,8 +216,10 @@ def test_the_back_letter_is_esc_on_every_menu_that_has_a_back_event() -> None:
 def test_the_focus_shows_without_attributes_and_in_reverse_video() -> None:
     view = MenuView(MAIN)
     canvas = view.widget.render((80, 24), focus=True)
-    rows = [(b"".join(run for _a, _c, run in row).decode(), {a for a, _c, _r in row})
-            for row in canvas.content()]
+    rows = [
+        (b"".join(run for _a, _c, run in row).decode(), {a for a, _c, _r in row})
+        for row in canvas.content()
+    ]
     focused = [attrs for text, attrs in rows if text.startswith("> d")]
     assert focused == [{"focus"}]
     assert all("focus" not in attrs for text, attrs in rows if text.startswith("  r"))
@@ -218,8 +250,14 @@ def test_many_choices_scroll_at_40x12() -> None:
 
 # --- countdown -----------------------------------------------------------------------
 
-AUTO = Menu("Automatic boot", ("Booting the default entry.",), MAIN.choices, timeout=3,
-            timeout_event="default-boot", back_event="back")
+AUTO = Menu(
+    "Automatic boot",
+    ("Booting the default entry.",),
+    MAIN.choices,
+    timeout=3,
+    timeout_event="default-boot",
+    back_event="back",
+)
 
 
 def test_countdown_reaches_the_timeout_event_with_no_key() -> None:
@@ -439,8 +477,9 @@ def test_progress_drops_every_key() -> None:
 
 
 def test_passphrase_limits_are_said_first_and_typing_past_them_is_refused_visibly() -> None:
-    view = PromptView(Prompt("New passphrase", (), "Passphrase:", secret=True, min_length=8,
-                             max_length=10))
+    view = PromptView(
+        Prompt("New passphrase", (), "Passphrase:", secret=True, min_length=8, max_length=10)
+    )
     assert "8 to 10 characters." in screen(view)
     press(view, *"0123456789")
     assert "that key was not taken" not in screen(view)
@@ -454,8 +493,9 @@ def test_passphrase_limits_are_said_first_and_typing_past_them_is_refused_visibl
 
 
 def test_a_byte_limit_refuses_a_letter_that_would_pass_it_visibly() -> None:
-    view = PromptView(Prompt("Owner passphrase", (), "Passphrase:", secret=True,
-                             max_length=4, max_bytes=4))
+    view = PromptView(
+        Prompt("Owner passphrase", (), "Passphrase:", secret=True, max_length=4, max_bytes=4)
+    )
     press(view, *"abc", "\u00e9")  # an accented letter takes two bytes: 5 > 4
     assert "4 bytes" in screen(view) and view.field.length == 3
     answer = press(view, "enter")

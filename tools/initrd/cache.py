@@ -46,8 +46,13 @@ def _checked(path: Path, sha256: str, what: str) -> Path:
     return path
 
 
-def _download(directory: Path, filename: str, sha256: str, argv: list[str],
-              failure: Callable[[str], FetchError]) -> Path:
+def _download(
+    directory: Path,
+    filename: str,
+    sha256: str,
+    argv: list[str],
+    failure: Callable[[str], FetchError],
+) -> Path:
     """The cached file, or run ``argv`` in a private directory to fetch it; checked."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / filename
@@ -55,7 +60,12 @@ def _download(directory: Path, filename: str, sha256: str, argv: list[str],
         return _checked(target, sha256, filename)
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         done = subprocess.run(
-            argv, cwd=tmp, capture_output=True, text=True, timeout=900, check=False,
+            argv,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
             env={**os.environ, "LC_ALL": "C"},  # failure messages are matched in English
         )
         got = list(Path(tmp).iterdir())
@@ -68,19 +78,27 @@ def _download(directory: Path, filename: str, sha256: str, argv: list[str],
 
 def fetch_deb(pin: DebPin, cache: Path) -> Path:
     def failure(message: str) -> FetchError:
-        if any(s in message for s in ("not found", "Can't find a source",
-                                      "Unable to locate package")):
+        if any(
+            s in message for s in ("not found", "Can't find a source", "Unable to locate package")
+        ):
             return FetchError(
                 f"Debian's archive no longer offers {pin.name} {pin.version} (superseded "
                 f"versions are dropped, kernels especially). Refresh the lock with: "
                 f"{REFRESH_COMMAND} (then review and commit etc/initrd/lock.toml; a "
                 "kernel whose package name changed is renamed in the board file too)"
             )
-        return FetchError(f"apt-get download {pin.name}={pin.version} failed: "
-                          f"{message[-600:] or 'no .deb'} (try: apt-get update)")
+        return FetchError(
+            f"apt-get download {pin.name}={pin.version} failed: "
+            f"{message[-600:] or 'no .deb'} (try: apt-get update)"
+        )
 
-    return _download(cache / "debs", pin.filename, pin.sha256,
-                     ["apt-get", "download", "-q", f"{pin.name}={pin.version}"], failure)
+    return _download(
+        cache / "debs",
+        pin.filename,
+        pin.sha256,
+        ["apt-get", "download", "-q", f"{pin.name}={pin.version}"],
+        failure,
+    )
 
 
 def fetch_source(pin: SourcePin, cache: Path) -> Path:
@@ -88,9 +106,23 @@ def fetch_source(pin: SourcePin, cache: Path) -> Path:
         return FetchError(f"pip download {pin.name}=={pin.version} failed: {message[-600:]}")
 
     return _download(
-        cache / "python", pin.filename, pin.sha256,
-        [DEBIAN_PYTHON, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-         "--no-build-isolation", "--disable-pip-version-check", f"{pin.name}=={pin.version}",
-         "-d", "."],
+        cache / "python",
+        pin.filename,
+        pin.sha256,
+        [
+            DEBIAN_PYTHON,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            f"{pin.name}=={pin.version}",
+            "-d",
+            ".",
+        ],
         failure,
     )

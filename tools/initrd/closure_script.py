@@ -23,9 +23,14 @@ def find(job: dict[str, Any]) -> dict[str, Any]:
 def compile_all(job: dict[str, Any]) -> dict[str, Any]:
     for source, target in job["compile"]:
         # Unchecked hashes: no source mtime in the header, and no source to check.
-        py_compile.compile(source, cfile=target, dfile=job["dfile"][source], doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                           optimize=job["optimize"])
+        py_compile.compile(
+            source,
+            cfile=target,
+            dfile=job["dfile"][source],
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            optimize=job["optimize"],
+        )
     return {"compiled": len(job["compile"])}
 
 

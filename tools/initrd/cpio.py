@@ -52,15 +52,32 @@ def _header(ino: int, entry: Entry, name: bytes, size: int, mtime: int) -> bytes
         major, minor = entry.data.decode().split(":")
         rdev_major, rdev_minor = int(major), int(minor)
     nlink = 2 if stat.S_ISDIR(entry.mode) else 1
-    fields = (ino, entry.mode, 0, 0, nlink, mtime, size, 0, 0,
-              rdev_major, rdev_minor, len(name) + 1, 0)
+    fields = (
+        ino,
+        entry.mode,
+        0,
+        0,
+        nlink,
+        mtime,
+        size,
+        0,
+        0,
+        rdev_major,
+        rdev_minor,
+        len(name) + 1,
+        0,
+    )
     return MAGIC + b"".join(b"%08X" % value for value in fields)
 
 
 def _check_entry(entry: Entry) -> None:
     parts = entry.path.split("/")
-    if entry.path == TRAILER or not entry.path or entry.path.startswith("/") or any(
-            p in ("", ".", "..") for p in parts):
+    if (
+        entry.path == TRAILER
+        or not entry.path
+        or entry.path.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+    ):
         raise ValueError(f"bad archive path {entry.path!r}")
     kind = stat.S_IFMT(entry.mode)
     if kind not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFCHR):
@@ -93,23 +110,40 @@ def write_archive(out: BinaryIO, entries: Iterable[Entry], mtime: int) -> int:
 
 
 _HEADER_SIZE = len(MAGIC) + 13 * 8
-_FIELDS = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor", "devminor",
-           "rdevmajor", "rdevminor", "namesize", "check")
+_FIELDS = (
+    "ino",
+    "mode",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "filesize",
+    "devmajor",
+    "devminor",
+    "rdevmajor",
+    "rdevminor",
+    "namesize",
+    "check",
+)
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 def read_header(data: bytes, offset: int) -> dict[str, int]:
     """The 13 numeric fields of the newc header at ``offset``, by name."""
-    raw = data[offset:offset + _HEADER_SIZE]
+    raw = data[offset : offset + _HEADER_SIZE]
     if len(raw) < _HEADER_SIZE:
-        raise ValueError(f"cpio archive truncated: header at byte {offset} has "
-                         f"{len(raw)} of {_HEADER_SIZE} bytes")
-    if raw[:len(MAGIC)] != MAGIC:
-        raise ValueError(f"cpio header at byte {offset}: bad magic {raw[:len(MAGIC)]!r}, "
-                         f"expected {MAGIC!r} (newc)")
+        raise ValueError(
+            f"cpio archive truncated: header at byte {offset} has "
+            f"{len(raw)} of {_HEADER_SIZE} bytes"
+        )
+    if raw[: len(MAGIC)] != MAGIC:
+        raise ValueError(
+            f"cpio header at byte {offset}: bad magic {raw[: len(MAGIC)]!r}, "
+            f"expected {MAGIC!r} (newc)"
+        )
     fields: dict[str, int] = {}
     for i, name in enumerate(_FIELDS):
-        text = raw[len(MAGIC) + 8 * i:len(MAGIC) + 8 * (i + 1)]
+        text = raw[len(MAGIC) + 8 * i : len(MAGIC) + 8 * (i + 1)]
         if not set(text) <= _HEX:
             raise ValueError(f"cpio header at byte {offset}: field {name} is not hex: {text!r}")
         fields[name] = int(text, 16)
@@ -126,8 +160,9 @@ def read_archive(data: bytes) -> list[Entry]:
     offset = 0
     while True:
         if offset >= len(data):
-            raise ValueError(f"cpio archive truncated: it ends at byte {offset} without "
-                             f"the {TRAILER} entry")
+            raise ValueError(
+                f"cpio archive truncated: it ends at byte {offset} without the {TRAILER} entry"
+            )
         fields = read_header(data, offset)
         name_start = offset + _HEADER_SIZE
         name_end = name_start + fields["namesize"]
@@ -141,15 +176,18 @@ def read_archive(data: bytes) -> list[Entry]:
         try:
             path = raw_name[:-1].decode()
         except UnicodeDecodeError:
-            raise ValueError(f"cpio header at byte {offset}: name {raw_name[:-1]!r} "
-                             "is not UTF-8") from None
+            raise ValueError(
+                f"cpio header at byte {offset}: name {raw_name[:-1]!r} is not UTF-8"
+            ) from None
         if path == TRAILER:
             return entries
         body_start = name_end + (-name_end % 4)
         body_end = body_start + fields["filesize"]
         if body_end > len(data):
-            raise ValueError(f"cpio archive truncated: {path} needs {fields['filesize']} bytes "
-                             f"at byte {body_start}, {max(0, len(data) - body_start)} remain")
+            raise ValueError(
+                f"cpio archive truncated: {path} needs {fields['filesize']} bytes "
+                f"at byte {body_start}, {max(0, len(data) - body_start)} remain"
+            )
         mode = fields["mode"]
         body = data[body_start:body_end]
         if stat.S_ISCHR(mode):

@@ -32,8 +32,9 @@ def needed(path: str) -> tuple[list[str], str | None]:
         names: list[str] = []
         for section in elf.iter_sections():
             if isinstance(section, DynamicSection):
-                names += [tag.needed for tag in section.iter_tags()
-                          if tag.entry.d_tag == "DT_NEEDED"]
+                names += [
+                    tag.needed for tag in section.iter_tags() if tag.entry.d_tag == "DT_NEEDED"
+                ]
         interp = None
         for segment in elf.iter_segments():
             if segment["p_type"] == "PT_INTERP":

@@ -61,42 +61,54 @@ def compile_keymap(setting: str, lock: Lock, cache: Path) -> bytes:
     if source is None:
         close = [n for n in sources if n.split("-")[0] == name.split("-")[0]]
         hint = f" (close: {', '.join(close[:8])})" if close else ""
-        raise KeymapError(f"CONFIG_KEYBOARD_KEYMAP={setting!r}: console-data has no keymap "
-                          f"named {name!r}{hint}")
+        raise KeymapError(
+            f"CONFIG_KEYBOARD_KEYMAP={setting!r}: console-data has no keymap named {name!r}{hint}"
+        )
     outside = not_latin_1(gzip.decompress(source.read_bytes()))
     if outside:
         # the 8-bit table would hold another charset's bytes, which the
         # kernel reads as Latin-1: the keys would type other letters
-        raise KeymapError(f"CONFIG_KEYBOARD_KEYMAP={setting!r}: {name} has letters "
-                          f"outside Latin-1 ({outside}), and only Latin-1 layouts are "
-                          "built (a passphrase typed with it would not be what the keys "
-                          "show)")
+        raise KeymapError(
+            f"CONFIG_KEYBOARD_KEYMAP={setting!r}: {name} has letters "
+            f"outside Latin-1 ({outside}), and only Latin-1 layouts are "
+            "built (a passphrase typed with it would not be what the keys "
+            "show)"
+        )
     loadkeys = unpack(lock.deb("kbd"), cache) / "bin" / "loadkeys"
     keymaps = console_data / "usr" / "share" / "keymaps"
     with tempfile.TemporaryDirectory(prefix="keymaps-") as tmp:
         # loadkeys runs `sh -c "gzip -d ..."` on a compressed file, with the
         # path unquoted: it is given plain files, and no PATH to find gzip in
         plain = _decompressed(keymaps, Path(tmp)) / source.relative_to(keymaps)
-        done = subprocess.run([str(loadkeys), "-b", str(plain.with_suffix(""))],
-                              capture_output=True, timeout=60, check=False, cwd=tmp,
-                              env={"PATH": "/nonexistent", "LC_ALL": "C"})
+        done = subprocess.run(
+            [str(loadkeys), "-b", str(plain.with_suffix(""))],
+            capture_output=True,
+            timeout=60,
+            check=False,
+            cwd=tmp,
+            env={"PATH": "/nonexistent", "LC_ALL": "C"},
+        )
     said = done.stderr.decode(errors="replace").strip()[-300:]
     if done.returncode != 0:
         raise KeymapError(f"loadkeys could not compile {source.name}: {said}")
     problem = layout_problem(done.stdout)
     if problem:
-        raise KeymapError(f"loadkeys made no usable layout of {source.name} ({problem}): "
-                          f"{said}")
+        raise KeymapError(f"loadkeys made no usable layout of {source.name} ({problem}): {said}")
     return done.stdout
 
 
 _CHARSET = re.compile(rb'^\s*charset\s+"([^"]+)"', re.M)
-_SCRIPTS = re.compile(rb"\b(Cyrillic|Greek|Hebrew|Arabic|Thai|Armenian|Georgian|Ukrainian|"
-                      rb"Serbian|Macedonia|Byelorussian|Kana|Hangul)_\w+")
+_SCRIPTS = re.compile(
+    rb"\b(Cyrillic|Greek|Hebrew|Arabic|Thai|Armenian|Georgian|Ukrainian|"
+    rb"Serbian|Macedonia|Byelorussian|Kana|Hangul)_\w+"
+)
 _CODEPOINT = re.compile(rb"\bU\+([0-9A-Fa-f]{4})")
 # a raw 8-bit code on a keycode line (ru: KOI8-R bytes with no charset line)
-_RAW_HIGH = re.compile(rb"^[^!#\n]*keycode\s+\d+\s*=[^!#\n]*?(?<![\w+])\+?"
-                       rb"(12[89]|1[3-9]\d|2[0-4]\d|25[0-5]|0x[89a-fA-F][0-9a-fA-F])\b", re.M)
+_RAW_HIGH = re.compile(
+    rb"^[^!#\n]*keycode\s+\d+\s*=[^!#\n]*?(?<![\w+])\+?"
+    rb"(12[89]|1[3-9]\d|2[0-4]\d|25[0-5]|0x[89a-fA-F][0-9a-fA-F])\b",
+    re.M,
+)
 
 
 def not_latin_1(source: bytes) -> str:
@@ -142,13 +154,17 @@ def layout_problem(data: bytes) -> str:
     if not data.startswith(BKEYMAP_MAGIC):
         return "not a binary keymap"
     start = len(BKEYMAP_MAGIC)
-    flags = data[start:start + _MAX_NR_KEYMAPS]
+    flags = data[start : start + _MAX_NR_KEYMAPS]
     if len(flags) < _MAX_NR_KEYMAPS or not flags[0]:
         return "no plain table"
-    table = data[start + _MAX_NR_KEYMAPS:start + _MAX_NR_KEYMAPS + 2 * _NR_KEYS]
+    table = data[start + _MAX_NR_KEYMAPS : start + _MAX_NR_KEYMAPS + 2 * _NR_KEYS]
     if len(table) < 2 * _NR_KEYS or len(data) != start + _MAX_NR_KEYMAPS + 2 * _NR_KEYS * sum(
-            1 for f in flags if f):
+        1 for f in flags if f
+    ):
         return "truncated"
-    unmapped = [code for code in LETTER_KEYCODES
-                if int.from_bytes(table[2 * code:2 * code + 2], "little") in (0, 0xF200)]
+    unmapped = [
+        code
+        for code in LETTER_KEYCODES
+        if int.from_bytes(table[2 * code : 2 * code + 2], "little") in (0, 0xF200)
+    ]
     return f"letter keys without a character: {unmapped}" if unmapped else ""

@@ -32,8 +32,10 @@ def modinfo(path: Path) -> dict[str, str]:
 def load_order(modules_dir: Path, wanted: list[str]) -> list[Path]:
     """Paths of `wanted` and everything they depend on, dependencies first."""
     index = {_normal(p.name.removesuffix(".ko")): p for p in modules_dir.rglob("*.ko")}
-    builtin = {_normal(Path(line).name.removesuffix(".ko"))
-               for line in (modules_dir / "modules.builtin").read_text().split()}
+    builtin = {
+        _normal(Path(line).name.removesuffix(".ko"))
+        for line in (modules_dir / "modules.builtin").read_text().split()
+    }
     ordered: list[Path] = []
     visiting: set[str] = set()
     done: set[str] = set()

@@ -80,8 +80,9 @@ def load_lock(path: Path = LOCK_FILE) -> Lock:
     except FileNotFoundError:
         raise LockError(f"{path} is missing; create it with: {REFRESH_COMMAND}") from None
     except (tomllib.TOMLDecodeError, TypeError, KeyError) as err:
-        raise LockError(f"{path} is malformed ({err}); recreate it with: "
-                        f"{REFRESH_COMMAND}") from None
+        raise LockError(
+            f"{path} is malformed ({err}); recreate it with: {REFRESH_COMMAND}"
+        ) from None
     return Lock(debs=debs, sources=sources)
 
 
@@ -93,8 +94,9 @@ def wanted_packages(path: Path = PACKAGES_FILE) -> tuple[list[str], list[tuple[s
 
 
 def _run(argv: list[str], timeout: float, cwd: Path | None = None) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          check=False)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
+    )
     if done.returncode != 0:
         raise LockError(f"{' '.join(argv[:3])} ... failed: {done.stderr.strip()[-800:]}")
     return done.stdout
@@ -115,13 +117,23 @@ def _candidates(names: list[str]) -> list[DebPin]:
     pins: dict[str, DebPin] = {}
     shown = _run(["apt-cache", "show", *(f"{n}={candidates[n]}" for n in names)], 300)
     for stanza in shown.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in stanza.splitlines()
-                      if ": " in line and not line.startswith(" "))
+        fields = dict(
+            line.split(": ", 1)
+            for line in stanza.splitlines()
+            if ": " in line and not line.startswith(" ")
+        )
         name = fields.get("Package", "")
         if fields.get("Version") == candidates.get(name) and "SHA256" in fields:
-            pins.setdefault(name, DebPin(name=name, version=candidates[name],
-                                         arch=fields["Architecture"], sha256=fields["SHA256"],
-                                         size=int(fields["Size"])))
+            pins.setdefault(
+                name,
+                DebPin(
+                    name=name,
+                    version=candidates[name],
+                    arch=fields["Architecture"],
+                    sha256=fields["SHA256"],
+                    size=int(fields["Size"]),
+                ),
+            )
     for name in names:
         if name not in pins:
             raise LockError(f"apt-cache shows no sha256 for {name} {candidates[name]}")
@@ -130,9 +142,24 @@ def _candidates(names: list[str]) -> list[DebPin]:
 
 def _source_pin(name: str, version: str, cache: Path) -> SourcePin:
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        _run([DEBIAN_PYTHON, "-m", "pip", "download", "-q", "--no-deps", "--no-binary",
-              ":all:", "--no-build-isolation", "--disable-pip-version-check",
-              f"{name}=={version}", "-d", tmp], 600)
+        _run(
+            [
+                DEBIAN_PYTHON,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                f"{name}=={version}",
+                "-d",
+                tmp,
+            ],
+            600,
+        )
         (sdist,) = Path(tmp).iterdir()
         digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
         sdist.replace(cache / sdist.name)
@@ -147,11 +174,24 @@ def render_lock(debs: list[DebPin], sources: list[SourcePin]) -> str:
         "",
     ]
     for d in debs:
-        lines += ["[[deb]]", f'name = "{d.name}"', f'version = "{d.version}"',
-                  f'arch = "{d.arch}"', f'sha256 = "{d.sha256}"', f"size = {d.size}", ""]
+        lines += [
+            "[[deb]]",
+            f'name = "{d.name}"',
+            f'version = "{d.version}"',
+            f'arch = "{d.arch}"',
+            f'sha256 = "{d.sha256}"',
+            f"size = {d.size}",
+            "",
+        ]
     for s in sources:
-        lines += ["[[source]]", f'name = "{s.name}"', f'version = "{s.version}"',
-                  f'filename = "{s.filename}"', f'sha256 = "{s.sha256}"', ""]
+        lines += [
+            "[[source]]",
+            f'name = "{s.name}"',
+            f'version = "{s.version}"',
+            f'filename = "{s.filename}"',
+            f'sha256 = "{s.sha256}"',
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -48,8 +48,11 @@ class Pool:
             entry = self.files.get(prefix)
             if entry is not None and entry.link is not None:
                 target = entry.link
-                joined = (target.lstrip("/") if target.startswith("/")
-                          else posixpath.join(posixpath.dirname(prefix), target))
+                joined = (
+                    target.lstrip("/")
+                    if target.startswith("/")
+                    else posixpath.join(posixpath.dirname(prefix), target)
+                )
                 rest = "/".join(parts[i:])
                 full = posixpath.normpath(posixpath.join(joined, rest) if rest else joined)
                 return self.resolve(full, depth + 1)

@@ -21,24 +21,82 @@ DIST_PACKAGES = "usr/lib/python3/dist-packages"
 # Never needed at boot; excluding them keeps optional imports from dragging
 # in whole subsystems (GUI, test suites, packaging, interactive debuggers).
 EXCLUDED_MODULES = [
-    "tkinter", "turtle", "idlelib", "lib2to3", "ensurepip", "distutils", "pydoc",
-    "pydoc_data", "test", "unittest", "doctest", "pdb", "sqlite3", "dbm", "curses",
-    "sitecustomize", "_pyrepl", "setuptools", "pkg_resources", "pip", "IPython",
-    "numpy", "PIL", "gi", "twisted", "tornado", "trio", "asyncio", "ssl", "_ssl",
-    "multiprocessing", "concurrent", "xmlrpc", "http.server", "wsgiref", "ftplib",
-    "smtplib", "imaplib", "poplib", "nntplib", "mailbox", "xml.dom",
-    "pyexpat", "_decimal", "decimal", "_pydecimal", "lzma", "_lzma", "bz2", "_bz2",
+    "tkinter",
+    "turtle",
+    "idlelib",
+    "lib2to3",
+    "ensurepip",
+    "distutils",
+    "pydoc",
+    "pydoc_data",
+    "test",
+    "unittest",
+    "doctest",
+    "pdb",
+    "sqlite3",
+    "dbm",
+    "curses",
+    "sitecustomize",
+    "_pyrepl",
+    "setuptools",
+    "pkg_resources",
+    "pip",
+    "IPython",
+    "numpy",
+    "PIL",
+    "gi",
+    "twisted",
+    "tornado",
+    "trio",
+    "asyncio",
+    "ssl",
+    "_ssl",
+    "multiprocessing",
+    "concurrent",
+    "xmlrpc",
+    "http.server",
+    "wsgiref",
+    "ftplib",
+    "smtplib",
+    "imaplib",
+    "poplib",
+    "nntplib",
+    "mailbox",
+    "xml.dom",
+    "pyexpat",
+    "_decimal",
+    "decimal",
+    "_pydecimal",
+    "lzma",
+    "_lzma",
+    "bz2",
+    "_bz2",
 ]
 # Packages kept whole: tpm2-pytss needs the files of modules that raise at
 # import when FAPI is absent, which an import closure cannot see.
 WHOLE_PACKAGES = ["tpm2_pytss"]
 # Libraries the runtime's next stages use (signatures, devices, QR codes):
 # shipped and import-checked now, so the image's contents are settled early.
-LIBRARY_ROOTS = ["gnupg", "pyudev", "segno", "pyotp", "urwid", "cryptography.x509",
-                 "cryptography.hazmat.primitives.asymmetric.ec"]
+LIBRARY_ROOTS = [
+    "gnupg",
+    "pyudev",
+    "segno",
+    "pyotp",
+    "urwid",
+    "cryptography.x509",
+    "cryptography.hazmat.primitives.asymmetric.ec",
+]
 # The interpreter itself imports these before any user code runs.
-STARTUP_MODULES = ["site", "encodings", "encodings.utf_8", "encodings.latin_1",
-                   "encodings.ascii", "encodings.aliases", "runpy", "_sitebuiltins"]
+STARTUP_MODULES = [
+    "site",
+    "encodings",
+    "encodings.utf_8",
+    "encodings.latin_1",
+    "encodings.ascii",
+    "encodings.aliases",
+    "runpy",
+    "_sitebuiltins",
+]
 
 
 class PythonTreeError(Exception):
@@ -59,8 +117,20 @@ def build_tpm2_pytss(pin: SourcePin, sdist: Path, cache: Path, rebuild_into: Pat
     cache is left alone (the reproducibility test compiles it twice).
     """
     tool_versions = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", "libtss2-dev", "python3.11",
-         "gcc", "python3-cffi"], capture_output=True, text=True, timeout=60, check=True,
+        [
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Package}=${Version}\\n",
+            "libtss2-dev",
+            "python3.11",
+            "gcc",
+            "python3-cffi",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     key = hashlib.sha256(f"{pin.sha256}\n{tool_versions}".encode()).hexdigest()[:16]
     target = cache / "wheels" / f"{pin.name}-{pin.version}-{key}"
@@ -77,19 +147,39 @@ def build_tpm2_pytss(pin: SourcePin, sdist: Path, cache: Path, rebuild_into: Pat
             if pc.name != "tss2-fapi.pc":
                 shutil.copy(pc, pc_dir / pc.name)
         env = {
-            "PATH": "/usr/bin:/bin", "HOME": str(work), "LC_ALL": "C",
-            "PKG_CONFIG_LIBDIR": str(pc_dir), "SOURCE_DATE_EPOCH": "0",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(work),
+            "LC_ALL": "C",
+            "PKG_CONFIG_LIBDIR": str(pc_dir),
+            "SOURCE_DATE_EPOCH": "0",
             "CFLAGS": f"-g0 -O2 -ffile-prefix-map={work}=.",
             "PYTHONHASHSEED": "0",
         }
         done = subprocess.run(
-            [DEBIAN_PYTHON, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-             "--disable-pip-version-check", "--no-cache-dir", "-w", str(work / "out"),
-             str(sdist)], env=env, capture_output=True, text=True, timeout=1800, check=False,
+            [
+                DEBIAN_PYTHON,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                "--no-cache-dir",
+                "-w",
+                str(work / "out"),
+                str(sdist),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
         )
         if done.returncode != 0:
-            raise PythonTreeError(f"building {pin.name} {pin.version} failed:\n"
-                                  f"{done.stderr[-2000:]}")
+            raise PythonTreeError(
+                f"building {pin.name} {pin.version} failed:\n{done.stderr[-2000:]}"
+            )
         (wheel,) = (work / "out").glob("*.whl")
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
@@ -108,10 +198,20 @@ def _run_image_python(root: Path, mode: str, job: dict[str, object]) -> dict[str
         job_file, out_file = Path(tmp) / "job.json", Path(tmp) / "out.json"
         job_file.write_text(json.dumps(job))
         done = subprocess.run(
-            [str(root / "usr/bin/python3.11"), "-I", "-S", str(script), mode, str(job_file),
-             str(out_file)],
+            [
+                str(root / "usr/bin/python3.11"),
+                "-I",
+                "-S",
+                str(script),
+                mode,
+                str(job_file),
+                str(out_file),
+            ],
             env={"PYTHONHASHSEED": "0", "LC_ALL": "C", "PATH": "/usr/bin:/bin"},
-            capture_output=True, text=True, timeout=900, check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
         if done.returncode != 0:
             raise PythonTreeError(f"the image's python3.11 failed ({mode}):\n{done.stderr[-3000:]}")
@@ -129,8 +229,9 @@ def runtime_modules(repo: Path) -> list[str]:
     return names
 
 
-def import_closure(root: Path, wheel: Path, repo: Path,
-                   origins: dict[str, str]) -> tuple[list[PyFile], list[str]]:
+def import_closure(
+    root: Path, wheel: Path, repo: Path, origins: dict[str, str]
+) -> tuple[list[PyFile], list[str]]:
     """Every Python file the runtime can import, mapped to image paths.
 
     `root` is a merged tree of the unpacked packages (the image's interpreter
@@ -149,9 +250,15 @@ def import_closure(root: Path, wheel: Path, repo: Path,
         script = Path(tmp) / "roots.py"
         imports = STARTUP_MODULES + runtime_modules(repo) + WHOLE_PACKAGES + LIBRARY_ROOTS
         script.write_text("".join(f"import {name}\n" for name in imports))
-        found = _run_image_python(root, "find", {
-            "path": list(search), "excludes": EXCLUDED_MODULES, "script": str(script),
-        })
+        found = _run_image_python(
+            root,
+            "find",
+            {
+                "path": list(search),
+                "excludes": EXCLUDED_MODULES,
+                "script": str(script),
+            },
+        )
     files = {Path(f) for f in found["files"]}  # type: ignore[attr-defined]
     for package in WHOLE_PACKAGES:
         files.update(p for p in (wheel / package).rglob("*") if p.is_file())

@@ -11,5 +11,12 @@ from runtime.secrets.hotp.counter import CounterStore, CounterStoreError
 from runtime.secrets.hotp.token import HotpCheck, HotpToken, TokenStatus
 from runtime.secrets.hotp.verify import enrol_token, verify_with_token
 
-__all__ = ["CounterStore", "CounterStoreError", "HotpCheck", "HotpToken", "TokenStatus",
-           "enrol_token", "verify_with_token"]
+__all__ = [
+    "CounterStore",
+    "CounterStoreError",
+    "HotpCheck",
+    "HotpToken",
+    "TokenStatus",
+    "enrol_token",
+    "verify_with_token",
+]

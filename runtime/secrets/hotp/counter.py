@@ -55,7 +55,8 @@ def refuse_backwards(current: int, value: int) -> None:
     """The check every store makes before it moves."""
     if value < current:
         raise CounterStoreError(
-            f"The HOTP counter cannot go back from {current} to {value}: refused.")
+            f"The HOTP counter cannot go back from {current} to {value}: refused."
+        )
 
 
 class TpmCounterStore:
@@ -66,8 +67,9 @@ class TpmCounterStore:
         self.index = index
 
     @classmethod
-    def open_or_create(cls, tpm: Tpm, owner_auth: bytes | bytearray,
-                       index: int = handles.HOTP_COUNTER_NV) -> TpmCounterStore:
+    def open_or_create(
+        cls, tpm: Tpm, owner_auth: bytes | bytearray, index: int = handles.HOTP_COUNTER_NV
+    ) -> TpmCounterStore:
         """The store, defining the counter first (owner passphrase) if the TPM
         has none; an existing proper counter is kept, never redefined."""
         from runtime.tpm import counters, nv
@@ -83,8 +85,9 @@ class TpmCounterStore:
         except counters.CounterUnusable as err:
             raise _not_ours(err) from err
         except TpmError as err:
-            raise CounterStoreError(_tpm_words("The HOTP counter could not be created",
-                                               err)) from err
+            raise CounterStoreError(
+                _tpm_words("The HOTP counter could not be created", err)
+            ) from err
         store = cls(tpm, index)
         store.read()  # refuses an index that is no proper counter
         return store
@@ -104,14 +107,16 @@ class TpmCounterStore:
             raise CounterStoreError(
                 "The TPM holds no HOTP counter: the token was never enrolled with this "
                 "TPM, or the TPM was reset since. Generate a new TOTP/HOTP secret to enrol "
-                "the token again.") from err
+                "the token again."
+            ) from err
         except TpmError as err:
             raise CounterStoreError(_tpm_words("The HOTP counter cannot be read", err)) from err
         if value is None:
             _log(f"NV index 0x{self.index:08x} was never incremented")
             raise CounterStoreError(
                 "The HOTP counter was never started. Generate a new TOTP/HOTP secret to "
-                "enrol the token again.")
+                "enrol the token again."
+            )
         return value
 
     def advance_to(self, value: int) -> None:
@@ -122,15 +127,17 @@ class TpmCounterStore:
         refuse_backwards(current, value)
         if value - current > MAX_ADVANCE:
             raise CounterStoreError(
-                f"The HOTP counter would jump by {value - current}: refused as a fault.")
+                f"The HOTP counter would jump by {value - current}: refused as a fault."
+            )
         try:
             while current < value:
                 current = counters.increment_counter(self._tpm, self.index)
         except counters.CounterUnusable as err:
             raise _not_ours(err) from err
         except TpmError as err:
-            raise CounterStoreError(_tpm_words("The HOTP counter could not be advanced",
-                                               err)) from err
+            raise CounterStoreError(
+                _tpm_words("The HOTP counter could not be advanced", err)
+            ) from err
 
 
 def _not_ours(err: CounterUnusable) -> CounterStoreError:
@@ -140,8 +147,9 @@ def _not_ours(err: CounterUnusable) -> CounterStoreError:
         advice = "It was not read. A TPM reset does not remove it: only the firmware can."
     else:
         advice = "Reset the TPM, then generate a new TOTP/HOTP secret."
-    return CounterStoreError(f"The TPM's place for the HOTP counter holds something else: "
-                             f"{err.problem}. {advice}")
+    return CounterStoreError(
+        f"The TPM's place for the HOTP counter holds something else: {err.problem}. {advice}"
+    )
 
 
 def _log(text: str) -> None:

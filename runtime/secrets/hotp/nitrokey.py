@@ -119,9 +119,13 @@ class NitrokeyToken:
     fake USB tree and a fake program.
     """
 
-    def __init__(self, sysfs_root: str = SYSFS_USB, search_path: Sequence[str] = SEARCH_PATH,
-                 check_timeout: float = CHECK_TIMEOUT,
-                 program_timeout: float = PROGRAM_TIMEOUT) -> None:
+    def __init__(
+        self,
+        sysfs_root: str = SYSFS_USB,
+        search_path: Sequence[str] = SEARCH_PATH,
+        check_timeout: float = CHECK_TIMEOUT,
+        program_timeout: float = PROGRAM_TIMEOUT,
+    ) -> None:
         self._sysfs_root = sysfs_root
         self._search_path = tuple(search_path)
         self._check_timeout = check_timeout
@@ -146,26 +150,43 @@ class NitrokeyToken:
 
     def why_absent(self) -> TokenStatus:
         if find_program(self._search_path) is None:
-            return TokenStatus(HotpCheck.ABSENT, (
-                f"This firmware has no {PROGRAM} program, so it cannot talk to a "
-                "Nitrokey or Librem Key: HOTP cannot be checked. Use the TOTP code on "
-                "your phone, or install firmware built with HOTP support."))
+            return TokenStatus(
+                HotpCheck.ABSENT,
+                (
+                    f"This firmware has no {PROGRAM} program, so it cannot talk to a "
+                    "Nitrokey or Librem Key: HOTP cannot be checked. Use the TOTP code on "
+                    "your phone, or install firmware built with HOTP support."
+                ),
+            )
         dongles = find_dongles(self._sysfs_root)
         if dongles and not any(d.hotp for d in dongles):
-            return TokenStatus(HotpCheck.ABSENT, (
-                f"A {dongles[0].brand} is plugged in, but it cannot check HOTP codes. "
-                "Plug in the Nitrokey or Librem Key that was programmed for this "
-                "computer, then retry."))
-        return TokenStatus(HotpCheck.ABSENT, (
-            "No HOTP token (Nitrokey or Librem Key) is plugged in, so the firmware was "
-            "not checked by it. Plug the token in and retry; the HOTP counter was not "
-            "used."))
+            return TokenStatus(
+                HotpCheck.ABSENT,
+                (
+                    f"A {dongles[0].brand} is plugged in, but it cannot check HOTP codes. "
+                    "Plug in the Nitrokey or Librem Key that was programmed for this "
+                    "computer, then retry."
+                ),
+            )
+        return TokenStatus(
+            HotpCheck.ABSENT,
+            (
+                "No HOTP token (Nitrokey or Librem Key) is plugged in, so the firmware was "
+                "not checked by it. Plug the token in and retry; the HOTP counter was not "
+                "used."
+            ),
+        )
 
     def _run(self, program: str, args: Sequence[str | bytes], timeout: float) -> _Run:
         try:
-            done = subprocess.run([program, *args], stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=timeout, check=False,
-                                  env={"PATH": "/bin:/usr/bin", "LC_ALL": "C"})
+            done = subprocess.run(
+                [program, *args],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+                env={"PATH": "/bin:/usr/bin", "LC_ALL": "C"},
+            )
         except subprocess.TimeoutExpired:  # run() has killed it
             return _Run(None, b"", f"no answer within {timeout:g} s")
         except OSError as err:
@@ -189,8 +210,10 @@ class NitrokeyToken:
         something to the token it was made for.
         """
         if not is_code(code):
-            return TokenStatus(HotpCheck.INVALID, (
-                "The HOTP code to check is not six digits; it was not sent to the token."))
+            return TokenStatus(
+                HotpCheck.INVALID,
+                ("The HOTP code to check is not six digits; it was not sent to the token."),
+            )
         program = self._ready()
         if program is None:
             return self.why_absent()
@@ -231,8 +254,9 @@ class NitrokeyToken:
             return TokenStatus(HotpCheck.INVALID, problem, wrong_pin=True)
         b32 = bytearray(base64.b32encode(bytes(secret)))
         try:
-            run = self._run(program, ["set", bytes(b32), bytes(admin_pin), str(counter)],
-                            self._program_timeout)
+            run = self._run(
+                program, ["set", bytes(b32), bytes(admin_pin), str(counter)], self._program_timeout
+            )
             detail = _detail(run, (b32, admin_pin))
         finally:
             wipe_buffer(b32)
@@ -242,44 +266,74 @@ class NitrokeyToken:
         if status is None:
             return self._unexpected(run, detail)
         result, text = status
-        return TokenStatus(result, text.format(brand=self.name), detail,
-                           wrong_pin=run.returncode == _WRONG_PIN_EXIT)
+        return TokenStatus(
+            result,
+            text.format(brand=self.name),
+            detail,
+            wrong_pin=run.returncode == _WRONG_PIN_EXIT,
+        )
 
     def _no_answer(self, run: _Run) -> TokenStatus:
-        return TokenStatus(HotpCheck.ERROR, (
-            f"{PROGRAM} gave no answer about the {self.name} ({run.failure}). Unplug the "
-            "token, plug it in again and retry."), run.failure)
+        return TokenStatus(
+            HotpCheck.ERROR,
+            (
+                f"{PROGRAM} gave no answer about the {self.name} ({run.failure}). Unplug the "
+                "token, plug it in again and retry."
+            ),
+            run.failure,
+        )
 
     def _unexpected(self, run: _Run, detail: str) -> TokenStatus:
         code = run.returncode if run.returncode is not None else 0
         how = f"was stopped by signal {-code}" if code < 0 else f"ended with code {code}"
-        return TokenStatus(HotpCheck.ERROR, (
-            f"{PROGRAM} {how}, which it does not document. The firmware's copy of the "
-            f"program may not match this runtime. Retry; if it persists, replug the "
-            f"{self.name}."), detail)
+        return TokenStatus(
+            HotpCheck.ERROR,
+            (
+                f"{PROGRAM} {how}, which it does not document. The firmware's copy of the "
+                f"program may not match this runtime. Retry; if it persists, replug the "
+                f"{self.name}."
+            ),
+            detail,
+        )
 
 
 _REPLUG = "Unplug the {brand}, plug it in again and retry."
 
 _CHECK_RESULTS: dict[int, tuple[HotpCheck, str]] = {
-    0: (HotpCheck.SUCCESS, "The {brand} accepted the HOTP code: it agrees that this "
-                           "firmware holds the secret sealed to a trusted state."),
-    1: (HotpCheck.ERROR, "The {brand} is plugged in but the program could not talk to "
-                         "it. " + _REPLUG),
-    4: (HotpCheck.INVALID, "The {brand} refused the HOTP code. Either this firmware does "
-                           "not hold the secret the token was programmed with (firmware "
-                           "or measured state changed, or it is a different computer), "
-                           "or the token's counter is far ahead. Do not trust this boot "
-                           "until you know why."),
-    5: (HotpCheck.ERROR, "The {brand}'s firmware cannot verify HOTP codes. Update the "
-                         "token's firmware (Nitrokey Pro 0.15, Nitrokey 3 1.8.3 or newer)."),
-    6: (HotpCheck.NOT_PROGRAMMED, "The {brand} has no HOTP secret yet, so it cannot "
-                                  "check this firmware. Generate a new TOTP/HOTP secret "
-                                  "to program it."),
-    7: (HotpCheck.INVALID, "The {brand} rejected the code's format. This is a fault in "
-                           "the firmware, not the token; report it."),
-    8: (HotpCheck.ERROR, "The connection to the {brand} was lost during the check. "
-                         + _REPLUG),
+    0: (
+        HotpCheck.SUCCESS,
+        "The {brand} accepted the HOTP code: it agrees that this "
+        "firmware holds the secret sealed to a trusted state.",
+    ),
+    1: (
+        HotpCheck.ERROR,
+        "The {brand} is plugged in but the program could not talk to it. " + _REPLUG,
+    ),
+    4: (
+        HotpCheck.INVALID,
+        "The {brand} refused the HOTP code. Either this firmware does "
+        "not hold the secret the token was programmed with (firmware "
+        "or measured state changed, or it is a different computer), "
+        "or the token's counter is far ahead. Do not trust this boot "
+        "until you know why.",
+    ),
+    5: (
+        HotpCheck.ERROR,
+        "The {brand}'s firmware cannot verify HOTP codes. Update the "
+        "token's firmware (Nitrokey Pro 0.15, Nitrokey 3 1.8.3 or newer).",
+    ),
+    6: (
+        HotpCheck.NOT_PROGRAMMED,
+        "The {brand} has no HOTP secret yet, so it cannot "
+        "check this firmware. Generate a new TOTP/HOTP secret "
+        "to program it.",
+    ),
+    7: (
+        HotpCheck.INVALID,
+        "The {brand} rejected the code's format. This is a fault in "
+        "the firmware, not the token; report it.",
+    ),
+    8: (HotpCheck.ERROR, "The connection to the {brand} was lost during the check. " + _REPLUG),
 }
 
 #: hotp_verification's exit code for a refused admin PIN
@@ -288,26 +342,39 @@ _WRONG_PIN_EXIT = 2
 _PROGRAM_RESULTS: dict[int, tuple[HotpCheck, str]] = {
     0: (HotpCheck.SUCCESS, "The {brand} was programmed with the new HOTP secret."),
     1: _CHECK_RESULTS[1],
-    2: (HotpCheck.INVALID, "The {brand} refused the admin PIN. Each wrong PIN uses up "
-                           "one of its few tries (3 on a Nitrokey Pro, Storage or Librem "
-                           "Key; 8 for a Nitrokey 3's Secrets app); when none are left "
-                           "the token must be reset. Check the PIN and try again."),
-    3: (HotpCheck.ERROR, "The {brand} could not be programmed (on a Nitrokey 3: was its "
-                         "button touched when it blinked?). " + _REPLUG),
+    2: (
+        HotpCheck.INVALID,
+        "The {brand} refused the admin PIN. Each wrong PIN uses up "
+        "one of its few tries (3 on a Nitrokey Pro, Storage or Librem "
+        "Key; 8 for a Nitrokey 3's Secrets app); when none are left "
+        "the token must be reset. Check the PIN and try again.",
+    ),
+    3: (
+        HotpCheck.ERROR,
+        "The {brand} could not be programmed (on a Nitrokey 3: was its "
+        "button touched when it blinked?). " + _REPLUG,
+    ),
     5: _CHECK_RESULTS[5],
-    7: (HotpCheck.INVALID, "The {brand} refused the admin PIN or the secret as badly "
-                           "formed (a PIN longer than the token accepts?)."),
+    7: (
+        HotpCheck.INVALID,
+        "The {brand} refused the admin PIN or the secret as badly "
+        "formed (a PIN longer than the token accepts?).",
+    ),
     8: _CHECK_RESULTS[8],
 }
 
 
 def _program_input_problem(secret: bytearray, counter: int, dongle: Dongle) -> str:
     if not 0 < len(secret) <= dongle.max_secret:
-        return (f"The {dongle.brand} keeps secrets of at most {dongle.max_secret} bytes; "
-                f"this one has {len(secret)}.")
+        return (
+            f"The {dongle.brand} keeps secrets of at most {dongle.max_secret} bytes; "
+            f"this one has {len(secret)}."
+        )
     if not 0 <= counter <= dongle.max_counter:
-        return (f"The {dongle.brand} cannot start at HOTP counter {counter} (the most "
-                f"it takes is {dongle.max_counter}).")
+        return (
+            f"The {dongle.brand} cannot start at HOTP counter {counter} (the most "
+            f"it takes is {dongle.max_counter})."
+        )
     return ""
 
 
@@ -323,8 +390,13 @@ def _detail(run: _Run, hide: Sequence[bytes | bytearray]) -> str:
     """The tool's last meaningful line for the details view, with anything
     sensitive it might echo blanked out (before it becomes a string)."""
     lines = [line.strip() for line in run.output.splitlines()]
-    meaningful = [line for line in lines if line and not line.startswith(
-        b"HOTP code verification application") and set(line) != {ord(".")}]
+    meaningful = [
+        line
+        for line in lines
+        if line
+        and not line.startswith(b"HOTP code verification application")
+        and set(line) != {ord(".")}
+    ]
     text = meaningful[-1] if meaningful else b""
     for value in hide:
         if value:

@@ -85,7 +85,7 @@ def stm32_crc32(data: bytes | bytearray) -> int:
         raise ValueError("the STM32 CRC runs over whole 32-bit words")
     swapped = bytearray()
     for start in range(0, len(data), 4):
-        swapped += data[start:start + 4][::-1]
+        swapped += data[start : start + 4][::-1]
     return _crc32_mpeg2(swapped)
 
 
@@ -95,7 +95,7 @@ def encode_query(command: int, payload: bytes | bytearray = b"") -> bytearray:
         raise ValueError(f"a query payload holds at most {QUERY_PAYLOAD_SIZE} bytes")
     report = bytearray(REPORT_SIZE)
     report[1] = command
-    report[2:2 + len(payload)] = payload
+    report[2 : 2 + len(payload)] = payload
     report[61:65] = struct.pack("<I", stm32_crc32(report[_CRC_SPAN]))
     return report
 
@@ -113,8 +113,7 @@ class Response:
     payload: bytes
 
 
-def decode_response(report: bytes | bytearray,
-                    query: bytes | bytearray | None = None) -> Response:
+def decode_response(report: bytes | bytearray, query: bytes | bytearray | None = None) -> Response:
     """Parse a 65-byte response; FrameError if it is damaged or answers
     another query than ``query``."""
     if len(report) != REPORT_SIZE:
@@ -154,8 +153,9 @@ def _fixed(data: bytes | bytearray, size: int, what: str) -> bytearray:
     return bytearray(data) + bytearray(size - len(data))
 
 
-def first_authenticate_query(admin_pin: bytes | bytearray,
-                             temporary_password: bytes | bytearray) -> bytearray:
+def first_authenticate_query(
+    admin_pin: bytes | bytearray, temporary_password: bytes | bytearray
+) -> bytearray:
     """FIRST_AUTHENTICATE: the admin PIN and the temporary password that
     authorises the following writes (25 bytes each, zero-padded)."""
     fields = _fixed(admin_pin, 25, "the admin PIN")
@@ -166,8 +166,9 @@ def first_authenticate_query(admin_pin: bytes | bytearray,
         wipe_buffer(fields)
 
 
-def otp_data_query(temporary_password: bytes | bytearray, kind: bytes, data: bytes | bytearray,
-                   part: int = 0) -> bytearray:
+def otp_data_query(
+    temporary_password: bytes | bytearray, kind: bytes, data: bytes | bytearray, part: int = 0
+) -> bytearray:
     """SEND_OTP_DATA: ``kind`` b"S" for (part of) the secret, b"N" for the slot name."""
     if kind not in (b"S", b"N"):
         raise ValueError("SEND_OTP_DATA carries a secret (S) or a name (N)")
@@ -179,8 +180,12 @@ def otp_data_query(temporary_password: bytes | bytearray, kind: bytes, data: byt
         wipe_buffer(fields)
 
 
-def write_hotp_slot_query(temporary_password: bytes | bytearray, counter: int,
-                          slot: int = HOTP_SLOT, eight_digits: bool = False) -> bytearray:
+def write_hotp_slot_query(
+    temporary_password: bytes | bytearray,
+    counter: int,
+    slot: int = HOTP_SLOT,
+    eight_digits: bool = False,
+) -> bytearray:
     """WRITE_TO_SLOT: commit the sent secret and name to ``slot`` at ``counter``."""
     if not 0 <= counter < 2**64:
         raise ValueError("the counter is a 64-bit unsigned number")

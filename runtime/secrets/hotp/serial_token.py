@@ -38,20 +38,29 @@ DEVICE = "/dev/ttyS1"
 HELLO_TIMEOUT = 0.5
 REPLY_TIMEOUT = 3.0
 MAX_LINE = 512
-ANSWER_WORDS = frozenset({"TOKEN", "OK", "INVALID", "UNPROGRAMMED", "BADPIN", "LOCKED",
-                          "BADFORMAT", "ERROR"})
+ANSWER_WORDS = frozenset(
+    {"TOKEN", "OK", "INVALID", "UNPROGRAMMED", "BADPIN", "LOCKED", "BADFORMAT", "ERROR"}
+)
 
 
 def _raw(attrs: list[Any]) -> list[Any]:
     """termios attributes for a clean 8-bit line: no echo, no line editing,
     no CR/LF translation, no flow control, modem lines ignored, 115200 baud."""
     iflag, oflag, cflag, lflag, _, _, cc = attrs
-    iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
-               | termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON
-               | termios.IXOFF | termios.IXANY)
+    iflag &= ~(
+        termios.IGNBRK
+        | termios.BRKINT
+        | termios.PARMRK
+        | termios.ISTRIP
+        | termios.INLCR
+        | termios.IGNCR
+        | termios.ICRNL
+        | termios.IXON
+        | termios.IXOFF
+        | termios.IXANY
+    )
     oflag &= ~termios.OPOST
-    lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG
-               | termios.IEXTEN)
+    lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
     cflag &= ~(termios.CSIZE | termios.PARENB | termios.CRTSCTS)
     cflag |= termios.CS8 | termios.CREAD | termios.CLOCAL
     cc = list(cc)
@@ -63,8 +72,13 @@ def _raw(attrs: list[Any]) -> list[Any]:
 class SerialToken:
     """HotpToken speaking the protocol above on ``device``."""
 
-    def __init__(self, device: str = DEVICE, *, hello_timeout: float = HELLO_TIMEOUT,
-                 reply_timeout: float = REPLY_TIMEOUT) -> None:
+    def __init__(
+        self,
+        device: str = DEVICE,
+        *,
+        hello_timeout: float = HELLO_TIMEOUT,
+        reply_timeout: float = REPLY_TIMEOUT,
+    ) -> None:
         self.device = device
         self._hello_timeout = hello_timeout
         self._reply_timeout = reply_timeout
@@ -134,7 +148,7 @@ class SerialToken:
             if left <= 0 or not select.select([], [fd], [], left)[1]:
                 return False
             try:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             except BlockingIOError:
                 continue
         return True
@@ -192,25 +206,38 @@ class SerialToken:
         return True
 
     def why_absent(self) -> TokenStatus:
-        return TokenStatus(HotpCheck.ABSENT, (
-            f"No HOTP token answered ({self._absence}), so the firmware was not checked "
-            "by one. Connect the token and retry; the HOTP counter was not used."))
+        return TokenStatus(
+            HotpCheck.ABSENT,
+            (
+                f"No HOTP token answered ({self._absence}), so the firmware was not checked "
+                "by one. Connect the token and retry; the HOTP counter was not used."
+            ),
+        )
 
     def _no_answer(self, what: str) -> TokenStatus:
-        return TokenStatus(HotpCheck.ERROR, (
-            f"The {self._name} did not answer {what} on {self.device}. Check that it is "
-            "still connected and retry."), "no answer")
+        return TokenStatus(
+            HotpCheck.ERROR,
+            (
+                f"The {self._name} did not answer {what} on {self.device}. Check that it is "
+                "still connected and retry."
+            ),
+            "no answer",
+        )
 
     def check(self, code: str) -> TokenStatus:
         if not is_code(code):
-            return TokenStatus(HotpCheck.INVALID, (
-                "The HOTP code to check is not six digits; it was not sent to the token."))
+            return TokenStatus(
+                HotpCheck.INVALID,
+                ("The HOTP code to check is not six digits; it was not sent to the token."),
+            )
         try:
             words = self._ask(bytearray(b"CHECK " + code.encode()), self._reply_timeout)
         except OSError as err:
             self.close()
-            return TokenStatus(HotpCheck.ABSENT, (
-                f"The {self._name} is gone: {self.device} cannot be used ({err.strerror})."))
+            return TokenStatus(
+                HotpCheck.ABSENT,
+                (f"The {self._name} is gone: {self.device} cannot be used ({err.strerror})."),
+            )
         if words is None:
             return self._no_answer("the code check")
         answer = words[0]
@@ -219,23 +246,34 @@ class SerialToken:
         if answer == "INVALID":
             return TokenStatus(HotpCheck.INVALID, f"The {self._name} refused the HOTP code.")
         if answer == "UNPROGRAMMED":
-            return TokenStatus(HotpCheck.NOT_PROGRAMMED, (
-                f"The {self._name} has no HOTP secret yet, so it cannot check this firmware. "
-                "Generate a new TOTP/HOTP secret to program it."))
-        return TokenStatus(HotpCheck.ERROR, f"The {self._name} gave an unexpected answer.",
-                           f"first word {words[0][:32]!r}")  # the rest may echo a secret
+            return TokenStatus(
+                HotpCheck.NOT_PROGRAMMED,
+                (
+                    f"The {self._name} has no HOTP secret yet, so it cannot check this firmware. "
+                    "Generate a new TOTP/HOTP secret to program it."
+                ),
+            )
+        return TokenStatus(
+            HotpCheck.ERROR,
+            f"The {self._name} gave an unexpected answer.",
+            f"first word {words[0][:32]!r}",
+        )  # the rest may echo a secret
 
     def program(self, secret: bytearray, counter: int, admin_pin: bytearray) -> TokenStatus:
         if not secret or counter < 0:
-            return TokenStatus(HotpCheck.INVALID, (
-                "Programming needs a secret and a counter of 0 or more."))
+            return TokenStatus(
+                HotpCheck.INVALID, ("Programming needs a secret and a counter of 0 or more.")
+            )
         if not admin_pin:
-            return TokenStatus(HotpCheck.INVALID, "The admin PIN is empty. Try again.",
-                               wrong_pin=True)
+            return TokenStatus(
+                HotpCheck.INVALID, "The admin PIN is empty. Try again.", wrong_pin=True
+            )
         if any(byte < 0x20 or byte == 0x7F for byte in admin_pin):
-            return TokenStatus(HotpCheck.INVALID, (
-                "The admin PIN contains control characters; it cannot be sent. Try again."),
-                wrong_pin=True)
+            return TokenStatus(
+                HotpCheck.INVALID,
+                ("The admin PIN contains control characters; it cannot be sent. Try again."),
+                wrong_pin=True,
+            )
         request = bytearray(b"SET ")
         request += base64.b32encode(bytes(secret))
         request += b" %d " % counter
@@ -244,25 +282,41 @@ class SerialToken:
             words = self._ask(request, self._reply_timeout)
         except OSError as err:
             self.close()
-            return TokenStatus(HotpCheck.ABSENT, (
-                f"The {self._name} is gone: {self.device} cannot be used ({err.strerror})."))
+            return TokenStatus(
+                HotpCheck.ABSENT,
+                (f"The {self._name} is gone: {self.device} cannot be used ({err.strerror})."),
+            )
         if words is None:
             return self._no_answer("the programming request")
         answer = words[0]
         if answer == "OK":
-            return TokenStatus(HotpCheck.SUCCESS,
-                               f"The {self._name} was programmed with the new HOTP secret.")
+            return TokenStatus(
+                HotpCheck.SUCCESS, f"The {self._name} was programmed with the new HOTP secret."
+            )
         if answer == "BADPIN":
             left = words[1] if len(words) > 1 and words[1].isdigit() else "?"
-            return TokenStatus(HotpCheck.INVALID, (
-                f"The {self._name} refused the admin PIN ({left} tries left before it "
-                "locks). Check the PIN and try again."), wrong_pin=True)
+            return TokenStatus(
+                HotpCheck.INVALID,
+                (
+                    f"The {self._name} refused the admin PIN ({left} tries left before it "
+                    "locks). Check the PIN and try again."
+                ),
+                wrong_pin=True,
+            )
         if answer == "LOCKED":
-            return TokenStatus(HotpCheck.ERROR, (
-                f"The {self._name}'s admin PIN is locked after too many wrong tries; the "
-                "token must be reset before it can be programmed."))
+            return TokenStatus(
+                HotpCheck.ERROR,
+                (
+                    f"The {self._name}'s admin PIN is locked after too many wrong tries; the "
+                    "token must be reset before it can be programmed."
+                ),
+            )
         if answer == "BADFORMAT":
-            return TokenStatus(HotpCheck.INVALID,
-                               f"The {self._name} refused the secret or counter as malformed.")
-        return TokenStatus(HotpCheck.ERROR, f"The {self._name} gave an unexpected answer.",
-                           f"first word {words[0][:32]!r}")  # the rest may echo a secret
+            return TokenStatus(
+                HotpCheck.INVALID, f"The {self._name} refused the secret or counter as malformed."
+            )
+        return TokenStatus(
+            HotpCheck.ERROR,
+            f"The {self._name} gave an unexpected answer.",
+            f"first word {words[0][:32]!r}",
+        )  # the rest may echo a secret

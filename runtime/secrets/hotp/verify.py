@@ -56,9 +56,15 @@ def _probe_offsets(lookahead: int, resync_windows: int) -> list[int]:
     return offsets
 
 
-def verify_with_token(secret: bytearray | OtpKey, store: CounterStore, token: HotpToken,
-                      attempts: int = 3, *, resync_windows: int = 1,
-                      retry_pause: float = 0.5) -> TokenStatus:
+def verify_with_token(
+    secret: bytearray | OtpKey,
+    store: CounterStore,
+    token: HotpToken,
+    attempts: int = 3,
+    *,
+    resync_windows: int = 1,
+    retry_pause: float = 0.5,
+) -> TokenStatus:
     """Ask ``token`` to accept the code for the stored counter; advance the
     store only past what it accepted. Never raises for a device or TPM
     failure. The caller owns and wipes ``secret``."""
@@ -72,21 +78,29 @@ def verify_with_token(secret: bytearray | OtpKey, store: CounterStore, token: Ho
             return _accepted(store, token, counter, offset, status)
         if status.result is not HotpCheck.INVALID:
             return _failed(token, status, attempts)
-    return TokenStatus(HotpCheck.INVALID, (
-        f"The {token.name} refused the HOTP code. This firmware does not hold the secret "
-        "the token was programmed with (the firmware or its measured state changed, or "
-        "this is another computer), or the token is more than "
-        f"{max(1, token.lookahead) * resync_windows - 1} codes ahead. Do not trust this "
-        "boot until you know why; if you changed the firmware yourself, generate a new "
-        "TOTP/HOTP secret."), status.detail)
+    return TokenStatus(
+        HotpCheck.INVALID,
+        (
+            f"The {token.name} refused the HOTP code. This firmware does not hold the secret "
+            "the token was programmed with (the firmware or its measured state changed, or "
+            "this is another computer), or the token is more than "
+            f"{max(1, token.lookahead) * resync_windows - 1} codes ahead. Do not trust this "
+            "boot until you know why; if you changed the firmware yourself, generate a new "
+            "TOTP/HOTP secret."
+        ),
+        status.detail,
+    )
 
 
-def _accepted(store: CounterStore, token: HotpToken, counter: int, offset: int,
-              status: TokenStatus) -> TokenStatus:
+def _accepted(
+    store: CounterStore, token: HotpToken, counter: int, offset: int, status: TokenStatus
+) -> TokenStatus:
     message = f"HOTP: the {token.name} accepted the code."
     if offset:
-        message += (" It was ahead of this computer (a boot was interrupted after the "
-                    "token checked a code, or it was used elsewhere); both agree again.")
+        message += (
+            " It was ahead of this computer (a boot was interrupted after the "
+            "token checked a code, or it was used elsewhere); both agree again."
+        )
     try:
         store.advance_to(counter + offset + 1)
     except CounterStoreError as err:
@@ -97,10 +111,14 @@ def _accepted(store: CounterStore, token: HotpToken, counter: int, offset: int,
 
 def _failed(token: HotpToken, status: TokenStatus, attempts: int) -> TokenStatus:
     if status.result is HotpCheck.ERROR:
-        return TokenStatus(HotpCheck.ERROR, (
-            f"Error checking the HOTP code ({attempts} tries): {status.message} The "
-            f"computer's counter was not used; insert the {token.name} and retry."),
-            status.detail)
+        return TokenStatus(
+            HotpCheck.ERROR,
+            (
+                f"Error checking the HOTP code ({attempts} tries): {status.message} The "
+                f"computer's counter was not used; insert the {token.name} and retry."
+            ),
+            status.detail,
+        )
     return status
 
 
@@ -122,9 +140,15 @@ def _code(secret: bytearray | OtpKey, counter: int) -> str:
     return secret.hotp(counter)
 
 
-def enrol_token(secret: bytearray, store: CounterStore, token: HotpToken,
-                admin_pin: bytearray, attempts: int = 3, *,
-                retry_pause: float = 0.5) -> TokenStatus:
+def enrol_token(
+    secret: bytearray,
+    store: CounterStore,
+    token: HotpToken,
+    admin_pin: bytearray,
+    attempts: int = 3,
+    *,
+    retry_pause: float = 0.5,
+) -> TokenStatus:
     """Program ``token`` with ``secret`` at the store's counter, so both start
     equal, then have it check its first code to prove it took the secret
     (that code is used up and the store moves past it, as at every boot).
@@ -137,16 +161,31 @@ def enrol_token(secret: bytearray, store: CounterStore, token: HotpToken,
         return programmed
     status = _check(token, hotp_code(secret, counter), attempts, retry_pause)
     if not status.ok:
-        return TokenStatus(HotpCheck.ERROR, (
-            f"The {token.name} was programmed but then did not accept its first code: "
-            f"{status.message} Generate the secret again; if that fails too, reset the "
-            "token's HOTP slot."), status.detail)
+        return TokenStatus(
+            HotpCheck.ERROR,
+            (
+                f"The {token.name} was programmed but then did not accept its first code: "
+                f"{status.message} Generate the secret again; if that fails too, reset the "
+                "token's HOTP slot."
+            ),
+            status.detail,
+        )
     try:
         store.advance_to(counter + 1)
     except CounterStoreError as err:
-        return TokenStatus(HotpCheck.SUCCESS, (
-            f"The {token.name} was programmed and checked, but the computer's counter was "
-            f"not saved: {err.message}"), status.detail)
-    return TokenStatus(HotpCheck.SUCCESS, (
-        f"The {token.name} was programmed with the new secret and accepted its first "
-        "code. From now on it checks this firmware at every boot."), status.detail)
+        return TokenStatus(
+            HotpCheck.SUCCESS,
+            (
+                f"The {token.name} was programmed and checked, but the computer's counter was "
+                f"not saved: {err.message}"
+            ),
+            status.detail,
+        )
+    return TokenStatus(
+        HotpCheck.SUCCESS,
+        (
+            f"The {token.name} was programmed with the new secret and accepted its first "
+            "code. From now on it checks this firmware at every boot."
+        ),
+        status.detail,
+    )

@@ -31,8 +31,7 @@ def totp(ctx: Context) -> str:
 # Why the secret did not unseal, and what the user can do, by cause.
 _TOTP_ADVICE: dict[TotpFailure, tuple[str, str]] = {
     TotpFailure.MISSING: (
-        "No TOTP secret has been sealed in this TPM yet (a new machine, or the TPM was "
-        "reset).",
+        "No TOTP secret has been sealed in this TPM yet (a new machine, or the TPM was reset).",
         "Generate a secret and enrol it in your phone's authenticator app.",
     ),
     TotpFailure.PCRS_CHANGED: (
@@ -64,8 +63,10 @@ _TOTP_ADVICE: dict[TotpFailure, tuple[str, str]] = {
 }
 
 
-_TOTP_WHY = ("The TOTP code on your phone is how you check that the firmware was not "
-             "changed; without it this boot proves nothing.")
+_TOTP_WHY = (
+    "The TOTP code on your phone is how you check that the firmware was not "
+    "changed; without it this boot proves nothing."
+)
 # Heads' g/p/i/x: p is Heads' Reset the TPM here, so power off moves to P
 _TOTP_REPORT = Choice("s", "Show the integrity report", "report")
 _TOTP_RESET = dataclasses.replace(RESET_TPM, key="p")
@@ -81,13 +82,14 @@ def totp_failed(ctx: Context) -> str:
         # own) can cause this: clearing it keeps the secret, a reset would not
         while True:
             event = lockout_menu(
-                ctx, "ERROR: the TPM is locked out, no TOTP code",
+                ctx,
+                "ERROR: the TPM is locked out, no TOTP code",
                 "The sealed TOTP secret cannot be loaded.",
                 _TOTP_WHY + " A lockout says nothing about the firmware: the operating "
                 "system can cause one with a key of its own.",
                 lockout,
-                (_TOTP_REPORT, _TOTP_RESET, _TOTP_CONTINUE, REBOOT, _TOTP_POWER_OFF,
-                 RECOVERY))
+                (_TOTP_REPORT, _TOTP_RESET, _TOTP_CONTINUE, REBOOT, _TOTP_POWER_OFF, RECOVERY),
+            )
             if event == "cleared":
                 return "retry"  # unseal again, then the HOTP check
             if event != "report":
@@ -102,13 +104,15 @@ def totp_failed(ctx: Context) -> str:
             what,
             _TOTP_WHY,
             todo,
-            (_TOTP_REPORT,
-             Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
-             _TOTP_RESET,
-             _TOTP_CONTINUE,
-             REBOOT,
-             _TOTP_POWER_OFF,
-             RECOVERY),
+            (
+                _TOTP_REPORT,
+                Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
+                _TOTP_RESET,
+                _TOTP_CONTINUE,
+                REBOOT,
+                _TOTP_POWER_OFF,
+                RECOVERY,
+            ),
         )
         if event != "report":
             return event
@@ -128,25 +132,35 @@ def hotp_failed(ctx: Context) -> str:
     result = ctx.session.hotp
     assert result is not None
     invalid = result.outcome is HotpOutcome.INVALID
-    why = ("The token holds the same secret as the TPM: a code it refuses means the "
-           "firmware could not unseal the secret, or the token belongs to another machine."
-           if invalid else
-           "Without the token's check, only the TOTP code on your phone attests this boot.")
+    why = (
+        "The token holds the same secret as the TPM: a code it refuses means the "
+        "firmware could not unseal the secret, or the token belongs to another machine."
+        if invalid
+        else "Without the token's check, only the TOTP code on your phone attests this boot."
+    )
     todo = {
         HotpOutcome.ABSENT: "Insert the token and retry, or continue with the TOTP code alone.",
         HotpOutcome.NOT_PROGRAMMED: "Generate a new secret: it programs the token too.",
         HotpOutcome.INVALID: "Compare the TOTP code with your phone. If it differs too, do "
-                             "not trust this machine.",
+        "not trust this machine.",
     }.get(result.outcome, "Retry; if it keeps failing, reinsert the token.")
-    if result.outcome in (HotpOutcome.ERROR, HotpOutcome.NO_SECRET) \
-            and (lockout := locked_out(ctx)):
+    if result.outcome in (HotpOutcome.ERROR, HotpOutcome.NO_SECRET) and (
+        lockout := locked_out(ctx)
+    ):
         # the HOTP counter or the secret is refused while the TPM is locked out
         event = lockout_menu(
-            ctx, "WARNING: the TPM is locked out, HOTP not verified", result.message, why,
+            ctx,
+            "WARNING: the TPM is locked out, HOTP not verified",
+            result.message,
+            why,
             lockout,
-            (Choice("r", "Check the token again", "retry"),
-             Choice("i", "Ignore and continue to the main menu", "continue"),
-             RECOVERY), Tone.WARNING)
+            (
+                Choice("r", "Check the token again", "retry"),
+                Choice("i", "Ignore and continue to the main menu", "continue"),
+                RECOVERY,
+            ),
+            Tone.WARNING,
+        )
         return "retry" if event == "cleared" else event
     return ctx.problem_menu(
         "ERROR: HOTP code invalid" if invalid else "WARNING: HOTP not verified",
@@ -154,10 +168,12 @@ def hotp_failed(ctx: Context) -> str:
         why,
         todo,
         # Heads' letters for every outcome (r/g/i/x)
-        (Choice("r", "Retry", "retry"),
-         Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
-         Choice("i", "Ignore and continue to the main menu", "continue"),
-         RECOVERY),
+        (
+            Choice("r", "Retry", "retry"),
+            Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
+            Choice("i", "Ignore and continue to the main menu", "continue"),
+            RECOVERY,
+        ),
         tone=Tone.ERROR if invalid else Tone.WARNING,
     )
 
@@ -177,18 +193,25 @@ def autoboot(ctx: Context) -> str:
         return "not-allowed"
     timeout = session.start.auto_boot_timeout
     assert timeout
-    event = ctx.choose(Menu(
-        "Automatic boot",
-        (found.line, *session.setting_warnings(),
-         "The default entry boots when the countdown ends."),
-        (Choice(BACK, "Stop: go to the main menu", "interrupted"),
-         Choice("d", "Boot the default entry now", "timeout")),
-        tone=found.tone,
-        live=totp_live(ctx),
-        timeout=timeout,
-        timeout_event="timeout",
-        back_event="interrupted",
-    ))
+    event = ctx.choose(
+        Menu(
+            "Automatic boot",
+            (
+                found.line,
+                *session.setting_warnings(),
+                "The default entry boots when the countdown ends.",
+            ),
+            (
+                Choice(BACK, "Stop: go to the main menu", "interrupted"),
+                Choice("d", "Boot the default entry now", "timeout"),
+            ),
+            tone=found.tone,
+            live=totp_live(ctx),
+            timeout=timeout,
+            timeout_event="timeout",
+            back_event="interrupted",
+        )
+    )
     if event == "timeout" and not session.verdict().unattended:
         return "interrupted"  # the code refreshed during the countdown did not unseal
     return event
@@ -208,7 +231,6 @@ def totp_live(ctx: Context) -> Callable[[], tuple[str, ...]]:
                 # a HOTP Success proves nothing about a firmware whose secret
                 # no longer unseals (Heads' issue #1343)
                 session.hotp = None
-        return (platform.now_text(),
-                f"{session.totp_line()}    HOTP: {session.hotp_status()}")
+        return (platform.now_text(), f"{session.totp_line()}    HOTP: {session.hotp_status()}")
 
     return live

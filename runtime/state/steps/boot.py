@@ -21,18 +21,26 @@ from runtime.state.verdict import BootState
 from runtime.state.view import Choice, Menu, Progress, Prompt, Tone
 
 #: verify_boot problems a re-signing answers (the owner changed /boot)
-_RESIGNABLE = frozenset({"files modified", "files added", "files removed",
-                         # not "signature does not match the signed files": the lists
-                         # themselves changed, so what they say changed is no guide
-                         "signature missing",
-                         "rollback counter file missing", "hash list missing",
-                         # signing makes a new counter when the TPM lost or spoiled it
-                         "TPM rollback counter missing",
-                         "TPM rollback counter unreadable",
-                         # beyond Heads: a signing records the links, drops the rest
-                         "symlinks retargeted", "symlink targets not signed",
-                         "unexpected files in the signed-state area",
-                         "an OS update left notes"})  # fmt: skip
+_RESIGNABLE = frozenset(
+    {
+        "files modified",
+        "files added",
+        "files removed",
+        # not "signature does not match the signed files": the lists
+        # themselves changed, so what they say changed is no guide
+        "signature missing",
+        "rollback counter file missing",
+        "hash list missing",
+        # signing makes a new counter when the TPM lost or spoiled it
+        "TPM rollback counter missing",
+        "TPM rollback counter unreadable",
+        # beyond Heads: a signing records the links, drops the rest
+        "symlinks retargeted",
+        "symlink targets not signed",
+        "unexpected files in the signed-state area",
+        "an OS update left notes",
+    }
+)
 
 
 #: a signing shows every changed path first; more than this is no screen's
@@ -60,9 +68,16 @@ def _verify(ctx: Context, title: str) -> BootCheck:
     return check
 
 
-def problem_screen(ctx: Context, title: str, what: str, why: str, todo: str,
-                   choices: tuple[Choice, ...], back_event: str | None,
-                   tone: Tone = Tone.ERROR) -> str:
+def problem_screen(
+    ctx: Context,
+    title: str,
+    what: str,
+    why: str,
+    todo: str,
+    choices: tuple[Choice, ...],
+    back_event: str | None,
+    tone: Tone = Tone.ERROR,
+) -> str:
     """ctx.problem_menu, with Back given rather than read off the letter b: on
     Heads' screens b can be another choice (no /boot), and Back can carry
     Heads' m (a refused boot)."""
@@ -74,9 +89,13 @@ def problem_screen(ctx: Context, title: str, what: str, why: str, todo: str,
 
 def usb_boot(ctx: Context) -> None:
     """Boot from USB, wherever it is offered."""
-    ctx.page("USB boot", [
-        "USB boot: not available yet on this board. Nothing was changed.",
-    ], Tone.WARNING)
+    ctx.page(
+        "USB boot",
+        [
+            "USB boot: not available yet on this board. Nothing was changed.",
+        ],
+        Tone.WARNING,
+    )
 
 
 def _refuse(ctx: Context, what: str) -> str:
@@ -88,8 +107,9 @@ def _check_summary(check: BootCheck) -> str:
     lines = [check.settled] if check.settled else []
     lines += list(check.findings) + list(check.notes)
     if check.update_notes:
-        lines.append("An OS update left a note of what it changed: "
-                     + "; ".join(check.update_notes))  # fmt: skip
+        lines.append(
+            "An OS update left a note of what it changed: " + "; ".join(check.update_notes)
+        )
     return "\n".join(lines) or "/boot could not be checked."
 
 
@@ -99,12 +119,21 @@ def default_boot(ctx: Context) -> str:
         return _refuse(ctx, _check_summary(check))
     default = ctx.platform.saved_default(check)
     if default.none_saved:
-        event = ctx.choose(Menu("No default boot entry", (
-            "No default OS entry has been saved on this /boot yet.",
-            "Choose one in the OS boot menu: boot it once, or make it the default (which "
-            "signs /boot again with your key).",
-        ), (Choice("m", "Show the OS boot menu", "no-default"),
-            back("Back to the main menu", "menu")), back_event="menu"))
+        event = ctx.choose(
+            Menu(
+                "No default boot entry",
+                (
+                    "No default OS entry has been saved on this /boot yet.",
+                    "Choose one in the OS boot menu: boot it once, or make it the default (which "
+                    "signs /boot again with your key).",
+                ),
+                (
+                    Choice("m", "Show the OS boot menu", "no-default"),
+                    back("Back to the main menu", "menu"),
+                ),
+                back_event="menu",
+            )
+        )
         return event
     if default.option is None:
         return _refuse(ctx, default.problem)
@@ -133,15 +162,20 @@ def _refusal(ctx: Context) -> str:
     resignable = check is not None and bool(check.problems) and check.problems <= _RESIGNABLE
     choices = [Choice("i", "Investigate: the integrity report", "investigate")]
     if resignable:
-        label = ("Sign /boot now" if state is BootState.NOT_SIGNED
-                 else "I made these changes: update checksums and sign /boot")  # fmt: skip
+        label = (
+            "Sign /boot now"
+            if state is BootState.NOT_SIGNED
+            else "I made these changes: update checksums and sign /boot"
+        )
         choices.append(Choice("u", label, "update-checksums"))
     if not ctx.session.start.restricted and state is not BootState.VERIFIED:
         choices.append(UNSAFE_BOOT)
     # m: Heads' "Return to main menu"; Esc and b still go there too
     choices += [Choice("m", "Return to the main menu", "menu"), POWER_OFF, REBOOT, RECOVERY]
-    why = ("Only files the owner signed are booted, so a changed kernel, initramfs or boot "
-           "configuration cannot start unnoticed.")
+    why = (
+        "Only files the owner signed are booted, so a changed kernel, initramfs or boot "
+        "configuration cannot start unnoticed."
+    )
     if state is BootState.VERIFIED:  # /boot is fine: the entry itself did not start
         title, todo = _DID_NOT_START
         why = "Nothing was started, and nothing on the machine was changed."
@@ -149,58 +183,84 @@ def _refusal(ctx: Context) -> str:
         title, todo = _REFUSALS.get(state, _REFUSALS[BootState.CHANGED])
         if state is BootState.CHANGED and not resignable:
             todo = _NOT_RESIGNABLE
-    return problem_screen(ctx, title, ctx.session.boot_refusal, why, todo, tuple(choices),
-                          back_event="menu")
+    return problem_screen(
+        ctx, title, ctx.session.boot_refusal, why, todo, tuple(choices), back_event="menu"
+    )
 
 
 #: the refusal's title and advice, by what the check of /boot found: absence
 #: is no attack, and says so
 _REFUSALS = {
-    BootState.NO_DISK: ("Nothing to boot: no disk was found",
-                        "Attach the disk that holds the OS, then restart."),
-    BootState.NO_BOOT: ("Nothing to boot: no /boot partition",
-                        "No partition holds a boot configuration: check that the right "
-                        "disk is attached, then restart."),
-    BootState.NOT_SIGNED: ("/boot is not signed yet",
-                           "If this is the OS you installed, sign /boot now with your key: "
-                           "from then on, any change to it is caught."),
-    BootState.NO_OWNER_KEY: ("No owner key in the firmware",
-                             "The firmware holds no key to check /boot with: build it with "
-                             "your public key."),
-    BootState.CHANGED: ("Boot refused: /boot is not what you signed",
-                        "If you updated the OS or changed /boot yourself, sign it again. If "
-                        "you did not, someone else did: power off and investigate from a "
-                        "trusted system."),
-    BootState.UNKNOWN_SIGNER: ("Boot refused: /boot is signed by another key",
-                               "Your key did not sign this /boot. Look at it from a trusted "
-                               "system, or power off; an unsafe boot starts it without "
-                               "your secrets."),
-    BootState.BAD_SIGNATURE: ("Boot refused: /boot's hash lists were changed",
-                              "Your signature does not cover the hash lists on /boot: "
-                              "someone changed them. Look at /boot from a trusted system, "
-                              "or power off."),
-    BootState.NOT_CHECKED: ("Boot refused: /boot cannot be verified",
-                            "Without a TPM the rollback counter cannot be read, so nothing "
-                            "counts as verified. Boot anyway (unsafe) starts an entry "
-                            "without your secrets."),
-    BootState.ROLLED_BACK: ("Boot refused: an older signed /boot was put back",
-                            "Your newer signing was replaced by an older one. Power off and "
-                            "look at /boot from a trusted system."),
+    BootState.NO_DISK: (
+        "Nothing to boot: no disk was found",
+        "Attach the disk that holds the OS, then restart.",
+    ),
+    BootState.NO_BOOT: (
+        "Nothing to boot: no /boot partition",
+        "No partition holds a boot configuration: check that the right "
+        "disk is attached, then restart.",
+    ),
+    BootState.NOT_SIGNED: (
+        "/boot is not signed yet",
+        "If this is the OS you installed, sign /boot now with your key: "
+        "from then on, any change to it is caught.",
+    ),
+    BootState.NO_OWNER_KEY: (
+        "No owner key in the firmware",
+        "The firmware holds no key to check /boot with: build it with your public key.",
+    ),
+    BootState.CHANGED: (
+        "Boot refused: /boot is not what you signed",
+        "If you updated the OS or changed /boot yourself, sign it again. If "
+        "you did not, someone else did: power off and investigate from a "
+        "trusted system.",
+    ),
+    BootState.UNKNOWN_SIGNER: (
+        "Boot refused: /boot is signed by another key",
+        "Your key did not sign this /boot. Look at it from a trusted "
+        "system, or power off; an unsafe boot starts it without "
+        "your secrets.",
+    ),
+    BootState.BAD_SIGNATURE: (
+        "Boot refused: /boot's hash lists were changed",
+        "Your signature does not cover the hash lists on /boot: "
+        "someone changed them. Look at /boot from a trusted system, "
+        "or power off.",
+    ),
+    BootState.NOT_CHECKED: (
+        "Boot refused: /boot cannot be verified",
+        "Without a TPM the rollback counter cannot be read, so nothing "
+        "counts as verified. Boot anyway (unsafe) starts an entry "
+        "without your secrets.",
+    ),
+    BootState.ROLLED_BACK: (
+        "Boot refused: an older signed /boot was put back",
+        "Your newer signing was replaced by an older one. Power off and "
+        "look at /boot from a trusted system.",
+    ),
 }
-_DID_NOT_START = ("The boot did not start",
-                  "/boot is what you signed; the entry failed as it was loaded. Go back and "
-                  "choose another entry in the OS boot menu, or reboot.")
+_DID_NOT_START = (
+    "The boot did not start",
+    "/boot is what you signed; the entry failed as it was loaded. Go back and "
+    "choose another entry in the OS boot menu, or reboot.",
+)
 #: CHANGED, when what changed is no owner's edit a signing answers
-_NOT_RESIGNABLE = ("This is not a change a new signature answers. Look at /boot from a "
-                   "trusted system, or power off.")
+_NOT_RESIGNABLE = (
+    "This is not a change a new signature answers. Look at /boot from a "
+    "trusted system, or power off."
+)
 
 
-def _choose_option(ctx: Context, title: str, body: tuple[str, ...],
-                   tone: Tone = Tone.NORMAL) -> BootOption | None:  # fmt: skip
+def _choose_option(
+    ctx: Context, title: str, body: tuple[str, ...], tone: Tone = Tone.NORMAL
+) -> BootOption | None:
     facts = ctx.platform.boot_options()
     if not facts.options:
-        ctx.page(title, [facts.problem or "No boot entries were found on /boot.",
-                         *facts.warnings], Tone.ERROR)  # fmt: skip
+        ctx.page(
+            title,
+            [facts.problem or "No boot entries were found on /boot.", *facts.warnings],
+            Tone.ERROR,
+        )
         return None
     # a menu of more entries than keys is no menu: the rest are in the JSON command
     entries = [
@@ -222,18 +282,33 @@ def os_menu(ctx: Context) -> str:
     if option is None:
         return "back"
     # the entry in words (its raw line is disk text and Heads' internal format)
-    event = ctx.choose(Menu(f"Boot {option.name}?", (
-        f"Kernel: {option.kernel}",
-        f"Command line: {option.cmdline or '(none)'}",
-    ), (Choice("y", "Boot it", "boot"),
-        Choice("d", "Make it the default (signs /boot again)", "default"),
-        back("Back to the list", "again")), back_event="again"))
+    event = ctx.choose(
+        Menu(
+            f"Boot {option.name}?",
+            (
+                f"Kernel: {option.kernel}",
+                f"Command line: {option.cmdline or '(none)'}",
+            ),
+            (
+                Choice("y", "Boot it", "boot"),
+                Choice("d", "Make it the default (signs /boot again)", "default"),
+                back("Back to the list", "again"),
+            ),
+            back_event="again",
+        )
+    )
     if event == "boot":
         return _boot(ctx, option, unsafe=False)
-    if event == "default" and ctx.confirm(f"Make {option.name} the default?", (
-            "This signs /boot again with your key" + _counter_effect(ctx),),
-            "Yes: make it the default and sign /boot", "No: back to the list") \
-            and _sign(ctx, option):
+    if (
+        event == "default"
+        and ctx.confirm(
+            f"Make {option.name} the default?",
+            ("This signs /boot again with your key" + _counter_effect(ctx),),
+            "Yes: make it the default and sign /boot",
+            "No: back to the list",
+        )
+        and _sign(ctx, option)
+    ):
         return "default-saved"  # boot it now, through the verified default path
     return "again"
 
@@ -241,10 +316,15 @@ def os_menu(ctx: Context) -> str:
 def basic_boot(ctx: Context) -> str:
     """Basic mode's boot: the owner turned the checks off, so no question each
     time; PCR 4 is still extended first, as for every unverified boot."""
-    option = _choose_option(ctx, "Basic mode: choose an entry to boot", (
-        "Basic mode: /boot is not verified and no TOTP/HOTP was checked.",
-        "PCR 4 is extended before the entry starts: sealed secrets stay sealed."),
-        Tone.WARNING)  # fmt: skip
+    option = _choose_option(
+        ctx,
+        "Basic mode: choose an entry to boot",
+        (
+            "Basic mode: /boot is not verified and no TOTP/HOTP was checked.",
+            "PCR 4 is extended before the entry starts: sealed secrets stay sealed.",
+        ),
+        Tone.WARNING,
+    )
     if option is None:
         return "back"
     return _boot(ctx, option, unsafe=True)
@@ -254,31 +334,49 @@ def unsafe_boot(ctx: Context) -> str:
     if ctx.session.start.basic:
         return basic_boot(ctx)  # restricted boot turns Basic mode off
     if ctx.session.start.restricted:
-        ctx.page("Unsafe boot disabled", [
-            "Restricted boot is on (CONFIG_RESTRICTED_BOOT): only a verified /boot boots."],
-            Tone.ERROR)  # fmt: skip
+        ctx.page(
+            "Unsafe boot disabled",
+            ["Restricted boot is on (CONFIG_RESTRICTED_BOOT): only a verified /boot boots."],
+            Tone.ERROR,
+        )
         return "back"
-    if not ctx.confirm("Boot without verifying /boot?", (
-        "This boots an entry whether or not /boot is what you signed.",
-        "Before it starts, PCR 4 is extended: the TOTP/HOTP secret and the disk key "
-        "cannot be unsealed by the booted OS, so an encrypted disk asks for its passphrase.",
-        "Use it to repair a system, never as a habit: a tampered kernel would start too.",
-    ), "Yes: choose an entry to boot unsafely", "No: back to the main menu", Tone.ERROR):
+    if not ctx.confirm(
+        "Boot without verifying /boot?",
+        (
+            "This boots an entry whether or not /boot is what you signed.",
+            "Before it starts, PCR 4 is extended: the TOTP/HOTP secret and the disk key "
+            "cannot be unsealed by the booted OS, so an encrypted disk asks for its passphrase.",
+            "Use it to repair a system, never as a habit: a tampered kernel would start too.",
+        ),
+        "Yes: choose an entry to boot unsafely",
+        "No: back to the main menu",
+        Tone.ERROR,
+    ):
         return "back"
-    option = _choose_option(ctx, "Unsafe boot: choose an entry",
-                            ("/boot is NOT verified.",), Tone.ERROR)  # fmt: skip
+    option = _choose_option(
+        ctx, "Unsafe boot: choose an entry", ("/boot is NOT verified.",), Tone.ERROR
+    )
     if option is None:
         return "back"
     return _boot(ctx, option, unsafe=True)
 
 
-def _ask_secret(ctx: Context, title: str, label: str, why: str,
-                max_bytes: int | None = None) -> AskSecret:  # fmt: skip
+def _ask_secret(
+    ctx: Context, title: str, label: str, why: str, max_bytes: int | None = None
+) -> AskSecret:
     def ask(attempt: int, last: str) -> bytearray | None:
         body = (why,) + ((f"Attempt {attempt}: {last}.",) if last else ())
-        answer = ctx.ui.ask(Prompt(title, body, label, secret=True,
-                                   tone=Tone.WARNING if last else Tone.NORMAL,
-                                   max_length=max_bytes or 256, max_bytes=max_bytes))
+        answer = ctx.ui.ask(
+            Prompt(
+                title,
+                body,
+                label,
+                secret=True,
+                tone=Tone.WARNING if last else Tone.NORMAL,
+                max_length=max_bytes or 256,
+                max_bytes=max_bytes,
+            )
+        )
         if answer is None:
             return None
         return answer if isinstance(answer, bytearray) else bytearray(answer.encode())
@@ -289,32 +387,51 @@ def _ask_secret(ctx: Context, title: str, label: str, why: str,
 def _counter_effect(ctx: Context) -> str:
     """What a signing does to the rollback counter, ending the sentence."""
     if ctx.session.start.rollback_check_off:
-        return (": the rollback counter stays where it is (CONFIG_IGNORE_ROLLBACK), so older "
-                "signed copies of /boot signed at its value keep verifying once the check is "
-                "on again, until the next signing with it on.")
-    return (": the rollback counter moves on, so older signed copies of /boot stop "
-            "verifying.")
+        return (
+            ": the rollback counter stays where it is (CONFIG_IGNORE_ROLLBACK), so older "
+            "signed copies of /boot signed at its value keep verifying once the check is "
+            "on again, until the next signing with it on."
+        )
+    return ": the rollback counter moves on, so older signed copies of /boot stop verifying."
 
 
 def _sign(ctx: Context, default: BootOption | None, root_list: bool = False) -> bool:
-    pin = _ask_secret(ctx, "Sign /boot", "Owner key PIN:",
-                      "Signing /boot with your key (the OpenPGP card's user PIN).")  # fmt: skip
-    owner = _ask_secret(ctx, "A rollback counter is needed", "TPM owner passphrase:",
-                        "The first signing creates the TPM rollback counter, which needs the "
-                        "TPM owner passphrase.", max_bytes=TPM_PASSPHRASE_MAX)  # fmt: skip
-    facts = ctx.platform.sign_boot(pin, owner, default, show_progress(ctx, "Signing /boot"),
-                                   root_list=root_list)
+    pin = _ask_secret(
+        ctx,
+        "Sign /boot",
+        "Owner key PIN:",
+        "Signing /boot with your key (the OpenPGP card's user PIN).",
+    )
+    owner = _ask_secret(
+        ctx,
+        "A rollback counter is needed",
+        "TPM owner passphrase:",
+        "The first signing creates the TPM rollback counter, which needs the TPM owner passphrase.",
+        max_bytes=TPM_PASSPHRASE_MAX,
+    )
+    facts = ctx.platform.sign_boot(
+        pin, owner, default, show_progress(ctx, "Signing /boot"), root_list=root_list
+    )
     if facts.problem:
-        ctx.page("/boot was not signed", [facts.problem, "",
-                 "The signed state on /boot was not replaced."], Tone.ERROR)  # fmt: skip
+        ctx.page(
+            "/boot was not signed",
+            [facts.problem, "", "The signed state on /boot was not replaced."],
+            Tone.ERROR,
+        )
         return False
     check = facts.check
     ctx.session.boot_check = check
     if check is None or not check.ok:
         # signed, but the check right after it refused: say that, never "verifies"
-        ctx.page("/boot was signed but does not verify", [
-            *(check.findings if check is not None else ()), "",
-            "Look at /boot from a trusted system before booting it."], Tone.ERROR)
+        ctx.page(
+            "/boot was signed but does not verify",
+            [
+                *(check.findings if check is not None else ()),
+                "",
+                "Look at /boot from a trusted system before booting it.",
+            ],
+            Tone.ERROR,
+        )
         return False
     lines = ["/boot is signed and verifies."]
     if check is not None and check.counter is not None:
@@ -335,12 +452,16 @@ def sign_after_review(ctx: Context, root_list: str = "") -> bool:
     check = _verify(ctx, "Update checksums")
     body: list[str] = []
     if len(check.changed) > MAX_SHOWN_CHANGES:
-        ctx.page("Too many changes to show", [
-            f"{len(check.changed)} paths on /boot changed since the last signing: more than "
-            "this screen can show, and nothing is signed unseen.",
-            "Look at /boot from a trusted system, and sign it there with the host "
-            "command (python3 -m runtime.integrity sign), or remove what you did not add."],
-            Tone.ERROR)  # fmt: skip
+        ctx.page(
+            "Too many changes to show",
+            [
+                f"{len(check.changed)} paths on /boot changed since the last signing: more than "
+                "this screen can show, and nothing is signed unseen.",
+                "Look at /boot from a trusted system, and sign it there with the host "
+                "command (python3 -m runtime.integrity sign), or remove what you did not add.",
+            ],
+            Tone.ERROR,
+        )
         return False
     if check.ok:
         body.append("/boot is already what you signed; signing it again" + _counter_effect(ctx))
@@ -350,14 +471,21 @@ def sign_after_review(ctx: Context, root_list: str = "") -> bool:
             body += ["The OS update said:", *check.update_notes]
         if check.changed:
             # every name, not only the findings' first few: the owner signs what is seen
-            body += ["", f"Every path that changed ({len(check.changed)}):",
-                     *(f"  {name}" for name in check.changed)]  # fmt: skip
+            body += [
+                "",
+                f"Every path that changed ({len(check.changed)}):",
+                *(f"  {name}" for name in check.changed),
+            ]
     body += list(check.notes)
     if root_list:
         body.append(root_list)
     body.append("Sign only if you made these changes (an OS update, a kernel you built).")
-    if not ctx.confirm("Update checksums and sign /boot", tuple(body),
-                       "Yes: hash /boot and sign it with my key", "No: back",
-                       Tone.NORMAL if check.ok else Tone.WARNING):
+    if not ctx.confirm(
+        "Update checksums and sign /boot",
+        tuple(body),
+        "Yes: hash /boot and sign it with my key",
+        "No: back",
+        Tone.NORMAL if check.ok else Tone.WARNING,
+    ):
         return False
     return _sign(ctx, None, root_list=bool(root_list))

@@ -12,10 +12,16 @@ from runtime.state.view import Choice, Menu, Page, Tone, Ui
 
 #: Events that end the session, and the question asked before each.
 _ENDINGS = {
-    "power-off": ("Power off now?", "The machine turns off. Nothing on it is changed.",
-                  "Yes: power off"),
-    "reboot": ("Reboot now?", "The machine restarts and measures everything again from "
-               "the firmware on.", "Yes: reboot"),
+    "power-off": (
+        "Power off now?",
+        "The machine turns off. Nothing on it is changed.",
+        "Yes: power off",
+    ),
+    "reboot": (
+        "Reboot now?",
+        "The machine restarts and measures everything again from the firmware on.",
+        "Yes: reboot",
+    ),
 }
 
 
@@ -25,12 +31,12 @@ class Context:
     platform: Platform
     session: Session = field(default_factory=Session)
 
-    def page(self, title: str, lines: list[str] | tuple[str, ...],
-             tone: Tone = Tone.NORMAL) -> None:
+    def page(
+        self, title: str, lines: list[str] | tuple[str, ...], tone: Tone = Tone.NORMAL
+    ) -> None:
         if tone is Tone.ERROR and self.platform.details():
             # a failure with technical lines behind it: offered, never shown unasked
-            self.choose(Menu(title, tuple(lines), (back("Back"), DETAILS), tone,
-                             back_event="back"))
+            self.choose(Menu(title, tuple(lines), (back("Back"), DETAILS), tone, back_event="back"))
             return
         self.ui.show(Page(title, tuple(lines), tone))
 
@@ -41,9 +47,17 @@ class Context:
         while True:
             event = self.ui.choose(menu)
             if event == "details":
-                self.ui.show(Page("Details", (
-                    "The technical lines behind the latest failures, oldest first. They "
-                    "are also in the runtime's log.", "", *self.platform.details())))
+                self.ui.show(
+                    Page(
+                        "Details",
+                        (
+                            "The technical lines behind the latest failures, oldest first. They "
+                            "are also in the runtime's log.",
+                            "",
+                            *self.platform.details(),
+                        ),
+                    )
+                )
                 continue
             self.platform.forget_details()  # what failed before this answer is shown
             ending = _ENDINGS.get(event)
@@ -53,16 +67,31 @@ class Context:
             if self.confirm(title, (what,), yes, "No: stay here"):
                 return event
 
-    def confirm(self, title: str, body: tuple[str, ...], yes: str, no: str,
-                tone: Tone = Tone.WARNING) -> bool:
+    def confirm(
+        self, title: str, body: tuple[str, ...], yes: str, no: str, tone: Tone = Tone.WARNING
+    ) -> bool:
         """A yes/no question with No first and selected: Enter, Esc and Back all
         answer No."""
-        answer = self.ui.choose(Menu(title, body, (
-            Choice("n", no, "no"), Choice("y", yes, "yes")), tone=tone, back_event="no"))
+        answer = self.ui.choose(
+            Menu(
+                title,
+                body,
+                (Choice("n", no, "no"), Choice("y", yes, "yes")),
+                tone=tone,
+                back_event="no",
+            )
+        )
         return answer == "yes"
 
-    def problem_menu(self, title: str, what: str, why: str, todo: str,
-                     choices: tuple[Choice, ...], tone: Tone = Tone.ERROR) -> str:
+    def problem_menu(
+        self,
+        title: str,
+        what: str,
+        why: str,
+        todo: str,
+        choices: tuple[Choice, ...],
+        tone: Tone = Tone.ERROR,
+    ) -> str:
         """The shape of every failure screen: what happened, why it matters,
         what the user can do (the choices)."""
         body = (what, "", "Why it matters: " + why, "", "What you can do: " + todo)

@@ -41,8 +41,9 @@ def main_menu(ctx: Context) -> str:
         session.menu_shown = True
         from runtime.state.device_platform import guest_memory_used_kib, peak_rss_kib
 
-        bootlog.stage("menu-shown", peak_rss_kib=peak_rss_kib(),
-                      guest_used_kib=guest_memory_used_kib())
+        bootlog.stage(
+            "menu-shown", peak_rss_kib=peak_rss_kib(), guest_used_kib=guest_memory_used_kib()
+        )
     if _boot_checkable(ctx) and session.boot_check is None:
         # the verdict speaks about /boot too: check it once, before the first menu
         check_boot(ctx, "Checking /boot")
@@ -66,18 +67,36 @@ def main_menu(ctx: Context) -> str:
         body.append(session.start.clock_problem)
     start = session.start
     if start.basic:
-        return ctx.choose(Menu(f"{start.board_name} | {start.brand} boot menu", tuple(body),
-                               BASIC_MAIN_CHOICES, tone=tone,
-                               live=lambda: (ctx.platform.now_text(),)))
-    return ctx.choose(Menu(f"{start.board_name} | {start.brand} boot menu", tuple(body),
-                           MAIN_CHOICES, tone=tone, live=totp_live(ctx)))
+        return ctx.choose(
+            Menu(
+                f"{start.board_name} | {start.brand} boot menu",
+                tuple(body),
+                BASIC_MAIN_CHOICES,
+                tone=tone,
+                live=lambda: (ctx.platform.now_text(),),
+            )
+        )
+    return ctx.choose(
+        Menu(
+            f"{start.board_name} | {start.brand} boot menu",
+            tuple(body),
+            MAIN_CHOICES,
+            tone=tone,
+            live=totp_live(ctx),
+        )
+    )
 
 
 def _boot_checkable(ctx: Context) -> bool:
     session = ctx.session
     keys = session.keyring is None or bool(session.keyring.fingerprints)
-    return (not session.start.basic and session.tpm_present and keys
-            and session.boot is not None and bool(session.boot.device))
+    return (
+        not session.start.basic
+        and session.tpm_present
+        and keys
+        and session.boot is not None
+        and bool(session.boot.device)
+    )
 
 
 def system_info(ctx: Context) -> str:
@@ -109,16 +128,24 @@ def options(ctx: Context) -> str:
     choices: tuple[Choice, ...] = OPTION_CHOICES
     if ctx.session.start.root_hashing:
         at = OPTION_CHOICES.index(next(c for c in OPTION_CHOICES if c.event == "update-checksums"))
-        choices = (*OPTION_CHOICES[:at + 1], ROOT_HASHES_CHOICE, *OPTION_CHOICES[at + 1:])
+        choices = (*OPTION_CHOICES[: at + 1], ROOT_HASHES_CHOICE, *OPTION_CHOICES[at + 1 :])
     return ctx.choose(Menu("Options", (), choices, back_event="back"))
 
 
 def boot_options(ctx: Context) -> str:
-    event = ctx.choose(Menu("Boot options", (), (
-        Choice("m", "Show the OS boot menu", "os-menu"),
-        Choice("e", "Boot from USB (external media)", "usb"),
-        UNSAFE_BOOT,
-        BACK_TO_OPTIONS), back_event="back"))
+    event = ctx.choose(
+        Menu(
+            "Boot options",
+            (),
+            (
+                Choice("m", "Show the OS boot menu", "os-menu"),
+                Choice("e", "Boot from USB (external media)", "usb"),
+                UNSAFE_BOOT,
+                BACK_TO_OPTIONS,
+            ),
+            back_event="back",
+        )
+    )
     if event == "usb":
         usb_boot(ctx)
         return "again"
@@ -126,62 +153,100 @@ def boot_options(ctx: Context) -> str:
 
 
 def tpm_options(ctx: Context) -> str:
-    event = ctx.choose(Menu("TPM/TOTP/HOTP options", (), (
-        Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
-        # before the reset: it ends a lockout too, but destroys the secrets
-        Choice(CLEAR_LOCKOUT.key, "Clear the TPM lockout with the lockout passphrase",
-               CLEAR_LOCKOUT.event),
-        RESET_TPM,
-        Choice("t", "TOTP/HOTP does not match: troubleshoot", "troubleshoot"),
-        BACK_TO_OPTIONS), back_event="back"))
+    event = ctx.choose(
+        Menu(
+            "TPM/TOTP/HOTP options",
+            (),
+            (
+                Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
+                # before the reset: it ends a lockout too, but destroys the secrets
+                Choice(
+                    CLEAR_LOCKOUT.key,
+                    "Clear the TPM lockout with the lockout passphrase",
+                    CLEAR_LOCKOUT.event,
+                ),
+                RESET_TPM,
+                Choice("t", "TOTP/HOTP does not match: troubleshoot", "troubleshoot"),
+                BACK_TO_OPTIONS,
+            ),
+            back_event="back",
+        )
+    )
     if event == CLEAR_LOCKOUT.event:
         clear_lockout(ctx)
         return "again"
     if event != "troubleshoot":
         return event
-    answer = ctx.choose(Menu("TOTP does not match", (
-        f"This machine's clock: {ctx.platform.now_text()}",
-        "TOTP codes depend on the time: if this clock is off by more than about 30 "
-        "seconds from your phone's, the codes differ although nothing was tampered with.",
-        "If the clock is right and the codes still differ, the firmware or its "
-        "configuration changed since the secret was sealed: do not trust this boot.",
-    ), (Choice("h", "Change the system time", "change-time"),
-        back()), back_event="back"))
+    answer = ctx.choose(
+        Menu(
+            "TOTP does not match",
+            (
+                f"This machine's clock: {ctx.platform.now_text()}",
+                "TOTP codes depend on the time: if this clock is off by more than about 30 "
+                "seconds from your phone's, the codes differ although nothing was tampered with.",
+                "If the clock is right and the codes still differ, the firmware or its "
+                "configuration changed since the secret was sealed: do not trust this boot.",
+            ),
+            (Choice("h", "Change the system time", "change-time"), back()),
+            back_event="back",
+        )
+    )
     return "change-time" if answer == "change-time" else "again"
 
 
 def configuration(ctx: Context) -> str:
-    ctx.page("Configuration", [
-        *ctx.platform.configuration_lines(), "",
-        "Settings are part of the firmware image (and measured with it): change them in "
-        "the owner configuration file and rebuild or reflash. A change makes the TPM "
-        "refuse the sealed secrets until they are sealed again.",
-    ])
+    ctx.page(
+        "Configuration",
+        [
+            *ctx.platform.configuration_lines(),
+            "",
+            "Settings are part of the firmware image (and measured with it): change them in "
+            "the owner configuration file and rebuild or reflash. A change makes the TPM "
+            "refuse the sealed secrets until they are sealed again.",
+        ],
+    )
     return "back"
 
 
 def gpg_options(ctx: Context) -> str:
-    event = ctx.choose(Menu("GPG options", (), (
-        Choice("l", "List the keys in the firmware", "list"),
-        Choice("a", "Add or replace a key in the firmware", "replace"),
-        BACK_TO_OPTIONS), back_event="back"))
+    event = ctx.choose(
+        Menu(
+            "GPG options",
+            (),
+            (
+                Choice("l", "List the keys in the firmware", "list"),
+                Choice("a", "Add or replace a key in the firmware", "replace"),
+                BACK_TO_OPTIONS,
+            ),
+            back_event="back",
+        )
+    )
     if event == "list":
         ctx.page("Keys in the firmware", ctx.platform.keyring_lines())
     elif event == "replace":
-        ctx.page("Add or replace a key", [
-            "The keys are part of the firmware image: build it with "
-            "`build_initrd.py --owner-key KEY.asc` and flash or boot it. Writing the "
-            "flash from here is not available on this board."], Tone.WARNING)
+        ctx.page(
+            "Add or replace a key",
+            [
+                "The keys are part of the firmware image: build it with "
+                "`build_initrd.py --owner-key KEY.asc` and flash or boot it. Writing the "
+                "flash from here is not available on this board."
+            ],
+            Tone.WARNING,
+        )
     else:
         return "back"
     return "again"
 
 
 def oem_reset(ctx: Context) -> str:
-    ctx.page("OEM factory reset / re-ownership", [
-        "Not available yet: it will reset the TPM, create the owner's keys, seal the "
-        "TOTP/HOTP secret and sign /boot in one guided flow.",
-        "Meanwhile: Options > TPM/TOTP/HOTP options > Reset the TPM, then Generate a "
-        "new secret.",
-    ], Tone.WARNING)
+    ctx.page(
+        "OEM factory reset / re-ownership",
+        [
+            "Not available yet: it will reset the TPM, create the owner's keys, seal the "
+            "TOTP/HOTP secret and sign /boot in one guided flow.",
+            "Meanwhile: Options > TPM/TOTP/HOTP options > Reset the TPM, then Generate a "
+            "new secret.",
+        ],
+        Tone.WARNING,
+    )
     return "back"

@@ -20,6 +20,13 @@ def report_lines(ctx: Context) -> tuple[str, ...]:
 
 
 def integrity_report(ctx: Context) -> str:
-    """"back" or "recovery"."""
-    return ctx.choose(Menu("Integrity report", report_lines(ctx), (
-        back(), RECOVERY), tone=ctx.session.verdict().tone, back_event="back"))
+    """ "back" or "recovery"."""
+    return ctx.choose(
+        Menu(
+            "Integrity report",
+            report_lines(ctx),
+            (back(), RECOVERY),
+            tone=ctx.session.verdict().tone,
+            back_event="back",
+        )
+    )

@@ -14,14 +14,23 @@ MAX_NAMED = 12  # the page names this many of each kind, then counts the rest
 
 
 def root_hashes(ctx: Context) -> str:
-    event = ctx.choose(Menu("Root file system hashes", (
-        "The files of your OS's root file system (CONFIG_ROOT_DEV, the directories in "
-        "CONFIG_ROOT_DIRLIST) hashed into /boot's kexec_root_hashes.txt, which your "
-        "signature of /boot covers.",
-        ctx.session.root_line() or "Not checked during this boot.",
-    ), (Choice("c", "Create or update the list, then sign /boot", "create"),
-        Choice("v", "Verify the root file system now", "verify"),
-        back("Back to the options")), back_event="back"))
+    event = ctx.choose(
+        Menu(
+            "Root file system hashes",
+            (
+                "The files of your OS's root file system (CONFIG_ROOT_DEV, the directories in "
+                "CONFIG_ROOT_DIRLIST) hashed into /boot's kexec_root_hashes.txt, which your "
+                "signature of /boot covers.",
+                ctx.session.root_line() or "Not checked during this boot.",
+            ),
+            (
+                Choice("c", "Create or update the list, then sign /boot", "create"),
+                Choice("v", "Verify the root file system now", "verify"),
+                back("Back to the options"),
+            ),
+            back_event="back",
+        )
+    )
     if event == "create":
         facts = ctx.platform.create_root_hashes(show_progress(ctx, "Root file system hashes"))
         if facts.problem:
@@ -44,20 +53,31 @@ def _new_list_words(facts: RootFacts) -> str:
     if facts.ok:
         return words
     named = []
-    for what, names in (("changed", facts.changed), ("missing", facts.missing),
-                        ("new", facts.added)):
+    for what, names in (
+        ("changed", facts.changed),
+        ("missing", facts.missing),
+        ("new", facts.added),
+    ):
         if names:
             more = f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
-            named.append(f"{what} ({len(names)}): "
-                         + ", ".join(printable(n) for n in names[:MAX_NAMED]) + more)
-    return (words + " Compared with the list you signed before: " + "; ".join(named)
-            + ". Sign only if you made these changes.")
+            named.append(
+                f"{what} ({len(names)}): "
+                + ", ".join(printable(n) for n in names[:MAX_NAMED])
+                + more
+            )
+    return (
+        words
+        + " Compared with the list you signed before: "
+        + "; ".join(named)
+        + ". Sign only if you made these changes."
+    )
 
 
 def _check(ctx: Context) -> RootFacts:
     """Check now, and keep the result for the menus and the verdict."""
     facts = ctx.session.root_check = ctx.platform.check_root_hashes(
-        show_progress(ctx, "Checking the root file system"))
+        show_progress(ctx, "Checking the root file system")
+    )
     return facts
 
 
@@ -92,13 +112,21 @@ def show_root_check(ctx: Context, facts: RootFacts) -> None:
         ctx.page("The root file system was not checked", [facts.problem], Tone.WARNING)
         return
     if facts.ok:
-        ctx.page("The root file system matches", [
-            f"All {facts.checked} files match the list you signed."], Tone.GOOD)
+        ctx.page(
+            "The root file system matches",
+            [f"All {facts.checked} files match the list you signed."],
+            Tone.GOOD,
+        )
         return
-    lines = ["The root file system differs from the list you signed. If you did not update "
-             "or change the OS since, look at it from a trusted system before booting it."]
-    for what, names in (("Changed", facts.changed), ("Missing", facts.missing),
-                        ("Not in the list", facts.added)):
+    lines = [
+        "The root file system differs from the list you signed. If you did not update "
+        "or change the OS since, look at it from a trusted system before booting it."
+    ]
+    for what, names in (
+        ("Changed", facts.changed),
+        ("Missing", facts.missing),
+        ("Not in the list", facts.added),
+    ):
         if names:
             shown = [printable(n) for n in names[:MAX_NAMED]]
             more = f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
@@ -107,4 +135,3 @@ def show_root_check(ctx: Context, facts: RootFacts) -> None:
                 lines.append(f"  ...{more}")
     lines += ["", "After an OS update you made: Options > Root file system hashes > Create."]
     ctx.page("WARNING: the root file system changed", lines, Tone.ERROR)
-

@@ -38,8 +38,11 @@ def no_tpm(ctx: Context) -> str:
         "Without a TPM nothing is measured or sealed: no TOTP code can prove the firmware "
         "is unchanged, and no disk key can be released.",
         "Check the TPM in the firmware setup. Continuing boots with no proof at all.",
-        (Choice("c", "Continue without a TPM (nothing is verified)", "continue"),
-         RECOVERY, POWER_OFF),
+        (
+            Choice("c", "Continue without a TPM (nothing is verified)", "continue"),
+            RECOVERY,
+            POWER_OFF,
+        ),
     )
 
 
@@ -65,8 +68,10 @@ def no_boot(ctx: Context) -> str:
     boot = ctx.session.boot
     what = boot.problem if boot and boot.problem else "No partition with a boot configuration."
     if boot and boot.encrypted_seen:
-        what += (" An encrypted (LUKS) partition was seen: /boot must be a separate, "
-                 "unencrypted partition.")
+        what += (
+            " An encrypted (LUKS) partition was seen: /boot must be a separate, "
+            "unencrypted partition."
+        )
     while True:
         # Heads' u/b/m/x: b is Heads' choice here, not Back (Esc does nothing, as before)
         event = problem_screen(
@@ -76,10 +81,13 @@ def no_boot(ctx: Context) -> str:
             "The kernel to boot and its signed hash lists live on /boot; without it only "
             "the attestation (TOTP/HOTP) can be done.",
             "Attach the disk and retry, or continue to the menu.",
-            (Choice("r", "Retry: probe the disks again", "retry"),
-             Choice("u", "Boot from USB", "usb"),
-             Choice("b", "Boot options -->", "boot-options"),
-             Choice("m", "Continue to the main menu", "continue"), RECOVERY),
+            (
+                Choice("r", "Retry: probe the disks again", "retry"),
+                Choice("u", "Boot from USB", "usb"),
+                Choice("b", "Boot options -->", "boot-options"),
+                Choice("m", "Continue to the main menu", "continue"),
+                RECOVERY,
+            ),
             back_event=None,
             tone=Tone.WARNING,
         )
@@ -109,12 +117,14 @@ def tpm_inconsistent(ctx: Context) -> str:
         "TPM first if its other secrets are gone too. If you did not, treat this machine "
         "as tampered with.",
         # Heads' i/o/t/m
-        (Choice("i", "Show the integrity report", "report"),
-         Choice("r", "Check again", "retry"),
-         dataclasses.replace(RESET_TPM, key="t"),
-         dataclasses.replace(OEM_RESET, key="o"),
-         Choice("m", "Continue to the main menu (no attestation)", "continue"),
-         RECOVERY),
+        (
+            Choice("i", "Show the integrity report", "report"),
+            Choice("r", "Check again", "retry"),
+            dataclasses.replace(RESET_TPM, key="t"),
+            dataclasses.replace(OEM_RESET, key="o"),
+            Choice("m", "Continue to the main menu (no attestation)", "continue"),
+            RECOVERY,
+        ),
     )
     if event == "report":
         return "again" if integrity_report(ctx) == "back" else "recovery"
@@ -143,14 +153,23 @@ def keyring_empty(ctx: Context) -> str:
         "Add your public key to the firmware image (build with --owner-key) and flash it, "
         "or do an OEM factory reset.",
         # Heads' g/F/i/x
-        (Choice("g", "Add a key to the firmware", "add-key"),
-         OEM_RESET,
-         Choice("i", "Ignore and continue", "continue"), RECOVERY),
+        (
+            Choice("g", "Add a key to the firmware", "add-key"),
+            OEM_RESET,
+            Choice("i", "Ignore and continue", "continue"),
+            RECOVERY,
+        ),
     )
     if event == "add-key":
-        ctx.ui.show(Page("Add a key to the firmware", (
-            "The owner key is part of the firmware image, so adding one means flashing a "
-            "new image. This board has no flash chip to write (QEMU): rebuild the image "
-            "with `build_initrd.py --owner-key KEY.asc` on the host and boot it.",)))
+        ctx.ui.show(
+            Page(
+                "Add a key to the firmware",
+                (
+                    "The owner key is part of the firmware image, so adding one means flashing a "
+                    "new image. This board has no flash chip to write (QEMU): rebuild the image "
+                    "with `build_initrd.py --owner-key KEY.asc` on the host and boot it.",
+                ),
+            )
+        )
         return "again"
     return event
