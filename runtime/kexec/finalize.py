@@ -41,11 +41,11 @@ from runtime.tpm.errors import (
     translated,
 )
 from runtime.tpm.pcr_math import Bank, PcrMismatch, extend_all, measure_string
+from runtime.tpm.pcr_roles import BOOT_MODE_PCR, BootMode
 from runtime.tpm.rng import secret_bytes
 
-BOOT_MODE_PCR = 4
-VERIFIED_MARKER = "generic"
-UNSAFE_MARKER = "unsafe"
+VERIFIED_MARKER = BootMode.VERIFIED.value
+UNSAFE_MARKER = BootMode.UNSAFE.value
 UMOUNT = "/bin/umount"
 UMOUNT_TIMEOUT = 30
 #: The largest authorization a sha256 TPM accepts for a hierarchy.

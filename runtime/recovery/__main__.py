@@ -78,12 +78,13 @@ def extend_pcr4(tcti: str | None = None) -> None:
     """Record the recovery shell in PCR 4 as Heads does (sha256 of "recovery")."""
     from runtime.tpm.connection import Tpm
     from runtime.tpm.log_journal import RUNTIME_JOURNAL
+    from runtime.tpm.pcr_roles import BOOT_MODE_PCR, BootMode
     from runtime.tpm.pcrs import extend_string
 
     # the runtime started after the shell reads this extend back from the journal
     tpm = Tpm.connect(tcti, journal=RUNTIME_JOURNAL if tcti is None else None)
     try:
-        extend_string(tpm, 4, "recovery", "recovery-shell")
+        extend_string(tpm, BOOT_MODE_PCR, BootMode.RECOVERY, "recovery-shell")
     finally:
         tpm.close()
 

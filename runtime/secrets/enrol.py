@@ -23,13 +23,15 @@ from runtime.secrets.ram import wipe_buffer
 from runtime.state.platform import EnrolFacts
 from runtime.tpm import handles
 from runtime.tpm.errors import TpmError, WrongPassphrase
+from runtime.tpm.pcr_roles import BOOT_MODE_PCR
 
 if TYPE_CHECKING:
     from runtime.config import BoardConfig, Settings
     from runtime.tpm.connection import Tpm
 
 SECRET_SIZE = 20  # 160 bits, as RFC 4226 recommends and Heads uses
-EVENT_LOGGED_PCR = 4  # extended by the runtime itself (recovery), predicted from the log
+# extended by the runtime itself (recovery), predicted from the log
+EVENT_LOGGED_PCR = BOOT_MODE_PCR
 
 
 def seal_values(

@@ -38,6 +38,7 @@ from runtime.state.platform import (
     TotpFacts,
     TotpFailure,
 )
+from runtime.tpm.pcr_roles import PCRS_SHOWN, BootMode
 
 if TYPE_CHECKING:
     from runtime.config import BoardConfig, LoadedSettings, Settings
@@ -46,14 +47,13 @@ if TYPE_CHECKING:
 VERSION = "0.2.0"
 OWNER_KEY_PATH = "/etc/runtime/owner.asc"
 BUILD_INFO_PATH = "/etc/runtime/build-info.json"
-RECOVERY_EXTEND = hashlib.sha256(b"recovery").digest()
+RECOVERY_EXTEND = BootMode.RECOVERY.digest()
 #: the board file is part of the image: its parser's words would not help the user
 BOARD_PROBLEM = (
     "The firmware's board configuration cannot be read, so the runtime cannot "
     "start. The firmware image was built wrongly or is damaged: build it again "
     "and flash it."
 )
-PCRS_SHOWN = tuple(range(10))
 
 
 def _meminfo_kib() -> dict[str, int]:
