@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -369,7 +370,7 @@ def add_overlay_and_config(image: Image, args: argparse.Namespace, epoch: int) -
             "generated: user config",
         )
     # The clock check warns when the clock is before the image's source date.
-    info = {"board": args.board, "source_date_epoch": epoch}
+    info = {"board": args.board, "source_date_epoch": epoch, "version": package_version()}
     image.add(
         Entry.file(
             "etc/runtime/build-info.json", (json.dumps(info, sort_keys=True) + "\n").encode()
@@ -458,6 +459,12 @@ def build(args: argparse.Namespace) -> dict[str, object]:
             "seconds": round(time.monotonic() - started, 1),
         },
     )
+
+
+def package_version() -> str:
+    """The version pyproject.toml gives the package: the runtime shows it (runtime/version.py)."""
+    with (REPO / "pyproject.toml").open("rb") as f:
+        return str(tomllib.load(f)["project"]["version"])
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
