@@ -354,7 +354,7 @@ def add_overlay_and_config(image: Image, args: argparse.Namespace, epoch: int) -
             Entry.file("etc/runtime/owner-secret.asc", args.owner_secret_key.read_bytes()),
             "generated: owner SECRET key (test image)",
         )
-    # The settings' layers (runtime/config/settings.py): project, board, owner.
+    # The settings' layers (runtime/config/loading.py): project, board, owner.
     image.add(
         Entry.file("etc/runtime/defaults.config", (REPO / "etc" / "defaults.config").read_bytes()),
         "settings",

@@ -1,7 +1,8 @@
 """Board and owner configuration.
 
-The board file is /etc/board.json in the image; the settings (Heads-style
-CONFIG_* keys) come from /etc/runtime/{defaults.config,board.config,config.user}.
+The board file is /etc/board.json in the image (board.py); the settings
+(Heads-style CONFIG_* keys, settings.py and the modules it gathers) come from
+/etc/runtime/{defaults.config,board.config,config.user}.
 """
 
 from runtime.config.board import BoardConfig, ConfigError, load_board, parse_board

@@ -3,7 +3,7 @@ that the TPM rollback counter named by /boot exists and is a proper counter.
 
 /boot/kexec_rollback.txt is one line, ``<sha256>  /tmp/counter-<hex id>``
 (Heads' format): the hash of the counter's text at signing time. The check of
-the value itself is part of verifying the signature (issue 7); here only the
+the value itself is part of verifying the signature; here only the
 counter's existence and policy are checked, so a TPM that was reset or
 swapped is reported before anything else happens.
 

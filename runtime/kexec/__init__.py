@@ -1,10 +1,13 @@
 """Handing over to the chosen kernel with kexec (heads-facts.md §5.3, §2.5).
 
-  cmdline   the final kernel command line from an entry and ADD/REMOVE (pure)
-  plan      the ``kexec -l`` arguments and files for one boot entry (pure)
-  load      writing the combined initrd and running ``kexec -l/-u/-e``
-  finalize  PCR 4, TPM flush and platform lock, secret wipe, sync, unmount
-  errors    KexecError, the plain-words error of plan, load and unmount
+  cmdline       the final kernel command line from an entry and ADD/REMOVE (pure)
+  plan          the ``kexec -l`` arguments and files for one boot entry (pure)
+  ram_copy      every file to load copied into RAM and hashed as it is copied
+  load          writing the combined initrd and running ``kexec -l/-u/-e``
+  freed_memory  whether the kernel zeroes freed memory (init_on_free), which the
+                hand-over relies on
+  finalize      PCR 4, TPM flush and platform lock, secret wipe, sync, unmount
+  errors        KexecError, the plain-words error of plan, load and unmount
 
 The order at boot: plan_for, load, prepare_handover; then the runtime exits
 and /init runs ``kexec -e``.

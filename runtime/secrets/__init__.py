@@ -1,2 +1,3 @@
-"""Secrets the TPM releases to an unchanged machine: the TOTP/HOTP secret
-that proves the firmware to the user, and (issue 7) the disk key."""
+"""Secrets the TPM releases to an unchanged machine: the TOTP/HOTP secret that
+proves the firmware to the user (its enrolment, the codes, the HOTP token check),
+the RAM store secrets are kept in between steps, and new TPM owner passphrases."""

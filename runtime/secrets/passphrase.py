@@ -1,5 +1,5 @@
 """A new TPM owner passphrase: one generated from the kernel's RNG, and the
-strength rule for one the owner types (issue 27, finding 10).
+strength rule for one the owner types.
 
 The TPM's dictionary-attack protection does not cover hierarchy
 authorizations (TPM 2.0 by design; only lockoutAuth is counted), so the owner

@@ -1,16 +1,20 @@
 """The TPM 2.0 layer, over tpm2-pytss ESAPI.
 
-Pure modules (no TPM, no tpm2-pytss import; importing this package loads only these):
+Pure modules (no TPM, no tpm2-pytss import; importing this package loads only pure ones):
+  lazy_crypto      defers tpm2-pytss's use of `cryptography` until it is needed
   pcr_math         PCR banks, extend, prediction
+  pcr_roles        what each PCR the runtime uses stands for; PCR 4's boot modes
   policy_math      policy digests computed offline (PolicyPCR, PolicyAuthValue, PolicyNV)
   eventlog         the firmware's binary TCG event log: parse and replay
   measurement_log  the runtime's own in-RAM log of extends, and its replay
+  log_journal      that log kept in a RAM file across the runtime's restarts
   nv_attrs         NV attributes and the rollback-counter checks
   errors           typed errors with plain-words messages
   handles          handles and NV indexes, in Heads' numbering
 
-Modules that talk to the TPM (import tpm2-pytss when first imported):
+Modules over tpm2-pytss (importing one imports it); all but templates talk to the TPM:
   connection  Tpm.connect(): the ESAPI context and its shared salted sessions
+  templates   object templates: the storage primary key and sealed data
   pcrs        read and extend PCRs (every extend is logged)
   sealing     seal / unseal small secrets to PCRs and an optional passphrase
   nv          NV define / write / read / undefine; sealed blobs in NV

@@ -11,7 +11,7 @@ from tpm2_pytss.types import (
     TPMU_PUBLIC_PARMS,
 )
 
-#: The storage primary as a TPM owned before issue 27 has it: the tpm2-tools
+#: The storage primary of a TPM owned by an older runtime: the tpm2-tools
 #: default storage key (ECC P-256, AES-128-CFB), subject to the
 #: dictionary-attack lockout. Such a key keeps working while the TPM is not
 #: locked out; only new ownerships create PRIMARY_ATTRIBUTES.

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from runtime.config import SCHEMA, Layer, LoadedSettings, load_settings
-from runtime.config.settings import ALIASES, ONLY_DEFAULT, ignored_reason
+from runtime.config.heads_keys import ALIASES, ONLY_DEFAULT, ignored_reason
 from tests.conftest import REPO_ROOT
 
 HEADS_KEYS = (

@@ -1,5 +1,5 @@
 """Settings: Heads' config format read without a shell, typed keys, layering,
-and the atomic rewrite of the owner's file (runtime/config/settings.py)."""
+and the atomic rewrite of the owner's file (runtime/config/)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from runtime.config.config_file import (
     parse_config,
     parse_line,
 )
-from runtime.config.settings import IGNORED, ONLY_DEFAULT
+from runtime.config.heads_keys import IGNORED, ONLY_DEFAULT
 from tests.conftest import REPO_ROOT, corpora_dir
 
 

@@ -134,7 +134,7 @@ def _ready_counter(token: HotpToken, store: CounterStore) -> int | TokenStatus:
 
 def _code(secret: bytearray | OtpKey, counter: int) -> str:
     """The code from the raw secret, or from a key that keeps it to itself
-    (runtime.secrets.totp.OtpKey: RAM today, inside the TPM next)."""
+    (runtime.secrets.totp.OtpKey keeps it in RAM)."""
     if isinstance(secret, bytearray):
         return hotp_code(secret, counter)
     return secret.hotp(counter)
