@@ -17,3 +17,18 @@ def test_pure_modules_do_not_import_tpm2_pytss() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_start_path_does_not_load_the_later_phases() -> None:
+    """The TOTP screen comes first: /boot's checks, the boot menu's parsers and kexec are
+    loaded when their phase starts, not while the machine shows the first screen."""
+    code = (
+        "import sys\n"
+        "import runtime.state.startup\n"
+        "late = ('runtime.integrity', 'runtime.kexec', 'runtime.boot_configs')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(late)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
