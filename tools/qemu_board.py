@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from tools.boards import load_board_table
 from tools.initrd.cache import default_cache_dir
 from tools.initrd.lock import load_lock
 from tools.initrd.pool import unpack
+from tools.swtpm import Swtpm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ class BoardInstance:
     with_tpm: bool = True  # False: a machine without a TPM
     #: More QEMU arguments (e.g. the software HOTP token's serial port).
     extra_args: list[str] = field(default_factory=list)
-    swtpm: subprocess.Popen[bytes] | None = None
+    swtpm: Swtpm | None = None
 
     @property
     def tpm_dir(self) -> Path:
@@ -119,35 +119,11 @@ class BoardInstance:
     def start_swtpm(self) -> None:
         if not self.with_tpm:
             return
-        self.ctrl_socket.unlink(missing_ok=True)
-        self.swtpm = subprocess.Popen(
-            [
-                "swtpm",
-                "socket",
-                "--tpm2",
-                "--tpmstate",
-                f"dir={self.tpm_dir}",
-                "--ctrl",
-                f"type=unixio,path={self.ctrl_socket}",
-                "--log",
-                "level=0",
-            ],
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not self.ctrl_socket.exists():
-            if self.swtpm.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("swtpm did not start")
-            time.sleep(0.02)
+        self.swtpm = Swtpm(self.tpm_dir, for_qemu=True, ctrl=self.ctrl_socket).start()
 
     def stop_swtpm(self) -> None:
-        if self.swtpm is not None and self.swtpm.poll() is None:
-            self.swtpm.terminate()
-            try:
-                self.swtpm.wait(10)
-            except subprocess.TimeoutExpired:
-                self.swtpm.kill()
-                self.swtpm.wait(10)
+        if self.swtpm is not None:
+            self.swtpm.stop()
         self.swtpm = None
 
     def kernel_cmdline(self, files: BoardFiles) -> str:

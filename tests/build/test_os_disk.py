@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from tools import make_os_disk as osd
 from tools.initrd.cache import sha256_file
+from tools.swtpm import Swtpm
 
 pytestmark = pytest.mark.build
 
@@ -186,27 +186,15 @@ def test_target_boots_and_reports_cmdline_and_pcrs(tmp_path: Path) -> None:
     kernel = osd.kernel_files()
     initrd = tmp_path / "initrd.img"
     initrd.write_bytes(osd.target_initrd(osd.busybox_path()))
-    # Unix socket paths are limited to 108 bytes: keep the TPM's directory short.
-    tpm_dir = Path(tempfile.mkdtemp(prefix="osd-tpm-", dir="/tmp"))
-    ctrl = tpm_dir / "ctrl"
-    swtpm_log = (tmp_path / "swtpm.log").open("wb")
-    swtpm: subprocess.Popen[bytes] | None = None
+    swtpm = Swtpm(for_qemu=True, flags=("startup-clear",))
     qemu: subprocess.Popen[str] | None = None
     try:
-        swtpm = subprocess.Popen(
-            [tools["swtpm"], "socket", "--tpm2", "--tpmstate", f"dir={tpm_dir}",
-             "--ctrl", f"type=unixio,path={ctrl}", "--flags", "startup-clear"],
-            stdin=subprocess.DEVNULL, stdout=swtpm_log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not ctrl.exists():
-            assert swtpm.poll() is None, "swtpm exited at start"
-            assert time.monotonic() < deadline, "swtpm did not create its socket"
-            time.sleep(0.02)
+        swtpm.start()
         argv = [
             tools["qemu-system-x86_64"], "-machine", "q35", "-accel", "tcg", "-cpu", "max",
             "-m", "512", "-display", "none", "-monitor", "none", "-serial", "stdio",
             "-no-reboot", "-nic", "none",
-            "-chardev", f"socket,id=chrtpm,path={ctrl}",
+            "-chardev", f"socket,id=chrtpm,path={swtpm.ctrl}",
             "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-crb,tpmdev=tpm0",
             "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd),
             "-append", "console=ttyS0,115200 quiet marker=42",
@@ -234,9 +222,7 @@ def test_target_boots_and_reports_cmdline_and_pcrs(tmp_path: Path) -> None:
         assert "OS-TARGET: done" in output
         assert output.index("OS-TARGET: booted") < output.index("OS-TARGET: done")
     finally:
-        for process in (qemu, swtpm):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait(10)
-        swtpm_log.close()
-        shutil.rmtree(tpm_dir, ignore_errors=True)
+        if qemu is not None and qemu.poll() is None:
+            qemu.kill()
+            qemu.wait(10)
+        swtpm.stop()

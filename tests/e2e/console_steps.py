@@ -8,11 +8,10 @@ import hashlib
 import re
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from runtime.tpm.pcr_math import Bank, extend_all, measure_string
+from tests.support.soft_token_process import start_soft_token
 from tools.board_console import Boot
 
 MAIN = "boot menu"  # the main menu's title ends so
@@ -177,24 +176,7 @@ class Token:
 
     def start(self, *flags: str) -> None:
         self.stop()
-        self.socket.unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tools.soft_token",
-                "--state",
-                str(self.state),
-                "--socket",
-                str(self.socket),
-                *flags,
-            ],
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while not self.socket.exists():
-            assert self.process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        self.process = start_soft_token(self.state, self.socket, *flags)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -38,6 +38,7 @@ from tests.e2e.console_steps import (
 from tests.e2e.guest_ram import Qmp
 from tools.board_console import boot
 from tools.owner_key import OwnerKey
+from tools.socket_wait import connect_unix
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(1200)]
 FIRST_SCREEN = 400
@@ -90,7 +91,7 @@ class SerialLine:
 
     def __init__(self, path: Path) -> None:
         self.path, self.seen = path, b""
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock: socket.socket | None = None
 
     def qemu_args(self) -> list[str]:
         return [
@@ -101,27 +102,25 @@ class SerialLine:
         ]
 
     def connect(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock.connect(str(self.path))
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "QEMU's socket never came up"
-                time.sleep(0.1)
+        self.sock = connect_unix(self.path, timeout, what="QEMU's recovery serial line")
+
+    def _connected(self) -> socket.socket:
+        assert self.sock is not None, "the serial line is not connected"
+        return self.sock
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        self._connected().sendall(data)
         time.sleep(0.05)
 
     def expect(self, pattern: bytes, timeout: float) -> re.Match[bytes]:
+        sock = self._connected()
         deadline = time.monotonic() + timeout
         while (found := re.search(pattern, self.seen)) is None:
             left = deadline - time.monotonic()
             assert left > 0, f"not seen on the serial line: {pattern!r}\n{self.seen[-1500:]!r}"
-            self.sock.settimeout(min(left, 1.0))
+            sock.settimeout(min(left, 1.0))
             try:
-                chunk = self.sock.recv(65536)
+                chunk = sock.recv(65536)
             except TimeoutError:
                 continue
             assert chunk, "the serial line closed"
@@ -129,7 +128,8 @@ class SerialLine:
         return found
 
     def close(self) -> None:
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
 
 
 def test_enter_on_the_recovery_line_opens_the_gate_and_a_shell_there(

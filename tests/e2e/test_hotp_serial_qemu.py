@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tools.initrd.cpio import Entry, write_archive
+from tools.socket_wait import wait_for_listener
 from tools.soft_token import SoftToken, TokenState
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(600)]
@@ -152,10 +152,8 @@ def test_the_guest_enrols_and_verifies_through_ttys1(
     stop = threading.Event()
     server = threading.Thread(target=token.serve_unix, args=(str(sock), stop), daemon=True)
     server.start()
-    deadline = time.monotonic() + 10
-    while not sock.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
     try:
+        wait_for_listener(sock, 10, what="the software token")
         lines = boot(*machine, sock)
     finally:
         stop.set()

@@ -15,6 +15,7 @@ import pytest
 from runtime.secrets.ram import SecretDir
 from runtime.tpm.connection import Tpm
 from runtime.tpm.ownership import clear_tpm, take_ownership
+from tests.support.secret_dir import ram_secret_dir
 from tools.swtpm import Swtpm
 
 OWNER = b"owner passphrase"
@@ -49,9 +50,7 @@ def tpm(bare_tpm: Tpm) -> Tpm:
 @pytest.fixture
 def secrets(tmp_path: Path) -> SecretDir:
     """A RAM secret directory (a tmpfs as far as it can tell) holding one secret."""
-    path = tmp_path / "secret"
-    path.mkdir(mode=0o700)
-    store = SecretDir(str(path), fstype_of=lambda _: "tmpfs")
+    store = ram_secret_dir(tmp_path)
     store.write("luks_key", b"k" * 64)
     return store
 

@@ -8,15 +8,12 @@ reaches no process argument list, no file outside the RAM directory, no log.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runtime.config import Settings
-from runtime.config.board import BoardConfig
 from runtime.secrets.enrol import generate_and_seal
 from runtime.secrets.hotp_check import verify_hotp
 from runtime.secrets.totp import totp_code, unseal_totp
@@ -24,71 +21,24 @@ from runtime.state.platform import HotpOutcome
 from runtime.tpm.connection import Tpm
 from runtime.tpm.pcrs import extend_string, read_pcrs
 from tests.leakcheck import LeakWatch, secret_forms
+from tests.support.board import TEST_BOARD as BOARD
+from tests.support.token_pty import PtySettings, TokenPty
 from tests.tpm.conftest import OWNER
 from tools.soft_token import SoftToken, TokenState
 
-BOARD = BoardConfig(
-    "test",
-    "test board",
-    "/dev/ttyS0",
-    80,
-    24,
-    runtime_pcr=9,
-    firmware_pcrs=(0, 4, 9),
-    seal_pcrs=(0, 1, 2, 3, 4, 7, 9),
-    modules_pcr=5,
-    kernel_release="k",
-)
 PIN = bytearray(b"12345678")
 
 
-class Wire:
-    """A pty: the token serves the master end, the runtime opens the slave's path."""
-
-    def __init__(self, token: SoftToken) -> None:
-        self.master, self.slave = os.openpty()
-        self.path = os.ttyname(self.slave)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=token.serve, args=(self.master, self.stop), daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        os.close(self.master)
-        os.close(self.slave)
-
-
 @pytest.fixture
-def wire() -> Iterator[Wire]:
-    link = Wire(SoftToken(state=TokenState()))
-    yield link
-    link.close()
-
-
-class PtySettings(Settings):
-    """Settings naming a serial token, pointed at a pty (the setting itself only
-    takes /dev/tty* paths)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__({"CONFIG_HOTPKEY": "y", "CONFIG_HOTP_TOKEN": "serial:/dev/ttyS1"})
-        self._path = path
-
-    @property
-    def hotp_serial_device(self) -> str | None:
-        return self._path
-
-
-def settings_for(path: str) -> Settings:
-    return PtySettings(path)
+def wire() -> Iterator[TokenPty]:
+    with TokenPty(SoftToken(state=TokenState()).serve) as link:
+        yield link
 
 
 def test_enrol_then_attest_with_totp_and_hotp_leaking_nothing(
-    tpm: Tpm, wire: Wire, tmp_path: Path
+    tpm: Tpm, wire: TokenPty, tmp_path: Path
 ) -> None:
-    settings = settings_for(wire.path)
+    settings = PtySettings(wire.path)
     firmware = read_pcrs(tpm, [4])
     with LeakWatch(tmp_path) as watch:
         enrolled = generate_and_seal(
@@ -108,25 +58,25 @@ def test_enrol_then_attest_with_totp_and_hotp_leaking_nothing(
 
 
 def test_a_token_with_another_secret_is_refused(tpm: Tpm, tmp_path: Path) -> None:
-    good = Wire(SoftToken(state=TokenState()))
+    good = TokenPty(SoftToken(state=TokenState()).serve)
     try:
-        settings = settings_for(good.path)
+        settings = PtySettings(good.path)
         enrolled = generate_and_seal(
             tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), bytearray(PIN), settings
         )
         assert enrolled.secret is not None, enrolled.problem
     finally:
         good.close()
-    stranger = Wire(SoftToken(state=TokenState(secret_base32="A" * 32, counter=0)))
+    stranger = TokenPty(SoftToken(state=TokenState(secret_base32="A" * 32, counter=0)).serve)
     try:
-        hotp = verify_hotp(tpm, BOARD.runtime_pcr, settings_for(stranger.path))
+        hotp = verify_hotp(tpm, BOARD.runtime_pcr, PtySettings(stranger.path))
     finally:
         stranger.close()
     assert hotp.outcome is HotpOutcome.INVALID, hotp.message
 
 
 def test_no_token_attached_leaves_the_counter_alone(tpm: Tpm, tmp_path: Path) -> None:
-    hotp = verify_hotp(tpm, BOARD.runtime_pcr, settings_for(str(tmp_path / "no-such-tty")))
+    hotp = verify_hotp(tpm, BOARD.runtime_pcr, PtySettings(str(tmp_path / "no-such-tty")))
     assert hotp.outcome is HotpOutcome.ABSENT
 
 

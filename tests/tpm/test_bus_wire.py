@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -45,7 +44,6 @@ from tpm2_pytss.types import (
     TPMT_SYM_DEF,
 )
 
-from runtime.config.board import BoardConfig
 from runtime.secrets.enrol import generate_and_seal
 from runtime.secrets.hotp_check import verify_hotp
 from runtime.secrets.totp import PERIOD, RamOtpKey, hotp_code, totp_code, unseal_key, unseal_totp
@@ -65,6 +63,8 @@ from runtime.tpm.pcr_math import Bank
 from runtime.tpm.pcrs import extend, read_pcrs, selection
 from runtime.tpm.policy_math import pcr_policy
 from runtime.tpm.templates import sealed_template
+from tests.support.board import TEST_BOARD as BOARD
+from tests.support.token_pty import PtySettings, TokenPty
 from tests.tpm.recording_tcti import (
     COMMAND,
     RESPONSE,
@@ -76,7 +76,6 @@ from tests.tpm.recording_tcti import (
     session_starts,
     wire_forms,
 )
-from tests.tpm.test_attestation_secrets import PtySettings
 from tools.soft_token import DEFAULT_ADMIN_PIN, SoftToken, TokenState
 from tools.swtpm import Swtpm
 
@@ -93,19 +92,6 @@ PIN = DEFAULT_ADMIN_PIN.encode()  # the software token's admin PIN
 SEAL_PCRS = (0, 7)
 CANARY_INDEX = 0x01500027
 CANARY = b"issue 27 canary: public NV data, read in clear"
-
-BOARD = BoardConfig(
-    "test",
-    "test board",
-    "/dev/ttyS0",
-    80,
-    24,
-    runtime_pcr=9,
-    firmware_pcrs=(0, 4, 9),
-    seal_pcrs=(0, 1, 2, 3, 4, 7, 9),
-    modules_pcr=5,
-    kernel_release="k",
-)
 
 #: the command names the recorder gives (tpm2-pytss's TPM2_CC names)
 CREATE, UNSEAL, CHANGE_AUTH = "TPM2_create", "TPM2_unseal", "TPM2_hierarchychangeauth"
@@ -159,19 +145,8 @@ def bus(swtpm: Swtpm, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
 @pytest.fixture
 def token() -> Iterator[PtySettings]:
     """The software HOTP token on a pty, and settings naming it."""
-    master, slave = os.openpty()
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=SoftToken(state=TokenState()).serve, args=(master, stop), daemon=True
-    )
-    thread.start()
-    try:
-        yield PtySettings(os.ttyname(slave))
-    finally:
-        stop.set()
-        thread.join(5)
-        os.close(master)
-        os.close(slave)
+    with TokenPty(SoftToken(state=TokenState()).serve) as line:
+        yield PtySettings(line.path)
 
 
 def _found(hits: list[Hit]) -> set[tuple[str, str, str]]:

@@ -5,7 +5,6 @@ said in plain words."""
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 
@@ -16,6 +15,7 @@ from runtime.secrets.hotp.serial_token import SerialToken
 from runtime.tpm import counters, handles, nv
 from runtime.tpm.connection import Tpm
 from runtime.tpm.nv_attrs import NvAttr
+from tests.support.token_pty import TokenPty
 from tests.tpm.conftest import OWNER
 from tools.soft_token import SoftToken
 from tools.swtpm import Swtpm
@@ -113,25 +113,15 @@ def test_creation_with_a_wrong_owner_passphrase_is_said_plainly(tpm: Tpm) -> Non
 
 def test_enrol_and_verify_with_the_tpm_counter(tpm: Tpm) -> None:
     """The whole path: TPM counter, guest serial token, host software token."""
-    master, slave = os.openpty()
     soft = SoftToken()
-    stop = threading.Event()
-    thread = threading.Thread(target=soft.serve, args=(master, stop), daemon=True)
-    thread.start()
     secret = bytearray(os.urandom(20))
-    try:
-        with SerialToken(os.ttyname(slave)) as token:
-            store = TpmCounterStore.open_or_create(tpm, OWNER)
-            start = store.read()
-            assert enrol_token(secret, store, token, bytearray(b"12345678"), retry_pause=0).ok
-            assert store.read() == soft.state.counter == start + 1
-            for _ in range(2):
-                assert verify_with_token(secret, store, token, retry_pause=0).ok
-            assert store.read() == soft.state.counter == start + 3
-            wrong = verify_with_token(bytearray(20), store, token, retry_pause=0)
-            assert not wrong.ok and store.read() == start + 3
-    finally:
-        stop.set()
-        thread.join(5)
-        os.close(master)
-        os.close(slave)
+    with TokenPty(soft.serve) as line, SerialToken(line.path) as token:
+        store = TpmCounterStore.open_or_create(tpm, OWNER)
+        start = store.read()
+        assert enrol_token(secret, store, token, bytearray(b"12345678"), retry_pause=0).ok
+        assert store.read() == soft.state.counter == start + 1
+        for _ in range(2):
+            assert verify_with_token(secret, store, token, retry_pause=0).ok
+        assert store.read() == soft.state.counter == start + 3
+        wrong = verify_with_token(bytearray(20), store, token, retry_pause=0)
+        assert not wrong.ok and store.read() == start + 3

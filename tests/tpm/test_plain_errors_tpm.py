@@ -23,8 +23,10 @@ from runtime.state.platform import HotpOutcome
 from runtime.tpm import handles, nv
 from runtime.tpm.connection import Tpm
 from runtime.tpm.pcrs import read_pcrs
+from tests.support.board import TEST_BOARD as BOARD
+from tests.support.token_pty import PtySettings, TokenPty
 from tests.tpm.conftest import OWNER
-from tests.tpm.test_attestation_secrets import BOARD, PIN, Wire, settings_for
+from tests.tpm.test_attestation_secrets import PIN
 from tests.unit.test_plain_errors import assert_plain
 from tools.soft_token import SoftToken, TokenState
 
@@ -37,8 +39,8 @@ def soft() -> SoftToken:
 
 
 @pytest.fixture
-def wire(soft: SoftToken) -> Iterator[Wire]:
-    link = Wire(soft)
+def wire(soft: SoftToken) -> Iterator[TokenPty]:
+    link = TokenPty(soft.serve)
     yield link
     link.close()
 
@@ -96,7 +98,7 @@ def test_a_secret_without_a_storage_key_is_plain(bare_tpm: Tpm) -> None:
 # -- the HOTP token first, then the seal ----------------------------------------------
 
 
-def test_a_wrong_admin_pin_seals_nothing(tpm: Tpm, wire: Wire, soft: SoftToken) -> None:
+def test_a_wrong_admin_pin_seals_nothing(tpm: Tpm, wire: TokenPty, soft: SoftToken) -> None:
     kept = generate_and_seal(tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), None, Settings({}))
     assert kept.secret is not None, kept.problem
     before = sealed_blob(tpm)
@@ -106,7 +108,7 @@ def test_a_wrong_admin_pin_seals_nothing(tpm: Tpm, wire: Wire, soft: SoftToken) 
         read_pcrs(tpm, [4]),
         bytearray(OWNER),
         bytearray(b"87654321"),
-        settings_for(wire.path),
+        PtySettings(wire.path),
     )
     assert refused.secret is None and refused.sealed_pcrs == ()
     assert refused.token_refused and refused.wrong_pin and not refused.wrong_passphrase
@@ -119,13 +121,13 @@ def test_a_wrong_admin_pin_seals_nothing(tpm: Tpm, wire: Wire, soft: SoftToken) 
 
     # the retry with the right PIN programs the token, then seals
     again = generate_and_seal(
-        tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), bytearray(PIN), settings_for(wire.path)
+        tpm, BOARD, read_pcrs(tpm, [4]), bytearray(OWNER), bytearray(PIN), PtySettings(wire.path)
     )
     assert again.secret is not None, again.problem
     assert not again.token_refused and "accepted its first code" in again.hotp_message
     assert sealed_blob(tpm) != before
     assert (
-        verify_hotp(tpm, BOARD.runtime_pcr, settings_for(wire.path)).outcome is HotpOutcome.SUCCESS
+        verify_hotp(tpm, BOARD.runtime_pcr, PtySettings(wire.path)).outcome is HotpOutcome.SUCCESS
     )
 
 
@@ -136,7 +138,7 @@ def test_no_token_seals_nothing_and_is_no_pin_typo(tpm: Tpm, tmp_path: Path) -> 
         read_pcrs(tpm, [4]),
         bytearray(OWNER),
         bytearray(PIN),
-        settings_for(str(tmp_path / "no-tty")),
+        PtySettings(str(tmp_path / "no-tty")),
     )
     assert refused.secret is None and refused.token_refused and not refused.wrong_pin
     assert_plain(refused.problem)
@@ -148,13 +150,13 @@ def test_no_token_seals_nothing_and_is_no_pin_typo(tpm: Tpm, tmp_path: Path) -> 
         read_pcrs(tpm, [4]),
         bytearray(OWNER),
         None,
-        settings_for(str(tmp_path / "no-tty")),
+        PtySettings(str(tmp_path / "no-tty")),
     )
     assert alone.secret is not None and alone.hotp_message == ""
 
 
 def test_a_wrong_owner_passphrase_stops_before_the_token(
-    tpm: Tpm, wire: Wire, soft: SoftToken
+    tpm: Tpm, wire: TokenPty, soft: SoftToken
 ) -> None:
     refused = generate_and_seal(
         tpm,
@@ -162,7 +164,7 @@ def test_a_wrong_owner_passphrase_stops_before_the_token(
         read_pcrs(tpm, [4]),
         bytearray(b"not the owner"),
         bytearray(PIN),
-        settings_for(wire.path),
+        PtySettings(wire.path),
     )
     assert refused.secret is None and refused.wrong_passphrase and not refused.token_refused
     assert soft.state.secret_base32 == "" and soft.state.pin_tries == 3  # never asked

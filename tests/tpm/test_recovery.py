@@ -25,13 +25,10 @@ from runtime.tpm.connection import TCTI_ENV, Tpm
 from runtime.tpm.errors import PcrsChanged
 from runtime.tpm.pcr_math import Bank, extend
 from runtime.tpm.pcrs import read_pcrs
+from tests.support.secret_dir import pretend_tmpfs
 from tools.swtpm import Swtpm
 
 RECOVERY_FROM_ZERO = hashlib.sha256(bytes(32) + hashlib.sha256(b"recovery").digest()).digest()
-
-
-def tmpfs(_path: str) -> str:
-    return "tmpfs"
 
 
 @pytest.fixture
@@ -58,7 +55,7 @@ def test_the_gate_extends_pcr4_from_zero(
         restricted=False,
         extend_pcr4=entry.extend_pcr4,
         lock_platform=entry.lock_platform,
-        wipe_secrets=SecretDir(str(secret_dir), tmpfs).wipe_all,
+        wipe_secrets=SecretDir(str(secret_dir), pretend_tmpfs).wipe_all,
         owner_key=None,
         authenticate=lambda: AuthResult(False, "not asked"),
     )
@@ -74,7 +71,7 @@ def test_a_tpm_that_cannot_be_extended_gives_no_shell(tpm: Tpm, secret_dir: Path
         restricted=False,
         extend_pcr4=lambda: entry.extend_pcr4(nowhere),
         lock_platform=lambda: entry.lock_platform(nowhere),
-        wipe_secrets=SecretDir(str(secret_dir), tmpfs).wipe_all,
+        wipe_secrets=SecretDir(str(secret_dir), pretend_tmpfs).wipe_all,
         owner_key=None,
         authenticate=lambda: AuthResult(True, "not asked"),
     )

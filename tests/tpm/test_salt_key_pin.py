@@ -25,7 +25,7 @@ from tpm2_pytss.constants import ESYS_TR
 from tpm2_pytss.types import TPM2B_SENSITIVE_CREATE
 
 from runtime import bootlog, error_detail
-from runtime.config import BoardConfig, LoadedSettings, Settings
+from runtime.config import LoadedSettings, Settings
 from runtime.state.device_platform import DevicePlatform
 from runtime.state.platform import StartFacts
 from runtime.tpm import handles, log_journal, sealing
@@ -33,6 +33,7 @@ from runtime.tpm.connection import TCTI_ENV, Tpm, key_record
 from runtime.tpm.errors import PrimaryKeyMissing, TpmIdentityChanged
 from runtime.tpm.ownership import take_ownership
 from runtime.tpm.templates import primary_template
+from tests.support.board import TEST_BOARD as BOARD
 from tests.tpm.conftest import OWNER
 from tests.tpm.recording_tcti import HEADER, RecordingTcti, runtime_tpms, session_starts
 from tools.swtpm import Swtpm
@@ -237,20 +238,6 @@ def test_without_a_pin_sessions_are_salted_as_before(bare_tpm: Tpm, wire: Open) 
 
 
 # -- the device platform: the pin from the settings, the refusal at start ----------
-
-
-BOARD = BoardConfig(
-    "test",
-    "test board",
-    "/dev/ttyS0",
-    80,
-    24,
-    runtime_pcr=9,
-    firmware_pcrs=(0, 4, 9),
-    seal_pcrs=(0, 1, 2, 3, 4, 7, 9),
-    modules_pcr=5,
-    kernel_release="k",
-)
 
 
 Device = Callable[[str], tuple[DevicePlatform, StartFacts]]

@@ -33,8 +33,10 @@ from runtime.tpm.errors import NvIndexForeign, NvIndexMissing
 from runtime.tpm.nv_attrs import NvAttr
 from runtime.tpm.ownership import reset_tpm
 from runtime.tpm.pcrs import read_pcrs
+from tests.support.board import TEST_BOARD as BOARD
+from tests.support.token_pty import PtySettings, TokenPty
 from tests.tpm.conftest import OWNER
-from tests.tpm.test_attestation_secrets import BOARD, PIN, Wire, settings_for
+from tests.tpm.test_attestation_secrets import PIN
 from tests.unit.test_plain_errors import assert_plain
 from tools.soft_token import SoftToken, TokenState
 from tools.swtpm import Swtpm
@@ -198,7 +200,7 @@ def test_with_the_platform_locked_enrolment_refuses_and_changes_nothing(
     index_write(tpm, record)
     assert lock_platform(tpm) is PlatformLock.LOCKED
     soft = SoftToken(state=TokenState())
-    wire = Wire(soft)
+    wire = TokenPty(soft.serve)
     try:
         refused = generate_and_seal(
             tpm,
@@ -206,7 +208,7 @@ def test_with_the_platform_locked_enrolment_refuses_and_changes_nothing(
             read_pcrs(tpm, [4]),
             bytearray(OWNER),
             bytearray(PIN),
-            settings_for(wire.path),
+            PtySettings(wire.path),
         )
     finally:
         wire.close()

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import termios
 import threading
 import time
@@ -22,36 +21,23 @@ from runtime.secrets.hotp.serial_token import SerialToken
 from runtime.secrets.hotp.token import HotpCheck
 from runtime.secrets.totp import hotp_code
 from tests.conftest import REPO_ROOT, corpora_dir
+from tests.support.soft_token_process import soft_token_command, start_soft_token
+from tests.support.token_pty import TokenPty
 from tools.soft_token import SoftToken, TokenState, hotp
 
 SECRET = b"12345678901234567890"
 B32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 
 
-class Wire:
-    """A pty: the host token serves the master, the guest opens the slave's path."""
+class Wire(TokenPty):
+    """The token's pty, with the token at hand; the guest opens the slave's path."""
 
     def __init__(self, token: SoftToken | None) -> None:
-        self.master, self.slave = os.openpty()  # the slave fd stays open: no EIO
-        self.path = os.ttyname(self.slave)
+        super().__init__(None if token is None else token.serve)
         self.token = token
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-        if token is not None:
-            self.thread = threading.Thread(
-                target=token.serve, args=(self.master, self.stop), daemon=True
-            )
-            self.thread.start()
 
     def guest(self, **kwargs: float) -> SerialToken:
         return SerialToken(self.path, **kwargs)
-
-    def close(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(5)
-        os.close(self.master)
-        os.close(self.slave)
 
 
 @pytest.fixture
@@ -176,10 +162,9 @@ def test_a_token_that_stops_answering_is_an_error(wire: Wire) -> None:
 
 def test_stale_answers_and_noise_are_skipped() -> None:
     """A host that first sends an old answer, noise and a bare line, then the real one."""
-    master, slave = os.openpty()
     token = SoftToken(state=TokenState(secret_base32=B32))
 
-    def host() -> None:
+    def host(master: int, _stop: threading.Event) -> None:
         request = b""
         while not request.endswith(b"\n"):
             request += os.read(master, 100)
@@ -187,15 +172,8 @@ def test_stale_answers_and_noise_are_skipped() -> None:
         assert reply is not None
         os.write(master, b"0 OK\n\x00\xff garbage\r\nOK\n" + reply.encode() + b"\r\n")
 
-    thread = threading.Thread(target=host, daemon=True)
-    thread.start()
-    try:
-        with SerialToken(os.ttyname(slave)) as guest:
-            assert guest.check(hotp_code(SECRET, 0)).ok
-        thread.join(5)
-    finally:
-        os.close(master)
-        os.close(slave)
+    with TokenPty(host) as line, SerialToken(line.path) as guest:
+        assert guest.check(hotp_code(SECRET, 0)).ok
 
 
 def test_the_host_never_answers_answers() -> None:
@@ -289,25 +267,7 @@ def test_serve_returns_when_a_socket_peer_hangs_up() -> None:
 
 def _run_tool(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
     sock = tmp_path / "t.sock"
-    tool = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tools.soft_token",
-            "--state",
-            str(tmp_path / "state.json"),
-            "--socket",
-            str(sock),
-            *extra,
-        ],
-        cwd=REPO_ROOT,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        assert tool.poll() is None and time.monotonic() < deadline, "the token did not start"
-        time.sleep(0.02)
-    return tool, sock
+    return start_soft_token(tmp_path / "state.json", sock, *extra, timeout=10), sock
 
 
 def _ask(sock: Path, line: str) -> str:
@@ -351,15 +311,7 @@ def test_the_host_tool_serves_a_unix_socket_and_keeps_state(tmp_path: Path) -> N
 def test_the_host_tool_refuses_a_bad_state_file(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text("not json")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.soft_token",
-            "--state",
-            str(tmp_path / "state.json"),
-            "--socket",
-            str(tmp_path / "s"),
-        ],
+        soft_token_command(tmp_path / "state.json", tmp_path / "s"),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -376,10 +328,7 @@ def test_an_echoing_token_puts_no_secret_or_pin_in_the_detail() -> None:
     import base64
     import select
 
-    master, slave = os.openpty()
-    stop = threading.Event()
-
-    def echo() -> None:
+    def echo(master: int, stop: threading.Event) -> None:
         pending = b""
         while not stop.is_set():
             # never a read on a closed descriptor: its number may be another test's
@@ -400,9 +349,8 @@ def test_an_echoing_token_puts_no_secret_or_pin_in_the_detail() -> None:
                 elif words:
                     os.write(master, line + b"\n")
 
-    thread = threading.Thread(target=echo, daemon=True)
-    thread.start()
-    token = SerialToken(os.ttyname(slave))
+    link = TokenPty(echo)
+    token = SerialToken(link.path)
     try:
         assert token.present()
         secret = bytearray(b"\x11" * 20)
@@ -413,7 +361,4 @@ def test_an_echoing_token_puts_no_secret_or_pin_in_the_detail() -> None:
         assert "admin-pin-1234" not in said
     finally:
         token.close()
-        stop.set()
-        thread.join(5)
-        os.close(slave)
-        os.close(master)
+        link.close()

@@ -9,6 +9,7 @@ import pytest
 
 from runtime.integrity.__main__ import main
 from runtime.integrity.boot_lists import ROLLBACK_FILE, format_rollback
+from tests.support.gpg_agent import stop_gpg_agents
 from tools.owner_key import OwnerKey
 
 
@@ -23,27 +24,19 @@ def boot(tmp_path: Path) -> Path:
     return root
 
 
+def _sign_at_counter_7(boot: Path, owner_key: OwnerKey) -> int:
+    """The sign command, as the owner, at the counter /boot names."""
+    home, key = str(owner_key.home), str(owner_key.public)
+    return main(["sign", str(boot), "--gnupg-home", home, "--owner-key", key, "--counter", "7"])
+
+
 def test_sign_then_verify_with_and_without_the_counter(
     boot: Path, owner_key: OwnerKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key = str(owner_key.public)
     assert main(["verify", str(boot), "--owner-key", key]) == 1
     assert "signature missing" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "sign",
-                str(boot),
-                "--gnupg-home",
-                str(owner_key.home),
-                "--owner-key",
-                key,
-                "--counter",
-                "7",
-            ]
-        )
-        == 0
-    )
+    assert _sign_at_counter_7(boot, owner_key) == 0
     assert "VERIFIED" in capsys.readouterr().out
     assert main(["verify", str(boot), "--owner-key", key, "--counter", "7"]) == 0
     assert "at rollback counter 7" in capsys.readouterr().out
@@ -62,21 +55,7 @@ def test_sign_then_verify_with_and_without_the_counter(
     text = (boot / "kexec_package_trigger_post.txt").read_text()
     assert text.startswith("CHANGED_FILES=./vmlinuz\nUPDATE_INITRAMFS_PACKAGE=linux-image-x\n")
     # signing again removes the trigger and verifies
-    assert (
-        main(
-            [
-                "sign",
-                str(boot),
-                "--gnupg-home",
-                str(owner_key.home),
-                "--owner-key",
-                key,
-                "--counter",
-                "7",
-            ]
-        )
-        == 0
-    )
+    assert _sign_at_counter_7(boot, owner_key) == 0
     assert not (boot / "kexec_package_trigger_post.txt").exists()
 
 
@@ -127,7 +106,7 @@ def test_signer_starts_its_own_agent_in_a_fresh_home(owner_key: OwnerKey, tmp_pa
         timeout=60,
         capture_output=True,
     )
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=True, timeout=60)
+    stop_gpg_agents(home, check=True)
     asked: list[int] = []
 
     def pin(attempt: int, last: str) -> bytearray:
@@ -137,7 +116,7 @@ def test_signer_starts_its_own_agent_in_a_fresh_home(owner_key: OwnerKey, tmp_pa
     try:
         signature = GpgSigner(str(home), ask_pin=pin).sign(b"listing\n")
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=60)
+        stop_gpg_agents(home)
     assert asked == [1]
     assert verify_detached(signature, b"listing\n", str(owner_key.public)).ok
 
@@ -172,8 +151,8 @@ def test_a_wrong_pin_is_asked_again_then_refused_plainly(tmp_path: Path) -> None
         assert GpgSigner(str(home), ask_pin=pin).sign(b"x").startswith(b"-----BEGIN PGP")
         assert given == [(1, ""), (2, "the PIN was wrong")]
         # a new agent, as each signing in the firmware has (no cached passphrase)
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=60)
+        stop_gpg_agents(home)
         with pytest.raises(SigningError, match="refused 3 times"):
             GpgSigner(str(home), ask_pin=lambda a, last: bytearray(b"wrong")).sign(b"x")
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=60)
+        stop_gpg_agents(home)

@@ -17,6 +17,7 @@ from runtime.secrets.ram import (
     wipe_buffer,
 )
 from tests.leakcheck import LeakWatch, secret_forms
+from tests.support.secret_dir import pretend_tmpfs, ram_secret_dir
 
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -26,15 +27,9 @@ MOUNTINFO = """\
 """
 
 
-def tmpfs(_path: str) -> str:
-    return "tmpfs"
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> SecretDir:
-    path = tmp_path / "secret"
-    path.mkdir(mode=0o700)
-    return SecretDir(str(path), fstype_of=tmpfs)
+    return ram_secret_dir(tmp_path)
 
 
 def test_mountinfo_takes_the_deepest_mount() -> None:
@@ -76,9 +71,9 @@ def test_check_refuses_a_symlink_and_a_missing_directory(tmp_path: Path) -> None
     real.mkdir(mode=0o700)
     (tmp_path / "link").symlink_to(real)
     with pytest.raises(SecretDirError, match="not a plain directory"):
-        SecretDir(str(tmp_path / "link"), fstype_of=tmpfs).check()
+        SecretDir(str(tmp_path / "link"), fstype_of=pretend_tmpfs).check()
     with pytest.raises(SecretDirError, match="cannot be checked"):
-        SecretDir(str(tmp_path / "absent"), fstype_of=tmpfs).check()
+        SecretDir(str(tmp_path / "absent"), fstype_of=pretend_tmpfs).check()
 
 
 def test_write_read_round_trip_with_private_mode(store: SecretDir) -> None:
@@ -159,7 +154,7 @@ def test_wipe_all_counts_files_and_keeps_the_directory(store: SecretDir, tmp_pat
 
 
 def test_wipe_all_recreates_a_missing_directory(tmp_path: Path) -> None:
-    store = SecretDir(str(tmp_path / "secret"), fstype_of=tmpfs)
+    store = SecretDir(str(tmp_path / "secret"), fstype_of=pretend_tmpfs)
     assert store.wipe_all() == 0
     assert os.stat(store.path).st_mode & 0o777 == 0o700
 
@@ -169,7 +164,7 @@ def test_wipe_all_replaces_a_symlink_with_a_directory(tmp_path: Path) -> None:
     target.mkdir()
     (target / "keep").write_bytes(b"x")
     os.symlink(target, tmp_path / "secret")
-    store = SecretDir(str(tmp_path / "secret"), fstype_of=tmpfs)
+    store = SecretDir(str(tmp_path / "secret"), fstype_of=pretend_tmpfs)
     assert store.wipe_all() == 0
     assert (target / "keep").read_bytes() == b"x"
     assert os.path.isdir(store.path) and not os.path.islink(store.path)

@@ -6,8 +6,6 @@ words and may be tried again, a bounded number of times; Ctrl-D leaves."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from runtime.recovery.auth import (
     verify_response,
 )
 from runtime.recovery.prompt import ConsolePrompter
+from tests.support.gpg_agent import stop_gpg_agents
 
 
 def counting_random() -> Callable[[int], bytes]:
@@ -98,13 +97,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
         yield Keys(gpg, owner, other, stranger, str(owner_file), str(both_file))
     finally:
         # gen_key started an agent for the signing home: stop it.
-        gpgconf = shutil.which("gpgconf") or "/usr/bin/gpgconf"
-        subprocess.run(
-            [gpgconf, "--homedir", str(home), "--kill", "all"],
-            timeout=30,
-            check=True,
-            capture_output=True,
-        )
+        stop_gpg_agents(home, check=True)
 
 
 @pytest.fixture
