@@ -22,9 +22,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def build(out: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str, object]:
-    subprocess.run([sys.executable, str(REPO / "build_initrd.py"), "--quick", "--out", str(out),
-                    *extra], check=True, timeout=1800, stdout=subprocess.DEVNULL,
-                   env={**os.environ, **(env or {})})
+    subprocess.run(
+        [sys.executable, str(REPO / "build_initrd.py"), "--quick", "--out", str(out), *extra],
+        check=True,
+        timeout=1800,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
     info: dict[str, object] = json.loads((out / "build-info.json").read_text())
     return info
 
@@ -52,18 +56,33 @@ def test_two_builds_are_identical(first: Path, tmp_path: Path) -> None:
 
 
 def test_manifest_names_an_origin_for_every_file(first: Path) -> None:
-    rows = [line.split("\t") for line in (first / "manifest.tsv").read_text().splitlines()
-            if not line.startswith("#")]
+    rows = [
+        line.split("\t")
+        for line in (first / "manifest.tsv").read_text().splitlines()
+        if not line.startswith("#")
+    ]
     files = [r for r in rows if r[1].startswith("f")]
     assert len(files) > 300
     for path, _mode, size, digest, origin in files:
         assert origin and origin != "?", path
         assert len(digest) == 64 and int(size) >= 0
     paths = {r[0] for r in rows}
-    for needed in ("init", "usr/bin/python3.11", "bin/busybox", "sbin/kexec", "sbin/cryptsetup",
-                   "usr/bin/gpg", "usr/bin/gpgv", "usr/bin/gpg-agent", "usr/lib/gnupg/scdaemon",
-                   "usr/sbin/flashrom", "usr/sbin/cbfstool", "etc/board.toml",
-                   "etc/modules.load", "dev/console"):
+    for needed in (
+        "init",
+        "usr/bin/python3.11",
+        "bin/busybox",
+        "sbin/kexec",
+        "sbin/cryptsetup",
+        "usr/bin/gpg",
+        "usr/bin/gpgv",
+        "usr/bin/gpg-agent",
+        "usr/lib/gnupg/scdaemon",
+        "usr/sbin/flashrom",
+        "usr/sbin/cbfstool",
+        "etc/board.toml",
+        "etc/modules.load",
+        "dev/console",
+    ):
         assert needed in paths, needed
     # No FAPI: tpm2-pytss was built against a libtss2 without it.
     assert not any("libtss2-fapi" in p for p in paths)
@@ -76,10 +95,19 @@ def unpacked(first: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("cpio") is None:
         pytest.skip("GNU cpio is not installed (Debian package cpio; tools/bootstrap.sh adds it)")
     root = tmp_path_factory.mktemp("unpacked")
-    raw = subprocess.run(["zstd", "-dc", str(first / "initrd.cpio.zst")], check=True,
-                         capture_output=True, timeout=300).stdout
-    subprocess.run(["cpio", "-id", "--quiet", "--no-absolute-filenames"], input=raw, cwd=root,
-                   check=True, timeout=300)
+    raw = subprocess.run(
+        ["zstd", "-dc", str(first / "initrd.cpio.zst")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    ).stdout
+    subprocess.run(
+        ["cpio", "-id", "--quiet", "--no-absolute-filenames"],
+        input=raw,
+        cwd=root,
+        check=True,
+        timeout=300,
+    )
     return root
 
 
@@ -87,14 +115,26 @@ def image_python(root: Path, code: str) -> subprocess.CompletedProcess[str]:
     """Run the image's python3.11 with the image's loader and libraries."""
     libs = f"{root}/lib/x86_64-linux-gnu:{root}/usr/lib/x86_64-linux-gnu"
     return subprocess.run(
-        [str(root / "lib64/ld-linux-x86-64.so.2"), "--library-path", libs,
-         str(root / "usr/bin/python3.11"), "-s", "-c", code],
+        [
+            str(root / "lib64/ld-linux-x86-64.so.2"),
+            "--library-path",
+            libs,
+            str(root / "usr/bin/python3.11"),
+            "-s",
+            "-c",
+            code,
+        ],
         # OpenSSL finds its providers by a compiled-in absolute path: point it into the image.
-        env={"PYTHONHOME": f"{root}/usr", "LC_ALL": "C",
-             "OPENSSL_MODULES": f"{root}/usr/lib/x86_64-linux-gnu/ossl-modules"},
+        env={
+            "PYTHONHOME": f"{root}/usr",
+            "LC_ALL": "C",
+            "OPENSSL_MODULES": f"{root}/usr/lib/x86_64-linux-gnu/ossl-modules",
+        },
         cwd=root / "tmp",
-        capture_output=True, text=True,
-        timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -102,13 +142,15 @@ def test_every_runtime_module_imports_in_the_image(unpacked: Path) -> None:
     modules = runtime_modules(REPO) + LIBRARY_ROOTS + ["tpm2_pytss"]
     # __main__ modules would run the runtime: import their packages' code only.
     modules = [m for m in modules if not m.endswith("__main__")]
-    code = ("import importlib, sys\n"
-            f"for name in {modules!r}:\n"
-            "    importlib.import_module(name)\n"
-            "files = [getattr(m, '__file__', None) or '' for m in sys.modules.values()]\n"
-            "stray = [f for f in files if f and not f.startswith(sys.prefix)]\n"
-            "assert not stray, stray\n"
-            "print('imported', len(sys.modules))\n")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "files = [getattr(m, '__file__', None) or '' for m in sys.modules.values()]\n"
+        "stray = [f for f in files if f and not f.startswith(sys.prefix)]\n"
+        "assert not stray, stray\n"
+        "print('imported', len(sys.modules))\n"
+    )
     done = image_python(unpacked, code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("imported")
@@ -122,17 +164,37 @@ def test_the_image_python_has_no_sources_and_no_host_paths(unpacked: Path) -> No
     assert "/work" not in done.stdout and "site-packages" not in done.stdout
 
 
-PROGRAMS = ["usr/bin/python3.11", "bin/busybox", "sbin/kexec", "sbin/cryptsetup", "usr/bin/gpg",
-            "usr/bin/gpgv", "usr/bin/gpg-agent", "usr/bin/gpgconf", "usr/lib/gnupg/scdaemon",
-            "usr/sbin/flashrom", "usr/sbin/cbfstool"]
+PROGRAMS = [
+    "usr/bin/python3.11",
+    "bin/busybox",
+    "sbin/kexec",
+    "sbin/cryptsetup",
+    "usr/bin/gpg",
+    "usr/bin/gpgv",
+    "usr/bin/gpg-agent",
+    "usr/bin/gpgconf",
+    "usr/lib/gnupg/scdaemon",
+    "usr/sbin/flashrom",
+    "usr/sbin/cbfstool",
+]
 
 
 def test_every_program_finds_all_its_libraries_in_the_image(unpacked: Path) -> None:
     libs = f"{unpacked}/lib/x86_64-linux-gnu:{unpacked}/usr/lib/x86_64-linux-gnu"
     for program in PROGRAMS:
         listed = subprocess.run(
-            [str(unpacked / "lib64/ld-linux-x86-64.so.2"), "--library-path", libs, "--list",
-             str(unpacked / program)], capture_output=True, text=True, timeout=60, check=False)
+            [
+                str(unpacked / "lib64/ld-linux-x86-64.so.2"),
+                "--library-path",
+                libs,
+                "--list",
+                str(unpacked / program),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert listed.returncode == 0, (program, listed.stderr)
         assert "not found" not in listed.stdout, (program, listed.stdout)
         # Every library resolved inside the image, none from the host.
@@ -142,15 +204,18 @@ def test_every_program_finds_all_its_libraries_in_the_image(unpacked: Path) -> N
 
 
 def test_run_time_loaded_libraries_load_in_the_image(unpacked: Path) -> None:
-    done = image_python(unpacked, (
-        "import ctypes\n"
-        "ctypes.CDLL('libtss2-tcti-device.so.0')\n"  # tpm2-pytss's TCTI loader opens it
-        "ctypes.CDLL('libudev.so.1')\n"  # pyudev
-        "from cryptography.hazmat.backends.openssl.backend import backend\n"  # legacy provider
-        "from cryptography.hazmat.primitives import hashes\n"
-        "h = hashes.Hash(hashes.SHA256()); h.update(b'x'); print(h.finalize().hex()[:8])\n"
-        "print(open('/proc/self/maps').read())\n"
-    ))
+    done = image_python(
+        unpacked,
+        (
+            "import ctypes\n"
+            "ctypes.CDLL('libtss2-tcti-device.so.0')\n"  # tpm2-pytss's TCTI loader opens it
+            "ctypes.CDLL('libudev.so.1')\n"  # pyudev
+            "from cryptography.hazmat.backends.openssl.backend import backend\n"  # legacy provider
+            "from cryptography.hazmat.primitives import hashes\n"
+            "h = hashes.Hash(hashes.SHA256()); h.update(b'x'); print(h.finalize().hex()[:8])\n"
+            "print(open('/proc/self/maps').read())\n"
+        ),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "2d711642"
     # Each came from the image, not from the host's ld.so.cache.

@@ -20,14 +20,15 @@ NR_KEYS, MAX_NR_KEYMAPS = 128, 256
 
 def tables(data: bytes) -> dict[int, list[int]]:
     assert data.startswith(keymap.BKEYMAP_MAGIC)
-    flags = data[len(keymap.BKEYMAP_MAGIC):len(keymap.BKEYMAP_MAGIC) + MAX_NR_KEYMAPS]
-    rest = data[len(keymap.BKEYMAP_MAGIC) + MAX_NR_KEYMAPS:]
+    flags = data[len(keymap.BKEYMAP_MAGIC) : len(keymap.BKEYMAP_MAGIC) + MAX_NR_KEYMAPS]
+    rest = data[len(keymap.BKEYMAP_MAGIC) + MAX_NR_KEYMAPS :]
     found: dict[int, list[int]] = {}
     for index, flag in enumerate(flags):
         if flag:
-            chunk, rest = rest[:2 * NR_KEYS], rest[2 * NR_KEYS:]
-            found[index] = [int.from_bytes(chunk[i:i + 2], "little")
-                            for i in range(0, 2 * NR_KEYS, 2)]
+            chunk, rest = rest[: 2 * NR_KEYS], rest[2 * NR_KEYS :]
+            found[index] = [
+                int.from_bytes(chunk[i : i + 2], "little") for i in range(0, 2 * NR_KEYS, 2)
+            ]
     assert rest == b""
     return found
 
@@ -47,20 +48,25 @@ def test_a_german_layout_swaps_y_and_z(cache: Path) -> None:
 def test_heads_paths_name_the_same_keymap(cache: Path) -> None:
     lock = load_lock()
     by_name = keymap.compile_keymap("de-latin1", lock, cache)
-    for setting in ("/usr/lib/kbd/keymaps/i386/qwertz/de-latin1.map",
-                    "/usr/share/keymaps/i386/qwertz/de-latin1.kmap.gz"):
+    for setting in (
+        "/usr/lib/kbd/keymaps/i386/qwertz/de-latin1.map",
+        "/usr/share/keymaps/i386/qwertz/de-latin1.kmap.gz",
+    ):
         assert keymap.compile_keymap(setting, lock, cache) == by_name
     assert keymap.compile_keymap("de-latin1", lock, cache) == by_name  # reproducible
 
 
 def test_us_keeps_the_us_layout(cache: Path) -> None:
-    plain = tables(keymap.compile_keymap("/usr/lib/kbd/keymaps/i386/qwerty/us.map",
-                                         load_lock(), cache))[0]
+    plain = tables(
+        keymap.compile_keymap("/usr/lib/kbd/keymaps/i386/qwerty/us.map", load_lock(), cache)
+    )[0]
     assert chr(plain[21] & 0xFF) == "y" and chr(plain[44] & 0xFF) == "z"
 
 
-@pytest.mark.parametrize("setting", ["/usr/lib/kbd/keymaps/i386/qwertz/nonesuch.map",
-                                     "../../etc/passwd", "de latin1", "/x/.map"])
+@pytest.mark.parametrize(
+    "setting",
+    ["/usr/lib/kbd/keymaps/i386/qwertz/nonesuch.map", "../../etc/passwd", "de latin1", "/x/.map"],
+)
 def test_an_unknown_keymap_stops_the_build_with_a_reason(cache: Path, setting: str) -> None:
     with pytest.raises(keymap.KeymapError) as err:
         keymap.compile_keymap(setting, load_lock(), cache)
@@ -97,8 +103,11 @@ def test_every_qwerty_and_qwertz_keymap_compiles(cache: Path) -> None:
 
     lock = load_lock()
     root = unpack(lock.deb("console-data"), cache) / "usr" / "share" / "keymaps" / "i386"
-    names = sorted(p.name.removesuffix(".kmap.gz") for d in ("qwerty", "qwertz", "azerty")
-                   for p in (root / d).glob("*.kmap.gz"))
+    names = sorted(
+        p.name.removesuffix(".kmap.gz")
+        for d in ("qwerty", "qwertz", "azerty")
+        for p in (root / d).glob("*.kmap.gz")
+    )
     assert len(names) > 50
     for name in ("us", "uk", "de", "fr-latin1", "es", "it", "sg-latin1"):
         assert name in names

@@ -11,11 +11,10 @@ import pytest
 from tools.boards import load_board_table
 from tools.initrd.cache import default_cache_dir
 from tools.initrd.kmod import ModuleError, load_order, modinfo
-from tools.initrd.lock import LOCK_FILE, load_lock
+from tools.initrd.lock import load_lock
 from tools.initrd.pool import unpack
 
 pytestmark = pytest.mark.build
-
 
 
 def _name(path: Path) -> str:
@@ -76,8 +75,12 @@ def test_modinfo_agrees_with_objcopy(modules_dir: Path) -> None:
     if objcopy is None:
         pytest.skip("objcopy (binutils) is not installed")
     (ext4,) = [p for p in load_order(modules_dir, ["ext4"]) if _name(p) == "ext4"]
-    done = subprocess.run([objcopy, "-O", "binary", "--only-section=.modinfo", str(ext4),
-                           "/dev/stdout"], capture_output=True, check=True, timeout=60)
+    done = subprocess.run(
+        [objcopy, "-O", "binary", "--only-section=.modinfo", str(ext4), "/dev/stdout"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     items = [i.decode() for i in done.stdout.split(b"\0") if b"=" in i]
     (depends,) = [i.split("=", 1)[1] for i in items if i.startswith("depends=")]
     assert modinfo(ext4)["depends"] == depends

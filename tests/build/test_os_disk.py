@@ -46,14 +46,23 @@ def _extract(image: Path, offset: int, size: int, out: Path) -> Path:
 
 
 def _debugfs(fs_image: Path, request: str) -> str:
-    done = subprocess.run([_sbin("debugfs"), "-R", request, str(fs_image)], capture_output=True,
-                          text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [_sbin("debugfs"), "-R", request, str(fs_image)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return done.stdout
 
 
 def _debugfs_bytes(fs_image: Path, path: str) -> bytes:
-    done = subprocess.run([_sbin("debugfs"), "-R", f"cat {path}", str(fs_image)],
-                          capture_output=True, timeout=60, check=True)
+    done = subprocess.run(
+        [_sbin("debugfs"), "-R", f"cat {path}", str(fs_image)],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     return done.stdout
 
 
@@ -68,8 +77,13 @@ def _listing(fs_image: Path, directory: str) -> dict[str, str]:
 
 
 def _volume_name(fs_image: Path) -> str:
-    header = subprocess.run([_sbin("dumpe2fs"), "-h", str(fs_image)], capture_output=True,
-                            text=True, timeout=60, check=True).stdout
+    header = subprocess.run(
+        [_sbin("dumpe2fs"), "-h", str(fs_image)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     match = re.search(r"^Filesystem volume name:\s*(\S*)$", header, re.MULTILINE)
     assert match, header
     return match.group(1)
@@ -85,9 +99,15 @@ def test_disk_layout_contents_and_reproducibility(tmp_path: Path) -> None:
     assert [p.name for p in disk.image.parent.iterdir()] == ["os-disk.img"]  # no leftovers
 
     # The partition table: GPT, fixed GUIDs, /boot then root.
-    table = json.loads(subprocess.run([_sbin("sfdisk"), "--json", str(disk.image)],
-                                      capture_output=True, text=True, timeout=60,
-                                      check=True).stdout)["partitiontable"]
+    table = json.loads(
+        subprocess.run(
+            [_sbin("sfdisk"), "--json", str(disk.image)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )["partitiontable"]
     assert table["label"] == "gpt"
     assert table["id"] == osd.DISK_GUID
     boot, root = table["partitions"]
@@ -102,8 +122,13 @@ def test_disk_layout_contents_and_reproducibility(tmp_path: Path) -> None:
     boot_fs = _extract(disk.image, disk.boot_offset, disk.boot_size, tmp_path / "boot.ext4")
     assert _volume_name(boot_fs) == "boot"
     listing = _listing(boot_fs, "/")
-    assert set(listing) == {"lost+found", "grub", f"vmlinuz-{release}",
-                            f"initrd.img-{release}", f"config-{release}"}
+    assert set(listing) == {
+        "lost+found",
+        "grub",
+        f"vmlinuz-{release}",
+        f"initrd.img-{release}",
+        f"config-{release}",
+    }
     assert listing[f"vmlinuz-{release}"] == "100644"
     assert _listing(boot_fs, "/grub") == {"grub.cfg": "100444"}
 
@@ -116,46 +141,53 @@ def test_disk_layout_contents_and_reproducibility(tmp_path: Path) -> None:
     assert initrd[4:8] == b"\0\0\0\0"  # gzip mtime 0
     cpio = gzip.decompress(initrd)
     assert cpio.startswith(b"070701")
-    for name in (b"bin/busybox\0", b"bin/sh\0", b"dev/console\0", b"init\0", b"proc\0",
-                 b"sys\0"):
+    for name in (b"bin/busybox\0", b"bin/sh\0", b"dev/console\0", b"init\0", b"proc\0", b"sys\0"):
         assert name in cpio
 
     grub = _debugfs(boot_fs, "cat /grub/grub.cfg")
     assert grub == osd.grub_cfg(release)
-    first = re.search(r"^menuentry '([^']*)'.*?^\s*linux\s+(\S+) (.*?)$\s*^.*?^\s*initrd\s+(\S+)$",
-                      grub, re.MULTILINE | re.DOTALL)
+    first = re.search(
+        r"^menuentry '([^']*)'.*?^\s*linux\s+(\S+) (.*?)$\s*^.*?^\s*initrd\s+(\S+)$",
+        grub,
+        re.MULTILINE | re.DOTALL,
+    )
     assert first, grub
     assert first.group(1) == "Debian GNU/Linux"
     assert first.group(2) == f"/vmlinuz-{release}"
     assert first.group(3) == disk.cmdline
     assert first.group(4) == f"/initrd.img-{release}"
     assert "submenu 'Advanced options for Debian GNU/Linux'" in grub
-    recovery = re.search(r"^\s*menuentry '[^']*\(recovery mode\)'.*?^\s*linux\s+\S+ (.*?)$",
-                         grub, re.MULTILINE | re.DOTALL)
+    recovery = re.search(
+        r"^\s*menuentry '[^']*\(recovery mode\)'.*?^\s*linux\s+\S+ (.*?)$",
+        grub,
+        re.MULTILINE | re.DOTALL,
+    )
     assert recovery, grub
     assert "single" in recovery.group(1).split()
     assert 'set default="0"' in grub
 
     # root: os-release names the test OS; /sbin/init is a placeholder.
-    root_fs = _extract(disk.image, root["start"] * SECTOR, root["size"] * SECTOR,
-                       tmp_path / "root.ext4")
+    root_fs = _extract(
+        disk.image, root["start"] * SECTOR, root["size"] * SECTOR, tmp_path / "root.ext4"
+    )
     assert _volume_name(root_fs) == "root"
     assert "test OS" in _debugfs(root_fs, "cat /etc/os-release")
     assert _listing(root_fs, "/sbin") == {"init": "100755"}
 
     # Both file systems are clean.
     for fs in (boot_fs, root_fs):
-        subprocess.run([_sbin("e2fsck"), "-fn", str(fs)], capture_output=True, timeout=120,
-                       check=True)
+        subprocess.run(
+            [_sbin("e2fsck"), "-fn", str(fs)], capture_output=True, timeout=120, check=True
+        )
 
     # A second build is the same, byte for byte.
     again = osd.make_os_disk(tmp_path / "second.img")
     assert sha256_file(again.image) == sha256_file(disk.image)
 
 
-def test_missing_tool_names_the_debian_package(monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str],
-                                               tmp_path: Path) -> None:
+def test_missing_tool_names_the_debian_package(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     real_which = shutil.which
 
     def which(name: str, mode: int = os.F_OK | os.X_OK, path: str | None = None) -> str | None:
@@ -191,17 +223,46 @@ def test_target_boots_and_reports_cmdline_and_pcrs(tmp_path: Path) -> None:
     try:
         swtpm.start()
         argv = [
-            tools["qemu-system-x86_64"], "-machine", "q35", "-accel", "tcg", "-cpu", "max",
-            "-m", "512", "-display", "none", "-monitor", "none", "-serial", "stdio",
-            "-no-reboot", "-nic", "none",
-            "-chardev", f"socket,id=chrtpm,path={swtpm.ctrl}",
-            "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-crb,tpmdev=tpm0",
-            "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd),
-            "-append", "console=ttyS0,115200 quiet marker=42",
+            tools["qemu-system-x86_64"],
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "512",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-nic",
+            "none",
+            "-chardev",
+            f"socket,id=chrtpm,path={swtpm.ctrl}",
+            "-tpmdev",
+            "emulator,id=tpm0,chardev=chrtpm",
+            "-device",
+            "tpm-crb,tpmdev=tpm0",
+            "-kernel",
+            str(kernel.vmlinuz),
+            "-initrd",
+            str(initrd),
+            "-append",
+            "console=ttyS0,115200 quiet marker=42",
         ]
         started = time.monotonic()
-        qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors="replace")
+        qemu = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
         try:
             output, _ = qemu.communicate(timeout=180)
         except subprocess.TimeoutExpired:
