@@ -4,7 +4,6 @@ in-process on a pty (the real guest and host code) and a fake counter store."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ from runtime.secrets.hotp.serial_token import SerialToken
 from runtime.secrets.hotp.verify import _probe_offsets
 from runtime.secrets.totp import hotp_code
 from tests.leakcheck import LeakWatch, secret_forms
+from tests.support.token_pty import TokenPty
 from tools.soft_token import SoftToken, TokenState
 
 SECRET = bytearray(b"12345678901234567890")
@@ -52,19 +52,13 @@ class FakeStore:
         self.moves.append(value)
 
 
-class Rig:
+class Rig(TokenPty):
+    """A software token at a given state on a pty, and the runtime's side of the line."""
+
     def __init__(self, state: TokenState | None) -> None:
-        self.master, self.slave = os.openpty()
-        self.soft: SoftToken | None = None
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-        if state is not None:
-            self.soft = SoftToken(state=state)
-            self.thread = threading.Thread(
-                target=self.soft.serve, args=(self.master, self.stop), daemon=True
-            )
-            self.thread.start()
-        self.token = SerialToken(os.ttyname(self.slave), hello_timeout=0.1, reply_timeout=1.0)
+        self.soft = None if state is None else SoftToken(state=state)
+        super().__init__(None if self.soft is None else self.soft.serve)
+        self.token = SerialToken(self.path, hello_timeout=0.1, reply_timeout=1.0)
 
     @property
     def token_counter(self) -> int:
@@ -73,11 +67,7 @@ class Rig:
 
     def close(self) -> None:
         self.token.close()
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(5)
-        os.close(self.master)
-        os.close(self.slave)
+        super().close()
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from runtime.integrity.openpgp import (
     owner_gpg,
     statuses,
 )
+from tests.support.gpg_agent import stop_gpg_agents
 
 OWNER = "A" * 40
 SUBKEY = "B" * 40
@@ -142,13 +143,7 @@ def signer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signer]:
         yield Signer(gpg, str(home), str(key.fingerprint), str(owner_file))
     finally:
         # gen_key started an agent for the signing home: stop it.
-        gpgconf = shutil.which("gpgconf") or "/usr/bin/gpgconf"
-        subprocess.run(
-            [gpgconf, "--homedir", str(home), "--kill", "all"],
-            timeout=30,
-            check=True,
-            capture_output=True,
-        )
+        stop_gpg_agents(home, check=True)
 
 
 @pytest.fixture
