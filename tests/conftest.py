@@ -1,16 +1,18 @@
-"""Shared test helpers: where the third-party test corpora live, and a
+"""Shared test helpers: where the vendored test data lives, and a
 throw-away owner key.
 
-The corpora are vendored in ``tests/corpora`` (data only, with their
-licences and sources in tests/corpora/SOURCES.txt), so a plain clone runs
+The test data is vendored in ``tests/data`` (data only, with their
+licences and sources in tests/data/SOURCES.txt), so a plain clone runs
 every test.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,44 +21,49 @@ from tools.owner_key import OwnerKey, make_owner_key
 # abspath, not resolve(): a symlinked checkout should still look beside itself.
 REPO_ROOT = Path(os.path.abspath(__file__)).parent.parent
 
-#: tpm2-tools' event log fixtures inside the shared corpora.
+#: tpm2-tools' event log fixtures inside the vendored data.
 TPM2_FIXTURES_SUBDIR = Path("tpm2-tools/test/integration/fixtures")
 
 
-def corpora_dir() -> Path:
-    """The third-party test corpora, vendored in the repository."""
-    return REPO_ROOT / "tests" / "corpora"
+def data_dir() -> Path:
+    """The test data (third-party corpora and recordings), vendored in the repository."""
+    return REPO_ROOT / "tests" / "data"
+
+
+def data_file(*parts: str | Path) -> Path:
+    """A file or folder of the vendored test data; missing, it fails the test loudly (the
+    data is part of the repository: ``git checkout -- tests/data`` restores it)."""
+    path = data_dir().joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"test data missing: {path} (restore it: git checkout -- tests/data)"
+        )
+    return path
+
+
+def known_answers() -> dict[str, Any]:
+    """The published test vectors (RFC 4226/6238, PCR extends, policy digests)."""
+    table: dict[str, Any] = json.loads(data_file("kat", "known_answers.json").read_text())
+    return table
 
 
 def tpm2_fixtures_dir() -> Path:
     """tpm2-tools' event log fixtures (binary logs and expected YAML)."""
-    return corpora_dir() / TPM2_FIXTURES_SUBDIR
-
-
-def _missing_corpus_reason(path: Path) -> str:
-    return f"test corpus not found at {path}: it belongs in the repository ({corpora_dir()})"
+    return data_file(TPM2_FIXTURES_SUBDIR)
 
 
 @pytest.fixture(scope="session")
 def tpm2_fixtures() -> Path:
-    """tpm2-tools' fixtures folder; skips the test if the corpus is not checked out."""
-    path = tpm2_fixtures_dir()
-    if not path.is_dir():
-        pytest.skip(_missing_corpus_reason(path))
-    return path
+    """tpm2-tools' fixtures folder."""
+    return tpm2_fixtures_dir()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run tests taking ``tpm2_eventlog_bin`` once per event log in the tpm2-tools corpus."""
     if "tpm2_eventlog_bin" not in metafunc.fixturenames:
         return
-    folder = tpm2_fixtures_dir()
-    if not folder.is_dir():
-        skipped = pytest.param(None, marks=pytest.mark.skip(reason=_missing_corpus_reason(folder)))
-        metafunc.parametrize("tpm2_eventlog_bin", [skipped])
-        return
     # event.bin plus every event-*.bin, found by globbing so new fixtures are covered.
-    logs = sorted(folder.glob("event*.bin"))
+    logs = sorted(tpm2_fixtures_dir().glob("event*.bin"))
     metafunc.parametrize("tpm2_eventlog_bin", logs, ids=[path.name for path in logs])
 
 

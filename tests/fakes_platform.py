@@ -17,8 +17,8 @@ from runtime.state.platform import (
     ClearLockoutFacts,
     DefaultFacts,
     EnrolFacts,
+    HotpCheck,
     HotpFacts,
-    HotpOutcome,
     KeyringFacts,
     LockoutFacts,
     LockoutOutcome,
@@ -68,7 +68,7 @@ class FakePlatform:
     keyring_facts: KeyringFacts = field(default_factory=lambda: KeyringFacts(("ABCD",)))
     totp_results: list[TotpFacts] = field(default_factory=lambda: [GOOD_TOTP])
     hotp_results: list[HotpFacts] = field(
-        default_factory=lambda: [HotpFacts(HotpOutcome.SUCCESS, "ok")]
+        default_factory=lambda: [HotpFacts(HotpCheck.SUCCESS, "ok")]
     )
     owned: bool = True
     reset_results: list[ResetFacts] = field(default_factory=lambda: [ResetFacts()])

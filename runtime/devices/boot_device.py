@@ -7,9 +7,9 @@ Partitions are probed read-only: ext2/3/4 are mounted with ``noload`` so a
 journal is never replayed (a probe must not write to the disk). So what the
 owner verifies is the file system without its journal; a read-write mount
 would replay the journal and could change /boot after it was checked, which
-is why ``remount`` refuses while a journal waits to be applied. The pure
-parts (which block devices to try, what counts as a boot configuration) are
-separate from the probing, for tests.
+is why ``remount`` refuses while a journal waits to be applied (``writable``,
+for a signing, applies it first). The pure parts (which block devices to try,
+what counts as a boot configuration) are separate from the probing, for tests.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import contextlib
 import glob
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from runtime import bootlog
 from runtime.error_detail import plain
 
 SYS_BLOCK = "/sys/class/block"
@@ -248,6 +249,24 @@ def remount(device: str, target: str, writable: bool, *, replay_journal: bool = 
             ),
         )
     return ""
+
+
+@contextlib.contextmanager
+def writable(device: str, target: str) -> Iterator[None]:
+    """/boot mounted read-write for the duration, then read-only (noload)
+    again; OSError, in plain words, when it cannot be made writable."""
+    # a pending journal is replayed here: the signing then refuses any change
+    # the owner was not shown (sign_boot's check against the report)
+    problem = remount(device, target, writable=True, replay_journal=True)
+    if problem:
+        raise OSError(problem)
+    try:
+        yield
+    finally:
+        os.sync()
+        problem = remount(device, target, writable=False)
+        if problem:
+            bootlog.stage("boot-remount-failed", problem=problem)
 
 
 def unmount(target: str) -> None:

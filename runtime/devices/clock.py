@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from runtime import error_detail
+from runtime.image_files import BUILD_INFO_PATH
 
-# Written by build_initrd.py into the image.
-BUILD_INFO_PATH = "/etc/runtime/build-info.json"
 BUILD_TIME_KEY = "source_date_epoch"
 BUSYBOX = "/bin/busybox"
 HWCLOCK = (BUSYBOX, "hwclock")  # the applet, whether or not a symlink exists

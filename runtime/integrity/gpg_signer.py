@@ -2,20 +2,24 @@
 the key is on an OpenPGP card, reached by gpg's own scdaemon; in tests and on
 a host it is a key in a GnuPG home. The PIN (or passphrase) goes to gpg on
 its standard input with loopback pinentry, never on an argument list.
+`signing_home` makes the GnuPG home a signing uses, in RAM.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable
 
+from runtime.integrity.gpg_limits import SIGN_TIMEOUT_S, SIGNING_HOME_TIMEOUT_S
 from runtime.integrity.openpgp import CLOCK_OPTIONS, bounded_gpg, statuses
 from runtime.integrity.sign_boot import SigningError
 
 ATTEMPTS = 3
 #: libgpg-error codes (low 16 bits) that mean "that PIN/passphrase was wrong"
 _WRONG_PIN = frozenset({11, 87})  # GPG_ERR_BAD_PASSPHRASE, GPG_ERR_BAD_PIN
-#: a card may ask for a touch or be slow to wake: more than a verification needs
-SIGN_TIMEOUT_S = 120.0
 
 #: asks for the PIN for attempt n (1-based) with the last refusal; None: cancelled
 AskPin = Callable[[int, str], bytearray | None]
@@ -99,3 +103,56 @@ class GpgSigner:
             f"the PIN was refused {self.attempts} times; nothing was signed. "
             "Check the card's PIN retry counter before trying again."
         )
+
+
+def signing_home(public_key: str, secret_key: str, work_dir: str | None) -> tuple[str, str]:
+    """A new GnuPG home under ``work_dir`` (RAM) with the owner's keys, and the
+    gpg to sign with: ``secret_key`` when that file exists (a test image),
+    else ``public_key`` and the OpenPGP card's stubs (gpg --card-status).
+    SigningError, in plain words, when the keys cannot be loaded."""
+    home = tempfile.mkdtemp(prefix="gpg-sign-", dir=work_dir)
+    os.chmod(home, 0o700)
+    gpg = shutil.which("gpg") or "gpg"
+    keys = [secret_key] if os.path.exists(secret_key) else [public_key]
+    for key in keys:
+        try:
+            subprocess.run(
+                [gpg, "--homedir", home, "--batch", "--import", key],
+                check=True,
+                timeout=SIGNING_HOME_TIMEOUT_S,
+                capture_output=True,
+            )
+        except subprocess.CalledProcessError as err:
+            shutil.rmtree(home, ignore_errors=True)
+            # gpg's words and its command line reach the log through the cause
+            raise SigningError(
+                "gpg could not load the owner's key from the firmware (the key file in "
+                "the image is damaged?). Nothing was changed. Build the firmware image "
+                "again with the owner's key, and flash it."
+            ) from err
+        except (OSError, subprocess.SubprocessError) as err:
+            shutil.rmtree(home, ignore_errors=True)
+            raise SigningError(
+                "gpg did not run or did not answer. Nothing was changed. Try again."
+            ) from err
+    if keys == [public_key]:
+        # the card answers for the secret key; without a card gpg says so at signing
+        subprocess.run(
+            [gpg, "--homedir", home, "--batch", "--card-status"],
+            check=False,
+            timeout=SIGNING_HOME_TIMEOUT_S,
+            capture_output=True,
+        )
+    return home, gpg
+
+
+def remove_signing_home(home: str) -> None:
+    """Stop the gpg-agent (and scdaemon) the signing started there, then remove it."""
+    gpgconf = shutil.which("gpgconf") or "/usr/bin/gpgconf"
+    subprocess.run(
+        [gpgconf, "--homedir", home, "--kill", "all"],
+        check=False,
+        timeout=SIGNING_HOME_TIMEOUT_S,
+        capture_output=True,
+    )
+    shutil.rmtree(home, ignore_errors=True)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.error_detail import plain
+from runtime.integrity.gpg_limits import CHECK_TIMEOUT_S as GPG_TIMEOUT_S
 
-GPG_TIMEOUT_S = 30.0
 MAX_KEY_FILE_BYTES = 1024 * 1024
 MAX_SIGNATURE_BYTES = 64 * 1024  # an armored signature is a few hundred bytes
 

@@ -53,7 +53,9 @@ from runtime.integrity.boot_lists import (
 )
 from runtime.integrity.boot_paths import BootPathError, resolve, signed_links
 from runtime.integrity.boot_scan import BootScan, Progress, ScanError, hash_files, scan_boot
-from runtime.integrity.boot_state import (
+from runtime.integrity.openpgp import verify_detached
+from runtime.integrity.safe_read import UnsafeFile, read_regular
+from runtime.integrity.signed_state_commit import (
     Disk,
     NewState,
     RealDisk,
@@ -66,8 +68,6 @@ from runtime.integrity.boot_state import (
     stage,
     staged_files,
 )
-from runtime.integrity.openpgp import verify_detached
-from runtime.integrity.safe_read import UnsafeFile, read_regular
 from runtime.integrity.verify_boot import (
     MAX_LIST_BYTES,
     BootReport,

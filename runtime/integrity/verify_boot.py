@@ -12,19 +12,17 @@ boot (heads-facts §3, §2.6), each failure named in plain words:
 
 Everything is checked even after a failure, so the report lists all of it,
 and no exception escapes: /boot is hostile input, and whatever it holds ends
-as a finding in plain words. The report also keeps what was seen (every
-file's hash, the tree, the symlinks), so a signing can refuse to sign
-anything the owner was not shown.
+as a finding in plain words. The report (runtime.integrity.boot_report) also
+keeps what was seen (every file's hash, the tree, the symlinks), so a signing
+can refuse to sign anything the owner was not shown.
 """
 
 from __future__ import annotations
 
-import enum
 import fnmatch
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from runtime.error_detail import describe, detail
 from runtime.integrity.boot_lists import (
@@ -45,8 +43,11 @@ from runtime.integrity.boot_lists import (
     signed_listing,
     signed_names,
 )
+from runtime.integrity.boot_report import BootReport as BootReport
+from runtime.integrity.boot_report import Problem as Problem
+from runtime.integrity.boot_report import printable as printable
+from runtime.integrity.boot_report import shown_name as shown_name
 from runtime.integrity.boot_scan import BootScan, Progress, ScanError, hash_files, scan_boot
-from runtime.integrity.boot_view import Signed
 from runtime.integrity.openpgp import (
     Failure,
     OwnerGpg,
@@ -67,87 +68,12 @@ NOT_ROLLBACK = handles.NOT_ROLLBACK
 SIGNED_VALUE_SEARCH = 64
 
 
-class Problem(enum.StrEnum):
-    SIGNATURE_MISSING = "signature missing"
-    SIGNATURE_BAD = "signature does not match the signed files"
-    SIGNATURE_NOT_OWNER = "signed by a key that is not the owner's"
-    SIGNATURE_UNCHECKED = "signature could not be checked"
-    LIST_MISSING = "hash list missing"
-    LIST_DAMAGED = "hash list damaged"
-    FILES_MODIFIED = "files modified"
-    FILES_ADDED = "files added"
-    FILES_REMOVED = "files removed"
-    UNREADABLE = "/boot could not be read"
-    COUNTER_FILE_MISSING = "rollback counter file missing"
-    COUNTER_MISSING = "TPM rollback counter missing"
-    COUNTER_UNREADABLE = "TPM rollback counter unreadable"
-    ROLLED_BACK = "an older signed /boot (rollback)"
-    LINKS_CHANGED = "symlinks retargeted"
-    LINKS_UNSIGNED = "symlink targets not signed"
-    UNEXPECTED = "unexpected files in the signed-state area"
-    UPDATE_NOTES = "an OS update left notes"
-
-
 class CounterGone(Exception):
     """The TPM has no NV index for the counter /boot names."""
 
 
 #: reads the TPM counter at an NV index; CounterGone, OSError or ValueError
 ReadCounter = Callable[[int], int]
-
-
-@dataclass(frozen=True)
-class Finding:
-    problem: Problem
-    detail: str  # plain words: what exactly, and what it means
-
-    def __str__(self) -> str:
-        return f"{self.problem}: {self.detail}"
-
-
-@dataclass
-class BootReport:
-    findings: list[Finding] = field(default_factory=list)
-    modified: list[str] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    signer: str = ""  # the owner's fingerprint when the signature is good
-    counter: int | None = None  # the TPM counter's value when read
-    signed_counter: int | None = None  # the value /boot was signed at, when found
-    #: OS package hooks' notes of what an update changed (present: unsigned)
-    package_triggers: dict[str, str] = field(default_factory=dict)
-    #: './rel' -> sha256 of every listed regular file checked (the default-entry check)
-    digests: dict[str, str] = field(default_factory=dict)
-    #: the signed kexec*.txt files whose owner signature checked (package notes
-    #: aside): all a re-signing may carry over
-    trusted_state: dict[str, bytes] = field(default_factory=dict)
-    #: the signed symlink targets (None: this /boot's signature records none)
-    signed_links: dict[str, str] | None = None
-    #: names under ./kexec* that are no signed-state file (never read)
-    unexpected: list[str] = field(default_factory=list)
-    #: what was seen, as it was: every path, every regular file's hash, every
-    #: symlink's target (a signing signs exactly this, or refuses)
-    seen_tree: list[str] = field(default_factory=list)
-    seen_digests: dict[str, str] = field(default_factory=dict)
-    seen_links: dict[str, str] = field(default_factory=dict)
-    #: things to know that are no failure
-    notes: list[str] = field(default_factory=list)
-    #: signed-state names that are there but not read (a FIFO, a link): why
-    odd_state: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    def add(self, problem: Problem, detail: str) -> None:
-        # a detail may quote the disk (a name in an error): it must not draw
-        self.findings.append(Finding(problem, printable(detail)))
-
-    def signed(self) -> Signed | None:
-        """What the boot may read and load, when /boot verified; else None."""
-        if not self.ok:
-            return None
-        return Signed(dict(self.digests), frozenset(self.seen_tree), self.signed_links)
 
 
 def _reason(err: Exception) -> str:
@@ -164,17 +90,6 @@ def _unexpected(err: Exception) -> str:
     if isinstance(err, OSError) and err.strerror:
         return f"{err.strerror}."
     return "what it holds is damaged, or made to break the check."
-
-
-def printable(text: str) -> str:
-    """Text from the disk as a screen may show it: control and format
-    characters (C0, C1, DEL, bidi) made visible, so the disk cannot draw."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
-def shown_name(rel: str) -> str:
-    """A './rel' name from the disk, printable."""
-    return printable(rel[2:] if rel.startswith("./") else rel)
 
 
 def _read_signed_state(boot_dir: str, report: BootReport) -> dict[str, bytes] | None:

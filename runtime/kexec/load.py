@@ -1,5 +1,5 @@
-"""Running kexec: load a plan, or unload it. /init starts the loaded kernel
-(``kexec -e``) once the runtime has exited (runtime/state/startup.py)."""
+"""Running kexec: load a plan, or unload it. The loaded kernel is started by
+/init (``kexec -e``) once the runtime has exited, not from here."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from runtime import bootlog
 from runtime.error_detail import describe, detail
+from runtime.image_files import OWNER_KEY_PATH as OWNER_KEY
 from runtime.recovery.auth import AuthResult, authenticate
 from runtime.recovery.gate import open_recovery
 from runtime.recovery.prompt import (
@@ -26,7 +27,6 @@ from runtime.recovery.prompt import (
 )
 from runtime.secrets.ram import SECRET_DIR, SecretDir
 
-OWNER_KEY = "/etc/runtime/owner.asc"
 RESTRICTED_FLAG = "/etc/runtime/restricted"
 RESTRICTED_ENV = "RUNTIME_RESTRICTED_BOOT"
 

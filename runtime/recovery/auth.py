@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from runtime.integrity.gpg_limits import CHECK_TIMEOUT_S as GPG_TIMEOUT_S
 from runtime.integrity.openpgp import (
-    GPG_TIMEOUT_S,
     Failure,
     OwnerGpg,
     check_detached,

@@ -15,12 +15,12 @@ only the locked platform authority could remove it, nothing is changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
 from runtime.error_detail import detail, plain
 from runtime.secrets.ram import wipe_buffer
-from runtime.state.platform import EnrolFacts
 from runtime.tpm import handles
 from runtime.tpm.errors import TpmError, WrongPassphrase
 from runtime.tpm.pcr_roles import BOOT_MODE_PCR
@@ -32,6 +32,27 @@ if TYPE_CHECKING:
 SECRET_SIZE = 20  # 160 bits, as RFC 4226 recommends and Heads uses
 # extended by the runtime itself (recovery), predicted from the log
 EVENT_LOGGED_PCR = BOOT_MODE_PCR
+
+
+@dataclass(frozen=True)
+class EnrolFacts:
+    """A new TOTP/HOTP secret was sealed: what the phone needs to enrol it.
+    The caller shows it once and wipes ``secret``.
+
+    With a HOTP admin PIN the token is programmed first and the secret sealed
+    only once the token took it: ``secret`` None with ``token_refused`` means
+    nothing was sealed (the previous secret stands), so asking again, or
+    going on without the token (no PIN), is safe."""
+
+    secret: bytearray | None
+    problem: str = ""
+    sealed_pcrs: tuple[int, ...] = ()
+    hotp_message: str = ""  # what programming the HOTP token did
+    wrong_passphrase: bool = False  # the owner passphrase was refused: ask again
+    #: the HOTP token did not take the secret (absent, refused, failed): nothing sealed
+    token_refused: bool = False
+    #: with token_refused: the token refused the admin PIN (a typo?): ask for it again
+    wrong_pin: bool = False
 
 
 def seal_values(

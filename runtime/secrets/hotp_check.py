@@ -17,7 +17,6 @@ from runtime.secrets.hotp import (
     verify_with_token,
 )
 from runtime.secrets.totp import UnsealFailure, unseal_key
-from runtime.state.platform import HotpFacts, HotpOutcome
 
 if TYPE_CHECKING:
     from runtime.config import Settings
@@ -28,6 +27,13 @@ SERIAL_HELLO_TIMEOUT = 1.0
 # The first exchange after the port is first opened can be lost (seen with
 # OVMF's COM2 under QEMU): ask twice before calling the token absent (2 s).
 PRESENCE_TRIES = 2
+
+
+@dataclass(frozen=True)
+class HotpFacts:
+    outcome: HotpCheck
+    message: str
+    token_name: str = ""
 
 
 def _present(token: HotpToken) -> bool:
@@ -53,22 +59,22 @@ def verify_hotp(tpm: Tpm, runtime_pcr: int, settings: Settings) -> HotpFacts:
 
     token = configured_token(settings)
     if token is None:
-        return HotpFacts(HotpOutcome.NOT_PROGRAMMED, "No HOTP token is configured.")
+        return HotpFacts(HotpCheck.NOT_PROGRAMMED, "No HOTP token is configured.")
     if not _present(token):
         # Nothing is unsealed and the counter does not move: no drift while it is away.
         absent = token.why_absent()
-        return HotpFacts(HotpOutcome.ABSENT, absent.message, token.name)
+        return HotpFacts(HotpCheck.ABSENT, absent.message, token.name)
     key = unseal_key(tpm, runtime_pcr)
     if isinstance(key, UnsealFailure):
         return HotpFacts(
-            HotpOutcome.NO_SECRET, "The HOTP code cannot be computed: " + key.message, token.name
+            HotpCheck.NO_SECRET, "The HOTP code cannot be computed: " + key.message, token.name
         )
     with key:
         status = verify_with_token(key, TpmCounterStore(tpm), token)
     bootlog.stage("hotp", result=str(status.result))
     if not status.ok and status.detail:
         detail("hotp-check", f"{token.name}: {status.result}: {status.detail}")
-    return HotpFacts(HotpOutcome(str(status.result)), status.message, token.name)
+    return HotpFacts(status.result, status.message, token.name)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ a stale "HOTP Success" (Heads' issue #1343).
 from __future__ import annotations
 
 import base64
+import enum
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -91,24 +92,30 @@ class RamOtpKey:
         self.close()
 
 
-# Why the secret did not unseal (runtime.state.platform.TotpFailure has the same values).
-MISSING, PCRS_CHANGED, NOT_BOUND, NO_PRIMARY, TPM_ERROR = (
-    "missing",
-    "pcrs-changed",
-    "not-bound",
-    "no-primary",
-    "tpm-error",
-)
+class TotpFailure(enum.StrEnum):
+    """Why the secret gave no code."""
+
+    NONE = ""
+    MISSING = "missing"  # nothing sealed yet
+    PCRS_CHANGED = "pcrs-changed"  # firmware, runtime or configuration differ
+    #: PCR 4 was extended for a recovery shell: told apart from PCRS_CHANGED by
+    #: the platform, which knows what this power-on extended
+    RECOVERY_USED = "recovery-used"
+    NOT_BOUND = "not-bound"  # sealed without the runtime's PCR: proves nothing
+    TPM_ERROR = "tpm-error"
+    NO_PRIMARY = "no-primary"  # the TPM was reset or never owned
+
+
 #: Not our index: shown as NOT_BOUND is (a code from it proves nothing, generate a
 #: new secret; a sign of tampering in the verdict), with its own words.
-NOT_OURS = NOT_BOUND
+NOT_OURS = TotpFailure.NOT_BOUND
 
 
 @dataclass(frozen=True)
 class TotpResult:
     code: str | None  # None when the secret did not unseal
     message: str  # one line for the main screen
-    failure: str = ""  # one of the constants above; empty when code is set
+    failure: TotpFailure = TotpFailure.NONE
     changed_pcrs: tuple[int, ...] = ()
     step: int = 0  # the 30-second window ``code`` belongs to
 
@@ -116,7 +123,7 @@ class TotpResult:
 @dataclass(frozen=True)
 class UnsealFailure:
     message: str
-    failure: str
+    failure: TotpFailure
     changed_pcrs: tuple[int, ...] = ()
 
 
@@ -129,7 +136,7 @@ def unseal_key(
     try:
         sealed = nv.load_sealed(tpm, index)
     except NvIndexMissing:
-        return UnsealFailure("No TOTP secret is sealed in this TPM yet.", MISSING)
+        return UnsealFailure("No TOTP secret is sealed in this TPM yet.", TotpFailure.MISSING)
     except NvIndexForeign as err:
         # Never read: whoever defined it (one created with the platform's
         # authorization survives a TPM reset) chose what it holds.
@@ -153,7 +160,8 @@ def unseal_key(
             else ("What the TPM holds in its place is not a sealed secret: generate a new one.")
         )
         return UnsealFailure(
-            plain("totp-read", err, f"The sealed TOTP secret cannot be read. {words}"), TPM_ERROR
+            plain("totp-read", err, f"The sealed TOTP secret cannot be read. {words}"),
+            TotpFailure.TPM_ERROR,
         )
     if runtime_pcr not in sealed.pcrs:
         # A secret not bound to the firmware's measurement of this runtime
@@ -161,7 +169,7 @@ def unseal_key(
         return UnsealFailure(
             f"The TOTP secret is not sealed to PCR {runtime_pcr}: "
             "it proves nothing; seal it again.",
-            NOT_BOUND,
+            TotpFailure.NOT_BOUND,
         )
     bootlog.stage("totp-blob-read")
     try:
@@ -170,15 +178,19 @@ def unseal_key(
         changed = tuple(m.pcr for m in err.mismatches)
         names = ", ".join(str(p) for p in changed) or "?"
         return UnsealFailure(
-            f"TOTP secret refused: PCR {names} changed since it was sealed.", PCRS_CHANGED, changed
+            f"TOTP secret refused: PCR {names} changed since it was sealed.",
+            TotpFailure.PCRS_CHANGED,
+            changed,
         )
     except PrimaryKeyMissing as err:
         return UnsealFailure(
-            plain("totp-unseal", err, "TOTP secret not unsealed. " + err.plain()), NO_PRIMARY
+            plain("totp-unseal", err, "TOTP secret not unsealed. " + err.plain()),
+            TotpFailure.NO_PRIMARY,
         )
     except TpmError as err:
         return UnsealFailure(
-            plain("totp-unseal", err, "TOTP secret not unsealed. " + err.plain()), TPM_ERROR
+            plain("totp-unseal", err, "TOTP secret not unsealed. " + err.plain()),
+            TotpFailure.TPM_ERROR,
         )
 
 

@@ -1,6 +1,8 @@
 """The real `Platform`: the TPM, the disks, the clock, on the machine the
 runtime boots. Every method turns device failures into facts or plain words;
-the decisions are the steps' (runtime.state.steps).
+the decisions are the steps' (runtime.state.steps). Each phase's work is in
+its own module beside this one: platform_start, platform_measure,
+platform_boot, platform_root, platform_tpm and platform_pages.
 
 Imports are made where they are first needed: under emulation each costs
 real time, and a screen is already up by then.
@@ -8,15 +10,16 @@ real time, and a screen is already up by then.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
+
+# the memory figures' home; re-exported for runtime.state.steps.menus
+from runtime.devices.memory_use import guest_memory_used_kib as guest_memory_used_kib
+from runtime.devices.memory_use import peak_rss_kib as peak_rss_kib
 from runtime.error_detail import describe, detail, plain
-from runtime.state.device_boot import BootSide
+from runtime.image_files import OWNER_KEY_PATH
 from runtime.state.platform import (
     AskSecret,
     BootCheck,
@@ -28,7 +31,6 @@ from runtime.state.platform import (
     HotpFacts,
     KeyringFacts,
     LockoutFacts,
-    LockoutOutcome,
     MeasureFacts,
     OptionsFacts,
     ResetFacts,
@@ -38,87 +40,12 @@ from runtime.state.platform import (
     TotpFacts,
     TotpFailure,
 )
-from runtime.tpm.pcr_roles import PCRS_SHOWN, BootMode
+from runtime.state.platform_boot import BootSide
+from runtime.state.platform_measure import recovery_extends
 
 if TYPE_CHECKING:
-    from runtime.config import BoardConfig, LoadedSettings, Settings
+    from runtime.config import BoardConfig, LoadedSettings
     from runtime.tpm.connection import Tpm
-
-VERSION = "0.2.0"
-OWNER_KEY_PATH = "/etc/runtime/owner.asc"
-BUILD_INFO_PATH = "/etc/runtime/build-info.json"
-RECOVERY_EXTEND = BootMode.RECOVERY.digest()
-#: the board file is part of the image: its parser's words would not help the user
-BOARD_PROBLEM = (
-    "The firmware's board configuration cannot be read, so the runtime cannot "
-    "start. The firmware image was built wrongly or is damaged: build it again "
-    "and flash it."
-)
-
-
-def _meminfo_kib() -> dict[str, int]:
-    fields: dict[str, int] = {}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if value.strip().endswith("kB"):
-                    fields[key] = int(value.split()[0])
-    except (OSError, ValueError):
-        return {}
-    return fields
-
-
-def peak_rss_kib() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def guest_memory_used_kib() -> int:
-    fields = _meminfo_kib()
-    return fields.get("MemTotal", 0) - fields.get("MemAvailable", 0)
-
-
-def settings_facts(loaded: LoadedSettings, board_name: str) -> dict[str, object]:
-    """The StartFacts fields the owner's settings decide."""
-    settings = loaded.settings
-    return dict(
-        board_name=settings.board_name if settings.board_name != "Unnamed board" else board_name,
-        brand=settings.brand_name,
-        config_problems=tuple(loaded.problem_lines()),
-        auto_boot_timeout=settings.auto_boot_timeout or None,
-        restricted=settings.restricted_boot,
-        hotp_configured=settings.hotp_enabled,
-        auto_boot_totp_only=settings.auto_boot_totp_only,
-        rollback_check_off=settings.ignore_rollback,
-        skip_qr_code=settings.totp_skip_qrcode,
-        basic=settings.basic_mode,
-        root_hashing=bool(settings.root_dev),
-        root_check_at_boot=bool(settings.root_dev) and settings.root_check_at_boot,
-    )
-
-
-def console_level(settings: Settings) -> bootlog.ConsoleLevel:
-    """CONFIG_DEBUG_OUTPUT wins over CONFIG_QUIET_MODE, as in Heads."""
-    if settings.debug_output:
-        return bootlog.ConsoleLevel.DEBUG
-    return bootlog.ConsoleLevel.QUIET if settings.quiet_mode else bootlog.ConsoleLevel.STAGES
-
-
-def recovery_extends(firmware_value: bytes, actual: bytes, most: int = 8) -> int:
-    """How many "recovery" extends turn the firmware's PCR 4 into ``actual`` (0: none)."""
-    value = firmware_value
-    for count in range(1, most + 1):
-        value = hashlib.sha256(value + RECOVERY_EXTEND).digest()
-        if value == actual:
-            return count
-    return 0
 
 
 class DevicePlatform:
@@ -145,136 +72,29 @@ class DevicePlatform:
     # -- start -------------------------------------------------------------------
 
     def start(self) -> StartFacts:
-        from runtime.config import ConfigError, load_board, load_settings
+        from runtime.state.platform_start import start
 
-        try:
-            self.board = board = load_board()
-        except ConfigError as err:
-            return StartFacts("?", "heads-runtime", fatal=plain("board", err, BOARD_PROBLEM))
-        self.loaded = loaded = load_settings()
-        settings = loaded.settings
-        facts = settings_facts(loaded, board.name)
-        facts["clock_problem"] = self._clock_problem()
-        facts["recovery_needs_missing_key"] = bool(
-            settings.have_gpg_key_backup
-        ) and not os.path.exists(OWNER_KEY_PATH)
-        from runtime.devices.keymap import keymap_problem
-        from runtime.devices.serial_line import recovery_serial_problem
-
-        token = settings.hotp_serial_device if settings.hotp_enabled else None
-        found = [
-            recovery_serial_problem(
-                settings.boot_recovery_serial,
-                owner_key=os.path.exists(OWNER_KEY_PATH),
-                token_device=token,
-            ),
-            keymap_problem(settings.keyboard_keymap),
-        ]
-        if any(found):
-            facts["config_problems"] = (*loaded.problem_lines(), *filter(None, found))
-        bootlog.set_console_level(console_level(settings))
-        from runtime.tpm.connection import Tpm
-        from runtime.tpm.errors import TpmError
-        from runtime.tpm.log_journal import RUNTIME_JOURNAL
-
-        bootlog.stage("imports-tpm")
-        try:
-            tpm = Tpm.connect(
-                journal=RUNTIME_JOURNAL, pinned_primary_name=loaded.primary_name_pin()
-            )
-        except TpmError as err:
-            return StartFacts(**facts, tpm_problem=plain("tpm-connect", err, err.plain()))  # type: ignore[arg-type]
-        try:
-            # before any secret is asked for or unsealed: a TPM that is not the
-            # pinned one is treated as no TPM at all
-            tpm.check_identity()
-        except TpmError as err:
-            tpm.close()
-            self._identity_problem = err.plain()
-            return StartFacts(**facts, tpm_problem=plain("tpm-identity", err, err.plain()))  # type: ignore[arg-type]
-        self.tpm = tpm
-        bootlog.stage("tpm-connected", pinned=tpm.identity_pinned)
-        return StartFacts(**facts)  # type: ignore[arg-type]
-
-    def _clock_problem(self) -> str:
-        from runtime.devices.clock import ClockError, clock_problem, image_build_time
-
-        try:
-            built = image_build_time(BUILD_INFO_PATH)
-        except ClockError as err:
-            return str(err)
-        return clock_problem(time.time(), built) or ""
+        started = start()
+        self.board, self.loaded, self.tpm = started.board, started.loaded, started.tpm
+        self._identity_problem = started.identity_problem
+        return started.facts
 
     # -- measure -------------------------------------------------------------------
 
     def measure(self, progress: Callable[[str], None]) -> MeasureFacts:
-        from runtime.measure.modules import measure_and_load, module_list
-        from runtime.measure.replay import replay_report
-        from runtime.tpm.eventlog import EventLogError, read_eventlog, replay
-        from runtime.tpm.pcr_math import Bank
-        from runtime.tpm.pcrs import read_pcrs
+        from runtime.state.platform_measure import measure
 
-        tpm, board = self.tpm, self.board
-        assert board is not None
-        results = measure_and_load(tpm, board.modules_pcr, module_list())
-        if tpm is None:
-            # the disks still need their drivers: loaded, said to be unmeasured
-            failed = [r for r in results if not r.loaded]
-            problems = [
-                f"Driver {os.path.basename(r.path)} did not load: {r.problem}" for r in failed
-            ]
-            return MeasureFacts(
-                tuple(problems), True, "No TPM: the drivers were loaded without being measured."
-            )
-        failed = [r for r in results if not r.loaded]
-        self._module_row = (
-            f"{len(results)} measured into PCR {board.modules_pcr}, {len(failed)} failed"
-        )
-        problems = [f"Driver {os.path.basename(r.path)} did not load: {r.problem}" for r in failed]
-        bootlog.stage("modules-loaded", count=len(results), failed=len(failed))
-        progress("Checking the firmware's event log against the TPM...")
-        log, log_problem = None, ""
-        try:
-            log = read_eventlog()
-            self._firmware_pcrs = replay(log).get(Bank.SHA256)
-        except (OSError, EventLogError) as err:
-            log = None  # a log that does not replay is reported as unreadable, once
-            log_problem = plain(
-                "eventlog",
-                err,
-                "the firmware did not publish one, or it cannot be read or is damaged.",
-            )
-        values = read_pcrs(tpm, range(24))
-        self._pcr4_at_start = values[4]
-        checked = {*board.firmware_pcrs, board.modules_pcr, board.runtime_pcr}
-        report = replay_report(log, log_problem, tpm.log, values, checked)
-        firmware4 = (self._firmware_pcrs or {}).get(4)
-        match = report.all_match
-        summary = report.summary
-        if any(m.event_type == "recovery-shell" for m in tpm.log.entries):
-            # this power-on opened the recovery shell: PCR 4 says so, and the log too
-            self._recovery_used = True
-            summary = "A recovery shell was opened during this boot (PCR 4 records it). " + summary
-        elif not match and firmware4 is not None and recovery_extends(firmware4, values[4]):
-            # PCR 4 was extended by the recovery gate (another process): expected,
-            # and it is why nothing unseals until the reboot.
-            self._recovery_used = True
-            others = [row for row in report.rows if row[0] != "PCR 4" and "DIFFERS" in row[1]]
-            match = not others
-            summary = "A recovery shell was opened during this boot (PCR 4 records it)." + (
-                "" if match else " " + report.summary
-            )
-        self._measure_summary, self._measure_rows = summary, report.rows
-        self._info_rows = [(f"PCR {pcr}", values[pcr].hex()) for pcr in PCRS_SHOWN]
-        for pcr in PCRS_SHOWN:
-            bootlog.stage("pcr", index=pcr, sha256=values[pcr].hex())
-        bootlog.stage("eventlog-checked", match=report.all_match, recovery_used=self._recovery_used)
-        if not match:
-            problems.append(summary)
-        bootlog.stage(
-            "devices-ready", peak_rss_kib=peak_rss_kib(), guest_used_kib=guest_memory_used_kib()
-        )
-        return MeasureFacts(tuple(problems), match, summary)
+        assert self.board is not None
+        measured = measure(self.tpm, self.board, progress)
+        if self.tpm is None:
+            return measured.facts  # nothing measured: nothing to keep
+        self._firmware_pcrs = measured.firmware_pcrs
+        self._pcr4_at_start = measured.pcr4_at_start
+        self._recovery_used = self._recovery_used or measured.recovery_used
+        self._module_row = measured.module_row
+        self._measure_summary, self._measure_rows = measured.summary, measured.rows
+        self._info_rows = measured.info_rows
+        return measured.facts
 
     # -- /boot ---------------------------------------------------------------------
 
@@ -396,146 +216,33 @@ class DevicePlatform:
         return self.tpm is not None and self.tpm.has_primary()
 
     def reset_needs_current_passphrase(self) -> bool:
-        from runtime.tpm import ownership
-        from runtime.tpm.errors import TpmError
+        from runtime.state.platform_tpm import reset_needs_current_passphrase
 
         assert self.tpm is not None
-        try:
-            return ownership.clear_needs_lockout_passphrase(self.tpm)
-        except TpmError as err:
-            detail("tpm-reset", describe(err))
-            return True  # ask: a wrong guess here costs the user one try, not the TPM
+        return reset_needs_current_passphrase(self.tpm)
 
     def tpm_lockout(self) -> LockoutFacts:
-        from runtime.tpm import ownership
-        from runtime.tpm.errors import TpmError
+        from runtime.state.platform_tpm import tpm_lockout
 
-        if self.tpm is None:
-            return LockoutFacts(problem="No TPM answered.")
-        try:
-            state = ownership.da_state(self.tpm)
-        except TpmError as err:
-            return LockoutFacts(problem=plain("tpm-lockout", err, err.plain()))
-        return LockoutFacts(
-            locked_out=state.in_lockout,
-            failures=state.failures,
-            max_tries=state.max_tries,
-            recovery_seconds=state.recovery_seconds,
-            lockout_recovery_seconds=state.lockout_recovery_seconds,
-            passphrase_set=state.lockout_auth_set,
-        )
+        return tpm_lockout(self.tpm)
 
     def clear_lockout(self, lockout_passphrase: bytearray | None) -> ClearLockoutFacts:
-        from runtime.tpm import ownership
-        from runtime.tpm.errors import (
-            LockoutPassphraseBlocked,
-            TpmError,
-            WrongLockoutPassphrase,
-        )
+        from runtime.state.platform_tpm import clear_lockout
 
         assert self.tpm is not None
-        outcome = LockoutOutcome.CLEARED
-        try:
-            ownership.clear_lockout(
-                self.tpm, None if lockout_passphrase is None else bytes(lockout_passphrase)
-            )
-        except WrongLockoutPassphrase as err:
-            if err.rc is None:  # refused before any try: the TPM waits for nothing
-                return ClearLockoutFacts(
-                    LockoutOutcome.FAILED, plain("tpm-lockout", err, err.plain())
-                )
-            detail("tpm-lockout", describe(err))
-            outcome = LockoutOutcome.WRONG_PASSPHRASE
-        except LockoutPassphraseBlocked as err:
-            detail("tpm-lockout", describe(err))
-            outcome = LockoutOutcome.BLOCKED
-        except TpmError as err:
-            return ClearLockoutFacts(
-                LockoutOutcome.FAILED,
-                plain("tpm-lockout", err, "The lockout was not cleared. " + err.plain()),
-            )
-        bootlog.stage("tpm-lockout", outcome=str(outcome))
-        if outcome is LockoutOutcome.CLEARED:
-            return ClearLockoutFacts(outcome)
-        # the wait after a wrong one is the TPM's own setting (Heads' may differ)
-        wait = self.tpm_lockout()
-        return ClearLockoutFacts(outcome, lockout_recovery_seconds=wait.lockout_recovery_seconds)
+        return clear_lockout(self.tpm, lockout_passphrase)
 
     def reset_tpm(
         self, owner_passphrase: bytearray, current_lockout: bytearray | None
     ) -> ResetFacts:
-        from runtime.tpm import ownership
-        from runtime.tpm.errors import TpmError, WrongPassphrase
+        from runtime.state.platform_tpm import reset_tpm
 
         assert self.tpm is not None
         if moved := self._pcr4_moved():
             return ResetFacts(problem=moved)
-        if self.tpm.identity_pinned:
-            # the reset makes a new storage key, which the pin then refuses:
-            # refused before clearing, not half-way through
-            return ResetFacts(
-                problem=(
-                    "This firmware pins the TPM's storage key (CONFIG_TPM_PRIMARY_NAME), and a "
-                    "reset makes a new one that the pin refuses, so no new secret could be "
-                    "sealed. Remove CONFIG_TPM_PRIMARY_NAME from your config.user, flash the "
-                    "rebuilt firmware and reset the TPM then; pin the new key afterwards. "
-                    "Nothing was changed."
-                )
-            )
         # CONFIG_PRIMARY_KEY_TYPE: only a reset makes a new storage key
         key_type = self.loaded.settings.primary_key_type if self.loaded is not None else "ecc"
-        try:
-            used = ownership.reset_tpm(
-                self.tpm,
-                bytes(owner_passphrase),
-                None if current_lockout is None else bytes(current_lockout),
-                key_type=key_type,
-            )
-        except WrongPassphrase as err:
-            detail("tpm-reset", describe(err))
-            if current_lockout is None:
-                return ResetFacts(needs_lockout_passphrase=True)
-            return ResetFacts(
-                problem=(
-                    "The TPM refused the current passphrase, and this firmware does not allow "
-                    "clearing the TPM without it. The TPM now refuses every try until the "
-                    "machine restarts: reboot (Options > Reboot), then reset the TPM again "
-                    "with the passphrase set at its last reset. Nothing was changed."
-                )
-            )
-        except ownership.OwnershipIncomplete as err:
-            return ResetFacts(problem=plain("tpm-reset", err, err.plain()), cleared=True)
-        except TpmError as err:
-            return ResetFacts(
-                problem=plain("tpm-reset", err, "The TPM was not reset. " + err.plain())
-            )
-        except ValueError as err:
-            if not ownership.key_type_supported(self.tpm, key_type):
-                return ResetFacts(
-                    problem=plain(
-                        "tpm-reset",
-                        err,
-                        (
-                            f"This TPM cannot make the {key_type.upper()} storage key the settings "
-                            "ask for (CONFIG_PRIMARY_KEY_TYPE). Nothing was changed: set "
-                            "CONFIG_PRIMARY_KEY_TYPE to the other type."
-                        ),
-                    )
-                )
-            # reset_tpm checks the length before clearing; the steps ask for 8 to 32
-            return ResetFacts(
-                problem=plain(
-                    "tpm-reset",
-                    err,
-                    (
-                        "The new owner passphrase was not accepted: the TPM takes 1 to 32 bytes "
-                        "(a letter with an accent takes two). Nothing was changed: reset the TPM "
-                        "again with a shorter one."
-                    ),
-                )
-            )
-        bootlog.stage("tpm-reset", hierarchy=used)
-        return ResetFacts()
+        return reset_tpm(self.tpm, key_type, owner_passphrase, current_lockout)
 
     def generate_secret(
         self, owner_passphrase: bytearray, hotp_admin_pin: bytearray | None
@@ -554,16 +261,16 @@ class DevicePlatform:
             self.loaded.settings,
         )
 
-    # -- verified boot (runtime.state.device_boot) ------------------------------------
+    # -- verified boot (runtime.state.platform_boot) ----------------------------------
 
     def _boot_side(self) -> BootSide:
         self._side.device = self.boot_device
         return self._side
 
     def verify_boot(self, progress: Callable[[str], None]) -> BootCheck:
-        from runtime.state import device_boot
+        from runtime.state import platform_boot
 
-        return device_boot.verify(
+        return platform_boot.verify(
             self._boot_side(), self.tpm, progress, check_rollback=not self._rollback_off()
         )
 
@@ -573,14 +280,14 @@ class DevicePlatform:
         return self.loaded is not None and bool(self.loaded.settings.ignore_rollback)
 
     def boot_options(self) -> OptionsFacts:
-        from runtime.state import device_boot
+        from runtime.state import platform_boot
 
-        return device_boot.options(self._boot_side())
+        return platform_boot.options(self._boot_side())
 
     def saved_default(self, check: BootCheck) -> DefaultFacts:
-        from runtime.state import device_boot
+        from runtime.state import platform_boot
 
-        return device_boot.saved_default(self._boot_side(), self.tpm)
+        return platform_boot.saved_default(self._boot_side(), self.tpm)
 
     def sign_boot(
         self,
@@ -591,14 +298,14 @@ class DevicePlatform:
         root_list: bool = False,
     ) -> SignFacts:
         from runtime.integrity.root_hashes import ROOT_HASHES_FILE
-        from runtime.state import device_boot
+        from runtime.state import platform_boot
 
         made, self._root_list = self._root_list, None  # one signing takes it, or none
         if self.tpm is None:
             return SignFacts(problem="No TPM: /boot cannot be bound to a rollback counter.")
         extra = {ROOT_HASHES_FILE: made} if root_list and made is not None else None
         # CONFIG_IGNORE_ROLLBACK: as Heads, signing leaves the counter where it is
-        return device_boot.sign(
+        return platform_boot.sign(
             self._boot_side(),
             self.tpm,
             ask_pin,
@@ -610,24 +317,24 @@ class DevicePlatform:
         )
 
     def create_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
-        from runtime.state import device_root
+        from runtime.state import platform_root
 
         settings = self.loaded.settings if self.loaded is not None else None
-        facts, self._root_list = device_root.create(self._boot_side(), settings, progress)
+        facts, self._root_list = platform_root.create(self._boot_side(), settings, progress)
         return facts
 
     def check_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
-        from runtime.state import device_root
+        from runtime.state import platform_root
 
         settings = self.loaded.settings if self.loaded is not None else None
-        facts = device_root.check(self._boot_side(), settings, progress)
+        facts = platform_root.check(self._boot_side(), settings, progress)
         bootlog.stage("root-hashes", checked=facts.checked, ok=facts.ok)
         return facts
 
     def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str | None:
-        from runtime.state import device_boot
+        from runtime.state import platform_boot
 
-        return device_boot.boot(
+        return platform_boot.boot(
             self._boot_side(),
             self._tpm_for_handover(),
             self.board,
@@ -661,73 +368,25 @@ class DevicePlatform:
     # -- pages ---------------------------------------------------------------------
 
     def system_info(self) -> list[tuple[str, str]]:
-        board = self.board
-        mem = _meminfo_kib()
-        rows = [
-            ("Runtime", f"heads-runtime {VERSION}"),
-            ("Board", board.description if board else "?"),
-            ("Kernel", os.uname().release),
-            (
-                "Memory",
-                f"{mem.get('MemTotal', '?')} kB total, {mem.get('MemAvailable', '?')} kB available",
-            ),
-            ("Owner key", "in the firmware" if os.path.exists(OWNER_KEY_PATH) else "none"),
-            ("/boot", self.boot_device or "not found"),
-        ]
-        if self._module_row:
-            rows.append(("Kernel modules", self._module_row))
-        return rows + self._info_rows
+        from runtime.state.platform_pages import system_info
+
+        return system_info(self.board, self.boot_device, self._module_row, self._info_rows)
 
     def integrity_lines(self) -> list[str]:
-        lines = [self._measure_summary, *(f"{k}: {v}" for k, v in self._measure_rows)]
-        identity = self._identity_lines()
-        if identity:
-            lines += ["", *identity]
-        from runtime.kexec.freed_memory import freed_memory_zeroed, handover_line
+        from runtime.state.platform_pages import identity_lines, integrity_lines
 
-        lines += ["", handover_line(freed_memory_zeroed())]
-        if self.loaded is not None and self.loaded.problems:
-            lines += ["", "Configuration problems:", *self.loaded.problem_lines()]
-        return lines
-
-    def _identity_lines(self) -> list[str]:
-        """Whether the TPM's storage key is pinned, and the Name to pin."""
-        from runtime.tpm.errors import PrimaryKeyMissing, TpmError
-
-        if self._identity_problem:
-            return [f"TPM identity: CHANGED. {self._identity_problem}"]
-        if self.tpm is None:
-            return []  # the report says there is no TPM
-        try:
-            name = self.tpm.primary_name()
-        except PrimaryKeyMissing:
-            return ["TPM identity: no storage key yet (the TPM has no owner)."]
-        except TpmError as err:
-            return [f"TPM identity: {plain('tpm-identity', err, err.plain())}"]
-        if self.tpm.identity_pinned:
-            return [
-                "TPM identity: pinned (the storage key is the one CONFIG_TPM_PRIMARY_NAME names)."
-            ]
-        return [
-            "TPM identity: not pinned. TPM sessions are safe from listening on the TPM "
-            "bus, not from a device answering in the TPM's place. On a machine you "
-            "trust, add this line to your config.user:",
-            f"CONFIG_TPM_PRIMARY_NAME={name}",
-        ]
+        identity = identity_lines(self.tpm, self._identity_problem)
+        return integrity_lines(self._measure_summary, self._measure_rows, identity, self.loaded)
 
     def configuration_lines(self) -> list[str]:
-        if self.loaded is None:
-            return ["The settings were not read."]
-        lines = [f"{row.key} = {row.value}   ({row.source})" for row in self.loaded.rows()]
-        if self.loaded.problems:
-            lines += ["", "Problems:", *self.loaded.problem_lines()]
-        return lines
+        from runtime.state.platform_pages import configuration_lines
+
+        return configuration_lines(self.loaded)
 
     def keyring_lines(self) -> list[str]:
-        facts = self.keyring()
-        if not facts.fingerprints:
-            return [facts.problem or "No key in the firmware."]
-        return [f"Owner key fingerprint: {fpr}" for fpr in facts.fingerprints]
+        from runtime.state.platform_pages import keyring_lines
+
+        return keyring_lines(self.keyring())
 
     # -- clock ---------------------------------------------------------------------
 

@@ -16,7 +16,9 @@ from runtime.state.steps import (
     menus,
     report,
     root,
+    secret,
     start,
+    tpm_reset,
 )
 
 S = State
@@ -47,8 +49,8 @@ STEPS: Mapping[State, Step] = {
     S.OEM_RESET: menus.oem_reset,
     S.UPDATE_CHECKSUMS: boot.update_checksums,
     S.ROOT_HASHES: root.root_hashes,
-    S.GENERATE_SECRET: actions.generate_secret,
-    S.RESET_TPM: actions.reset_tpm,
+    S.GENERATE_SECRET: secret.generate_secret,
+    S.RESET_TPM: tpm_reset.reset_tpm,
     S.CHANGE_TIME: actions.change_time,
     S.DEFAULT_BOOT: boot.default_boot,
     S.BOOT_REFUSED: boot.boot_refused,

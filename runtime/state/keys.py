@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from runtime.state.machine import State
+from runtime.state.machine import Event, State
 from runtime.state.view import Choice
 
 #: Back on every screen that has somewhere to go back to (Esc does the same).
@@ -27,11 +27,11 @@ DETAILS_KEY = "?"
 #: action on every screen, and each asks first, with No selected (the OEM
 #: reset only shows that it is not built yet).
 DESTRUCTIVE: dict[str, str] = {
-    "p": "power-off",
-    "R": "reboot",
-    "T": "reset-tpm",
-    "F": "oem-reset",
-    "u": "update-checksums",  # signs what /boot holds now
+    "p": Event.POWER_OFF,
+    "R": Event.REBOOT,
+    "T": Event.RESET_TPM,
+    "F": Event.OEM_RESET,
+    "u": Event.UPDATE_CHECKSUMS,  # signs what /boot holds now
 }
 #: Booting without verifying /boot: one letter wherever it is offered (it asks
 #: first, with No selected).
@@ -39,9 +39,9 @@ UNSAFE_KEY = "f"
 #: Every reserved letter and the one event it may name. BACK names whatever
 #: the screen's back event is; checked separately.
 RESERVED: dict[str, str] = {
-    RECOVERY_KEY: "recovery",
+    RECOVERY_KEY: Event.RECOVERY,
     DETAILS_KEY: "details",
-    UNSAFE_KEY: "unsafe",
+    UNSAFE_KEY: Event.UNSAFE,
     **DESTRUCTIVE,
 }
 
@@ -58,25 +58,47 @@ ENTRY_KEYS = "123456789" + "".join(
 HEADS_KEYS: Mapping[State, Mapping[str, str]] = {
     # "No /boot Partition Found"; b: the boot options, as the runtime has no
     # boot device to select
-    State.NO_BOOT: {"u": "usb", "b": "boot-options", "m": "continue", "x": "recovery"},
-    State.TPM_INCONSISTENT: {"i": "report", "o": "oem-reset", "t": "reset-tpm", "m": "continue"},
-    State.KEYRING_EMPTY: {"g": "add-key", "F": "oem-reset", "i": "continue", "x": "recovery"},
-    State.TOTP_FAILED: {"g": "generate", "p": "reset-tpm", "i": "continue", "x": "recovery"},
+    State.NO_BOOT: {"u": "usb", "b": Event.BOOT_OPTIONS, "m": Event.CONTINUE, "x": Event.RECOVERY},
+    State.TPM_INCONSISTENT: {
+        "i": "report",
+        "o": Event.OEM_RESET,
+        "t": Event.RESET_TPM,
+        "m": Event.CONTINUE,
+    },
+    State.KEYRING_EMPTY: {
+        "g": "add-key",
+        "F": Event.OEM_RESET,
+        "i": Event.CONTINUE,
+        "x": Event.RECOVERY,
+    },
+    State.TOTP_FAILED: {
+        "g": Event.GENERATE,
+        "p": Event.RESET_TPM,
+        "i": Event.CONTINUE,
+        "x": Event.RECOVERY,
+    },
     # the HOTP outcomes: invalid code g/i/x, slot not programmed g/x, error r/i
-    State.HOTP_FAILED: {"r": "retry", "g": "generate", "i": "continue", "x": "recovery"},
+    State.HOTP_FAILED: {
+        "r": Event.RETRY,
+        "g": Event.GENERATE,
+        "i": Event.CONTINUE,
+        "x": Event.RECOVERY,
+    },
     # "Boot Hash Mismatch"
-    State.BOOT_REFUSED: {"i": "investigate", "u": "update-checksums", "m": "menu"},
+    State.BOOT_REFUSED: {"i": Event.INVESTIGATE, "u": Event.UPDATE_CHECKSUMS, "m": Event.MENU},
 }
 
-RECOVERY = Choice(RECOVERY_KEY, "Exit to the recovery shell", "recovery")
-POWER_OFF = Choice("p", "Power off", "power-off")
-REBOOT = Choice("R", "Reboot", "reboot")
-RESET_TPM = Choice("T", "Reset the TPM", "reset-tpm")
-OEM_RESET = Choice("F", "OEM factory reset / re-ownership", "oem-reset")
-UNSAFE_BOOT = Choice(UNSAFE_KEY, "Boot anyway, unverified (unsafe: secrets stay locked)", "unsafe")
+RECOVERY = Choice(RECOVERY_KEY, "Exit to the recovery shell", Event.RECOVERY)
+POWER_OFF = Choice("p", "Power off", Event.POWER_OFF)
+REBOOT = Choice("R", "Reboot", Event.REBOOT)
+RESET_TPM = Choice("T", "Reset the TPM", Event.RESET_TPM)
+OEM_RESET = Choice("F", "OEM factory reset / re-ownership", Event.OEM_RESET)
+UNSAFE_BOOT = Choice(
+    UNSAFE_KEY, "Boot anyway, unverified (unsafe: secrets stay locked)", Event.UNSAFE
+)
 DETAILS = Choice(DETAILS_KEY, "Details (the technical lines, for a bug report)", "details")
 
 
-def back(label: str = "Back", event: str = "back") -> Choice:
+def back(label: str = "Back", event: str = Event.BACK) -> Choice:
     """The Back line of a menu; its event must be the menu's back_event."""
     return Choice(BACK, f"<-- {label}", event)

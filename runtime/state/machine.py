@@ -77,130 +77,185 @@ UNATTENDED_START = frozenset(
     }
 )
 
-S = State
+
+class Event(enum.StrEnum):
+    """How a state ends: what its step returns, and the key of the table below."""
+
+    OK = "ok"
+    NO_TPM = "no-tpm"
+    FATAL = "fatal"
+    RECOVERY = "recovery"
+    POWER_OFF = "power-off"
+    REBOOT = "reboot"
+    CONTINUE = "continue"
+    DONE = "done"
+    FOUND = "found"
+    MISSING = "missing"
+    RETRY = "retry"
+    BOOT_OPTIONS = "boot-options"
+    FAILED = "failed"
+    BASIC = "basic"
+    AGAIN = "again"
+    RESET_TPM = "reset-tpm"
+    OEM_RESET = "oem-reset"
+    EMPTY = "empty"
+    SHOWN = "shown"
+    GENERATE = "generate"
+    VERIFIED = "verified"
+    NOT_CONFIGURED = "not-configured"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    NOT_ALLOWED = "not-allowed"
+    DEFAULT_BOOT = "default-boot"
+    BASIC_BOOT = "basic-boot"
+    REFRESH = "refresh"
+    OPTIONS = "options"
+    SYSTEM_INFO = "system-info"
+    BACK = "back"
+    TPM_OPTIONS = "tpm-options"
+    INTEGRITY = "integrity"
+    CHANGE_TIME = "change-time"
+    UPDATE_CHECKSUMS = "update-checksums"
+    CONFIGURATION = "configuration"
+    GPG_OPTIONS = "gpg-options"
+    ROOT_HASHES = "root-hashes"
+    OS_MENU = "os-menu"
+    UNSAFE = "unsafe"
+    NEED_RESET = "need-reset"
+    CANCELLED = "cancelled"
+    REFUSED = "refused"
+    NO_DEFAULT = "no-default"
+    MENU = "menu"
+    LOADED = "loaded"
+    INVESTIGATE = "investigate"
+    DEFAULT_SAVED = "default-saved"
+    CONFIRMED = "confirmed"
+
+
+S, E = State, Event
 # Every state's events and where they lead. A step returning an event not
 # listed here is a bug the driver reports (and the unit tests catch).
-TRANSITIONS: Mapping[State, Mapping[str, State]] = {
-    S.EARLY_INIT: {"ok": S.MEASURE, "no-tpm": S.NO_TPM, "fatal": S.FATAL},
-    S.FATAL: {"recovery": S.RECOVERY_CONFIRM, "power-off": S.POWER_OFF, "reboot": S.REBOOT},
-    S.NO_TPM: {"continue": S.MEASURE, "recovery": S.RECOVERY_CONFIRM, "power-off": S.POWER_OFF},
-    S.MEASURE: {"done": S.FIND_BOOT},
-    S.FIND_BOOT: {"found": S.ROLLBACK_PREFLIGHT, "missing": S.NO_BOOT},
+TRANSITIONS: Mapping[State, Mapping[Event, State]] = {
+    S.EARLY_INIT: {E.OK: S.MEASURE, E.NO_TPM: S.NO_TPM, E.FATAL: S.FATAL},
+    S.FATAL: {E.RECOVERY: S.RECOVERY_CONFIRM, E.POWER_OFF: S.POWER_OFF, E.REBOOT: S.REBOOT},
+    S.NO_TPM: {E.CONTINUE: S.MEASURE, E.RECOVERY: S.RECOVERY_CONFIRM, E.POWER_OFF: S.POWER_OFF},
+    S.MEASURE: {E.DONE: S.FIND_BOOT},
+    S.FIND_BOOT: {E.FOUND: S.ROLLBACK_PREFLIGHT, E.MISSING: S.NO_BOOT},
     # Basic mode (CONFIG_BASIC) skips the checks: the preflight or the keyring
     # check (whichever comes first) leads straight to the main menu.
     S.NO_BOOT: {
-        "retry": S.FIND_BOOT,
-        "continue": S.KEYRING_CHECK,
-        "boot-options": S.BOOT_OPTIONS,
-        "recovery": S.RECOVERY_CONFIRM,
+        E.RETRY: S.FIND_BOOT,
+        E.CONTINUE: S.KEYRING_CHECK,
+        E.BOOT_OPTIONS: S.BOOT_OPTIONS,
+        E.RECOVERY: S.RECOVERY_CONFIRM,
     },
     S.ROLLBACK_PREFLIGHT: {
-        "ok": S.KEYRING_CHECK,
-        "failed": S.TPM_INCONSISTENT,
-        "basic": S.MAIN_MENU,
+        E.OK: S.KEYRING_CHECK,
+        E.FAILED: S.TPM_INCONSISTENT,
+        E.BASIC: S.MAIN_MENU,
     },
     S.TPM_INCONSISTENT: {
-        "again": S.TPM_INCONSISTENT,
-        "retry": S.ROLLBACK_PREFLIGHT,
-        "reset-tpm": S.RESET_TPM,
-        "oem-reset": S.OEM_RESET,
-        "continue": S.MAIN_MENU,
-        "recovery": S.RECOVERY_CONFIRM,
+        E.AGAIN: S.TPM_INCONSISTENT,
+        E.RETRY: S.ROLLBACK_PREFLIGHT,
+        E.RESET_TPM: S.RESET_TPM,
+        E.OEM_RESET: S.OEM_RESET,
+        E.CONTINUE: S.MAIN_MENU,
+        E.RECOVERY: S.RECOVERY_CONFIRM,
     },
-    S.KEYRING_CHECK: {"ok": S.TOTP, "empty": S.KEYRING_EMPTY, "basic": S.MAIN_MENU},
+    S.KEYRING_CHECK: {E.OK: S.TOTP, E.EMPTY: S.KEYRING_EMPTY, E.BASIC: S.MAIN_MENU},
     S.KEYRING_EMPTY: {
-        "again": S.KEYRING_EMPTY,
-        "continue": S.TOTP,
-        "oem-reset": S.OEM_RESET,
-        "recovery": S.RECOVERY_CONFIRM,
+        E.AGAIN: S.KEYRING_EMPTY,
+        E.CONTINUE: S.TOTP,
+        E.OEM_RESET: S.OEM_RESET,
+        E.RECOVERY: S.RECOVERY_CONFIRM,
     },
-    S.TOTP: {"shown": S.HOTP, "failed": S.TOTP_FAILED, "no-tpm": S.MAIN_MENU, "basic": S.MAIN_MENU},
+    S.TOTP: {E.SHOWN: S.HOTP, E.FAILED: S.TOTP_FAILED, E.NO_TPM: S.MAIN_MENU, E.BASIC: S.MAIN_MENU},
     S.TOTP_FAILED: {
-        "retry": S.TOTP,
-        "generate": S.GENERATE_SECRET,
-        "reset-tpm": S.RESET_TPM,
-        "continue": S.MAIN_MENU,
-        "reboot": S.REBOOT,
-        "power-off": S.POWER_OFF,
-        "recovery": S.RECOVERY_CONFIRM,
+        E.RETRY: S.TOTP,
+        E.GENERATE: S.GENERATE_SECRET,
+        E.RESET_TPM: S.RESET_TPM,
+        E.CONTINUE: S.MAIN_MENU,
+        E.REBOOT: S.REBOOT,
+        E.POWER_OFF: S.POWER_OFF,
+        E.RECOVERY: S.RECOVERY_CONFIRM,
     },
-    S.HOTP: {"verified": S.AUTOBOOT, "not-configured": S.AUTOBOOT, "failed": S.HOTP_FAILED},
+    S.HOTP: {E.VERIFIED: S.AUTOBOOT, E.NOT_CONFIGURED: S.AUTOBOOT, E.FAILED: S.HOTP_FAILED},
     S.HOTP_FAILED: {
-        "retry": S.HOTP,
-        "generate": S.GENERATE_SECRET,
-        "continue": S.MAIN_MENU,
-        "recovery": S.RECOVERY_CONFIRM,
+        E.RETRY: S.HOTP,
+        E.GENERATE: S.GENERATE_SECRET,
+        E.CONTINUE: S.MAIN_MENU,
+        E.RECOVERY: S.RECOVERY_CONFIRM,
     },
-    S.AUTOBOOT: {"timeout": S.DEFAULT_BOOT, "interrupted": S.MAIN_MENU, "not-allowed": S.MAIN_MENU},
+    S.AUTOBOOT: {E.TIMEOUT: S.DEFAULT_BOOT, E.INTERRUPTED: S.MAIN_MENU, E.NOT_ALLOWED: S.MAIN_MENU},
     S.MAIN_MENU: {
-        "default-boot": S.DEFAULT_BOOT,
-        "basic-boot": S.UNSAFE_BOOT,
-        "refresh": S.TOTP,
-        "options": S.OPTIONS,
-        "system-info": S.SYSTEM_INFO,
-        "power-off": S.POWER_OFF,
+        E.DEFAULT_BOOT: S.DEFAULT_BOOT,
+        E.BASIC_BOOT: S.UNSAFE_BOOT,
+        E.REFRESH: S.TOTP,
+        E.OPTIONS: S.OPTIONS,
+        E.SYSTEM_INFO: S.SYSTEM_INFO,
+        E.POWER_OFF: S.POWER_OFF,
     },
-    S.SYSTEM_INFO: {"back": S.MAIN_MENU},
+    S.SYSTEM_INFO: {E.BACK: S.MAIN_MENU},
     S.OPTIONS: {
-        "boot-options": S.BOOT_OPTIONS,
-        "tpm-options": S.TPM_OPTIONS,
-        "integrity": S.INTEGRITY_REPORT,
-        "change-time": S.CHANGE_TIME,
-        "update-checksums": S.UPDATE_CHECKSUMS,
-        "configuration": S.CONFIGURATION,
-        "gpg-options": S.GPG_OPTIONS,
-        "oem-reset": S.OEM_RESET,
-        "root-hashes": S.ROOT_HASHES,
-        "recovery": S.RECOVERY_CONFIRM,
-        "reboot": S.REBOOT,
-        "back": S.MAIN_MENU,
+        E.BOOT_OPTIONS: S.BOOT_OPTIONS,
+        E.TPM_OPTIONS: S.TPM_OPTIONS,
+        E.INTEGRITY: S.INTEGRITY_REPORT,
+        E.CHANGE_TIME: S.CHANGE_TIME,
+        E.UPDATE_CHECKSUMS: S.UPDATE_CHECKSUMS,
+        E.CONFIGURATION: S.CONFIGURATION,
+        E.GPG_OPTIONS: S.GPG_OPTIONS,
+        E.OEM_RESET: S.OEM_RESET,
+        E.ROOT_HASHES: S.ROOT_HASHES,
+        E.RECOVERY: S.RECOVERY_CONFIRM,
+        E.REBOOT: S.REBOOT,
+        E.BACK: S.MAIN_MENU,
     },
     S.BOOT_OPTIONS: {
-        "os-menu": S.OS_MENU,
-        "unsafe": S.UNSAFE_BOOT,
-        "again": S.BOOT_OPTIONS,
-        "back": S.OPTIONS,
+        E.OS_MENU: S.OS_MENU,
+        E.UNSAFE: S.UNSAFE_BOOT,
+        E.AGAIN: S.BOOT_OPTIONS,
+        E.BACK: S.OPTIONS,
     },
     S.TPM_OPTIONS: {
-        "generate": S.GENERATE_SECRET,
-        "reset-tpm": S.RESET_TPM,
-        "change-time": S.CHANGE_TIME,
-        "again": S.TPM_OPTIONS,
-        "back": S.OPTIONS,
+        E.GENERATE: S.GENERATE_SECRET,
+        E.RESET_TPM: S.RESET_TPM,
+        E.CHANGE_TIME: S.CHANGE_TIME,
+        E.AGAIN: S.TPM_OPTIONS,
+        E.BACK: S.OPTIONS,
     },
-    S.INTEGRITY_REPORT: {"back": S.OPTIONS, "recovery": S.RECOVERY_CONFIRM},
-    S.CONFIGURATION: {"back": S.OPTIONS},
-    S.GPG_OPTIONS: {"again": S.GPG_OPTIONS, "back": S.OPTIONS},
-    S.OEM_RESET: {"back": S.MAIN_MENU},
-    S.UPDATE_CHECKSUMS: {"back": S.OPTIONS, "done": S.MAIN_MENU},
-    S.ROOT_HASHES: {"again": S.ROOT_HASHES, "back": S.OPTIONS},
-    S.GENERATE_SECRET: {"done": S.TOTP, "need-reset": S.RESET_TPM, "cancelled": S.MAIN_MENU},
-    S.RESET_TPM: {"done": S.GENERATE_SECRET, "cancelled": S.MAIN_MENU},
-    S.CHANGE_TIME: {"done": S.TOTP, "cancelled": S.OPTIONS},
+    S.INTEGRITY_REPORT: {E.BACK: S.OPTIONS, E.RECOVERY: S.RECOVERY_CONFIRM},
+    S.CONFIGURATION: {E.BACK: S.OPTIONS},
+    S.GPG_OPTIONS: {E.AGAIN: S.GPG_OPTIONS, E.BACK: S.OPTIONS},
+    S.OEM_RESET: {E.BACK: S.MAIN_MENU},
+    S.UPDATE_CHECKSUMS: {E.BACK: S.OPTIONS, E.DONE: S.MAIN_MENU},
+    S.ROOT_HASHES: {E.AGAIN: S.ROOT_HASHES, E.BACK: S.OPTIONS},
+    S.GENERATE_SECRET: {E.DONE: S.TOTP, E.NEED_RESET: S.RESET_TPM, E.CANCELLED: S.MAIN_MENU},
+    S.RESET_TPM: {E.DONE: S.GENERATE_SECRET, E.CANCELLED: S.MAIN_MENU},
+    S.CHANGE_TIME: {E.DONE: S.TOTP, E.CANCELLED: S.OPTIONS},
     S.DEFAULT_BOOT: {
-        "refused": S.BOOT_REFUSED,
-        "no-default": S.OS_MENU,
-        "menu": S.MAIN_MENU,
-        "loaded": S.HANDOVER,
+        E.REFUSED: S.BOOT_REFUSED,
+        E.NO_DEFAULT: S.OS_MENU,
+        E.MENU: S.MAIN_MENU,
+        E.LOADED: S.HANDOVER,
     },
     S.BOOT_REFUSED: {
-        "investigate": S.INTEGRITY_REPORT,
-        "update-checksums": S.UPDATE_CHECKSUMS,
-        "unsafe": S.UNSAFE_BOOT,
-        "menu": S.MAIN_MENU,
-        "power-off": S.POWER_OFF,
-        "reboot": S.REBOOT,
-        "recovery": S.RECOVERY_CONFIRM,
+        E.INVESTIGATE: S.INTEGRITY_REPORT,
+        E.UPDATE_CHECKSUMS: S.UPDATE_CHECKSUMS,
+        E.UNSAFE: S.UNSAFE_BOOT,
+        E.MENU: S.MAIN_MENU,
+        E.POWER_OFF: S.POWER_OFF,
+        E.REBOOT: S.REBOOT,
+        E.RECOVERY: S.RECOVERY_CONFIRM,
     },
     S.OS_MENU: {
-        "refused": S.BOOT_REFUSED,
-        "again": S.OS_MENU,
-        "default-saved": S.DEFAULT_BOOT,
-        "back": S.MAIN_MENU,
-        "loaded": S.HANDOVER,
+        E.REFUSED: S.BOOT_REFUSED,
+        E.AGAIN: S.OS_MENU,
+        E.DEFAULT_SAVED: S.DEFAULT_BOOT,
+        E.BACK: S.MAIN_MENU,
+        E.LOADED: S.HANDOVER,
     },
-    S.UNSAFE_BOOT: {"refused": S.BOOT_REFUSED, "back": S.MAIN_MENU, "loaded": S.HANDOVER},
-    S.RECOVERY_CONFIRM: {"confirmed": S.RECOVERY, "refused": S.MAIN_MENU, "cancelled": S.MAIN_MENU},
+    S.UNSAFE_BOOT: {E.REFUSED: S.BOOT_REFUSED, E.BACK: S.MAIN_MENU, E.LOADED: S.HANDOVER},
+    S.RECOVERY_CONFIRM: {E.CONFIRMED: S.RECOVERY, E.REFUSED: S.MAIN_MENU, E.CANCELLED: S.MAIN_MENU},
     S.POWER_OFF: {},
     S.REBOOT: {},
     S.RECOVERY: {},
@@ -212,7 +267,7 @@ class UnknownEvent(LookupError):
     """A step ended with an event its state does not list: a programming error."""
 
 
-def next_state(state: State, event: str) -> State:
+def next_state(state: State, event: Event) -> State:
     try:
         return TRANSITIONS[state][event]
     except KeyError:

@@ -13,6 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from runtime.integrity.boot_report import ProblemKind, kinds_of
+
+# Facts made by the domain modules that find them, named here with the rest.
+from runtime.integrity.keyring import KeyringFacts as KeyringFacts
+from runtime.secrets.enrol import EnrolFacts as EnrolFacts
+from runtime.secrets.hotp import HotpCheck as HotpCheck
+from runtime.secrets.hotp_check import HotpFacts as HotpFacts
+from runtime.secrets.totp import TotpFailure as TotpFailure
+
 
 @dataclass(frozen=True)
 class StartFacts:
@@ -57,16 +66,6 @@ class BootFacts:
     disk_seen: bool = False  # some disk or partition was there to probe
 
 
-class TotpFailure(enum.StrEnum):
-    NONE = ""
-    MISSING = "missing"  # nothing sealed yet
-    PCRS_CHANGED = "pcrs-changed"  # firmware, runtime or configuration differ
-    RECOVERY_USED = "recovery-used"  # PCR 4 was extended for a recovery shell
-    NOT_BOUND = "not-bound"  # sealed without the runtime's PCR: proves nothing
-    TPM_ERROR = "tpm-error"
-    NO_PRIMARY = "no-primary"  # the TPM was reset or never owned
-
-
 @dataclass(frozen=True)
 class TotpFacts:
     code: str | None
@@ -74,43 +73,6 @@ class TotpFacts:
     failure: TotpFailure = TotpFailure.NONE
     message: str = ""
     changed_pcrs: tuple[int, ...] = ()
-
-
-class HotpOutcome(enum.StrEnum):
-    SUCCESS = "success"
-    INVALID = "invalid"
-    NOT_PROGRAMMED = "not-programmed"
-    ABSENT = "absent"
-    ERROR = "error"
-    NO_SECRET = "no-secret"  # noqa: S105 (the shared secret did not unseal)
-
-
-@dataclass(frozen=True)
-class HotpFacts:
-    outcome: HotpOutcome
-    message: str
-    token_name: str = ""
-
-
-@dataclass(frozen=True)
-class EnrolFacts:
-    """A new TOTP/HOTP secret was sealed: what the phone needs to enrol it.
-    The caller shows it once and wipes ``secret``.
-
-    With a HOTP admin PIN the token is programmed first and the secret sealed
-    only once the token took it: ``secret`` None with ``token_refused`` means
-    nothing was sealed (the previous secret stands), so asking again, or
-    going on without the token (no PIN), is safe."""
-
-    secret: bytearray | None
-    problem: str = ""
-    sealed_pcrs: tuple[int, ...] = ()
-    hotp_message: str = ""  # what programming the HOTP token did
-    wrong_passphrase: bool = False  # the owner passphrase was refused: ask again
-    #: the HOTP token did not take the secret (absent, refused, failed): nothing sealed
-    token_refused: bool = False
-    #: with token_refused: the token refused the admin PIN (a typo?): ask for it again
-    wrong_pin: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,18 +131,12 @@ class ClearLockoutFacts:
 
 
 @dataclass(frozen=True)
-class KeyringFacts:
-    fingerprints: tuple[str, ...] = ()
-    problem: str = ""
-
-
-@dataclass(frozen=True)
 class BootCheck:
     """Is /boot what the owner signed (runtime.integrity.verify_boot)?"""
 
     ok: bool
     findings: tuple[str, ...] = ()  # one plain-words line per problem
-    problems: frozenset[str] = frozenset()  # verify_boot.Problem values
+    problems: frozenset[str] = frozenset()  # boot_report.Problem values
     #: every path modified, added or removed, and every unexpected name, as shown
     changed: tuple[str, ...] = ()
     counter: int | None = None  # the TPM rollback counter now
@@ -192,6 +148,12 @@ class BootCheck:
     unsigned: bool = False  # nothing was ever signed on this /boot
     #: things to know that are no failure (a journal not yet applied)
     notes: tuple[str, ...] = ()
+
+    @property
+    def kinds(self) -> frozenset[ProblemKind]:
+        """What the problems mean: the decisions are made on these, never on
+        a problem's words."""
+        return kinds_of(self.problems)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from runtime.integrity.boot_report import ProblemKind
 from runtime.state.platform import (
     BootCheck,
     BootFacts,
+    HotpCheck,
     HotpFacts,
-    HotpOutcome,
     KeyringFacts,
     MeasureFacts,
     RootFacts,
@@ -93,7 +94,7 @@ class Session:
             return False
         if not self.start.hotp_configured:
             return True
-        return self.hotp is not None and self.hotp.outcome is HotpOutcome.SUCCESS
+        return self.hotp is not None and self.hotp.outcome is HotpCheck.SUCCESS
 
     @property
     def hotp_succeeded(self) -> bool:
@@ -101,7 +102,7 @@ class Session:
         return (
             self.start.hotp_configured
             and self.hotp is not None
-            and self.hotp.outcome is HotpOutcome.SUCCESS
+            and self.hotp.outcome is HotpCheck.SUCCESS
         )
 
     @property
@@ -161,9 +162,9 @@ class Session:
         )
         if not self.start.hotp_configured:
             token = Token.NOT_CONFIGURED
-        elif self.hotp is not None and self.hotp.outcome is HotpOutcome.SUCCESS:
+        elif self.hotp is not None and self.hotp.outcome is HotpCheck.SUCCESS:
             token = Token.SUCCESS
-        elif self.hotp is not None and self.hotp.outcome is HotpOutcome.INVALID:
+        elif self.hotp is not None and self.hotp.outcome is HotpCheck.INVALID:
             token = Token.INVALID
         else:
             token = Token.UNVERIFIED
@@ -197,11 +198,12 @@ class Session:
             return BootState.VERIFIED
         if check.unsigned:
             return BootState.NOT_SIGNED
-        if "signed by a key that is not the owner's" in check.problems:
+        kinds = check.kinds
+        if ProblemKind.OTHER_SIGNER in kinds:
             return BootState.UNKNOWN_SIGNER
-        if "signature does not match the signed files" in check.problems:
+        if ProblemKind.LISTS_CHANGED in kinds:
             return BootState.BAD_SIGNATURE
-        if "an older signed /boot (rollback)" in check.problems:
+        if ProblemKind.ROLLED_BACK in kinds:
             return BootState.ROLLED_BACK
         return BootState.CHANGED
 
@@ -234,12 +236,12 @@ class Session:
         if self.hotp is None:
             return "Unverified"
         return {
-            HotpOutcome.SUCCESS: "Success",
-            HotpOutcome.INVALID: "Invalid code",
-            HotpOutcome.NOT_PROGRAMMED: "Token not programmed",
-            HotpOutcome.ABSENT: "No token",
-            HotpOutcome.ERROR: "Error",
-            HotpOutcome.NO_SECRET: "No secret",
+            HotpCheck.SUCCESS: "Success",
+            HotpCheck.INVALID: "Invalid code",
+            HotpCheck.NOT_PROGRAMMED: "Token not programmed",
+            HotpCheck.ABSENT: "No token",
+            HotpCheck.ERROR: "Error",
+            HotpCheck.NO_SECRET: "No secret",
         }[self.hotp.outcome]
 
     def totp_line(self, now: float | None = None) -> str:

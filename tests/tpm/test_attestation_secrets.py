@@ -17,7 +17,7 @@ from runtime.config import Settings
 from runtime.secrets.enrol import generate_and_seal
 from runtime.secrets.hotp_check import verify_hotp
 from runtime.secrets.totp import totp_code, unseal_totp
-from runtime.state.platform import HotpOutcome
+from runtime.state.platform import HotpCheck
 from runtime.tpm.connection import Tpm
 from runtime.tpm.pcrs import extend_string, read_pcrs
 from tests.leakcheck import LeakWatch, secret_forms
@@ -53,8 +53,8 @@ def test_enrol_then_attest_with_totp_and_hotp_leaking_nothing(
     watch.assert_clean(secret_forms(secret))
     assert enrolled.sealed_pcrs == BOARD.seal_pcrs
     assert result.code == totp_code(secret) or result.code is not None
-    assert hotp.outcome is HotpOutcome.SUCCESS, hotp.message
-    assert again.outcome is HotpOutcome.SUCCESS, again.message  # the counters moved together
+    assert hotp.outcome is HotpCheck.SUCCESS, hotp.message
+    assert again.outcome is HotpCheck.SUCCESS, again.message  # the counters moved together
 
 
 def test_a_token_with_another_secret_is_refused(tpm: Tpm, tmp_path: Path) -> None:
@@ -72,12 +72,12 @@ def test_a_token_with_another_secret_is_refused(tpm: Tpm, tmp_path: Path) -> Non
         hotp = verify_hotp(tpm, BOARD.runtime_pcr, PtySettings(stranger.path))
     finally:
         stranger.close()
-    assert hotp.outcome is HotpOutcome.INVALID, hotp.message
+    assert hotp.outcome is HotpCheck.INVALID, hotp.message
 
 
 def test_no_token_attached_leaves_the_counter_alone(tpm: Tpm, tmp_path: Path) -> None:
     hotp = verify_hotp(tpm, BOARD.runtime_pcr, PtySettings(str(tmp_path / "no-such-tty")))
-    assert hotp.outcome is HotpOutcome.ABSENT
+    assert hotp.outcome is HotpCheck.ABSENT
 
 
 def test_a_secret_sealed_to_the_logged_pcr4_survives_a_recovery_extend(tpm: Tpm) -> None:

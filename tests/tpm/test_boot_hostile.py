@@ -22,8 +22,8 @@ from runtime.integrity.tpm_counter import TpmCounter
 from runtime.integrity.verify_boot import BootReport, Problem, verify_boot
 from runtime.kexec import ram_copy
 from runtime.kexec.errors import KexecError
-from runtime.state.device_boot import BootSide, options, verified_files_problem
 from runtime.state.platform import BootOption
+from runtime.state.platform_boot import BootSide, options, verified_files_problem
 from runtime.tpm.connection import Tpm
 from tests.hang_guard import within
 from tests.tpm.conftest import OWNER
@@ -212,7 +212,7 @@ def test_planted_default_is_not_trusted_nor_carried_into_a_new_signature(
     shown = _verify(boot, owner_key, counter)
     assert Problem.SIGNATURE_BAD in _problems(shown) and shown.trusted_state == {}
     side = BootSide(boot_dir=str(boot), device="/dev/test", last_report=shown)
-    from runtime.state.device_boot import saved_default
+    from runtime.state.platform_boot import saved_default
 
     assert saved_default(side).option is None
     report = _sign(boot, owner_key, counter, shown=shown)
@@ -405,7 +405,7 @@ def test_symlink_targets_heads_never_signed_are_shown_before_signing(
 def test_every_changed_path_reaches_the_signing_screen(
     tpm: Tpm, boot: Path, owner_key: OwnerKey
 ) -> None:
-    from runtime.state.device_boot import _check_of
+    from runtime.state.platform_boot import _check_of
 
     counter, _ = _signed(tpm, boot, owner_key)
     names = [f"aaa-{i:02}" for i in range(20)]
@@ -445,8 +445,8 @@ def test_a_staging_not_signed_by_the_owner_is_dropped_and_moves_nothing(
     tpm: Tpm, boot: Path, owner_key: OwnerKey, stranger: OwnerKey
 ) -> None:
     from runtime.integrity.boot_lists import ROLLBACK_FILE, parse_rollback
-    from runtime.integrity.boot_state import NewState, stage
     from runtime.integrity.sign_boot import settle_interrupted
+    from runtime.integrity.signed_state_commit import NewState, stage
 
     counter, report = _signed(tpm, boot, owner_key)
     now = report.counter or 0

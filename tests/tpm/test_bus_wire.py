@@ -47,7 +47,7 @@ from tpm2_pytss.types import (
 from runtime.secrets.enrol import generate_and_seal
 from runtime.secrets.hotp_check import verify_hotp
 from runtime.secrets.totp import PERIOD, RamOtpKey, hotp_code, totp_code, unseal_key, unseal_totp
-from runtime.state.platform import HotpOutcome
+from runtime.state.platform import HotpCheck
 from runtime.tpm import handles, nv, sealing
 from runtime.tpm.connection import TctiSpec, Tpm
 from runtime.tpm.errors import WrongOwnerPassphrase
@@ -249,7 +249,7 @@ def enrol_flow(tpm: Tpm, settings: PtySettings, monkeypatch: pytest.MonkeyPatch)
     with key:
         assert key.hotp(5) == hotp_code(secret, 5)
     hotp = verify_hotp(tpm, BOARD.runtime_pcr, settings)
-    assert hotp.outcome is HotpOutcome.SUCCESS, hotp.message
+    assert hotp.outcome is HotpCheck.SUCCESS, hotp.message
     assert len(unsealed) == 3 and set(unsealed) == {secret}
 
     needles = wire_forms("TOTP secret", secret) | wire_forms(

@@ -15,7 +15,7 @@ from runtime.config.settings import LoadedSettings, Settings
 from runtime.integrity.gpg_signer import GpgSigner
 from runtime.integrity.sign_boot import sign_boot
 from runtime.integrity.tpm_counter import TpmCounter
-from runtime.state import device_boot
+from runtime.state import platform_boot as device_boot
 from runtime.state.device_platform import DevicePlatform
 from runtime.state.platform import BootFacts, MeasureFacts, SignFacts, StartFacts, TotpFacts
 from runtime.state.session import Session

@@ -19,7 +19,7 @@ from runtime.secrets.enrol import generate_and_seal
 from runtime.secrets.hotp.counter import CounterStoreError, TpmCounterStore
 from runtime.secrets.hotp_check import verify_hotp
 from runtime.secrets.totp import unseal_totp
-from runtime.state.platform import HotpOutcome
+from runtime.state.platform import HotpCheck
 from runtime.tpm import handles, nv
 from runtime.tpm.connection import Tpm
 from runtime.tpm.pcrs import read_pcrs
@@ -126,9 +126,7 @@ def test_a_wrong_admin_pin_seals_nothing(tpm: Tpm, wire: TokenPty, soft: SoftTok
     assert again.secret is not None, again.problem
     assert not again.token_refused and "accepted its first code" in again.hotp_message
     assert sealed_blob(tpm) != before
-    assert (
-        verify_hotp(tpm, BOARD.runtime_pcr, PtySettings(wire.path)).outcome is HotpOutcome.SUCCESS
-    )
+    assert verify_hotp(tpm, BOARD.runtime_pcr, PtySettings(wire.path)).outcome is HotpCheck.SUCCESS
 
 
 def test_no_token_seals_nothing_and_is_no_pin_typo(tpm: Tpm, tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ from runtime.integrity.root_hashes import ROOT_HASHES_FILE, format_root_hashes, 
 from runtime.integrity.sign_boot import sign_boot
 from runtime.integrity.tpm_counter import TpmCounter
 from runtime.integrity.verify_boot import verify_boot
-from runtime.state import device_root
-from runtime.state.device_boot import BootSide
+from runtime.state import platform_root as device_root
+from runtime.state.platform_boot import BootSide
 from runtime.tpm.connection import Tpm
 from tests.tpm.conftest import OWNER
 from tools.owner_key import OwnerKey

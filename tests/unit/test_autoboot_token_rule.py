@@ -9,7 +9,7 @@ import pytest
 
 from runtime.config.settings import SCHEMA, Settings
 from runtime.state.machine import State
-from runtime.state.platform import HotpFacts, HotpOutcome, StartFacts
+from runtime.state.platform import HotpCheck, HotpFacts, StartFacts
 from runtime.state.session import ROLLBACK_OFF_WARNING, TOTP_ONLY_WARNING
 from runtime.state.view import Menu, Tone
 from tests.fakes_platform import GOOD_CHECK, FakePlatform, run_machine
@@ -85,12 +85,12 @@ def test_hotp_success_counts_down_without_warnings() -> None:
 @pytest.mark.parametrize(
     ("outcome", "screen", "status"),
     [
-        (HotpOutcome.INVALID, "HOTP code invalid", "Invalid code"),
-        (HotpOutcome.ABSENT, "HOTP not verified", "No token"),
+        (HotpCheck.INVALID, "HOTP code invalid", "Invalid code"),
+        (HotpCheck.ABSENT, "HOTP not verified", "No token"),
     ],
 )
 def test_hotp_failure_never_counts_down(
-    outcome: HotpOutcome, screen: str, status: str, totp_only: bool
+    outcome: HotpCheck, screen: str, status: str, totp_only: bool
 ) -> None:
     """Not even with CONFIG_AUTO_BOOT_TOTP_ONLY: it is for machines without a
     token, and a configured token that did not agree is no TOTP-only boot."""

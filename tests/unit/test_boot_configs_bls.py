@@ -5,7 +5,6 @@ $kernelopts, defaults, and a seeded mutation run over the corpus files."""
 from __future__ import annotations
 
 import contextlib
-import json
 import posixpath
 import random
 from pathlib import Path
@@ -15,8 +14,9 @@ import pytest
 from runtime.boot_configs.bls import parse_bls, vercmp
 from runtime.boot_configs.entry import BootEntry, ConfigSyntaxError, EntryKind
 from runtime.boot_configs.grubenv import parse_grubenv
+from tests.support.uroot_corpus import Expected, UrootCorpus
 
-UROOT = Path(__file__).resolve().parents[1] / "corpora/u-root/pkg/boot/bls/testdata"
+CORPUS = UrootCorpus("bls/testdata")
 
 
 class DictFs:
@@ -68,43 +68,25 @@ class DirFs:
 # --- u-root's expectations ---
 
 
-def _uroot_cases() -> list[tuple[str, int, dict[str, object]]]:
-    if not UROOT.is_dir():
-        return []
-    return [
-        (js.stem, i, exp)
-        for js in sorted(UROOT.glob("*.json"))
-        for i, exp in enumerate(json.loads(js.read_text()))
-    ]
-
-
-def _uroot_path(case: str, value: object) -> str:
-    # u-root names files relative to its test directory; ours start at the root.
-    assert isinstance(value, dict)
-    name = str(value["name"])
-    return name.removeprefix(f"testdata/{case}")
-
-
 def _same_path(got: str, expected: str) -> bool:
     # u-root resolves a relative linux/initrd value against the loader
     # directory; the spec (and we) against the partition root.
     return got == expected or "/loader" + got == expected
 
 
-def _uroot_matches(case: str, exp: dict[str, object], entry: BootEntry) -> list[str]:
+def _uroot_matches(exp: Expected, entry: BootEntry) -> list[str]:
     problems = []
-    if exp.get("image_type", "linux") != "linux" or entry.kind is not EntryKind.LINUX:
+    if exp.kind is not EntryKind.LINUX or entry.kind is not EntryKind.LINUX:
         problems.append("kind")
-    if not _same_path(entry.kernel, _uroot_path(case, exp["kernel"])):
+    if not _same_path(entry.kernel, exp.kernel):
         problems.append(f"kernel {entry.kernel}")
-    want_initrds = [_uroot_path(case, exp["initrd"])] if "initrd" in exp else []
-    if len(entry.initrds) != len(want_initrds) or not all(
-        _same_path(g, w) for g, w in zip(entry.initrds, want_initrds, strict=True)
+    if len(entry.initrds) != len(exp.initrds) or not all(
+        _same_path(g, w) for g, w in zip(entry.initrds, exp.initrds, strict=True)
     ):
         problems.append(f"initrds {entry.initrds}")
     # u-root keeps only the last `options` line; the spec joins them all, so
     # u-root's command line is the tail of ours.
-    want = str(exp.get("cmdline", "")).split()
+    want = exp.cmdline.split()
     got = entry.cmdline.split()
     if got[len(got) - len(want) :] != want:
         problems.append(f"cmdline {entry.cmdline!r}")
@@ -113,35 +95,33 @@ def _uroot_matches(case: str, exp: dict[str, object], entry: BootEntry) -> list[
     return problems
 
 
-UROOT_CASES = _uroot_cases()
+UROOT_CASES = [
+    (case, i, exp) for case in CORPUS.cases for i, exp in enumerate(CORPUS.expectations(case))
+]
 
 
 @pytest.mark.parametrize(
     ("case", "index", "exp"), UROOT_CASES, ids=[f"{c}-{i}" for c, i, _ in UROOT_CASES]
 )
-def test_uroot_expectation(case: str, index: int, exp: dict[str, object]) -> None:
-    entries, _ = parse_bls(DirFs(UROOT / case))
-    by_name = [e for e in entries if e.name == exp["name"]]
-    assert by_name, f"no entry named {exp['name']!r} in {[e.name for e in entries]}"
-    assert _uroot_matches(case, exp, by_name[0]) == []
+def test_uroot_expectation(case: str, index: int, exp: Expected) -> None:
+    entries, _ = parse_bls(DirFs(CORPUS.tree(case)))
+    by_name = [e for e in entries if e.name == exp.name]
+    assert by_name, f"no entry named {exp.name!r} in {[e.name for e in entries]}"
+    assert _uroot_matches(exp, by_name[0]) == []
 
 
 def test_uroot_expectation_count() -> None:
-    if not UROOT_CASES:
-        pytest.skip("u-root corpus not present")
     passed = 0
     for case, _, exp in UROOT_CASES:
-        entries, _ = parse_bls(DirFs(UROOT / case))
-        hits = [e for e in entries if e.name == exp["name"]]
-        passed += bool(hits) and not _uroot_matches(case, exp, hits[0])
+        entries, _ = parse_bls(DirFs(CORPUS.tree(case)))
+        hits = [e for e in entries if e.name == exp.name]
+        passed += bool(hits) and not _uroot_matches(exp, hits[0])
     print(f"u-root BLS expectations: {passed}/{len(UROOT_CASES)} pass")
     assert passed == len(UROOT_CASES)
 
 
 def test_uroot_fedora_32_order_default_and_files() -> None:
-    if not UROOT.is_dir():
-        pytest.skip("u-root corpus not present")
-    entries, warnings = parse_bls(DirFs(UROOT / "fedora_32"))
+    entries, warnings = parse_bls(DirFs(CORPUS.tree("fedora_32")))
     assert [e.rank for e in entries] == [0, 1]
     assert entries[0].name == "Fedora 32 (Server Edition) 5.6.6-300.fc32.x86_64"
     assert entries[0].is_default and not entries[1].is_default  # glob: the first match
@@ -150,18 +130,14 @@ def test_uroot_fedora_32_order_default_and_files() -> None:
 
 
 def test_uroot_madeup_skips_entry_without_linux() -> None:
-    if not UROOT.is_dir():
-        pytest.skip("u-root corpus not present")
-    entries, warnings = parse_bls(DirFs(UROOT / "madeup"))
+    entries, warnings = parse_bls(DirFs(CORPUS.tree("madeup")))
     assert len(entries) == 1
     assert entries[0].cmdline == "root=UUID=6d3376e4-fc93-4509-95ec-a21d68011da2 earlyprintk=ttyS0"
     assert any("entry-2.conf" in w.source and "linux" in w.message for w in warnings)
 
 
 def test_uroot_typeone_unknown_and_empty_keys() -> None:
-    if not UROOT.is_dir():
-        pytest.skip("u-root corpus not present")
-    text = (UROOT / "typeone/fedora.conf").read_text()
+    text = (CORPUS.tree("typeone") / "fedora.conf").read_text()
     fs = DictFs({"/loader/entries/fedora.conf": text})
     entries, warnings = parse_bls(fs)
     assert len(entries) == 1
@@ -371,8 +347,8 @@ def _mutate(rng: random.Random, text: str) -> str:
 
 def _corpus_texts() -> list[str]:
     texts = [GRUBENV, "default *\n", _conf("t", version="1~rc^2", sort_key="k")]
-    if UROOT.is_dir():
-        texts += [p.read_text() for p in sorted(UROOT.rglob("*.conf"))]
+    if CORPUS.root.is_dir():
+        texts += [p.read_text() for p in sorted(CORPUS.root.rglob("*.conf"))]
     return texts
 
 

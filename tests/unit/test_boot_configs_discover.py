@@ -12,9 +12,7 @@ from runtime.boot_configs.__main__ import main
 from runtime.boot_configs.discover import collapse_duplicates, discover
 from runtime.boot_configs.entry import BootEntry, EntryKind
 from runtime.boot_configs.fs import DirFS, MemoryFS
-
-REPO = Path(__file__).resolve().parents[2]
-CORPORA = REPO / "tests" / "corpora" / "u-root" / "pkg" / "boot"
+from tests.support.uroot_corpus import UROOT_BOOT
 
 DEBIAN = """set default="0"
 menuentry 'Debian GNU/Linux' --class debian $menuentry_id_option 'gnulinux-simple' {
@@ -151,10 +149,9 @@ def test_json_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main([str(tmp_path / "missing")]) == 2
 
 
-@pytest.mark.skipif(not CORPORA.is_dir(), reason="u-root corpus not present")
 def test_every_corpus_tree_is_discovered() -> None:
     kinds = ("grub/testdata_new", "syslinux/testdata", "iso/testdata", "bls/testdata")
-    trees = [p for kind in kinds for p in sorted((CORPORA / kind).iterdir()) if p.is_dir()]
+    trees = [p for kind in kinds for p in sorted((UROOT_BOOT / kind).iterdir()) if p.is_dir()]
     total = 0
     for tree in trees:
         found = discover(DirFS(tree))

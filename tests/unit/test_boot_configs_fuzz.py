@@ -32,13 +32,11 @@ from runtime.boot_configs.grub_lexer import tokenize
 from runtime.boot_configs.grubenv import parse_grubenv
 from runtime.boot_configs.heads_line import HeadsLine, format_heads_line, parse_heads_line
 from runtime.boot_configs.syslinux import parse_syslinux
+from tests.support.uroot_corpus import UROOT_BOOT
 from tools.fuzz_boot_configs import FILE_SEP, seed_bytes
 
 REPO = Path(__file__).resolve().parents[2]
-CORPORA = REPO / "tests" / "corpora"
-BOOT = CORPORA / "u-root" / "pkg" / "boot"
 HARNESS = REPO / "tools" / "fuzz_boot_configs.py"
-needs_corpus = pytest.mark.skipif(not BOOT.is_dir(), reason=f"u-root corpus not at {BOOT}")
 
 #: the inputs each parser saw, printed when the module finishes
 TRIED: Counter[str] = Counter()
@@ -67,7 +65,7 @@ def corpus_files(*formats: str) -> list[Path]:
     """Configuration files of u-root's testdata for the given formats, sorted."""
     found: list[Path] = []
     for fmt in formats:
-        base = BOOT / fmt
+        base = UROOT_BOOT / fmt
         if base.is_dir():
             found += sorted(p for p in base.rglob("*") if _is_config(p) and "fuzz" not in p.parts)
     return found
@@ -116,7 +114,7 @@ def dict_line(value: bytes) -> str:
 
 
 DICTS = {
-    name: BOOT / sub / "testdata" / "fuzz" / name_file
+    name: UROOT_BOOT / sub / "testdata" / "fuzz" / name_file
     for name, sub, name_file in (
         ("grub", "grub", "grub.dict"),
         ("syslinux", "syslinux", "parse_syslinux_cfg.dict"),
@@ -487,7 +485,6 @@ SYSLINUX_ALL = SYSLINUX_TOKENS + dict_tokens("syslinux")
 BLS_ALL = BLS_TOKENS + dict_tokens("esxi")  # ESXi's boot.cfg is key=value lines too
 
 
-@needs_corpus
 @fuzz_settings(1200)
 @given(
     main=texts(SEEDS["grub"], GRUB_ALL),
@@ -538,7 +535,6 @@ def test_grub_lexer(text: str) -> None:
     assert all(_one_line(str(w)) for w in warnings)
 
 
-@needs_corpus
 @fuzz_settings(1200)
 @given(
     main=texts(SEEDS["syslinux"], SYSLINUX_ALL),
@@ -573,7 +569,6 @@ _ENTRY_NAMES = st.sampled_from(
 )
 
 
-@needs_corpus
 @fuzz_settings(1200)
 @given(
     confs=st.dictionaries(_ENTRY_NAMES, texts(SEEDS["bls"], BLS_ALL), max_size=4),
@@ -629,7 +624,6 @@ def test_grubenv(text: str) -> None:
 # --- the same, through DirFS: raw bytes on disk ---------------------------------------
 
 
-@needs_corpus
 @fuzz_settings(200)
 @given(
     fmt=st.sampled_from(["syslinux", "bls", "grub"]),
@@ -775,7 +769,6 @@ def test_dict_loader_reads_libfuzzer_format() -> None:
         assert parse_dict_line(dict_line(value)) == value
 
 
-@needs_corpus
 def test_corpus_dictionaries_load() -> None:
     for name, path in DICTS.items():
         assert path.is_file(), path
@@ -846,7 +839,6 @@ def _atheris_available() -> bool:
     return True
 
 
-@needs_corpus
 @pytest.mark.skipif(not _atheris_available(), reason="atheris is not installed")
 @pytest.mark.parametrize("target", list(_ATHERIS_RUNS))
 def test_atheris_harness(target: str, tmp_path: Path) -> None:

@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,29 +13,13 @@ from runtime.boot_configs.entry import BootEntry, ConfigSyntaxError, EntryKind, 
 from runtime.boot_configs.fs import DirFS, MemoryFS
 from runtime.boot_configs.grub import parse_grub
 from runtime.boot_configs.grub_lexer import tokenize
-from tests.config_mutation import mutate
+from tests.support.uroot_corpus import Expected, UrootCorpus
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO / "tests" / "corpora" / "u-root" / "pkg" / "boot" / "grub" / "testdata_new"
-CASES = sorted(p.stem for p in CORPUS.glob("*.json")) if CORPUS.is_dir() else []
-needs_corpus = pytest.mark.skipif(not CASES, reason="u-root corpus not present")
-
-
-ListingDirFS = DirFS  # DirFS lists directories itself now (blscfg needs it)
+CORPUS = UrootCorpus("grub/testdata_new")
+CASES = CORPUS.cases
 
 
 # --- u-root expectations ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Expected:
-    name: str
-    kind: EntryKind
-    kernel: str
-    initrds: tuple[str, ...]
-    cmdline: tuple[str, ...]  # loose words, see _loose
-    modules: tuple[tuple[str, tuple[str, ...]], ...]
-
 
 _VARREF = re.compile(r"\$\{?[A-Za-z0-9_]+\}?")
 
@@ -56,32 +37,6 @@ def _loose(cmdline: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _file(obj: dict[str, Any]) -> str:
-    # u-root names files file:///testdata_new/<device dir>/<path> (or "name"
-    # without the scheme); a search --fs-uuid may resolve to another device dir
-    ref = str(obj.get("url") or obj.get("name"))
-    ref = ref.removeprefix("file://").lstrip("/").removeprefix("testdata_new/")
-    return "/" + ref.split("/", 1)[1]
-
-
-def _expected(raw: dict[str, Any]) -> Expected:
-    kind = {"linux": EntryKind.LINUX, "multiboot": EntryKind.MULTIBOOT}[raw["image_type"]]
-    modules = tuple(
-        # u-root starts a module's command line with its own file name
-        (_file(m), _loose(" ".join(str(m.get("cmdline", "")).split()[1:])))
-        for m in raw.get("modules", [])
-    )
-    initrds = tuple(_file(raw["initrd"]).split(",")) if "initrd" in raw else ()
-    return Expected(
-        str(raw["name"]),
-        kind,
-        _file(raw["kernel"]),
-        initrds,
-        _loose(str(raw.get("cmdline", ""))),
-        modules,
-    )
-
-
 def _subseq(small: tuple[str, ...], big: tuple[str, ...]) -> bool:
     it = iter(big)
     return all(any(x == y for y in it) for x in small)
@@ -95,17 +50,17 @@ def _matches(exp: Expected, e: BootEntry) -> bool:
         and exp.kind is e.kind
         and exp.kernel == e.kernel
         and exp.initrds == e.initrds
-        and _subseq(exp.cmdline, _loose(e.cmdline))
+        and _subseq(_loose(exp.cmdline), _loose(e.cmdline))
         and len(exp.modules) == len(e.modules)
         and all(
-            p == m.path and _subseq(words, _loose(m.cmdline))
-            for (p, words), m in zip(exp.modules, e.modules, strict=True)
+            x.path == m.path and _subseq(_loose(x.cmdline), _loose(m.cmdline))
+            for x, m in zip(exp.modules, e.modules, strict=True)
         )
     )
 
 
 def _config(case: str) -> str:
-    base = CORPUS / case
+    base = CORPUS.tree(case)
     for rel in (
         "EFI/BOOT/grub.cfg",
         "EFI/centos/grub.cfg",
@@ -120,9 +75,9 @@ def _config(case: str) -> str:
 
 
 def _u_root_case(case: str) -> tuple[list[Expected], list[BootEntry]]:
-    raw = json.loads((CORPUS / f"{case}.json").read_text())
-    entries, _ = parse_grub(ListingDirFS(CORPUS / case), _config(case))
-    return [_expected(r) for r in raw], entries
+    entries, _ = parse_grub(DirFS(CORPUS.tree(case)), _config(case))
+    # a search --fs-uuid may resolve to another device of the case
+    return CORPUS.expectations(case, any_device=True), entries
 
 
 def _count(case: str) -> tuple[int, int]:
@@ -130,7 +85,6 @@ def _count(case: str) -> tuple[int, int]:
     return sum(1 for x in expected if any(_matches(x, e) for e in entries)), len(expected)
 
 
-@needs_corpus
 @pytest.mark.parametrize("case", CASES)
 def test_u_root_expectations(case: str) -> None:
     passed, total = _count(case)
@@ -138,21 +92,15 @@ def test_u_root_expectations(case: str) -> None:
     assert passed == total
 
 
-@needs_corpus
 def test_u_root_total() -> None:
-    passed = total = 0
-    for case in CASES:
-        p, t = _count(case)
-        passed += p
-        total += t
+    passed, total = CORPUS.tally(_count)
     print(f"u-root grub: {passed}/{total} expected entries match")
     assert passed == total
 
 
-@needs_corpus
 def test_u_root_defaults_and_missing_files() -> None:
     entries, warnings = parse_grub(
-        ListingDirFS(CORPUS / "CentOS_7_x86_64_DVD_1810"), "/EFI/BOOT/grub.cfg"
+        DirFS(CORPUS.tree("CentOS_7_x86_64_DVD_1810")), "/EFI/BOOT/grub.cfg"
     )
     # set default="1": the second entry
     assert [e.name for e in entries if e.is_default] == ["Test this media & install CentOS 7"]
@@ -161,7 +109,7 @@ def test_u_root_defaults_and_missing_files() -> None:
     assert any("missing" in w.message for w in warnings)
     assert [e.rank for e in entries] == list(range(len(entries)))
     bls, _ = parse_grub(
-        ListingDirFS(CORPUS / "CentOS_8_Stream_x86_64_blscfg_sda1"), "/EFI/centos/grub.cfg"
+        DirFS(CORPUS.tree("CentOS_8_Stream_x86_64_blscfg_sda1")), "/EFI/centos/grub.cfg"
     )
     # grubenv's saved_entry names the 5.18.0 entry: the grubenv test is read
     # from the file system, and the boot-counter branch (default=1 on OSTree)
@@ -347,30 +295,12 @@ TOKENS = [
 ]
 
 
-def _mutate(rng: random.Random, text: str) -> str:
-    return mutate(rng, text, TOKENS)
-
-
-@needs_corpus
 def test_mutated_corpus_only_raises_config_syntax_error() -> None:
     rng = random.Random(0x6B0B)
-    configs: dict[str, dict[str, str]] = {}
-    mains: dict[str, str] = {}
-    for case in CASES:
-        base = CORPUS / case
-        configs[case] = {
-            "/" + str(p.relative_to(base)): p.read_text(errors="replace")
-            for p in base.rglob("*")
-            if p.is_file() and p.suffix in (".cfg", ".conf", "") and p.stat().st_size < 200_000
-        }
-        mains[case] = _config(case)
+    mains = {case: _config(case) for case in CASES}
     tried = 0
-    for _ in range(300):
-        case = rng.choice(CASES)
-        files = dict(configs[case])
-        cfgs = sorted(p for p in files if p.endswith((".cfg", ".conf", "grubenv")))
-        for path in rng.sample(cfgs, k=min(3, len(cfgs))):
-            files[path] = _mutate(rng, files[path])
+    trees = CORPUS.mutated_trees(rng, 300, TOKENS, files_per_tree=3, suffixes=(".cfg", ".conf", ""))
+    for case, files in trees:
         try:
             entries, warnings = parse_grub(MemoryFS(files), mains[case])
         except ConfigSyntaxError:
@@ -405,8 +335,9 @@ def test_hostile_shapes_are_bounded() -> None:
 
 # --- GRUB's script tests, as u-root records their echo output -----------------
 
-SCRIPTS = CORPUS.parent / "testdata"
-SCRIPT_CASES = sorted(p.stem for p in SCRIPTS.glob("*.in")) if SCRIPTS.is_dir() else []
+SCRIPTS = CORPUS.root.parent / "testdata"
+SCRIPT_CASES = sorted(p.stem for p in SCRIPTS.glob("*.in"))
+assert SCRIPT_CASES, f"test data missing: no GRUB script cases in {SCRIPTS}"
 
 
 def _echo_words(stem: str) -> tuple[list[list[str]], list[list[str]]]:
@@ -420,7 +351,6 @@ def _echo_words(stem: str) -> tuple[list[list[str]], list[list[str]]]:
     return got, want
 
 
-@pytest.mark.skipif(not SCRIPT_CASES, reason="u-root corpus not present")
 @pytest.mark.parametrize("stem", SCRIPT_CASES)
 def test_grub_script_echo_words(stem: str) -> None:
     got, want = _echo_words(stem)

@@ -4,12 +4,8 @@ and a seeded mutation run."""
 
 from __future__ import annotations
 
-import json
 import random
 import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,12 +13,10 @@ from runtime.boot_configs.entry import BootEntry, ConfigSyntaxError, EntryKind, 
 from runtime.boot_configs.fs import DirFS, MemoryFS
 from runtime.boot_configs.grub import parse_grub
 from runtime.boot_configs.iso import parse_iso
-from tests.config_mutation import mutate
+from tests.support.uroot_corpus import Expected, UrootCorpus
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO / "tests" / "corpora" / "u-root" / "pkg" / "boot" / "iso" / "testdata"
-CASES = sorted(p.stem for p in CORPUS.glob("*.json")) if CORPUS.is_dir() else []
-needs_corpus = pytest.mark.skipif(not CASES, reason="u-root corpus not present")
+CORPUS = UrootCorpus("iso/testdata")
+CASES = CORPUS.cases
 
 #: u-root's test harness: the ISO sits at /<case>.iso on a file system with this UUID
 UUID = "1234-abcd"
@@ -40,49 +34,6 @@ EXTRA = {
 
 
 # --- u-root expectations ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Expected:
-    name: str
-    kind: EntryKind
-    kernel: str
-    initrds: tuple[str, ...]
-    cmdline: str
-    modules: tuple[Module, ...]
-
-
-def _file(case: str, ref: str) -> str:
-    # u-root names files file:///testdata/<case>/<path inside the ISO>
-    prefix = f"file:///testdata/{case}/"
-    assert ref.startswith(prefix), ref
-    return "/" + ref[len(prefix) :]
-
-
-def _url(obj: dict[str, Any]) -> str:
-    return str(obj.get("url") or obj.get("name"))
-
-
-def _expected(case: str, raw: dict[str, Any]) -> Expected:
-    kind = {"linux": EntryKind.LINUX, "multiboot": EntryKind.MULTIBOOT}[raw["image_type"]]
-    # initrd.url is a comma list of file URLs
-    initrds = (
-        tuple(_file(case, u) for u in _url(raw["initrd"]).split(",")) if "initrd" in raw else ()
-    )
-    modules = tuple(
-        # u-root starts a module's command line with its own file name
-        Module(_file(case, _url(m)), " ".join(str(m.get("cmdline", "")).split()[1:]))
-        for m in raw.get("modules", [])
-    )
-    return Expected(
-        str(raw["name"]),
-        kind,
-        _file(case, _url(raw["kernel"])),
-        initrds,
-        str(raw.get("cmdline", "")),
-        modules,
-    )
-
 
 _REF = re.compile(r"\$\{?[A-Za-z0-9_]+\}?")
 
@@ -117,9 +68,8 @@ def _matches(case: str, exp: Expected, e: BootEntry) -> bool:
 
 
 def _u_root_case(case: str) -> tuple[list[Expected], list[BootEntry]]:
-    raw = json.loads((CORPUS / f"{case}.json").read_text())
-    entries, _ = parse_iso(DirFS(CORPUS / case), f"/{case}.iso", UUID)
-    return [_expected(case, r) for r in raw], entries
+    entries, _ = parse_iso(DirFS(CORPUS.tree(case)), f"/{case}.iso", UUID)
+    return CORPUS.expectations(case), entries
 
 
 def _compare(case: str) -> tuple[int, int, list[str]]:
@@ -137,7 +87,6 @@ def _compare(case: str) -> tuple[int, int, list[str]]:
     return passed, len(expected), [e.name.removeprefix(prefix) for e in pool]
 
 
-@needs_corpus
 @pytest.mark.parametrize("case", CASES)
 def test_u_root_expectations(case: str) -> None:
     passed, total, extra = _compare(case)
@@ -146,22 +95,16 @@ def test_u_root_expectations(case: str) -> None:
     assert extra == EXTRA.get(case, [])
 
 
-@needs_corpus
 def test_u_root_total() -> None:
-    passed = total = 0
-    for case in CASES:
-        p, t, _ = _compare(case)
-        passed += p
-        total += t
+    passed, total = CORPUS.tally(lambda case: _compare(case)[:2])
     print(f"u-root iso: {passed}/{total} expected entries match")
     assert passed == total
 
 
-@needs_corpus
 def test_u_root_config_choice() -> None:
     sources = {}
     for case in CASES:
-        entries, _ = parse_iso(DirFS(CORPUS / case), f"/{case}.iso", UUID)
+        entries, _ = parse_iso(DirFS(CORPUS.tree(case)), f"/{case}.iso", UUID)
         sources[case] = {e.source for e in entries}
     # a loopback.cfg wins over grub.cfg; Fedora-built images keep it in grub2
     assert sources["ubuntu-25.10-desktop-amd64"] == {"/boot/grub/loopback.cfg"}
@@ -358,21 +301,8 @@ TOKENS = [
 ]
 
 
-@needs_corpus
 def test_mutated_corpus_only_raises_config_syntax_error() -> None:
-    rng = random.Random(0x150)
-    configs = {
-        case: {
-            "/" + str(p.relative_to(CORPUS / case)): p.read_text(errors="replace")
-            for p in (CORPUS / case).rglob("*.cfg")
-        }
-        for case in CASES
-    }
-    for _ in range(200):
-        case = rng.choice(CASES)
-        files = dict(configs[case])
-        for path in rng.sample(sorted(files), k=min(2, len(files))):
-            files[path] = mutate(rng, files[path], TOKENS)
+    for case, files in CORPUS.mutated_trees(random.Random(0x150), 200, TOKENS, files_per_tree=2):
         try:
             entries, warnings = parse_iso(MemoryFS(files), f"/{case}.iso", UUID)
         except ConfigSyntaxError:

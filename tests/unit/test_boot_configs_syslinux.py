@@ -3,63 +3,32 @@ jail of the file-system reader, and a seeded mutation run over the corpus."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from runtime.boot_configs.entry import BootEntry, ConfigSyntaxError, EntryKind, Module
 from runtime.boot_configs.fs import DirFS, MemoryFS
 from runtime.boot_configs.syslinux import parse_syslinux
-from tests.config_mutation import mutate
+from tests.support.uroot_corpus import Expected, UrootCorpus
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO / "tests" / "corpora" / "u-root" / "pkg" / "boot" / "syslinux" / "testdata"
-CASES = sorted(p.stem for p in CORPUS.glob("*.json")) if CORPUS.is_dir() else []
-needs_corpus = pytest.mark.skipif(not CASES, reason="u-root corpus not present")
+CORPUS = UrootCorpus("syslinux/testdata")
+CASES = CORPUS.cases
 
 
 # --- u-root expectations ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Expected:
-    name: str
-    kind: EntryKind
-    kernel: str
-    initrds: tuple[str, ...]
-    cmdline: str
-    modules: tuple[Module, ...]
-
-
-def _url_path(case: str, obj: dict[str, Any]) -> str:
-    # u-root names files file://testdata/<case>/<path from the ISO root>
-    prefix = f"file://testdata/{case}"
-    url = str(obj["url"])
-    assert url.startswith(prefix), url
-    return url[len(prefix) :]
-
-
-def _expected(case: str, raw: dict[str, Any]) -> Expected:
-    """u-root's conventions mapped onto ours: u-root leaves initrd= in the
-    command line (we take it out, as syslinux does) and starts each module's
-    command line with the module's own file name (ours holds only arguments)."""
-    kind = {"linux": EntryKind.LINUX, "multiboot": EntryKind.MULTIBOOT}[raw["image_type"]]
-    words = str(raw.get("cmdline", "")).split()
-    if kind is EntryKind.LINUX:
+def _without_initrd_words(exp: Expected) -> Expected:
+    """u-root leaves initrd= in a Linux command line; we take it out, as
+    syslinux does (and compare words singly spaced)."""
+    words = exp.cmdline.split()
+    if exp.kind is EntryKind.LINUX:
         words = [w for w in words if not w.startswith("initrd=")]
-    modules = tuple(
-        Module(_url_path(case, m), " ".join(str(m["cmdline"]).split()[1:]))
-        for m in raw.get("modules", [])
-    )
-    initrds = (_url_path(case, raw["initrd"]),) if "initrd" in raw else ()
-    return Expected(
-        str(raw["name"]), kind, _url_path(case, raw["kernel"]), initrds, " ".join(words), modules
-    )
+    return replace(exp, cmdline=" ".join(words))
 
 
 def _as_expected(e: BootEntry) -> Expected:
@@ -67,9 +36,8 @@ def _as_expected(e: BootEntry) -> Expected:
 
 
 def _u_root_case(case: str) -> tuple[list[Expected], list[BootEntry]]:
-    raw = json.loads((CORPUS / f"{case}.json").read_text())
-    entries, _ = parse_syslinux(DirFS(CORPUS / case), "/isolinux/isolinux.cfg")
-    return [_expected(case, r) for r in raw], entries
+    entries, _ = parse_syslinux(DirFS(CORPUS.tree(case)), "/isolinux/isolinux.cfg")
+    return [_without_initrd_words(x) for x in CORPUS.expectations(case)], entries
 
 
 # u-root reads no MENU BEGIN: a submenu's MENU LABEL renames the LABEL before
@@ -82,7 +50,6 @@ U_ROOT_SUBMENU_RENAMES = {
 }
 
 
-@needs_corpus
 @pytest.mark.parametrize("case", CASES)
 def test_u_root_expectations(case: str) -> None:
     expected, entries = _u_root_case(case)
@@ -93,7 +60,6 @@ def test_u_root_expectations(case: str) -> None:
     assert not missing
 
 
-@needs_corpus
 def test_u_root_submenu_renames_are_the_only_misses() -> None:
     total = passed = 0
     for case in CASES:
@@ -110,7 +76,6 @@ def test_u_root_submenu_renames_are_the_only_misses() -> None:
     assert (passed, total) == (105, 109)
 
 
-@needs_corpus
 @pytest.mark.xfail(reason="u-root renames a label after a submenu's MENU LABEL", strict=True)
 def test_u_root_submenu_rename_literal() -> None:
     expected, entries = _u_root_case("debian_10_install")
@@ -118,10 +83,9 @@ def test_u_root_submenu_rename_literal() -> None:
     assert all(e in got for e in expected)
 
 
-@needs_corpus
 def test_u_root_defaults_and_missing_files() -> None:
     entries, warnings = parse_syslinux(
-        DirFS(CORPUS / "qubes_3_2_install"), "/isolinux/isolinux.cfg"
+        DirFS(CORPUS.tree("qubes_3_2_install")), "/isolinux/isolinux.cfg"
     )
     defaults = [e.name for e in entries if e.is_default]
     assert defaults == ["Test this ^media & install Qubes R3.2"]
@@ -129,7 +93,7 @@ def test_u_root_defaults_and_missing_files() -> None:
     assert all(not e.files_present for e in entries)
     assert any("missing" in w.message for w in warnings)
     assert [e.rank for e in entries] == list(range(len(entries)))
-    debian, _ = parse_syslinux(DirFS(CORPUS / "debian_10_install"), "/isolinux/isolinux.cfg")
+    debian, _ = parse_syslinux(DirFS(CORPUS.tree("debian_10_install")), "/isolinux/isolinux.cfg")
     assert [e.name for e in debian if e.is_default] == ["^Graphical install"]
 
 
@@ -318,26 +282,9 @@ TOKENS = [
 ]
 
 
-def _mutate(rng: random.Random, text: str) -> str:
-    return mutate(rng, text, TOKENS)
-
-
-@needs_corpus
 def test_mutated_corpus_only_raises_config_syntax_error() -> None:
-    rng = random.Random(0x5157)
-    configs: dict[str, dict[str, str]] = {}
-    for case in CASES:
-        base = CORPUS / case
-        configs[case] = {
-            "/" + str(p.relative_to(base)): p.read_text(errors="replace")
-            for p in base.rglob("*.cfg")
-        }
     tried = 0
-    for _ in range(600):
-        case = rng.choice(CASES)
-        files = dict(configs[case])
-        for path in rng.sample(sorted(files), k=min(3, len(files))):
-            files[path] = _mutate(rng, files[path])
+    for _, files in CORPUS.mutated_trees(random.Random(0x5157), 600, TOKENS, files_per_tree=3):
         try:
             entries, warnings = parse_syslinux(MemoryFS(files), "/isolinux/isolinux.cfg")
         except ConfigSyntaxError:

@@ -14,8 +14,8 @@ from runtime.state.platform import (
     BootCheck,
     BootFacts,
     EnrolFacts,
+    HotpCheck,
     HotpFacts,
-    HotpOutcome,
     KeyringFacts,
     MeasureFacts,
     ResetFacts,
@@ -109,8 +109,8 @@ def test_no_autoboot_once_someone_is_at_the_keyboard() -> None:
     platform = FakePlatform(
         start_facts=started(auto_boot_timeout=5, hotp_configured=True),
         hotp_results=[
-            HotpFacts(HotpOutcome.NOT_PROGRAMMED, "empty slot"),
-            HotpFacts(HotpOutcome.SUCCESS, "ok"),
+            HotpFacts(HotpCheck.NOT_PROGRAMMED, "empty slot"),
+            HotpFacts(HotpCheck.SUCCESS, "ok"),
         ],
     )
     final, ui = run(
@@ -150,7 +150,7 @@ def test_hotp_success_allows_autoboot() -> None:
 def test_an_invalid_hotp_code_is_red_and_stops_autoboot() -> None:
     platform = FakePlatform(
         start_facts=started(auto_boot_timeout=3, hotp_configured=True),
-        hotp_results=[HotpFacts(HotpOutcome.INVALID, "refused the code")],
+        hotp_results=[HotpFacts(HotpCheck.INVALID, "refused the code")],
     )
     final, ui = run(platform, [("choose", "HOTP code invalid", "i"), *power_off(MAIN)])
     assert final is State.POWER_OFF
@@ -165,8 +165,8 @@ def test_a_missing_token_can_be_inserted_and_retried() -> None:
     platform = FakePlatform(
         start_facts=started(hotp_configured=True),
         hotp_results=[
-            HotpFacts(HotpOutcome.ABSENT, "no token"),
-            HotpFacts(HotpOutcome.SUCCESS, "ok"),
+            HotpFacts(HotpCheck.ABSENT, "no token"),
+            HotpFacts(HotpCheck.SUCCESS, "ok"),
         ],
     )
     final, ui = run(platform, [("choose", "HOTP not verified", "r"), *power_off(MAIN)])
@@ -600,8 +600,8 @@ def test_a_failed_hotp_can_generate_a_new_secret() -> None:
     platform = FakePlatform(
         start_facts=started(hotp_configured=True),
         hotp_results=[
-            HotpFacts(HotpOutcome.NOT_PROGRAMMED, "empty slot"),
-            HotpFacts(HotpOutcome.SUCCESS, "ok"),
+            HotpFacts(HotpCheck.NOT_PROGRAMMED, "empty slot"),
+            HotpFacts(HotpCheck.SUCCESS, "ok"),
         ],
     )
     final, _ = run(

@@ -20,8 +20,10 @@ from typing import TypeVar
 
 import pytest
 
-from runtime.integrity import boot_state
-from runtime.integrity.boot_state import (
+from runtime.integrity import signed_state_commit as boot_state
+from runtime.integrity.preflight import CounterView, preflight
+from runtime.integrity.safe_read import kind_of
+from runtime.integrity.signed_state_commit import (
     COMMIT_FILE,
     PENDING_DIR,
     NewState,
@@ -30,8 +32,6 @@ from runtime.integrity.boot_state import (
     settle_pending,
     stage,
 )
-from runtime.integrity.preflight import CounterView, preflight
-from runtime.integrity.safe_read import kind_of
 from runtime.integrity.verify_boot import MAX_LIST_BYTES
 from tests.hang_guard import within
 

@@ -14,9 +14,9 @@ import os
 import shutil
 from pathlib import Path
 
-from runtime.integrity.boot_state import RealDisk, settle_pending
 from runtime.integrity.gpg_signer import GpgSigner
 from runtime.integrity.sign_boot import sign_boot
+from runtime.integrity.signed_state_commit import RealDisk, settle_pending
 from runtime.integrity.verify_boot import Problem, verify_boot
 from tools.owner_key import OwnerKey
 

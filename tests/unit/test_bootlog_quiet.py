@@ -230,7 +230,7 @@ def test_pcr9_predictions_use_the_harness_command_line() -> None:
 def _level_of(text: str) -> bootlog.ConsoleLevel:
     """The console level DevicePlatform.start sets from the settings."""
     from runtime.config import Settings
-    from runtime.state.device_platform import console_level
+    from runtime.state.platform_start import console_level
 
     quiet, debug = text.split()
     return console_level(Settings({"CONFIG_QUIET_MODE": quiet, "CONFIG_DEBUG_OUTPUT": debug}))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.state import device_boot
+from runtime.state import platform_boot as device_boot
 from runtime.state.device_platform import DevicePlatform
 from runtime.tpm import connection
 from runtime.tpm.errors import TpmAbsent

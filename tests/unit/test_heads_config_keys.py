@@ -188,7 +188,7 @@ def test_every_honoured_key_has_an_effect_check() -> None:
 
 
 def _facts(loaded: LoadedSettings) -> dict[str, object]:
-    from runtime.state.device_platform import settings_facts
+    from runtime.state.platform_start import settings_facts
 
     return settings_facts(loaded, "Board file name")
 
@@ -246,13 +246,13 @@ def _restricted(loaded: LoadedSettings, monkeypatch: pytest.MonkeyPatch) -> obje
 
 
 def _console(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
-    from runtime.state.device_platform import console_level
+    from runtime.state.platform_start import console_level
 
     return console_level(loaded.settings)
 
 
 def _cmdline(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
-    from runtime.state.device_boot import settings_cmdline_words
+    from runtime.kexec.handover import settings_cmdline_words
 
     return settings_cmdline_words(loaded.settings)
 

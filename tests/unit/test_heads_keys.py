@@ -13,7 +13,7 @@ import pytest
 from runtime.state import driver
 from runtime.state.keys import HEADS_KEYS
 from runtime.state.machine import State
-from runtime.state.platform import BootFacts, HotpFacts, HotpOutcome, KeyringFacts, StartFacts
+from runtime.state.platform import BootFacts, HotpCheck, HotpFacts, KeyringFacts, StartFacts
 from runtime.state.steps import Context
 from runtime.state.view import Choice, Menu, Page, Progress, Prompt
 from tests.fakes_platform import FakePlatform, failed_totp, refused_check, run_machine
@@ -26,7 +26,7 @@ RECOVERY = "Open the recovery shell?"
 Machine = Callable[[], FakePlatform]
 
 
-def _hotp(outcome: HotpOutcome) -> Machine:
+def _hotp(outcome: HotpCheck) -> Machine:
     return lambda: FakePlatform(
         start_facts=StartFacts("Test board", "Brand", hotp_configured=True),
         hotp_results=[HotpFacts(outcome, "the token said so")],
@@ -79,23 +79,23 @@ CASES: list[tuple[Machine, tuple[tuple[str, str], ...], str, str, str]] = [
     (_no_totp, (), "TOTP code cannot be shown", "i", MAIN),
     (_no_totp, (), "TOTP code cannot be shown", "x", RECOVERY),
     # HOTP "Invalid code": g/i/x
-    (_hotp(HotpOutcome.INVALID), (), "HOTP code invalid", "g", "Seal a new TOTP/HOTP secret?"),
-    (_hotp(HotpOutcome.INVALID), (), "HOTP code invalid", "i", MAIN),
-    (_hotp(HotpOutcome.INVALID), (), "HOTP code invalid", "x", RECOVERY),
+    (_hotp(HotpCheck.INVALID), (), "HOTP code invalid", "g", "Seal a new TOTP/HOTP secret?"),
+    (_hotp(HotpCheck.INVALID), (), "HOTP code invalid", "i", MAIN),
+    (_hotp(HotpCheck.INVALID), (), "HOTP code invalid", "x", RECOVERY),
     # "HOTP Not Configured": g/x
     (
-        _hotp(HotpOutcome.NOT_PROGRAMMED),
+        _hotp(HotpCheck.NOT_PROGRAMMED),
         (),
         "HOTP not verified",
         "g",
         "Seal a new TOTP/HOTP secret?",
     ),
-    (_hotp(HotpOutcome.NOT_PROGRAMMED), (), "HOTP not verified", "x", RECOVERY),
+    (_hotp(HotpCheck.NOT_PROGRAMMED), (), "HOTP not verified", "x", RECOVERY),
     # "HOTP Verification Failed" (an error, no token): r/i
-    (_hotp(HotpOutcome.ERROR), (), "HOTP not verified", "r", "HOTP not verified"),
-    (_hotp(HotpOutcome.ERROR), (), "HOTP not verified", "i", MAIN),
-    (_hotp(HotpOutcome.ABSENT), (), "HOTP not verified", "r", "HOTP not verified"),
-    (_hotp(HotpOutcome.ABSENT), (), "HOTP not verified", "i", MAIN),
+    (_hotp(HotpCheck.ERROR), (), "HOTP not verified", "r", "HOTP not verified"),
+    (_hotp(HotpCheck.ERROR), (), "HOTP not verified", "i", MAIN),
+    (_hotp(HotpCheck.ABSENT), (), "HOTP not verified", "r", "HOTP not verified"),
+    (_hotp(HotpCheck.ABSENT), (), "HOTP not verified", "i", MAIN),
     # "ERROR: Boot Hash Mismatch": i/u/m
     (_changed, ((MAIN, "d"),), "not what you signed", "i", "Integrity report"),
     (_changed, ((MAIN, "d"),), "not what you signed", "u", "Update checksums and sign /boot"),

@@ -19,9 +19,10 @@ import pytest
 
 from runtime.secrets.hotp.nitrokey import LOOKAHEAD, NitrokeyToken, find_dongles
 from runtime.secrets.hotp.token import HotpCheck
+from tests.conftest import data_dir
 from tests.leakcheck import LeakWatch, secret_forms
 
-RECORDINGS = Path(__file__).parent / "hotp_recordings" / "hotp_verification_1.7.json"
+RECORDINGS = data_dir() / "hotp_recordings" / "hotp_verification_1.7.json"
 SECRET = bytearray(b"12345678901234567890")
 B32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 PIN = bytearray(b"12345678")

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import struct
-from pathlib import Path
 
 import pytest
 
 from runtime.secrets.hotp import nitrokey_hid as hid
+from tests.conftest import data_dir
 
-FRAMES = json.loads(
-    (Path(__file__).parent / "hotp_recordings" / "nitrokey_hid_frames.json").read_text()
-)
+FRAMES = json.loads((data_dir() / "hotp_recordings" / "nitrokey_hid_frames.json").read_text())
 TEMP = bytes(range(1, 26))
 
 

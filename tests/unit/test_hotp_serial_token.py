@@ -20,7 +20,7 @@ import pytest
 from runtime.secrets.hotp.serial_token import SerialToken
 from runtime.secrets.hotp.token import HotpCheck
 from runtime.secrets.totp import hotp_code
-from tests.conftest import REPO_ROOT, corpora_dir
+from tests.conftest import REPO_ROOT, known_answers
 from tests.support.soft_token_process import soft_token_command, start_soft_token
 from tests.support.token_pty import TokenPty
 from tools.soft_token import SoftToken, TokenState, hotp
@@ -216,10 +216,7 @@ def test_a_pin_may_hold_spaces() -> None:
 
 
 def test_the_tokens_own_hotp_matches_rfc4226() -> None:
-    path = corpora_dir() / "kat" / "known_answers.json"
-    if not path.exists():
-        pytest.skip(f"{path} is missing")
-    table = json.loads(path.read_text())["rfc4226_hotp"]
+    table = known_answers()["rfc4226_hotp"]
     secret = table["secret_ascii"].encode()
     for row in table["rows"]:
         assert hotp(secret, row["counter"]) == row["hotp6"]

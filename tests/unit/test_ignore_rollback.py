@@ -15,7 +15,7 @@ import pytest
 from runtime.config.settings import LoadedSettings, Settings
 from runtime.integrity import verify_boot as verify_module
 from runtime.integrity.verify_boot import BootReport
-from runtime.state import device_boot
+from runtime.state import platform_boot as device_boot
 from runtime.state.device_platform import DevicePlatform
 from runtime.state.machine import State
 from runtime.state.platform import BootCheck, StartFacts

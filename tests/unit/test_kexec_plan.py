@@ -245,7 +245,7 @@ def test_long_cmdline_is_warned_about(boot: Path, tmp_path: Path) -> None:
 def test_the_settings_add_and_remove_words(boot: Path, tmp_path: Path) -> None:
     """CONFIG_BOOT_KERNEL_ADD / CONFIG_BOOT_KERNEL_REMOVE reach the command line."""
     from runtime.config import Settings
-    from runtime.state.device_boot import settings_cmdline_words
+    from runtime.kexec.handover import settings_cmdline_words
 
     settings = Settings(
         {"CONFIG_BOOT_KERNEL_ADD": "console=ttyS0  iommu=pt", "CONFIG_BOOT_KERNEL_REMOVE": "quiet"}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from runtime.state.machine import State
 from runtime.state.platform import (
     ClearLockoutFacts,
+    HotpCheck,
     HotpFacts,
-    HotpOutcome,
     LockoutFacts,
     LockoutOutcome,
     StartFacts,
@@ -216,8 +216,8 @@ def test_a_lockout_behind_the_hotp_check_offers_clearing_then_checks_again() -> 
     platform = FakePlatform(
         start_facts=StartFacts("Test board", "Brand", hotp_configured=True),
         hotp_results=[
-            HotpFacts(HotpOutcome.ERROR, "The HOTP counter cannot be read."),
-            HotpFacts(HotpOutcome.SUCCESS, "ok"),
+            HotpFacts(HotpCheck.ERROR, "The HOTP counter cannot be read."),
+            HotpFacts(HotpCheck.SUCCESS, "ok"),
         ],
         lockout=LOCKED,
     )

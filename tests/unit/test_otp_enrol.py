@@ -3,23 +3,18 @@ parse back, and a QR code whose text rendering keeps every module."""
 
 from __future__ import annotations
 
-import json
-
 import pyotp
 import pytest
 
 from runtime.secrets.otp_enrol import grouped, otpauth_uri, qr_matrix, qr_text, secret_base32
 from runtime.secrets.totp import hotp_code, totp_code
-from tests.conftest import corpora_dir
+from tests.conftest import known_answers
 
 SECRET = bytes(range(1, 21))  # 20 bytes, as the runtime generates
 
 
 def _kat() -> dict[str, dict[str, object]]:
-    path = corpora_dir() / "kat" / "known_answers.json"
-    if not path.exists():
-        pytest.skip(f"{path} is missing")
-    data: dict[str, dict[str, object]] = json.loads(path.read_text())
+    data: dict[str, dict[str, object]] = known_answers()
     return data
 
 

@@ -14,7 +14,7 @@ import pytest
 from runtime.secrets import passphrase
 from runtime.state.machine import State
 from runtime.state.platform import ResetFacts
-from runtime.state.steps.actions import TPM_PASSPHRASE_MAX, TPM_PASSPHRASE_MIN
+from runtime.state.steps.tpm_reset import TPM_PASSPHRASE_MAX, TPM_PASSPHRASE_MIN
 from runtime.state.view import Menu, Page, Prompt, Tone
 from runtime.tpm.ownership import AUTH_MAX_BYTES
 from tests.fakes_platform import GOOD_TOTP, FakePlatform, failed_totp, run_machine

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from runtime.tpm.pcr_math import Bank, compare, composite_digest, extend, extend_all, measure_string
-from tests.conftest import corpora_dir
+from tests.conftest import known_answers
 
 
 def _kat() -> dict[str, Any]:
-    path = corpora_dir() / "kat" / "known_answers.json"
-    if not path.exists():
-        pytest.skip(f"shared corpora missing: {path}")
-    kat: dict[str, Any] = json.loads(path.read_text())
-    return kat
+    return known_answers()
 
 
 def _operand(bank: Bank, text: str) -> bytes:

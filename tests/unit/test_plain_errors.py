@@ -121,7 +121,7 @@ def test_a_wrong_owner_passphrase_says_try_again() -> None:
 
 def test_the_rollback_counter_failure_is_plain_and_logged(monkeypatch: pytest.MonkeyPatch) -> None:
     from runtime.integrity.tpm_counter import CounterFailure, TpmCounter
-    from runtime.state import device_boot
+    from runtime.state import platform_boot as device_boot
     from runtime.tpm import counters
     from runtime.tpm.errors import translate
 
@@ -160,7 +160,7 @@ def test_signing_with_a_corrupt_owner_key_is_plain(
 ) -> None:
     """The issue's own example: gpg --import of the owner key failed, and the
     screen showed the command line and "returned non-zero exit status 2"."""
-    from runtime.state import device_boot
+    from runtime.state import platform_boot as device_boot
 
     monkeypatch.setattr(device_boot, "OWNER_KEY_PATH", str(corrupt_key))
     monkeypatch.setattr(device_boot, "OWNER_SECRET_KEY_PATH", str(tmp_path / "none.asc"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -16,14 +15,11 @@ from runtime.tpm.policy_math import (
     pcr_bitmap,
     pcr_policy,
 )
-from tests.conftest import corpora_dir
+from tests.conftest import known_answers
 
 
 def _rows() -> list[dict[str, Any]]:
-    path = corpora_dir() / "kat" / "known_answers.json"
-    if not path.exists():
-        pytest.skip(f"shared corpora missing: {path}")
-    rows: list[dict[str, Any]] = json.loads(path.read_text())["policy_digests_sha256"]
+    rows: list[dict[str, Any]] = known_answers()["policy_digests_sha256"]
     return rows
 
 

@@ -6,7 +6,7 @@ boot, which a changed root file system stops."""
 from __future__ import annotations
 
 from runtime.state.machine import State
-from runtime.state.platform import HotpFacts, HotpOutcome, RootFacts, StartFacts
+from runtime.state.platform import HotpCheck, HotpFacts, RootFacts, StartFacts
 from runtime.state.view import Tone
 from tests.fakes_platform import GOOD_CHECK, FakePlatform, run_machine
 from tests.fakes_ui import power_off
@@ -98,7 +98,7 @@ def test_at_boot_a_changed_root_is_shown_and_stops_the_automatic_boot() -> None:
     platform = FakePlatform(
         checks=[GOOD_CHECK],
         root_check_results=[CHANGED],
-        hotp_results=[HotpFacts(HotpOutcome.SUCCESS, "ok")],
+        hotp_results=[HotpFacts(HotpCheck.SUCCESS, "ok")],
         start_facts=started(root_check_at_boot=True, auto_boot_timeout=5, hotp_configured=True),
     )
     final, ui = run_machine(
@@ -116,7 +116,7 @@ def test_at_boot_a_changed_root_is_shown_and_stops_the_automatic_boot() -> None:
 def test_at_boot_a_matching_root_lets_the_countdown_run() -> None:
     platform = FakePlatform(
         checks=[GOOD_CHECK],
-        hotp_results=[HotpFacts(HotpOutcome.SUCCESS, "ok")],
+        hotp_results=[HotpFacts(HotpCheck.SUCCESS, "ok")],
         start_facts=started(root_check_at_boot=True, auto_boot_timeout=5, hotp_configured=True),
     )
     _, ui = run_machine(

@@ -28,8 +28,8 @@ from runtime.state.platform import (
     BootFacts,
     DefaultFacts,
     EnrolFacts,
+    HotpCheck,
     HotpFacts,
-    HotpOutcome,
     KeyringFacts,
     LockoutFacts,
     MeasureFacts,
@@ -106,16 +106,16 @@ VARIANTS: dict[str, Callable[[], FakePlatform]] = {
     ),
     "hotp-locked-out": lambda: FakePlatform(
         start_facts=_started(hotp_configured=True),
-        hotp_results=[HotpFacts(HotpOutcome.ERROR, "The HOTP counter cannot be read.")],
+        hotp_results=[HotpFacts(HotpCheck.ERROR, "The HOTP counter cannot be read.")],
         lockout=LockoutFacts(locked_out=True, failures=10, recovery_seconds=3600),
     ),
     "hotp-invalid": lambda: FakePlatform(
         start_facts=_started(hotp_configured=True),
-        hotp_results=[HotpFacts(HotpOutcome.INVALID, "The token refused the code.")],
+        hotp_results=[HotpFacts(HotpCheck.INVALID, "The token refused the code.")],
     ),
     "hotp-absent": lambda: FakePlatform(
         start_facts=_started(hotp_configured=True),
-        hotp_results=[HotpFacts(HotpOutcome.ABSENT, "No token is plugged in.")],
+        hotp_results=[HotpFacts(HotpCheck.ABSENT, "No token is plugged in.")],
     ),
     "reset-current": lambda: FakePlatform(
         totp_results=[failed_totp()], owned=False, reset_needs_current=True

@@ -6,8 +6,8 @@ from __future__ import annotations
 from runtime.state.platform import (
     BootCheck,
     BootFacts,
+    HotpCheck,
     HotpFacts,
-    HotpOutcome,
     MeasureFacts,
     StartFacts,
     TotpFacts,
@@ -33,7 +33,7 @@ def attested_session(**start: object) -> Session:
 def token_checked_session() -> Session:
     """Attested, and the HOTP token's Success that lets the countdown run."""
     session = attested_session(hotp_configured=True)
-    session.hotp = HotpFacts(HotpOutcome.SUCCESS, "ok")
+    session.hotp = HotpFacts(HotpCheck.SUCCESS, "ok")
     return session
 
 
@@ -52,10 +52,10 @@ def test_autoboot_needs_a_totp_code() -> None:
 def test_autoboot_needs_the_hotp_token_when_one_is_configured() -> None:
     session = attested_session(hotp_configured=True)
     assert not session.may_autoboot()
-    for outcome in (HotpOutcome.INVALID, HotpOutcome.ABSENT, HotpOutcome.ERROR):
+    for outcome in (HotpCheck.INVALID, HotpCheck.ABSENT, HotpCheck.ERROR):
         session.hotp = HotpFacts(outcome, "x")
         assert not session.may_autoboot()
-    session.hotp = HotpFacts(HotpOutcome.SUCCESS, "ok")
+    session.hotp = HotpFacts(HotpCheck.SUCCESS, "ok")
     assert session.may_autoboot()
 
 
@@ -93,7 +93,7 @@ def test_event_log_mismatch_and_invalid_hotp_are_red() -> None:
     session.measure = MeasureFacts(measurements_match=False)
     assert session.integrity()[0] is Tone.ERROR
     session = attested_session(hotp_configured=True)
-    session.hotp = HotpFacts(HotpOutcome.INVALID, "bad")
+    session.hotp = HotpFacts(HotpCheck.INVALID, "bad")
     assert session.integrity()[0] is Tone.ERROR
 
 
@@ -126,7 +126,7 @@ def test_hotp_status_words() -> None:
     assert session.hotp_status() == "N/A"
     session = attested_session(hotp_configured=True)
     assert session.hotp_status() == "Unverified"
-    session.hotp = HotpFacts(HotpOutcome.SUCCESS, "ok")
+    session.hotp = HotpFacts(HotpCheck.SUCCESS, "ok")
     assert session.hotp_status() == "Success"
 
 

@@ -25,7 +25,7 @@ from runtime.config.config_file import (
     parse_line,
 )
 from runtime.config.heads_keys import IGNORED, ONLY_DEFAULT
-from tests.conftest import REPO_ROOT, corpora_dir
+from tests.conftest import REPO_ROOT, data_dir
 
 
 def write(tmp_path: Path, name: str, text: str | bytes) -> str:
@@ -654,9 +654,9 @@ def test_a_heads_config_user_carries_over(tmp_path: Path) -> None:
 
 
 def _heads_configs() -> list[Path]:
-    repo = corpora_dir().parents[1]
+    repo = data_dir().parents[1]
     found = [repo / "etc" / "defaults.config", *sorted((repo / "etc" / "boards").glob("*/config"))]
-    for path in sorted(corpora_dir().rglob("*")):
+    for path in sorted(data_dir().rglob("*")):
         if not path.is_file() or path.stat().st_size > 1_000_000:
             continue
         head = path.read_bytes()[:4096]

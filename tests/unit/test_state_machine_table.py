@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runtime.state.driver import STEPS
-from runtime.state.machine import FINAL_STATES, TRANSITIONS, State, UnknownEvent, next_state
+from runtime.state.machine import FINAL_STATES, TRANSITIONS, Event, State, UnknownEvent, next_state
 
 
 def test_every_state_has_transitions_and_every_non_final_state_a_step() -> None:
@@ -50,11 +50,11 @@ def test_the_start_runs_in_the_documented_order() -> None:
         State.HOTP,
         State.AUTOBOOT,
     ]
-    events = ["ok", "done", "found", "ok", "ok", "shown", "verified"]
+    events = [Event.OK, Event.DONE, Event.FOUND, Event.OK, Event.OK, Event.SHOWN, Event.VERIFIED]
     for state, event, following in zip(order[:-1], events, order[1:], strict=True):
         assert next_state(state, event) is following
-    assert next_state(State.AUTOBOOT, "interrupted") is State.MAIN_MENU
-    assert next_state(State.AUTOBOOT, "timeout") is State.DEFAULT_BOOT
+    assert next_state(State.AUTOBOOT, Event.INTERRUPTED) is State.MAIN_MENU
+    assert next_state(State.AUTOBOOT, Event.TIMEOUT) is State.DEFAULT_BOOT
 
 
 def test_every_way_to_the_shell_asks_first() -> None:
@@ -63,6 +63,11 @@ def test_every_way_to_the_shell_asks_first() -> None:
             assert state is State.RECOVERY_CONFIRM
 
 
-def test_an_unknown_event_is_an_error() -> None:
+def test_every_event_ends_some_state() -> None:
+    assert {event for events in TRANSITIONS.values() for event in events} == set(Event)
+
+
+def test_an_event_the_state_does_not_list_is_an_error() -> None:
+    assert Event.CONFIRMED not in TRANSITIONS[State.MAIN_MENU]
     with pytest.raises(UnknownEvent, match="main-menu"):
-        next_state(State.MAIN_MENU, "no-such-event")
+        next_state(State.MAIN_MENU, Event.CONFIRMED)

@@ -14,13 +14,15 @@ from typing import Protocol
 
 
 class HotpCheck(enum.StrEnum):
-    """What a token said. The values are those of the boot state's HotpOutcome."""
+    """What a token said, or NO_SECRET when no code could be made to ask it about: the
+    HOTP step's outcome too."""
 
     SUCCESS = "success"
     INVALID = "invalid"  # wrong code or bad format (for program: refused input)
     NOT_PROGRAMMED = "not-programmed"  # the token has no HOTP secret in its slot
     ABSENT = "absent"  # no token found (or no way to talk to one)
     ERROR = "error"  # anything else; worth a retry
+    NO_SECRET = "no-secret"  # noqa: S105 (the shared secret did not unseal)
 
 
 @dataclass(frozen=True)

@@ -7,25 +7,26 @@ import dataclasses
 from collections.abc import Callable
 
 from runtime.state.keys import BACK, POWER_OFF, REBOOT, RECOVERY, RESET_TPM
-from runtime.state.platform import HotpOutcome, TotpFailure
-from runtime.state.steps.actions import locked_out, lockout_menu
+from runtime.state.machine import Event
+from runtime.state.platform import HotpCheck, TotpFailure
 from runtime.state.steps.boot import check_boot
 from runtime.state.steps.context import Context
+from runtime.state.steps.lockout import locked_out, lockout_menu
 from runtime.state.steps.report import integrity_report
 from runtime.state.steps.root import check_root_at_boot
 from runtime.state.view import Choice, Menu, Progress, Tone
 
 
-def totp(ctx: Context) -> str:
+def totp(ctx: Context) -> Event:
     if ctx.session.start.basic:
-        return "basic"  # from a new secret or the clock: Basic mode attests nothing
+        return Event.BASIC  # from a new secret or the clock: Basic mode attests nothing
     if not ctx.session.tpm_present:
-        return "no-tpm"
+        return Event.NO_TPM
     ctx.ui.progress(Progress("TOTP", "Unsealing the TOTP secret from the TPM..."))
     result = ctx.session.totp = ctx.platform.unseal_totp()
     # Each refresh is a new attestation: the token is asked again too.
     ctx.session.hotp = None
-    return "shown" if result.code is not None else "failed"
+    return Event.SHOWN if result.code is not None else Event.FAILED
 
 
 # Why the secret did not unseal, and what the user can do, by cause.
@@ -70,11 +71,11 @@ _TOTP_WHY = (
 # Heads' g/p/i/x: p is Heads' Reset the TPM here, so power off moves to P
 _TOTP_REPORT = Choice("s", "Show the integrity report", "report")
 _TOTP_RESET = dataclasses.replace(RESET_TPM, key="p")
-_TOTP_CONTINUE = Choice("i", "Ignore and continue to the main menu", "continue")
+_TOTP_CONTINUE = Choice("i", "Ignore and continue to the main menu", Event.CONTINUE)
 _TOTP_POWER_OFF = dataclasses.replace(POWER_OFF, key="P")
 
 
-def totp_failed(ctx: Context) -> str:
+def totp_failed(ctx: Context) -> Event:
     result = ctx.session.totp
     assert result is not None
     if result.failure is TotpFailure.TPM_ERROR and (lockout := locked_out(ctx)):
@@ -91,11 +92,11 @@ def totp_failed(ctx: Context) -> str:
                 (_TOTP_REPORT, _TOTP_RESET, _TOTP_CONTINUE, REBOOT, _TOTP_POWER_OFF, RECOVERY),
             )
             if event == "cleared":
-                return "retry"  # unseal again, then the HOTP check
+                return Event.RETRY  # unseal again, then the HOTP check
             if event != "report":
-                return event
-            if integrity_report(ctx) == "recovery":
-                return "recovery"
+                return Event(event)
+            if integrity_report(ctx) == Event.RECOVERY:
+                return Event.RECOVERY
     cause, todo = _TOTP_ADVICE.get(result.failure, _TOTP_ADVICE[TotpFailure.TPM_ERROR])
     what = result.message + ("\n" + cause if cause else "")
     while True:
@@ -106,7 +107,7 @@ def totp_failed(ctx: Context) -> str:
             todo,
             (
                 _TOTP_REPORT,
-                Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
+                Choice("g", "Generate a new TOTP/HOTP secret", Event.GENERATE),
                 _TOTP_RESET,
                 _TOTP_CONTINUE,
                 REBOOT,
@@ -115,23 +116,23 @@ def totp_failed(ctx: Context) -> str:
             ),
         )
         if event != "report":
-            return event
-        if integrity_report(ctx) == "recovery":
-            return "recovery"
+            return Event(event)
+        if integrity_report(ctx) == Event.RECOVERY:
+            return Event.RECOVERY
 
 
-def hotp(ctx: Context) -> str:
+def hotp(ctx: Context) -> Event:
     if not ctx.session.start.hotp_configured:
-        return "not-configured"
+        return Event.NOT_CONFIGURED
     ctx.ui.progress(Progress("HOTP", "Checking the HOTP code with the USB token..."))
     result = ctx.session.hotp = ctx.platform.verify_hotp()
-    return "verified" if result.outcome is HotpOutcome.SUCCESS else "failed"
+    return Event.VERIFIED if result.outcome is HotpCheck.SUCCESS else Event.FAILED
 
 
-def hotp_failed(ctx: Context) -> str:
+def hotp_failed(ctx: Context) -> Event:
     result = ctx.session.hotp
     assert result is not None
-    invalid = result.outcome is HotpOutcome.INVALID
+    invalid = result.outcome is HotpCheck.INVALID
     why = (
         "The token holds the same secret as the TPM: a code it refuses means the "
         "firmware could not unseal the secret, or the token belongs to another machine."
@@ -139,14 +140,12 @@ def hotp_failed(ctx: Context) -> str:
         else "Without the token's check, only the TOTP code on your phone attests this boot."
     )
     todo = {
-        HotpOutcome.ABSENT: "Insert the token and retry, or continue with the TOTP code alone.",
-        HotpOutcome.NOT_PROGRAMMED: "Generate a new secret: it programs the token too.",
-        HotpOutcome.INVALID: "Compare the TOTP code with your phone. If it differs too, do "
+        HotpCheck.ABSENT: "Insert the token and retry, or continue with the TOTP code alone.",
+        HotpCheck.NOT_PROGRAMMED: "Generate a new secret: it programs the token too.",
+        HotpCheck.INVALID: "Compare the TOTP code with your phone. If it differs too, do "
         "not trust this machine.",
     }.get(result.outcome, "Retry; if it keeps failing, reinsert the token.")
-    if result.outcome in (HotpOutcome.ERROR, HotpOutcome.NO_SECRET) and (
-        lockout := locked_out(ctx)
-    ):
+    if result.outcome in (HotpCheck.ERROR, HotpCheck.NO_SECRET) and (lockout := locked_out(ctx)):
         # the HOTP counter or the secret is refused while the TPM is locked out
         event = lockout_menu(
             ctx,
@@ -155,33 +154,35 @@ def hotp_failed(ctx: Context) -> str:
             why,
             lockout,
             (
-                Choice("r", "Check the token again", "retry"),
-                Choice("i", "Ignore and continue to the main menu", "continue"),
+                Choice("r", "Check the token again", Event.RETRY),
+                Choice("i", "Ignore and continue to the main menu", Event.CONTINUE),
                 RECOVERY,
             ),
             Tone.WARNING,
         )
-        return "retry" if event == "cleared" else event
-    return ctx.problem_menu(
-        "ERROR: HOTP code invalid" if invalid else "WARNING: HOTP not verified",
-        result.message,
-        why,
-        todo,
-        # Heads' letters for every outcome (r/g/i/x)
-        (
-            Choice("r", "Retry", "retry"),
-            Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
-            Choice("i", "Ignore and continue to the main menu", "continue"),
-            RECOVERY,
-        ),
-        tone=Tone.ERROR if invalid else Tone.WARNING,
+        return Event.RETRY if event == "cleared" else Event(event)
+    return Event(
+        ctx.problem_menu(
+            "ERROR: HOTP code invalid" if invalid else "WARNING: HOTP not verified",
+            result.message,
+            why,
+            todo,
+            # Heads' letters for every outcome (r/g/i/x)
+            (
+                Choice("r", "Retry", Event.RETRY),
+                Choice("g", "Generate a new TOTP/HOTP secret", Event.GENERATE),
+                Choice("i", "Ignore and continue to the main menu", Event.CONTINUE),
+                RECOVERY,
+            ),
+            tone=Tone.ERROR if invalid else Tone.WARNING,
+        )
     )
 
 
-def autoboot(ctx: Context) -> str:
+def autoboot(ctx: Context) -> Event:
     session = ctx.session
     if not session.may_autoboot():
-        return "not-allowed"
+        return Event.NOT_ALLOWED
     session.autoboot_offered = True
     # Nobody may be watching: only a machine the verdict calls VERIFIED, /boot
     # included, counts down (or all of it but the rollback check the owner
@@ -190,7 +191,7 @@ def autoboot(ctx: Context) -> str:
         check_boot(ctx, "Checking /boot")
     found = session.verdict()
     if not found.unattended or not check_root_at_boot(ctx):
-        return "not-allowed"
+        return Event.NOT_ALLOWED
     timeout = session.start.auto_boot_timeout
     assert timeout
     event = ctx.choose(
@@ -202,19 +203,19 @@ def autoboot(ctx: Context) -> str:
                 "The default entry boots when the countdown ends.",
             ),
             (
-                Choice(BACK, "Stop: go to the main menu", "interrupted"),
-                Choice("d", "Boot the default entry now", "timeout"),
+                Choice(BACK, "Stop: go to the main menu", Event.INTERRUPTED),
+                Choice("d", "Boot the default entry now", Event.TIMEOUT),
             ),
             tone=found.tone,
             live=totp_live(ctx),
             timeout=timeout,
-            timeout_event="timeout",
-            back_event="interrupted",
+            timeout_event=Event.TIMEOUT,
+            back_event=Event.INTERRUPTED,
         )
     )
-    if event == "timeout" and not session.verdict().unattended:
-        return "interrupted"  # the code refreshed during the countdown did not unseal
-    return event
+    if event == Event.TIMEOUT and not session.verdict().unattended:
+        return Event.INTERRUPTED  # the code refreshed during the countdown did not unseal
+    return Event(event)
 
 
 def totp_live(ctx: Context) -> Callable[[], tuple[str, ...]]:

@@ -12,36 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from runtime.integrity.boot_report import ProblemKind
 from runtime.state.keys import DETAILS, ENTRY_KEYS, POWER_OFF, REBOOT, RECOVERY, UNSAFE_BOOT, back
+from runtime.state.machine import Event
 from runtime.state.platform import AskSecret, BootCheck, BootOption
-from runtime.state.steps.actions import TPM_PASSPHRASE_MAX
 from runtime.state.steps.context import Context
 from runtime.state.steps.report import integrity_report
+from runtime.state.steps.tpm_reset import TPM_PASSPHRASE_MAX
 from runtime.state.verdict import BootState
 from runtime.state.view import Choice, Menu, Progress, Prompt, Tone
-
-#: verify_boot problems a re-signing answers (the owner changed /boot)
-_RESIGNABLE = frozenset(
-    {
-        "files modified",
-        "files added",
-        "files removed",
-        # not "signature does not match the signed files": the lists
-        # themselves changed, so what they say changed is no guide
-        "signature missing",
-        "rollback counter file missing",
-        "hash list missing",
-        # signing makes a new counter when the TPM lost or spoiled it
-        "TPM rollback counter missing",
-        "TPM rollback counter unreadable",
-        # beyond Heads: a signing records the links, drops the rest
-        "symlinks retargeted",
-        "symlink targets not signed",
-        "unexpected files in the signed-state area",
-        "an OS update left notes",
-    }
-)
-
 
 #: a signing shows every changed path first; more than this is no screen's
 MAX_SHOWN_CHANGES = 2000
@@ -98,9 +77,9 @@ def usb_boot(ctx: Context) -> None:
     )
 
 
-def _refuse(ctx: Context, what: str) -> str:
+def _refuse(ctx: Context, what: str) -> Event:
     ctx.session.boot_refusal = what
-    return "refused"
+    return Event.REFUSED
 
 
 def _check_summary(check: BootCheck) -> str:
@@ -113,7 +92,7 @@ def _check_summary(check: BootCheck) -> str:
     return "\n".join(lines) or "/boot could not be checked."
 
 
-def default_boot(ctx: Context) -> str:
+def default_boot(ctx: Context) -> Event:
     check = _verify(ctx, "Default boot")
     if not check.ok:
         return _refuse(ctx, _check_summary(check))
@@ -128,50 +107,50 @@ def default_boot(ctx: Context) -> str:
                     "signs /boot again with your key).",
                 ),
                 (
-                    Choice("m", "Show the OS boot menu", "no-default"),
-                    back("Back to the main menu", "menu"),
+                    Choice("m", "Show the OS boot menu", Event.NO_DEFAULT),
+                    back("Back to the main menu", Event.MENU),
                 ),
-                back_event="menu",
+                back_event=Event.MENU,
             )
         )
-        return event
+        return Event(event)
     if default.option is None:
         return _refuse(ctx, default.problem)
     return _boot(ctx, default.option, unsafe=False)
 
 
-def _boot(ctx: Context, option: BootOption, unsafe: bool) -> str:
+def _boot(ctx: Context, option: BootOption, unsafe: bool) -> Event:
     why = ctx.platform.boot(option, unsafe, show_progress(ctx, f"Booting {option.name}"))
     if why is None:
-        return "loaded"
+        return Event.LOADED
     return _refuse(ctx, f"{option.name} did not start: {why}")
 
 
-def boot_refused(ctx: Context) -> str:
+def boot_refused(ctx: Context) -> Event:
     while True:
         event = _refusal(ctx)
-        if event != "investigate":
+        if event != Event.INVESTIGATE:
             return event
-        if integrity_report(ctx) == "recovery":
-            return "recovery"
+        if integrity_report(ctx) == Event.RECOVERY:
+            return Event.RECOVERY
 
 
-def _refusal(ctx: Context) -> str:
+def _refusal(ctx: Context) -> Event:
     check = ctx.session.boot_check
     state = ctx.session.boot_state()
-    resignable = check is not None and bool(check.problems) and check.problems <= _RESIGNABLE
-    choices = [Choice("i", "Investigate: the integrity report", "investigate")]
+    resignable = check is not None and check.kinds == {ProblemKind.RESIGNABLE}
+    choices = [Choice("i", "Investigate: the integrity report", Event.INVESTIGATE)]
     if resignable:
         label = (
             "Sign /boot now"
             if state is BootState.NOT_SIGNED
             else "I made these changes: update checksums and sign /boot"
         )
-        choices.append(Choice("u", label, "update-checksums"))
+        choices.append(Choice("u", label, Event.UPDATE_CHECKSUMS))
     if not ctx.session.start.restricted and state is not BootState.VERIFIED:
         choices.append(UNSAFE_BOOT)
     # m: Heads' "Return to main menu"; Esc and b still go there too
-    choices += [Choice("m", "Return to the main menu", "menu"), POWER_OFF, REBOOT, RECOVERY]
+    choices += [Choice("m", "Return to the main menu", Event.MENU), POWER_OFF, REBOOT, RECOVERY]
     why = (
         "Only files the owner signed are booted, so a changed kernel, initramfs or boot "
         "configuration cannot start unnoticed."
@@ -183,8 +162,10 @@ def _refusal(ctx: Context) -> str:
         title, todo = _REFUSALS.get(state, _REFUSALS[BootState.CHANGED])
         if state is BootState.CHANGED and not resignable:
             todo = _NOT_RESIGNABLE
-    return problem_screen(
-        ctx, title, ctx.session.boot_refusal, why, todo, tuple(choices), back_event="menu"
+    return Event(
+        problem_screen(
+            ctx, title, ctx.session.boot_refusal, why, todo, tuple(choices), back_event=Event.MENU
+        )
     )
 
 
@@ -268,11 +249,11 @@ def _choose_option(
         for i, (key, o) in enumerate(zip(ENTRY_KEYS, facts.options, strict=False))
     ]
     choices = (*entries, back())
-    event = ctx.choose(Menu(title, body, choices, tone=tone, back_event="back"))
-    return None if event == "back" else facts.options[int(event)]
+    event = ctx.choose(Menu(title, body, choices, tone=tone, back_event=Event.BACK))
+    return None if event == Event.BACK else facts.options[int(event)]
 
 
-def os_menu(ctx: Context) -> str:
+def os_menu(ctx: Context) -> Event:
     if ctx.session.start.basic:
         return basic_boot(ctx)
     check = _verify(ctx, "OS boot menu")
@@ -280,7 +261,7 @@ def os_menu(ctx: Context) -> str:
         return _refuse(ctx, _check_summary(check))
     option = _choose_option(ctx, "OS boot menu", ("/boot is verified: choose what to boot.",))
     if option is None:
-        return "back"
+        return Event.BACK
     # the entry in words (its raw line is disk text and Heads' internal format)
     event = ctx.choose(
         Menu(
@@ -292,9 +273,9 @@ def os_menu(ctx: Context) -> str:
             (
                 Choice("y", "Boot it", "boot"),
                 Choice("d", "Make it the default (signs /boot again)", "default"),
-                back("Back to the list", "again"),
+                back("Back to the list", Event.AGAIN),
             ),
-            back_event="again",
+            back_event=Event.AGAIN,
         )
     )
     if event == "boot":
@@ -309,11 +290,11 @@ def os_menu(ctx: Context) -> str:
         )
         and _sign(ctx, option)
     ):
-        return "default-saved"  # boot it now, through the verified default path
-    return "again"
+        return Event.DEFAULT_SAVED  # boot it now, through the verified default path
+    return Event.AGAIN
 
 
-def basic_boot(ctx: Context) -> str:
+def basic_boot(ctx: Context) -> Event:
     """Basic mode's boot: the owner turned the checks off, so no question each
     time; PCR 4 is still extended first, as for every unverified boot."""
     option = _choose_option(
@@ -326,11 +307,11 @@ def basic_boot(ctx: Context) -> str:
         Tone.WARNING,
     )
     if option is None:
-        return "back"
+        return Event.BACK
     return _boot(ctx, option, unsafe=True)
 
 
-def unsafe_boot(ctx: Context) -> str:
+def unsafe_boot(ctx: Context) -> Event:
     if ctx.session.start.basic:
         return basic_boot(ctx)  # restricted boot turns Basic mode off
     if ctx.session.start.restricted:
@@ -339,7 +320,7 @@ def unsafe_boot(ctx: Context) -> str:
             ["Restricted boot is on (CONFIG_RESTRICTED_BOOT): only a verified /boot boots."],
             Tone.ERROR,
         )
-        return "back"
+        return Event.BACK
     if not ctx.confirm(
         "Boot without verifying /boot?",
         (
@@ -352,21 +333,21 @@ def unsafe_boot(ctx: Context) -> str:
         "No: back to the main menu",
         Tone.ERROR,
     ):
-        return "back"
+        return Event.BACK
     option = _choose_option(
         ctx, "Unsafe boot: choose an entry", ("/boot is NOT verified.",), Tone.ERROR
     )
     if option is None:
-        return "back"
+        return Event.BACK
     return _boot(ctx, option, unsafe=True)
 
 
-def _ask_secret(
+def _secret_asker(
     ctx: Context, title: str, label: str, why: str, max_bytes: int | None = None
 ) -> AskSecret:
     def ask(attempt: int, last: str) -> bytearray | None:
         body = (why,) + ((f"Attempt {attempt}: {last}.",) if last else ())
-        answer = ctx.ui.ask(
+        return ctx.ask_secret(
             Prompt(
                 title,
                 body,
@@ -377,9 +358,6 @@ def _ask_secret(
                 max_bytes=max_bytes,
             )
         )
-        if answer is None:
-            return None
-        return answer if isinstance(answer, bytearray) else bytearray(answer.encode())
 
     return ask
 
@@ -396,13 +374,13 @@ def _counter_effect(ctx: Context) -> str:
 
 
 def _sign(ctx: Context, default: BootOption | None, root_list: bool = False) -> bool:
-    pin = _ask_secret(
+    pin = _secret_asker(
         ctx,
         "Sign /boot",
         "Owner key PIN:",
         "Signing /boot with your key (the OpenPGP card's user PIN).",
     )
-    owner = _ask_secret(
+    owner = _secret_asker(
         ctx,
         "A rollback counter is needed",
         "TPM owner passphrase:",
@@ -442,8 +420,8 @@ def _sign(ctx: Context, default: BootOption | None, root_list: bool = False) -> 
     return True
 
 
-def update_checksums(ctx: Context) -> str:
-    return "done" if sign_after_review(ctx) else "back"
+def update_checksums(ctx: Context) -> Event:
+    return Event.DONE if sign_after_review(ctx) else Event.BACK
 
 
 def sign_after_review(ctx: Context, root_list: str = "") -> bool:

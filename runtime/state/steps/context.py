@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from runtime.state.keys import BACK, DETAILS, back
+from runtime.state.machine import Event
 from runtime.state.platform import Platform
 from runtime.state.session import Session
-from runtime.state.view import Choice, Menu, Page, Tone, Ui
+from runtime.state.view import Choice, Menu, Page, Prompt, Tone, Ui
 
 #: Events that end the session, and the question asked before each.
-_ENDINGS = {
-    "power-off": (
+_ENDINGS: Mapping[str, tuple[str, str, str]] = {
+    Event.POWER_OFF: (
         "Power off now?",
         "The machine turns off. Nothing on it is changed.",
         "Yes: power off",
     ),
-    "reboot": (
+    Event.REBOOT: (
         "Reboot now?",
         "The machine restarts and measures everything again from the firmware on.",
         "Yes: reboot",
@@ -36,7 +37,9 @@ class Context:
     ) -> None:
         if tone is Tone.ERROR and self.platform.details():
             # a failure with technical lines behind it: offered, never shown unasked
-            self.choose(Menu(title, tuple(lines), (back("Back"), DETAILS), tone, back_event="back"))
+            self.choose(
+                Menu(title, tuple(lines), (back("Back"), DETAILS), tone, back_event=Event.BACK)
+            )
             return
         self.ui.show(Page(title, tuple(lines), tone))
 
@@ -66,6 +69,16 @@ class Context:
             title, what, yes = ending
             if self.confirm(title, (what,), yes, "No: stay here"):
                 return event
+
+    def ask_secret(self, prompt: Prompt) -> bytearray | None:
+        """The answer to a secret prompt, as a bytearray the caller wipes (None:
+        cancelled)."""
+        answer = self.ui.ask(prompt)
+        if answer is None:
+            return None
+        if isinstance(answer, str):  # a UI that ignored `secret`: still never keep a str
+            return bytearray(answer.encode())
+        return answer
 
     def confirm(
         self, title: str, body: tuple[str, ...], yes: str, no: str, tone: Tone = Tone.WARNING
@@ -101,4 +114,4 @@ class Context:
         return self.choose(Menu(title, body, choices, tone, back_event=back_event))
 
 
-Step = Callable[[Context], str]
+Step = Callable[[Context], Event]

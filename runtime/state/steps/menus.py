@@ -12,34 +12,35 @@ from runtime.state.keys import (
     UNSAFE_BOOT,
     back,
 )
-from runtime.state.steps.actions import CLEAR_LOCKOUT, clear_lockout
+from runtime.state.machine import Event
 from runtime.state.steps.attest import totp_live
 from runtime.state.steps.boot import check_boot, usb_boot
 from runtime.state.steps.context import Context
+from runtime.state.steps.lockout import CLEAR_LOCKOUT, clear_lockout
 from runtime.state.steps.root import check_root_at_boot
 from runtime.state.view import Choice, Menu, Tone
 
 BACK_TO_OPTIONS = back("Back to the options")
 
 MAIN_CHOICES = (
-    Choice("d", "Default boot", "default-boot"),
-    Choice("r", "Refresh TOTP/HOTP", "refresh"),
-    Choice("o", "Options -->", "options"),
-    Choice("s", "System information", "system-info"),
+    Choice("d", "Default boot", Event.DEFAULT_BOOT),
+    Choice("r", "Refresh TOTP/HOTP", Event.REFRESH),
+    Choice("o", "Options -->", Event.OPTIONS),
+    Choice("s", "System information", Event.SYSTEM_INFO),
     POWER_OFF,
 )
 #: Basic mode: nothing to refresh, and every boot is unverified
 BASIC_MAIN_CHOICES = (
-    Choice("d", "Boot an OS (Basic mode: not verified)", "basic-boot"),
+    Choice("d", "Boot an OS (Basic mode: not verified)", Event.BASIC_BOOT),
     *MAIN_CHOICES[2:],
 )
 
 
-def main_menu(ctx: Context) -> str:
+def main_menu(ctx: Context) -> Event:
     session = ctx.session
     if not session.menu_shown:
         session.menu_shown = True
-        from runtime.state.device_platform import guest_memory_used_kib, peak_rss_kib
+        from runtime.devices.memory_use import guest_memory_used_kib, peak_rss_kib
 
         bootlog.stage(
             "menu-shown", peak_rss_kib=peak_rss_kib(), guest_used_kib=guest_memory_used_kib()
@@ -67,22 +68,26 @@ def main_menu(ctx: Context) -> str:
         body.append(session.start.clock_problem)
     start = session.start
     if start.basic:
-        return ctx.choose(
+        return Event(
+            ctx.choose(
+                Menu(
+                    f"{start.board_name} | {start.brand} boot menu",
+                    tuple(body),
+                    BASIC_MAIN_CHOICES,
+                    tone=tone,
+                    live=lambda: (ctx.platform.now_text(),),
+                )
+            )
+        )
+    return Event(
+        ctx.choose(
             Menu(
                 f"{start.board_name} | {start.brand} boot menu",
                 tuple(body),
-                BASIC_MAIN_CHOICES,
+                MAIN_CHOICES,
                 tone=tone,
-                live=lambda: (ctx.platform.now_text(),),
+                live=totp_live(ctx),
             )
-        )
-    return ctx.choose(
-        Menu(
-            f"{start.board_name} | {start.brand} boot menu",
-            tuple(body),
-            MAIN_CHOICES,
-            tone=tone,
-            live=totp_live(ctx),
         )
     )
 
@@ -99,20 +104,20 @@ def _boot_checkable(ctx: Context) -> bool:
     )
 
 
-def system_info(ctx: Context) -> str:
+def system_info(ctx: Context) -> Event:
     rows = ctx.platform.system_info()
     ctx.page("System information", [f"{label}: {value}" for label, value in rows])
-    return "back"
+    return Event.BACK
 
 
 OPTION_CHOICES = (
-    Choice("o", "Boot options -->", "boot-options"),
-    Choice("t", "TPM/TOTP/HOTP options -->", "tpm-options"),
-    Choice("i", "Investigate integrity -->", "integrity"),
-    Choice("h", "Change the system time", "change-time"),
-    Choice("u", "Update checksums and sign /boot", "update-checksums"),
-    Choice("c", "Configuration -->", "configuration"),
-    Choice("g", "GPG options -->", "gpg-options"),
+    Choice("o", "Boot options -->", Event.BOOT_OPTIONS),
+    Choice("t", "TPM/TOTP/HOTP options -->", Event.TPM_OPTIONS),
+    Choice("i", "Investigate integrity -->", Event.INTEGRITY),
+    Choice("h", "Change the system time", Event.CHANGE_TIME),
+    Choice("u", "Update checksums and sign /boot", Event.UPDATE_CHECKSUMS),
+    Choice("c", "Configuration -->", Event.CONFIGURATION),
+    Choice("g", "GPG options -->", Event.GPG_OPTIONS),
     OEM_RESET,
     RECOVERY,
     REBOOT,
@@ -121,44 +126,46 @@ OPTION_CHOICES = (
 
 
 #: with CONFIG_ROOT_DEV set (after "Update checksums")
-ROOT_HASHES_CHOICE = Choice("a", "Root file system hashes -->", "root-hashes")
+ROOT_HASHES_CHOICE = Choice("a", "Root file system hashes -->", Event.ROOT_HASHES)
 
 
-def options(ctx: Context) -> str:
+def options(ctx: Context) -> Event:
     choices: tuple[Choice, ...] = OPTION_CHOICES
     if ctx.session.start.root_hashing:
-        at = OPTION_CHOICES.index(next(c for c in OPTION_CHOICES if c.event == "update-checksums"))
+        at = OPTION_CHOICES.index(
+            next(c for c in OPTION_CHOICES if c.event == Event.UPDATE_CHECKSUMS)
+        )
         choices = (*OPTION_CHOICES[: at + 1], ROOT_HASHES_CHOICE, *OPTION_CHOICES[at + 1 :])
-    return ctx.choose(Menu("Options", (), choices, back_event="back"))
+    return Event(ctx.choose(Menu("Options", (), choices, back_event=Event.BACK)))
 
 
-def boot_options(ctx: Context) -> str:
+def boot_options(ctx: Context) -> Event:
     event = ctx.choose(
         Menu(
             "Boot options",
             (),
             (
-                Choice("m", "Show the OS boot menu", "os-menu"),
+                Choice("m", "Show the OS boot menu", Event.OS_MENU),
                 Choice("e", "Boot from USB (external media)", "usb"),
                 UNSAFE_BOOT,
                 BACK_TO_OPTIONS,
             ),
-            back_event="back",
+            back_event=Event.BACK,
         )
     )
     if event == "usb":
         usb_boot(ctx)
-        return "again"
-    return event
+        return Event.AGAIN
+    return Event(event)
 
 
-def tpm_options(ctx: Context) -> str:
+def tpm_options(ctx: Context) -> Event:
     event = ctx.choose(
         Menu(
             "TPM/TOTP/HOTP options",
             (),
             (
-                Choice("g", "Generate a new TOTP/HOTP secret", "generate"),
+                Choice("g", "Generate a new TOTP/HOTP secret", Event.GENERATE),
                 # before the reset: it ends a lockout too, but destroys the secrets
                 Choice(
                     CLEAR_LOCKOUT.key,
@@ -169,14 +176,14 @@ def tpm_options(ctx: Context) -> str:
                 Choice("t", "TOTP/HOTP does not match: troubleshoot", "troubleshoot"),
                 BACK_TO_OPTIONS,
             ),
-            back_event="back",
+            back_event=Event.BACK,
         )
     )
     if event == CLEAR_LOCKOUT.event:
         clear_lockout(ctx)
-        return "again"
+        return Event.AGAIN
     if event != "troubleshoot":
-        return event
+        return Event(event)
     answer = ctx.choose(
         Menu(
             "TOTP does not match",
@@ -187,14 +194,14 @@ def tpm_options(ctx: Context) -> str:
                 "If the clock is right and the codes still differ, the firmware or its "
                 "configuration changed since the secret was sealed: do not trust this boot.",
             ),
-            (Choice("h", "Change the system time", "change-time"), back()),
-            back_event="back",
+            (Choice("h", "Change the system time", Event.CHANGE_TIME), back()),
+            back_event=Event.BACK,
         )
     )
-    return "change-time" if answer == "change-time" else "again"
+    return Event.CHANGE_TIME if answer == Event.CHANGE_TIME else Event.AGAIN
 
 
-def configuration(ctx: Context) -> str:
+def configuration(ctx: Context) -> Event:
     ctx.page(
         "Configuration",
         [
@@ -205,10 +212,10 @@ def configuration(ctx: Context) -> str:
             "refuse the sealed secrets until they are sealed again.",
         ],
     )
-    return "back"
+    return Event.BACK
 
 
-def gpg_options(ctx: Context) -> str:
+def gpg_options(ctx: Context) -> Event:
     event = ctx.choose(
         Menu(
             "GPG options",
@@ -218,7 +225,7 @@ def gpg_options(ctx: Context) -> str:
                 Choice("a", "Add or replace a key in the firmware", "replace"),
                 BACK_TO_OPTIONS,
             ),
-            back_event="back",
+            back_event=Event.BACK,
         )
     )
     if event == "list":
@@ -234,11 +241,11 @@ def gpg_options(ctx: Context) -> str:
             Tone.WARNING,
         )
     else:
-        return "back"
-    return "again"
+        return Event.BACK
+    return Event.AGAIN
 
 
-def oem_reset(ctx: Context) -> str:
+def oem_reset(ctx: Context) -> Event:
     ctx.page(
         "OEM factory reset / re-ownership",
         [
@@ -249,4 +256,4 @@ def oem_reset(ctx: Context) -> str:
         ],
         Tone.WARNING,
     )
-    return "back"
+    return Event.BACK

@@ -5,6 +5,7 @@ screen that advises checking it; Back returns to the screen it came from."""
 from __future__ import annotations
 
 from runtime.state.keys import RECOVERY, back
+from runtime.state.machine import Event
 from runtime.state.steps.context import Context
 from runtime.state.view import Menu
 
@@ -19,14 +20,16 @@ def report_lines(ctx: Context) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def integrity_report(ctx: Context) -> str:
+def integrity_report(ctx: Context) -> Event:
     """ "back" or "recovery"."""
-    return ctx.choose(
-        Menu(
-            "Integrity report",
-            report_lines(ctx),
-            (back(), RECOVERY),
-            tone=ctx.session.verdict().tone,
-            back_event="back",
+    return Event(
+        ctx.choose(
+            Menu(
+                "Integrity report",
+                report_lines(ctx),
+                (back(), RECOVERY),
+                tone=ctx.session.verdict().tone,
+                back_event=Event.BACK,
+            )
         )
     )

@@ -4,7 +4,9 @@ and, with CONFIG_ROOT_CHECK_AT_BOOT, before anything boots by itself."""
 
 from __future__ import annotations
 
+from runtime.integrity.boot_report import printable  # names from the disk, drawn safely
 from runtime.state.keys import back
+from runtime.state.machine import Event
 from runtime.state.platform import RootFacts
 from runtime.state.steps.boot import show_progress, sign_after_review
 from runtime.state.steps.context import Context
@@ -13,7 +15,7 @@ from runtime.state.view import Choice, Menu, Tone
 MAX_NAMED = 12  # the page names this many of each kind, then counts the rest
 
 
-def root_hashes(ctx: Context) -> str:
+def root_hashes(ctx: Context) -> Event:
     event = ctx.choose(
         Menu(
             "Root file system hashes",
@@ -28,7 +30,7 @@ def root_hashes(ctx: Context) -> str:
                 Choice("v", "Verify the root file system now", "verify"),
                 back("Back to the options"),
             ),
-            back_event="back",
+            back_event=Event.BACK,
         )
     )
     if event == "create":
@@ -37,18 +39,16 @@ def root_hashes(ctx: Context) -> str:
             ctx.page("The list was not made", [facts.problem], Tone.ERROR)
         elif sign_after_review(ctx, _new_list_words(facts)):
             ctx.session.root_check = None  # the signed list changed: checked anew
-        return "again"
+        return Event.AGAIN
     if event == "verify":
         check_root(ctx)
-        return "again"
-    return "back"
+        return Event.AGAIN
+    return Event.BACK
 
 
 def _new_list_words(facts: RootFacts) -> str:
     """The review's line about the new list: what differs from the one signed
     before, named, so nothing an attacker changed is signed unseen."""
-    from runtime.integrity.verify_boot import printable  # names from the disk, drawn safely
-
     words = f"A new root hash list of {facts.checked} files goes into /boot's signed state."
     if facts.ok:
         return words
@@ -106,8 +106,6 @@ def check_root_at_boot(ctx: Context) -> bool:
 
 
 def show_root_check(ctx: Context, facts: RootFacts) -> None:
-    from runtime.integrity.verify_boot import printable  # names from the disk, drawn safely
-
     if facts.problem:
         ctx.page("The root file system was not checked", [facts.problem], Tone.WARNING)
         return

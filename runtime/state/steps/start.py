@@ -6,47 +6,52 @@ from __future__ import annotations
 import dataclasses
 
 from runtime.state.keys import OEM_RESET, POWER_OFF, REBOOT, RECOVERY, RESET_TPM
+from runtime.state.machine import Event
 from runtime.state.steps.boot import problem_screen, usb_boot
 from runtime.state.steps.context import Context
 from runtime.state.steps.report import integrity_report
 from runtime.state.view import Choice, Page, Progress, Tone
 
 
-def early_init(ctx: Context) -> str:
+def early_init(ctx: Context) -> Event:
     ctx.ui.progress(Progress("Starting", "Reading the board configuration and the TPM..."))
     start = ctx.session.start = ctx.platform.start()
     if start.fatal:
-        return "fatal"
-    return "no-tpm" if start.tpm_problem else "ok"
+        return Event.FATAL
+    return Event.NO_TPM if start.tpm_problem else Event.OK
 
 
-def fatal(ctx: Context) -> str:
-    return ctx.problem_menu(
-        "The runtime cannot start",
-        ctx.session.start.fatal,
-        "Without its configuration the runtime cannot tell what to measure or check, "
-        "so it will not boot anything.",
-        "Rebuild the firmware image; the recovery shell lets you look around.",
-        (RECOVERY, POWER_OFF, REBOOT),
+def fatal(ctx: Context) -> Event:
+    return Event(
+        ctx.problem_menu(
+            "The runtime cannot start",
+            ctx.session.start.fatal,
+            "Without its configuration the runtime cannot tell what to measure or check, "
+            "so it will not boot anything.",
+            "Rebuild the firmware image; the recovery shell lets you look around.",
+            (RECOVERY, POWER_OFF, REBOOT),
+        )
     )
 
 
-def no_tpm(ctx: Context) -> str:
-    return ctx.problem_menu(
-        "ERROR: no TPM",
-        ctx.session.start.tpm_problem,
-        "Without a TPM nothing is measured or sealed: no TOTP code can prove the firmware "
-        "is unchanged, and no disk key can be released.",
-        "Check the TPM in the firmware setup. Continuing boots with no proof at all.",
-        (
-            Choice("c", "Continue without a TPM (nothing is verified)", "continue"),
-            RECOVERY,
-            POWER_OFF,
-        ),
+def no_tpm(ctx: Context) -> Event:
+    return Event(
+        ctx.problem_menu(
+            "ERROR: no TPM",
+            ctx.session.start.tpm_problem,
+            "Without a TPM nothing is measured or sealed: no TOTP code can prove the firmware "
+            "is unchanged, and no disk key can be released.",
+            "Check the TPM in the firmware setup. Continuing boots with no proof at all.",
+            (
+                Choice("c", "Continue without a TPM (nothing is verified)", Event.CONTINUE),
+                RECOVERY,
+                POWER_OFF,
+            ),
+        )
     )
 
 
-def measure(ctx: Context) -> str:
+def measure(ctx: Context) -> Event:
     def progress(text: str) -> None:
         ctx.ui.progress(Progress("Measuring", text))
 
@@ -55,16 +60,16 @@ def measure(ctx: Context) -> str:
     else:
         progress("Loading drivers (no TPM: nothing is measured)...")
     ctx.session.measure = ctx.platform.measure(progress)
-    return "done"
+    return Event.DONE
 
 
-def find_boot(ctx: Context) -> str:
+def find_boot(ctx: Context) -> Event:
     ctx.ui.progress(Progress("Looking for /boot", "Probing disks and partitions..."))
     boot = ctx.session.boot = ctx.platform.find_boot()
-    return "found" if boot.device else "missing"
+    return Event.FOUND if boot.device else Event.MISSING
 
 
-def no_boot(ctx: Context) -> str:
+def no_boot(ctx: Context) -> Event:
     boot = ctx.session.boot
     what = boot.problem if boot and boot.problem else "No partition with a boot configuration."
     if boot and boot.encrypted_seen:
@@ -82,30 +87,30 @@ def no_boot(ctx: Context) -> str:
             "the attestation (TOTP/HOTP) can be done.",
             "Attach the disk and retry, or continue to the menu.",
             (
-                Choice("r", "Retry: probe the disks again", "retry"),
+                Choice("r", "Retry: probe the disks again", Event.RETRY),
                 Choice("u", "Boot from USB", "usb"),
-                Choice("b", "Boot options -->", "boot-options"),
-                Choice("m", "Continue to the main menu", "continue"),
+                Choice("b", "Boot options -->", Event.BOOT_OPTIONS),
+                Choice("m", "Continue to the main menu", Event.CONTINUE),
                 RECOVERY,
             ),
             back_event=None,
             tone=Tone.WARNING,
         )
         if event != "usb":
-            return event
+            return Event(event)
         usb_boot(ctx)
 
 
-def rollback_preflight(ctx: Context) -> str:
+def rollback_preflight(ctx: Context) -> Event:
     if ctx.session.start.basic:
-        return "basic"
+        return Event.BASIC
     if not ctx.session.tpm_present:
-        return "ok"
+        return Event.OK
     ctx.session.preflight_problem = ctx.platform.rollback_preflight()
-    return "failed" if ctx.session.preflight_problem else "ok"
+    return Event.FAILED if ctx.session.preflight_problem else Event.OK
 
 
-def tpm_inconsistent(ctx: Context) -> str:
+def tpm_inconsistent(ctx: Context) -> Event:
     event = ctx.problem_menu(
         "ERROR: TPM state inconsistent",
         ctx.session.preflight_problem,
@@ -119,28 +124,28 @@ def tpm_inconsistent(ctx: Context) -> str:
         # Heads' i/o/t/m
         (
             Choice("i", "Show the integrity report", "report"),
-            Choice("r", "Check again", "retry"),
+            Choice("r", "Check again", Event.RETRY),
             dataclasses.replace(RESET_TPM, key="t"),
             dataclasses.replace(OEM_RESET, key="o"),
-            Choice("m", "Continue to the main menu (no attestation)", "continue"),
+            Choice("m", "Continue to the main menu (no attestation)", Event.CONTINUE),
             RECOVERY,
         ),
     )
     if event == "report":
-        return "again" if integrity_report(ctx) == "back" else "recovery"
-    if event == "continue":
+        return Event.AGAIN if integrity_report(ctx) == Event.BACK else Event.RECOVERY
+    if event == Event.CONTINUE:
         ctx.session.attestation_skipped = True
-    return event
+    return Event(event)
 
 
-def keyring_check(ctx: Context) -> str:
+def keyring_check(ctx: Context) -> Event:
     if ctx.session.start.basic:
-        return "basic"
+        return Event.BASIC
     ctx.session.keyring = keyring = ctx.platform.keyring()
-    return "ok" if keyring.fingerprints else "empty"
+    return Event.OK if keyring.fingerprints else Event.EMPTY
 
 
-def keyring_empty(ctx: Context) -> str:
+def keyring_empty(ctx: Context) -> Event:
     keyring = ctx.session.keyring
     what = "The firmware holds no owner key."
     if keyring and keyring.problem:
@@ -156,7 +161,7 @@ def keyring_empty(ctx: Context) -> str:
         (
             Choice("g", "Add a key to the firmware", "add-key"),
             OEM_RESET,
-            Choice("i", "Ignore and continue", "continue"),
+            Choice("i", "Ignore and continue", Event.CONTINUE),
             RECOVERY,
         ),
     )
@@ -171,5 +176,5 @@ def keyring_empty(ctx: Context) -> str:
                 ),
             )
         )
-        return "again"
-    return event
+        return Event.AGAIN
+    return Event(event)

@@ -1,6 +1,6 @@
-"""Root file system hashing on the machine (CONFIG_ROOT_DEV, CONFIG_ROOT_DIRLIST):
-making /boot's kexec_root_hashes.txt, and checking the root file system
-against the copy the owner signed. The list itself is
+"""DevicePlatform's root file system hashing (CONFIG_ROOT_DEV,
+CONFIG_ROOT_DIRLIST): making /boot's kexec_root_hashes.txt, and checking the
+root file system against the copy the owner signed. The list itself is
 runtime.integrity.root_hashes; this is the glue to the devices."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runtime.error_detail import plain
-from runtime.state.device_boot import BootSide, trusted_state
 from runtime.state.platform import RootFacts
+from runtime.state.platform_boot import BootSide, trusted_state
 
 if TYPE_CHECKING:
     from runtime.integrity.root_hashes import RootHashes
@@ -44,7 +44,6 @@ def create(
     it with the rest of the signed state, in one replacement."""
     from runtime.devices.root_fs import RootMountError
     from runtime.integrity.boot_lists import ListFormatError
-    from runtime.integrity.boot_state import MAX_STAGED_BYTES
     from runtime.integrity.root_hashes import (
         ROOT_HASHES_FILE,
         RootHashError,
@@ -52,6 +51,7 @@ def create(
         format_root_hashes,
         parse_root_hashes,
     )
+    from runtime.integrity.signed_state_commit import MAX_STAGED_BYTES
 
     if not getattr(settings, "root_dev", None):
         return RootFacts(problem=_NO_DEVICE), None

@@ -1,6 +1,7 @@
-"""The device side of verified boot, for DevicePlatform: /boot as mounted, the
-TPM counter, gpg, kexec. Decisions stay in runtime.state.steps.boot; the
-formats and checks in runtime.integrity and runtime.boot_configs.
+"""DevicePlatform's verified boot: what it keeps of /boot between steps
+(BootSide), and the glue that gives /boot as mounted, the TPM and the owner's
+answers to the checks and the signing (runtime.integrity) and to the kexec
+hand-over (runtime.kexec.handover). Decisions stay in runtime.state.steps.boot.
 """
 
 from __future__ import annotations
@@ -8,16 +9,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
 from runtime.error_detail import describe, detail, plain
+from runtime.image_files import OWNER_KEY_PATH, OWNER_SECRET_KEY_PATH
 from runtime.secrets.ram import SECRET_DIR
 from runtime.state.platform import (
     AskSecret,
@@ -30,14 +30,6 @@ from runtime.state.platform import (
 
 if TYPE_CHECKING:  # imported where used: the start does not load /boot's modules
     from runtime.integrity.boot_view import BootView
-
-OWNER_KEY_PATH = "/etc/runtime/owner.asc"
-#: test images only (build_initrd.py --owner-secret-key): the owner's secret
-#: key in the firmware, so QEMU tests can sign without an OpenPGP card
-OWNER_SECRET_KEY_PATH = "/etc/runtime/owner-secret.asc"  # noqa: S105 (a path)
-GPG_TIMEOUT = 60
-#: how long a warning about the kernel command line stays on screen before booting
-WARNING_SECONDS = 5
 
 
 @dataclass
@@ -185,7 +177,7 @@ def settle(side: BootSide, tpm: object) -> str:
 
     if not os.path.lexists(os.path.join(side.boot_dir, PENDING_DIR)):
         return ""  # a FIFO or a link named so is settled (removed) too
-    with writable(side):
+    with _writable(side):
         return settle_interrupted(
             side.boot_dir,
             TpmCounter(tpm),  # type: ignore[arg-type]
@@ -194,23 +186,10 @@ def settle(side: BootSide, tpm: object) -> str:
         )
 
 
-@contextlib.contextmanager
-def writable(side: BootSide) -> Iterator[None]:
-    """/boot mounted read-write for the duration, then read-only (noload) again."""
-    from runtime.devices.boot_device import remount
+def _writable(side: BootSide) -> contextlib.AbstractContextManager[None]:
+    from runtime.devices.boot_device import writable
 
-    # a pending journal is replayed here: the signing then refuses any change
-    # the owner was not shown (sign_boot's check against the report)
-    problem = remount(side.device, side.boot_dir, writable=True, replay_journal=True)
-    if problem:
-        raise OSError(problem)
-    try:
-        yield
-    finally:
-        os.sync()
-        problem = remount(side.device, side.boot_dir, writable=False)
-        if problem:
-            bootlog.stage("boot-remount-failed", problem=problem)
+    return writable(side.device, side.boot_dir)
 
 
 def view(side: BootSide) -> BootView:
@@ -274,31 +253,11 @@ def options(side: BootSide) -> OptionsFacts:
     return OptionsFacts(tuple(found), problem, tuple(warnings))
 
 
-def _entry_files(option: BootOption) -> list[str]:
-    from runtime.boot_configs.heads_line import parse_heads_line
-
-    entry = parse_heads_line(option.line).entry
-    return [entry.kernel, *entry.initrds, *(m.path for m in entry.modules)]
-
-
 def verified_files_problem(side: BootSide, option: BootOption) -> str:
-    """Empty when every file the entry boots resolves, through the signed
-    symlinks only, to a regular file whose signed hash was just verified."""
-    from runtime.boot_configs.entry import ConfigSyntaxError
-    from runtime.integrity.boot_paths import BootPathError
-    from runtime.integrity.verify_boot import printable
+    """Empty when every file the entry boots was signed and just verified."""
+    from runtime.integrity import boot_entry_checks
 
-    boot_view = view(side)
-    if not boot_view.verified:
-        return "/boot was not verified."
-    try:
-        for path in _entry_files(option):
-            boot_view.check_bootable(path)
-    except BootPathError as err:
-        return printable(f"{err}.")  # names and link targets from the disk
-    except ConfigSyntaxError as err:
-        return printable(f"the entry cannot be read: {err}")
-    return ""
+    return boot_entry_checks.verified_files_problem(view(side), option.line)
 
 
 def trusted_state(side: BootSide) -> dict[str, bytes]:
@@ -309,66 +268,6 @@ def trusted_state(side: BootSide) -> dict[str, bytes]:
     return dict(report.trusted_state) if isinstance(report, BootReport) else {}
 
 
-def _default_hashes_problem(side: BootSide) -> str:
-    """kexec_default_hashes.txt must agree with the files just verified."""
-    from runtime.integrity.boot_lists import DEFAULT_HASHES_FILE, ListFormatError, parse_sums
-    from runtime.integrity.boot_paths import BootPathError
-
-    data = trusted_state(side).get(DEFAULT_HASHES_FILE)
-    if data is None:
-        return "kexec_default_hashes.txt is missing: save the default again."
-    try:
-        lines = parse_sums(data, DEFAULT_HASHES_FILE)
-    except ListFormatError as err:
-        return f"kexec_default_hashes.txt cannot be read: {err}"
-    boot_view = view(side)
-
-    def signed(name: str) -> str | None:
-        # sha256sum follows a symlink (/vmlinuz -> vmlinuz-6.1): so do we, if signed
-        try:
-            return boot_view.signed_digest(boot_view.resolve(name.removeprefix(".")))
-        except BootPathError:
-            return None
-
-    stale = [line.name for line in lines if signed(line.name) != line.digest]
-    if stale:
-        return (
-            f"its files changed since it was saved ({', '.join(stale[:4])}): "
-            "choose it again in the OS menu."
-        )
-    return ""
-
-
-def _primary_problem(side: BootSide, tpm: object | None) -> str:
-    """Heads' check of kexec_primhdl_hash.txt: the TPM's storage key must be
-    the one the default was saved with."""
-    from runtime.integrity.boot_lists import PRIMARY_HANDLE_HASH_FILE, ListFormatError
-    from runtime.integrity.primary_handle import primary_handle_bytes, primary_hash_matches
-    from runtime.tpm.errors import TpmError
-
-    data = trusted_state(side).get(PRIMARY_HANDLE_HASH_FILE)
-    if data is None:
-        if tpm is not None and not tpm.has_primary():  # type: ignore[attr-defined]
-            return ""  # saved on a TPM without a storage key, and still none: nothing moved
-        return (
-            "/boot does not say which TPM storage key its default was saved with "
-            "(kexec_primhdl_hash.txt is missing): save the default again."
-        )
-    if tpm is None:
-        return "No TPM: the default entry's binding to the TPM cannot be checked."
-    try:
-        if primary_hash_matches(data, primary_handle_bytes(tpm)):
-            return ""
-    except ListFormatError as err:
-        return f"kexec_primhdl_hash.txt cannot be read: {err}. Save the default again."
-    except TpmError as err:
-        return plain("primary-handle", err, "The TPM storage key cannot be checked. " + err.plain())
-    return (
-        "The TPM's storage key is not the one the default was saved with: the TPM was "
-        "reset or replaced since. Choose the entry in the OS menu and save it again."
-    )
-
-
 def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
     from runtime.boot_configs.fs import MemoryFS
     from runtime.boot_configs.heads_default import (
@@ -376,6 +275,7 @@ def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
         match_saved_default,
         read_saved_default,
     )
+    from runtime.integrity.boot_entry_checks import saved_default_problem
 
     if not side.listing:
         options(side)
@@ -392,57 +292,10 @@ def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
     chosen = next((o for o in options(side).options if o.number == saved.index), None)
     if chosen is None:
         return DefaultFacts(problem="The saved default entry cannot be booted.")
-    problem = (
-        verified_files_problem(side, chosen)
-        or _default_hashes_problem(side)
-        or _primary_problem(side, tpm)
-    )
+    problem = saved_default_problem(view(side), trusted_state(side), chosen.line, tpm)
     if problem:
         return DefaultFacts(problem=f"The saved default entry: {problem}")
     return DefaultFacts(option=chosen)
-
-
-def _signing_home() -> tuple[str, str]:
-    """A RAM GnuPG home with the owner's keys: the secret key of a test image,
-    else the public key and the OpenPGP card's stubs (gpg --card-status).
-    SigningError, in plain words, when the keys cannot be loaded."""
-    from runtime.integrity.sign_boot import SigningError
-
-    base = _work_dir()
-    home = tempfile.mkdtemp(prefix="gpg-sign-", dir=base)
-    os.chmod(home, 0o700)
-    gpg = shutil.which("gpg") or "gpg"
-    keys = [OWNER_SECRET_KEY_PATH] if os.path.exists(OWNER_SECRET_KEY_PATH) else [OWNER_KEY_PATH]
-    for key in keys:
-        try:
-            subprocess.run(
-                [gpg, "--homedir", home, "--batch", "--import", key],
-                check=True,
-                timeout=GPG_TIMEOUT,
-                capture_output=True,
-            )
-        except subprocess.CalledProcessError as err:
-            shutil.rmtree(home, ignore_errors=True)
-            # gpg's words and its command line reach the log through the cause
-            raise SigningError(
-                "gpg could not load the owner's key from the firmware (the key file in "
-                "the image is damaged?). Nothing was changed. Build the firmware image "
-                "again with the owner's key, and flash it."
-            ) from err
-        except (OSError, subprocess.SubprocessError) as err:
-            shutil.rmtree(home, ignore_errors=True)
-            raise SigningError(
-                "gpg did not run or did not answer. Nothing was changed. Try again."
-            ) from err
-    if keys == [OWNER_KEY_PATH]:
-        # the card answers for the secret key; without a card gpg says so at signing
-        subprocess.run(
-            [gpg, "--homedir", home, "--batch", "--card-status"],
-            check=False,
-            timeout=GPG_TIMEOUT,
-            capture_output=True,
-        )
-    return home, gpg
 
 
 def sign(
@@ -456,7 +309,8 @@ def sign(
     bump: bool = True,
     extra: dict[str, bytes] | None = None,
 ) -> SignFacts:
-    from runtime.integrity.gpg_signer import GpgSigner
+    from runtime.integrity.boot_entry_checks import entry_files
+    from runtime.integrity.gpg_signer import GpgSigner, remove_signing_home, signing_home
     from runtime.integrity.sign_boot import DefaultChoice, SigningError, sign_boot
     from runtime.integrity.tpm_counter import TpmCounter
     from runtime.integrity.verify_boot import BootReport
@@ -491,15 +345,17 @@ def sign(
                     "The TPM storage key cannot be read, so nothing was signed. " + err.plain(),
                 )
             )
-        choice = DefaultChoice(default.number, default.line, tuple(_entry_files(default)), primary)
+        choice = DefaultChoice(
+            default.number, default.line, tuple(entry_files(default.line)), primary
+        )
     home = ""
     try:
-        home, gpg = _signing_home()
+        home, gpg = signing_home(OWNER_KEY_PATH, OWNER_SECRET_KEY_PATH, _work_dir())
         signer = GpgSigner(home, ask_pin=ask_pin, gpg_binary=gpg)
         shown = side.last_report
         if not isinstance(shown, BootReport):
             return SignFacts(problem="/boot was not checked first: nothing was signed.")
-        with writable(side):
+        with _writable(side):
             report = sign_boot(
                 side.boot_dir,
                 signer,
@@ -537,14 +393,7 @@ def sign(
         if owner_auth is not None:
             wipe_buffer(owner_auth)
         if home:
-            gpgconf = shutil.which("gpgconf") or "/usr/bin/gpgconf"
-            subprocess.run(
-                [gpgconf, "--homedir", home, "--kill", "all"],
-                check=False,
-                timeout=GPG_TIMEOUT,
-                capture_output=True,
-            )
-            shutil.rmtree(home, ignore_errors=True)
+            remove_signing_home(home)
     side.last_report = report
     side.listing = []
     bootlog.stage("boot-signed", ok=report.ok, counter=report.counter)
@@ -600,22 +449,6 @@ def _os_words(err: OSError) -> str:
     return _sentence(str(err))
 
 
-def _words(value: object) -> str:
-    """A Words() setting (a tuple) or a plain string, as one line."""
-    if isinstance(value, (list, tuple)):
-        return " ".join(str(v) for v in value)
-    return str(value or "")
-
-
-def settings_cmdline_words(settings: object | None) -> tuple[str, str]:
-    """CONFIG_BOOT_KERNEL_ADD and CONFIG_BOOT_KERNEL_REMOVE, as plan_for's
-    ``board_add`` and ``remove``."""
-    return (
-        _words(getattr(settings, "boot_kernel_add", "")),
-        _words(getattr(settings, "boot_kernel_remove", "")),
-    )
-
-
 def boot(
     side: BootSide,
     tpm: object | None,
@@ -625,80 +458,17 @@ def boot(
     unsafe: bool,
     progress: Callable[[str], None],
 ) -> str | None:
-    """Copy the entry's files into RAM (checked against the signed hashes on
-    the verified path), load that copy with kexec and prepare the hand-over
-    (PCR 4, TPM locked, secrets wiped, /boot unmounted). None when the kernel
-    is loaded: the runtime then exits and /init starts it (startup.py says
-    why); else the reason it was not loaded."""
-    from runtime.boot_configs.entry import ConfigSyntaxError
-    from runtime.boot_configs.heads_line import parse_heads_line
-    from runtime.integrity.boot_paths import BootPathError
+    """Boot ``option`` (runtime.kexec.handover): on the verified path only
+    when every file it loads was signed and just verified. None when the
+    kernel is loaded: the runtime then exits and /init starts it (startup.py
+    says why); else the reason it was not loaded."""
     from runtime.integrity.boot_view import BootView
-    from runtime.integrity.verify_boot import printable
-    from runtime.kexec import load as kexec
-    from runtime.kexec import ram_copy
-    from runtime.kexec.cmdline import cmdline_refusal
-    from runtime.kexec.errors import KexecError
-    from runtime.kexec.finalize import prepare_handover
-    from runtime.kexec.freed_memory import freed_memory_zeroed, handover_line
-    from runtime.kexec.plan import plan_for
-    from runtime.secrets.ram import SecretDir, SecretDirError
-    from runtime.tpm.errors import Pcr4NotExtended, TpmError
+    from runtime.kexec.handover import boot_entry
 
     if not unsafe:
         problem = verified_files_problem(side, option)
         if problem:
             return problem
     boot_view = view(side) if not unsafe else BootView(side.boot_dir, None)
-    board_add, remove = settings_cmdline_words(getattr(loaded, "settings", None))
-    # Basic mode is the owner's choice, not a forced boot: no red console
-    basic = bool(getattr(getattr(loaded, "settings", None), "basic_mode", False))
-    try:
-        entry = parse_heads_line(option.line).entry
-        needed = ram_copy.needed_bytes(boot_view, entry)
-        room = ram_copy.room_problem(needed, ram_copy.available_ram())
-        if room:
-            return room
-        with ram_copy.ram_stage(needed) as directory:
-            progress(f"Copying {printable(entry.kernel)} and its files into RAM...")
-            staged = ram_copy.stage_entry(boot_view, entry, directory)
-            plan = plan_for(
-                entry,
-                side.boot_dir,
-                remove=remove,
-                board_add=board_add,
-                initrd_out=staged.initrd_out,
-                unsafe=unsafe and not basic,
-                locate=ram_copy.locator(staged),
-            )
-            refusal = cmdline_refusal(plan.cmdline or "")
-            if refusal and not unsafe:
-                return refusal
-            for warning in plan.warnings:
-                progress(f"Warning: {warning}")
-                time.sleep(WARNING_SECONDS)
-            progress(f"Loading {printable(entry.kernel)}...")
-            kexec.load(plan)
-        progress("Handing over to the new kernel...")
-        done = prepare_handover(
-            tpm,  # type: ignore[arg-type]
-            SecretDir(),
-            unsafe=unsafe,
-            mount_points=[side.boot_dir],
-        )
-        zeroed = freed_memory_zeroed()
-        done.append(handover_line(zeroed))
-        bootlog.stage("kexec", unsafe=unsafe, steps=len(done), freed_zeroed=zeroed)
-    except (KexecError, ConfigSyntaxError, BootPathError) as err:
-        detail("boot", describe(err))
-        return printable(str(err))
-    except Pcr4NotExtended as err:  # its words say what happened and that nothing booted
-        return plain("boot", err, err.plain())
-    except TpmError as err:
-        return plain(
-            "boot", err, "PCR 4 could not be extended, so nothing was booted. " + err.plain()
-        )
-    except SecretDirError as err:
-        detail("boot", describe(err))
-        return f"the RAM secrets could not be wiped, so nothing was booted: {err}"
-    return None
+    settings = getattr(loaded, "settings", None)
+    return boot_entry(boot_view, option.line, tpm, settings, unsafe, progress)  # type: ignore[arg-type]
