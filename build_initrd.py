@@ -29,6 +29,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runtime.image_files import (
+    BOARD_CONFIG_PATH,
+    BUILD_INFO_PATH,
+    DEFAULTS_CONFIG_PATH,
+    INIT_VALUES_DIR,
+    OWNER_KEY_PATH,
+    OWNER_SECRET_KEY_PATH,
+    USER_CONFIG_PATH,
+    in_image,
+)
 from tools.boards import UnknownBoard, board_file, load_board_table
 from tools.initrd import elf, keymap, kmod
 from tools.initrd.cache import FetchError, default_cache_dir, fetch_source
@@ -324,7 +334,7 @@ def add_settings_for_init(image: Image, lock: Lock, args: argparse.Namespace) ->
     settings = image_settings(args)
     for name, value in init_values(settings, bool(args.owner_key)).items():
         image.add(
-            Entry.file(f"etc/runtime/init/{name}", (value + "\n").encode()),
+            Entry.file(f"{in_image(INIT_VALUES_DIR)}/{name}", (value + "\n").encode()),
             "generated: settings for /init",
         )
     if settings.keyboard_keymap:
@@ -346,35 +356,34 @@ def add_overlay_and_config(image: Image, args: argparse.Namespace, epoch: int) -
     image.add(Entry.file("etc/board.json", board_json.encode() + b"\n"), "generated: board")
     if args.owner_key:
         image.add(
-            Entry.file("etc/runtime/owner.asc", args.owner_key.read_bytes()), "generated: owner key"
+            Entry.file(in_image(OWNER_KEY_PATH), args.owner_key.read_bytes()),
+            "generated: owner key",
         )
     if args.owner_secret_key:
         # test images only: signing /boot without an OpenPGP card (QEMU tests)
         image.add(
-            Entry.file("etc/runtime/owner-secret.asc", args.owner_secret_key.read_bytes()),
+            Entry.file(in_image(OWNER_SECRET_KEY_PATH), args.owner_secret_key.read_bytes()),
             "generated: owner SECRET key (test image)",
         )
     # The settings' layers (runtime/config/loading.py): project, board, owner.
     image.add(
-        Entry.file("etc/runtime/defaults.config", (REPO / "etc" / "defaults.config").read_bytes()),
+        Entry.file(in_image(DEFAULTS_CONFIG_PATH), (REPO / "etc" / "defaults.config").read_bytes()),
         "settings",
     )
     board_config = board_file(args.board).parent / "config"
     if board_config.exists():
         image.add(
-            Entry.file("etc/runtime/board.config", board_config.read_bytes()), "settings: board"
+            Entry.file(in_image(BOARD_CONFIG_PATH), board_config.read_bytes()), "settings: board"
         )
     if args.user_config:
         image.add(
-            Entry.file("etc/runtime/config.user", args.user_config.read_bytes()),
+            Entry.file(in_image(USER_CONFIG_PATH), args.user_config.read_bytes()),
             "generated: user config",
         )
     # The clock check warns when the clock is before the image's source date.
     info = {"board": args.board, "source_date_epoch": epoch, "version": package_version()}
     image.add(
-        Entry.file(
-            "etc/runtime/build-info.json", (json.dumps(info, sort_keys=True) + "\n").encode()
-        ),
+        Entry.file(in_image(BUILD_INFO_PATH), (json.dumps(info, sort_keys=True) + "\n").encode()),
         "generated: build",
     )
     for directory in ("dev", "proc", "sys", "tmp", "run", "mnt", "boot", "root"):

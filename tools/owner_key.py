@@ -11,7 +11,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-GPG_TIMEOUT = 120
+from runtime.integrity.gpg_limits import KEY_MAKING_TIMEOUT_S
+from runtime.integrity.gpg_signer import stop_gpg_daemons
+
 KEY_SPEC = (
     "%no-protection\nKey-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
     "Name-Real: Test Owner\nName-Email: owner@example.org\nExpire-Date: 0\n%commit\n"
@@ -30,7 +32,7 @@ class OwnerKey:
             capture_output=True,
             text=True,
             check=True,
-            timeout=GPG_TIMEOUT,
+            timeout=KEY_MAKING_TIMEOUT_S,
         )
         return done.stdout
 
@@ -40,18 +42,13 @@ class OwnerKey:
             ["gpg", "--homedir", str(self.home), "--batch", "--armor", "--export-secret-keys"],
             capture_output=True,
             check=True,
-            timeout=GPG_TIMEOUT,
+            timeout=KEY_MAKING_TIMEOUT_S,
         )
         path.write_bytes(done.stdout)
         return path
 
     def remove(self) -> None:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(self.home), "--kill", "all"],
-            check=False,
-            timeout=30,
-            capture_output=True,
-        )
+        stop_gpg_daemons(str(self.home))
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -64,7 +61,7 @@ def make_owner_key(public_dir: Path) -> OwnerKey:
         input=KEY_SPEC,
         text=True,
         check=True,
-        timeout=GPG_TIMEOUT,
+        timeout=KEY_MAKING_TIMEOUT_S,
         capture_output=True,
     )
     public_dir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +70,7 @@ def make_owner_key(public_dir: Path) -> OwnerKey:
         ["gpg", "--homedir", str(home), "--armor", "--export"],
         capture_output=True,
         check=True,
-        timeout=GPG_TIMEOUT,
+        timeout=KEY_MAKING_TIMEOUT_S,
     )
     public.write_bytes(exported.stdout)
     return OwnerKey(home, public)

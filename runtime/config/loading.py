@@ -15,6 +15,7 @@ from runtime.config.consistency import consistency_problems
 from runtime.config.heads_keys import ALIASES, ONLY_DEFAULT, ignored_reason
 from runtime.config.loaded_settings import BUILT_IN, LoadedSettings, Source
 from runtime.config.schema import SCHEMA, Settings, unknown_key_message
+from runtime.image_files import BOARD_CONFIG_PATH, DEFAULTS_CONFIG_PATH, USER_CONFIG_PATH
 
 
 class Layer(NamedTuple):
@@ -24,9 +25,9 @@ class Layer(NamedTuple):
 
 
 IMAGE_LAYERS = (
-    Layer("project defaults", "/etc/runtime/defaults.config"),
-    Layer("board defaults", "/etc/runtime/board.config"),
-    Layer("your settings", "/etc/runtime/config.user", required=False),
+    Layer("project defaults", DEFAULTS_CONFIG_PATH),
+    Layer("board defaults", BOARD_CONFIG_PATH),
+    Layer("your settings", USER_CONFIG_PATH, required=False),
 )
 
 

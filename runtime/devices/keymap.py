@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 
-COMPILED = "/etc/runtime/keymap.bmap"
+from runtime.image_files import KEYMAP_PATH
+
+COMPILED = KEYMAP_PATH
 
 
 def keymap_problem(setting: str | None, compiled: str = COMPILED) -> str:

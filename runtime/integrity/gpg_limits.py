@@ -13,3 +13,7 @@ KEYRING_SCAN_TIMEOUT_S = 30.0
 SIGNING_HOME_TIMEOUT_S = 60.0
 #: one signature: a card may ask for a touch or be slow to wake
 SIGN_TIMEOUT_S = 120.0
+#: stopping the daemons gpg started for a home (gpg-agent, scdaemon, keyboxd)
+DAEMON_STOP_TIMEOUT_S = 30.0
+#: making or exporting a key (host tools and tests: never on the firmware)
+KEY_MAKING_TIMEOUT_S = 120.0

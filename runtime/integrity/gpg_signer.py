@@ -13,7 +13,11 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 
-from runtime.integrity.gpg_limits import SIGN_TIMEOUT_S, SIGNING_HOME_TIMEOUT_S
+from runtime.integrity.gpg_limits import (
+    DAEMON_STOP_TIMEOUT_S,
+    SIGN_TIMEOUT_S,
+    SIGNING_HOME_TIMEOUT_S,
+)
 from runtime.integrity.openpgp import CLOCK_OPTIONS, bounded_gpg, statuses
 from runtime.integrity.sign_boot import SigningError
 
@@ -146,13 +150,19 @@ def signing_home(public_key: str, secret_key: str, work_dir: str | None) -> tupl
     return home, gpg
 
 
-def remove_signing_home(home: str) -> None:
-    """Stop the gpg-agent (and scdaemon) the signing started there, then remove it."""
+def stop_gpg_daemons(home: str, *, check: bool = False) -> None:
+    """Stop the daemons gpg started for ``home`` (gpg-agent, scdaemon, keyboxd): they outlive
+    the run that started them. ``check``: a failure raises CalledProcessError."""
     gpgconf = shutil.which("gpgconf") or "/usr/bin/gpgconf"
     subprocess.run(
         [gpgconf, "--homedir", home, "--kill", "all"],
-        check=False,
-        timeout=SIGNING_HOME_TIMEOUT_S,
+        check=check,
+        timeout=DAEMON_STOP_TIMEOUT_S,
         capture_output=True,
     )
+
+
+def remove_signing_home(home: str) -> None:
+    """Stop the gpg-agent (and scdaemon) the signing started there, then remove it."""
+    stop_gpg_daemons(home)
     shutil.rmtree(home, ignore_errors=True)

@@ -29,6 +29,8 @@ GROUP_LENGTH = 5
 SEPARATOR = ord(" ")
 GENERATED_LETTERS = GROUPS * GROUP_LENGTH
 GENERATED_BYTES = GENERATED_LETTERS + GROUPS - 1  # 29: within the TPM's 32
+#: tries at typing the TPM owner passphrase before giving up (a typo is the likely cause)
+OWNER_PASSPHRASE_ATTEMPTS = 3
 #: 25 letters of 17: about 102 bits
 GENERATED_BITS = GENERATED_LETTERS * math.log2(len(ALPHABET))
 

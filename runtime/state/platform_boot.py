@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from runtime import bootlog
 from runtime.error_detail import describe, detail, plain
 from runtime.image_files import OWNER_KEY_PATH, OWNER_SECRET_KEY_PATH
+from runtime.secrets.passphrase import OWNER_PASSPHRASE_ATTEMPTS
 from runtime.secrets.ram import SECRET_DIR
 from runtime.state.platform import (
     AskSecret,
@@ -398,10 +399,6 @@ def sign(
     side.listing = []
     bootlog.stage("boot-signed", ok=report.ok, counter=report.counter)
     return SignFacts(check=_check_of(report))
-
-
-#: tries at the TPM owner passphrase while signing (a typo is the likely cause)
-OWNER_PASSPHRASE_ATTEMPTS = 3
 
 
 def _checked_owner_passphrase(tpm: object, ask_owner: AskSecret) -> bytearray:

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING
 
 from runtime.devices.memory_use import meminfo_kib
 from runtime.error_detail import plain
-from runtime.image_files import OWNER_KEY_PATH
+from runtime.image_files import BUILD_INFO_PATH, OWNER_KEY_PATH
 from runtime.integrity.keyring import KeyringFacts
+from runtime.version import runtime_version
 
 if TYPE_CHECKING:
     from runtime.config import BoardConfig, LoadedSettings
     from runtime.tpm.connection import Tpm
-
-VERSION = "0.2.0"
 
 
 def system_info(
@@ -26,7 +25,7 @@ def system_info(
 ) -> list[tuple[str, str]]:
     mem = meminfo_kib()
     rows = [
-        ("Runtime", f"heads-runtime {VERSION}"),
+        ("Runtime", f"heads-runtime {runtime_version(BUILD_INFO_PATH)}"),
         ("Board", board.description if board else "?"),
         ("Kernel", os.uname().release),
         (

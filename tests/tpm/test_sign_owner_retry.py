@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from runtime.integrity.sign_boot import SigningError
-from runtime.state.platform_boot import OWNER_PASSPHRASE_ATTEMPTS, _checked_owner_passphrase
+from runtime.secrets.passphrase import OWNER_PASSPHRASE_ATTEMPTS
+from runtime.state.platform_boot import _checked_owner_passphrase
 from runtime.tpm import ownership
 from runtime.tpm.connection import Tpm
 from tests.tpm.conftest import OWNER

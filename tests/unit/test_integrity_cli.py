@@ -9,7 +9,7 @@ import pytest
 
 from runtime.integrity.__main__ import main
 from runtime.integrity.boot_lists import ROLLBACK_FILE, format_rollback
-from tests.support.gpg_agent import stop_gpg_agents
+from runtime.integrity.gpg_signer import stop_gpg_daemons
 from tools.owner_key import OwnerKey
 
 
@@ -106,7 +106,7 @@ def test_signer_starts_its_own_agent_in_a_fresh_home(owner_key: OwnerKey, tmp_pa
         timeout=60,
         capture_output=True,
     )
-    stop_gpg_agents(home, check=True)
+    stop_gpg_daemons(str(home), check=True)
     asked: list[int] = []
 
     def pin(attempt: int, last: str) -> bytearray:
@@ -116,7 +116,7 @@ def test_signer_starts_its_own_agent_in_a_fresh_home(owner_key: OwnerKey, tmp_pa
     try:
         signature = GpgSigner(str(home), ask_pin=pin).sign(b"listing\n")
     finally:
-        stop_gpg_agents(home)
+        stop_gpg_daemons(str(home))
     assert asked == [1]
     assert verify_detached(signature, b"listing\n", str(owner_key.public)).ok
 
@@ -151,8 +151,8 @@ def test_a_wrong_pin_is_asked_again_then_refused_plainly(tmp_path: Path) -> None
         assert GpgSigner(str(home), ask_pin=pin).sign(b"x").startswith(b"-----BEGIN PGP")
         assert given == [(1, ""), (2, "the PIN was wrong")]
         # a new agent, as each signing in the firmware has (no cached passphrase)
-        stop_gpg_agents(home)
+        stop_gpg_daemons(str(home))
         with pytest.raises(SigningError, match="refused 3 times"):
             GpgSigner(str(home), ask_pin=lambda a, last: bytearray(b"wrong")).sign(b"x")
     finally:
-        stop_gpg_agents(home)
+        stop_gpg_daemons(str(home))

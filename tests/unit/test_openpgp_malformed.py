@@ -17,6 +17,7 @@ from typing import Any
 import gnupg
 import pytest
 
+from runtime.integrity.gpg_signer import stop_gpg_daemons
 from runtime.integrity.openpgp import (
     Failure,
     OwnerGpg,
@@ -26,7 +27,6 @@ from runtime.integrity.openpgp import (
     owner_gpg,
     statuses,
 )
-from tests.support.gpg_agent import stop_gpg_agents
 
 OWNER = "A" * 40
 SUBKEY = "B" * 40
@@ -143,7 +143,7 @@ def signer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signer]:
         yield Signer(gpg, str(home), str(key.fingerprint), str(owner_file))
     finally:
         # gen_key started an agent for the signing home: stop it.
-        stop_gpg_agents(home, check=True)
+        stop_gpg_daemons(str(home), check=True)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 import gnupg
 import pytest
 
+from runtime.integrity.gpg_signer import stop_gpg_daemons
 from runtime.recovery.auth import (
     CHALLENGE_PREFIX,
     NONCE_SIZE,
@@ -32,7 +33,6 @@ from runtime.recovery.auth import (
     verify_response,
 )
 from runtime.recovery.prompt import ConsolePrompter
-from tests.support.gpg_agent import stop_gpg_agents
 
 
 def counting_random() -> Callable[[int], bytes]:
@@ -97,7 +97,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
         yield Keys(gpg, owner, other, stranger, str(owner_file), str(both_file))
     finally:
         # gen_key started an agent for the signing home: stop it.
-        stop_gpg_agents(home, check=True)
+        stop_gpg_daemons(str(home), check=True)
 
 
 @pytest.fixture

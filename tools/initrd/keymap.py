@@ -17,11 +17,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from runtime.image_files import KEYMAP_PATH, in_image
 from tools.initrd.lock import Lock
 from tools.initrd.pool import unpack
 
 #: where /init's loadkmap finds it in the image
-IMAGE_PATH = "etc/runtime/keymap.bmap"
+IMAGE_PATH = in_image(KEYMAP_PATH)
 BKEYMAP_MAGIC = b"bkeymap"
 _NR_KEYS, _MAX_NR_KEYMAPS = 128, 256
 _SUFFIXES = (".gz", ".kmap", ".map")

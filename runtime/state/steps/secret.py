@@ -4,6 +4,7 @@ enrol it in the phone."""
 
 from __future__ import annotations
 
+from runtime.secrets.passphrase import OWNER_PASSPHRASE_ATTEMPTS
 from runtime.secrets.ram import wipe_buffer
 from runtime.state.keys import back
 from runtime.state.machine import Event
@@ -11,7 +12,6 @@ from runtime.state.steps.context import Context
 from runtime.state.steps.tpm_reset import TPM_PASSPHRASE_MAX
 from runtime.state.view import Choice, Menu, Page, Progress, Prompt, Tone
 
-OWNER_PASSPHRASE_ATTEMPTS = 3
 #: tries at programming the HOTP token in one generation (re-plugged, PIN typo)
 TOKEN_ATTEMPTS = 3
 
