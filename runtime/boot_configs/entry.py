@@ -44,6 +44,14 @@ class BootEntry:
     #: other titles the configurations give this same boot (discover.py shows it once)
     also_listed_as: tuple[str, ...] = ()
 
+    def loaded_files(self) -> list[tuple[str, str]]:
+        """(path, what) of every file this boot loads, kernel first: what is verified
+        before it is offered and what is copied to RAM for kexec."""
+        files = [(self.kernel, "kernel")]
+        files += [(p, "initrd") for p in self.initrds]
+        files += [(m.path, "module") for m in self.modules]
+        return files
+
 
 @dataclass(frozen=True)
 class ParseWarning:

@@ -21,8 +21,7 @@ def entry_files(line: str) -> list[str]:
     (ConfigSyntaxError when the line cannot be read)."""
     from runtime.boot_configs.heads_line import parse_heads_line
 
-    entry = parse_heads_line(line).entry
-    return [entry.kernel, *entry.initrds, *(m.path for m in entry.modules)]
+    return [path for path, _ in parse_heads_line(line).entry.loaded_files()]
 
 
 def verified_files_problem(boot_view: BootView, line: str) -> str:

@@ -89,8 +89,9 @@ _KINDS: Mapping[Problem, ProblemKind] = {
 
 def kinds_of(problems: Iterable[str]) -> frozenset[ProblemKind]:
     """The kinds of problems given as their Problem values (as a BootCheck
-    carries them)."""
-    return frozenset(Problem(p).kind for p in problems)
+    carries them); a value no Problem has is UNCHECKED: never re-signed."""
+    known = {p.value: p for p in Problem}
+    return frozenset(known[p].kind if p in known else ProblemKind.UNCHECKED for p in problems)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 
+from runtime.error_detail import describe, detail
 from runtime.integrity.gpg_limits import (
     DAEMON_STOP_TIMEOUT_S,
     SIGN_TIMEOUT_S,
@@ -163,6 +164,11 @@ def stop_gpg_daemons(home: str, *, check: bool = False) -> None:
 
 
 def remove_signing_home(home: str) -> None:
-    """Stop the gpg-agent (and scdaemon) the signing started there, then remove it."""
-    stop_gpg_daemons(home)
-    shutil.rmtree(home, ignore_errors=True)
+    """Stop the gpg-agent (and scdaemon) the signing started there, then remove it: always,
+    since on a test image the home holds the owner's secret key."""
+    try:
+        stop_gpg_daemons(home)
+    except (OSError, subprocess.SubprocessError) as err:
+        detail("gpg-home", f"stopping gpg's daemons: {describe(err)}")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

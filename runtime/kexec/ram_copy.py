@@ -43,18 +43,10 @@ class StagedEntry:
     initrd_out: str = ""
 
 
-def entry_files(entry: BootEntry) -> list[tuple[str, str]]:
-    """(path, what) of every file the entry loads, kernel first."""
-    files = [(entry.kernel, "kernel")]
-    files += [(p, "initrd") for p in entry.initrds]
-    files += [(m.path, "module") for m in entry.modules]
-    return files
-
-
 def needed_bytes(view: BootView, entry: BootEntry) -> int:
     """RAM the copies take (the initrds twice: the parts and their concatenation)."""
     total = 0
-    for path, what in entry_files(entry):
+    for path, what in entry.loaded_files():
         _, fd = view.open(path)
         try:
             size = os.fstat(fd).st_size
@@ -103,7 +95,7 @@ def stage_entry(view: BootView, entry: BootEntry, directory: str) -> StagedEntry
     """Checked RAM copies of everything the entry loads, in directory."""
     staged = StagedEntry(initrd_out=os.path.join(directory, "initrd-combined"))
     try:
-        for number, (path, what) in enumerate(entry_files(entry)):
+        for number, (path, what) in enumerate(entry.loaded_files()):
             if path not in staged.paths:
                 staged.paths[path] = copy_checked(
                     view, path, os.path.join(directory, f"{number}-{what}")

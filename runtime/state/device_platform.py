@@ -4,8 +4,9 @@ the decisions are the steps' (runtime.state.steps). Each phase's work is in
 its own module beside this one: platform_start, platform_measure,
 platform_boot, platform_root, platform_tpm and platform_pages.
 
-Imports are made where they are first needed: under emulation each costs
-real time, and a screen is already up by then.
+This module is imported before the first screen: each phase's module (and
+what it needs: gpg, /boot's parsers, kexec) is imported when that phase starts,
+so the first screen does not wait for them.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
-
-# the memory figures' home; re-exported for runtime.state.steps.menus
-from runtime.devices.memory_use import guest_memory_used_kib as guest_memory_used_kib
-from runtime.devices.memory_use import peak_rss_kib as peak_rss_kib
-from runtime.error_detail import describe, detail, plain
+from runtime.devices.clock import ClockError, TimeInputError, parse_user_time, set_system_time
+from runtime.devices.local_time import UTC_ZONE, local_time_text
+from runtime.error_detail import describe, detail, forget, plain, recent_details
 from runtime.image_files import OWNER_KEY_PATH
+from runtime.state.boot_side import BootSide
 from runtime.state.platform import (
     AskSecret,
     BootCheck,
@@ -40,8 +40,8 @@ from runtime.state.platform import (
     TotpFacts,
     TotpFailure,
 )
-from runtime.state.platform_boot import BootSide
-from runtime.state.platform_measure import recovery_extends
+from runtime.tpm.errors import TpmError
+from runtime.tpm.pcr_roles import recovery_extends
 
 if TYPE_CHECKING:
     from runtime.config import BoardConfig, LoadedSettings
@@ -116,7 +116,7 @@ class DevicePlatform:
     def rollback_preflight(self) -> str:
         from runtime.integrity.preflight import CounterMissing, CounterView, preflight
         from runtime.tpm import counters, nv
-        from runtime.tpm.errors import NvIndexMissing, TpmError
+        from runtime.tpm.errors import NvIndexMissing
 
         if self._rollback_off():
             return ""
@@ -144,7 +144,10 @@ class DevicePlatform:
         if self._keyring is None:
             from runtime.integrity.keyring import read_keyring
 
-            self._keyring = read_keyring(OWNER_KEY_PATH)
+            found = read_keyring(OWNER_KEY_PATH)
+            if found.problem:
+                return found  # not kept: the next page asks gpg again
+            self._keyring = found
         return self._keyring
 
     # -- TOTP / HOTP -----------------------------------------------------------------
@@ -171,7 +174,6 @@ class DevicePlatform:
         since the measurement: its own words, not a changed measurement."""
         if self.tpm is None or self._pcr4_at_start is None:
             return False
-        from runtime.tpm.errors import TpmError
         from runtime.tpm.pcrs import read_pcrs
 
         try:
@@ -185,7 +187,6 @@ class DevicePlatform:
     def _pcr4_moved(self) -> str:
         """Why nothing may be sealed or reset now: PCR 4 moved since the start
         (a recovery shell runs beside the menus); empty when it did not."""
-        from runtime.tpm.errors import TpmError
         from runtime.tpm.pcrs import read_pcrs
 
         if self.tpm is None or self._pcr4_at_start is None:
@@ -337,7 +338,6 @@ class DevicePlatform:
         return platform_boot.boot(
             self._boot_side(),
             self._tpm_for_handover(),
-            self.board,
             self.loaded,
             option,
             unsafe,
@@ -351,7 +351,6 @@ class DevicePlatform:
         if self.tpm is not None:
             return self.tpm
         from runtime.tpm.connection import Tpm
-        from runtime.tpm.errors import TpmError
         from runtime.tpm.log_journal import RUNTIME_JOURNAL
 
         # the pin too: the hand-over's own session (locking the platform
@@ -391,13 +390,6 @@ class DevicePlatform:
     # -- clock ---------------------------------------------------------------------
 
     def set_time(self, text: str) -> str:
-        from runtime.devices.clock import (
-            ClockError,
-            TimeInputError,
-            parse_user_time,
-            set_system_time,
-        )
-
         try:
             when = parse_user_time(text)
             warning = set_system_time(when)
@@ -410,19 +402,13 @@ class DevicePlatform:
         return ""
 
     def now_text(self) -> str:
-        from runtime.devices.local_time import UTC_ZONE, local_time_text
-
         zone = self.loaded.settings.time_zone if self.loaded is not None else UTC_ZONE
         return local_time_text(zone)
 
     def details(self) -> tuple[str, ...]:
-        from runtime.error_detail import recent_details
-
         return recent_details()
 
     def forget_details(self) -> None:
-        from runtime.error_detail import forget
-
         forget()
 
     # -- power ---------------------------------------------------------------------

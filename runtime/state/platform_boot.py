@@ -1,5 +1,4 @@
-"""DevicePlatform's verified boot: what it keeps of /boot between steps
-(BootSide), and the glue that gives /boot as mounted, the TPM and the owner's
+"""DevicePlatform's verified boot: the glue that gives /boot as mounted, the TPM and the owner's
 answers to the checks and the signing (runtime.integrity) and to the kexec
 hand-over (runtime.kexec.handover). Decisions stay in runtime.state.steps.boot.
 """
@@ -12,14 +11,34 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from runtime import bootlog
+from runtime.boot_configs.entry import ConfigSyntaxError
+from runtime.boot_configs.fs import MemoryFS
+from runtime.boot_configs.heads_default import (
+    DefaultStatus,
+    match_saved_default,
+    read_saved_default,
+)
+from runtime.boot_configs.heads_line import parse_heads_line
+from runtime.boot_configs.heads_listing import heads_listing
+from runtime.devices.boot_device import journal_pending, writable
 from runtime.error_detail import describe, detail, plain
 from runtime.image_files import OWNER_KEY_PATH, OWNER_SECRET_KEY_PATH
+from runtime.integrity import boot_entry_checks
+from runtime.integrity.boot_entry_checks import entry_files, saved_default_problem
+from runtime.integrity.boot_lists import PENDING_DIR
+from runtime.integrity.boot_view import BootView
+from runtime.integrity.gpg_signer import GpgSigner, remove_signing_home, signing_home
+from runtime.integrity.package_trigger import parse_trigger
+from runtime.integrity.primary_handle import format_primary_hash, primary_handle_bytes
+from runtime.integrity.sign_boot import DefaultChoice, SigningError, settle_interrupted, sign_boot
+from runtime.integrity.tpm_counter import TpmCounter
+from runtime.integrity.verify_boot import BootReport, Problem, printable, shown_name, verify_boot
+from runtime.kexec.handover import boot_entry
 from runtime.secrets.passphrase import OWNER_PASSPHRASE_ATTEMPTS
-from runtime.secrets.ram import SECRET_DIR
+from runtime.secrets.ram import SECRET_DIR, wipe_buffer
+from runtime.state.boot_side import BootSide
 from runtime.state.platform import (
     AskSecret,
     BootCheck,
@@ -28,25 +47,11 @@ from runtime.state.platform import (
     OptionsFacts,
     SignFacts,
 )
-
-if TYPE_CHECKING:  # imported where used: the start does not load /boot's modules
-    from runtime.integrity.boot_view import BootView
-
-
-@dataclass
-class BootSide:
-    """What verified boot keeps between steps of one power-on."""
-
-    boot_dir: str = "/boot"
-    device: str = ""
-    last_report: object | None = None  # runtime.integrity.verify_boot.BootReport
-    #: Heads' listing lines as last shown (their numbers name the default)
-    listing: list[str] = field(default_factory=list)
+from runtime.tpm.errors import TpmError, WrongPassphrase
+from runtime.tpm.ownership import check_owner_passphrase
 
 
 def _hash_progress(progress: Callable[[str], None]) -> Callable[[int, int, str], None]:
-    from runtime.integrity.verify_boot import shown_name
-
     last = [0.0]
 
     def report(done: int, total: int, name: str) -> None:
@@ -61,15 +66,10 @@ def _hash_progress(progress: Callable[[str], None]) -> Callable[[int, int, str],
 
 
 def _read_counter(tpm: object) -> Callable[[int], int]:
-    from runtime.integrity.tpm_counter import TpmCounter
-
     return TpmCounter(tpm).value  # type: ignore[arg-type]
 
 
 def _check_of(report: object) -> BootCheck:
-    from runtime.integrity.package_trigger import parse_trigger
-    from runtime.integrity.verify_boot import BootReport, Problem, printable, shown_name
-
     assert isinstance(report, BootReport)
     notes = []
     for name, text in report.package_triggers.items():
@@ -116,7 +116,6 @@ def verify(
 ) -> BootCheck:
     """check_rollback False (CONFIG_IGNORE_ROLLBACK): Heads skips the counter
     when verifying too, not only in the preflight."""
-    from runtime.integrity.verify_boot import verify_boot
 
     if not side.device:
         return BootCheck(False, ("No /boot partition was found: there is nothing to verify.",))
@@ -156,8 +155,6 @@ def verify(
 def _journal_finding(side: BootSide, report: object) -> None:
     """A journal the probe did not replay would change /boot the moment it is
     written: say so before the owner signs anything."""
-    from runtime.devices.boot_device import journal_pending
-    from runtime.integrity.verify_boot import BootReport
 
     if isinstance(report, BootReport) and journal_pending(side.device):
         report.notes.append(
@@ -172,9 +169,6 @@ def _work_dir() -> str | None:
 
 def settle(side: BootSide, tpm: object) -> str:
     """Finish or drop a signing a power cut interrupted (needs /boot writable)."""
-    from runtime.integrity.boot_lists import PENDING_DIR
-    from runtime.integrity.sign_boot import settle_interrupted
-    from runtime.integrity.tpm_counter import TpmCounter
 
     if not os.path.lexists(os.path.join(side.boot_dir, PENDING_DIR)):
         return ""  # a FIFO or a link named so is settled (removed) too
@@ -188,16 +182,12 @@ def settle(side: BootSide, tpm: object) -> str:
 
 
 def _writable(side: BootSide) -> contextlib.AbstractContextManager[None]:
-    from runtime.devices.boot_device import writable
-
     return writable(side.device, side.boot_dir)
 
 
 def view(side: BootSide) -> BootView:
     """/boot as the menu and the boot read it: only what the owner signed when
     the last check verified it, else the disk as it is (never outside /boot)."""
-    from runtime.integrity.boot_view import BootView
-    from runtime.integrity.verify_boot import BootReport
 
     report = side.last_report
     signed = report.signed() if isinstance(report, BootReport) else None
@@ -205,11 +195,6 @@ def view(side: BootSide) -> BootView:
 
 
 def options(side: BootSide) -> OptionsFacts:
-    from runtime.boot_configs.entry import ConfigSyntaxError
-    from runtime.boot_configs.heads_line import parse_heads_line
-    from runtime.boot_configs.heads_listing import heads_listing
-    from runtime.integrity.verify_boot import printable
-
     if not side.device:
         return OptionsFacts(problem="No /boot partition was found.")
     boot_view = view(side)
@@ -256,28 +241,18 @@ def options(side: BootSide) -> OptionsFacts:
 
 def verified_files_problem(side: BootSide, option: BootOption) -> str:
     """Empty when every file the entry boots was signed and just verified."""
-    from runtime.integrity import boot_entry_checks
 
     return boot_entry_checks.verified_files_problem(view(side), option.line)
 
 
 def trusted_state(side: BootSide) -> dict[str, bytes]:
     """The signed-state files the last check found signed by the owner."""
-    from runtime.integrity.verify_boot import BootReport
 
     report = side.last_report
     return dict(report.trusted_state) if isinstance(report, BootReport) else {}
 
 
 def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
-    from runtime.boot_configs.fs import MemoryFS
-    from runtime.boot_configs.heads_default import (
-        DefaultStatus,
-        match_saved_default,
-        read_saved_default,
-    )
-    from runtime.integrity.boot_entry_checks import saved_default_problem
-
     if not side.listing:
         options(side)
     # only a default the owner's signature covers counts
@@ -310,13 +285,6 @@ def sign(
     bump: bool = True,
     extra: dict[str, bytes] | None = None,
 ) -> SignFacts:
-    from runtime.integrity.boot_entry_checks import entry_files
-    from runtime.integrity.gpg_signer import GpgSigner, remove_signing_home, signing_home
-    from runtime.integrity.sign_boot import DefaultChoice, SigningError, sign_boot
-    from runtime.integrity.tpm_counter import TpmCounter
-    from runtime.integrity.verify_boot import BootReport
-    from runtime.secrets.ram import wipe_buffer
-
     if not side.device:
         return SignFacts(problem="No /boot partition was found.")
     owner_auth: bytearray | None = None
@@ -328,9 +296,6 @@ def sign(
                 owner_auth = _checked_owner_passphrase(tpm, ask_owner)
                 self.owner_auth = bytes(owner_auth)
             return self.owner_auth
-
-    from runtime.integrity.primary_handle import format_primary_hash, primary_handle_bytes
-    from runtime.tpm.errors import TpmError
 
     choice = None
     if default is not None:
@@ -405,10 +370,6 @@ def _checked_owner_passphrase(tpm: object, ask_owner: AskSecret) -> bytearray:
     """The owner passphrase, checked by the TPM before anything uses it (the
     check changes nothing), asked again after a typo; SigningError when the
     user gives up or the tries run out."""
-    from runtime.integrity.sign_boot import SigningError
-    from runtime.secrets.ram import wipe_buffer
-    from runtime.tpm.errors import WrongPassphrase
-    from runtime.tpm.ownership import check_owner_passphrase
 
     last = ""
     for attempt in range(1, OWNER_PASSPHRASE_ATTEMPTS + 1):
@@ -449,7 +410,6 @@ def _os_words(err: OSError) -> str:
 def boot(
     side: BootSide,
     tpm: object | None,
-    board: object | None,
     loaded: object | None,
     option: BootOption,
     unsafe: bool,
@@ -459,8 +419,6 @@ def boot(
     when every file it loads was signed and just verified. None when the
     kernel is loaded: the runtime then exits and /init starts it (startup.py
     says why); else the reason it was not loaded."""
-    from runtime.integrity.boot_view import BootView
-    from runtime.kexec.handover import boot_entry
 
     if not unsafe:
         problem = verified_files_problem(side, option)

@@ -4,7 +4,6 @@ a recovery shell opened during this power-on explains PCR 4."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,24 +12,17 @@ from typing import TYPE_CHECKING
 from runtime import bootlog
 from runtime.devices.memory_use import guest_memory_used_kib, peak_rss_kib
 from runtime.error_detail import plain
+from runtime.measure.modules import measure_and_load, module_list
+from runtime.measure.replay import replay_report
 from runtime.state.platform import MeasureFacts
-from runtime.tpm.pcr_roles import PCRS_SHOWN, BootMode
+from runtime.tpm.eventlog import EventLogError, read_eventlog, replay
+from runtime.tpm.pcr_math import Bank
+from runtime.tpm.pcr_roles import PCRS_SHOWN, recovery_extends
+from runtime.tpm.pcrs import read_pcrs
 
 if TYPE_CHECKING:
     from runtime.config import BoardConfig
     from runtime.tpm.connection import Tpm
-
-RECOVERY_EXTEND = BootMode.RECOVERY.digest()
-
-
-def recovery_extends(firmware_value: bytes, actual: bytes, most: int = 8) -> int:
-    """How many "recovery" extends turn the firmware's PCR 4 into ``actual`` (0: none)."""
-    value = firmware_value
-    for count in range(1, most + 1):
-        value = hashlib.sha256(value + RECOVERY_EXTEND).digest()
-        if value == actual:
-            return count
-    return 0
 
 
 @dataclass
@@ -50,12 +42,6 @@ class Measured:
 
 
 def measure(tpm: Tpm | None, board: BoardConfig, progress: Callable[[str], None]) -> Measured:
-    from runtime.measure.modules import measure_and_load, module_list
-    from runtime.measure.replay import replay_report
-    from runtime.tpm.eventlog import EventLogError, read_eventlog, replay
-    from runtime.tpm.pcr_math import Bank
-    from runtime.tpm.pcrs import read_pcrs
-
     results = measure_and_load(tpm, board.modules_pcr, module_list())
     if tpm is None:
         # the disks still need their drivers: loaded, said to be unmeasured

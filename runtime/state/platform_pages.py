@@ -10,6 +10,8 @@ from runtime.devices.memory_use import meminfo_kib
 from runtime.error_detail import plain
 from runtime.image_files import BUILD_INFO_PATH, OWNER_KEY_PATH
 from runtime.integrity.keyring import KeyringFacts
+from runtime.kexec.freed_memory import freed_memory_zeroed, handover_line
+from runtime.tpm.errors import PrimaryKeyMissing, TpmError
 from runtime.version import runtime_version
 
 if TYPE_CHECKING:
@@ -49,7 +51,6 @@ def integrity_lines(
     lines = [summary, *(f"{k}: {v}" for k, v in rows)]
     if identity:
         lines += ["", *identity]
-    from runtime.kexec.freed_memory import freed_memory_zeroed, handover_line
 
     lines += ["", handover_line(freed_memory_zeroed())]
     if loaded is not None and loaded.problems:
@@ -59,7 +60,6 @@ def integrity_lines(
 
 def identity_lines(tpm: Tpm | None, identity_problem: str) -> list[str]:
     """Whether the TPM's storage key is pinned, and the Name to pin."""
-    from runtime.tpm.errors import PrimaryKeyMissing, TpmError
 
     if identity_problem:
         return [f"TPM identity: CHANGED. {identity_problem}"]

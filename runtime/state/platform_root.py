@@ -8,9 +8,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from runtime.devices.root_fs import RootMountError, mounted_root
 from runtime.error_detail import plain
+from runtime.integrity.boot_lists import ListFormatError
+from runtime.integrity.root_hashes import (
+    ROOT_HASHES_FILE,
+    RootHashError,
+    compare,
+    format_root_hashes,
+    hash_root,
+    parse_root_hashes,
+)
+from runtime.integrity.signed_state_commit import MAX_STAGED_BYTES
+from runtime.state.boot_side import BootSide
 from runtime.state.platform import RootFacts
-from runtime.state.platform_boot import BootSide, trusted_state
+from runtime.state.platform_boot import trusted_state
 
 if TYPE_CHECKING:
     from runtime.integrity.root_hashes import RootHashes
@@ -21,9 +33,6 @@ _NO_DEVICE = (
 
 
 def _hashes(settings: object, progress: Callable[[str], None]) -> RootHashes:
-    from runtime.devices.root_fs import mounted_root
-    from runtime.integrity.root_hashes import hash_root
-
     device = str(getattr(settings, "root_dev", "") or "")
     dirs = tuple(getattr(settings, "root_dirlist", ()) or ())
 
@@ -42,16 +51,6 @@ def create(
     """The root file system hashed into kexec_root_hashes.txt's bytes, and
     what differs from the list signed before (if any): /boot's signing writes
     it with the rest of the signed state, in one replacement."""
-    from runtime.devices.root_fs import RootMountError
-    from runtime.integrity.boot_lists import ListFormatError
-    from runtime.integrity.root_hashes import (
-        ROOT_HASHES_FILE,
-        RootHashError,
-        compare,
-        format_root_hashes,
-        parse_root_hashes,
-    )
-    from runtime.integrity.signed_state_commit import MAX_STAGED_BYTES
 
     if not getattr(settings, "root_dev", None):
         return RootFacts(problem=_NO_DEVICE), None
@@ -78,14 +77,6 @@ def create(
 
 def check(side: BootSide, settings: object, progress: Callable[[str], None]) -> RootFacts:
     """The root file system against the list the owner signed."""
-    from runtime.devices.root_fs import RootMountError
-    from runtime.integrity.boot_lists import ListFormatError
-    from runtime.integrity.root_hashes import (
-        ROOT_HASHES_FILE,
-        RootHashError,
-        compare,
-        parse_root_hashes,
-    )
 
     if not getattr(settings, "root_dev", None):
         return RootFacts(problem=_NO_DEVICE)

@@ -10,9 +10,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
+from runtime.config import ConfigError, load_board, load_settings
+from runtime.devices.clock import ClockError, clock_problem, image_build_time
+from runtime.devices.keymap import keymap_problem
+from runtime.devices.serial_line import recovery_serial_problem
 from runtime.error_detail import plain
 from runtime.image_files import BUILD_INFO_PATH, OWNER_KEY_PATH
 from runtime.state.platform import StartFacts
+from runtime.tpm.connection import Tpm
+from runtime.tpm.errors import TpmError
+from runtime.tpm.log_journal import RUNTIME_JOURNAL
 
 if TYPE_CHECKING:
     from runtime.config import BoardConfig, LoadedSettings, Settings
@@ -66,7 +73,6 @@ def console_level(settings: Settings) -> bootlog.ConsoleLevel:
 
 def _clock_problem() -> str:
     """Why the clock cannot be right (earlier than the image's build), or empty."""
-    from runtime.devices.clock import ClockError, clock_problem, image_build_time
 
     try:
         built = image_build_time(BUILD_INFO_PATH)
@@ -76,8 +82,6 @@ def _clock_problem() -> str:
 
 
 def start() -> Started:
-    from runtime.config import ConfigError, load_board, load_settings
-
     try:
         board = load_board()
     except ConfigError as err:
@@ -89,8 +93,6 @@ def start() -> Started:
     facts["recovery_needs_missing_key"] = bool(settings.have_gpg_key_backup) and not os.path.exists(
         OWNER_KEY_PATH
     )
-    from runtime.devices.keymap import keymap_problem
-    from runtime.devices.serial_line import recovery_serial_problem
 
     token = settings.hotp_serial_device if settings.hotp_enabled else None
     found = [
@@ -104,9 +106,6 @@ def start() -> Started:
     if any(found):
         facts["config_problems"] = (*loaded.problem_lines(), *filter(None, found))
     bootlog.set_console_level(console_level(settings))
-    from runtime.tpm.connection import Tpm
-    from runtime.tpm.errors import TpmError
-    from runtime.tpm.log_journal import RUNTIME_JOURNAL
 
     bootlog.stage("imports-tpm")
     try:

@@ -9,6 +9,13 @@ from typing import TYPE_CHECKING
 from runtime import bootlog
 from runtime.error_detail import describe, detail, plain
 from runtime.state.platform import ClearLockoutFacts, LockoutFacts, LockoutOutcome, ResetFacts
+from runtime.tpm import ownership
+from runtime.tpm.errors import (
+    LockoutPassphraseBlocked,
+    TpmError,
+    WrongLockoutPassphrase,
+    WrongPassphrase,
+)
 
 if TYPE_CHECKING:
     from runtime.tpm.connection import Tpm
@@ -24,9 +31,6 @@ PINNED_RESET_PROBLEM = (
 
 
 def reset_needs_current_passphrase(tpm: Tpm) -> bool:
-    from runtime.tpm import ownership
-    from runtime.tpm.errors import TpmError
-
     try:
         return ownership.clear_needs_lockout_passphrase(tpm)
     except TpmError as err:
@@ -35,9 +39,6 @@ def reset_needs_current_passphrase(tpm: Tpm) -> bool:
 
 
 def tpm_lockout(tpm: Tpm | None) -> LockoutFacts:
-    from runtime.tpm import ownership
-    from runtime.tpm.errors import TpmError
-
     if tpm is None:
         return LockoutFacts(problem="No TPM answered.")
     try:
@@ -55,13 +56,6 @@ def tpm_lockout(tpm: Tpm | None) -> LockoutFacts:
 
 
 def clear_lockout(tpm: Tpm, lockout_passphrase: bytearray | None) -> ClearLockoutFacts:
-    from runtime.tpm import ownership
-    from runtime.tpm.errors import (
-        LockoutPassphraseBlocked,
-        TpmError,
-        WrongLockoutPassphrase,
-    )
-
     outcome = LockoutOutcome.CLEARED
     try:
         ownership.clear_lockout(
@@ -93,8 +87,6 @@ def reset_tpm(
 ) -> ResetFacts:
     """Clear the TPM and take ownership with a new ``key_type`` storage key
     (CONFIG_PRIMARY_KEY_TYPE: only a reset makes a new one)."""
-    from runtime.tpm import ownership
-    from runtime.tpm.errors import TpmError, WrongPassphrase
 
     if tpm.identity_pinned:
         # refused before clearing, not half-way through

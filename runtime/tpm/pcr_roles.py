@@ -25,3 +25,13 @@ class BootMode(enum.StrEnum):
     def digest(self) -> bytes:
         """The sha256 digest this mode extends PCR 4 with."""
         return hashlib.sha256(self.value.encode("ascii")).digest()
+
+
+def recovery_extends(firmware_value: bytes, actual: bytes, most: int = 8) -> int:
+    """How many "recovery" extends turn the firmware's PCR 4 into ``actual`` (0: none)."""
+    value, extend = firmware_value, BootMode.RECOVERY.digest()
+    for count in range(1, most + 1):
+        value = hashlib.sha256(value + extend).digest()
+        if value == actual:
+            return count
+    return 0

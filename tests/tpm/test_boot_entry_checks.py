@@ -29,7 +29,8 @@ from runtime.integrity.primary_handle import format_primary_hash, primary_handle
 from runtime.integrity.sign_boot import DefaultChoice, sign_boot
 from runtime.integrity.tpm_counter import TpmCounter
 from runtime.integrity.verify_boot import verify_boot
-from runtime.state.platform_boot import BootSide, options, saved_default
+from runtime.state.boot_side import BootSide
+from runtime.state.platform_boot import options, saved_default
 from runtime.tpm.connection import Tpm
 from tests.tpm.conftest import OWNER
 from tools.owner_key import OwnerKey

@@ -22,8 +22,9 @@ from runtime.integrity.tpm_counter import TpmCounter
 from runtime.integrity.verify_boot import BootReport, Problem, verify_boot
 from runtime.kexec import ram_copy
 from runtime.kexec.errors import KexecError
+from runtime.state.boot_side import BootSide
 from runtime.state.platform import BootOption
-from runtime.state.platform_boot import BootSide, options, verified_files_problem
+from runtime.state.platform_boot import options, verified_files_problem
 from runtime.tpm.connection import Tpm
 from tests.hang_guard import within
 from tests.tpm.conftest import OWNER

@@ -15,7 +15,7 @@ from runtime.config.settings import LoadedSettings, Settings
 from runtime.integrity.gpg_signer import GpgSigner
 from runtime.integrity.sign_boot import sign_boot
 from runtime.integrity.tpm_counter import TpmCounter
-from runtime.state import platform_boot as device_boot
+from runtime.state import platform_boot
 from runtime.state.device_platform import DevicePlatform
 from runtime.state.platform import BootFacts, MeasureFacts, SignFacts, StartFacts, TotpFacts
 from runtime.state.session import Session
@@ -79,12 +79,12 @@ def _session(check: object, ignore: bool) -> Session:
 def test_without_the_setting_the_replay_is_refused_as_rollback(
     monkeypatch: pytest.MonkeyPatch, tpm: Tpm, replayed: Path, owner_key: OwnerKey
 ) -> None:
-    monkeypatch.setattr(device_boot, "OWNER_KEY_PATH", str(owner_key.public))
+    monkeypatch.setattr(platform_boot, "OWNER_KEY_PATH", str(owner_key.public))
     platform = _device(tpm, replayed, ignore=False)
     check = platform.verify_boot(lambda _: None)
     assert not check.ok
     assert check.problems == {"an older signed /boot (rollback)"}
-    assert device_boot.ROLLBACK_OFF_NOTE not in check.notes
+    assert platform_boot.ROLLBACK_OFF_NOTE not in check.notes
     session = _session(check, ignore=False)
     assert session.boot_state() is BootState.ROLLED_BACK
     assert session.verdict().word == "TAMPERED?"
@@ -93,13 +93,13 @@ def test_without_the_setting_the_replay_is_refused_as_rollback(
 def test_with_the_setting_the_replay_verifies_with_the_warning(
     monkeypatch: pytest.MonkeyPatch, tpm: Tpm, replayed: Path, owner_key: OwnerKey
 ) -> None:
-    monkeypatch.setattr(device_boot, "OWNER_KEY_PATH", str(owner_key.public))
+    monkeypatch.setattr(platform_boot, "OWNER_KEY_PATH", str(owner_key.public))
     platform = _device(tpm, replayed, ignore=True)
     assert platform.rollback_preflight() == ""
     check = platform.verify_boot(lambda _: None)
     assert check.ok, check.findings
     assert check.counter is None  # never read
-    assert device_boot.ROLLBACK_OFF_NOTE in check.notes
+    assert platform_boot.ROLLBACK_OFF_NOTE in check.notes
     found = _session(check, ignore=True).verdict()
     assert (found.word, found.tone) == (ROLLBACK_OFF, Tone.WARNING)
     assert "/boot's rollback counter not checked" in found.reasons
@@ -116,7 +116,7 @@ def test_signing_with_the_setting_leaves_the_counter_where_it_is(
         asked.append(bump)
         return SignFacts(problem="stopped by the test")
 
-    monkeypatch.setattr(device_boot, "sign", sign)
+    monkeypatch.setattr(platform_boot, "sign", sign)
     for ignore in (True, False):
         platform = _device(tpm, tmp_path, ignore)
         platform.sign_boot(lambda *_: None, lambda *_: None, None, lambda _: None)

@@ -12,14 +12,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from runtime.devices import root_fs
 from runtime.integrity.gpg_signer import GpgSigner
 from runtime.integrity.root_hashes import ROOT_HASHES_FILE, format_root_hashes, hash_root
 from runtime.integrity.sign_boot import sign_boot
 from runtime.integrity.tpm_counter import TpmCounter
 from runtime.integrity.verify_boot import verify_boot
-from runtime.state import platform_root as device_root
-from runtime.state.platform_boot import BootSide
+from runtime.state import platform_root
+from runtime.state.boot_side import BootSide
 from runtime.tpm.connection import Tpm
 from tests.tpm.conftest import OWNER
 from tools.owner_key import OwnerKey
@@ -38,7 +37,7 @@ def os_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def mounted(device: str, target: str = "") -> Iterator[str]:
         yield str(root)  # the mount itself is the QEMU tier's
 
-    monkeypatch.setattr(root_fs, "mounted_root", mounted)
+    monkeypatch.setattr(platform_root, "mounted_root", mounted)
     return root
 
 
@@ -66,12 +65,12 @@ def test_the_list_is_signed_kept_and_checked(
         return report
 
     side = BootSide(boot_dir=str(boot), device="/dev/vda1", last_report=sign())
-    facts, made = device_root.create(side, settings, lambda _: None)
+    facts, made = platform_root.create(side, settings, lambda _: None)
     assert facts.problem == "" and facts.checked == 2 and made is not None
     report = sign({ROOT_HASHES_FILE: made})
     assert (boot / ROOT_HASHES_FILE).read_bytes() == made
     side.last_report = report
-    assert device_root.check(side, settings, lambda _: None).ok
+    assert platform_root.check(side, settings, lambda _: None).ok
 
     # an OS update later: /boot re-signed, the list kept as signed
     (boot / "vmlinuz").write_bytes(b"new kernel")
@@ -79,16 +78,16 @@ def test_the_list_is_signed_kept_and_checked(
     assert (boot / ROOT_HASHES_FILE).read_bytes() == made
     side.last_report = report
     (os_root / "usr" / "bin" / "ls").write_bytes(b"trojan")
-    changed = device_root.check(side, settings, lambda _: None)
+    changed = platform_root.check(side, settings, lambda _: None)
     assert changed.changed == ("usr/bin/ls",) and not changed.ok
     # making a new list names what differs from the signed one, for the review
-    again, _ = device_root.create(side, settings, lambda _: None)
+    again, _ = platform_root.create(side, settings, lambda _: None)
     assert again.changed == ("usr/bin/ls",)
     # a /boot that does not verify: its list is not used
     side.last_report = verify_boot(str(boot), str(owner_key.public), None)
     (boot / "vmlinuz").write_bytes(b"tampered kernel")
     side.last_report = verify_boot(str(boot), str(owner_key.public), None)
-    assert "does not verify" in device_root.check(side, settings, lambda _: None).problem
+    assert "does not verify" in platform_root.check(side, settings, lambda _: None).problem
 
 
 def test_an_unsigned_list_on_boot_is_not_believed(
@@ -107,7 +106,7 @@ def test_an_unsigned_list_on_boot_is_not_believed(
         device="/dev/vda1",
         last_report=verify_boot(str(boot), str(owner_key.public), None),
     )
-    facts = device_root.check(side, settings, lambda _: None)
+    facts = platform_root.check(side, settings, lambda _: None)
     # an unexpected file in the signed-state area fails /boot's check itself
     assert "does not verify" in facts.problem and not facts.ok
     assert report.ok

@@ -28,7 +28,7 @@ from runtime import bootlog, error_detail
 from runtime.config import LoadedSettings, Settings
 from runtime.state.device_platform import DevicePlatform
 from runtime.state.platform import StartFacts
-from runtime.tpm import handles, log_journal, sealing
+from runtime.tpm import handles, sealing
 from runtime.tpm.connection import TCTI_ENV, Tpm, key_record
 from runtime.tpm.errors import PrimaryKeyMissing, TpmIdentityChanged
 from runtime.tpm.ownership import take_ownership
@@ -247,17 +247,17 @@ Device = Callable[[str], tuple[DevicePlatform, StartFacts]]
 def device(swtpm: Swtpm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Device]:
     """``device(pin_text)``: a DevicePlatform started on the swtpm with
     CONFIG_TPM_PRIMARY_NAME=pin_text in the owner's settings, and what it found."""
-    import runtime.config
+    from runtime.state import platform_start
 
     monkeypatch.setenv(TCTI_ENV, swtpm.tcti)
-    monkeypatch.setattr(log_journal, "RUNTIME_JOURNAL", str(tmp_path / "journal.jsonl"))
+    monkeypatch.setattr(platform_start, "RUNTIME_JOURNAL", str(tmp_path / "journal.jsonl"))
     monkeypatch.setattr(bootlog, "LOG_PATH", str(tmp_path / "runtime.log"))
-    monkeypatch.setattr(runtime.config, "load_board", lambda: BOARD)
+    monkeypatch.setattr(platform_start, "load_board", lambda: BOARD)
     started: list[DevicePlatform] = []
 
     def start(pin_text: str) -> tuple[DevicePlatform, StartFacts]:
         loaded = LoadedSettings(Settings({"CONFIG_TPM_PRIMARY_NAME": pin_text}), [], {})
-        monkeypatch.setattr(runtime.config, "load_settings", lambda: loaded)
+        monkeypatch.setattr(platform_start, "load_settings", lambda: loaded)
         platform = DevicePlatform()
         started.append(platform)
         return platform, platform.start()

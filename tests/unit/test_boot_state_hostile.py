@@ -280,7 +280,7 @@ def test_pending_dir_that_is_not_a_directory_is_removed_as_itself(
 def test_signing_clears_a_pending_name_settling_skipped(
     tmp_path: Path, plant: Callable[[Path, Path], None]
 ) -> None:
-    # device_boot.settle only settles a directory: the next signing must cope
+    # platform_boot.settle only settles a directory: the next signing must cope
     boot = make_boot(tmp_path)
     outside_dir(tmp_path)
     plant(boot, tmp_path)

@@ -639,7 +639,7 @@ def plain_files(root: str) -> tuple[dict[str, bytes], set[tuple[int, int]]]:
 
 
 def entry_paths(entry: BootEntry) -> list[str]:
-    return [path for path, _ in ram_copy.entry_files(entry)]
+    return [path for path, _ in entry.loaded_files()]
 
 
 def kernel_entry(path: str) -> BootEntry:

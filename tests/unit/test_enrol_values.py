@@ -7,7 +7,7 @@ import hashlib
 
 from runtime.config.board import BoardConfig
 from runtime.secrets.enrol import seal_values
-from runtime.state.platform_measure import recovery_extends
+from runtime.tpm.pcr_roles import recovery_extends
 
 BOARD = BoardConfig(
     "b",

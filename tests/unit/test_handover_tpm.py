@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.state import platform_boot as device_boot
+from runtime.state import platform_boot
 from runtime.state.device_platform import DevicePlatform
 from runtime.tpm import connection
 from runtime.tpm.errors import TpmAbsent
@@ -20,7 +20,7 @@ def _handed(monkeypatch: pytest.MonkeyPatch) -> list[object]:
         handed.append(tpm)
         return "kexec failed: test"
 
-    monkeypatch.setattr(device_boot, "boot", boot)
+    monkeypatch.setattr(platform_boot, "boot", boot)
     return handed
 
 

@@ -277,8 +277,8 @@ def _root_hashing(loaded: LoadedSettings, monkeypatch: pytest.MonkeyPatch) -> ob
     """What the menus offer, and which device and directories get hashed."""
     import contextlib
 
-    from runtime.devices import root_fs
     from runtime.integrity import root_hashes
+    from runtime.state import platform_root
 
     asked: list[object] = []
 
@@ -291,8 +291,8 @@ def _root_hashing(loaded: LoadedSettings, monkeypatch: pytest.MonkeyPatch) -> ob
         asked.append(tuple(dirs))
         return root_hashes.RootHashes()
 
-    monkeypatch.setattr(root_fs, "mounted_root", mounted)
-    monkeypatch.setattr(root_hashes, "hash_root", hashed)
+    monkeypatch.setattr(platform_root, "mounted_root", mounted)
+    monkeypatch.setattr(platform_root, "hash_root", hashed)
     platform = _platform(loaded)
     platform.create_root_hashes(lambda _: None)
     facts = _facts(loaded)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from runtime.config.settings import LoadedSettings, Settings
-from runtime.integrity import verify_boot as verify_module
 from runtime.integrity.verify_boot import BootReport
-from runtime.state import platform_boot as device_boot
+from runtime.state import platform_boot
+from runtime.state.boot_side import BootSide
 from runtime.state.device_platform import DevicePlatform
 from runtime.state.machine import State
 from runtime.state.platform import BootCheck, StartFacts
@@ -37,7 +37,7 @@ MAIN = "boot menu"
 COUNTDOWN = "Automatic boot"
 #: what the device answers for a replayed older signed /boot, counter unread
 REPLAYED_UNCHECKED = BootCheck(
-    True, counter=None, signer="ABCD", notes=(device_boot.ROLLBACK_OFF_NOTE,)
+    True, counter=None, signer="ABCD", notes=(platform_boot.ROLLBACK_OFF_NOTE,)
 )
 #: and with the check on
 REPLAYED_REFUSED = BootCheck(
@@ -182,7 +182,7 @@ def test_the_device_platform_passes_the_setting_to_the_verification(
         asked.append(check_rollback)
         return BootCheck(True)
 
-    monkeypatch.setattr(device_boot, "verify", verify)
+    monkeypatch.setattr(platform_boot, "verify", verify)
     _device(ignore).verify_boot(lambda _: None)
     assert asked == [not ignore]
 
@@ -204,12 +204,12 @@ def test_device_verify_reads_no_counter_with_the_check_off(
         readers.append(read_counter)
         return BootReport()
 
-    monkeypatch.setattr(verify_module, "verify_boot", fake_verify)
-    side = device_boot.BootSide(boot_dir=str(tmp_path), device=str(tmp_path / "no-device"))
-    check = device_boot.verify(side, object(), lambda _: None, check_rollback=check_rollback)
+    monkeypatch.setattr(platform_boot, "verify_boot", fake_verify)
+    side = BootSide(boot_dir=str(tmp_path), device=str(tmp_path / "no-device"))
+    check = platform_boot.verify(side, object(), lambda _: None, check_rollback=check_rollback)
     assert check.ok
     assert (readers[0] is None) is not check_rollback
-    assert (device_boot.ROLLBACK_OFF_NOTE in check.notes) is not check_rollback
+    assert (platform_boot.ROLLBACK_OFF_NOTE in check.notes) is not check_rollback
     assert f"rollback_checked={check_rollback}" in scratch_log.read_text()
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from runtime import error_detail
 from runtime.error_detail import describe, detail, recent_details
+from runtime.state.boot_side import BootSide
 from runtime.state.platform import EnrolFacts
 
 pytestmark = pytest.mark.usefixtures("scratch_log")
@@ -121,7 +122,7 @@ def test_a_wrong_owner_passphrase_says_try_again() -> None:
 
 def test_the_rollback_counter_failure_is_plain_and_logged(monkeypatch: pytest.MonkeyPatch) -> None:
     from runtime.integrity.tpm_counter import CounterFailure, TpmCounter
-    from runtime.state import platform_boot as device_boot
+    from runtime.state import platform_boot
     from runtime.tpm import counters
     from runtime.tpm.errors import translate
 
@@ -136,7 +137,7 @@ def test_the_rollback_counter_failure_is_plain_and_logged(monkeypatch: pytest.Mo
     monkeypatch.setattr(counters, "create_counter", refused)
     with pytest.raises(CounterFailure) as info:
         TpmCounter(object(), b"not the owner's").create()  # type: ignore[arg-type]
-    shown = "/boot was not signed: " + device_boot._os_words(info.value)
+    shown = "/boot was not signed: " + platform_boot._os_words(info.value)
     assert_plain(shown)
     assert "refused the owner passphrase" in shown and "try again" in shown
     assert "Defining NV index 0x010a0af4 failed" in recent_details()[-1]
@@ -160,12 +161,14 @@ def test_signing_with_a_corrupt_owner_key_is_plain(
 ) -> None:
     """The issue's own example: gpg --import of the owner key failed, and the
     screen showed the command line and "returned non-zero exit status 2"."""
-    from runtime.state import platform_boot as device_boot
+    from runtime.state import platform_boot
 
-    monkeypatch.setattr(device_boot, "OWNER_KEY_PATH", str(corrupt_key))
-    monkeypatch.setattr(device_boot, "OWNER_SECRET_KEY_PATH", str(tmp_path / "none.asc"))
-    side = device_boot.BootSide(boot_dir=str(tmp_path / "boot"), device="/dev/vda1")
-    facts = device_boot.sign(side, object(), lambda *_: None, lambda *_: None, None, lambda _: None)
+    monkeypatch.setattr(platform_boot, "OWNER_KEY_PATH", str(corrupt_key))
+    monkeypatch.setattr(platform_boot, "OWNER_SECRET_KEY_PATH", str(tmp_path / "none.asc"))
+    side = BootSide(boot_dir=str(tmp_path / "boot"), device="/dev/vda1")
+    facts = platform_boot.sign(
+        side, object(), lambda *_: None, lambda *_: None, None, lambda _: None
+    )
     assert facts.check is None
     assert_plain(facts.problem)
     assert facts.problem.startswith("/boot was not signed: gpg could not load the owner's key")
@@ -256,21 +259,21 @@ def test_a_damaged_build_info_is_plain(tmp_path: Path, content: str) -> None:
 def test_setting_the_time_with_an_unexpected_failure_is_plain(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from runtime.devices import clock
+    from runtime.state import device_platform
     from runtime.state.device_platform import DevicePlatform
 
     def broken(when: object) -> None:
         raise PermissionError(1, "Operation not permitted", "/dev/rtc0")
 
-    monkeypatch.setattr(clock, "set_system_time", broken)
+    monkeypatch.setattr(device_platform, "set_system_time", broken)
     problem = DevicePlatform().set_time("2026-03-14 09:30")
     assert_plain(problem)
     assert "Try again" in problem
 
 
 def test_a_damaged_board_file_is_plain(monkeypatch: pytest.MonkeyPatch) -> None:
-    import runtime.config
     from runtime.config import ConfigError
+    from runtime.state import platform_start
     from runtime.state.device_platform import DevicePlatform
 
     def damaged() -> None:
@@ -279,7 +282,7 @@ def test_a_damaged_board_file_is_plain(monkeypatch: pytest.MonkeyPatch) -> None:
             "key/value pair (at line 3, column 5)"
         )
 
-    monkeypatch.setattr(runtime.config, "load_board", damaged)
+    monkeypatch.setattr(platform_start, "load_board", damaged)
     facts = DevicePlatform().start()
     assert_plain(facts.fatal)
     assert "TOML" not in facts.fatal and "build it again" in facts.fatal
