@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,15 @@ def scratch_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     error_detail.forget()
     yield log
     error_detail.forget()
+
+
+@pytest.fixture(autouse=True)
+def host_clock_untouchable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests run as root: a test whose stand-in for the runtime's clock setting missed
+    would set this machine's clock (and break every time-based test after it). A test that
+    means to set the clock replaces time.clock_settime itself."""
+
+    def refuse(clock: int, seconds: float) -> None:
+        raise AssertionError(f"a test tried to set the host's clock (to {seconds})")
+
+    monkeypatch.setattr(time, "clock_settime", refuse)

@@ -43,8 +43,7 @@ from runtime.integrity.tpm_counter import TpmCounter
 from runtime.integrity.verify_boot import BootReport, Problem, verify_boot
 from runtime.tpm.connection import Tpm
 from tests.hang_guard import within
-from tests.tpm.conftest import OWNER
-from tests.unit.test_boot_view_property import (
+from tests.support.hostile_boot_trees import (
     OP_KINDS,
     Node,
     Op,
@@ -59,6 +58,7 @@ from tests.unit.test_boot_view_property import (
     sign_view,
     snapshot,
 )
+from tests.tpm.conftest import OWNER
 from tools.owner_key import OwnerKey
 
 #: seconds for one signing or verification (gpg and the TPM included)

@@ -38,9 +38,9 @@ from runtime.tpm.connection import TctiSpec, Tpm
 from runtime.tpm.counters import CounterUnusable
 from runtime.tpm.errors import RC_SIZE, TpmError, base_code
 from runtime.tpm.nv_attrs import COUNTER_ATTRIBUTES, DA_PROTECTED_COUNTER_ATTRIBUTES, NvAttr
+from tests.support.plain_words import assert_plain
 from tests.tpm.conftest import OWNER
 from tests.tpm.recording_tcti import HEADER, RecordingTcti
-from tests.unit.test_plain_errors import assert_plain
 from tools.owner_key import OwnerKey
 from tools.swtpm import Swtpm
 

@@ -21,8 +21,8 @@ from runtime.recovery.__main__ import Paths
 from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import TpmIdentityChanged
 from runtime.tpm.pcrs import read_pcrs
+from tests.support.plain_words import assert_plain
 from tests.tpm.test_salt_key_pin import STRANGER, real_name, substitute_primary
-from tests.unit.test_plain_errors import assert_plain
 from tools.swtpm import Swtpm
 
 pytestmark = [pytest.mark.tpm, pytest.mark.usefixtures("scratch_log")]

@@ -34,10 +34,10 @@ from runtime.tpm.nv_attrs import NvAttr
 from runtime.tpm.ownership import reset_tpm
 from runtime.tpm.pcrs import read_pcrs
 from tests.support.board import TEST_BOARD as BOARD
+from tests.support.plain_words import assert_plain
 from tests.support.token_pty import PtySettings, TokenPty
 from tests.tpm.conftest import OWNER
 from tests.tpm.test_attestation_secrets import PIN
-from tests.unit.test_plain_errors import assert_plain
 from tools.soft_token import SoftToken, TokenState
 from tools.swtpm import Swtpm
 
