@@ -1,4 +1,4 @@
-"""The boot menu exactly as Heads lists it (heads-facts §5.1, §5.2), line for
+"""The boot menu exactly as Heads lists it (../shared/reference/heads-facts.md §5.1, §5.2), line for
 line, because Heads' saved default (`kexec_default.N.txt`) names line N of that
 list and the entry text on it.
 

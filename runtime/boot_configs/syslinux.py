@@ -1,6 +1,7 @@
 """syslinux / isolinux / extlinux configurations -> BootEntry values.
 
-What Heads' scan reads (facts 5.1): LABEL starts an entry, MENU LABEL names it,
+What Heads' scan reads (../shared/reference/heads-facts.md §5.1): LABEL starts an entry,
+MENU LABEL names it,
 KERNEL/LINUX give the kernel (mboot.c32 makes a multiboot entry from APPEND's
 ' --- ' parts; other COM32 modules are skipped), INITRD and APPEND's initrd=
 give initrds. On top of that, as syslinux itself does: INCLUDE (depth-limited),

@@ -1,5 +1,6 @@
 """The signed files in /boot, byte for byte as Heads writes and reads them
-(heads-facts §3), so a /boot signed by Heads verifies here and ours under Heads:
+(../shared/reference/heads-facts.md §3), so a /boot signed by Heads verifies here and ours
+under Heads:
 
   kexec_hashes.txt   `sha256sum` lines `<hex>  ./rel/path` for every regular file
                      (symlinks and kexec* paths left out)

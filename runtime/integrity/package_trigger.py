@@ -4,7 +4,8 @@ firmware can tell the user "your OS updated these files" instead of only
 "these files changed". The files are kexec*.txt, so they also make the
 signature fail until /boot is signed again, which removes them.
 
-Format (heads-facts §3): `CHANGED_FILES="..."`, `UPDATE_INITRAMFS_PACKAGE="..."`,
+Format (../shared/reference/heads-facts.md §3): `CHANGED_FILES="..."`,
+`UPDATE_INITRAMFS_PACKAGE="..."`,
 then free lines (dpkg's log).
 """
 

@@ -1,5 +1,5 @@
 """Is /boot exactly what the owner signed? The checks Heads makes before a
-boot (heads-facts §3, §2.6), each failure named in plain words:
+boot (../shared/reference/heads-facts.md §3, §2.6), each failure named in plain words:
 
   1. kexec.sig is the owner's signature over `sha256sum kexec*.txt`
      (signer fingerprint pinned, not merely "valid");

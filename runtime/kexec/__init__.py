@@ -1,4 +1,4 @@
-"""Handing over to the chosen kernel with kexec (heads-facts.md §5.3, §2.5).
+"""Handing over to the chosen kernel with kexec (../shared/reference/heads-facts.md §5.3, §2.5).
 
   cmdline       the final kernel command line from an entry and ADD/REMOVE (pure)
   plan          the ``kexec -l`` arguments and files for one boot entry (pure)

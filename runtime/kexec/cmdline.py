@@ -1,4 +1,5 @@
-"""The kernel command line Heads' ``_build_final_cmdline`` would give (facts §5.3).
+"""The kernel command line Heads' ``_build_final_cmdline`` would give
+(../shared/reference/heads-facts.md §5.3).
 
 Steps, in order:
   1. strip ``---`` (the multiboot module separator GRUB configs leave behind);
@@ -16,7 +17,8 @@ Words are compared whole: REMOVE ``quiet`` does not touch ``quiet=1``.
 
 from __future__ import annotations
 
-#: Keys whose value an ISO boot's ADD must own (facts §5.3, ``_build_universal_add``).
+#: Keys whose value an ISO boot's ADD must own (../shared/reference/heads-facts.md §5.3,
+#: ``_build_universal_add``).
 ISO_KEYS = frozenset(("iso-scan/filename", "findiso", "img_dev", "img_loop", "iso", "live-media"))
 #: Heads warns above this many bytes: many kernels truncate longer command lines.
 MAX_CMDLINE_BYTES = 2047

@@ -63,7 +63,7 @@ def extend_boot_mode(tpm: Tpm, *, unsafe: bool = False) -> str:
     """Extend PCR 4 with the boot mode, so secrets sealed to the pre-boot PCR 4
     cannot be unsealed by the booted OS. An unsafe boot is marked first with
     "unsafe" so its PCR 4 differs from a verified boot's (Heads leaves PCR 4
-    untouched on its forced path, facts §11.8).
+    untouched on its forced path, ../shared/reference/heads-facts.md §11.8).
 
     PCR 4 is read before and after in an audit session (readback below);
     Pcr4NotExtended if it does not hold what the extends give."""

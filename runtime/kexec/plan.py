@@ -1,4 +1,5 @@
-"""What ``kexec -l`` gets for one boot entry (facts §5.3), decided without side effects.
+"""What ``kexec -l`` gets for one boot entry (../shared/reference/heads-facts.md §5.3),
+decided without side effects.
 
 The plan only looks at the file system (to refuse missing files and paths that
 leave the boot partition); load.py writes the concatenated initrd and runs kexec.

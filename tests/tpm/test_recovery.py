@@ -40,7 +40,8 @@ def secret_dir(tmp_path: Path) -> Path:
 
 
 def test_heads_reference_value() -> None:
-    # heads-facts 2.1: one "recovery" extend from zero gives 51737c77…afd614.
+    # ../shared/reference/heads-facts.md §2.1: one "recovery" extend from zero gives
+    # 51737c77…afd614.
     assert RECOVERY_FROM_ZERO.hex().startswith("51737c77")
     assert RECOVERY_FROM_ZERO.hex().endswith("afd614")
 

@@ -87,7 +87,8 @@ def test_pcrs_are_checked_before_the_passphrase(tpm: Tpm) -> None:
 
 
 def test_seal_to_predicted_future_pcr(tpm: Tpm) -> None:
-    # Seal to what PCR 4 will hold after the "generic" boot extend (heads-facts 2.3).
+    # Seal to what PCR 4 will hold after the "generic" boot extend
+    # (../shared/reference/heads-facts.md §2.3).
     current = pcrs.read_pcrs(tpm, TOTP_PCRS)
     future4 = extend(Bank.SHA256, current[4], measure_string(Bank.SHA256, "generic"))
     sealed = sealing.seal(tpm, b"future", TOTP_PCRS, pcr_values={4: future4})

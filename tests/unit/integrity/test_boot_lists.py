@@ -1,5 +1,5 @@
 """The signed-state formats against the commands Heads runs: GNU find, sort,
-sha256sum on a real directory tree (heads-facts §3)."""
+sha256sum on a real directory tree (../shared/reference/heads-facts.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The final kernel command line: each step of Heads' _build_final_cmdline (facts §5.3)."""
+"""The final kernel command line: each step of Heads' _build_final_cmdline
+(../shared/reference/heads-facts.md §5.3)."""
 
 from __future__ import annotations
 

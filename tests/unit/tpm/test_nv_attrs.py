@@ -1,4 +1,4 @@
-"""The rollback-counter attribute checks (heads-facts.md 2.6)."""
+"""The rollback-counter attribute checks (../shared/reference/heads-facts.md §2.6)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,8 @@ def test_well_known_event_digests() -> None:
 
 
 def test_heads_string_measurements() -> None:
-    # heads-facts.md 2.1: one extend of PCR 4 from zero with each marker string.
+    # ../shared/reference/heads-facts.md §2.1: one extend of PCR 4 from zero with each
+    # marker string.
     zero = Bank.SHA256.zero()
     after = {
         t: extend(Bank.SHA256, zero, measure_string(Bank.SHA256, t)).hex()
