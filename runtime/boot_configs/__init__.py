@@ -4,7 +4,11 @@ contents through a small file-system reader, and gives `BootEntry` values.
 
   entry          the shared entry type and the parse warnings
   fs             the read-only file-system reader parsers use (rooted, no escapes)
-  grub           GRUB 2 configurations (grub_lexer.py: GRUB's word splitting)
+  grub           GRUB 2 configurations: grub_lexer (GRUB's word splitting),
+                 grub_blocks (braces, if/elif/else, menuentry/submenu/function bodies),
+                 grub_eval (walks the blocks within budgets), grub_commands (the
+                 command table), grub_vars (variables and $ expansion),
+                 grub_test_builtin (`test` / `[ ]`), grub_menu (titles, ids, default)
   syslinux       syslinux / isolinux / extlinux configurations
   bls            Boot Loader Specification type 1 entries (with grubenv.py)
   iso            a live ISO kept as a file: loopback.cfg, then grub.cfg, isolinux

@@ -38,7 +38,7 @@ SIGNED_GLOB = "kexec*.txt"
 #: OS package hooks drop these before an update is signed (Debian's heads hooks)
 PACKAGE_TRIGGER_GLOB = "kexec_package_trigger_*.txt"
 LINKS_FILE = "kexec_symlinks.txt"
-#: where a signing is staged (boot_state.py); settled at the next start
+#: where a signing is staged (signed_state_commit.py); settled at the next start
 PENDING_DIR = "kexec.next.d"
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")

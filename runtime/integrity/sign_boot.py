@@ -1,7 +1,7 @@
 """Update checksums and sign /boot (Heads' kexec-sign-config -u -r), and save a
 default boot entry (kexec-save-default): new lists, the rollback counter one
 higher, a detached signature by the owner, replaced as one change
-(boot_state.py), then checked as the next boot will check it.
+(signed_state_commit.py), then checked as the next boot will check it.
 
 What is signed is only what the owner was shown and what the firmware
 itself writes: /boot is hashed again once it is writable (mounting it so can
@@ -16,9 +16,9 @@ Order, so a power cut at any step leaves the old or the new signed state:
      lies under ./kexec* (no signature covers it, and the state is unchanged)
   2. build the new kexec*.txt files, sign their listing, check the signature
      is the owner's (no signed-state file written yet)
-  3. stage the new files and COMMIT them (boot_state.stage)
+  3. stage the new files and COMMIT them (signed_state_commit.stage)
   4. increment the TPM counter (the old state stops verifying here)
-  5. rename the new files into place (boot_state.roll_forward)
+  5. rename the new files into place (signed_state_commit.roll_forward)
   6. verify /boot exactly as at power-on
 """
 

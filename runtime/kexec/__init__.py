@@ -8,6 +8,8 @@
                 hand-over relies on
   finalize      PCR 4, TPM flush and platform lock, secret wipe, sync, unmount
   errors        KexecError, the plain-words error of plan, load and unmount
+  handover      one boot: its files copied to RAM (checked against the signed hashes
+                on a verified view), loaded, the hand-over prepared
 
 The order at boot: plan_for, load, prepare_handover; then the runtime exits
 and /init runs ``kexec -e``.
