@@ -3,7 +3,7 @@
     .venv/bin/python tools/bench_boot_configs.py [--seconds 2]
 
 Prints figures only; nothing here asserts a speed. For each format the
-largest configuration in tests/corpora is parsed repeatedly (from memory,
+largest configuration in tests/data is parsed repeatedly (from memory,
 so the figure is the parser's, not the disk's), plus discovery of the whole
 tree it sits in and Heads' listing of it.
 """
@@ -27,7 +27,7 @@ from runtime.boot_configs.grub import parse_grub
 from runtime.boot_configs.heads_listing import heads_listing
 from runtime.boot_configs.syslinux import parse_syslinux
 
-CORPORA = Path(__file__).resolve().parents[1] / "tests" / "corpora" / "u-root" / "pkg" / "boot"
+CORPORA = Path(__file__).resolve().parents[1] / "tests" / "data" / "u-root" / "pkg" / "boot"
 
 
 def _tree_of(path: Path) -> Path:

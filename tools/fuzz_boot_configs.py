@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/fuzz_boot_configs.py TARGET [libFuzzer args] [corpus dirs]
     .venv/bin/python tools/fuzz_boot_configs.py grub -runs=5000 \\
-        -dict=tests/corpora/u-root/pkg/boot/grub/testdata/fuzz/grub.dict seeds/
+        -dict=tests/data/u-root/pkg/boot/grub/testdata/fuzz/grub.dict seeds/
 
 TARGET is one of: grub, grub_lexer, syslinux, bls, grubenv, heads_line, vercmp.
 Everything after it goes to libFuzzer (-runs=N, -dict=FILE, -max_len=N,

@@ -4,7 +4,7 @@ on the failure screens Heads has too, Heads' letters (HEADS_KEYS) come first.
 
 Pure data. The steps build their choices from these constants, the UI
 (runtime.ui.menu_view) gives Esc and BACK the same meaning, and
-tests/unit/test_screen_inventory.py renders every screen and checks that the
+tests/unit/state/test_screen_inventory.py renders every screen and checks that the
 scheme holds. runtime/ui/KEYS.md is the same table for people.
 """
 

@@ -11,7 +11,7 @@ turned off (CONFIG_IGNORE_ROLLBACK) a /boot that verified is ROLLBACK CHECK
 OFF, never VERIFIED: its signature says nothing about whether it is the
 latest one.
 
-Pure: facts in, words out (tests/unit/test_verdict.py is the truth table).
+Pure: facts in, words out (tests/unit/state/test_verdict.py is the truth table).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Any
 MODULE = "tpm2_pytss.internal.crypto"
 
 # What tpm2-pytss 2.3.0's types, utils, encoding and cryptography modules
-# import from it (kept in step by tests/unit/test_lazy_crypto.py).
+# import from it (kept in step by tests/unit/tpm/test_lazy_crypto.py).
 FORWARDED = (
     "_calculate_sym_unique",
     "_check_hmac",

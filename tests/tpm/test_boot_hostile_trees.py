@@ -6,7 +6,7 @@ report, either refuses or signs a state that verifies and carries nothing
 the attacker planted under ./kexec*.
 
 The trees, the attacker's edits and the read checks are those of
-tests/unit/test_boot_view_property.py. Every call runs in a thread joined with
+tests/support/hostile_boot_trees.py. Every call runs in a thread joined with
 a timeout, so a hang fails the test instead of blocking the run.
 """
 

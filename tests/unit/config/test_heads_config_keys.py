@@ -310,7 +310,7 @@ def _pin(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
 
 
 def _init_value(loaded: LoadedSettings, _: pytest.MonkeyPatch) -> object:
-    """What the build writes for /init (tests/unit/test_init_settings.py runs
+    """What the build writes for /init (tests/unit/config/test_init_settings.py runs
     /init's side)."""
     from build_initrd import init_values
 

@@ -1,6 +1,6 @@
 """Which line the recovery listener gets, and the main menu's words when it
 gets none (runtime/devices/serial_line.py; /init's side in
-tests/unit/test_init_settings.py)."""
+tests/unit/config/test_init_settings.py)."""
 
 from __future__ import annotations
 
