@@ -2,9 +2,9 @@
 gives, checked against the user's phone (TOTP) and USB token (HOTP), prove
 that the measured firmware and runtime are the ones it was sealed to.
 
-Codes are computed behind a small interface, `OtpKey`: today the unsealed
-secret in RAM (`RamOtpKey`, wiped on close); next, an HMAC key that never
-leaves the TPM (as tpm2-totp does), behind the same two methods. Each code
+Codes are computed behind a small interface, `OtpKey`: the unsealed secret
+in RAM (`RamOtpKey`, wiped on close); an HMAC key that never leaves the TPM
+(as tpm2-totp does) fits behind the same two methods. Each code
 is computed from its own unseal, so the secret is in RAM only for one code;
 a TOTP refresh forgets the HOTP result, so a failed TOTP unseal never leaves
 a stale "HOTP Success" (Heads' issue #1343).
