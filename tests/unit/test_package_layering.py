@@ -126,3 +126,15 @@ def test_runtime_never_imports_tools() -> None:
         for module, names in MODULES.items()
     }
     assert {m: n for m, n in offenders.items() if n} == {}
+
+
+#: a module longer than this holds more than one concern: split it
+MODULE_LINES_MAX = 500
+
+
+def test_no_runtime_module_is_over_the_size_limit() -> None:
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+        for path in RUNTIME.rglob("*.py")
+    }
+    assert {p: n for p, n in sizes.items() if n > MODULE_LINES_MAX} == {}
