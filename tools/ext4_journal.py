@@ -25,8 +25,8 @@ import tempfile
 from pathlib import Path
 
 from runtime.devices.boot_device import ext4_journal_pending
+from tools.debugfs import TIMEOUT, debugfs_errors, run_debugfs
 
-TIMEOUT = 120
 _HEAD = 4096
 _SUPERBLOCK = 1024
 _LOG_BLOCK_SIZE = 0x18  # s_log_block_size: the block size is 1024 << this
@@ -55,22 +55,8 @@ def _check_path(path_in_fs: str) -> None:
 
 
 def _debugfs(image: Path, requests: list[str], writable: bool = False) -> str:
-    """Run requests in one debugfs session; its output. debugfs exits 0 when a
-    request fails, so anything on stderr but its banner is an error."""
-    argv = [_tool("debugfs"), *(["-w"] if writable else []), "-f", "-", str(image)]
-    done = subprocess.run(
-        argv,
-        input="\n".join(requests) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    errors = [
-        line
-        for line in done.stderr.splitlines()
-        if line.strip() and not line.startswith("debugfs ")
-    ]
+    """Run requests in one debugfs session; its output, or the error it printed."""
+    done, errors = run_debugfs(_tool("debugfs"), image, requests, writable=writable)
     if done.returncode != 0 or errors:
         raise Ext4JournalError(
             f"debugfs on {image.name} failed ({done.returncode}): {'; '.join(errors[:5])}"
@@ -105,11 +91,7 @@ def read_file_no_replay(image: Path, path_in_fs: str) -> bytes:
         timeout=TIMEOUT,
         check=False,
     )
-    errors = [
-        line
-        for line in done.stderr.decode(errors="replace").splitlines()
-        if line.strip() and not line.startswith("debugfs ")
-    ]
+    errors = debugfs_errors(done.stderr.decode(errors="replace"))
     if done.returncode != 0 or errors:
         raise Ext4JournalError(f"{path_in_fs} cannot be read: {'; '.join(errors[:5])}")
     return done.stdout

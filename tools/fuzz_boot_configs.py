@@ -62,13 +62,25 @@ def _targets() -> dict[str, Target]:
 
     kernels = {"/vmlinuz": "", "/initrd.img": "", "/boot/vmlinuz": "", "/boot/initrd.img": ""}
 
-    def grub(data: bytes) -> None:
+    def config_files(
+        data: bytes, mains: tuple[str, ...], extra: tuple[str, ...]
+    ) -> tuple[str, dict[str, str]]:
+        """The main configuration (one of ``mains``, by the flags) and its
+        files: the first text the main one, the next ones ``extra``'s, and the
+        kernels when a flag says so."""
         flags, texts = split(data)
-        main = ("/boot/grub/grub.cfg", "/grub2/grub.cfg", "/EFI/BOOT/grub.cfg")[flags % 3]
+        main = mains[flags % len(mains)]
         files = dict(kernels) if flags & 4 else {}
-        extra = ("/boot/grub/loopback.cfg", "/loader/entries/a.conf", "/grub2/grubenv")
         files.update(zip(extra, texts[1:], strict=False))
         files[main] = texts[0]
+        return main, files
+
+    def grub(data: bytes) -> None:
+        main, files = config_files(
+            data,
+            ("/boot/grub/grub.cfg", "/grub2/grub.cfg", "/EFI/BOOT/grub.cfg"),
+            ("/boot/grub/loopback.cfg", "/loader/entries/a.conf", "/grub2/grubenv"),
+        )
         with contextlib.suppress(ConfigSyntaxError):
             parse_grub(MemoryFS(files), main)
 
@@ -77,14 +89,11 @@ def _targets() -> dict[str, Target]:
         tokenize(FILE_SEP.join(texts))
 
     def syslinux(data: bytes) -> None:
-        flags, texts = split(data)
-        main = ("/isolinux/isolinux.cfg", "/syslinux.cfg", "/boot/extlinux/extlinux.conf")[
-            flags % 3
-        ]
-        files = dict(kernels) if flags & 4 else {}
-        extra = ("/isolinux/menu.cfg", "/isolinux/txt.cfg", "/isolinux/stdmenu.cfg")
-        files.update(zip(extra, texts[1:], strict=False))
-        files[main] = texts[0]
+        main, files = config_files(
+            data,
+            ("/isolinux/isolinux.cfg", "/syslinux.cfg", "/boot/extlinux/extlinux.conf"),
+            ("/isolinux/menu.cfg", "/isolinux/txt.cfg", "/isolinux/stdmenu.cfg"),
+        )
         with contextlib.suppress(ConfigSyntaxError):
             parse_syslinux(MemoryFS(files), main)
 

@@ -15,9 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tools.debugfs import TIMEOUT, run_debugfs
 from tools.make_os_disk import BOOT_OFFSET, BOOT_SIZE
-
-TIMEOUT = 120
 
 
 def _debugfs() -> str:
@@ -69,21 +68,9 @@ class BootPartition:
         self._run(f"rm {path}")
 
     def _script(self, requests: list[str]) -> None:
-        """Run requests in one writable debugfs session. debugfs exits 0 when a
-        request fails, so any line on stderr but its banner is an error."""
-        done = subprocess.run(
-            [_debugfs(), "-w", "-f", "-", str(self.image)],
-            input="\n".join(requests) + "\n",
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=True,
-        )
-        errors = [
-            line
-            for line in done.stderr.splitlines()
-            if line.strip() and not line.startswith("debugfs ")
-        ]
+        """Run requests in one writable debugfs session; raise on any error it printed."""
+        done, errors = run_debugfs(_debugfs(), self.image, requests, writable=True)
+        done.check_returncode()
         if errors:
             raise RuntimeError(f"debugfs on {self.disk.name}: {'; '.join(errors[:5])}")
 

@@ -12,55 +12,33 @@ from runtime.config.schema import Settings
 def consistency_problems(settings: Settings, sources: dict[str, Source]) -> list[Problem]:
     """Warnings for keys that are each valid but contradict or defeat one another."""
     problems = []
+
+    def warn(key: str, text: str) -> None:
+        where = sources[key]
+        problems.append(Problem(where.path or "settings", where.line, key, text, "warning"))
+
     if settings.tpm != settings.tpm2_tools:
-        where = sources["CONFIG_TPM"]
         text = (
             "CONFIG_TPM=y with CONFIG_TPM2_TOOLS=n describes a TPM 1.2, which this "
             "runtime does not drive"
             if settings.tpm
             else "CONFIG_TPM2_TOOLS=y needs CONFIG_TPM=y, or the TPM is not used"
         )
-        problems.append(
-            Problem(
-                where.path or "settings",
-                where.line,
-                "CONFIG_TPM",
-                f"{text}; set both to y or both to n.",
-                "warning",
-            )
-        )
+        warn("CONFIG_TPM", f"{text}; set both to y or both to n.")
     if settings.root_check_at_boot and not settings.root_dev:
-        where = sources["CONFIG_ROOT_CHECK_AT_BOOT"]
-        problems.append(
-            Problem(
-                where.path or "settings",
-                where.line,
-                "CONFIG_ROOT_CHECK_AT_BOOT",
-                "no root file system is named (CONFIG_ROOT_DEV), so nothing is checked at boot.",
-                "warning",
-            )
+        warn(
+            "CONFIG_ROOT_CHECK_AT_BOOT",
+            "no root file system is named (CONFIG_ROOT_DEV), so nothing is checked at boot.",
         )
     if settings.root_dev and not settings.root_dirlist:
-        where = sources["CONFIG_ROOT_DIRLIST"]
-        problems.append(
-            Problem(
-                where.path or "settings",
-                where.line,
-                "CONFIG_ROOT_DIRLIST",
-                "no directory is listed, so a root hash list would be empty and prove nothing.",
-                "warning",
-            )
+        warn(
+            "CONFIG_ROOT_DIRLIST",
+            "no directory is listed, so a root hash list would be empty and prove nothing.",
         )
     if settings.basic and settings.restricted_boot:
-        where = sources["CONFIG_BASIC"]
-        problems.append(
-            Problem(
-                where.path or "settings",
-                where.line,
-                "CONFIG_BASIC",
-                "Basic mode is off: restricted boot (CONFIG_RESTRICTED_BOOT) "
-                "asks for every check. Turn one of them off.",
-                "warning",
-            )
+        warn(
+            "CONFIG_BASIC",
+            "Basic mode is off: restricted boot (CONFIG_RESTRICTED_BOOT) "
+            "asks for every check. Turn one of them off.",
         )
     return problems

@@ -173,16 +173,26 @@ def _read_head(path: str) -> bytes:
         return b""
 
 
+def _read_only(fstype: str) -> str:
+    # noload: an ext4 journal is not replayed, so what is read is what is on the disk
+    return "ro,noload" if fstype == "ext4" else "ro"
+
+
+def _run_mount(device: str, fstype: str, options: str, target: str) -> None:
+    """mount(8) with ``options`` and the runtime's safe ones; OSError or
+    SubprocessError when it fails."""
+    subprocess.run(
+        [MOUNT, "-t", fstype, "-o", options + SAFE_OPTIONS, device, target],
+        check=True,
+        timeout=MOUNT_TIMEOUT,
+        capture_output=True,
+    )
+
+
 def _mount(device: str, fstype: str, target: str) -> bool:
     os.makedirs(target, exist_ok=True)
-    options = ("ro,noload" if fstype == "ext4" else "ro") + SAFE_OPTIONS
     try:
-        subprocess.run(
-            [MOUNT, "-t", fstype, "-o", options, device, target],
-            check=True,
-            timeout=MOUNT_TIMEOUT,
-            capture_output=True,
-        )
+        _run_mount(device, fstype, _read_only(fstype), target)
     except (OSError, subprocess.SubprocessError):
         return False
     return True
@@ -229,14 +239,8 @@ def remount(device: str, target: str, writable: bool, *, replay_journal: bool = 
             "anything is signed; /boot was left read-only."
         )
     unmount(target)
-    options = ("rw" if writable else ("ro,noload" if fstype == "ext4" else "ro")) + SAFE_OPTIONS
     try:
-        subprocess.run(
-            [MOUNT, "-t", fstype, "-o", options, device, target],
-            check=True,
-            timeout=MOUNT_TIMEOUT,
-            capture_output=True,
-        )
+        _run_mount(device, fstype, "rw" if writable else _read_only(fstype), target)
     except (OSError, subprocess.SubprocessError) as err:
         # mount's own words (and its command line) go to the log only
         how = "read-write" if writable else "again"

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -296,6 +296,28 @@ def verify_detached(
     timeout: float = GPG_TIMEOUT_S,
 ) -> SignatureResult:
     """One detached signature checked against the owner key file."""
+    return checked_by_owner(
+        lambda owner: check_detached(owner, signature, data),
+        owner_key_file,
+        pinned_fingerprints,
+        work_dir=work_dir,
+        gpg_binary=gpg_binary,
+        timeout=timeout,
+    )
+
+
+def checked_by_owner(
+    check: Callable[[OwnerGpg], SignatureResult],
+    owner_key_file: str,
+    pinned_fingerprints: Sequence[str] | None,
+    *,
+    work_dir: str | None,
+    gpg_binary: str,
+    timeout: float,
+) -> SignatureResult:
+    """``check``'s verdict in a fresh home holding the owner key file, or the
+    refusal when the owner's keys cannot be read (a /boot listing's signature,
+    a recovery answer)."""
     with owner_gpg(
         owner_key_file,
         pinned_fingerprints,
@@ -305,4 +327,4 @@ def verify_detached(
     ) as owner:
         if isinstance(owner, SignatureResult):
             return owner
-        return check_detached(owner, signature, data)
+        return check(owner)

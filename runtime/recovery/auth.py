@@ -25,9 +25,9 @@ from runtime.integrity.openpgp import (
     Failure,
     OwnerGpg,
     check_detached,
+    checked_by_owner,
     judge,
     judged,
-    owner_gpg,
     statuses,
 )
 from runtime.integrity.openpgp import SignatureResult as AuthResult
@@ -157,28 +157,25 @@ def verify_response(
             f"no one block from '{BEGIN_SIGNED}' or '{BEGIN_SIGNATURE}' to '{END_SIGNATURE}'.",
         )
     block, clearsigned = found
-    with owner_gpg(
+    check = _check_clearsigned if clearsigned else _check_detached
+    return checked_by_owner(
+        lambda owner: check(owner, block, challenge),
         owner_key_file,
         pinned_fingerprints,
         work_dir=work_dir,
         gpg_binary=gpg_binary,
         timeout=timeout,
-    ) as owner:
-        if isinstance(owner, AuthResult):
-            return owner
-        try:
-            if clearsigned:
-                return _check_clearsigned(owner, block, challenge)
-        except (OSError, ValueError):
-            return AuthResult.refused(
-                Failure.GPG_FAILED, f"gpg did not answer within {timeout:g} s."
-            )
-        return _check_detached(owner, block, challenge)
+    )
 
 
 def _check_clearsigned(owner: OwnerGpg, block: str, challenge: Challenge) -> AuthResult:
-    result = owner.gpg.decrypt(block)  # for a clearsigned message: verify and output its text
-    verdict = judged(result, owner.pinned, owner.timeout)
+    try:
+        result = owner.gpg.decrypt(block)  # for a clearsigned message: verify and output its text
+        verdict = judged(result, owner.pinned, owner.timeout)
+    except (OSError, ValueError):
+        return AuthResult.refused(
+            Failure.GPG_FAILED, f"gpg did not answer within {owner.timeout:g} s."
+        )
     if not verdict.ok:
         return verdict
     signed = bytes(result.data or b"").decode("utf-8", errors="replace")

@@ -24,14 +24,13 @@ from runtime.integrity.boot_lists import (
 )
 from runtime.integrity.boot_report import BootReport
 from runtime.integrity.boot_view import BootView
-from runtime.integrity.gpg_signer import GpgSigner
 from runtime.integrity.primary_handle import format_primary_hash, primary_handle_bytes
-from runtime.integrity.sign_boot import DefaultChoice, sign_boot
+from runtime.integrity.sign_boot import DefaultChoice
 from runtime.integrity.tpm_counter import TpmCounter
-from runtime.integrity.verify_boot import verify_boot
 from runtime.state.boot_side import BootSide
 from runtime.state.platform_boot import options, saved_default
 from runtime.tpm.connection import Tpm
+from tests.support.signed_boot import owner_signs, owner_verifies
 from tests.tpm.conftest import OWNER
 from tools.owner_key import OwnerKey
 
@@ -56,9 +55,8 @@ def _signed(tpm: Tpm, boot: Path, owner_key: OwnerKey, line: str = LINE) -> Boot
     counter = TpmCounter(tpm, OWNER)
     primary = format_primary_hash(primary_handle_bytes(tpm)) if tpm.has_primary() else None
     choice = DefaultChoice(1, line, tuple(entry_files(line)), primary)
-    signer = GpgSigner(str(owner_key.home))
-    assert sign_boot(str(boot), signer, counter, str(owner_key.public), default=choice).ok
-    report = verify_boot(str(boot), str(owner_key.public), counter.value)
+    assert owner_signs(boot, owner_key, counter, default=choice).ok
+    report = owner_verifies(boot, owner_key, counter)
     assert report.ok, report.findings
     return report
 
@@ -126,11 +124,10 @@ def test_a_default_saved_without_a_storage_key_stays_valid_while_there_is_none(
     """A TPM without a storage key (never owned) binds the default to nothing;
     it passes while the TPM still has none."""
     counter = TpmCounter(bare_tpm, b"")
-    signer = GpgSigner(str(owner_key.home))
     choice = DefaultChoice(1, LINE, tuple(entry_files(LINE)))
     assert not bare_tpm.has_primary()
-    assert sign_boot(str(boot), signer, counter, str(owner_key.public), default=choice).ok
-    report = verify_boot(str(boot), str(owner_key.public), counter.value)
+    assert owner_signs(boot, owner_key, counter, default=choice).ok
+    report = owner_verifies(boot, owner_key, counter)
     assert PRIMARY_HANDLE_HASH_FILE not in report.trusted_state
     assert saved_default_problem(_view(boot, report), report.trusted_state, LINE, bare_tpm) == ""
 
@@ -147,6 +144,6 @@ def test_the_platform_boots_the_default_it_finds_signed(
     assert facts.problem == "" and facts.option is not None
     assert facts.option.line == listed.line
     (boot / "vmlinuz-6.1").write_bytes(b"changed after the check")
-    changed = verify_boot(str(boot), str(owner_key.public), TpmCounter(tpm, OWNER).value)
+    changed = owner_verifies(boot, owner_key, TpmCounter(tpm, OWNER))
     side = BootSide(boot_dir=str(boot), device="/dev/test", last_report=changed)
     assert saved_default(side, tpm).option is None

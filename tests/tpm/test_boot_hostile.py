@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,9 +16,9 @@ from runtime.integrity.boot_lists import LINKS_FILE, parse_links
 from runtime.integrity.boot_paths import BootPathError
 from runtime.integrity.boot_view import BootView, Signed
 from runtime.integrity.gpg_signer import GpgSigner
-from runtime.integrity.sign_boot import SigningError, sign_boot
+from runtime.integrity.sign_boot import SigningError
 from runtime.integrity.tpm_counter import TpmCounter
-from runtime.integrity.verify_boot import BootReport, Problem, verify_boot
+from runtime.integrity.verify_boot import BootReport, Problem
 from runtime.kexec import ram_copy
 from runtime.kexec.errors import KexecError
 from runtime.state.boot_side import BootSide
@@ -27,10 +26,15 @@ from runtime.state.platform import BootOption
 from runtime.state.platform_boot import options, verified_files_problem
 from runtime.tpm.connection import Tpm
 from tests.hang_guard import within
+from tests.support.signed_boot import (
+    heads_hash_check,
+    owner_signs,
+    owner_verifies,
+    problems,
+)
 from tests.tpm.conftest import OWNER
 from tools.owner_key import OwnerKey
 
-C = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 GRUB = "menuentry 'Debian' {\n linux /vmlinuz root=/dev/vda2 ro\n initrd /initrd.img-6.1\n}\n"
 HANG = 20  # seconds: a call on hostile /boot that takes longer is taken as hung
 
@@ -47,24 +51,11 @@ def boot(tmp_path: Path) -> Path:
     return root
 
 
-def _sign(boot: Path, owner_key: OwnerKey, counter: TpmCounter, **kw: Any) -> BootReport:
-    signer = GpgSigner(str(owner_key.home))
-    return sign_boot(str(boot), signer, counter, str(owner_key.public), **kw)
-
-
-def _verify(boot: Path, owner_key: OwnerKey, counter: TpmCounter) -> BootReport:
-    return verify_boot(str(boot), str(owner_key.public), counter.value)
-
-
 def _signed(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> tuple[TpmCounter, BootReport]:
     counter = TpmCounter(tpm, OWNER)
-    report = _sign(boot, owner_key, counter)
+    report = owner_signs(boot, owner_key, counter)
     assert report.ok, report.findings
     return counter, report
-
-
-def _problems(report: BootReport) -> set[Problem]:
-    return {f.problem for f in report.findings}
 
 
 def _state(boot: Path) -> dict[str, bytes]:
@@ -96,8 +87,8 @@ def test_kexec_area_with_symlink_trick_is_refused_and_never_offered(
 ) -> None:
     counter, signed_report = _signed(tpm, boot, owner_key)
     _plant_kexec_d(boot)
-    report = _verify(boot, owner_key, counter)
-    assert Problem.UNEXPECTED in _problems(report) and not report.ok
+    report = owner_verifies(boot, owner_key, counter)
+    assert Problem.UNEXPECTED in problems(report) and not report.ok
     assert "kexec.d" in " ".join(str(f) for f in report.findings)
     # even a view made from the earlier good check never offers or loads it
     side = BootSide(boot_dir=str(boot), device="/dev/test", last_report=signed_report)
@@ -141,14 +132,14 @@ def test_a_file_swapped_after_the_check_is_never_loaded(
 def test_a_change_after_the_check_is_not_signed(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
     counter, _ = _signed(tpm, boot, owner_key)
     (boot / "config-6.1").write_text("an update the owner made\n")
-    shown = _verify(boot, owner_key, counter)
+    shown = owner_verifies(boot, owner_key, counter)
     assert shown.added == ["./config-6.1"]
     before = _state(boot)
     # what a replayed journal does when /boot is remounted read-write to sign
     with (boot / "vmlinuz-6.1").open("r+b") as f:
         f.write(b"ATTACKER")
     with pytest.raises(SigningError, match=r"vmlinuz-6\.1") as err:
-        _sign(boot, owner_key, counter, shown=shown)
+        owner_signs(boot, owner_key, counter, shown=shown)
     assert "config-6.1" not in str(err.value)
     assert _state(boot) == before
 
@@ -183,20 +174,20 @@ def test_a_pending_ext4_journal_is_refused_at_signing(
     try:
         # the owner signs /boot as it is; then the attacker, offline, leaves a journal
         subprocess.run(["mount", device, str(mnt)], check=True, timeout=30)
-        assert _sign(mnt, owner_key, counter).ok
+        assert owner_signs(mnt, owner_key, counter).ok
         unmount(str(mnt))
         kernel = files["/vmlinuz-6.1"]
         ext4_journal.make_pending_journal(image, "/vmlinuz-6.1", kernel[:-8] + b"ATTACKER")
         subprocess.run(["mount", "-o", "ro,noload", device, str(mnt)], check=True, timeout=30)
-        shown = _verify(mnt, owner_key, counter)
+        shown = owner_verifies(mnt, owner_key, counter)
         assert shown.ok, shown.findings  # the old, signed kernel is what is seen
         before = _state(mnt)
         assert remount(device, str(mnt), writable=True, replay_journal=True) == ""
         with pytest.raises(SigningError, match=r"vmlinuz-6\.1"):
-            _sign(mnt, owner_key, counter, shown=shown)
+            owner_signs(mnt, owner_key, counter, shown=shown)
         assert _state(mnt) == before  # nothing was signed
         assert (mnt / "vmlinuz-6.1").read_bytes().endswith(b"ATTACKER")
-        assert not _verify(mnt, owner_key, counter).ok  # and the next check says so
+        assert not owner_verifies(mnt, owner_key, counter).ok  # and the next check says so
     finally:
         unmount(str(mnt))
         subprocess.run([losetup, "-d", device], timeout=30, check=False)
@@ -210,13 +201,13 @@ def test_planted_default_is_not_trusted_nor_carried_into_a_new_signature(
 ) -> None:
     counter, _ = _signed(tpm, boot, owner_key)
     (boot / "kexec_default.1.txt").write_text("Evil|elf|kernel /vmlinuz-6.0|append init=/bin/sh\n")
-    shown = _verify(boot, owner_key, counter)
-    assert Problem.SIGNATURE_BAD in _problems(shown) and shown.trusted_state == {}
+    shown = owner_verifies(boot, owner_key, counter)
+    assert Problem.SIGNATURE_BAD in problems(shown) and shown.trusted_state == {}
     side = BootSide(boot_dir=str(boot), device="/dev/test", last_report=shown)
     from runtime.state.platform_boot import saved_default
 
     assert saved_default(side).option is None
-    report = _sign(boot, owner_key, counter, shown=shown)
+    report = owner_signs(boot, owner_key, counter, shown=shown)
     assert report.ok
     assert not (boot / "kexec_default.1.txt").exists()
 
@@ -229,11 +220,11 @@ def test_symlinked_state_file_is_named_and_removed_never_copied(
     outside.write_bytes(b"bytes from outside /boot\n")
     os.symlink(outside, boot / "kexec_evil.txt")
     os.symlink("/dev/zero", boot / "kexec_zero.txt")
-    shown = within(lambda: _verify(boot, owner_key, counter), HANG)
-    assert _problems(shown) == {Problem.UNEXPECTED}
+    shown = within(lambda: owner_verifies(boot, owner_key, counter), HANG)
+    assert problems(shown) == {Problem.UNEXPECTED}
     text = " ".join(str(f) for f in shown.findings)
     assert "kexec_evil.txt" in text and "kexec_zero.txt" in text
-    assert _sign(boot, owner_key, counter, shown=shown).ok
+    assert owner_signs(boot, owner_key, counter, shown=shown).ok
     assert not os.path.lexists(boot / "kexec_evil.txt")
     assert not os.path.lexists(boot / "kexec_zero.txt")
     assert outside.read_bytes() == b"bytes from outside /boot\n"
@@ -250,11 +241,11 @@ def test_older_copy_signed_before_a_new_counter_never_verifies(
     old = tmp_path / "old"
     shutil.copytree(boot, old, symlinks=True)
     (boot / "kexec_rollback.txt").unlink()
-    shown = _verify(boot, owner_key, counter)
-    assert _sign(boot, owner_key, counter, shown=shown).ok
+    shown = owner_verifies(boot, owner_key, counter)
+    assert owner_signs(boot, owner_key, counter, shown=shown).ok
     shutil.rmtree(boot)
     shutil.copytree(old, boot, symlinks=True)
-    assert Problem.COUNTER_MISSING in _problems(_verify(boot, owner_key, counter))
+    assert Problem.COUNTER_MISSING in problems(owner_verifies(boot, owner_key, counter))
 
 
 # --- 5. files that hang or crash the start ----------------------------------------
@@ -267,7 +258,7 @@ def test_fifo_rollback_file_and_signature_do_not_hang(
     for name in ("kexec_rollback.txt", "kexec.sig"):
         (boot / name).unlink()
         os.mkfifo(boot / name)
-    report = within(lambda: _verify(boot, owner_key, counter), HANG)
+    report = within(lambda: owner_verifies(boot, owner_key, counter), HANG)
     assert not report.ok
     assert "FIFO" in " ".join(str(f) for f in report.findings)
     from runtime.integrity.preflight import CounterView, preflight
@@ -281,11 +272,11 @@ def test_unlistable_state_name_is_a_finding_not_a_crash(
     counter, _ = _signed(tpm, boot, owner_key)
     (boot / "kexec\\x.txt").write_text("odd\n")
     (boot / "kexec\nnl.txt").write_text("odd\n")
-    report = _verify(boot, owner_key, counter)
-    assert _problems(report) == {Problem.UNEXPECTED}
+    report = owner_verifies(boot, owner_key, counter)
+    assert problems(report) == {Problem.UNEXPECTED}
     assert "kexec\\\\x.txt" in str(report.findings[0]) or "kexec\\x.txt" in str(report.findings[0])
     assert "\n" not in str(report.findings[0])  # a name cannot break the screen's lines
-    assert _sign(boot, owner_key, counter, shown=report).ok
+    assert owner_signs(boot, owner_key, counter, shown=report).ok
     assert not (boot / "kexec\\x.txt").exists()
 
 
@@ -298,18 +289,11 @@ def test_retargeted_symlink_to_an_older_signed_kernel_is_refused(
     counter, _ = _signed(tpm, boot, owner_key)
     assert parse_links((boot / LINKS_FILE).read_bytes()) == {"./vmlinuz": "vmlinuz-6.1"}
     # Heads' own check still accepts the signed state with the extra file
-    subprocess.run(
-        ["sha256sum", "-c", "--quiet", "kexec_hashes.txt"],
-        cwd=boot,
-        env=C,
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
+    heads_hash_check(boot, "kexec_hashes.txt")
     os.unlink(boot / "vmlinuz")
     os.symlink("vmlinuz-6.0", boot / "vmlinuz")
-    report = _verify(boot, owner_key, counter)
-    assert _problems(report) == {Problem.LINKS_CHANGED}
+    report = owner_verifies(boot, owner_key, counter)
+    assert problems(report) == {Problem.LINKS_CHANGED}
     assert "vmlinuz -> vmlinuz-6.0" in str(report.findings[0])
 
 
@@ -335,10 +319,10 @@ def test_signing_replaces_a_fifo_state_file_and_keeps_the_new_one(
     counter, _ = _signed(tpm, boot, owner_key)
     (boot / "kexec_rollback.txt").unlink()
     os.mkfifo(boot / "kexec_rollback.txt")
-    shown = within(lambda: _verify(boot, owner_key, counter), HANG)
+    shown = within(lambda: owner_verifies(boot, owner_key, counter), HANG)
     text = " ".join(str(f) for f in shown.findings)
     assert "is not there" not in text and "FIFO" in text
-    report = within(lambda: _sign(boot, owner_key, counter, shown=shown), HANG)
+    report = within(lambda: owner_signs(boot, owner_key, counter, shown=shown), HANG)
     assert report.ok, report.findings
     assert (boot / "kexec_rollback.txt").is_file()
 
@@ -356,21 +340,21 @@ def test_an_unsigned_rollback_file_never_picks_the_counter(
     hotp = TpmCounterStore.open_or_create(tpm, OWNER)
     hotp_before = hotp.read()
     counter, _ = _signed(tpm, boot, owner_key)
-    assert _sign(boot, owner_key, counter).ok
+    assert owner_signs(boot, owner_key, counter).ok
     old = tmp_path / "old"
     shutil.copytree(boot, old, symlinks=True)
     (boot / ROLLBACK_FILE).unlink()
-    shown = _verify(boot, owner_key, counter)
+    shown = owner_verifies(boot, owner_key, counter)
     # what a replayed journal writes once /boot is writable: the HOTP counter's index
     hotp_id = f"{handles.HOTP_COUNTER_NV:x}"
     (boot / ROLLBACK_FILE).write_text(format_sum_line("0" * 64, f"/tmp/counter-{hotp_id}"))
-    report = _sign(boot, owner_key, counter, shown=shown)
+    report = owner_signs(boot, owner_key, counter, shown=shown)
     assert report.ok
     assert hotp.read() == hotp_before  # never moved by a signing
-    assert not _verify(old, owner_key, counter).ok  # the older copy stays refused
+    assert not owner_verifies(old, owner_key, counter).ok  # the older copy stays refused
     # and a /boot naming the HOTP counter is refused as such
     (boot / ROLLBACK_FILE).write_text(format_sum_line("0" * 64, f"/tmp/counter-{hotp_id}"))
-    findings = _verify(boot, owner_key, counter).findings
+    findings = owner_verifies(boot, owner_key, counter).findings
     assert "not a rollback counter" in " ".join(map(str, findings))
 
 
@@ -379,7 +363,7 @@ def _heads_signed(boot: Path, owner_key: OwnerKey, counter: TpmCounter) -> None:
     from runtime.integrity import boot_lists as bl
     from runtime.integrity.boot_scan import hash_files, scan_boot
 
-    report = _sign(boot, owner_key, counter)
+    report = owner_signs(boot, owner_key, counter)
     (boot / bl.LINKS_FILE).unlink()
     scan = scan_boot(str(boot))
     state = {n: (boot / n).read_bytes() for n in bl.signed_names(os.listdir(boot))}
@@ -398,8 +382,8 @@ def test_symlink_targets_heads_never_signed_are_shown_before_signing(
     _heads_signed(boot, owner_key, counter)
     os.unlink(boot / "vmlinuz")
     os.symlink("vmlinuz-6.0", boot / "vmlinuz")
-    report = _verify(boot, owner_key, counter)
-    assert _problems(report) == {Problem.LINKS_UNSIGNED}
+    report = owner_verifies(boot, owner_key, counter)
+    assert problems(report) == {Problem.LINKS_UNSIGNED}
     assert "vmlinuz -> vmlinuz-6.0" in str(report.findings[0])
 
 
@@ -413,7 +397,7 @@ def test_every_changed_path_reaches_the_signing_screen(
     for name in names:
         (boot / name).write_text("new")
     (boot / "vmlinuz-6.1").write_bytes(b"EVIL")
-    check = _check_of(_verify(boot, owner_key, counter))
+    check = _check_of(owner_verifies(boot, owner_key, counter))
     assert set(names) | {"vmlinuz-6.1"} <= set(check.changed)
 
 
@@ -430,14 +414,14 @@ def test_an_interrupted_owner_signing_is_finished_so_its_signature_cannot_come_b
         def increment(self, index: int) -> int:
             raise OSError("power cut")
 
-    shown = _verify(boot, owner_key, counter)
+    shown = owner_verifies(boot, owner_key, counter)
     value = shown.counter
     with pytest.raises(OSError, match="power cut"):
-        _sign(boot, owner_key, CutBeforeIncrement(tpm, OWNER), shown=shown)
+        owner_signs(boot, owner_key, CutBeforeIncrement(tpm, OWNER), shown=shown)
     assert (boot / PENDING_DIR / "COMMIT").exists()
     said = settle_interrupted(str(boot), counter, str(owner_key.public))
     assert "completed" in said
-    report = _verify(boot, owner_key, counter)
+    report = owner_verifies(boot, owner_key, counter)
     assert report.ok and report.counter == (value or 0) + 1
     assert "./config-6.1" in report.digests
 
@@ -461,7 +445,7 @@ def test_a_staging_not_signed_by_the_owner_is_dropped_and_moves_nothing(
     stage(str(boot), NewState(files, [], now + 1))
     said = settle_interrupted(str(boot), counter, str(owner_key.public))
     assert "dropped" in said
-    assert counter.value(index) == now and _verify(boot, owner_key, counter).ok
+    assert counter.value(index) == now and owner_verifies(boot, owner_key, counter).ok
 
 
 def test_control_characters_and_escapes_in_names_never_reach_a_screen(
@@ -470,11 +454,11 @@ def test_control_characters_and_escapes_in_names_never_reach_a_screen(
     counter, _ = _signed(tpm, boot, owner_key)
     (boot / "kexec_\x01.txt").write_text("x")
     (boot / "\x1b[2J\x9bVERIFIED").write_text("x")
-    report = _verify(boot, owner_key, counter)
+    report = owner_verifies(boot, owner_key, counter)
     text = " ".join(map(str, report.findings))
     assert not any(c in text for c in "\x1b\x9b\x01")
-    assert Problem.UNEXPECTED in _problems(report)
-    assert _sign(boot, owner_key, counter, shown=report).ok
+    assert Problem.UNEXPECTED in problems(report)
+    assert owner_signs(boot, owner_key, counter, shown=report).ok
     assert not os.path.lexists(boot / "kexec_\x01.txt")
 
 
@@ -486,5 +470,5 @@ def test_many_hard_links_to_a_sparse_state_file_are_refused_without_reading(
         f.truncate(32 << 20)
     for i in range(1, 200):
         os.link(boot / "kexec_pad0.txt", boot / f"kexec_pad{i}.txt")
-    report = within(lambda: _verify(boot, owner_key, counter), HANG)
-    assert not report.ok and Problem.LIST_DAMAGED in _problems(report)
+    report = within(lambda: owner_verifies(boot, owner_key, counter), HANG)
+    assert not report.ok and Problem.LIST_DAMAGED in problems(report)

@@ -18,10 +18,18 @@ from runtime.integrity.tpm_counter import TpmCounter
 from runtime.integrity.verify_boot import Problem, verify_boot
 from runtime.tpm import nv
 from runtime.tpm.connection import Tpm
+from tests.support.signed_boot import (
+    C_LOCALE,
+    gpg_signature,
+    heads_hash_check,
+    heads_listing,
+    heads_shell,
+    owner_signs,
+    owner_verifies,
+    problems,
+)
 from tests.tpm.conftest import OWNER
 from tools.owner_key import OwnerKey
-
-C = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 
 @pytest.fixture
@@ -37,82 +45,39 @@ def boot(tmp_path: Path) -> Path:
     return root
 
 
-def _verify(boot: Path, owner_key: OwnerKey, counter: TpmCounter):  # type: ignore[no-untyped-def]
-    return verify_boot(str(boot), str(owner_key.public), counter.value)
-
-
-def _sign(boot: Path, owner_key: OwnerKey, counter: TpmCounter, **kw):  # type: ignore[no-untyped-def]
-    return sign_boot(
-        str(boot), GpgSigner(str(owner_key.home)), counter, str(owner_key.public), **kw
-    )
-
-
-def _problems(report) -> set[Problem]:  # type: ignore[no-untyped-def]
-    return {f.problem for f in report.findings}
-
-
 def test_signed_boot_verifies_here_and_as_heads_checks_it(
     tpm: Tpm, boot: Path, owner_key: OwnerKey
 ) -> None:
     counter = TpmCounter(tpm, OWNER)
-    report = _sign(boot, owner_key, counter)
+    report = owner_signs(boot, owner_key, counter)
     assert report.ok, report.findings
     assert report.counter is not None and report.signer
     first = report.counter
     # Heads' own checks: sha256sum -c, the listing through gpg --verify, the tree
-    subprocess.run(
-        ["sha256sum", "-c", "--quiet", "kexec_hashes.txt"],
-        cwd=boot,
-        env=C,
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
-    listing = subprocess.run(
-        ["sh", "-c", "sha256sum kexec*.txt"],
-        cwd=boot,
-        env=C,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout
+    heads_hash_check(boot, "kexec_hashes.txt")
     subprocess.run(
         ["gpg", "--homedir", str(owner_key.home), "--verify", "kexec.sig", "-"],
-        input=listing,
+        input=heads_listing(boot),
         cwd=boot,
         check=True,
         timeout=60,
         capture_output=True,
     )
-    tree = subprocess.run(
-        ["sh", "-c", "find ./ ! -path './kexec*' -print0 | sort -z"],
-        cwd=boot,
-        env=C,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout
+    tree = heads_shell(boot, "find ./ ! -path './kexec*' -print0 | sort -z")
     assert (boot / "kexec_tree.txt").read_bytes() == tree
     # a second signing moves the counter on
-    assert _sign(boot, owner_key, counter).counter == first + 1
+    assert owner_signs(boot, owner_key, counter).counter == first + 1
 
 
 def test_default_entry_is_signed_with_its_hashes(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
     counter = TpmCounter(tpm, OWNER)
     line = "Debian|elf|kernel /vmlinuz-6.1|initrd /initrd.img-6.1|append root=/dev/vda2 ro"
     choice = DefaultChoice(1, line, ("/vmlinuz-6.1", "/initrd.img-6.1"))
-    assert _sign(boot, owner_key, counter, default=choice).ok
+    assert owner_signs(boot, owner_key, counter, default=choice).ok
     assert (boot / "kexec_default.1.txt").read_text() == line + "\n"
-    subprocess.run(
-        ["sha256sum", "-c", "--quiet", "kexec_default_hashes.txt"],
-        cwd=boot,
-        env=C,
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
+    heads_hash_check(boot, "kexec_default_hashes.txt")
     other = DefaultChoice(2, line, ("/vmlinuz-6.1",))
-    assert _sign(boot, owner_key, counter, default=other).ok
+    assert owner_signs(boot, owner_key, counter, default=other).ok
     assert not (boot / "kexec_default.1.txt").exists()
     assert (boot / "kexec_default.2.txt").exists()
 
@@ -122,7 +87,7 @@ def test_default_entry_is_signed_with_its_hashes(tpm: Tpm, boot: Path, owner_key
 
 def _signed(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> TpmCounter:
     counter = TpmCounter(tpm, OWNER)
-    report = _sign(boot, owner_key, counter)
+    report = owner_signs(boot, owner_key, counter)
     assert report.ok
     counter.first = report.counter  # type: ignore[attr-defined]
     return counter
@@ -133,8 +98,8 @@ def test_modified_kernel(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
     with (boot / "vmlinuz-6.1").open("r+b") as f:
         f.seek(1000)
         f.write(b"\xcc")
-    report = _verify(boot, owner_key, counter)
-    assert _problems(report) == {Problem.FILES_MODIFIED}
+    report = owner_verifies(boot, owner_key, counter)
+    assert problems(report) == {Problem.FILES_MODIFIED}
     assert report.modified == ["./vmlinuz-6.1"]
     assert "vmlinuz-6.1" in str(report.findings[0])
 
@@ -145,7 +110,7 @@ def test_modified_initrd_and_config(tpm: Tpm, boot: Path, owner_key: OwnerKey) -
     (boot / "grub" / "grub.cfg").write_text(
         "menuentry 'Debian' { linux /vmlinuz-6.1 init=/bin/sh }\n"
     )
-    report = _verify(boot, owner_key, counter)
+    report = owner_verifies(boot, owner_key, counter)
     assert report.modified == ["./grub/grub.cfg", "./initrd.img-6.1"]
 
 
@@ -153,8 +118,8 @@ def test_added_and_removed_files(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> N
     counter = _signed(tpm, boot, owner_key)
     (boot / "grub" / "custom.cfg").write_text("set superusers=\n")
     (boot / "config-6.1").unlink()
-    report = _verify(boot, owner_key, counter)
-    assert _problems(report) == {Problem.FILES_ADDED, Problem.FILES_REMOVED}
+    report = owner_verifies(boot, owner_key, counter)
+    assert problems(report) == {Problem.FILES_ADDED, Problem.FILES_REMOVED}
     assert report.added == ["./grub/custom.cfg"] and report.removed == ["./config-6.1"]
 
 
@@ -165,11 +130,11 @@ def test_replayed_older_signed_boot(
     old = tmp_path / "old-boot"
     shutil.copytree(boot, old, symlinks=True)
     (boot / "vmlinuz-6.1").write_bytes(b"new kernel")
-    assert _sign(boot, owner_key, counter).ok
+    assert owner_signs(boot, owner_key, counter).ok
     shutil.rmtree(boot)
     shutil.copytree(old, boot, symlinks=True)  # the attacker puts the old, signed /boot back
-    report = _verify(boot, owner_key, counter)
-    assert _problems(report) == {Problem.ROLLED_BACK}
+    report = owner_verifies(boot, owner_key, counter)
+    assert problems(report) == {Problem.ROLLED_BACK}
     first = counter.first  # type: ignore[attr-defined]
     assert report.signed_counter == first and report.counter == first + 1
     assert f"counter was {first}" in str(report.findings[0])
@@ -179,28 +144,13 @@ def test_signature_by_another_valid_key(
     tpm: Tpm, boot: Path, owner_key: OwnerKey, stranger: OwnerKey
 ) -> None:
     counter = _signed(tpm, boot, owner_key)
-    listing = subprocess.run(
-        ["sh", "-c", "sha256sum kexec*.txt"],
-        cwd=boot,
-        env=C,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout
-    sig = subprocess.run(
-        ["gpg", "--homedir", str(stranger.home), "--batch", "--detach-sign", "-a"],
-        input=listing,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    (boot / SIGNATURE_FILE).write_bytes(sig.stdout)
+    (boot / SIGNATURE_FILE).write_bytes(gpg_signature(stranger, heads_listing(boot)))
     # the stranger's key is in the keyring offered to gpg too: still refused
     both = boot.parent / "both.asc"
     both.write_bytes(owner_key.public.read_bytes() + stranger.public.read_bytes())
     pinned = verify_boot(str(boot), str(both), counter.value, pinned_fingerprints=[_fpr(owner_key)])
-    assert _problems(pinned) == {Problem.SIGNATURE_NOT_OWNER}
-    assert _problems(_verify(boot, owner_key, counter)) == {Problem.SIGNATURE_NOT_OWNER}
+    assert problems(pinned) == {Problem.SIGNATURE_NOT_OWNER}
+    assert problems(owner_verifies(boot, owner_key, counter)) == {Problem.SIGNATURE_NOT_OWNER}
 
 
 def _fpr(key: OwnerKey) -> str:
@@ -218,26 +168,26 @@ def test_missing_and_corrupted_signature(tpm: Tpm, boot: Path, owner_key: OwnerK
     counter = _signed(tpm, boot, owner_key)
     sig = (boot / SIGNATURE_FILE).read_bytes()
     (boot / SIGNATURE_FILE).write_bytes(sig[:60] + b"AAAA" + sig[64:])
-    assert _problems(_verify(boot, owner_key, counter)) & {
+    assert problems(owner_verifies(boot, owner_key, counter)) & {
         Problem.SIGNATURE_BAD,
         Problem.SIGNATURE_UNCHECKED,
     }
     (boot / SIGNATURE_FILE).unlink()
-    assert _problems(_verify(boot, owner_key, counter)) == {Problem.SIGNATURE_MISSING}
+    assert problems(owner_verifies(boot, owner_key, counter)) == {Problem.SIGNATURE_MISSING}
     (boot / SIGNATURE_FILE).write_bytes(sig)
     (boot / "kexec_hashes.txt").write_bytes(b"")  # a signed list changed: the signature fails
-    assert Problem.SIGNATURE_BAD in _problems(_verify(boot, owner_key, counter))
+    assert Problem.SIGNATURE_BAD in problems(owner_verifies(boot, owner_key, counter))
 
 
 def test_counter_index_deleted(tpm: Tpm, boot: Path, owner_key: OwnerKey) -> None:
     counter = _signed(tpm, boot, owner_key)
     index = parse_rollback((boot / ROLLBACK_FILE).read_bytes()).nv_index
     nv.undefine(tpm, index, OWNER)
-    report = _verify(boot, owner_key, counter)
-    assert _problems(report) == {Problem.COUNTER_MISSING}
+    report = owner_verifies(boot, owner_key, counter)
+    assert problems(report) == {Problem.COUNTER_MISSING}
     assert "reset or replaced" in str(report.findings[0])
     # the way forward: signing again binds /boot to a new counter
-    again = _sign(boot, owner_key, counter)
+    again = owner_signs(boot, owner_key, counter)
     assert again.ok
     assert parse_rollback((boot / ROLLBACK_FILE).read_bytes()).nv_index != index
 
@@ -274,9 +224,14 @@ def test_boot_prepared_by_heads_commands_verifies(
     )
     try:
         subprocess.run(
-            ["sh", "-c", script], cwd=boot, env=C, check=True, timeout=120, capture_output=True
+            ["sh", "-c", script],
+            cwd=boot,
+            env=C_LOCALE,
+            check=True,
+            timeout=120,
+            capture_output=True,
         )
     finally:
         counter_file.unlink(missing_ok=True)
-    report = _verify(boot, owner_key, TpmCounter(tpm, OWNER))
+    report = owner_verifies(boot, owner_key, TpmCounter(tpm, OWNER))
     assert report.ok, report.findings

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tools.initrd.lock import DEBIAN_PYTHON, REFRESH_COMMAND, DebPin, SourcePin
+from tools.initrd.lock import REFRESH_COMMAND, DebPin, SourcePin, pip_download_argv
 
 
 class FetchError(Exception):
@@ -109,20 +109,6 @@ def fetch_source(pin: SourcePin, cache: Path) -> Path:
         cache / "python",
         pin.filename,
         pin.sha256,
-        [
-            DEBIAN_PYTHON,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            f"{pin.name}=={pin.version}",
-            "-d",
-            ".",
-        ],
+        pip_download_argv(pin.name, pin.version, "."),
         failure,
     )

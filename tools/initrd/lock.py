@@ -93,6 +93,26 @@ def wanted_packages(path: Path = PACKAGES_FILE) -> tuple[list[str], list[tuple[s
     return debs, sources
 
 
+def pip_download_argv(name: str, version: str, into: str) -> list[str]:
+    """pip, run by Debian's interpreter, fetching one pinned source (never a
+    wheel, none of its dependencies) into the directory ``into``."""
+    return [
+        DEBIAN_PYTHON,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--no-build-isolation",
+        "--disable-pip-version-check",
+        f"{name}=={version}",
+        "-d",
+        into,
+    ]
+
+
 def _run(argv: list[str], timeout: float, cwd: Path | None = None) -> str:
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
@@ -142,24 +162,7 @@ def _candidates(names: list[str]) -> list[DebPin]:
 
 def _source_pin(name: str, version: str, cache: Path) -> SourcePin:
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        _run(
-            [
-                DEBIAN_PYTHON,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "--no-build-isolation",
-                "--disable-pip-version-check",
-                f"{name}=={version}",
-                "-d",
-                tmp,
-            ],
-            600,
-        )
+        _run(pip_download_argv(name, version, tmp), 600)
         (sdist,) = Path(tmp).iterdir()
         digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
         sdist.replace(cache / sdist.name)

@@ -224,14 +224,11 @@ class SerialToken:
             "no answer",
         )
 
-    def check(self, code: str) -> TokenStatus:
-        if not is_code(code):
-            return TokenStatus(
-                HotpCheck.INVALID,
-                ("The HOTP code to check is not six digits; it was not sent to the token."),
-            )
+    def _reply(self, request: bytearray, what: str) -> list[str] | TokenStatus:
+        """The words of the token's answer to ``request`` (``what`` it is, in
+        plain words), or the status when the token is gone or does not answer."""
         try:
-            words = self._ask(bytearray(b"CHECK " + code.encode()), self._reply_timeout)
+            words = self._ask(request, self._reply_timeout)
         except OSError as err:
             self.close()
             return TokenStatus(
@@ -239,7 +236,25 @@ class SerialToken:
                 (f"The {self._name} is gone: {self.device} cannot be used ({err.strerror})."),
             )
         if words is None:
-            return self._no_answer("the code check")
+            return self._no_answer(what)
+        return words
+
+    def _unexpected(self, words: list[str]) -> TokenStatus:
+        return TokenStatus(
+            HotpCheck.ERROR,
+            f"The {self._name} gave an unexpected answer.",
+            f"first word {words[0][:32]!r}",
+        )  # the rest may echo a secret
+
+    def check(self, code: str) -> TokenStatus:
+        if not is_code(code):
+            return TokenStatus(
+                HotpCheck.INVALID,
+                ("The HOTP code to check is not six digits; it was not sent to the token."),
+            )
+        words = self._reply(bytearray(b"CHECK " + code.encode()), "the code check")
+        if isinstance(words, TokenStatus):
+            return words
         answer = words[0]
         if answer == "OK":
             return TokenStatus(HotpCheck.SUCCESS, f"The {self._name} accepted the HOTP code.")
@@ -253,11 +268,7 @@ class SerialToken:
                     "Generate a new TOTP/HOTP secret to program it."
                 ),
             )
-        return TokenStatus(
-            HotpCheck.ERROR,
-            f"The {self._name} gave an unexpected answer.",
-            f"first word {words[0][:32]!r}",
-        )  # the rest may echo a secret
+        return self._unexpected(words)
 
     def program(self, secret: bytearray, counter: int, admin_pin: bytearray) -> TokenStatus:
         if not secret or counter < 0:
@@ -278,16 +289,9 @@ class SerialToken:
         request += base64.b32encode(bytes(secret))
         request += b" %d " % counter
         request += admin_pin
-        try:
-            words = self._ask(request, self._reply_timeout)
-        except OSError as err:
-            self.close()
-            return TokenStatus(
-                HotpCheck.ABSENT,
-                (f"The {self._name} is gone: {self.device} cannot be used ({err.strerror})."),
-            )
-        if words is None:
-            return self._no_answer("the programming request")
+        words = self._reply(request, "the programming request")
+        if isinstance(words, TokenStatus):
+            return words
         answer = words[0]
         if answer == "OK":
             return TokenStatus(
@@ -315,8 +319,4 @@ class SerialToken:
             return TokenStatus(
                 HotpCheck.INVALID, f"The {self._name} refused the secret or counter as malformed."
             )
-        return TokenStatus(
-            HotpCheck.ERROR,
-            f"The {self._name} gave an unexpected answer.",
-            f"first word {words[0][:32]!r}",
-        )  # the rest may echo a secret
+        return self._unexpected(words)

@@ -13,6 +13,7 @@ from runtime.boot_configs.entry import BootEntry, ConfigSyntaxError, EntryKind, 
 from runtime.boot_configs.fs import DirFS, MemoryFS
 from runtime.boot_configs.grub import parse_grub
 from runtime.boot_configs.grub_lexer import tokenize
+from tests.support.boot_config_tree import config_tree, parsed
 from tests.support.uroot_corpus import Expected, UrootCorpus
 
 CORPUS = UrootCorpus("grub/testdata_new")
@@ -147,17 +148,13 @@ def test_lexer_unterminated_quote_warns() -> None:
 # --- parser -------------------------------------------------------------------
 
 
-def _fs(cfg: str, **extra: str) -> MemoryFS:
-    files = {"/boot/grub/grub.cfg": cfg}
-    files.update({"/" + k.replace("__", "/").replace("_DOT_", "."): v for k, v in extra.items()})
-    for name in ("vmlinuz", "initrd.img", "ucode.img", "xen.gz"):
-        files.setdefault(f"/boot/{name}", "x")
-    return MemoryFS(files)
+GRUB_CFG = "/boot/grub/grub.cfg"
+#: the files the hand-written configurations boot
+PLACEHOLDERS = [f"/boot/{name}" for name in ("vmlinuz", "initrd.img", "ucode.img", "xen.gz")]
 
 
 def _parse(cfg: str, **extra: str) -> tuple[list[BootEntry], list[str]]:
-    entries, warnings = parse_grub(_fs(cfg, **extra), "/boot/grub/grub.cfg")
-    return entries, [str(w) for w in warnings]
+    return parsed(parse_grub, config_tree(GRUB_CFG, cfg, PLACEHOLDERS, extra), GRUB_CFG)
 
 
 def test_menuentry_vars_and_initrds() -> None:

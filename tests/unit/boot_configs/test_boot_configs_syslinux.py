@@ -13,6 +13,7 @@ import pytest
 from runtime.boot_configs.entry import BootEntry, ConfigSyntaxError, EntryKind, Module
 from runtime.boot_configs.fs import DirFS, MemoryFS
 from runtime.boot_configs.syslinux import parse_syslinux
+from tests.support.boot_config_tree import config_tree, parsed
 from tests.support.uroot_corpus import Expected, UrootCorpus
 
 CORPUS = UrootCorpus("syslinux/testdata")
@@ -100,18 +101,21 @@ def test_u_root_defaults_and_missing_files() -> None:
 # --- hand-written configurations ---------------------------------------------
 
 
+SYSLINUX_CFG = "/boot/syslinux/syslinux.cfg"
+#: the files the hand-written configurations boot
+PLACEHOLDERS = [
+    *(f"/boot/syslinux/{name}" for name in ("vmlinuz", "initrd.img", "ucode.img", "xen.gz")),
+    "/boot/syslinux/extra.img",
+    "/abs/vmlinuz",
+]
+
+
 def _fs(cfg: str, **extra: str) -> MemoryFS:
-    files = {"/boot/syslinux/syslinux.cfg": cfg}
-    files.update({"/" + k.replace("__", "/").replace("_DOT_", "."): v for k, v in extra.items()})
-    for name in ("vmlinuz", "initrd.img", "ucode.img", "xen.gz", "extra.img"):
-        files.setdefault(f"/boot/syslinux/{name}", "x")
-    files.setdefault("/abs/vmlinuz", "x")
-    return MemoryFS(files)
+    return config_tree(SYSLINUX_CFG, cfg, PLACEHOLDERS, extra)
 
 
 def _parse(cfg: str, **extra: str) -> tuple[list[BootEntry], list[str]]:
-    entries, warnings = parse_syslinux(_fs(cfg, **extra), "/boot/syslinux/syslinux.cfg")
-    return entries, [str(w) for w in warnings]
+    return parsed(parse_syslinux, _fs(cfg, **extra), SYSLINUX_CFG)
 
 
 def test_basic_keywords_case_insensitive() -> None:

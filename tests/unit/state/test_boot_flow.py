@@ -32,7 +32,7 @@ from tests.fakes_platform import (
     failed_totp,
     run_machine,
 )
-from tests.fakes_ui import ScriptedUi, power_off, reboot
+from tests.fakes_ui import ScriptedUi, Step, power_off, reboot
 
 MAIN = "boot menu"
 
@@ -50,6 +50,34 @@ def started(**fields: object) -> StartFacts:
 
 #: the countdown configured, and the token's Success that lets it run
 AUTOBOOT = started(auto_boot_timeout=5, hotp_configured=True)
+
+
+# -- steps many scripts share ----------------------------------------------------
+
+
+def secret_shown_then_power_off() -> list[Step]:
+    """The new secret's QR code and its text are left, then power off."""
+    return [("show", "Scan this", None), ("show", "TOTP secret", None), *power_off(MAIN)]
+
+
+def reset_with_own_passphrase(passphrase: bytes) -> list[Step]:
+    """Yes to resetting the TPM, and one's own new owner passphrase typed."""
+    return [
+        ("choose", "Reset the TPM?", "y"),
+        ("choose", "New TPM owner passphrase", "t"),  # type my own
+        ("ask", "Your own TPM owner passphrase", passphrase),
+    ]
+
+
+def seal_with_token(failure: str, pin: bytes, owner_passphrase: bytes) -> list[Step]:
+    """From the failure screen titled ``failure``: a new secret, sealed and
+    programmed into the HOTP token with ``pin``."""
+    return [
+        ("choose", failure, "g"),
+        ("choose", "Seal a new", "y"),
+        ("ask", "HOTP token PIN", pin),
+        ("ask", "TPM owner passphrase", owner_passphrase),
+    ]
 
 
 def test_the_normal_start_reaches_the_main_menu_verified() -> None:
@@ -116,13 +144,8 @@ def test_no_autoboot_once_someone_is_at_the_keyboard() -> None:
     final, ui = run(
         platform,
         [
-            ("choose", "HOTP not verified", "g"),
-            ("choose", "Seal a new", "y"),
-            ("ask", "HOTP token PIN", b"12345678"),
-            ("ask", "TPM owner passphrase", b"owner"),
-            ("show", "Scan this", None),
-            ("show", "TOTP secret", None),
-            *power_off(MAIN),
+            *seal_with_token("HOTP not verified", b"12345678", b"owner"),
+            *secret_shown_then_power_off(),
         ],
     )
     assert final is State.POWER_OFF
@@ -278,14 +301,10 @@ def test_first_ownership_resets_the_tpm_generates_and_shows_the_secret_once() ->
         [
             ("choose", "TOTP code cannot be shown", "g"),
             ("show", "no owner yet", None),
-            ("choose", "Reset the TPM?", "y"),
-            ("choose", "New TPM owner passphrase", "t"),  # type my own
-            ("ask", "Your own TPM owner passphrase", b"correct horse"),
+            *reset_with_own_passphrase(b"correct horse"),
             ("show", "The TPM was reset", None),
             ("choose", "Seal a new TOTP/HOTP secret?", "y"),
-            ("show", "Scan this", None),
-            ("show", "TOTP secret", None),
-            *power_off(MAIN),
+            *secret_shown_then_power_off(),
         ],
     )
     assert final is State.POWER_OFF
@@ -332,9 +351,7 @@ def test_a_wrong_owner_passphrase_is_asked_again_and_wiped() -> None:
             ("ask", "TPM owner passphrase", b"wrong one"),
             ("show", "not sealed", None),
             ("ask", "TPM owner passphrase", b"right one"),
-            ("show", "Scan this", None),
-            ("show", "TOTP secret", None),
-            *power_off(MAIN),
+            *secret_shown_then_power_off(),
         ],
     )
     assert final is State.POWER_OFF
@@ -352,13 +369,8 @@ def test_the_hotp_token_pin_is_asked_when_a_token_is_configured() -> None:
     final, ui = run(
         platform,
         [
-            ("choose", "TOTP code cannot be shown", "g"),
-            ("choose", "Seal a new", "y"),
-            ("ask", "HOTP token PIN", b"12345678"),
-            ("ask", "TPM owner passphrase", b"owner pass"),
-            ("show", "Scan this", None),
-            ("show", "TOTP secret", None),
-            *power_off(MAIN),
+            *seal_with_token("TOTP code cannot be shown", b"12345678", b"owner pass"),
+            *secret_shown_then_power_off(),
         ],
     )
     assert final is State.POWER_OFF
@@ -375,9 +387,7 @@ def test_a_reset_asks_the_lockout_passphrase_when_the_firmware_needs_it() -> Non
         platform,
         [
             ("choose", "TOTP code cannot be shown", "p"),
-            ("choose", "Reset the TPM?", "y"),
-            ("choose", "New TPM owner passphrase", "t"),  # type my own
-            ("ask", "Your own TPM owner passphrase", b"new passphrase"),
+            *reset_with_own_passphrase(b"new passphrase"),
             ("ask", "Current TPM passphrase", b"old passphrase"),
             ("show", "The TPM was reset", None),
             ("choose", "Seal a new", "n"),
@@ -416,9 +426,7 @@ def test_a_failed_reset_says_why_and_changes_nothing() -> None:
         platform,
         [
             ("choose", "TOTP code cannot be shown", "p"),
-            ("choose", "Reset the TPM?", "y"),
-            ("choose", "New TPM owner passphrase", "t"),  # type my own
-            ("ask", "Your own TPM owner passphrase", b"new passphrase"),
+            *reset_with_own_passphrase(b"new passphrase"),
             ("show", "was not reset", None),
             *power_off(MAIN),
         ],
@@ -607,13 +615,8 @@ def test_a_failed_hotp_can_generate_a_new_secret() -> None:
     final, _ = run(
         platform,
         [
-            ("choose", "HOTP not verified", "g"),
-            ("choose", "Seal a new", "y"),
-            ("ask", "HOTP token PIN", b"12345678"),
-            ("ask", "TPM owner passphrase", b"owner"),
-            ("show", "Scan this", None),
-            ("show", "TOTP secret", None),
-            *power_off(MAIN),
+            *seal_with_token("HOTP not verified", b"12345678", b"owner"),
+            *secret_shown_then_power_off(),
         ],
     )
     assert final is State.POWER_OFF
@@ -765,15 +768,10 @@ def test_a_token_that_refuses_the_pin_seals_nothing_and_can_be_tried_again() -> 
     final, ui = run(
         platform,
         [
-            ("choose", "TOTP code cannot be shown", "g"),
-            ("choose", "Seal a new", "y"),
-            ("ask", "HOTP token PIN", b"1234567"),
-            ("ask", "TPM owner passphrase", b"owner"),
+            *seal_with_token("TOTP code cannot be shown", b"1234567", b"owner"),
             ("choose", "HOTP token was not programmed", "r"),
             ("ask", "HOTP token PIN", b"12345678"),
-            ("show", "Scan this", None),
-            ("show", "TOTP secret", None),
-            *power_off(MAIN),
+            *secret_shown_then_power_off(),
         ],
     )
     assert final is State.POWER_OFF
@@ -802,14 +800,9 @@ def test_a_refused_token_can_be_left_out() -> None:
     final, _ = run(
         platform,
         [
-            ("choose", "TOTP code cannot be shown", "g"),
-            ("choose", "Seal a new", "y"),
-            ("ask", "HOTP token PIN", b"12345678"),
-            ("ask", "TPM owner passphrase", b"owner"),
+            *seal_with_token("TOTP code cannot be shown", b"12345678", b"owner"),
             ("choose", "HOTP token was not programmed", "w"),
-            ("show", "Scan this", None),
-            ("show", "TOTP secret", None),
-            *power_off(MAIN),
+            *secret_shown_then_power_off(),
         ],
     )
     assert final is State.POWER_OFF
@@ -846,9 +839,7 @@ def test_no_to_sealing_after_a_reset_wipes_the_kept_passphrase() -> None:
     ui = ScriptedUi(
         [
             ("choose", "TOTP code cannot be shown", "p"),
-            ("choose", "Reset the TPM?", "y"),
-            ("choose", "New TPM owner passphrase", "t"),  # type my own
-            ("ask", "Your own TPM owner passphrase", b"new passphrase"),
+            *reset_with_own_passphrase(b"new passphrase"),
             ("show", "The TPM was reset", None),
             ("choose", "Seal a new", "n"),
             *power_off(MAIN),
@@ -876,18 +867,13 @@ def test_after_the_last_token_try_only_without_or_cancel_is_offered_and_without_
     final, ui = run(
         platform,
         [
-            ("choose", "TOTP code cannot be shown", "g"),
-            ("choose", "Seal a new", "y"),
-            ("ask", "HOTP token PIN", b"1"),
-            ("ask", "TPM owner passphrase", b"owner"),
+            *seal_with_token("TOTP code cannot be shown", b"1", b"owner"),
             ("choose", "HOTP token was not programmed", "r"),
             ("ask", "HOTP token PIN", b"2"),
             ("choose", "HOTP token was not programmed", "r"),
             ("ask", "HOTP token PIN", b"3"),
             ("choose", "HOTP token was not programmed", "w"),
-            ("show", "Scan this", None),
-            ("show", "TOTP secret", None),
-            *power_off(MAIN),
+            *secret_shown_then_power_off(),
         ],
     )
     assert final is State.POWER_OFF

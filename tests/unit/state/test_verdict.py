@@ -8,6 +8,7 @@ import itertools
 
 from runtime.state.verdict import BootState, Evidence, Secret, Token, verdict
 from runtime.state.view import Tone
+from tests.support.verdict_oracle import everything_checked
 
 ATTACK_SIGNS = {"TAMPERED?"}
 WORDS = {
@@ -58,31 +59,16 @@ def every_evidence() -> list[Evidence]:
     ]
 
 
-def _all_checked(e: Evidence) -> bool:
-    return (
-        e.tpm
-        and e.measurements_match
-        and e.secret is Secret.SHOWN
-        and e.token in (Token.SUCCESS, Token.NOT_CONFIGURED)
-        and e.boot is BootState.VERIFIED
-        and not e.rollback_problem
-        and not e.config_problems
-        and not e.rollback_off
-        and not e.basic
-        and not e.root_changed
-    )
-
-
 def test_verified_exactly_when_everything_was_checked() -> None:
     table = every_evidence()
     assert len(table) == 2 * 2 * 2 * len(Secret) * len(Token) * len(BootState) * 2**5
     for e in table:
         found = verdict(e)
         assert found.word in WORDS, found
-        assert (found.word == "VERIFIED") is _all_checked(e), e
-        assert (found.tone is Tone.GOOD) is _all_checked(e), e
+        assert (found.word == "VERIFIED") is everything_checked(e), e
+        assert (found.tone is Tone.GOOD) is everything_checked(e), e
         if e.tpm:  # without a TPM, the verdict says so, whatever else is missing
-            assert bool(found.reasons) is not _all_checked(e), e
+            assert bool(found.reasons) is not everything_checked(e), e
 
 
 def test_signs_of_an_attack_and_only_they_read_as_one() -> None:

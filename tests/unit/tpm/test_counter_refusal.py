@@ -18,23 +18,12 @@ from runtime.tpm.nv_attrs import (
     NvAttr,
     with_type,
 )
+from tests.support.nv_answers import nv_answers
 from tests.support.plain_words import assert_plain
 
 INDEX = 0x01C0FFEE
-
-
-def answer(
-    attributes: int = COUNTER_ATTRIBUTES,
-    size: int = 8,
-    policy: bytes = b"",
-    index: int = INDEX,
-    name_alg: int = nv.NAME_ALG,
-) -> nv.NvInfo:
-    """What a TPM reports for this public area: the area and its true Name."""
-    name = nv.nv_name(index, attributes, size, policy, name_alg) or b"\x00\x0c" + bytes(48)
-    return nv.NvInfo(
-        INDEX, attributes, size, name, name_alg=name_alg, auth_policy=policy, public_index=index
-    )
+#: what the TPM reports for the index: the defined area unless a test changes it
+answer = nv_answers(INDEX, COUNTER_ATTRIBUTES, 8)
 
 
 @pytest.mark.parametrize(

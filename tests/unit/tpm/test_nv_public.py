@@ -17,23 +17,12 @@ from tpm2_pytss.types import TPMS_NV_PUBLIC
 
 from runtime.tpm import handles, nv
 from runtime.tpm.nv_attrs import NvAttr
+from tests.support.nv_answers import nv_answers
 
 INDEX = handles.TOTP_SEALED_NV
 SPEC = nv.SEALED_BLOB
-
-
-def answer(
-    attributes: int = SPEC.attributes,
-    size: int = SPEC.size,
-    policy: bytes = b"",
-    index: int = INDEX,
-    name_alg: int = nv.NAME_ALG,
-) -> nv.NvInfo:
-    """What a TPM reports for this public area: the area and its true Name."""
-    name = nv.nv_name(index, attributes, size, policy, name_alg) or b"\x00\x0c" + bytes(48)
-    return nv.NvInfo(
-        INDEX, attributes, size, name, name_alg=name_alg, auth_policy=policy, public_index=index
-    )
+#: what the TPM reports for the index: the defined area unless a test changes it
+answer = nv_answers(INDEX, SPEC.attributes, SPEC.size)
 
 
 @pytest.mark.parametrize("policy", [b"", bytes(32)])
