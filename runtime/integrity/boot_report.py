@@ -86,12 +86,15 @@ _KINDS: Mapping[Problem, ProblemKind] = {
     Problem.UPDATE_NOTES: _K.RESIGNABLE,
 }
 
+_BY_VALUE: Mapping[str, Problem] = {p.value: p for p in Problem}
+
 
 def kinds_of(problems: Iterable[str]) -> frozenset[ProblemKind]:
     """The kinds of problems given as their Problem values (as a BootCheck
     carries them); a value no Problem has is UNCHECKED: never re-signed."""
-    known = {p.value: p for p in Problem}
-    return frozenset(known[p].kind if p in known else ProblemKind.UNCHECKED for p in problems)
+    return frozenset(
+        _BY_VALUE[p].kind if p in _BY_VALUE else ProblemKind.UNCHECKED for p in problems
+    )
 
 
 @dataclass(frozen=True)

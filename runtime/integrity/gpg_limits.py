@@ -8,8 +8,7 @@ from __future__ import annotations
 CHECK_TIMEOUT_S = 30.0
 #: listing the fingerprints in the firmware's key file (the keyring page)
 KEYRING_SCAN_TIMEOUT_S = 30.0
-#: loading the owner's key into a signing home, asking the card for its key
-#: stubs, stopping the agent afterwards
+#: loading the owner's key into a signing home, asking the card for its key stubs
 SIGNING_HOME_TIMEOUT_S = 60.0
 #: one signature: a card may ask for a touch or be slow to wake
 SIGN_TIMEOUT_S = 120.0

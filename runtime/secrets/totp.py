@@ -106,11 +106,6 @@ class TotpFailure(enum.StrEnum):
     NO_PRIMARY = "no-primary"  # the TPM was reset or never owned
 
 
-#: Not our index: shown as NOT_BOUND is (a code from it proves nothing, generate a
-#: new secret; a sign of tampering in the verdict), with its own words.
-NOT_OURS = TotpFailure.NOT_BOUND
-
-
 @dataclass(frozen=True)
 class TotpResult:
     code: str | None  # None when the secret did not unseal
@@ -139,7 +134,8 @@ def unseal_key(
         return UnsealFailure("No TOTP secret is sealed in this TPM yet.", TotpFailure.MISSING)
     except NvIndexForeign as err:
         # Never read: whoever defined it (one created with the platform's
-        # authorization survives a TPM reset) chose what it holds.
+        # authorization survives a TPM reset) chose what it holds. Shown as a
+        # secret not bound to this runtime: a code from it proves nothing.
         return UnsealFailure(
             plain(
                 "totp-read",
@@ -150,7 +146,7 @@ def unseal_key(
                     "nothing. Generate a new secret to replace it."
                 ),
             ),
-            NOT_OURS,
+            TotpFailure.NOT_BOUND,
         )
     except (TpmError, ValueError) as err:
         # ValueError: the NV index holds no blob of ours (damaged or foreign)

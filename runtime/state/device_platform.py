@@ -41,7 +41,7 @@ from runtime.state.platform import (
     TotpFailure,
 )
 from runtime.tpm.errors import TpmError
-from runtime.tpm.pcr_roles import recovery_extends
+from runtime.tpm.pcr_roles import BOOT_MODE_PCR, recovery_extends
 
 if TYPE_CHECKING:
     from runtime.config import BoardConfig, LoadedSettings
@@ -158,12 +158,12 @@ class DevicePlatform:
         assert self.tpm is not None and self.board is not None
         result = unseal_totp(self.tpm, self.board.runtime_pcr)
         bootlog.stage("totp", unsealed=result.code is not None)
-        failure = TotpFailure(result.failure)
+        failure = result.failure
         # the recovery shell explains PCR 4 and nothing else: another PCR changed
         # too is a changed measurement, said as such
         if (
             failure is TotpFailure.PCRS_CHANGED
-            and set(result.changed_pcrs) == {4}
+            and set(result.changed_pcrs) == {BOOT_MODE_PCR}
             and (self._recovery_used or self._recovery_since_start())
         ):
             failure = TotpFailure.RECOVERY_USED
@@ -174,10 +174,8 @@ class DevicePlatform:
         since the measurement: its own words, not a changed measurement."""
         if self.tpm is None or self._pcr4_at_start is None:
             return False
-        from runtime.tpm.pcrs import read_pcrs
-
         try:
-            now = read_pcrs(self.tpm, [4])[4]
+            now = self._pcr4_now(self.tpm)
         except TpmError:
             return False
         if now != self._pcr4_at_start and recovery_extends(self._pcr4_at_start, now):
@@ -187,12 +185,10 @@ class DevicePlatform:
     def _pcr4_moved(self) -> str:
         """Why nothing may be sealed or reset now: PCR 4 moved since the start
         (a recovery shell runs beside the menus); empty when it did not."""
-        from runtime.tpm.pcrs import read_pcrs
-
         if self.tpm is None or self._pcr4_at_start is None:
             return ""
         try:
-            moved = read_pcrs(self.tpm, [4])[4] != self._pcr4_at_start
+            moved = self._pcr4_now(self.tpm) != self._pcr4_at_start
         except TpmError as err:
             return plain("pcr4-check", err, "PCR 4 cannot be read, so nothing was changed.")
         return (
@@ -204,6 +200,13 @@ class DevicePlatform:
             if moved
             else ""
         )
+
+    @staticmethod
+    def _pcr4_now(tpm: Tpm) -> bytes:
+        """PCR 4 as the TPM holds it now (TpmError when it cannot be read)."""
+        from runtime.tpm.pcrs import read_pcrs
+
+        return read_pcrs(tpm, [BOOT_MODE_PCR])[BOOT_MODE_PCR]
 
     def verify_hotp(self) -> HotpFacts:
         from runtime.secrets.hotp_check import verify_hotp

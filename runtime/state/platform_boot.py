@@ -253,8 +253,8 @@ def trusted_state(side: BootSide) -> dict[str, bytes]:
 
 
 def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
-    if not side.listing:
-        options(side)
+    # the listing as last shown names the default; read it once if none was shown
+    listed = None if side.listing else options(side)
     # only a default the owner's signature covers counts
     trusted = {
         f"/{name}": data.decode("utf-8", "replace") for name, data in trusted_state(side).items()
@@ -265,7 +265,8 @@ def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
     match = match_saved_default(side.listing, saved)
     if match.status is not DefaultStatus.SAME or match.index is None:
         return DefaultFacts(problem=f"The boot entries changed: {match.reason}.")
-    chosen = next((o for o in options(side).options if o.number == saved.index), None)
+    offered = (listed or options(side)).options
+    chosen = next((o for o in offered if o.number == saved.index), None)
     if chosen is None:
         return DefaultFacts(problem="The saved default entry cannot be booted.")
     problem = saved_default_problem(view(side), trusted_state(side), chosen.line, tpm)

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from runtime.integrity.boot_report import ProblemKind
+from runtime.secrets.totp import PERIOD as TOTP_PERIOD
 from runtime.state.platform import (
     BootCheck,
     BootFacts,
@@ -33,8 +34,6 @@ _SECRET = {
     TotpFailure.RECOVERY_USED: Secret.RECOVERY,
     TotpFailure.TPM_ERROR: Secret.ERROR,
 }
-
-TOTP_PERIOD = 30
 
 #: the main menu's and the countdown's lines while the owner's settings weaken a check
 TOTP_ONLY_WARNING = (

@@ -26,7 +26,13 @@ from runtime import error_detail
 from runtime.config import Settings
 from runtime.kexec.finalize import PlatformLock, lock_platform
 from runtime.secrets.enrol import generate_and_seal
-from runtime.secrets.totp import NOT_OURS, RamOtpKey, totp_code, unseal_key, unseal_totp
+from runtime.secrets.totp import (
+    RamOtpKey,
+    TotpFailure,
+    totp_code,
+    unseal_key,
+    unseal_totp,
+)
 from runtime.tpm import handles, nv, sealing
 from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import NvIndexForeign, NvIndexMissing
@@ -159,7 +165,7 @@ def test_a_planted_index_survives_a_tpm_reset_is_never_read_and_enrolment_replac
     index_write(tpm, known_record(tpm))
 
     result = unseal_totp(tpm, BOARD.runtime_pcr)
-    assert result.code is None and result.failure == NOT_OURS
+    assert result.code is None and result.failure == TotpFailure.NOT_BOUND
     assert "did not put there" in result.message and "Generate a new secret" in result.message
     assert_plain(result.message)
     assert code_shown(tpm) is None
@@ -271,7 +277,7 @@ def test_an_owner_index_defined_otherwise_is_not_read_and_enrolment_replaces_it(
     nv.write(tpm, TOTP, known_record(tpm), owner_auth=OWNER)
     key = unseal_key(tpm, BOARD.runtime_pcr)
     assert not isinstance(key, RamOtpKey)
-    assert key.failure == NOT_OURS
+    assert key.failure == TotpFailure.NOT_BOUND
     secret = enrol(tpm)  # removed with the owner's authorization, defined again
     assert_ours(tpm)
     assert code_shown(tpm) == totp_code(secret, AT) != totp_code(KNOWN, AT)
