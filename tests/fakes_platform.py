@@ -67,6 +67,8 @@ class FakePlatform:
     preflight: list[str] = field(default_factory=lambda: [""])
     keyring_facts: KeyringFacts = field(default_factory=lambda: KeyringFacts(("ABCD",)))
     totp_results: list[TotpFacts] = field(default_factory=lambda: [GOOD_TOTP])
+    #: what early_totp gives (None: not unsealed before the drivers)
+    early_totp_result: TotpFacts | None = None
     hotp_results: list[HotpFacts] = field(
         default_factory=lambda: [HotpFacts(HotpCheck.SUCCESS, "ok")]
     )
@@ -132,6 +134,13 @@ class FakePlatform:
     def keyring(self) -> KeyringFacts:
         self.calls.append("keyring")
         return self.keyring_facts
+
+    def early_totp(self) -> TotpFacts | None:
+        self.calls.append("early_totp")
+        result = self.early_totp_result
+        if result is not None and result.code is not None and result.step == 0:
+            result = dataclasses.replace(result, step=int(time.time()) // 30)
+        return result
 
     def unseal_totp(self) -> TotpFacts:
         self.calls.append("unseal_totp")

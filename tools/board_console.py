@@ -114,6 +114,26 @@ class Boot:
             f"{self.console_text()[-3000:]}"
         )
 
+    def wait_for_any(self, texts: tuple[str, ...], timeout: float = 240) -> tuple[str, str]:
+        """The first of ``texts`` on a settled screen, and that screen: for a
+        start that ends on one of several screens (progress screens between
+        them may mention the same words)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen_text()
+            if any(text in screen for text in texts):
+                screen = self.settle()
+                for text in texts:
+                    if text in screen:
+                        return text, screen
+            if not self._pump(0.2):
+                break
+        raise BootTimeout(
+            f"none of {texts!r} on screen after {timeout} s; screen:\n"
+            f"{self.screen_text()}\n--- console tail:\n"
+            f"{self.console_text()[-3000:]}"
+        )
+
     def wait_for_console(self, pattern: str, timeout: float = 240) -> re.Match[str]:
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout

@@ -152,6 +152,14 @@ class DevicePlatform:
 
     # -- TOTP / HOTP -----------------------------------------------------------------
 
+    def early_totp(self) -> TotpFacts | None:
+        # The drivers are measured into modules_pcr next: a board that seals to
+        # it cannot unseal before they are loaded.
+        if self.tpm is None or self.board is None or self.board.modules_pcr in self.board.seal_pcrs:
+            return None
+        found = self.unseal_totp()
+        return found if found.code is not None else None
+
     def unseal_totp(self) -> TotpFacts:
         from runtime.secrets.totp import unseal_totp
 

@@ -24,6 +24,7 @@ from runtime.state.steps import (
 S = State
 STEPS: Mapping[State, Step] = {
     S.EARLY_INIT: start.early_init,
+    S.EARLY_TOTP: start.early_totp,
     S.FATAL: start.fatal,
     S.NO_TPM: start.no_tpm,
     S.MEASURE: start.measure,

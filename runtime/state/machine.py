@@ -3,9 +3,10 @@ events it can end with and the state each event leads to.
 
 Pure data and one lookup: no devices, no UI. What each state does (its step)
 is in runtime.state.steps; runtime.state.driver runs the loop. Reading this
-table top to bottom is reading the boot: early init, measure, find /boot,
-rollback preflight, keyring check, TOTP, HOTP, automatic boot, main menu, and
-every failure branch with the choices it offers.
+table top to bottom is reading the boot: early init, the TOTP code shown while
+the drivers load, measure, find /boot, rollback preflight, keyring check,
+TOTP, HOTP, automatic boot, main menu, and every failure branch with the
+choices it offers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from collections.abc import Mapping
 class State(enum.StrEnum):
     # The start, in order.
     EARLY_INIT = "early-init"  # board, settings, TPM
+    # The TOTP secret is not sealed to the drivers' PCR: its code is on screen
+    # while they load; the TOTP state below attests, after the checks.
+    EARLY_TOTP = "early-totp"
     MEASURE = "measure"  # kernel modules into PCR 5, event log vs PCRs
     FIND_BOOT = "find-boot"
     ROLLBACK_PREFLIGHT = "rollback-preflight"
@@ -67,6 +71,7 @@ FINAL_STATES = frozenset({State.POWER_OFF, State.REBOOT, State.RECOVERY, State.H
 UNATTENDED_START = frozenset(
     {
         State.EARLY_INIT,
+        State.EARLY_TOTP,
         State.MEASURE,
         State.FIND_BOOT,
         State.ROLLBACK_PREFLIGHT,
@@ -136,7 +141,8 @@ S, E = State, Event
 # Every state's events and where they lead. A step returning an event not
 # listed here is a bug the driver reports (and the unit tests catch).
 TRANSITIONS: Mapping[State, Mapping[Event, State]] = {
-    S.EARLY_INIT: {E.OK: S.MEASURE, E.NO_TPM: S.NO_TPM, E.FATAL: S.FATAL},
+    S.EARLY_INIT: {E.OK: S.EARLY_TOTP, E.NO_TPM: S.NO_TPM, E.FATAL: S.FATAL},
+    S.EARLY_TOTP: {E.DONE: S.MEASURE},
     S.FATAL: {E.RECOVERY: S.RECOVERY_CONFIRM, E.POWER_OFF: S.POWER_OFF, E.REBOOT: S.REBOOT},
     S.NO_TPM: {E.CONTINUE: S.MEASURE, E.RECOVERY: S.RECOVERY_CONFIRM, E.POWER_OFF: S.POWER_OFF},
     S.MEASURE: {E.DONE: S.FIND_BOOT},

@@ -57,6 +57,9 @@ class Session:
     preflight_problem: str = ""
     keyring: KeyringFacts | None = None
     totp: TotpFacts | None = None
+    #: the code unsealed before the drivers loaded, shown on the progress
+    #: screens only: the TOTP state attests (unseals again) after the checks
+    early_totp: TotpFacts | None = None
     hotp: HotpFacts | None = None
     #: The user chose to go on past a failure without attesting (Heads' "ignore").
     attestation_skipped: bool = False
@@ -251,6 +254,16 @@ class Session:
             return "TOTP: none (" + (totp.message if totp else "not unsealed yet") + ")"
         left = TOTP_PERIOD - int(time.time() if now is None else now) % TOTP_PERIOD
         return f"TOTP: {totp.code}  ({left:2d} s left)"
+
+    def early_totp_lines(self, now: float | None = None) -> tuple[str, ...]:
+        """The early code for a progress screen while its window lasts; nothing
+        once it has turned (a stale code would look like a wrong one)."""
+        early = self.early_totp
+        at = time.time() if now is None else now
+        if early is None or early.code is None or int(at) // TOTP_PERIOD != early.step:
+            return ()
+        left = TOTP_PERIOD - int(at) % TOTP_PERIOD
+        return (f"TOTP: {early.code}  ({left:2d} s left)  - compare it with your phone",)
 
     def totp_window_turned(self, now: float | None = None) -> bool:
         if self.totp is None or self.totp.code is None:

@@ -22,7 +22,11 @@ def totp(ctx: Context) -> Event:
         return Event.BASIC  # from a new secret or the clock: Basic mode attests nothing
     if not ctx.session.tpm_present:
         return Event.NO_TPM
-    ctx.ui.progress(Progress("TOTP", "Unsealing the TOTP secret from the TPM..."))
+    ctx.ui.progress(
+        Progress(
+            "TOTP", "Unsealing the TOTP secret from the TPM...", ctx.session.early_totp_lines()
+        )
+    )
     result = ctx.session.totp = ctx.platform.unseal_totp()
     # Each refresh is a new attestation: the token is asked again too.
     ctx.session.hotp = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from runtime import bootlog
 from runtime.state.keys import OEM_RESET, POWER_OFF, REBOOT, RECOVERY, RESET_TPM
 from runtime.state.machine import Event
 from runtime.state.steps.boot import problem_screen, usb_boot
@@ -51,9 +52,26 @@ def no_tpm(ctx: Context) -> Event:
     )
 
 
+def early_totp(ctx: Context) -> Event:
+    """The TOTP code as soon as the TPM answers, shown while the drivers load:
+    its secret is sealed to the firmware's PCRs, which are final now, not to
+    the drivers' PCR. Only a code is kept; a failure is judged by the TOTP
+    state, with what the checks found."""
+    session = ctx.session
+    if session.start.basic:
+        return Event.DONE  # Basic mode attests nothing
+    ctx.ui.progress(Progress("TOTP", "Unsealing the TOTP secret from the TPM..."))
+    session.early_totp = ctx.platform.early_totp()
+    lines = session.early_totp_lines()
+    if lines:
+        ctx.ui.progress(Progress("TOTP", "Checking the drivers and /boot next...", lines))
+        bootlog.stage("totp-shown")
+    return Event.DONE
+
+
 def measure(ctx: Context) -> Event:
     def progress(text: str) -> None:
-        ctx.ui.progress(Progress("Measuring", text))
+        ctx.ui.progress(Progress("Measuring", text, ctx.session.early_totp_lines()))
 
     if ctx.session.tpm_present:
         progress("Loading drivers (each is measured into the TPM first)...")
@@ -64,7 +82,11 @@ def measure(ctx: Context) -> Event:
 
 
 def find_boot(ctx: Context) -> Event:
-    ctx.ui.progress(Progress("Looking for /boot", "Probing disks and partitions..."))
+    ctx.ui.progress(
+        Progress(
+            "Looking for /boot", "Probing disks and partitions...", ctx.session.early_totp_lines()
+        )
+    )
     boot = ctx.session.boot = ctx.platform.find_boot()
     return Event.FOUND if boot.device else Event.MISSING
 

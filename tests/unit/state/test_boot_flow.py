@@ -87,6 +87,7 @@ def test_the_normal_start_reaches_the_main_menu_verified() -> None:
     # /boot is checked once before the first menu: the verdict speaks about it too
     assert platform.calls == [
         "start",
+        "early_totp",
         "measure",
         "find_boot",
         "rollback_preflight",

@@ -42,6 +42,7 @@ def test_a_final_state_is_reachable_from_every_state() -> None:
 def test_the_start_runs_in_the_documented_order() -> None:
     order = [
         State.EARLY_INIT,
+        State.EARLY_TOTP,
         State.MEASURE,
         State.FIND_BOOT,
         State.ROLLBACK_PREFLIGHT,
@@ -50,7 +51,16 @@ def test_the_start_runs_in_the_documented_order() -> None:
         State.HOTP,
         State.AUTOBOOT,
     ]
-    events = [Event.OK, Event.DONE, Event.FOUND, Event.OK, Event.OK, Event.SHOWN, Event.VERIFIED]
+    events = [
+        Event.OK,
+        Event.DONE,
+        Event.DONE,
+        Event.FOUND,
+        Event.OK,
+        Event.OK,
+        Event.SHOWN,
+        Event.VERIFIED,
+    ]
     for state, event, following in zip(order[:-1], events, order[1:], strict=True):
         assert next_state(state, event) is following
     assert next_state(State.AUTOBOOT, Event.INTERRUPTED) is State.MAIN_MENU
