@@ -80,7 +80,6 @@ PROGRAMS = {
 DLOPENED = [
     "usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0",  # tpm2-pytss's TCTI loader
     "usr/lib/x86_64-linux-gnu/libudev.so.1",  # pyudev, via ctypes
-    "usr/lib/x86_64-linux-gnu/ossl-modules/legacy.so",  # cryptography 38 loads it at import
     "lib/x86_64-linux-gnu/libgcc_s.so.1",  # glibc, for thread cancellation
 ]
 BUSYBOX_APPLETS = [

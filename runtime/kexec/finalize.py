@@ -17,6 +17,8 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# Before tpm2_pytss: its stand-ins let it import without `cryptography` (lazy_crypto).
+import runtime.tpm  # noqa: F401  # isort: skip
 from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import ESYS_TR, TPM2_CAP, TPM2_HC
 

@@ -1,7 +1,7 @@
 """The TPM 2.0 layer, over tpm2-pytss ESAPI.
 
 Pure modules (no TPM, no tpm2-pytss import; importing this package loads only pure ones):
-  lazy_crypto      defers tpm2-pytss's use of `cryptography` until it is needed
+  lazy_crypto      lets tpm2-pytss run without `cryptography` (the image leaves it out)
   pcr_math         PCR banks, extend, prediction
   pcr_roles        what each PCR the runtime uses stands for; PCR 4's boot modes
   policy_math      policy digests computed offline (PolicyPCR, PolicyAuthValue, PolicyNV)
@@ -26,7 +26,7 @@ Modules over tpm2-pytss (importing one imports it); all but templates talk to th
 
 from runtime.tpm import lazy_crypto
 
-# Before any module below imports tpm2_pytss (see lazy_crypto: -1.4 s of boot).
+# Before any module below imports tpm2_pytss: the image has no `cryptography` (lazy_crypto).
 lazy_crypto.install()
 
 from runtime.tpm.errors import (  # noqa: E402

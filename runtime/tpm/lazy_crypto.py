@@ -1,12 +1,23 @@
-"""Defer tpm2-pytss's use of the `cryptography` package until it is needed.
+"""Let tpm2-pytss run without the `cryptography` package, which the image leaves out.
 
 `import tpm2_pytss` imports `tpm2_pytss.internal.crypto`, which loads
 cryptography's whole OpenSSL backend (x509 and all). Under QEMU's TCG that
 was 1.4 s of a 1.7 s import, on every boot, measured with -X importtime. The
-boot path never calls those helpers (ESYS does session crypto in C; they
-serve PEM import/export, software signature checks, duplication), so until
-one is called a stand-in module holds forwarders: the first call imports
-the real module and every call goes to it. Behaviour is the same, only later.
+runtime never calls those helpers (ESYS does session crypto in C; they serve
+PEM import/export, software signature checks, credentials, duplication; the
+runtime hashes Names with hashlib), so the image does not ship cryptography
+at all (the audit and its evidence: tests/tpm/test_without_cryptography.py).
+
+Two stand-ins make that possible:
+- `internal.crypto`: forwarders. The first call imports the real module
+  where cryptography is installed (the host's tests), so behaviour is the
+  same, only later; where it is not (the image), the call raises
+  CryptographyUnavailable, a TpmError with words for the screen.
+- tpm2_pytss.types' own `from cryptography.hazmat.primitives import
+  serialization`: only TPMT_SENSITIVE's PEM/DER/SSH export uses it, but a
+  default argument reads it at import. While types.py runs, and only if
+  cryptography cannot be imported, that import gets a placeholder whose
+  attributes are placeholders and whose calls raise CryptographyUnavailable.
 
 Written against tpm2-pytss 2.3.0 (the version the image pins); the test
 suite checks that every name other modules import from it is forwarded.
@@ -18,9 +29,17 @@ import importlib
 import sys
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from runtime.tpm.errors import TpmError
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
 
 MODULE = "tpm2_pytss.internal.crypto"
+#: the tpm2-pytss module that imports cryptography at its top, and what from
+TYPES_MODULE = "tpm2_pytss.types"
+PRIMITIVES = "cryptography.hazmat.primitives"
 
 # What tpm2-pytss 2.3.0's types, utils, encoding and cryptography modules
 # import from it (kept in step by tests/unit/tpm/test_lazy_crypto.py).
@@ -51,20 +70,48 @@ FORWARDED = (
     "public_to_key",
 )
 
+
+class CryptographyUnavailable(TpmError):
+    """A tpm2-pytss helper that needs `cryptography` was called in an image built
+    without it: a runtime path the audit missed, so a bug, not a TPM fault."""
+
+    summary = "This firmware cannot do that step: it was built without a library the step needs."
+    hint = (
+        "This is a bug in the firmware, not a problem with the TPM or with anything "
+        "you did. Report it with the technical details; the boot, the TOTP/HOTP "
+        "checks, sealing and resetting the TPM do not need that library."
+    )
+
+
+def _unavailable(what: str, cause: BaseException | None = None) -> CryptographyUnavailable:
+    found = f" ({cause})" if cause is not None else ""
+    return CryptographyUnavailable(
+        f"tpm2-pytss called {what}, which needs the Python package cryptography; "
+        f"this image leaves it out{found}"
+    )
+
+
 _stand_in: types.ModuleType | None = None
 
 
-def _real() -> types.ModuleType:
+def _real(name: str) -> types.ModuleType:
     module = sys.modules.get(MODULE)
-    if module is None or module is _stand_in:
-        sys.modules.pop(MODULE, None)
-        module = importlib.import_module(MODULE)
-    return module
+    if module is not None and module is not _stand_in:
+        return module
+    sys.modules.pop(MODULE, None)
+    try:
+        return importlib.import_module(MODULE)
+    except ImportError as err:
+        if _stand_in is not None:
+            sys.modules[MODULE] = _stand_in  # a later call gets the same error
+        if (err.name or "").partition(".")[0] != "cryptography":
+            raise
+        raise _unavailable(f"{MODULE}.{name}", err) from err
 
 
 def _forwarder(name: str) -> Callable[..., Any]:
     def forward(*args: Any, **kwargs: Any) -> Any:
-        return getattr(_real(), name)(*args, **kwargs)
+        return getattr(_real(name), name)(*args, **kwargs)
 
     forward.__name__ = forward.__qualname__ = name
     return forward
@@ -75,11 +122,89 @@ def _module_getattr(name: str) -> Any:
     # would load the real module on the very import this defers.
     if name.startswith("__") and name.endswith("__"):
         raise AttributeError(name)
-    return getattr(_real(), name)
+    return getattr(_real(name), name)
+
+
+class Absent:
+    """A `cryptography` object the image leaves out. Reading an attribute gives
+    another (types.py reads `serialization.PrivateFormat.TraditionalOpenSSL`
+    as a default argument); calling one raises CryptographyUnavailable."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Absent:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        return Absent(f"{self._name}.{attr}")
+
+    def __call__(self, *args: object, **kwargs: object) -> NoReturn:
+        raise _unavailable(self._name)
+
+    def __repr__(self) -> str:
+        return f"<{self._name}: not in this image>"
+
+
+def _cryptography_importable() -> bool:
+    try:
+        importlib.import_module(f"{PRIMITIVES}.serialization")  # what types.py imports next
+    except ImportError:
+        return False
+    return True
+
+
+class _TypesLoader:
+    """tpm2_pytss.types' own loader, run with the placeholder in place when
+    cryptography cannot be imported; the placeholder leaves sys.modules after."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename...: the real loader's
+        if name == "_inner":  # not set yet (a copy): no endless recursion
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def create_module(self, spec: ModuleSpec) -> types.ModuleType | None:
+        module: types.ModuleType | None = self._inner.create_module(spec)
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        if _cryptography_importable():
+            self._inner.exec_module(module)
+            return
+        placeholder = types.ModuleType(PRIMITIVES, "cryptography: not in this image")
+        placeholder.serialization = Absent(f"{PRIMITIVES}.serialization")  # type: ignore[attr-defined]
+        sys.modules[PRIMITIVES] = placeholder
+        try:
+            self._inner.exec_module(module)
+        finally:
+            if sys.modules.get(PRIMITIVES) is placeholder:
+                del sys.modules[PRIMITIVES]
+
+
+class _TypesFinder:
+    """On sys.meta_path until tpm2_pytss.types is found: wraps its loader."""
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: types.ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname != TYPES_MODULE:
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec: ModuleSpec | None = find(fullname, path, target) if find else None
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _TypesLoader(spec.loader)  # type: ignore[assignment]
+                return spec
+        return None
 
 
 def install() -> bool:
-    """Put the stand-in in place; only before tpm2_pytss is first imported."""
+    """Put the stand-ins in place; only before tpm2_pytss is first imported."""
     global _stand_in
     if "tpm2_pytss" in sys.modules or MODULE in sys.modules:
         return False
@@ -89,6 +214,7 @@ def install() -> bool:
     stand_in.__getattr__ = _module_getattr  # type: ignore[method-assign]
     _stand_in = stand_in
     sys.modules[MODULE] = stand_in
+    sys.meta_path.insert(0, _TypesFinder())
     return True
 
 

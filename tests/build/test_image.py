@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.tpm.lazy_crypto import CryptographyUnavailable
 from tools.initrd.python_tree import LIBRARY_ROOTS, runtime_modules
 
 pytestmark = [pytest.mark.build, pytest.mark.xdist_group("build"), pytest.mark.timeout(1800)]
@@ -210,9 +211,8 @@ def test_run_time_loaded_libraries_load_in_the_image(unpacked: Path) -> None:
             "import ctypes\n"
             "ctypes.CDLL('libtss2-tcti-device.so.0')\n"  # tpm2-pytss's TCTI loader opens it
             "ctypes.CDLL('libudev.so.1')\n"  # pyudev
-            "from cryptography.hazmat.backends.openssl.backend import backend\n"  # legacy provider
-            "from cryptography.hazmat.primitives import hashes\n"
-            "h = hashes.Hash(hashes.SHA256()); h.update(b'x'); print(h.finalize().hex()[:8])\n"
+            "import runtime.tpm.connection\n"  # tpm2-pytss: libtss2-esys and its libcrypto
+            "import hashlib; print(hashlib.sha256(b'x').hexdigest()[:8])\n"  # _hashlib: libcrypto
             "print(open('/proc/self/maps').read())\n"
         ),
     )
@@ -220,6 +220,38 @@ def test_run_time_loaded_libraries_load_in_the_image(unpacked: Path) -> None:
     assert done.stdout.splitlines()[0] == "2d711642"
     # Each came from the image, not from the host's ld.so.cache.
     mapped = [line.split()[-1] for line in done.stdout.splitlines()[1:] if ".so" in line]
-    for name in ("libtss2-tcti-device", "libudev", "legacy.so", "libcrypto"):
+    for name in ("libtss2-tcti-device", "libudev", "libtss2-esys", "libcrypto"):
         paths = [p for p in mapped if name in p]
         assert paths and all(p.startswith(str(unpacked)) for p in paths), (name, paths)
+
+
+def test_the_image_has_no_cryptography_and_tpm2_pytss_imports_without_it(
+    first: Path, unpacked: Path
+) -> None:
+    """The runtime never uses `cryptography` (runtime/tpm/lazy_crypto.py): neither it
+    nor what only it needed (libssl, OpenSSL's legacy provider) is in the image, and a
+    tpm2-pytss helper that would need it fails in words, not with an ImportError."""
+    paths = [
+        line.split("\t")[0]
+        for line in (first / "manifest.tsv").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    # (tpm2_pytss/cryptography.pyc is tpm2-pytss's own module: shipped, never imported)
+    unwanted = ("dist-packages/cryptography", "libssl.so", "ossl-modules/legacy.so")
+    assert [p for p in paths if any(u in p for u in unwanted)] == []
+    done = image_python(
+        unpacked,
+        (
+            "import sys\n"
+            "from runtime.tpm import connection, lazy_crypto, nv, sealing\n"
+            "from tpm2_pytss.types import TPMT_PUBLIC\n"
+            "try:\n"
+            "    TPMT_PUBLIC.parse('ecc').get_name()\n"
+            "except lazy_crypto.CryptographyUnavailable as err:\n"
+            "    print(err.plain())\n"
+            "print(sorted(m for m in sys.modules if m.startswith('cryptography')))\n"
+        ),
+    )
+    assert done.returncode == 0, done.stderr
+    words, modules = done.stdout.splitlines()
+    assert words.startswith(CryptographyUnavailable.summary) and modules == "[]"
