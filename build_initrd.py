@@ -43,6 +43,9 @@ from tools.boards import UnknownBoard, board_file, load_board_table
 from tools.initrd import elf, keymap, kmod
 from tools.initrd.cache import FetchError, default_cache_dir, fetch_source
 from tools.initrd.cpio import Entry, write_archive
+from tools.initrd.gnupg_build import PROGRAMS as GNUPG_PROGRAMS
+from tools.initrd.gnupg_build import SOURCE as GNUPG_SOURCE
+from tools.initrd.gnupg_build import build_gnupg
 from tools.initrd.lock import Lock, LockError, load_lock, wanted_packages
 from tools.initrd.pool import Pool
 from tools.initrd.python_tree import (
@@ -52,6 +55,7 @@ from tools.initrd.python_tree import (
     import_closure,
 )
 from tools.initrd.report import Member, manifest, size_report
+from tools.initrd.source_build import SourceBuildError
 
 if TYPE_CHECKING:
     from runtime.config import Settings
@@ -130,11 +134,7 @@ class BuildError(Exception):
 
 # Size-report components: packages by exact name, then by name prefix.
 COMPONENT_OF_PACKAGE = {
-    "gpg": "gnupg",
-    "gpg-agent": "gnupg",
-    "gpgv": "gnupg",
-    "gpgconf": "gnupg",
-    "scdaemon": "gnupg",
+    "gnupg2": "gnupg",
     "kexec-tools": "kexec",
     "libyajl2": "kexec",
     "busybox": "busybox",
@@ -271,6 +271,11 @@ def add_python_and_programs(
     py_files, missing = import_closure(root, wheel, REPO, origins)
     compiled = compile_sources(root, py_files, work / "pyc", args.optimize)
     host_paths = pool.host_paths()
+    # gnupg from its pinned source: no SQLite/TOFU, LDAP, TLS or dirmngr
+    gnupg_origin = f"{GNUPG_SOURCE} {lock.deb_source(GNUPG_SOURCE).version} (built from source)"
+    for path, built in build_gnupg(lock, args.cache).items():
+        image.add(Entry.file(path, built.read_bytes(), True), gnupg_origin)
+        host_paths[path] = str(built)
     extension_modules = []
     for f in compiled:
         image.add(Entry.file(f.image, f.host.read_bytes()), f.origin)
@@ -278,7 +283,8 @@ def add_python_and_programs(
             extension_modules.append(f.image)
             host_paths[f.image] = str(f.host)
     for path in [*PROGRAMS, *DLOPENED]:
-        image.add_from_pool(pool, path)
+        if path not in GNUPG_PROGRAMS:
+            image.add_from_pool(pool, path)
     for lib in sorted(elf.closure([*PROGRAMS, *DLOPENED, *extension_modules], host_paths)):
         image.add_from_pool(pool, lib)
     for applet in BUSYBOX_APPLETS:
@@ -554,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         LockError,
         FetchError,
         PythonTreeError,
+        SourceBuildError,
         elf.MissingLibrary,
         kmod.ModuleError,
         UnknownBoard,

@@ -15,6 +15,11 @@ APT_PACKAGES=(
     # build_initrd.py: tpm2-pytss is built with Debian's own python3.11
     python3-pip python3-pkgconfig python3-setuptools-scm python3-cffi python3-setuptools
     python3-wheel zstd xz-utils cpio
+    # from-source builds of pinned Debian sources (tools/initrd/source_build.py)
+    make binutils libc6-dev dpkg-dev autoconf automake autopoint
+    # gnupg from source (tools/initrd/gnupg_build.py): the libraries it compiles against
+    libgpg-error-dev libgcrypt20-dev libassuan-dev libksba-dev libnpth0-dev
+    libusb-1.0-0-dev zlib1g-dev libbz2-dev libreadline-dev
     # the QEMU board and its test disk
     qemu-system-x86 fdisk e2fsprogs
 )

@@ -1,0 +1,175 @@
+"""gnupg's recipe: gpg, gpg-agent, gpgv, gpgconf and scdaemon built from the
+pinned Debian source package gnupg2, without what a firmware never uses.
+
+Left out: the TOFU trust model and with it SQLite (Debian's gpg pulls
+libsqlite3, 1.37 MiB raw, into the image), LDAP, the TLS libraries (GnuTLS,
+NTBTLS) and DNS code, which only dirmngr uses, and dirmngr itself, gpgsm
+(X.509), g13, the Web Key Service tools, gpgtar, the manuals, translations,
+photo viewers and gpg's helper-program execution.
+
+Kept: smartcard support and scdaemon's internal CCID driver (on by default;
+asked for explicitly, so a host without libusb fails at configure instead of
+silently building a scdaemon that sees no USB reader), the classic and PGP
+trust models, zlib and bzip2 (compressed OpenPGP messages still verify),
+readline (gpg --card-edit at the recovery shell), and Debian's build choices
+that change behaviour: --libexecdir=/usr/lib/gnupg (where Debian's gpg-agent
+looks for scdaemon), --enable-large-secmem, --with-agent-s2k-calibration=300.
+Debian's patches are applied and configure is regenerated as Debian does, so
+their configure.ac changes hold (gpg-agent and scdaemon refuse ptrace).
+
+    python -m tools.initrd.gnupg_build [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from tools.initrd import elf, source_build
+from tools.initrd.cache import FetchError, default_cache_dir
+from tools.initrd.lock import Lock, LockError, load_lock
+from tools.initrd.source_build import Recipe, SourceBuildError
+
+SOURCE = "gnupg2"
+# Paths in the image, which are also their paths in the staging tree. Only
+# these are taken: `make install` also puts helpers there (gpg-connect-agent,
+# gpg-protect-tool, and gpg-wks-client, which 2.2 builds despite --disable-wks-tools).
+PROGRAMS = (
+    "usr/bin/gpg",
+    "usr/bin/gpg-agent",
+    "usr/bin/gpgv",
+    "usr/bin/gpgconf",
+    "usr/lib/gnupg/scdaemon",
+)
+CONFIGURE_FLAGS = (
+    "--libexecdir=/usr/lib/gnupg",
+    "--enable-large-secmem",
+    "--with-agent-s2k-calibration=300",
+    # what a firmware never uses
+    "--disable-sqlite",
+    "--disable-tofu",
+    "--disable-ldap",
+    "--disable-gnutls",
+    "--disable-ntbtls",
+    "--disable-libdns",
+    "--disable-dirmngr",
+    "--disable-dirmngr-auto-start",
+    "--disable-gpgsm",
+    "--disable-g13",
+    "--disable-wks-tools",
+    "--disable-gpgtar",
+    "--disable-doc",
+    "--disable-nls",
+    "--disable-photo-viewers",
+    "--disable-exec",
+    "--disable-rpath",
+    "--disable-tests",
+    # what it does: signing with the owner's OpenPGP card
+    "--enable-card-support",
+    "--enable-ccid-driver",
+)
+# The host's -dev packages this build compiles against -> the Debian library
+# package the image runs with (from the lock).
+LIBRARIES = {
+    "libgpg-error-dev": "libgpg-error0",
+    "libgcrypt20-dev": "libgcrypt20",
+    "libassuan-dev": "libassuan0",
+    "libksba-dev": "libksba8",
+    "libnpth0-dev": "libnpth0",
+    "libusb-1.0-0-dev": "libusb-1.0-0",
+    "zlib1g-dev": "zlib1g",
+    "libbz2-dev": "libbz2-1.0",
+    "libreadline-dev": "libreadline8",
+}
+# Libraries that must not be needed: what the flags above leave out.
+FORBIDDEN_LIBRARIES = ("libsqlite3", "libldap", "liblber", "libgnutls", "libntbtls")
+
+
+class GnupgBuildError(SourceBuildError):
+    """The built gnupg is not what the recipe promises."""
+
+
+def recipe(lock: Lock) -> Recipe:
+    return Recipe(
+        pin=lock.deb_source(SOURCE),
+        configure_flags=CONFIGURE_FLAGS,
+        host_packages=tuple(LIBRARIES),
+        programs=PROGRAMS,
+        autoreconf=True,
+    )
+
+
+def check_needed(programs: dict[str, Path]) -> dict[str, list[str]]:
+    """Each program's DT_NEEDED; none may name a forbidden library."""
+    needed: dict[str, list[str]] = {}
+    for image_path, built in programs.items():
+        names, _ = elf.needed(str(built))
+        bad = [n for n in names if n.startswith(FORBIDDEN_LIBRARIES)]
+        if bad:
+            raise GnupgBuildError(
+                f"the built {image_path} needs {', '.join(bad)}: a configure flag that "
+                f"should leave it out did not (see {built.parent})"
+            )
+        needed[image_path] = names
+    return needed
+
+
+def version_at_least(version: str, minimum: str) -> bool:
+    done = subprocess.run(
+        ["dpkg", "--compare-versions", version, "ge", minimum],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    if done.returncode not in (0, 1):
+        raise GnupgBuildError(f"dpkg --compare-versions {version} ge {minimum} failed")
+    return done.returncode == 0
+
+
+def check_libraries_in_lock(lock: Lock, host_versions: dict[str, str]) -> None:
+    """The image's libraries must be at least the versions compiled against:
+    an older library may lack a symbol the headers promised."""
+    for dev, runtime_package in LIBRARIES.items():
+        image_version = lock.deb(runtime_package).version
+        if not version_at_least(image_version, host_versions[dev]):
+            raise GnupgBuildError(
+                f"gnupg is compiled against the host's {dev} {host_versions[dev]}, newer "
+                f"than the image's {runtime_package} {image_version}; refresh the lock "
+                "(.venv/bin/python -m tools.initrd.lock refresh) or update the host"
+            )
+
+
+def build_gnupg(lock: Lock, cache: Path, builds: Path | None = None) -> dict[str, Path]:
+    """Image path (e.g. "usr/bin/gpg") -> the built, stripped file, from the
+    cache when these inputs were built before. ``builds``: where build
+    results live (default: under ``cache``)."""
+    wanted = recipe(lock)
+    check_libraries_in_lock(lock, source_build.package_versions(tuple(LIBRARIES)))
+    built = source_build.build(wanted, cache, builds)
+    programs = {path: built.program(path) for path in PROGRAMS}
+    check_needed(programs)
+    return programs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.initrd.gnupg_build",
+        description="Build gnupg from the pinned Debian source (or take it from the cache).",
+    )
+    parser.add_argument("--cache", type=Path, default=default_cache_dir())
+    args = parser.parse_args(argv)
+    try:
+        programs = build_gnupg(load_lock(), args.cache)
+        needed = check_needed(programs)
+    except (LockError, FetchError, SourceBuildError) as err:
+        print(f"gnupg-build: {err}", file=sys.stderr)
+        return 1
+    for image_path, built in programs.items():
+        print(f"{image_path}\t{built.stat().st_size}\t{built}\t{' '.join(needed[image_path])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
