@@ -70,7 +70,7 @@ class Shown:
         elif isinstance(d, Page):
             lines += d.lines
         else:
-            lines += [d.text, *d.lines]
+            lines += [d.text, *d.lines, *self.live]
         return "\n".join(lines)
 
 
@@ -138,7 +138,7 @@ class ScriptedUi:
         self._answer("show", page)
 
     def progress(self, progress: Progress) -> None:
-        self._record(Shown(progress))
+        self._record(Shown(progress, _live(progress)))
 
     # --- for assertions -----------------------------------------------------------
 
@@ -180,11 +180,11 @@ class ScriptedUi:
         )
 
 
-def _live(menu: Menu) -> tuple[str, ...]:
-    if menu.live is None:
+def _live(shown: Menu | Progress) -> tuple[str, ...]:
+    if shown.live is None:
         return ()
     try:
-        return tuple(menu.live())
+        return tuple(shown.live())
     except Exception:  # as the real UI does
         return (UNAVAILABLE,)
 

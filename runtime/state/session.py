@@ -7,6 +7,7 @@ whether the automatic boot is allowed are decided here, from facts alone.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from runtime.integrity.boot_report import ProblemKind
@@ -47,6 +48,15 @@ BASIC_WARNING = (
 ROLLBACK_OFF_WARNING = (
     "Rollback check off (CONFIG_IGNORE_ROLLBACK): an older signed /boot would boot"
 )
+
+
+def early_code_lines(early: TotpFacts, now: float) -> tuple[str, ...]:
+    """The early code while its window lasts, with the seconds left; nothing
+    once it has turned (a stale code would look like a wrong one)."""
+    if early.code is None or int(now) // TOTP_PERIOD != early.step:
+        return ()
+    left = TOTP_PERIOD - int(now) % TOTP_PERIOD
+    return (f"TOTP: {early.code}  ({left:2d} s left)  - compare it with your phone",)
 
 
 @dataclass
@@ -255,15 +265,15 @@ class Session:
         left = TOTP_PERIOD - int(time.time() if now is None else now) % TOTP_PERIOD
         return f"TOTP: {totp.code}  ({left:2d} s left)"
 
-    def early_totp_lines(self, now: float | None = None) -> tuple[str, ...]:
-        """The early code for a progress screen while its window lasts; nothing
-        once it has turned (a stale code would look like a wrong one)."""
+    def early_totp_live(self) -> Callable[[], tuple[str, ...]] | None:
+        """The early code's line for the progress screens, refreshed by the UI
+        each second; None once the TOTP state has attested (its own code is on
+        the menus then). The closure holds the facts, not the session: it runs
+        in the UI's thread."""
         early = self.early_totp
-        at = time.time() if now is None else now
-        if early is None or early.code is None or int(at) // TOTP_PERIOD != early.step:
-            return ()
-        left = TOTP_PERIOD - int(at) % TOTP_PERIOD
-        return (f"TOTP: {early.code}  ({left:2d} s left)  - compare it with your phone",)
+        if early is None or early.code is None:
+            return None
+        return lambda: early_code_lines(early, time.time())
 
     def totp_window_turned(self, now: float | None = None) -> bool:
         if self.totp is None or self.totp.code is None:

@@ -91,11 +91,15 @@ class Page:
 
 @dataclass(frozen=True)
 class Progress:
-    """Shown while a long step runs; replaced by the next screen."""
+    """Shown while a long step runs; replaced by the next screen. ``live``, when
+    given, is called once a second in the UI's thread and its lines follow the
+    text (a TOTP code and its countdown): it must read only what no other
+    thread changes."""
 
     title: str
     text: str
     lines: tuple[str, ...] = field(default_factory=tuple)
+    live: Callable[[], tuple[str, ...]] | None = None
 
 
 class Ui(Protocol):

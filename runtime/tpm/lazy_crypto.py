@@ -12,7 +12,7 @@ Two stand-ins make that possible:
 - `internal.crypto`: forwarders. The first call imports the real module
   where cryptography is installed (the host's tests), so behaviour is the
   same, only later; where it is not (the image), the call raises
-  CryptographyUnavailable, a TpmError with words for the screen.
+  CryptographyUnavailable, a bug in plain words.
 - tpm2_pytss.types' own `from cryptography.hazmat.primitives import
   serialization`: only TPMT_SENSITIVE's PEM/DER/SSH export uses it, but a
   default argument reads it at import. While types.py runs, and only if
@@ -30,8 +30,6 @@ import sys
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
-
-from runtime.tpm.errors import TpmError
 
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
@@ -71,9 +69,12 @@ FORWARDED = (
 )
 
 
-class CryptographyUnavailable(TpmError):
+class CryptographyUnavailable(RuntimeError):
     """A tpm2-pytss helper that needs `cryptography` was called in an image built
-    without it: a runtime path the audit missed, so a bug, not a TPM fault."""
+    without it: a runtime path the audit missed, so a bug, not a TPM fault.
+    Deliberately not a TpmError: a caller that goes on without the TPM after a
+    TPM error (the hand-over, the recovery checks) must not go on after this;
+    it ends the runtime with its words (runtime/__main__.py)."""
 
     summary = "This firmware cannot do that step: it was built without a library the step needs."
     hint = (
@@ -81,6 +82,13 @@ class CryptographyUnavailable(TpmError):
         "you did. Report it with the technical details; the boot, the TOTP/HOTP "
         "checks, sealing and resetting the TPM do not need that library."
     )
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def plain(self) -> str:
+        return f"{self.summary} {self.hint}"
 
 
 def _unavailable(what: str, cause: BaseException | None = None) -> CryptographyUnavailable:
@@ -148,7 +156,11 @@ class Absent:
 def _cryptography_importable() -> bool:
     try:
         importlib.import_module(f"{PRIMITIVES}.serialization")  # what types.py imports next
-    except ImportError:
+    except ImportError as err:
+        # absent: the image. Broken (it is there, but something it needs is
+        # not): said as such, not hidden behind "not in this image".
+        if (err.name or "").partition(".")[0] != "cryptography":
+            raise
         return False
     return True
 
@@ -175,12 +187,16 @@ class _TypesLoader:
             return
         placeholder = types.ModuleType(PRIMITIVES, "cryptography: not in this image")
         placeholder.serialization = Absent(f"{PRIMITIVES}.serialization")  # type: ignore[attr-defined]
+        before = sys.modules.get(PRIMITIVES)
         sys.modules[PRIMITIVES] = placeholder
         try:
             self._inner.exec_module(module)
         finally:
             if sys.modules.get(PRIMITIVES) is placeholder:
-                del sys.modules[PRIMITIVES]
+                if before is None:
+                    del sys.modules[PRIMITIVES]
+                else:
+                    sys.modules[PRIMITIVES] = before
 
 
 class _TypesFinder:

@@ -104,6 +104,9 @@ class Bridge:
         self._waiting = False  # the view shown waits for an answer
         self._drawn = False  # ...and has been drawn since it was put up
         self._tick_alarm: Any = None
+        #: the view shown changes by itself: a menu until answered, a progress
+        #: screen with live lines until the next screen
+        self._ticking = False
 
     # --- the machine's thread ------------------------------------------------
 
@@ -181,10 +184,11 @@ class Bridge:
         self.root.original_widget = self._view.widget
         # Only screens that change by themselves tick: every redraw costs bytes
         # on a serial line, even when nothing changed.
-        ticking = isinstance(description, Menu) and (
-            description.live is not None or description.timeout is not None
-        )
-        if self._waiting and ticking:
+        if isinstance(description, Menu):
+            self._ticking = description.live is not None or description.timeout is not None
+        else:
+            self._ticking = isinstance(description, Progress) and description.live is not None
+        if self._ticking:
             self._tick_alarm = self._loop.set_alarm_in(TICK_SECONDS, self._on_tick)
 
     def _on_key(self, key: str) -> None:
@@ -196,7 +200,7 @@ class Bridge:
 
     def _on_tick(self, _loop: object, _data: object) -> None:
         self._tick_alarm = None
-        if self._view is None or not self._waiting:
+        if self._view is None or not self._ticking:
             return
         done = self._view.tick()
         if done is not None:
@@ -206,6 +210,7 @@ class Bridge:
 
     def _answer(self, done: Done) -> None:
         self._waiting = False
+        self._ticking = False
         self._stop_ticks()
         self._answers.put(done)
 

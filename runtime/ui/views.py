@@ -78,8 +78,12 @@ class ProgressView:
     act on the screen that comes next."""
 
     def __init__(self, progress: Progress) -> None:
-        body = ScrollBody(paragraphs((progress.text, *progress.lines)))
+        self._progress = progress
+        self._live = urwid.Text("") if progress.live is not None else None
+        texts = paragraphs((progress.text, *progress.lines))
+        body = ScrollBody(texts + ([self._live] if self._live is not None else []))
         self._widget = urwid.Frame(body, header=header(progress.title))
+        self.tick()
 
     @property
     def widget(self) -> Any:
@@ -89,4 +93,10 @@ class ProgressView:
         return None
 
     def tick(self) -> Done | None:
+        if self._live is not None and self._progress.live is not None:
+            try:
+                text = "\n".join(self._progress.live())
+            except Exception:  # a clock failing must not end the start
+                text = ""
+            self._live.set_text(text)
         return None

@@ -470,3 +470,31 @@ def test_refresh_prefers_the_locked_binaries_source_version(
     # busybox: the binNMU's source, though the archive has a newer one;
     # openssl: the locked libssl3's; mbedtls: no binary, the newest (dpkg's order).
     assert [p.version for p in pins] == ["1:1.35.0-4+deb12u1", "2.28.3-1", "3.0.22-1~deb12u2"]
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [("../etc", "1.0-1"), ("-oAPT::x=1", "1.0-1"), ("busybox", "-1"), ("busybox", "1.0/../x")],
+)
+def test_a_lock_entry_whose_name_or_version_could_escape_is_refused(
+    name: str, version: str
+) -> None:
+    dsc = DebSourceFile("x_1.0-1.dsc", "a" * 64, 10)
+    with pytest.raises(ValueError, match="is not a Debian"):
+        DebSourcePin(name, version, (dsc,))
+
+
+def test_a_hung_or_missing_apt_is_said_in_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    def hang(*args: object, **kwargs: object) -> object:
+        raise subprocess.TimeoutExpired("apt-get", 1)
+
+    monkeypatch.setattr(subprocess, "run", hang)
+    with pytest.raises(DebianSourceError, match="did not finish"):
+        debian_sources._run(["apt-get", "update"], 1)
+
+    def missing(*args: object, **kwargs: object) -> object:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(subprocess, "run", missing)
+    with pytest.raises(DebianSourceError, match="could not be run"):
+        debian_sources._run(["dpkg-source", "-x"], 1)

@@ -301,6 +301,24 @@ def test_a_half_entry_is_built_afresh(tmp_path: Path, fake_host: list[Path]) -> 
     assert built.program("usr/bin/tiny").read_bytes() == b"\x7fELF built"
 
 
+def test_a_cached_program_that_changed_is_refused(tmp_path: Path, fake_host: list[Path]) -> None:
+    """A cache entry is trusted no more than a download: each program is checked
+    against the hash recorded when it was built."""
+    built = source_build.build(_recipe(), tmp_path)
+    built.program("usr/bin/tiny").write_bytes(b"\x7fELF planted")
+    with pytest.raises(SourceBuildError, match=r"usr/bin/tiny is not the file that was built"):
+        source_build.build(_recipe(), tmp_path)
+    (built.root.parent / "build-info.json").write_text("{not json")
+    with pytest.raises(SourceBuildError, match="is damaged: delete it"):
+        source_build.build(_recipe(), tmp_path)
+
+
+def test_headers_and_autotools_helpers_are_in_the_key() -> None:
+    packages = _recipe(autoreconf=True).all_host_packages()
+    for name in ("linux-libc-dev", "pkgconf", "m4", "perl"):
+        assert name in packages, name
+
+
 # --- gnupg's recipe ------------------------------------------------------------
 
 

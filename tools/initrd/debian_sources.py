@@ -219,16 +219,27 @@ def _run(
     argv: list[str], timeout: float, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run with apt's and dpkg's messages in English (they are matched here);
-    callers check the result."""
-    return subprocess.run(
-        argv,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "LC_ALL": "C"},
-    )
+    callers check the result. A missing program or a hang is said in words."""
+    try:
+        return subprocess.run(
+            argv,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, "LC_ALL": "C"},
+        )
+    except subprocess.TimeoutExpired:
+        raise DebianSourceError(
+            f"{argv[0]} did not finish within {timeout:.0f} s (the mirror may be slow "
+            "or unreachable): try again later"
+        ) from None
+    except OSError as err:
+        raise DebianSourceError(
+            f"{argv[0]} could not be run ({err.strerror}): install apt and dpkg-dev "
+            "(tools/bootstrap.sh does)"
+        ) from None
 
 
 def _tail(done: subprocess.CompletedProcess[str]) -> str:

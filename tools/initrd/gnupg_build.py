@@ -95,7 +95,8 @@ def recipe(lock: Lock) -> Recipe:
     return Recipe(
         pin=lock.deb_source(SOURCE),
         configure_flags=CONFIGURE_FLAGS,
-        host_packages=tuple(LIBRARIES),
+        # readline's headers include ncurses'
+        host_packages=(*LIBRARIES, "libncurses-dev"),
         programs=PROGRAMS,
         autoreconf=True,
     )
@@ -117,12 +118,15 @@ def check_needed(programs: dict[str, Path]) -> dict[str, list[str]]:
 
 
 def version_at_least(version: str, minimum: str) -> bool:
-    done = subprocess.run(
-        ["dpkg", "--compare-versions", version, "ge", minimum],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            ["dpkg", "--compare-versions", version, "ge", minimum],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise GnupgBuildError(f"dpkg could not compare {version} with {minimum}: {err}") from None
     if done.returncode not in (0, 1):
         raise GnupgBuildError(f"dpkg --compare-versions {version} ge {minimum} failed")
     return done.returncode == 0

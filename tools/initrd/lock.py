@@ -86,6 +86,12 @@ class DebSourcePin:
     files: tuple[DebSourceFile, ...]
 
     def __post_init__(self) -> None:
+        # Both end up in paths and in apt's NAME=VERSION argument: a "../" or
+        # a leading "-" must never get that far.
+        if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", self.name):
+            raise ValueError(f"{self.name!r} is not a Debian source package name")
+        if not re.fullmatch(r"[0-9][A-Za-z0-9.+~:-]*", self.version):
+            raise ValueError(f"{self.name}: {self.version!r} is not a Debian version")
         if len([f for f in self.files if f.filename.endswith(".dsc")]) != 1:
             raise ValueError(f"source package {self.name} must list exactly one .dsc file")
 
@@ -270,12 +276,15 @@ def _built_from(debs: Sequence[DebPin]) -> dict[str, set[str]]:
 def _version_order(a: str, b: str) -> int:
     # dpkg's own ordering (epochs, ~, +debNuM): not worth re-implementing.
     for relation, result in (("lt", -1), ("gt", 1)):
-        done = subprocess.run(
-            ["dpkg", "--compare-versions", a, relation, b],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                ["dpkg", "--compare-versions", a, relation, b],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise LockError(f"dpkg could not compare versions {a} and {b}: {err}") from None
         if done.returncode not in (0, 1):
             raise LockError(f"dpkg --compare-versions {a} {relation} {b} failed")
         if done.returncode == 0:

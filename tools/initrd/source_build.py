@@ -39,7 +39,7 @@ from tools.initrd.lock import DebSourcePin
 SUBDIR = "source-builds"
 # Bump when the way a build is done changes (the steps, the base configure
 # flags, the environment), so old cache entries are not reused.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 # Installed programs are small-first (the initramfs is the product); the
 # hardening matches Debian's defaults for programs that handle secrets.
 DEFAULT_CPPFLAGS = ("-D_FORTIFY_SOURCE=2",)
@@ -54,8 +54,8 @@ DEFAULT_CFLAGS = (
 )
 DEFAULT_LDFLAGS = ("-Wl,-O1", "-Wl,-z,relro", "-Wl,-z,now", "-Wl,--as-needed")
 # Host packages every autotools build uses; their versions are in every key.
-BASE_HOST_PACKAGES = ("binutils", "make", "libc6-dev", "dpkg-dev")
-AUTORECONF_HOST_PACKAGES = ("autoconf", "automake", "autopoint")
+BASE_HOST_PACKAGES = ("binutils", "make", "libc6-dev", "linux-libc-dev", "pkgconf", "dpkg-dev")
+AUTORECONF_HOST_PACKAGES = ("autoconf", "automake", "autopoint", "m4", "perl")
 COMPILER = "gcc"
 BOOTSTRAP = "tools/bootstrap.sh"
 
@@ -358,17 +358,25 @@ def build(recipe: Recipe, cache: Path, builds: Path | None = None) -> Built:
     log = work / "build.log"
     try:
         epoch = _compile(recipe, cache, work, log, what)
-        info = {**key_inputs(recipe, compiler, versions), "source_date_epoch": epoch, "key": key}
+        info = {
+            **key_inputs(recipe, compiler, versions),
+            "source_date_epoch": epoch,
+            "key": key,
+            "programs": {p: _sha256(work / "root" / p) for p in recipe.programs},
+        }
         (work / "build-info.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
         shutil.rmtree(work / "src")
         shutil.rmtree(work / "home")
         work.chmod(0o755)  # mkdtemp made it private; the entry is an ordinary directory
         try:
             work.rename(target)
-        except OSError:
+        except OSError as err:
             # Another process finished the same inputs first: same bytes, keep its.
             if not (target / "build-info.json").is_file():
-                raise
+                raise SourceBuildError(
+                    f"the build of {what} could not be put into the cache at {target} "
+                    f"({err.strerror}): check that directory and build again"
+                ) from None
         (builds / f"{target.name}.failed.log").unlink(missing_ok=True)  # an earlier failure's
     except SourceBuildError as err:
         if not log.is_file():
@@ -383,7 +391,28 @@ def build(recipe: Recipe, cache: Path, builds: Path | None = None) -> Built:
 
 
 def _finished(target: Path, key: str) -> Built:
-    info = json.loads((target / "build-info.json").read_text())
-    if not isinstance(info, dict):
-        raise SourceBuildError(f"{target}/build-info.json is damaged; delete {target}")
+    """The cache entry, each program checked against the hash recorded when it
+    was built: a changed file in the cache is refused, never put in an image."""
+    damaged = SourceBuildError(f"the cached build {target} is damaged: delete it and build again")
+    try:
+        info = json.loads((target / "build-info.json").read_text())
+    except (OSError, ValueError):
+        raise damaged from None
+    programs = info.get("programs") if isinstance(info, dict) else None
+    if not isinstance(programs, dict) or not programs:
+        raise damaged
+    for path, digest in programs.items():
+        try:
+            actual = _sha256(target / "root" / path)
+        except OSError:
+            raise damaged from None
+        if actual != digest:
+            raise SourceBuildError(
+                f"{target}/root/{path} is not the file that was built (its sha256 changed): "
+                f"delete {target} and build again"
+            )
     return Built(target / "root", key, info)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -22,12 +22,16 @@ def totp(ctx: Context) -> Event:
         return Event.BASIC  # from a new secret or the clock: Basic mode attests nothing
     if not ctx.session.tpm_present:
         return Event.NO_TPM
+    session = ctx.session
     ctx.ui.progress(
         Progress(
-            "TOTP", "Unsealing the TOTP secret from the TPM...", ctx.session.early_totp_lines()
+            "TOTP", "Unsealing the TOTP secret from the TPM...", live=session.early_totp_live()
         )
     )
-    result = ctx.session.totp = ctx.platform.unseal_totp()
+    result = session.totp = ctx.platform.unseal_totp()
+    # From here the menus show this attestation's code: the early one never again
+    # (a refresh after a new secret or a recovery shell must not bring it back).
+    session.early_totp = None
     # Each refresh is a new attestation: the token is asked again too.
     ctx.session.hotp = None
     return Event.SHOWN if result.code is not None else Event.FAILED

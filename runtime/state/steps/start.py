@@ -58,20 +58,22 @@ def early_totp(ctx: Context) -> Event:
     the drivers' PCR. Only a code is kept; a failure is judged by the TOTP
     state, with what the checks found."""
     session = ctx.session
-    if session.start.basic:
-        return Event.DONE  # Basic mode attests nothing
+    if session.start.basic or session.start.clock_problem:
+        # Basic mode attests nothing; a clock known to be wrong gives a wrong
+        # code, which the main menu explains next to it
+        return Event.DONE
     ctx.ui.progress(Progress("TOTP", "Unsealing the TOTP secret from the TPM..."))
     session.early_totp = ctx.platform.early_totp()
-    lines = session.early_totp_lines()
-    if lines:
-        ctx.ui.progress(Progress("TOTP", "Checking the drivers and /boot next...", lines))
+    live = session.early_totp_live()
+    if live is not None:
+        ctx.ui.progress(Progress("TOTP", "Checking the drivers and /boot next...", live=live))
         bootlog.stage("totp-shown")
     return Event.DONE
 
 
 def measure(ctx: Context) -> Event:
     def progress(text: str) -> None:
-        ctx.ui.progress(Progress("Measuring", text, ctx.session.early_totp_lines()))
+        ctx.ui.progress(Progress("Measuring", text, live=ctx.session.early_totp_live()))
 
     if ctx.session.tpm_present:
         progress("Loading drivers (each is measured into the TPM first)...")
@@ -84,7 +86,9 @@ def measure(ctx: Context) -> Event:
 def find_boot(ctx: Context) -> Event:
     ctx.ui.progress(
         Progress(
-            "Looking for /boot", "Probing disks and partitions...", ctx.session.early_totp_lines()
+            "Looking for /boot",
+            "Probing disks and partitions...",
+            live=ctx.session.early_totp_live(),
         )
     )
     boot = ctx.session.boot = ctx.platform.find_boot()

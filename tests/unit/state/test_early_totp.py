@@ -13,7 +13,7 @@ import pytest
 from runtime.state.device_platform import DevicePlatform
 from runtime.state.machine import State
 from runtime.state.platform import StartFacts, TotpFacts, TotpFailure
-from runtime.state.session import Session
+from runtime.state.session import Session, early_code_lines
 from tests.fakes_platform import GOOD_CHECK, GOOD_TOTP, FakePlatform, failed_totp, run_machine
 from tests.fakes_ui import ScriptedUi, power_off
 from tests.support.board import TEST_BOARD
@@ -60,14 +60,64 @@ def test_an_early_failure_shows_nothing_and_the_totp_state_judges_it() -> None:
 
 
 def test_a_code_whose_window_turned_is_not_shown() -> None:
-    session = Session()
     now = time.time()
-    step = int(now) // 30
-    session.early_totp = TotpFacts("111111", step=step)
-    assert session.early_totp_lines(now)[0].startswith("TOTP: 111111")
-    assert session.early_totp_lines(now + 30) == ()
+    early = TotpFacts("111111", step=int(now) // 30)
+    assert early_code_lines(early, now)[0].startswith("TOTP: 111111")
+    assert early_code_lines(early, now + 30) == ()
+
+
+def test_the_progress_line_counts_down_and_goes_when_the_window_turns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The UI calls live each second while the drivers load: the seconds left
+    follow the clock, and the code leaves the screen when its window ends."""
+    clock = [1_800_000_005.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    session = Session()
+    session.early_totp = TotpFacts("222222", step=int(clock[0]) // 30)
+    live = session.early_totp_live()
+    assert live is not None
+    assert "(25 s left)" in live()[0]
+    clock[0] += 20
+    assert "( 5 s left)" in live()[0]
+    clock[0] += 10
+    assert live() == ()
     session.early_totp = None
-    assert session.early_totp_lines(now) == ()
+    assert session.early_totp_live() is None
+
+
+def test_after_the_totp_state_the_early_code_never_comes_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_005.0)  # one window throughout
+    platform = FakePlatform(checks=[GOOD_CHECK], early_totp_result=TotpFacts("654321"))
+    final, ui = run_machine(platform, [("choose", MAIN, "r"), *power_off(MAIN)])
+    assert final is State.POWER_OFF
+    refreshes = [i for i, s in enumerate(ui.shown) if s.title == "TOTP" and s.kind == "progress"]
+    last_refresh = ui.shown[refreshes[-1]]
+    assert "Unsealing" in last_refresh.text and "654321" not in last_refresh.text
+
+
+def test_a_clock_known_to_be_wrong_shows_no_early_code() -> None:
+    start = StartFacts("Test board", "Brand", clock_problem="The clock is before the build.")
+    platform = FakePlatform(start_facts=start, early_totp_result=GOOD_TOTP)
+    run_machine(platform, power_off(MAIN))
+    assert "early_totp" not in platform.calls
+
+
+def test_no_tpm_unseals_nothing_early() -> None:
+    start = StartFacts("Test board", "Brand", tpm_problem="No TPM answered.")
+    platform = FakePlatform(start_facts=start, early_totp_result=GOOD_TOTP)
+    run_machine(platform, [("choose", "ERROR: no TPM", "c"), *power_off(MAIN)])
+    assert "early_totp" not in platform.calls
+
+
+def test_a_platform_without_a_tpm_gives_no_early_code() -> None:
+    """The start closes a TPM that failed the identity check and keeps none."""
+    platform = DevicePlatform()
+    platform.board = TEST_BOARD
+    platform.tpm = None
+    assert platform.early_totp() is None
 
 
 def test_basic_mode_unseals_nothing_early() -> None:

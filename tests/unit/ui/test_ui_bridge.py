@@ -374,3 +374,19 @@ def test_run_ui_on_a_pty(monkeypatch: pytest.MonkeyPatch) -> None:
     assert focused == [True]
     assert not any(reverse for line, reverse in rows if line.startswith("  d"))
     assert not any("pw" in line for line, _ in term.snapshots["Passphrase: **"])
+
+
+def test_a_progress_screen_with_live_lines_ticks_until_the_next_screen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bridge_module, "TICK_SECONDS", 0.05)
+    calls = iter(range(1000))
+    screen = FakeScreen([("Default boot", ["p"])])
+
+    def machine(ui: Ui) -> str:
+        ui.progress(Progress("Measuring", "Loading drivers...", live=lambda: (f"n {next(calls)}",)))
+        time.sleep(0.5)  # the step runs; the UI thread keeps the line fresh
+        return ui.choose(MAIN)
+
+    assert run_ui(machine, screen=screen) == "power-off"
+    assert screen.shown("n 0") and screen.shown("n 3")

@@ -500,3 +500,24 @@ def test_a_byte_limit_refuses_a_letter_that_would_pass_it_visibly() -> None:
     assert "4 bytes" in screen(view) and view.field.length == 3
     answer = press(view, "enter")
     assert answer is not None and answer.value == bytearray(b"abc")
+
+
+def test_a_progress_screen_refreshes_its_live_lines_and_ignores_keys() -> None:
+    count = itertools.count()
+    view = ProgressView(
+        Progress("Measuring", "Loading drivers...", live=lambda: (f"TOTP left {next(count)}",))
+    )
+    assert "TOTP left 0" in screen(view)
+    assert view.tick() is None
+    text = screen(view)
+    assert "TOTP left 1" in text and "TOTP left 0" not in text
+    assert press(view, "enter") is None
+
+
+def test_a_progress_live_line_that_fails_leaves_the_screen_up() -> None:
+    def live() -> tuple[str, ...]:
+        raise OSError("no clock")
+
+    view = ProgressView(Progress("Measuring", "Loading drivers...", live=live))
+    assert "Loading drivers" in screen(view)
+    assert view.tick() is None
