@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -299,6 +300,29 @@ def test_a_half_entry_is_built_afresh(tmp_path: Path, fake_host: list[Path]) -> 
     built = source_build.build(_recipe(), tmp_path)
     assert built.root == half / "root" and len(fake_host) == 1
     assert built.program("usr/bin/tiny").read_bytes() == b"\x7fELF built"
+
+
+def test_two_builds_of_the_same_inputs_at_once_compile_once(
+    tmp_path: Path, fake_host: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test workers each build an image at the same time: the second build
+    waits for the first and takes its entry."""
+    slow = source_build._compile
+    started = threading.Event()
+
+    def slow_compile(recipe: Recipe, cache: Path, work: Path, log: Path, what: str) -> int:
+        started.set()
+        time.sleep(0.5)
+        return slow(recipe, cache, work, log, what)
+
+    monkeypatch.setattr(source_build, "_compile", slow_compile)
+    results: list[object] = []
+    first = threading.Thread(target=lambda: results.append(source_build.build(_recipe(), tmp_path)))
+    first.start()
+    assert started.wait(10)
+    second = source_build.build(_recipe(), tmp_path)
+    first.join(10)
+    assert results == [second] and len(fake_host) == 1
 
 
 def test_a_cached_program_that_changed_is_refused(tmp_path: Path, fake_host: list[Path]) -> None:

@@ -7,14 +7,31 @@ match the lock is never used.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tools.initrd.lock import REFRESH_COMMAND, DebPin, SourcePin, pip_download_argv
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """One process at a time; the others wait. Builds run side by side (the
+    test workers each build an image), and apt's lists or a compile must not be
+    shared half-done. The lock goes with the process, so a killed holder leaves
+    none behind. Not re-entrant: never nest two on the same file."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class FetchError(Exception):

@@ -15,6 +15,7 @@ them with Debian's patches applied.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.initrd.cache import FetchError, default_cache_dir, sha256_file
+from tools.initrd.cache import FetchError, default_cache_dir, exclusive, sha256_file
 from tools.initrd.lock import (
     LOCK_FILE,
     REFRESH_COMMAND,
@@ -257,6 +258,11 @@ class PrivateApt:
         self.root = cache / SUBDIR / "apt"
         self.host_sources = host_sources
 
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold while using the private lists: apt refuses a second process."""
+        # beside the cache's tree, not in it: its listing is the cache's content
+        return exclusive(self.root.parent.with_name(f"{SUBDIR}.locks") / "apt.lock")
+
     def options(self) -> list[str]:
         r = self.root
         settings = {
@@ -329,7 +335,9 @@ def offered(names: list[str], cache: Path) -> dict[str, dict[str, DebSourcePin]]
     its sha256 and size, the .dsc included."""
     if not names:
         return {}
-    shown = PrivateApt(cache).run("apt-cache", ["showsrc", "--only-source", *names], QUERY_TIMEOUT)
+    apt = PrivateApt(cache)
+    with apt.locked():
+        shown = apt.run("apt-cache", ["showsrc", "--only-source", *names], QUERY_TIMEOUT)
     found: dict[str, dict[str, DebSourcePin]] = {name: {} for name in names}
     for paragraph in _paragraphs(shown.splitlines(), "apt-cache showsrc"):
         package, version = _field(paragraph, "Package"), _field(paragraph, "Version")
@@ -418,10 +426,12 @@ def fetch(pin: DebSourcePin, cache: Path, host_sources: Path = HOST_SOURCES) -> 
     paths = [cached_path(cache, f) for f in pin.files]
     if not all(p.is_file() for p in paths):
         apt = PrivateApt(cache, host_sources)
-        apt.update()
-        with tempfile.TemporaryDirectory(dir=cache / SUBDIR, prefix="download-") as tmp:
-            _apt_source(apt, pin.name, pin.version, Path(tmp))
-            _store(pin, Path(tmp), cache)
+        with apt.locked():
+            if not all(p.is_file() for p in paths):  # another process may have fetched it
+                apt.update()
+                with tempfile.TemporaryDirectory(dir=cache / SUBDIR, prefix="download-") as tmp:
+                    _apt_source(apt, pin.name, pin.version, Path(tmp))
+                    _store(pin, Path(tmp), cache)
     for file, path in zip(pin.files, paths, strict=True):
         problem = mismatch(path, file)
         if problem:
@@ -437,8 +447,8 @@ def confirm_dsc(pin: DebSourcePin, cache: Path) -> bool:
     then cached. False if the mirror does not serve it (the index is signed and
     still vouches for the pin; fetch() checks the .dsc when it comes)."""
     apt = PrivateApt(cache)
-    apt.update()
-    with tempfile.TemporaryDirectory(dir=cache / SUBDIR, prefix="download-") as tmp:
+    with apt.locked(), tempfile.TemporaryDirectory(dir=cache / SUBDIR, prefix="download-") as tmp:
+        apt.update()
         try:
             _apt_source(apt, pin.name, pin.version, Path(tmp), dsc_only=True)
         except NotServedError:

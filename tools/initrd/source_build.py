@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.initrd import debian_sources
+from tools.initrd.cache import exclusive
 from tools.initrd.lock import DebSourcePin
 
 SUBDIR = "source-builds"
@@ -341,7 +342,6 @@ def build(recipe: Recipe, cache: Path, builds: Path | None = None) -> Built:
     source-builds directory) when its inputs were built before, else built now.
     Source files are fetched into and read from ``cache``."""
     pin = recipe.pin
-    what = f"{pin.name} {pin.version}"
     versions = package_versions(recipe.all_host_packages())
     compiler = compiler_version()
     key = cache_key(recipe, compiler, versions)
@@ -349,6 +349,25 @@ def build(recipe: Recipe, cache: Path, builds: Path | None = None) -> Built:
     target = builds / entry_name(pin, key)
     if (target / "build-info.json").is_file():
         return _finished(target, key)
+    # Two builds of the same inputs at once (the test workers each build an
+    # image): the second waits, then takes the first one's entry.
+    with exclusive(builds.with_name(f"{builds.name}.locks") / f"{target.name}.lock"):
+        if (target / "build-info.json").is_file():
+            return _finished(target, key)
+        return _build_entry(recipe, cache, builds, target, key, versions, compiler)
+
+
+def _build_entry(
+    recipe: Recipe,
+    cache: Path,
+    builds: Path,
+    target: Path,
+    key: str,
+    versions: dict[str, str],
+    compiler: str,
+) -> Built:
+    pin = recipe.pin
+    what = f"{pin.name} {pin.version}"
     if target.exists():
         # Entries are renamed into place whole, so this one was made by hand
         # (or damaged): never taken for a build, built afresh.
