@@ -10,8 +10,9 @@ APT_PACKAGES=(
     swtpm swtpm-tools        # the software TPM for tests and the QEMU board
     libtss2-dev pkg-config   # tpm2-pytss builds against Debian's libtss2
     gcc python3-dev python3-venv
-    tpm2-tools               # only for the benchmark's comparison
-    gnupg busybox           # busybox: Heads' own sha256sum, to check our lists with
+    tpm2-tools whiptail oathtool  # only for the benchmarks: the shell runtime beside ours
+    gnupg busybox-static    # busybox: Heads' own sha256sum, to check our lists with; static:
+                            # tools/bench_shell_baseline.py copies it alone
     # build_initrd.py: tpm2-pytss is built with Debian's own python3.11
     python3-pip python3-pkgconfig python3-setuptools-scm python3-cffi python3-setuptools
     python3-wheel zstd xz-utils cpio
