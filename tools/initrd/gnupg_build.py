@@ -23,13 +23,12 @@ their configure.ac changes hold (gpg-agent and scdaemon refuse ptrace).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
 from tools.initrd import elf, source_build
 from tools.initrd.cache import FetchError, default_cache_dir
-from tools.initrd.lock import Lock, LockError, load_lock
+from tools.initrd.lock import Lock, LockError, load_lock, version_holds
 from tools.initrd.source_build import Recipe, SourceBuildError
 
 SOURCE = "gnupg2"
@@ -117,27 +116,12 @@ def check_needed(programs: dict[str, Path]) -> dict[str, list[str]]:
     return needed
 
 
-def version_at_least(version: str, minimum: str) -> bool:
-    try:
-        done = subprocess.run(
-            ["dpkg", "--compare-versions", version, "ge", minimum],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise GnupgBuildError(f"dpkg could not compare {version} with {minimum}: {err}") from None
-    if done.returncode not in (0, 1):
-        raise GnupgBuildError(f"dpkg --compare-versions {version} ge {minimum} failed")
-    return done.returncode == 0
-
-
 def check_libraries_in_lock(lock: Lock, host_versions: dict[str, str]) -> None:
     """The image's libraries must be at least the versions compiled against:
     an older library may lack a symbol the headers promised."""
     for dev, runtime_package in LIBRARIES.items():
         image_version = lock.deb(runtime_package).version
-        if not version_at_least(image_version, host_versions[dev]):
+        if not version_holds(image_version, "ge", host_versions[dev]):
             raise GnupgBuildError(
                 f"gnupg is compiled against the host's {dev} {host_versions[dev]}, newer "
                 f"than the image's {runtime_package} {image_version}; refresh the lock "

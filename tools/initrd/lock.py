@@ -273,23 +273,25 @@ def _built_from(debs: Sequence[DebPin]) -> dict[str, set[str]]:
     return built
 
 
+def version_holds(a: str, relation: str, b: str) -> bool:
+    """``a relation b`` in dpkg's own ordering (epochs, ~, +debNuM): not worth
+    re-implementing. ``relation``: lt, le, eq, ge, gt."""
+    try:
+        done = subprocess.run(
+            ["dpkg", "--compare-versions", a, relation, b],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise LockError(f"dpkg could not compare versions {a} and {b}: {err}") from None
+    if done.returncode not in (0, 1):
+        raise LockError(f"dpkg --compare-versions {a} {relation} {b} failed")
+    return done.returncode == 0
+
+
 def _version_order(a: str, b: str) -> int:
-    # dpkg's own ordering (epochs, ~, +debNuM): not worth re-implementing.
-    for relation, result in (("lt", -1), ("gt", 1)):
-        try:
-            done = subprocess.run(
-                ["dpkg", "--compare-versions", a, relation, b],
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise LockError(f"dpkg could not compare versions {a} and {b}: {err}") from None
-        if done.returncode not in (0, 1):
-            raise LockError(f"dpkg --compare-versions {a} {relation} {b} failed")
-        if done.returncode == 0:
-            return result
-    return 0
+    return -1 if version_holds(a, "lt", b) else 1 if version_holds(a, "gt", b) else 0
 
 
 def _deb_source_pins(names: list[str], debs: Sequence[DebPin], cache: Path) -> list[DebSourcePin]:
