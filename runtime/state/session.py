@@ -50,13 +50,23 @@ ROLLBACK_OFF_WARNING = (
 )
 
 
+def window_turned(totp: TotpFacts, now: float) -> bool:
+    """The 30-second window ``totp``'s code belongs to has ended."""
+    return int(now) // TOTP_PERIOD != totp.step
+
+
+def code_line(code: str, now: float) -> str:
+    """A code with the seconds its window has left, as every screen shows it."""
+    left = TOTP_PERIOD - int(now) % TOTP_PERIOD
+    return f"TOTP: {code}  ({left:2d} s left)"
+
+
 def early_code_lines(early: TotpFacts, now: float) -> tuple[str, ...]:
     """The early code while its window lasts, with the seconds left; nothing
     once it has turned (a stale code would look like a wrong one)."""
-    if early.code is None or int(now) // TOTP_PERIOD != early.step:
+    if early.code is None or window_turned(early, now):
         return ()
-    left = TOTP_PERIOD - int(now) % TOTP_PERIOD
-    return (f"TOTP: {early.code}  ({left:2d} s left)  - compare it with your phone",)
+    return (code_line(early.code, now) + "  - compare it with your phone",)
 
 
 @dataclass
@@ -262,8 +272,7 @@ class Session:
             return "TOTP: NO TPM"
         if totp is None or totp.code is None:
             return "TOTP: none (" + (totp.message if totp else "not unsealed yet") + ")"
-        left = TOTP_PERIOD - int(time.time() if now is None else now) % TOTP_PERIOD
-        return f"TOTP: {totp.code}  ({left:2d} s left)"
+        return code_line(totp.code, time.time() if now is None else now)
 
     def early_totp_live(self) -> Callable[[], tuple[str, ...]] | None:
         """The early code's line for the progress screens, refreshed by the UI
@@ -278,4 +287,4 @@ class Session:
     def totp_window_turned(self, now: float | None = None) -> bool:
         if self.totp is None or self.totp.code is None:
             return False
-        return int(time.time() if now is None else now) // TOTP_PERIOD != self.totp.step
+        return window_turned(self.totp, time.time() if now is None else now)

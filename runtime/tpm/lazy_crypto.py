@@ -112,9 +112,14 @@ def _real(name: str) -> types.ModuleType:
     except ImportError as err:
         if _stand_in is not None:
             sys.modules[MODULE] = _stand_in  # a later call gets the same error
-        if (err.name or "").partition(".")[0] != "cryptography":
+        if not _cryptography_missing(err):
             raise
         raise _unavailable(f"{MODULE}.{name}", err) from err
+
+
+def _cryptography_missing(err: ImportError) -> bool:
+    """The import failed for want of cryptography itself, not of something else."""
+    return (err.name or "").partition(".")[0] == "cryptography"
 
 
 def _forwarder(name: str) -> Callable[..., Any]:
@@ -159,7 +164,7 @@ def _cryptography_importable() -> bool:
     except ImportError as err:
         # absent: the image. Broken (it is there, but something it needs is
         # not): said as such, not hidden behind "not in this image".
-        if (err.name or "").partition(".")[0] != "cryptography":
+        if not _cryptography_missing(err):
             raise
         return False
     return True

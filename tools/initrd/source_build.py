@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.initrd import debian_sources
-from tools.initrd.cache import exclusive
+from tools.initrd.cache import exclusive, sha256_file
 from tools.initrd.lock import DebSourcePin
 
 SUBDIR = "source-builds"
@@ -381,7 +381,7 @@ def _build_entry(
             **key_inputs(recipe, compiler, versions),
             "source_date_epoch": epoch,
             "key": key,
-            "programs": {p: _sha256(work / "root" / p) for p in recipe.programs},
+            "programs": {p: sha256_file(work / "root" / p) for p in recipe.programs},
         }
         (work / "build-info.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
         shutil.rmtree(work / "src")
@@ -422,7 +422,7 @@ def _finished(target: Path, key: str) -> Built:
         raise damaged
     for path, digest in programs.items():
         try:
-            actual = _sha256(target / "root" / path)
+            actual = sha256_file(target / "root" / path)
         except OSError:
             raise damaged from None
         if actual != digest:
@@ -431,7 +431,3 @@ def _finished(target: Path, key: str) -> Built:
                 f"delete {target} and build again"
             )
     return Built(target / "root", key, info)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
