@@ -41,13 +41,22 @@ from runtime.image_files import (
 )
 from tools.boards import UnknownBoard, board_file, load_board_table
 from tools.initrd import elf, keymap, kmod
+from tools.initrd.busybox_build import APPLETS as BUSYBOX_APPLETS
+from tools.initrd.busybox_build import PROGRAM as BUSYBOX
+from tools.initrd.busybox_build import SOURCE as BUSYBOX_SOURCE
+from tools.initrd.busybox_build import build_busybox
 from tools.initrd.cache import FetchError, default_cache_dir, fetch_source
 from tools.initrd.cpio import Entry, write_archive
 from tools.initrd.gnupg_build import PROGRAMS as GNUPG_PROGRAMS
 from tools.initrd.gnupg_build import SOURCE as GNUPG_SOURCE
 from tools.initrd.gnupg_build import build_gnupg
+from tools.initrd.kexec_build import PROGRAMS as KEXEC_PROGRAMS
+from tools.initrd.kexec_build import SOURCE as KEXEC_SOURCE
+from tools.initrd.kexec_build import build_kexec
 from tools.initrd.lock import Lock, LockError, load_lock, wanted_packages
 from tools.initrd.pool import Pool
+from tools.initrd.python_freeze import IMAGE_INTERPRETER as PYTHON
+from tools.initrd.python_freeze import FreezeError, frozen_interpreter
 from tools.initrd.python_tree import (
     PythonTreeError,
     build_tpm2_pytss,
@@ -86,45 +95,6 @@ DLOPENED = [
     "usr/lib/x86_64-linux-gnu/libudev.so.1",  # pyudev, via ctypes
     "lib/x86_64-linux-gnu/libgcc_s.so.1",  # glibc, for thread cancellation
 ]
-BUSYBOX_APPLETS = [
-    "sh",
-    "mount",
-    "umount",
-    "mkdir",
-    "cat",
-    "ls",
-    "insmod",
-    "modprobe",
-    "poweroff",
-    "reboot",
-    "setsid",
-    "stty",
-    "sleep",
-    "dmesg",
-    "mdev",
-    "ps",
-    "kill",
-    "cp",
-    "mv",
-    "rm",
-    "sync",
-    "vi",
-    "less",
-    "grep",
-    "sed",
-    "dd",
-    "hexdump",
-    "sha256sum",
-    "free",
-    "uname",
-    "tr",
-    "tail",
-    "head",
-    "wc",
-    "hwclock",
-    "date",
-    "loadkmap",
-]
 USR_LIB = "usr/lib/x86_64-linux-gnu"
 
 
@@ -136,7 +106,6 @@ class BuildError(Exception):
 COMPONENT_OF_PACKAGE = {
     "gnupg2": "gnupg",
     "kexec-tools": "kexec",
-    "libyajl2": "kexec",
     "busybox": "busybox",
     "cryptsetup-bin": "cryptsetup",
     "flashrom": "flashrom",
@@ -150,7 +119,6 @@ COMPONENT_OF_PREFIX = (
     (("runtime",), "runtime"),
     (("linux-image",), "kernel modules"),
     (("libtss2",), "tss2 libraries"),
-    (("libxen",), "kexec"),
     (("overlay", "generated"), "overlay and config"),
 )
 
@@ -269,21 +237,40 @@ def add_python_and_programs(
     )
     origins = {p: f.origin for p, f in pool.files.items()}
     py_files, missing = import_closure(root, wheel, REPO, origins)
-    compiled = compile_sources(root, py_files, work / "pyc", args.optimize)
+    if args.interpreter == "frozen":
+        compiled = frozen_interpreter(lock, args.cache, py_files, work / "freeze")
+    else:
+        compiled = compile_sources(root, py_files, work / "pyc", args.optimize)
     host_paths = pool.host_paths()
     # gnupg from its pinned source: no SQLite/TOFU, LDAP, TLS or dirmngr
     gnupg_origin = f"{GNUPG_SOURCE} {lock.deb_source(GNUPG_SOURCE).version} (built from source)"
     for path, built in build_gnupg(lock, args.cache).items():
         image.add(Entry.file(path, built.read_bytes(), True), gnupg_origin)
         host_paths[path] = str(built)
+    # kexec from its pinned source: no Xen dom0 libraries
+    kexec_origin = f"{KEXEC_SOURCE} {lock.deb_source(KEXEC_SOURCE).version} (built from source)"
+    for path, built in build_kexec(lock, args.cache).items():
+        image.add(Entry.file(path, built.read_bytes(), True), kexec_origin)
+        host_paths[path] = str(built)
+    # busybox from its pinned source: only the applets the image uses
+    busybox_version = lock.deb_source(BUSYBOX_SOURCE).version
+    busybox = build_busybox(lock, args.cache)
+    image.add(
+        Entry.file(BUSYBOX, busybox.read_bytes(), True),
+        f"{BUSYBOX_SOURCE} {busybox_version} (built from source)",
+    )
+    host_paths[BUSYBOX] = str(busybox)
     extension_modules = []
+    host_built = {f.image for f in compiled}
     for f in compiled:
-        image.add(Entry.file(f.image, f.host.read_bytes()), f.origin)
+        image.add(Entry.file(f.image, f.host.read_bytes(), f.image == PYTHON), f.origin)
+        if f.image == PYTHON:
+            host_paths[f.image] = str(f.host)
         if f.image.endswith(".so"):
             extension_modules.append(f.image)
             host_paths[f.image] = str(f.host)
     for path in [*PROGRAMS, *DLOPENED]:
-        if path not in GNUPG_PROGRAMS:
+        if path not in (*GNUPG_PROGRAMS, *KEXEC_PROGRAMS, BUSYBOX) and path not in host_built:
             image.add_from_pool(pool, path)
     for lib in sorted(elf.closure([*PROGRAMS, *DLOPENED, *extension_modules], host_paths)):
         image.add_from_pool(pool, lib)
@@ -518,6 +505,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="owner settings (Heads config.user format) to place in the image",
     )
     parser.add_argument(
+        "--interpreter",
+        choices=["frozen", "debian"],
+        default="frozen",
+        help="frozen: CPython built from the pinned source with every module frozen in "
+        "(default); debian: Debian's python3.11 with a tree of .pyc files (to compare)",
+    )
+    parser.add_argument(
         "--optimize",
         type=int,
         choices=[0, 1, 2],
@@ -560,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         LockError,
         FetchError,
         PythonTreeError,
+        FreezeError,
         SourceBuildError,
         elf.MissingLibrary,
         kmod.ModuleError,

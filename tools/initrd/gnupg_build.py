@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tools.initrd import elf, source_build
 from tools.initrd.cache import FetchError, default_cache_dir
-from tools.initrd.lock import Lock, LockError, load_lock, version_holds
+from tools.initrd.lock import Lock, LockError, load_lock
 from tools.initrd.source_build import Recipe, SourceBuildError
 
 SOURCE = "gnupg2"
@@ -116,25 +116,13 @@ def check_needed(programs: dict[str, Path]) -> dict[str, list[str]]:
     return needed
 
 
-def check_libraries_in_lock(lock: Lock, host_versions: dict[str, str]) -> None:
-    """The image's libraries must be at least the versions compiled against:
-    an older library may lack a symbol the headers promised."""
-    for dev, runtime_package in LIBRARIES.items():
-        image_version = lock.deb(runtime_package).version
-        if not version_holds(image_version, "ge", host_versions[dev]):
-            raise GnupgBuildError(
-                f"gnupg is compiled against the host's {dev} {host_versions[dev]}, newer "
-                f"than the image's {runtime_package} {image_version}; refresh the lock "
-                "(.venv/bin/python -m tools.initrd.lock refresh) or update the host"
-            )
-
-
 def build_gnupg(lock: Lock, cache: Path, builds: Path | None = None) -> dict[str, Path]:
     """Image path (e.g. "usr/bin/gpg") -> the built, stripped file, from the
     cache when these inputs were built before. ``builds``: where build
     results live (default: under ``cache``)."""
     wanted = recipe(lock)
-    check_libraries_in_lock(lock, source_build.package_versions(tuple(LIBRARIES)))
+    host_versions = source_build.package_versions(tuple(LIBRARIES))
+    source_build.check_libraries_in_lock(lock, LIBRARIES, host_versions, "gnupg")
     built = source_build.build(wanted, cache, builds)
     programs = {path: built.program(path) for path in PROGRAMS}
     check_needed(programs)

@@ -1,4 +1,5 @@
-"""Build a pinned Debian source package with autotools into a staging tree.
+"""Build a pinned Debian source package with autotools (or busybox's Kconfig)
+into a staging tree.
 
 One job: unpack a `[[deb_source]]` pin (tools/initrd/debian_sources.py, Debian's
 patches applied), optionally `autoreconf -fi` it as Debian's own build does,
@@ -8,6 +9,12 @@ that hashes every input of the build: the pin's files, the configure flags,
 CPPFLAGS/CFLAGS/LDFLAGS, the compiler's version and the versions of the
 host's build packages. A changed input builds afresh; an unchanged one is a
 directory lookup.
+
+A Kconfig recipe (busybox) gives the lines of its `.config` instead of
+configure flags: every other option of `make allyesconfig`'s complete list is
+turned off (numbers and strings keep their defaults), `make oldconfig` settles
+it with nothing to ask, every wanted line must survive Kconfig's dependency
+checks, and `make install` takes CONFIG_PREFIX=... (busybox's DESTDIR).
 
 Reproducible: SOURCE_DATE_EPOCH from debian/changelog, a clean environment
 (LC_ALL=C, TZ=UTC, umask 022), the build directory mapped away with
@@ -35,7 +42,7 @@ from pathlib import Path
 
 from tools.initrd import debian_sources
 from tools.initrd.cache import exclusive, sha256_file
-from tools.initrd.lock import DebSourcePin
+from tools.initrd.lock import DebSourcePin, Lock, version_holds
 
 SUBDIR = "source-builds"
 # Bump when the way a build is done changes (the steps, the base configure
@@ -85,6 +92,14 @@ class Recipe:
     # Staging paths (e.g. "usr/bin/gpg") that must exist after `make install`.
     programs: tuple[str, ...]
     autoreconf: bool = False
+    # Files the recipe writes into the unpacked source before configuring
+    # (path relative to the source tree, text), e.g. CPython's Modules/Setup.local.
+    source_files: tuple[tuple[str, str], ...] = ()
+    # `make` targets that install into the staging tree.
+    install_targets: tuple[str, ...] = ("install",)
+    # A Kconfig package (busybox): its .config lines, every other option off,
+    # instead of ./configure (configure_flags unused).
+    kconfig: str | None = None
     cppflags: tuple[str, ...] = DEFAULT_CPPFLAGS
     cflags: tuple[str, ...] = DEFAULT_CFLAGS
     ldflags: tuple[str, ...] = DEFAULT_LDFLAGS
@@ -111,7 +126,7 @@ def key_inputs(
 ) -> dict[str, object]:
     """Every input of a build, as JSON-able data (also written beside the tree)."""
     pin = recipe.pin
-    return {
+    inputs: dict[str, object] = {
         "format": BUILD_FORMAT,
         "source": pin.name,
         "version": pin.version,
@@ -125,6 +140,14 @@ def key_inputs(
         "compiler": compiler,
         "host_packages": dict(sorted(package_versions.items())),
     }
+    # Only when set, so the keys of recipes without them stay as they were.
+    if recipe.source_files:
+        inputs["source_files"] = [list(f) for f in recipe.source_files]
+    if recipe.install_targets != ("install",):
+        inputs["install_targets"] = list(recipe.install_targets)
+    if recipe.kconfig is not None:
+        inputs["kconfig"] = recipe.kconfig
+    return inputs
 
 
 def cache_key(recipe: Recipe, compiler: str, package_versions: Mapping[str, str]) -> str:
@@ -162,6 +185,36 @@ def build_env(recipe: Recipe, source_dir: Path, home: Path, epoch: int) -> dict[
         "CFLAGS": " ".join([*recipe.cflags, prefix_map]),
         "LDFLAGS": " ".join(recipe.ldflags),
     }
+
+
+def kconfig_over(every: str, wanted: str) -> str:
+    """A complete .config: ``wanted``'s lines, and every other option that
+    ``every`` (allyesconfig's output) lists turned off, or at its default when
+    it is a number or a string. (busybox's allnoconfig ignores
+    KCONFIG_ALLCONFIG's y lines, and oldconfig would answer new options with
+    their defaults, mostly y.)"""
+    lines = {line.split("=", 1)[0]: line for line in wanted.splitlines() if "=" in line}
+    out = []
+    for line in every.splitlines():
+        name, equals, value = line.partition("=")
+        if line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            name, value = line.split()[1], "n"
+        elif not equals or not name.startswith("CONFIG_"):
+            out.append(line)
+            continue
+        if name in lines:
+            out.append(lines.pop(name))
+        else:
+            out.append(f"# {name} is not set" if value in ("y", "m", "n") else line)
+    # Names no option has: left for Kconfig to drop and kconfig_dropped to name.
+    return "\n".join([*out, *lines.values()]) + "\n"
+
+
+def kconfig_dropped(wanted: str, config: str) -> list[str]:
+    """The lines of ``wanted`` that Kconfig did not keep in ``config``: an unmet
+    dependency or a misspelt name, which would otherwise build silently without."""
+    kept = set(config.splitlines())
+    return [line for line in wanted.splitlines() if line.strip() and line not in kept]
 
 
 def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -226,6 +279,22 @@ def package_versions(names: Sequence[str]) -> dict[str, str]:
     if missing:
         raise missing_packages_error(missing)
     return {n: status[n][0] for n in names}
+
+
+def check_libraries_in_lock(
+    lock: Lock, libraries: Mapping[str, str], host_versions: Mapping[str, str], what: str
+) -> None:
+    """``libraries``: host -dev package -> the Debian library package the image
+    runs with. Each image library must be at least the version compiled
+    against: an older one may lack a symbol the headers promised."""
+    for dev, runtime_package in libraries.items():
+        image_version = lock.deb(runtime_package).version
+        if not version_holds(image_version, "ge", host_versions[dev]):
+            raise SourceBuildError(
+                f"{what} is compiled against the host's {dev} {host_versions[dev]}, newer "
+                f"than the image's {runtime_package} {image_version}; refresh the lock "
+                "(.venv/bin/python -m tools.initrd.lock refresh) or update the host"
+            )
 
 
 def changelog_epoch(source_dir: Path) -> int:
@@ -309,6 +378,28 @@ def _strip_and_settle(root: Path, env: Mapping[str, str], log: Path, epoch: int,
         os.utime(path, (epoch, epoch), follow_symlinks=False)
 
 
+def _kconfig(
+    wanted: str, kept: Path, source_dir: Path, env: Mapping[str, str], log: Path, what: str
+) -> None:
+    """.config: every option off but ``wanted``'s lines; a copy of the result
+    is kept beside the staging tree (work/"config"), for whoever reviews it."""
+    dot_config = source_dir / ".config"
+    every = ["make", "allyesconfig"]
+    _run_logged("allyesconfig", every, source_dir, env, log, CONFIGURE_TIMEOUT, what)
+    dot_config.write_text(kconfig_over(dot_config.read_text(), wanted))
+    # stdin is /dev/null: an option the list missed gets its default, never a prompt
+    oldconfig = ["make", "oldconfig"]
+    _run_logged("oldconfig", oldconfig, source_dir, env, log, CONFIGURE_TIMEOUT, what)
+    config = dot_config.read_text()
+    kept.write_text(config)
+    dropped = kconfig_dropped(wanted, config)
+    if dropped:
+        raise SourceBuildError(
+            f"Kconfig did not keep these lines of {what}'s recipe: {', '.join(dropped)}. "
+            "A dependency is not enabled or the name is wrong; fix the recipe."
+        )
+
+
 def _compile(recipe: Recipe, cache: Path, work: Path, log: Path, what: str) -> int:
     """Unpack, configure, make and install into work/"root"; the epoch used."""
     source_dir = debian_sources.unpack(recipe.pin, cache, work / "src")
@@ -316,16 +407,23 @@ def _compile(recipe: Recipe, cache: Path, work: Path, log: Path, what: str) -> i
     home = work / "home"
     home.mkdir()
     env = build_env(recipe, source_dir, home, epoch)
-    if recipe.autoreconf:
-        # Debian's patches change configure.ac and Makefile.am files; the
-        # shipped configure would silently ignore those changes.
-        autoreconf = ["autoreconf", "-fi"]
-        _run_logged("autoreconf", autoreconf, source_dir, env, log, AUTORECONF_TIMEOUT, what)
-    _run_logged("configure", configure_argv(recipe), source_dir, env, log, CONFIGURE_TIMEOUT, what)
+    for relative, text in recipe.source_files:
+        (source_dir / relative).write_text(text)
+    if recipe.kconfig is not None:
+        _kconfig(recipe.kconfig, work / "config", source_dir, env, log, what)
+    else:
+        if recipe.autoreconf:
+            # Debian's patches change configure.ac and Makefile.am files; the
+            # shipped configure would silently ignore those changes.
+            autoreconf = ["autoreconf", "-fi"]
+            _run_logged("autoreconf", autoreconf, source_dir, env, log, AUTORECONF_TIMEOUT, what)
+        configure = configure_argv(recipe)
+        _run_logged("configure", configure, source_dir, env, log, CONFIGURE_TIMEOUT, what)
     jobs = str(os.cpu_count() or 1)
     _run_logged("make", ["make", f"-j{jobs}"], source_dir, env, log, MAKE_TIMEOUT, what)
     root = work / "root"
-    install = ["make", "install", f"DESTDIR={root}"]
+    destdir = "CONFIG_PREFIX" if recipe.kconfig is not None else "DESTDIR"
+    install = ["make", *recipe.install_targets, f"{destdir}={root}"]
     _run_logged("make install", install, source_dir, env, log, INSTALL_TIMEOUT, what)
     missing = [p for p in recipe.programs if not (root / p).is_file()]
     if missing:
