@@ -21,6 +21,10 @@ APT_PACKAGES=(
     # gnupg from source (tools/initrd/gnupg_build.py): the libraries it compiles against
     libgpg-error-dev libgcrypt20-dev libassuan-dev libksba-dev libnpth0-dev
     libusb-1.0-0-dev zlib1g-dev libbz2-dev libreadline-dev
+    # CPython from source (tools/initrd/cpython_build.py): _hashlib, _ctypes, zlib
+    libssl-dev libffi-dev
+    # the build tier traces the frozen interpreter's file accesses
+    strace
     # the QEMU board and its test disk
     qemu-system-x86 fdisk e2fsprogs
 )

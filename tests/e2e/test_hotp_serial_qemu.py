@@ -19,23 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
 from tools.initrd.cpio import Entry, write_archive
 from tools.socket_wait import wait_for_listener
 from tools.soft_token import SoftToken, TokenState
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(600)]
-
-SITE = "usr/lib/python3/dist-packages"
-FILES = [
-    "runtime/secrets/ram.py",
-    "runtime/secrets/totp.py",
-    "runtime/tpm/handles.py",
-    *(
-        str(p.relative_to(REPO_ROOT))
-        for p in sorted((REPO_ROOT / "runtime/secrets/hotp").glob("*.py"))
-    ),
-]
 
 GUEST = """
 import time
@@ -67,7 +55,7 @@ with SerialToken("/dev/ttyS1") as token:
         print("HOTP absent", token.why_absent().result, flush=True)
 """
 INIT = """#!/bin/sh
-export PATH=/bin:/usr/bin PYTHONHOME=/usr LC_ALL=C.UTF-8
+export PATH=/bin:/usr/bin LC_ALL=C.UTF-8
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -85,10 +73,9 @@ def machine(tmp_path_factory: pytest.TempPathFactory, initrd_a: Path) -> tuple[P
     kernel = board_files("qemu-swtpm").kernel
     overlay = [
         Entry.file("hotp_init", INIT.encode(), executable=True),
+        # the runtime's modules are the frozen interpreter's own
         Entry.file("hotp_guest.py", GUEST.encode()),
-        Entry.directory(f"{SITE}/runtime/secrets/hotp"),
     ]
-    overlay += [Entry.file(f"{SITE}/{name}", (REPO_ROOT / name).read_bytes()) for name in FILES]
     archive = io.BytesIO()
     write_archive(archive, overlay, 0)
     base = initrd_a.read_bytes()  # the session's build (tests/e2e/conftest.py)
