@@ -355,3 +355,17 @@ def test_the_frozen_interpreter_ignores_the_environment_and_has_no_sys_path(
         shutil.rmtree(planted)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]", "1", "frozen"]
+
+
+def test_busybox_is_built_from_source_with_a_link_for_each_applet(first: Path) -> None:
+    from tools.initrd.busybox_build import APPLETS
+
+    rows = [
+        line.split("\t")
+        for line in (first / "manifest.tsv").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    origins = {r[0]: r[4] for r in rows}
+    assert origins["bin/busybox"].endswith("(built from source)")
+    links = {r[0].removeprefix("bin/") for r in rows if r[4] == "generated: busybox applet"}
+    assert links == set(APPLETS)
