@@ -6,7 +6,6 @@ metadata, so the build copies the version into build-info.json and the image rea
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 
 DISTRIBUTION = "heads-runtime"
@@ -24,6 +23,10 @@ def runtime_version(build_info_path: str) -> str:
     value = info.get(VERSION_KEY) if isinstance(info, dict) else None
     if isinstance(value, str) and value.isprintable() and 0 < len(value) <= 40:
         return value
+    # Only a development checkout gets here: importlib.metadata pulls in email,
+    # zipfile and csv, which the image's start should not pay for.
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:

@@ -18,6 +18,7 @@ from tools.initrd.lock import (
     LockError,
     SourcePin,
     load_lock,
+    prune,
     render_lock,
     wanted_packages,
 )
@@ -58,7 +59,7 @@ def test_tpm2_pytss_source_is_locked(lock: Lock) -> None:
 
 def test_lock_covers_packages_toml(lock: Lock) -> None:
     debs, sources = wanted_packages()
-    assert set(debs) <= set(lock.debs)
+    assert set(debs) == set(lock.debs)  # nothing stale either: `lock prune` drops it
     for name, version in sources:
         assert lock.source(name).version == version
 
@@ -131,6 +132,31 @@ def test_the_committed_lock_is_what_render_lock_writes(lock: Lock) -> None:
         list(lock.debs.values()), list(lock.sources.values()), list(lock.deb_sources.values())
     )
     assert rendered == LOCK_FILE.read_text()
+
+
+def test_prune_drops_only_what_packages_toml_no_longer_names(lock: Lock, tmp_path: Path) -> None:
+    stale = DebPin("libxenctrl4.17", "4.17.5+72-g01d6f1d2-1", "amd64", "e" * 64, 1)
+    lock_file = tmp_path / "lock.toml"
+    lock_file.write_text(
+        render_lock(
+            [*lock.debs.values(), stale],
+            list(lock.sources.values()),
+            list(lock.deb_sources.values()),
+        )
+    )
+    assert prune(lock_file, PACKAGES_FILE) == ["libxenctrl4.17"]
+    assert lock_file.read_text() == LOCK_FILE.read_text()  # every other pin as it was
+    assert prune(lock_file, PACKAGES_FILE) == []
+
+
+def test_prune_refuses_a_name_the_lock_has_no_pin_for(tmp_path: Path) -> None:
+    packages = tmp_path / "packages.toml"
+    packages.write_text(PACKAGES_FILE.read_text().replace('"libzstd1"', '"libzstd1", "libnew1"'))
+    lock_file = tmp_path / "lock.toml"
+    lock_file.write_text(LOCK_FILE.read_text())
+    with pytest.raises(LockError, match=r"libnew1.*run `refresh`"):
+        prune(lock_file, packages)
+    assert lock_file.read_text() == LOCK_FILE.read_text()
 
 
 def test_deb_filename_escapes_the_epoch() -> None:

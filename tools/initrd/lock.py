@@ -386,11 +386,45 @@ def refresh(cache: Path, debian_sources_only: bool = False) -> None:
     )
 
 
+def prune(lock_file: Path = LOCK_FILE, packages_file: Path = PACKAGES_FILE) -> list[str]:
+    """Drop the pins packages.toml no longer names; every other pin stays as it
+    is (no network, no new version). Returns the names dropped."""
+    current = load_lock(lock_file)
+    debs, sources = wanted_packages(packages_file)
+    wanted_debs, wanted_sources = set(debs), {name for name, _ in sources}
+    wanted_deb_sources = set(wanted_debian_sources(packages_file))
+    kept_debs = [p for p in current.debs.values() if p.name in wanted_debs]
+    kept_sources = [p for p in current.sources.values() if p.name in wanted_sources]
+    kept_deb_sources = [p for p in current.deb_sources.values() if p.name in wanted_deb_sources]
+    missing = sorted(wanted_debs - set(current.debs)) + sorted(
+        wanted_deb_sources - set(current.deb_sources)
+    )
+    if missing:
+        raise LockError(
+            f"packages.toml names {', '.join(missing)}, which the lock has no pin for: "
+            "run `refresh` instead"
+        )
+    dropped = sorted(
+        (set(current.debs) - wanted_debs)
+        | (set(current.sources) - wanted_sources)
+        | (set(current.deb_sources) - wanted_deb_sources)
+    )
+    tmp = lock_file.with_suffix(".tmp")
+    tmp.write_text(render_lock(kept_debs, kept_sources, kept_deb_sources))
+    tmp.replace(lock_file)
+    return dropped
+
+
 def main(argv: list[str] | None = None) -> int:
     from tools.initrd.cache import FetchError, default_cache_dir
 
     parser = argparse.ArgumentParser(prog="python -m tools.initrd.lock")
-    parser.add_argument("command", choices=["refresh"])
+    parser.add_argument(
+        "command",
+        choices=["refresh", "prune"],
+        help="refresh: re-pin everything at today's versions; prune: only drop the pins "
+        "packages.toml no longer names",
+    )
     parser.add_argument("--cache", type=Path, default=default_cache_dir())
     parser.add_argument(
         "--debian-sources-only",
@@ -399,7 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        refresh(args.cache, args.debian_sources_only)
+        if args.command == "prune":
+            print(f"dropped: {' '.join(prune()) or 'nothing'}")
+        else:
+            refresh(args.cache, args.debian_sources_only)
     except (LockError, FetchError) as err:
         print(f"lock: {err}", file=sys.stderr)
         return 1
