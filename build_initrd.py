@@ -236,9 +236,12 @@ def add_python_and_programs(
         work / "wheel" if args.rebuild_wheel else None,
     )
     origins = {p: f.origin for p, f in pool.files.items()}
-    py_files, missing = import_closure(root, wheel, REPO, origins)
+    closure = import_closure(root, wheel, REPO, origins)
+    py_files, missing = closure.files, closure.missing
     if args.interpreter == "frozen":
-        compiled = frozen_interpreter(lock, args.cache, py_files, work / "freeze")
+        compiled = frozen_interpreter(
+            lock, args.cache, closure, root, work / "freeze", args.optimize
+        )
     else:
         compiled = compile_sources(root, py_files, work / "pyc", args.optimize)
     host_paths = pool.host_paths()
@@ -516,7 +519,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         choices=[0, 1, 2],
         default=0,
-        help="Python -O level for the .pyc files (default 0)",
+        help="Python -O level the modules are compiled at (default 0)",
     )
     parser.add_argument(
         "--zstd-level",

@@ -110,6 +110,9 @@ echo changed >> list.txt; sha256sum -c -s sums 2>/dev/null && exit 23
 mkdir -p a/b && touch a/b/f && ln -s b/f a/l && [ "$(find a -type f | wc -l)" -eq 1 ] || exit 24
 ( sleep 0; exit 3 ) & wait $!; [ $? -eq 3 ] || exit 25
 command -v grep > /dev/null || exit 26
+printf 'b 1\na 2\n' > keyed; [ "$(sort -t ' ' -k 2 keyed | head -n 1)" = "b 1" ] || exit 27
+df -h . > /dev/null || exit 28
+find . -maxdepth 0 -newer list.txt > /dev/null || exit 29
 echo done
 """
 
@@ -158,6 +161,35 @@ def test_init_s_own_functions_run(bin_dir: Path, tmp_path: Path) -> None:
     )
     done = run_sh(bin_dir, script + "init_value recovery-serial; recovery_serial", tmp_path)
     assert (done.returncode, done.stdout, done.stderr) == (0, "/dev/null\n/dev/null\n", "")
+
+
+def test_init_clears_the_environment_the_kernel_command_line_gave_it(
+    bin_dir: Path, tmp_path: Path
+) -> None:
+    planted = {
+        "LD_PRELOAD": "/boot/evil.so",
+        "TSS2_LOG": "all+TRACE",
+        "RUNTIME_TPM_TCTI": "device:/dev/ttyS1",
+        "ENV": "/media/profile",
+        "PYTHONPATH": "/media",
+    }
+    done = subprocess.run(
+        [
+            str(bin_dir / "sh"),
+            "-c",
+            _function("clean_environment") + f"clean_environment; PATH={bin_dir}; env",
+        ],
+        env={"PATH": str(bin_dir), **planted},
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    left = {line.split("=", 1)[0] for line in done.stdout.splitlines()}
+    assert not left & set(planted), done.stdout
 
 
 def test_setsid_c_runs_the_shell(bin_dir: Path, tmp_path: Path) -> None:

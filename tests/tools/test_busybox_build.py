@@ -20,6 +20,7 @@ INIT = REPO_ROOT / "initrd_overlay" / "init"
 # ash builtins and keywords /init may use without an applet
 ASH_BUILTINS = {"read", "echo", "printf", "[", "test", "export", "return", "continue", "break"}
 ASH_BUILTINS |= {":", "set", "local", "exit", "cd", "wait", "trap", "shift", "true", "false"}
+ASH_BUILTINS |= {"unset", "for"}
 KEYWORDS = {"if", "then", "elif", "else", "fi", "while", "until", "do", "done", "esac"}
 KEYWORDS |= {"!", "{", "}"}
 # programs that run another program: that one is a command too

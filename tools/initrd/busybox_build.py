@@ -13,7 +13,7 @@ nothing runs mdev). /init's test, [, echo, printf and read are ash builtins:
 no fork, no applet.
 
 Built like Debian's `busybox` package (dynamic, against the image's glibc,
-PIE, Debian's patches; the hardening flags of tools/initrd/source_build.py),
+PIE by gcc's default, Debian's patches; the hardening flags of tools/initrd/source_build.py),
 with exactly the options below on and every other one off
 (source_build.kconfig_over): an applet or feature whose dependency is off
 stops the build instead of going missing. Static against glibc it would be
@@ -82,6 +82,26 @@ APPLETS = (
     "sort",
     "hexdump",
     "sha256sum",  # -c: checking /boot's lists by hand, as Heads' shell does
+    "sha1sum",
+    "sha512sum",
+    "md5sum",
+    "cmp",
+    "diff",
+    "od",
+    "strings",
+    "tee",
+    "expr",
+    # looking around and unpacking (an initrd, a kernel's config)
+    "env",
+    "which",
+    "stat",
+    "readlink",
+    "realpath",
+    "basename",
+    "dirname",
+    "gunzip",
+    "zcat",
+    "cpio",
     # the system
     "dmesg",
     "ps",
@@ -150,6 +170,9 @@ FEATURES = (
     "FEATURE_DD_STATUS",
     "FEATURE_TR_CLASSES",
     "FEATURE_DATE_ISOFMT",  # date -d 'YYYY-MM-DD hh:mm'
+    "FEATURE_SORT_BIG",  # sort -k, -t: without it they are ignored, silently
+    "FEATURE_HUMAN_READABLE",  # df -h, ls -h
+    "FEATURE_FIND_NEWER",
     "FEATURE_DMESG_PRETTY",
     "FEATURE_VI_COLON",  # :w, :q
     "FEATURE_VI_YANKMARK",
@@ -189,7 +212,7 @@ def recipe(lock: Lock) -> Recipe:
     return Recipe(
         pin=lock.deb_source(SOURCE),
         configure_flags=(),
-        host_packages=(),  # only libc, as for kexec: no library version to check
+        host_packages=(),  # only libc: no library version to check
         programs=PROGRAMS,
         kconfig=kconfig(),
     )

@@ -16,8 +16,16 @@ def find(job: dict[str, Any]) -> dict[str, Any]:
     finder = modulefinder.ModuleFinder(path=job["path"], excludes=job["excludes"])
     finder.run_script(job["script"])
     files = sorted({m.__file__ for m in finder.modules.values() if m.__file__})  # type: ignore[attr-defined]
+    # C modules built into this interpreter have no file: named, so a build
+    # with another interpreter can check it has them too.
+    built_in = sorted(n for n in finder.modules if n in sys.builtin_module_names)
     missing, maybe = finder.any_missing_maybe()
-    return {"files": files, "missing": sorted(missing), "maybe": sorted(maybe)}
+    return {
+        "files": files,
+        "missing": sorted(missing),
+        "maybe": sorted(maybe),
+        "built_in": built_in,
+    }
 
 
 def compile_all(job: dict[str, Any]) -> dict[str, Any]:

@@ -71,6 +71,9 @@ EXCLUDED_MODULES = [
     "_lzma",
     "bz2",
     "_bz2",
+    # need decimal (excluded); only random's self-test reaches them
+    "fractions",
+    "statistics",
     # tpm2-pytss imports it, the runtime never uses it: runtime/tpm/lazy_crypto.py
     # lets tpm2-pytss import without it (3.8 MiB raw, with libssl and OpenSSL's
     # legacy provider, which only it loaded).
@@ -231,15 +234,20 @@ def runtime_modules(repo: Path) -> list[str]:
     return names
 
 
-def import_closure(
-    root: Path, wheel: Path, repo: Path, origins: dict[str, str]
-) -> tuple[list[PyFile], list[str]]:
+@dataclass(frozen=True)
+class Closure:
+    files: list[PyFile]  # every module file, mapped to image paths
+    missing: list[str]  # names modulefinder could not find (optional imports)
+    built_in: list[str]  # C modules built into Debian's interpreter that it imports
+
+
+def import_closure(root: Path, wheel: Path, repo: Path, origins: dict[str, str]) -> Closure:
     """Every Python file the runtime can import, mapped to image paths.
 
     `root` is a merged tree of the unpacked packages (the image's interpreter
-    runs from it); `origins` maps image paths to their packages. Returns the
-    files and the names modulefinder could not find (reported, not fatal:
-    most are optional imports of other platforms).
+    runs from it); `origins` maps image paths to their packages. The names
+    modulefinder could not find are reported, not fatal: most are optional
+    imports of other platforms.
     """
     search = {
         str(root / STDLIB): STDLIB,
@@ -288,7 +296,8 @@ def import_closure(
         for name in set(found["missing"])  # type: ignore[call-overload]
         if name.partition(".")[0] not in EXCLUDED_MODULES
     )
-    return sorted(out.values(), key=lambda f: f.image), missing
+    built_in = list(found["built_in"])  # type: ignore[call-overload]
+    return Closure(sorted(out.values(), key=lambda f: f.image), missing, built_in)
 
 
 def compile_sources(root: Path, files: list[PyFile], into: Path, optimize: int) -> list[PyFile]:

@@ -7,7 +7,10 @@
  * and no PYTHON* variable is read, so nothing on a mounted disk or in the
  * kernel command line's environment can put code in front of the frozen
  * modules. Extension modules kept as files are found by the frozen
- * _extension_files module, which knows their exact paths. */
+ * _extension_files module, which knows their exact paths.
+ *
+ * The command line itself is trusted: only /init runs this, with fixed
+ * arguments (it never passes its own on). */
 #include "Python.h"
 
 extern const struct _frozen heads_frozen_modules[];
@@ -38,12 +41,14 @@ int main(int argc, char **argv)
     config.use_frozen_modules = 1;
     config.module_search_paths_set = 1; /* and left empty */
 
-    /* A fixed home: the interpreter never probes the disk for its landmarks. */
-    status = PyConfig_SetString(&config, &config.home, L"/usr");
+    /* The arguments first: setting a string pre-initialises Python, which
+     * must see -X utf8 and the like. */
+    status = PyConfig_SetBytesArgv(&config, argc, argv);
     if (PyStatus_Exception(status)) {
         return fail(status, &config);
     }
-    status = PyConfig_SetBytesArgv(&config, argc, argv);
+    /* A fixed home: the interpreter never probes the disk for its landmarks. */
+    status = PyConfig_SetString(&config, &config.home, L"/usr");
     if (PyStatus_Exception(status)) {
         return fail(status, &config);
     }
