@@ -47,10 +47,8 @@ from tools.initrd.busybox_build import SOURCE as BUSYBOX_SOURCE
 from tools.initrd.busybox_build import build_busybox
 from tools.initrd.cache import FetchError, default_cache_dir, fetch_source
 from tools.initrd.cpio import Entry, write_archive
-from tools.initrd.gnupg_build import PROGRAMS as GNUPG_PROGRAMS
 from tools.initrd.gnupg_build import SOURCE as GNUPG_SOURCE
 from tools.initrd.gnupg_build import build_gnupg
-from tools.initrd.kexec_build import PROGRAMS as KEXEC_PROGRAMS
 from tools.initrd.kexec_build import SOURCE as KEXEC_SOURCE
 from tools.initrd.kexec_build import build_kexec
 from tools.initrd.lock import Lock, LockError, load_lock, wanted_packages
@@ -219,13 +217,31 @@ def compress(raw: bytes, method: str, zstd_level: int = 19) -> bytes:
     return done.stdout
 
 
+def built_from_source(lock: Lock, cache: Path) -> list[tuple[str, Path, str]]:
+    """The programs built from their pinned Debian sources: (image path, built
+    file, origin)."""
+    builds: list[tuple[str, dict[str, Path]]] = [
+        # no SQLite/TOFU, LDAP, TLS or dirmngr
+        (GNUPG_SOURCE, build_gnupg(lock, cache)),
+        # no Xen dom0 libraries
+        (KEXEC_SOURCE, build_kexec(lock, cache)),
+        # only the applets the image uses
+        (BUSYBOX_SOURCE, {BUSYBOX: build_busybox(lock, cache)}),
+    ]
+    return [
+        (path, built, f"{source} {lock.deb_source(source).version} (built from source)")
+        for source, programs in builds
+        for path, built in programs.items()
+    ]
+
+
 def add_python_and_programs(
     image: Image, pool: Pool, lock: Lock, args: argparse.Namespace, work: Path
 ) -> int:
-    """tpm2-pytss from source, the import closure as sourceless .pyc, the programs,
-    and every shared library they, the extension modules and the dlopen()ed
-    libraries need, resolved inside the pool. Returns the unresolved optional
-    imports' count (for build-info)."""
+    """tpm2-pytss from source, the frozen interpreter (or the import closure as
+    sourceless .pyc), the programs, and every shared library they, the
+    extension modules and the dlopen()ed libraries need, resolved inside the
+    pool. Returns the unresolved optional imports' count (for build-info)."""
     root = work / "root"
     merged_root(pool, root)
     pin = lock.source("tpm2-pytss")
@@ -237,49 +253,32 @@ def add_python_and_programs(
     )
     origins = {p: f.origin for p, f in pool.files.items()}
     closure = import_closure(root, wheel, REPO, origins)
-    py_files, missing = closure.files, closure.missing
     if args.interpreter == "frozen":
-        compiled = frozen_interpreter(
-            lock, args.cache, closure, root, work / "freeze", args.optimize
-        )
+        python = frozen_interpreter(lock, args.cache, closure, root, work / "freeze", args.optimize)
     else:
-        compiled = compile_sources(root, py_files, work / "pyc", args.optimize)
+        python = compile_sources(root, closure.files, work / "pyc", args.optimize)
     host_paths = pool.host_paths()
-    # gnupg from its pinned source: no SQLite/TOFU, LDAP, TLS or dirmngr
-    gnupg_origin = f"{GNUPG_SOURCE} {lock.deb_source(GNUPG_SOURCE).version} (built from source)"
-    for path, built in build_gnupg(lock, args.cache).items():
-        image.add(Entry.file(path, built.read_bytes(), True), gnupg_origin)
+    not_from_pool: set[str] = set()
+    for path, built, origin in built_from_source(lock, args.cache):
+        image.add(Entry.file(path, built.read_bytes(), True), origin)
         host_paths[path] = str(built)
-    # kexec from its pinned source: no Xen dom0 libraries
-    kexec_origin = f"{KEXEC_SOURCE} {lock.deb_source(KEXEC_SOURCE).version} (built from source)"
-    for path, built in build_kexec(lock, args.cache).items():
-        image.add(Entry.file(path, built.read_bytes(), True), kexec_origin)
-        host_paths[path] = str(built)
-    # busybox from its pinned source: only the applets the image uses
-    busybox_version = lock.deb_source(BUSYBOX_SOURCE).version
-    busybox = build_busybox(lock, args.cache)
-    image.add(
-        Entry.file(BUSYBOX, busybox.read_bytes(), True),
-        f"{BUSYBOX_SOURCE} {busybox_version} (built from source)",
-    )
-    host_paths[BUSYBOX] = str(busybox)
+        not_from_pool.add(path)
     extension_modules = []
-    host_built = {f.image for f in compiled}
-    for f in compiled:
+    for f in python:
         image.add(Entry.file(f.image, f.host.read_bytes(), f.image == PYTHON), f.origin)
-        if f.image == PYTHON:
+        if f.image == PYTHON or f.image.endswith(".so"):
             host_paths[f.image] = str(f.host)
+            not_from_pool.add(f.image)
         if f.image.endswith(".so"):
             extension_modules.append(f.image)
-            host_paths[f.image] = str(f.host)
     for path in [*PROGRAMS, *DLOPENED]:
-        if path not in (*GNUPG_PROGRAMS, *KEXEC_PROGRAMS, BUSYBOX) and path not in host_built:
+        if path not in not_from_pool:
             image.add_from_pool(pool, path)
     for lib in sorted(elf.closure([*PROGRAMS, *DLOPENED, *extension_modules], host_paths)):
         image.add_from_pool(pool, lib)
     for applet in BUSYBOX_APPLETS:
         image.add(Entry.symlink(f"bin/{applet}", "busybox"), "generated: busybox applet")
-    return len(missing)
+    return len(closure.missing)
 
 
 def add_kernel_modules(image: Image, pool: Pool, kernel: dict[str, object]) -> None:
