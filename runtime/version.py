@@ -23,10 +23,12 @@ def runtime_version(build_info_path: str) -> str:
     value = info.get(VERSION_KEY) if isinstance(info, dict) else None
     if isinstance(value, str) and value.isprintable() and 0 < len(value) <= 40:
         return value
-    # Only a development checkout gets here: importlib.metadata pulls in email,
-    # zipfile and csv, which the image's start should not pay for.
-    import importlib.metadata
-
+    # Only a development checkout gets here: the image leaves importlib.metadata
+    # out (it pulls in email, zipfile and csv).
+    try:
+        import importlib.metadata
+    except ImportError:
+        return UNKNOWN
     try:
         return importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:

@@ -74,6 +74,14 @@ EXCLUDED_MODULES = [
     # need decimal (excluded); only random's self-test reaches them
     "fractions",
     "statistics",
+    # Only paths the runtime never takes reach these: segno's show() (a web
+    # browser), importlib.metadata (a development checkout's version) and
+    # shutil's archive helpers. (urllib.request, http and email stay: segno's
+    # SVG writer imports xml.sax.saxutils, which imports urllib.request.)
+    "webbrowser",
+    "importlib.metadata",
+    "tarfile",
+    "zipfile",
     # tpm2-pytss imports it, the runtime never uses it: runtime/tpm/lazy_crypto.py
     # lets tpm2-pytss import without it (3.8 MiB raw, with libssl and OpenSSL's
     # legacy provider, which only it loaded).
