@@ -11,8 +11,8 @@ import pytest
 
 import build_initrd
 from tools.initrd import elf, kexec_build
-from tools.initrd.kexec_build import KexecBuildError
 from tools.initrd.lock import DebSourceFile, DebSourcePin, Lock
+from tools.initrd.source_build import SourceBuildError
 
 
 def test_the_recipe_leaves_out_xen_and_keeps_debians_choices() -> None:
@@ -41,7 +41,7 @@ def test_a_xen_library_in_dt_needed_is_refused(
     assert kexec_build.check_needed({"sbin/kexec": tmp_path / "ok"}) == {
         "sbin/kexec": ["libc.so.6"]
     }
-    with pytest.raises(KexecBuildError, match=r"sbin/kexec needs libxenctrl\.so\.4\.17"):
+    with pytest.raises(SourceBuildError, match=r"sbin/kexec needs libxenctrl\.so\.4\.17"):
         kexec_build.check_needed({"sbin/kexec": tmp_path / "xen"})
 
 

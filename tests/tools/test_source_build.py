@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from tools.initrd import elf, gnupg_build, source_build
-from tools.initrd.gnupg_build import GnupgBuildError
 from tools.initrd.lock import DebPin, DebSourceFile, DebSourcePin, Lock
 from tools.initrd.source_build import Recipe, SourceBuildError
 
@@ -366,7 +365,7 @@ def test_a_forbidden_library_in_dt_needed_is_refused(
     monkeypatch.setattr(elf, "needed", lambda path: (needs[Path(path).name], None))
     ok = {"usr/bin/gpgv": tmp_path / "gpgv"}
     assert gnupg_build.check_needed(ok) == {"usr/bin/gpgv": ["libz.so.1", "libc.so.6"]}
-    with pytest.raises(GnupgBuildError, match=r"usr/bin/gpg needs libsqlite3\.so\.0"):
+    with pytest.raises(SourceBuildError, match=r"usr/bin/gpg needs libsqlite3\.so\.0"):
         gnupg_build.check_needed({**ok, "usr/bin/gpg": tmp_path / "gpg"})
 
 

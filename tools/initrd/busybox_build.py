@@ -24,14 +24,12 @@ stops the build instead of going missing. Static against glibc it would be
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 from tools.initrd import elf, source_build
-from tools.initrd.cache import FetchError, default_cache_dir
-from tools.initrd.lock import Lock, LockError, load_lock
+from tools.initrd.lock import Lock
 from tools.initrd.source_build import Recipe, SourceBuildError
 
 SOURCE = "busybox"
@@ -257,19 +255,9 @@ def build_busybox(lock: Lock, cache: Path, builds: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.initrd.busybox_build",
-        description="Build busybox from the pinned Debian source (or take it from the cache).",
+    return source_build.command_line(
+        argv, "busybox", lambda lock, cache: {PROGRAM: build_busybox(lock, cache)}
     )
-    parser.add_argument("--cache", type=Path, default=default_cache_dir())
-    args = parser.parse_args(argv)
-    try:
-        binary = build_busybox(load_lock(), args.cache)
-    except (LockError, FetchError, SourceBuildError) as err:
-        print(f"busybox-build: {err}", file=sys.stderr)
-        return 1
-    print(f"{PROGRAM}\t{binary.stat().st_size}\t{binary}\t{len(APPLETS)} applets")
-    return 0
 
 
 if __name__ == "__main__":

@@ -23,19 +23,16 @@ everything `make install` would byte-compile.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from tools.initrd import source_build
-from tools.initrd.cache import FetchError, default_cache_dir
-from tools.initrd.lock import Lock, LockError, load_lock
+from tools.initrd.lock import Lock
 from tools.initrd.source_build import (
     DEFAULT_CFLAGS,
     DEFAULT_CPPFLAGS,
     DEFAULT_LDFLAGS,
     Recipe,
-    SourceBuildError,
 )
 
 SOURCE = "python3.11"
@@ -125,10 +122,6 @@ LIBRARIES = {
 }
 
 
-class CpythonBuildError(SourceBuildError):
-    """The built interpreter is not what the recipe promises."""
-
-
 def recipe(lock: Lock) -> Recipe:
     return Recipe(
         pin=lock.deb_source(SOURCE),
@@ -157,20 +150,11 @@ def build_cpython(lock: Lock, cache: Path, builds: Path | None = None) -> source
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.initrd.cpython_build",
-        description="Build CPython from the pinned Debian source (or take it from the cache).",
-    )
-    parser.add_argument("--cache", type=Path, default=default_cache_dir())
-    args = parser.parse_args(argv)
-    try:
-        built = build_cpython(load_lock(), args.cache)
-    except (LockError, FetchError, SourceBuildError) as err:
-        print(f"cpython-build: {err}", file=sys.stderr)
-        return 1
-    for path in PROGRAMS:
-        print(f"{path}\t{built.program(path).stat().st_size}\t{built.program(path)}")
-    return 0
+    def build(lock: Lock, cache: Path) -> dict[str, Path]:
+        built = build_cpython(lock, cache)
+        return {path: built.program(path) for path in PROGRAMS}
+
+    return source_build.command_line(argv, "cpython", build)
 
 
 if __name__ == "__main__":

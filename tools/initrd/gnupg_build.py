@@ -22,14 +22,12 @@ their configure.ac changes hold (gpg-agent and scdaemon refuse ptrace).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from tools.initrd import elf, source_build
-from tools.initrd.cache import FetchError, default_cache_dir
-from tools.initrd.lock import Lock, LockError, load_lock
-from tools.initrd.source_build import Recipe, SourceBuildError
+from tools.initrd import source_build
+from tools.initrd.lock import Lock
+from tools.initrd.source_build import Recipe
 
 SOURCE = "gnupg2"
 # Paths in the image, which are also their paths in the staging tree. Only
@@ -86,10 +84,6 @@ LIBRARIES = {
 FORBIDDEN_LIBRARIES = ("libsqlite3", "libldap", "liblber", "libgnutls", "libntbtls")
 
 
-class GnupgBuildError(SourceBuildError):
-    """The built gnupg is not what the recipe promises."""
-
-
 def recipe(lock: Lock) -> Recipe:
     return Recipe(
         pin=lock.deb_source(SOURCE),
@@ -103,17 +97,7 @@ def recipe(lock: Lock) -> Recipe:
 
 def check_needed(programs: dict[str, Path]) -> dict[str, list[str]]:
     """Each program's DT_NEEDED; none may name a forbidden library."""
-    needed: dict[str, list[str]] = {}
-    for image_path, built in programs.items():
-        names, _ = elf.needed(str(built))
-        bad = [n for n in names if n.startswith(FORBIDDEN_LIBRARIES)]
-        if bad:
-            raise GnupgBuildError(
-                f"the built {image_path} needs {', '.join(bad)}: a configure flag that "
-                f"should leave it out did not (see {built.parent})"
-            )
-        needed[image_path] = names
-    return needed
+    return source_build.refuse_libraries(programs, FORBIDDEN_LIBRARIES)
 
 
 def build_gnupg(lock: Lock, cache: Path, builds: Path | None = None) -> dict[str, Path]:
@@ -130,21 +114,7 @@ def build_gnupg(lock: Lock, cache: Path, builds: Path | None = None) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.initrd.gnupg_build",
-        description="Build gnupg from the pinned Debian source (or take it from the cache).",
-    )
-    parser.add_argument("--cache", type=Path, default=default_cache_dir())
-    args = parser.parse_args(argv)
-    try:
-        programs = build_gnupg(load_lock(), args.cache)
-        needed = check_needed(programs)
-    except (LockError, FetchError, SourceBuildError) as err:
-        print(f"gnupg-build: {err}", file=sys.stderr)
-        return 1
-    for image_path, built in programs.items():
-        print(f"{image_path}\t{built.stat().st_size}\t{built}\t{' '.join(needed[image_path])}")
-    return 0
+    return source_build.command_line(argv, "gnupg", build_gnupg)
 
 
 if __name__ == "__main__":

@@ -29,20 +29,22 @@ into place at the end, so a killed build leaves no half entry (only a hidden
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.initrd import debian_sources
-from tools.initrd.cache import exclusive, sha256_file
-from tools.initrd.lock import DebSourcePin, Lock, version_holds
+from tools.initrd import debian_sources, elf
+from tools.initrd.cache import FetchError, default_cache_dir, exclusive, sha256_file
+from tools.initrd.lock import DebSourcePin, Lock, LockError, load_lock, version_holds
 
 SUBDIR = "source-builds"
 # Bump when the way a build is done changes (the steps, the base configure
@@ -529,3 +531,45 @@ def _finished(target: Path, key: str) -> Built:
                 f"delete {target} and build again"
             )
     return Built(target / "root", key, info)
+
+
+# --- what a recipe module shares ---------------------------------------------
+
+
+def refuse_libraries(
+    programs: Mapping[str, Path], forbidden: Sequence[str]
+) -> dict[str, list[str]]:
+    """Each program's DT_NEEDED; none may name a library the recipe leaves out."""
+    needed: dict[str, list[str]] = {}
+    for image_path, built in programs.items():
+        names, _ = elf.needed(str(built))
+        bad = [n for n in names if n.startswith(tuple(forbidden))]
+        if bad:
+            raise SourceBuildError(
+                f"the built {image_path} needs {', '.join(bad)}: a configure flag that "
+                f"should leave it out did not (see {built.parent})"
+            )
+        needed[image_path] = names
+    return needed
+
+
+def command_line(
+    argv: list[str] | None, name: str, build: Callable[[Lock, Path], Mapping[str, Path]]
+) -> int:
+    """`python -m tools.initrd.<name>_build`: build (or take from the cache) and
+    list each program: image path, size, built file, DT_NEEDED."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m tools.initrd.{name}_build",
+        description=f"Build {name} from the pinned Debian source (or take it from the cache).",
+    )
+    parser.add_argument("--cache", type=Path, default=default_cache_dir())
+    args = parser.parse_args(argv)
+    try:
+        programs = build(load_lock(), args.cache)
+    except (LockError, FetchError, SourceBuildError) as err:
+        print(f"{name}-build: {err}", file=sys.stderr)
+        return 1
+    for image_path, built in programs.items():
+        names = " ".join(elf.needed(str(built))[0]) if _is_elf(built) else ""
+        print(f"{image_path}\t{built.stat().st_size}\t{built}\t{names}")
+    return 0
