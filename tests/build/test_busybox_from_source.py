@@ -20,6 +20,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from tests.conftest import REPO_ROOT
+from tests.support.second_build import build_elsewhere
 from tools.initrd import elf
 from tools.initrd.busybox_build import APPLETS, build_busybox, listed_applets
 from tools.initrd.cache import default_cache_dir
@@ -207,13 +208,7 @@ def test_setsid_c_runs_the_shell(bin_dir: Path, tmp_path: Path) -> None:
 def test_a_second_build_elsewhere_is_bit_identical(
     built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
-    monkeypatch.setenv("LC_ALL", "C.UTF-8")
-    old_umask = os.umask(0o077)
-    try:
-        again = build_busybox(load_lock(), default_cache_dir(), tmp_path / "elsewhere" / "builds")
-    finally:
-        os.umask(old_umask)
+    again = build_elsewhere(build_busybox, tmp_path, monkeypatch)
     assert again != built
     assert again.read_bytes() == built.read_bytes()
     # the .config Kconfig settled is kept beside each tree, and is the same

@@ -10,12 +10,12 @@ reused afterwards; the second is always compiled afresh."""
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support.second_build import build_elsewhere
 from tools.initrd import elf
 from tools.initrd.cache import default_cache_dir
 from tools.initrd.cpython_build import (
@@ -71,13 +71,7 @@ def test_the_closures_c_modules_are_built_in_and_nothing_is_shared(built: Built)
 def test_a_second_build_elsewhere_is_bit_identical(
     built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
-    monkeypatch.setenv("LC_ALL", "C.UTF-8")
-    old_umask = os.umask(0o077)
-    try:
-        again = build_cpython(load_lock(), default_cache_dir(), tmp_path / "elsewhere" / "builds")
-    finally:
-        os.umask(old_umask)
+    again = build_elsewhere(build_cpython, tmp_path, monkeypatch)
     assert again.root != built.root
     first, second = _used(built.root), _used(again.root)
     assert len(first) > 100 and first == second

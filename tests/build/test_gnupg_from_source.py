@@ -10,7 +10,6 @@ cache and is reused afterwards; the second is always compiled afresh."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import socket
@@ -25,6 +24,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from runtime.integrity.gpg_signer import stop_gpg_daemons
+from tests.support.second_build import build_elsewhere, tree
 from tools.initrd import elf
 from tools.initrd.cache import default_cache_dir
 from tools.initrd.gnupg_build import FORBIDDEN_LIBRARIES, PROGRAMS, build_gnupg
@@ -160,36 +160,13 @@ def test_built_gpg_signs_through_built_agent_and_built_gpgv_verifies(
     assert b"[GNUPG:] BADSIG" in bad.stdout and b"GOODSIG" not in bad.stdout
 
 
-def _tree(root: Path) -> dict[str, tuple[int, str]]:
-    """Every entry of a staging tree: mode and content (or symlink target) hash."""
-    out: dict[str, tuple[int, str]] = {}
-    for path in sorted(root.rglob("*")):
-        mode = path.lstat().st_mode
-        if path.is_symlink():
-            content = os.readlink(path)
-        elif path.is_file():
-            content = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            content = "directory"
-        out[path.relative_to(root).as_posix()] = (mode, content)
-    return out
-
-
 def test_a_second_build_elsewhere_is_bit_identical(
     built: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Another build directory (so another -ffile-prefix-map), time zone, locale
-    # and umask; the sources come from the same cache, checked against the lock.
-    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
-    monkeypatch.setenv("LC_ALL", "C.UTF-8")
-    old_umask = os.umask(0o077)
-    try:
-        again = build_gnupg(load_lock(), default_cache_dir(), tmp_path / "elsewhere" / "builds")
-    finally:
-        os.umask(old_umask)
+    again = build_elsewhere(build_gnupg, tmp_path, monkeypatch)
     first_root = built["usr/bin/gpg"].parents[2]
     second_root = again["usr/bin/gpg"].parents[2]
     assert first_root != second_root
     for image_path in PROGRAMS:
         assert built[image_path].read_bytes() == again[image_path].read_bytes(), image_path
-    assert _tree(first_root) == _tree(second_root)
+    assert tree(first_root) == tree(second_root)

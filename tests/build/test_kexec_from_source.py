@@ -12,8 +12,6 @@ afterwards; the second is always compiled afresh."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import stat
 import subprocess
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from tests.support.second_build import build_elsewhere, tree
 from tools.initrd import elf
 from tools.initrd.cache import default_cache_dir
 from tools.initrd.kexec_build import FORBIDDEN_LIBRARIES, PROGRAMS, build_kexec
@@ -74,35 +73,12 @@ def test_help_lists_the_loaders_that_xen_and_linux_plans_use(built: dict[str, Pa
     assert "--module=" in done.stdout and "--command-line=" in done.stdout
 
 
-def _tree(root: Path) -> dict[str, tuple[int, str]]:
-    """Every entry of a staging tree: mode and content (or symlink target) hash."""
-    out: dict[str, tuple[int, str]] = {}
-    for path in sorted(root.rglob("*")):
-        mode = path.lstat().st_mode
-        if path.is_symlink():
-            content = os.readlink(path)
-        elif path.is_file():
-            content = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            content = "directory"
-        out[path.relative_to(root).as_posix()] = (mode, content)
-    return out
-
-
 def test_a_second_build_elsewhere_is_bit_identical(
     built: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Another build directory (so another -ffile-prefix-map), time zone, locale
-    # and umask; the sources come from the same cache, checked against the lock.
-    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
-    monkeypatch.setenv("LC_ALL", "C.UTF-8")
-    old_umask = os.umask(0o077)
-    try:
-        again = build_kexec(load_lock(), default_cache_dir(), tmp_path / "elsewhere" / "builds")
-    finally:
-        os.umask(old_umask)
+    again = build_elsewhere(build_kexec, tmp_path, monkeypatch)
     first_root = built[KEXEC].parents[1]
     second_root = again[KEXEC].parents[1]
     assert first_root != second_root
     assert built[KEXEC].read_bytes() == again[KEXEC].read_bytes()
-    assert _tree(first_root) == _tree(second_root)
+    assert tree(first_root) == tree(second_root)
