@@ -12,7 +12,7 @@ from pathlib import Path
 import build_initrd
 from runtime.devices import clock, power
 from tests.conftest import REPO_ROOT
-from tools.initrd import busybox_build, source_build
+from tools.initrd import busybox_build, kconfig, source_build
 from tools.initrd.busybox_build import APPLETS, FEATURES
 from tools.initrd.lock import DebSourceFile, DebSourcePin
 
@@ -121,7 +121,7 @@ CONFIG_ASH=y
 
 def test_kconfig_over_turns_off_every_option_but_the_wanted() -> None:
     wanted = "CONFIG_SH_IS_ASH=y\nCONFIG_FEATURE_EDITING_HISTORY=64\nCONFIG_NO_SUCH=y\n"
-    text = source_build.kconfig_over(EVERY, wanted)
+    text = kconfig.kconfig_over(EVERY, wanted)
     assert text.splitlines() == [
         "#",
         "# Automatically generated make config: don't edit",
@@ -140,8 +140,8 @@ def test_kconfig_over_turns_off_every_option_but_the_wanted() -> None:
 
 def test_kconfig_dropped_names_the_lines_kconfig_did_not_keep() -> None:
     wanted = "CONFIG_SH_IS_ASH=y\nCONFIG_ASH_ECHO=y\n\n"
-    assert source_build.kconfig_dropped(wanted, "CONFIG_SH_IS_ASH=y\n") == ["CONFIG_ASH_ECHO=y"]
-    assert source_build.kconfig_dropped(wanted, "CONFIG_ASH_ECHO=y\nCONFIG_SH_IS_ASH=y\n") == []
+    assert kconfig.kconfig_dropped(wanted, "CONFIG_SH_IS_ASH=y\n") == ["CONFIG_ASH_ECHO=y"]
+    assert kconfig.kconfig_dropped(wanted, "CONFIG_ASH_ECHO=y\nCONFIG_SH_IS_ASH=y\n") == []
 
 
 def test_the_kconfig_lines_are_in_the_key_only_for_kconfig_recipes() -> None:

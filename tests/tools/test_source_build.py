@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.initrd import elf, gnupg_build, source_build
+from tools.initrd import elf, gnupg_build, recipe_support, source_build
 from tools.initrd.lock import DebPin, DebSourceFile, DebSourcePin, Lock
 from tools.initrd.source_build import Recipe, SourceBuildError
 
@@ -377,8 +377,8 @@ def _lock_with(versions: dict[str, str]) -> Lock:
 def test_the_image_libraries_must_not_be_older_than_the_headers() -> None:
     host = dict.fromkeys(gnupg_build.LIBRARIES, "1.10.1-3")
     newer = _lock_with(dict.fromkeys(gnupg_build.LIBRARIES.values(), "1.10.1-3+deb12u1"))
-    source_build.check_libraries_in_lock(newer, gnupg_build.LIBRARIES, host, "gnupg")
+    recipe_support.check_libraries_in_lock(newer, gnupg_build.LIBRARIES, host, "gnupg")
     older = _lock_with({**dict.fromkeys(gnupg_build.LIBRARIES.values(), "1.10.1-3"),
                         "libgcrypt20": "1.10.1-2"})  # fmt: skip
     with pytest.raises(SourceBuildError, match=r"libgcrypt20-dev 1\.10\.1-3, newer than the image"):
-        source_build.check_libraries_in_lock(older, gnupg_build.LIBRARIES, host, "gnupg")
+        recipe_support.check_libraries_in_lock(older, gnupg_build.LIBRARIES, host, "gnupg")

@@ -15,7 +15,7 @@ no fork, no applet.
 Built like Debian's `busybox` package (dynamic, against the image's glibc,
 PIE by gcc's default, Debian's patches; the hardening flags of tools/initrd/source_build.py),
 with exactly the options below on and every other one off
-(source_build.kconfig_over): an applet or feature whose dependency is off
+(kconfig.kconfig_over): an applet or feature whose dependency is off
 stops the build instead of going missing. Static against glibc it would be
 1.42 MB instead of 0.22 MB, beside a libc the image has anyway.
 
@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.initrd import elf, source_build
+from tools.initrd import elf, recipe_support, source_build
 from tools.initrd.lock import Lock
 from tools.initrd.source_build import Recipe, SourceBuildError
 
@@ -255,7 +255,7 @@ def build_busybox(lock: Lock, cache: Path, builds: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return source_build.command_line(
+    return recipe_support.command_line(
         argv, "busybox", lambda lock, cache: {PROGRAM: build_busybox(lock, cache)}
     )
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tools.initrd import source_build
+from tools.initrd import recipe_support, source_build
 from tools.initrd.lock import Lock
 from tools.initrd.source_build import (
     DEFAULT_CFLAGS,
@@ -145,7 +145,7 @@ def build_cpython(lock: Lock, cache: Path, builds: Path | None = None) -> source
     """The staging tree of the built interpreter (from the cache when these
     inputs were built before)."""
     host_versions = source_build.package_versions(tuple(LIBRARIES))
-    source_build.check_libraries_in_lock(lock, LIBRARIES, host_versions, "CPython")
+    recipe_support.check_libraries_in_lock(lock, LIBRARIES, host_versions, "CPython")
     return source_build.build(recipe(lock), cache, builds)
 
 
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         built = build_cpython(lock, cache)
         return {path: built.program(path) for path in PROGRAMS}
 
-    return source_build.command_line(argv, "cpython", build)
+    return recipe_support.command_line(argv, "cpython", build)
 
 
 if __name__ == "__main__":

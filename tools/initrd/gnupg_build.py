@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tools.initrd import source_build
+from tools.initrd import recipe_support, source_build
 from tools.initrd.lock import Lock
 from tools.initrd.source_build import Recipe
 
@@ -97,7 +97,7 @@ def recipe(lock: Lock) -> Recipe:
 
 def check_needed(programs: dict[str, Path]) -> dict[str, list[str]]:
     """Each program's DT_NEEDED; none may name a forbidden library."""
-    return source_build.refuse_libraries(programs, FORBIDDEN_LIBRARIES)
+    return recipe_support.refuse_libraries(programs, FORBIDDEN_LIBRARIES)
 
 
 def build_gnupg(lock: Lock, cache: Path, builds: Path | None = None) -> dict[str, Path]:
@@ -106,7 +106,7 @@ def build_gnupg(lock: Lock, cache: Path, builds: Path | None = None) -> dict[str
     results live (default: under ``cache``)."""
     wanted = recipe(lock)
     host_versions = source_build.package_versions(tuple(LIBRARIES))
-    source_build.check_libraries_in_lock(lock, LIBRARIES, host_versions, "gnupg")
+    recipe_support.check_libraries_in_lock(lock, LIBRARIES, host_versions, "gnupg")
     built = source_build.build(wanted, cache, builds)
     programs = {path: built.program(path) for path in PROGRAMS}
     check_needed(programs)
@@ -114,7 +114,7 @@ def build_gnupg(lock: Lock, cache: Path, builds: Path | None = None) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    return source_build.command_line(argv, "gnupg", build_gnupg)
+    return recipe_support.command_line(argv, "gnupg", build_gnupg)
 
 
 if __name__ == "__main__":

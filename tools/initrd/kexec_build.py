@@ -34,7 +34,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tools.initrd import source_build
+from tools.initrd import recipe_support, source_build
 from tools.initrd.lock import Lock
 from tools.initrd.source_build import Recipe
 
@@ -68,7 +68,7 @@ def recipe(lock: Lock) -> Recipe:
 
 def check_needed(programs: dict[str, Path]) -> dict[str, list[str]]:
     """Each program's DT_NEEDED; none may name a forbidden library."""
-    return source_build.refuse_libraries(programs, FORBIDDEN_LIBRARIES)
+    return recipe_support.refuse_libraries(programs, FORBIDDEN_LIBRARIES)
 
 
 def build_kexec(lock: Lock, cache: Path, builds: Path | None = None) -> dict[str, Path]:
@@ -76,7 +76,7 @@ def build_kexec(lock: Lock, cache: Path, builds: Path | None = None) -> dict[str
     when these inputs were built before. ``builds``: where build results live
     (default: under ``cache``)."""
     host_versions = source_build.package_versions(tuple(LIBRARIES))
-    source_build.check_libraries_in_lock(lock, LIBRARIES, host_versions, "kexec")
+    recipe_support.check_libraries_in_lock(lock, LIBRARIES, host_versions, "kexec")
     built = source_build.build(recipe(lock), cache, builds)
     programs = {path: built.program(path) for path in PROGRAMS}
     check_needed(programs)
@@ -84,7 +84,7 @@ def build_kexec(lock: Lock, cache: Path, builds: Path | None = None) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    return source_build.command_line(argv, "kexec", build_kexec)
+    return recipe_support.command_line(argv, "kexec", build_kexec)
 
 
 if __name__ == "__main__":

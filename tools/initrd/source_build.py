@@ -29,22 +29,20 @@ into place at the end, so a killed build leaves no half entry (only a hidden
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.initrd import debian_sources, elf
-from tools.initrd.cache import FetchError, default_cache_dir, exclusive, sha256_file
-from tools.initrd.lock import DebSourcePin, Lock, LockError, load_lock, version_holds
+from tools.initrd import debian_sources, kconfig
+from tools.initrd.cache import exclusive, sha256_file
+from tools.initrd.lock import DebSourcePin
 
 SUBDIR = "source-builds"
 # Bump when the way a build is done changes (the steps, the base configure
@@ -189,36 +187,6 @@ def build_env(recipe: Recipe, source_dir: Path, home: Path, epoch: int) -> dict[
     }
 
 
-def kconfig_over(every: str, wanted: str) -> str:
-    """A complete .config: ``wanted``'s lines, and every other option that
-    ``every`` (allyesconfig's output) lists turned off, or at its default when
-    it is a number or a string. (busybox's allnoconfig ignores
-    KCONFIG_ALLCONFIG's y lines, and oldconfig would answer new options with
-    their defaults, mostly y.)"""
-    lines = {line.split("=", 1)[0]: line for line in wanted.splitlines() if "=" in line}
-    out = []
-    for line in every.splitlines():
-        name, equals, value = line.partition("=")
-        if line.startswith("# CONFIG_") and line.endswith(" is not set"):
-            name, value = line.split()[1], "n"
-        elif not equals or not name.startswith("CONFIG_"):
-            out.append(line)
-            continue
-        if name in lines:
-            out.append(lines.pop(name))
-        else:
-            out.append(f"# {name} is not set" if value in ("y", "m", "n") else line)
-    # Names no option has: left for Kconfig to drop and kconfig_dropped to name.
-    return "\n".join([*out, *lines.values()]) + "\n"
-
-
-def kconfig_dropped(wanted: str, config: str) -> list[str]:
-    """The lines of ``wanted`` that Kconfig did not keep in ``config``: an unmet
-    dependency or a misspelt name, which would otherwise build silently without."""
-    kept = set(config.splitlines())
-    return [line for line in wanted.splitlines() if line.strip() and line not in kept]
-
-
 def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
@@ -281,22 +249,6 @@ def package_versions(names: Sequence[str]) -> dict[str, str]:
     if missing:
         raise missing_packages_error(missing)
     return {n: status[n][0] for n in names}
-
-
-def check_libraries_in_lock(
-    lock: Lock, libraries: Mapping[str, str], host_versions: Mapping[str, str], what: str
-) -> None:
-    """``libraries``: host -dev package -> the Debian library package the image
-    runs with. Each image library must be at least the version compiled
-    against: an older one may lack a symbol the headers promised."""
-    for dev, runtime_package in libraries.items():
-        image_version = lock.deb(runtime_package).version
-        if not version_holds(image_version, "ge", host_versions[dev]):
-            raise SourceBuildError(
-                f"{what} is compiled against the host's {dev} {host_versions[dev]}, newer "
-                f"than the image's {runtime_package} {image_version}; refresh the lock "
-                "(.venv/bin/python -m tools.initrd.lock refresh) or update the host"
-            )
 
 
 def changelog_epoch(source_dir: Path) -> int:
@@ -365,14 +317,14 @@ def _run_logged(
         )
 
 
-def _is_elf(path: Path) -> bool:
+def is_elf(path: Path) -> bool:
     with path.open("rb") as f:
         return f.read(4) == b"\x7fELF"
 
 
 def _strip_and_settle(root: Path, env: Mapping[str, str], log: Path, epoch: int, what: str) -> None:
     """Strip every ELF file, then give every entry the one mtime."""
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and _is_elf(p))
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and is_elf(p))
     if files:
         argv = ["strip", "--strip-unneeded", *(str(p) for p in files)]
         _run_logged("strip", argv, root, env, log, STRIP_TIMEOUT, what)
@@ -388,13 +340,13 @@ def _kconfig(
     dot_config = source_dir / ".config"
     every = ["make", "allyesconfig"]
     _run_logged("allyesconfig", every, source_dir, env, log, CONFIGURE_TIMEOUT, what)
-    dot_config.write_text(kconfig_over(dot_config.read_text(), wanted))
+    dot_config.write_text(kconfig.kconfig_over(dot_config.read_text(), wanted))
     # stdin is /dev/null: an option the list missed gets its default, never a prompt
     oldconfig = ["make", "oldconfig"]
     _run_logged("oldconfig", oldconfig, source_dir, env, log, CONFIGURE_TIMEOUT, what)
     config = dot_config.read_text()
     kept.write_text(config)
-    dropped = kconfig_dropped(wanted, config)
+    dropped = kconfig.kconfig_dropped(wanted, config)
     if dropped:
         raise SourceBuildError(
             f"Kconfig did not keep these lines of {what}'s recipe: {', '.join(dropped)}. "
@@ -531,45 +483,3 @@ def _finished(target: Path, key: str) -> Built:
                 f"delete {target} and build again"
             )
     return Built(target / "root", key, info)
-
-
-# --- what a recipe module shares ---------------------------------------------
-
-
-def refuse_libraries(
-    programs: Mapping[str, Path], forbidden: Sequence[str]
-) -> dict[str, list[str]]:
-    """Each program's DT_NEEDED; none may name a library the recipe leaves out."""
-    needed: dict[str, list[str]] = {}
-    for image_path, built in programs.items():
-        names, _ = elf.needed(str(built))
-        bad = [n for n in names if n.startswith(tuple(forbidden))]
-        if bad:
-            raise SourceBuildError(
-                f"the built {image_path} needs {', '.join(bad)}: a configure flag that "
-                f"should leave it out did not (see {built.parent})"
-            )
-        needed[image_path] = names
-    return needed
-
-
-def command_line(
-    argv: list[str] | None, name: str, build: Callable[[Lock, Path], Mapping[str, Path]]
-) -> int:
-    """`python -m tools.initrd.<name>_build`: build (or take from the cache) and
-    list each program: image path, size, built file, DT_NEEDED."""
-    parser = argparse.ArgumentParser(
-        prog=f"python -m tools.initrd.{name}_build",
-        description=f"Build {name} from the pinned Debian source (or take it from the cache).",
-    )
-    parser.add_argument("--cache", type=Path, default=default_cache_dir())
-    args = parser.parse_args(argv)
-    try:
-        programs = build(load_lock(), args.cache)
-    except (LockError, FetchError, SourceBuildError) as err:
-        print(f"{name}-build: {err}", file=sys.stderr)
-        return 1
-    for image_path, built in programs.items():
-        names = " ".join(elf.needed(str(built))[0]) if _is_elf(built) else ""
-        print(f"{image_path}\t{built.stat().st_size}\t{built}\t{names}")
-    return 0
