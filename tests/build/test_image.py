@@ -37,6 +37,12 @@ def build(out: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str
     return info
 
 
+def manifest_rows(out: Path) -> list[list[str]]:
+    """manifest.tsv's rows: path, mode, size, sha256, origin."""
+    text = (out / "manifest.tsv").read_text()
+    return [line.split("\t") for line in text.splitlines() if not line.startswith("#")]
+
+
 @pytest.fixture(scope="module")
 def first(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("first")
@@ -60,11 +66,7 @@ def test_two_builds_are_identical(first: Path, tmp_path: Path) -> None:
 
 
 def test_manifest_names_an_origin_for_every_file(first: Path) -> None:
-    rows = [
-        line.split("\t")
-        for line in (first / "manifest.tsv").read_text().splitlines()
-        if not line.startswith("#")
-    ]
+    rows = manifest_rows(first)
     files = [r for r in rows if r[1].startswith("f")]
     assert len(files) > 60  # the frozen interpreter holds the Python modules
     for path, _mode, size, digest, origin in files:
@@ -235,11 +237,7 @@ def test_the_image_has_no_cryptography_and_tpm2_pytss_imports_without_it(
     """The runtime never uses `cryptography` (runtime/tpm/lazy_crypto.py): neither it
     nor what only it needed (libssl, OpenSSL's legacy provider) is in the image, and a
     tpm2-pytss helper that would need it fails in words, not with an ImportError."""
-    paths = [
-        line.split("\t")[0]
-        for line in (first / "manifest.tsv").read_text().splitlines()
-        if not line.startswith("#")
-    ]
+    paths = [row[0] for row in manifest_rows(first)]
     # (tpm2_pytss/cryptography.pyc is tpm2-pytss's own module: shipped, never imported)
     unwanted = ("dist-packages/cryptography", "libssl.so", "ossl-modules/legacy.so")
     assert [p for p in paths if any(u in p for u in unwanted)] == []
@@ -264,11 +262,7 @@ def test_the_image_has_no_cryptography_and_tpm2_pytss_imports_without_it(
 def test_kexec_is_built_from_source_without_xen_libraries(first: Path) -> None:
     """sbin/kexec is tools/initrd/kexec_build.py's, reported as component kexec,
     and none of the Xen dom0 libraries Debian's kexec linked is in the image."""
-    rows = [
-        line.split("\t")
-        for line in (first / "manifest.tsv").read_text().splitlines()
-        if not line.startswith("#")
-    ]
+    rows = manifest_rows(first)
     origins = {r[0]: r[4] for r in rows}
     assert origins["sbin/kexec"].startswith("kexec-tools ")
     assert origins["sbin/kexec"].endswith(" (built from source)")
@@ -365,11 +359,7 @@ def test_the_frozen_interpreter_ignores_the_environment_and_has_no_sys_path(
 def test_busybox_is_built_from_source_with_a_link_for_each_applet(first: Path) -> None:
     from tools.initrd.busybox_build import APPLETS
 
-    rows = [
-        line.split("\t")
-        for line in (first / "manifest.tsv").read_text().splitlines()
-        if not line.startswith("#")
-    ]
+    rows = manifest_rows(first)
     origins = {r[0]: r[4] for r in rows}
     assert origins["bin/busybox"].endswith("(built from source)")
     links = {r[0].removeprefix("bin/") for r in rows if r[4] == "generated: busybox applet"}
