@@ -20,7 +20,7 @@ APT_PACKAGES=(
     make binutils libc6-dev dpkg-dev autoconf automake autopoint
     # gnupg from source (tools/initrd/gnupg_build.py): the libraries it compiles against
     libgpg-error-dev libgcrypt20-dev libassuan-dev libksba-dev libnpth0-dev
-    libusb-1.0-0-dev zlib1g-dev libbz2-dev libreadline-dev
+    libusb-1.0-0-dev zlib1g-dev
     # CPython from source (tools/initrd/cpython_build.py): _hashlib, _ctypes, zlib
     libssl-dev libffi-dev
     # the build tier traces the frozen interpreter's file accesses

@@ -61,6 +61,7 @@ def main() -> int:
 
     from runtime.state import driver
     from runtime.state.device_platform import DevicePlatform
+    from runtime.state.recovery_window import wait_for_recovery_window
     from runtime.state.steps import Context
     from runtime.ui import run_ui
 
@@ -70,6 +71,8 @@ def main() -> int:
     columns, rows = _console_size()
     platform = DevicePlatform()
     bootlog.stage("imports-ui")
+    waited = wait_for_recovery_window()
+    bootlog.stage("recovery-window-closed", waited=f"{waited:.3f}")
 
     def machine(ui: Ui) -> State:
         bootlog.stage("ui-up")

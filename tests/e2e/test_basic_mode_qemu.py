@@ -185,3 +185,33 @@ def test_enter_on_the_recovery_line_opens_the_gate_and_a_shell_there(
         assert MAIN in on.screen_text()  # the menus went on, on their console
         power_off(on)
         on.wait_exit(120)
+
+
+def test_the_recovery_key_at_power_on_stops_the_runtime_before_it_takes_the_console(
+    machine: Path, initrd_basic: Path, basic_disk: Path, owner_key: OwnerKey
+) -> None:
+    """The runtime starts during /init's half-second window for the recovery
+    key; the key kills it before it touched the console or the TPM, and the
+    gate opens. After the shell, the runtime starts again as usual."""
+    running = boot(BOARD, machine, initrd_basic)
+    running.instance.disks = [basic_disk]
+    with running.start() as on:
+        on.wait_for_console(r"press r within half a second for the recovery shell", FIRST_SCREEN)
+        on.press("r", settle=0)
+        challenge = on.wait_for_console(r"(heads-runtime recovery(?: [0-9a-f]{8}){4})", 180)
+        before_gate = on.console_text()
+        assert "stage=recovery-window-closed" not in before_gate
+        assert "stage=ui-up" not in before_gate
+        for text in owner_key.clearsign(challenge.group(1)).splitlines():
+            on.press(text, settle=0.05)
+            on.press("enter", settle=0.05)
+        on.wait_for_console(r"built-in shell \(ash\)[\s\S]*# ", 180)
+        # the runtime started in the window is gone (its argv: /init's run_runtime)
+        on.press("ps | grep -c '[m] runtime$'; echo PS-DONE\r")
+        assert on.wait_for_console(r"\n(\d+)\s*\r?\nPS-DONE", 60).group(1) == "0"
+        on.press("exit\r")
+        on.wait_for_console(r"the runtime starts again", 60)
+        menu = words(on.wait_for_screen(MAIN, FIRST_SCREEN))
+        assert "BASIC MODE" in menu
+        power_off(on)
+        on.wait_exit(120)

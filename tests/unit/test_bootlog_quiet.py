@@ -167,7 +167,7 @@ def test_leaving_the_menu_for_recovery_prints_nothing_when_quiet(
     assert _startup_main(monkeypatch) == startup.RECOVERY_EXIT
     assert capsys.readouterr().err == ""
     stages = [line.split(" stage=")[1].split()[0] for line in logged(log)]
-    assert stages == ["imports-ui", "ui-up", "state", "final"]
+    assert stages == ["imports-ui", "recovery-window-closed", "ui-up", "state", "final"]
 
 
 def test_leaving_the_menu_traced_prints_the_held_lines(

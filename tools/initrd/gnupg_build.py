@@ -5,13 +5,15 @@ Left out: the TOFU trust model and with it SQLite (Debian's gpg pulls
 libsqlite3, 1.37 MiB raw, into the image), LDAP, the TLS libraries (GnuTLS,
 NTBTLS) and DNS code, which only dirmngr uses, and dirmngr itself, gpgsm
 (X.509), g13, the Web Key Service tools, gpgtar, the manuals, translations,
-photo viewers and gpg's helper-program execution.
+photo viewers and gpg's helper-program execution. Also bzip2 (detached
+signatures and keys carry no compressed packet; zlib stays for the messages
+that do) and readline (gpg --card-edit at the recovery shell still reads its
+lines, without editing and history): with libtinfo they were 0.6 MiB raw.
 
 Kept: smartcard support and scdaemon's internal CCID driver (on by default;
 asked for explicitly, so a host without libusb fails at configure instead of
 silently building a scdaemon that sees no USB reader), the classic and PGP
-trust models, zlib and bzip2 (compressed OpenPGP messages still verify),
-readline (gpg --card-edit at the recovery shell), and Debian's build choices
+trust models, zlib, and Debian's build choices
 that change behaviour: --libexecdir=/usr/lib/gnupg (where Debian's gpg-agent
 looks for scdaemon), --enable-large-secmem, --with-agent-s2k-calibration=300.
 Debian's patches are applied and configure is regenerated as Debian does, so
@@ -63,6 +65,8 @@ CONFIGURE_FLAGS = (
     "--disable-exec",
     "--disable-rpath",
     "--disable-tests",
+    "--disable-bzip2",
+    "--without-readline",
     # what it does: signing with the owner's OpenPGP card
     "--enable-card-support",
     "--enable-ccid-driver",
@@ -77,19 +81,25 @@ LIBRARIES = {
     "libnpth0-dev": "libnpth0",
     "libusb-1.0-0-dev": "libusb-1.0-0",
     "zlib1g-dev": "zlib1g",
-    "libbz2-dev": "libbz2-1.0",
-    "libreadline-dev": "libreadline8",
 }
 # Libraries that must not be needed: what the flags above leave out.
-FORBIDDEN_LIBRARIES = ("libsqlite3", "libldap", "liblber", "libgnutls", "libntbtls")
+FORBIDDEN_LIBRARIES = (
+    "libsqlite3",
+    "libldap",
+    "liblber",
+    "libgnutls",
+    "libntbtls",
+    "libbz2",
+    "libreadline",
+    "libtinfo",
+)
 
 
 def recipe(lock: Lock) -> Recipe:
     return Recipe(
         pin=lock.deb_source(SOURCE),
         configure_flags=CONFIGURE_FLAGS,
-        # readline's headers include ncurses'
-        host_packages=(*LIBRARIES, "libncurses-dev"),
+        host_packages=tuple(LIBRARIES),
         programs=PROGRAMS,
         autoreconf=True,
     )
