@@ -42,5 +42,9 @@ TOTP_SEALED_NV = 0x01004D47
 #: the TOTP blob; runtime.secrets.hotp.counter defines it.
 HOTP_COUNTER_NV = 0x0100484F
 
+#: NV index holding the sealed Disk Unlock Key as a blob (runtime.disk.duk_store),
+#: numbered after Heads' DUK index "3".
+DUK_SEALED_NV = 0x01000003
+
 #: NV indexes in the counter range that hold other state: never /boot's counter
-NOT_ROLLBACK = frozenset({TOTP_SEALED_NV, HOTP_COUNTER_NV})
+NOT_ROLLBACK = frozenset({TOTP_SEALED_NV, HOTP_COUNTER_NV, DUK_SEALED_NV})

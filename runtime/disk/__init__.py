@@ -1,0 +1,9 @@
+"""The Disk Unlock Key (DUK): a LUKS key sealed to the measured boot and
+handed to the OS's initramfs at kexec, as Heads does.
+
+Pure formats: key_lists.py (Heads' kexec_key_*.txt and kexec_lukshdr_hash.txt),
+crypttab.py (the lines the OS's initramfs reads), key_cpio.py (the RAM-only
+cpio appended to the OS initrd), duk_policy.py (the PCRs it is sealed to).
+Devices: luks_header.py, luks_devices.py (finding the containers),
+cryptsetup_ops.py (key slots, header backups), duk_store.py (the TPM).
+"""
