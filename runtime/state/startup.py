@@ -56,28 +56,39 @@ def _on_state(state: State) -> None:
         gc.enable()
 
 
+#: the first screen, up before the state machine's modules are imported
+FIRST_SCREEN = ("Starting", "Loading the measured-boot runtime...")
+
+
 def main() -> int:
     import signal
 
-    from runtime.state import driver
-    from runtime.state.device_platform import DevicePlatform
     from runtime.state.recovery_window import wait_for_recovery_window
-    from runtime.state.steps import Context
+    from runtime.state.view import Progress
     from runtime.ui import run_ui
 
     # Ctrl-C on the console must not stop the runtime (its leaving is the
     # menus' business; /init would offer the recovery gate).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     columns, rows = _console_size()
-    platform = DevicePlatform()
     bootlog.stage("imports-ui")
     waited = wait_for_recovery_window()
     bootlog.stage("recovery-window-closed", waited=f"{waited:.3f}")
+    platforms: list[Platform] = []
 
     def machine(ui: Ui) -> State:
+        # The screen first: the state machine's imports take about a second
+        # under emulation, and the user sees the runtime started meanwhile.
+        ui.progress(Progress(*FIRST_SCREEN))
         bootlog.stage("ui-up")
         bootlog.echo_to_console(False)  # the UI owns the screen now
-        return driver.run(Context(ui, platform), on_state=_on_state)
+        from runtime.state import driver
+        from runtime.state.device_platform import DevicePlatform
+        from runtime.state.steps import Context
+
+        platforms.append(DevicePlatform())
+        bootlog.stage("imports-machine")
+        return driver.run(Context(ui, platforms[0]), on_state=_on_state)
 
     try:
         final = run_ui(machine, columns=columns, rows=rows)
@@ -86,7 +97,7 @@ def main() -> int:
         # held back meanwhile; quiet, nothing: the screen left must not scroll away.
         bootlog.echo_to_console(True)
     bootlog.stage("final", state=str(final))
-    return leave(final, platform)
+    return leave(final, platforms[0])
 
 
 def leave(final: State, platform: Platform) -> int:

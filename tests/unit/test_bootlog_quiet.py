@@ -147,8 +147,12 @@ def _startup_main(monkeypatch: pytest.MonkeyPatch) -> int:
         bootlog.stage("state", at="menu")
         return State.RECOVERY
 
+    class FirstScreenUi:
+        def progress(self, progress: Any) -> None:
+            pass
+
     def fake_run_ui(machine: Any, columns: int, rows: int) -> State:
-        result: State = machine(object())
+        result: State = machine(FirstScreenUi())
         return result
 
     monkeypatch.setattr(signal, "signal", lambda *_: None)
@@ -167,7 +171,14 @@ def test_leaving_the_menu_for_recovery_prints_nothing_when_quiet(
     assert _startup_main(monkeypatch) == startup.RECOVERY_EXIT
     assert capsys.readouterr().err == ""
     stages = [line.split(" stage=")[1].split()[0] for line in logged(log)]
-    assert stages == ["imports-ui", "recovery-window-closed", "ui-up", "state", "final"]
+    assert stages == [
+        "imports-ui",
+        "recovery-window-closed",
+        "ui-up",
+        "imports-machine",
+        "state",
+        "final",
+    ]
 
 
 def test_leaving_the_menu_traced_prints_the_held_lines(

@@ -78,23 +78,34 @@ def test_main_leaves_through_the_platform_the_machine_ran_on(
     from runtime.state import device_platform, driver
 
     ran_on: list[object] = []
+    order: list[str] = []
+
+    class FirstScreenUi:
+        def progress(self, progress: Any) -> None:
+            order.append(f"screen {progress.title}")
+
+    def made() -> FakePlatform:
+        order.append("platform")
+        return platform
 
     def fake_run(ctx: Any, on_state: Any = None) -> State:
         ran_on.append(ctx.platform)
         return final
 
     def fake_run_ui(machine: Any, columns: int, rows: int) -> State:
-        result: State = machine(object())
+        result: State = machine(FirstScreenUi())
         return result
 
     monkeypatch.setattr(signal, "signal", lambda *_: None)
     monkeypatch.setattr(startup, "_console_size", lambda: (80, 24))
-    monkeypatch.setattr(device_platform, "DevicePlatform", lambda: platform)
+    monkeypatch.setattr(device_platform, "DevicePlatform", made)
     monkeypatch.setattr(driver, "run", fake_run)
     monkeypatch.setattr(ui, "run_ui", fake_run_ui)
     assert startup.main() == status
     assert ran_on == [platform]
     assert platform.calls == calls
+    # the first screen is up before the state machine's side is made
+    assert order == ["screen Starting", "platform"]
 
 
 class _Esapi:
