@@ -1,7 +1,7 @@
 """Boot benchmark of the qemu-swtpm board: where the time and memory go.
 
     .venv/bin/python -m tools.bench_boot [--boots 5] [--memory-search] [--no-build] [--importtime]
-                                         [--no-baseline]
+                                         [--no-baseline] [--zstd-level 19]
 
 Prints the initramfs sizes (raw, xz, zstd, per component, from a full build),
 then the median over several cold boots (fresh TPM, TOTP sealed to the
@@ -56,6 +56,8 @@ def _init_uptime(b: Boot) -> float:
 
 
 MAIN_MENU = "boot menu"
+#: ../shared/baselines/heads-shell/build_initrd.sh compresses its image with zstd -19
+SHELL_ZSTD_LEVEL = 19
 
 
 def _power_off(running: Boot) -> None:
@@ -202,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         help="boot only the project's image, not the shell runtime beside it",
     )
     parser.add_argument(
+        "--zstd-level",
+        type=int,
+        default=SHELL_ZSTD_LEVEL,
+        help=f"the image's zstd level (default {SHELL_ZSTD_LEVEL}: the shell runtime's, so "
+        "both images are compressed alike; the board's own is faster to build)",
+    )
+    parser.add_argument(
         "--memory-search",
         action="store_true",
         help="also find the smallest guest RAM that reaches the menu",
@@ -222,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(out),
                 "--owner-key",
                 str(out / "owner.asc"),
+                "--zstd-level",
+                str(args.zstd_level),
             ],
             check=True,
             stdout=subprocess.DEVNULL,
