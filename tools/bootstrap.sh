@@ -13,6 +13,9 @@ APT_PACKAGES=(
     tpm2-tools whiptail oathtool  # only for the benchmarks: the shell runtime beside ours
     gnupg busybox-static    # busybox: Heads' own sha256sum, to check our lists with; static:
                             # tools/bench_shell_baseline.py copies it alone
+    # the Disk Unlock Key's tests: cryptsetup on image files, and systemd's crypttab
+    # generator reading the crypttab lines handed to the OS
+    cryptsetup-bin systemd
     # build_initrd.py: tpm2-pytss is built with Debian's own python3.11
     python3-pip python3-pkgconfig python3-setuptools-scm python3-cffi python3-setuptools
     python3-wheel zstd xz-utils cpio

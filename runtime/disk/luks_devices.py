@@ -1,0 +1,204 @@
+"""Finding the LUKS containers among the block devices, from sysfs.
+
+No udev daemon runs in the initramfs. pyudev's enumeration works without one
+(libudev walks /sys itself), but with no udev database it knows nothing sysfs
+does not, and it cannot be pointed at a test tree, so sysfs is read directly.
+Each candidate's first 4 KiB are read (never blocking, no link followed) and
+identified by luks_header. Skipped: the plaintext side of opened containers
+(dm-crypt), loop devices with no file behind them, RAM disks, empty drives,
+and whatever cannot be read.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+
+from runtime.disk.luks_header import HEAD_SIZE, LuksHeaderError, identify
+
+SYS_BLOCK = "/sys/class/block"
+DEV_ROOT = "/dev"
+SECTOR = 512
+#: never follow a link, never block on a FIFO, never become a controlling tty
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+_RAM_PREFIXES = ("ram", "zram")
+#: dm-crypt names its mappings' dm/uuid so: the opened container's plaintext
+_DM_CRYPT_UUID = "CRYPT-"
+#: sysfs attributes are short; a longer one is not what it claims to be
+_ATTR_MAX = 4096
+
+
+class UnsafeDevice(OSError):
+    """Not opened or not read: not a block device (a link, a FIFO, a directory);
+    str() is a plain sentence."""
+
+    def __str__(self) -> str:
+        return str(self.strerror or super().__str__())
+
+
+@dataclass(frozen=True)
+class LuksDevice:
+    path: str  # e.g. /dev/sda2
+    name: str  # the kernel's name, e.g. sda2
+    version: int  # 1 or 2
+    uuid: str
+    size: int  # bytes
+    label: str  # LUKS2's label ("" for none)
+    is_partition: bool
+
+
+@dataclass(frozen=True)
+class LuksScan:
+    found: tuple[LuksDevice, ...]
+    #: (device path, plain reason): LUKS magic, but a header that is refused
+    refused: tuple[tuple[str, str], ...]
+
+
+def read_head(path: str, size: int = HEAD_SIZE) -> bytes:
+    """The first ``size`` bytes (fewer at the end of the device) of a block
+    device, or of a regular file standing in for one (tests, images).
+    FileNotFoundError when it is gone; UnsafeDevice for anything else."""
+    try:
+        fd = os.open(path, OPEN_FLAGS)
+    except OSError as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        if err.errno == errno.ELOOP:
+            raise UnsafeDevice(errno.ELOOP, f"{path} is a symbolic link, not a disk") from err
+        if not _disk_like(path):  # a socket says ENXIO, not what it is
+            raise UnsafeDevice(errno.EINVAL, f"{path} is not a disk") from err
+        raise UnsafeDevice(err.errno, f"{path} cannot be opened ({err.strerror})") from err
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISBLK(mode) or stat.S_ISREG(mode)):
+            raise UnsafeDevice(errno.EINVAL, f"{path} is not a disk")
+        chunks: list[bytes] = []
+        got = 0
+        while got < size:
+            chunk = os.pread(fd, size - got, got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+    except UnsafeDevice:
+        raise
+    except OSError as err:
+        raise UnsafeDevice(err.errno, f"{path} cannot be read ({err.strerror})") from err
+    finally:
+        os.close(fd)
+
+
+def _disk_like(path: str) -> bool:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return True  # nothing more to say than the open's error
+    return stat.S_ISBLK(mode) or stat.S_ISREG(mode)
+
+
+def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
+    """Every LUKS container among the block devices (whole disks and
+    partitions), in name order, and those whose LUKS header is refused."""
+    found: list[LuksDevice] = []
+    refused: list[tuple[str, str]] = []
+    for name in _names(sys_block):
+        base = os.path.join(sys_block, name)
+        uevent = _uevent(base)
+        if _skipped(base, name, uevent):
+            continue
+        sectors = _int_attr(base, "size")
+        node = _dev_name(uevent, name)
+        if sectors is None or sectors <= 0 or node is None:
+            continue
+        path = os.path.join(dev_root, node)
+        try:
+            header = identify(read_head(path))
+        except OSError:
+            continue  # gone since the listing, or not a disk, or unreadable
+        except LuksHeaderError as err:
+            refused.append((path, str(err)))
+            continue
+        if header is None or not header.primary:
+            continue
+        is_partition = uevent.get("DEVTYPE") == "partition" or os.path.exists(
+            os.path.join(base, "partition")
+        )
+        found.append(
+            LuksDevice(
+                path=path,
+                name=name,
+                version=header.version,
+                uuid=header.uuid,
+                size=sectors * SECTOR,
+                label=header.label,
+                is_partition=is_partition,
+            )
+        )
+    return LuksScan(tuple(found), tuple(refused))
+
+
+def find_luks_devices(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> list[LuksDevice]:
+    """The LUKS containers ``scan`` finds."""
+    return list(scan(sys_block, dev_root).found)
+
+
+def _names(sys_block: str) -> list[str]:
+    try:
+        names = os.listdir(sys_block)
+    except OSError:
+        return []
+    # a kernel name is one path component; anything else is not from the kernel
+    return sorted(n for n in names if n not in (".", "..") and "/" not in n and n.isprintable())
+
+
+def _skipped(base: str, name: str, uevent: dict[str, str]) -> bool:
+    if name.startswith(_RAM_PREFIXES):
+        return True
+    if name.startswith("loop") and not os.path.exists(os.path.join(base, "loop", "backing_file")):
+        return True
+    if (_read_attr(base, "hidden") or "").strip() == "1":
+        return True  # e.g. an NVMe path behind a multipath node
+    dm_uuid = _read_attr(base, "dm/uuid")
+    return dm_uuid is not None and dm_uuid.startswith(_DM_CRYPT_UUID)
+
+
+def _dev_name(uevent: dict[str, str], name: str) -> str | None:
+    """The node's name under /dev: uevent's DEVNAME (cciss!c0d0 is cciss/c0d0)."""
+    node = uevent.get("DEVNAME", name)
+    parts = node.split("/")
+    if node.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return None
+    return node
+
+
+def _uevent(base: str) -> dict[str, str]:
+    text = _read_attr(base, "uevent") or ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key] = value
+    return fields
+
+
+def _int_attr(base: str, attr: str) -> int | None:
+    text = (_read_attr(base, attr) or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _read_attr(base: str, attr: str) -> str | None:
+    try:
+        fd = os.open(os.path.join(base, attr), OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, _ATTR_MAX).decode("ascii", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
