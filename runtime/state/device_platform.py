@@ -45,6 +45,7 @@ from runtime.tpm.pcr_roles import BOOT_MODE_PCR, recovery_extends
 
 if TYPE_CHECKING:
     from runtime.config import BoardConfig, LoadedSettings
+    from runtime.disk.header_measure import HeaderMeasurement
     from runtime.tpm.connection import Tpm
 
 
@@ -65,6 +66,7 @@ class DevicePlatform:
         #: the root hash list create_root_hashes made, for the signing that follows
         self._root_list: bytes | None = None
         self._info_rows: list[tuple[str, str]] = []
+        self.luks_headers: HeaderMeasurement | None = None  # PCR 6's text, this boot
         self._keyring: KeyringFacts | None = None
         self._side = BootSide()
         self._identity_problem = ""  # the pinned TPM storage key was not found
@@ -105,6 +107,7 @@ class DevicePlatform:
         found = find_boot(preferred or "")
         self.boot_device = found.device
         bootlog.stage("boot-device", device=found.device or "-", tried=len(found.tried))
+        self._measure_luks_headers(found.mountpoint if found.device else None)
         return BootFacts(
             found.device,
             found.mountpoint,
@@ -112,6 +115,21 @@ class DevicePlatform:
             found.encrypted_seen,
             disk_seen=bool(found.device or found.candidates),
         )
+
+    def _measure_luks_headers(self, boot_dir: str | None) -> None:
+        """PCR 6, every boot (runtime/disk/header_measure.py); once per power-on,
+        as a restart after the recovery shell finds it measured already."""
+        from runtime.disk.header_measure import EVENT_TYPE, devices_to_measure, measure_headers
+
+        if self.tpm is not None and any(m.event_type == EVENT_TYPE for m in self.tpm.log.entries):
+            return
+        choice = devices_to_measure(boot_dir)
+        self.luks_headers = measure_headers(self.tpm, choice.devices)
+        done = self.luks_headers
+        row = f"{len(done.devices)} measured ({choice.source})" if done.devices else "none found"
+        if done.problems or choice.problem:
+            row += "; " + " ".join((choice.problem, *done.problems)).strip()
+        self._info_rows.append(("LUKS headers (PCR 6)", row))
 
     def rollback_preflight(self) -> str:
         from runtime.integrity.preflight import CounterMissing, CounterView, preflight

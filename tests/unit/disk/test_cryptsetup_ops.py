@@ -19,6 +19,7 @@ import pytest
 
 from runtime.disk import cryptsetup_ops as ops
 from runtime.disk.cryptsetup_ops import CryptsetupError, Pbkdf, Problem
+from tests.support.luks_images import IMAGE_SIZE, luks_format
 from tests.support.plain_words import assert_plain
 
 pytestmark = pytest.mark.skipif(
@@ -30,32 +31,8 @@ RECOVERY = b"recovery passphrase"
 DUK = b"DUK-\x00\n\xff-" + b"k" * 120
 FAST = Pbkdf(kind="pbkdf2", iterations=1000)
 DUK_SLOT = {1: 7, 2: 31}
-IMAGE_SIZE = 20 << 20
 #: argv and options of each process started
 Spawned = list[tuple[Any, dict[str, Any]]]
-
-
-def luks_format(path: Path, version: int, passphrase: bytes, *extra: str) -> None:
-    """A LUKS image, its passphrase given on stdin (never a file)."""
-    with open(path, "wb") as f:
-        f.truncate(IMAGE_SIZE)
-    subprocess.run(
-        [
-            ops.CRYPTSETUP,
-            "luksFormat",
-            "--batch-mode",
-            f"--type=luks{version}",
-            "--pbkdf=pbkdf2",
-            "--pbkdf-force-iterations=1000",
-            "--key-file=-",
-            *extra,
-            str(path),
-        ],
-        input=passphrase,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
 
 
 @pytest.fixture(scope="module")
