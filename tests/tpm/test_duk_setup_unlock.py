@@ -1,0 +1,189 @@
+"""The Disk Unlock Key from setup to the next boot's key cpio, on LUKS
+images attached to loop devices and a real TPM (swtpm): the key the cpio
+carries opens every container through the DUK's slot; a changed header, a
+wrong owner passphrase or a recovery passphrase that opens nothing stop it."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from runtime.disk import cryptsetup_ops
+from runtime.disk.duk_policy import PcrFacts, duk_pcrs
+from runtime.disk.duk_setup import SetupRefused, check_devices, set_up
+from runtime.disk.duk_store import load
+from runtime.disk.duk_unlock import HeadersChanged, NotSetUp, key_cpio, prepare
+from runtime.disk.header_measure import HeaderMeasurement, measure_headers
+from runtime.disk.key_lists import KEY_DEVICES_FILE, LUKS_HEADER_HASH_FILE
+from runtime.tpm import pcrs
+from runtime.tpm.connection import Tpm
+from runtime.tpm.errors import WrongPassphrase
+from tests.support.luks_images import loop_devices, luks_format
+from tests.tpm.conftest import OWNER
+from tools.swtpm import Swtpm
+
+RECOVERY = bytearray(b"disk recovery passphrase")
+DUK_PASSPHRASE = bytearray(b"disk unlock passphrase")
+SEAL_PCRS, MODULES_PCR = (0, 1, 2, 3, 4, 7), 5
+
+
+@pytest.fixture
+def disks(tmp_path: Path) -> Iterator[list[str]]:
+    images = [tmp_path / "root.img", tmp_path / "data.img"]
+    for image in images:
+        luks_format(image, 2, bytes(RECOVERY))
+    with loop_devices(images) as attached:
+        yield attached
+
+
+def _facts(tpm: Tpm) -> PcrFacts:
+    pcr_list = duk_pcrs(SEAL_PCRS, MODULES_PCR)
+    return PcrFacts(
+        current=pcrs.read_pcrs(tpm, pcr_list),
+        firmware=None,
+        runtime_extended=frozenset(m.pcr for m in tpm.log.entries),
+        module_digests=(),
+    )
+
+
+def _set_up(tpm: Tpm, disks: list[str], boot: Path, wipe_used_slots: bool = False) -> None:
+    checks = check_devices(disks, RECOVERY)
+    result = set_up(
+        tpm,
+        checks,
+        RECOVERY,
+        DUK_PASSPHRASE,
+        OWNER,
+        _facts(tpm),
+        SEAL_PCRS,
+        MODULES_PCR,
+        lambda _: None,
+        wipe_used_slots=wipe_used_slots,
+        work_dir=str(boot.parent),
+    )
+    boot.mkdir(exist_ok=True)
+    for name, content in result.boot_files.items():
+        (boot / name).write_bytes(content)
+
+
+@contextmanager
+def _next_boot(
+    swtpm: Swtpm, disks: list[str], work: Path
+) -> Iterator[tuple[Tpm, HeaderMeasurement]]:
+    """A power cycle and a new runtime's connection, its headers measured."""
+    swtpm.power_cycle()
+    with Tpm.connect(swtpm.tcti) as tpm:
+        tpm.startup()
+        yield tpm, measure_headers(tpm, disks, str(work))
+
+
+def _secret_key(cpio: bytearray, into: Path) -> bytes:
+    into.mkdir()
+    subprocess.run(["cpio", "-id", "--quiet"], input=bytes(cpio), cwd=into, check=True, timeout=30)
+    return (into / "secret.key").read_bytes()
+
+
+def test_the_key_in_the_cpio_opens_every_disk_through_the_duk_slot(
+    swtpm: Swtpm, tpm: Tpm, disks: list[str], tmp_path: Path
+) -> None:
+    boot = tmp_path / "boot"
+    _set_up(tpm, disks, boot)
+    assert (boot / KEY_DEVICES_FILE).read_text().split() == [
+        disks[0],
+        cryptsetup_ops.luks_uuid(disks[0]),
+        disks[1],
+        cryptsetup_ops.luks_uuid(disks[1]),
+    ]
+    with _next_boot(swtpm, disks, tmp_path) as (again, measured):
+        duk = prepare(again, str(boot), measured)
+        cpio = key_cpio(again, duk, DUK_PASSPHRASE)
+    key = _secret_key(cpio, tmp_path / "cpio")
+    assert len(key) == 128
+    for disk in disks:
+        assert cryptsetup_ops.slot_opened_by(disk, key) == 31
+        assert cryptsetup_ops.slot_opened_by(disk, RECOVERY) == 0  # untouched
+    assert b"/secret.key luks,discard" in (tmp_path / "cpio" / "etc" / "crypttab").read_bytes()
+
+
+def test_a_header_changed_after_setup_is_refused_naming_the_device(
+    swtpm: Swtpm, tpm: Tpm, disks: list[str], tmp_path: Path
+) -> None:
+    boot = tmp_path / "boot"
+    _set_up(tpm, disks, boot)
+    # a new key slot on the second disk: its header is another one now
+    cryptsetup_ops.add_key(
+        disks[1], RECOVERY, b"another", 5, pbkdf=cryptsetup_ops.Pbkdf("pbkdf2", iterations=1000)
+    )
+    with (
+        _next_boot(swtpm, disks, tmp_path) as (again, measured),
+        pytest.raises(HeadersChanged) as refused,
+    ):
+        prepare(again, str(boot), measured)
+    assert disks[1] in str(refused.value) and disks[0] not in str(refused.value)
+
+
+def test_a_wrong_owner_passphrase_changes_no_disk(
+    tpm: Tpm, disks: list[str], tmp_path: Path
+) -> None:
+    checks = check_devices(disks, RECOVERY)
+    with pytest.raises(WrongPassphrase):
+        set_up(
+            tpm,
+            checks,
+            RECOVERY,
+            DUK_PASSPHRASE,
+            b"not the owner passphrase",
+            _facts(tpm),
+            SEAL_PCRS,
+            MODULES_PCR,
+            lambda _: None,
+            work_dir=str(tmp_path),
+        )
+    assert all(cryptsetup_ops.used_slots(d) == {0} for d in disks)
+    assert load(tpm) is None
+
+
+def test_a_recovery_passphrase_that_opens_nothing_is_refused(disks: list[str]) -> None:
+    with pytest.raises(SetupRefused, match="does not open"):
+        check_devices(disks, bytearray(b"not the recovery passphrase"))
+
+
+def test_a_used_duk_slot_is_wiped_only_when_allowed(
+    tpm: Tpm, disks: list[str], tmp_path: Path
+) -> None:
+    boot = tmp_path / "boot"
+    _set_up(tpm, disks, boot)
+    again = check_devices(disks, RECOVERY)
+    assert all(c.duk_slot_used for c in again)
+    with pytest.raises(SetupRefused, match="in use"):
+        _set_up(tpm, disks, boot)
+    _set_up(tpm, disks, boot, wipe_used_slots=True)
+    assert all(cryptsetup_ops.used_slots(d) == {0, 31} for d in disks)
+
+
+def test_without_the_tpm_blob_the_boot_finds_no_duk(
+    swtpm: Swtpm, tpm: Tpm, disks: list[str], tmp_path: Path
+) -> None:
+    """Slots added and /boot written, but the TPM lost the key (a reset, or a
+    power cut before the NV write): not set up, and the disks still open with
+    the recovery passphrase."""
+    from runtime.disk.duk_store import remove
+
+    boot = tmp_path / "boot"
+    _set_up(tpm, disks, boot)
+    assert remove(tpm, OWNER)
+    with _next_boot(swtpm, disks, tmp_path) as (again, measured), pytest.raises(NotSetUp):
+        prepare(again, str(boot), measured)
+    assert all(cryptsetup_ops.slot_opened_by(d, RECOVERY) == 0 for d in disks)
+
+
+def test_no_files_on_boot_is_not_set_up(tpm: Tpm, tmp_path: Path) -> None:
+    with pytest.raises(NotSetUp, match=KEY_DEVICES_FILE):
+        prepare(tpm, str(tmp_path), None)
+    (tmp_path / KEY_DEVICES_FILE).write_text("/dev/vda2 1234-abcd\n")
+    with pytest.raises(NotSetUp, match=LUKS_HEADER_HASH_FILE):
+        prepare(tpm, str(tmp_path), None)
