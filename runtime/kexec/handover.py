@@ -44,10 +44,12 @@ def boot_entry(
     settings: object | None,
     unsafe: bool,
     progress: Callable[[str], None],
+    disk_key: bytearray | None = None,
 ) -> str | None:
     """Boot the Heads listing ``line`` from ``boot_view`` (verified, or the
     disk as it is for the unsafe boot), with the owner's ``settings``
-    (runtime.config.Settings). None when the kernel is loaded and the
+    (runtime.config.Settings), ``disk_key`` (the DUK's cpio, which the caller
+    wipes) appended to its initrd. None when the kernel is loaded and the
     hand-over prepared; else the reason it was not loaded, in plain words."""
     from runtime.boot_configs.entry import ConfigSyntaxError
     from runtime.boot_configs.heads_line import parse_heads_line
@@ -59,6 +61,7 @@ def boot_entry(
     from runtime.kexec.errors import KexecError
     from runtime.kexec.finalize import prepare_handover
     from runtime.kexec.freed_memory import freed_memory_zeroed, handover_line
+    from runtime.kexec.key_initrd import wipe_key_copies, write_key_file
     from runtime.kexec.plan import plan_for
     from runtime.secrets.ram import SecretDir, SecretDirError
     from runtime.tpm.errors import Pcr4NotExtended, TpmError
@@ -68,30 +71,36 @@ def boot_entry(
     basic = bool(getattr(settings, "basic_mode", False))
     try:
         entry = parse_heads_line(line).entry
-        needed = ram_copy.needed_bytes(boot_view, entry)
+        needed = ram_copy.needed_bytes(boot_view, entry, len(disk_key) if disk_key else 0)
         room = ram_copy.room_problem(needed, ram_copy.available_ram())
         if room:
             return room
         with ram_copy.ram_stage(needed) as directory:
             progress(f"Copying {printable(entry.kernel)} and its files into RAM...")
             staged = ram_copy.stage_entry(boot_view, entry, directory)
-            plan = plan_for(
-                entry,
-                boot_view.root,
-                remove=remove,
-                board_add=board_add,
-                initrd_out=staged.initrd_out,
-                unsafe=unsafe and not basic,
-                locate=ram_copy.locator(staged),
-            )
-            refusal = cmdline_refusal(plan.cmdline or "")
-            if refusal and not unsafe:
-                return refusal
-            for warning in plan.warnings:
-                progress(f"Warning: {warning}")
-                time.sleep(WARNING_SECONDS)
-            progress(f"Loading {printable(entry.kernel)}...")
-            kexec.load(plan)
+            key_file = write_key_file(directory, disk_key) if disk_key else None
+            try:
+                plan = plan_for(
+                    entry,
+                    boot_view.root,
+                    remove=remove,
+                    board_add=board_add,
+                    initrd_out=staged.initrd_out,
+                    unsafe=unsafe and not basic,
+                    locate=ram_copy.locator(staged),
+                    extra_initrd=key_file,
+                )
+                refusal = cmdline_refusal(plan.cmdline or "")
+                if refusal and not unsafe:
+                    return refusal
+                for warning in plan.warnings:
+                    progress(f"Warning: {warning}")
+                    time.sleep(WARNING_SECONDS)
+                progress(f"Loading {printable(entry.kernel)}...")
+                kexec.load(plan)
+            finally:
+                if key_file is not None and disk_key is not None:
+                    wipe_key_copies(key_file, staged.initrd_out, len(disk_key))
         progress("Handing over to the new kernel...")
         done = prepare_handover(tpm, SecretDir(), unsafe=unsafe, mount_points=[boot_view.root])
         zeroed = freed_memory_zeroed()

@@ -88,10 +88,20 @@ Locate = Callable[[str, str], str]
 
 
 def _linux_plan(
-    entry: BootEntry, locate: Locate, cmdline: str | None, initrd_out: str
+    entry: BootEntry,
+    locate: Locate,
+    cmdline: str | None,
+    initrd_out: str,
+    extra_initrd: str | None = None,
 ) -> KexecPlan:
     kernel = locate(entry.kernel, "kernel")
     initrds = [locate(p, "initrd") for p in entry.initrds]
+    if extra_initrd is not None:
+        if not initrds:
+            raise KexecError(
+                "This entry has no initrd, so the disk unlock key has nothing to go into."
+            )
+        initrds.append(extra_initrd)
     args = ["-l", kernel]
     parts: tuple[str, ...] = ()
     out: str | None = None
@@ -137,6 +147,7 @@ def plan_for(
     unsafe: bool = False,
     xen: bool | None = None,
     locate: Locate | None = None,
+    extra_initrd: str | None = None,
 ) -> KexecPlan:
     """The kexec load for ``entry`` on the partition mounted at ``boot_dir``.
 
@@ -146,7 +157,8 @@ def plan_for(
     no splash. ``xen`` picks the Xen arguments for a multiboot entry (default:
     whether the kernel's file name contains "xen"). ``locate`` gives the file
     to load for each path (the firmware: checked RAM copies); by default the
-    path is resolved under boot_dir.
+    path is resolved under boot_dir. ``extra_initrd`` (the disk unlock key's
+    cpio) is appended after the entry's initrds, as Heads appends it.
     """
     for what, value in (("boot directory", boot_dir), ("combined initrd", initrd_out)):
         _checked_text(what, value)
@@ -157,6 +169,11 @@ def plan_for(
         add = f"{add} {UNSAFE_ADD}".strip()
         remove = f"{remove} {UNSAFE_REMOVE}".strip()
 
+    if entry.kind is EntryKind.MULTIBOOT and extra_initrd is not None:
+        raise KexecError(
+            "The disk unlock key cannot be given to a multiboot (Xen) entry yet: boot it "
+            "without the key, and the OS asks for the disk's recovery passphrase."
+        )
     if entry.kind is EntryKind.MULTIBOOT:
         # Only the first module (the dom0 kernel) takes the Linux parameters.
         cmdline = (
@@ -170,7 +187,7 @@ def plan_for(
         # memtest and friends take no command line: pass none, as Heads does.
         wanted = bool(entry.cmdline or add)
         cmdline_or_none = final_cmdline(entry.cmdline, add, remove, board_add) if wanted else None
-        plan = _linux_plan(entry, where, cmdline_or_none, initrd_out)
+        plan = _linux_plan(entry, where, cmdline_or_none, initrd_out, extra_initrd)
     if plan.cmdline is None:
         return plan
     return dataclasses.replace(plan, warnings=tuple(cmdline_warnings(plan.cmdline)))

@@ -43,16 +43,18 @@ class StagedEntry:
     initrd_out: str = ""
 
 
-def needed_bytes(view: BootView, entry: BootEntry) -> int:
-    """RAM the copies take (the initrds twice: the parts and their concatenation)."""
-    total = 0
+def needed_bytes(view: BootView, entry: BootEntry, extra_initrd: int = 0) -> int:
+    """RAM the copies take (the initrds twice when they are concatenated: the
+    parts and the whole), with ``extra_initrd`` bytes appended to them."""
+    combined = len(entry.initrds) > 1 or extra_initrd > 0
+    total = 2 * extra_initrd
     for path, what in entry.loaded_files():
         _, fd = view.open(path)
         try:
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
-        total += size * (2 if what == "initrd" and len(entry.initrds) > 1 else 1)
+        total += size * (2 if what == "initrd" and combined else 1)
     return total
 
 
