@@ -16,6 +16,12 @@ from runtime.state.platform import (
     BootOption,
     ClearLockoutFacts,
     DefaultFacts,
+    DiskCheckFacts,
+    DiskContainer,
+    DiskKeyFacts,
+    DiskSetupFacts,
+    DiskUnlock,
+    DiskUnlockFacts,
     EnrolFacts,
     HotpCheck,
     HotpFacts,
@@ -108,6 +114,23 @@ class FakePlatform:
     lockout_buffers: list[bytearray] = field(default_factory=list)
     root_create_results: list[RootFacts] = field(default_factory=lambda: [RootFacts(checked=3)])
     root_check_results: list[RootFacts] = field(default_factory=lambda: [RootFacts(checked=3)])
+    #: the Disk Unlock Key: containers, check and setup answers, the boot's state
+    disk_containers_found: tuple[DiskContainer, ...] = (
+        DiskContainer("/dev/vda3", 2, 24, "root"),
+        DiskContainer("/dev/vda4", 2, 16, "data"),
+    )
+    disk_check_results: list[DiskCheckFacts] = field(default_factory=lambda: [DiskCheckFacts()])
+    disk_setup_results: list[DiskSetupFacts] = field(
+        default_factory=lambda: [DiskSetupFacts(pcrs=(0, 1, 2, 3, 4, 5, 6, 7, 9))]
+    )
+    disk_unlock_facts: DiskUnlockFacts = field(
+        default_factory=lambda: DiskUnlockFacts(DiskUnlock.NONE)
+    )
+    disk_key_results: list[DiskKeyFacts] = field(
+        default_factory=lambda: [DiskKeyFacts(key=bytearray(b"070701 key cpio"))]
+    )
+    #: the disk keys boot() was given, as given (to check they are wiped after)
+    boot_disk_keys: list[bytearray | None] = field(default_factory=list)
 
     @staticmethod
     def _next(items: list, name: str):  # type: ignore[no-untyped-def,type-arg]
@@ -202,10 +225,12 @@ class FakePlatform:
         default: BootOption | None,
         progress: Callable[[str], None],
         root_list: bool = False,
+        disk_unlock: bool = False,
     ) -> SignFacts:
         self.calls.append(
             f"sign_boot default={default.name if default else None}"
             + (" root_list" if root_list else "")
+            + (" disk_unlock" if disk_unlock else "")
         )
         pin = ask_pin(1, "")
         if pin is not None:
@@ -220,9 +245,50 @@ class FakePlatform:
         self.calls.append("check_root_hashes")
         return self._next(self.root_check_results, "check_root_hashes")  # type: ignore[no-any-return]
 
-    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str | None:
-        self.calls.append(f"boot {option.name} unsafe={unsafe}")
+    def boot(
+        self,
+        option: BootOption,
+        unsafe: bool,
+        progress: Callable[[str], None],
+        disk_key: bytearray | None = None,
+    ) -> str | None:
+        self.calls.append(f"boot {option.name} unsafe={unsafe}" + (" disk_key" if disk_key else ""))
+        self.boot_disk_keys.append(disk_key)
         return self._next(self.boot_results, "boot")  # type: ignore[no-any-return]
+
+    def disk_containers(self) -> tuple[DiskContainer, ...]:
+        self.calls.append("disk_containers")
+        return self.disk_containers_found
+
+    def check_disks(self, devices: tuple[str, ...], recovery: bytearray) -> DiskCheckFacts:
+        self.calls.append(f"check_disks {' '.join(devices)}")
+        self.passphrases.append(bytes(recovery))
+        return self._next(self.disk_check_results, "check_disks")  # type: ignore[no-any-return]
+
+    def set_up_disk_unlock(
+        self,
+        devices: tuple[str, ...],
+        recovery: bytearray,
+        duk_passphrase: bytearray,
+        owner_passphrase: bytearray,
+        wipe_slots: bool,
+        progress: Callable[[str], None],
+    ) -> DiskSetupFacts:
+        self.calls.append(f"set_up_disk_unlock {' '.join(devices)} wipe={wipe_slots}")
+        self.passphrases += [bytes(recovery), bytes(duk_passphrase), bytes(owner_passphrase)]
+        return self._next(self.disk_setup_results, "set_up_disk_unlock")  # type: ignore[no-any-return]
+
+    def disk_unlock(self) -> DiskUnlockFacts:
+        self.calls.append("disk_unlock")
+        return self.disk_unlock_facts
+
+    def disk_key(self, passphrase: bytearray) -> DiskKeyFacts:
+        self.calls.append("disk_key")
+        self.passphrases.append(bytes(passphrase))
+        result: DiskKeyFacts = self._next(self.disk_key_results, "disk_key")
+        if result.key is not None:
+            result = DiskKeyFacts(key=bytearray(result.key))  # each call its own buffer
+        return result
 
     def system_info(self) -> list[tuple[str, str]]:
         return [("Board", "Test board")]

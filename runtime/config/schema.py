@@ -125,15 +125,14 @@ class Settings:
         "CONFIG_TPM_NO_LUKS_DISK_UNLOCK",
         Bool(),
         "n",
-        "never offer to unlock the disk with a TPM-sealed key "
-        "(the disk unlock key is not built yet: never offered)",
+        "never offer to unlock the disk with a TPM-sealed key (the Disk "
+        "Unlock Key is neither offered nor used)",
     )
     tpm_disk_unlock_key = Setting(
         "CONFIG_TPM_DISK_UNLOCK_KEY",
         Bool(),
         "y",
-        "allow sealing a disk unlock key in the TPM (n forbids "
-        "it; the disk unlock key is not built yet)",
+        "allow sealing a Disk Unlock Key in the TPM (n: neither offered nor used)",
     )
     boot_kernel_add = Setting(
         "CONFIG_BOOT_KERNEL_ADD", Words(), "", "words added to the booted kernel's command line"

@@ -19,6 +19,7 @@ from runtime.devices.clock import ClockError, TimeInputError, parse_user_time, s
 from runtime.devices.local_time import UTC_ZONE, local_time_text
 from runtime.error_detail import describe, detail, forget, plain, recent_details
 from runtime.image_files import OWNER_KEY_PATH
+from runtime.state import platform_disk
 from runtime.state.boot_side import BootSide
 from runtime.state.platform import (
     AskSecret,
@@ -27,6 +28,11 @@ from runtime.state.platform import (
     BootOption,
     ClearLockoutFacts,
     DefaultFacts,
+    DiskCheckFacts,
+    DiskContainer,
+    DiskKeyFacts,
+    DiskSetupFacts,
+    DiskUnlockFacts,
     EnrolFacts,
     HotpFacts,
     KeyringFacts,
@@ -45,7 +51,6 @@ from runtime.tpm.pcr_roles import BOOT_MODE_PCR, recovery_extends
 
 if TYPE_CHECKING:
     from runtime.config import BoardConfig, LoadedSettings
-    from runtime.disk.header_measure import HeaderMeasurement
     from runtime.tpm.connection import Tpm
 
 
@@ -66,7 +71,7 @@ class DevicePlatform:
         #: the root hash list create_root_hashes made, for the signing that follows
         self._root_list: bytes | None = None
         self._info_rows: list[tuple[str, str]] = []
-        self.luks_headers: HeaderMeasurement | None = None  # PCR 6's text, this boot
+        self._disk = platform_disk.DiskSide()
         self._keyring: KeyringFacts | None = None
         self._side = BootSide()
         self._identity_problem = ""  # the pinned TPM storage key was not found
@@ -117,19 +122,9 @@ class DevicePlatform:
         )
 
     def _measure_luks_headers(self, boot_dir: str | None) -> None:
-        """PCR 6, every boot (runtime/disk/header_measure.py); once per power-on,
-        as a restart after the recovery shell finds it measured already."""
-        from runtime.disk.header_measure import EVENT_TYPE, devices_to_measure, measure_headers
-
-        if self.tpm is not None and any(m.event_type == EVENT_TYPE for m in self.tpm.log.entries):
-            return
-        choice = devices_to_measure(boot_dir)
-        self.luks_headers = measure_headers(self.tpm, choice.devices)
-        done = self.luks_headers
-        row = f"{len(done.devices)} measured ({choice.source})" if done.devices else "none found"
-        if done.problems or choice.problem:
-            row += "; " + " ".join((choice.problem, *done.problems)).strip()
-        self._info_rows.append(("LUKS headers (PCR 6)", row))
+        row = platform_disk.measure_headers_once(self._disk, self.tpm, boot_dir)
+        if row:
+            self._info_rows.append(("LUKS headers (PCR 6)", row))
 
     def rollback_preflight(self) -> str:
         from runtime.integrity.preflight import CounterMissing, CounterView, preflight
@@ -326,14 +321,20 @@ class DevicePlatform:
         default: BootOption | None,
         progress: Callable[[str], None],
         root_list: bool = False,
+        disk_unlock: bool = False,
     ) -> SignFacts:
         from runtime.integrity.root_hashes import ROOT_HASHES_FILE
         from runtime.state import platform_boot
 
         made, self._root_list = self._root_list, None  # one signing takes it, or none
+        duk_files, self._disk.boot_files = self._disk.boot_files, None
         if self.tpm is None:
             return SignFacts(problem="No TPM: /boot cannot be bound to a rollback counter.")
-        extra = {ROOT_HASHES_FILE: made} if root_list and made is not None else None
+        extra: dict[str, bytes] | None = (
+            {ROOT_HASHES_FILE: made} if root_list and made is not None else None
+        )
+        if disk_unlock and duk_files:
+            extra = {**(extra or {}), **duk_files}
         # CONFIG_IGNORE_ROLLBACK: as Heads, signing leaves the counter where it is
         return platform_boot.sign(
             self._boot_side(),
@@ -361,7 +362,13 @@ class DevicePlatform:
         bootlog.stage("root-hashes", checked=facts.checked, ok=facts.ok)
         return facts
 
-    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str | None:
+    def boot(
+        self,
+        option: BootOption,
+        unsafe: bool,
+        progress: Callable[[str], None],
+        disk_key: bytearray | None = None,
+    ) -> str | None:
         from runtime.state import platform_boot
 
         return platform_boot.boot(
@@ -371,7 +378,37 @@ class DevicePlatform:
             option,
             unsafe,
             progress,
+            disk_key,
         )
+
+    # -- the Disk Unlock Key (platform_disk.py) ----------------------------------
+
+    def disk_containers(self) -> tuple[DiskContainer, ...]:
+        return platform_disk.containers()
+
+    def check_disks(self, devices: tuple[str, ...], recovery: bytearray) -> DiskCheckFacts:
+        return platform_disk.check(self._disk, devices, recovery)
+
+    def set_up_disk_unlock(
+        self,
+        devices: tuple[str, ...],
+        recovery: bytearray,
+        duk_passphrase: bytearray,
+        owner_passphrase: bytearray,
+        wipe_slots: bool,
+        progress: Callable[[str], None],
+    ) -> DiskSetupFacts:
+        secrets = (recovery, duk_passphrase, owner_passphrase)
+        tpm, board, firmware = self.tpm, self.board, self._firmware_pcrs
+        return platform_disk.set_up(
+            self._disk, tpm, board, firmware, secrets, devices, wipe_slots, progress
+        )
+
+    def disk_unlock(self) -> DiskUnlockFacts:
+        return platform_disk.unlock(self._disk, self.tpm, self._boot_side().boot_dir)
+
+    def disk_key(self, passphrase: bytearray) -> DiskKeyFacts:
+        return platform_disk.key(self._disk, self.tpm, passphrase)
 
     def _tpm_for_handover(self) -> Tpm | None:
         """The TPM PCR 4 is extended in before the hand-over. A TPM that did not

@@ -255,6 +255,7 @@ TRANSITIONS: Mapping[State, Mapping[Event, State]] = {
     },
     S.OS_MENU: {
         E.REFUSED: S.BOOT_REFUSED,
+        E.MENU: S.MAIN_MENU,
         E.AGAIN: S.OS_MENU,
         E.DEFAULT_SAVED: S.DEFAULT_BOOT,
         E.BACK: S.MAIN_MENU,

@@ -48,6 +48,9 @@ class StartFacts:
     root_hashing: bool = False
     #: CONFIG_ROOT_CHECK_AT_BOOT: checked once /boot verified, before the first menu
     root_check_at_boot: bool = False
+    #: CONFIG_TPM_DISK_UNLOCK_KEY=y and CONFIG_TPM_NO_LUKS_DISK_UNLOCK not y: the
+    #: Disk Unlock Key is offered and, once set up, used at a verified boot
+    disk_unlock: bool = True
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,62 @@ class SignFacts:
     check: BootCheck | None = None  # the verification of the new state
 
 
+@dataclass(frozen=True)
+class DiskContainer:
+    """An encrypted (LUKS) container the Disk Unlock Key can open."""
+
+    device: str
+    version: int
+    size_mib: int
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class DiskCheckFacts:
+    """The chosen containers against the recovery passphrase. ``problem``:
+    refused, nothing changed (its words name the device); ``slots_in_use``:
+    the DUK's key slot holds a key on these (wiped only if the user says so)."""
+
+    problem: str = ""
+    wrong_passphrase: bool = False
+    slots_in_use: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DiskSetupFacts:
+    """``problem`` empty: the DUK is in the disks' slots and sealed in the TPM;
+    the /boot files naming it wait for the next signing (sign_boot
+    disk_unlock=True)."""
+
+    problem: str = ""
+    wrong_owner_passphrase: bool = False
+    pcrs: tuple[int, ...] = ()
+
+
+class DiskUnlock(enum.Enum):
+    """At a verified boot, what the Disk Unlock Key can do."""
+
+    NONE = "none"  # not set up: the OS asks for its passphrase, as without a DUK
+    READY = "ready"  # set up and checked: ask its passphrase
+    REFUSED = "refused"  # a LUKS header differs from the one signed: stop
+    UNAVAILABLE = "unavailable"  # set up, but unusable (the reason): boot without it
+
+
+@dataclass(frozen=True)
+class DiskUnlockFacts:
+    state: DiskUnlock
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class DiskKeyFacts:
+    """The key's cpio for the OS (the caller wipes it), or why not."""
+
+    key: bytearray | None = None
+    problem: str = ""
+    wrong_passphrase: bool = False
+
+
 #: asks for a PIN or passphrase: (attempt number, why the last was refused)
 AskSecret = Callable[[int, str], bytearray | None]
 
@@ -245,10 +304,41 @@ class Platform(Protocol):
         default: BootOption | None,
         progress: Callable[[str], None],
         root_list: bool = False,
+        disk_unlock: bool = False,
     ) -> SignFacts:
         """Re-hash /boot, bump the rollback counter, sign (saving ``default``
-        when given, and the root hash list create_root_hashes just made when
-        ``root_list``); ask_owner is used only when a new counter is needed."""
+        when given, the root hash list create_root_hashes just made when
+        ``root_list``, and the Disk Unlock Key's files set_up_disk_unlock just
+        made when ``disk_unlock``); ask_owner is used only when a new counter
+        is needed."""
+        ...
+
+    def disk_containers(self) -> tuple[DiskContainer, ...]:
+        """The LUKS containers on this machine's disks."""
+        ...
+
+    def check_disks(self, devices: tuple[str, ...], recovery: bytearray) -> DiskCheckFacts:
+        """Whether ``recovery`` opens every one, and which DUK slots are in use."""
+        ...
+
+    def set_up_disk_unlock(
+        self,
+        devices: tuple[str, ...],
+        recovery: bytearray,
+        duk_passphrase: bytearray,
+        owner_passphrase: bytearray,
+        wipe_slots: bool,
+        progress: Callable[[str], None],
+    ) -> DiskSetupFacts:
+        """A new DUK in every device's DUK slot, sealed to the next normal boot."""
+        ...
+
+    def disk_unlock(self) -> DiskUnlockFacts:
+        """At a verified boot (after verify_boot): whether a DUK can be used."""
+        ...
+
+    def disk_key(self, passphrase: bytearray) -> DiskKeyFacts:
+        """Unseal the DUK into the cpio for the OS's initrd (after disk_unlock READY)."""
         ...
 
     def create_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
@@ -259,12 +349,19 @@ class Platform(Protocol):
         """The root file system against the list the owner signed."""
         ...
 
-    def boot(self, option: BootOption, unsafe: bool, progress: Callable[[str], None]) -> str | None:
+    def boot(
+        self,
+        option: BootOption,
+        unsafe: bool,
+        progress: Callable[[str], None],
+        disk_key: bytearray | None = None,
+    ) -> str | None:
         """Load the entry with kexec and prepare the hand-over (PCR 4, TPM
         locked, secrets wiped); None then: the runtime exits and /init starts
         the kernel, so no process that held a secret outlives the hand-over.
         Else why it did not boot. unsafe: PCR 4 is marked so sealed secrets
-        stay locked."""
+        stay locked. ``disk_key``: the DUK's cpio, appended to the initrd
+        (the caller wipes it)."""
         ...
 
     def system_info(self) -> list[tuple[str, str]]: ...

@@ -415,6 +415,7 @@ def boot(
     option: BootOption,
     unsafe: bool,
     progress: Callable[[str], None],
+    disk_key: bytearray | None = None,
 ) -> str | None:
     """Boot ``option`` (runtime.kexec.handover): on the verified path only
     when every file it loads was signed and just verified. None when the
@@ -427,4 +428,12 @@ def boot(
             return problem
     boot_view = view(side) if not unsafe else BootView(side.boot_dir, None)
     settings = getattr(loaded, "settings", None)
-    return boot_entry(boot_view, option.line, tpm, settings, unsafe, progress)  # type: ignore[arg-type]
+    return boot_entry(
+        boot_view,
+        option.line,
+        tpm,  # type: ignore[arg-type]
+        settings,
+        unsafe,
+        progress,
+        disk_key if not unsafe else None,  # an unverified boot never gets the key
+    )

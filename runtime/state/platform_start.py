@@ -61,6 +61,7 @@ def settings_facts(loaded: LoadedSettings, board_name: str) -> dict[str, object]
         basic=settings.basic_mode,
         root_hashing=bool(settings.root_dev),
         root_check_at_boot=bool(settings.root_dev) and settings.root_check_at_boot,
+        disk_unlock=settings.tpm_disk_unlock_key and not settings.tpm_no_luks_disk_unlock,
     )
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from runtime.integrity.boot_report import ProblemKind
+from runtime.secrets.ram import wipe_buffer
 from runtime.state.keys import DETAILS, ENTRY_KEYS, POWER_OFF, REBOOT, RECOVERY, UNSAFE_BOOT, back
 from runtime.state.machine import Event
 from runtime.state.platform import AskSecret, BootCheck, BootOption
 from runtime.state.steps.context import Context
+from runtime.state.steps.disk_unlock import disk_key_for_boot
 from runtime.state.steps.report import integrity_report
 from runtime.state.steps.tpm_reset import TPM_PASSPHRASE_MAX
 from runtime.state.verdict import BootState
@@ -120,7 +122,22 @@ def default_boot(ctx: Context) -> Event:
 
 
 def _boot(ctx: Context, option: BootOption, unsafe: bool) -> Event:
-    why = ctx.platform.boot(option, unsafe, show_progress(ctx, f"Booting {option.name}"))
+    key: bytearray | None = None
+    if not unsafe:
+        answer = disk_key_for_boot(ctx)
+        if answer is None:
+            return Event.MENU
+        if isinstance(answer, str):
+            return _refuse(ctx, answer)
+        if isinstance(answer, bytearray):
+            key = answer
+    try:
+        why = ctx.platform.boot(
+            option, unsafe, show_progress(ctx, f"Booting {option.name}"), disk_key=key
+        )
+    finally:
+        if key is not None:
+            wipe_buffer(key)
     if why is None:
         return Event.LOADED
     return _refuse(ctx, f"{option.name} did not start: {why}")
@@ -373,7 +390,15 @@ def _counter_effect(ctx: Context) -> str:
     return ": the rollback counter moves on, so older signed copies of /boot stop verifying."
 
 
-def _sign(ctx: Context, default: BootOption | None, root_list: bool = False) -> bool:
+def sign_disk_unlock(ctx: Context) -> bool:
+    """Sign /boot with the Disk Unlock Key's files set_up_disk_unlock made."""
+    _verify(ctx, "Sign /boot")
+    return _sign(ctx, None, disk_unlock=True)
+
+
+def _sign(
+    ctx: Context, default: BootOption | None, root_list: bool = False, disk_unlock: bool = False
+) -> bool:
     pin = _secret_asker(
         ctx,
         "Sign /boot",
@@ -388,7 +413,12 @@ def _sign(ctx: Context, default: BootOption | None, root_list: bool = False) -> 
         max_bytes=TPM_PASSPHRASE_MAX,
     )
     facts = ctx.platform.sign_boot(
-        pin, owner, default, show_progress(ctx, "Signing /boot"), root_list=root_list
+        pin,
+        owner,
+        default,
+        show_progress(ctx, "Signing /boot"),
+        root_list=root_list,
+        disk_unlock=disk_unlock,
     )
     if facts.problem:
         ctx.page(

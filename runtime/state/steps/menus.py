@@ -16,11 +16,13 @@ from runtime.state.machine import Event
 from runtime.state.steps.attest import totp_live
 from runtime.state.steps.boot import check_boot, usb_boot
 from runtime.state.steps.context import Context
+from runtime.state.steps.disk_unlock import set_up_disk_unlock
 from runtime.state.steps.lockout import CLEAR_LOCKOUT, clear_lockout
 from runtime.state.steps.root import check_root_at_boot
 from runtime.state.view import Choice, Menu, Tone
 
 BACK_TO_OPTIONS = back("Back to the options")
+DISK_UNLOCK_CHOICE = Choice("d", "Set up the Disk Unlock Key (LUKS)", "disk-unlock")
 
 MAIN_CHOICES = (
     Choice("d", "Default boot", Event.DEFAULT_BOOT),
@@ -173,6 +175,7 @@ def tpm_options(ctx: Context) -> Event:
                     CLEAR_LOCKOUT.event,
                 ),
                 RESET_TPM,
+                *((DISK_UNLOCK_CHOICE,) if ctx.session.start.disk_unlock else ()),
                 Choice("t", "TOTP/HOTP does not match: troubleshoot", "troubleshoot"),
                 BACK_TO_OPTIONS,
             ),
@@ -181,6 +184,9 @@ def tpm_options(ctx: Context) -> Event:
     )
     if event == CLEAR_LOCKOUT.event:
         clear_lockout(ctx)
+        return Event.AGAIN
+    if event == DISK_UNLOCK_CHOICE.event:
+        set_up_disk_unlock(ctx)
         return Event.AGAIN
     if event != "troubleshoot":
         return Event(event)

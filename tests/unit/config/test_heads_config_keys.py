@@ -107,14 +107,15 @@ HONOURED = frozenset(
         "CONFIG_ROOT_DEV",
         "CONFIG_ROOT_DIRLIST",
         "CONFIG_ROOT_CHECK_AT_BOOT",
+        "CONFIG_TPM_DISK_UNLOCK_KEY",
+        "CONFIG_TPM_NO_LUKS_DISK_UNLOCK",
     }
 )
 #: A description of the board: a TPM 2.0 that answers is used whatever they
 #: say; a CONFIG_TPM that disagrees with CONFIG_TPM2_TOOLS is reported.
 DESCRIPTIVE = frozenset({"CONFIG_TPM", "CONFIG_TPM2_TOOLS"})
-#: Their restrictive values hold by construction: the disk unlock key is not
-#: built, so none is ever offered or sealed.
-BY_CONSTRUCTION = frozenset({"CONFIG_TPM_NO_LUKS_DISK_UNLOCK", "CONFIG_TPM_DISK_UNLOCK_KEY"})
+#: Their restrictive values held by construction while a feature was missing.
+BY_CONSTRUCTION: frozenset[str] = frozenset()
 #: The runtime's own keys, honoured too (effect checks below).
 OWN = frozenset(
     {
@@ -353,6 +354,8 @@ EFFECTS: dict[str, tuple[str, Effect]] = {
     "CONFIG_ROOT_DEV": ("/dev/vda2", _root_hashing),
     "CONFIG_ROOT_DIRLIST": ("usr", _root_hashing),
     "CONFIG_ROOT_CHECK_AT_BOOT": ("y", _root_hashing),
+    "CONFIG_TPM_DISK_UNLOCK_KEY": ("n", _fact("disk_unlock")),
+    "CONFIG_TPM_NO_LUKS_DISK_UNLOCK": ("y", _fact("disk_unlock")),
 }
 #: keys whose effect shows only beside another setting
 WITH: dict[str, str] = {
@@ -396,16 +399,6 @@ def test_a_key_not_used_is_reported(tmp_path: Path, key: str) -> None:
     loaded = _load(tmp_path, f'export {key}="y"')
     assert [(p.key, p.severity) for p in loaded.problems] == [(key, "note")]
     assert loaded.problems[0].message.startswith("ignored: ")
-
-
-def test_the_disk_unlock_key_is_never_offered() -> None:
-    """Both keys' restrictive values hold: runtime/disk holds the DUK's parts
-    (issue 18, in progress), but no menu offers it and no boot unseals one."""
-    assert set(SCHEMA) >= BY_CONSTRUCTION
-    runtime = REPO_ROOT / "runtime"
-    offered = [*(runtime / "state").rglob("*.py"), *(runtime / "ui").rglob("*.py")]
-    text = "\n".join(p.read_text() for p in offered)
-    assert "duk_store" not in text and "cryptsetup_ops" not in text and "key_cpio" not in text
 
 
 def test_project_defaults_are_the_honoured_values() -> None:

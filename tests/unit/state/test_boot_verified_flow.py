@@ -24,7 +24,12 @@ def test_a_verified_default_boots_and_a_failed_kexec_is_explained() -> None:
         platform, [("choose", MAIN, "d"), ("choose", NOT_STARTED, "b"), *power_off(MAIN)]
     )
     assert final is State.POWER_OFF
-    assert platform.calls[-3:] == ["verify_boot", "saved_default", "boot Debian unsafe=False"]
+    assert platform.calls[-4:] == [
+        "verify_boot",
+        "saved_default",
+        "disk_unlock",
+        "boot Debian unsafe=False",
+    ]
     refusal = ui.shown[ui.titles().index(NOT_STARTED)]
     assert "Debian did not start: Loading the kernel failed" in refusal.text
 

@@ -1,0 +1,200 @@
+"""DevicePlatform's Disk Unlock Key: the containers, the setup, and at a
+verified boot the checks and the unseal (runtime/disk does the work; this
+turns its outcomes into the facts the steps decide on)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from runtime import bootlog
+from runtime.error_detail import plain
+from runtime.state.platform import (
+    DiskCheckFacts,
+    DiskContainer,
+    DiskKeyFacts,
+    DiskSetupFacts,
+    DiskUnlock,
+    DiskUnlockFacts,
+)
+
+if TYPE_CHECKING:
+    from runtime.config import BoardConfig
+    from runtime.disk.duk_unlock import DukBoot
+    from runtime.disk.header_measure import HeaderMeasurement
+    from runtime.tpm.connection import Tpm
+
+_MIB = 1 << 20
+
+
+@dataclass
+class DiskSide:
+    """What the DUK's steps leave for the next: the /boot files to sign, the
+    boot's checked DUK."""
+
+    boot_files: dict[str, bytes] | None = None
+    ready: DukBoot | None = None
+    #: this boot's PCR 6 measurement (None: not made by this run of the runtime)
+    measured: HeaderMeasurement | None = None
+    #: the devices check_disks accepted (set_up_disk_unlock takes only those)
+    checked: dict[str, object] = field(default_factory=dict)
+
+
+def measure_headers_once(side: DiskSide, tpm: Tpm | None, boot_dir: str | None) -> str:
+    """PCR 6, every boot (runtime/disk/header_measure.py), once per power-on:
+    a restart after the recovery shell finds it measured already. The
+    system information's row ("" when there was nothing to do)."""
+    from runtime.disk.header_measure import EVENT_TYPE, devices_to_measure, measure_headers
+
+    if tpm is not None and any(m.event_type == EVENT_TYPE for m in tpm.log.entries):
+        return ""
+    choice = devices_to_measure(boot_dir)
+    done = side.measured = measure_headers(tpm, choice.devices)
+    row = f"{len(done.devices)} measured ({choice.source})" if done.devices else "none found"
+    if done.problems or choice.problem:
+        row += "; " + " ".join((choice.problem, *done.problems)).strip()
+    return row
+
+
+def containers() -> tuple[DiskContainer, ...]:
+    from runtime.disk.luks_devices import find_luks_devices
+
+    return tuple(
+        DiskContainer(d.path, d.version, d.size // _MIB, d.label) for d in find_luks_devices()
+    )
+
+
+def check(side: DiskSide, devices: tuple[str, ...], recovery: bytearray) -> DiskCheckFacts:
+    from runtime.disk.duk_setup import SetupRefused, check_devices
+
+    side.checked = {}
+    try:
+        checks = check_devices(list(devices), recovery)
+    except SetupRefused as err:
+        wrong = "does not open" in str(err)
+        return DiskCheckFacts(problem=plain("duk-check", err, str(err)), wrong_passphrase=wrong)
+    side.checked = {c.device: c for c in checks}
+    in_use = tuple(f"{c.device} key slot {c.duk_slot}" for c in checks if c.duk_slot_used)
+    return DiskCheckFacts(slots_in_use=in_use)
+
+
+def _module_digests() -> tuple[bytes, ...]:
+    """What the start extends the modules PCR with, file by file (a module
+    loaded later, for a USB stick, is not part of a normal boot)."""
+    from runtime.disk.duk_policy import BANK
+    from runtime.measure.modules import module_list
+
+    digests = []
+    for path in module_list():
+        try:
+            with open(path, "rb") as f:
+                digests.append(BANK.hash(f.read()))
+        except OSError:
+            continue  # the start skipped it too: it could not read it
+    return tuple(digests)
+
+
+def set_up(
+    side: DiskSide,
+    tpm: Tpm | None,
+    board: BoardConfig | None,
+    firmware: dict[int, bytes] | None,
+    secrets: tuple[bytearray, bytearray, bytearray],
+    devices: tuple[str, ...],
+    wipe_slots: bool,
+    progress: Callable[[str], None],
+) -> DiskSetupFacts:
+    from runtime.disk.duk_policy import PcrFacts, duk_pcrs
+    from runtime.disk.duk_setup import DeviceCheck, SetupRefused, set_up
+    from runtime.tpm.errors import TpmError, WrongPassphrase
+    from runtime.tpm.pcrs import read_pcrs
+
+    recovery, duk_passphrase, owner = secrets
+    if tpm is None or board is None:
+        return DiskSetupFacts(problem="No TPM: the Disk Unlock Key cannot be sealed.")
+    checks = [side.checked.get(d) for d in devices]
+    if not devices or not all(isinstance(c, DeviceCheck) for c in checks):
+        return DiskSetupFacts(problem="The disks were not checked first: nothing was changed.")
+    try:
+        pcrs = duk_pcrs(board.seal_pcrs, board.modules_pcr)
+        facts = PcrFacts(
+            current=read_pcrs(tpm, pcrs),
+            firmware=firmware,
+            runtime_extended=frozenset(m.pcr for m in tpm.log.entries),
+            module_digests=_module_digests(),
+        )
+        result = set_up(
+            tpm,
+            [c for c in checks if isinstance(c, DeviceCheck)],
+            recovery,
+            duk_passphrase,
+            bytes(owner),
+            facts,
+            board.seal_pcrs,
+            board.modules_pcr,
+            progress,
+            wipe_used_slots=wipe_slots,
+        )
+    except WrongPassphrase as err:
+        words = plain("duk-setup", err, err.plain())
+        return DiskSetupFacts(problem=words, wrong_owner_passphrase=True)
+    except SetupRefused as err:
+        return DiskSetupFacts(problem=plain("duk-setup", err, str(err)))
+    except TpmError as err:
+        return DiskSetupFacts(
+            problem=plain("duk-setup", err, "The Disk Unlock Key was not sealed. " + err.plain())
+        )
+    side.boot_files = result.boot_files
+    bootlog.stage("duk-set-up", devices=len(devices))
+    return DiskSetupFacts(pcrs=result.pcrs)
+
+
+def unlock(side: DiskSide, tpm: Tpm | None, boot_dir: str) -> DiskUnlockFacts:
+    from runtime.disk.crypttab import CrypttabError
+    from runtime.disk.duk_unlock import HeadersChanged, NotSetUp, prepare
+    from runtime.disk.key_lists import KeyListError
+    from runtime.integrity.safe_read import UnsafeFile
+    from runtime.tpm.errors import TpmError
+
+    side.ready = None
+    if tpm is None:
+        return DiskUnlockFacts(DiskUnlock.NONE)
+    try:
+        side.ready = prepare(tpm, boot_dir, side.measured)
+    except NotSetUp:
+        return DiskUnlockFacts(DiskUnlock.NONE)
+    except HeadersChanged as err:
+        return DiskUnlockFacts(DiskUnlock.REFUSED, plain("duk-headers", err, str(err)))
+    except (KeyListError, UnsafeFile, CrypttabError, TpmError) as err:
+        return DiskUnlockFacts(
+            DiskUnlock.UNAVAILABLE,
+            plain("duk-files", err, f"The Disk Unlock Key cannot be used: {err}"),
+        )
+    return DiskUnlockFacts(DiskUnlock.READY)
+
+
+def key(side: DiskSide, tpm: Tpm | None, passphrase: bytearray) -> DiskKeyFacts:
+    from runtime.disk.duk_unlock import key_cpio
+    from runtime.tpm.errors import PcrsChanged, TpmError, WrongPassphrase
+
+    if side.ready is None or tpm is None:
+        return DiskKeyFacts(problem="The Disk Unlock Key was not checked for this boot.")
+    try:
+        cpio = key_cpio(tpm, side.ready, passphrase)
+    except WrongPassphrase as err:
+        return DiskKeyFacts(problem=plain("duk-unseal", err, err.plain()), wrong_passphrase=True)
+    except PcrsChanged as err:
+        changed = ", ".join(str(m.pcr) for m in err.mismatches) or "?"
+        return DiskKeyFacts(
+            problem=plain(
+                "duk-unseal",
+                err,
+                f"The Disk Unlock Key stays sealed: PCR {changed} changed since it was set up "
+                "(the firmware, this runtime, its settings, the drivers or a disk header).",
+            )
+        )
+    except (TpmError, ValueError) as err:
+        return DiskKeyFacts(problem=plain("duk-unseal", err, f"The key did not unseal: {err}"))
+    bootlog.stage("duk-unsealed")
+    return DiskKeyFacts(key=cpio)

@@ -1,0 +1,261 @@
+"""The Disk Unlock Key's screens through the state machine, with a fake
+platform and a scripted user: its setup from the TPM options (each entry
+checked right away, and only the wrong one asked again), and a verified
+boot with it (its passphrase, bounded attempts, the ways forward when it
+cannot be used; the key wiped once the boot took it)."""
+
+from __future__ import annotations
+
+from runtime.state.machine import State
+from runtime.state.platform import (
+    DiskCheckFacts,
+    DiskKeyFacts,
+    DiskSetupFacts,
+    DiskUnlock,
+    DiskUnlockFacts,
+    StartFacts,
+)
+from tests.fakes_platform import GOOD_CHECK, FakePlatform, run_machine
+from tests.fakes_ui import Step, power_off
+
+MAIN = "boot menu"
+TPM_OPTIONS = "TPM/TOTP/HOTP options"
+WHICH = "Disk Unlock Key: which encrypted disks?"
+RECOVERY = "Disk Recovery Key passphrase"
+DUK = "Disk Unlock Key passphrase"
+OWNER = "TPM owner passphrase"
+
+
+def _to_setup() -> list[Step]:
+    return [("choose", MAIN, "o"), ("choose", "Options", "t"), ("choose", TPM_OPTIONS, "d")]
+
+
+def _back_to_main() -> list[Step]:
+    return [("choose", TPM_OPTIONS, "b"), ("choose", "Options", "b")]
+
+
+def _signed() -> list[Step]:
+    return [("ask", "Sign /boot", "123456"), ("show", "/boot signed", None)]
+
+
+def test_setup_checks_seals_and_signs_with_the_duk_files() -> None:
+    platform = FakePlatform(checks=[GOOD_CHECK])
+    final, ui = run_machine(
+        platform,
+        [
+            *_to_setup(),
+            ("choose", WHICH, "a"),
+            ("ask", RECOVERY, b"recovery"),
+            ("ask", DUK, b"duk passphrase 12"),
+            ("ask", OWNER, b"owner"),
+            *_signed(),
+            ("show", "Disk Unlock Key set up", None),
+            *_back_to_main(),
+            *power_off(MAIN),
+        ],
+    )
+    assert final is State.POWER_OFF
+    duk_calls = [c for c in platform.calls if "disk" in c]
+    assert duk_calls == [
+        "disk_containers",
+        "check_disks /dev/vda3 /dev/vda4",
+        "set_up_disk_unlock /dev/vda3 /dev/vda4 wipe=False",
+        "sign_boot default=None disk_unlock",
+    ]
+    assert platform.passphrases == [
+        b"recovery",
+        b"recovery",
+        b"duk passphrase 12",
+        b"owner",
+    ]
+    done = ui.shown[ui.titles().index("Disk Unlock Key set up")]
+    assert "0, 1, 2, 3, 4, 5, 6, 7, 9" in done.text
+
+
+def test_a_wrong_recovery_passphrase_is_asked_again_with_the_reason() -> None:
+    platform = FakePlatform(
+        checks=[GOOD_CHECK],
+        disk_check_results=[
+            DiskCheckFacts(problem="It does not open /dev/vda3.", wrong_passphrase=True),
+            DiskCheckFacts(),
+        ],
+    )
+    _, ui = run_machine(
+        platform,
+        [
+            *_to_setup(),
+            ("choose", WHICH, "1"),
+            ("ask", RECOVERY, b"typo"),
+            ("ask", RECOVERY, b"recovery"),
+            ("ask", DUK, b"duk passphrase 12"),
+            ("ask", OWNER, b"owner"),
+            *_signed(),
+            ("show", "Disk Unlock Key set up", None),
+            *_back_to_main(),
+            *power_off(MAIN),
+        ],
+    )
+    second = [s for s in ui.shown if s.title == RECOVERY][1]
+    assert "does not open /dev/vda3" in second.text and "Caps Lock" in second.text
+    assert "check_disks /dev/vda3" in platform.calls
+
+
+def test_a_wrong_owner_passphrase_asks_for_it_alone_again() -> None:
+    platform = FakePlatform(
+        checks=[GOOD_CHECK],
+        disk_setup_results=[
+            DiskSetupFacts(problem="refused", wrong_owner_passphrase=True),
+            DiskSetupFacts(pcrs=(0, 7)),
+        ],
+    )
+    _, ui = run_machine(
+        platform,
+        [
+            *_to_setup(),
+            ("choose", WHICH, "a"),
+            ("ask", RECOVERY, b"recovery"),
+            ("ask", DUK, b"duk passphrase 12"),
+            ("ask", OWNER, b"typo"),
+            ("ask", OWNER, b"owner"),
+            *_signed(),
+            ("show", "Disk Unlock Key set up", None),
+            *_back_to_main(),
+            *power_off(MAIN),
+        ],
+    )
+    assert ui.titles("ask").count(RECOVERY) == 1 and ui.titles("ask").count(DUK) == 1
+
+
+def test_a_used_slot_is_replaced_only_when_the_user_says_so() -> None:
+    in_use = DiskCheckFacts(slots_in_use=("/dev/vda3 key slot 31",))
+    platform = FakePlatform(checks=[GOOD_CHECK], disk_check_results=[in_use])
+    run_machine(
+        platform,
+        [
+            *_to_setup(),
+            ("choose", WHICH, "1"),
+            ("ask", RECOVERY, b"recovery"),
+            ("choose", "Replace the key in these slots?", "n"),
+            *_back_to_main(),
+            *power_off(MAIN),
+        ],
+    )
+    assert not any(c.startswith("set_up_disk_unlock") for c in platform.calls)
+    platform = FakePlatform(checks=[GOOD_CHECK], disk_check_results=[in_use])
+    run_machine(
+        platform,
+        [
+            *_to_setup(),
+            ("choose", WHICH, "1"),
+            ("ask", RECOVERY, b"recovery"),
+            ("choose", "Replace the key in these slots?", "y"),
+            ("ask", DUK, b"duk passphrase 12"),
+            ("ask", OWNER, b"owner"),
+            *_signed(),
+            ("show", "Disk Unlock Key set up", None),
+            *_back_to_main(),
+            *power_off(MAIN),
+        ],
+    )
+    assert "set_up_disk_unlock /dev/vda3 wipe=True" in platform.calls
+
+
+def test_turned_off_by_the_settings_it_is_neither_offered_nor_used() -> None:
+    platform = FakePlatform(
+        start_facts=StartFacts("Test board", "Brand", disk_unlock=False),
+        checks=[GOOD_CHECK],
+        disk_unlock_facts=DiskUnlockFacts(DiskUnlock.READY),
+    )
+    _, ui = run_machine(
+        platform,
+        [
+            ("choose", MAIN, "o"),
+            ("choose", "Options", "t"),
+            ("choose", TPM_OPTIONS, "b"),
+            ("choose", "Options", "b"),
+            ("choose", MAIN, "d"),
+            ("choose", "The boot did not start", "b"),
+            *power_off(MAIN),
+        ],
+    )
+    tpm_menu = ui.shown[ui.titles().index(TPM_OPTIONS)]
+    assert "Disk Unlock Key" not in tpm_menu.text
+    assert "disk_unlock" not in platform.calls
+
+
+# --- a verified boot --------------------------------------------------------
+
+
+def _ready(**given: object) -> FakePlatform:
+    return FakePlatform(
+        checks=[GOOD_CHECK],
+        disk_unlock_facts=DiskUnlockFacts(DiskUnlock.READY),
+        boot_results=[None],
+        **given,  # type: ignore[arg-type]
+    )
+
+
+def test_the_key_goes_to_the_boot_and_is_wiped_after() -> None:
+    platform = _ready()
+    final, ui = run_machine(
+        platform, [("choose", MAIN, "d"), ("ask", "Disk Unlock Key", b"duk passphrase")]
+    )
+    assert final is State.HANDOVER
+    assert platform.calls[-1] == "boot Debian unsafe=False disk_key"
+    given = platform.boot_disk_keys[-1]
+    assert given is not None and given == bytearray(len(given))  # wiped
+    prompt = ui.shown[ui.titles().index("Disk Unlock Key")]
+    assert "TOTP:" in prompt.text and "Attempt 1 of 3" in prompt.text
+
+
+def test_wrong_passphrases_are_bounded_then_the_boot_goes_on_without_the_key() -> None:
+    wrong = DiskKeyFacts(problem="The TPM refused the passphrase.", wrong_passphrase=True)
+    platform = _ready(disk_key_results=[wrong, wrong, wrong])
+    final, ui = run_machine(
+        platform,
+        [
+            ("choose", MAIN, "d"),
+            ("ask", "Disk Unlock Key", b"a"),
+            ("ask", "Disk Unlock Key", b"b"),
+            ("ask", "Disk Unlock Key", b"c"),
+            ("choose", "Boot without the Disk Unlock Key?", "y"),
+        ],
+    )
+    assert final is State.HANDOVER
+    assert platform.calls.count("disk_key") == 3
+    assert platform.calls[-1] == "boot Debian unsafe=False"
+    last = ui.shown[ui.titles().index("Boot without the Disk Unlock Key?")]
+    assert "refused 3 times" in last.text and "recovery passphrase" in last.text
+
+
+def test_a_changed_pcr_is_named_and_nothing_more_is_asked() -> None:
+    changed = DiskKeyFacts(problem="The Disk Unlock Key stays sealed: PCR 7 changed since ...")
+    platform = _ready(disk_key_results=[changed])
+    final, ui = run_machine(
+        platform,
+        [
+            ("choose", MAIN, "d"),
+            ("ask", "Disk Unlock Key", b"duk passphrase"),
+            ("choose", "Boot without the Disk Unlock Key?", "b"),
+            *power_off(MAIN),
+        ],
+    )
+    assert final is State.POWER_OFF
+    assert "PCR 7 changed" in ui.shown[ui.titles().index("Boot without the Disk Unlock Key?")].text
+    assert not any(c.startswith("boot ") for c in platform.calls)
+
+
+def test_a_changed_header_refuses_the_boot_with_the_reason() -> None:
+    platform = FakePlatform(
+        checks=[GOOD_CHECK],
+        disk_unlock_facts=DiskUnlockFacts(
+            DiskUnlock.REFUSED, "The encryption (LUKS) header of /dev/vda3 differs from the one"
+        ),
+    )
+    _, ui = run_machine(
+        platform,
+        [("choose", MAIN, "d"), ("choose", "The boot did not start", "b"), *power_off(MAIN)],
+    )
+    refusal = ui.shown[ui.titles().index("The boot did not start")]
+    assert "/dev/vda3" in refusal.text
+    assert not any(c.startswith("boot ") for c in platform.calls)
