@@ -39,6 +39,11 @@ class NotSetUp(Exception):
     """No DUK on this machine (nothing on /boot, or nothing in the TPM)."""
 
 
+class KeyGone(NotSetUp):
+    """/boot names the DUK's disks, but the TPM no longer holds the key (a
+    TPM reset, or a setup cut short before its TPM write)."""
+
+
 class HeadersChanged(Exception):
     """A LUKS header differs from the one signed; str() names the devices."""
 
@@ -74,7 +79,10 @@ def prepare(tpm: Tpm, boot_dir: str, measured: HeaderMeasurement | None) -> DukB
         raise HeadersChanged(_changed_devices(devices, measured, signed_headers))
     sealed = load(tpm)
     if sealed is None:
-        raise NotSetUp("The TPM holds no Disk Unlock Key (it was reset, or never set up).")
+        raise KeyGone(
+            "The TPM no longer holds the Disk Unlock Key (it was reset since): set the key "
+            "up again in the TPM/TOTP/HOTP options."
+        )
     overrides = _read(boot_dir, CRYPTTAB_OVERRIDES_FILE)
     if overrides is not None:
         crypttabs = crypttabs_from_overrides(parse_crypttab_overrides(overrides))
@@ -115,6 +123,7 @@ __all__ = [
     "CrypttabError",
     "DukBoot",
     "HeadersChanged",
+    "KeyGone",
     "KeyListError",
     "NotSetUp",
     "UnsafeFile",

@@ -152,7 +152,7 @@ def set_up(
 
 def unlock(side: DiskSide, tpm: Tpm | None, boot_dir: str) -> DiskUnlockFacts:
     from runtime.disk.crypttab import CrypttabError
-    from runtime.disk.duk_unlock import HeadersChanged, NotSetUp, prepare
+    from runtime.disk.duk_unlock import HeadersChanged, KeyGone, NotSetUp, prepare
     from runtime.disk.key_lists import KeyListError
     from runtime.integrity.safe_read import UnsafeFile
     from runtime.tpm.errors import TpmError
@@ -162,6 +162,8 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot_dir: str) -> DiskUnlockFacts:
         return DiskUnlockFacts(DiskUnlock.NONE)
     try:
         side.ready = prepare(tpm, boot_dir, side.measured)
+    except KeyGone as err:
+        return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, plain("duk-gone", err, str(err)))
     except NotSetUp:
         return DiskUnlockFacts(DiskUnlock.NONE)
     except HeadersChanged as err:

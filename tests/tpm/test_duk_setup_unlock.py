@@ -16,7 +16,7 @@ from runtime.disk import cryptsetup_ops
 from runtime.disk.duk_policy import PcrFacts, duk_pcrs
 from runtime.disk.duk_setup import SetupRefused, check_devices, set_up
 from runtime.disk.duk_store import load
-from runtime.disk.duk_unlock import HeadersChanged, NotSetUp, key_cpio, prepare
+from runtime.disk.duk_unlock import HeadersChanged, KeyGone, NotSetUp, key_cpio, prepare
 from runtime.disk.header_measure import HeaderMeasurement, measure_headers
 from runtime.disk.key_lists import KEY_DEVICES_FILE, LUKS_HEADER_HASH_FILE
 from runtime.tpm import pcrs
@@ -176,7 +176,7 @@ def test_without_the_tpm_blob_the_boot_finds_no_duk(
     boot = tmp_path / "boot"
     _set_up(tpm, disks, boot)
     assert remove(tpm, OWNER)
-    with _next_boot(swtpm, disks, tmp_path) as (again, measured), pytest.raises(NotSetUp):
+    with _next_boot(swtpm, disks, tmp_path) as (again, measured), pytest.raises(KeyGone):
         prepare(again, str(boot), measured)
     assert all(cryptsetup_ops.slot_opened_by(d, RECOVERY) == 0 for d in disks)
 

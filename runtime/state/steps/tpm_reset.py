@@ -72,7 +72,9 @@ def reset_tpm(ctx: Context) -> Event:
         "The TPM was reset",
         [
             "The TPM is cleared and has its new owner passphrase. Next: a new TOTP/HOTP "
-            "secret is generated and sealed."
+            "secret is generated and sealed.",
+            "A Disk Unlock Key sealed in it is gone too: the OS asks for the disk's "
+            "recovery passphrase until you set the key up again (TPM/TOTP/HOTP options).",
         ],
         Tone.GOOD,
     )
