@@ -27,6 +27,12 @@ and `debugfs` (e2fsprogs); no root, no loop devices: each file system is made
 in its own image file with `mke2fs -d` and copied into the disk at its offset.
 The disk is reproducible: fixed GUIDs and UUIDs, a fixed hash seed, and every
 timestamp and owner in the file systems pinned.
+
+The LUKS disk (`--luks`, make_os_disk(luks=True)) adds two LUKS containers and
+a target initrd that opens them: tools/os_disk_luks.py, whose names are
+re-exported here. The disk without --luks is the same, byte for byte, as
+before the option existed. What both share (the layout of /boot and root, the
+locked kernel and busybox, the host programs): tools/os_disk_common.py.
 """
 
 from __future__ import annotations
@@ -34,30 +40,42 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.boards import load_board_table
 from tools.initrd.cache import FetchError, default_cache_dir
 from tools.initrd.cpio import Entry, write_archive
-from tools.initrd.lock import LockError, load_lock
-from tools.initrd.pool import unpack
+from tools.initrd.lock import LockError
+from tools.os_disk_common import BOARD_KERNEL_PACKAGE as BOARD_KERNEL_PACKAGE
+from tools.os_disk_common import BOARD_KERNEL_RELEASE as BOARD_KERNEL_RELEASE
+from tools.os_disk_common import BOOT_OFFSET as BOOT_OFFSET
+from tools.os_disk_common import BOOT_SIZE as BOOT_SIZE
+from tools.os_disk_common import DISK_SIZE as DISK_SIZE
+from tools.os_disk_common import MIB as MIB
+from tools.os_disk_common import ROOT_OFFSET as ROOT_OFFSET
+from tools.os_disk_common import ROOT_SIZE as ROOT_SIZE
+from tools.os_disk_common import SECTOR as SECTOR
+from tools.os_disk_common import SOURCE_DATE_EPOCH as SOURCE_DATE_EPOCH
+from tools.os_disk_common import TARGET_END, TARGET_REPORT, host_tool, pinned_env, run_tool
+from tools.os_disk_common import OsDiskError as OsDiskError
+from tools.os_disk_common import busybox_path as busybox_path
+from tools.os_disk_common import kernel_files as kernel_files
+from tools.os_disk_luks import DISK_RECOVERY_PASSPHRASE as DISK_RECOVERY_PASSPHRASE
+from tools.os_disk_luks import LUKS_CONTAINERS as LUKS_CONTAINERS
+from tools.os_disk_luks import LUKS_DATA as LUKS_DATA
+from tools.os_disk_luks import LUKS_DISK_SIZE as LUKS_DISK_SIZE
+from tools.os_disk_luks import LUKS_ROOT as LUKS_ROOT
+from tools.os_disk_luks import LUKS_TARGET_INIT as LUKS_TARGET_INIT
+from tools.os_disk_luks import LUKS_TARGET_MODULES as LUKS_TARGET_MODULES
+from tools.os_disk_luks import MAX_EXTRA_KEY as MAX_EXTRA_KEY
+from tools.os_disk_luks import LuksContainer as LuksContainer
+from tools.os_disk_luks import luks_target_initrd as luks_target_initrd
+from tools.os_disk_luks import make_luks_image
+from tools.os_disk_luks import os_crypttab as os_crypttab
 
 REPO = Path(__file__).resolve().parents[1]
-BOARD = "qemu-swtpm"
-_BOARD_KERNEL = load_board_table(BOARD)["kernel"]
-#: The board's kernel package and release (etc/boards/qemu-swtpm/board.toml [kernel]).
-BOARD_KERNEL_PACKAGE: str = _BOARD_KERNEL["package"]
-BOARD_KERNEL_RELEASE: str = _BOARD_KERNEL["release"]
-BUSYBOX_PACKAGE = "busybox-static"
-
-#: Every timestamp in the disk (2023-11-14 22:13:20 UTC).
-SOURCE_DATE_EPOCH = 1_700_000_000
 
 #: The default entry's command line after `root=... ro`, as Debian's update-grub
 #: makes it from GRUB_CMDLINE_LINUX="console=ttyS0,115200" and
@@ -68,15 +86,6 @@ ROOT_DEVICE = "LABEL=root"
 DEFAULT_CMDLINE = f"root={ROOT_DEVICE} ro {GRUB_CMDLINE_LINUX} {GRUB_CMDLINE_LINUX_DEFAULT}"
 RECOVERY_CMDLINE = f"root={ROOT_DEVICE} ro single {GRUB_CMDLINE_LINUX}"
 
-SECTOR = 512
-MIB = 1 << 20
-BOOT_OFFSET = 1 * MIB
-BOOT_SIZE = 96 * MIB
-ROOT_OFFSET = BOOT_OFFSET + BOOT_SIZE
-ROOT_SIZE = 16 * MIB
-#: 1 MiB at the end leaves room for the backup GPT (33 sectors).
-DISK_SIZE = ROOT_OFFSET + ROOT_SIZE + 1 * MIB
-
 # Fixed identifiers, so two builds are byte for byte the same.
 DISK_GUID = "5A3E1D2C-0B0A-4F1E-9D8C-7B6A59483726"
 BOOT_PART_UUID = "5A3E1D2C-0B0A-4F1E-9D8C-000000000001"
@@ -86,34 +95,11 @@ ROOT_FS_UUID = "0b007b00-7b00-4b00-8b00-0000000000a0"
 HASH_SEED = "0b007b00-7b00-4b00-8b00-0000000005ee"
 GPT_TYPE_LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 GPT_TYPE_ROOT_X86_64 = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+#: The Discoverable Partitions Specification's "Linux LUKS" type.
+GPT_TYPE_LINUX_LUKS = "CA7D7CCB-63ED-4C53-861C-1742536059CC"
 
-#: The tiny target's /init. Only shell builtins and explicit busybox applets, so
-#: the archive needs no applet links; output goes to /dev/console (the serial
-#: console with console=ttyS0).
-TARGET_INIT = """\
-#!/bin/sh
-# The test OS: report that it booted, its command line and the PCRs, then power off.
-export PATH=/bin
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sysfs /sys
-exec >/dev/console 2>&1 </dev/console
-echo "OS-TARGET: booted"
-read -r cmdline </proc/cmdline
-echo "OS-TARGET: cmdline $cmdline"
-n=0
-while [ "$n" -le 15 ]; do
-    pcr=/sys/class/tpm/tpm0/pcr-sha256/$n
-    if [ -r "$pcr" ] && read -r value <"$pcr"; then
-        echo "OS-TARGET: pcr $n $value"
-    else
-        echo "OS-TARGET: pcr $n unavailable"
-    fi
-    n=$((n + 1))
-done
-echo "OS-TARGET: done"
-/bin/busybox sync
-/bin/busybox poweroff -f
-"""
+#: The tiny target's /init: its report, then the end (tools/os_disk_common.py).
+TARGET_INIT = TARGET_REPORT + TARGET_END
 
 OS_RELEASE = """\
 PRETTY_NAME="heads-runtime test OS"
@@ -132,10 +118,6 @@ exit 1
 """
 
 
-class OsDiskError(Exception):
-    """The disk cannot be made (a host tool is missing or failed)."""
-
-
 @dataclass(frozen=True)
 class OsDisk:
     """The disk made by make_os_disk, and what a boot from it should do."""
@@ -145,44 +127,7 @@ class OsDisk:
     boot_size: int  # its size in bytes
     kernel_release: str
     cmdline: str  # the default grub entry's command line
-
-
-@dataclass(frozen=True)
-class KernelFiles:
-    release: str
-    vmlinuz: Path
-    config: Path
-
-
-def kernel_files(
-    cache: Path | None = None, kernel_package: str = BOARD_KERNEL_PACKAGE
-) -> KernelFiles:
-    """The kernel image and config from the locked package (unpacked into the cache)."""
-    tree = unpack(load_lock().deb(kernel_package), cache or default_cache_dir())
-    if kernel_package == BOARD_KERNEL_PACKAGE:
-        release = BOARD_KERNEL_RELEASE
-    else:
-        found = sorted((tree / "boot").glob("vmlinuz-*"))
-        if len(found) != 1:
-            raise OsDiskError(f"{kernel_package} has {len(found)} /boot/vmlinuz-* files, not 1")
-        release = found[0].name.removeprefix("vmlinuz-")
-    files = KernelFiles(
-        release, tree / "boot" / f"vmlinuz-{release}", tree / "boot" / f"config-{release}"
-    )
-    for path in (files.vmlinuz, files.config):
-        if not path.is_file():
-            raise OsDiskError(f"{kernel_package} has no {path.relative_to(tree)}")
-    return files
-
-
-def busybox_path(cache: Path | None = None) -> Path:
-    """The static busybox from the locked busybox-static package."""
-    path = (
-        unpack(load_lock().deb(BUSYBOX_PACKAGE), cache or default_cache_dir()) / "bin" / "busybox"
-    )
-    if not path.is_file():
-        raise OsDiskError(f"{BUSYBOX_PACKAGE} has no bin/busybox")
-    return path
+    luks: tuple[LuksContainer, ...] = ()  # the LUKS disk's containers, in partition order
 
 
 def target_initrd(busybox: Path) -> bytes:
@@ -333,41 +278,6 @@ def grub_cfg(release: str) -> str:
     )
 
 
-def _tool(name: str, package: str) -> str:
-    """A host program, also looked for in the sbin directories a user's PATH may lack."""
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if found is None:
-        raise OsDiskError(
-            f"{name} is not installed: install the Debian package {package} "
-            f"(apt-get install {package})"
-        )
-    return found
-
-
-def _run(
-    argv: list[str], stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        argv, input=stdin, capture_output=True, text=True, timeout=300, env=env, check=False
-    )
-    if done.returncode != 0:
-        raise OsDiskError(
-            f"{Path(argv[0]).name} failed ({done.returncode}): "
-            f"{(done.stderr or done.stdout).strip()[-800:]}"
-        )
-    return done
-
-
-def _pinned_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "LC_ALL": "C",
-        "TZ": "UTC",
-        "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
-        "E2FSPROGS_FAKE_TIME": str(SOURCE_DATE_EPOCH),
-    }
-
-
 def _write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -379,12 +289,12 @@ def _make_ext4(source: Path, image: Path, size: int, label: str, uuid: str) -> N
 
     mke2fs -d copies each file's owner and change time (ctime) from the host,
     which no one can pin beforehand, so debugfs pins them afterwards."""
-    mke2fs = _tool("mke2fs", "e2fsprogs")
-    debugfs = _tool("debugfs", "e2fsprogs")
-    env = _pinned_env()
+    mke2fs = host_tool("mke2fs", "e2fsprogs")
+    debugfs = host_tool("debugfs", "e2fsprogs")
+    env = pinned_env()
     with image.open("wb") as f:
         f.truncate(size)
-    _run(
+    run_tool(
         [
             mke2fs,
             "-q",
@@ -420,7 +330,7 @@ def _make_ext4(source: Path, image: Path, size: int, label: str, uuid: str) -> N
     commands = [f"sif {path} {field} {value}" for path in paths for field, value in pinned]
     script = image.with_suffix(".debugfs")
     script.write_text("\n".join(commands) + "\n")
-    done = _run([debugfs, "-w", "-f", str(script), str(image)], env=env)
+    done = run_tool([debugfs, "-w", "-f", str(script), str(image)], env=env)
     # debugfs exits 0 when a command fails; its only other stderr line is the banner.
     errors = [
         line
@@ -446,8 +356,8 @@ def _copy_into(disk: Path, image: Path, offset: int, size: int) -> None:
             position += len(block)
 
 
-def _partition_disk(disk: Path) -> None:
-    sfdisk = _tool("sfdisk", "fdisk")
+def _partition_disk(disk: Path, luks: tuple[LuksContainer, ...] = ()) -> None:
+    sfdisk = host_tool("sfdisk", "fdisk")
     script = (
         "label: gpt\n"
         f"label-id: {DISK_GUID}\n"
@@ -458,24 +368,48 @@ def _partition_disk(disk: Path) -> None:
         f'type={GPT_TYPE_LINUX_FS}, uuid={BOOT_PART_UUID}, name="boot"\n'
         f"start={ROOT_OFFSET // SECTOR}, size={ROOT_SIZE // SECTOR}, "
         f'type={GPT_TYPE_ROOT_X86_64}, uuid={ROOT_PART_UUID}, name="root"\n'
+    ) + "".join(
+        f"start={c.offset // SECTOR}, size={c.size // SECTOR}, "
+        f'type={GPT_TYPE_LINUX_LUKS}, uuid={c.part_uuid}, name="{c.name}"\n'
+        for c in luks
     )
-    _run(
+    run_tool(
         [sfdisk, "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", str(disk)],
         stdin=script,
-        env=_pinned_env(),
+        env=pinned_env(),
     )
 
 
 def make_os_disk(
-    out: Path, cache: Path | None = None, kernel_package: str = BOARD_KERNEL_PACKAGE
+    out: Path,
+    cache: Path | None = None,
+    kernel_package: str = BOARD_KERNEL_PACKAGE,
+    *,
+    luks: bool = False,
+    extra_key: bytes | None = None,
 ) -> OsDisk:
-    """Make the test OS disk at `out` (replaced atomically) and describe it."""
+    """Make the test OS disk at `out` (replaced atomically) and describe it.
+
+    `luks`: the LUKS disk (LUKS_CONTAINERS after the two partitions, the LUKS
+    target's initrd on /boot); not reproducible, as LUKS salts and keys are
+    random. `extra_key` (LUKS disk only): also put these bytes in each
+    container's DUK slot, as if the DUK had been set up."""
+    if extra_key is not None and not luks:
+        raise OsDiskError("an extra key needs the LUKS disk (luks=True)")
+    if extra_key is not None and not 0 < len(extra_key) <= MAX_EXTRA_KEY:
+        raise OsDiskError(f"the extra key must be 1 to {MAX_EXTRA_KEY} bytes")
     # Check the host tools before downloading anything.
-    for name, package in (("sfdisk", "fdisk"), ("mke2fs", "e2fsprogs"), ("debugfs", "e2fsprogs")):
-        _tool(name, package)
+    needed = [("sfdisk", "fdisk"), ("mke2fs", "e2fsprogs"), ("debugfs", "e2fsprogs")]
+    if luks:
+        needed.append(("cryptsetup", "cryptsetup-bin"))
+    for name, package in needed:
+        host_tool(name, package)
+    containers = LUKS_CONTAINERS if luks else ()
     cache = cache or default_cache_dir()
     kernel = kernel_files(cache, kernel_package)
-    initrd = target_initrd(busybox_path(cache))
+    initrd = (
+        luks_target_initrd(cache, kernel_package) if luks else target_initrd(busybox_path(cache))
+    )
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".os-disk-", dir=out.parent) as tmp_name:
@@ -492,12 +426,16 @@ def make_os_disk(
             directory.chmod(0o755)
         _make_ext4(boot, tmp / "boot.ext4", BOOT_SIZE, "boot", BOOT_FS_UUID)
         _make_ext4(root, tmp / "root.ext4", ROOT_SIZE, "root", ROOT_FS_UUID)
+        for container in containers:
+            make_luks_image(tmp / f"{container.name}.luks", container, extra_key)
         disk = tmp / "disk.img"
         with disk.open("wb") as f:
-            f.truncate(DISK_SIZE)
-        _partition_disk(disk)
+            f.truncate(LUKS_DISK_SIZE if luks else DISK_SIZE)
+        _partition_disk(disk, containers)
         _copy_into(disk, tmp / "boot.ext4", BOOT_OFFSET, BOOT_SIZE)
         _copy_into(disk, tmp / "root.ext4", ROOT_OFFSET, ROOT_SIZE)
+        for container in containers:
+            _copy_into(disk, tmp / f"{container.name}.luks", container.offset, container.size)
         disk.chmod(0o644)
         disk.replace(out)
     return OsDisk(
@@ -506,6 +444,7 @@ def make_os_disk(
         boot_size=BOOT_SIZE,
         kernel_release=kernel.release,
         cmdline=DEFAULT_CMDLINE,
+        luks=containers,
     )
 
 
@@ -519,9 +458,28 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", type=Path, default=None, help=f"download cache (default {default_cache_dir()})"
     )
     parser.add_argument("--kernel-package", default=BOARD_KERNEL_PACKAGE)
+    parser.add_argument(
+        "--luks",
+        action="store_true",
+        help="add a LUKS2 and a LUKS1 container (passphrase: DISK_RECOVERY_PASSPHRASE) "
+        "and the target that opens them; not reproducible",
+    )
+    parser.add_argument(
+        "--extra-key-file",
+        type=Path,
+        default=None,
+        help="with --luks: also put this file's bytes in key slot 31 (LUKS2) and 7 (LUKS1)",
+    )
     args = parser.parse_args(argv)
     try:
-        disk = make_os_disk(args.out, args.cache, args.kernel_package)
+        extra_key = args.extra_key_file.read_bytes() if args.extra_key_file else None
+    except OSError as err:
+        print(f"make_os_disk: cannot read {args.extra_key_file}: {err.strerror}", file=sys.stderr)
+        return 1
+    try:
+        disk = make_os_disk(
+            args.out, args.cache, args.kernel_package, luks=args.luks, extra_key=extra_key
+        )
     except (OsDiskError, LockError, FetchError) as err:
         print(f"make_os_disk: {err}", file=sys.stderr)
         return 1
@@ -529,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         f"wrote {disk.image}: /boot at byte {disk.boot_offset} ({disk.boot_size} bytes), "
         f"kernel {disk.kernel_release}, cmdline: {disk.cmdline}"
     )
+    for c in disk.luks:
+        print(f"  LUKS{c.version} {c.name}: partition {c.partition}, UUID {c.uuid}")
     return 0
 
 
