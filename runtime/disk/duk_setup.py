@@ -59,7 +59,7 @@ class DeviceCheck:
 
 
 def check_devices(devices: Sequence[str], recovery: bytearray) -> list[DeviceCheck]:
-    """Each device is LUKS, all of one version, and opened by ``recovery``;
+    """Each device is LUKS and opened by ``recovery``;
     SetupRefused naming the first that is not."""
     if not devices:
         raise SetupRefused("No encrypted disk was chosen.")
@@ -88,8 +88,7 @@ def check_devices(devices: Sequence[str], recovery: bytearray) -> list[DeviceChe
             )
         except CryptsetupError as err:
             raise SetupRefused(f"{device}: {err.plain()}") from err
-    if len({c.version for c in checks}) > 1:
-        raise SetupRefused("LUKS1 and LUKS2 disks cannot share one Disk Unlock Key.")
+    # LUKS1 and LUKS2 may be mixed (Heads refuses it): each gets its version's slot.
     return checks
 
 

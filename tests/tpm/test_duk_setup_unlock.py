@@ -187,3 +187,42 @@ def test_no_files_on_boot_is_not_set_up(tpm: Tpm, tmp_path: Path) -> None:
     (tmp_path / KEY_DEVICES_FILE).write_text("/dev/vda2 1234-abcd\n")
     with pytest.raises(NotSetUp, match=LUKS_HEADER_HASH_FILE):
         prepare(tpm, str(tmp_path), None)
+
+
+def test_a_setup_cut_before_the_tpm_write_leaves_the_recovery_passphrase_working(
+    tpm: Tpm, disks: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut after the key slots but before the sealed key was stored:
+    the disks open with the recovery passphrase, the TPM holds no key, /boot
+    got no file, and the next setup replaces the orphaned slots."""
+    from runtime.disk import duk_setup
+
+    def cut(*_: object) -> None:
+        raise SetupRefused("power cut (simulated)")
+
+    monkeypatch.setattr(duk_setup, "store", cut)
+    boot = tmp_path / "boot"
+    with pytest.raises(SetupRefused):
+        _set_up(tpm, disks, boot)
+    assert not boot.exists() and load(tpm) is None
+    assert all(cryptsetup_ops.slot_opened_by(d, RECOVERY) == 0 for d in disks)
+    assert all(cryptsetup_ops.used_slots(d) == {0, 31} for d in disks)
+    monkeypatch.undo()
+    _set_up(tpm, disks, boot, wipe_used_slots=True)
+    assert load(tpm) is not None
+
+
+def test_luks1_and_luks2_together_each_get_their_versions_slot(
+    swtpm: Swtpm, tpm: Tpm, tmp_path: Path
+) -> None:
+    """Heads refuses to mix them; here each container gets its own version's slot."""
+    images = [tmp_path / "root2.img", tmp_path / "data1.img"]
+    luks_format(images[0], 2, bytes(RECOVERY))
+    luks_format(images[1], 1, bytes(RECOVERY))
+    boot = tmp_path / "boot"
+    with loop_devices(images) as mixed:
+        _set_up(tpm, mixed, boot)
+        with _next_boot(swtpm, mixed, tmp_path) as (again, measured):
+            cpio = key_cpio(again, prepare(again, str(boot), measured), DUK_PASSPHRASE)
+        key = _secret_key(cpio, tmp_path / "cpio")
+        assert [cryptsetup_ops.slot_opened_by(d, key) for d in mixed] == [31, 7]
