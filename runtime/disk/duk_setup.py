@@ -89,6 +89,12 @@ def check_devices(devices: Sequence[str], recovery: bytearray) -> list[DeviceChe
         except CryptsetupError as err:
             raise SetupRefused(f"{device}: {err.plain()}") from err
     # LUKS1 and LUKS2 may be mixed (Heads refuses it): each gets its version's slot.
+    uuids = [c.uuid for c in checks]
+    if len(set(uuids)) != len(uuids):
+        raise SetupRefused(
+            "Two of the chosen disks have the same LUKS UUID (a cloned disk?): the OS could "
+            "not tell them apart. Choose one of them."
+        )
     return checks
 
 
@@ -120,6 +126,12 @@ def set_up(
     failure; WrongPassphrase, before any disk is touched, for the owner's."""
     if any(c.duk_slot_used for c in checks) and not wipe_used_slots:
         raise SetupRefused("A key slot the Disk Unlock Key needs is in use; nothing was changed.")
+    pcrs = duk_pcrs(seal_pcrs, modules_pcr)
+    # what the headers will be is known only once the slots are added, but
+    # whether the other PCRs can be predicted is known now: before any disk changes
+    can_predict = predicted_values(pcrs, modules_pcr, facts, bytes(32))
+    if isinstance(can_predict, str):
+        raise SetupRefused(can_predict)
     ownership.check_owner_passphrase(tpm, owner_auth)
     key = rng.secret_bytes(tpm, KEY_SIZE)
     try:
@@ -136,7 +148,6 @@ def set_up(
         if problems:
             raise SetupRefused(" ".join(problems))
         header_text = format_header_measurement(digests)
-        pcrs = duk_pcrs(seal_pcrs, modules_pcr)
         values = predicted_values(pcrs, modules_pcr, facts, measurement_digest(header_text))
         if isinstance(values, str):
             raise SetupRefused(values)

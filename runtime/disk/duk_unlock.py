@@ -10,7 +10,7 @@ which covers every kexec*.txt file read here.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from runtime.disk.crypttab import CrypttabError, crypttabs_from_overrides, default_crypttabs
@@ -21,7 +21,6 @@ from runtime.disk.key_lists import (
     CRYPTTAB_OVERRIDES_FILE,
     KEY_DEVICES_FILE,
     LUKS_HEADER_HASH_FILE,
-    MAX_FILE_BYTES,
     KeyDevice,
     KeyListError,
     header_backup_path,
@@ -29,7 +28,6 @@ from runtime.disk.key_lists import (
     parse_header_measurement,
     parse_key_devices,
 )
-from runtime.integrity.safe_read import UnsafeFile, read_regular
 from runtime.secrets.ram import wipe_buffer
 from runtime.tpm.connection import Tpm
 from runtime.tpm.sealing import SealedSecret
@@ -57,23 +55,19 @@ class DukBoot:
     crypttabs: dict[str, bytes]
 
 
-def _read(boot_dir: str, name: str) -> bytes | None:
-    try:
-        return read_regular(os.path.join(boot_dir, name), MAX_FILE_BYTES)
-    except FileNotFoundError:
-        return None
-
-
-def prepare(tpm: Tpm, boot_dir: str, measured: HeaderMeasurement | None) -> DukBoot:
-    """The DUK's boot, checked: NotSetUp, HeadersChanged, or KeyListError /
-    UnsafeFile / CrypttabError for a /boot file that cannot be used."""
-    listed = _read(boot_dir, KEY_DEVICES_FILE)
+def prepare(tpm: Tpm, signed: Mapping[str, bytes], measured: HeaderMeasurement | None) -> DukBoot:
+    """The DUK's boot, checked, from ``signed``: the kexec*.txt files the
+    verification of /boot found signed by the owner ({name: bytes}: never
+    read again from the disk, which could answer differently the second
+    time). NotSetUp, HeadersChanged, or KeyListError / CrypttabError /
+    ValueError for a file or a TPM blob that cannot be used."""
+    listed = signed.get(KEY_DEVICES_FILE)
     if listed is None:
-        raise NotSetUp(f"/boot has no {KEY_DEVICES_FILE}.")
+        raise NotSetUp(f"/boot has no signed {KEY_DEVICES_FILE}.")
     devices = tuple(parse_key_devices(listed))
-    signed_headers = _read(boot_dir, LUKS_HEADER_HASH_FILE)
+    signed_headers = signed.get(LUKS_HEADER_HASH_FILE)
     if signed_headers is None:
-        raise NotSetUp(f"/boot has no {LUKS_HEADER_HASH_FILE}.")
+        raise NotSetUp(f"/boot has no signed {LUKS_HEADER_HASH_FILE}.")
     parse_header_measurement(signed_headers)  # well formed, or KeyListError
     if measured is None or measured.text != signed_headers:
         raise HeadersChanged(_changed_devices(devices, measured, signed_headers))
@@ -83,7 +77,7 @@ def prepare(tpm: Tpm, boot_dir: str, measured: HeaderMeasurement | None) -> DukB
             "The TPM no longer holds the Disk Unlock Key (it was reset since): set the key "
             "up again in the TPM/TOTP/HOTP options."
         )
-    overrides = _read(boot_dir, CRYPTTAB_OVERRIDES_FILE)
+    overrides = signed.get(CRYPTTAB_OVERRIDES_FILE)
     if overrides is not None:
         crypttabs = crypttabs_from_overrides(parse_crypttab_overrides(overrides))
     else:
@@ -95,7 +89,10 @@ def _changed_devices(
     devices: tuple[KeyDevice, ...], measured: HeaderMeasurement | None, signed: bytes
 ) -> str:
     if measured is None:
-        return "The encrypted disks' headers were not measured during this boot."
+        return (
+            "The encrypted disks' headers were not measured in this run of the firmware "
+            "(after a recovery shell the key stays sealed until the next power-on)."
+        )
     if measured.problems or not measured.text:
         return "Not measured: " + (" ".join(measured.problems) or "no encrypted disk was found.")
     was = {h.backup_path: h.digest for h in parse_header_measurement(signed)}
@@ -126,7 +123,6 @@ __all__ = [
     "KeyGone",
     "KeyListError",
     "NotSetUp",
-    "UnsafeFile",
     "key_cpio",
     "prepare",
 ]

@@ -59,7 +59,19 @@ class LuksScan:
 def read_head(path: str, size: int = HEAD_SIZE) -> bytes:
     """The first ``size`` bytes (fewer at the end of the device) of a block
     device, or of a regular file standing in for one (tests, images).
-    FileNotFoundError when it is gone; UnsafeDevice for anything else."""
+    FileNotFoundError when it is gone; UnsafeDevice for anything else.
+    A name from /boot may be any node: a character device is not even opened
+    (opening a watchdog arms it, a tty's lines may change)."""
+    try:
+        kind = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise UnsafeDevice(err.errno, f"{path} cannot be looked at ({err.strerror})") from err
+    if stat.S_ISLNK(kind):
+        raise UnsafeDevice(errno.ELOOP, f"{path} is a symbolic link, not a disk")
+    if not (stat.S_ISBLK(kind) or stat.S_ISREG(kind)):
+        raise UnsafeDevice(errno.EINVAL, f"{path} is not a disk")
     try:
         fd = os.open(path, OPEN_FLAGS)
     except OSError as err:

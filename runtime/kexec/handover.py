@@ -6,6 +6,8 @@ wiped, /boot unmounted). The runtime then exits and /init runs ``kexec -e``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -61,7 +63,7 @@ def boot_entry(
     from runtime.kexec.errors import KexecError
     from runtime.kexec.finalize import prepare_handover
     from runtime.kexec.freed_memory import freed_memory_zeroed, handover_line
-    from runtime.kexec.key_initrd import wipe_key_copies, write_key_file
+    from runtime.kexec.key_initrd import KEY_FILE, wipe_key_copies, write_key_file
     from runtime.kexec.plan import plan_for
     from runtime.secrets.ram import SecretDir, SecretDirError
     from runtime.tpm.errors import Pcr4NotExtended, TpmError
@@ -78,8 +80,9 @@ def boot_entry(
         with ram_copy.ram_stage(needed) as directory:
             progress(f"Copying {printable(entry.kernel)} and its files into RAM...")
             staged = ram_copy.stage_entry(boot_view, entry, directory)
-            key_file = write_key_file(directory, disk_key) if disk_key else None
+            key_file = None
             try:
+                key_file = write_key_file(directory, disk_key) if disk_key else None
                 plan = plan_for(
                     entry,
                     boot_view.root,
@@ -99,10 +102,21 @@ def boot_entry(
                 progress(f"Loading {printable(entry.kernel)}...")
                 kexec.load(plan)
             finally:
-                if key_file is not None and disk_key is not None:
-                    wipe_key_copies(key_file, staged.initrd_out, len(disk_key))
+                if disk_key:
+                    wipe_key_copies(
+                        key_file or os.path.join(directory, KEY_FILE),
+                        staged.initrd_out,
+                        len(disk_key),
+                    )
         progress("Handing over to the new kernel...")
-        done = prepare_handover(tpm, SecretDir(), unsafe=unsafe, mount_points=[boot_view.root])
+        try:
+            done = prepare_handover(tpm, SecretDir(), unsafe=unsafe, mount_points=[boot_view.root])
+        except Exception:
+            if disk_key:
+                # a loaded kernel holding the disk key must not wait for a later kexec -e
+                with contextlib.suppress(KexecError):
+                    kexec.unload()
+            raise
         zeroed = freed_memory_zeroed()
         done.append(handover_line(zeroed))
         bootlog.stage("kexec", unsafe=unsafe, steps=len(done), freed_zeroed=zeroed)

@@ -405,7 +405,7 @@ class DevicePlatform:
         )
 
     def disk_unlock(self) -> DiskUnlockFacts:
-        return platform_disk.unlock(self._disk, self.tpm, self._boot_side().boot_dir)
+        return platform_disk.unlock(self._disk, self.tpm, self._boot_side())
 
     def disk_key(self, passphrase: bytearray) -> DiskKeyFacts:
         return platform_disk.key(self._disk, self.tpm, passphrase)

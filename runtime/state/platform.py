@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from runtime.integrity.boot_report import ProblemKind, kinds_of
@@ -241,7 +241,7 @@ class DiskUnlockFacts:
 class DiskKeyFacts:
     """The key's cpio for the OS (the caller wipes it), or why not."""
 
-    key: bytearray | None = None
+    key: bytearray | None = field(default=None, repr=False)
     problem: str = ""
     wrong_passphrase: bool = False
 

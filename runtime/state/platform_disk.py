@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from runtime.config import BoardConfig
     from runtime.disk.duk_unlock import DukBoot
     from runtime.disk.header_measure import HeaderMeasurement
+    from runtime.state.boot_side import BootSide
     from runtime.tpm.connection import Tpm
 
 _MIB = 1 << 20
@@ -39,6 +40,8 @@ class DiskSide:
     measured: HeaderMeasurement | None = None
     #: the devices check_disks accepted (set_up_disk_unlock takes only those)
     checked: dict[str, object] = field(default_factory=dict)
+    #: a DUK was set up in this power-on: this boot's PCR 6 predates its key slot
+    set_up_now: bool = False
 
 
 def measure_headers_once(side: DiskSide, tpm: Tpm | None, boot_dir: str | None) -> str:
@@ -139,36 +142,53 @@ def set_up(
     except WrongPassphrase as err:
         words = plain("duk-setup", err, err.plain())
         return DiskSetupFacts(problem=words, wrong_owner_passphrase=True)
-    except SetupRefused as err:
+    except (SetupRefused, ValueError) as err:  # ValueError: a file it could not write
         return DiskSetupFacts(problem=plain("duk-setup", err, str(err)))
     except TpmError as err:
         return DiskSetupFacts(
             problem=plain("duk-setup", err, "The Disk Unlock Key was not sealed. " + err.plain())
         )
     side.boot_files = result.boot_files
+    side.set_up_now = True
     bootlog.stage("duk-set-up", devices=len(devices))
     return DiskSetupFacts(pcrs=result.pcrs)
 
 
-def unlock(side: DiskSide, tpm: Tpm | None, boot_dir: str) -> DiskUnlockFacts:
-    from runtime.disk.crypttab import CrypttabError
+def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
+    """Whether this verified boot can use the DUK: only from the files the
+    owner's signature covers, with the TPM's storage key the one /boot was
+    saved with, and PCR 6 measured by this run; a changed header is REFUSED
+    (the key stays sealed, the boot may go on without it)."""
     from runtime.disk.duk_unlock import HeadersChanged, KeyGone, NotSetUp, prepare
-    from runtime.disk.key_lists import KeyListError
-    from runtime.integrity.safe_read import UnsafeFile
+    from runtime.integrity.boot_entry_checks import primary_problem
+    from runtime.state.platform_boot import trusted_state
     from runtime.tpm.errors import TpmError
 
     side.ready = None
     if tpm is None:
         return DiskUnlockFacts(DiskUnlock.NONE)
+    if side.set_up_now:
+        return DiskUnlockFacts(
+            DiskUnlock.UNAVAILABLE,
+            "The Disk Unlock Key set up during this power-on is used from the next one: "
+            "power off and on again to use it.",
+        )
+    signed = trusted_state(boot)
     try:
-        side.ready = prepare(tpm, boot_dir, side.measured)
+        duk = prepare(tpm, signed, side.measured)
+        # the key is unsealed through a session salted by the storage key:
+        # it must be the one /boot was saved with, not a bus interposer's
+        problem = primary_problem(signed, tpm)
+        if problem:
+            return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, problem)
+        side.ready = duk
     except KeyGone as err:
         return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, plain("duk-gone", err, str(err)))
     except NotSetUp:
         return DiskUnlockFacts(DiskUnlock.NONE)
     except HeadersChanged as err:
         return DiskUnlockFacts(DiskUnlock.REFUSED, plain("duk-headers", err, str(err)))
-    except (KeyListError, UnsafeFile, CrypttabError, TpmError) as err:
+    except (ValueError, TpmError) as err:  # a list, a crypttab or a TPM blob that is unusable
         return DiskUnlockFacts(
             DiskUnlock.UNAVAILABLE,
             plain("duk-files", err, f"The Disk Unlock Key cannot be used: {err}"),

@@ -81,6 +81,11 @@ def _next_boot(
         yield tpm, measure_headers(tpm, disks, str(work))
 
 
+def _signed(boot: Path) -> dict[str, bytes]:
+    """The kexec*.txt files as the verification of /boot hands them on."""
+    return {f.name: f.read_bytes() for f in boot.iterdir() if f.name.startswith("kexec")}
+
+
 def _secret_key(cpio: bytearray, into: Path) -> bytes:
     into.mkdir()
     subprocess.run(["cpio", "-id", "--quiet"], input=bytes(cpio), cwd=into, check=True, timeout=30)
@@ -99,7 +104,7 @@ def test_the_key_in_the_cpio_opens_every_disk_through_the_duk_slot(
         cryptsetup_ops.luks_uuid(disks[1]),
     ]
     with _next_boot(swtpm, disks, tmp_path) as (again, measured):
-        duk = prepare(again, str(boot), measured)
+        duk = prepare(again, _signed(boot), measured)
         cpio = key_cpio(again, duk, DUK_PASSPHRASE)
     key = _secret_key(cpio, tmp_path / "cpio")
     assert len(key) == 128
@@ -122,7 +127,7 @@ def test_a_header_changed_after_setup_is_refused_naming_the_device(
         _next_boot(swtpm, disks, tmp_path) as (again, measured),
         pytest.raises(HeadersChanged) as refused,
     ):
-        prepare(again, str(boot), measured)
+        prepare(again, _signed(boot), measured)
     assert disks[1] in str(refused.value) and disks[0] not in str(refused.value)
 
 
@@ -177,16 +182,16 @@ def test_without_the_tpm_blob_the_boot_finds_no_duk(
     _set_up(tpm, disks, boot)
     assert remove(tpm, OWNER)
     with _next_boot(swtpm, disks, tmp_path) as (again, measured), pytest.raises(KeyGone):
-        prepare(again, str(boot), measured)
+        prepare(again, _signed(boot), measured)
     assert all(cryptsetup_ops.slot_opened_by(d, RECOVERY) == 0 for d in disks)
 
 
-def test_no_files_on_boot_is_not_set_up(tpm: Tpm, tmp_path: Path) -> None:
+def test_no_signed_files_is_not_set_up(tpm: Tpm) -> None:
     with pytest.raises(NotSetUp, match=KEY_DEVICES_FILE):
-        prepare(tpm, str(tmp_path), None)
-    (tmp_path / KEY_DEVICES_FILE).write_text("/dev/vda2 1234-abcd\n")
+        prepare(tpm, {}, None)
+    listed = {KEY_DEVICES_FILE: b"/dev/vda2 1234-abcd\n"}
     with pytest.raises(NotSetUp, match=LUKS_HEADER_HASH_FILE):
-        prepare(tpm, str(tmp_path), None)
+        prepare(tpm, listed, None)
 
 
 def test_a_setup_cut_before_the_tpm_write_leaves_the_recovery_passphrase_working(
@@ -223,6 +228,6 @@ def test_luks1_and_luks2_together_each_get_their_versions_slot(
     with loop_devices(images) as mixed:
         _set_up(tpm, mixed, boot)
         with _next_boot(swtpm, mixed, tmp_path) as (again, measured):
-            cpio = key_cpio(again, prepare(again, str(boot), measured), DUK_PASSPHRASE)
+            cpio = key_cpio(again, prepare(again, _signed(boot), measured), DUK_PASSPHRASE)
         key = _secret_key(cpio, tmp_path / "cpio")
         assert [cryptsetup_ops.slot_opened_by(d, key) for d in mixed] == [31, 7]

@@ -127,8 +127,6 @@ def _boot(ctx: Context, option: BootOption, unsafe: bool) -> Event:
         answer = disk_key_for_boot(ctx)
         if answer is None:
             return Event.MENU
-        if isinstance(answer, str):
-            return _refuse(ctx, answer)
         if isinstance(answer, bytearray):
             key = answer
     try:
@@ -390,9 +388,8 @@ def _counter_effect(ctx: Context) -> str:
     return ": the rollback counter moves on, so older signed copies of /boot stop verifying."
 
 
-def sign_disk_unlock(ctx: Context) -> bool:
-    """Sign /boot with the Disk Unlock Key's files set_up_disk_unlock made."""
-    _verify(ctx, "Sign /boot")
+def sign_with_disk_unlock_files(ctx: Context) -> bool:
+    """The signing of steps/disk_unlock.py (which checked /boot just before)."""
     return _sign(ctx, None, disk_unlock=True)
 
 

@@ -42,6 +42,21 @@ def set_up_disk_unlock(ctx: Context) -> bool:
             Tone.WARNING,
         )
         return False
+    from runtime.state.steps.boot import check_boot
+
+    # /boot is signed again at the end: only what the owner signed before may
+    # be signed with the key's files (nothing is signed unseen)
+    if not check_boot(ctx, "Disk Unlock Key").ok:
+        ctx.page(
+            "/boot is not what you signed",
+            [
+                "The Disk Unlock Key is set up only on a /boot that verifies, since /boot is "
+                "signed again with it. Look at the integrity report; if you made the changes, "
+                "update the checksums first (Options).",
+            ],
+            Tone.ERROR,
+        )
+        return False
     devices = _choose_devices(ctx)
     if devices is None:
         return False
@@ -73,6 +88,22 @@ def set_up_disk_unlock(ctx: Context) -> bool:
     finally:
         for secret in secrets:
             wipe_buffer(secret)
+
+
+def _sign_disk_unlock(ctx: Context) -> bool:
+    """Sign /boot with the key's files, only if /boot still verifies: nothing
+    else is signed with them."""
+    from runtime.state.steps.boot import check_boot, sign_with_disk_unlock_files
+
+    check = check_boot(ctx, "Sign /boot")
+    if not check.ok:
+        ctx.page(
+            "/boot was not signed",
+            [*check.findings, "", "/boot changed during the setup; it was not signed."],
+            Tone.ERROR,
+        )
+        return False
+    return sign_with_disk_unlock_files(ctx)
 
 
 def _choose_devices(ctx: Context) -> tuple[str, ...] | None:
@@ -169,8 +200,6 @@ def _seal_and_sign(
     secrets: list[bytearray],
 ) -> bool:
     """Seal with the owner passphrase (asked again after a typo only), then sign."""
-    from runtime.state.steps.boot import sign_disk_unlock
-
     recovery, duk, wipe_slots = given
 
     last = ""
@@ -205,7 +234,7 @@ def _seal_and_sign(
         last = f"The TPM refused that passphrase. {CAPS_LOCK}"
     else:
         return False
-    if not sign_disk_unlock(ctx):
+    if not _sign_disk_unlock(ctx):
         ctx.page(
             "The Disk Unlock Key is not in use yet",
             [
@@ -219,10 +248,10 @@ def _seal_and_sign(
         "Disk Unlock Key set up",
         [
             f"Sealed to PCRs {', '.join(str(p) for p in facts.pcrs)}.",
-            "At each verified boot you are asked its passphrase, and the OS opens "
-            + ", ".join(devices)
-            + " without asking. After a firmware or configuration change it stays sealed: "
-            "the OS then asks for the recovery passphrase, and you set it up again.",
+            "From the next power-on, each verified boot asks its passphrase, and the OS "
+            "opens " + ", ".join(devices) + " without asking. After a firmware or "
+            "configuration change it stays sealed: the OS then asks for the recovery "
+            "passphrase, and you set it up again.",
         ],
         Tone.GOOD,
     )
@@ -232,16 +261,16 @@ def _seal_and_sign(
 # --- a verified boot --------------------------------------------------------
 
 
-def disk_key_for_boot(ctx: Context) -> bytearray | BootWithoutKey | str | None:
+def disk_key_for_boot(ctx: Context) -> bytearray | BootWithoutKey | None:
     """The DUK's cpio for this boot (the caller wipes it); WITHOUT_KEY: boot
-    without it; a str: refuse the boot with that reason; None: back to the menu."""
+    without it; None: back to the menu."""
     if not ctx.session.start.disk_unlock:
         return WITHOUT_KEY  # the owner's settings turned it off
     facts = ctx.platform.disk_unlock()
     if facts.state is DiskUnlock.NONE:
         return WITHOUT_KEY
     if facts.state is DiskUnlock.REFUSED:
-        return facts.problem
+        return _without_key(ctx, facts.problem, Tone.ERROR)
     if facts.state is DiskUnlock.UNAVAILABLE:
         return _without_key(ctx, facts.problem)
     last = ""
@@ -259,6 +288,7 @@ def disk_key_for_boot(ctx: Context) -> bytearray | BootWithoutKey | str | None:
                 ),
                 "DUK passphrase:",
                 secret=True,
+                min_length=1,  # an empty one would cost a try at the TPM
                 tone=Tone.WARNING if last else Tone.NORMAL,
             )
         )
@@ -277,7 +307,7 @@ def disk_key_for_boot(ctx: Context) -> bytearray | BootWithoutKey | str | None:
     return _without_key(ctx, f"The passphrase was refused {PASSPHRASE_ATTEMPTS} times.")
 
 
-def _without_key(ctx: Context, why: str) -> BootWithoutKey | None:
+def _without_key(ctx: Context, why: str, tone: Tone = Tone.WARNING) -> BootWithoutKey | None:
     event = ctx.choose(
         Menu(
             "Boot without the Disk Unlock Key?",
@@ -291,7 +321,7 @@ def _without_key(ctx: Context, why: str) -> BootWithoutKey | None:
                 Choice("y", "Boot; the OS asks for the recovery passphrase", "boot"),
                 back("Back to the main menu", "menu"),
             ),
-            tone=Tone.WARNING,
+            tone=tone,
             back_event="menu",
         )
     )

@@ -15,7 +15,8 @@ from runtime.state.platform import (
     DiskUnlockFacts,
     StartFacts,
 )
-from tests.fakes_platform import GOOD_CHECK, FakePlatform, run_machine
+from runtime.state.view import Tone
+from tests.fakes_platform import GOOD_CHECK, FakePlatform, refused_check, run_machine
 from tests.fakes_ui import Step, power_off
 
 MAIN = "boot menu"
@@ -245,7 +246,7 @@ def test_a_changed_pcr_is_named_and_nothing_more_is_asked() -> None:
     assert not any(c.startswith("boot ") for c in platform.calls)
 
 
-def test_a_changed_header_refuses_the_boot_with_the_reason() -> None:
+def test_a_changed_header_keeps_the_key_sealed_with_the_reason() -> None:
     platform = FakePlatform(
         checks=[GOOD_CHECK],
         disk_unlock_facts=DiskUnlockFacts(
@@ -254,8 +255,27 @@ def test_a_changed_header_refuses_the_boot_with_the_reason() -> None:
     )
     _, ui = run_machine(
         platform,
-        [("choose", MAIN, "d"), ("choose", "The boot did not start", "b"), *power_off(MAIN)],
+        [
+            ("choose", MAIN, "d"),
+            ("choose", "Boot without the Disk Unlock Key?", "b"),
+            *power_off(MAIN),
+        ],
     )
-    refusal = ui.shown[ui.titles().index("The boot did not start")]
-    assert "/dev/vda3" in refusal.text
+    refusal = ui.shown[ui.titles().index("Boot without the Disk Unlock Key?")]
+    assert "/dev/vda3" in refusal.text and refusal.tone is Tone.ERROR
+    assert "disk_key" not in platform.calls
     assert not any(c.startswith("boot ") for c in platform.calls)
+
+
+def test_setup_refuses_a_boot_that_does_not_verify_before_anything() -> None:
+    platform = FakePlatform(checks=[refused_check("files modified: vmlinuz-6.1")])
+    run_machine(
+        platform,
+        [
+            *_to_setup(),
+            ("show", "/boot is not what you signed", None),
+            *_back_to_main(),
+            *power_off(MAIN),
+        ],
+    )
+    assert not any("disk" in c for c in platform.calls)
