@@ -231,3 +231,26 @@ def test_luks1_and_luks2_together_each_get_their_versions_slot(
             cpio = key_cpio(again, prepare(again, _signed(boot), measured), DUK_PASSPHRASE)
         key = _secret_key(cpio, tmp_path / "cpio")
         assert [cryptsetup_ops.slot_opened_by(d, key) for d in mixed] == [31, 7]
+
+
+def test_without_the_event_log_setup_stops_before_any_disk_changes(
+    tpm: Tpm, disks: list[str], tmp_path: Path
+) -> None:
+    """The modules PCR was extended this boot and nothing says what it held
+    before: the key could never be predicted, so no slot is touched."""
+    pcrs.extend(tpm, MODULES_PCR, b"a module", "module", "module")
+    checks = check_devices(disks, RECOVERY)
+    with pytest.raises(SetupRefused, match=f"PCR {MODULES_PCR}"):
+        set_up(
+            tpm,
+            checks,
+            RECOVERY,
+            DUK_PASSPHRASE,
+            OWNER,
+            _facts(tpm),
+            SEAL_PCRS,
+            MODULES_PCR,
+            lambda _: None,
+            work_dir=str(tmp_path),
+        )
+    assert all(cryptsetup_ops.used_slots(d) == {0} for d in disks)

@@ -240,3 +240,21 @@ def test_a_real_cryptsetup_image_is_found(tree: Tree, version: int) -> None:
     [found] = tree.found()
     assert (found.version, found.uuid) == (version, said.stdout.decode().strip())
     assert found.size == 20 << 20
+
+
+def test_a_character_device_is_never_even_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name from /boot may be /dev/watchdog, which an open arms: refused
+    from its mode alone."""
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(path: str, *args: object, **kwargs: object) -> int:
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", recording_open)
+    with pytest.raises(UnsafeDevice, match="not a disk"):
+        read_head("/dev/null")
+    assert opened == []
