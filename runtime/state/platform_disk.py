@@ -20,11 +20,14 @@ from runtime.state.platform import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runtime.config import BoardConfig
     from runtime.disk.duk_unlock import DukBoot
     from runtime.disk.header_measure import HeaderMeasurement
     from runtime.state.boot_side import BootSide
     from runtime.tpm.connection import Tpm
+    from runtime.tpm.pcr_math import PcrMismatch
 
 _MIB = 1 << 20
 
@@ -159,6 +162,7 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
     owner's signature covers, with the TPM's storage key the one /boot was
     saved with, and PCR 6 measured by this run; a changed header is REFUSED
     (the key stays sealed, the boot may go on without it)."""
+    from runtime.disk.duk_store import changed_pcrs
     from runtime.disk.duk_unlock import HeadersChanged, KeyGone, NotSetUp, prepare
     from runtime.integrity.boot_entry_checks import primary_problem
     from runtime.state.platform_boot import trusted_state
@@ -181,6 +185,10 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
         problem = primary_problem(signed, tpm)
         if problem:
             return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, problem)
+        # known before the passphrase is asked: nobody types it for nothing
+        changed = changed_pcrs(tpm, duk.sealed)
+        if changed:
+            return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, _sealed_words(changed))
         side.ready = duk
     except KeyGone as err:
         return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, plain("duk-gone", err, str(err)))
@@ -196,6 +204,14 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
     return DiskUnlockFacts(DiskUnlock.READY)
 
 
+def _sealed_words(mismatches: Sequence[PcrMismatch]) -> str:
+    changed = ", ".join(str(m.pcr) for m in mismatches) or "?"
+    return (
+        f"The Disk Unlock Key stays sealed: PCR {changed} changed since it was set up "
+        "(the firmware, this runtime, its settings, the drivers or a disk header)."
+    )
+
+
 def key(side: DiskSide, tpm: Tpm | None, passphrase: bytearray) -> DiskKeyFacts:
     from runtime.disk.duk_unlock import key_cpio
     from runtime.tpm.errors import PcrsChanged, TpmError, WrongPassphrase
@@ -207,15 +223,7 @@ def key(side: DiskSide, tpm: Tpm | None, passphrase: bytearray) -> DiskKeyFacts:
     except WrongPassphrase as err:
         return DiskKeyFacts(problem=plain("duk-unseal", err, err.plain()), wrong_passphrase=True)
     except PcrsChanged as err:
-        changed = ", ".join(str(m.pcr) for m in err.mismatches) or "?"
-        return DiskKeyFacts(
-            problem=plain(
-                "duk-unseal",
-                err,
-                f"The Disk Unlock Key stays sealed: PCR {changed} changed since it was set up "
-                "(the firmware, this runtime, its settings, the drivers or a disk header).",
-            )
-        )
+        return DiskKeyFacts(problem=plain("duk-unseal", err, _sealed_words(err.mismatches)))
     except (TpmError, ValueError) as err:
         return DiskKeyFacts(problem=plain("duk-unseal", err, f"The key did not unseal: {err}"))
     bootlog.stage("duk-unsealed")

@@ -15,6 +15,9 @@ cryptroot's way, asking on the console for a key file "none").
 4. The LUKS2 container's header replaced by another container's: the key
    stays sealed and the screen names /dev/vda3 (the boot may go on without
    it: the OS then asks for the recovery passphrase).
+5. Other owner settings in the image (PCR 9 differs): the key stays sealed
+   naming PCR 9 before any passphrase is asked, and the recovery passphrase
+   opens the disks.
 """
 
 from __future__ import annotations
@@ -217,3 +220,28 @@ def test_a_replaced_header_refuses_the_boot_naming_the_device(
         running.wait_for_screen(MAIN, 60)
         power_off(running)
         running.wait_exit(120)
+
+
+@pytest.fixture(scope="module")
+def initrd_other(tmp_path_factory: pytest.TempPathFactory, owner_key: OwnerKey) -> Path:
+    """The same runtime with other owner settings: PCR 9 differs."""
+    other = SETTINGS + b"# one more line in the owner's settings\n"
+    return build(tmp_path_factory.mktemp("build-duk-other"), other, owner_key, signing=True)
+
+
+def test_a_changed_configuration_names_the_pcr_and_leaves_the_recovery_passphrase(
+    machine: Path, initrd_other: Path, luks_disk: Path, duk_set_up: str
+) -> None:
+    with start(machine, initrd_other, luks_disk) as running:
+        running.wait_for_screen("TOTP code cannot be shown", FIRST_SCREEN)
+        running.press("i")  # ignore and continue: the menu, unattested
+        running.wait_for_screen(MAIN, 120)
+        running.press("d")
+        # known before the passphrase is asked: none is
+        choice = words(running.wait_for_screen("Boot without the Disk Unlock Key?", 300))
+        assert "PCR 9 changed" in choice, choice
+        assert "DUK passphrase" not in running.console_text()
+        running.press("y")
+        answer_the_os(running, osd.DISK_RECOVERY_PASSPHRASE)
+        slots = opened(running)
+    assert sorted(slots.values()) == ["0", "0"], slots
