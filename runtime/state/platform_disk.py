@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from runtime.config import BoardConfig
+    from runtime.disk.duk_setup import DeviceCheck
     from runtime.disk.duk_unlock import DukBoot
     from runtime.disk.header_measure import HeaderMeasurement
     from runtime.state.boot_side import BootSide
@@ -42,7 +43,7 @@ class DiskSide:
     #: this boot's PCR 6 measurement (None: not made by this run of the runtime)
     measured: HeaderMeasurement | None = None
     #: the devices check_disks accepted (set_up_disk_unlock takes only those)
-    checked: dict[str, object] = field(default_factory=dict)
+    checked: dict[str, DeviceCheck] = field(default_factory=dict)
     #: a DUK was set up in this power-on: this boot's PCR 6 predates its key slot
     set_up_now: bool = False
 
@@ -112,15 +113,15 @@ def set_up(
     progress: Callable[[str], None],
 ) -> DiskSetupFacts:
     from runtime.disk.duk_policy import PcrFacts, duk_pcrs
-    from runtime.disk.duk_setup import DeviceCheck, SetupRefused, set_up
+    from runtime.disk.duk_setup import SetupRefused, set_up
     from runtime.tpm.errors import TpmError, WrongPassphrase
     from runtime.tpm.pcrs import read_pcrs
 
     recovery, duk_passphrase, owner = secrets
     if tpm is None or board is None:
         return DiskSetupFacts(problem="No TPM: the Disk Unlock Key cannot be sealed.")
-    checks = [side.checked.get(d) for d in devices]
-    if not devices or not all(isinstance(c, DeviceCheck) for c in checks):
+    checks = [side.checked[d] for d in devices if d in side.checked]
+    if not devices or len(checks) != len(devices):
         return DiskSetupFacts(problem="The disks were not checked first: nothing was changed.")
     try:
         pcrs = duk_pcrs(board.seal_pcrs, board.modules_pcr)
@@ -132,7 +133,7 @@ def set_up(
         )
         result = set_up(
             tpm,
-            [c for c in checks if isinstance(c, DeviceCheck)],
+            checks,
             recovery,
             duk_passphrase,
             bytes(owner),
