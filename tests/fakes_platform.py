@@ -119,6 +119,7 @@ class FakePlatform:
         DiskContainer("/dev/vda3", 2, 24, "root"),
         DiskContainer("/dev/vda4", 2, 16, "data"),
     )
+    disk_unlock_is_listed: bool = False
     disk_check_results: list[DiskCheckFacts] = field(default_factory=lambda: [DiskCheckFacts()])
     disk_setup_results: list[DiskSetupFacts] = field(
         default_factory=lambda: [DiskSetupFacts(pcrs=(0, 1, 2, 3, 4, 5, 6, 7, 9))]
@@ -259,6 +260,10 @@ class FakePlatform:
     def disk_containers(self) -> tuple[DiskContainer, ...]:
         self.calls.append("disk_containers")
         return self.disk_containers_found
+
+    def disk_unlock_listed(self) -> bool:
+        self.calls.append("disk_unlock_listed")
+        return self.disk_unlock_is_listed
 
     def check_disks(self, devices: tuple[str, ...], recovery: bytearray) -> DiskCheckFacts:
         self.calls.append(f"check_disks {' '.join(devices)}")

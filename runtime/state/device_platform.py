@@ -386,6 +386,9 @@ class DevicePlatform:
     def disk_containers(self) -> tuple[DiskContainer, ...]:
         return platform_disk.containers()
 
+    def disk_unlock_listed(self) -> bool:
+        return platform_disk.listed(self._boot_side())
+
     def check_disks(self, devices: tuple[str, ...], recovery: bytearray) -> DiskCheckFacts:
         return platform_disk.check(self._disk, devices, recovery)
 

@@ -317,6 +317,10 @@ class Platform(Protocol):
         """The LUKS containers on this machine's disks."""
         ...
 
+    def disk_unlock_listed(self) -> bool:
+        """Whether the signed /boot (as last checked) names a DUK's disks."""
+        ...
+
     def check_disks(self, devices: tuple[str, ...], recovery: bytearray) -> DiskCheckFacts:
         """Whether ``recovery`` opens every one, and which DUK slots are in use."""
         ...

@@ -72,6 +72,13 @@ def containers() -> tuple[DiskContainer, ...]:
     )
 
 
+def listed(boot: BootSide) -> bool:
+    from runtime.disk.key_lists import KEY_DEVICES_FILE
+    from runtime.state.platform_boot import trusted_state
+
+    return KEY_DEVICES_FILE in trusted_state(boot)
+
+
 def check(side: DiskSide, devices: tuple[str, ...], recovery: bytearray) -> DiskCheckFacts:
     from runtime.disk.duk_setup import SetupRefused, check_devices
 

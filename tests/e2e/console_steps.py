@@ -123,9 +123,11 @@ def choose_os_menu(running: Boot) -> None:
     running.press("m")
 
 
-def make_first_entry_default(running: Boot, entry: str) -> str:
+def make_first_entry_default(running: Boot, entry: str, disk_unlock_offer: str = "") -> str:
     """From the main menu: the OS boot menu's first entry made the default
-    (signs /boot again); returns the OS menu as shown. The entry then boots."""
+    (signs /boot again); returns the OS menu as shown. The entry then boots.
+    ``disk_unlock_offer``: the key that answers the Disk Unlock Key's offer,
+    on a machine with encrypted disks."""
     open_options(running)
     running.press("o")
     running.wait_for_screen("Show the OS boot menu", 60)
@@ -138,6 +140,9 @@ def make_first_entry_default(running: Boot, entry: str) -> str:
     running.press("y")
     assert f"Default entry: {entry}" in words(sign(running))
     running.press("enter")
+    if disk_unlock_offer:
+        running.wait_for_screen("Set up a Disk Unlock Key?", 120)
+        running.press(disk_unlock_offer)
     return menu
 
 

@@ -95,7 +95,8 @@ def owned(machine: Path, initrd_duk: Path, luks_disk: Path) -> dict[str, str]:
         sign_from_the_options(first, first=True, owner_passphrase=OWNER_PASSPHRASE)
         first.press("enter")
         first.wait_for_screen(MAIN, 120)
-        make_first_entry_default(first, "Debian GNU/Linux")
+        # saving a default offers the DUK (the disks are encrypted): not now
+        make_first_entry_default(first, "Debian GNU/Linux", disk_unlock_offer="n")
         answer_the_os(first, osd.DISK_RECOVERY_PASSPHRASE)
         return opened(first)
 

@@ -18,7 +18,7 @@ from runtime.state.keys import DETAILS, ENTRY_KEYS, POWER_OFF, REBOOT, RECOVERY,
 from runtime.state.machine import Event
 from runtime.state.platform import AskSecret, BootCheck, BootOption
 from runtime.state.steps.context import Context
-from runtime.state.steps.disk_unlock import disk_key_for_boot
+from runtime.state.steps.disk_unlock import disk_key_for_boot, offer_after_default_saved
 from runtime.state.steps.report import integrity_report
 from runtime.state.steps.tpm_reset import TPM_PASSPHRASE_MAX
 from runtime.state.verdict import BootState
@@ -305,6 +305,7 @@ def os_menu(ctx: Context) -> Event:
         )
         and _sign(ctx, option)
     ):
+        offer_after_default_saved(ctx)
         return Event.DEFAULT_SAVED  # boot it now, through the verified default path
     return Event.AGAIN
 

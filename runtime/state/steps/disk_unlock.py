@@ -90,6 +90,34 @@ def set_up_disk_unlock(ctx: Context) -> bool:
             wipe_buffer(secret)
 
 
+def offer_after_default_saved(ctx: Context) -> None:
+    """Heads offers the DUK when a default entry is saved: the moment an
+    owner has just chosen the OS whose disk it opens. Asked only when it
+    could be set up (the settings allow it, an owned TPM, a LUKS container,
+    and no DUK named by the signed /boot yet); No is the default answer."""
+    if not ctx.session.start.disk_unlock or not ctx.session.tpm_present:
+        return
+    if ctx.platform.disk_unlock_listed() or not ctx.platform.tpm_owned():
+        return
+    found = ctx.platform.disk_containers()
+    if not found:
+        return
+    if ctx.confirm(
+        "Set up a Disk Unlock Key?",
+        (
+            "This machine has encrypted disks: " + ", ".join(c.device for c in found) + ".",
+            "With a Disk Unlock Key, each verified boot asks a short passphrase and the OS "
+            "opens them without asking for the long recovery passphrase; on a changed "
+            "firmware, configuration or disk header the key stays sealed in the TPM.",
+            "You can set it up later from the TPM/TOTP/HOTP options.",
+        ),
+        "Yes: set it up now",
+        "No: not now",
+        Tone.NORMAL,
+    ):
+        set_up_disk_unlock(ctx)
+
+
 def _sign_disk_unlock(ctx: Context) -> bool:
     """Sign /boot with the key's files, only if /boot still verifies: nothing
     else is signed with them."""

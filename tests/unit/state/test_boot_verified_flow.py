@@ -102,6 +102,8 @@ def test_no_default_leads_to_the_os_menu_and_making_one_boots_it() -> None:
             ("choose", "Make Debian the default?", "y"),
             ("ask", "Sign /boot", "pin"),
             ("show", "/boot signed", None),
+            # the fake's machine has LUKS containers and no DUK yet: offered
+            ("choose", "Set up a Disk Unlock Key?", "n"),
             # after saving, the default path runs: verify, saved default, boot
             ("choose", "No default boot entry", "b"),
             *power_off(MAIN),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from runtime.state.machine import State
 from runtime.state.platform import (
+    DefaultFacts,
     DiskCheckFacts,
     DiskKeyFacts,
     DiskSetupFacts,
@@ -182,6 +183,77 @@ def test_turned_off_by_the_settings_it_is_neither_offered_nor_used() -> None:
     tpm_menu = ui.shown[ui.titles().index(TPM_OPTIONS)]
     assert "Disk Unlock Key" not in tpm_menu.text
     assert "disk_unlock" not in platform.calls
+
+
+# --- offered when a default entry is saved -----------------------------------
+
+OFFER = "Set up a Disk Unlock Key?"
+
+
+def _save_default(*after: Step) -> list[Step]:
+    return [
+        ("choose", MAIN, "d"),
+        ("choose", "No default boot entry", "m"),
+        ("choose", "OS boot menu", "1"),
+        ("choose", "Boot Debian?", "d"),
+        ("choose", "Make Debian the default?", "y"),
+        *_signed(),
+        *after,
+        ("choose", "No default boot entry", "b"),
+        *power_off(MAIN),
+    ]
+
+
+def _no_default(**given: object) -> FakePlatform:
+    return FakePlatform(
+        checks=[GOOD_CHECK],
+        default_facts=DefaultFacts(none_saved=True),
+        **given,  # type: ignore[arg-type]
+    )
+
+
+def test_saving_a_default_offers_the_setup_and_yes_runs_it() -> None:
+    platform = _no_default()
+    final, ui = run_machine(
+        platform,
+        _save_default(
+            ("choose", OFFER, "y"),
+            ("choose", WHICH, "1"),
+            ("ask", RECOVERY, b"recovery"),
+            ("ask", DUK, b"duk passphrase 12"),
+            ("ask", OWNER, b"owner"),
+            *_signed(),
+            ("show", "Disk Unlock Key set up", None),
+        ),
+    )
+    assert final is State.POWER_OFF
+    offer = ui.shown[ui.titles().index(OFFER)]
+    assert "/dev/vda3, /dev/vda4" in offer.text
+    assert "set_up_disk_unlock /dev/vda3 wipe=False" in platform.calls
+    signings = [c for c in platform.calls if c.startswith("sign_boot")]
+    assert signings == ["sign_boot default=Debian", "sign_boot default=None disk_unlock"]
+
+
+def test_no_to_the_offer_changes_nothing() -> None:
+    platform = _no_default()
+    final, _ = run_machine(platform, _save_default(("choose", OFFER, "n")))
+    assert final is State.POWER_OFF
+    assert not [c for c in platform.calls if c.startswith(("check_disks", "set_up_disk"))]
+
+
+def test_the_offer_is_not_made_when_it_could_not_or_need_not_be_set_up() -> None:
+    cases: list[dict[str, object]] = [
+        {"disk_unlock_is_listed": True},  # a DUK is set up already
+        {"disk_containers_found": ()},  # nothing encrypted
+        {"owned": False},  # no TPM owner to seal with
+        {"start_facts": StartFacts("Test board", "Brand", disk_unlock=False)},
+    ]
+    for given in cases:
+        platform = _no_default(**given)
+        final, ui = run_machine(platform, _save_default())
+        assert final is State.POWER_OFF, given
+        assert OFFER not in ui.titles(), given
+        assert "check_disks" not in " ".join(platform.calls), given
 
 
 # --- a verified boot --------------------------------------------------------
