@@ -22,6 +22,7 @@ from runtime.disk.key_lists import (
     MAX_FILE_BYTES,
     MAX_OVERRIDE_LINES,
     CrypttabOverride,
+    KeyDevice,
     is_crypttab_text,
     is_luks_uuid,
     is_override_path,
@@ -100,9 +101,27 @@ def _entries(crypttab: bytes, source: str) -> list[str]:
     return entries
 
 
-def override_lines(initrd_path: str, crypttab: bytes) -> list[CrypttabOverride]:
+def names_a_key_device(line: str, devices: Sequence[KeyDevice]) -> bool:
+    """Whether a crypttab entry's device field is one of ``devices``: by its
+    LUKS UUID (`UUID=`, `/dev/disk/by-uuid/`) or by its path."""
+    fields = _FIELD.findall(line)
+    if len(fields) < 2:
+        return False
+    source = fields[1]
+    uuid = source.removeprefix("UUID=").removeprefix("/dev/disk/by-uuid/")
+    if uuid != source:
+        return any(uuid.lower() == d.luks_uuid.lower() for d in devices)
+    return any(source == d.device for d in devices)
+
+
+def override_lines(
+    initrd_path: str, crypttab: bytes, devices: Sequence[KeyDevice] | None = None
+) -> list[CrypttabOverride]:
     """At setup: the override lines for one crypttab found in the OS initrd.
-    `initrd_path` is its path inside the initrd, with or without a leading '/'."""
+    `initrd_path` is its path inside the initrd, with or without a leading '/'.
+    With ``devices``, only their entries get the key file: an entry of a
+    container the DUK does not open keeps asking, instead of failing on a key
+    that cannot open it (Heads sets it on every entry, as devices=None does)."""
     path = initrd_path.removeprefix("/")
     if not is_override_path(path):
         raise CrypttabError(
@@ -110,7 +129,15 @@ def override_lines(initrd_path: str, crypttab: bytes) -> list[CrypttabOverride]:
             "(no '..', ending in 'crypttab')"
         )
     source = f"the OS initrd's /{path}"
-    return [CrypttabOverride(path, with_secret_key(entry)) for entry in _entries(crypttab, source)]
+    return [
+        CrypttabOverride(
+            path,
+            with_secret_key(entry)
+            if devices is None or names_a_key_device(entry, devices)
+            else entry.strip(_BLANK_CHARS),
+        )
+        for entry in _entries(crypttab, source)
+    ]
 
 
 def crypttabs_from_overrides(overrides: Sequence[CrypttabOverride]) -> dict[str, bytes]:

@@ -27,6 +27,7 @@ from runtime.disk.crypttab import (
 from runtime.disk.key_lists import (
     MAX_FILE_BYTES,
     CrypttabOverride,
+    KeyDevice,
     format_crypttab_overrides,
     is_crypttab_text,
     parse_crypttab_overrides,
@@ -112,6 +113,32 @@ def test_override_lines_from_an_os_crypttab() -> None:
         "lonely",
     ]
     assert override_lines("cryptroot/crypttab", OS_CRYPTTAB) == overrides
+
+
+def test_with_the_key_devices_only_their_entries_get_the_key_file() -> None:
+    devices = [KeyDevice("/dev/vda3", UUID_A.upper()), KeyDevice("/dev/sdc1", UUID_B)]
+    crypttab = (
+        OS_CRYPTTAB
+        + (
+            f"by_uuid /dev/disk/by-uuid/{UUID_B} none luks\n"
+            f"other UUID={UUID_B}0 none luks\n"
+            "unlisted /dev/sde1 none luks\n"
+        ).encode()
+    )
+    lines = [o.line for o in override_lines("cryptroot/crypttab", crypttab, devices)]
+    assert lines == [
+        # its UUID, compared without case as blkid and udev show it
+        f"sda3_crypt UUID={UUID_A} /secret.key luks,discard",
+        "nonesuch\tUUID=none-of-it\tnone\tluks",
+        "swap /dev/sda4 /dev/urandom swap,cipher=aes-xts-plain64",
+        "data /dev/sdb1 /etc/keys/data.key luks",
+        "plain /dev/sdc1 /secret.key",  # its path
+        "dash /dev/sdd1 - luks",
+        "lonely",
+        f"by_uuid /dev/disk/by-uuid/{UUID_B} /secret.key luks",
+        f"other UUID={UUID_B}0 none luks",
+        "unlisted /dev/sde1 none luks",
+    ]
 
 
 def test_override_lines_of_a_crypttab_without_entries() -> None:
