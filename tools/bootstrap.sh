@@ -24,8 +24,8 @@ APT_PACKAGES=(
     # gnupg from source (tools/initrd/gnupg_build.py): the libraries it compiles against
     libgpg-error-dev libgcrypt20-dev libassuan-dev libksba-dev libnpth0-dev
     libusb-1.0-0-dev zlib1g-dev
-    # CPython from source (tools/initrd/cpython_build.py): _hashlib, _ctypes, zlib
-    libssl-dev libffi-dev
+    # CPython from source (tools/initrd/cpython_build.py): _hashlib, _ctypes, zlib, _lzma
+    libssl-dev libffi-dev liblzma-dev
     # the build tier traces the frozen interpreter's file accesses
     strace
     # the QEMU board and its test disk

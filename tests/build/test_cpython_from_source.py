@@ -1,6 +1,6 @@
 """CPython built from its pinned Debian source (tools/initrd/cpython_build.py):
 the interpreter has every module of Setup.local built in and builds no shared
-module, needs only libc, libm, zlib, libffi and libcrypto, and a second build
+module, needs only libc, libm, zlib, liblzma, libffi and libcrypto, and a second build
 in another directory, with another umask and time zone, gives the same bytes
 (the frozen interpreter of the image is linked from these).
 
@@ -64,7 +64,7 @@ def test_the_closures_c_modules_are_built_in_and_nothing_is_shared(built: Built)
     assert not list(built.root.rglob("*.so")) and not list(built.root.rglob("lib-dynload"))
     names, _ = elf.needed(str(interpreter))
     assert sorted(names) == sorted(
-        ["libcrypto.so.3", "libffi.so.8", "libz.so.1", "libm.so.6", "libc.so.6"]
+        ["libcrypto.so.3", "libffi.so.8", "libz.so.1", "liblzma.so.5", "libm.so.6", "libc.so.6"]
     )
 
 

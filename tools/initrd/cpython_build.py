@@ -45,7 +45,7 @@ PROGRAMS = (INTERPRETER, STATIC_LIBRARY, f"{INCLUDE_DIR}/Python.h", f"{INCLUDE_D
 
 # The C modules of the import closure (first rule wins: Setup.local is read
 # before Setup.stdlib). Modules without flags take configure's
-# MODULE_<NAME>_CFLAGS/LDFLAGS (zlib -> -lz, _hashlib -> -lcrypto).
+# MODULE_<NAME>_CFLAGS/LDFLAGS (zlib -> -lz, _lzma -> -llzma, _hashlib -> -lcrypto).
 BUILT_IN_MODULES = (
     "array arraymodule.c",
     "_bisect _bisectmodule.c",
@@ -62,6 +62,8 @@ BUILT_IN_MODULES = (
     "_datetime _datetimemodule.c",
     "binascii binascii.c",
     "zlib zlibmodule.c",
+    # xz/lzma OS initrds (runtime/disk/os_initrd_crypttabs.py); -llzma from configure
+    "_lzma _lzmamodule.c",
     "_md5 md5module.c",
     "_sha1 sha1module.c",
     "_sha256 sha256module.c",
@@ -84,7 +86,7 @@ BUILT_IN_MODULES = (
 # keeps setup.py from building shared modules the closure never imports.
 DISABLED_MODULES = (
     "_statistics _asyncio _contextvars _lsprof _xxsubinterpreters _zoneinfo audioop cmath "
-    "_decimal _bz2 _lzma _gdbm _dbm pyexpat _elementtree "
+    "_decimal _bz2 _gdbm _dbm pyexpat _elementtree "
     "_codecs_cn _codecs_hk _codecs_iso2022 _codecs_jp _codecs_kr _codecs_tw _multibytecodec "
     "_crypt mmap nis ossaudiodev resource spwd syslog _posixshmem _multiprocessing "
     "_sqlite3 _ssl _uuid _tkinter _scproxy readline _curses _curses_panel "
@@ -119,6 +121,7 @@ LIBRARIES = {
     "libssl-dev": "libssl3",
     "libffi-dev": "libffi8",
     "zlib1g-dev": "zlib1g",
+    "liblzma-dev": "liblzma5",
 }
 
 

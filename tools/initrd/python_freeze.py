@@ -46,7 +46,7 @@ CFLAGS = (*cpython_build.CPPFLAGS, *cpython_build.CFLAGS)
 # libpython3.11.a's own needs (its config Makefile's LIBS and SYSLIBS, and the
 # Setup.local modules' libraries); -export-dynamic lets the extension modules
 # that stay files find the interpreter's symbols.
-LINK_LIBRARIES = ("-lcrypto", "-lffi", "-lz", "-lm", "-ldl", "-lpthread", "-lutil")
+LINK_LIBRARIES = ("-lcrypto", "-lffi", "-lz", "-llzma", "-lm", "-ldl", "-lpthread", "-lutil")
 LDFLAGS = (*cpython_build.LDFLAGS, "-Xlinker", "-export-dynamic")
 STEP_TIMEOUT = 600
 # C modules in the closure the frozen interpreter goes without: only

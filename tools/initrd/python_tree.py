@@ -67,8 +67,6 @@ EXCLUDED_MODULES = [
     "_decimal",
     "decimal",
     "_pydecimal",
-    "lzma",
-    "_lzma",
     "bz2",
     "_bz2",
     # need decimal (excluded); only random's self-test reaches them
