@@ -20,6 +20,7 @@ from runtime.disk.key_cpio import build_key_cpio
 from runtime.disk.key_lists import (
     CRYPTTAB_OVERRIDES_FILE,
     KEY_DEVICES_FILE,
+    KEY_LVM_FILE,
     LUKS_HEADER_HASH_FILE,
     KeyDevice,
     KeyListError,
@@ -27,6 +28,7 @@ from runtime.disk.key_lists import (
     parse_crypttab_overrides,
     parse_header_measurement,
     parse_key_devices,
+    parse_key_lvm,
 )
 from runtime.secrets.ram import wipe_buffer
 from runtime.tpm.connection import Tpm
@@ -40,6 +42,11 @@ class NotSetUp(Exception):
 class KeyGone(NotSetUp):
     """/boot names the DUK's disks, but the TPM no longer holds the key (a
     TPM reset, or a setup cut short before its TPM write)."""
+
+
+class NeedsLvm(ValueError):
+    """/boot names a volume group (Heads' kexec_key_lvm.txt) to activate before
+    the key's disks exist: this firmware has no LVM tools."""
 
 
 class HeadersChanged(Exception):
@@ -65,6 +72,12 @@ def prepare(tpm: Tpm, signed: Mapping[str, bytes], measured: HeaderMeasurement |
     if listed is None:
         raise NotSetUp(f"/boot has no signed {KEY_DEVICES_FILE}.")
     devices = tuple(parse_key_devices(listed))
+    if KEY_LVM_FILE in signed:
+        group = parse_key_lvm(signed[KEY_LVM_FILE])
+        raise NeedsLvm(
+            f"its disks are in the LVM volume group {group}, which this firmware cannot "
+            "open (it has no LVM tools)"
+        )
     signed_headers = signed.get(LUKS_HEADER_HASH_FILE)
     if signed_headers is None:
         raise NotSetUp(f"/boot has no signed {LUKS_HEADER_HASH_FILE}.")

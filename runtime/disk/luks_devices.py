@@ -54,6 +54,24 @@ class LuksScan:
     found: tuple[LuksDevice, ...]
     #: (device path, plain reason): LUKS magic, but a header that is refused
     refused: tuple[tuple[str, str], ...]
+    #: LVM physical volumes: a LUKS container inside one of their logical
+    #: volumes needs LVM to be found and opened
+    lvm_members: tuple[str, ...] = ()
+
+
+#: lvm(8)'s physical volume label: in one of the first four sectors, "LABELONE"
+#: and, 24 bytes further, the type "LVM2 001"
+_LVM_LABEL, _LVM_TYPE, _LVM_TYPE_AT, _LVM_LABEL_SECTORS = b"LABELONE", b"LVM2 001", 24, 4
+
+
+def is_lvm_member(head: bytes) -> bool:
+    """Whether a device's first sectors carry an LVM2 physical volume label."""
+    for sector in range(_LVM_LABEL_SECTORS):
+        at = sector * SECTOR
+        if head[at : at + len(_LVM_LABEL)] == _LVM_LABEL:
+            kind = head[at + _LVM_TYPE_AT : at + _LVM_TYPE_AT + len(_LVM_TYPE)]
+            return kind == _LVM_TYPE
+    return False
 
 
 def read_head(path: str, size: int = HEAD_SIZE) -> bytes:
@@ -116,6 +134,7 @@ def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
     partitions), in name order, and those whose LUKS header is refused."""
     found: list[LuksDevice] = []
     refused: list[tuple[str, str]] = []
+    lvm: list[str] = []
     for name in _names(sys_block):
         base = os.path.join(sys_block, name)
         uevent = _uevent(base)
@@ -127,12 +146,15 @@ def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
             continue
         path = os.path.join(dev_root, node)
         try:
-            header = identify(read_head(path))
+            head = read_head(path)
+            header = identify(head)
         except OSError:
             continue  # gone since the listing, or not a disk, or unreadable
         except LuksHeaderError as err:
             refused.append((path, str(err)))
             continue
+        if header is None and is_lvm_member(head):
+            lvm.append(path)
         if header is None or not header.primary:
             continue
         is_partition = uevent.get("DEVTYPE") == "partition" or os.path.exists(
@@ -149,7 +171,7 @@ def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
                 is_partition=is_partition,
             )
         )
-    return LuksScan(tuple(found), tuple(refused))
+    return LuksScan(tuple(found), tuple(refused), tuple(lvm))
 
 
 def find_luks_devices(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> list[LuksDevice]:

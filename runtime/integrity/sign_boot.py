@@ -27,7 +27,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -229,9 +229,11 @@ def build_state(
     signer: Signer,
     default: DefaultChoice | None,
     extra: Mapping[str, bytes] | None = None,
+    drop: Collection[str] = (),
 ) -> NewState:
     """The whole new signed state, signature included; nothing is written.
-    ``current`` holds only the signed-state files an owner signature covers."""
+    ``current`` holds only the signed-state files an owner signature covers;
+    ``extra`` adds or replaces files, ``drop`` names files that go."""
     try:
         files = {
             name: data
@@ -242,6 +244,8 @@ def build_state(
         files[TREE_FILE] = format_tree(scan.tree)
         files[ROLLBACK_FILE] = format_rollback(_counter_file_id(index), value)
         files.update(extra or {})  # new signed-state files (a root hash list)
+        for name in drop:
+            files.pop(name, None)
         if scan.links:
             files[LINKS_FILE] = format_links(scan.links)
         if default is None:
@@ -331,6 +335,7 @@ def sign_boot(
     bump: bool = True,
     shown: BootReport | None = None,
     extra: Mapping[str, bytes] | None = None,
+    drop: Collection[str] = (),
 ) -> BootReport:
     """Re-hash, bump the counter, sign, replace; the verification of the
     result. SigningError when nothing was changed; /boot must be writable.
@@ -379,7 +384,7 @@ def sign_boot(
         )
     # nothing signs these names, and a cut after the new state landed must not leave them
     remove_unexpected(boot_dir, scan)
-    state = build_state(current, scan, digests, index, value, signer, default, extra)
+    state = build_state(current, scan, digests, index, value, signer, default, extra, drop)
     note("checking the signature")
     listing = signed_listing({n: d for n, d in state.files.items() if n != SIGNATURE_FILE})
     check = verify_detached(state.files[SIGNATURE_FILE], listing, owner_key_file, work_dir=work_dir)

@@ -12,6 +12,7 @@ so the first screen does not wait for them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
@@ -330,13 +331,13 @@ class DevicePlatform:
         duk_files, self._disk.boot_files = self._disk.boot_files, None
         if self.tpm is None:
             return SignFacts(problem="No TPM: /boot cannot be bound to a rollback counter.")
-        extra: dict[str, bytes] | None = (
-            {ROOT_HASHES_FILE: made} if root_list and made is not None else None
+        files = platform_disk.signed_files(
+            self._boot_side(), default, duk_files if disk_unlock else None
         )
-        if disk_unlock and duk_files:
-            extra = {**(extra or {}), **duk_files}
+        if root_list and made is not None:
+            files.extra[ROOT_HASHES_FILE] = made
         # CONFIG_IGNORE_ROLLBACK: as Heads, signing leaves the counter where it is
-        return platform_boot.sign(
+        facts = platform_boot.sign(
             self._boot_side(),
             self.tpm,
             ask_pin,
@@ -344,8 +345,11 @@ class DevicePlatform:
             default,
             progress,
             bump=not self._rollback_off(),
-            extra=extra,
+            extra=files.extra,
+            drop=files.drop,
         )
+        noted = files.note and not facts.problem
+        return replace(facts, notes=(*facts.notes, files.note)) if noted else facts
 
     def create_root_hashes(self, progress: Callable[[str], None]) -> RootFacts:
         from runtime.state import platform_root
@@ -385,6 +389,9 @@ class DevicePlatform:
 
     def disk_containers(self) -> tuple[DiskContainer, ...]:
         return platform_disk.containers()
+
+    def disk_lvm_members(self) -> tuple[str, ...]:
+        return platform_disk.lvm_members()
 
     def disk_unlock_listed(self) -> bool:
         return platform_disk.listed(self._boot_side())

@@ -188,6 +188,8 @@ class DefaultFacts:
 class SignFacts:
     problem: str = ""  # empty: signed (and verified)
     check: BootCheck | None = None  # the verification of the new state
+    #: what the owner should know about what was signed (plain words)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -315,6 +317,10 @@ class Platform(Protocol):
 
     def disk_containers(self) -> tuple[DiskContainer, ...]:
         """The LUKS containers on this machine's disks."""
+        ...
+
+    def disk_lvm_members(self) -> tuple[str, ...]:
+        """LVM physical volumes: containers inside them cannot be offered."""
         ...
 
     def disk_unlock_listed(self) -> bool:

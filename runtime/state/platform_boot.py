@@ -285,6 +285,7 @@ def sign(
     *,
     bump: bool = True,
     extra: dict[str, bytes] | None = None,
+    drop: tuple[str, ...] = (),
 ) -> SignFacts:
     if not side.device:
         return SignFacts(problem="No /boot partition was found.")
@@ -335,6 +336,7 @@ def sign(
                 shown=shown,
                 bump=bump,
                 extra=extra,
+                drop=drop,
             )
     except SigningError as err:
         side.last_report = None  # what was shown is no longer what is there

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from runtime.disk.duk_unlock import DukBoot
     from runtime.disk.header_measure import HeaderMeasurement
     from runtime.state.boot_side import BootSide
+    from runtime.state.platform import BootOption
+    from runtime.state.platform_crypttab import Overrides
     from runtime.tpm.connection import Tpm
     from runtime.tpm.pcr_math import PcrMismatch
 
@@ -72,11 +74,43 @@ def containers() -> tuple[DiskContainer, ...]:
     )
 
 
+def lvm_members() -> tuple[str, ...]:
+    from runtime.disk.luks_devices import scan
+
+    return scan().lvm_members
+
+
 def listed(boot: BootSide) -> bool:
     from runtime.disk.key_lists import KEY_DEVICES_FILE
     from runtime.state.platform_boot import trusted_state
 
     return KEY_DEVICES_FILE in trusted_state(boot)
+
+
+def signed_files(
+    boot: BootSide, default: BootOption | None, new_files: dict[str, bytes] | None
+) -> Overrides:
+    """The DUK's files a signing adds or drops: ``new_files`` the setup just
+    made, and the crypttab overrides when a DUK is set up (its files signed
+    already, or new) and a default entry is being saved or was saved."""
+    from runtime.disk.key_lists import KEY_DEVICES_FILE, KeyListError, parse_key_devices
+    from runtime.state.platform_boot import saved_default, trusted_state, view
+    from runtime.state.platform_crypttab import Overrides, overrides_for
+
+    unchanged = Overrides(dict(new_files or {}), ())
+    listed = (new_files or trusted_state(boot)).get(KEY_DEVICES_FILE)
+    if listed is None:
+        return unchanged
+    if default is None:
+        default = saved_default(boot).option
+        if default is None:
+            return unchanged  # no default to read: the next saving of one makes them
+    try:
+        devices = parse_key_devices(listed)
+    except KeyListError:
+        return unchanged
+    found = overrides_for(view(boot), default.line, devices)
+    return Overrides({**unchanged.extra, **found.extra}, found.drop, found.note)
 
 
 def check(side: DiskSide, devices: tuple[str, ...], recovery: bytearray) -> DiskCheckFacts:

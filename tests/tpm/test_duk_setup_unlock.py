@@ -16,9 +16,16 @@ from runtime.disk import cryptsetup_ops
 from runtime.disk.duk_policy import PcrFacts, duk_pcrs
 from runtime.disk.duk_setup import SetupRefused, check_devices, set_up
 from runtime.disk.duk_store import load
-from runtime.disk.duk_unlock import HeadersChanged, KeyGone, NotSetUp, key_cpio, prepare
+from runtime.disk.duk_unlock import (
+    HeadersChanged,
+    KeyGone,
+    NeedsLvm,
+    NotSetUp,
+    key_cpio,
+    prepare,
+)
 from runtime.disk.header_measure import HeaderMeasurement, measure_headers
-from runtime.disk.key_lists import KEY_DEVICES_FILE, LUKS_HEADER_HASH_FILE
+from runtime.disk.key_lists import KEY_DEVICES_FILE, KEY_LVM_FILE, LUKS_HEADER_HASH_FILE
 from runtime.tpm import pcrs
 from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import WrongPassphrase
@@ -192,6 +199,12 @@ def test_no_signed_files_is_not_set_up(tpm: Tpm) -> None:
     listed = {KEY_DEVICES_FILE: b"/dev/vda2 1234-abcd\n"}
     with pytest.raises(NotSetUp, match=LUKS_HEADER_HASH_FILE):
         prepare(tpm, listed, None)
+
+
+def test_a_heads_volume_group_is_named_as_what_this_firmware_cannot_open(tpm: Tpm) -> None:
+    signed = {KEY_DEVICES_FILE: b"/dev/vg0/root 1234-abcd\n", KEY_LVM_FILE: b"vg0\n"}
+    with pytest.raises(NeedsLvm, match="volume group vg0"):
+        prepare(tpm, signed, None)
 
 
 def test_a_setup_cut_before_the_tpm_write_leaves_the_recovery_passphrase_working(

@@ -444,6 +444,7 @@ def _sign(
         lines.append(f"Rollback counter: {check.counter}.")
     if default is not None:
         lines.append(f"Default entry: {default.name}.")
+    lines += facts.notes
     ctx.page("/boot signed", lines, Tone.GOOD)
     return True
 

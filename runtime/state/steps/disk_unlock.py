@@ -134,12 +134,25 @@ def _sign_disk_unlock(ctx: Context) -> bool:
     return sign_with_disk_unlock_files(ctx)
 
 
+def _lvm_words(members: tuple[str, ...]) -> tuple[str, ...]:
+    if not members:
+        return ()
+    return (
+        "LVM physical volumes: " + ", ".join(members) + ". An encrypted volume inside LVM "
+        "cannot be offered: this firmware has no LVM tools to open the volume group.",
+    )
+
+
 def _choose_devices(ctx: Context) -> tuple[str, ...] | None:
     found = ctx.platform.disk_containers()
+    lvm = _lvm_words(ctx.platform.disk_lvm_members())
     if not found:
         ctx.page(
             "No encrypted disk",
-            ["No LUKS container was found on this machine's disks: there is nothing to unlock."],
+            [
+                "No LUKS container was found on this machine's disks: there is nothing to unlock.",
+                *lvm,
+            ],
             Tone.WARNING,
         )
         return None
@@ -151,6 +164,7 @@ def _choose_devices(ctx: Context) -> tuple[str, ...] | None:
             (
                 "The key is added to a key slot of each (31 on LUKS2, 7 on LUKS1); the slot "
                 "your recovery passphrase opens is never touched.",
+                *lvm,
             ),
             (*choices, back("Cancel", "cancel")),
             back_event="cancel",

@@ -68,16 +68,16 @@ def reset_tpm(ctx: Context) -> Event:
         for buffer in (owner, lockout):
             if buffer is not None:
                 wipe_buffer(buffer)
-    ctx.page(
-        "The TPM was reset",
-        [
-            "The TPM is cleared and has its new owner passphrase. Next: a new TOTP/HOTP "
-            "secret is generated and sealed.",
-            "A Disk Unlock Key sealed in it is gone too: the OS asks for the disk's "
-            "recovery passphrase until you set the key up again (TPM/TOTP/HOTP options).",
-        ],
-        Tone.GOOD,
-    )
+    lines = [
+        "The TPM is cleared and has its new owner passphrase. Next: a new TOTP/HOTP "
+        "secret is generated and sealed."
+    ]
+    if ctx.platform.disk_unlock_listed():
+        lines.append(
+            "The Disk Unlock Key sealed in it is gone too: the OS asks for the disk's "
+            "recovery passphrase until you set the key up again (TPM/TOTP/HOTP options)."
+        )
+    ctx.page("The TPM was reset", lines, Tone.GOOD)
     return Event.DONE
 
 

@@ -121,7 +121,11 @@ def test_read_lines_splits_as_bash_read(
 ) -> None:
     assume("\\\0" not in text)  # bash keeps an internal quoting byte there
     cwd = tmp_path_factory.mktemp("read")
-    assert read_lines(text) == _bash(_READ, [], cwd, text.encode())
+    theirs = _bash(_READ, [], cwd, text.encode())
+    # bash 5.2 leaks its internal quoting byte (CTLESC, \x01) after some escaped
+    # blanks at a line's end ('\\  \\ '): none is in the alphabet, so that is its bug
+    assume(not any("\x01" in line for line in theirs))
+    assert read_lines(text) == theirs
     assert read_lines(text, raw=True) == _bash(_READ_RAW, [], cwd, text.encode())
 
 

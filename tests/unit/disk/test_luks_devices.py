@@ -16,6 +16,7 @@ from runtime.disk.luks_devices import (
     LuksScan,
     UnsafeDevice,
     find_luks_devices,
+    is_lvm_member,
     read_head,
     scan,
 )
@@ -258,3 +259,28 @@ def test_a_character_device_is_never_even_opened(
     with pytest.raises(UnsafeDevice, match="not a disk"):
         read_head("/dev/null")
     assert opened == []
+
+
+def lvm_label(sector: int = 1) -> bytes:
+    """lvm(8)'s physical volume label (label_header: id, sector, crc, offset, type)."""
+    head = bytearray(8192)
+    at = sector * 512
+    head[at : at + 8] = b"LABELONE"
+    head[at + 8 : at + 16] = sector.to_bytes(8, "little")
+    head[at + 20 : at + 24] = (32).to_bytes(4, "little")
+    head[at + 24 : at + 32] = b"LVM2 001"
+    return bytes(head)
+
+
+def test_lvm_physical_volumes_are_named_apart(tree: Tree) -> None:
+    tree.add("sda2", lvm_label(1), partition=True)
+    tree.add("sdb", lvm_label(3))
+    tree.add("sdc", lvm_label(4))  # beyond the four sectors lvm reads
+    odd = bytearray(lvm_label(1))
+    odd[512 + 24 : 512 + 32] = b"LVM1 001"
+    tree.add("sdd", bytes(odd))
+    tree.add("sde", luks_head(2, UUID2))
+    result = tree.scan()
+    assert result.lvm_members == (str(tree.dev / "sda2"), str(tree.dev / "sdb"))
+    assert [d.name for d in result.found] == ["sde"]
+    assert is_lvm_member(lvm_label(0)) and not is_lvm_member(b"")

@@ -6,6 +6,8 @@ cannot be used; the key wiped once the boot took it)."""
 
 from __future__ import annotations
 
+import pytest
+
 from runtime.state.machine import State
 from runtime.state.platform import (
     DefaultFacts,
@@ -17,7 +19,14 @@ from runtime.state.platform import (
     StartFacts,
 )
 from runtime.state.view import Tone
-from tests.fakes_platform import GOOD_CHECK, FakePlatform, refused_check, run_machine
+from tests.fakes_platform import (
+    GOOD_CHECK,
+    GOOD_TOTP,
+    FakePlatform,
+    failed_totp,
+    refused_check,
+    run_machine,
+)
 from tests.fakes_ui import Step, power_off
 
 MAIN = "boot menu"
@@ -60,6 +69,7 @@ def test_setup_checks_seals_and_signs_with_the_duk_files() -> None:
     duk_calls = [c for c in platform.calls if "disk" in c]
     assert duk_calls == [
         "disk_containers",
+        "disk_lvm_members",
         "check_disks /dev/vda3 /dev/vda4",
         "set_up_disk_unlock /dev/vda3 /dev/vda4 wipe=False",
         "sign_boot default=None disk_unlock",
@@ -162,6 +172,18 @@ def test_a_used_slot_is_replaced_only_when_the_user_says_so() -> None:
     assert "set_up_disk_unlock /dev/vda3 wipe=True" in platform.calls
 
 
+def test_lvm_volumes_are_named_as_what_cannot_be_offered() -> None:
+    platform = FakePlatform(
+        checks=[GOOD_CHECK], disk_containers_found=(), lvm_members_found=("/dev/vda5",)
+    )
+    _, ui = run_machine(
+        platform,
+        [*_to_setup(), ("show", "No encrypted disk", None), *_back_to_main(), *power_off(MAIN)],
+    )
+    page = ui.shown[ui.titles().index("No encrypted disk")]
+    assert "/dev/vda5" in page.text and "no LVM tools" in page.text
+
+
 def test_turned_off_by_the_settings_it_is_neither_offered_nor_used() -> None:
     platform = FakePlatform(
         start_facts=StartFacts("Test board", "Brand", disk_unlock=False),
@@ -254,6 +276,38 @@ def test_the_offer_is_not_made_when_it_could_not_or_need_not_be_set_up() -> None
         assert final is State.POWER_OFF, given
         assert OFFER not in ui.titles(), given
         assert "check_disks" not in " ".join(platform.calls), given
+
+
+# --- a TPM reset ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_a_tpm_reset_says_the_duk_is_gone_only_when_there_was_one(listed: bool) -> None:
+    from tests.unit.state.test_boot_flow import (
+        reset_with_own_passphrase,
+        secret_shown_then_power_off,
+    )
+
+    platform = FakePlatform(
+        owned=False,
+        totp_results=[failed_totp(), GOOD_TOTP],
+        checks=[GOOD_CHECK],
+        disk_unlock_is_listed=listed,
+    )
+    _, ui = run_machine(
+        platform,
+        [
+            ("choose", "TOTP code cannot be shown", "g"),
+            ("show", "no owner yet", None),
+            *reset_with_own_passphrase(b"correct horse"),
+            ("show", "The TPM was reset", None),
+            ("choose", "Seal a new TOTP/HOTP secret?", "y"),
+            *secret_shown_then_power_off(),
+        ],
+    )
+    reset = ui.shown[ui.titles().index("The TPM was reset")]
+    assert ("Disk Unlock Key sealed in it is gone" in reset.text) is listed
+    assert "set the key up again" in reset.text or not listed
 
 
 # --- a verified boot --------------------------------------------------------
