@@ -155,6 +155,8 @@ def set_up(
 ) -> DiskSetupFacts:
     from runtime.disk.duk_policy import PcrFacts, duk_pcrs
     from runtime.disk.duk_setup import SetupRefused, set_up
+    from runtime.integrity.boot_lists import PRIMARY_HANDLE_HASH_FILE
+    from runtime.integrity.primary_handle import format_primary_hash, primary_handle_bytes
     from runtime.tpm.errors import TpmError, WrongPassphrase
     from runtime.tpm.pcrs import read_pcrs
 
@@ -184,6 +186,9 @@ def set_up(
             progress,
             wipe_used_slots=wipe_slots,
         )
+        # the key is used only with the storage key it was set up with (its
+        # unseal is salted by it): /boot must name it even with no default saved
+        bound = {PRIMARY_HANDLE_HASH_FILE: format_primary_hash(primary_handle_bytes(tpm))}
     except WrongPassphrase as err:
         words = plain("duk-setup", err, err.plain())
         return DiskSetupFacts(problem=words, wrong_owner_passphrase=True)
@@ -193,7 +198,7 @@ def set_up(
         return DiskSetupFacts(
             problem=plain("duk-setup", err, "The Disk Unlock Key was not sealed. " + err.plain())
         )
-    side.boot_files = result.boot_files
+    side.boot_files = {**result.boot_files, **bound}
     side.set_up_now = True
     bootlog.stage("duk-set-up", devices=len(devices))
     return DiskSetupFacts(pcrs=result.pcrs)
