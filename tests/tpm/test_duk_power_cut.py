@@ -24,15 +24,14 @@ import pytest
 
 from runtime.disk import cryptsetup_ops
 from runtime.disk.cryptsetup_ops import CRYPTSETUP
-from runtime.disk.duk_setup import DUK_PBKDF, check_devices, set_up
+from runtime.disk.duk_setup import DUK_PBKDF, check_devices
 from runtime.disk.duk_store import load
 from runtime.disk.duk_unlock import NotSetUp, prepare
 from runtime.tpm import handles, nv
 from runtime.tpm.connection import Tpm
 from tests.support.luks_images import loop_devices, luks_format
 from tests.tpm.conftest import OWNER
-from tests.tpm.test_duk_setup_unlock import DUK_PASSPHRASE, MODULES_PCR, RECOVERY, SEAL_PCRS
-from tests.tpm.test_duk_setup_unlock import _facts as pcr_facts
+from tests.tpm.test_duk_setup_unlock import RECOVERY, _set_up, _signed
 
 #: the DUK's slot on each LUKS version (runtime/disk/key_lists.py)
 DUK_SLOT = {1: 7, 2: 31}
@@ -111,39 +110,17 @@ def test_a_cut_before_boot_was_signed_is_not_set_up_and_a_new_setup_replaces_it(
     signed with the key's files: the boot finds no DUK, the disks open with
     the recovery passphrase, and the next setup replaces the slots and key."""
     with _fresh(tmp_path / "root.img", 2) as device:
-        checks = check_devices([device], RECOVERY)
-        first = set_up(
-            tpm,
-            checks,
-            RECOVERY,
-            DUK_PASSPHRASE,
-            OWNER,
-            pcr_facts(tpm),
-            SEAL_PCRS,
-            MODULES_PCR,
-            lambda _: None,
-            work_dir=str(tmp_path),
-        )
-        assert first.boot_files and load(tpm) is not None  # the files are never written
+        # the files set_up made are kept aside, never signed onto /boot
+        _set_up(tpm, [device], tmp_path / "first")
+        first = _signed(tmp_path / "first")
+        assert first and load(tpm) is not None
         with pytest.raises(NotSetUp):
             prepare(tpm, {}, None)  # what the old signed /boot holds: no kexec_key_*
         assert cryptsetup_ops.slot_opened_by(device, RECOVERY) == 0
-        again = check_devices([device], RECOVERY)
-        assert [c.duk_slot_used for c in again] == [True]
-        second = set_up(
-            tpm,
-            again,
-            RECOVERY,
-            DUK_PASSPHRASE,
-            OWNER,
-            pcr_facts(tpm),
-            SEAL_PCRS,
-            MODULES_PCR,
-            lambda _: None,
-            wipe_used_slots=True,
-            work_dir=str(tmp_path),
-        )
-        assert second.boot_files != first.boot_files  # a new key, a new header hash
+        assert [c.duk_slot_used for c in check_devices([device], RECOVERY)] == [True]
+        _set_up(tpm, [device], tmp_path / "second", wipe_used_slots=True)
+        # a new key, so a new header hash
+        assert _signed(tmp_path / "second") != first
         assert cryptsetup_ops.used_slots(device) == {0, DUK_SLOT[2]}
 
 
