@@ -237,6 +237,9 @@ class DiskUnlock(enum.Enum):
 class DiskUnlockFacts:
     state: DiskUnlock
     problem: str = ""
+    #: setting the key up again is the fix (the firmware or settings changed,
+    #: or the TPM was reset): offered beside booting without it
+    set_up_again: bool = False
 
 
 @dataclass(frozen=True)

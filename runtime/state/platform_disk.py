@@ -235,10 +235,10 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
         # known before the passphrase is asked: nobody types it for nothing
         changed = changed_pcrs(tpm, duk.sealed)
         if changed:
-            return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, _sealed_words(changed))
+            return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, _sealed_words(changed), True)
         side.ready = duk
     except KeyGone as err:
-        return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, plain("duk-gone", err, str(err)))
+        return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, plain("duk-gone", err, str(err)), True)
     except NotSetUp:
         return DiskUnlockFacts(DiskUnlock.NONE)
     except HeadersChanged as err:

@@ -18,6 +18,11 @@ PASSPHRASE_ATTEMPTS = 3
 #: Heads asks for at least 12 characters
 DUK_PASSPHRASE_MIN = 12
 CAPS_LOCK = "Check Caps Lock and the keyboard layout."
+UNATTESTED = (
+    "No TOTP code vouched for this firmware in this power-on: seal a new TOTP/HOTP "
+    "secret first if you changed it yourself, then set the key up again (TPM/TOTP/HOTP "
+    "options)."
+)
 
 
 class BootWithoutKey:
@@ -314,7 +319,10 @@ def disk_key_for_boot(ctx: Context) -> bytearray | BootWithoutKey | None:
     if facts.state is DiskUnlock.REFUSED:
         return _without_key(ctx, facts.problem, Tone.ERROR)
     if facts.state is DiskUnlock.UNAVAILABLE:
-        return _without_key(ctx, facts.problem)
+        if facts.set_up_again and not ctx.session.attested:
+            # a key sealed to firmware nobody checked would seal to an attacker's
+            return _without_key(ctx, f"{facts.problem} {UNATTESTED}")
+        return _without_key(ctx, facts.problem, set_up_again=facts.set_up_again)
     last = ""
     for attempt in range(1, PASSPHRASE_ATTEMPTS + 1):
         passphrase = ctx.ask_secret(
@@ -349,7 +357,14 @@ def disk_key_for_boot(ctx: Context) -> bytearray | BootWithoutKey | None:
     return _without_key(ctx, f"The passphrase was refused {PASSPHRASE_ATTEMPTS} times.")
 
 
-def _without_key(ctx: Context, why: str, tone: Tone = Tone.WARNING) -> BootWithoutKey | None:
+def _without_key(
+    ctx: Context, why: str, tone: Tone = Tone.WARNING, set_up_again: bool = False
+) -> BootWithoutKey | None:
+    again = (
+        (Choice("s", "Set the key up again for this firmware and settings", "again"),)
+        if set_up_again
+        else ()
+    )
     event = ctx.choose(
         Menu(
             "Boot without the Disk Unlock Key?",
@@ -358,13 +373,25 @@ def _without_key(ctx: Context, why: str, tone: Tone = Tone.WARNING) -> BootWitho
                 "",
                 "The OS starts as it would without a Disk Unlock Key: it asks for the disk's "
                 "recovery passphrase. Nothing is lost.",
+                *(
+                    (
+                        "If you changed the firmware or its settings yourself, set the key up "
+                        "again: it is used from the next power-on.",
+                    )
+                    if set_up_again
+                    else ()
+                ),
             ),
             (
                 Choice("y", "Boot; the OS asks for the recovery passphrase", "boot"),
+                *again,
                 back("Back to the main menu", "menu"),
             ),
             tone=tone,
             back_event="menu",
         )
     )
+    if event == "again":
+        set_up_disk_unlock(ctx)
+        return None  # the main menu: this power-on boots without it either way
     return WITHOUT_KEY if event == "boot" else None

@@ -405,3 +405,54 @@ def test_setup_refuses_a_boot_that_does_not_verify_before_anything() -> None:
         ],
     )
     assert not any("disk" in c for c in platform.calls)
+
+
+SEALED = "The Disk Unlock Key stays sealed: PCR 9 changed since it was set up (...)."
+WITHOUT = "Boot without the Disk Unlock Key?"
+
+
+def test_a_changed_firmware_offers_setting_the_key_up_again_from_the_refusal() -> None:
+    platform = FakePlatform(
+        checks=[GOOD_CHECK],
+        disk_unlock_facts=DiskUnlockFacts(DiskUnlock.UNAVAILABLE, SEALED, set_up_again=True),
+    )
+    final, ui = run_machine(
+        platform,
+        [
+            ("choose", MAIN, "d"),
+            ("choose", WITHOUT, "s"),
+            ("choose", WHICH, "a"),
+            ("ask", RECOVERY, b"recovery"),
+            ("ask", DUK, b"duk passphrase 12"),
+            ("ask", OWNER, b"owner"),
+            *_signed(),
+            ("show", "Disk Unlock Key set up", None),
+            *power_off(MAIN),  # back to the menu: this power-on boots without it
+        ],
+    )
+    assert final is State.POWER_OFF
+    refusal = ui.shown[ui.titles().index(WITHOUT)]
+    assert "PCR 9 changed" in refusal.text and "used from the next power-on" in refusal.text
+    assert "set_up_disk_unlock /dev/vda3 /dev/vda4 wipe=False" in platform.calls
+    assert not any(c.startswith("boot ") for c in platform.calls)
+
+
+def test_without_a_trusted_totp_the_key_is_not_set_up_again_from_the_refusal() -> None:
+    platform = FakePlatform(
+        checks=[GOOD_CHECK],
+        totp_results=[failed_totp()],
+        disk_unlock_facts=DiskUnlockFacts(DiskUnlock.UNAVAILABLE, SEALED, set_up_again=True),
+    )
+    final, ui = run_machine(
+        platform,
+        [
+            ("choose", "TOTP code cannot be shown", "i"),
+            ("choose", MAIN, "d"),
+            ("choose", WITHOUT, "b"),
+            *power_off(MAIN),
+        ],
+    )
+    assert final is State.POWER_OFF
+    refusal = ui.shown[ui.titles().index(WITHOUT)]
+    assert "seal a new TOTP/HOTP secret first" in refusal.text
+    assert "Set the key up again" not in refusal.text
