@@ -102,16 +102,15 @@ def _entries(crypttab: bytes, source: str) -> list[str]:
 
 
 def names_a_key_device(line: str, devices: Sequence[KeyDevice]) -> bool:
-    """Whether a crypttab entry's device field is one of ``devices``: by its
-    LUKS UUID (`UUID=`, `/dev/disk/by-uuid/`) or by its path."""
+    """Whether a crypttab entry's device field is one of ``devices``, by its
+    LUKS UUID (`UUID=`, `/dev/disk/by-uuid/`): a path such as /dev/sda3 may
+    name another disk under the OS's kernel than under the firmware's."""
     fields = _FIELD.findall(line)
     if len(fields) < 2:
         return False
     source = fields[1]
     uuid = source.removeprefix("UUID=").removeprefix("/dev/disk/by-uuid/")
-    if uuid != source:
-        return any(uuid.lower() == d.luks_uuid.lower() for d in devices)
-    return any(source == d.device for d in devices)
+    return uuid != source and any(uuid.lower() == d.luks_uuid.lower() for d in devices)
 
 
 def override_lines(

@@ -226,6 +226,8 @@ class _Walk:
             raise _Unreadable(f"the cpio archive in {part} is cut short")
         if name[-1] != 0:
             raise _Unreadable(f"an entry's name in {part} does not end as cpio names do")
+        # the kernel reads the name as a C string: it ends at the first NUL
+        name = name[: name.index(0) + 1]
         if name[:-1] == _TRAILER:
             self._skip_to(stream, _padded(body_end), part)
             return False
@@ -266,13 +268,15 @@ def _padded(offset: int) -> int:
 
 def _crypttab_path(name: bytes) -> str | None:
     """The entry's path as kept, or None when it is not a crypttab kept (any
-    '..', NUL, control character or other odd name included)."""
+    '..', control character or other odd name included). Empty and '.'
+    components go, as the kernel's path walk drops them ('etc//crypttab',
+    './etc/./crypttab' are etc/crypttab); a directory symlink the archive
+    made earlier is not followed (a name through one is not kept)."""
     try:
         path = name.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    while path.startswith(("/", "./")):
-        path = path.removeprefix(".").removeprefix("/")
+    path = "/".join(c for c in path.split("/") if c not in ("", "."))
     return path if is_override_path(path) else None
 
 
@@ -487,6 +491,10 @@ def crypttabs_in_initrd(data: bytes | bytearray | memoryview) -> InitrdCrypttabs
             _read_parts(flat, walk, parts)
         except _Unreadable as err:
             problem = str(err)
+        except MemoryError:
+            problem = "there is not enough memory to unpack the initrd"
+        except OSError as err:  # the zstd program's pipes
+            problem = f"the initrd could not be unpacked ({err.strerror or err})"
         if problem is None and not parts:
             problem = "the initrd is empty" if not flat.nbytes else "the initrd holds only zeros"
     return InitrdCrypttabs(dict(walk.files), tuple(parts), problem)

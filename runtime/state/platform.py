@@ -231,6 +231,7 @@ class DiskUnlock(enum.Enum):
     READY = "ready"  # set up and checked: ask its passphrase
     REFUSED = "refused"  # a LUKS header differs from the one signed: stop
     UNAVAILABLE = "unavailable"  # set up, but unusable (the reason): boot without it
+    LATER = "later"  # set up in this power-on: used from the next one
 
 
 @dataclass(frozen=True)

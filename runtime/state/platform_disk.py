@@ -88,29 +88,44 @@ def listed(boot: BootSide) -> bool:
 
 
 def signed_files(
-    boot: BootSide, default: BootOption | None, new_files: dict[str, bytes] | None
+    boot: BootSide,
+    tpm: Tpm | None,
+    default: BootOption | None,
+    new_files: dict[str, bytes] | None,
+    progress: Callable[[str], None],
 ) -> Overrides:
     """The DUK's files a signing adds or drops: ``new_files`` the setup just
     made, and the crypttab overrides when a DUK is set up (its files signed
-    already, or new) and a default entry is being saved or was saved."""
-    from runtime.disk.key_lists import KEY_DEVICES_FILE, KeyListError, parse_key_devices
+    already, or new) and a default entry is being saved or was saved. A new
+    setup drops what an earlier one signed that it does not write again."""
+    from runtime.disk.key_lists import (
+        CRYPTTAB_OVERRIDES_FILE,
+        KEY_DEVICES_FILE,
+        KEY_LVM_FILE,
+        KeyListError,
+        parse_key_devices,
+    )
     from runtime.state.platform_boot import saved_default, trusted_state, view
     from runtime.state.platform_crypttab import Overrides, overrides_for
 
-    unchanged = Overrides(dict(new_files or {}), ())
+    new = dict(new_files or {})
+    stale = (CRYPTTAB_OVERRIDES_FILE, KEY_LVM_FILE) if new else ()
+    unchanged = Overrides(new, tuple(n for n in stale if n not in new))
     listed = (new_files or trusted_state(boot)).get(KEY_DEVICES_FILE)
     if listed is None:
         return unchanged
     if default is None:
-        default = saved_default(boot).option
+        default = saved_default(boot, tpm).option
         if default is None:
             return unchanged  # no default to read: the next saving of one makes them
     try:
         devices = parse_key_devices(listed)
     except KeyListError:
         return unchanged
-    found = overrides_for(view(boot), default.line, devices)
-    return Overrides({**unchanged.extra, **found.extra}, found.drop, found.note)
+    found = overrides_for(view(boot), default.line, devices, progress)
+    drop = tuple(dict.fromkeys((*unchanged.drop, *found.drop)))
+    extra = {**unchanged.extra, **found.extra}
+    return Overrides(extra, tuple(n for n in drop if n not in extra), found.note)
 
 
 def check(side: DiskSide, devices: tuple[str, ...], recovery: bytearray) -> DiskCheckFacts:
@@ -220,7 +235,7 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
         return DiskUnlockFacts(DiskUnlock.NONE)
     if side.set_up_now:
         return DiskUnlockFacts(
-            DiskUnlock.UNAVAILABLE,
+            DiskUnlock.LATER,
             "The Disk Unlock Key set up during this power-on is used from the next one: "
             "power off and on again to use it.",
         )

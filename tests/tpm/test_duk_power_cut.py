@@ -3,19 +3,19 @@ the next boot opens the disks with the recovery passphrase, and the DUK
 either works or the runtime finds it not set up.
 
 The setup's order is: the key slots (cryptsetup), the TPM (one NV write),
-/boot (the signing). A cut inside cryptsetup is a SIGKILL at points spread
-over a real luksAddKey, on LUKS1 and LUKS2 images on loop devices: it stops
-the process between any two of its writes (a cut of the power could also
-tear one sector, which LUKS2's second header copy covers and LUKS1 does not
-claim to). The TPM's write is atomic (tests/tpm/test_nv_*); a cut between
-its define and its write leaves an index never written, read as no key."""
+/boot (the signing). A cut inside cryptsetup is a SIGKILL that strace
+delivers as a real luksAddKey starts each of its writes in turn (LUKS1 and
+LUKS2 images on loop devices), so every state between two writes is tried
+(a cut of the power could also tear one sector, which LUKS2's second header
+copy covers and LUKS1 does not claim to). The TPM's write is atomic
+(tests/tpm/test_nv_*); a cut between its define and its write leaves an
+index never written, read as no key."""
 
 from __future__ import annotations
 
+import hashlib
 import os
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,8 +35,13 @@ from tests.tpm.test_duk_setup_unlock import RECOVERY, _set_up, _signed
 
 #: the DUK's slot on each LUKS version (runtime/disk/key_lists.py)
 DUK_SLOT = {1: 7, 2: 31}
-#: where, as a share of a whole luksAddKey's time, the process is killed
-CUT_POINTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: both LUKS2 header copies and LUKS1's key material sit in the first 16 MiB
+HEADER_BYTES = 16 << 20
+#: the write system calls a cut may stop cryptsetup at
+WRITES = "write,pwrite64,pwritev,pwritev2"
+#: more writes than a luksAddKey makes: the loop ends at the first run not cut
+MAX_CUTS = 200
+STRACE = "/usr/bin/strace"
 
 
 @contextmanager
@@ -48,59 +53,75 @@ def _fresh(image: Path, version: int) -> Iterator[str]:
         yield attached[0]
 
 
-def _add_key(
-    device: str, version: int, key_file: Path, recovery_file: Path
-) -> subprocess.Popen[bytes]:
+def _add_key_cut(device: str, version: int, key_file: Path, recovery: Path, at: int) -> int:
     """The luksAddKey the setup runs (runtime/disk/cryptsetup_ops.add_key),
-    its secrets in files here so that nothing ties it to this process."""
-    return subprocess.Popen(
+    killed by strace when it starts its ``at``-th write; its exit status."""
+    return subprocess.run(
         [
+            STRACE,
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            f"trace={WRITES}",
+            "-e",
+            f"inject={WRITES}:signal=KILL:when={at}",
             CRYPTSETUP,
             "luksAddKey",
             "--batch-mode",
             f"--type=luks{version}",
-            f"--key-file={recovery_file}",
+            f"--key-file={recovery}",
             f"--key-slot={DUK_SLOT[version]}",
             *DUK_PBKDF.args(version),
             device,
             str(key_file),
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        capture_output=True,
+        timeout=120,
+        check=False,
+    ).returncode
+
+
+def _header(device: str) -> bytes:
+    with open(device, "rb") as f:
+        return hashlib.sha256(f.read(HEADER_BYTES)).digest()
 
 
 @pytest.mark.parametrize("version", [1, 2])
-def test_cryptsetup_killed_while_adding_the_duk_slot_leaves_the_recovery_passphrase(
+def test_cryptsetup_cut_at_each_of_its_writes_leaves_the_recovery_passphrase(
     tmp_path: Path, version: int
 ) -> None:
-    key_file, recovery_file = tmp_path / "new.key", tmp_path / "recovery"
+    key_file, recovery = tmp_path / "new.key", tmp_path / "recovery"
     key_file.write_bytes(os.urandom(128))
-    recovery_file.write_bytes(bytes(RECOVERY))
+    recovery.write_bytes(bytes(RECOVERY))
     image, slot = tmp_path / f"luks{version}.img", DUK_SLOT[version]
-    with _fresh(image, version) as device:
-        started = time.monotonic()
-        assert _add_key(device, version, key_file, recovery_file).wait(timeout=120) == 0
-        whole = time.monotonic() - started
-    cuts_inside = 0
-    for share in CUT_POINTS:
+    states: set[str] = set()
+    for at in range(1, MAX_CUTS):
         with _fresh(image, version) as device:
-            running = _add_key(device, version, key_file, recovery_file)
-            time.sleep(whole * share)
-            running.send_signal(signal.SIGKILL)
-            cuts_inside += running.wait(timeout=120) != 0
+            before = _header(device)
+            if _add_key_cut(device, version, key_file, recovery, at) == 0:
+                break  # it made fewer writes than that: every cut point was tried
             # the header still reads, and the recovery passphrase opens its own slot
-            assert cryptsetup_ops.is_luks(device) == version, share
-            assert cryptsetup_ops.slot_opened_by(device, RECOVERY) == 0, share
+            assert cryptsetup_ops.is_luks(device) == version, at
+            assert cryptsetup_ops.slot_opened_by(device, RECOVERY) == 0, at
             used = cryptsetup_ops.used_slots(device)
-            assert used <= {0, slot}, (share, used)
+            assert used <= {0, slot}, (at, used)
             if slot in used:
-                # a slot the cut left behind is whole, and the next setup may
-                # wipe it (it asks first: duk_setup's wipe_used_slots)
+                # a slot left behind is whole, and the next setup may wipe it
+                # (it asks first: duk_setup's wipe_used_slots)
                 assert cryptsetup_ops.slot_opened_by(device, key_file.read_bytes()) == slot
+                states.add("key slot whole")
                 cryptsetup_ops.kill_slot(device, slot, RECOVERY)
-            assert cryptsetup_ops.used_slots(device) == {0}, share
-    assert cuts_inside > 0, "no kill landed inside cryptsetup: the test proves nothing"
+            elif _header(device) != before:
+                states.add("header changed, no key slot")
+            else:
+                states.add("untouched")
+            assert cryptsetup_ops.used_slots(device) == {0}, at
+    else:
+        pytest.fail(f"luksAddKey made more than {MAX_CUTS} writes")
+    # the cuts landed among the header writes, not only before them
+    assert "header changed, no key slot" in states or "key slot whole" in states, states
 
 
 def test_a_cut_before_boot_was_signed_is_not_set_up_and_a_new_setup_replaces_it(

@@ -62,6 +62,18 @@ def set_up_disk_unlock(ctx: Context) -> bool:
             Tone.ERROR,
         )
         return False
+    if not ctx.session.attested and not ctx.confirm(
+        "No TOTP code vouched for this firmware",
+        (
+            "The key is sealed to the firmware and settings running now, and in this "
+            "power-on no TOTP/HOTP code showed that they are yours.",
+            "Go on only if you changed them yourself; otherwise seal a new TOTP/HOTP "
+            "secret first and check its code.",
+        ),
+        "Yes: I changed them; set the key up",
+        "No: back",
+    ):
+        return False
     devices = _choose_devices(ctx)
     if devices is None:
         return False
@@ -102,6 +114,8 @@ def offer_after_default_saved(ctx: Context) -> None:
     and no DUK named by the signed /boot yet); No is the default answer."""
     if not ctx.session.start.disk_unlock or not ctx.session.tpm_present:
         return
+    if not ctx.session.attested:
+        return  # sealed to firmware no TOTP vouched for: not offered, only chosen
     if ctx.platform.disk_unlock_listed() or not ctx.platform.tpm_owned():
         return
     found = ctx.platform.disk_containers()
@@ -315,6 +329,9 @@ def disk_key_for_boot(ctx: Context) -> bytearray | BootWithoutKey | None:
         return WITHOUT_KEY  # the owner's settings turned it off
     facts = ctx.platform.disk_unlock()
     if facts.state is DiskUnlock.NONE:
+        return WITHOUT_KEY
+    if facts.state is DiskUnlock.LATER:
+        ctx.page("Disk Unlock Key", [facts.problem, "", "The OS asks for the recovery passphrase."])
         return WITHOUT_KEY
     if facts.state is DiskUnlock.REFUSED:
         return _without_key(ctx, facts.problem, Tone.ERROR)

@@ -15,6 +15,10 @@ TPM_PASSPHRASE_MAX = 32
 #: for a NEW owner passphrase only (with passphrase.weakness): one already set
 #: is never refused for its strength
 TPM_PASSPHRASE_MIN = passphrase.MIN_LENGTH
+DUK_GONE = (
+    "the OS asks for the disk's recovery passphrase until you set the key up again "
+    "(TPM/TOTP/HOTP options)."
+)
 
 
 def reset_tpm(ctx: Context) -> Event:
@@ -72,11 +76,11 @@ def reset_tpm(ctx: Context) -> Event:
         "The TPM is cleared and has its new owner passphrase. Next: a new TOTP/HOTP "
         "secret is generated and sealed."
     ]
+    # /boot may not have been checked yet in this power-on: then only the disks tell
     if ctx.platform.disk_unlock_listed():
-        lines.append(
-            "The Disk Unlock Key sealed in it is gone too: the OS asks for the disk's "
-            "recovery passphrase until you set the key up again (TPM/TOTP/HOTP options)."
-        )
+        lines.append(f"The Disk Unlock Key sealed in it is gone too: {DUK_GONE}")
+    elif ctx.platform.disk_containers():
+        lines.append(f"If a Disk Unlock Key was set up, it is gone too: {DUK_GONE}")
     ctx.page("The TPM was reset", lines, Tone.GOOD)
     return Event.DONE
 

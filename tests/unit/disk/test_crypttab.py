@@ -132,7 +132,7 @@ def test_with_the_key_devices_only_their_entries_get_the_key_file() -> None:
         "nonesuch\tUUID=none-of-it\tnone\tluks",
         "swap /dev/sda4 /dev/urandom swap,cipher=aes-xts-plain64",
         "data /dev/sdb1 /etc/keys/data.key luks",
-        "plain /dev/sdc1 /secret.key",  # its path
+        "plain /dev/sdc1",  # its path: another disk, maybe, under the OS's kernel
         "dash /dev/sdd1 - luks",
         "lonely",
         f"by_uuid /dev/disk/by-uuid/{UUID_B} /secret.key luks",

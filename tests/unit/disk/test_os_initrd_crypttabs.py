@@ -250,20 +250,35 @@ def test_only_regular_files_named_crypttab_under_plain_names_are_kept() -> None:
         _regular(b"../etc/crypttab", b"climbs\n"),
         _regular(b"etc/../crypttab", b"climbs\n"),
         _regular(b"etc/cryptt\x01ab", b"control\n"),
-        _regular(b"etc/crypttab\0hidden/crypttab", b"a NUL inside\n"),
         _regular(b"etc/\xffcrypttab", b"not UTF-8\n"),
-        _regular(b"etc//crypttab", b"empty component\n"),
         _regular(b"etc/crypttab.bak", b"another name\n"),
         _regular(b"./cryptroot/crypttab", b"dot slash\n"),
-        _regular(b"/etc/crypttab", b"absolute\n"),
         _regular(b"crypttab", b"at the root\n"),
+        # the kernel's path walk: each of these is etc/crypttab, the last one wins
+        _regular(b"/etc/crypttab", b"absolute\n"),
+        _regular(b"etc/crypttab\0hidden/crypttab", b"a NUL inside: a C string ends there\n"),
+        _regular(b"etc//./crypttab", b"empty and dot components\n"),
     )
     result = _read(archive)
     assert result.problem is None
     assert result.files == {
         "cryptroot/crypttab": b"dot slash\n",
-        "etc/crypttab": b"absolute\n",
         "crypttab": b"at the root\n",
+        "etc/crypttab": b"empty and dot components\n",
+    }
+
+
+def test_a_trailer_name_is_read_as_a_c_string() -> None:
+    archive = _hand_archive(
+        _regular(b"etc/crypttab", b"before\n"),
+        _raw_entry(b"TRAILER!!!\0junk", stat.S_IFREG | 0o644),
+        _regular(b"cryptroot/crypttab", b"after the trailer: another archive's\n"),
+    )
+    result = _read(archive)
+    assert result.problem is None  # not a damaged entry: the archive ended there
+    assert result.files == {
+        "etc/crypttab": b"before\n",
+        "cryptroot/crypttab": b"after the trailer: another archive's\n",
     }
 
 

@@ -281,8 +281,15 @@ def test_the_offer_is_not_made_when_it_could_not_or_need_not_be_set_up() -> None
 # --- a TPM reset ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("listed", [True, False])
-def test_a_tpm_reset_says_the_duk_is_gone_only_when_there_was_one(listed: bool) -> None:
+@pytest.mark.parametrize(
+    ("listed", "disks", "words"),
+    [
+        (True, True, "The Disk Unlock Key sealed in it is gone too"),
+        (False, True, "If a Disk Unlock Key was set up, it is gone too"),
+        (False, False, ""),
+    ],
+)
+def test_a_tpm_reset_says_what_it_knows_of_the_duk(listed: bool, disks: bool, words: str) -> None:
     from tests.unit.state.test_boot_flow import (
         reset_with_own_passphrase,
         secret_shown_then_power_off,
@@ -293,6 +300,7 @@ def test_a_tpm_reset_says_the_duk_is_gone_only_when_there_was_one(listed: bool) 
         totp_results=[failed_totp(), GOOD_TOTP],
         checks=[GOOD_CHECK],
         disk_unlock_is_listed=listed,
+        **({} if disks else {"disk_containers_found": ()}),  # type: ignore[arg-type]
     )
     _, ui = run_machine(
         platform,
@@ -306,8 +314,8 @@ def test_a_tpm_reset_says_the_duk_is_gone_only_when_there_was_one(listed: bool) 
         ],
     )
     reset = ui.shown[ui.titles().index("The TPM was reset")]
-    assert ("Disk Unlock Key sealed in it is gone" in reset.text) is listed
-    assert "set the key up again" in reset.text or not listed
+    assert words in reset.text
+    assert ("Disk Unlock Key" in reset.text) is bool(words)
 
 
 # --- a verified boot --------------------------------------------------------
@@ -456,3 +464,40 @@ def test_without_a_trusted_totp_the_key_is_not_set_up_again_from_the_refusal() -
     refusal = ui.shown[ui.titles().index(WITHOUT)]
     assert "seal a new TOTP/HOTP secret first" in refusal.text
     assert "Set the key up again" not in refusal.text
+
+
+def test_a_key_set_up_in_this_power_on_is_said_and_the_boot_goes_on_without_it() -> None:
+    platform = FakePlatform(
+        checks=[GOOD_CHECK],
+        disk_unlock_facts=DiskUnlockFacts(DiskUnlock.LATER, "Used from the next power-on."),
+        boot_results=[None],
+    )
+    _, ui = run_machine(platform, [("choose", MAIN, "d"), ("show", "Disk Unlock Key", None)])
+    notice = ui.shown[ui.titles().index("Disk Unlock Key")]
+    assert "next power-on" in notice.text and notice.tone is Tone.NORMAL
+    assert "boot Debian unsafe=False" in platform.calls and "disk_key" not in platform.calls
+
+
+def test_without_a_trusted_totp_the_setup_is_not_offered_and_warns_when_chosen() -> None:
+    platform = _no_default(totp_results=[failed_totp()])
+    final, ui = run_machine(
+        platform,
+        [
+            ("choose", "TOTP code cannot be shown", "i"),
+            ("choose", MAIN, "d"),
+            ("choose", "No default boot entry", "m"),
+            ("choose", "OS boot menu", "1"),
+            ("choose", "Boot Debian?", "d"),
+            ("choose", "Make Debian the default?", "y"),
+            *_signed(),
+            ("choose", "No default boot entry", "b"),
+            # chosen from the options anyway: said plainly, and No changes nothing
+            *_to_setup(),
+            ("choose", "No TOTP code vouched for this firmware", "n"),
+            *_back_to_main(),
+            *power_off(MAIN),
+        ],
+    )
+    assert final is State.POWER_OFF
+    assert OFFER not in ui.titles()
+    assert "disk_containers" not in platform.calls
