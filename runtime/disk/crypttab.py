@@ -132,11 +132,22 @@ def override_lines(
         CrypttabOverride(
             path,
             with_secret_key(entry)
-            if devices is None or names_a_key_device(entry, devices)
+            if devices is None or (names_a_key_device(entry, devices) and not _key_options(entry))
             else entry.strip(_BLANK_CHARS),
         )
         for entry in _entries(crypttab, source)
     ]
+
+
+#: options that would change what a key file given there means: a keyscript
+#: takes the field as its argument, the others read part of the file
+_KEY_FILE_OPTIONS = ("keyscript=", "keyfile-size=", "keyfile-offset=")
+
+
+def _key_options(line: str) -> bool:
+    fields = _FIELD.findall(line)
+    options = fields[3].split(",") if len(fields) > 3 else []
+    return any(o.startswith(_KEY_FILE_OPTIONS) for o in options)
 
 
 def crypttabs_from_overrides(overrides: Sequence[CrypttabOverride]) -> dict[str, bytes]:

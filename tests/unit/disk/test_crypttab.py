@@ -123,6 +123,8 @@ def test_with_the_key_devices_only_their_entries_get_the_key_file() -> None:
             f"by_uuid /dev/disk/by-uuid/{UUID_B} none luks\n"
             f"other UUID={UUID_B}0 none luks\n"
             "unlisted /dev/sde1 none luks\n"
+            f"scripted UUID={UUID_A} none luks,keyscript=/lib/cryptsetup/askpass\n"
+            f"sized UUID={UUID_A} none luks,keyfile-size=32\n"
         ).encode()
     )
     lines = [o.line for o in override_lines("cryptroot/crypttab", crypttab, devices)]
@@ -138,6 +140,9 @@ def test_with_the_key_devices_only_their_entries_get_the_key_file() -> None:
         f"by_uuid /dev/disk/by-uuid/{UUID_B} /secret.key luks",
         f"other UUID={UUID_B}0 none luks",
         "unlisted /dev/sde1 none luks",
+        # options that would give /secret.key another meaning: left asking
+        f"scripted UUID={UUID_A} none luks,keyscript=/lib/cryptsetup/askpass",
+        f"sized UUID={UUID_A} none luks,keyfile-size=32",
     ]
 
 
