@@ -65,12 +65,17 @@ _LVM_LABEL, _LVM_TYPE, _LVM_TYPE_AT, _LVM_LABEL_SECTORS = b"LABELONE", b"LVM2 00
 
 
 def is_lvm_member(head: bytes) -> bool:
-    """Whether a device's first sectors carry an LVM2 physical volume label."""
+    """Whether a device's first sectors carry an LVM2 physical volume label
+    (its own sector number in it, as lvm checks; the CRC is not: this only
+    names what cannot be offered, nothing is opened on its word)."""
     for sector in range(_LVM_LABEL_SECTORS):
         at = sector * SECTOR
-        if head[at : at + len(_LVM_LABEL)] == _LVM_LABEL:
-            kind = head[at + _LVM_TYPE_AT : at + _LVM_TYPE_AT + len(_LVM_TYPE)]
-            return kind == _LVM_TYPE
+        if head[at : at + len(_LVM_LABEL)] != _LVM_LABEL:
+            continue
+        if int.from_bytes(head[at + 8 : at + 16], "little") != sector:
+            continue
+        if head[at + _LVM_TYPE_AT : at + _LVM_TYPE_AT + len(_LVM_TYPE)] == _LVM_TYPE:
+            return True
     return False
 
 

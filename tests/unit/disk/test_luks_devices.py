@@ -279,6 +279,9 @@ def test_lvm_physical_volumes_are_named_apart(tree: Tree) -> None:
     odd = bytearray(lvm_label(1))
     odd[512 + 24 : 512 + 32] = b"LVM1 001"
     tree.add("sdd", bytes(odd))
+    misplaced = bytearray(lvm_label(2))
+    misplaced[1024 + 8 : 1024 + 16] = (1).to_bytes(8, "little")  # says sector 1
+    tree.add("sdf", bytes(misplaced))
     tree.add("sde", luks_head(2, UUID2))
     result = tree.scan()
     assert result.lvm_members == (str(tree.dev / "sda2"), str(tree.dev / "sdb"))
