@@ -49,18 +49,25 @@ def _signed() -> list[Step]:
     return [("ask", "Sign /boot", "123456"), ("show", "/boot signed", None)]
 
 
+def _set_up_steps(which: str) -> list[Step]:
+    """A setup answered right the first time: the disks, then each passphrase."""
+    return [
+        ("choose", WHICH, which),
+        ("ask", RECOVERY, b"recovery"),
+        ("ask", DUK, b"duk passphrase 12"),
+        ("ask", OWNER, b"owner"),
+        *_signed(),
+        ("show", "Disk Unlock Key set up", None),
+    ]
+
+
 def test_setup_checks_seals_and_signs_with_the_duk_files() -> None:
     platform = FakePlatform(checks=[GOOD_CHECK])
     final, ui = run_machine(
         platform,
         [
             *_to_setup(),
-            ("choose", WHICH, "a"),
-            ("ask", RECOVERY, b"recovery"),
-            ("ask", DUK, b"duk passphrase 12"),
-            ("ask", OWNER, b"owner"),
-            *_signed(),
-            ("show", "Disk Unlock Key set up", None),
+            *_set_up_steps("a"),
             *_back_to_main(),
             *power_off(MAIN),
         ],
@@ -240,12 +247,7 @@ def test_saving_a_default_offers_the_setup_and_yes_runs_it() -> None:
         platform,
         _save_default(
             ("choose", OFFER, "y"),
-            ("choose", WHICH, "1"),
-            ("ask", RECOVERY, b"recovery"),
-            ("ask", DUK, b"duk passphrase 12"),
-            ("ask", OWNER, b"owner"),
-            *_signed(),
-            ("show", "Disk Unlock Key set up", None),
+            *_set_up_steps("1"),
         ),
     )
     assert final is State.POWER_OFF
@@ -429,12 +431,7 @@ def test_a_changed_firmware_offers_setting_the_key_up_again_from_the_refusal() -
         [
             ("choose", MAIN, "d"),
             ("choose", WITHOUT, "s"),
-            ("choose", WHICH, "a"),
-            ("ask", RECOVERY, b"recovery"),
-            ("ask", DUK, b"duk passphrase 12"),
-            ("ask", OWNER, b"owner"),
-            *_signed(),
-            ("show", "Disk Unlock Key set up", None),
+            *_set_up_steps("a"),
             *power_off(MAIN),  # back to the menu: this power-on boots without it
         ],
     )
