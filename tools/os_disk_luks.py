@@ -23,6 +23,8 @@ key file `none`; Heads' key cpio, appended at kexec, replaces it and adds
 etc/crypttab with /secret.key):
 
     OS-TARGET: secret.key <size> bytes          only if /secret.key exists
+    OS-TARGET: key-hex <hex>                    then the key itself, in hex: a
+                                                test aid for the leak checks
     OS-TARGET: crypttab <path>                  each crypttab file read
     OS-TARGET: keyfile <name> present|absent|none
     OS-TARGET: passphrase for <name>            key file none: a line is read
@@ -133,6 +135,11 @@ for word in $cmdline; do
 done
 if [ -e /secret.key ]; then
     echo "OS-TARGET: secret.key $(/bin/busybox stat -c %s /secret.key) bytes"
+    # A TEST AID, only in this test OS: the key in hex on the OS's own part of
+    # the console, so that the host, which never sees the key otherwise, can
+    # search the firmware's console, the disk and RAM for it. A real OS never
+    # prints its disk key.
+    echo "OS-TARGET: key-hex $(/bin/busybox hexdump -v -e '1/1 "%02x"' /secret.key)"
 fi
 
 luks_uuid() {
