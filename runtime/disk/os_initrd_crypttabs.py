@@ -267,15 +267,15 @@ def _padded(offset: int) -> int:
 
 
 def _crypttab_path(name: bytes) -> str | None:
-    """The entry's path as kept, or None when it is not a crypttab kept (any
-    '..', control character or other odd name included). Empty and '.'
-    components go, as the kernel's path walk drops them ('etc//crypttab',
-    './etc/./crypttab' are etc/crypttab); a directory symlink the archive
-    made earlier is not followed (a name through one is not kept)."""
+    """The entry's path as kept, or None ('..', control characters, odd names).
+    Empty and '.' components go, as in the kernel's path walk; a directory
+    symlink the archive made earlier is not followed."""
     try:
         path = name.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    if path.endswith(("/", "/.")):
+        return None  # the kernel cannot create a file by such a name
     path = "/".join(c for c in path.split("/") if c not in ("", "."))
     return path if is_override_path(path) else None
 

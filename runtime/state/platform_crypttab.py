@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from runtime.boot_configs.entry import ConfigSyntaxError
-from runtime.disk.crypttab import CrypttabError, names_a_key_device, override_lines
+from runtime.disk.crypttab import (
+    SECRET_KEY_PATH,
+    CrypttabError,
+    names_a_key_device,
+    override_lines,
+)
 from runtime.disk.key_lists import (
     CRYPTTAB_OVERRIDES_FILE,
     CrypttabOverride,
@@ -54,6 +59,16 @@ def _none(note: str) -> Overrides:
     return Overrides({}, (CRYPTTAB_OVERRIDES_FILE,), note)
 
 
+def signed_default_line(trusted: Mapping[str, bytes]) -> str | None:
+    """The saved default's line as the owner signed it (None: none saved)."""
+    from runtime.boot_configs.fs import MemoryFS
+    from runtime.boot_configs.heads_default import read_saved_default
+
+    files = {f"/{name}": data.decode("utf-8", "replace") for name, data in trusted.items()}
+    saved, _ = read_saved_default(MemoryFS(files), [name[1:] for name in files])
+    return None if saved is None else saved.line
+
+
 def overrides_for(
     view: BootView,
     line: str,
@@ -72,61 +87,82 @@ def overrides_for(
         return _none("The default entry cannot be read: the default crypttab lines are used.")
     if entry.modules:
         return _none("")  # multiboot: the DUK is not given to such an entry
-    initrds = list(dict.fromkeys(entry.initrds))  # one read each; the last place decides
-    if len(initrds) > MAX_INITRDS:
+    if len(entry.initrds) > MAX_INITRDS:
         return _none(
             f"The default entry loads more than {MAX_INITRDS} initrds: their crypttab is "
             "not read, and the default crypttab lines are used."
         )
-    found: dict[str, bytes] = {}
-    for path in initrds:
-        shown = printable(path)
-        progress(f"Reading the crypttab in {shown}...")
-        try:
-            data = _read_signed(view, path)
-        except (BootPathError, OSError, ValueError, MemoryError) as err:
-            return _none(f"{shown} could not be read ({printable(str(err))}). {DEFAULT_USED}")
-        result = crypttabs_in_initrd(data)
-        del data
-        if result.problem:
-            # the kernel stops at such a place too: what it would unpack is not known
-            why = printable(result.problem.rstrip("."))
-            return _none(f"In {shown}, {why}. {DEFAULT_USED}")
-        for name in result.files:
-            found.pop(name, None)  # a later initrd's file replaces an earlier's, as unpacked
-        found.update(result.files)
-    if not found:
+    shown = ", ".join(printable(p) for p in entry.initrds)
+    progress(f"Reading the crypttab in {shown}...")
+    try:
+        # one stream, in the order the boot hands them over, as the kernel unpacks them
+        data = _read_all(view, entry.initrds)
+    except (BootPathError, OSError, ValueError, MemoryError) as err:
+        return _none(f"{shown} could not be read ({printable(str(err))}). {DEFAULT_USED}")
+    result = crypttabs_in_initrd(data)
+    del data
+    if result.problem:
+        # the kernel stops at such a place too: what it would unpack is not known
+        why = printable(result.problem.rstrip("."))
+        return _none(f"In {shown}, {why}. {DEFAULT_USED}")
+    if not result.files:
         return _none("")  # no crypttab in the OS initrd: Heads' default lines are its own
     lines: list[CrypttabOverride] = []
     try:
-        for path, content in found.items():
+        for path, content in result.files.items():
             lines += override_lines(path, content, devices)
-        keyed = any(names_a_key_device(o.line, devices) for o in lines)
-        note = "" if keyed else NONE_NAMED
-        return Overrides({CRYPTTAB_OVERRIDES_FILE: format_crypttab_overrides(lines)}, (), note)
+        overrides = format_crypttab_overrides(lines)
     except (CrypttabError, KeyListError) as err:
         why = printable(str(err).rstrip("."))
         return _none(f"The OS initrd's crypttab cannot be used: {why}. {DEFAULT_USED}")
+    named = [o for o in lines if names_a_key_device(o.line, devices)]
+    asking = [printable(o.line.split()[0]) for o in named if not _keyed(o.line)]
+    if len(asking) == len(named):
+        note = NONE_NAMED if not named else _asking(asking)
+    else:
+        note = _asking(asking) if asking else ""
+    return Overrides({CRYPTTAB_OVERRIDES_FILE: overrides}, (), note)
 
 
-def _read_signed(view: BootView, path: str) -> bytearray:
-    """The initrd's bytes, only if they are the ones the owner signed: its
-    size checked before anything is read, one buffer (the largest initrd is
-    held once, not twice)."""
-    rel, fd = view.open(path)
+def _keyed(line: str) -> bool:
+    fields = line.split()
+    return len(fields) > 2 and fields[2] == SECRET_KEY_PATH
+
+
+def _asking(names: list[str]) -> str:
+    return (
+        "The OS's crypttab entries " + ", ".join(names) + " name a key disk but keep asking "
+        "for the passphrase (a key file or keyscript of their own): the Disk Unlock Key is "
+        "not used for them."
+    )
+
+
+def _read_all(view: BootView, paths: Sequence[str]) -> bytearray:
+    """The initrds' bytes one after the other, each padded to 4 bytes as boot
+    loaders place them, only if they are the ones the owner signed: sizes
+    checked before anything is read, one buffer for all."""
+    opened: list[tuple[str, int]] = []
     try:
-        size = os.fstat(fd).st_size
-        if size > MAX_INITRD_BYTES:
-            raise ValueError(f"larger than {MAX_INITRD_BYTES >> 20} MiB")
-        data = bytearray(size)
-        got = 0
+        for path in paths:
+            opened.append(view.open(path))
+        sizes = [os.fstat(fd).st_size for _, fd in opened]
+        total = sum(-(-size // 4) * 4 for size in sizes)
+        if total > MAX_INITRD_BYTES:
+            raise ValueError(f"larger than {MAX_INITRD_BYTES >> 20} MiB together")
+        data = bytearray(total)
+        at = 0
         with memoryview(data) as room:
-            while got < size and (n := os.readv(fd, [room[got:]])):
-                got += n
-        if got != size or os.read(fd, 1):
-            raise ValueError("its size changed while it was read")
+            for (rel, fd), size in zip(opened, sizes, strict=True):
+                got = 0
+                while got < size and (n := os.readv(fd, [room[at + got : at + size]])):
+                    got += n
+                if got != size or os.read(fd, 1):
+                    raise ValueError("its size changed while it was read")
+                digest = hashlib.sha256(room[at : at + size]).hexdigest()
+                if digest != view.signed_digest(rel):
+                    raise ValueError("it changed since /boot was checked")
+                at += -(-size // 4) * 4
+        return data
     finally:
-        os.close(fd)
-    if hashlib.sha256(data).hexdigest() != view.signed_digest(rel):
-        raise ValueError("it changed since /boot was checked")
-    return data
+        for _, fd in opened:
+            os.close(fd)

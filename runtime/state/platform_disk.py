@@ -46,8 +46,9 @@ class DiskSide:
     measured: HeaderMeasurement | None = None
     #: the devices check_disks accepted (set_up_disk_unlock takes only those)
     checked: dict[str, DeviceCheck] = field(default_factory=dict)
-    #: a DUK was set up in this power-on: this boot's PCR 6 predates its key slot
-    set_up_now: bool = False
+    #: the files of a DUK set up in this power-on (this boot's PCR 6 predates
+    #: its key slot): empty when none was
+    set_up_now: dict[str, bytes] = field(default_factory=dict)
 
 
 def measure_headers_once(side: DiskSide, tpm: Tpm | None, boot_dir: str | None) -> str:
@@ -105,8 +106,8 @@ def signed_files(
         KeyListError,
         parse_key_devices,
     )
-    from runtime.state.platform_boot import saved_default, trusted_state, view
-    from runtime.state.platform_crypttab import Overrides, overrides_for
+    from runtime.state.platform_boot import trusted_state, view
+    from runtime.state.platform_crypttab import Overrides, overrides_for, signed_default_line
 
     new = dict(new_files or {})
     stale = (CRYPTTAB_OVERRIDES_FILE, KEY_LVM_FILE) if new else ()
@@ -114,15 +115,16 @@ def signed_files(
     listed = (new_files or trusted_state(boot)).get(KEY_DEVICES_FILE)
     if listed is None:
         return unchanged
-    if default is None:
-        default = saved_default(boot, tpm).option
-        if default is None:
-            return unchanged  # no default to read: the next saving of one makes them
+    # the signed default's line, read as signed: whether it may boot with this
+    # TPM's storage key is the boot's question, not the initrd's
+    line = default.line if default is not None else signed_default_line(trusted_state(boot))
+    if line is None:
+        return unchanged  # no default to read: the next saving of one makes them
     try:
         devices = parse_key_devices(listed)
     except KeyListError:
         return unchanged
-    found = overrides_for(view(boot), default.line, devices, progress)
+    found = overrides_for(view(boot), line, devices, progress)
     drop = tuple(dict.fromkeys((*unchanged.drop, *found.drop)))
     extra = {**unchanged.extra, **found.extra}
     return Overrides(extra, tuple(n for n in drop if n not in extra), found.note)
@@ -189,6 +191,9 @@ def set_up(
             runtime_extended=frozenset(m.pcr for m in tpm.log.entries),
             module_digests=_module_digests(),
         )
+        # the key is used only with the storage key it was set up with (its
+        # unseal is salted by it): /boot must name it even with no default saved
+        bound = {PRIMARY_HANDLE_HASH_FILE: format_primary_hash(primary_handle_bytes(tpm))}
         result = set_up(
             tpm,
             checks,
@@ -201,9 +206,6 @@ def set_up(
             progress,
             wipe_used_slots=wipe_slots,
         )
-        # the key is used only with the storage key it was set up with (its
-        # unseal is salted by it): /boot must name it even with no default saved
-        bound = {PRIMARY_HANDLE_HASH_FILE: format_primary_hash(primary_handle_bytes(tpm))}
     except WrongPassphrase as err:
         words = plain("duk-setup", err, err.plain())
         return DiskSetupFacts(problem=words, wrong_owner_passphrase=True)
@@ -214,7 +216,7 @@ def set_up(
             problem=plain("duk-setup", err, "The Disk Unlock Key was not sealed. " + err.plain())
         )
     side.boot_files = {**result.boot_files, **bound}
-    side.set_up_now = True
+    side.set_up_now = dict(side.boot_files)
     bootlog.stage("duk-set-up", devices=len(devices))
     return DiskSetupFacts(pcrs=result.pcrs)
 
@@ -233,6 +235,14 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
     side.ready = None
     if tpm is None:
         return DiskUnlockFacts(DiskUnlock.NONE)
+    if side.set_up_now and any(
+        trusted_state(boot).get(name) != data for name, data in side.set_up_now.items()
+    ):
+        return DiskUnlockFacts(
+            DiskUnlock.UNAVAILABLE,
+            "The Disk Unlock Key set up during this power-on was not finished: /boot was "
+            "not signed with it. Set it up again (TPM/TOTP/HOTP options).",
+        )
     if side.set_up_now:
         return DiskUnlockFacts(
             DiskUnlock.LATER,

@@ -84,6 +84,10 @@ def test_a_duk_set_up_with_no_default_saved_names_its_storage_key(
     assert not facts.problem, facts.problem
     files = dict(side.boot_files or {})
     assert files[PRIMARY_HANDLE_HASH_FILE] == format_primary_hash(primary_handle_bytes(tpm))
+    # in this power-on: "from the next one" once /boot was signed with it, else unfinished
+    assert unlock(side, tpm, _boot_side(files)).state is DiskUnlock.LATER
+    unsigned = unlock(side, tpm, _boot_side({}))
+    assert unsigned.state is DiskUnlock.UNAVAILABLE and "not finished" in unsigned.problem
     with _next_boot(swtpm, [disk], tmp_path) as (again, measured):
         ready = unlock(DiskSide(measured=measured), again, _boot_side(files))
     assert ready.state is DiskUnlock.READY, ready.problem

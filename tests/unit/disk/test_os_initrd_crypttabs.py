@@ -258,6 +258,9 @@ def test_only_regular_files_named_crypttab_under_plain_names_are_kept() -> None:
         _regular(b"/etc/crypttab", b"absolute\n"),
         _regular(b"etc/crypttab\0hidden/crypttab", b"a NUL inside: a C string ends there\n"),
         _regular(b"etc//./crypttab", b"empty and dot components\n"),
+        # names the kernel cannot create a file by: neither kept nor replacing
+        _regular(b"etc/crypttab/", b"trailing slash\n"),
+        _regular(b"etc/crypttab/.", b"trailing dot\n"),
     )
     result = _read(archive)
     assert result.problem is None

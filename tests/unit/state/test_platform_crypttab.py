@@ -97,6 +97,25 @@ def test_a_crypttab_naming_none_of_the_key_disks_is_kept_as_it_is_and_said(
     assert found.drop == () and "names none of the key's disks" in found.note
 
 
+def test_key_disk_entries_that_keep_asking_are_named(tmp_path: Path) -> None:
+    crypttab = (
+        f"vda3_crypt UUID={UUID_ROOT} none luks,keyscript=decrypt_keyctl\n"
+        f"other_crypt UUID={UUID_OTHER} none luks\n"
+    ).encode()
+    boot = _boot(tmp_path, _initrd({"cryptroot/crypttab": crypttab}))
+    found = overrides_for(_verified(boot), LINE, DEVICES)
+    assert CRYPTTAB_OVERRIDES_FILE in found.extra
+    assert "vda3_crypt" in found.note and "keep asking" in found.note
+
+
+def test_a_later_initrd_replaces_an_earlier_ones_crypttab(tmp_path: Path) -> None:
+    boot = _boot(tmp_path, _initrd({"cryptroot/crypttab": b"x UUID=y none luks\n"}))
+    (boot / "ucode.img").write_bytes(_initrd({"cryptroot/crypttab": OS_CRYPTTAB}))
+    line = "D|elf|kernel /vmlinuz|initrd /ucode.img|initrd /initrd.img"
+    found = overrides_for(_verified(boot), line, DEVICES)
+    assert found.extra == {CRYPTTAB_OVERRIDES_FILE: b"/cryptroot/crypttab:x UUID=y none luks\n"}
+
+
 def test_an_initrd_changed_since_the_check_is_not_read(tmp_path: Path) -> None:
     boot = _boot(tmp_path, _initrd({"cryptroot/crypttab": OS_CRYPTTAB}))
     view = _verified(boot)
@@ -110,7 +129,7 @@ def test_an_unreadable_initrd_or_a_bad_crypttab_is_said_not_raised(tmp_path: Pat
     boot = _boot(tmp_path, b"\x1f\x8b" + b"\0" * 64)  # a gzip header and nothing sound
     found = overrides_for(_verified(boot), LINE, DEVICES)
     assert found.extra == {} and found.drop == (CRYPTTAB_OVERRIDES_FILE,)
-    assert found.note.startswith("In /initrd.img, ") and "luks-<UUID>" in found.note
+    assert found.note.startswith("In /ucode.img, /initrd.img, ") and "luks-<UUID>" in found.note
     binary = tmp_path / "second"
     binary.mkdir()
     boot = _boot(binary, _initrd({"cryptroot/crypttab": b"a\0b /dev/vda3 none\n"}))
@@ -135,7 +154,7 @@ def test_names_from_the_disk_are_shown_printable(tmp_path: Path) -> None:
     assert "pwned" in found.note and "\x1b" not in found.note and "\x07" not in found.note
 
 
-def test_the_same_initrd_twice_is_read_once_and_too_many_are_refused(tmp_path: Path) -> None:
+def test_initrds_are_unpacked_as_one_stream_and_too_many_are_refused(tmp_path: Path) -> None:
     boot = _boot(tmp_path, _initrd({"cryptroot/crypttab": OS_CRYPTTAB}))
     shown: list[str] = []
     line = "D|elf|kernel /vmlinuz" + "|initrd /initrd.img" * 3
