@@ -112,7 +112,7 @@ def test_signing_with_the_setting_leaves_the_counter_where_it_is(
     platform asks for no bump, and sign_boot then moves no counter."""
     asked: list[bool] = []
 
-    def sign(*args: object, bump: bool = True, extra: object = None) -> object:
+    def sign(*args: object, bump: bool = True, **_: object) -> object:
         asked.append(bump)
         return SignFacts(problem="stopped by the test")
 
