@@ -219,7 +219,8 @@ def test_turned_off_by_the_settings_it_is_neither_offered_nor_used() -> None:
 OFFER = "Set up a Disk Unlock Key?"
 
 
-def _save_default(*after: Step) -> list[Step]:
+def _saving_default(*after: Step) -> list[Step]:
+    """The first entry made the default, ``after`` its signing, back at the menu."""
     return [
         ("choose", MAIN, "d"),
         ("choose", "No default boot entry", "m"),
@@ -229,8 +230,11 @@ def _save_default(*after: Step) -> list[Step]:
         *_signed(),
         *after,
         ("choose", "No default boot entry", "b"),
-        *power_off(MAIN),
     ]
+
+
+def _save_default(*after: Step) -> list[Step]:
+    return [*_saving_default(*after), *power_off(MAIN)]
 
 
 def _no_default(**given: object) -> FakePlatform:
@@ -481,13 +485,7 @@ def test_without_a_trusted_totp_the_setup_is_not_offered_and_warns_when_chosen()
         platform,
         [
             ("choose", "TOTP code cannot be shown", "i"),
-            ("choose", MAIN, "d"),
-            ("choose", "No default boot entry", "m"),
-            ("choose", "OS boot menu", "1"),
-            ("choose", "Boot Debian?", "d"),
-            ("choose", "Make Debian the default?", "y"),
-            *_signed(),
-            ("choose", "No default boot entry", "b"),
+            *_saving_default(),
             # chosen from the options anyway: said plainly, and No changes nothing
             *_to_setup(),
             ("choose", "No TOTP code vouched for this firmware", "n"),
