@@ -332,7 +332,7 @@ class DevicePlatform:
         if self.tpm is None:
             return SignFacts(problem="No TPM: /boot cannot be bound to a rollback counter.")
         files = platform_disk.signed_files(
-            self._boot_side(), self.tpm, default, duk_files if disk_unlock else None, progress
+            self._boot_side(), default, duk_files if disk_unlock else None, progress
         )
         if root_list and made is not None:
             files.extra[ROOT_HASHES_FILE] = made

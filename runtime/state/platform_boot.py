@@ -17,6 +17,7 @@ from runtime.boot_configs.entry import ConfigSyntaxError
 from runtime.boot_configs.fs import MemoryFS
 from runtime.boot_configs.heads_default import (
     DefaultStatus,
+    SavedDefault,
     match_saved_default,
     read_saved_default,
 )
@@ -252,14 +253,20 @@ def trusted_state(side: BootSide) -> dict[str, bytes]:
     return dict(report.trusted_state) if isinstance(report, BootReport) else {}
 
 
-def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
-    # the listing as last shown names the default; read it once if none was shown
-    listed = None if side.listing else options(side)
-    # only a default the owner's signature covers counts
+def signed_saved_default(side: BootSide) -> SavedDefault | None:
+    """The saved default as the owner's signature covers it (None: none saved)."""
     trusted = {
         f"/{name}": data.decode("utf-8", "replace") for name, data in trusted_state(side).items()
     }
     saved, _ = read_saved_default(MemoryFS(trusted), [name[1:] for name in trusted])
+    return saved
+
+
+def saved_default(side: BootSide, tpm: object | None = None) -> DefaultFacts:
+    # the listing as last shown names the default; read it once if none was shown
+    listed = None if side.listing else options(side)
+    # only a default the owner's signature covers counts
+    saved = signed_saved_default(side)
     if saved is None:
         return DefaultFacts(none_saved=True)
     match = match_saved_default(side.listing, saved)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from runtime.boot_configs.entry import ConfigSyntaxError
@@ -57,16 +57,6 @@ class Overrides:
 def _none(note: str) -> Overrides:
     # an overrides file signed for another initrd would lay its lines over this one
     return Overrides({}, (CRYPTTAB_OVERRIDES_FILE,), note)
-
-
-def signed_default_line(trusted: Mapping[str, bytes]) -> str | None:
-    """The saved default's line as the owner signed it (None: none saved)."""
-    from runtime.boot_configs.fs import MemoryFS
-    from runtime.boot_configs.heads_default import read_saved_default
-
-    files = {f"/{name}": data.decode("utf-8", "replace") for name, data in trusted.items()}
-    saved, _ = read_saved_default(MemoryFS(files), [name[1:] for name in files])
-    return None if saved is None else saved.line
 
 
 def overrides_for(
@@ -117,10 +107,7 @@ def overrides_for(
         return _none(f"The OS initrd's crypttab cannot be used: {why}. {DEFAULT_USED}")
     named = [o for o in lines if names_a_key_device(o.line, devices)]
     asking = [printable(o.line.split()[0]) for o in named if not _keyed(o.line)]
-    if len(asking) == len(named):
-        note = NONE_NAMED if not named else _asking(asking)
-    else:
-        note = _asking(asking) if asking else ""
+    note = NONE_NAMED if not named else _asking(asking) if asking else ""
     return Overrides({CRYPTTAB_OVERRIDES_FILE: overrides}, (), note)
 
 
@@ -146,13 +133,14 @@ def _read_all(view: BootView, paths: Sequence[str]) -> bytearray:
         for path in paths:
             opened.append(view.open(path))
         sizes = [os.fstat(fd).st_size for _, fd in opened]
-        total = sum(-(-size // 4) * 4 for size in sizes)
+        places = [-(-size // 4) * 4 for size in sizes]  # each padded to 4 bytes
+        total = sum(places)
         if total > MAX_INITRD_BYTES:
             raise ValueError(f"larger than {MAX_INITRD_BYTES >> 20} MiB together")
         data = bytearray(total)
         at = 0
         with memoryview(data) as room:
-            for (rel, fd), size in zip(opened, sizes, strict=True):
+            for (rel, fd), size, place in zip(opened, sizes, places, strict=True):
                 got = 0
                 while got < size and (n := os.readv(fd, [room[at + got : at + size]])):
                     got += n
@@ -161,7 +149,7 @@ def _read_all(view: BootView, paths: Sequence[str]) -> bytearray:
                 digest = hashlib.sha256(room[at : at + size]).hexdigest()
                 if digest != view.signed_digest(rel):
                     raise ValueError("it changed since /boot was checked")
-                at += -(-size // 4) * 4
+                at += place
         return data
     finally:
         for _, fd in opened:

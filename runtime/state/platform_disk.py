@@ -90,7 +90,6 @@ def listed(boot: BootSide) -> bool:
 
 def signed_files(
     boot: BootSide,
-    tpm: Tpm | None,
     default: BootOption | None,
     new_files: dict[str, bytes] | None,
     progress: Callable[[str], None],
@@ -106,8 +105,8 @@ def signed_files(
         KeyListError,
         parse_key_devices,
     )
-    from runtime.state.platform_boot import trusted_state, view
-    from runtime.state.platform_crypttab import Overrides, overrides_for, signed_default_line
+    from runtime.state.platform_boot import signed_saved_default, trusted_state, view
+    from runtime.state.platform_crypttab import Overrides, overrides_for
 
     new = dict(new_files or {})
     stale = (CRYPTTAB_OVERRIDES_FILE, KEY_LVM_FILE) if new else ()
@@ -117,14 +116,14 @@ def signed_files(
         return unchanged
     # the signed default's line, read as signed: whether it may boot with this
     # TPM's storage key is the boot's question, not the initrd's
-    line = default.line if default is not None else signed_default_line(trusted_state(boot))
-    if line is None:
+    saved = default or signed_saved_default(boot)
+    if saved is None:
         return unchanged  # no default to read: the next saving of one makes them
     try:
         devices = parse_key_devices(listed)
     except KeyListError:
         return unchanged
-    found = overrides_for(view(boot), line, devices, progress)
+    found = overrides_for(view(boot), saved.line, devices, progress)
     drop = tuple(dict.fromkeys((*unchanged.drop, *found.drop)))
     extra = {**unchanged.extra, **found.extra}
     return Overrides(extra, tuple(n for n in drop if n not in extra), found.note)

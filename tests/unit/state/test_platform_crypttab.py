@@ -192,11 +192,11 @@ def test_a_new_setup_drops_the_overrides_and_volume_group_an_earlier_one_signed(
         KEY_LVM_FILE: b"vg0\n",
     }
     side = BootSide(boot_dir=str(tmp_path), last_report=BootReport(trusted_state=earlier))
-    files = signed_files(side, None, None, dict(NEW_SETUP), lambda _: None)
+    files = signed_files(side, None, dict(NEW_SETUP), lambda _: None)
     assert files.extra == NEW_SETUP  # no default saved: no overrides of its own
     assert set(files.drop) == {CRYPTTAB_OVERRIDES_FILE, KEY_LVM_FILE}
     # a signing that sets nothing up leaves the signed files as they are
-    plain = signed_files(side, None, None, None, lambda _: None)
+    plain = signed_files(side, None, None, lambda _: None)
     assert plain.extra == {} and plain.drop == ()
 
 
