@@ -96,6 +96,32 @@ def open_options(running: Boot) -> None:
     running.wait_for_screen("Update checksums and sign /boot", 60)
 
 
+def reset_tpm_from_the_options(running: Boot, current: str, new: str) -> tuple[str, str]:
+    """Main menu > Options > TPM/TOTP/HOTP options > Reset the TPM, with the
+    current owner passphrase and a new one typed (not generated), then No to
+    sealing a new TOTP/HOTP secret; back at the main menu. Returns the reset's
+    question and its last page, in words."""
+    open_options(running)
+    running.press("t")
+    running.wait_for_screen("TPM/TOTP/HOTP options", 60)
+    running.press("T")
+    question = words(running.wait_for_screen("Reset the TPM?", 60))
+    running.press("y")
+    running.wait_for_screen("Current TPM passphrase", 60)
+    type_line(running, current)
+    running.wait_for_screen("New TPM owner passphrase", 60)
+    running.press("t")  # type my own: a generated one is the default
+    running.wait_for_screen("Your own TPM owner passphrase", 60)
+    type_line(running, new)
+    type_line(running, new)  # the confirmation
+    done = words(running.wait_for_screen("The TPM was reset", 120))
+    running.press("enter")
+    running.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
+    running.press("n")
+    running.wait_for_screen(MAIN, 60)
+    return question, done
+
+
 def sign_from_the_options(running: Boot, first: bool = False, owner_passphrase: str = "") -> str:
     """Main menu > Options > Update checksums and sign /boot; returns the
     "signed" page, left open."""

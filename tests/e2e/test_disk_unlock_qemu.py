@@ -64,6 +64,7 @@ from tests.e2e.console_steps import (
     make_first_entry_default,
     open_options,
     power_off,
+    reset_tpm_from_the_options,
     sign,
     sign_from_the_options,
     type_line,
@@ -527,24 +528,7 @@ class TpmReset:
 def tpm_reset(machine: Path, initrd_duk: Path, luks_disk: Path, duk_set_up: SetUp) -> TpmReset:
     with start(machine, initrd_duk, luks_disk) as running:
         running.wait_for_screen(MAIN, FIRST_SCREEN)
-        open_options(running)
-        running.press("t")
-        running.wait_for_screen("TPM/TOTP/HOTP options", 60)
-        running.press("T")
-        question = words(running.wait_for_screen("Reset the TPM?", 60))
-        running.press("y")
-        running.wait_for_screen("Current TPM passphrase", 60)
-        type_line(running, OWNER_PASSPHRASE)
-        running.wait_for_screen("New TPM owner passphrase", 60)
-        running.press("t")  # type my own: a generated one is the default
-        running.wait_for_screen("Your own TPM owner passphrase", 60)
-        type_line(running, NEW_OWNER_PASSPHRASE)
-        type_line(running, NEW_OWNER_PASSPHRASE)  # the confirmation
-        done = words(running.wait_for_screen("The TPM was reset", 120))
-        running.press("enter")
-        running.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
-        running.press("n")
-        running.wait_for_screen(MAIN, 60)
+        question, done = reset_tpm_from_the_options(running, OWNER_PASSPHRASE, NEW_OWNER_PASSPHRASE)
         power_off(running)
         running.wait_exit(120)
     return TpmReset(question, done)

@@ -34,9 +34,9 @@ from tests.e2e.console_steps import (
     SIGN,
     enrol_secret,
     make_first_entry_default,
+    reset_tpm_from_the_options,
     sign_from_the_options,
     target_report,
-    type_line,
 )
 from tests.e2e.guest_ram import dump_after_power_off, places, qemu_args
 from tests.leakcheck import secret_forms
@@ -180,25 +180,7 @@ def reset_then_no(ram_machine: Machine, after_recovery: Scan) -> Scan:
     running, canary = ram_machine.start()
     with running:
         running.wait_for_screen(MAIN, FIRST_SCREEN)
-        running.press("o")
-        running.wait_for_screen("Options", 30)
-        running.press("t")
-        running.wait_for_screen("TPM/TOTP/HOTP options", 60)
-        running.press("T")
-        running.wait_for_screen("Reset the TPM?", 60)
-        running.press("y")
-        running.wait_for_screen("Current TPM passphrase", 60)
-        type_line(running, OWNER_PASSPHRASE)
-        running.wait_for_screen("New TPM owner passphrase", 60)
-        running.press("t")  # type my own: a generated one is the default
-        running.wait_for_screen("Your own TPM owner passphrase", 60)
-        type_line(running, NEW_OWNER_PASSPHRASE)
-        type_line(running, NEW_OWNER_PASSPHRASE)
-        running.wait_for_screen("The TPM was reset", 120)
-        running.press("enter")
-        running.wait_for_screen("Seal a new TOTP/HOTP secret?", 60)
-        running.press("n")
-        running.wait_for_screen(MAIN, 60)
+        reset_tpm_from_the_options(running, OWNER_PASSPHRASE, NEW_OWNER_PASSPHRASE)
         running.press("d")
         running.wait_for_screen("Boot refused", SIGN)
         running.press("f")
