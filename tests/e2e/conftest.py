@@ -66,6 +66,22 @@ def build(out: Path, user_config: bytes, owner: OwnerKey, signing: bool = False)
     return out / "initrd.cpio.zst"
 
 
+@pytest.fixture(autouse=True)
+def on_the_qemu_worker(request: pytest.FixtureRequest) -> None:
+    """Under ``--dist loadgroup`` (tools/test) every QEMU test runs on one worker:
+    two TCG guests side by side starve each other's console timeouts and double
+    the suite's time. pytest-xdist marks a grouped test by suffixing its node id;
+    a test without it means the grouping broke (as a pytest upgrade once did)."""
+    # pytest-xdist sets "loadgroup" on its workers (where "dist" reads "no").
+    if not request.config.getoption("loadgroup", False):
+        return
+    if not request.node.nodeid.endswith("@qemu"):
+        pytest.fail(
+            "the QEMU tier is not kept on one xdist worker: check that this pytest "
+            "and pytest-xdist honour xdist_group (see pyproject.toml)"
+        )
+
+
 @pytest.fixture(scope="session")
 def board_cmdline() -> str:
     """The kernel command line tools.board_console.boot() passes (trace word
