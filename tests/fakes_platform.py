@@ -120,7 +120,7 @@ class FakePlatform:
         DiskContainer("/dev/vda4", 2, 16, "data"),
     )
     disk_unlock_is_listed: bool = False
-    lvm_members_found: tuple[str, ...] = ()
+    lvm_problem_found: str = ""
     disk_check_results: list[DiskCheckFacts] = field(default_factory=lambda: [DiskCheckFacts()])
     disk_setup_results: list[DiskSetupFacts] = field(
         default_factory=lambda: [DiskSetupFacts(pcrs=(0, 1, 2, 3, 4, 5, 6, 7, 9))]
@@ -262,9 +262,9 @@ class FakePlatform:
         self.calls.append("disk_containers")
         return self.disk_containers_found
 
-    def disk_lvm_members(self) -> tuple[str, ...]:
-        self.calls.append("disk_lvm_members")
-        return self.lvm_members_found
+    def disk_lvm_problem(self) -> str:
+        self.calls.append("disk_lvm_problem")
+        return self.lvm_problem_found
 
     def disk_unlock_listed(self) -> bool:
         self.calls.append("disk_unlock_listed")

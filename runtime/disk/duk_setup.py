@@ -23,12 +23,15 @@ from runtime.disk.duk_store import KEY_SIZE, seal_key, store
 from runtime.disk.header_measure import BACKUP_WORK_DIR, header_digests
 from runtime.disk.key_lists import (
     KEY_DEVICES_FILE,
+    KEY_LVM_FILE,
     LUKS_HEADER_HASH_FILE,
     KeyDevice,
     format_header_measurement,
     format_key_devices,
+    format_key_lvm,
     measurement_digest,
 )
+from runtime.disk.lvm_groups import volume_group_of
 from runtime.secrets.ram import wipe_buffer
 from runtime.tpm import ownership, rng
 from runtime.tpm.connection import Tpm
@@ -56,6 +59,8 @@ class DeviceCheck:
     #: the DUK's slot holds a key already (an earlier DUK, or the owner's):
     #: it is wiped only when the user said so
     duk_slot_used: bool
+    #: the LVM volume group of the logical volume it is ("" for none)
+    volume_group: str = ""
 
 
 def check_devices(devices: Sequence[str], recovery: bytearray) -> list[DeviceCheck]:
@@ -83,9 +88,9 @@ def check_devices(devices: Sequence[str], recovery: bytearray) -> list[DeviceChe
                     "another slot from a trusted system first."
                 )
             used = duk_slot in cryptsetup_ops.used_slots(device)
-            checks.append(
-                DeviceCheck(device, version, cryptsetup_ops.luks_uuid(device), slot, duk_slot, used)
-            )
+            uuid = cryptsetup_ops.luks_uuid(device)
+            group = volume_group_of(device)
+            checks.append(DeviceCheck(device, version, uuid, slot, duk_slot, used, group))
         except CryptsetupError as err:
             raise SetupRefused(f"{device}: {err.plain()}") from err
     # LUKS1 and LUKS2 may be mixed (Heads refuses it): each gets its version's slot.
@@ -94,6 +99,12 @@ def check_devices(devices: Sequence[str], recovery: bytearray) -> list[DeviceChe
         raise SetupRefused(
             "Two of the chosen disks have the same LUKS UUID (a cloned disk?): the OS could "
             "not tell them apart. Choose one of them."
+        )
+    groups = sorted({c.volume_group for c in checks} - {""})
+    if len(groups) > 1:
+        raise SetupRefused(
+            f"The chosen disks are in {len(groups)} LVM volume groups ({', '.join(groups)}); "
+            "/boot names one group to activate at boot. Choose disks of one group."
         )
     return checks
 
@@ -157,4 +168,7 @@ def set_up(
         wipe_buffer(key)
     devices = [KeyDevice(c.device, c.uuid) for c in checks]
     files = {KEY_DEVICES_FILE: format_key_devices(devices), LUKS_HEADER_HASH_FILE: header_text}
+    group = next((c.volume_group for c in checks if c.volume_group), "")
+    if group:  # activated at boot before the headers are measured
+        files[KEY_LVM_FILE] = format_key_lvm(group)
     return SetupResult(files, pcrs)

@@ -46,7 +46,7 @@ class KeyGone(NotSetUp):
 
 class NeedsLvm(ValueError):
     """/boot names a volume group (Heads' kexec_key_lvm.txt) to activate before
-    the key's disks exist: this firmware has no LVM tools."""
+    the key's disks exist, and this firmware has no LVM tools."""
 
 
 class HeadersChanged(Exception):
@@ -62,18 +62,25 @@ class DukBoot:
     crypttabs: dict[str, bytes]
 
 
-def prepare(tpm: Tpm, signed: Mapping[str, bytes], measured: HeaderMeasurement | None) -> DukBoot:
+def prepare(
+    tpm: Tpm,
+    signed: Mapping[str, bytes],
+    measured: HeaderMeasurement | None,
+    *,
+    lvm_tools: bool = True,
+) -> DukBoot:
     """The DUK's boot, checked, from ``signed``: the kexec*.txt files the
     verification of /boot found signed by the owner ({name: bytes}: never
     read again from the disk, which could answer differently the second
-    time). NotSetUp, HeadersChanged, or KeyListError / CrypttabError /
-    ValueError for a file or a TPM blob that cannot be used."""
+    time). NotSetUp, HeadersChanged, NeedsLvm (a volume group named and no
+    ``lvm_tools``: the headers measurement activated it), or KeyListError /
+    CrypttabError / ValueError for a file or a TPM blob that cannot be used."""
     listed = signed.get(KEY_DEVICES_FILE)
     if listed is None:
         raise NotSetUp(f"/boot has no signed {KEY_DEVICES_FILE}.")
     devices = tuple(parse_key_devices(listed))
-    if KEY_LVM_FILE in signed:
-        group = parse_key_lvm(signed[KEY_LVM_FILE])
+    group = parse_key_lvm(signed[KEY_LVM_FILE]) if KEY_LVM_FILE in signed else None
+    if group is not None and not lvm_tools:
         raise NeedsLvm(
             f"its disks are in the LVM volume group {group}, which this firmware cannot "
             "open (it has no LVM tools)"

@@ -17,6 +17,7 @@ import stat
 from dataclasses import dataclass
 
 from runtime.disk.luks_header import HEAD_SIZE, LuksHeaderError, identify
+from runtime.disk.lvm_groups import volume_group_of_mapping
 
 SYS_BLOCK = "/sys/class/block"
 DEV_ROOT = "/dev"
@@ -47,6 +48,8 @@ class LuksDevice:
     size: int  # bytes
     label: str  # LUKS2's label ("" for none)
     is_partition: bool
+    #: the LVM volume group whose logical volume this is ("" for none)
+    volume_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
         if sectors is None or sectors <= 0 or node is None:
             continue
         path = os.path.join(dev_root, node)
+        group = volume_group_of_mapping(_read_attr(base, "dm/uuid"), _read_attr(base, "dm/name"))
+        if group:
+            path = _mapper_node(base, uevent, dev_root) or path
         try:
             head = read_head(path)
             header = identify(head)
@@ -174,6 +180,7 @@ def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
                 size=sectors * SECTOR,
                 label=header.label,
                 is_partition=is_partition,
+                volume_group=group,
             )
         )
     return LuksScan(tuple(found), tuple(refused), tuple(lvm))
@@ -202,6 +209,22 @@ def _skipped(base: str, name: str, uevent: dict[str, str]) -> bool:
         return True  # e.g. an NVMe path behind a multipath node
     dm_uuid = _read_attr(base, "dm/uuid")
     return dm_uuid is not None and dm_uuid.startswith(_DM_CRYPT_UUID)
+
+
+def _mapper_node(base: str, uevent: dict[str, str], dev_root: str) -> str | None:
+    """A logical volume's /dev/mapper node (its name stays from boot to boot;
+    dm-N's number does not), when it is the block node of this very device."""
+    name = (_read_attr(base, "dm/name") or "").strip()
+    if not name or "/" in name or name in (".", "..") or not name.isprintable():
+        return None
+    path = os.path.join(dev_root, "mapper", name)
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    wanted = (uevent.get("MAJOR", ""), uevent.get("MINOR", ""))
+    found = (str(os.major(info.st_rdev)), str(os.minor(info.st_rdev)))
+    return path if stat.S_ISBLK(info.st_mode) and found == wanted else None
 
 
 def _dev_name(uevent: dict[str, str], name: str) -> str | None:

@@ -390,8 +390,8 @@ class DevicePlatform:
     def disk_containers(self) -> tuple[DiskContainer, ...]:
         return platform_disk.containers()
 
-    def disk_lvm_members(self) -> tuple[str, ...]:
-        return platform_disk.lvm_members()
+    def disk_lvm_problem(self) -> str:
+        return platform_disk.lvm_problem()
 
     def disk_unlock_listed(self) -> bool:
         return platform_disk.listed(self._boot_side())

@@ -200,6 +200,8 @@ class DiskContainer:
     version: int
     size_mib: int
     label: str = ""
+    #: the LVM volume group of the logical volume it is in ("" for none)
+    volume_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -323,8 +325,9 @@ class Platform(Protocol):
         """The LUKS containers on this machine's disks."""
         ...
 
-    def disk_lvm_members(self) -> tuple[str, ...]:
-        """LVM physical volumes: containers inside them cannot be offered."""
+    def disk_lvm_problem(self) -> str:
+        """Why containers inside LVM cannot be offered ("" when they can, or
+        there is no LVM)."""
         ...
 
     def disk_unlock_listed(self) -> bool:

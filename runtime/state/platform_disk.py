@@ -59,26 +59,72 @@ def measure_headers_once(side: DiskSide, tpm: Tpm | None, boot_dir: str | None) 
 
     if tpm is not None and any(m.event_type == EVENT_TYPE for m in tpm.log.entries):
         return ""
+    lvm = _activate_listed_group(boot_dir)
     choice = devices_to_measure(boot_dir)
     done = side.measured = measure_headers(tpm, choice.devices)
     row = f"{len(done.devices)} measured ({choice.source})" if done.devices else "none found"
-    if done.problems or choice.problem:
-        row += "; " + " ".join((choice.problem, *done.problems)).strip()
+    if done.problems or choice.problem or lvm:
+        row += "; " + " ".join((lvm, choice.problem, *done.problems)).strip()
     return row
 
 
-def containers() -> tuple[DiskContainer, ...]:
-    from runtime.disk.luks_devices import find_luks_devices
+def _activate_listed_group(boot_dir: str | None) -> str:
+    """The volume group /boot's kexec_key_lvm.txt names, activated before its
+    logical volumes' headers are measured (as Heads does); read unverified,
+    as the device list is: it only says where to look, the signed header
+    hashes decide. A problem in words, or ""."""
+    from runtime.disk import lvm_groups
+    from runtime.disk.key_lists import KEY_LVM_FILE, MAX_FILE_BYTES, KeyListError, parse_key_lvm
+    from runtime.integrity.safe_read import UnsafeFile, read_regular
 
+    if not boot_dir:
+        return ""
+    try:
+        group = parse_key_lvm(read_regular(f"{boot_dir}/{KEY_LVM_FILE}", MAX_FILE_BYTES))
+    except FileNotFoundError:
+        return ""
+    except (UnsafeFile, KeyListError) as err:
+        return plain("lvm", err, f"{KEY_LVM_FILE} on /boot is unusable: {err}")
+    if not lvm_groups.available():
+        return f"/boot names the LVM volume group {group}, but this firmware has no LVM tools."
+    return lvm_groups.activate(group)
+
+
+def containers() -> tuple[DiskContainer, ...]:
+    """The LUKS containers, those inside LVM logical volumes too (their
+    volume groups are activated first when this image has LVM)."""
+    from runtime.disk import lvm_groups
+    from runtime.disk.luks_devices import scan
+
+    found = scan()
+    if found.lvm_members and lvm_groups.available():
+        lvm_groups.activate(None)  # what fails is said by lvm_problem
+        found = scan()
     return tuple(
-        DiskContainer(d.path, d.version, d.size // _MIB, d.label) for d in find_luks_devices()
+        DiskContainer(d.path, d.version, d.size // _MIB, d.label, d.volume_group)
+        for d in found.found
     )
 
 
-def lvm_members() -> tuple[str, ...]:
+def lvm_problem() -> str:
+    """Why LVM physical volumes' logical volumes cannot be looked into ("" when
+    there are none, or they were)."""
+    from runtime.disk import lvm_groups
     from runtime.disk.luks_devices import scan
 
-    return scan().lvm_members
+    members = scan().lvm_members
+    if not members:
+        return ""
+    named = "LVM physical volumes: " + ", ".join(members) + "."
+    if not lvm_groups.available():
+        return (
+            f"{named} An encrypted volume inside LVM cannot be offered: this firmware has no "
+            "LVM tools to open the volume group."
+        )
+    problem = lvm_groups.activate(None)
+    return (
+        f"{named} {problem} An encrypted volume inside them cannot be offered." if problem else ""
+    )
 
 
 def listed(boot: BootSide) -> bool:
@@ -225,6 +271,7 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
     owner's signature covers, with the TPM's storage key the one /boot was
     saved with, and PCR 6 measured by this run; a changed header is REFUSED
     (the key stays sealed, the boot may go on without it)."""
+    from runtime.disk import lvm_groups
     from runtime.disk.duk_store import changed_pcrs
     from runtime.disk.duk_unlock import HeadersChanged, KeyGone, NotSetUp, prepare
     from runtime.integrity.boot_entry_checks import primary_problem
@@ -250,7 +297,7 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
         )
     signed = trusted_state(boot)
     try:
-        duk = prepare(tpm, signed, side.measured)
+        duk = prepare(tpm, signed, side.measured, lvm_tools=lvm_groups.available())
         # the key is unsealed through a session salted by the storage key:
         # it must be the one /boot was saved with, not a bus interposer's
         problem = primary_problem(signed, tpm)

@@ -25,7 +25,12 @@ from runtime.disk.duk_unlock import (
     prepare,
 )
 from runtime.disk.header_measure import HeaderMeasurement, measure_headers
-from runtime.disk.key_lists import KEY_DEVICES_FILE, KEY_LVM_FILE, LUKS_HEADER_HASH_FILE
+from runtime.disk.key_lists import (
+    KEY_DEVICES_FILE,
+    KEY_LVM_FILE,
+    LUKS_HEADER_HASH_FILE,
+    KeyListError,
+)
 from runtime.tpm import pcrs
 from runtime.tpm.connection import Tpm
 from runtime.tpm.errors import WrongPassphrase
@@ -201,10 +206,26 @@ def test_no_signed_files_is_not_set_up(tpm: Tpm) -> None:
         prepare(tpm, listed, None)
 
 
-def test_a_heads_volume_group_is_named_as_what_this_firmware_cannot_open(tpm: Tpm) -> None:
+def test_a_volume_group_without_lvm_tools_is_named_as_what_this_firmware_cannot_open(
+    tpm: Tpm,
+) -> None:
     signed = {KEY_DEVICES_FILE: b"/dev/vg0/root 1234-abcd\n", KEY_LVM_FILE: b"vg0\n"}
     with pytest.raises(NeedsLvm, match="volume group vg0"):
-        prepare(tpm, signed, None)
+        prepare(tpm, signed, None, lvm_tools=False)
+
+
+def test_with_lvm_tools_a_volume_group_goes_on_to_the_header_check(tpm: Tpm) -> None:
+    """The group was activated before the headers were measured: what decides
+    is the measurement, as for any other disk."""
+    signed = {
+        KEY_DEVICES_FILE: b"/dev/mapper/vg0-root 1234-abcd\n",
+        KEY_LVM_FILE: b"vg0\n",
+        LUKS_HEADER_HASH_FILE: b"0" * 64 + b"  /tmp/lukshdr-_dev_mapper_vg0-root\n",
+    }
+    with pytest.raises(HeadersChanged, match="not measured"):
+        prepare(tpm, signed, None, lvm_tools=True)
+    with pytest.raises(KeyListError):
+        prepare(tpm, {**signed, KEY_LVM_FILE: b"-bad\n"}, None, lvm_tools=True)
 
 
 def test_a_setup_cut_before_the_tpm_write_leaves_the_recovery_passphrase_working(
@@ -267,3 +288,24 @@ def test_without_the_event_log_setup_stops_before_any_disk_changes(
             work_dir=str(tmp_path),
         )
     assert all(cryptsetup_ops.used_slots(d) == {0} for d in disks)
+
+
+def test_disks_in_a_volume_group_have_it_named_for_the_boot_and_two_groups_are_refused(
+    tpm: Tpm, disks: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host has no device-mapper, so no logical volume: which group a disk is
+    in is what sysfs would say (runtime.disk.lvm_groups.volume_group_of)."""
+    from runtime.disk import duk_setup
+
+    groups = {disks[0]: "osvg", disks[1]: "othervg"}
+    monkeypatch.setattr(duk_setup, "volume_group_of", lambda device: groups[device])
+    with pytest.raises(SetupRefused, match="2 LVM volume groups"):
+        check_devices(disks, RECOVERY)
+    assert not {31} & cryptsetup_ops.used_slots(disks[0])  # nothing changed
+    groups[disks[1]] = "osvg"
+    boot = tmp_path / "boot"
+    _set_up(tpm, disks, boot)
+    assert (boot / KEY_LVM_FILE).read_bytes() == b"osvg\n"
+    groups.update({disks[0]: "", disks[1]: ""})
+    _set_up(tpm, disks, boot / "again", wipe_used_slots=True)
+    assert not (boot / "again" / KEY_LVM_FILE).exists()

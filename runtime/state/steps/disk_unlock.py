@@ -153,18 +153,10 @@ def _sign_disk_unlock(ctx: Context) -> bool:
     return sign_with_disk_unlock_files(ctx)
 
 
-def _lvm_words(members: tuple[str, ...]) -> tuple[str, ...]:
-    if not members:
-        return ()
-    return (
-        "LVM physical volumes: " + ", ".join(members) + ". An encrypted volume inside LVM "
-        "cannot be offered: this firmware has no LVM tools to open the volume group.",
-    )
-
-
 def _choose_devices(ctx: Context) -> tuple[str, ...] | None:
     found = ctx.platform.disk_containers()
-    lvm = _lvm_words(ctx.platform.disk_lvm_members())
+    problem = ctx.platform.disk_lvm_problem()
+    lvm = (problem,) if problem else ()
     if not found:
         ctx.page(
             "No encrypted disk",
@@ -198,7 +190,8 @@ def _choose_devices(ctx: Context) -> tuple[str, ...] | None:
 
 def _described(container: DiskContainer) -> str:
     label = f", {container.label}" if container.label else ""
-    return f"{container.device} (LUKS{container.version}, {container.size_mib} MiB{label})"
+    group = f", LVM group {container.volume_group}" if container.volume_group else ""
+    return f"{container.device} (LUKS{container.version}, {container.size_mib} MiB{label}{group})"
 
 
 def _checked_recovery(ctx: Context, devices: tuple[str, ...]) -> tuple[bytearray, bool] | None:

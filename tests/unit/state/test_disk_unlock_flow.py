@@ -12,6 +12,7 @@ from runtime.state.machine import State
 from runtime.state.platform import (
     DefaultFacts,
     DiskCheckFacts,
+    DiskContainer,
     DiskKeyFacts,
     DiskSetupFacts,
     DiskUnlock,
@@ -76,7 +77,7 @@ def test_setup_checks_seals_and_signs_with_the_duk_files() -> None:
     duk_calls = [c for c in platform.calls if "disk" in c]
     assert duk_calls == [
         "disk_containers",
-        "disk_lvm_members",
+        "disk_lvm_problem",
         "check_disks /dev/vda3 /dev/vda4",
         "set_up_disk_unlock /dev/vda3 /dev/vda4 wipe=False",
         "sign_boot default=None disk_unlock",
@@ -179,16 +180,28 @@ def test_a_used_slot_is_replaced_only_when_the_user_says_so() -> None:
     assert "set_up_disk_unlock /dev/vda3 wipe=True" in platform.calls
 
 
-def test_lvm_volumes_are_named_as_what_cannot_be_offered() -> None:
+def test_lvm_volumes_that_cannot_be_opened_are_named_with_the_reason() -> None:
+    problem = "LVM physical volumes: /dev/vda5. This firmware has no LVM tools."
     platform = FakePlatform(
-        checks=[GOOD_CHECK], disk_containers_found=(), lvm_members_found=("/dev/vda5",)
+        checks=[GOOD_CHECK], disk_containers_found=(), lvm_problem_found=problem
     )
     _, ui = run_machine(
         platform,
         [*_to_setup(), ("show", "No encrypted disk", None), *_back_to_main(), *power_off(MAIN)],
     )
     page = ui.shown[ui.titles().index("No encrypted disk")]
-    assert "/dev/vda5" in page.text and "no LVM tools" in page.text
+    assert problem in page.text
+
+
+def test_a_container_inside_lvm_is_offered_with_its_volume_group() -> None:
+    inside = DiskContainer("/dev/mapper/osvg-cryptvault", 2, 32, "", "osvg")
+    platform = FakePlatform(checks=[GOOD_CHECK], disk_containers_found=(inside,))
+    _, ui = run_machine(
+        platform,
+        [*_to_setup(), ("choose", WHICH, "b"), *_back_to_main(), *power_off(MAIN)],
+    )
+    menu = ui.shown[ui.titles().index(WHICH)]
+    assert "/dev/mapper/osvg-cryptvault (LUKS2, 32 MiB, LVM group osvg)" in menu.text
 
 
 def test_turned_off_by_the_settings_it_is_neither_offered_nor_used() -> None:
