@@ -30,9 +30,11 @@ timestamp and owner in the file systems pinned.
 
 The LUKS disk (`--luks`, make_os_disk(luks=True)) adds two LUKS containers and
 a target initrd that opens them: tools/os_disk_luks.py, whose names are
-re-exported here. The disk without --luks is the same, byte for byte, as
-before the option existed. What both share (the layout of /boot and root, the
-locked kernel and busybox, the host programs): tools/os_disk_common.py.
+re-exported here. The LVM disk (`--luks --lvm`) adds a third container in an
+LVM logical volume, and lvm to that target: tools/os_disk_lvm.py. The disks
+without these options are the same, byte for byte, as before they existed.
+What all share (the layout, the locked kernel and busybox, the host
+programs): tools/os_disk_common.py.
 """
 
 from __future__ import annotations
@@ -58,7 +60,15 @@ from tools.os_disk_common import ROOT_OFFSET as ROOT_OFFSET
 from tools.os_disk_common import ROOT_SIZE as ROOT_SIZE
 from tools.os_disk_common import SECTOR as SECTOR
 from tools.os_disk_common import SOURCE_DATE_EPOCH as SOURCE_DATE_EPOCH
-from tools.os_disk_common import TARGET_END, TARGET_REPORT, host_tool, pinned_env, run_tool
+from tools.os_disk_common import (
+    TARGET_END,
+    TARGET_REPORT,
+    copy_into,
+    host_tool,
+    make_ext4,
+    pinned_env,
+    run_tool,
+)
 from tools.os_disk_common import OsDiskError as OsDiskError
 from tools.os_disk_common import busybox_path as busybox_path
 from tools.os_disk_common import kernel_files as kernel_files
@@ -66,6 +76,8 @@ from tools.os_disk_luks import DISK_RECOVERY_PASSPHRASE as DISK_RECOVERY_PASSPHR
 from tools.os_disk_luks import LUKS_CONTAINERS as LUKS_CONTAINERS
 from tools.os_disk_luks import LUKS_DATA as LUKS_DATA
 from tools.os_disk_luks import LUKS_DISK_SIZE as LUKS_DISK_SIZE
+from tools.os_disk_luks import LUKS_LVM_CONTAINERS as LUKS_LVM_CONTAINERS
+from tools.os_disk_luks import LUKS_LVM_TARGET_INIT as LUKS_LVM_TARGET_INIT
 from tools.os_disk_luks import LUKS_ROOT as LUKS_ROOT
 from tools.os_disk_luks import LUKS_TARGET_INIT as LUKS_TARGET_INIT
 from tools.os_disk_luks import LUKS_TARGET_MODULES as LUKS_TARGET_MODULES
@@ -74,6 +86,9 @@ from tools.os_disk_luks import LuksContainer as LuksContainer
 from tools.os_disk_luks import luks_target_initrd as luks_target_initrd
 from tools.os_disk_luks import make_luks_image
 from tools.os_disk_luks import os_crypttab as os_crypttab
+from tools.os_disk_lvm import LUKS_VAULT as LUKS_VAULT
+from tools.os_disk_lvm import LVM_DISK_SIZE as LVM_DISK_SIZE
+from tools.os_disk_lvm import lvm_partition_line, write_pv_template
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,7 +107,6 @@ BOOT_PART_UUID = "5A3E1D2C-0B0A-4F1E-9D8C-000000000001"
 ROOT_PART_UUID = "5A3E1D2C-0B0A-4F1E-9D8C-000000000002"
 BOOT_FS_UUID = "0b007b00-7b00-4b00-8b00-0000000000b0"
 ROOT_FS_UUID = "0b007b00-7b00-4b00-8b00-0000000000a0"
-HASH_SEED = "0b007b00-7b00-4b00-8b00-0000000005ee"
 GPT_TYPE_LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 GPT_TYPE_ROOT_X86_64 = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
 #: The Discoverable Partitions Specification's "Linux LUKS" type.
@@ -284,78 +298,6 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     path.chmod(mode)
 
 
-def _make_ext4(source: Path, image: Path, size: int, label: str, uuid: str) -> None:
-    """An ext4 image of `size` bytes holding the tree at `source`, reproducibly.
-
-    mke2fs -d copies each file's owner and change time (ctime) from the host,
-    which no one can pin beforehand, so debugfs pins them afterwards."""
-    mke2fs = host_tool("mke2fs", "e2fsprogs")
-    debugfs = host_tool("debugfs", "e2fsprogs")
-    env = pinned_env()
-    with image.open("wb") as f:
-        f.truncate(size)
-    run_tool(
-        [
-            mke2fs,
-            "-q",
-            "-F",
-            "-t",
-            "ext4",
-            "-b",
-            "4096",
-            "-I",
-            "256",
-            "-L",
-            label,
-            "-U",
-            uuid,
-            "-E",
-            f"hash_seed={HASH_SEED},root_owner=0:0,nodiscard",
-            "-d",
-            str(source),
-            str(image),
-        ],
-        env=env,
-    )
-    paths = ["/", *sorted("/" + p.relative_to(source).as_posix() for p in source.rglob("*"))]
-    when = f"@{SOURCE_DATE_EPOCH}"
-    pinned = (
-        ("uid", "0"),
-        ("gid", "0"),
-        ("atime", when),
-        ("ctime", when),
-        ("mtime", when),
-        ("crtime", when),
-    )
-    commands = [f"sif {path} {field} {value}" for path in paths for field, value in pinned]
-    script = image.with_suffix(".debugfs")
-    script.write_text("\n".join(commands) + "\n")
-    done = run_tool([debugfs, "-w", "-f", str(script), str(image)], env=env)
-    # debugfs exits 0 when a command fails; its only other stderr line is the banner.
-    errors = [
-        line
-        for line in done.stderr.splitlines()
-        if line.strip() and not line.startswith("debugfs ")
-    ]
-    if errors:
-        raise OsDiskError(f"debugfs could not pin {label}'s inodes: {'; '.join(errors[:5])}")
-
-
-def _copy_into(disk: Path, image: Path, offset: int, size: int) -> None:
-    """dd the file system image into the disk at `offset` (zero blocks are skipped:
-    the disk file is sparse and already zero there)."""
-    if image.stat().st_size != size:
-        raise OsDiskError(f"{image.name} is {image.stat().st_size} bytes, not {size}")
-    zero = bytes(MIB)
-    with image.open("rb") as src, disk.open("r+b") as dst:
-        position = offset
-        while block := src.read(MIB):
-            if block != zero[: len(block)]:
-                dst.seek(position)
-                dst.write(block)
-            position += len(block)
-
-
 def _partition_disk(disk: Path, luks: tuple[LuksContainer, ...] = ()) -> None:
     sfdisk = host_tool("sfdisk", "fdisk")
     script = (
@@ -369,8 +311,11 @@ def _partition_disk(disk: Path, luks: tuple[LuksContainer, ...] = ()) -> None:
         f"start={ROOT_OFFSET // SECTOR}, size={ROOT_SIZE // SECTOR}, "
         f'type={GPT_TYPE_ROOT_X86_64}, uuid={ROOT_PART_UUID}, name="root"\n'
     ) + "".join(
+        # a container in a logical volume: its physical volume's partition
         f"start={c.offset // SECTOR}, size={c.size // SECTOR}, "
         f'type={GPT_TYPE_LINUX_LUKS}, uuid={c.part_uuid}, name="{c.name}"\n'
+        if c.volume is None
+        else lvm_partition_line()
         for c in luks
     )
     run_tool(
@@ -386,16 +331,21 @@ def make_os_disk(
     kernel_package: str = BOARD_KERNEL_PACKAGE,
     *,
     luks: bool = False,
+    lvm: bool = False,
     extra_key: bytes | None = None,
 ) -> OsDisk:
     """Make the test OS disk at `out` (replaced atomically) and describe it.
 
     `luks`: the LUKS disk (LUKS_CONTAINERS after the two partitions, the LUKS
     target's initrd on /boot); not reproducible, as LUKS salts and keys are
-    random. `extra_key` (LUKS disk only): also put these bytes in each
-    container's DUK slot, as if the DUK had been set up."""
+    random. `lvm` (LUKS disk only): the LVM disk, LUKS_LVM_CONTAINERS (the
+    last in an LVM logical volume) and the target with lvm. `extra_key` (LUKS
+    disk only): also put these bytes in each container's DUK slot, as if the
+    DUK had been set up."""
     if extra_key is not None and not luks:
         raise OsDiskError("an extra key needs the LUKS disk (luks=True)")
+    if lvm and not luks:
+        raise OsDiskError("the LVM disk is a LUKS disk: lvm=True needs luks=True")
     if extra_key is not None and not 0 < len(extra_key) <= MAX_EXTRA_KEY:
         raise OsDiskError(f"the extra key must be 1 to {MAX_EXTRA_KEY} bytes")
     # Check the host tools before downloading anything.
@@ -404,11 +354,13 @@ def make_os_disk(
         needed.append(("cryptsetup", "cryptsetup-bin"))
     for name, package in needed:
         host_tool(name, package)
-    containers = LUKS_CONTAINERS if luks else ()
+    containers = LUKS_LVM_CONTAINERS if lvm else LUKS_CONTAINERS if luks else ()
     cache = cache or default_cache_dir()
     kernel = kernel_files(cache, kernel_package)
     initrd = (
-        luks_target_initrd(cache, kernel_package) if luks else target_initrd(busybox_path(cache))
+        luks_target_initrd(cache, kernel_package, lvm=lvm)
+        if luks
+        else target_initrd(busybox_path(cache))
     )
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -424,18 +376,20 @@ def make_os_disk(
         _write(root / "sbin" / "init", ROOT_INIT_PLACEHOLDER.encode(), 0o755)
         for directory in (boot, boot / "grub", root, root / "etc", root / "sbin"):
             directory.chmod(0o755)
-        _make_ext4(boot, tmp / "boot.ext4", BOOT_SIZE, "boot", BOOT_FS_UUID)
-        _make_ext4(root, tmp / "root.ext4", ROOT_SIZE, "root", ROOT_FS_UUID)
+        make_ext4(boot, tmp / "boot.ext4", BOOT_SIZE, "boot", BOOT_FS_UUID)
+        make_ext4(root, tmp / "root.ext4", ROOT_SIZE, "root", ROOT_FS_UUID)
         for container in containers:
             make_luks_image(tmp / f"{container.name}.luks", container, extra_key)
         disk = tmp / "disk.img"
         with disk.open("wb") as f:
-            f.truncate(LUKS_DISK_SIZE if luks else DISK_SIZE)
+            f.truncate(LVM_DISK_SIZE if lvm else LUKS_DISK_SIZE if luks else DISK_SIZE)
         _partition_disk(disk, containers)
-        _copy_into(disk, tmp / "boot.ext4", BOOT_OFFSET, BOOT_SIZE)
-        _copy_into(disk, tmp / "root.ext4", ROOT_OFFSET, ROOT_SIZE)
+        if lvm:
+            write_pv_template(disk)  # the volume group's metadata, before its first extent
+        copy_into(disk, tmp / "boot.ext4", BOOT_OFFSET, BOOT_SIZE)
+        copy_into(disk, tmp / "root.ext4", ROOT_OFFSET, ROOT_SIZE)
         for container in containers:
-            _copy_into(disk, tmp / f"{container.name}.luks", container.offset, container.size)
+            copy_into(disk, tmp / f"{container.name}.luks", container.offset, container.size)
         disk.chmod(0o644)
         disk.replace(out)
     return OsDisk(
@@ -465,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
         "and the target that opens them; not reproducible",
     )
     parser.add_argument(
+        "--lvm",
+        action="store_true",
+        help="with --luks: add a LUKS2 container in LVM logical volume osvg/cryptvault",
+    )
+    parser.add_argument(
         "--extra-key-file",
         type=Path,
         default=None,
@@ -478,7 +437,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         disk = make_os_disk(
-            args.out, args.cache, args.kernel_package, luks=args.luks, extra_key=extra_key
+            args.out,
+            args.cache,
+            args.kernel_package,
+            luks=args.luks,
+            lvm=args.lvm,
+            extra_key=extra_key,
         )
     except (OsDiskError, LockError, FetchError) as err:
         print(f"make_os_disk: {err}", file=sys.stderr)
@@ -488,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         f"kernel {disk.kernel_release}, cmdline: {disk.cmdline}"
     )
     for c in disk.luks:
-        print(f"  LUKS{c.version} {c.name}: partition {c.partition}, UUID {c.uuid}")
+        where = f"LV {c.volume} on partition" if c.volume else "partition"
+        print(f"  LUKS{c.version} {c.name}: {where} {c.partition}, UUID {c.uuid}")
     return 0
 
 

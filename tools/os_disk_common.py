@@ -1,10 +1,13 @@
-"""What the test OS disk's two builders share: tools/make_os_disk.py (the disk)
-and tools/os_disk_luks.py (its LUKS side) both import this, never each other.
+"""What the test OS disk's builders share: tools/make_os_disk.py (the disk),
+tools/os_disk_luks.py (its LUKS side) and tools/os_disk_lvm.py (its LVM side)
+all import this; os_disk_luks imports os_disk_lvm, nothing else imports
+sideways.
 
-The partition layout of /boot and root, the pinned timestamp, the board's
-kernel and the static busybox from the lock, the report every target's /init
-starts with and the end it finishes with, and the host programs (looked for
-in sbin too, run with a pinned environment, a failure raised as OsDiskError).
+The partition layout, a LUKS container's description, the pinned timestamp,
+the board's kernel and the static busybox from the lock, the report every
+target's /init starts with and the end it finishes with, and the host
+programs (looked for in sbin too, run with a pinned environment, a failure
+raised as OsDiskError).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ BUSYBOX_PACKAGE = "busybox-static"
 
 #: Every timestamp in the disk (2023-11-14 22:13:20 UTC).
 SOURCE_DATE_EPOCH = 1_700_000_000
+#: The ext4 directory hash seed of its file systems (fixed: reproducible).
+HASH_SEED = "0b007b00-7b00-4b00-8b00-0000000005ee"
 
 #: The disk's layout, in bytes: /boot, then root (the LUKS disk adds its
 #: containers after them: tools/os_disk_luks.py).
@@ -40,6 +45,14 @@ ROOT_OFFSET = BOOT_OFFSET + BOOT_SIZE
 ROOT_SIZE = 16 * MIB
 #: 1 MiB at the end leaves room for the backup GPT (33 sectors).
 DISK_SIZE = ROOT_OFFSET + ROOT_SIZE + 1 * MIB
+#: The LUKS disk (make_os_disk(luks=True)): the same two partitions, then a
+#: LUKS2 container (its header alone takes 16 MiB) and a LUKS1 one. The LVM
+#: disk puts its physical volume after them (tools/os_disk_lvm.py).
+LUKS_ROOT_OFFSET = ROOT_OFFSET + ROOT_SIZE
+LUKS_ROOT_SIZE = 24 * MIB
+LUKS_DATA_OFFSET = LUKS_ROOT_OFFSET + LUKS_ROOT_SIZE
+LUKS_DATA_SIZE = 16 * MIB
+LUKS_DISK_SIZE = LUKS_DATA_OFFSET + LUKS_DATA_SIZE + 1 * MIB
 
 #: The tiny target's /init is TARGET_REPORT + TARGET_END (the LUKS target's puts
 #: its unlocking between them). Only shell builtins and explicit busybox
@@ -75,6 +88,38 @@ echo "OS-TARGET: done"
 
 class OsDiskError(Exception):
     """The disk cannot be made (a host tool is missing or failed)."""
+
+
+@dataclass(frozen=True)
+class LuksContainer:
+    """One LUKS container of the LUKS disk."""
+
+    name: str  # its name in the OS initrd's own /cryptroot/crypttab
+    version: int  # LUKS version, 1 or 2
+    uuid: str  # the LUKS header's UUID (fixed)
+    partition: int  # GPT partition number: the guest's /dev/vda<partition>
+    part_uuid: str
+    offset: int  # byte offset of the container in the disk image
+    size: int  # bytes
+    duk_slot: int  # the key slot Heads gives the DUK (LUKS2 31, LUKS1 7)
+    # "<group>/<volume>" when the container is an LVM logical volume on the
+    # partition (a physical volume) rather than the partition itself
+    volume: str | None = None
+
+    @property
+    def guest_partition(self) -> str:
+        """Its partition in a guest with the disk as the first virtio disk."""
+        return f"/dev/vda{self.partition}"
+
+    @property
+    def guest_device(self) -> str:
+        """Its device in that guest: the partition, or the logical volume's
+        device-mapper node (lvm's name for it, '-' in either name doubled),
+        which exists once the volume group is active."""
+        if self.volume is None:
+            return self.guest_partition
+        group, volume = self.volume.split("/")
+        return f"/dev/mapper/{group.replace('-', '--')}-{volume.replace('-', '--')}"
 
 
 @dataclass(frozen=True)
@@ -148,6 +193,78 @@ def run_tool(
             f"{(done.stderr or done.stdout).strip()[-800:]}"
         )
     return done
+
+
+def make_ext4(source: Path, image: Path, size: int, label: str, uuid: str) -> None:
+    """An ext4 image of `size` bytes holding the tree at `source`, reproducibly.
+
+    mke2fs -d copies each file's owner and change time (ctime) from the host,
+    which no one can pin beforehand, so debugfs pins them afterwards."""
+    mke2fs = host_tool("mke2fs", "e2fsprogs")
+    debugfs = host_tool("debugfs", "e2fsprogs")
+    env = pinned_env()
+    with image.open("wb") as f:
+        f.truncate(size)
+    run_tool(
+        [
+            mke2fs,
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-b",
+            "4096",
+            "-I",
+            "256",
+            "-L",
+            label,
+            "-U",
+            uuid,
+            "-E",
+            f"hash_seed={HASH_SEED},root_owner=0:0,nodiscard",
+            "-d",
+            str(source),
+            str(image),
+        ],
+        env=env,
+    )
+    paths = ["/", *sorted("/" + p.relative_to(source).as_posix() for p in source.rglob("*"))]
+    when = f"@{SOURCE_DATE_EPOCH}"
+    pinned = (
+        ("uid", "0"),
+        ("gid", "0"),
+        ("atime", when),
+        ("ctime", when),
+        ("mtime", when),
+        ("crtime", when),
+    )
+    commands = [f"sif {path} {field} {value}" for path in paths for field, value in pinned]
+    script = image.with_suffix(".debugfs")
+    script.write_text("\n".join(commands) + "\n")
+    done = run_tool([debugfs, "-w", "-f", str(script), str(image)], env=env)
+    # debugfs exits 0 when a command fails; its only other stderr line is the banner.
+    errors = [
+        line
+        for line in done.stderr.splitlines()
+        if line.strip() and not line.startswith("debugfs ")
+    ]
+    if errors:
+        raise OsDiskError(f"debugfs could not pin {label}'s inodes: {'; '.join(errors[:5])}")
+
+
+def copy_into(disk: Path, image: Path, offset: int, size: int) -> None:
+    """dd an image (a file system, a LUKS container) into the disk at `offset`
+    (zero blocks are skipped: the disk file is sparse and already zero there)."""
+    if image.stat().st_size != size:
+        raise OsDiskError(f"{image.name} is {image.stat().st_size} bytes, not {size}")
+    zero = bytes(MIB)
+    with image.open("rb") as src, disk.open("r+b") as dst:
+        position = offset
+        while block := src.read(MIB):
+            if block != zero[: len(block)]:
+                dst.seek(position)
+                dst.write(block)
+            position += len(block)
 
 
 def pinned_env() -> dict[str, str]:

@@ -15,16 +15,23 @@ host's cryptsetup (cryptsetup-bin) formats each container in an image file (no
 device-mapper needed for that) copied in at its offset. LUKS salts and volume
 keys are random, so this disk is NOT reproducible; its initrd is. The disk
 without --luks is the same, byte for byte, as before the option existed.
+The LVM disk (`--luks --lvm`) adds a third, LUKS2 container "cryptvault" in
+LVM logical volume osvg/cryptvault on partition 5 (tools/os_disk_lvm.py).
 
 Its /boot initrd is the LUKS target: the same report, then, before `done`,
 Debian cryptroot's crypttab semantics over /cryptroot/crypttab, then
-/etc/crypttab (the OS's own cryptroot/crypttab names both containers with the
+/etc/crypttab (the OS's own cryptroot/crypttab names every container with the
 key file `none`; Heads' key cpio, appended at kexec, replaces it and adds
 etc/crypttab with /secret.key):
 
     OS-TARGET: secret.key <size> bytes          only if /secret.key exists
     OS-TARGET: key-hex <hex>                    then the key itself, in hex: a
                                                 test aid for the leak checks
+    OS-TARGET: lvm <group> active               LVM disk only, before the
+                                                crypttab files: each volume
+                                                group `lvm vgchange` activated
+    OS-TARGET: lvm not activated <reason>       no volume group, lvm exit <n>:
+                                                <its last message>
     OS-TARGET: crypttab <path>                  each crypttab file read
     OS-TARGET: keyfile <name> present|absent|none
     OS-TARGET: passphrase for <name>            key file none: a line is read
@@ -35,12 +42,14 @@ etc/crypttab with /secret.key):
                                                 no passphrase, no device ...
 
 A source is `UUID=<uuid>` (matched against the UUID in each block device's
-LUKS header) or a /dev path; an entry needs the `luks` option, `discard`
-becomes --allow-discards; a device named twice (Heads writes the same lines to
-both files) opens once. The passphrase is read with echo off, waiting
-`ostarget.passphrase_timeout=` seconds from the kernel command line (60 by
-default) before giving up. It carries the locked cryptsetup-bin with its
-shared libraries and the modules of LUKS_TARGET_MODULES (5.7 MB with gzip).
+LUKS header; on the LVM disk /dev/mapper/* and /dev/dm-* first) or a /dev
+path; an entry needs the `luks` option, `discard` becomes --allow-discards; a
+device named twice (Heads writes the same lines to both files) opens once.
+The passphrase is read with echo off, waiting `ostarget.passphrase_timeout=`
+seconds from the kernel command line (60 by default) before giving up. It
+carries the locked cryptsetup-bin with its shared libraries and the modules
+of LUKS_TARGET_MODULES (5.7 MB with gzip); the LVM disk's also carries lvm2's
+/sbin/lvm with its libraries (8.4 MB).
 
 Why not a real Debian initramfs (initramfs-tools + cryptsetup-initramfs): the
 lock holds neither those packages nor what mkinitramfs runs (klibc-utils, kmod,
@@ -56,7 +65,6 @@ import gzip
 import io
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from tools.initrd import elf, kmod
@@ -66,9 +74,6 @@ from tools.initrd.lock import load_lock
 from tools.initrd.pool import Pool, unpack
 from tools.os_disk_common import (
     BOARD_KERNEL_PACKAGE,
-    MIB,
-    ROOT_OFFSET,
-    ROOT_SIZE,
     SOURCE_DATE_EPOCH,
     TARGET_END,
     TARGET_REPORT,
@@ -79,16 +84,22 @@ from tools.os_disk_common import (
     pinned_env,
     run_tool,
 )
+from tools.os_disk_common import LUKS_DATA_OFFSET as LUKS_DATA_OFFSET
+from tools.os_disk_common import LUKS_DATA_SIZE as LUKS_DATA_SIZE
+from tools.os_disk_common import LUKS_DISK_SIZE as LUKS_DISK_SIZE
+from tools.os_disk_common import LUKS_ROOT_OFFSET as LUKS_ROOT_OFFSET
+from tools.os_disk_common import LUKS_ROOT_SIZE as LUKS_ROOT_SIZE
+from tools.os_disk_common import LuksContainer as LuksContainer
+from tools.os_disk_lvm import (
+    LUKS_VAULT,
+    LVM_IMAGE_PATH,
+    LVM_PACKAGES,
+    LVM_TARGET_MODULES,
+    TARGET_LVM_ACTIVATE,
+    TARGET_LVM_SOURCES,
+)
 
-#: The LUKS disk (make_os_disk(luks=True)): the same two partitions, then a
-#: LUKS2 container (its header alone takes 16 MiB) and a LUKS1 one.
-LUKS_ROOT_OFFSET = ROOT_OFFSET + ROOT_SIZE
-LUKS_ROOT_SIZE = 24 * MIB
-LUKS_DATA_OFFSET = LUKS_ROOT_OFFSET + LUKS_ROOT_SIZE
-LUKS_DATA_SIZE = 16 * MIB
-LUKS_DISK_SIZE = LUKS_DATA_OFFSET + LUKS_DATA_SIZE + 1 * MIB
-
-#: The passphrase in key slot 0 of both LUKS containers (the owner's recovery
+#: The passphrase in key slot 0 of every LUKS container (the owner's recovery
 #: passphrase, which the DUK setup asks for).
 DISK_RECOVERY_PASSPHRASE = "disk recovery passphrase"  # noqa: S105 (a test disk's)
 #: Fast key derivation for every key slot made here (the guest runs under TCG).
@@ -118,7 +129,9 @@ CRYPTSETUP_PACKAGES = (
 CRYPTSETUP_IMAGE_PATH = "sbin/cryptsetup"
 
 #: The LUKS disk's target, between the report and `done`: Debian cryptroot's
-#: crypttab semantics over busybox, the locked cryptsetup and dm-crypt.
+#: crypttab semantics over busybox, the locked cryptsetup and dm-crypt. The
+#: @LVM_...@ lines are where the LVM disk's target has its parts
+#: (luks_target_init); the LUKS disk's has nothing there.
 _TARGET_UNLOCK = r"""# The LUKS disk's part: open what the crypttab files name, as Debian's
 # cryptroot does (name, source, key file or none, options).
 /bin/busybox mount -t devtmpfs devtmpfs /dev
@@ -152,6 +165,7 @@ resolve() {
     # UUID= is matched exactly, as udev's /dev/disk/by-uuid name would be.
     case "$1" in
     UUID=*)
+@LVM_SOURCES@
         for block in /sys/class/block/*; do
             dev=/dev/${block##*/}
             [ -b "$dev" ] || continue
@@ -246,6 +260,7 @@ open_entry() {
     report "$name" $? "$result"
 }
 
+@LVM_ACTIVATE@
 for crypttab in /cryptroot/crypttab /etc/crypttab; do
     [ -f "$crypttab" ] || continue
     echo "OS-TARGET: crypttab $crypttab"
@@ -256,26 +271,19 @@ for crypttab in /cryptroot/crypttab /etc/crypttab; do
     done 3<"$crypttab"
 done
 """
-LUKS_TARGET_INIT = TARGET_REPORT + _TARGET_UNLOCK + TARGET_END
 
 
-@dataclass(frozen=True)
-class LuksContainer:
-    """One LUKS partition of the LUKS disk."""
+def luks_target_init(lvm: bool = False) -> str:
+    """The LUKS target's /init; with `lvm`, the LVM disk's (volume groups
+    activated first, logical volumes among the UUID= sources). Without, the
+    same text as before the LVM disk existed."""
+    unlock = _TARGET_UNLOCK.replace("@LVM_SOURCES@\n", TARGET_LVM_SOURCES if lvm else "")
+    unlock = unlock.replace("@LVM_ACTIVATE@\n", TARGET_LVM_ACTIVATE if lvm else "")
+    return TARGET_REPORT + unlock + TARGET_END
 
-    name: str  # its name in the OS initrd's own /cryptroot/crypttab
-    version: int  # LUKS version, 1 or 2
-    uuid: str  # the LUKS header's UUID (fixed)
-    partition: int  # GPT partition number: the guest's /dev/vda<partition>
-    part_uuid: str
-    offset: int  # byte offset in the disk image
-    size: int  # bytes
-    duk_slot: int  # the key slot Heads gives the DUK (LUKS2 31, LUKS1 7)
 
-    @property
-    def guest_device(self) -> str:
-        """Its device in a guest with the disk as the first virtio disk."""
-        return f"/dev/vda{self.partition}"
+LUKS_TARGET_INIT = luks_target_init()
+LUKS_LVM_TARGET_INIT = luks_target_init(lvm=True)
 
 
 LUKS_ROOT = LuksContainer(
@@ -299,6 +307,9 @@ LUKS_DATA = LuksContainer(
     duk_slot=7,
 )
 LUKS_CONTAINERS = (LUKS_ROOT, LUKS_DATA)
+#: The LVM disk's (make_os_disk(luks=True, lvm=True)): cryptvault is in an LVM
+#: logical volume (tools/os_disk_lvm.py).
+LUKS_LVM_CONTAINERS = (*LUKS_CONTAINERS, LUKS_VAULT)
 
 
 def os_crypttab(containers: tuple[LuksContainer, ...] = LUKS_CONTAINERS) -> bytes:
@@ -344,30 +355,33 @@ def _with_parents(entries: dict[str, Entry]) -> list[Entry]:
 
 
 def luks_target_initrd(
-    cache: Path | None = None, kernel_package: str = BOARD_KERNEL_PACKAGE
+    cache: Path | None = None, kernel_package: str = BOARD_KERNEL_PACKAGE, *, lvm: bool = False
 ) -> bytes:
     """The LUKS disk's target initrd: the tiny target plus the LUKS part of its
     /init, the locked cryptsetup with its shared libraries, the kernel modules
     of LUKS_TARGET_MODULES and the OS's own /cryptroot/crypttab. A gzip'd newc
-    cpio, the same bytes every time."""
+    cpio, the same bytes every time. With `lvm`, the LVM disk's: lvm as well,
+    the LVM part of /init, cryptvault in the crypttab (tools/os_disk_lvm.py)."""
     cache = cache or default_cache_dir()
     lock = load_lock()
     pool = Pool()
-    for name in CRYPTSETUP_PACKAGES:
+    for name in (*CRYPTSETUP_PACKAGES, *(LVM_PACKAGES if lvm else ())):
         pool.add_package(lock.deb(name), cache)
+    programs = [CRYPTSETUP_IMAGE_PATH, *([LVM_IMAGE_PATH] if lvm else [])]
     try:
-        libraries = elf.closure([CRYPTSETUP_IMAGE_PATH], pool.host_paths())
+        libraries = elf.closure(programs, pool.host_paths())
     except elf.MissingLibrary as err:
-        raise OsDiskError(f"cryptsetup for the LUKS target: {err}") from None
+        raise OsDiskError(f"{' and '.join(programs)} for the LUKS target: {err}") from None
     entries: dict[str, Entry] = {}
-    for path in sorted({CRYPTSETUP_IMAGE_PATH, *libraries}):
+    for path in sorted({*programs, *libraries}):
         for entry in _from_pool(pool, path):
             entries[entry.path] = entry
 
     release = kernel_files(cache, kernel_package).release
     modules_dir = unpack(lock.deb(kernel_package), cache) / "lib" / "modules" / release
+    wanted = [*LUKS_TARGET_MODULES, *(LVM_TARGET_MODULES if lvm else ())]
     try:
-        modules = kmod.load_order(modules_dir, list(LUKS_TARGET_MODULES))
+        modules = kmod.load_order(modules_dir, wanted)
     except kmod.ModuleError as err:
         raise OsDiskError(f"{kernel_package}: {err}") from None
     load_list = []
@@ -385,8 +399,10 @@ def luks_target_initrd(
         # LUKS2's lock files (cryptsetup warns without the directory)
         Entry.directory("run/cryptsetup"),
         Entry.file("etc/modules.load", ("\n".join(load_list) + "\n").encode()),
-        Entry.file("cryptroot/crypttab", os_crypttab()),
-        Entry.file("init", LUKS_TARGET_INIT.encode(), executable=True),
+        Entry.file(
+            "cryptroot/crypttab", os_crypttab(LUKS_LVM_CONTAINERS if lvm else LUKS_CONTAINERS)
+        ),
+        Entry.file("init", luks_target_init(lvm).encode(), executable=True),
     ):
         entries[entry.path] = entry
     raw = io.BytesIO()
