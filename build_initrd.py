@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runtime.config.board import BoardConfig, ConfigError, parse_board_table
 from runtime.image_files import (
     BOARD_CONFIG_PATH,
     BUILD_INFO_PATH,
@@ -88,6 +89,10 @@ PROGRAMS = {
     "usr/sbin/flashrom": "flashrom",
     "usr/sbin/cbfstool": "cbfstool",
 }
+# Only on boards with [disk] lvm = true (runtime/config/board.py): activates the
+# volume group holding a Disk Unlock Key's LUKS container. No lvm.conf (the
+# runtime passes --config), no udev rules, no dmeventd.
+LVM = "sbin/lvm"
 # Loaded with dlopen(), so no DT_NEEDED names them.
 DLOPENED = [
     "usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0",  # tpm2-pytss's TCTI loader
@@ -110,6 +115,18 @@ COMPONENT_OF_PACKAGE = {
     "zstd": "zstd",
     "flashrom": "flashrom",
     "coreboot-utils": "cbfstool",
+    "lvm2": "lvm",
+    # needed by lvm alone in the image (itself, libedit's and libsystemd's
+    # closures; tests/build/test_image.py checks nothing else needs them)
+    "libdevmapper-event1.02.1": "lvm",
+    "libaio1": "lvm",
+    "libedit2": "lvm",
+    "libbsd0": "lvm",
+    "libmd0": "lvm",
+    "libtinfo6": "lvm",
+    "libsystemd0": "lvm",
+    "libcap2": "lvm",
+    "libzstd1": "lvm",  # libsystemd's (the zstd program links no libzstd)
     "libc6": "libc",
     "libgcc-s1": "libc",
     "libssl3": "openssl",
@@ -121,6 +138,11 @@ COMPONENT_OF_PREFIX = (
     (("libtss2",), "tss2 libraries"),
     (("overlay", "generated"), "overlay and config"),
 )
+
+
+def image_programs(board: BoardConfig) -> list[str]:
+    """The programs this board's image holds (their libraries come with them)."""
+    return [*PROGRAMS, *([LVM] if board.disk_lvm else [])]
 
 
 def component_of(origin: str) -> str:
@@ -238,7 +260,12 @@ def built_from_source(lock: Lock, cache: Path) -> list[tuple[str, Path, str]]:
 
 
 def add_python_and_programs(
-    image: Image, pool: Pool, lock: Lock, args: argparse.Namespace, work: Path
+    image: Image,
+    pool: Pool,
+    lock: Lock,
+    args: argparse.Namespace,
+    work: Path,
+    programs: list[str],
 ) -> int:
     """tpm2-pytss from source, the frozen interpreter (or the import closure as
     sourceless .pyc), the programs, and every shared library they, the
@@ -273,10 +300,10 @@ def add_python_and_programs(
             not_from_pool.add(f.image)
         if f.image.endswith(".so"):
             extension_modules.append(f.image)
-    for path in [*PROGRAMS, *DLOPENED]:
+    for path in [*programs, *DLOPENED]:
         if path not in not_from_pool:
             image.add_from_pool(pool, path)
-    for lib in sorted(elf.closure([*PROGRAMS, *DLOPENED, *extension_modules], host_paths)):
+    for lib in sorted(elf.closure([*programs, *DLOPENED, *extension_modules], host_paths)):
         image.add_from_pool(pool, lib)
     for applet in BUSYBOX_APPLETS:
         image.add(Entry.symlink(f"bin/{applet}", "busybox"), "generated: busybox applet")
@@ -433,7 +460,9 @@ def write_outputs(
 def build(args: argparse.Namespace) -> dict[str, object]:
     started = time.monotonic()
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
-    kernel = load_board_table(args.board)["kernel"]
+    table = load_board_table(args.board)
+    board = parse_board_table(table)  # the runtime's own checks, at build time
+    kernel = table["kernel"]
     assert isinstance(kernel, dict)
     lock = load_lock()
     groups, _ = wanted_packages()
@@ -451,7 +480,7 @@ def build(args: argparse.Namespace) -> dict[str, object]:
 
     image = Image()
     with tempfile.TemporaryDirectory(prefix="initrd-build-") as tmp:
-        missing = add_python_and_programs(image, pool, lock, args, Path(tmp))
+        missing = add_python_and_programs(image, pool, lock, args, Path(tmp), image_programs(board))
         add_kernel_modules(image, pool, kernel)
     add_overlay_and_config(image, args, epoch)
     add_settings_for_init(image, lock, args)
@@ -563,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         elf.MissingLibrary,
         kmod.ModuleError,
         UnknownBoard,
+        ConfigError,
         keymap.KeymapError,
     ) as err:
         print(f"build_initrd: {err}", file=sys.stderr)

@@ -30,6 +30,9 @@ class BoardConfig:
     seal_pcrs: tuple[int, ...]
     modules_pcr: int
     kernel_release: str
+    # [disk] lvm: the image has /sbin/lvm to activate the volume group holding
+    # a Disk Unlock Key's LUKS container (off by default: it costs image size).
+    disk_lvm: bool = False
 
 
 def _pcr(value: object, where: str) -> int:
@@ -54,6 +57,28 @@ def _get(table: dict[str, object], section: str, key: str) -> object:
 def _size(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 20 <= value <= 1000:
         raise ConfigError(f"{where}: {value!r} is not a terminal size")
+    return value
+
+
+#: [disk]'s keys; any other is refused (a misspelt lvm would drop the program in silence)
+DISK_KEYS = ("lvm",)
+
+
+def _disk_lvm(table: dict[str, object]) -> bool:
+    """[disk] lvm: optional, a boolean, false when absent."""
+    if "disk" not in table:
+        return False
+    disk = table["disk"]
+    if not isinstance(disk, dict):
+        raise ConfigError("board file: [disk] must be a table")
+    unknown = sorted(set(disk) - set(DISK_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"board file: [disk] has no key {unknown[0]!r} (known: {', '.join(DISK_KEYS)})"
+        )
+    value = disk.get("lvm", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"[disk] lvm: {value!r} is not true or false")
     return value
 
 
@@ -90,6 +115,7 @@ def _parse(table: dict[str, object]) -> BoardConfig:
         seal_pcrs=_pcrs(_get(table, "tpm", "seal_pcrs"), "[tpm] seal_pcrs"),
         modules_pcr=_pcr(_get(table, "tpm", "modules_pcr"), "[tpm] modules_pcr"),
         kernel_release=str(_get(table, "kernel", "release")),
+        disk_lvm=_disk_lvm(table),
     )
 
 

@@ -18,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from build_initrd import component_of
+from runtime.config.board import parse_board
 from runtime.tpm.lazy_crypto import CryptographyUnavailable
+from tools.boards import board_file
+from tools.initrd import elf
 from tools.initrd.python_tree import EXCLUDED_MODULES, LIBRARY_ROOTS, runtime_modules
 
 pytestmark = [pytest.mark.build, pytest.mark.xdist_group("build"), pytest.mark.timeout(1800)]
@@ -186,6 +190,7 @@ PROGRAMS = [
     "usr/lib/gnupg/scdaemon",
     "usr/sbin/flashrom",
     "usr/sbin/cbfstool",
+    "sbin/lvm",  # qemu-swtpm has [disk] lvm = true
 ]
 
 
@@ -272,6 +277,43 @@ def test_kexec_is_built_from_source_without_xen_libraries(first: Path) -> None:
     assert [p for p in origins if any(u in p for u in unwanted)] == []
     report = (first / "size-report.txt").read_text()
     assert [line for line in report.splitlines() if line.split()[:1] == ["kexec"]]
+
+
+def test_lvm_runs_with_the_image_libraries_and_needs_its_own_alone(
+    first: Path, unpacked: Path
+) -> None:
+    """qemu-swtpm asks for lvm ([disk] lvm): /sbin/lvm runs chrooted in the image
+    (its loader and libraries only), is reported as component lvm, and no other
+    file of the image needs a library reported as lvm's (they leave with it)."""
+    assert parse_board(board_file("qemu-swtpm").read_text()).disk_lvm
+    rows = manifest_rows(first)
+    origins = {r[0]: r[4] for r in rows}
+    assert origins["sbin/lvm"].startswith("lvm2 ")
+    upstream = origins["sbin/lvm"].split()[1].split("-")[0]  # 2.03.16-2 -> 2.03.16
+    done = subprocess.run(
+        ["/usr/sbin/chroot", str(unpacked), "/sbin/lvm", "version"],
+        # no /dev/mapper here: lvm says so on stderr, and still answers
+        env={"LC_ALL": "C", "PATH": "/sbin:/bin", "LVM_SUPPRESS_FD_WARNINGS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"LVM version:     {upstream}" in done.stdout, done.stdout
+    report = (first / "size-report.txt").read_text()
+    assert [line for line in report.splitlines() if line.split()[:1] == ["lvm"]]
+    lvm_names = {
+        Path(path).name for path, origin in origins.items() if component_of(origin) == "lvm"
+    }
+    assert "libsystemd.so.0" in lvm_names and "libedit.so.2" in lvm_names
+    needing = {
+        path: sorted(set(elf.needed(str(unpacked / path))[0]) & lvm_names)
+        for path, mode, *_ in rows
+        if mode.startswith("f") and component_of(origins[path]) != "lvm"
+        and not path.endswith(".ko")
+    }  # fmt: skip
+    assert {path: names for path, names in needing.items() if names} == {}
 
 
 def _imported_names(source: str) -> set[str]:

@@ -99,6 +99,7 @@ def size_report(
             "flashrom",
             "gnupg",
             "cryptsetup",
+            "lvm",
             "kexec",
             "cbfstool",
             "busybox",

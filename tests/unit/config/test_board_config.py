@@ -55,6 +55,7 @@ def test_the_real_board_file_parses() -> None:
         seal_pcrs=(0, 1, 2, 3, 4, 7, 9),
         modules_pcr=5,
         kernel_release="6.1.0-56-amd64",
+        disk_lvm=True,
     )
     assert config.runtime_pcr in config.seal_pcrs
 
@@ -166,6 +167,40 @@ def test_bad_terminal_size_is_named(field: str, value: object) -> None:
 )
 def test_invalid_toml(text: str) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_board(text)
+
+
+def test_disk_lvm_is_off_when_absent() -> None:
+    table = _real()
+    del table["disk"]
+    assert parse_board(_toml(table)).disk_lvm is False
+    table["disk"] = {}
+    assert parse_board(_toml(table)).disk_lvm is False
+    table["disk"] = {"lvm": False}
+    assert parse_board(_toml(table)).disk_lvm is False
+
+
+@pytest.mark.parametrize("value", ["true", 1, 0, "yes", [True]], ids=repr)
+def test_disk_lvm_must_be_a_boolean(value: object) -> None:
+    table = _real()
+    table["disk"] = {"lvm": value}
+    with pytest.raises(ConfigError, match=r"\[disk\] lvm: .* is not true or false"):
+        parse_board(_toml(table))
+
+
+def test_an_unknown_disk_key_is_named() -> None:
+    # a misspelt key would otherwise leave lvm out of the image in silence
+    table = _real()
+    table["disk"] = {"lvm2": True}
+    with pytest.raises(ConfigError, match=r"\[disk\] has no key 'lvm2'"):
+        parse_board(_toml(table))
+
+
+def test_disk_that_is_not_a_table() -> None:
+    text = _toml({k: v for k, v in _real().items() if k != "disk"}).replace(
+        "[board]", "disk = true\n[board]"
+    )
+    with pytest.raises(ConfigError, match=r"\[disk\] must be a table"):
         parse_board(text)
 
 
