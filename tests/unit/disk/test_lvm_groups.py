@@ -41,8 +41,8 @@ def test_names_that_are_no_logical_volumes_give_none() -> None:
 def test_a_logical_volumes_name_splits_back_into_its_group_and_volume(
     group: str, volume: str
 ) -> None:
-    if volume in (".", ".."):
-        return
+    if {group, volume} & {".", ".."}:
+        return  # names lvm refuses
     name = mapper_path(group, volume).removeprefix("/dev/mapper/")
     assert split_mapper_name(name) == (group, volume)
 
