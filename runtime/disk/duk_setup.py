@@ -68,6 +68,14 @@ def check_devices(devices: Sequence[str], recovery: bytearray) -> list[DeviceChe
     SetupRefused naming the first that is not."""
     if not devices:
         raise SetupRefused("No encrypted disk was chosen.")
+    # before any key derivation: a wrong choice costs no waiting
+    group_of = {device: volume_group_of(device) for device in devices}
+    groups = sorted(set(group_of.values()) - {""})
+    if len(groups) > 1:
+        raise SetupRefused(
+            f"The chosen disks are in {len(groups)} LVM volume groups ({', '.join(groups)}); "
+            "/boot names one group to activate at boot. Choose disks of one group."
+        )
     checks = []
     for device in devices:
         try:
@@ -89,8 +97,9 @@ def check_devices(devices: Sequence[str], recovery: bytearray) -> list[DeviceChe
                 )
             used = duk_slot in cryptsetup_ops.used_slots(device)
             uuid = cryptsetup_ops.luks_uuid(device)
-            group = volume_group_of(device)
-            checks.append(DeviceCheck(device, version, uuid, slot, duk_slot, used, group))
+            checks.append(
+                DeviceCheck(device, version, uuid, slot, duk_slot, used, group_of[device])
+            )
         except CryptsetupError as err:
             raise SetupRefused(f"{device}: {err.plain()}") from err
     # LUKS1 and LUKS2 may be mixed (Heads refuses it): each gets its version's slot.
@@ -99,12 +108,6 @@ def check_devices(devices: Sequence[str], recovery: bytearray) -> list[DeviceChe
         raise SetupRefused(
             "Two of the chosen disks have the same LUKS UUID (a cloned disk?): the OS could "
             "not tell them apart. Choose one of them."
-        )
-    groups = sorted({c.volume_group for c in checks} - {""})
-    if len(groups) > 1:
-        raise SetupRefused(
-            f"The chosen disks are in {len(groups)} LVM volume groups ({', '.join(groups)}); "
-            "/boot names one group to activate at boot. Choose disks of one group."
         )
     return checks
 

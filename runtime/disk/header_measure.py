@@ -25,7 +25,7 @@ from runtime.disk.key_lists import (
     format_header_measurement,
     parse_key_devices,
 )
-from runtime.disk.luks_devices import SYS_BLOCK, LuksDevice, find_luks_devices
+from runtime.disk.luks_devices import SYS_BLOCK, find_luks_devices, is_removable
 from runtime.error_detail import plain
 from runtime.integrity.safe_read import UnsafeFile, read_regular
 from runtime.tpm.connection import Tpm
@@ -50,19 +50,7 @@ class HeaderMeasurement:
 
 def fixed_disk_containers(sys_block: str = SYS_BLOCK) -> list[str]:
     """The LUKS containers on disks that are not removable (USB sticks, cards)."""
-    return [d.path for d in find_luks_devices(sys_block) if not _removable(d, sys_block)]
-
-
-def _removable(device: LuksDevice, sys_block: str) -> bool:
-    # a partition's own directory has no "removable": its disk's does
-    base = os.path.realpath(os.path.join(sys_block, device.name))
-    for folder in (base, os.path.dirname(base)):
-        try:
-            with open(os.path.join(folder, "removable"), encoding="ascii") as f:
-                return f.read(8).strip() == "1"
-        except (OSError, ValueError):
-            continue
-    return False
+    return [d.path for d in find_luks_devices(sys_block) if not is_removable(d.name, sys_block)]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,10 @@ OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_N
 _RAM_PREFIXES = ("ram", "zram")
 #: dm-crypt names its mappings' dm/uuid so: the opened container's plaintext
 _DM_CRYPT_UUID = "CRYPT-"
+#: a logical volume's dm/uuid: "LVM-", its group's and its own 32-character
+#: ids; longer ones are LVM's hidden layers (-real, -cow, -tpool ...), which
+#: may carry the same bytes as the volume itself
+_LVM_UUID_LENGTH = 68
 #: sysfs attributes are short; a longer one is not what it claims to be
 _ATTR_MAX = 4096
 
@@ -60,6 +64,8 @@ class LuksScan:
     #: LVM physical volumes: a LUKS container inside one of their logical
     #: volumes needs LVM to be found and opened
     lvm_members: tuple[str, ...] = ()
+    #: those of them on disks that are not removable (the only ones activated)
+    lvm_fixed: tuple[str, ...] = ()
 
 
 #: lvm(8)'s physical volume label: in one of the first four sectors, "LABELONE"
@@ -143,6 +149,7 @@ def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
     found: list[LuksDevice] = []
     refused: list[tuple[str, str]] = []
     lvm: list[str] = []
+    lvm_fixed: list[str] = []
     for name in _names(sys_block):
         base = os.path.join(sys_block, name)
         uevent = _uevent(base)
@@ -153,9 +160,13 @@ def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
         if sectors is None or sectors <= 0 or node is None:
             continue
         path = os.path.join(dev_root, node)
-        group = volume_group_of_mapping(_read_attr(base, "dm/uuid"), _read_attr(base, "dm/name"))
+        dm_uuid = (_read_attr(base, "dm/uuid") or "").strip()
+        group = volume_group_of_mapping(dm_uuid, _read_attr(base, "dm/name"))
         if group:
-            path = _mapper_node(base, uevent, dev_root) or path
+            mapper = _mapper_node(base, uevent, dev_root)
+            if mapper is None or len(dm_uuid) > _LVM_UUID_LENGTH:
+                continue  # dm-N is no name to sign: it changes with what else is active
+            path = mapper
         try:
             head = read_head(path)
             header = identify(head)
@@ -166,6 +177,8 @@ def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
             continue
         if header is None and is_lvm_member(head):
             lvm.append(path)
+            if not is_removable(name, sys_block):
+                lvm_fixed.append(path)
         if header is None or not header.primary:
             continue
         is_partition = uevent.get("DEVTYPE") == "partition" or os.path.exists(
@@ -183,7 +196,7 @@ def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
                 volume_group=group,
             )
         )
-    return LuksScan(tuple(found), tuple(refused), tuple(lvm))
+    return LuksScan(tuple(found), tuple(refused), tuple(lvm), tuple(lvm_fixed))
 
 
 def find_luks_devices(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> list[LuksDevice]:
@@ -209,6 +222,17 @@ def _skipped(base: str, name: str, uevent: dict[str, str]) -> bool:
         return True  # e.g. an NVMe path behind a multipath node
     dm_uuid = _read_attr(base, "dm/uuid")
     return dm_uuid is not None and dm_uuid.startswith(_DM_CRYPT_UUID)
+
+
+def is_removable(name: str, sys_block: str = SYS_BLOCK) -> bool:
+    """Whether the block device ``name`` is on a removable disk (a USB stick,
+    a card); a partition's own directory has no "removable": its disk's does."""
+    base = os.path.realpath(os.path.join(sys_block, name))
+    for folder in (base, os.path.dirname(base)):
+        text = _read_attr(folder, "removable")
+        if text is not None:
+            return text.strip() == "1"
+    return False
 
 
 def _mapper_node(base: str, uevent: dict[str, str], dev_root: str) -> str | None:

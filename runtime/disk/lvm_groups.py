@@ -14,8 +14,11 @@ doubled), a block node, never a link.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
+from collections.abc import Sequence
+from contextlib import suppress
 
 from runtime.disk.key_lists import is_volume_group, shown
 
@@ -25,17 +28,22 @@ SYS_DEV_BLOCK = "/sys/dev/block"
 MAPPER_DIR = "/dev/mapper"
 #: reading every physical volume's metadata and making the mappings
 ACTIVATE_TIMEOUT = 60.0
+_REAP_TIMEOUT = 5.0
 #: device-mapper's uuid of a logical volume's mapping
 _LVM_DM_UUID = "LVM-"
-# no udev to sync with or to ask for devices; no dmeventd to monitor; no
-# metadata backups to write (nothing is changed); the devices file, if an OS
-# left one on the initramfs's path, is not this machine's list
+# no udev to sync with or to ask for devices; no dmeventd to monitor; nothing
+# written to a disk (metadata read-only, no backups) or to /run (no hints);
+# the devices file, if an OS left one on the initramfs's path, is not this
+# machine's list
 _CONFIG = (
     "activation { udev_sync = 0 udev_rules = 0 monitoring = 0 } "
-    "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 } "
+    'devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 hints = "none" '
+    "global_filter = [ @FILTER@ ] } "
     "backup { backup = 0 archive = 0 } "
-    "global { event_activation = 0 use_lvmpolld = 0 }"
+    "global { event_activation = 0 use_lvmpolld = 0 metadata_read_only = 1 }"
 )
+#: what a physical volume's path may hold to be put in lvm's device filter
+_FILTER_SAFE = re.compile(r"/dev/[A-Za-z0-9_/+.!-]+")
 # messages are shown: no translation; nothing else from the caller's environment
 _ENV = {
     "PATH": "/sbin:/bin:/usr/sbin:/usr/bin",
@@ -55,37 +63,56 @@ def available(lvm: str | None = None) -> bool:
     return stat.S_ISREG(mode) and bool(mode & 0o111)
 
 
-def activate(group: str | None, lvm: str | None = None) -> str:
-    """Activate ``group``'s logical volumes (every group found when None);
-    "" when done, else a plain sentence saying why not."""
+def activate(group: str | None, members: Sequence[str], lvm: str | None = None) -> str:
+    """Activate ``group``'s logical volumes (every group found when None),
+    reading only the physical volumes ``members`` (those on fixed disks: a
+    stick's groups are neither parsed nor given /dev names); "" when done,
+    else a plain sentence saying why not."""
     if group is not None and not is_volume_group(group):
         return f"{shown(group)} is not an LVM volume group name."
     what = f"the LVM volume group {group}" if group else "the LVM volume groups"
-    args = [lvm or LVM, "vgchange", "--sysinit", "--activate", "y", "--config", _CONFIG]
+    accepted = [m for m in members if _FILTER_SAFE.fullmatch(m)]
+    if not accepted:
+        return f"No LVM physical volume on a fixed disk: {what} stayed closed."
+    config = _CONFIG.replace("@FILTER@", _filter(accepted))
+    args = [lvm or LVM, "vgchange", "--sysinit", "--activate", "y", "--config", config]
     try:
-        done = subprocess.run(
+        process = subprocess.Popen(
             [*args, *([group] if group else [])],
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             env=_ENV,
-            timeout=ACTIVATE_TIMEOUT,
-            check=False,
         )
-    except subprocess.TimeoutExpired:
-        return f"Activating {what} did not finish within {ACTIVATE_TIMEOUT:g} s."
     except OSError as err:
         return f"LVM could not start ({err.strerror}): {what} stayed closed."
-    if done.returncode == 0:
+    try:
+        _, stderr = process.communicate(timeout=ACTIVATE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        # a process stuck on a stalling disk may not die at once: never wait long for it
+        with suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=_REAP_TIMEOUT)
+        return f"Activating {what} did not finish within {ACTIVATE_TIMEOUT:g} s."
+    if process.returncode == 0:
         return ""
-    return f"{what[0].upper()}{what[1:]} could not be activated: {_message(done.stderr)}"
+    return f"{what[0].upper()}{what[1:]} could not be activated: {_message(stderr)}"
+
+
+def _filter(paths: Sequence[str]) -> str:
+    """lvm's filter: each path accepted exactly ('.' and '+' bracketed, the
+    only regular-expression characters such a path has), everything else
+    rejected."""
+    exact = [p.replace(".", "[.]").replace("+", "[+]") for p in paths]
+    return ", ".join([*(f'"a|^{p}$|"' for p in exact), '"r|.*|"'])
 
 
 def _message(stderr: bytes) -> str:
     """lvm's last error line, printable and short (it may quote disk names)."""
     lines = [ln.strip() for ln in stderr.decode("ascii", "replace").splitlines() if ln.strip()]
     last = lines[-1] if lines else "no reason given"
-    shown = "".join(c if c.isprintable() else "?" for c in last)[:_MESSAGE_MAX]
-    return shown.rstrip(".") + "."
+    printable = "".join(c if c.isprintable() else "?" for c in last)[:_MESSAGE_MAX]
+    return printable.rstrip(".") + "."
 
 
 def split_mapper_name(name: str) -> tuple[str, str] | None:

@@ -388,10 +388,10 @@ class DevicePlatform:
     # -- the Disk Unlock Key (platform_disk.py) ----------------------------------
 
     def disk_containers(self) -> tuple[DiskContainer, ...]:
-        return platform_disk.containers()
+        return platform_disk.containers(self._disk)
 
     def disk_lvm_problem(self) -> str:
-        return platform_disk.lvm_problem()
+        return self._disk.lvm_problem
 
     def disk_unlock_listed(self) -> bool:
         return platform_disk.listed(self._boot_side())

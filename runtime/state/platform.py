@@ -326,8 +326,8 @@ class Platform(Protocol):
         ...
 
     def disk_lvm_problem(self) -> str:
-        """Why containers inside LVM cannot be offered ("" when they can, or
-        there is no LVM)."""
+        """Why containers inside LVM could not all be looked into by the last
+        disk_containers ("" when they were, or there is no LVM)."""
         ...
 
     def disk_unlock_listed(self) -> bool:

@@ -5,7 +5,7 @@ turns its outcomes into the facts the steps decide on)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from runtime import bootlog
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from runtime.disk.duk_setup import DeviceCheck
     from runtime.disk.duk_unlock import DukBoot
     from runtime.disk.header_measure import HeaderMeasurement
+    from runtime.disk.key_lists import KeyDevice
     from runtime.state.boot_side import BootSide
     from runtime.state.platform import BootOption
     from runtime.state.platform_crypttab import Overrides
@@ -49,6 +50,8 @@ class DiskSide:
     #: the files of a DUK set up in this power-on (this boot's PCR 6 predates
     #: its key slot): empty when none was
     set_up_now: dict[str, bytes] = field(default_factory=dict)
+    #: why containers inside LVM could not all be looked into ("" when they were)
+    lvm_problem: str = ""
 
 
 def measure_headers_once(side: DiskSide, tpm: Tpm | None, boot_dir: str | None) -> str:
@@ -61,10 +64,13 @@ def measure_headers_once(side: DiskSide, tpm: Tpm | None, boot_dir: str | None) 
         return ""
     lvm = _activate_listed_group(boot_dir)
     choice = devices_to_measure(boot_dir)
-    done = side.measured = measure_headers(tpm, choice.devices)
+    done = measure_headers(tpm, choice.devices)
+    if lvm:  # the DUK's page says it with the headers it could not measure
+        done = replace(done, problems=(lvm, *done.problems))
+    side.measured = done
     row = f"{len(done.devices)} measured ({choice.source})" if done.devices else "none found"
-    if done.problems or choice.problem or lvm:
-        row += "; " + " ".join((lvm, choice.problem, *done.problems)).strip()
+    if done.problems or choice.problem:
+        row += "; " + " ".join((choice.problem, *done.problems)).strip()
     return row
 
 
@@ -75,6 +81,7 @@ def _activate_listed_group(boot_dir: str | None) -> str:
     hashes decide. A problem in words, or ""."""
     from runtime.disk import lvm_groups
     from runtime.disk.key_lists import KEY_LVM_FILE, MAX_FILE_BYTES, KeyListError, parse_key_lvm
+    from runtime.disk.luks_devices import scan
     from runtime.integrity.safe_read import UnsafeFile, read_regular
 
     if not boot_dir:
@@ -87,43 +94,33 @@ def _activate_listed_group(boot_dir: str | None) -> str:
         return plain("lvm", err, f"{KEY_LVM_FILE} on /boot is unusable: {err}")
     if not lvm_groups.available():
         return f"/boot names the LVM volume group {group}, but this firmware has no LVM tools."
-    return lvm_groups.activate(group)
+    return lvm_groups.activate(group, scan().lvm_fixed)
 
 
-def containers() -> tuple[DiskContainer, ...]:
-    """The LUKS containers, those inside LVM logical volumes too (their
-    volume groups are activated first when this image has LVM)."""
+def containers(side: DiskSide) -> tuple[DiskContainer, ...]:
+    """The LUKS containers, those inside LVM logical volumes on fixed disks
+    too (their volume groups are activated first when this image has LVM;
+    what stopped that is kept for lvm_problem)."""
     from runtime.disk import lvm_groups
     from runtime.disk.luks_devices import scan
 
     found = scan()
-    if found.lvm_members and lvm_groups.available():
-        lvm_groups.activate(None)  # what fails is said by lvm_problem
-        found = scan()
+    side.lvm_problem = ""
+    if found.lvm_members:
+        named = "LVM physical volumes: " + ", ".join(found.lvm_members) + "."
+        if not lvm_groups.available():
+            side.lvm_problem = (
+                f"{named} An encrypted volume inside LVM cannot be offered: this firmware has "
+                "no LVM tools to open the volume group."
+            )
+        else:
+            problem = lvm_groups.activate(None, found.lvm_fixed)
+            found = scan()
+            if problem:
+                side.lvm_problem = f"{named} {problem} What it holds may be missing here."
     return tuple(
         DiskContainer(d.path, d.version, d.size // _MIB, d.label, d.volume_group)
         for d in found.found
-    )
-
-
-def lvm_problem() -> str:
-    """Why LVM physical volumes' logical volumes cannot be looked into ("" when
-    there are none, or they were)."""
-    from runtime.disk import lvm_groups
-    from runtime.disk.luks_devices import scan
-
-    members = scan().lvm_members
-    if not members:
-        return ""
-    named = "LVM physical volumes: " + ", ".join(members) + "."
-    if not lvm_groups.available():
-        return (
-            f"{named} An encrypted volume inside LVM cannot be offered: this firmware has no "
-            "LVM tools to open the volume group."
-        )
-    problem = lvm_groups.activate(None)
-    return (
-        f"{named} {problem} An encrypted volume inside them cannot be offered." if problem else ""
     )
 
 
@@ -300,7 +297,7 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
         duk = prepare(tpm, signed, side.measured, lvm_tools=lvm_groups.available())
         # the key is unsealed through a session salted by the storage key:
         # it must be the one /boot was saved with, not a bus interposer's
-        problem = primary_problem(signed, tpm)
+        problem = primary_problem(signed, tpm) or _look_alikes(duk.devices)
         if problem:
             return DiskUnlockFacts(DiskUnlock.UNAVAILABLE, problem)
         # known before the passphrase is asked: nobody types it for nothing
@@ -320,6 +317,35 @@ def unlock(side: DiskSide, tpm: Tpm | None, boot: BootSide) -> DiskUnlockFacts:
             plain("duk-files", err, f"The Disk Unlock Key cannot be used: {err}"),
         )
     return DiskUnlockFacts(DiskUnlock.READY)
+
+
+def _look_alikes(devices: Sequence[KeyDevice]) -> str:
+    """What the OS could open in place of the key's disks: it finds them by
+    LUKS UUID, and a copied header (on a stick, say) has the same UUID. The
+    firmware measured the listed devices only. "" when nothing is in the way."""
+    from runtime.disk.luks_devices import scan
+
+    found = scan()
+    for device in devices:
+        others = sorted(
+            f.path
+            for f in found.found
+            if f.uuid.lower() == device.luks_uuid.lower() and f.path != device.device
+        )
+        if others:
+            return (
+                f"The encrypted disk {device.device} has the same UUID as {', '.join(others)}: "
+                "the OS, which finds its disks by UUID, could open that one with the key. Remove "
+                "it (a USB stick?) and power on again."
+            )
+    on_sticks = sorted(set(found.lvm_members) - set(found.lvm_fixed))
+    if on_sticks:
+        return (
+            f"LVM volumes on a removable disk are attached ({', '.join(on_sticks)}): what they "
+            "hold is not checked, and the OS could open a disk there in place of yours. Remove "
+            "them and power on again."
+        )
+    return ""
 
 
 def _sealed_words(mismatches: Sequence[PcrMismatch]) -> str:

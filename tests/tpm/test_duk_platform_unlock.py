@@ -91,3 +91,30 @@ def test_a_duk_set_up_with_no_default_saved_names_its_storage_key(
     with _next_boot(swtpm, [disk], tmp_path) as (again, measured):
         ready = unlock(DiskSide(measured=measured), again, _boot_side(files))
     assert ready.state is DiskUnlock.READY, ready.problem
+
+
+def test_a_copy_of_a_key_disks_header_elsewhere_keeps_the_key_back(
+    swtpm: Swtpm, tpm: Tpm, disk: str, tmp_path: Path
+) -> None:
+    """The OS finds its disks by LUKS UUID; a stick carrying a copy of the key
+    disk's header has the same UUID (and its own key slots), so the OS could
+    open the stick's container with the key as its root. The firmware measured
+    the listed disk only: it keeps the key back while the copy is attached."""
+    boot = tmp_path / "boot"
+    _set_up(tpm, [disk], boot)
+    copy = tmp_path / "stick.img"
+    with open(disk, "rb") as real:
+        header = real.read(16 << 20)
+    copy.write_bytes(header + bytes(1 << 20))
+    with _next_boot(swtpm, [disk], tmp_path) as (again, measured):
+        signed = {
+            **_signed(boot),
+            PRIMARY_HANDLE_HASH_FILE: format_primary_hash(primary_handle_bytes(again)),
+        }
+        with loop_devices([copy]) as (stick,):
+            side = DiskSide(measured=measured)
+            refused = unlock(side, again, _boot_side(signed))
+            assert refused.state is DiskUnlock.UNAVAILABLE, refused.problem
+            assert f"same UUID as {stick}" in refused.problem and side.ready is None
+        ready = unlock(DiskSide(measured=measured), again, _boot_side(signed))
+        assert ready.state is DiskUnlock.READY, ready.problem

@@ -55,13 +55,16 @@ def test_only_an_lvm_mapping_has_a_volume_group() -> None:
     assert volume_group_of_mapping("LVM-Abc", "nodash") == ""
 
 
-def test_a_scanned_logical_volume_names_its_group(tmp_path: Path) -> None:
+def test_a_logical_volume_without_its_mapper_node_is_not_offered(tmp_path: Path) -> None:
+    """dm-N is no name to sign (it changes with what else is active), and
+    LVM's hidden layers (a longer dm uuid) may carry the volume's own bytes;
+    the QEMU tier finds a real volume by its /dev/mapper node."""
     tree = Tree(tmp_path)
-    lv = {"dm/uuid": "LVM-Abc\n", "dm/name": "osvg-cryptvault\n"}
-    tree.add("dm-3", luks_head(), extra=lv)
-    (found,) = tree.found()
-    # no /dev/mapper block node beside it (a test tree has none): the kernel's name stays
-    assert (found.path, found.volume_group) == (str(tree.dev / "dm-3"), "osvg")
+    tree.add("dm-3", luks_head(), extra={"dm/uuid": "LVM-Abc\n", "dm/name": "osvg-cryptvault\n"})
+    layer = {"dm/uuid": "LVM-" + "a" * 64 + "-real\n", "dm/name": "osvg-root-real\n"}
+    tree.add("dm-4", luks_head(), extra=layer)
+    tree.add("dm-5", luks_head(), extra={"dm/uuid": "LVM-Abc\n"})  # no name: no group
+    assert [d.path for d in tree.found()] == [str(tree.dev / "dm-5")]
 
 
 def test_volume_group_of_a_path_that_is_no_block_device_is_empty(tmp_path: Path) -> None:
@@ -82,27 +85,47 @@ def stand_in(tmp_path: Path, status: int, stderr: str = "") -> tuple[Path, Path]
     return program, argv
 
 
+FIXED = ("/dev/vda5", "/dev/nvme0n1p3")
+
+
 def test_activation_names_the_group_and_waits_for_no_udev(tmp_path: Path) -> None:
     program, argv = stand_in(tmp_path, 0)
     assert available(str(program))
-    assert activate("osvg", str(program)) == ""
+    assert activate("osvg", FIXED, str(program)) == ""
     args = argv.read_text().splitlines()
     assert args[:4] == ["vgchange", "--sysinit", "--activate", "y"]
-    assert args[-1] == "osvg" and "udev_sync = 0" in args[args.index("--config") + 1]
-    assert activate(None, str(program)) == ""
+    config = args[args.index("--config") + 1]
+    assert args[-1] == "osvg" and "udev_sync = 0" in config
+    assert "metadata_read_only = 1" in config and 'hints = "none"' in config
+    assert activate(None, FIXED, str(program)) == ""
     assert argv.read_text().splitlines()[-1] != "osvg"  # every group
+
+
+def test_only_the_physical_volumes_on_fixed_disks_are_read(tmp_path: Path) -> None:
+    """A stick's groups are neither parsed nor activated: lvm's filter accepts
+    the listed paths exactly and rejects everything else."""
+    program, argv = stand_in(tmp_path, 0)
+    assert activate("osvg", ("/dev/vda5", "/dev/md0.x+1", '/dev/sd"b'), str(program)) == ""
+    config = argv.read_text().splitlines()[5]
+    assert 'global_filter = [ "a|^/dev/vda5$|", "a|^/dev/md0[.]x[+]1$|", "r|.*|" ]' in config
+    argv.unlink()
+    said = activate("osvg", ('/dev/sd"b',), str(program))
+    assert (
+        said == "No LVM physical volume on a fixed disk: the LVM volume group osvg stayed closed."
+    )
+    assert not argv.exists()
 
 
 def test_a_failed_activation_says_why_in_one_printable_line(tmp_path: Path) -> None:
     program, _ = stand_in(tmp_path, 5, "  Volume group \\033[31mosvg\\033 not found")
-    said = activate("osvg", str(program))
+    said = activate("osvg", FIXED, str(program))
     assert said.startswith("The LVM volume group osvg could not be activated: Volume group")
     assert "\033" not in said and said.endswith(".")
 
 
 def test_a_bad_name_or_a_missing_program_is_refused_in_words(tmp_path: Path) -> None:
-    assert "not an LVM volume group name" in activate("-x", str(tmp_path / "none"))
-    assert "LVM could not start" in activate("osvg", str(tmp_path / "none"))
+    assert "not an LVM volume group name" in activate("-x", FIXED, str(tmp_path / "none"))
+    assert "LVM could not start" in activate("osvg", FIXED, str(tmp_path / "none"))
     assert not available(str(tmp_path / "none"))
     (tmp_path / "notexec").write_text("")
     assert not available(str(tmp_path / "notexec"))
@@ -113,4 +136,4 @@ def test_a_hung_lvm_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     program.write_text("#!/bin/sh\nexec sleep 30\n")
     program.chmod(0o755)
     monkeypatch.setattr(lvm_groups, "ACTIVATE_TIMEOUT", 0.5)
-    assert "did not finish" in activate("osvg", str(program))
+    assert "did not finish" in activate("osvg", FIXED, str(program))
