@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 QMP_TIMEOUT = 120.0
@@ -86,4 +87,61 @@ def places(ram: bytes, needle: bytes, most: int = 20) -> list[int]:
     while start >= 0 and len(found) < most:
         found.append(start)
         start = ram.find(needle, start + 1)
+    return found
+
+
+#: The length of the pieces a secret is searched for in: what a reused input
+#: buffer or a partly overwritten copy would still hold.
+PIECE = 12
+
+
+@dataclass
+class Needles:
+    """What to search a dump for: ``pieced`` values by every PIECE-byte window
+    (the whole of a shorter one), ``whole`` values only whole (text made of
+    words that the runtime's own texts also hold)."""
+
+    pieced: dict[str, bytes] = field(default_factory=dict)
+    whole: dict[str, bytes] = field(default_factory=dict)
+
+
+def found_in(ram: bytes, needles: Needles) -> dict[str, list[bytes]]:
+    """Each needle found ("<name> [i:j]" for a piece), with the bytes around
+    each place: what held it."""
+    hits: dict[str, list[int]] = {}
+    for name, value in needles.whole.items():
+        if at := places(ram, value):
+            hits[name] = at
+    for name, value in needles.pieced.items():
+        hits.update(piece_places(ram, name, value))
+    return {
+        name: [ram[max(0, at - 48) : at + PIECE + 48] for at in offsets]
+        for name, offsets in hits.items()
+    }
+
+
+def piece_places(ram: bytes, name: str, value: bytes, most: int = 20) -> dict[str, list[int]]:
+    """Where each PIECE-byte window of ``value`` is in the dump. A gigabyte is
+    searched once per anchor, not once per window: every window holds one of
+    the half-piece anchors taken every PIECE - half + 1 bytes, and each place
+    an anchor is found is checked against the windows around it."""
+    if len(value) <= PIECE:
+        whole = places(ram, value, most)
+        return {name: whole} if whole else {}
+    half = PIECE // 2
+    step = PIECE - half + 1
+    found: dict[str, list[int]] = {}
+    for anchor in range(0, len(value) - half + 1, step):
+        needle = value[anchor : anchor + half]
+        at = ram.find(needle)
+        while at >= 0:
+            for window in range(
+                max(0, anchor - (PIECE - half)), min(anchor, len(value) - PIECE) + 1
+            ):
+                start = at - (anchor - window)
+                if start >= 0 and ram[start : start + PIECE] == value[window : window + PIECE]:
+                    offsets = found.setdefault(f"{name} [{window}:{window + PIECE}]", [])
+                    if start not in offsets and len(offsets) < most:
+                        offsets.append(start)
+            at = ram.find(needle, at + 1)
     return found

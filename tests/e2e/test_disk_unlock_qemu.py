@@ -70,7 +70,7 @@ from tests.e2e.console_steps import (
     type_line,
     words,
 )
-from tests.e2e.guest_ram import dump_after_power_off, places, qemu_args
+from tests.e2e.guest_ram import Needles, dump_after_power_off, found_in, places, qemu_args
 from tests.leakcheck import secret_forms
 from tools import make_os_disk as osd
 from tools.board_console import Boot, boot
@@ -79,7 +79,7 @@ from tools.owner_key import OwnerKey
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu"), pytest.mark.timeout(2400)]
 FIRST_SCREEN = 400
 OWNER_PASSPHRASE = "disk owner passphrase 1"
-#: Random-looking, so that any PIECE bytes of it found in RAM are this
+#: Random-looking, so that any guest_ram.PIECE bytes of it found in RAM are this
 #: passphrase (a piece is what a reused input buffer would keep).
 DUK_PASSPHRASE = "Hv5rTq9wKm3xBz7pNc2dLs"
 #: The owner passphrase set by the TPM reset (the module's last power-ons).
@@ -89,8 +89,6 @@ SETTINGS = b'export CONFIG_BOARD_NAME="QEMU disk unlock"\n'
 SETUP = 600
 #: Heads' Disk Unlock Key: 128 random bytes
 KEY_BYTES = 128
-#: The length of the passphrase pieces searched for in RAM.
-PIECE = 12
 #: What the OS is typed when its questions must not be answered (step 2).
 NOT_THE_PASSPHRASE = "wrong"
 
@@ -166,43 +164,27 @@ class RamScan:
     leaks: dict[str, list[bytes]]
 
 
-def pieces(name: str, value: bytes) -> dict[str, bytes]:
-    """Every PIECE-byte window of ``value`` (the whole of a shorter one)."""
-    if len(value) <= PIECE:
-        return {name: value}
-    return {
-        f"{name} [{i}:{i + PIECE}]": value[i : i + PIECE] for i in range(len(value) - PIECE + 1)
-    }
-
-
-def passphrase_needles(random_looking: dict[str, str], worded: dict[str, str]) -> dict[str, bytes]:
+def passphrase_needles(random_looking: dict[str, str], worded: dict[str, str]) -> Needles:
     """What to search RAM for: every piece of a random-looking passphrase, in
     UTF-8 and UTF-16; a passphrase made of words only whole (its words, e.g.
     "recovery passphrase", are in the runtime's own texts)."""
-    needles: dict[str, bytes] = {}
+    needles = Needles()
     for name, value in random_looking.items():
-        needles.update(pieces(name, value.encode()))
-        needles.update(pieces(f"{name} (UTF-16)", value.encode("utf-16-le")))
+        needles.pieced[name] = value.encode()
+        needles.pieced[f"{name} (UTF-16)"] = value.encode("utf-16-le")
     for name, value in worded.items():
-        needles[name] = value.encode()
-        needles[f"{name} (UTF-16)"] = value.encode("utf-16-le")
+        needles.whole[name] = value.encode()
+        needles.whole[f"{name} (UTF-16)"] = value.encode("utf-16-le")
     return needles
 
 
-def scan_ram_after_the_os(
-    running: Boot, machine: Path, dump: Path, needles: dict[str, bytes]
-) -> RamScan:
+def scan_ram_after_the_os(running: Boot, machine: Path, dump: Path, needles: Needles) -> RamScan:
     """Once the OS (started with keep_ram) is done and powered off: its RAM,
     dumped, searched; QEMU then quits."""
     running.wait_for_console(r"OS-TARGET: done", TARGET)
     ram = dump_after_power_off(qmp_socket(machine), dump)
     dump.unlink()
-    leaks = {
-        name: [ram[max(0, at - 48) : at + len(needle) + 48] for at in hits]
-        for name, needle in needles.items()
-        if (hits := places(ram, needle))
-    }
-    return RamScan(bool(places(ram, canary_of(machine).encode())), leaks)
+    return RamScan(bool(places(ram, canary_of(machine).encode())), found_in(ram, needles))
 
 
 def key_forms(key: bytes) -> dict[str, bytes]:

@@ -38,7 +38,7 @@ from tests.e2e.console_steps import (
     sign_from_the_options,
     target_report,
 )
-from tests.e2e.guest_ram import dump_after_power_off, places, qemu_args
+from tests.e2e.guest_ram import Needles, dump_after_power_off, found_in, places, qemu_args
 from tests.leakcheck import secret_forms
 from tools.board_console import Boot, boot
 from tools.owner_key import OwnerKey
@@ -50,8 +50,6 @@ SETTINGS = b'export CONFIG_BOARD_NAME="QEMU RAM hand-over"\n'
 #: (a piece is what a reused kernel input buffer would keep).
 OWNER_PASSPHRASE = "Kq7vXw2rPz9mTb4nLc6hRj"
 NEW_OWNER_PASSPHRASE = "Wd3kYs8fNq5tGx2pVb7mHc"
-#: The length of the pieces searched for.
-PIECE = 12
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +63,6 @@ class Scan:
 
     canary_found: bool
     leaks: dict[str, list[bytes]] = field(default_factory=dict)
-
-
-def pieces(name: str, value: bytes) -> dict[str, bytes]:
-    """Every PIECE-byte window of ``value`` (the whole of a shorter one)."""
-    if len(value) <= PIECE:
-        return {name: value}
-    return {
-        f"{name} [{i}:{i + PIECE}]": value[i : i + PIECE] for i in range(len(value) - PIECE + 1)
-    }
 
 
 @dataclass
@@ -99,22 +88,13 @@ class Machine:
         ram = dump_after_power_off(self.directory / "qmp.sock", self.directory / "ram.elf")
         (self.directory / "ram.elf").unlink()
         target_report(running)
-        needles: dict[str, bytes] = {}
+        needles = Needles()
         for i, form in enumerate(secret_forms(self.secret)):
-            needles.update(pieces(f"secret form {i}", form))
+            needles.pieced[f"secret form {i}"] = form
         for n, passphrase in enumerate(passphrases):
-            needles.update(pieces(f"passphrase {n}", passphrase.encode()))
-            needles.update(pieces(f"passphrase {n} (UTF-16)", passphrase.encode("utf-16-le")))
+            needles.pieced[f"passphrase {n}"] = passphrase.encode()
+            needles.pieced[f"passphrase {n} (UTF-16)"] = passphrase.encode("utf-16-le")
         return Scan(bool(places(ram, canary.encode())), found_in(ram, needles))
-
-
-def found_in(ram: bytes, needles: dict[str, bytes]) -> dict[str, list[bytes]]:
-    """Each needle found, with the bytes around each place: what held it."""
-    return {
-        name: [ram[max(0, at - 48) : at + len(needle) + 48] for at in hits]
-        for name, needle in needles.items()
-        if (hits := places(ram, needle))
-    }
 
 
 def assert_nothing_left(scan: Scan) -> None:
