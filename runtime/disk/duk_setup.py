@@ -31,7 +31,7 @@ from runtime.disk.key_lists import (
     format_key_lvm,
     measurement_digest,
 )
-from runtime.disk.lvm_groups import volume_group_of
+from runtime.disk.luks_devices import volume_group_of
 from runtime.secrets.ram import wipe_buffer
 from runtime.tpm import ownership, rng
 from runtime.tpm.connection import Tpm

@@ -20,6 +20,7 @@ from runtime.disk.luks_header import HEAD_SIZE, LuksHeaderError, identify
 from runtime.disk.lvm_groups import volume_group_of_mapping
 
 SYS_BLOCK = "/sys/class/block"
+SYS_DEV_BLOCK = "/sys/dev/block"
 DEV_ROOT = "/dev"
 SECTOR = 512
 #: never follow a link, never block on a FIFO, never become a controlling tty
@@ -161,9 +162,10 @@ def scan(sys_block: str = SYS_BLOCK, dev_root: str = DEV_ROOT) -> LuksScan:
             continue
         path = os.path.join(dev_root, node)
         dm_uuid = (_read_attr(base, "dm/uuid") or "").strip()
-        group = volume_group_of_mapping(dm_uuid, _read_attr(base, "dm/name"))
+        dm_name = (_read_attr(base, "dm/name") or "").strip()
+        group = volume_group_of_mapping(dm_uuid, dm_name)
         if group:
-            mapper = _mapper_node(base, uevent, dev_root)
+            mapper = _mapper_node(dm_name, uevent, dev_root)
             if mapper is None or len(dm_uuid) > _LVM_UUID_LENGTH:
                 continue  # dm-N is no name to sign: it changes with what else is active
             path = mapper
@@ -235,10 +237,10 @@ def is_removable(name: str, sys_block: str = SYS_BLOCK) -> bool:
     return False
 
 
-def _mapper_node(base: str, uevent: dict[str, str], dev_root: str) -> str | None:
-    """A logical volume's /dev/mapper node (its name stays from boot to boot;
-    dm-N's number does not), when it is the block node of this very device."""
-    name = (_read_attr(base, "dm/name") or "").strip()
+def _mapper_node(name: str, uevent: dict[str, str], dev_root: str) -> str | None:
+    """A logical volume's /dev/mapper node, from its device-mapper ``name``
+    (it stays from boot to boot; dm-N's number does not), when it is the
+    block node of this very device."""
     if not name or "/" in name or name in (".", "..") or not name.isprintable():
         return None
     path = os.path.join(dev_root, "mapper", name)
@@ -249,6 +251,19 @@ def _mapper_node(base: str, uevent: dict[str, str], dev_root: str) -> str | None
     wanted = (uevent.get("MAJOR", ""), uevent.get("MINOR", ""))
     found = (str(os.major(info.st_rdev)), str(os.minor(info.st_rdev)))
     return path if stat.S_ISBLK(info.st_mode) and found == wanted else None
+
+
+def volume_group_of(device: str, sys_dev_block: str = SYS_DEV_BLOCK) -> str:
+    """The volume group whose logical volume ``device`` (a block node) is; ""
+    for anything else."""
+    try:
+        info = os.stat(device)
+    except OSError:
+        return ""
+    if not stat.S_ISBLK(info.st_mode):
+        return ""
+    base = os.path.join(sys_dev_block, f"{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}")
+    return volume_group_of_mapping(_read_attr(base, "dm/uuid"), _read_attr(base, "dm/name"))
 
 
 def _dev_name(uevent: dict[str, str], name: str) -> str | None:

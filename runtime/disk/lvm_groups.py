@@ -24,8 +24,6 @@ from runtime.disk.key_lists import is_volume_group, shown
 
 #: where the image puts it (boards with [disk] lvm = true); absolute: PATH is not trusted
 LVM = "/sbin/lvm"
-SYS_DEV_BLOCK = "/sys/dev/block"
-MAPPER_DIR = "/dev/mapper"
 #: reading every physical volume's metadata and making the mappings
 ACTIVATE_TIMEOUT = 60.0
 _REAP_TIMEOUT = 5.0
@@ -134,11 +132,6 @@ def split_mapper_name(name: str) -> tuple[str, str] | None:
     return None
 
 
-def mapper_path(group: str, volume: str) -> str:
-    """A logical volume's /dev/mapper node."""
-    return f"{MAPPER_DIR}/{group.replace('-', '--')}-{volume.replace('-', '--')}"
-
-
 def volume_group_of_mapping(dm_uuid: str | None, dm_name: str | None) -> str:
     """The volume group of a device-mapper mapping ("" when it is not a
     logical volume), from its sysfs dm/uuid and dm/name."""
@@ -146,24 +139,3 @@ def volume_group_of_mapping(dm_uuid: str | None, dm_name: str | None) -> str:
         return ""
     parts = split_mapper_name(dm_name.strip())
     return parts[0] if parts else ""
-
-
-def volume_group_of(device: str, sys_dev_block: str = SYS_DEV_BLOCK) -> str:
-    """The volume group whose logical volume ``device`` (a block node) is; ""
-    for anything else."""
-    try:
-        info = os.stat(device)
-    except OSError:
-        return ""
-    if not stat.S_ISBLK(info.st_mode):
-        return ""
-    base = os.path.join(sys_dev_block, f"{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}")
-    return volume_group_of_mapping(_attr(base, "dm/uuid"), _attr(base, "dm/name"))
-
-
-def _attr(base: str, name: str) -> str | None:
-    try:
-        with open(os.path.join(base, name), encoding="ascii", errors="replace") as f:
-            return f.read(512).strip()
-    except OSError:
-        return None

@@ -294,7 +294,7 @@ def test_disks_in_a_volume_group_have_it_named_for_the_boot_and_two_groups_are_r
     tpm: Tpm, disks: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The host has no device-mapper, so no logical volume: which group a disk is
-    in is what sysfs would say (runtime.disk.lvm_groups.volume_group_of)."""
+    in is what sysfs would say (runtime.disk.luks_devices.volume_group_of)."""
     from runtime.disk import duk_setup
 
     groups = {disks[0]: "osvg", disks[1]: "othervg"}

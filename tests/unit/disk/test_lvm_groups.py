@@ -12,15 +12,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runtime.disk import lvm_groups
+from runtime.disk.luks_devices import volume_group_of
 from runtime.disk.lvm_groups import (
     activate,
     available,
-    mapper_path,
     split_mapper_name,
-    volume_group_of,
     volume_group_of_mapping,
 )
 from tests.unit.disk.test_luks_devices import Tree, luks_head
+
+
+def mapper_path(group: str, volume: str) -> str:
+    """lvm's name for a logical volume's mapping: '-' inside either name doubled."""
+    return f"/dev/mapper/{group.replace('-', '--')}-{volume.replace('-', '--')}"
+
 
 NAME = st.from_regex(r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,30}", fullmatch=True)
 
