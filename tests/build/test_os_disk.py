@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.host_programs import sbin
 from tools import make_os_disk as osd
 from tools.initrd.cache import sha256_file
 from tools.swtpm import Swtpm
@@ -23,13 +24,6 @@ from tools.swtpm import Swtpm
 pytestmark = pytest.mark.build
 
 SECTOR = 512
-
-
-def _sbin(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if found is None:
-        pytest.fail(f"{name} is not installed")
-    return found
 
 
 def _extract(image: Path, offset: int, size: int, out: Path) -> Path:
@@ -47,7 +41,7 @@ def _extract(image: Path, offset: int, size: int, out: Path) -> Path:
 
 def _debugfs(fs_image: Path, request: str) -> str:
     done = subprocess.run(
-        [_sbin("debugfs"), "-R", request, str(fs_image)],
+        [sbin("debugfs"), "-R", request, str(fs_image)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -58,7 +52,7 @@ def _debugfs(fs_image: Path, request: str) -> str:
 
 def _debugfs_bytes(fs_image: Path, path: str) -> bytes:
     done = subprocess.run(
-        [_sbin("debugfs"), "-R", f"cat {path}", str(fs_image)],
+        [sbin("debugfs"), "-R", f"cat {path}", str(fs_image)],
         capture_output=True,
         timeout=60,
         check=True,
@@ -78,7 +72,7 @@ def _listing(fs_image: Path, directory: str) -> dict[str, str]:
 
 def _volume_name(fs_image: Path) -> str:
     header = subprocess.run(
-        [_sbin("dumpe2fs"), "-h", str(fs_image)],
+        [sbin("dumpe2fs"), "-h", str(fs_image)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -101,7 +95,7 @@ def test_disk_layout_contents_and_reproducibility(tmp_path: Path) -> None:
     # The partition table: GPT, fixed GUIDs, /boot then root.
     table = json.loads(
         subprocess.run(
-            [_sbin("sfdisk"), "--json", str(disk.image)],
+            [sbin("sfdisk"), "--json", str(disk.image)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -177,7 +171,7 @@ def test_disk_layout_contents_and_reproducibility(tmp_path: Path) -> None:
     # Both file systems are clean.
     for fs in (boot_fs, root_fs):
         subprocess.run(
-            [_sbin("e2fsck"), "-fn", str(fs)], capture_output=True, timeout=120, check=True
+            [sbin("e2fsck"), "-fn", str(fs)], capture_output=True, timeout=120, check=True
         )
 
     # A second build is the same, byte for byte.

@@ -4,6 +4,7 @@ device-mapper needed), with a fast key derivation."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -55,3 +56,32 @@ def loop_devices(images: Sequence[Path]) -> Iterator[list[str]]:
     finally:
         for device in attached:
             subprocess.run(["losetup", "--detach", device], capture_output=True, timeout=30)
+
+
+def key_verdict(
+    image: Path, key: bytes, slot: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """cryptsetup's verdict on a key for a LUKS image file (exit 0: it opens;
+    ``slot``: that key slot only). The key goes through a pipe, never a file."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, key)
+    os.close(write_end)
+    try:
+        return subprocess.run(
+            [
+                CRYPTSETUP,
+                "open",
+                "--test-passphrase",
+                "-v",
+                *([f"--key-slot={slot}"] if slot is not None else []),
+                f"--key-file=/proc/self/fd/{read_end}",
+                str(image),
+            ],
+            pass_fds=(read_end,),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(read_end)

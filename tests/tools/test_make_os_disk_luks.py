@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.host_programs import sbin
+from tests.support.luks_images import key_verdict
 from tools import make_os_disk as osd
 from tools.initrd.cpio import Entry, read_archive
 
@@ -24,44 +26,11 @@ pytestmark = pytest.mark.build  # the locked packages, from the download cache
 EXTRA_KEY = bytes(range(256))[::2]  # 128 bytes, as Heads' DUK
 
 
-def _sbin(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if found is None:
-        pytest.fail(f"{name} is not installed")
-    return found
-
-
 def _extract(image: Path, offset: int, size: int, out: Path) -> Path:
     with image.open("rb") as src:
         src.seek(offset)
         out.write_bytes(src.read(size))
     return out
-
-
-def _test_key(image: Path, key: bytes, slot: int | None = None) -> subprocess.CompletedProcess[str]:
-    """cryptsetup's verdict on a key for a LUKS image file (exit 0: it opens)."""
-    read_end, write_end = os.pipe()
-    os.write(write_end, key)
-    os.close(write_end)
-    try:
-        return subprocess.run(
-            [
-                _sbin("cryptsetup"),
-                "open",
-                "--test-passphrase",
-                "-v",
-                *([f"--key-slot={slot}"] if slot is not None else []),
-                f"--key-file=/proc/self/fd/{read_end}",
-                str(image),
-            ],
-            pass_fds=(read_end,),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        os.close(read_end)
 
 
 def _archive(initrd: bytes) -> dict[str, Entry]:
@@ -76,7 +45,7 @@ def test_luks_disk_partitions_containers_and_keys(tmp_path: Path) -> None:
 
     table = json.loads(
         subprocess.run(
-            [_sbin("sfdisk"), "--json", str(disk.image)],
+            [sbin("sfdisk"), "--json", str(disk.image)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -103,7 +72,7 @@ def test_luks_disk_partitions_containers_and_keys(tmp_path: Path) -> None:
             disk.image, container.offset, container.size, tmp_path / f"{container.name}.luks"
         )
         dump = subprocess.run(
-            [_sbin("cryptsetup"), "luksDump", str(image)],
+            [sbin("cryptsetup"), "luksDump", str(image)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -111,14 +80,14 @@ def test_luks_disk_partitions_containers_and_keys(tmp_path: Path) -> None:
         ).stdout
         assert f"Version:       \t{container.version}" in dump
         assert container.uuid in dump
-        opened = _test_key(image, passphrase)
+        opened = key_verdict(image, passphrase)
         assert opened.returncode == 0, opened.stderr
         assert "Key slot 0 unlocked." in opened.stdout
-        opened = _test_key(image, EXTRA_KEY)
+        opened = key_verdict(image, EXTRA_KEY)
         assert opened.returncode == 0, opened.stderr
         assert f"Key slot {container.duk_slot} unlocked." in opened.stdout
-        assert _test_key(image, EXTRA_KEY, slot=0).returncode == 2  # not in slot 0
-        assert _test_key(image, b"another key").returncode == 2
+        assert key_verdict(image, EXTRA_KEY, slot=0).returncode == 2  # not in slot 0
+        assert key_verdict(image, b"another key").returncode == 2
 
     # Same /boot kernel and root file system as the plain disk; /boot's
     # initrd is the LUKS target.
@@ -129,7 +98,7 @@ def test_luks_disk_partitions_containers_and_keys(tmp_path: Path) -> None:
         assert a.read(osd.ROOT_SIZE) == b.read(osd.ROOT_SIZE)
     boot_fs = _extract(disk.image, disk.boot_offset, disk.boot_size, tmp_path / "boot.ext4")
     initrd = subprocess.run(
-        [_sbin("debugfs"), "-R", f"cat /initrd.img-{disk.kernel_release}", str(boot_fs)],
+        [sbin("debugfs"), "-R", f"cat /initrd.img-{disk.kernel_release}", str(boot_fs)],
         capture_output=True,
         timeout=60,
         check=True,
@@ -141,8 +110,8 @@ def test_luks_disk_without_extra_key_has_only_the_passphrase(tmp_path: Path) -> 
     disk = osd.make_os_disk(tmp_path / "luks.img", luks=True)
     for container in disk.luks:
         image = _extract(disk.image, container.offset, container.size, tmp_path / "c.luks")
-        assert _test_key(image, osd.DISK_RECOVERY_PASSPHRASE.encode()).returncode == 0
-        assert _test_key(image, EXTRA_KEY).returncode == 2
+        assert key_verdict(image, osd.DISK_RECOVERY_PASSPHRASE.encode()).returncode == 0
+        assert key_verdict(image, EXTRA_KEY).returncode == 2
 
 
 def test_luks_target_initrd_is_complete_and_reproducible() -> None:

@@ -12,9 +12,7 @@ import gzip
 import io
 import json
 import lzma
-import os
 import posixpath
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -24,6 +22,8 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from runtime.disk.os_initrd_crypttabs import InitrdCrypttabs, crypttabs_in_initrd
+from tests.support.host_programs import sbin
+from tests.support.luks_images import key_verdict
 from tools import make_os_disk as osd
 from tools import os_disk_lvm as lvm
 from tools.initrd.cpio import Entry, read_archive
@@ -36,42 +36,10 @@ EXTRA_KEY = bytes(range(1, 256, 2))  # 128 bytes, as Heads' DUK
 S_IFMT, S_IFLNK, S_IFDIR = 0o170000, 0o120000, 0o040000
 
 
-def _sbin(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if found is None:
-        pytest.fail(f"{name} is not installed")
-    return found
-
-
 def _read(image: Path, offset: int, size: int) -> bytes:
     with image.open("rb") as f:
         f.seek(offset)
         return f.read(size)
-
-
-def _test_key(image: Path, key: bytes) -> subprocess.CompletedProcess[str]:
-    """cryptsetup's verdict on a key for a LUKS image file (exit 0: it opens)."""
-    read_end, write_end = os.pipe()
-    os.write(write_end, key)
-    os.close(write_end)
-    try:
-        return subprocess.run(
-            [
-                _sbin("cryptsetup"),
-                "open",
-                "--test-passphrase",
-                "-v",
-                f"--key-file=/proc/self/fd/{read_end}",
-                str(image),
-            ],
-            pass_fds=(read_end,),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        os.close(read_end)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +54,7 @@ def test_lvm_disk_partitions(lvm_disk: osd.OsDisk) -> None:
     assert [p.name for p in lvm_disk.image.parent.iterdir()] == ["lvm.img"]  # no leftovers
     table = json.loads(
         subprocess.run(
-            [_sbin("sfdisk"), "--json", str(lvm_disk.image)],
+            [sbin("sfdisk"), "--json", str(lvm_disk.image)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -169,7 +137,7 @@ def test_lvm_disk_container_in_the_logical_volume(lvm_disk: osd.OsDisk, tmp_path
     assert struct.unpack_from(">H", header, 6)[0] == 2
     assert header[168:208].rstrip(b"\0").decode() == vault.uuid
     dump = subprocess.run(
-        [_sbin("cryptsetup"), "luksDump", str(image)],
+        [sbin("cryptsetup"), "luksDump", str(image)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -178,21 +146,21 @@ def test_lvm_disk_container_in_the_logical_volume(lvm_disk: osd.OsDisk, tmp_path
     assert "Version:       \t2" in dump
     assert f"UUID:          \t{vault.uuid}" in dump
     assert "PBKDF:      pbkdf2" in dump
-    opened = _test_key(image, osd.DISK_RECOVERY_PASSPHRASE.encode())
+    opened = key_verdict(image, osd.DISK_RECOVERY_PASSPHRASE.encode())
     assert opened.returncode == 0, opened.stderr
     assert "Key slot 0 unlocked." in opened.stdout
-    opened = _test_key(image, EXTRA_KEY)
+    opened = key_verdict(image, EXTRA_KEY)
     assert opened.returncode == 0, opened.stderr
     assert f"Key slot {vault.duk_slot} unlocked." in opened.stdout
     assert vault.duk_slot == 31
-    assert _test_key(image, b"another key").returncode == 2
+    assert key_verdict(image, b"another key").returncode == 2
 
 
 def test_lvm_disk_boots_the_lvm_target(lvm_disk: osd.OsDisk, tmp_path: Path) -> None:
     boot_fs = tmp_path / "boot.ext4"
     boot_fs.write_bytes(_read(lvm_disk.image, lvm_disk.boot_offset, lvm_disk.boot_size))
     initrd = subprocess.run(
-        [_sbin("debugfs"), "-R", f"cat /initrd.img-{lvm_disk.kernel_release}", str(boot_fs)],
+        [sbin("debugfs"), "-R", f"cat /initrd.img-{lvm_disk.kernel_release}", str(boot_fs)],
         capture_output=True,
         timeout=60,
         check=True,
