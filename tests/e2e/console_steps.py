@@ -8,6 +8,7 @@ import hashlib
 import re
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from runtime.tpm.pcr_math import Bank, extend_all, measure_string
@@ -120,6 +121,43 @@ def reset_tpm_from_the_options(running: Boot, current: str, new: str) -> tuple[s
     running.press("n")
     running.wait_for_screen(MAIN, 60)
     return question, done
+
+
+def set_up_disk_unlock(
+    running: Boot,
+    choice: Callable[[str], str],
+    passphrases: tuple[str, str, str],
+    timeout: float,
+) -> tuple[str, str, str]:
+    """Main menu > Options > TPM/TOTP/HOTP options > Disk Unlock Key, then
+    back at the main menu. ``choice`` is given the menu of disks (its words)
+    and returns the key that chooses; ``passphrases``: the recovery, the new
+    DUK (typed twice) and the owner's; ``timeout``: the setup's own work.
+    Returns the menu of disks, the signing page and the last page, in words."""
+    recovery, duk, owner = passphrases
+    open_options(running)
+    running.press("t")
+    running.wait_for_screen("Set up the Disk Unlock Key", 60)
+    running.press("d")
+    which = words(running.wait_for_screen("which encrypted disks?", 120))
+    running.press(choice(which))
+    running.wait_for_screen("Disk Recovery Key passphrase", 120)
+    type_line(running, recovery)
+    running.wait_for_screen("Disk Unlock Key passphrase", timeout)
+    type_line(running, duk)
+    type_line(running, duk)  # the confirmation
+    running.wait_for_screen("TPM owner passphrase", 60)
+    type_line(running, owner)
+    signing = words(sign(running))
+    running.press("enter")
+    done = words(running.wait_for_screen("Disk Unlock Key set up", timeout))
+    running.press("enter")
+    running.wait_for_screen("TPM/TOTP/HOTP options", 60)
+    running.press("b")
+    running.wait_for_screen("Update checksums and sign /boot", 60)
+    running.press("b")
+    running.wait_for_screen(MAIN, 60)
+    return which, signing, done
 
 
 def sign_from_the_options(running: Boot, first: bool = False, owner_passphrase: str = "") -> str:

@@ -28,12 +28,10 @@ from tests.e2e.console_steps import (
     TARGET,
     enrol_secret,
     make_first_entry_default,
-    open_options,
     power_off,
-    sign,
+    set_up_disk_unlock,
     sign_from_the_options,
     type_line,
-    words,
 )
 from tools import make_os_disk as osd
 from tools.board_console import Boot, boot
@@ -108,30 +106,14 @@ def set_up(machine: Path, initrd_lvm: Path, lvm_disk: Path, owned: object) -> tu
     """The setup on the container inside LVM: the menu of disks, the last page."""
     with start(machine, initrd_lvm, lvm_disk) as running:
         running.wait_for_screen(MAIN, FIRST_SCREEN)
-        open_options(running)
-        running.press("t")
-        running.wait_for_screen("Set up the Disk Unlock Key", 60)
-        running.press("d")
-        which = words(running.wait_for_screen("which encrypted disks?", 120))
-        choice = re.search(rf"(\d)\s+{re.escape(VAULT)}", which)
-        assert choice, which
-        running.press(choice.group(1))
-        running.wait_for_screen("Disk Recovery Key passphrase", 120)
-        type_line(running, osd.DISK_RECOVERY_PASSPHRASE)
-        running.wait_for_screen("Disk Unlock Key passphrase", SETUP)
-        type_line(running, DUK_PASSPHRASE)
-        type_line(running, DUK_PASSPHRASE)  # the confirmation
-        running.wait_for_screen("TPM owner passphrase", 60)
-        type_line(running, OWNER_PASSPHRASE)
-        signing = words(sign(running))
-        running.press("enter")
-        done = words(running.wait_for_screen("Disk Unlock Key set up", SETUP))
-        running.press("enter")
-        running.wait_for_screen("TPM/TOTP/HOTP options", 60)
-        running.press("b")
-        running.wait_for_screen("Update checksums and sign /boot", 60)
-        running.press("b")
-        running.wait_for_screen(MAIN, 60)
+
+        def the_vault(which: str) -> str:
+            choice = re.search(rf"(\d)\s+{re.escape(VAULT)}", which)
+            assert choice, which
+            return choice.group(1)
+
+        passphrases = (osd.DISK_RECOVERY_PASSPHRASE, DUK_PASSPHRASE, OWNER_PASSPHRASE)
+        which, signing, done = set_up_disk_unlock(running, the_vault, passphrases, SETUP)
         power_off(running)
         running.wait_exit(120)
     return which, signing + " " + done

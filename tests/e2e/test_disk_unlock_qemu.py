@@ -62,10 +62,9 @@ from tests.e2e.console_steps import (
     TARGET,
     enrol_secret,
     make_first_entry_default,
-    open_options,
     power_off,
     reset_tpm_from_the_options,
-    sign,
+    set_up_disk_unlock,
     sign_from_the_options,
     type_line,
     words,
@@ -243,29 +242,13 @@ def duk_set_up(
 ) -> SetUp:
     with start(machine, initrd_duk, luks_disk, keep_ram=True) as running:
         running.wait_for_screen(MAIN, FIRST_SCREEN)
-        open_options(running)
-        running.press("t")
-        running.wait_for_screen("Set up the Disk Unlock Key", 60)
-        running.press("d")
-        which = running.wait_for_screen("which encrypted disks?", 120)
-        assert "/dev/vda3" in which and "/dev/vda4" in which, which
-        running.press("a")
-        running.wait_for_screen("Disk Recovery Key passphrase", 120)
-        type_line(running, osd.DISK_RECOVERY_PASSPHRASE)
-        running.wait_for_screen("Disk Unlock Key passphrase", SETUP)
-        type_line(running, DUK_PASSPHRASE)
-        type_line(running, DUK_PASSPHRASE)  # the confirmation
-        running.wait_for_screen("TPM owner passphrase", 60)
-        type_line(running, OWNER_PASSPHRASE)
-        sign(running)
-        running.press("enter")
-        done = words(running.wait_for_screen("Disk Unlock Key set up", SETUP))
-        running.press("enter")
-        running.wait_for_screen("TPM/TOTP/HOTP options", 60)
-        running.press("b")
-        running.wait_for_screen("Update checksums and sign /boot", 60)
-        running.press("b")
-        running.wait_for_screen(MAIN, 60)
+
+        def both(which: str) -> str:
+            assert "/dev/vda3" in which and "/dev/vda4" in which, which
+            return "a"
+
+        passphrases = (osd.DISK_RECOVERY_PASSPHRASE, DUK_PASSPHRASE, OWNER_PASSPHRASE)
+        _, _, done = set_up_disk_unlock(running, both, passphrases, SETUP)
         # The default boots in this power-on too, without the key (it is used
         # from the next one). The OS's questions get wrong answers: the RAM it
         # is handed must then hold no passphrase this power-on was typed.
